@@ -1,0 +1,129 @@
+import { createHash } from 'node:crypto'
+import { pack, unpack } from './codec.js'
+import { DruError } from './errors.js'
+import { decodeHlc } from './hlc.js'
+import { isDocId, parseOrigin, type Origin } from './ids.js'
+import { MAX_CHANGE_BYTES, MAX_SEQ } from './limits.js'
+
+/**
+ * One entry of the replicated log: an Automerge change to one document, stamped with
+ * its writer (`origin`), its place in that writer's gap-free sequence (`seq`), a hybrid
+ * logical timestamp, and a hash chain link (`prev`). `hash` covers every other field
+ * except `sig`, which signs a hash and so cannot be part of it.
+ */
+export interface DruEvent {
+  readonly origin: Origin
+  readonly seq: number
+  /** Encoded HLC (see encodeHlc): sortable text. */
+  readonly hlc: string
+  readonly docId: string
+  readonly change: Uint8Array
+  /** Hash of the same origin's event `seq - 1`, or GENESIS_HASH for seq 1. */
+  readonly prev: string
+  /** sha256 (hex) of the canonical bytes of all fields above. */
+  readonly hash: string
+  /** Optional signature by the origin over this event's hash (a commit boundary). */
+  readonly sig?: Uint8Array | undefined
+}
+
+/** The fields an event's hash is computed over. */
+export type UnhashedEvent = Omit<DruEvent, 'hash' | 'sig'>
+
+/** `prev` of every origin's first event. */
+export const GENESIS_HASH = '0'.repeat(64)
+
+/** Version tag inside the hashed bytes, so a future envelope can never collide with this one. */
+const ENVELOPE_VERSION = 1
+const HEX64 = /^[0-9a-f]{64}$/
+
+/** The canonical bytes an event's hash covers (a fixed-order msgpack array). */
+export function canonicalEventBytes(e: UnhashedEvent): Uint8Array {
+  return pack([ENVELOPE_VERSION, e.origin, e.seq, e.hlc, e.docId, e.change, e.prev])
+}
+
+/** sha256 hex of the canonical bytes. */
+export function hashEvent(e: UnhashedEvent): string {
+  return createHash('sha256').update(canonicalEventBytes(e)).digest('hex')
+}
+
+/** Completes an event by computing its hash. */
+export function sealEvent(e: UnhashedEvent): DruEvent {
+  return { ...e, hash: hashEvent(e) }
+}
+
+/** True when the stated hash matches the contents. */
+export function eventHashMatches(e: DruEvent): boolean {
+  return hashEvent(e) === e.hash
+}
+
+/**
+ * Checks an event's shape (types, ranges, lengths) without trusting anything in it.
+ * Throws INVALID_EVENT naming the bad field; returns the value typed on success.
+ */
+export function validateEvent(value: unknown, where = 'event'): DruEvent {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new DruError('INVALID_EVENT', `${where} is not an object`)
+  }
+  const e = value as Record<string, unknown>
+  const bad = (field: string, why: string): never => {
+    throw new DruError('INVALID_EVENT', `${where}.${field} ${why}`, { details: { field } })
+  }
+  parseOrigin(e.origin)
+  if (typeof e.seq !== 'number' || !Number.isInteger(e.seq) || e.seq < 1 || e.seq > MAX_SEQ) bad('seq', 'must be a positive integer')
+  decodeHlc(e.hlc)
+  if (!isDocId(e.docId)) bad('docId', 'must be a non-empty string of at most 256 characters')
+  if (!(e.change instanceof Uint8Array)) bad('change', 'must be bytes')
+  if ((e.change as Uint8Array).byteLength > MAX_CHANGE_BYTES) bad('change', `exceeds ${MAX_CHANGE_BYTES} bytes`)
+  if (typeof e.prev !== 'string' || !HEX64.test(e.prev)) bad('prev', 'must be 64 lowercase hex characters')
+  if (typeof e.hash !== 'string' || !HEX64.test(e.hash)) bad('hash', 'must be 64 lowercase hex characters')
+  if (e.seq === 1 && e.prev !== GENESIS_HASH) bad('prev', 'of seq 1 must be the genesis hash')
+  if (e.sig !== undefined && !(e.sig instanceof Uint8Array && e.sig.byteLength <= 128)) bad('sig', 'must be at most 128 bytes')
+  const extra = Object.keys(e).filter((k) => !EVENT_FIELDS.has(k))
+  if (extra.length > 0) bad(extra[0]!, 'is not an event field')
+  return value as DruEvent
+}
+
+const EVENT_FIELDS = new Set(['origin', 'seq', 'hlc', 'docId', 'change', 'prev', 'hash', 'sig'])
+
+/** Wire/storage form: a msgpack array in fixed field order. */
+export function encodeEvent(e: DruEvent): Uint8Array {
+  const fields: unknown[] = [e.origin, e.seq, e.hlc, e.docId, e.change, e.prev, e.hash]
+  if (e.sig !== undefined) fields.push(e.sig)
+  return pack(fields)
+}
+
+/** Decodes and validates {@link encodeEvent} bytes; MALFORMED or INVALID_EVENT on bad input. */
+export function decodeEvent(bytes: Uint8Array): DruEvent {
+  const v = unpack(bytes, 'event')
+  if (!Array.isArray(v) || (v.length !== 7 && v.length !== 8)) {
+    throw new DruError('MALFORMED', 'event is not a 7- or 8-field array')
+  }
+  const [origin, seq, hlc, docId, change, prev, hash, sig] = v
+  const e: Record<string, unknown> = { origin, seq, hlc, docId, change, prev, hash }
+  if (v.length === 8) e.sig = sig
+  return validateEvent(e)
+}
+
+/**
+ * Verifies one origin's consecutive events: each hash matches and each `prev` is the
+ * previous event's hash, starting from `prevHash` (the hash before `events[0]`).
+ * Throws HASH_MISMATCH or CHAIN_BROKEN naming the event. Returns the last hash.
+ */
+export function verifyChain(events: readonly DruEvent[], prevHash: string): string {
+  let expected = prevHash
+  let expectedSeq = events[0]?.seq
+  for (const e of events) {
+    if (e.seq !== expectedSeq) {
+      throw new DruError('SEQ_GAP', `${e.origin} seq ${e.seq} follows seq ${expectedSeq! - 1}`, { details: { origin: e.origin, seq: e.seq } })
+    }
+    if (!eventHashMatches(e)) {
+      throw new DruError('HASH_MISMATCH', `${e.origin}#${e.seq} does not match its hash`, { details: { origin: e.origin, seq: e.seq } })
+    }
+    if (e.prev !== expected) {
+      throw new DruError('CHAIN_BROKEN', `${e.origin}#${e.seq} does not link to the previous event's hash`, { details: { origin: e.origin, seq: e.seq } })
+    }
+    expected = e.hash
+    expectedSeq = e.seq + 1
+  }
+  return expected
+}

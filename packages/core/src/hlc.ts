@@ -1,0 +1,124 @@
+import { DruError } from './errors.js'
+import { DEFAULT_MAX_CLOCK_SKEW_MS } from './limits.js'
+
+/**
+ * A hybrid logical clock timestamp: physical milliseconds, a logical counter for events
+ * within (or behind) the same millisecond, and the node that made it (an origin).
+ */
+export interface Hlc {
+  readonly wall: number
+  readonly counter: number
+  readonly node: string
+}
+
+/** Reads wall-clock milliseconds. Injected so tests and simulations control time. */
+export type WallClock = () => number
+
+const WALL_DIGITS = 15
+const COUNTER_DIGITS = 10
+const MAX_COUNTER = 10 ** COUNTER_DIGITS - 1
+const MAX_WALL = 10 ** WALL_DIGITS - 1
+const ENCODED = /^(\d{15})-(\d{10})-(.{1,80})$/
+
+/** Total order on timestamps: wall, then counter, then node. */
+export function compareHlc(a: Hlc, b: Hlc): number {
+  if (a.wall !== b.wall) return a.wall < b.wall ? -1 : 1
+  if (a.counter !== b.counter) return a.counter < b.counter ? -1 : 1
+  return a.node < b.node ? -1 : a.node > b.node ? 1 : 0
+}
+
+/** Fixed-width text form whose string order equals {@link compareHlc}; stored in the log. */
+export function encodeHlc(h: Hlc): string {
+  return `${String(h.wall).padStart(WALL_DIGITS, '0')}-${String(h.counter).padStart(COUNTER_DIGITS, '0')}-${h.node}`
+}
+
+/** Parses {@link encodeHlc} output; INVALID_EVENT on anything else. */
+export function decodeHlc(text: unknown): Hlc {
+  const m = typeof text === 'string' ? ENCODED.exec(text) : null
+  if (!m) throw new DruError('INVALID_EVENT', `hlc is not a valid timestamp (got ${JSON.stringify(text)})`)
+  return { wall: Number(m[1]), counter: Number(m[2]), node: m[3]! }
+}
+
+export interface HlcClockOptions {
+  /** The node name stamped on local timestamps (the origin). */
+  node: string
+  /** Wall clock; defaults to `Date.now`. */
+  now?: WallClock
+  /** How far (ms) a remote timestamp may run ahead of our wall clock before it is refused. */
+  maxSkewMs?: number
+  /** Highest timestamp issued before a restart, so the clock never runs backwards across restarts. */
+  highWater?: Hlc
+}
+
+/**
+ * A hybrid logical clock. `tick()` is strictly increasing even when the wall clock steps
+ * back; `receive()` folds in a remote timestamp so later local ones sort after it, but refuses
+ * (CLOCK_SKEW) one further ahead than `maxSkewMs` instead of dragging local time forward.
+ */
+export class HlcClock {
+  readonly node: string
+  readonly maxSkewMs: number
+  readonly #now: WallClock
+  #last: Hlc
+
+  constructor(options: HlcClockOptions) {
+    this.node = options.node
+    this.#now = options.now ?? Date.now
+    this.maxSkewMs = options.maxSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS
+    if (!(this.maxSkewMs >= 0)) throw new DruError('CONFIG_INVALID', `maxClockSkewMs must be >= 0 (got ${this.maxSkewMs})`)
+    this.#last = options.highWater ?? { wall: 0, counter: 0, node: this.node }
+  }
+
+  /** The highest timestamp this clock has issued or observed. */
+  get last(): Hlc {
+    return this.#last
+  }
+
+  /** The next local timestamp: greater than everything issued or received so far. */
+  tick(): Hlc {
+    const physical = this.#physical()
+    const last = this.#last
+    this.#last =
+      physical > last.wall ? { wall: physical, counter: 0, node: this.node } : this.#bump(last.wall, last.counter)
+    return this.#last
+  }
+
+  /**
+   * Checks a remote timestamp against the skew bound without changing the clock.
+   * Throws CLOCK_SKEW when it is too far ahead.
+   */
+  check(remote: Hlc): void {
+    const physical = this.#physical()
+    if (remote.wall - physical > this.maxSkewMs) {
+      throw new DruError(
+        'CLOCK_SKEW',
+        `remote timestamp from ${remote.node} is ${remote.wall - physical} ms ahead of our clock (limit ${this.maxSkewMs} ms)`,
+        { details: { node: remote.node, aheadMs: remote.wall - physical, limitMs: this.maxSkewMs } },
+      )
+    }
+  }
+
+  /** Folds in a remote timestamp (after {@link check}); later local ticks sort after it. */
+  receive(remote: Hlc): void {
+    this.check(remote)
+    if (compareHlc(remote, this.#last) > 0) {
+      this.#last = { wall: remote.wall, counter: remote.counter, node: this.node }
+    }
+  }
+
+  #bump(wall: number, counter: number): Hlc {
+    // A counter overflow (only after ~10^10 events inside one stalled millisecond) moves
+    // the logical wall forward one ms rather than breaking monotonicity.
+    return counter >= MAX_COUNTER
+      ? { wall: wall + 1, counter: 0, node: this.node }
+      : { wall, counter: counter + 1, node: this.node }
+  }
+
+  #physical(): number {
+    const t = Math.floor(this.#now())
+    if (!Number.isFinite(t) || t < 0 || t > MAX_WALL) {
+      throw new DruError('INVALID_ARGUMENT', `wall clock returned ${t}, not a millisecond timestamp`)
+    }
+    return t
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * @module @dru/core — the pure model of dru: events and their hash chain, version
+ * vectors, fingerprints, the hybrid logical clock, limits and typed errors. No I/O.
+ */
+export { DruError, ErrorCode, isDruError } from './errors.js'
+export {
+  MAX_DRU_ID_LENGTH,
+  MAX_DOC_ID_LENGTH,
+  MAX_CHANGE_BYTES,
+  DEFAULT_BATCH_BYTES,
+  MAX_SEQ,
+  DEFAULT_MAX_CLOCK_SKEW_MS,
+} from './limits.js'
+export type { DruId, Origin, DocId } from './ids.js'
+export { parseDruId, formatOrigin, isOrigin, parseOrigin, isDocId, parseDocId } from './ids.js'
+export type { Hlc, WallClock, HlcClockOptions } from './hlc.js'
+export { HlcClock, compareHlc, encodeHlc, decodeHlc } from './hlc.js'
+export type { VersionVector, SeqRange, VvOrder } from './version-vector.js'
+export {
+  normalizeVv,
+  mergeVv,
+  compareVv,
+  dominatesVv,
+  equalVv,
+  meetVv,
+  missingRanges,
+  countMissing,
+} from './version-vector.js'
+export type { DruEvent, UnhashedEvent } from './event.js'
+export {
+  GENESIS_HASH,
+  canonicalEventBytes,
+  hashEvent,
+  sealEvent,
+  eventHashMatches,
+  validateEvent,
+  encodeEvent,
+  decodeEvent,
+  verifyChain,
+} from './event.js'
+export type { Fingerprint } from './fingerprint.js'
+export { equalFingerprints, fingerprintDigest, divergentOrigins } from './fingerprint.js'
+export { pack, unpack } from './codec.js'

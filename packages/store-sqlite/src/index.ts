@@ -1,0 +1,19 @@
+/**
+ * @module @dru/store-sqlite — dru's event log on SQLite (better-sqlite3): the atomic
+ * outbox, the exactly-once inbox, version vectors, fingerprints and peers' acknowledgements.
+ */
+export { EventStore } from './event-store.js'
+export type {
+  Durability,
+  SkewPolicy,
+  OpenStoreOptions,
+  StoreTx,
+  InboxTx,
+  InboxHandler,
+  CommitListener,
+  IngestResult,
+  PeerRecord,
+  StreamOptions,
+  VerifyProgress,
+} from './event-store.js'
+export { SCHEMA_VERSION, migrate } from './migrations.js'
