@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import * as crypto from 'node:crypto'
 import { pack, unpack } from './codec.js'
 import { DruError } from './errors.js'
 import { decodeHlc } from './hlc.js'
@@ -41,9 +41,15 @@ export function canonicalEventBytes(e: UnhashedEvent): Uint8Array {
   return pack([ENVELOPE_VERSION, e.origin, e.seq, e.hlc, e.docId, e.change, e.prev])
 }
 
+// One-shot crypto.hash (Node >= 20.12) is about twice as fast as createHash for small inputs.
+const sha256Hex: (data: Uint8Array) => string =
+  typeof (crypto as { hash?: unknown }).hash === 'function'
+    ? (data) => crypto.hash('sha256', data, 'hex')
+    : (data) => crypto.createHash('sha256').update(data).digest('hex')
+
 /** sha256 hex of the canonical bytes. */
 export function hashEvent(e: UnhashedEvent): string {
-  return createHash('sha256').update(canonicalEventBytes(e)).digest('hex')
+  return sha256Hex(canonicalEventBytes(e))
 }
 
 /** Completes an event by computing its hash. */

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3'
 import {
   DEFAULT_BATCH_BYTES,
+  MAX_CHANGE_BYTES,
   DruError,
   GENESIS_HASH,
   HlcClock,
@@ -276,6 +277,10 @@ export class EventStore {
       append: (docId, change) => {
         parseDocId(docId)
         if (!(change instanceof Uint8Array)) throw new DruError('INVALID_ARGUMENT', 'change must be a Uint8Array')
+        if (change.byteLength > MAX_CHANGE_BYTES) {
+          throw new DruError('INVALID_ARGUMENT', `change for ${docId} is ${change.byteLength} bytes; the limit is ${MAX_CHANGE_BYTES}`)
+        }
+        // Built here from checked parts, so it skips validateEvent (a hot path).
         const event = sealEvent({
           origin: this.#origin,
           seq: seq + 1,
@@ -284,7 +289,6 @@ export class EventStore {
           change,
           prev,
         })
-        validateEvent(event)
         seq = event.seq
         prev = event.hash
         pending.push(event)

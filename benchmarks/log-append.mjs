@@ -1,0 +1,168 @@
+// npm run bench:log — event-log append throughput against a raw better-sqlite3 insert of
+// the same payload bytes under the same durability setting, in one run, plus
+// single-event commit latency. Writes the `bench:log` section of RESULTS.md.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { GENESIS_HASH, encodeHlc, sealEvent } from '@dru/core'
+import { EventStore } from '@dru/store-sqlite'
+import { machineLine, percentile, summarize, writeSection } from './results.mjs'
+
+const args = process.argv.slice(2)
+const quick = args.includes('--quick')
+const EVENTS = quick ? 20_000 : 100_000
+const BATCH = 1_000
+const PAYLOAD = 150
+const LATENCY_SAMPLES = quick ? 300 : 2_000
+const RUNS = quick ? 1 : 3
+
+const payloads = Array.from({ length: EVENTS }, (_, i) => {
+  const b = Buffer.alloc(PAYLOAD)
+  for (let k = 0; k + 4 <= PAYLOAD; k += 4) b.writeUInt32LE((i * 2654435761 + k) >>> 0, k)
+  return b
+})
+
+function withDir(fn) {
+  const dir = mkdtempSync(join(tmpdir(), 'dru-bench-log-'))
+  try {
+    return fn(dir)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+function druAppend(durability) {
+  return withDir((dir) => {
+    const store = EventStore.open({ path: join(dir, 'dru.db'), druId: 'bench', durability })
+    const t0 = performance.now()
+    for (let i = 0; i < EVENTS; i += BATCH) {
+      store.transact((tx) => {
+        for (let k = i; k < i + BATCH; k++) tx.append(`doc-${k % 1000}`, payloads[k])
+      })
+    }
+    const secs = (performance.now() - t0) / 1000
+    const latencies = []
+    for (let i = 0; i < LATENCY_SAMPLES; i++) {
+      const s = performance.now()
+      store.append('latency', payloads[i])
+      latencies.push(performance.now() - s)
+    }
+    store.close()
+    return { rate: EVENTS / secs, latencies }
+  })
+}
+
+function rawInsert(durability) {
+  return withDir((dir) => {
+    const db = new Database(join(dir, 'raw.db'))
+    db.pragma('locking_mode = EXCLUSIVE')
+    db.pragma('journal_mode = WAL')
+    db.pragma(`synchronous = ${durability === 'machine' ? 'FULL' : 'NORMAL'}`)
+    db.exec('create table raw (id integer primary key, payload blob not null)')
+    const insert = db.prepare('insert into raw (payload) values (?)')
+    const batch = db.transaction((from) => {
+      for (let k = from; k < from + BATCH; k++) insert.run(payloads[k])
+    })
+    const t0 = performance.now()
+    for (let i = 0; i < EVENTS; i += BATCH) batch.immediate(i)
+    const secs = (performance.now() - t0) / 1000
+    const one = db.transaction((p) => insert.run(p))
+    const latencies = []
+    for (let i = 0; i < LATENCY_SAMPLES; i++) {
+      const s = performance.now()
+      one.immediate(payloads[i])
+      latencies.push(performance.now() - s)
+    }
+    db.close()
+    return { rate: EVENTS / secs, latencies }
+  })
+}
+
+/** Where the time goes: sealing (encode + sha256 + HLC) alone, and inserting pre-sealed rows into dru's schema. */
+function breakdown(durability) {
+  const t0 = performance.now()
+  const sealed = []
+  let prev = GENESIS_HASH
+  for (let k = 0; k < EVENTS; k++) {
+    const e = sealEvent({ origin: 'bench/1', seq: k + 1, hlc: encodeHlc({ wall: Date.now(), counter: k, node: 'bench/1' }), docId: `doc-${k % 1000}`, change: payloads[k], prev })
+    prev = e.hash
+    sealed.push(e)
+  }
+  const sealRate = EVENTS / ((performance.now() - t0) / 1000)
+  const insertRate = withDir((dir) => {
+    const store = EventStore.open({ path: join(dir, 'schema.db'), druId: 'bench', durability })
+    const db = store.db
+    const insert = db.prepare('insert into events (origin, seq, hlc, doc_id, change, prev, hash, sig, received_at, applied_at) values (?, ?, ?, ?, ?, ?, ?, null, 0, 0)')
+    const batch = db.transaction((from) => {
+      for (let k = from; k < from + BATCH; k++) {
+        const e = sealed[k]
+        insert.run(e.origin, e.seq, e.hlc, e.docId, e.change, e.prev, e.hash)
+      }
+    })
+    const t1 = performance.now()
+    for (let i = 0; i < EVENTS; i += BATCH) batch.immediate(i)
+    const rate = EVENTS / ((performance.now() - t1) / 1000)
+    store.close()
+    return rate
+  })
+  return { sealRate, insertRate }
+}
+
+const fmt = (n) => Math.round(n).toLocaleString('en-US')
+const ms = (n) => n.toFixed(3)
+const lines = []
+const rows = []
+const breakdownLines = []
+for (const durability of ['machine', 'process']) {
+  const dru = []
+  const raw = []
+  const druLat = []
+  const rawLat = []
+  // Alternate the order each run so neither side always gets a warm page cache.
+  for (let r = 0; r < RUNS; r++) {
+    const pair = r % 2 === 0 ? [druAppend, rawInsert] : [rawInsert, druAppend]
+    for (const f of pair) {
+      const out = f(durability)
+      if (f === druAppend) dru.push(out.rate), druLat.push(...out.latencies)
+      else raw.push(out.rate), rawLat.push(...out.latencies)
+    }
+  }
+  const parts = breakdown(durability)
+  const d = summarize(dru)
+  const w = summarize(raw)
+  const ratio = d.median / w.median
+  const line = `log append (durability=${durability}): dru ${fmt(d.median)} ev/s, raw ${fmt(w.median)} rows/s, ratio ${ratio.toFixed(2)}`
+  lines.push(line)
+  console.log(line)
+  rows.push(
+    `| ${durability} | ${fmt(d.median)} (${fmt(d.min)}–${fmt(d.max)}) | ${fmt(w.median)} (${fmt(w.min)}–${fmt(w.max)}) | **${ratio.toFixed(2)}** | ${ms(percentile(druLat, 50))} / ${ms(percentile(druLat, 99))} | ${ms(percentile(rawLat, 50))} / ${ms(percentile(rawLat, 99))} |`,
+  )
+  breakdownLines.push(`| ${durability} | ${fmt(parts.sealRate)} | ${fmt(parts.insertRate)} |`)
+  console.log(`  breakdown: sealing only ${fmt(parts.sealRate)} ev/s, insert of sealed rows into dru's schema ${fmt(parts.insertRate)} rows/s`)
+  console.log(`  single-event commit p50/p99: dru ${ms(percentile(druLat, 50))}/${ms(percentile(druLat, 99))} ms, raw ${ms(percentile(rawLat, 50))}/${ms(percentile(rawLat, 99))} ms`)
+}
+
+writeSection(
+  'bench:log',
+  `## Event-log append (\`npm run bench:log${quick ? ' -- --quick' : ''}\`)
+
+${machineLine()}. ${fmt(EVENTS)} events of ${PAYLOAD}-byte payloads in transactions of ${BATCH}, median of ${RUNS} run(s) (range in brackets);
+raw = better-sqlite3 inserting the same payload bytes into a plain \`(id, payload)\` table with the same journal, locking and
+synchronous settings. dru additionally encodes and hashes each event (sha256 over canonical msgpack), links the chain,
+stamps an HLC and maintains the \`(origin, seq)\` and \`(doc_id, lsn)\` indexes. Latency: ${fmt(LATENCY_SAMPLES)} single-event commits.
+
+${lines.map((l) => `    ${l}`).join('\n')}
+
+| durability | dru ev/s | raw rows/s | ratio (target ≥ 0.6) | dru commit p50 / p99 ms | raw commit p50 / p99 ms |
+| --- | --- | --- | --- | --- | --- |
+${rows.join('\n')}
+
+Where the time goes (same run): each event is sealed (canonical msgpack + sha256 + HLC), then inserted as a row with
+two secondary indexes. The \`(doc_id, lsn)\` index is what lets a cold document load only its own events; with writes
+spread over 1,000 documents every insert lands on a different index page, which is most of the gap to the raw table.
+
+| durability | sealing only, ev/s | insert of pre-sealed rows into dru's schema, rows/s |
+| --- | --- | --- |
+${breakdownLines.join('\n')}`,
+)

@@ -1,0 +1,88 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { DruError, HlcClock, compareHlc, decodeHlc, encodeHlc, type Hlc } from '../src/index.js'
+
+const runs = Number(process.env.DRU_PROPERTY_RUNS ?? 300)
+
+type Step =
+  | { kind: 'tick' }
+  | { kind: 'wall'; delta: number } // wall clock jumps (may go backwards)
+  | { kind: 'receive'; ahead: number; counter: number }
+
+const step: fc.Arbitrary<Step> = fc.oneof(
+  fc.constant<Step>({ kind: 'tick' }),
+  fc.integer({ min: -3_600_000, max: 5_000 }).map<Step>((delta) => ({ kind: 'wall', delta })),
+  fc.record({ ahead: fc.integer({ min: -100_000, max: 1_000 }), counter: fc.integer({ min: 0, max: 50 }) }).map<Step>((r) => ({ kind: 'receive', ...r })),
+)
+
+describe('hybrid logical clock', () => {
+  it('local timestamps are strictly increasing under any interleaving of ticks, clock jumps and remote timestamps within the bound', () => {
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 200 }), (steps) => {
+        let wall = 1_700_000_000_000
+        const clock = new HlcClock({ node: 'a/1', now: () => wall, maxSkewMs: 1_000 })
+        let last: Hlc | undefined
+        let lastRemote: Hlc | undefined
+        for (const s of steps) {
+          if (s.kind === 'wall') wall = Math.max(0, wall + s.delta)
+          else if (s.kind === 'receive') {
+            const remote = { wall: Math.max(0, wall + s.ahead), counter: s.counter, node: 'b/1' }
+            clock.receive(remote)
+            lastRemote = remote
+          } else {
+            const t = clock.tick()
+            if (last) expect(compareHlc(t, last)).toBeGreaterThan(0)
+            if (lastRemote) expect(compareHlc(t, lastRemote)).toBeGreaterThan(0)
+            expect(encodeHlc(t) > (last ? encodeHlc(last) : '')).toBe(true)
+            last = t
+          }
+        }
+      }),
+      { numRuns: runs, seed: 11 },
+    )
+  })
+
+  it('refuses a remote timestamp beyond the skew bound and does not absorb it', () => {
+    const wall = 1_700_000_000_000
+    const clock = new HlcClock({ node: 'a/1', now: () => wall, maxSkewMs: 1_000 })
+    const before = clock.tick()
+    const err = (() => {
+      try {
+        clock.receive({ wall: wall + 3_600_000, counter: 0, node: 'evil/1' })
+      } catch (e) {
+        return e
+      }
+    })()
+    expect(err).toBeInstanceOf(DruError)
+    expect((err as DruError).code).toBe('CLOCK_SKEW')
+    const after = clock.tick()
+    expect(after.wall).toBe(before.wall) // not dragged an hour forward
+    expect(compareHlc(after, before)).toBe(1)
+    // within the bound it is absorbed
+    clock.receive({ wall: wall + 500, counter: 3, node: 'b/1' })
+    expect(clock.tick()).toEqual({ wall: wall + 500, counter: 4, node: 'a/1' })
+  })
+
+  it('restores its high-water mark so a restart never issues an older timestamp', () => {
+    const clock = new HlcClock({ node: 'a/1', now: () => 1_000, highWater: { wall: 5_000, counter: 7, node: 'a/1' } })
+    expect(clock.tick()).toEqual({ wall: 5_000, counter: 8, node: 'a/1' })
+  })
+
+  it('encoding sorts like compareHlc and round-trips', () => {
+    const hlc = fc.record({ wall: fc.integer({ min: 0, max: 2 ** 45 }), counter: fc.integer({ min: 0, max: 9_999_999_999 }), node: fc.constantFrom('a/1', 'b/2', 'eu-west-1/3') })
+    fc.assert(
+      fc.property(hlc, hlc, (a, b) => {
+        expect(decodeHlc(encodeHlc(a))).toEqual(a)
+        const byText = encodeHlc(a) < encodeHlc(b) ? -1 : encodeHlc(a) > encodeHlc(b) ? 1 : 0
+        expect(byText).toBe(compareHlc(a, b))
+      }),
+      { numRuns: runs, seed: 12 },
+    )
+  })
+
+  it('rejects malformed encodings with INVALID_EVENT', () => {
+    for (const bad of ['', 'x', '12-3-a', 42, null, `${'9'.repeat(15)}-${'0'.repeat(10)}-`]) {
+      expect(() => decodeHlc(bad)).toThrowError(expect.objectContaining({ code: 'INVALID_EVENT' }))
+    }
+  })
+})

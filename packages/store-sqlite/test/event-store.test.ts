@@ -1,0 +1,385 @@
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import fc from 'fast-check'
+import { afterEach, describe, expect, it } from 'vitest'
+import { DruError, GENESIS_HASH, encodeHlc, sealEvent, type DruEvent } from '@dru/core'
+import { EventStore } from '../src/index.js'
+import { bytes, exchange, memStore, snapshotState, tempDir } from './helpers.js'
+
+const cleanups: Array<() => void> = []
+afterEach(() => {
+  while (cleanups.length) cleanups.pop()!()
+})
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn()
+  } catch (err) {
+    if (err instanceof DruError) return err.code
+    throw err
+  }
+  return undefined
+}
+
+/** A store with `n` local events on docs d0..d2 and an app table. */
+function seeded(druId: string, n: number) {
+  const s = memStore(druId)
+  s.db.exec('create table app (id integer primary key, note text)')
+  for (let i = 0; i < n; i++) {
+    s.transact((tx) => {
+      tx.db.prepare('insert into app (note) values (?)').run(`w${i}`)
+      tx.append(`d${i % 3}`, bytes(i, i + 1, i + 2))
+    })
+  }
+  return s
+}
+
+describe('outbox: transact()', () => {
+  it('commits app rows and events together, with gap-free seqs and a hash chain', () => {
+    const s = seeded('a', 5)
+    expect(s.vv()).toEqual({ 'a/1': 5 })
+    expect(s.db.prepare('select count(*) n from app').get()).toEqual({ n: 5 })
+    let prev = GENESIS_HASH
+    for (let seq = 1; seq <= 5; seq++) {
+      const e = s.getEvent('a/1', seq)!
+      expect(e.prev).toBe(prev)
+      prev = e.hash
+    }
+    expect(s.head('a/1')).toEqual({ seq: 5, hash: prev })
+    expect(s.verifyLog()).toEqual({ events: 5, origins: 1 })
+  })
+
+  it('a throwing transaction leaves neither half and consumes no seq', () => {
+    const s = seeded('a', 2)
+    const before = snapshotState(s, 'app')
+    expect(() =>
+      s.transact((tx) => {
+        tx.db.prepare('insert into app (note) values (?)').run('doomed')
+        tx.append('d1', bytes(9))
+        tx.append('d2', bytes(9))
+        throw new Error('app failure')
+      }),
+    ).toThrow('app failure')
+    expect(snapshotState(s, 'app')).toEqual(before)
+    const { events } = s.transact((tx) => tx.append('d1', bytes(7)))
+    expect(events[0]!.seq).toBe(3)
+    expect(events[0]!.prev).toBe(before.fingerprint.heads['a/1'])
+  })
+
+  it('an empty transaction consumes no seq and notifies nobody', () => {
+    const s = seeded('a', 1)
+    let notified = 0
+    s.onCommit(() => notified++)
+    s.transact((tx) => tx.db.prepare('insert into app (note) values (?)').run('no events'))
+    expect(s.vv()).toEqual({ 'a/1': 1 })
+    expect(notified).toBe(0)
+    expect(s.append('d', bytes(1)).seq).toBe(2)
+  })
+
+  it('refuses nested and asynchronous transactions, rolling back', () => {
+    const s = seeded('a', 1)
+    const before = snapshotState(s, 'app')
+    expect(codeOf(() => s.transact(() => s.transact(() => 1)))).toBe('INVALID_ARGUMENT')
+    expect(codeOf(() => s.transact(async (tx) => tx.append('d', bytes(1))))).toBe('INVALID_ARGUMENT')
+    expect(codeOf(() => s.transact((tx) => tx.append('', bytes(1))))).toBe('INVALID_ARGUMENT')
+    expect(snapshotState(s, 'app')).toEqual(before)
+  })
+
+  it('signs the last event of each commit when given a signer', () => {
+    const s = memStore('a', { sign: (hash) => Buffer.from(`sig:${hash.slice(0, 8)}`) })
+    const { events } = s.transact((tx) => [tx.append('d', bytes(1)), tx.append('d', bytes(2))])
+    expect(events[0]!.sig).toBeUndefined()
+    expect(Buffer.from(events[1]!.sig!).toString()).toBe(`sig:${events[1]!.hash.slice(0, 8)}`)
+    expect(Buffer.from(s.getEvent('a/1', 2)!.sig!).toString()).toBe(`sig:${events[1]!.hash.slice(0, 8)}`)
+  })
+})
+
+describe('inbox: ingest()', () => {
+  it('stores remote events once and runs each handler exactly once, even when the batch is ingested three times', () => {
+    const a = seeded('a', 6)
+    const b = memStore('b')
+    b.db.exec('create table effects (origin text, seq integer)')
+    b.onIngest((e, tx) => tx.db.prepare('insert into effects values (?, ?)').run(e.origin, e.seq))
+    const batch = [...a.eventsMissing({})].flat()
+    const results = [b.ingest(batch), b.ingest(batch), b.ingest([...batch].reverse())]
+    expect(results.map((r) => [r.stored.length, r.duplicates])).toEqual([[6, 0], [0, 6], [0, 6]])
+    expect(b.db.prepare('select origin, seq, count(*) n from effects group by origin, seq having n != 1').all()).toEqual([])
+    expect(b.db.prepare('select count(*) n from effects').get()).toEqual({ n: 6 })
+    expect(b.fingerprint()).toEqual(a.fingerprint())
+  })
+
+  it('accepts a batch in any order and with repeats inside it', () => {
+    const a = seeded('a', 5)
+    const b = memStore('b')
+    const events = [...a.eventsMissing({})].flat()
+    const shuffled = [events[3]!, events[0]!, events[4]!, events[0]!, events[2]!, events[1]!]
+    const r = b.ingest(shuffled)
+    expect(r.stored.map((e) => e.seq)).toEqual([1, 2, 3, 4, 5])
+    expect(r.duplicates).toBe(1)
+    expect(b.fingerprint()).toEqual(a.fingerprint())
+  })
+
+  it('forwards third-party events: c learns a\'s events from b', () => {
+    const a = seeded('a', 3)
+    const b = seeded('b', 2)
+    const c = memStore('c')
+    exchange(a, b)
+    exchange(b, c)
+    expect(c.fingerprint()).toEqual(b.fingerprint())
+    expect(c.vv()).toEqual({ 'a/1': 3, 'b/1': 2 })
+  })
+
+  describe('bad input gets a distinct typed error and leaves the store unchanged', () => {
+    function setup() {
+      const a = seeded('a', 4)
+      const b = memStore('b')
+      b.db.exec('create table effects (origin text, seq integer)')
+      b.onIngest((e, tx) => tx.db.prepare('insert into effects values (?, ?)').run(e.origin, e.seq))
+      b.ingest([a.getEvent('a/1', 1)!, a.getEvent('a/1', 2)!])
+      const e = (seq: number) => a.getEvent('a/1', seq)!
+      return { a, b, e }
+    }
+    const forge = (base: DruEvent, patch: Partial<DruEvent>): DruEvent => sealEvent({ ...base, ...patch })
+
+    const cases: Array<[string, string, (e: (seq: number) => DruEvent) => unknown[]]> = [
+      ['wrong hash', 'HASH_MISMATCH', (e) => [{ ...e(3), hash: 'f'.repeat(64) }]],
+      ['payload altered, hash kept', 'HASH_MISMATCH', (e) => [{ ...e(3), change: bytes(0xde, 0xad) }]],
+      ['gap in seq', 'SEQ_GAP', (e) => [e(4)]],
+      ['fork: same (origin, seq), other content', 'FORK', (e) => [forge(e(2), { change: bytes(1, 2, 3, 4) })]],
+      ['fork below the head', 'FORK', (e) => [forge(e(1), { docId: 'other' })]],
+      ['broken chain link', 'CHAIN_BROKEN', (e) => [forge(e(3), { prev: 'a'.repeat(64) })]],
+      ['skewed HLC (an hour ahead)', 'CLOCK_SKEW', (e) => [forge(e(3), { hlc: encodeHlc({ wall: Date.now() + 3_600_000, counter: 0, node: 'a/1' }) })]],
+      ['not an event', 'INVALID_EVENT', () => [{ hello: 'world' }]],
+      ['bad origin', 'INVALID_EVENT', (e) => [{ ...e(3), origin: 'no-incarnation' }]],
+      ['garbled hlc', 'INVALID_EVENT', (e) => [{ ...e(3), hlc: 'yesterday' }]],
+      ['good event then bad one: whole batch refused', 'SEQ_GAP', (e) => [e(3), e(4), { ...e(4), seq: 6 }].map((x, i) => (i === 2 ? forge(e(4), { seq: 6 }) : x))],
+    ]
+    for (const [name, code, make] of cases) {
+      it(`${name} → ${code}`, () => {
+        const { b, e } = setup()
+        const before = snapshotState(b, 'effects')
+        const clockBefore = b.clock.last
+        expect(codeOf(() => b.ingest(make(e)))).toBe(code)
+        expect(snapshotState(b, 'effects')).toEqual(before)
+        expect(b.clock.last).toEqual(clockBefore)
+      })
+    }
+
+    it('a throwing handler → HANDLER_FAILED, nothing stored, and the event is accepted on retry', () => {
+      const { b, e } = setup()
+      const before = snapshotState(b, 'effects')
+      let fail = true
+      b.onIngest(() => {
+        if (fail) throw new Error('poison')
+      })
+      expect(codeOf(() => b.ingest([e(3)]))).toBe('HANDLER_FAILED')
+      expect(snapshotState(b, 'effects')).toEqual(before)
+      fail = false
+      expect(b.ingest([e(3)]).stored).toHaveLength(1)
+      expect(b.db.prepare('select count(*) n from effects').get()).toEqual({ n: 3 })
+    })
+  })
+
+  it('with skewPolicy tolerate, stores a skewed event but does not drag the clock forward', () => {
+    const a = seeded('a', 1)
+    const b = memStore('b', { skewPolicy: 'tolerate' })
+    const far = sealEvent({ ...a.getEvent('a/1', 1)!, hlc: encodeHlc({ wall: Date.now() + 3_600_000, counter: 0, node: 'a/1' }) })
+    const r = b.ingest([far])
+    expect(r.stored).toHaveLength(1)
+    expect(r.skewed).toBe(1)
+    expect(b.skewedEvents).toBe(1)
+    expect(b.clock.tick().wall).toBeLessThan(Date.now() + 60_000)
+  })
+})
+
+describe('streaming what a peer lacks', () => {
+  it('yields exactly the missing events, in bounded batches, origin by origin in seq order', () => {
+    const a = seeded('a', 40)
+    const b = seeded('b', 25)
+    exchange(b, a)
+    const batches = [...a.eventsMissing({ 'a/1': 10, 'b/1': 25 }, { maxBatchBytes: 10, pageSize: 7 })]
+    const ids = batches.flat().map((e) => `${e.origin}#${e.seq}`)
+    expect(ids).toEqual(Array.from({ length: 30 }, (_, i) => `a/1#${i + 11}`))
+    for (const batch of batches) {
+      const size = batch.reduce((n, e) => n + e.change.byteLength, 0)
+      expect(batch.length === 1 || size <= 10).toBe(true)
+    }
+    expect([...a.eventsMissing(a.vv())]).toEqual([])
+  })
+
+  it('lets local writes continue between batches (no open cursor)', () => {
+    const a = seeded('a', 30)
+    const it = a.eventsMissing({}, { maxBatchBytes: 12, pageSize: 4 })
+    const first = it.next()
+    expect(first.done).toBe(false)
+    a.append('d', bytes(1))
+    const rest = [...it].flat()
+    expect((first.value as DruEvent[]).length + rest.length).toBe(30)
+  })
+})
+
+describe('corruption is detected on read', () => {
+  it('a flipped byte in any stored field is reported with the event id (property)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 5 }), fc.constantFrom('change', 'hlc', 'doc_id', 'prev', 'hash'), fc.nat(), (seq, column, pos) => {
+        const s = seeded('a', 5)
+        const row = s.db.prepare(`select ${column} v from events where origin = 'a/1' and seq = ?`).get(seq) as { v: Buffer | string }
+        let mutated: Buffer | string
+        if (Buffer.isBuffer(row.v)) {
+          mutated = Buffer.from(row.v)
+          mutated[pos % mutated.length] = mutated[pos % mutated.length]! ^ 0x10
+        } else {
+          const i = pos % row.v.length
+          mutated = row.v.slice(0, i) + (row.v[i] === '1' ? '2' : '1') + row.v.slice(i + 1)
+        }
+        s.db.prepare(`update events set ${column} = ? where origin = 'a/1' and seq = ?`).run(mutated, seq)
+        let err: unknown
+        try {
+          s.getEvent('a/1', seq)
+        } catch (e) {
+          err = e
+        }
+        expect(err).toBeInstanceOf(DruError)
+        expect((err as DruError).code).toBe('CORRUPTION')
+        expect((err as DruError).details).toMatchObject({ origin: 'a/1', seq })
+        expect(codeOf(() => [...s.eventsMissing({})])).toBe('CORRUPTION')
+        expect(codeOf(() => s.verifyLog())).toBe('CORRUPTION')
+        s.close()
+      }),
+      { numRuns: 100, seed: 31 },
+    )
+  })
+
+  it('a byte flipped inside the database file (invisible to integrity_check) is caught', () => {
+    const { dir, cleanup } = tempDir()
+    cleanups.push(cleanup)
+    const path = join(dir, 'a.db')
+    const s = EventStore.open({ path, druId: 'a' })
+    const marker = Buffer.from('PAYLOAD-MARKER-0123456789')
+    s.append('doc', marker)
+    s.close()
+    const file = readFileSync(path)
+    const at = file.indexOf(marker)
+    expect(at).toBeGreaterThan(0)
+    file[at + 8] = file[at + 8]! ^ 0x01
+    writeFileSync(path, file)
+    const reopened = EventStore.open({ path, druId: 'a' })
+    cleanups.push(() => reopened.close())
+    expect(reopened.db.pragma('integrity_check', { simple: true })).toBe('ok')
+    expect(codeOf(() => reopened.getEvent('a/1', 1))).toBe('CORRUPTION')
+    expect(codeOf(() => reopened.verifyLog())).toBe('CORRUPTION')
+  })
+})
+
+describe('persistence and identity', () => {
+  it('reopens with the same vector, chain heads and a clock that never goes back', () => {
+    const { dir, cleanup } = tempDir()
+    cleanups.push(cleanup)
+    const path = join(dir, 'a.db')
+    let wall = 2_000_000_000_000
+    const s = EventStore.open({ path, druId: 'a', now: () => wall })
+    for (let i = 0; i < 3; i++) s.append('d', bytes(i))
+    const fp = s.fingerprint()
+    const lastHlc = s.getEvent('a/1', 3)!.hlc
+    s.close()
+    wall -= 3_600_000 // the wall clock stepped back an hour across the restart
+    const r = EventStore.open({ path, druId: 'a', now: () => wall })
+    cleanups.push(() => r.close())
+    expect(r.fingerprint()).toEqual(fp)
+    const next = r.append('d', bytes(9))
+    expect(next.seq).toBe(4)
+    expect(next.hlc > lastHlc).toBe(true)
+    expect(r.verifyLog().events).toBe(4)
+  })
+
+  it('refuses to open a database that belongs to another DRU', () => {
+    const { dir, cleanup } = tempDir()
+    cleanups.push(cleanup)
+    const path = join(dir, 'a.db')
+    EventStore.open({ path, druId: 'a' }).close()
+    expect(codeOf(() => EventStore.open({ path, druId: 'b' }))).toBe('CONFIG_INVALID')
+  })
+
+  it('rejects bad options naming the field', () => {
+    expect(() => EventStore.open({ path: ':memory:', druId: 'bad id!' })).toThrow(/druId/)
+    expect(() => EventStore.open({ path: '', druId: 'a' })).toThrow(/path/)
+    expect(() => EventStore.open({ path: ':memory:', druId: 'a', durability: 'disk' as never })).toThrow(/durability/)
+  })
+
+  it('applies durability as SQLite synchronous settings', () => {
+    const { dir, cleanup } = tempDir()
+    cleanups.push(cleanup)
+    const m = EventStore.open({ path: join(dir, 'm.db'), druId: 'a' })
+    const p = EventStore.open({ path: join(dir, 'p.db'), druId: 'a', durability: 'process' })
+    expect(m.db.pragma('synchronous', { simple: true })).toBe(2) // FULL
+    expect(p.db.pragma('synchronous', { simple: true })).toBe(1) // NORMAL
+    expect(m.db.pragma('journal_mode', { simple: true })).toBe('wal')
+    m.close()
+    p.close()
+  })
+
+  it('a second opener of the same file fails fast with DB_LOCKED while the first keeps working', () => {
+    const { dir, cleanup } = tempDir()
+    cleanups.push(cleanup)
+    const path = join(dir, 'a.db')
+    const first = EventStore.open({ path, druId: 'a' })
+    cleanups.push(() => first.close())
+    const t0 = Date.now()
+    expect(codeOf(() => EventStore.open({ path, druId: 'a' }))).toBe('DB_LOCKED')
+    expect(Date.now() - t0).toBeLessThan(1_000)
+    expect(first.append('d', bytes(1)).seq).toBe(1)
+  })
+
+  it('bumps the incarnation to a new origin whose seqs start again at 1', () => {
+    const s = seeded('a', 2)
+    expect(s.bumpIncarnation()).toBe('a/2')
+    expect(s.append('d', bytes(1))).toMatchObject({ origin: 'a/2', seq: 1, prev: GENESIS_HASH })
+    expect(s.vv()).toEqual({ 'a/1': 2, 'a/2': 1 })
+  })
+
+  it('records peer acknowledgements by max, so a replayed older ack never regresses them', () => {
+    const s = memStore('a')
+    s.recordPeerAck('b', { 'a/1': 5, 'b/1': 2 })
+    s.recordPeerAck('b', { 'a/1': 3, 'c/1': 1 })
+    expect(s.peer('b')!.ackedVv).toEqual({ 'a/1': 5, 'b/1': 2, 'c/1': 1 })
+    s.recordPeer('b', { url: 'ws://127.0.0.1:1', state: 'connected', lastSeen: 5 })
+    expect(s.peers()).toEqual([{ peerId: 'b', url: 'ws://127.0.0.1:1', ackedVv: { 'a/1': 5, 'b/1': 2, 'c/1': 1 }, lastSeen: 5, state: 'connected' }])
+  })
+
+  it('keeps other packages\' schema steps on their own track', () => {
+    const s = memStore('a')
+    s.migrate('extra', [(db) => db.exec('create table extra_t (x)')])
+    s.migrate('extra', [(db) => db.exec('create table extra_t (x)')]) // already applied: no-op
+    expect(s.getMeta('schema_version:extra')).toBe(1)
+    expect(codeOf(() => s.migrate('extra', []))).toBe('SCHEMA_TOO_NEW')
+  })
+
+  it('throws CLOSED after close', () => {
+    const s = seeded('a', 1)
+    s.close()
+    expect(codeOf(() => s.append('d', bytes(1)))).toBe('CLOSED')
+    expect(codeOf(() => s.ingest([]))).toBe('CLOSED')
+  })
+})
+
+describe('convergence of logs under random exchange (strong convergence of the event set)', () => {
+  it('any exchange order between three stores ends with equal fingerprints', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 3 })), { maxLength: 30 }),
+        (steps) => {
+          const stores = ['a', 'b', 'c'].map((id) => memStore(id))
+          for (const [from, to, writes] of steps) {
+            for (let i = 0; i < writes; i++) stores[from]!.append(`d${i}`, bytes(from, i))
+            if (from !== to) exchange(stores[from]!, stores[to]!, 8)
+          }
+          for (const x of stores) for (const y of stores) if (x !== y) exchange(x, y)
+          const fps = stores.map((s) => JSON.stringify(s.fingerprint()))
+          expect(new Set(fps).size).toBe(1)
+          stores.forEach((s) => s.close())
+        },
+      ),
+      { numRuns: Number(process.env.DRU_PROPERTY_RUNS ?? 100), seed: 41 },
+    )
+  })
+})

@@ -1,0 +1,33 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { EventStore, type OpenStoreOptions } from '../src/index.js'
+
+/** A temp folder removed by the returned cleanup. */
+export function tempDir(prefix = 'dru-store-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+export function memStore(druId: string, options: Partial<OpenStoreOptions> = {}): EventStore {
+  return EventStore.open({ path: ':memory:', druId, ...options })
+}
+
+export const bytes = (...xs: number[]) => new Uint8Array(xs)
+
+/** Everything observable about a store, to prove a failed call changed nothing. */
+export function snapshotState(store: EventStore, appTable?: string) {
+  return {
+    fingerprint: store.fingerprint(),
+    count: store.count(),
+    lastLsn: store.lastLsn(),
+    app: appTable ? store.db.prepare(`select * from ${appTable} order by rowid`).all() : [],
+  }
+}
+
+/** Moves every event `from` has and `to` lacks, in bounded batches. */
+export function exchange(from: EventStore, to: EventStore, maxBatchBytes = 1 << 20): number {
+  let n = 0
+  for (const batch of from.eventsMissing(to.vv(), { maxBatchBytes })) n += to.ingest(batch).stored.length
+  return n
+}
