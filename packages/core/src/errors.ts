@@ -35,6 +35,32 @@ export const ErrorCode = {
   STORAGE_FULL: 'STORAGE_FULL',
   /** The database schema is newer than this build understands. */
   SCHEMA_TOO_NEW: 'SCHEMA_TOO_NEW',
+  /** A wire frame exceeds the configured byte limit (checked before decoding). */
+  FRAME_TOO_LARGE: 'FRAME_TOO_LARGE',
+  /** A wire frame decoded but breaks the frame schema (type, range, length, extra field). */
+  INVALID_FRAME: 'INVALID_FRAME',
+  /** A valid frame arrived in the wrong protocol state (e.g. events before auth, a second hello). */
+  UNEXPECTED_FRAME: 'UNEXPECTED_FRAME',
+  /** A batch's events of one origin are not consecutive and ascending. */
+  OUT_OF_ORDER: 'OUT_OF_ORDER',
+  /** The peer speaks another protocol version. */
+  PROTOCOL_VERSION: 'PROTOCOL_VERSION',
+  /** The peer's challenge response does not prove the cluster secret. */
+  AUTH_FAILED: 'AUTH_FAILED',
+  /** The peer's DRU id is not a configured member (or is our own id). */
+  UNKNOWN_PEER: 'UNKNOWN_PEER',
+  /** Events of an origin whose DRU id has no configured public key. */
+  UNKNOWN_ORIGIN: 'UNKNOWN_ORIGIN',
+  /** A run of events does not end in a valid Ed25519 signature by its origin. */
+  BAD_SIGNATURE: 'BAD_SIGNATURE',
+  /** The peer is quarantined (fork or forgery seen); it stays refused until an operator lifts it. */
+  QUARANTINED: 'QUARANTINED',
+  /** A second session to the same peer; the protocol keeps exactly one per pair. */
+  DUPLICATE_SESSION: 'DUPLICATE_SESSION',
+  /** No frame from the peer within the heartbeat timeout. */
+  HEARTBEAT_TIMEOUT: 'HEARTBEAT_TIMEOUT',
+  /** A semi-sync write was not acknowledged by enough peers in time (it stays committed). */
+  ACK_TIMEOUT: 'ACK_TIMEOUT',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]

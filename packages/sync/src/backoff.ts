@@ -1,0 +1,24 @@
+/**
+ * Reconnect delays: exponential growth from `baseMs`, capped at `maxMs`, with jitter so
+ * that peers cut off together do not redial in lockstep. Pure; randomness is injected.
+ */
+export interface BackoffOptions {
+  /** First delay (ms). Default 100. */
+  baseMs?: number
+  /** Largest delay (ms). Default 10 000. */
+  maxMs?: number
+  /** Growth per failed attempt. Default 2. */
+  factor?: number
+  /** Fraction of the delay that is randomised (0 = none, 1 = "full jitter"). Default 0.5. */
+  jitter?: number
+}
+
+/** Delay before attempt `attempt` (0-based), given a random number in [0, 1). */
+export function backoffDelay(attempt: number, random: () => number, options: BackoffOptions = {}): number {
+  const base = options.baseMs ?? 100
+  const max = options.maxMs ?? 10_000
+  const factor = options.factor ?? 2
+  const jitter = Math.min(1, Math.max(0, options.jitter ?? 0.5))
+  const ceiling = Math.min(max, base * factor ** Math.min(attempt, 60))
+  return Math.round(ceiling * (1 - jitter) + ceiling * jitter * random())
+}

@@ -1,0 +1,428 @@
+import type { KeyObject } from 'node:crypto'
+import WebSocket from 'ws'
+import { DruError, dominatesVv, parseOrigin, type DruEvent, type Fingerprint, type VersionVector } from '@dru/core'
+import type { EventStore } from '@dru/store-sqlite'
+import { decodeFrame, encodeFrame, PROTOCOL_VERSION, type Frame } from './frames.js'
+import { authProof, newNonce, proofMatches } from './handshake.js'
+import { verifyEventSignature } from './signatures.js'
+import type { Logger } from './logger.js'
+
+/** Error codes after which a peer is quarantined: it offered a forked or forged history. */
+export const QUARANTINE_CODES: ReadonlySet<string> = new Set(['FORK', 'CHAIN_BROKEN', 'HASH_MISMATCH', 'BAD_SIGNATURE'])
+
+export interface SessionLimits {
+  readonly maxFrameBytes: number
+  readonly maxBatchBytes: number
+  readonly maxUnackedBytes: number
+  readonly heartbeatMs: number
+  readonly heartbeatTimeoutMs: number
+}
+
+/** What a session needs from the node that owns it (small, so the session stays testable). */
+export interface SessionHost {
+  readonly store: EventStore
+  readonly druId: string
+  readonly secret: string
+  readonly publicKeys: ReadonlyMap<string, KeyObject>
+  readonly limits: SessionLimits
+  readonly log: Logger
+  now(): number
+  quarantineReason(peerId: string): string | undefined
+  /** Called once the peer proved the secret; false means "duplicate, close this one". */
+  authenticated(session: PeerSession): boolean
+  acked(session: PeerSession, vv: VersionVector): void
+  quarantine(peerId: string, code: string, message: string): void
+  closed(session: PeerSession, reason: { code: string; message: string }): void
+}
+
+export type SessionRole = 'dialer' | 'acceptor'
+type State = 'hello' | 'auth' | 'open' | 'closed'
+
+interface InFlight {
+  readonly bytes: number
+  readonly tips: ReadonlyArray<readonly [string, number]>
+}
+
+/**
+ * One WebSocket connection to one peer: handshake, fingerprint exchange, streaming in
+ * both directions with a bounded window of unacknowledged bytes, acks, heartbeats.
+ * Every socket callback is guarded: bad input becomes an `error` frame and a close.
+ */
+export class PeerSession {
+  readonly role: SessionRole
+  readonly createdAt: number
+  /** The authenticated (or, for a dialer, expected) DRU id of the other side. */
+  peerId: string | undefined
+  /** Their fingerprint's vector from the latest `vv` frame (a claim, never counted as an ack). */
+  theirVv: VersionVector = {}
+  bytesIn = 0
+  bytesOut = 0
+  framesIn = 0
+  framesOut = 0
+  lastFrameAt: number
+  wasAuthenticated = false
+  closeReason: { code: string; message: string } | undefined
+
+  readonly #host: SessionHost
+  readonly #ws: WebSocket
+  #state: State = 'hello'
+  readonly #nonce: Uint8Array
+  #peerNonce: Uint8Array | undefined
+  #heartbeat: NodeJS.Timeout | undefined
+  #pingN = 0
+  // Streaming out: what the peer holds or has in flight, and the unacked window.
+  #known: Record<string, number> = {}
+  #window: InFlight[] = []
+  #unacked = 0
+  #batches: Generator<DruEvent[], void, undefined> | null = null
+  #gotVv = false
+  #pumpScheduled = false
+  #ingesting = false
+  #resyncRequested = false
+
+  constructor(host: SessionHost, ws: WebSocket, role: SessionRole, expectedPeer?: string) {
+    this.#host = host
+    this.#ws = ws
+    this.role = role
+    this.peerId = expectedPeer
+    this.createdAt = host.now()
+    this.lastFrameAt = this.createdAt
+    this.#nonce = newNonce()
+    ws.binaryType = 'nodebuffer'
+    ws.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
+    ws.on('close', (code, reason) => this.#closed(reason.length > 0 ? reason.toString() : 'CLOSED', `socket closed (${code})`))
+    ws.on('error', (err) => {
+      const code = (err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'FRAME_TOO_LARGE' : 'CONNECTION_FAILED'
+      this.#closed(code, err.message)
+    })
+    if (ws.readyState === WebSocket.OPEN) this.#start()
+    else ws.once('open', () => this.#start())
+    // The heartbeat also bounds the handshake: a peer that never completes it is dropped.
+    this.#heartbeat = setInterval(() => this.#tick(), Math.max(10, Math.min(host.limits.heartbeatMs, host.limits.heartbeatTimeoutMs / 2)))
+    this.#heartbeat.unref()
+  }
+
+  get state(): State {
+    return this.#state
+  }
+
+  get isOpen(): boolean {
+    return this.#state === 'open'
+  }
+
+  get unackedBytes(): number {
+    return this.#unacked
+  }
+
+  /** Asks for a streaming pass soon (coalesces many commits into one pass). */
+  schedulePump(): void {
+    if (this.#pumpScheduled || this.#state !== 'open') return
+    this.#pumpScheduled = true
+    setImmediate(() => {
+      this.#pumpScheduled = false
+      this.#guard(() => this.#pump())
+    })
+  }
+
+  /** Sends an error frame and closes. */
+  fail(code: string, message: string): void {
+    if (this.#state === 'closed') return
+    this.#host.log.warn(`sync: closing session with ${this.peerId ?? 'unknown peer'}: ${code}: ${message}`, { peer: this.peerId, code })
+    this.#send({ type: 'error', code, message })
+    this.#closed(code, message)
+  }
+
+  /** Closes without an error frame (shutdown). */
+  close(code = 'CLOSED', message = 'closing'): void {
+    this.#closed(code, message)
+  }
+
+  // ---- socket plumbing ------------------------------------------------------------------
+
+  #start(): void {
+    if (this.#state === 'closed') return
+    this.#send({ type: 'hello', protocol: PROTOCOL_VERSION, druId: this.#host.druId, origin: this.#host.store.origin, nonce: this.#nonce })
+  }
+
+  #send(frame: Frame): void {
+    if (this.#ws.readyState !== WebSocket.OPEN) return
+    const bytes = encodeFrame(frame)
+    this.bytesOut += bytes.byteLength
+    this.framesOut++
+    this.#ws.send(bytes)
+  }
+
+  #onMessage(data: WebSocket.RawData, isBinary: boolean): void {
+    if (this.#state === 'closed') return
+    const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
+    this.bytesIn += bytes.byteLength
+    this.framesIn++
+    this.lastFrameAt = this.#host.now()
+    this.#guard(() => {
+      if (!isBinary) throw new DruError('MALFORMED', 'text frames are not part of the protocol; frames are binary msgpack')
+      this.#handle(decodeFrame(bytes, this.#host.limits.maxFrameBytes))
+    })
+  }
+
+  /** Runs `fn`; whatever it throws becomes an error frame and a close, never a crash. */
+  #guard(fn: () => void): void {
+    try {
+      fn()
+    } catch (err) {
+      const code = err instanceof DruError ? err.code : 'INTERNAL'
+      const message = err instanceof Error ? err.message : String(err)
+      if (!(err instanceof DruError)) this.#host.log.error(`sync: internal error in session with ${this.peerId ?? '?'}`, { err })
+      if (this.wasAuthenticated && this.peerId && QUARANTINE_CODES.has(code)) this.#host.quarantine(this.peerId, code, message)
+      this.fail(code, message)
+    }
+  }
+
+  #tick(): void {
+    if (this.#state === 'closed') return
+    const silent = this.#host.now() - this.lastFrameAt
+    if (silent > this.#host.limits.heartbeatTimeoutMs) {
+      this.#host.log.warn(`sync: no frame from ${this.peerId ?? '?'} for ${silent} ms; dropping the connection`, { peer: this.peerId })
+      this.#closed('HEARTBEAT_TIMEOUT', `no frame for ${silent} ms`)
+      return
+    }
+    if (this.#state === 'open') this.#send({ type: 'ping', n: this.#pingN++ & 0xffffffff })
+  }
+
+  #closed(code: string, message: string): void {
+    if (this.#state === 'closed') return
+    this.#state = 'closed'
+    this.closeReason = { code, message }
+    clearInterval(this.#heartbeat)
+    this.#batches = null
+    try {
+      if (this.#ws.readyState === WebSocket.OPEN || this.#ws.readyState === WebSocket.CONNECTING) {
+        if (this.#ws.readyState === WebSocket.OPEN) this.#ws.close(4000, code)
+        else this.#ws.terminate()
+        // A peer that never answers the close handshake (blackholed) must not pin the socket.
+        setTimeout(() => this.#ws.terminate(), 1000).unref()
+      }
+    } catch {
+      this.#ws.terminate()
+    }
+    this.#host.closed(this, { code, message })
+  }
+
+  // ---- protocol -------------------------------------------------------------------------
+
+  #handle(frame: Frame): void {
+    if (frame.type === 'error') {
+      this.#host.log.warn(`sync: ${this.peerId ?? 'peer'} reported ${frame.code}: ${frame.message}`, { peer: this.peerId, code: frame.code })
+      // A peer that saw a fork or forgery from us will refuse us; stop dialing it too.
+      if (this.wasAuthenticated && this.peerId && (QUARANTINE_CODES.has(frame.code) || frame.code === 'QUARANTINED')) {
+        this.#host.quarantine(this.peerId, frame.code, `peer reported: ${frame.message}`)
+      }
+      this.#closed(frame.code, `peer reported: ${frame.message}`)
+      return
+    }
+    switch (this.#state) {
+      case 'hello':
+        if (frame.type !== 'hello') throw unexpected(frame.type, 'hello')
+        return this.#onHello(frame)
+      case 'auth':
+        if (frame.type !== 'auth') throw unexpected(frame.type, 'auth')
+        return this.#onAuth(frame.hmac)
+      case 'open':
+        switch (frame.type) {
+          case 'ping':
+            return this.#send({ type: 'pong', n: frame.n })
+          case 'pong':
+            return
+          case 'vv':
+            return this.#onVv(frame.fingerprint)
+          case 'events':
+            return this.#onEvents(frame.batch)
+          case 'ack':
+            return this.#onAck(frame.vv)
+          default:
+            throw unexpected(frame.type, 'vv, events, ack, ping or pong')
+        }
+      case 'closed':
+        return
+    }
+  }
+
+  #onHello(hello: Extract<Frame, { type: 'hello' }>): void {
+    if (hello.protocol !== PROTOCOL_VERSION) {
+      throw new DruError('PROTOCOL_VERSION', `peer speaks protocol ${hello.protocol}, this DRU speaks ${PROTOCOL_VERSION}`)
+    }
+    if (hello.druId === this.#host.druId || !this.#host.publicKeys.has(hello.druId)) {
+      throw new DruError('UNKNOWN_PEER', `DRU id ${JSON.stringify(hello.druId)} is not a member of this cluster`)
+    }
+    if (this.role === 'dialer' && hello.druId !== this.peerId) {
+      throw new DruError('UNKNOWN_PEER', `dialed ${this.peerId} but ${hello.druId} answered`)
+    }
+    if (parseOrigin(hello.origin).druId !== hello.druId) {
+      throw new DruError('INVALID_FRAME', `hello.origin ${hello.origin} does not belong to ${hello.druId}`)
+    }
+    const reason = this.#host.quarantineReason(hello.druId)
+    if (reason !== undefined) throw new DruError('QUARANTINED', `${hello.druId} is quarantined (${reason}); an operator must lift it`)
+    this.peerId = hello.druId
+    this.#peerNonce = hello.nonce
+    this.#state = 'auth'
+    this.#send({ type: 'auth', hmac: authProof(this.#host.secret, this.#host.druId, hello.druId, this.#nonce, hello.nonce) })
+  }
+
+  #onAuth(hmac: Uint8Array): void {
+    const expected = authProof(this.#host.secret, this.peerId!, this.#host.druId, this.#peerNonce!, this.#nonce)
+    if (!proofMatches(expected, hmac)) {
+      throw new DruError('AUTH_FAILED', 'the challenge response does not prove the cluster secret')
+    }
+    this.#state = 'open'
+    this.wasAuthenticated = true
+    if (!this.#host.authenticated(this)) return
+    this.#send({ type: 'vv', fingerprint: this.#host.store.fingerprint() })
+  }
+
+  /** Their fingerprint: check it against our log (a fork shows here first), then stream what they lack. */
+  #onVv(fp: Fingerprint): void {
+    const store = this.#host.store
+    for (const origin of Object.keys(fp.vv)) {
+      const theirs = fp.vv[origin]!
+      const mine = store.head(origin)
+      if (!mine || theirs > mine.seq) continue
+      const held = theirs === mine.seq ? mine.hash : store.getEvent(origin, theirs)?.hash
+      if (held !== undefined && held !== fp.heads[origin]) {
+        throw new DruError('FORK', `fork: ${origin}#${theirs} is ${fp.heads[origin]!.slice(0, 12)}… at ${this.peerId} but ${held.slice(0, 12)}… here`, {
+          details: { origin, seq: theirs },
+        })
+      }
+    }
+    this.theirVv = fp.vv
+    // A vv frame (first or re-requested) restarts streaming from exactly what they hold.
+    this.#known = { ...fp.vv }
+    this.#window = []
+    this.#unacked = 0
+    this.#batches = null
+    this.#gotVv = true
+    this.#pump()
+  }
+
+  #onEvents(batch: readonly DruEvent[]): void {
+    // Per origin the run must be consecutive and ascending; the last event must carry a
+    // valid signature of that origin (it vouches, through the hash chain, for the run).
+    const tips = new Map<string, DruEvent>()
+    for (const e of batch) {
+      const last = tips.get(e.origin)
+      if (last !== undefined && e.seq !== last.seq + 1) {
+        throw new DruError('OUT_OF_ORDER', `${e.origin}#${e.seq} follows #${last.seq} in one batch`, { details: { origin: e.origin, seq: e.seq } })
+      }
+      tips.set(e.origin, e)
+    }
+    for (const [origin, tip] of tips) {
+      const druId = parseOrigin(origin).druId
+      const key = this.#host.publicKeys.get(druId)
+      if (!key) throw new DruError('UNKNOWN_ORIGIN', `no public key is configured for ${druId}; its events are refused`, { details: { origin } })
+      if (tip.sig === undefined) {
+        throw new DruError('BAD_SIGNATURE', `the run of ${origin} ends at #${tip.seq} without a signature`, { details: { origin, seq: tip.seq } })
+      }
+      if (!verifyEventSignature(tip.hash, tip.sig, key)) {
+        throw new DruError('BAD_SIGNATURE', `${origin}#${tip.seq} is not signed by ${druId}`, { details: { origin, seq: tip.seq } })
+      }
+    }
+    // Only verified signatures are stored (so anything we forward later is sound).
+    const events = batch.map((e) => (e.sig === undefined || tips.get(e.origin) === e ? e : stripSig(e)))
+    let ok = false
+    this.#ingesting = true
+    try {
+      this.#host.store.ingest(events)
+      ok = true
+    } catch (err) {
+      if (!(err instanceof DruError && err.code === 'SEQ_GAP')) throw err
+      // Out of order (e.g. a stale in-flight batch): not fatal. Ask once to resend from our vector.
+      if (!this.#resyncRequested) {
+        this.#resyncRequested = true
+        this.#host.log.info(`sync: gap in batch from ${this.peerId}; re-requesting from our version vector`, { peer: this.peerId })
+        this.#send({ type: 'vv', fingerprint: this.#host.store.fingerprint() })
+      }
+    } finally {
+      this.#ingesting = false
+    }
+    if (!ok) return
+    this.#resyncRequested = false
+    for (const [origin, tip] of tips) if ((this.#known[origin] ?? 0) < tip.seq) this.#known[origin] = tip.seq
+    // Sent only after ingest's durable commit returned: this is what semi-sync counts.
+    this.#send({ type: 'ack', vv: this.#host.store.vv() })
+    this.schedulePump()
+  }
+
+  #onAck(vv: VersionVector): void {
+    this.#host.acked(this, vv)
+    // An ack carries the receiver's whole durable vector, so it covers every batch it has stored.
+    const covered = (tips: InFlight['tips']) => tips.every(([o, s]) => (vv[o] ?? 0) >= s)
+    let i = 0
+    while (i < this.#window.length && covered(this.#window[i]!.tips)) {
+      this.#unacked -= this.#window[i]!.bytes
+      i++
+    }
+    if (i > 0) this.#window.splice(0, i)
+    for (const o of Object.keys(vv)) if ((this.#known[o] ?? 0) < vv[o]!) this.#known[o] = vv[o]!
+    this.#pump()
+  }
+
+  // ---- streaming out --------------------------------------------------------------------
+
+  /** Sends batches while the unacked window has room and there is something they lack. */
+  #pump(): void {
+    if (this.#state !== 'open' || !this.#gotVv || this.#ingesting) return
+    const { maxUnackedBytes } = this.#host.limits
+    while (this.#unacked < maxUnackedBytes && this.#ws.readyState === WebSocket.OPEN) {
+      if (!this.#batches) {
+        if (dominatesVv(this.#known, this.#host.store.vv())) return
+        this.#batches = this.#signedBatches({ ...this.#known })
+      }
+      const next = this.#batches.next()
+      if (next.done) {
+        this.#batches = null
+        continue
+      }
+      this.#sendBatch(next.value)
+    }
+  }
+
+  #sendBatch(batch: DruEvent[]): void {
+    const tips = new Map<string, number>()
+    for (const e of batch) tips.set(e.origin, e.seq)
+    const before = this.bytesOut
+    this.#send({ type: 'events', batch })
+    const bytes = this.bytesOut - before
+    for (const [o, s] of tips) if ((this.#known[o] ?? 0) < s) this.#known[o] = s
+    this.#window.push({ bytes, tips: [...tips] })
+    this.#unacked += bytes
+  }
+
+  /**
+   * Batches of what a peer with vector `from` lacks, each about maxBatchBytes, cut only
+   * after an event that carries a signature so every origin's run ends verifiably.
+   * Reads the log page by page: memory is bounded whatever the backlog.
+   */
+  *#signedBatches(from: VersionVector): Generator<DruEvent[], void, undefined> {
+    const { maxBatchBytes } = this.#host.limits
+    let batch: DruEvent[] = []
+    let bytes = 0
+    for (const page of this.#host.store.eventsMissing(from, { maxBatchBytes, pageSize: 512 })) {
+      for (const e of page) {
+        batch.push(e)
+        bytes += e.change.byteLength + 160
+        if (bytes >= maxBatchBytes && e.sig !== undefined) {
+          yield batch
+          batch = []
+          bytes = 0
+        }
+      }
+    }
+    if (batch.length > 0) yield batch
+  }
+}
+
+function stripSig(e: DruEvent): DruEvent {
+  return { origin: e.origin, seq: e.seq, hlc: e.hlc, docId: e.docId, change: e.change, prev: e.prev, hash: e.hash }
+}
+
+function unexpected(got: string, wanted: string): DruError {
+  return new DruError('UNEXPECTED_FRAME', `got a ${got} frame where ${wanted} was expected`)
+}

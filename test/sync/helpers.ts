@@ -1,0 +1,223 @@
+import { fork, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { generateKeys } from '@dru/sync'
+
+export const FIXTURE = fileURLToPath(new URL('../../packages/sync/test/fixtures/dru-child.mjs', import.meta.url))
+export const SECRET = 'test-cluster-secret-0123456789'
+
+/** A key pair per DRU id, and the shared public-key map every member is configured with. */
+export function cluster(ids: string[]): { keys: (id: string) => { privateKey: string; publicKeys: Record<string, string> } } {
+  const pairs = Object.fromEntries(ids.map((id) => [id, generateKeys()]))
+  const publicKeys = Object.fromEntries(ids.map((id) => [id, pairs[id]!.publicKey]))
+  return { keys: (id) => ({ privateKey: pairs[id]!.privateKey, publicKeys }) }
+}
+
+export interface DruConfig {
+  id: string
+  path: string
+  keys: { privateKey: string; publicKeys: Record<string, string> }
+  secret?: string
+  peers?: Array<{ id: string; url: string }>
+  port?: number
+  listen?: boolean
+  heartbeatMs?: number
+  heartbeatTimeoutMs?: number
+  maxBatchBytes?: number
+  maxUnackedBytes?: number
+  maxFrameBytes?: number
+  durability?: 'machine' | 'process'
+  verbose?: boolean
+}
+
+/** A DRU child process driven over IPC. */
+export class DruProcess {
+  readonly child: ChildProcess
+  port = 0
+  origin = ''
+  #next = 0
+  #pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>()
+  readonly exited: Promise<number | null>
+
+  private constructor(child: ChildProcess) {
+    this.child = child
+    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)))
+    child.on('message', (msg: { id?: number; ok?: boolean; value?: unknown; code?: string; message?: string }) => {
+      if (msg.id === undefined) return
+      const p = this.#pending.get(msg.id)
+      if (!p) return
+      this.#pending.delete(msg.id)
+      if (msg.ok) p.resolve(msg.value)
+      else p.reject(Object.assign(new Error(`${msg.code}: ${msg.message}`), { code: msg.code }))
+    })
+    child.once('exit', () => {
+      for (const p of this.#pending.values()) p.reject(new Error('child exited'))
+      this.#pending.clear()
+    })
+  }
+
+  static async start(config: DruConfig): Promise<DruProcess> {
+    const child = fork(FIXTURE, [], {
+      env: { ...process.env, DRU_CONFIG: JSON.stringify({ secret: SECRET, ...config }) },
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    })
+    live.add(child)
+    const d = new DruProcess(child)
+    const ready = await new Promise<{ port: number; origin: string }>((resolve, reject) => {
+      child.on('message', (m: { ready?: boolean; port: number; origin: string }) => m.ready && resolve(m))
+      child.once('exit', (code) => reject(new Error(`DRU ${config.id} exited with ${code} before ready`)))
+    })
+    d.port = ready.port
+    d.origin = ready.origin
+    return d
+  }
+
+  call<T = unknown>(cmd: string, args?: unknown): Promise<T> {
+    const id = this.#next++
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (v: unknown) => void, reject })
+      this.child.send({ id, cmd, args })
+    })
+  }
+
+  fp(): Promise<{ fp: { vv: Record<string, number>; heads: Record<string, string> }; count: number }> {
+    return this.call('fp')
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal)
+    await this.exited
+    live.delete(this.child)
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return
+    await Promise.race([this.call('close').catch(() => undefined), new Promise((r) => setTimeout(r, 3000))])
+    await Promise.race([this.exited, new Promise((r) => setTimeout(r, 2000))])
+    await this.kill()
+  }
+}
+
+const live = new Set<ChildProcess>()
+
+/** Kills every child still running (call in afterEach). */
+export async function killAll(): Promise<void> {
+  const children = [...live]
+  live.clear()
+  await Promise.all(
+    children.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.exitCode !== null || c.signalCode !== null) return resolve()
+          c.once('exit', () => resolve())
+          c.kill('SIGKILL')
+        }),
+    ),
+  )
+}
+
+export function tempDir(prefix = 'dru-sync-'): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix))
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+}
+
+/** Polls `check` until it returns a truthy value or the time runs out (then throws with `what`). */
+export async function waitFor<T>(what: string, check: () => Promise<T> | T, timeoutMs = 30_000, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  let last: unknown
+  for (;;) {
+    try {
+      const v = await check()
+      if (v) return v
+      last = v
+    } catch (err) {
+      last = err
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (last: ${String(last)})`)
+    await new Promise((r) => setTimeout(r, everyMs))
+  }
+}
+
+export const sameFp = (a: { fp: unknown }, b: { fp: unknown }) => JSON.stringify(a.fp) === JSON.stringify(b.fp)
+
+export type ProxyMode = 'pass' | 'blackhole' | 'refuse'
+
+/**
+ * A TCP proxy to cut, heal and blackhole one link. `pass` pipes bytes; `blackhole` keeps
+ * sockets open but drops every byte (a silent partition); `refuse` resets live sockets
+ * and new connections. `target` may be set after creation.
+ */
+export class TcpProxy {
+  target = 0
+  mode: ProxyMode = 'pass'
+  readonly #server: net.Server
+  readonly #pairs = new Set<{ a: net.Socket; b: net.Socket }>()
+  bytes = 0
+
+  private constructor(server: net.Server) {
+    this.#server = server
+  }
+
+  static async start(target = 0): Promise<TcpProxy> {
+    const server = net.createServer()
+    const proxy = new TcpProxy(server)
+    proxy.target = target
+    server.on('connection', (a) => proxy.#accept(a))
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    return proxy
+  }
+
+  get port(): number {
+    return (this.#server.address() as net.AddressInfo).port
+  }
+
+  get url(): string {
+    return `ws://127.0.0.1:${this.port}`
+  }
+
+  #accept(a: net.Socket): void {
+    if (this.mode === 'refuse' || this.target === 0) return void a.resetAndDestroy()
+    const b = net.connect(this.target, '127.0.0.1')
+    const pair = { a, b }
+    this.#pairs.add(pair)
+    const drop = () => {
+      this.#pairs.delete(pair)
+      a.destroy()
+      b.destroy()
+    }
+    a.on('data', (d) => {
+      if (this.mode === 'pass') {
+        this.bytes += d.length
+        b.write(d)
+      }
+    })
+    b.on('data', (d) => {
+      if (this.mode === 'pass') {
+        this.bytes += d.length
+        a.write(d)
+      }
+    })
+    a.on('error', drop).on('close', drop)
+    b.on('error', drop).on('close', drop)
+  }
+
+  /** Switches mode; `refuse` also resets every live connection. */
+  set(mode: ProxyMode): void {
+    this.mode = mode
+    if (mode === 'refuse') {
+      for (const { a, b } of this.#pairs) {
+        a.resetAndDestroy()
+        b.resetAndDestroy()
+      }
+      this.#pairs.clear()
+    }
+  }
+
+  async close(): Promise<void> {
+    this.set('refuse')
+    await new Promise<void>((r) => this.#server.close(() => r()))
+  }
+}
