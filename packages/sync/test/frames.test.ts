@@ -1,0 +1,149 @@
+import { describe, expect, it } from 'vitest'
+import fc from 'fast-check'
+import { DruError, GENESIS_HASH, sealEvent, encodeHlc, type DruEvent } from '@dru/core'
+import { decodeFrame, encodeFrame, signerFor, generateKeys, type Frame } from '../src/index.js'
+
+const RUNS = Number(process.env.DRU_PROPERTY_RUNS ?? 0) || undefined
+
+/** Small seeded PRNG (mulberry32), so every fuzz run is reproducible. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+const { privateKey } = generateKeys()
+const sign = signerFor(privateKey)
+
+function chain(n: number): DruEvent[] {
+  const out: DruEvent[] = []
+  let prev = GENESIS_HASH
+  for (let i = 1; i <= n; i++) {
+    const e = sealEvent({ origin: 'a/1' as never, seq: i, hlc: encodeHlc({ wall: 1_700_000_000_000 + i, counter: 0, node: 'a/1' }), docId: `d${i}`, change: new Uint8Array([i, 1, 2]), prev })
+    out.push(i === n ? { ...e, sig: sign(e.hash) } : e)
+    prev = e.hash
+  }
+  return out
+}
+
+const valid: Frame[] = [
+  { type: 'hello', protocol: 1, druId: 'eu-west-1', origin: 'eu-west-1/3', nonce: new Uint8Array(32).fill(7) },
+  { type: 'auth', hmac: new Uint8Array(32).fill(9) },
+  { type: 'vv', fingerprint: { vv: { 'a/1': 3, 'b/2': 9 }, heads: { 'a/1': 'a'.repeat(64), 'b/2': 'b'.repeat(64) } } },
+  { type: 'events', batch: chain(3) },
+  { type: 'ack', vv: { 'a/1': 3, 'b/1': 0 } },
+  { type: 'ping', n: 5 },
+  { type: 'pong', n: 5 },
+  { type: 'error', code: 'AUTH_FAILED', message: 'nope' },
+]
+
+function decodeOrCode(bytes: Uint8Array, max?: number): string {
+  try {
+    decodeFrame(bytes, max)
+    return 'ok'
+  } catch (err) {
+    if (!(err instanceof DruError)) throw err
+    return err.code
+  }
+}
+
+describe('frame codec', () => {
+  it('round-trips every frame type', () => {
+    for (const f of valid) {
+      const back = decodeFrame(encodeFrame(f))
+      expect(back.type).toBe(f.type)
+      expect(encodeFrame(back)).toEqual(encodeFrame(f))
+    }
+  })
+
+  it('checks the size before decoding', () => {
+    const bytes = encodeFrame(valid[3]!)
+    expect(decodeOrCode(bytes, bytes.byteLength - 1)).toBe('FRAME_TOO_LARGE')
+    expect(decodeOrCode(bytes, bytes.byteLength)).toBe('ok')
+  })
+
+  it.each([
+    ['extra field', ['auth', new Uint8Array(32), 1]],
+    ['short nonce', ['hello', 1, 'a', 'a/1', new Uint8Array(31)]],
+    ['bad origin', ['hello', 1, 'a', 'a/0', new Uint8Array(32)]],
+    ['negative seq in ack', ['ack', [['a/1', -1]]]],
+    ['float seq', ['ack', [['a/1', 1.5]]]],
+    ['repeated origin', ['ack', [['a/1', 1], ['a/1', 2]]]],
+    ['head not hex', ['vv', [['a/1', 1, 'xyz']]]],
+    ['empty batch', ['events', []]],
+    ['event with short sig', ['events', [['a/1', 1, 'x', 'd', new Uint8Array(1), GENESIS_HASH, 'a'.repeat(64), new Uint8Array(3)]]]],
+    ['unknown type', ['gossip', 1]],
+    ['map instead of array', { type: 'ping', n: 1 }],
+    ['lower-case error code', ['error', 'nope', 'x']],
+    ['huge ping', ['ping', 2 ** 40]],
+  ])('rejects %s with INVALID_FRAME', async (_name, value) => {
+    const { pack } = await import('@dru/core')
+    expect(decodeOrCode(pack(value))).toBe('INVALID_FRAME')
+  })
+
+  it('fuzz: 10k random byte strings each give a frame or a typed error, never a crash', () => {
+    const rnd = prng(0xd1)
+    const seen = new Map<string, number>()
+    for (let i = 0; i < 10_000; i++) {
+      const len = Math.floor(rnd() * 64)
+      const bytes = new Uint8Array(len)
+      for (let j = 0; j < len; j++) bytes[j] = Math.floor(rnd() * 256)
+      // Bias the first byte towards array headers so the schema checks are reached too.
+      if (len > 0 && rnd() < 0.5) bytes[0] = 0x90 + Math.floor(rnd() * 6)
+      const code = decodeOrCode(bytes, 48)
+      seen.set(code, (seen.get(code) ?? 0) + 1)
+    }
+    expect([...seen.keys()].every((c) => ['ok', 'MALFORMED', 'INVALID_FRAME', 'FRAME_TOO_LARGE'].includes(c))).toBe(true)
+    expect(seen.get('MALFORMED')).toBeGreaterThan(0)
+    expect(seen.get('INVALID_FRAME')).toBeGreaterThan(0)
+  })
+
+  it('fuzz: 1k mutated valid frames each give a frame or a typed error', () => {
+    const rnd = prng(42)
+    const seeds = valid.map(encodeFrame)
+    const codes = new Set<string>()
+    for (let i = 0; i < 1000; i++) {
+      const base = seeds[i % seeds.length]!
+      const bytes = new Uint8Array(base)
+      const flips = 1 + Math.floor(rnd() * 4)
+      for (let f = 0; f < flips; f++) {
+        const at = Math.floor(rnd() * bytes.length)
+        const op = rnd()
+        if (op < 0.6) bytes[at] = Math.floor(rnd() * 256)
+        else if (op < 0.8) bytes[at] = bytes[at]! ^ (1 << Math.floor(rnd() * 8))
+        else bytes[at] = [0xc1, 0xd4, 0xd8, 0xc7, 0xdc, 0xde, 0xff][Math.floor(rnd() * 7)]!
+      }
+      const cut = rnd() < 0.2 ? bytes.subarray(0, Math.floor(rnd() * bytes.length)) : bytes
+      codes.add(decodeOrCode(cut))
+    }
+    expect([...codes].every((c) => ['ok', 'MALFORMED', 'INVALID_FRAME'].includes(c))).toBe(true)
+    expect(codes.has('INVALID_FRAME') || codes.has('MALFORMED')).toBe(true)
+  })
+
+  it('property: arbitrary msgpack-able values never crash the decoder', () => {
+    fc.assert(
+      fc.property(fc.anything({ withTypedArray: true, maxDepth: 4 }), (v) => {
+        let bytes: Uint8Array
+        try {
+          bytes = encodePlain(v)
+        } catch {
+          return true
+        }
+        expect(['ok', 'MALFORMED', 'INVALID_FRAME']).toContain(decodeOrCode(bytes))
+        return true
+      }),
+      { seed: 7, numRuns: RUNS ?? 300 },
+    )
+  })
+})
+
+import { Packr } from 'msgpackr'
+const plain = new Packr({ useRecords: false })
+function encodePlain(v: unknown): Uint8Array {
+  return plain.pack(v)
+}

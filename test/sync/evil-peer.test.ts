@@ -1,0 +1,246 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import { GENESIS_HASH, encodeHlc, pack, sealEvent, type DruEvent, type Origin } from '@dru/core'
+import { authProof, decodeFrame, encodeFrame, generateKeys, signerFor, type Frame } from '@dru/sync'
+import { DruProcess, killAll, SECRET, sameFp, tempDir, waitFor } from './helpers.js'
+
+/**
+ * A raw "evil peer" against a real DRU process (x) that also syncs with an honest peer (y).
+ * The evil peer is a configured member holding the cluster secret and its own key, so
+ * it can get past the handshake and try to forge, alter, reorder and replay.
+ */
+
+const evilKeys = generateKeys()
+const xKeys = generateKeys()
+const yKeys = generateKeys()
+const publicKeys = { x: xKeys.publicKey, y: yKeys.publicKey, evil: evilKeys.publicKey }
+const signEvil = signerFor(evilKeys.privateKey)
+const MAX_FRAME = 1 << 20
+
+let x: DruProcess
+let y: DruProcess
+let cleanup: () => void
+
+beforeAll(async () => {
+  const t = tempDir()
+  cleanup = t.cleanup
+  x = await DruProcess.start({ id: 'x', path: `${t.dir}/x.db`, keys: { privateKey: xKeys.privateKey, publicKeys }, maxFrameBytes: MAX_FRAME, maxBatchBytes: 256 << 10 })
+  y = await DruProcess.start({ id: 'y', path: `${t.dir}/y.db`, keys: { privateKey: yKeys.privateKey, publicKeys }, peers: [{ id: 'x', url: `ws://127.0.0.1:${x.port}` }] })
+  await y.call('write', { n: 20, perCommit: 4 })
+  await x.call('write', { n: 5 })
+  await waitFor('x and y in sync', async () => sameFp(await x.fp(), await y.fp()))
+})
+
+afterAll(async () => {
+  await killAll()
+  cleanup()
+})
+
+interface Conn {
+  ws: WebSocket
+  frames: Frame[]
+  closed: Promise<void>
+  next(type: Frame['type']): Promise<Frame>
+  send(data: Frame | Uint8Array | string): void
+}
+
+function connect(): Promise<Conn> {
+  const ws = new WebSocket(`ws://127.0.0.1:${x.port}`, { perMessageDeflate: false, maxPayload: 64 << 20 })
+  const frames: Frame[] = []
+  const waiters: Array<() => void> = []
+  ws.on('message', (d) => {
+    frames.push(decodeFrame(d as Buffer))
+    for (const w of waiters.splice(0)) w()
+  })
+  const closed = new Promise<void>((r) => ws.once('close', () => r()))
+  ws.on('error', () => undefined)
+  const conn: Conn = {
+    ws,
+    frames,
+    closed,
+    next: (type) =>
+      new Promise<Frame>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`no ${type} frame; got ${frames.map((f) => f.type).join(',')}`)), 5000)
+        const look = () => {
+          const f = frames.find((g) => g.type === type)
+          if (f) {
+            clearTimeout(t)
+            resolve(f)
+          } else waiters.push(look)
+        }
+        look()
+      }),
+    send: (data) => ws.send(typeof data === 'string' ? data : data instanceof Uint8Array ? data : encodeFrame(data)),
+  }
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => resolve(conn))
+    ws.once('error', reject)
+  })
+}
+
+const nonce = () => new Uint8Array(32).map(() => Math.floor(Math.random() * 256))
+const evilHello = (over: Partial<Extract<Frame, { type: 'hello' }>> = {}): Frame => ({ type: 'hello', protocol: 1, druId: 'evil', origin: 'evil/1', nonce: nonce(), ...over })
+
+/** Completes the handshake as the member "evil"; returns the open connection and our proof. */
+async function authenticated(): Promise<Conn & { proof: Uint8Array }> {
+  const c = await connect()
+  const theirs = (await c.next('hello')) as Extract<Frame, { type: 'hello' }>
+  const hello = evilHello() as Extract<Frame, { type: 'hello' }>
+  c.send(hello)
+  await c.next('auth')
+  const proof = authProof(SECRET, 'evil', 'x', hello.nonce, theirs.nonce)
+  c.send({ type: 'auth', hmac: proof })
+  await c.next('vv')
+  return Object.assign(c, { proof })
+}
+
+function evilChain(origin: string, from: number, n: number, prev = GENESIS_HASH, wall = Date.now()): DruEvent[] {
+  const out: DruEvent[] = []
+  for (let i = 0; i < n; i++) {
+    const e = sealEvent({ origin: origin as Origin, seq: from + i, hlc: encodeHlc({ wall, counter: i, node: origin }), docId: 'doc', change: new Uint8Array([1, 2, 3, i]), prev })
+    out.push(e)
+    prev = e.hash
+  }
+  out[out.length - 1] = { ...out[out.length - 1]!, sig: signEvil(out[out.length - 1]!.hash) }
+  return out
+}
+
+/** Raw events frame (bypasses our encoder's assumptions where a case needs to). */
+const eventsFrame = (batch: DruEvent[]): Frame => ({ type: 'events', batch })
+
+async function expectRefusal(c: Conn, code: string): Promise<void> {
+  const err = (await c.next('error')) as Extract<Frame, { type: 'error' }>
+  expect(err.code).toBe(code)
+  await c.closed
+}
+
+type Case = [name: string, code: string, run: () => Promise<Conn>, quarantines?: boolean]
+
+const cases: Case[] = [
+  ['garbage bytes before hello', 'MALFORMED', async () => { const c = await connect(); c.send(new Uint8Array([0xc1, 0xff, 0x00])); return c }],
+  ['a text frame', 'MALFORMED', async () => { const c = await connect(); c.send('hello'); return c }],
+  ['an oversized frame', 'FRAME_TOO_LARGE', async () => { const c = await connect(); c.send(new Uint8Array(MAX_FRAME + 100)); return c }],
+  ['an unknown frame type', 'INVALID_FRAME', async () => { const c = await connect(); c.send(pack(['gossip', 1])); return c }],
+  ['hello with an extra field', 'INVALID_FRAME', async () => { const c = await connect(); c.send(pack(['hello', 1, 'evil', 'evil/1', nonce(), 'extra'])); return c }],
+  ['100k-deep nested msgpack (decoder stack overflow)', 'MALFORMED', async () => { const c = await connect(); const b = new Uint8Array(100_001).fill(0x91); b[100_000] = 1; c.send(b); return c }],
+  ['a wrong protocol version', 'PROTOCOL_VERSION', async () => { const c = await connect(); c.send(evilHello({ protocol: 99 })); return c }],
+  ['an unknown DRU id', 'UNKNOWN_PEER', async () => { const c = await connect(); c.send(evilHello({ druId: 'mallory', origin: 'mallory/1' })); return c }],
+  ['the target\'s own DRU id', 'UNKNOWN_PEER', async () => { const c = await connect(); c.send(evilHello({ druId: 'x', origin: 'x/1' })); return c }],
+  ['a hello whose origin belongs to another DRU', 'INVALID_FRAME', async () => { const c = await connect(); c.send(evilHello({ origin: 'y/1' })); return c }],
+  ['auth before hello', 'UNEXPECTED_FRAME', async () => { const c = await connect(); c.send({ type: 'auth', hmac: new Uint8Array(32) }); return c }],
+  ['a wrong secret', 'AUTH_FAILED', async () => {
+    const c = await connect()
+    const theirs = (await c.next('hello')) as Extract<Frame, { type: 'hello' }>
+    const h = evilHello() as Extract<Frame, { type: 'hello' }>
+    c.send(h)
+    c.send({ type: 'auth', hmac: authProof('not-the-cluster-secret!!', 'evil', 'x', h.nonce, theirs.nonce) })
+    return c
+  }],
+  ['a replayed auth from an earlier session', 'AUTH_FAILED', async () => {
+    const old = await authenticated()
+    old.ws.close()
+    await old.closed
+    const c = await connect()
+    c.send(evilHello())
+    c.send({ type: 'auth', hmac: old.proof })
+    return c
+  }],
+  ['events before the handshake completes', 'UNEXPECTED_FRAME', async () => { const c = await connect(); c.send(evilHello()); c.send(eventsFrame(evilChain('evil/1', 1, 2))); return c }],
+  ['a replayed hello after auth', 'UNEXPECTED_FRAME', async () => { const c = await authenticated(); c.send(evilHello()); return c }],
+  ['an ack with a negative seq', 'INVALID_FRAME', async () => { const c = await authenticated(); c.send(pack(['ack', [['evil/1', -4]]])); return c }],
+  ['events of an origin without a public key', 'UNKNOWN_ORIGIN', async () => { const c = await authenticated(); c.send(eventsFrame(evilChain('stranger/1', 1, 3))); return c }],
+  ['events out of order within a batch', 'OUT_OF_ORDER', async () => {
+    const c = await authenticated()
+    const ch = evilChain('evil/1', 1, 3)
+    c.send(eventsFrame([ch[0]!, ch[2]!]))
+    return c
+  }],
+  ['events in y\'s name signed with evil\'s key (forged origin)', 'BAD_SIGNATURE', async () => {
+    const c = await authenticated()
+    const fp = (await x.fp()).fp
+    const yOrigin = Object.keys(fp.vv).find((o) => o.startsWith('y/'))!
+    c.send(eventsFrame(evilChain(yOrigin, fp.vv[yOrigin]! + 1, 2, fp.heads[yOrigin])))
+    return c
+  }, true],
+  ['a run whose last event is unsigned', 'BAD_SIGNATURE', async () => {
+    const c = await authenticated()
+    const ch = evilChain('evil/1', 1, 2)
+    c.send(eventsFrame([ch[0]!, { ...ch[1]!, sig: undefined }].map((e) => (e.sig === undefined ? stripSig(e) : e))))
+    return c
+  }, true],
+  ['an altered change under a valid signature', 'HASH_MISMATCH', async () => {
+    const c = await authenticated()
+    const ch = evilChain('evil/1', 1, 2)
+    c.send(eventsFrame([{ ...ch[0]!, change: new Uint8Array([9, 9, 9]) }, ch[1]!]))
+    return c
+  }, true],
+  ['a fingerprint that contradicts x\'s copy of y (fork)', 'FORK', async () => {
+    const c = await authenticated()
+    const fp = (await x.fp()).fp
+    const yOrigin = Object.keys(fp.vv).find((o) => o.startsWith('y/'))!
+    c.send({ type: 'vv', fingerprint: { vv: { [yOrigin]: fp.vv[yOrigin]! }, heads: { [yOrigin]: 'f'.repeat(64) } } })
+    return c
+  }, true],
+  ['events from an hour in the future', 'CLOCK_SKEW', async () => {
+    const c = await authenticated()
+    c.send(eventsFrame(evilChain('evil/1', 1, 2, GENESIS_HASH, Date.now() + 3_600_000)))
+    return c
+  }],
+]
+
+function stripSig(e: DruEvent): DruEvent {
+  const { sig: _sig, ...rest } = e
+  return rest
+}
+
+describe('bad input from a raw evil peer', () => {
+  it(`${cases.length} bad inputs: each a typed error frame and a close, the store unchanged, x still syncing with y`, async () => {
+    expect(cases.length).toBeGreaterThanOrEqual(15)
+    const before = await x.fp()
+    const effectsBefore = await x.call('effects')
+    for (const [name, code, run, quarantines] of cases) {
+      const c = await run()
+      try {
+        await expectRefusal(c, code)
+      } catch (err) {
+        throw new Error(`case "${name}": ${(err as Error).message}`)
+      }
+      const st = await x.call<Array<{ id: string; quarantined: boolean; quarantine: { code: string } | null }>>('status')
+      const evil = st.find((p) => p.id === 'evil')
+      if (quarantines) {
+        expect(evil?.quarantine?.code, name).toBe(code)
+        // While quarantined, evil is refused even with the right secret.
+        const again = await connect()
+        again.send(evilHello())
+        await expectRefusal(again, 'QUARANTINED')
+        await x.call('unquarantine', { peer: 'evil' })
+      } else {
+        expect(evil?.quarantined ?? false, name).toBe(false)
+      }
+      expect(sameFp(await x.fp(), before), `store changed after "${name}"`).toBe(true)
+    }
+    expect(await x.call('effects')).toEqual(effectsBefore)
+    // x is still serving its honest peer.
+    await y.call('write', { n: 7 })
+    await waitFor('y\'s new events reach x', async () => (await x.fp()).count === before.count + 7)
+    await waitFor('x and y in sync', async () => sameFp(await x.fp(), await y.fp()))
+  })
+
+  it('a batch that starts past our head (SEQ_GAP) is not fatal: x re-requests from its vector and stays connected', async () => {
+    const c = await authenticated()
+    const ch = evilChain('evil/1', 1, 6)
+    const framesBefore = c.frames.filter((f) => f.type === 'vv').length
+    c.send(eventsFrame(ch.slice(3)))
+    await waitFor('a re-request vv', () => c.frames.filter((f) => f.type === 'vv').length > framesBefore, 5000, 10)
+    const resent = c.frames.filter((f) => f.type === 'vv').at(-1) as Extract<Frame, { type: 'vv' }>
+    expect(resent.fingerprint.vv['evil/1'] ?? 0).toBe(0)
+    // Resend from the vector: the gap closes and x acks durably.
+    const first = [...ch.slice(0, 2), { ...ch[2]!, sig: signEvil(ch[2]!.hash) }]
+    c.send(eventsFrame(first))
+    c.send(eventsFrame(ch.slice(3)))
+    await waitFor('an ack covering evil/1#6', () => c.frames.some((f) => f.type === 'ack' && (f.vv['evil/1'] ?? 0) >= 6), 5000, 10)
+    expect(c.ws.readyState).toBe(WebSocket.OPEN)
+    expect((await x.fp()).fp.vv['evil/1']).toBe(6)
+    c.ws.close()
+  })
+})
