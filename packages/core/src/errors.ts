@@ -61,6 +61,12 @@ export const ErrorCode = {
   HEARTBEAT_TIMEOUT: 'HEARTBEAT_TIMEOUT',
   /** A semi-sync write was not acknowledged by enough peers in time (it stays committed). */
   ACK_TIMEOUT: 'ACK_TIMEOUT',
+  /** The named thing (conflict id, peer id, admin route) does not exist. */
+  NOT_FOUND: 'NOT_FOUND',
+  /** This DRU or build does not offer the requested operation. */
+  NOT_SUPPORTED: 'NOT_SUPPORTED',
+  /** An unexpected failure that is none of the codes above (a bug; the logs say more). */
+  INTERNAL: 'INTERNAL',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]

@@ -41,3 +41,16 @@ export {
 export type { Fingerprint } from './fingerprint.js'
 export { equalFingerprints, fingerprintDigest, divergentOrigins } from './fingerprint.js'
 export { pack, unpack } from './codec.js'
+export type { LifecycleTransition, LifecycleOptions, Lifecycle } from './lifecycle.js'
+export {
+  LifecycleState,
+  LifecycleSignal,
+  LIFECYCLE_STATES,
+  LIFECYCLE_SIGNALS,
+  LIFECYCLE_TABLE,
+  isLifecycleState,
+  isLifecycleSignal,
+  transition,
+  isReady,
+  createLifecycle,
+} from './lifecycle.js'
