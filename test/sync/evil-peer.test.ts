@@ -243,4 +243,17 @@ describe('bad input from a raw evil peer', () => {
     expect((await x.fp()).fp.vv['evil/1']).toBe(6)
     c.ws.close()
   })
+
+  it('semi-sync counts only ack frames: a fingerprint claiming an event is not an acknowledgement', async () => {
+    const e = await x.call<{ origin: string; seq: number }>('write', { n: 1 })
+    await x.call('waitForAcks', { event: e, k: 1, timeoutMs: 5000 }) // y, by a real ack
+    const c = await authenticated()
+    const fp = (await x.fp()).fp
+    c.send({ type: 'vv', fingerprint: fp }) // claims to hold everything, e included
+    await expect(x.call('waitForAcks', { event: e, k: 2, timeoutMs: 500 })).rejects.toMatchObject({ code: 'ACK_TIMEOUT' })
+    const pending = x.call('waitForAcks', { event: e, k: 2, timeoutMs: 5000 })
+    c.send({ type: 'ack', vv: fp.vv })
+    await pending
+    c.ws.close()
+  })
 })

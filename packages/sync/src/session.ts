@@ -77,6 +77,7 @@ export class PeerSession {
   #batches: Generator<DruEvent[], void, undefined> | null = null
   #gotVv = false
   #pumpScheduled = false
+  #ackScheduled = false
   #ingesting = false
   #resyncRequested = false
 
@@ -121,6 +122,16 @@ export class PeerSession {
     setImmediate(() => {
       this.#pumpScheduled = false
       this.#guard(() => this.#pump())
+    })
+  }
+
+  /** Acknowledges our durable vector soon (after a remote commit that came by any session). */
+  scheduleAck(): void {
+    if (this.#ackScheduled || this.#state !== 'open') return
+    this.#ackScheduled = true
+    setImmediate(() => {
+      this.#ackScheduled = false
+      if (this.#state === 'open') this.#guard(() => this.#send({ type: 'ack', vv: this.#host.store.vv() }))
     })
   }
 
@@ -275,7 +286,11 @@ export class PeerSession {
     this.#state = 'open'
     this.wasAuthenticated = true
     if (!this.#host.authenticated(this)) return
-    this.#send({ type: 'vv', fingerprint: this.#host.store.fingerprint() })
+    const fingerprint = this.#host.store.fingerprint()
+    this.#send({ type: 'vv', fingerprint })
+    // The store's vector names only events whose commit has returned, so it may be acked
+    // as durable now: a peer that got our events by another path counts toward acks: k.
+    this.#send({ type: 'ack', vv: fingerprint.vv })
   }
 
   /** Their fingerprint: check it against our log (a fork shows here first), then stream what they lack. */

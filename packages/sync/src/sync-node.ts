@@ -264,8 +264,12 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
       this.#server = server
       this.#port = (server.address() as AddressInfo).port
     }
-    this.#unsubscribe = this.store.onCommit(() => {
-      for (const p of this.#peers.values()) p.session?.schedulePump()
+    this.#unsubscribe = this.store.onCommit((_events, source) => {
+      for (const p of this.#peers.values()) {
+        p.session?.schedulePump()
+        // Tell every peer, not just the sender, that we now durably hold these events.
+        if (source === 'remote') p.session?.scheduleAck()
+      }
     })
     this.#ackFlush = setInterval(() => this.#flushAcks(), 200)
     this.#ackFlush.unref()
