@@ -1,0 +1,486 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { DruError, isDruError, isReady, type ErrorCode, type LifecycleState } from '@dru/core'
+
+/**
+ * The admin HTTP API of a DRU: probes for load balancers and orchestrators, status and
+ * metrics for operators, and the JSON operations the `dru` CLI calls.
+ *
+ * The server knows nothing about the DRU's internals: it serves an {@link AdminSource},
+ * so tests can drive it with a fake and the runtime wires the real thing.
+ */
+
+/** Default admin port (ARCHITECTURE §8). */
+export const DEFAULT_ADMIN_PORT = 7401
+/** Default bind address: loopback, because the admin API can resolve conflicts and decommission peers. */
+export const DEFAULT_ADMIN_HOST = '127.0.0.1'
+/** Largest accepted request body. Bodies are small JSON (a conflict resolution); 1 MiB leaves room for a big value and refuses floods. */
+export const MAX_ADMIN_BODY_BYTES = 1024 * 1024
+/** Content type of Prometheus text exposition format 0.0.4. */
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
+/** Content type of streamed operations: one JSON object per line. */
+export const NDJSON_CONTENT_TYPE = 'application/x-ndjson'
+
+/** One peer as `/status` shows it. */
+export interface PeerStatusJson {
+  readonly id: string
+  readonly url?: string
+  /** A sync session is up. */
+  readonly connected: boolean
+  /** ISO time the connection last went up or down, if known. */
+  readonly since?: string | null
+  /** ISO time of the last frame from the peer, if any. */
+  readonly lastSeen?: string | null
+  /** Events not yet exchanged with the peer, both directions together. */
+  readonly lagEvents: number
+  /** Age in seconds of the oldest event not yet exchanged, or null when nothing is pending or unknown. */
+  readonly lagSeconds: number | null
+  /** e.g. `member`, `quarantined`, `decommissioned`. */
+  readonly membership?: string
+}
+
+/** Body of `GET /status`. */
+export interface StatusJson {
+  readonly id: string
+  /** Current writer origin, `<id>/<incarnation>`. */
+  readonly origin?: string
+  readonly state: LifecycleState
+  /** ISO time the current state was entered. */
+  readonly since: string
+  /** Short fingerprint digest plus the version vector (and heads, if the source adds them). */
+  readonly fingerprint: {
+    readonly digest: string
+    readonly vv: Readonly<Record<string, number>>
+    readonly heads?: Readonly<Record<string, string>>
+  }
+  readonly peers: readonly PeerStatusJson[]
+  readonly conflictsOpen: number
+  /** False while a restored DRU refuses writes until its own origin is back. */
+  readonly writable?: boolean
+}
+
+/** What one side lacks of one origin, against one peer. */
+export interface OriginGapJson {
+  readonly origin: string
+  /** Highest contiguous seq we hold. */
+  readonly local: number
+  /** Highest contiguous seq the peer holds (as last reported or acknowledged). */
+  readonly remote: number
+  /** Events the peer holds that we lack: max(0, remote - local). */
+  readonly weLack: number
+  /** Events we hold that the peer lacks: max(0, local - remote). */
+  readonly theyLack: number
+}
+
+/** Gaps against one peer. */
+export interface PeerGapsJson {
+  readonly peer: string
+  readonly connected: boolean
+  /** Totals over `origins`. */
+  readonly weLack: number
+  readonly theyLack: number
+  /** Only origins where a side lacks something need be listed. */
+  readonly origins: readonly OriginGapJson[]
+}
+
+/** Body of `GET /gaps`. */
+export interface GapsJson {
+  readonly peers: readonly PeerGapsJson[]
+}
+
+/** One peer's verification result. */
+export interface PeerVerifyJson {
+  readonly peer: string
+  readonly reachable: boolean
+  /** Fingerprints (and, when deep, document digests) equal; null when unreachable. */
+  readonly equal: boolean | null
+  readonly remoteDigest?: string
+  /** Origins with the same seq but different heads: a fork or corruption. */
+  readonly divergentOrigins?: readonly string[]
+  /** Deep check only: documents whose materialised digests differ. */
+  readonly docsDiffering?: readonly string[]
+  readonly error?: string
+}
+
+/** Body of `POST /verify`. */
+export interface VerifyJson {
+  /** True when every reachable peer compared equal (the source decides how unreachable peers count). */
+  readonly ok: boolean
+  readonly deep: boolean
+  readonly local: { readonly digest: string; readonly documents?: number }
+  readonly peers: readonly PeerVerifyJson[]
+}
+
+/** One value of a conflicted field. */
+export interface ConflictValueJson {
+  readonly origin: string
+  readonly value: unknown
+  readonly hlc?: string | null
+  readonly opId?: string
+}
+
+/** A conflict as the admin API shows it. */
+export interface ConflictJson {
+  readonly id: number | string
+  readonly docId: string
+  readonly path: ReadonlyArray<string | number>
+  readonly values: readonly ConflictValueJson[]
+  /** Wall-clock ms. */
+  readonly detectedAt: number
+  readonly status: 'open' | 'resolved'
+  readonly resolution?: unknown
+  readonly resolvedAt?: number
+  readonly resolvedBy?: string
+}
+
+/** Body of `POST /conflicts/:id/resolve`. */
+export interface ResolveJson {
+  readonly id: number | string
+  readonly status: 'resolved'
+  /** The event that carries the resolution, if the write changed anything. */
+  readonly event?: { readonly origin: string; readonly seq: number }
+}
+
+/** Body of `POST /compact`. */
+export interface CompactJson {
+  /** The causal-stability floor used (min acknowledged VV over members). */
+  readonly floor: Readonly<Record<string, number>>
+  readonly eventsRemoved: number
+  readonly docsSnapshotted: number
+  readonly durationMs?: number
+}
+
+/** Body of `POST /decommission/:id`. */
+export interface DecommissionJson {
+  readonly id: string
+  /** False when the id was already not a member. */
+  readonly removed: boolean
+  readonly floor?: Readonly<Record<string, number>>
+}
+
+/** Progress of a long operation, streamed as `{"progress": …}` lines. */
+export interface OperationProgress {
+  /** What is happening, e.g. `compare`, `snapshot`, `catch-up`. */
+  readonly phase: string
+  readonly done: number
+  readonly total?: number
+  /** What `done` counts, e.g. `events`, `docs`. */
+  readonly unit?: string
+}
+
+/** Reports progress; cheap to call often (the server does not throttle). */
+export type ProgressFn = (p: OperationProgress) => void
+
+/** `'open'` (default), `'resolved'` or `'all'`. */
+export type ConflictFilter = 'open' | 'resolved' | 'all'
+
+/**
+ * What the admin server serves. Throw {@link DruError}s for expected failures
+ * (`NOT_FOUND` for an unknown conflict, `INVALID_ARGUMENT` for a bad value); the code
+ * picks the HTTP status. Optional operations answer 501 `NOT_SUPPORTED` when absent.
+ */
+export interface AdminSource {
+  /** Current lifecycle state (drives `/readyz`); must be cheap and synchronous. */
+  state(): LifecycleState
+  status(): StatusJson | Promise<StatusJson>
+  /** Prometheus text. */
+  metrics(): string | Promise<string>
+  gaps(): GapsJson | Promise<GapsJson>
+  verify(opts: { deep: boolean }, progress: ProgressFn): VerifyJson | Promise<VerifyJson>
+  readonly conflicts: {
+    list(filter: ConflictFilter): readonly ConflictJson[] | Promise<readonly ConflictJson[]>
+    /** `id` exactly as in the URL (decoded); undefined when there is no such conflict. */
+    get(id: string): ConflictJson | undefined | Promise<ConflictJson | undefined>
+    resolve(id: string, value: unknown): ResolveJson | Promise<ResolveJson>
+  }
+  compact?(progress: ProgressFn): CompactJson | Promise<CompactJson>
+  decommission?(id: string): DecommissionJson | Promise<DecommissionJson>
+}
+
+/** Options for {@link startAdminServer}. */
+export interface AdminServerOptions {
+  /** Default {@link DEFAULT_ADMIN_HOST}. */
+  readonly host?: string
+  /** Default {@link DEFAULT_ADMIN_PORT}; 0 picks a free port. */
+  readonly port?: number
+  readonly source: AdminSource
+  /** Told about 5xx failures (unexpected errors), e.g. to log them. */
+  readonly onError?: (err: unknown, route: string) => void
+  /** Default {@link MAX_ADMIN_BODY_BYTES}. */
+  readonly maxBodyBytes?: number
+}
+
+/** A running admin server. */
+export interface AdminServer {
+  readonly host: string
+  readonly port: number
+  /** `http://host:port` */
+  readonly url: string
+  /** Stops listening and drops open connections (including streams in flight). */
+  close(): Promise<void>
+}
+
+/** HTTP status for each error code the admin API may answer with; unlisted codes get 500. */
+const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
+  MALFORMED: 400,
+  INVALID_ARGUMENT: 400,
+  CONFIG_INVALID: 400,
+  NOT_FOUND: 404,
+  FORK: 409,
+  QUARANTINED: 409,
+  NOT_SUPPORTED: 501,
+  CLOSED: 503,
+  DB_LOCKED: 503,
+  ACK_TIMEOUT: 504,
+}
+
+/** The HTTP status the admin API answers for a {@link DruError} code. */
+export function httpStatusForCode(code: ErrorCode): number {
+  return STATUS_BY_CODE[code] ?? 500
+}
+
+type Handler = (ctx: RequestContext) => Promise<void>
+
+interface RequestContext {
+  readonly req: IncomingMessage
+  readonly res: ServerResponse
+  readonly url: URL
+  readonly params: readonly string[]
+}
+
+interface Route {
+  readonly method: 'GET' | 'POST'
+  readonly pattern: RegExp
+  readonly name: string
+  readonly handler: Handler
+}
+
+/** Starts the admin HTTP server; resolves once it listens. */
+export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
+  const { source } = options
+  const host = options.host ?? DEFAULT_ADMIN_HOST
+  const maxBody = options.maxBodyBytes ?? MAX_ADMIN_BODY_BYTES
+  const routes = buildRoutes(source, maxBody)
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => failSafe(res, err))
+  })
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let url: URL
+    try {
+      url = new URL(req.url ?? '/', 'http://admin.invalid')
+    } catch {
+      return sendError(res, new DruError('INVALID_ARGUMENT', 'request URL does not parse'))
+    }
+    const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname
+    const method = req.method === 'HEAD' ? 'GET' : req.method
+    const matching = routes.filter((r) => r.pattern.test(path))
+    if (matching.length === 0) {
+      req.resume()
+      return sendError(res, new DruError('NOT_FOUND', `no admin endpoint ${req.method} ${url.pathname}`))
+    }
+    const route = matching.find((r) => r.method === method)
+    if (!route) {
+      req.resume()
+      res.setHeader('allow', [...new Set(matching.map((r) => r.method))].join(', '))
+      return sendError(res, new DruError('INVALID_ARGUMENT', `${req.method} is not allowed on ${url.pathname}`), 405)
+    }
+    let params: string[]
+    try {
+      params = (route.pattern.exec(path) ?? []).slice(1).map((p) => decodeURIComponent(p))
+    } catch {
+      req.resume()
+      return sendError(res, new DruError('INVALID_ARGUMENT', `bad percent-encoding in ${url.pathname}`))
+    }
+    try {
+      await route.handler({ req, res, url, params })
+    } catch (err) {
+      if (!isDruError(err) || httpStatusForCode(err.code) >= 500) options.onError?.(err, route.name)
+      if (res.headersSent) return endStreamWithError(res, err)
+      req.resume()
+      sendError(res, err)
+    }
+  }
+
+  function failSafe(res: ServerResponse, err: unknown): void {
+    options.onError?.(err, 'admin')
+    try {
+      if (!res.headersSent) sendError(res, err)
+      else res.destroy()
+    } catch {
+      res.destroy()
+    }
+  }
+
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n')
+    else socket.destroy()
+  })
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port ?? DEFAULT_ADMIN_PORT, host, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const address = server.address() as AddressInfo
+  const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return {
+    host: address.address,
+    port: address.port,
+    url: `http://${urlHost}:${address.port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
+  }
+}
+
+function buildRoutes(source: AdminSource, maxBody: number): Route[] {
+  const route = (method: Route['method'], pattern: RegExp, name: string, handler: Handler): Route => ({
+    method,
+    pattern,
+    name,
+    handler,
+  })
+  return [
+    route('GET', /^\/healthz$/, 'healthz', async ({ res }) => sendJson(res, 200, { ok: true })),
+    route('GET', /^\/readyz$/, 'readyz', async ({ res }) => {
+      const state = source.state()
+      const ready = isReady(state)
+      sendJson(res, ready ? 200 : 503, { ready, state })
+    }),
+    route('GET', /^\/status$/, 'status', async ({ res }) => sendJson(res, 200, await source.status())),
+    route('GET', /^\/metrics$/, 'metrics', async ({ res }) => {
+      const text = await source.metrics()
+      send(res, 200, PROMETHEUS_CONTENT_TYPE, text)
+    }),
+    route('GET', /^\/gaps$/, 'gaps', async ({ res }) => sendJson(res, 200, await source.gaps())),
+    route('POST', /^\/verify$/, 'verify', async (ctx) => {
+      await readBody(ctx.req, maxBody)
+      const deep = flag(ctx.url, 'deep')
+      await runOperation(ctx, (progress) => source.verify({ deep }, progress))
+    }),
+    route('GET', /^\/conflicts$/, 'conflicts', async ({ res, url }) => {
+      const filter = url.searchParams.get('status') ?? 'open'
+      if (filter !== 'open' && filter !== 'resolved' && filter !== 'all') {
+        throw new DruError('INVALID_ARGUMENT', `status must be open, resolved or all (got ${JSON.stringify(filter)})`)
+      }
+      sendJson(res, 200, await source.conflicts.list(filter))
+    }),
+    route('GET', /^\/conflicts\/([^/]+)$/, 'conflict', async ({ res, params }) => {
+      const id = params[0]!
+      const conflict = await source.conflicts.get(id)
+      if (conflict === undefined) throw new DruError('NOT_FOUND', `no conflict ${JSON.stringify(id)}`)
+      sendJson(res, 200, conflict)
+    }),
+    route('POST', /^\/conflicts\/([^/]+)\/resolve$/, 'resolve', async ({ req, res, params }) => {
+      const body = parseJsonBody(await readBody(req, maxBody))
+      if (body === null || typeof body !== 'object' || Array.isArray(body) || !('value' in body)) {
+        throw new DruError('INVALID_ARGUMENT', 'body must be a JSON object {"value": <the value to keep>}')
+      }
+      sendJson(res, 200, await source.conflicts.resolve(params[0]!, (body as { value: unknown }).value))
+    }),
+    route('POST', /^\/compact$/, 'compact', async (ctx) => {
+      await readBody(ctx.req, maxBody)
+      const compact = source.compact?.bind(source)
+      if (!compact) throw new DruError('NOT_SUPPORTED', 'this DRU does not offer compaction')
+      await runOperation(ctx, (progress) => compact(progress))
+    }),
+    route('POST', /^\/decommission\/([^/]+)$/, 'decommission', async ({ req, res, params }) => {
+      await readBody(req, maxBody)
+      const decommission = source.decommission?.bind(source)
+      if (!decommission) throw new DruError('NOT_SUPPORTED', 'this DRU does not offer decommissioning')
+      sendJson(res, 200, await decommission(params[0]!))
+    }),
+  ]
+}
+
+/** `?deep`, `?deep=1`, `?deep=true` are on; absent, `0`, `false` are off; anything else is refused. */
+function flag(url: URL, name: string): boolean {
+  const v = url.searchParams.get(name)
+  if (v === null || v === '0' || v === 'false') return false
+  if (v === '' || v === '1' || v === 'true') return true
+  throw new DruError('INVALID_ARGUMENT', `${name} must be 1/true or 0/false (got ${JSON.stringify(v)})`)
+}
+
+/**
+ * Runs a long operation. A client that accepts NDJSON gets `{"progress":…}` lines as the
+ * work advances, then one `{"result":…}` or `{"error":{code,message}}` line; any other
+ * client gets the plain JSON result (or error) when it is done.
+ */
+async function runOperation(ctx: RequestContext, op: (progress: ProgressFn) => unknown): Promise<void> {
+  const { req, res } = ctx
+  const streaming = (req.headers.accept ?? '').includes(NDJSON_CONTENT_TYPE)
+  if (!streaming) {
+    sendJson(res, 200, await op(() => {}))
+    return
+  }
+  res.writeHead(200, { 'content-type': NDJSON_CONTENT_TYPE, 'cache-control': 'no-store' })
+  const progress: ProgressFn = (p) => {
+    if (!res.writableEnded && !res.destroyed) res.write(`${JSON.stringify({ progress: p })}\n`)
+  }
+  const result = await op(progress)
+  res.end(`${JSON.stringify({ result })}\n`)
+}
+
+function endStreamWithError(res: ServerResponse, err: unknown): void {
+  if (res.writableEnded || res.destroyed) return
+  res.end(`${JSON.stringify({ error: errorBody(err) })}\n`)
+}
+
+async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0)
+  if (declared > maxBytes) throw tooLarge(maxBytes)
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length
+    if (size > maxBytes) throw tooLarge(maxBytes)
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks)
+}
+
+function tooLarge(maxBytes: number): DruError {
+  return new DruError('INVALID_ARGUMENT', `request body exceeds ${maxBytes} bytes`, { details: { status: 413 } })
+}
+
+function parseJsonBody(bytes: Buffer): unknown {
+  if (bytes.length === 0) throw new DruError('INVALID_ARGUMENT', 'request body is empty; expected JSON')
+  try {
+    return JSON.parse(bytes.toString('utf8'))
+  } catch (err) {
+    throw new DruError('MALFORMED', `request body is not JSON: ${(err as Error).message}`)
+  }
+}
+
+function errorBody(err: unknown): { code: string; message: string } {
+  if (isDruError(err)) return { code: err.code, message: err.message }
+  return { code: 'INTERNAL', message: `internal error: ${err instanceof Error ? err.message : String(err)}` }
+}
+
+function sendError(res: ServerResponse, err: unknown, status?: number): void {
+  const explicit = isDruError(err) && typeof err.details.status === 'number' ? err.details.status : undefined
+  const code = isDruError(err) ? httpStatusForCode(err.code) : 500
+  const body = errorBody(err)
+  // A request whose body we refuse may still be uploading; close rather than drain it.
+  if (explicit === 413) res.setHeader('connection', 'close')
+  sendJson(res, status ?? explicit ?? code, body)
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  send(res, status, 'application/json; charset=utf-8', `${JSON.stringify(body)}\n`)
+}
+
+function send(res: ServerResponse, status: number, contentType: string, text: string): void {
+  res.writeHead(status, {
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+  })
+  res.end(res.req.method === 'HEAD' ? undefined : text)
+}
