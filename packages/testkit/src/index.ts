@@ -1,1 +1,14 @@
-export {}
+/**
+ * @module @dru/testkit — property-test dru and your own document schemas: a seeded
+ * simulated network of in-process DRUs with cuttable, lossy, reordering links,
+ * fast-check arbitraries for document operations and partition schedules, and
+ * convergence assertions.
+ */
+export { SimNetwork } from './sim-network.js'
+export type { SimOptions, FaultRates, RoundReport } from './sim-network.js'
+export { Rng } from './rng.js'
+export { applyOp, docOpArb, scalarArb } from './ops.js'
+export type { DocOp, Scalar, OpArbOptions } from './ops.js'
+export { scheduleArb, groupsArb, runSchedule } from './schedule.js'
+export type { ScheduleStep } from './schedule.js'
+export { assertConverged, ConvergenceError, jsonDiff } from './assert-converged.js'

@@ -1,0 +1,35 @@
+import type { EventStore } from '@dru/store-sqlite'
+
+type Db = EventStore['db']
+
+/**
+ * The documents package's own schema track (`schema_version:documents`). Both tables are
+ * derived from the event log: `docs` holds snapshots (rebuildable by replay), `conflicts`
+ * the concurrent values found while applying changes.
+ */
+export const DOCUMENT_MIGRATIONS: ReadonlyArray<(db: Db) => void> = [
+  (db) => {
+    db.exec(`
+      create table docs (
+        doc_id text primary key,
+        snapshot blob not null,
+        snapshot_lsn integer not null,
+        heads text not null
+      ) without rowid;
+      create table conflicts (
+        id integer primary key,
+        doc_id text not null,
+        path text not null,
+        value_key text not null,
+        "values" text not null,
+        detected_at integer not null,
+        status text not null,
+        resolution text,
+        resolved_at integer,
+        resolved_by text
+      );
+      create unique index conflicts_identity on conflicts(doc_id, path, value_key);
+      create index conflicts_open on conflicts(status, doc_id);
+    `)
+  },
+]

@@ -1,0 +1,184 @@
+import { DruError, type DruEvent, type Fingerprint } from '@dru/core'
+import { DocumentStore, type ChangeFn, type Conflict, type DocumentDigest } from '@dru/documents'
+import { EventStore, type InboxTx } from '@dru/store-sqlite'
+import { validateConfig, type DruConfig } from './config.js'
+
+/** Options of {@link Dru.change}. */
+export interface ChangeOptions {
+  /** Resolve only once this many peers durably hold the change (needs the sync layer). */
+  acks?: number
+  /** Milliseconds to wait for the acks. */
+  timeoutMs?: number
+}
+
+/** What {@link Dru.change} resolves to. */
+export interface ChangeResult {
+  /** The event that carries the change, or undefined when the function changed nothing. */
+  readonly event: DruEvent | undefined
+}
+
+/** The handle {@link Dru.transact} hands the callback. */
+export interface DruTx {
+  /** SQLite connection inside the transaction: the application's own statements. */
+  readonly db: EventStore['db']
+  /** Changes a document in this transaction. */
+  change(docId: string, fn: ChangeFn): DruEvent | undefined
+}
+
+/** Runs exactly once per remote event, inside the transaction that stores it. */
+export type EventHandler = (event: DruEvent, tx: InboxTx) => void
+
+/** Called after a commit that touched a subscribed document. */
+export type SubscribeCallback = (docId: string, source: 'local' | 'remote') => void
+
+/** Waits until `k` peers acknowledged an event; installed by the sync layer. */
+export type AckWaiter = (event: DruEvent, k: number, timeoutMs: number | undefined) => Promise<void>
+
+/** The conflicts API of a DRU. */
+export interface DruConflicts {
+  /** Open conflicts (or all / resolved), oldest first. */
+  list(status?: 'open' | 'resolved' | 'all'): Conflict[]
+  get(id: number): Conflict | undefined
+  /** Writes `value` at the conflict's path as a new change, which replicates like any other. */
+  resolve(id: number, value: unknown): Promise<ChangeResult>
+}
+
+/**
+ * A disaster-recovery unit embedded in a service: the event log, the materialised
+ * documents and (once wired) the sync layer. Open it with {@link openDru}.
+ */
+export class Dru {
+  readonly id: string
+  /** The event log (for the sync layer and admin tools). */
+  readonly store: EventStore
+  /** The materialised documents. */
+  readonly documents: DocumentStore
+  readonly conflicts: DruConflicts
+  #ackWaiter: AckWaiter | undefined
+  #closed = false
+  readonly #closeHooks: Array<() => void | Promise<void>> = []
+
+  /** @internal use {@link openDru} */
+  constructor(config: DruConfig, store: EventStore, documents: DocumentStore) {
+    this.id = config.id
+    this.store = store
+    this.documents = documents
+    this.conflicts = {
+      list: (status = 'open') => documents.listConflicts(status),
+      get: (id) => documents.getConflict(id),
+      resolve: async (id, value) => {
+        this.#assertOpen()
+        return { event: documents.resolveConflict(id, value) }
+      },
+    }
+  }
+
+  /** Changes a document (creating it if needed) in its own transaction. */
+  async change(docId: string, fn: ChangeFn, opts: ChangeOptions = {}): Promise<ChangeResult> {
+    this.#assertOpen()
+    const acks = opts.acks ?? 0
+    if (!Number.isInteger(acks) || acks < 0) throw new DruError('INVALID_ARGUMENT', `acks must be a non-negative integer (got ${acks})`)
+    if (acks > 0 && !this.#ackWaiter) throw new DruError('INVALID_ARGUMENT', `acks: ${acks} needs the sync layer, which is not running`)
+    const event = this.documents.change(docId, fn)
+    if (event && acks > 0) await this.#ackWaiter!(event, acks, opts.timeoutMs)
+    return { event }
+  }
+
+  /** The document as plain JSON, or undefined if it does not exist. */
+  get(docId: string): unknown {
+    this.#assertOpen()
+    return this.documents.get(docId)
+  }
+
+  /** Application statements and document changes in one SQLite transaction (synchronous callback). */
+  transact<T>(fn: (tx: DruTx) => T): T {
+    this.#assertOpen()
+    return this.documents.transact((tx) => fn(tx)).result
+  }
+
+  /** Registers a handler run exactly once per remote event, inside the applying transaction. Returns an unsubscribe function. */
+  onEvent(handler: EventHandler): () => void {
+    return this.store.onIngest(handler)
+  }
+
+  /** Calls `cb` after each commit touching `docId` (or any document for `'*'`). */
+  subscribe(docId: string, cb: SubscribeCallback): () => void {
+    return this.documents.onUpdate((ids, source) => {
+      for (const id of ids) if (docId === '*' || id === docId) cb(id, source)
+    })
+  }
+
+  /** Version vector plus chain heads: equal fingerprints mean identical logs. */
+  fingerprint(): Fingerprint {
+    return this.store.fingerprint()
+  }
+
+  /** Digest of every document's materialised state (streamed, memory bounded). */
+  digest(): { digest: string; documents: number } {
+    return this.documents.clusterDigest()
+  }
+
+  /** One document's heads, canonical JSON and digest. */
+  docDigest(docId: string): DocumentDigest | undefined {
+    return this.documents.digest(docId)
+  }
+
+  /** For the sync layer: makes `change(..., { acks })` wait through `waiter`. */
+  setAckWaiter(waiter: AckWaiter | undefined): void {
+    this.#ackWaiter = waiter
+  }
+
+  /** For the sync/admin layers: runs before the store closes, in reverse order of registration. */
+  onClose(hook: () => void | Promise<void>): void {
+    this.#closeHooks.push(hook)
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** Stops hooks, writes due snapshots and closes the database. Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    for (const hook of [...this.#closeHooks].reverse()) await hook()
+    try {
+      this.documents.flushSnapshots()
+    } finally {
+      this.documents.close()
+      this.store.close()
+    }
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new DruError('CLOSED', `DRU ${this.id} is closed`)
+  }
+}
+
+/**
+ * Opens a DRU: validates `config` (CONFIG_INVALID naming the bad field), opens the log
+ * and the document store. The store tolerates skewed remote clocks (availability: a
+ * peer with a wrong clock still replicates; `store.skewedEvents` counts those events).
+ */
+export async function openDru(config: DruConfig): Promise<Dru> {
+  const c = validateConfig(config)
+  const store = EventStore.open({
+    path: c.path,
+    druId: c.id,
+    skewPolicy: 'tolerate',
+    ...(c.durability ? { durability: c.durability } : {}),
+    ...(c.now ? { now: c.now } : {}),
+    ...(c.maxClockSkewMs ? { maxClockSkewMs: c.maxClockSkewMs } : {}),
+  })
+  try {
+    const documents = new DocumentStore(store, {
+      ...(c.cache ? { cache: c.cache } : {}),
+      ...(c.conflictPolicy ? { conflictPolicy: c.conflictPolicy } : {}),
+      ...(c.now ? { now: c.now } : {}),
+    })
+    return new Dru(c, store, documents)
+  } catch (err) {
+    store.close()
+    throw err
+  }
+}

@@ -1,0 +1,234 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DruError, equalFingerprints, isDruError, type DruEvent } from '@dru/core'
+import { openDru, type Dru, type DruConfig } from '@dru/node'
+import { Rng } from './rng.js'
+
+/** Fault rates applied by {@link SimNetwork.round}, each a probability per batch (or per link for replay). */
+export interface FaultRates {
+  /** A batch is delivered twice. */
+  duplicate?: number
+  /** A batch is held back 1-3 rounds. */
+  delay?: number
+  /** A link's queue is shuffled before delivery. */
+  reorder?: number
+  /** An already delivered batch is delivered again. */
+  replay?: number
+}
+
+export interface SimOptions {
+  /** Number of DRUs. */
+  size: number
+  /** Seed of every random choice the network makes. */
+  seed: number
+  /** DRU ids; default `dru-0`, `dru-1`, … */
+  ids?: string[]
+  /** `memory` (default) or `file` (a temp directory, removed on close). */
+  storage?: 'memory' | 'file'
+  /** Extra configuration for every DRU (cache, conflictPolicy, durability…). */
+  config?: Partial<Omit<DruConfig, 'id' | 'path'>>
+  faults?: FaultRates
+  /** Soft cap on a delivered batch's bytes: small values make many batches to reorder. */
+  maxBatchBytes?: number
+}
+
+export interface RoundReport {
+  /** Events newly stored anywhere in this round. */
+  stored: number
+  /** Batches refused with SEQ_GAP (arrived before their predecessors) and left to a later round. */
+  gaps: number
+  duplicates: number
+  delivered: number
+}
+
+interface Link {
+  up: boolean
+  queue: Array<{ batch: DruEvent[]; due: number }>
+  history: DruEvent[][]
+}
+
+/**
+ * A deterministic in-process network of DRUs with real stores. Exchange is modelled at
+ * the event level, like the real anti-entropy: a link sends what
+ * `source.store.eventsMissing(target.store.vv())` yields and the target ingests it.
+ * Links can be cut and healed (also one way); batches can be delayed, duplicated,
+ * reordered and replayed. A batch refused with SEQ_GAP is dropped; a later round sends
+ * it again.
+ */
+export class SimNetwork {
+  readonly drus: Dru[]
+  readonly rng: Rng
+  faults: FaultRates
+  readonly #links: Link[][]
+  readonly #dir: string | undefined
+  readonly #maxBatchBytes: number
+  #round = 0
+  /** Virtual wall clock shared by the DRUs, advanced by {@link tick}. */
+  readonly #time: { ms: number }
+
+  private constructor(drus: Dru[], rng: Rng, faults: FaultRates, dir: string | undefined, maxBatchBytes: number, time: { ms: number }) {
+    this.#time = time
+    this.drus = drus
+    this.rng = rng
+    this.faults = faults
+    this.#dir = dir
+    this.#maxBatchBytes = maxBatchBytes
+    this.#links = drus.map(() => drus.map(() => ({ up: true, queue: [], history: [] })))
+  }
+
+  static async create(options: SimOptions): Promise<SimNetwork> {
+    const dir = options.storage === 'file' ? mkdtempSync(join(tmpdir(), 'dru-sim-')) : undefined
+    const drus: Dru[] = []
+    const time = { ms: 1_700_000_000_000 }
+    const ids = options.ids ?? Array.from({ length: options.size }, (_, i) => `dru-${i}`)
+    try {
+      for (const id of ids) {
+        drus.push(
+          await openDru({
+            ...options.config,
+            id,
+            path: dir ? join(dir, `${id}.db`) : ':memory:',
+            now: options.config?.now ?? (() => time.ms),
+          }),
+        )
+      }
+    } catch (err) {
+      for (const d of drus) await d.close()
+      if (dir) rmSync(dir, { recursive: true, force: true })
+      throw err
+    }
+    return new SimNetwork(drus, new Rng(options.seed), options.faults ?? {}, dir, options.maxBatchBytes ?? 4096, time)
+  }
+
+  /** Advances the virtual clock by `ms`. */
+  tick(ms = 1): void {
+    this.#time.ms += ms
+  }
+
+  get size(): number {
+    return this.drus.length
+  }
+
+  /** Cuts the link between `a` and `b` (only `a → b` when `oneWay`); batches in flight on it are lost. */
+  cut(a: number, b: number, oneWay = false): void {
+    this.#setLink(a, b, false)
+    if (!oneWay) this.#setLink(b, a, false)
+  }
+
+  /** Restores the link between `a` and `b` (only `a → b` when `oneWay`). */
+  heal(a: number, b: number, oneWay = false): void {
+    this.#setLink(a, b, true)
+    if (!oneWay) this.#setLink(b, a, true)
+  }
+
+  /** Splits the DRUs into groups that can talk only within themselves (DRUs in no group are isolated). */
+  partition(groups: number[][]): void {
+    const groupOf = new Map<number, number>()
+    groups.forEach((g, i) => g.forEach((d) => groupOf.set(d, i)))
+    for (let a = 0; a < this.size; a++) {
+      for (let b = 0; b < this.size; b++) {
+        if (a !== b) this.#setLink(a, b, groupOf.has(a) && groupOf.get(a) === groupOf.get(b))
+      }
+    }
+  }
+
+  healAll(): void {
+    for (let a = 0; a < this.size; a++) for (let b = 0; b < this.size; b++) if (a !== b) this.#setLink(a, b, true)
+  }
+
+  isUp(a: number, b: number): boolean {
+    return this.#links[a]![b]!.up
+  }
+
+  /**
+   * One exchange round over every link that is up, in a seeded random order, applying
+   * the fault rates. A link with nothing in flight offers everything its target lacks.
+   */
+  round(): RoundReport {
+    this.#round++
+    this.tick(10)
+    const report = { stored: 0, gaps: 0, duplicates: 0, delivered: 0 }
+    const pairs: Array<[number, number]> = []
+    for (let a = 0; a < this.size; a++) for (let b = 0; b < this.size; b++) if (a !== b) pairs.push([a, b])
+    for (const [a, b] of this.rng.shuffle(pairs)) {
+      const link = this.#links[a]![b]!
+      if (!link.up) continue
+      const source = this.drus[a]!
+      const target = this.drus[b]!
+      if (link.queue.length === 0) {
+        for (const batch of source.store.eventsMissing(target.store.vv(), { maxBatchBytes: this.#maxBatchBytes })) {
+          const delay = this.rng.chance(this.faults.delay ?? 0) ? 1 + this.rng.int(3) : 0
+          link.queue.push({ batch, due: this.#round + delay })
+          if (this.rng.chance(this.faults.duplicate ?? 0)) link.queue.push({ batch, due: this.#round + this.rng.int(3) })
+        }
+        if (this.rng.chance(this.faults.reorder ?? 0)) this.rng.shuffle(link.queue)
+      }
+      if (link.history.length > 0 && this.rng.chance(this.faults.replay ?? 0)) {
+        link.queue.push({ batch: link.history[this.rng.int(link.history.length)]!, due: this.#round })
+      }
+      const later: Link['queue'] = []
+      for (const item of link.queue) {
+        if (item.due > this.#round) {
+          later.push(item)
+          continue
+        }
+        this.#deliver(target, item.batch, report)
+        link.history.push(item.batch)
+        if (link.history.length > 8) link.history.shift()
+      }
+      link.queue = later
+    }
+    return report
+  }
+
+  /**
+   * Runs fault-free rounds until a round stores nothing and nothing is in flight.
+   * Throws if that takes more than `maxRounds` (a liveness failure).
+   */
+  settle(maxRounds = 100): number {
+    const saved = this.faults
+    this.faults = {}
+    try {
+      for (let i = 1; i <= maxRounds; i++) {
+        const r = this.round()
+        const inFlight = this.#links.some((row) => row.some((l) => l.up && l.queue.length > 0))
+        if (r.stored === 0 && r.gaps === 0 && !inFlight) return i
+      }
+    } finally {
+      this.faults = saved
+    }
+    throw new Error(`network did not settle within ${maxRounds} rounds`)
+  }
+
+  /** True when every pair of DRUs has equal fingerprints. */
+  fingerprintsEqual(): boolean {
+    const first = this.drus[0]!.fingerprint()
+    return this.drus.every((d) => equalFingerprints(d.fingerprint(), first))
+  }
+
+  async close(): Promise<void> {
+    for (const d of this.drus) await d.close()
+    if (this.#dir) rmSync(this.#dir, { recursive: true, force: true })
+  }
+
+  #deliver(target: Dru, batch: DruEvent[], report: RoundReport): void {
+    report.delivered++
+    try {
+      const r = target.store.ingest(batch)
+      report.stored += r.stored.length
+      report.duplicates += r.duplicates
+    } catch (err) {
+      // Arrived ahead of its predecessors: real anti-entropy drops it and sends again.
+      if (isDruError(err, 'SEQ_GAP')) report.gaps++
+      else throw err instanceof DruError ? err : new Error(`ingest failed: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  #setLink(a: number, b: number, up: boolean): void {
+    const link = this.#links[a]?.[b]
+    if (!link || a === b) throw new RangeError(`no link ${a} → ${b}`)
+    if (!up) link.queue = []
+    link.up = up
+  }
+}
