@@ -57,6 +57,16 @@ describe('convergence (guarantee 4)', () => {
 })
 
 describe('regressions found by the convergence property', () => {
+  it('settle() must not stop in the round that drains a delayed duplicate (testkit bug)', async () => {
+    // Shrunk counterexample (seed 393530080): a link whose queue held only a late
+    // duplicate emptied it in a quiet round, and settle() stopped before the link
+    // offered dru-0's last event.
+    const steps = JSON.parse(
+      '[{"kind":"exchange","rounds":3},{"kind":"op","dru":0,"op":{"kind":"set","docId":"doc-a","path":[],"key":"a","value":""}},{"kind":"op","dru":0,"op":{"kind":"set","docId":"doc-a","path":[],"key":"a","value":0}},{"kind":"op","dru":0,"op":{"kind":"textSplice","docId":"doc-a","key":"t","index":0,"del":0,"insert":""}},{"kind":"op","dru":0,"op":{"kind":"listDelete","docId":"doc-a","key":"l","index":0}},{"kind":"op","dru":2,"op":{"kind":"set","docId":"doc-a","path":[],"key":"a","value":0}},{"kind":"op","dru":1,"op":{"kind":"delete","docId":"doc-a","path":["m"],"key":"a"}},{"kind":"exchange","rounds":2},{"kind":"op","dru":0,"op":{"kind":"textSplice","docId":"doc-a","key":"t","index":0,"del":0,"insert":""}},{"kind":"op","dru":0,"op":{"kind":"set","docId":"doc-a","path":[],"key":"a","value":0}}]',
+    ) as ScheduleStep[]
+    await converge(4, 393530080, steps, 1)
+  })
+
   it('local increment of a conflicted counter (Automerge view showed the losing counter)', async () => {
     // Shrunk counterexample: two DRUs create counter n1 concurrently; after merging, the
     // one whose counter lost increments it locally. Automerge's JS view then showed the

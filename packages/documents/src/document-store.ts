@@ -96,6 +96,8 @@ export class DocumentStore {
   #appliedLsn: number
   /** Documents touched by the open transaction: evicted if it rolls back. */
   #touched: Set<string> | undefined
+  /** Who is settling conflicts in the running transaction (`operator`, `policy`). */
+  #resolvingBy: string | undefined
   #pendingPolicy: Array<{ conflict: Conflict; value: unknown }> = []
   #stats = { loads: 0, evictions: 0, snapshotsWritten: 0, remoteApplied: 0 }
 
@@ -184,7 +186,7 @@ export class DocumentStore {
     entry.bytes += bytes.byteLength
     entry.unsnapshotted++
     this.#insert(docId, entry)
-    if (this.#openConflictDocs.has(docId)) this.#recheckOpen(docId, entry.doc, 'operator')
+    if (this.#openConflictDocs.has(docId)) this.#recheckOpen(docId, entry.doc, this.#resolvingBy ?? 'local-change')
     return event
   }
 
@@ -487,6 +489,15 @@ export class DocumentStore {
   #writeResolution(c: Conflict, value: unknown, by: string): DruEvent | undefined {
     const path = c.path
     const prop = path[path.length - 1]!
+    this.#resolvingBy = by
+    try {
+      return this.#resolveIn(c, path, prop, value, by)
+    } finally {
+      this.#resolvingBy = undefined
+    }
+  }
+
+  #resolveIn(c: Conflict, path: ReadonlyArray<string | number>, prop: string | number, value: unknown, by: string): DruEvent | undefined {
     return this.transact((tx) => {
       const event = tx.change(c.docId, (doc) => {
         let obj = doc

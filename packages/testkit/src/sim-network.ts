@@ -183,17 +183,21 @@ export class SimNetwork {
   }
 
   /**
-   * Runs fault-free rounds until a round stores nothing and nothing is in flight.
+   * Runs fault-free rounds until two rounds in a row store nothing with nothing in flight.
    * Throws if that takes more than `maxRounds` (a liveness failure).
    */
   settle(maxRounds = 100): number {
     const saved = this.faults
     this.faults = {}
     try {
+      // Two quiet rounds in a row: a link only offers fresh batches once its queue is
+      // empty, so the second round is the one in which every link offered all it had.
+      let quiet = 0
       for (let i = 1; i <= maxRounds; i++) {
         const r = this.round()
         const inFlight = this.#links.some((row) => row.some((l) => l.up && l.queue.length > 0))
-        if (r.stored === 0 && r.gaps === 0 && !inFlight) return i
+        quiet = r.stored === 0 && r.gaps === 0 && !inFlight ? quiet + 1 : 0
+        if (quiet === 2) return i
       }
     } finally {
       this.faults = saved

@@ -1,0 +1,157 @@
+import { EventStore } from '@dru/store-sqlite'
+import { afterEach, describe, expect, it } from 'vitest'
+import { DocumentStore, chooseWinner, type Conflict, type DocumentStoreOptions } from '@dru/documents'
+
+const open: Array<{ store: EventStore; docs: DocumentStore }> = []
+let clock = 1_700_000_000_000
+
+function make(druId: string, options: DocumentStoreOptions = {}) {
+  const now = () => clock
+  const store = EventStore.open({ path: ':memory:', druId, now, skewPolicy: 'tolerate' })
+  const docs = new DocumentStore(store, { now, onError: (e) => { throw e }, ...options })
+  open.push({ store, docs })
+  return { store, docs }
+}
+
+function exchange(...sides: Array<{ store: EventStore }>): void {
+  for (let round = 0; round < 2; round++) {
+    for (const from of sides) for (const to of sides) if (from !== to) for (const b of from.store.eventsMissing(to.store.vv())) to.store.ingest(b)
+  }
+}
+
+afterEach(() => {
+  for (const { store, docs } of open.splice(0)) {
+    docs.close()
+    store.close()
+  }
+})
+
+/** Two DRUs set the same field while partitioned. */
+function partitionedWrites(options: DocumentStoreOptions = {}) {
+  const eu = make('eu-west-1', options)
+  const us = make('us-east-1', options)
+  eu.docs.change('order-42', (d) => {
+    d.status = 'new'
+    d.qty = 1
+  })
+  exchange(eu, us)
+  clock += 1000
+  eu.docs.change('order-42', (d) => {
+    d.status = 'paid'
+  })
+  clock += 1000
+  us.docs.change('order-42', (d) => {
+    d.status = 'cancelled'
+  })
+  return { eu, us }
+}
+
+describe('conflicts', () => {
+  it('a partition where two DRUs set the same field yields exactly one conflict record on each side', () => {
+    const { eu, us } = partitionedWrites()
+    exchange(eu, us)
+    // Duplicates and replays do not record it again.
+    for (const b of eu.store.eventsMissing({})) us.store.ingest(b)
+    us.docs.dropCache()
+    us.docs.get('order-42') // a cold reload sees the same conflict: still one record
+    for (const side of [eu, us]) {
+      const list = side.docs.listConflicts()
+      expect(list).toHaveLength(1)
+      const c = list[0]!
+      expect(c.docId).toBe('order-42')
+      expect(c.path).toEqual(['status'])
+      expect(c.status).toBe('open')
+      const byOrigin = Object.fromEntries(c.values.map((v) => [v.origin, v.value]))
+      expect(byOrigin).toEqual({ 'eu-west-1/1': 'paid', 'us-east-1/1': 'cancelled' })
+      for (const v of c.values) expect(v.hlc).toMatch(/\S/)
+      // The later write carries the later HLC.
+      const us1 = c.values.find((v) => v.origin === 'us-east-1/1')!
+      const eu1 = c.values.find((v) => v.origin === 'eu-west-1/1')!
+      expect(us1.hlc! > eu1.hlc!).toBe(true)
+    }
+    // The untouched field is not a conflict.
+    expect(eu.docs.get('order-42')).toMatchObject({ qty: 1 })
+  })
+
+  it('resolving on one side is an ordinary change that clears the conflict on both after exchange', () => {
+    const { eu, us } = partitionedWrites()
+    exchange(eu, us)
+    const [c] = eu.docs.listConflicts()
+    const event = eu.docs.resolveConflict(c!.id, 'refunded')
+    expect(event?.docId).toBe('order-42')
+    expect(eu.docs.getConflict(c!.id)).toMatchObject({ status: 'resolved', resolution: 'refunded', resolvedBy: 'operator' })
+    expect(us.docs.listConflicts()).toHaveLength(1)
+    exchange(eu, us)
+    expect(us.docs.listConflicts()).toHaveLength(0)
+    const [r] = us.docs.listConflicts('resolved')
+    expect(r).toMatchObject({ status: 'resolved', resolution: 'refunded', resolvedBy: 'replicated' })
+    expect(eu.docs.get('order-42')).toEqual(us.docs.get('order-42'))
+    expect(us.docs.get('order-42')).toMatchObject({ status: 'refunded' })
+    expect(() => eu.docs.resolveConflict(c!.id, 'x')).toThrow(/already resolved/)
+  })
+
+  it('a conflict on a cold document is found when conflicts are listed', () => {
+    const eu = make('eu-west-1')
+    const us = make('us-east-1')
+    const obs = make('ap-south-1', { cache: { maxDocs: 1 } })
+    eu.docs.change('d', (d) => {
+      d.m = { x: 1 }
+    })
+    exchange(eu, us, obs)
+    eu.docs.change('d', (d) => {
+      d.m.x = 2
+    })
+    us.docs.change('d', (d) => {
+      d.m.x = 3
+    })
+    obs.docs.get('other') // nothing
+    obs.docs.dropCache()
+    exchange(eu, obs)
+    exchange(us, obs)
+    expect(obs.docs.isCached('d')).toBe(false)
+    const list = obs.docs.listConflicts()
+    expect(list.map((c) => c.path)).toEqual([['m', 'x']])
+  })
+
+  it('newest-hlc-wins settles automatically and both sides agree', () => {
+    const { eu, us } = partitionedWrites({ conflictPolicy: 'newest-hlc-wins' })
+    exchange(eu, us)
+    exchange(eu, us)
+    for (const side of [eu, us]) {
+      expect(side.docs.listConflicts()).toHaveLength(0)
+      expect(side.docs.get('order-42')).toMatchObject({ status: 'cancelled' }) // us wrote last
+    }
+    // The side that saw the conflict first settled it; its resolution reached the other
+    // side in the same batch as the conflicting write, so there it never appeared.
+    const resolved = [...eu.docs.listConflicts('resolved'), ...us.docs.listConflicts('resolved')]
+    expect(resolved).toHaveLength(1)
+    expect(resolved[0]).toMatchObject({ resolution: 'cancelled', resolvedBy: 'policy' })
+  })
+
+  it('region priority picks the listed DRU first', () => {
+    const { eu, us } = partitionedWrites({ conflictPolicy: { priority: ['eu-west-1', 'us-east-1'] } })
+    exchange(eu, us)
+    exchange(eu, us)
+    for (const side of [eu, us]) {
+      expect(side.docs.listConflicts()).toHaveLength(0)
+      expect(side.docs.get('order-42')).toMatchObject({ status: 'paid' })
+    }
+  })
+
+  it('chooseWinner is deterministic and manual leaves it open', () => {
+    const c: Conflict = {
+      id: 1,
+      docId: 'd',
+      path: ['x'],
+      detectedAt: 0,
+      status: 'open',
+      values: [
+        { opId: '5@61', origin: 'a/1', hlc: null, value: 1 },
+        { opId: '5@62', origin: 'b/1', hlc: null, value: 2 },
+      ],
+    }
+    expect(chooseWinner('manual', c)).toBeUndefined()
+    expect(chooseWinner('newest-hlc-wins', c)).toBe('5@62')
+    expect(chooseWinner({ priority: ['a'] }, c)).toBe('5@61')
+  })
+})
