@@ -1,0 +1,102 @@
+/**
+ * The admin API's JSON bodies as the CLI reads them. The server side defines them in
+ * `@dru/node` (`admin-http.ts`); these mirror that wire contract, and every field
+ * the DRU may omit is optional here so an older or newer DRU still renders.
+ */
+
+export interface PeerStatus {
+  id: string
+  url?: string
+  connected: boolean
+  since?: string | null
+  lastSeen?: string | null
+  lagEvents: number
+  lagSeconds: number | null
+  membership?: string
+}
+
+export interface Status {
+  id: string
+  origin?: string
+  state: string
+  since: string
+  fingerprint: { digest: string; vv: Record<string, number>; heads?: Record<string, string> }
+  peers: PeerStatus[]
+  conflictsOpen: number
+  writable?: boolean
+}
+
+export interface OriginGap {
+  origin: string
+  local: number
+  remote: number
+  weLack: number
+  theyLack: number
+}
+
+export interface PeerGaps {
+  peer: string
+  connected: boolean
+  weLack: number
+  theyLack: number
+  origins: OriginGap[]
+}
+
+export interface Gaps {
+  peers: PeerGaps[]
+}
+
+export interface PeerVerify {
+  peer: string
+  reachable: boolean
+  equal: boolean | null
+  remoteDigest?: string
+  divergentOrigins?: string[]
+  docsDiffering?: string[]
+  error?: string
+}
+
+export interface Verify {
+  ok: boolean
+  deep: boolean
+  local: { digest: string; documents?: number }
+  peers: PeerVerify[]
+}
+
+export interface ConflictValue {
+  origin: string
+  value: unknown
+  hlc?: string | null
+  opId?: string
+}
+
+export interface Conflict {
+  id: number | string
+  docId: string
+  path: (string | number)[]
+  values: ConflictValue[]
+  detectedAt: number
+  status: 'open' | 'resolved'
+  resolution?: unknown
+  resolvedAt?: number
+  resolvedBy?: string
+}
+
+export interface Resolve {
+  id: number | string
+  status: 'resolved'
+  event?: { origin: string; seq: number }
+}
+
+export interface Compact {
+  floor: Record<string, number>
+  eventsRemoved: number
+  docsSnapshotted: number
+  durationMs?: number
+}
+
+export interface Decommission {
+  id: string
+  removed: boolean
+  floor?: Record<string, number>
+}

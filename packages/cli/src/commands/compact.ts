@@ -1,0 +1,24 @@
+import type { Command } from 'commander'
+import type { Compact } from '../admin-types.js'
+import type { CliContext, CommandModule } from '../context.js'
+import { formatCount, formatSeconds, formatVv } from '../render.js'
+import { clientFor, printJson, progressFor, withAdminOptions, type AdminOptions } from './shared.js'
+
+export function renderCompact(c: Compact): string {
+  const took = c.durationMs === undefined ? '' : ` in ${formatSeconds(c.durationMs / 1000)}`
+  return `compacted${took}: ${formatCount(c.eventsRemoved)} events folded into ${formatCount(c.docsSnapshotted)} document snapshots\nfloor: ${formatVv(c.floor)}\n`
+}
+
+export const compactCommand: CommandModule = {
+  register(program: Command, ctx: CliContext) {
+    withAdminOptions(
+      program.command('compact').description('fold events every member acknowledged into document snapshots'),
+      { json: true, progress: true },
+    ).action(async (opts: AdminOptions) => {
+      const progress = progressFor(opts, ctx)
+      const result = await clientFor(opts, ctx).stream<Compact>('/compact', (p) => progress.update(p))
+      if (opts.json) printJson(ctx, result)
+      else ctx.stdout(renderCompact(result))
+    })
+  },
+}

@@ -1,0 +1,19 @@
+import type { CommandModule } from '../context.js'
+import { compactCommand } from './compact.js'
+import { conflictsCommand } from './conflicts.js'
+import { decommissionCommand } from './decommission.js'
+import { gapsCommand } from './gaps.js'
+import { startCommand } from './start.js'
+import { statusCommand } from './status.js'
+import { verifyCommand } from './verify.js'
+
+/** Every `dru` command, in help order. A new command is a file here plus one line below. */
+export const COMMANDS: readonly CommandModule[] = [
+  startCommand,
+  statusCommand,
+  gapsCommand,
+  verifyCommand,
+  conflictsCommand,
+  compactCommand,
+  decommissionCommand,
+]

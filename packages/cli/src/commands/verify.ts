@@ -1,0 +1,43 @@
+import type { Command } from 'commander'
+import type { Verify } from '../admin-types.js'
+import type { CliContext, CommandModule } from '../context.js'
+import { CliError, ExitCode } from '../exit-codes.js'
+import { formatBool, renderTable } from '../render.js'
+import { clientFor, printJson, progressFor, withAdminOptions, type AdminOptions } from './shared.js'
+
+/** Table of peers plus a verdict line. */
+export function renderVerify(v: Verify): string {
+  const rows = v.peers.map((p) => {
+    const notes: string[] = []
+    if (p.error) notes.push(p.error)
+    if (p.divergentOrigins?.length) notes.push(`divergent origins: ${p.divergentOrigins.join(', ')}`)
+    if (p.docsDiffering?.length) notes.push(`${p.docsDiffering.length} docs differ: ${p.docsDiffering.slice(0, 5).join(', ')}${p.docsDiffering.length > 5 ? ', …' : ''}`)
+    return [p.peer, formatBool(p.reachable), formatBool(p.equal), p.remoteDigest ?? '-', notes.join('; ')]
+  })
+  const reachable = v.peers.filter((p) => p.reachable).length
+  const kind = v.deep ? 'fingerprints and document digests' : 'fingerprints'
+  const verdict = v.ok
+    ? `in sync: ${kind} equal with ${reachable} reachable peer(s); local ${v.local.digest}`
+    : `NOT in sync: ${kind} differ (local ${v.local.digest})`
+  const table = v.peers.length ? `${renderTable(['peer', 'reachable', 'equal', 'peer digest', 'notes'], rows)}\n\n` : ''
+  return `${table}${verdict}\n`
+}
+
+export const verifyCommand: CommandModule = {
+  register(program: Command, ctx: CliContext) {
+    withAdminOptions(
+      program
+        .command('verify')
+        .description('compare fingerprints with every reachable peer (exit 5 when not in sync)')
+        .option('--deep', 'also compare materialised document digests'),
+      { json: true, progress: true },
+    ).action(async (opts: AdminOptions & { deep?: boolean }) => {
+      const client = clientFor(opts, ctx)
+      const progress = progressFor(opts, ctx)
+      const result = await client.stream<Verify>(`/verify${opts.deep ? '?deep=1' : ''}`, (p) => progress.update(p))
+      if (opts.json) printJson(ctx, result)
+      else ctx.stdout(renderVerify(result))
+      if (!result.ok) throw new CliError(ExitCode.NOT_IN_SYNC, 'verify found differences; run `dru gaps` and wait for catch-up, or see the runbook')
+    })
+  },
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env node
+import { runCli } from './program.js'
+import type { CliContext, DruRuntime } from './context.js'
+
+/** Loads `@dru/node` only for `dru start`, so inspection commands start fast. */
+async function loadRuntime(): Promise<DruRuntime> {
+  const node = (await import('@dru/node')) as Record<string, unknown>
+  return {
+    openDru: typeof node.openDru === 'function' ? (node.openDru as DruRuntime['openDru']) : undefined,
+    validateConfig: typeof node.validateConfig === 'function' ? (node.validateConfig as DruRuntime['validateConfig']) : undefined,
+  }
+}
+
+const ctx: CliContext = {
+  stdout: (s) => void process.stdout.write(s),
+  stderr: (s) => void process.stderr.write(s),
+  env: process.env,
+  cwd: process.cwd(),
+  now: Date.now,
+  loadRuntime,
+  waitForShutdown: () =>
+    new Promise((resolve) => {
+      const stop = (signal: NodeJS.Signals) => {
+        process.off('SIGINT', stop)
+        process.off('SIGTERM', stop)
+        resolve(signal)
+      }
+      process.on('SIGINT', stop)
+      process.on('SIGTERM', stop)
+    }),
+}
+
+process.exitCode = await runCli(process.argv.slice(2), ctx)
