@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest'
+import { isDruError } from '@dru/core'
+import { openDru, validateConfig } from '@dru/node'
+
+const good = { id: 'eu-west-1', path: ':memory:' }
+
+/** Each row: a bad value for one field; opening must fail with CONFIG_INVALID naming it. */
+const BAD: Array<[string, unknown]> = [
+  ['id', undefined],
+  ['id', ''],
+  ['id', 'has space'],
+  ['id', 42],
+  ['path', undefined],
+  ['path', ''],
+  ['path', 7],
+  ['durability', 'disk'],
+  ['cache', 5],
+  ['cache', { maxDocs: 0 }],
+  ['cache', { maxDocs: 1.5 }],
+  ['cache', { maxBytes: -1 }],
+  ['cache', { maxItems: 3 }],
+  ['conflictPolicy', 'random'],
+  ['conflictPolicy', { priority: 'eu-west-1' }],
+  ['conflictPolicy', { priority: [1] }],
+  ['now', 123],
+  ['maxClockSkewMs', 0],
+  ['maxClockSkewMs', 'soon'],
+  ['listenn', { port: 1 }],
+]
+
+describe('config validation at open', () => {
+  for (const [field, value] of BAD) {
+    it(`${field} = ${JSON.stringify(value) ?? 'missing'} → CONFIG_INVALID naming ${field}`, async () => {
+      const config = { ...good, [field]: value } as Record<string, unknown>
+      if (value === undefined) delete config[field]
+      let caught: unknown
+      try {
+        await openDru(config as never)
+      } catch (err) {
+        caught = err
+      }
+      expect(isDruError(caught, 'CONFIG_INVALID'), String(caught)).toBe(true)
+      expect((caught as Error).message).toContain(`"${field}"`)
+      expect((caught as { details: { field: string } }).details.field).toBe(field)
+    })
+  }
+
+  it('accepts every documented field', async () => {
+    const dru = await openDru({
+      ...good,
+      durability: 'process',
+      cache: { maxDocs: 10, maxBytes: 1 << 20 },
+      conflictPolicy: { priority: ['eu-west-1'] },
+      now: () => 1_700_000_000_000,
+      maxClockSkewMs: 5000,
+    })
+    await dru.close()
+    expect(() => validateConfig(null)).toThrow(/config must be an object/)
+  })
+})
