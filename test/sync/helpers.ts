@@ -30,6 +30,7 @@ export interface DruConfig {
   maxUnackedBytes?: number
   maxFrameBytes?: number
   durability?: 'machine' | 'process'
+  tls?: { cert?: string; key?: string; ca?: string }
   verbose?: boolean
 }
 

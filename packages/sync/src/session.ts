@@ -157,6 +157,12 @@ export class PeerSession {
 
   #send(frame: Frame): void {
     if (this.#ws.readyState !== WebSocket.OPEN) return
+    // Secondary guard: our window bounds events, but a peer that never reads could still
+    // pile up pongs and acks in the socket buffer.
+    if (this.#ws.bufferedAmount > this.#host.limits.maxUnackedBytes * 2 + this.#host.limits.maxFrameBytes) {
+      this.#closed('BACKPRESSURE', `peer is not reading (${this.#ws.bufferedAmount} bytes queued)`)
+      return
+    }
     const bytes = encodeFrame(frame)
     this.bytesOut += bytes.byteLength
     this.framesOut++

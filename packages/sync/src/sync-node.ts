@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events'
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import type { KeyObject } from 'node:crypto'
 import WebSocket, { WebSocketServer } from 'ws'
@@ -41,6 +42,12 @@ export interface SyncOptions {
    * its events are refused.
    */
   readonly keys: { privateKey: string | KeyObject; publicKeys: Readonly<Record<string, string | KeyObject>> }
+  /**
+   * TLS (PEM strings). With `cert` and `key` the server listens as `wss://`; `ca` is the
+   * authority we trust when dialing `wss://` peers (defaults to the system store). The
+   * HMAC handshake runs inside TLS as well.
+   */
+  readonly tls?: { cert?: string; key?: string; ca?: string | string[] }
   readonly heartbeatMs?: number
   readonly heartbeatTimeoutMs?: number
   readonly maxFrameBytes?: number
@@ -177,6 +184,7 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
   readonly #sessions = new Set<PeerSession>()
   readonly #waiters = new Set<Waiter>()
   #server: WebSocketServer | undefined
+  #https: HttpsServer | undefined
   #port = 0
   #closing = false
   #unsubscribe: (() => void) | undefined
@@ -243,26 +251,38 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
 
   async start(): Promise<void> {
     if (this.#options.listen) {
-      const server = new WebSocketServer({
-        host: this.#options.listen.host ?? '127.0.0.1',
-        port: this.#options.listen.port ?? 0,
-        // A hard guard only: our own check at maxFrameBytes answers with an error frame first.
-        maxPayload: this.limits.maxFrameBytes * 2 + 1024,
-        perMessageDeflate: false,
-      })
-      await new Promise<void>((resolve, reject) => {
-        server.once('listening', resolve)
-        server.once('error', (err) =>
-          reject(new DruError('CONFIG_INVALID', `cannot listen on ${this.#options.listen?.host}:${this.#options.listen?.port}: ${err.message}`, { cause: err })),
-        )
-      })
+      const host = this.#options.listen.host ?? '127.0.0.1'
+      const port = this.#options.listen.port ?? 0
+      const tls = this.#options.tls
+      if (tls && (tls.cert === undefined) !== (tls.key === undefined)) {
+        throw new DruError('CONFIG_INVALID', 'tls.cert and tls.key must be given together', { details: { field: 'tls' } })
+      }
+      // A hard guard only: our own check at maxFrameBytes answers with an error frame first.
+      const wsOptions = { maxPayload: this.limits.maxFrameBytes * 2 + 1024, perMessageDeflate: false }
+      let server: WebSocketServer
+      if (tls?.cert && tls.key) {
+        const https = createHttpsServer({ cert: tls.cert, key: tls.key })
+        this.#https = https
+        server = new WebSocketServer({ server: https, ...wsOptions })
+        await new Promise<void>((resolve, reject) => {
+          https.once('error', (err) => reject(new DruError('CONFIG_INVALID', `cannot listen on ${host}:${port}: ${err.message}`, { cause: err })))
+          https.listen(port, host, () => resolve())
+        })
+        this.#port = (https.address() as AddressInfo).port
+      } else {
+        server = new WebSocketServer({ host, port, ...wsOptions })
+        await new Promise<void>((resolve, reject) => {
+          server.once('listening', resolve)
+          server.once('error', (err) => reject(new DruError('CONFIG_INVALID', `cannot listen on ${host}:${port}: ${err.message}`, { cause: err })))
+        })
+        this.#port = (server.address() as AddressInfo).port
+      }
       server.on('error', (err) => this.log.error(`sync: server error: ${err.message}`))
       server.on('connection', (ws) => {
         if (this.#closing) return ws.terminate()
         this.#sessions.add(new PeerSession(this, ws, 'acceptor'))
       })
       this.#server = server
-      this.#port = (server.address() as AddressInfo).port
     }
     this.#unsubscribe = this.store.onCommit((_events, source) => {
       for (const p of this.#peers.values()) {
@@ -344,6 +364,8 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
     if (id === undefined) return
     const p = this.#peers.get(id)
     if (!p) return
+    // An unauthenticated caller may claim any id in its hello: it must not touch that peer's state.
+    if (session.role === 'acceptor' && !session.wasAuthenticated) return
     if (reason.code !== 'DUPLICATE_SESSION' && reason.code !== 'CLOSED') p.lastError = reason
     if (session.role === 'dialer') p.dialing = false
     if (p.session === session) {
@@ -377,7 +399,12 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
     p.dialing = true
     let ws: WebSocket
     try {
-      ws = new WebSocket(p.url, { perMessageDeflate: false, maxPayload: this.limits.maxFrameBytes * 2 + 1024, handshakeTimeout: this.limits.heartbeatTimeoutMs })
+      ws = new WebSocket(p.url, {
+        perMessageDeflate: false,
+        maxPayload: this.limits.maxFrameBytes * 2 + 1024,
+        handshakeTimeout: this.limits.heartbeatTimeoutMs,
+        ...(this.#options.tls?.ca !== undefined ? { ca: this.#options.tls.ca } : {}),
+      })
     } catch (err) {
       p.dialing = false
       p.lastError = { code: 'CONNECTION_FAILED', message: (err as Error).message }
@@ -474,6 +501,11 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
     if (server) {
       for (const client of server.clients) client.terminate()
       await new Promise<void>((resolve) => server.close(() => resolve()))
+    }
+    const https = this.#https
+    if (https) {
+      https.closeAllConnections()
+      await new Promise<void>((resolve) => https.close(() => resolve()))
     }
   }
 
