@@ -236,7 +236,7 @@ describe('dru gaps', () => {
     expect(r.stdout).toMatch(/us-east-1\s+yes\s+us-east-1\/1\s+98\s+110\s+12\s+0/)
     expect(r.stdout).toMatch(/us-east-1\s+yes\s+eu-west-1\/1\s+120\s+117\s+0\s+3/)
     expect(r.stdout).not.toContain('ap-south-1/1') // equal on both sides: not a gap
-    expect(r.stdout).toMatch(/ap-south-1\s+no\s+\(in sync\)/)
+    expect(r.stdout).toMatch(/ap-south-1\s+no\s+\(in sync at last contact\)/)
     expect(r.stdout).toContain('total: we lack 12 events; peers lack 3 events')
   })
 

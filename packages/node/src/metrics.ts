@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { LIFECYCLE_STATES, type LifecycleState } from '@dru/core'
+import { LIFECYCLE_STATES, type LifecycleState, type LifecycleTransition } from '@dru/core'
 
 /** Options for {@link createMetrics}. */
 export interface MetricsOptions {
@@ -52,6 +52,8 @@ export interface DruMetrics {
   readonly commitLatency: Histogram
   /** Sets the lifecycle gauge: 1 for `state`, 0 for every other state. */
   setLifecycleState(state: LifecycleState): void
+  /** Counts the edge and moves the state gauge: pass it as `createLifecycle({ onTransition })`'s callback. */
+  recordTransition(t: LifecycleTransition): void
   /** Everything in Prometheus text exposition format. */
   render(): Promise<string>
 }
@@ -183,6 +185,10 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
     clockSkewAlarms,
     commitLatency,
     setLifecycleState,
+    recordTransition(t) {
+      lifecycleTransitions.inc({ from: t.from, to: t.to })
+      setLifecycleState(t.to)
+    },
     render: () => registry.metrics(),
   }
 }

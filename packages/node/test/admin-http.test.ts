@@ -180,6 +180,23 @@ describe('admin HTTP', () => {
     expect(r.text).toContain('dru_peer_lag_events{peer="us-east-1",direction="inbound",dru="eu-west-1"} 2')
   })
 
+  it('records lifecycle transitions from createLifecycle into the counter and the state gauge', async () => {
+    const { createLifecycle } = await import('@dru/core')
+    const lc = createLifecycle({ onTransition: (t) => metrics.recordTransition(t) })
+    lc.signal('peers-reachable')
+    lc.signal('caught-up')
+    lc.signal('verified')
+    lc.signal('all-peers-lost')
+    lc.signal('peers-reachable')
+    const text = await metrics.render()
+    expect(text).toContain('dru_lifecycle_transitions_total{from="starting",to="catching-up",dru="eu-west-1"} 1')
+    expect(text).toContain('dru_lifecycle_transitions_total{from="isolated",to="catching-up",dru="eu-west-1"} 1')
+    expect(text).toContain('dru_lifecycle_transitions_total{from="active",to="isolated",dru="eu-west-1"} 1')
+    expect(text).toContain('dru_lifecycle_state{state="catching-up",dru="eu-west-1"} 1')
+    expect(text).toContain('dru_lifecycle_state{state="isolated",dru="eu-west-1"} 0')
+    expect(text).toContain('dru_lifecycle_state{state="active",dru="eu-west-1"} 0')
+  })
+
   it('keeps each DRU on its own registry', async () => {
     const other = createMetrics()
     other.eventsApplied.inc(9)

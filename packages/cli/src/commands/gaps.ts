@@ -10,7 +10,8 @@ export function renderGaps(g: Gaps): string {
   const rows: string[][] = []
   for (const p of g.peers) {
     const lacking = p.origins.filter((o) => o.weLack > 0 || o.theyLack > 0)
-    if (lacking.length === 0) rows.push([p.peer, formatBool(p.connected), '(in sync)', '', '', '0', '0'])
+    // A disconnected peer's numbers are from its last acknowledgement, so say so.
+    if (lacking.length === 0) rows.push([p.peer, formatBool(p.connected), p.connected ? '(in sync)' : '(in sync at last contact)', '', '', '0', '0'])
     for (const o of lacking) {
       rows.push([p.peer, formatBool(p.connected), o.origin, formatCount(o.local), formatCount(o.remote), formatCount(o.weLack), formatCount(o.theyLack)])
     }
