@@ -150,6 +150,7 @@ describe('dru --help', () => {
     [],
     ['start'],
     ['status'],
+    ['wait'],
     ['gaps'],
     ['verify'],
     ['conflicts'],
@@ -167,7 +168,7 @@ describe('dru --help', () => {
       expect(r.stdout, name).toContain(`Usage: ${name}`)
     })
     const byName = Object.fromEntries(runs.map((r, i) => [commands[i]!.join(' '), r.stdout]))
-    for (const c of ['status', 'gaps', 'verify', 'conflicts list', 'conflicts show', 'conflicts resolve', 'compact', 'decommission']) {
+    for (const c of ['status', 'wait', 'gaps', 'verify', 'conflicts list', 'conflicts show', 'conflicts resolve', 'compact', 'decommission']) {
       expect(byName[c], c).toContain('--admin <url>')
       expect(byName[c], c).toContain('--json')
     }
@@ -224,6 +225,53 @@ describe('dru status', () => {
     // --admin wins over DRU_ADMIN
     const wins = await dru(['status', '--admin', admin], { DRU_ADMIN: 'http://127.0.0.1:1' })
     expect(wins.code).toBe(0)
+  })
+})
+
+describe('dru wait', () => {
+  it('polls until active, printing state changes and catch-up progress', async () => {
+    // each /status call advances the script: lag shrinks while catching up, then verify, then active
+    const script: Array<[LifecycleState, number]> = [
+      ['catching-up', 100],
+      ['catching-up', 60],
+      ['catching-up', 20],
+      ['verifying', 0],
+      ['active', 0],
+    ]
+    let calls = 0
+    const base = fake.source.status() as ReturnType<AdminSource['status']> & object
+    const scripted = await startAdminServer({
+      port: 0,
+      source: {
+        ...fake.source,
+        status: () => {
+          const [state, lag] = script[Math.min(calls++, script.length - 1)]!
+          return { ...base, state, peers: [{ id: 'us-east-1', connected: true, lagEvents: lag, lagSeconds: lag ? 3 : null }] }
+        },
+      },
+    })
+    extra.push(scripted)
+    const r = await dru(['wait', '--interval', '20', '--admin', scripted.url])
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/^eu-west-1 is active after \d+\.\ds\n$/)
+    expect(r.stderr).toContain('state: catching-up\n')
+    expect(r.stderr).toContain('state: catching-up -> verifying\n')
+    expect(r.stderr).toContain('state: verifying -> active\n')
+    expect(r.stderr).toContain('catch-up: 0/100 events (0%)')
+    expect(r.stderr).toMatch(/catch-up: 100\/100 events \(100%\)/)
+    expect(calls).toBe(5)
+  })
+
+  it('exits 10 when the state is not reached in time', async () => {
+    const r = await dru(['wait', '--within', '0.4', '--interval', '50', '--quiet', '--admin', admin])
+    expect(r.code).toBe(10)
+    expect(r.stderr).toBe('dru: eu-west-1 still catching-up after 0.4s (waiting for active); see dru status and dru gaps\n')
+  })
+
+  it('refuses an unknown state', async () => {
+    const r = await dru(['wait', '--for', 'ready', '--admin', admin])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('expected one of starting, catching-up, verifying, active, isolated')
   })
 })
 

@@ -6,11 +6,13 @@ import { gapsCommand } from './gaps.js'
 import { startCommand } from './start.js'
 import { statusCommand } from './status.js'
 import { verifyCommand } from './verify.js'
+import { waitCommand } from './wait.js'
 
 /** Every `dru` command, in help order. A new command is a file here plus one line below. */
 export const COMMANDS: readonly CommandModule[] = [
   startCommand,
   statusCommand,
+  waitCommand,
   gapsCommand,
   verifyCommand,
   conflictsCommand,
