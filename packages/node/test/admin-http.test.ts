@@ -1,4 +1,5 @@
 import { request } from 'node:http'
+import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DruError, type LifecycleState } from '@dru/core'
 import {
@@ -361,6 +362,34 @@ describe('admin HTTP', () => {
     expect(r.status).toBe(200)
     expect(r.json).toEqual({ id: 'ap-south-1', removed: true, floor: { 'a/1': 3 } })
     expect(seen).toEqual(['ap-south-1'])
+  })
+
+  it('answers any method, path and body with a status and, for errors, a JSON {code, message}', async () => {
+    const runs = Math.max(20, Math.floor(Number(process.env.DRU_PROPERTY_RUNS ?? 300) / 3))
+    const segment = fc.oneof(
+      fc.constantFrom('healthz', 'readyz', 'status', 'metrics', 'gaps', 'verify', 'conflicts', '7', 'resolve', 'compact', 'decommission', '%', '%zz', '..', ''),
+      fc.string({ maxLength: 8 }).map(encodeURIComponent),
+    )
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'PATCH'),
+        fc.array(segment, { minLength: 1, maxLength: 4 }),
+        fc.option(fc.constantFrom('?deep=1', '?status=all', '?deep=x', '?status=', '?a=%'), { nil: '' }),
+        fc.option(fc.oneof(fc.json(), fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b))), { nil: undefined }),
+        async (method, segments, query, body) => {
+          const r = await call(server, method, `/${segments.join('/')}${query}`, body)
+          expect(r.status).toBeGreaterThanOrEqual(200)
+          expect(r.status).toBeLessThan(600)
+          if (r.status >= 400 && method !== 'HEAD' && !(r.status === 503 && r.json?.state)) {
+            expect(typeof r.json?.code).toBe('string')
+            expect(typeof r.json?.message).toBe('string')
+          }
+        },
+      ),
+      { numRuns: runs, seed: 61 },
+    )
+    expect((await call(server, 'GET', '/healthz')).status).toBe(200)
+    expect(errors).toEqual([]) // nothing reached the 5xx "unexpected" path
   })
 
   it('close() drops idle keep-alive connections instead of hanging', async () => {
