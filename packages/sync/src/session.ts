@@ -77,6 +77,8 @@ export class PeerSession {
   #batches: Generator<DruEvent[], void, undefined> | null = null
   #gotVv = false
   #pumpScheduled = false
+  #openedAt = 0
+  #lastAckAt = 0
   #ackScheduled = false
   #ingesting = false
   #resyncRequested = false
@@ -202,6 +204,20 @@ export class PeerSession {
       this.#closed('HEARTBEAT_TIMEOUT', `no frame for ${silent} ms`)
       return
     }
+    // TCP never loses bytes inside a live connection, but a middlebox or a bug could: a
+    // fingerprint that never came, or a window that is never acknowledged, would stall the
+    // session for ever while pings still flow. Reconnecting re-runs the exchange.
+    const { heartbeatTimeoutMs } = this.#host.limits
+    const now = this.#host.now()
+    if (this.#state === 'open' && !this.#gotVv && now - this.#openedAt > heartbeatTimeoutMs) {
+      this.fail('UNEXPECTED_FRAME', `no fingerprint from ${this.peerId} within ${heartbeatTimeoutMs} ms of the handshake`)
+      return
+    }
+    if (this.#window.length > 0 && now - this.#lastAckAt > heartbeatTimeoutMs) {
+      this.#host.log.warn(`sync: ${this.peerId} acknowledged nothing for ${now - this.#lastAckAt} ms with ${this.#unacked} bytes in flight; reconnecting`, { peer: this.peerId })
+      this.#closed('ACK_STALL', `no ack for ${now - this.#lastAckAt} ms with ${this.#unacked} bytes in flight`)
+      return
+    }
     if (this.#state === 'open') this.#send({ type: 'ping', n: this.#pingN++ & 0xffffffff })
   }
 
@@ -290,6 +306,7 @@ export class PeerSession {
       throw new DruError('AUTH_FAILED', 'the challenge response does not prove the cluster secret')
     }
     this.#state = 'open'
+    this.#openedAt = this.#host.now()
     this.wasAuthenticated = true
     if (!this.#host.authenticated(this)) return
     const fingerprint = this.#host.store.fingerprint()
@@ -372,6 +389,7 @@ export class PeerSession {
   }
 
   #onAck(vv: VersionVector): void {
+    this.#lastAckAt = this.#host.now()
     this.#host.acked(this, vv)
     // An ack carries the receiver's whole durable vector, so it covers every batch it has stored.
     const covered = (tips: InFlight['tips']) => tips.every(([o, s]) => (vv[o] ?? 0) >= s)
@@ -412,6 +430,7 @@ export class PeerSession {
     this.#send({ type: 'events', batch })
     const bytes = this.bytesOut - before
     for (const [o, s] of tips) if ((this.#known[o] ?? 0) < s) this.#known[o] = s
+    if (this.#window.length === 0) this.#lastAckAt = this.#host.now()
     this.#window.push({ bytes, tips: [...tips] })
     this.#unacked += bytes
   }
