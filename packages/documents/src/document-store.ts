@@ -62,6 +62,8 @@ interface Entry {
   bytes: number
   /** Events applied since the snapshot this entry was loaded from (or since creation). */
   unsnapshotted: number
+  /** The Automerge actor the document writes as (the origin at load time). */
+  actor: string
 }
 
 /** Fixed per-document overhead added to the byte estimate (WASM object, maps). */
@@ -92,12 +94,14 @@ export class DocumentStore {
   readonly #dirtyCold = new Set<string>()
   readonly #stmt
   readonly #unsubscribe: () => void
-  /** Every cached document holds all log events up to this position (snapshot_lsn must not exceed it). */
+  /** Every cached document holds all log events up to this position (snapshot_lsn must not exceed it); stale-low is safe. */
   #appliedLsn: number
   /** Documents touched by the open transaction: evicted if it rolls back. */
   #touched: Set<string> | undefined
   /** Who is settling conflicts in the running transaction (`operator`, `policy`). */
   #resolvingBy: string | undefined
+  #actorOrigin = ''
+  #actorHex = ''
   #pendingPolicy: Array<{ conflict: Conflict; value: unknown }> = []
   #stats = { loads: 0, evictions: 0, snapshotsWritten: 0, remoteApplied: 0 }
 
@@ -161,24 +165,32 @@ export class DocumentStore {
     parseDocId(docId)
     if (typeof fn !== 'function') throw new DruError('INVALID_ARGUMENT', 'change() needs a function (doc) => { ... }')
     this.#touched?.add(docId)
-    const actor = actorForOrigin(this.store.origin)
+    const actor = this.#actor()
     let entry = this.#load(docId, true)
-    if (!entry) entry = { doc: A.init({ actor }), bytes: ENTRY_OVERHEAD, unsnapshotted: 0 }
+    if (!entry) entry = { doc: A.init({ actor }), bytes: ENTRY_OVERHEAD, unsnapshotted: 0, actor }
     // A new incarnation writes as a new actor, so Automerge's per-actor seq is never reused.
-    if (A.getActorId(entry.doc) !== actor) entry.doc = A.clone(entry.doc, { actor })
-    const before = A.getHeads(entry.doc)
+    if (entry.actor !== actor) {
+      entry.doc = A.clone(entry.doc, { actor })
+      entry.actor = actor
+    }
+    // Only increments can hit the Automerge view bug handled below; collect just those.
+    let counterPatches: A.Patch[] | undefined
+    const collect = (patches: A.Patch[]): void => {
+      for (const p of patches) {
+        if (p.action === 'inc' || (p.action === 'put' && p.value instanceof A.Counter)) (counterPatches ??= []).push(p)
+      }
+    }
     // Change time from the injected clock, so a seeded simulation produces identical bytes.
-    const patches: A.Patch[] = []
-    let next = A.change(entry.doc, { time: Math.floor(this.#now() / 1000), patchCallback: (p) => patches.push(...p) }, fn)
-    const after = A.getHeads(next)
-    if (sameHeads(before, after)) return undefined
+    let next = A.change(entry.doc, { time: Math.floor(this.#now() / 1000), patchCallback: collect }, fn)
+    // Automerge returns the same object when the callback changed nothing.
+    if (next === entry.doc) return undefined
     const bytes = A.getLastLocalChange(next)
     if (!bytes) return undefined
     // Automerge 3.1 materialises a local increment of a counter that still has concurrent
     // values as a `put` of the wrong counter's value (the stored ops are right; only the JS
     // view is wrong). Rebuild the view from the document in that case. Found by the
     // convergence property; see the regression test "local increment of a conflicted counter".
-    if (patches.some((p) => (p.action === 'put' || p.action === 'inc') && hasConcurrentValues(next, p.path))) {
+    if (counterPatches?.some((p) => hasConcurrentValues(next, p.path))) {
       next = A.load(A.save(next), { actor })
     }
     const event = tx.append(docId, bytes)
@@ -257,9 +269,10 @@ export class DocumentStore {
   /** Writes a snapshot for every cached document with events since its last one. */
   flushSnapshots(): number {
     let n = 0
+    const lsn = this.#safeLsn()
     this.store.db.transaction(() => {
       for (const [docId, entry] of this.#cache.entries()) {
-        if (entry.unsnapshotted > 0 && this.#writeSnapshot(docId, entry)) n++
+        if (entry.unsnapshotted > 0 && this.#writeSnapshot(docId, entry, lsn)) n++
       }
     })()
     return n
@@ -364,7 +377,6 @@ export class DocumentStore {
       for (const f of found) this.#recordAll(f.docId, f.conflicts, f.events)
     } else {
       for (const e of events) docIds.add(e.docId)
-      this.#appliedLsn = this.store.lastLsn()
     }
     this.#runPolicy()
     const ids = [...docIds]
@@ -381,7 +393,7 @@ export class DocumentStore {
   #load(docId: string, cache: boolean): Entry | undefined {
     const hit = cache ? this.#cache.get(docId) : this.#cache.peek(docId)
     if (hit) return hit
-    const actor = actorForOrigin(this.store.origin)
+    const actor = this.#actor()
     const snap = this.#stmt.getSnapshot.get(docId) as { snapshot: Buffer; snapshot_lsn: number } | undefined
     const tail: DruEvent[] = [...this.store.eventsForDoc(docId, snap?.snapshot_lsn ?? 0)]
     if (!snap && tail.length === 0) return undefined
@@ -397,12 +409,22 @@ export class DocumentStore {
       )
       for (const e of tail) bytes += e.change.byteLength
     }
-    const entry: Entry = { doc, bytes, unsnapshotted: tail.length }
+    const entry: Entry = { doc, bytes, unsnapshotted: tail.length, actor }
     if (cache) this.#insert(docId, entry)
     const paths = conflictedPaths(patches)
     if (paths.length > 0) this.#recordAll(docId, this.#scan(doc, paths), tail)
     if (this.#openConflictDocs.has(docId)) this.#recheckOpen(docId, doc, 'replicated')
     return entry
+  }
+
+  /** The actor of the current origin, recomputed only when the incarnation changes. */
+  #actor(): string {
+    const origin = this.store.origin
+    if (origin !== this.#actorOrigin) {
+      this.#actorOrigin = origin
+      this.#actorHex = actorForOrigin(origin)
+    }
+    return this.#actorHex
   }
 
   #peekOrLoad(docId: string): Entry | undefined {
@@ -424,11 +446,22 @@ export class DocumentStore {
     }
   }
 
-  #writeSnapshot(docId: string, entry: Entry): boolean {
+  /**
+   * A log position every cached document is known to include. Outside a transaction every
+   * committed event is in the cached documents (this store's commit listener is registered
+   * first, so it has already run). Inside one, an ingest may have inserted events not yet
+   * applied: fall back to the position of the last applied batch (stale-low is safe; it
+   * only makes the tail replayed on load longer).
+   */
+  #safeLsn(): number {
+    return this.store.db.inTransaction ? this.#appliedLsn : this.store.lastLsn()
+  }
+
+  #writeSnapshot(docId: string, entry: Entry, lsn = this.#safeLsn()): boolean {
     // Changes waiting for missing dependencies are not part of the state yet; wait.
     if (A.getMissingDeps(entry.doc, []).length > 0) return false
     const heads = [...A.getHeads(entry.doc)].sort()
-    this.#stmt.putSnapshot.run(docId, A.save(entry.doc), this.#appliedLsn, JSON.stringify(heads))
+    this.#stmt.putSnapshot.run(docId, A.save(entry.doc), lsn, JSON.stringify(heads))
     entry.unsnapshotted = 0
     this.#stats.snapshotsWritten++
     return true
@@ -544,6 +577,3 @@ export class DocumentStore {
   }
 }
 
-function sameHeads(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((h, i) => h === b[i])
-}

@@ -250,4 +250,34 @@ describe('DocumentStore cache and snapshots', () => {
     expect(docs.clusterDigest()).toEqual(before) // from the log alone
     expect(docs.get('doc-9')).toEqual({ f0: 0, f1: 9, f2: 18, n: 2 })
   })
+
+  it('a snapshot written by an eviction inside an ingest (a handler reading documents) loses nothing', () => {
+    const a = make('a')
+    const b = make('b', { cache: { maxDocs: 1 }, snapshotAfter: 1 })
+    a.docs.change('x', (d) => {
+      d.v = 1
+    })
+    a.docs.change('y', (d) => {
+      d.v = 1
+    })
+    sync(a.store, b.store)
+    b.docs.change('x', (d) => {
+      d.local = true
+    }) // x hot, with an unsnapshotted local event
+    for (let i = 2; i < 5; i++) {
+      a.docs.change('x', (d) => {
+        d.v = i
+      })
+    }
+    // The handler runs inside the ingest transaction, before x's new events are applied;
+    // reading y evicts x and writes its snapshot there.
+    const off = b.store.onIngest(() => {
+      b.docs.get('y')
+    })
+    sync(a.store, b.store)
+    off()
+    expect(b.docs.stats().snapshotsWritten).toBeGreaterThan(0)
+    b.docs.dropCache()
+    expect(b.docs.get('x')).toEqual({ local: true, v: 4 })
+  })
 })
