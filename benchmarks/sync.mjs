@@ -195,10 +195,13 @@ async function partitionHeal() {
   }, 20)
   const healMs = performance.now() - h0
   const rss = await Promise.all([a, b, c].map((d) => d.call('rss')))
+  const statuses = (await Promise.all([a, b, c].map((d) => d.call('status')))).flat()
+  const eventsIn = statuses.reduce((n, s) => n + s.eventsIn, 0)
+  const duplicatesIn = statuses.reduce((n, s) => n + s.duplicatesIn, 0)
   const wire = Object.values(proxies).reduce((n, p) => n + p.bytes, 0)
   for (const d of [a, b, c]) d.kill()
   for (const p of Object.values(proxies)) p.server.close()
-  return { genMs, healMs, wire, rss: rss.map((r) => r.maxRssKiB * 1024) }
+  return { genMs, healMs, wire, eventsIn, duplicatesIn, rss: rss.map((r) => r.maxRssKiB * 1024) }
 }
 
 const t = await throughput()
@@ -235,6 +238,7 @@ writeSection(
 | workload | 3 DRUs × ${fmt(DOCS)} docs × ${fmt(OPS)} Automerge changes each (generated in ${(p.genMs / 1000).toFixed(1)} s, in parallel) |
 | heal → equal fingerprints on all 3 | **${(p.healMs / 1000).toFixed(2)} s** |
 | bytes on the wire (all links, both directions) | ${mib(p.wire)} MiB |
+| events received / needed | ${fmt(p.eventsIn)} / ${fmt(6 * OPS)} (${fmt(p.duplicatesIn)} duplicates: in a full mesh an event can arrive both directly and forwarded) |
 | peak RSS per DRU | ${p.rss.map((r) => `${mib(r)} MiB`).join(', ')} |
 
 Notes. Heal time is measured to equal fingerprints (the merged event logs); materialising

@@ -59,6 +59,9 @@ export class PeerSession {
   bytesOut = 0
   framesIn = 0
   framesOut = 0
+  /** Events received in batches, and how many of them we already held (flooding duplicates). */
+  eventsIn = 0
+  duplicatesIn = 0
   lastFrameAt: number
   wasAuthenticated = false
   closeReason: { code: string; message: string } | undefined
@@ -367,7 +370,9 @@ export class PeerSession {
     let ok = false
     this.#ingesting = true
     try {
-      this.#host.store.ingest(events)
+      const result = this.#host.store.ingest(events)
+      this.eventsIn += events.length
+      this.duplicatesIn += result.duplicates
       ok = true
     } catch (err) {
       if (!(err instanceof DruError && err.code === 'SEQ_GAP')) throw err

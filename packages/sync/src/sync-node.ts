@@ -92,6 +92,9 @@ export interface PeerStatus {
   readonly bytesOut: number
   readonly framesIn: number
   readonly framesOut: number
+  /** Events received from this peer in the current (or last) session, and those we already held. */
+  readonly eventsIn: number
+  readonly duplicatesIn: number
   readonly unackedBytes: number
 }
 
@@ -442,6 +445,8 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
           bytesOut: s?.bytesOut ?? 0,
           framesIn: s?.framesIn ?? 0,
           framesOut: s?.framesOut ?? 0,
+          eventsIn: s?.eventsIn ?? 0,
+          duplicatesIn: s?.duplicatesIn ?? 0,
           unackedBytes: p.session?.unackedBytes ?? 0,
         }
       })
