@@ -57,6 +57,16 @@ describe('convergence (guarantee 4)', () => {
 })
 
 describe('regressions found by the convergence property', () => {
+  it('a batch that makes a counter conflicted and increments the winner (Automerge view kept the loser)', async () => {
+    // Shrunk counterexample (run 1648 of 4000, seed 0): dru-2 received, in one batch,
+    // dru-0's counter creation and dru-1's increment of its concurrent counter; the
+    // batch's patches reported only a `conflict`, and the cached view showed 0, not 1.
+    const steps = JSON.parse(
+      '[{"kind":"partition","groups":[[0,3,4],[1,2]]},{"kind":"op","dru":0,"op":{"kind":"increment","docId":"doc-a","key":"n1","by":0}},{"kind":"op","dru":1,"op":{"kind":"increment","docId":"doc-a","key":"n1","by":0}},{"kind":"op","dru":3,"op":{"kind":"set","docId":"doc-a","path":[],"key":"a","value":0}},{"kind":"op","dru":2,"op":{"kind":"set","docId":"doc-a","path":[],"key":"a","value":false}},{"kind":"exchange","rounds":1},{"kind":"exchange","rounds":1},{"kind":"op","dru":0,"op":{"kind":"listDelete","docId":"doc-a","key":"l","index":0}},{"kind":"op","dru":0,"op":{"kind":"delete","docId":"doc-b","path":[],"key":"a"}},{"kind":"heal","a":0,"b":1},{"kind":"op","dru":1,"op":{"kind":"increment","docId":"doc-a","key":"n1","by":1}},{"kind":"op","dru":1,"op":{"kind":"listInsert","docId":"doc-a","key":"l","index":0,"value":0}},{"kind":"heal","a":0,"b":1},{"kind":"op","dru":0,"op":{"kind":"increment","docId":"doc-b","key":"n1","by":0}},{"kind":"op","dru":1,"op":{"kind":"set","docId":"doc-a","path":[],"key":"a","value":null}},{"kind":"cut","a":1,"b":0,"oneWay":false},{"kind":"cut","a":0,"b":1,"oneWay":false}]',
+    ) as ScheduleStep[]
+    await converge(5, 0, steps, 1)
+  })
+
   it('settle() must not stop in the round that drains a delayed duplicate (testkit bug)', async () => {
     // Shrunk counterexample (seed 393530080): a link whose queue held only a late
     // duplicate emptied it in a quiet round, and settle() stopped before the link

@@ -64,6 +64,19 @@ export function conflictAt(doc: A.Doc<unknown>, path: Path): FoundConflict | und
   return { path, opIds, values, raw }
 }
 
+/** True when the field at `path` holds several concurrent values and one of them is a counter. */
+export function hasConflictedCounter(doc: unknown, path: readonly (string | number)[]): boolean {
+  const parent = parentOf(doc, path)
+  const prop = path[path.length - 1]
+  if (parent === undefined || prop === undefined) return false
+  try {
+    const c = A.getConflicts(parent as A.Doc<unknown>, prop)
+    return c !== undefined && Object.keys(c).length > 1 && Object.values(c).some((v) => v instanceof A.Counter)
+  } catch {
+    return false
+  }
+}
+
 /** True when the field at `path` holds more than one concurrent value (equal or not). */
 export function hasConcurrentValues(doc: unknown, path: readonly (string | number)[]): boolean {
   const parent = parentOf(doc, path)

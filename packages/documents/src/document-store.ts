@@ -6,7 +6,7 @@ import { actorForOrigin, originForActor, parseOpId } from './actor.js'
 import { canonicalJson, documentDigest, plainValue } from './canonical.js'
 import { chooseWinner, type Conflict, type ConflictPolicy, type ConflictValue } from './conflict-policy.js'
 import { ConflictRegistry } from './conflict-registry.js'
-import { conflictAt, conflictedPaths, hasConcurrentValues, valueAt, writable, type FoundConflict, type Path } from './conflict-scan.js'
+import { conflictAt, conflictedPaths, hasConflictedCounter, valueAt, writable, type FoundConflict, type Path } from './conflict-scan.js'
 import { Lru, type CacheLimits } from './lru.js'
 import { DOCUMENT_MIGRATIONS } from './schema.js'
 
@@ -173,26 +173,14 @@ export class DocumentStore {
       entry.doc = A.clone(entry.doc, { actor })
       entry.actor = actor
     }
-    // Only increments can hit the Automerge view bug handled below; collect just those.
-    let counterPatches: A.Patch[] | undefined
-    const collect = (patches: A.Patch[]): void => {
-      for (const p of patches) {
-        if (p.action === 'inc' || (p.action === 'put' && p.value instanceof A.Counter)) (counterPatches ??= []).push(p)
-      }
-    }
+    const counters = new CounterPatches()
     // Change time from the injected clock, so a seeded simulation produces identical bytes.
-    let next = A.change(entry.doc, { time: Math.floor(this.#now() / 1000), patchCallback: collect }, fn)
+    let next = A.change(entry.doc, { time: Math.floor(this.#now() / 1000), patchCallback: counters.collect }, fn)
     // Automerge returns the same object when the callback changed nothing.
     if (next === entry.doc) return undefined
     const bytes = A.getLastLocalChange(next)
     if (!bytes) return undefined
-    // Automerge 3.1 materialises a local increment of a counter that still has concurrent
-    // values as a `put` of the wrong counter's value (the stored ops are right; only the JS
-    // view is wrong). Rebuild the view from the document in that case. Found by the
-    // convergence property; see the regression test "local increment of a conflicted counter".
-    if (counterPatches?.some((p) => hasConcurrentValues(next, p.path))) {
-      next = A.load(A.save(next), { actor })
-    }
+    next = counters.repair(next, actor)
     const event = tx.append(docId, bytes)
     entry.doc = next
     entry.bytes += bytes.byteLength
@@ -358,8 +346,14 @@ export class DocumentStore {
         const entry = this.#cache.peek(docId)!
         try {
           const patches: A.Patch[] = []
-          const [next] = A.applyChanges(entry.doc, list.map((e) => e.change), { patchCallback: (p) => patches.push(...p) })
-          entry.doc = next
+          const counters = new CounterPatches()
+          const [next] = A.applyChanges(entry.doc, list.map((e) => e.change), {
+            patchCallback: (p) => {
+              patches.push(...p)
+              counters.collect(p)
+            },
+          })
+          entry.doc = counters.repair(next, entry.actor)
           entry.unsnapshotted += list.length
           for (const e of list) entry.bytes += e.change.byteLength
           this.#cache.resize(docId, entry.bytes)
@@ -402,11 +396,18 @@ export class DocumentStore {
     let bytes = ENTRY_OVERHEAD + (snap?.snapshot.byteLength ?? 0)
     const patches: A.Patch[] = []
     if (tail.length > 0) {
+      const counters = new CounterPatches()
       ;[doc] = A.applyChanges(
         doc,
         tail.map((e) => e.change),
-        { patchCallback: (p) => patches.push(...p) },
+        {
+          patchCallback: (p) => {
+            patches.push(...p)
+            counters.collect(p)
+          },
+        },
       )
+      doc = counters.repair(doc, actor)
       for (const e of tail) bytes += e.change.byteLength
     }
     const entry: Entry = { doc, bytes, unsnapshotted: tail.length, actor }
@@ -577,3 +578,27 @@ export class DocumentStore {
   }
 }
 
+
+/**
+ * Works around an Automerge 3.1 materialisation bug: when a counter that has concurrent
+ * values is incremented (by a local change, or in a batch of applied changes that also
+ * makes it conflicted), the JS view may show the losing counter's value although the
+ * stored ops are right (a fresh load shows the right one). Collect increment, counter and
+ * conflict patches; if one hits a field whose concurrent values include a counter,
+ * rebuild the view from the document. Conflicted counters are rare, so this is cheap.
+ * Found by the convergence property (regression tests in test/convergence).
+ */
+class CounterPatches {
+  #paths: Array<Array<string | number>> | undefined
+
+  readonly collect = (patches: A.Patch[]): void => {
+    for (const p of patches) {
+      if (p.action === 'inc' || p.action === 'conflict' || (p.action === 'put' && p.value instanceof A.Counter)) (this.#paths ??= []).push(p.path)
+    }
+  }
+
+  repair(doc: AnyDoc, actor: string): AnyDoc {
+    if (!this.#paths?.some((path) => hasConflictedCounter(doc, path))) return doc
+    return A.load(A.save(doc), { actor })
+  }
+}
