@@ -1,4 +1,4 @@
-/** The logging port: console-shaped, so pino, console or a test spy all fit. */
+/** The logging port: message first, then structured details (console-shaped; wrap pino as `(m, d) => pino.info(d, m)`). */
 export interface Logger {
   debug?(message: string, details?: Record<string, unknown>): void
   info(message: string, details?: Record<string, unknown>): void
