@@ -126,6 +126,20 @@ interface Head {
   hlc: string
 }
 
+const CLEAN_CLOSE_KEY = 'clean_close'
+/** Zero point of time-based incarnations (2024-01-01T00:00:00Z). */
+const INCARNATION_EPOCH_MS = Date.UTC(2024, 0, 1)
+
+/**
+ * An incarnation number derived from the wall clock (seconds since 2024, 9 digits until
+ * 2055). A disk restored from backup, or an empty one, cannot know which incarnations its
+ * DRU took since, but later incarnations were taken earlier in time: starting above the
+ * clock's value avoids reusing any of them without asking a peer first.
+ */
+export function clockIncarnation(nowMs: number = Date.now()): number {
+  return Math.max(1, Math.floor((nowMs - INCARNATION_EPOCH_MS) / 1000))
+}
+
 const EVENT_COLUMNS = 'lsn, origin, seq, hlc, doc_id, change, prev, hash, sig'
 
 /**
@@ -142,7 +156,10 @@ export class EventStore {
   readonly path: string
   readonly durability: Durability
   readonly db: Database.Database
-  readonly clock: HlcClock
+  #clock: HlcClock
+  readonly #maxSkewMs: number | undefined
+  #openedClean = false
+  #isNew = false
   readonly skewPolicy: SkewPolicy
   #origin: Origin
   #incarnation: number
@@ -167,6 +184,7 @@ export class EventStore {
     this.#sign = options.sign
     this.#onListenerError = options.onListenerError ?? ((err) => console.error('dru: commit listener failed', err))
     this.#stmt = this.prepareStatements()
+    this.#maxSkewMs = options.maxClockSkewMs
     this.#incarnation = this.#loadIdentity()
     this.#origin = formatOrigin(druId, this.#incarnation)
     let highWater: Hlc | undefined
@@ -175,12 +193,22 @@ export class EventStore {
       const h = decodeHlc(row.hlc)
       if (!highWater || compareHlc(h, highWater) > 0) highWater = h
     }
-    this.clock = new HlcClock({
+    this.#clock = this.#makeClock(highWater)
+    this.#openedClean = this.#takeCleanCloseMarker()
+  }
+
+  #makeClock(highWater: Hlc | undefined): HlcClock {
+    return new HlcClock({
       node: this.#origin,
       now: this.#now,
-      ...(options.maxClockSkewMs === undefined ? {} : { maxSkewMs: options.maxClockSkewMs }),
+      ...(this.#maxSkewMs === undefined ? {} : { maxSkewMs: this.#maxSkewMs }),
       ...(highWater ? { highWater: { ...highWater, node: this.#origin } } : {}),
     })
+  }
+
+  /** The hybrid logical clock stamping local events (its node is the current origin). */
+  get clock(): HlcClock {
+    return this.#clock
   }
 
   /**
@@ -252,6 +280,21 @@ export class EventStore {
 
   get incarnation(): number {
     return this.#incarnation
+  }
+
+  /**
+   * True when the previous process closed this database cleanly (close() ran) and the log
+   * still ends where it ended then. False after a crash, for a new file, or for a copy
+   * taken while the DRU was running (a live backup): cases where this log cannot prove it
+   * is the newest copy of its own origin, so a networked DRU takes a new incarnation.
+   */
+  get openedClean(): boolean {
+    return this.#openedClean
+  }
+
+  /** True when this open created the database (no earlier identity was stored). */
+  get isNew(): boolean {
+    return this.#isNew
   }
 
   /** Remote events stored although their HLC was beyond the skew bound (skewPolicy 'tolerate'). */
@@ -604,15 +647,18 @@ export class EventStore {
   }
 
   /**
-   * Starts a new incarnation: later local events carry origin `<druId>/<n+1>` and a
-   * fresh seq, so `(origin, seq)` is never reused after a restore from backup.
+   * Starts a new incarnation: later local events carry origin `<druId>/<n>` with
+   * `n = max(current + 1, atLeast)` and a fresh seq, so `(origin, seq)` is never reused
+   * after a restore from backup. Pass {@link clockIncarnation} as `atLeast` when this copy
+   * may not know every incarnation taken before (an empty disk or an old backup).
    */
-  bumpIncarnation(): Origin {
+  bumpIncarnation(atLeast = 0): Origin {
     this.#assertUsable()
-    const next = this.#incarnation + 1
+    const next = Math.min(999_999_999, Math.max(this.#incarnation + 1, Math.floor(atLeast)))
     this.setMeta('incarnation', next)
     this.#incarnation = next
     this.#origin = formatOrigin(this.druId, next)
+    this.#clock = this.#makeClock(this.#clock.last)
     return this.#origin
   }
 
@@ -628,6 +674,12 @@ export class EventStore {
   /** Closes the database (releasing the file lock). Idempotent. */
   close(): void {
     if (this.#closed) return
+    try {
+      // Marks a clean stop: the next open can trust this log is its origin's newest copy.
+      this.setMeta(CLEAN_CLOSE_KEY, this.#cleanCloseToken())
+    } catch {
+      // A full or failing disk must not prevent closing; the next open just sees no marker.
+    }
     this.#closed = true
     this.db.close()
   }
@@ -668,9 +720,23 @@ export class EventStore {
     }
   }
 
+  #cleanCloseToken(): string {
+    const head = this.#heads.get(this.#origin)
+    return `${this.#origin}#${head?.seq ?? 0}#${head?.hash ?? GENESIS_HASH}`
+  }
+
+  /** Reads and removes the clean-close marker, so a copy of the running file never carries one. */
+  #takeCleanCloseMarker(): boolean {
+    const marker = this.getMeta(CLEAN_CLOSE_KEY)
+    if (marker === undefined) return false
+    this.db.prepare('delete from meta where key = ?').run(CLEAN_CLOSE_KEY)
+    return marker === this.#cleanCloseToken()
+  }
+
   #loadIdentity(): number {
     const stored = this.getMeta('dru_id')
     if (stored === undefined) {
+      this.#isNew = true
       this.db.transaction(() => {
         this.setMeta('dru_id', this.druId)
         this.setMeta('incarnation', 1)

@@ -383,3 +383,41 @@ describe('convergence of logs under random exchange (strong convergence of the e
     )
   })
 })
+
+describe('clean-close marker (can this copy prove it is the newest?)', () => {
+  it('is true only after a clean close of the same log, and never for a copy of a running file', () => {
+    const { dir, cleanup } = tempDir()
+    cleanups.push(cleanup)
+    const path = join(dir, 'a.db')
+    const first = EventStore.open({ path, druId: 'a' })
+    expect(first.isNew).toBe(true)
+    expect(first.openedClean).toBe(false)
+    first.append('d', bytes(1))
+    first.close()
+    const second = EventStore.open({ path, druId: 'a' })
+    expect(second.isNew).toBe(false)
+    expect(second.openedClean).toBe(true)
+    // While it runs, the marker is gone from the file: a live copy (backup) has none.
+    expect(second.getMeta('clean_close')).toBeUndefined()
+    second.append('d', bytes(2))
+    second.db.pragma('wal_checkpoint(TRUNCATE)')
+    const copy = join(dir, 'copy.db')
+    writeFileSync(copy, readFileSync(path))
+    second.close()
+    const fromCopy = EventStore.open({ path: copy, druId: 'a' })
+    expect(fromCopy.openedClean).toBe(false)
+    fromCopy.close()
+  })
+
+  it('bumpIncarnation(atLeast) jumps to a clock-derived incarnation and re-stamps the clock', async () => {
+    const { clockIncarnation } = await import('../src/index.js')
+    const s = memStore('a', { now: () => Date.UTC(2026, 0, 1) })
+    const n = clockIncarnation(Date.UTC(2026, 0, 1))
+    expect(n).toBe(63_158_400)
+    expect(s.bumpIncarnation(n)).toBe(`a/${n}`)
+    const e = s.append('d', bytes(1))
+    expect(e.origin).toBe(`a/${n}`)
+    expect(e.hlc.endsWith(`-a/${n}`)).toBe(true)
+    expect(s.bumpIncarnation(5)).toBe(`a/${n + 1}`) // never goes down
+  })
+})
