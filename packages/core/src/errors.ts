@@ -33,6 +33,8 @@ export const ErrorCode = {
   INVALID_ARGUMENT: 'INVALID_ARGUMENT',
   /** The disk is full; the write was rolled back and nothing was stored. */
   STORAGE_FULL: 'STORAGE_FULL',
+  /** The DRU refuses writes for now (e.g. restoring: its own earlier events must come back first). */
+  NOT_WRITABLE: 'NOT_WRITABLE',
   /** The database schema is newer than this build understands. */
   SCHEMA_TOO_NEW: 'SCHEMA_TOO_NEW',
   /** A wire frame exceeds the configured byte limit (checked before decoding). */

@@ -1,0 +1,107 @@
+import {
+  LifecycleSignal,
+  LifecycleState,
+  countMissing,
+  createLifecycle,
+  mergeVv,
+  type Lifecycle,
+  type LifecycleTransition,
+  type VersionVector,
+} from '@dru/core'
+
+/** What the driver needs to know about one configured peer. */
+export interface PeerView {
+  readonly id: string
+  readonly connected: boolean
+  /** The peer's vector as it claimed it in its latest fingerprint. */
+  readonly theirVv: VersionVector
+  /** What the peer has durably acknowledged. */
+  readonly ackedVv: VersionVector
+}
+
+/** Sync position against the reachable peers. */
+export interface SyncAssessment {
+  readonly reachable: number
+  /** Events some reachable peer holds (claimed or acknowledged) that we lack. */
+  readonly weLack: number
+  /** Events we hold that some reachable peer has not acknowledged. */
+  readonly theyLack: number
+}
+
+/** Pure: where we stand against the peers that are connected now. */
+export function assessPeers(ours: VersionVector, peers: readonly PeerView[]): SyncAssessment {
+  let reachable = 0
+  let weLack = 0
+  let theyLack = 0
+  for (const p of peers) {
+    if (!p.connected) continue
+    reachable++
+    weLack += countMissing(mergeVv(p.theirVv, p.ackedVv), ours)
+    theyLack += countMissing(ours, p.ackedVv)
+  }
+  return { reachable, weLack, theyLack }
+}
+
+export interface LifecycleDriverOptions {
+  /** Configured peers; none means a standalone DRU (active at once). */
+  readonly peerCount: number
+  /** How long `starting` waits for a first peer before going `isolated`. */
+  readonly startupGraceMs: number
+  /**
+   * Unacknowledged events tolerated when declaring "caught up": live writes are always a
+   * few events ahead of their acks, and must not keep a busy DRU out of `active`.
+   */
+  readonly slackEvents: number
+  readonly now: () => number
+  readonly onTransition: (t: LifecycleTransition) => void
+}
+
+/**
+ * Turns observations (peers up or down, how much each side lacks) into lifecycle signals.
+ * `observe()` is called on a timer and on sync events; it is cheap and idempotent.
+ */
+export class LifecycleDriver {
+  readonly lifecycle: Lifecycle
+  readonly #options: LifecycleDriverOptions
+  readonly #startedAt: number
+  #restorePending = false
+
+  constructor(options: LifecycleDriverOptions) {
+    this.#options = options
+    this.#startedAt = options.now()
+    this.lifecycle = createLifecycle({ now: options.now, onTransition: options.onTransition })
+    if (options.peerCount === 0) this.lifecycle.signal(LifecycleSignal.NO_PEERS)
+  }
+
+  /** Own origin must come back from peers first (restore / empty disk / stale copy). */
+  restorePending(): void {
+    this.#restorePending = true
+    this.lifecycle.signal(LifecycleSignal.RESTORE_PENDING)
+  }
+
+  /** True until a restore has caught up with at least one peer. */
+  get restoring(): boolean {
+    return this.#restorePending
+  }
+
+  observe(a: SyncAssessment): void {
+    const lc = this.lifecycle
+    if (this.#options.peerCount === 0) return
+    if (a.reachable === 0) {
+      const waited = this.#options.now() - this.#startedAt >= this.#options.startupGraceMs
+      if (lc.state() !== LifecycleState.STARTING || waited) lc.signal(LifecycleSignal.ALL_PEERS_LOST)
+      return
+    }
+    lc.signal(LifecycleSignal.PEERS_REACHABLE)
+    const inSync = a.weLack === 0 && a.theyLack <= this.#options.slackEvents
+    if (lc.state() === LifecycleState.CATCHING_UP && inSync) lc.signal(LifecycleSignal.CAUGHT_UP)
+    if (lc.state() === LifecycleState.VERIFYING) {
+      if (inSync) {
+        this.#restorePending = false
+        lc.signal(LifecycleSignal.VERIFIED)
+      } else {
+        lc.signal(LifecycleSignal.VERIFY_FAILED)
+      }
+    }
+  }
+}

@@ -1,0 +1,208 @@
+import { DruError, LifecycleState, countMissing, decodeHlc, mergeVv, type LifecycleTransition } from '@dru/core'
+import { clockIncarnation } from '@dru/store-sqlite'
+import { startSync, type Logger, type PeerConfig, type PeerStatus, type SyncNode, type SyncOptions } from '@dru/sync'
+import { LifecycleDriver, assessPeers, type PeerView } from './lifecycle-driver.js'
+import type { DruMetrics } from './metrics.js'
+import type { Dru } from './dru.js'
+
+/** Network settings of a DRU (the `listen`, `peers`, `secret`, `keys`, `sync` config fields). */
+export interface NetworkConfig {
+  readonly listen?: { host?: string; port?: number }
+  readonly peers?: readonly PeerConfig[]
+  readonly secret: string
+  readonly keys: SyncOptions['keys']
+  readonly tls?: SyncOptions['tls']
+  readonly sync?: {
+    heartbeatMs?: number
+    heartbeatTimeoutMs?: number
+    /** How long a starting DRU waits for a first peer before it calls itself isolated. */
+    startupGraceMs?: number
+    /** Unacknowledged live events tolerated when deciding "caught up". Default 1000. */
+    slackEvents?: number
+  }
+}
+
+/** How often the lifecycle is re-assessed (also on every peer up/down and ack). */
+const EVALUATE_EVERY_MS = 100
+
+/**
+ * The networked half of a DRU: the sync node, the lifecycle driven by what it observes,
+ * restore protection (no writes until the own origin's events are back), and the
+ * metrics that follow peers and state.
+ */
+export class Network {
+  readonly sync: SyncNode
+  readonly driver: LifecycleDriver
+  readonly #dru: Dru
+  readonly #metrics: DruMetrics
+  readonly #log: Logger
+  readonly #timer: NodeJS.Timeout
+  readonly #now: () => number
+  readonly #configuredPeers: number
+
+  private constructor(dru: Dru, sync: SyncNode, driver: LifecycleDriver, metrics: DruMetrics, log: Logger, now: () => number, peers: number) {
+    this.#dru = dru
+    this.sync = sync
+    this.driver = driver
+    this.#metrics = metrics
+    this.#log = log
+    this.#now = now
+    this.#configuredPeers = peers
+    const evaluate = () => this.evaluate()
+    sync.on('peer-up', (id) => {
+      log.info('peer up', { peer: id })
+      evaluate()
+    })
+    sync.on('peer-down', (id, reason) => {
+      log.warn('peer down', { peer: id, ...reason })
+      evaluate()
+    })
+    sync.on('quarantine', (info) => {
+      log.error('peer quarantined', info)
+      metrics.quarantines.inc({ peer: info.peerId })
+      if (info.code === 'FORK' || info.code === 'CHAIN_BROKEN') metrics.forks.inc({ peer: info.peerId })
+    })
+    this.#timer = setInterval(evaluate, EVALUATE_EVERY_MS)
+    this.#timer.unref()
+    evaluate()
+  }
+
+  /**
+   * Starts sync for an open DRU. Before any write: a DRU whose log cannot prove it is the
+   * newest copy of its origin (crash, live backup, empty disk) takes a new incarnation,
+   * so `(origin, seq)` is never reused; a new or restored DRU refuses writes until its
+   * earlier events are back from a peer (`restore`), unless `allowWritesWhileRestoring`.
+   */
+  static async attach(
+    dru: Dru,
+    config: NetworkConfig,
+    deps: { metrics: DruMetrics; log: Logger; now: () => number; restore?: boolean },
+  ): Promise<Network> {
+    const store = dru.store
+    const peers = config.peers ?? []
+    const restore = deps.restore === true || store.getMeta('restore_pending') === 1 || (store.isNew && peers.length > 0)
+    if (restore) store.setMeta('restore_pending', 1)
+    if (!store.openedClean && peers.length > 0) {
+      const before = store.origin
+      const origin = store.bumpIncarnation(clockIncarnation(deps.now()))
+      deps.log.info('new incarnation: this log cannot prove it is the newest copy of its origin', { from: before, to: origin })
+    }
+    const sync = await startSync({
+      store,
+      druId: dru.id,
+      ...(config.listen ? { listen: config.listen } : {}),
+      peers,
+      secret: config.secret,
+      keys: config.keys,
+      ...(config.tls ? { tls: config.tls } : {}),
+      ...(config.sync?.heartbeatMs ? { heartbeatMs: config.sync.heartbeatMs } : {}),
+      ...(config.sync?.heartbeatTimeoutMs ? { heartbeatTimeoutMs: config.sync.heartbeatTimeoutMs } : {}),
+      logger: deps.log,
+      now: deps.now,
+    })
+    const heartbeatTimeout = config.sync?.heartbeatTimeoutMs ?? 5_000
+    const driver = new LifecycleDriver({
+      peerCount: peers.length,
+      startupGraceMs: config.sync?.startupGraceMs ?? heartbeatTimeout,
+      slackEvents: config.sync?.slackEvents ?? 1_000,
+      now: deps.now,
+      onTransition: (t: LifecycleTransition) => {
+        deps.metrics.recordTransition(t)
+        deps.log.info(`lifecycle ${t.from} -> ${t.to}`, { from: t.from, to: t.to, signal: t.signal })
+        if (t.to === LifecycleState.ACTIVE && store.getMeta('restore_pending') === 1 && !store.closed) store.setMeta('restore_pending', 0)
+      },
+    })
+    deps.metrics.setLifecycleState(driver.lifecycle.state())
+    if (restore) driver.restorePending()
+    return new Network(dru, sync, driver, deps.metrics, deps.log, deps.now, peers.length)
+  }
+
+  /** True while a restored or new DRU waits for its own earlier events. */
+  get restoring(): boolean {
+    return this.driver.restoring
+  }
+
+  /** Per configured peer: what the lifecycle needs. */
+  peerViews(): PeerView[] {
+    return this.sync.peerStatus().map((p) => ({ id: p.id, connected: p.connected, theirVv: p.theirVv, ackedVv: p.ackedVv }))
+  }
+
+  /** Re-assesses sync state, feeds the lifecycle and refreshes peer gauges. */
+  evaluate(): void {
+    if (this.#dru.closed) return
+    const ours = this.#dru.store.vv()
+    const status = this.sync.peerStatus()
+    this.#detectStaleOrigin(status)
+    this.driver.observe(assessPeers(ours, status))
+    for (const p of status) {
+      this.#metrics.peerConnected.set({ peer: p.id }, p.connected ? 1 : 0)
+      this.#metrics.lagEvents.set({ peer: p.id, direction: 'they-lack' }, countMissing(ours, p.ackedVv))
+      this.#metrics.lagEvents.set({ peer: p.id, direction: 'we-lack' }, countMissing(mergeVv(p.theirVv, p.ackedVv), ours))
+      const lag = this.lagSeconds(p)
+      this.#metrics.lagSeconds.set({ peer: p.id }, lag ?? 0)
+    }
+  }
+
+  /**
+   * Age in seconds of the oldest of our events the peer has not acknowledged (by its HLC),
+   * or null when it holds everything. Never negative, whatever the clocks say.
+   */
+  lagSeconds(p: PeerStatus): number | null {
+    const store = this.#dru.store
+    let oldest: number | undefined
+    for (const [origin, seq] of Object.entries(store.vv())) {
+      const acked = p.ackedVv[origin] ?? 0
+      if (acked >= seq) continue
+      const e = store.getEvent(origin, acked + 1)
+      if (!e) continue
+      const wall = decodeHlc(e.hlc).wall
+      if (oldest === undefined || wall < oldest) oldest = wall
+    }
+    return oldest === undefined ? null : Math.max(0, (this.#now() - oldest) / 1000)
+  }
+
+  /**
+   * A peer holding more of our *current* origin than we do means this log is an old copy
+   * (a backup restored after a clean stop): take a new incarnation before writing again.
+   */
+  #detectStaleOrigin(status: readonly PeerStatus[]): void {
+    const store = this.#dru.store
+    const mine = store.head(store.origin)?.seq ?? 0
+    for (const p of status) {
+      const theirs = Math.max(p.theirVv[store.origin] ?? 0, p.ackedVv[store.origin] ?? 0)
+      if (theirs > mine) {
+        const before = store.origin
+        const origin = store.bumpIncarnation(clockIncarnation(this.#now()))
+        store.setMeta('restore_pending', 1)
+        this.driver.restorePending()
+        this.#log.error('stale copy detected: a peer holds newer events of our origin; new incarnation, restoring', {
+          peer: p.id,
+          origin: before,
+          theirs,
+          mine,
+          newOrigin: origin,
+        })
+        return
+      }
+    }
+  }
+
+  /** Throws NOT_WRITABLE while restoring (see {@link attach}). */
+  assertWritable(allowWhileRestoring: boolean): void {
+    if (this.driver.restoring && !allowWhileRestoring) {
+      throw new DruError(
+        'NOT_WRITABLE',
+        `DRU ${this.#dru.id} is restoring: writes wait until its earlier events are back from a peer (state ${this.driver.lifecycle.state()}); see docs/RUNBOOK.md`,
+      )
+    }
+  }
+
+  get configuredPeers(): number {
+    return this.#configuredPeers
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.#timer)
+    await this.sync.close()
+  }
+}
