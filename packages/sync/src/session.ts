@@ -28,12 +28,6 @@ export interface SessionHost {
   readonly log: Logger
   now(): number
   quarantineReason(peerId: string): string | undefined
-  /**
-   * Per third-party origin, the highest seq that may be forwarded to `peerId` now (events
-   * that arrived within the forwarding delay are held back, since the peer may get them
-   * directly), and when the next held event becomes forwardable.
-   */
-  forwardCap(peerId: string): { cap: Readonly<Record<string, number>>; wakeAt: number | undefined }
   /** Called once the peer proved the secret; false means "duplicate, close this one". */
   authenticated(session: PeerSession): boolean
   acked(session: PeerSession, vv: VersionVector): void
@@ -86,7 +80,6 @@ export class PeerSession {
   #batches: Generator<DruEvent[], void, undefined> | null = null
   #gotVv = false
   #pumpScheduled = false
-  #capTimer: NodeJS.Timeout | undefined
   #openedAt = 0
   #lastAckAt = 0
   #ackScheduled = false
@@ -236,7 +229,6 @@ export class PeerSession {
     this.#state = 'closed'
     this.closeReason = { code, message }
     clearInterval(this.#heartbeat)
-    clearTimeout(this.#capTimer)
     this.#batches = null
     try {
       if (this.#ws.readyState === WebSocket.OPEN || this.#ws.readyState === WebSocket.CONNECTING) {
@@ -424,12 +416,8 @@ export class PeerSession {
     const { maxUnackedBytes } = this.#host.limits
     while (this.#unacked < maxUnackedBytes && this.#ws.readyState === WebSocket.OPEN) {
       if (!this.#batches) {
-        const { cap, wakeAt } = this.#host.forwardCap(this.peerId!)
-        if (wakeAt !== undefined) this.#wakeAt(wakeAt)
-        const target: Record<string, number> = { ...this.#host.store.vv() }
-        for (const o of Object.keys(cap)) target[o] = Math.min(target[o] ?? 0, cap[o]!)
-        if (dominatesVv(this.#known, target)) return
-        this.#batches = this.#signedBatches({ ...this.#known }, cap)
+        if (dominatesVv(this.#known, this.#host.store.vv())) return
+        this.#batches = this.#signedBatches({ ...this.#known })
       }
       const next = this.#batches.next()
       if (next.done) {
@@ -438,16 +426,6 @@ export class PeerSession {
       }
       this.#sendBatch(next.value)
     }
-  }
-
-  /** Pumps again when held-back third-party events become forwardable. */
-  #wakeAt(at: number): void {
-    if (this.#capTimer) return
-    this.#capTimer = setTimeout(() => {
-      this.#capTimer = undefined
-      this.schedulePump()
-    }, Math.max(1, at - this.#host.now()))
-    this.#capTimer.unref()
   }
 
   #sendBatch(batch: DruEvent[]): void {
@@ -467,14 +445,12 @@ export class PeerSession {
    * after an event that carries a signature so every origin's run ends verifiably.
    * Reads the log page by page: memory is bounded whatever the backlog.
    */
-  *#signedBatches(from: VersionVector, cap: Readonly<Record<string, number>>): Generator<DruEvent[], void, undefined> {
+  *#signedBatches(from: VersionVector): Generator<DruEvent[], void, undefined> {
     const { maxBatchBytes } = this.#host.limits
     let batch: DruEvent[] = []
     let bytes = 0
     for (const page of this.#host.store.eventsMissing(from, { maxBatchBytes, pageSize: 512 })) {
       for (const e of page) {
-        // Held back for now (see forwardCap); a cap is always a signed batch tip, so runs still end signed.
-        if (Object.hasOwn(cap, e.origin) && e.seq > cap[e.origin]!) continue
         batch.push(e)
         bytes += e.change.byteLength + 160
         if (bytes >= maxBatchBytes && e.sig !== undefined) {

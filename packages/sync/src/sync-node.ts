@@ -53,13 +53,6 @@ export interface SyncOptions {
   readonly maxFrameBytes?: number
   readonly maxBatchBytes?: number
   readonly maxUnackedBytes?: number
-  /**
-   * How long (ms) events that just arrived from one peer wait before being forwarded to
-   * another, which may be receiving them directly: in a mesh this removes most duplicate
-   * deliveries, in a line it adds this much latency per hop. Our own events are never
-   * delayed. Default 50; 0 forwards at once.
-   */
-  readonly forwardDelayMs?: number
   readonly backoff?: BackoffOptions
   readonly logger?: Logger
   readonly now?: () => number
@@ -194,9 +187,6 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
   readonly #sessions = new Set<PeerSession>()
   readonly #waiters = new Set<Waiter>()
   #server: WebSocketServer | undefined
-  readonly #forwardDelayMs: number
-  /** Per origin: the last forwardable seq and the recent arrivals still held back. */
-  readonly #arrivals = new Map<string, { base: number; recent: Array<{ at: number; seq: number }> }>()
   #https: HttpsServer | undefined
   #port = 0
   #closing = false
@@ -240,7 +230,6 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
       maxBatchBytes,
       maxUnackedBytes: positive(options.maxUnackedBytes, 'maxUnackedBytes', DEFAULT_MAX_UNACKED_BYTES),
     }
-    this.#forwardDelayMs = options.forwardDelayMs === 0 ? 0 : positive(options.forwardDelayMs, 'forwardDelayMs', 50)
     this.log = options.logger ?? silentLogger
     this.#now = options.now ?? Date.now
     this.#random = options.random ?? Math.random
@@ -298,8 +287,7 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
       })
       this.#server = server
     }
-    this.#unsubscribe = this.store.onCommit((events, source) => {
-      if (source === 'remote' && this.#forwardDelayMs > 0) this.#noteArrivals(events)
+    this.#unsubscribe = this.store.onCommit((_events, source) => {
       for (const p of this.#peers.values()) {
         p.session?.schedulePump()
         // Tell every peer, not just the sender, that we now durably hold these events.
@@ -394,41 +382,6 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
       this.#scheduleDial(p, p.attempts)
     } else if (session.role === 'dialer') {
       this.#scheduleDial(p, 0)
-    }
-  }
-
-  forwardCap(peerId: string): { cap: Readonly<Record<string, number>>; wakeAt: number | undefined } {
-    const cap: Record<string, number> = {}
-    let wakeAt: number | undefined
-    if (this.#arrivals.size === 0) return { cap, wakeAt }
-    const horizon = this.#now() - this.#forwardDelayMs
-    for (const [origin, a] of this.#arrivals) {
-      while (a.recent.length > 0 && a.recent[0]!.at <= horizon) a.base = a.recent.shift()!.seq
-      if (a.recent.length === 0) {
-        this.#arrivals.delete(origin)
-        continue
-      }
-      // The peer's own origin is never held back (it is the authority on it).
-      if (origin.slice(0, origin.lastIndexOf('/')) === peerId) continue
-      cap[origin] = a.base
-      const at = a.recent[0]!.at + this.#forwardDelayMs
-      wakeAt = wakeAt === undefined ? at : Math.min(wakeAt, at)
-    }
-    return { cap, wakeAt }
-  }
-
-  #noteArrivals(events: readonly { origin: string; seq: number }[]): void {
-    const at = this.#now()
-    const tips = new Map<string, { first: number; last: number }>()
-    for (const e of events) {
-      const t = tips.get(e.origin)
-      if (t) t.last = Math.max(t.last, e.seq)
-      else tips.set(e.origin, { first: e.seq, last: e.seq })
-    }
-    for (const [origin, t] of tips) {
-      let a = this.#arrivals.get(origin)
-      if (!a) this.#arrivals.set(origin, (a = { base: t.first - 1, recent: [] }))
-      a.recent.push({ at, seq: t.last })
     }
   }
 
