@@ -33,6 +33,8 @@ export const ErrorCode = {
   INVALID_ARGUMENT: 'INVALID_ARGUMENT',
   /** The disk is full; the write was rolled back and nothing was stored. */
   STORAGE_FULL: 'STORAGE_FULL',
+  /** A request to a peer (e.g. a verification probe) got no answer in time. */
+  TIMEOUT: 'TIMEOUT',
   /** The DRU refuses writes for now (e.g. restoring: its own earlier events must come back first). */
   NOT_WRITABLE: 'NOT_WRITABLE',
   /** The database schema is newer than this build understands. */

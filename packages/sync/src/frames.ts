@@ -67,7 +67,32 @@ export interface ErrorFrame {
   readonly message: string
 }
 
-export type Frame = HelloFrame | AuthFrame | VvFrame | EventsFrame | AckFrame | PingFrame | PongFrame | ErrorFrame
+/** Asks the peer for its current fingerprint (and, when `deep`, its materialised state digest). */
+export interface ProbeFrame {
+  readonly type: 'probe'
+  readonly id: number
+  readonly deep: boolean
+}
+/** Answer to a probe: the peer's fingerprint now, and its state digest if it was asked and can give one. */
+export interface ReportFrame {
+  readonly type: 'report'
+  readonly id: number
+  readonly fingerprint: Fingerprint
+  readonly stateDigest: string | null
+  readonly documents: number | null
+}
+
+export type Frame =
+  | HelloFrame
+  | AuthFrame
+  | VvFrame
+  | EventsFrame
+  | AckFrame
+  | PingFrame
+  | PongFrame
+  | ErrorFrame
+  | ProbeFrame
+  | ReportFrame
 
 export const FrameType = {
   hello: 'hello',
@@ -78,6 +103,8 @@ export const FrameType = {
   ping: 'ping',
   pong: 'pong',
   error: 'error',
+  probe: 'probe',
+  report: 'report',
 } as const
 export type FrameType = (typeof FrameType)[keyof typeof FrameType]
 
@@ -105,13 +132,8 @@ export function encodeFrame(frame: Frame): Uint8Array {
       return packr.pack(['hello', frame.protocol, frame.druId, frame.origin, frame.nonce])
     case 'auth':
       return packr.pack(['auth', frame.hmac])
-    case 'vv': {
-      const fp = frame.fingerprint
-      const entries = Object.keys(fp.vv)
-        .sort()
-        .map((o) => [o, fp.vv[o], fp.heads[o]])
-      return packr.pack(['vv', entries])
-    }
+    case 'vv':
+      return packr.pack(['vv', fingerprintToWire(frame.fingerprint)])
     case 'events':
       return packr.pack(['events', frame.batch.map(eventToWire)])
     case 'ack':
@@ -121,7 +143,17 @@ export function encodeFrame(frame: Frame): Uint8Array {
       return packr.pack([frame.type, frame.n])
     case 'error':
       return packr.pack(['error', frame.code, frame.message.slice(0, MAX_ERROR_MESSAGE)])
+    case 'probe':
+      return packr.pack(['probe', frame.id, frame.deep])
+    case 'report':
+      return packr.pack(['report', frame.id, fingerprintToWire(frame.fingerprint), frame.stateDigest, frame.documents])
   }
+}
+
+function fingerprintToWire(fp: Fingerprint): unknown[] {
+  return Object.keys(fp.vv)
+    .sort()
+    .map((o) => [o, fp.vv[o], fp.heads[o]])
 }
 
 const invalid = (message: string): never => {
@@ -146,6 +178,11 @@ function expectList(v: unknown, max: number, what: string): unknown[] {
   if (!Array.isArray(v)) invalid(`${what} must be an array`)
   if ((v as unknown[]).length > max) invalid(`${what} lists more than ${max} entries`)
   return v as unknown[]
+}
+
+function expectId(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) invalid(`${what} must be an integer in 0..2^32-1`)
+  return v as number
 }
 
 const HEX64 = /^[0-9a-f]{64}$/
@@ -256,6 +293,20 @@ function readFrame(v: unknown): Frame {
       if (typeof code !== 'string' || !ERROR_CODE.test(code)) invalid('error.code must be an upper-case code')
       if (typeof message !== 'string' || message.length > MAX_ERROR_MESSAGE) invalid(`error.message must be a string of at most ${MAX_ERROR_MESSAGE} characters`)
       return { type, code, message } as ErrorFrame
+    }
+    case 'probe': {
+      expectLength(v, 3, 'probe')
+      if (typeof v[2] !== 'boolean') invalid('probe.deep must be a boolean')
+      return { type, id: expectId(v[1], 'probe.id'), deep: v[2] as boolean }
+    }
+    case 'report': {
+      expectLength(v, 5, 'report')
+      const [, id, fp, digest, documents] = v
+      if (digest !== null && (typeof digest !== 'string' || !HEX64.test(digest))) invalid('report.stateDigest must be null or 64 lowercase hex characters')
+      if (documents !== null && (typeof documents !== 'number' || !Number.isInteger(documents) || documents < 0 || documents > MAX_SEQ)) {
+        invalid('report.documents must be null or a non-negative integer')
+      }
+      return { type, id: expectId(id, 'report.id'), fingerprint: readFingerprint(fp), stateDigest: digest as string | null, documents: documents as number | null }
     }
     default:
       return invalid(`unknown frame type ${JSON.stringify(String(type)).slice(0, 40)}`)

@@ -5,7 +5,7 @@
  * semi-sync writes, heartbeats and reconnect with backoff. See docs/PROTOCOL.md.
  */
 export { startSync, DEFAULT_MAX_UNACKED_BYTES, DEFAULT_HEARTBEAT_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, MIN_SECRET_LENGTH } from './sync-node.js'
-export type { SyncOptions, SyncNode, SyncEvents, PeerConfig, PeerStatus, QuarantineInfo } from './sync-node.js'
+export type { SyncOptions, SyncNode, SyncEvents, PeerConfig, PeerStatus, QuarantineInfo, ProbeResult } from './sync-node.js'
 export { signerFor, generateKeys, verifyEventSignature, parsePrivateKey, parsePublicKey } from './signatures.js'
 export { backoffDelay } from './backoff.js'
 export type { BackoffOptions } from './backoff.js'
@@ -21,7 +21,7 @@ export {
   DEFAULT_MAX_FRAME_BYTES,
   FrameType,
 } from './frames.js'
-export type { Frame, HelloFrame, AuthFrame, VvFrame, EventsFrame, AckFrame, PingFrame, PongFrame, ErrorFrame } from './frames.js'
+export type { Frame, HelloFrame, AuthFrame, VvFrame, EventsFrame, AckFrame, PingFrame, PongFrame, ErrorFrame, ProbeFrame, ReportFrame } from './frames.js'
 export { authProof, proofMatches, newNonce } from './handshake.js'
 export { QUARANTINE_CODES } from './session.js'
 export type { Logger } from './logger.js'

@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto'
 import WebSocket from 'ws'
 import { DruError, dominatesVv, parseOrigin, type DruEvent, type Fingerprint, type VersionVector } from '@dru/core'
 import type { EventStore } from '@dru/store-sqlite'
-import { decodeFrame, encodeFrame, PROTOCOL_VERSION, type Frame } from './frames.js'
+import { decodeFrame, encodeFrame, PROTOCOL_VERSION, type Frame, type ReportFrame } from './frames.js'
 import { authProof, newNonce, proofMatches } from './handshake.js'
 import { verifyEventSignature } from './signatures.js'
 import type { Logger } from './logger.js'
@@ -31,6 +31,10 @@ export interface SessionHost {
   /** Called once the peer proved the secret; false means "duplicate, close this one". */
   authenticated(session: PeerSession): boolean
   acked(session: PeerSession, vv: VersionVector): void
+  /** Our materialised state digest for a deep probe; undefined when this node has no documents. */
+  describe(deep: boolean): { digest: string; documents: number } | undefined
+  /** A peer answered one of our probes. */
+  reported(session: PeerSession, report: ReportFrame): void
   quarantine(peerId: string, code: string, message: string): void
   closed(session: PeerSession, reason: { code: string; message: string }): void
 }
@@ -118,6 +122,11 @@ export class PeerSession {
 
   get unackedBytes(): number {
     return this.#unacked
+  }
+
+  /** Sends a probe (the answer arrives through the host's `reported`). */
+  probe(id: number, deep: boolean): void {
+    if (this.#state === 'open') this.#guard(() => this.#send({ type: 'probe', id, deep }))
   }
 
   /** Asks for a streaming pass soon (coalesces many commits into one pass). */
@@ -274,8 +283,20 @@ export class PeerSession {
             return this.#onEvents(frame.batch)
           case 'ack':
             return this.#onAck(frame.vv)
+          case 'probe': {
+            const state = frame.deep ? this.#host.describe(true) : undefined
+            return this.#send({
+              type: 'report',
+              id: frame.id,
+              fingerprint: this.#host.store.fingerprint(),
+              stateDigest: state?.digest ?? null,
+              documents: state?.documents ?? null,
+            })
+          }
+          case 'report':
+            return this.#host.reported(this, frame)
           default:
-            throw unexpected(frame.type, 'vv, events, ack, ping or pong')
+            throw unexpected(frame.type, 'vv, events, ack, probe, report, ping or pong')
         }
       case 'closed':
         return

@@ -3,10 +3,10 @@ import { createServer as createHttpsServer, type Server as HttpsServer } from 'n
 import type { AddressInfo } from 'node:net'
 import type { KeyObject } from 'node:crypto'
 import WebSocket, { WebSocketServer } from 'ws'
-import { DEFAULT_BATCH_BYTES, DruError, countMissing, mergeVv, parseDruId, type VersionVector } from '@dru/core'
+import { DEFAULT_BATCH_BYTES, DruError, countMissing, mergeVv, parseDruId, type Fingerprint, type VersionVector } from '@dru/core'
 import type { EventStore } from '@dru/store-sqlite'
 import { backoffDelay, type BackoffOptions } from './backoff.js'
-import { DEFAULT_MAX_FRAME_BYTES } from './frames.js'
+import { DEFAULT_MAX_FRAME_BYTES, type ReportFrame } from './frames.js'
 import { silentLogger, type Logger } from './logger.js'
 import { PeerSession, type SessionHost, type SessionLimits } from './session.js'
 import { parsePrivateKey, parsePublicKey } from './signatures.js'
@@ -58,6 +58,11 @@ export interface SyncOptions {
   readonly now?: () => number
   /** Uniform [0, 1) source for backoff jitter. */
   readonly random?: () => number
+  /**
+   * Our materialised state digest, for peers' deep verification probes (the node passes
+   * its documents' cluster digest). Without it, deep probes are answered with null.
+   */
+  readonly describe?: () => { digest: string; documents: number }
 }
 
 export interface QuarantineInfo {
@@ -98,6 +103,13 @@ export interface PeerStatus {
   readonly unackedBytes: number
 }
 
+/** A peer's answer to {@link SyncNode.probe}. */
+export interface ProbeResult {
+  readonly fingerprint: Fingerprint
+  readonly stateDigest: string | null
+  readonly documents: number | null
+}
+
 /** Events a {@link SyncNode} emits. */
 export interface SyncEvents {
   'peer-up': [peerId: string]
@@ -120,6 +132,12 @@ export interface SyncNode {
    * `timeoutMs`; the event stays committed and keeps replicating.
    */
   waitForAcks(event: { origin: string; seq: number }, k: number, timeoutMs: number): Promise<void>
+  /**
+   * Asks a connected peer for its fingerprint now (and, when `deep`, its state digest).
+   * Rejects with DruError NOT_FOUND when no session with the peer is open, TIMEOUT when
+   * it does not answer within `timeoutMs`.
+   */
+  probe(peerId: string, options?: { deep?: boolean; timeoutMs?: number }): Promise<ProbeResult>
   /** Lifts a quarantine (operator action) and lets the peer reconnect. */
   unquarantine(peerId: string): void
   on<E extends keyof SyncEvents>(event: E, listener: (...args: SyncEvents[E]) => void): this
@@ -186,6 +204,8 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
   readonly #peers = new Map<string, PeerState>()
   readonly #sessions = new Set<PeerSession>()
   readonly #waiters = new Set<Waiter>()
+  readonly #probes = new Map<number, { peerId: string; resolve: (r: ProbeResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>()
+  #probeIds = 0
   #server: WebSocketServer | undefined
   #https: HttpsServer | undefined
   #port = 0
@@ -333,6 +353,35 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
     this.log.info(`sync: connected to ${p.id} (${session.role})`, { peer: p.id })
     this.emit('peer-up', p.id)
     return true
+  }
+
+  describe(deep: boolean): { digest: string; documents: number } | undefined {
+    return deep ? this.#options.describe?.() : undefined
+  }
+
+  reported(session: PeerSession, report: ReportFrame): void {
+    const pending = this.#probes.get(report.id)
+    // An answer we did not ask for (or from another peer) is ignored, not trusted.
+    if (!pending || pending.peerId !== session.peerId) return
+    this.#probes.delete(report.id)
+    clearTimeout(pending.timer)
+    pending.resolve({ fingerprint: report.fingerprint, stateDigest: report.stateDigest, documents: report.documents })
+  }
+
+  probe(peerId: string, options: { deep?: boolean; timeoutMs?: number } = {}): Promise<ProbeResult> {
+    const session = this.#peers.get(peerId)?.session
+    if (!session?.isOpen) return Promise.reject(new DruError('NOT_FOUND', `no open session with ${peerId}`))
+    const id = (this.#probeIds = (this.#probeIds + 1) % 0xffffffff)
+    const timeoutMs = options.timeoutMs ?? 5_000
+    return new Promise<ProbeResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#probes.delete(id)
+        reject(new DruError('TIMEOUT', `${peerId} did not answer a verification probe within ${timeoutMs} ms`))
+      }, timeoutMs)
+      timer.unref()
+      this.#probes.set(id, { peerId, resolve, reject, timer })
+      session.probe(id, options.deep === true)
+    })
   }
 
   acked(session: PeerSession, vv: VersionVector): void {
@@ -500,6 +549,11 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
       w.reject(new DruError('CLOSED', 'sync closed before enough peers acknowledged'))
     }
     this.#waiters.clear()
+    for (const p of this.#probes.values()) {
+      clearTimeout(p.timer)
+      p.reject(new DruError('CLOSED', 'sync closed before the peer answered'))
+    }
+    this.#probes.clear()
     for (const s of [...this.#sessions]) s.close('CLOSED', 'this DRU is shutting down')
     if (!this.store.closed) this.#flushAcks()
     const server = this.#server

@@ -40,6 +40,9 @@ const valid: Frame[] = [
   { type: 'ping', n: 5 },
   { type: 'pong', n: 5 },
   { type: 'error', code: 'AUTH_FAILED', message: 'nope' },
+  { type: 'probe', id: 7, deep: true },
+  { type: 'report', id: 7, fingerprint: { vv: { 'a/1': 3 }, heads: { 'a/1': 'a'.repeat(64) } }, stateDigest: 'c'.repeat(64), documents: 12 },
+  { type: 'report', id: 8, fingerprint: { vv: {}, heads: {} }, stateDigest: null, documents: null },
 ]
 
 function decodeOrCode(bytes: Uint8Array, max?: number): string {
@@ -81,6 +84,10 @@ describe('frame codec', () => {
     ['map instead of array', { type: 'ping', n: 1 }],
     ['lower-case error code', ['error', 'nope', 'x']],
     ['huge ping', ['ping', 2 ** 40]],
+    ['probe without deep flag', ['probe', 1]],
+    ['probe deep not boolean', ['probe', 1, 1]],
+    ['report digest not hex', ['report', 1, [], 'zz', null]],
+    ['report negative documents', ['report', 1, [], null, -1]],
   ])('rejects %s with INVALID_FRAME', async (_name, value) => {
     const { pack } = await import('@dru/core')
     expect(decodeOrCode(pack(value))).toBe('INVALID_FRAME')
