@@ -37,7 +37,7 @@ describe('convergence (guarantee 4)', () => {
       fc.asyncProperty(run, async ({ size, seed, steps, maxDocs }) => converge(size, seed, steps, maxDocs)),
       { numRuns: RUNS, seed: 20261125 },
     )
-  }, 180_000)
+  }, Math.max(180_000, RUNS * 500))
 
   it('assertConverged fails with a readable diff when a DRU misses an event', async () => {
     const net = await SimNetwork.create({ size: 2, seed: 1 })
@@ -147,5 +147,5 @@ describe('merge laws (commutative, associative, idempotent)', () => {
       ),
       { numRuns: RUNS_LAW, seed: 424242 },
     )
-  }, 120_000)
+  }, Math.max(120_000, RUNS * 250))
 })
