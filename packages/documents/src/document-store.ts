@@ -143,7 +143,10 @@ export class DocumentStore {
     try {
       return this.store.transact((stx) => fn({ db: stx.db, change: (docId, f) => this.changeIn(stx, docId, f) }))
     } catch (err) {
-      for (const docId of touched) this.#cache.delete(docId)
+      for (const docId of touched) {
+        const entry = this.#cache.delete(docId)
+        if (entry) A.free(entry.doc)
+      }
       throw err
     } finally {
       this.#touched = undefined
@@ -170,7 +173,9 @@ export class DocumentStore {
     if (!entry) entry = { doc: A.init({ actor }), bytes: ENTRY_OVERHEAD, unsnapshotted: 0, actor }
     // A new incarnation writes as a new actor, so Automerge's per-actor seq is never reused.
     if (entry.actor !== actor) {
-      entry.doc = A.clone(entry.doc, { actor })
+      const old = entry.doc
+      entry.doc = A.clone(old, { actor })
+      A.free(old)
       entry.actor = actor
     }
     const counters = new CounterPatches()
@@ -198,24 +203,27 @@ export class DocumentStore {
     return entry ? plainValue(entry.doc) : undefined
   }
 
-  /** The live Automerge document (read-only: change it through {@link change}). Loads it into the cache. */
+  /**
+   * The live Automerge document (read-only: change it through {@link change}). Loads it
+   * into the cache. The object is valid until the document leaves the cache (its WASM
+   * memory is then freed), so do not keep it across other calls; copy what you need.
+   */
   doc(docId: string): AnyDoc | undefined {
     return this.#load(parseDocId(docId), true)?.doc
   }
 
   /** Sorted heads of a document ([] if it does not exist). Does not disturb the cache. */
   heads(docId: string): string[] {
-    const entry = this.#peekOrLoad(docId)
-    return entry ? [...A.getHeads(entry.doc)].sort() : []
+    return this.#withDoc(docId, (doc) => [...A.getHeads(doc)].sort()) ?? []
   }
 
   /** Heads, canonical JSON and their hash for one document; undefined if it does not exist. */
   digest(docId: string): DocumentDigest | undefined {
-    const entry = this.#peekOrLoad(docId)
-    if (!entry) return undefined
-    const heads = [...A.getHeads(entry.doc)].sort()
-    const json = canonicalJson(entry.doc)
-    return { docId, heads, json, digest: documentDigest(heads, json) }
+    return this.#withDoc(docId, (doc) => {
+      const heads = [...A.getHeads(doc)].sort()
+      const json = canonicalJson(doc)
+      return { docId, heads, json, digest: documentDigest(heads, json) }
+    })
   }
 
   /** Every document id in the log, in order, read page by page. */
@@ -268,6 +276,7 @@ export class DocumentStore {
 
   /** Empties the cache without writing snapshots (tests, memory pressure). */
   dropCache(): void {
+    for (const [, entry] of this.#cache.entries()) A.free(entry.doc)
     this.#cache.clear()
   }
 
@@ -306,7 +315,7 @@ export class DocumentStore {
   scanConflicts(): void {
     for (const docId of [...this.#dirtyCold]) {
       this.#dirtyCold.delete(docId)
-      if (!this.#cache.has(docId)) this.#load(docId, false)
+      if (!this.#cache.has(docId)) this.#withDoc(docId, () => undefined)
     }
   }
 
@@ -322,7 +331,7 @@ export class DocumentStore {
   /** Stops listening to the store. Does not close it. */
   close(): void {
     this.#unsubscribe()
-    this.#cache.clear()
+    this.dropCache()
   }
 
   // ---- internals ----------------------------------------------------------------------
@@ -428,8 +437,17 @@ export class DocumentStore {
     return this.#actorHex
   }
 
-  #peekOrLoad(docId: string): Entry | undefined {
-    return this.#cache.peek(docId) ?? this.#load(docId, false)
+  /** Runs `fn` on the cached document, or on a transient load that is freed afterwards (the cache is not disturbed). */
+  #withDoc<T>(docId: string, fn: (doc: AnyDoc) => T): T | undefined {
+    const hit = this.#cache.peek(docId)
+    if (hit) return fn(hit.doc)
+    const entry = this.#load(docId, false)
+    if (!entry) return undefined
+    try {
+      return fn(entry.doc)
+    } finally {
+      A.free(entry.doc)
+    }
   }
 
   #insert(docId: string, entry: Entry): void {
@@ -445,6 +463,9 @@ export class DocumentStore {
         this.#onError(err)
       }
     }
+    // Free the WASM memory now: waiting for the garbage collector's finalizers lets the
+    // WASM heap grow with the number of documents touched, not with the cache size.
+    A.free(entry.doc)
   }
 
   /**
@@ -599,6 +620,8 @@ class CounterPatches {
 
   repair(doc: AnyDoc, actor: string): AnyDoc {
     if (!this.#paths?.some((path) => hasConflictedCounter(doc, path))) return doc
-    return A.load(A.save(doc), { actor })
+    const rebuilt = A.load(A.save(doc), { actor })
+    A.free(doc)
+    return rebuilt
   }
 }
