@@ -66,6 +66,9 @@ interface Entry {
   actor: string
 }
 
+/** Meta key: the log position up to which cold documents were checked for conflicts. */
+const SCAN_META = 'documents:conflict_scan_lsn'
+
 /** Fixed per-document overhead added to the byte estimate (WASM object, maps). */
 const ENTRY_OVERHEAD = 2048
 
@@ -123,6 +126,7 @@ export class DocumentStore {
          on conflict(doc_id) do update set snapshot = excluded.snapshot, snapshot_lsn = excluded.snapshot_lsn, heads = excluded.heads`,
       ),
       // Distinct doc ids in order, paged; uses the log's (doc_id, lsn) index.
+      docsAfter: db.prepare('select lsn, doc_id from events where lsn > ? and lsn <= ? order by lsn limit ?'),
       docIds: db.prepare('select distinct doc_id from events where doc_id > ? order by doc_id limit ?').pluck(),
     }
     this.#appliedLsn = store.lastLsn()
@@ -311,12 +315,28 @@ export class DocumentStore {
     return this.#writeResolution(c, writable(value), 'operator')
   }
 
-  /** Loads, one at a time, cold documents that received remote changes, recording their conflicts. */
-  scanConflicts(): void {
-    for (const docId of [...this.#dirtyCold]) {
-      this.#dirtyCold.delete(docId)
-      if (!this.#cache.has(docId)) this.#withDoc(docId, () => undefined)
+  /**
+   * Checks for conflicts every document that received events since the last scan and was
+   * not in the cache when they arrived (cached ones are checked as changes are applied).
+   * Walks the log from a persisted position page by page and loads each such document
+   * transiently, so memory stays bounded however many documents changed.
+   */
+  scanConflicts(): number {
+    let after = Number(this.store.getMeta(SCAN_META) ?? 0)
+    const end = this.store.lastLsn()
+    let scanned = 0
+    while (after < end) {
+      const rows = this.#stmt.docsAfter.all(after, end, 1024) as Array<{ lsn: number; doc_id: string }>
+      if (rows.length === 0) break
+      for (const docId of new Set(rows.map((r) => r.doc_id))) {
+        if (this.#cache.has(docId)) continue
+        this.#withDoc(docId, () => undefined)
+        scanned++
+      }
+      after = rows[rows.length - 1]!.lsn
+      this.store.setMeta(SCAN_META, after)
     }
+    return scanned
   }
 
   /** Calls `listener` after each commit with the documents it touched. */
@@ -342,10 +362,8 @@ export class DocumentStore {
       const byDoc = new Map<string, DruEvent[]>()
       for (const e of events) {
         docIds.add(e.docId)
-        if (!this.#cache.has(e.docId)) {
-          this.#dirtyCold.add(e.docId)
-          continue
-        }
+        // Cold documents stay cold; scanConflicts() finds them later from the log.
+        if (!this.#cache.has(e.docId)) continue
         let list = byDoc.get(e.docId)
         if (!list) byDoc.set(e.docId, (list = []))
         list.push(e)
