@@ -23,6 +23,7 @@ const samples = []
 const sample = (phase, i) => {
   const m = process.memoryUsage()
   peak = Math.max(peak, m.rss)
+  if (i % 10_000 === 0) console.log(phase, i, mib(m.rss), 'MiB', Math.round(performance.now() / 1000), 's')
   if (i % 10_000 === 0) samples.push({ phase, i, rss: m.rss, heap: m.heapUsed, cached: dru.documents.stats().cachedDocs })
 }
 

@@ -139,13 +139,10 @@ async function remoteRun(durability, hot) {
   if (hot) for (const e of firstBatch) dst.get(e.docId)
   const t0 = performance.now()
   for (let i = 0; i < rest.length; i += 2000) dst.store.ingest(rest.slice(i, i + 2000))
-  let ms = performance.now() - t0
-  if (!hot) {
-    // Cold documents are materialised on first read: count that too.
-    const t1 = performance.now()
-    for (const e of firstBatch) dst.get(e.docId)
-    ms += performance.now() - t1
-  }
+  // Queued (hot) or cold documents are materialised on read: the timing includes reading
+  // every document once, so the state is really applied.
+  for (const e of firstBatch) dst.get(e.docId)
+  const ms = performance.now() - t0
   const digest = dst.digest().digest
   await dst.close()
   return { rate: rate(rest.length, ms), digest }
@@ -192,7 +189,7 @@ const remoteTable = [
   '| --- | --- | ---: | ---: | ---: |',
   ...remoteRows.map(
     (r) =>
-      `| ${r.durability} | ${r.hot ? 'hot (in cache)' : 'cold (materialised on first read, included)'} | ${r.rate.toLocaleString('en')} | ${r.raw.toLocaleString('en')} | **${r.ratio.toFixed(2)}** |`,
+      `| ${r.durability} | ${r.hot ? 'hot (in cache; queued changes applied on read)' : 'cold (loaded from the log on read)'} | ${r.rate.toLocaleString('en')} | ${r.raw.toLocaleString('en')} | **${r.ratio.toFixed(2)}** |`,
   ),
 ]
 writeSection(
@@ -212,8 +209,9 @@ Target: ratio ≥ 0.7.
 ${table.join('\n')}
 
 Remote batch apply: ${rest.length.toLocaleString('en')} remote changes over ${REMOTE_DOCS.toLocaleString('en')} documents
-(60 per document; each document's first change ingested untimed), ingested in batches of 2,000 events:
-verify hash + chain, insert, run inbox handlers, commit, then one \`applyChanges\` per cached document per batch.
+(60 per document; each document's first change ingested untimed), ingested in batches of 2,000 events
+(verify hash + chain, insert, run inbox handlers, commit; cached documents queue the changes), then every document
+read once with \`dru.get()\`, which applies each document's queued changes in one \`applyChanges\` (timed together).
 Raw = one \`Automerge.applyChanges\` per document over all its changes, same run.
 
 ${remoteTable.join('\n')}

@@ -64,7 +64,12 @@ interface Entry {
   unsnapshotted: number
   /** The Automerge actor the document writes as (the origin at load time). */
   actor: string
+  /** Remote events committed but not yet applied to `doc` (see {@link DocumentStore.#materialize}). */
+  pending?: DruEvent[]
 }
+
+/** A cached document applies its queued remote changes at once when this many are waiting. */
+const MAX_PENDING = 256
 
 /** Meta key: the log position up to which cold documents were checked for conflicts. */
 const SCAN_META = 'documents:conflict_scan_lsn'
@@ -272,7 +277,7 @@ export class DocumentStore {
     const lsn = this.#safeLsn()
     this.store.db.transaction(() => {
       for (const [docId, entry] of this.#cache.entries()) {
-        if (entry.unsnapshotted > 0 && this.#writeSnapshot(docId, entry, lsn)) n++
+        if ((entry.unsnapshotted > 0 || entry.pending) && this.#writeSnapshot(docId, entry, lsn)) n++
       }
     })()
     return n
@@ -322,6 +327,7 @@ export class DocumentStore {
    * transiently, so memory stays bounded however many documents changed.
    */
   scanConflicts(): number {
+    for (const [docId, entry] of this.#cache.entries()) if (entry.pending) this.#materialize(docId, entry)
     let after = Number(this.store.getMeta(SCAN_META) ?? 0)
     const end = this.store.lastLsn()
     let scanned = 0
@@ -359,43 +365,25 @@ export class DocumentStore {
   #afterCommit(events: readonly DruEvent[], source: 'local' | 'remote'): void {
     const docIds = new Set<string>()
     if (source === 'remote') {
-      const byDoc = new Map<string, DruEvent[]>()
       for (const e of events) {
         docIds.add(e.docId)
         // Cold documents stay cold; scanConflicts() finds them later from the log.
-        if (!this.#cache.has(e.docId)) continue
-        let list = byDoc.get(e.docId)
-        if (!list) byDoc.set(e.docId, (list = []))
-        list.push(e)
+        const entry = this.#cache.peek(e.docId)
+        if (!entry) continue
+        // Queue the change; it is applied (one applyChanges per document for everything
+        // queued) when the document is next read, changed or snapshotted, or when the
+        // queue is long. Merging the log and materialising are kept apart, so small
+        // batches do not pay one Automerge call per document each.
+        ;(entry.pending ??= []).push(e)
+        entry.bytes += e.change.byteLength
       }
-      const found: Array<{ docId: string; conflicts: FoundConflict[]; events: DruEvent[] }> = []
-      for (const [docId, list] of byDoc) {
-        const entry = this.#cache.peek(docId)!
-        try {
-          const patches: A.Patch[] = []
-          const counters = new CounterPatches()
-          const [next] = A.applyChanges(entry.doc, list.map((e) => e.change), {
-            patchCallback: (p) => {
-              patches.push(...p)
-              counters.collect(p)
-            },
-          })
-          entry.doc = counters.repair(next, entry.actor)
-          entry.unsnapshotted += list.length
-          for (const e of list) entry.bytes += e.change.byteLength
-          this.#cache.resize(docId, entry.bytes)
-          this.#stats.remoteApplied += list.length
-          const paths = conflictedPaths(patches)
-          if (paths.length > 0) found.push({ docId, conflicts: this.#scan(entry.doc, paths), events: list })
-          if (this.#openConflictDocs.has(docId)) this.#recheckOpen(docId, entry.doc, 'replicated')
-        } catch (err) {
-          // The log still holds the events; the document reloads from it next time.
-          this.#cache.delete(docId)
-          this.#onError(err)
-        }
+      for (const docId of docIds) {
+        const entry = this.#cache.peek(docId)
+        if (!entry?.pending) continue
+        this.#cache.resize(docId, entry.bytes)
+        if (entry.pending.length >= MAX_PENDING) this.#materialize(docId, entry)
       }
       this.#appliedLsn = this.store.lastLsn()
-      for (const f of found) this.#recordAll(f.docId, f.conflicts, f.events)
     } else {
       for (const e of events) docIds.add(e.docId)
     }
@@ -410,10 +398,45 @@ export class DocumentStore {
     }
   }
 
+  /**
+   * Applies the remote changes queued on a cached document: one `applyChanges`, conflict
+   * detection on the paths it reports, and the open-conflict recheck. On failure the
+   * document leaves the cache (it reloads from the log) and false is returned.
+   */
+  #materialize(docId: string, entry: Entry): boolean {
+    const list = entry.pending
+    if (!list) return true
+    entry.pending = undefined
+    let found: FoundConflict[] = []
+    try {
+      const patches: A.Patch[] = []
+      const counters = new CounterPatches()
+      const [next] = A.applyChanges(entry.doc, list.map((e) => e.change), {
+        patchCallback: (p) => {
+          patches.push(...p)
+          counters.collect(p)
+        },
+      })
+      entry.doc = counters.repair(next, entry.actor)
+      entry.unsnapshotted += list.length
+      this.#stats.remoteApplied += list.length
+      const paths = conflictedPaths(patches)
+      if (paths.length > 0) found = this.#scan(entry.doc, paths)
+      if (this.#openConflictDocs.has(docId)) this.#recheckOpen(docId, entry.doc, 'replicated')
+    } catch (err) {
+      if (this.#cache.peek(docId) === entry) this.#cache.delete(docId)
+      A.free(entry.doc)
+      this.#onError(err)
+      return false
+    }
+    this.#recordAll(docId, found, list)
+    return true
+  }
+
   /** Cached entry, or loaded from snapshot + tail. `cache` false loads it without caching (digests, scans). */
   #load(docId: string, cache: boolean): Entry | undefined {
     const hit = cache ? this.#cache.get(docId) : this.#cache.peek(docId)
-    if (hit) return hit
+    if (hit && this.#materialize(docId, hit)) return hit
     const actor = this.#actor()
     const snap = this.#stmt.getSnapshot.get(docId) as { snapshot: Buffer; snapshot_lsn: number } | undefined
     const tail: DruEvent[] = [...this.store.eventsForDoc(docId, snap?.snapshot_lsn ?? 0)]
@@ -458,7 +481,7 @@ export class DocumentStore {
   /** Runs `fn` on the cached document, or on a transient load that is freed afterwards (the cache is not disturbed). */
   #withDoc<T>(docId: string, fn: (doc: AnyDoc) => T): T | undefined {
     const hit = this.#cache.peek(docId)
-    if (hit) return fn(hit.doc)
+    if (hit && this.#materialize(docId, hit)) return fn(hit.doc)
     const entry = this.#load(docId, false)
     if (!entry) return undefined
     try {
@@ -474,7 +497,7 @@ export class DocumentStore {
 
   #retire(docId: string, entry: Entry): void {
     this.#stats.evictions++
-    if (entry.unsnapshotted >= this.#snapshotAfter) {
+    if (entry.unsnapshotted + (entry.pending?.length ?? 0) >= this.#snapshotAfter) {
       try {
         this.#writeSnapshot(docId, entry)
       } catch (err) {
@@ -498,6 +521,7 @@ export class DocumentStore {
   }
 
   #writeSnapshot(docId: string, entry: Entry, lsn = this.#safeLsn()): boolean {
+    if (entry.pending && !this.#materialize(docId, entry)) return false
     // Changes waiting for missing dependencies are not part of the state yet; wait.
     if (A.getMissingDeps(entry.doc, []).length > 0) return false
     const heads = [...A.getHeads(entry.doc)].sort()

@@ -116,21 +116,30 @@ describe('conflicts', () => {
   it('newest-hlc-wins settles automatically and both sides agree', () => {
     const { eu, us } = partitionedWrites({ conflictPolicy: 'newest-hlc-wins' })
     exchange(eu, us)
+    // Remote changes reach a cached document when it is next read (listing conflicts reads
+    // them): that is when the policy sees the conflict and writes its resolution.
+    eu.docs.listConflicts()
+    us.docs.listConflicts()
     exchange(eu, us)
     for (const side of [eu, us]) {
       expect(side.docs.listConflicts()).toHaveLength(0)
       expect(side.docs.get('order-42')).toMatchObject({ status: 'cancelled' }) // us wrote last
     }
-    // The side that saw the conflict first settled it; its resolution reached the other
-    // side in the same batch as the conflicting write, so there it never appeared.
+    // Each side that saw the conflict settled it the same way (a side whose resolution
+    // arrived with the conflicting write never sees it); equal concurrent resolutions are
+    // no new conflict.
     const resolved = [...eu.docs.listConflicts('resolved'), ...us.docs.listConflicts('resolved')]
-    expect(resolved).toHaveLength(1)
-    expect(resolved[0]).toMatchObject({ resolution: 'cancelled', resolvedBy: 'policy' })
+    expect(resolved.length).toBeGreaterThanOrEqual(1)
+    expect(resolved.length).toBeLessThanOrEqual(2)
+    for (const r of resolved) expect(r).toMatchObject({ resolution: 'cancelled', resolvedBy: 'policy' })
+    expect(eu.docs.digest('order-42')).toEqual(us.docs.digest('order-42'))
   })
 
   it('region priority picks the listed DRU first', () => {
     const { eu, us } = partitionedWrites({ conflictPolicy: { priority: ['eu-west-1', 'us-east-1'] } })
     exchange(eu, us)
+    eu.docs.listConflicts()
+    us.docs.listConflicts()
     exchange(eu, us)
     for (const side of [eu, us]) {
       expect(side.docs.listConflicts()).toHaveLength(0)
