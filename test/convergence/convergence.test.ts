@@ -57,6 +57,16 @@ describe('convergence (guarantee 4)', () => {
 })
 
 describe('regressions found by the convergence property', () => {
+  it('a remote increment of a counter conflicted earlier, with no patch reported (Automerge view kept the old value)', async () => {
+    // Shrunk counterexample (seed 20261125 with 1500 runs): dru-1's cached doc-b held three
+    // concurrent counters n1; dru-0's later increment arrived with no patch for n1, so the
+    // view stayed at 0 while the stored state was -1.
+    const steps = JSON.parse(
+      '[{"kind":"op","dru":0,"op":{"kind":"increment","docId":"doc-b","key":"n1","by":0}},{"kind":"op","dru":2,"op":{"kind":"increment","docId":"doc-b","key":"n1","by":0}},{"kind":"op","dru":1,"op":{"kind":"increment","docId":"doc-b","key":"n2","by":0}},{"kind":"op","dru":1,"op":{"kind":"increment","docId":"doc-b","key":"n1","by":0}},{"kind":"partition","groups":[[0,1],[2,3]]},{"kind":"exchange","rounds":2},{"kind":"op","dru":0,"op":{"kind":"listDelete","docId":"doc-a","key":"l","index":0}},{"kind":"healAll"},{"kind":"op","dru":0,"op":{"kind":"listInsert","docId":"doc-a","key":"l","index":0,"value":0}},{"kind":"cut","a":0,"b":1,"oneWay":false},{"kind":"op","dru":0,"op":{"kind":"listInsert","docId":"doc-a","key":"l","index":0,"value":null}},{"kind":"op","dru":0,"op":{"kind":"increment","docId":"doc-b","key":"n1","by":-1}},{"kind":"cut","a":0,"b":1,"oneWay":false},{"kind":"op","dru":0,"op":{"kind":"delete","docId":"doc-a","path":[],"key":"a"}},{"kind":"op","dru":1,"op":{"kind":"set","docId":"doc-b","path":[],"key":"a","value":null}},{"kind":"exchange","rounds":1}]',
+    ) as ScheduleStep[]
+    await converge(4, 0, steps, 1)
+  })
+
   it('a batch that makes a counter conflicted and increments the winner (Automerge view kept the loser)', async () => {
     // Shrunk counterexample (run 1648 of 4000, seed 0): dru-2 received, in one batch,
     // dru-0's counter creation and dru-1's increment of its concurrent counter; the
