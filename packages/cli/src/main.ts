@@ -30,4 +30,8 @@ const ctx: CliContext = {
     }),
 }
 
-process.exitCode = await runCli(process.argv.slice(2), ctx)
+const code = await runCli(process.argv.slice(2), ctx)
+// Exit explicitly once the command is done: fetch's pooled keep-alive sockets to a DRU that
+// has just been stopped (the demo) can otherwise keep the process running. stdout and
+// stderr are synchronous for files and pipes, so nothing printed is lost.
+process.exit(code)

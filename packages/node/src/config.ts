@@ -18,7 +18,31 @@ export interface DruConfig {
   now?: () => number
   /** How far (ms) a remote timestamp may run ahead before it counts as skewed. Default 60 s. */
   maxClockSkewMs?: number
+  /** Where peers reach us (WebSocket). Loopback by default in examples; port 0 picks one. */
+  listen?: { host?: string; port?: number }
+  /** Admin HTTP (`/healthz`, `/readyz`, `/status`, `/metrics`, …); 127.0.0.1 unless given. */
+  admin?: { host?: string; port?: number }
+  /** The other members; we dial those with a `url` (they may dial us too). */
+  peers?: Array<{ id: string; url?: string }>
+  /** Cluster credential (at least 16 characters); required with `listen` or `peers`. */
+  secret?: string
+  /** Ed25519 keys in PEM: ours (PKCS#8) and every member's public key (SPKI), ours included. */
+  keys?: { privateKey: string; publicKeys: Record<string, string> }
+  /** Optional TLS for `wss://` (PEM strings). */
+  tls?: { cert?: string; key?: string; ca?: string | string[] }
+  /** Sync timing: heartbeatMs, heartbeatTimeoutMs, startupGraceMs, slackEvents. */
+  sync?: { heartbeatMs?: number; heartbeatTimeoutMs?: number; startupGraceMs?: number; slackEvents?: number }
+  /** Start in restore mode: no writes until our earlier events are back from a peer (`dru restore`). */
+  restore?: boolean
+  /** Accept writes while restoring (operator override; forks stay impossible, reads may be stale). */
+  allowWritesWhileRestoring?: boolean
+  /** `silent` (default) or `json` (one pino JSON line per event on stdout). */
+  log?: 'silent' | 'json'
+  /** A logger object instead of `log` (console-shaped: info/warn/error(message, details)). */
+  logger?: { info: LogFn; warn: LogFn; error: LogFn; debug?: LogFn }
 }
+
+type LogFn = (message: string, details?: Record<string, unknown>) => void
 
 /** Checks one field; returns an error message (without the field name) or undefined. */
 export type FieldCheck = (value: unknown) => string | undefined
@@ -57,6 +81,94 @@ export const CONFIG_FIELDS: Record<string, { required: boolean; check: FieldChec
   conflictPolicy: { required: false, check: checkConflictPolicy },
   now: { required: false, check: (v) => (typeof v === 'function' ? undefined : `must be a function returning milliseconds (got ${show(v)})`) },
   maxClockSkewMs: { required: false, check: (v) => (positiveInt(v) ? undefined : `must be a positive integer of milliseconds (got ${show(v)})`) },
+  listen: { required: false, check: (v) => checkEndpoint(v) },
+  admin: { required: false, check: (v) => checkEndpoint(v) },
+  peers: {
+    required: false,
+    check: (v) => {
+      if (!Array.isArray(v)) return `must be an array of { id, url? } (got ${show(v)})`
+      for (const [i, p] of v.entries()) {
+        if (p === null || typeof p !== 'object' || Array.isArray(p)) return `[${i}] must be an object { id, url? }`
+        for (const k of Object.keys(p)) if (k !== 'id' && k !== 'url') return `[${i}] has an unknown field "${k}" (expected id, url)`
+        try {
+          parseDruId((p as { id: unknown }).id, 'id')
+        } catch (err) {
+          return `[${i}].${(err as Error).message}`
+        }
+        const url = (p as { url?: unknown }).url
+        if (url !== undefined && (typeof url !== 'string' || !/^wss?:\/\/[^\s]+$/.test(url))) return `[${i}].url must be a ws:// or wss:// URL (got ${show(url)})`
+      }
+      return undefined
+    },
+  },
+  secret: { required: false, check: (v) => (typeof v === 'string' && v.length >= 16 ? undefined : 'must be a string of at least 16 characters (it is never logged)') },
+  keys: {
+    required: false,
+    check: (v) => {
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) return 'must be { privateKey, publicKeys: { [druId]: PEM } }'
+      const k = v as Record<string, unknown>
+      if (typeof k.privateKey !== 'string' || !k.privateKey.includes('PRIVATE KEY')) return '.privateKey must be a PEM (PKCS#8) Ed25519 private key'
+      if (k.publicKeys === null || typeof k.publicKeys !== 'object' || Array.isArray(k.publicKeys)) return '.publicKeys must map each DRU id to its PEM public key'
+      for (const [id, pem] of Object.entries(k.publicKeys as Record<string, unknown>)) {
+        if (typeof pem !== 'string' || !pem.includes('PUBLIC KEY')) return `.publicKeys.${id} must be a PEM (SPKI) Ed25519 public key`
+      }
+      for (const extra of Object.keys(k)) if (extra !== 'privateKey' && extra !== 'publicKeys') return `has an unknown field "${extra}"`
+      return undefined
+    },
+  },
+  tls: { required: false, check: (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? undefined : 'must be an object { cert?, key?, ca? } of PEM strings') },
+  sync: {
+    required: false,
+    check: (v) => {
+      if (v === null || typeof v !== 'object' || Array.isArray(v)) return 'must be an object { heartbeatMs?, heartbeatTimeoutMs?, startupGraceMs?, slackEvents? }'
+      for (const [k, x] of Object.entries(v)) {
+        if (!['heartbeatMs', 'heartbeatTimeoutMs', 'startupGraceMs', 'slackEvents'].includes(k)) return `has an unknown field "${k}"`
+        if (!(typeof x === 'number' && Number.isInteger(x) && x >= 0)) return `.${k} must be a non-negative integer (got ${show(x)})`
+      }
+      return undefined
+    },
+  },
+  restore: { required: false, check: (v) => (typeof v === 'boolean' ? undefined : `must be true or false (got ${show(v)})`) },
+  allowWritesWhileRestoring: { required: false, check: (v) => (typeof v === 'boolean' ? undefined : `must be true or false (got ${show(v)})`) },
+  log: { required: false, check: (v) => (v === 'silent' || v === 'json' ? undefined : `must be 'silent' or 'json' (got ${show(v)})`) },
+  logger: {
+    required: false,
+    check: (v) =>
+      v !== null && typeof v === 'object' && ['info', 'warn', 'error'].every((m) => typeof (v as Record<string, unknown>)[m] === 'function')
+        ? undefined
+        : 'must be an object with info, warn and error functions',
+  },
+}
+
+function checkEndpoint(v: unknown): string | undefined {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return `must be an object { host?, port? } (got ${show(v)})`
+  for (const [k, x] of Object.entries(v)) {
+    if (k === 'host') {
+      if (typeof x !== 'string' || x.length === 0) return `.host must be a host name or address (got ${show(x)})`
+    } else if (k === 'port') {
+      if (!(typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 65535)) return `.port must be an integer in 0..65535 (got ${show(x)})`
+    } else return `has an unknown field "${k}" (expected host, port)`
+  }
+  return undefined
+}
+
+/**
+ * Checks between fields (after each field passed on its own): networking needs the
+ * secret and the keys, and our own public key must be among them.
+ */
+export function checkNetworkFields(c: DruConfig): void {
+  const networked = c.listen !== undefined || (c.peers?.length ?? 0) > 0
+  if (!networked) return
+  const fail = (field: string, message: string): never => {
+    throw new DruError('CONFIG_INVALID', `config field "${field}" ${message}`, { details: { field } })
+  }
+  if (c.secret === undefined) fail('secret', 'is required when listen or peers are set (set it here or in DRU_SECRET for `dru start`)')
+  if (c.keys === undefined) fail('keys', 'is required when listen or peers are set: { privateKey, publicKeys }')
+  if (!Object.hasOwn(c.keys!.publicKeys, c.id)) fail('keys', `.publicKeys must include this DRU's own key (${c.id})`)
+  for (const p of c.peers ?? []) {
+    if (p.id === c.id) fail('peers', `must not list this DRU itself (${c.id})`)
+    if (!Object.hasOwn(c.keys!.publicKeys, p.id)) fail('keys', `.publicKeys has no key for peer ${p.id}`)
+  }
 }
 
 /** Adds fields (e.g. `listen`, `peers`) that another module validates. */

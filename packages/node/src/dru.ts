@@ -1,7 +1,7 @@
-import { DruError, type DruEvent, type Fingerprint } from '@dru/core'
+import { DruError, LifecycleSignal, createLifecycle, type DruEvent, type Fingerprint, type Lifecycle, type LifecycleState } from '@dru/core'
 import { DocumentStore, type ChangeFn, type Conflict, type DocumentDigest } from '@dru/documents'
-import { EventStore, type InboxTx } from '@dru/store-sqlite'
-import { validateConfig, type DruConfig } from './config.js'
+import type { EventStore, InboxTx } from '@dru/store-sqlite'
+import type { DruConfig } from './config.js'
 
 /** Options of {@link Dru.change}. */
 export interface ChangeOptions {
@@ -55,6 +55,8 @@ export class Dru {
   readonly documents: DocumentStore
   readonly conflicts: DruConflicts
   #ackWaiter: AckWaiter | undefined
+  #writeGuard: (() => void) | undefined
+  #lifecycle: Lifecycle
   #closed = false
   readonly #closeHooks: Array<() => void | Promise<void>> = []
 
@@ -63,11 +65,15 @@ export class Dru {
     this.id = config.id
     this.store = store
     this.documents = documents
+    // A DRU without a network is standalone: nobody to catch up with, active at once.
+    this.#lifecycle = createLifecycle()
+    this.#lifecycle.signal(LifecycleSignal.NO_PEERS)
     this.conflicts = {
       list: (status = 'open') => documents.listConflicts(status),
       get: (id) => documents.getConflict(id),
       resolve: async (id, value) => {
         this.#assertOpen()
+        this.#writeGuard?.()
         return { event: documents.resolveConflict(id, value) }
       },
     }
@@ -79,6 +85,7 @@ export class Dru {
     const acks = opts.acks ?? 0
     if (!Number.isInteger(acks) || acks < 0) throw new DruError('INVALID_ARGUMENT', `acks must be a non-negative integer (got ${acks})`)
     if (acks > 0 && !this.#ackWaiter) throw new DruError('INVALID_ARGUMENT', `acks: ${acks} needs the sync layer, which is not running`)
+    this.#writeGuard?.()
     const event = this.documents.change(docId, fn)
     if (event && acks > 0) await this.#ackWaiter!(event, acks, opts.timeoutMs)
     return { event }
@@ -93,6 +100,7 @@ export class Dru {
   /** Application statements and document changes in one SQLite transaction (synchronous callback). */
   transact<T>(fn: (tx: DruTx) => T): T {
     this.#assertOpen()
+    this.#writeGuard?.()
     return this.documents.transact((tx) => fn(tx)).result
   }
 
@@ -121,6 +129,26 @@ export class Dru {
   /** One document's heads, canonical JSON and digest. */
   docDigest(docId: string): DocumentDigest | undefined {
     return this.documents.digest(docId)
+  }
+
+  /** Lifecycle state: `starting`, `catching-up`, `verifying`, `active` or `isolated`. */
+  state(): LifecycleState {
+    return this.#lifecycle.state()
+  }
+
+  /** Wall-clock ms when the current state was entered. */
+  stateSince(): number {
+    return this.#lifecycle.since()
+  }
+
+  /** For the network layer: the lifecycle it drives replaces the standalone one. */
+  useLifecycle(lifecycle: Lifecycle): void {
+    this.#lifecycle = lifecycle
+  }
+
+  /** For the network layer: throws (e.g. NOT_WRITABLE while restoring) before any local write. */
+  setWriteGuard(guard: (() => void) | undefined): void {
+    this.#writeGuard = guard
   }
 
   /** For the sync layer: makes `change(..., { acks })` wait through `waiter`. */
@@ -152,33 +180,5 @@ export class Dru {
 
   #assertOpen(): void {
     if (this.#closed) throw new DruError('CLOSED', `DRU ${this.id} is closed`)
-  }
-}
-
-/**
- * Opens a DRU: validates `config` (CONFIG_INVALID naming the bad field), opens the log
- * and the document store. The store tolerates skewed remote clocks (availability: a
- * peer with a wrong clock still replicates; `store.skewedEvents` counts those events).
- */
-export async function openDru(config: DruConfig): Promise<Dru> {
-  const c = validateConfig(config)
-  const store = EventStore.open({
-    path: c.path,
-    druId: c.id,
-    skewPolicy: 'tolerate',
-    ...(c.durability ? { durability: c.durability } : {}),
-    ...(c.now ? { now: c.now } : {}),
-    ...(c.maxClockSkewMs ? { maxClockSkewMs: c.maxClockSkewMs } : {}),
-  })
-  try {
-    const documents = new DocumentStore(store, {
-      ...(c.cache ? { cache: c.cache } : {}),
-      ...(c.conflictPolicy ? { conflictPolicy: c.conflictPolicy } : {}),
-      ...(c.now ? { now: c.now } : {}),
-    })
-    return new Dru(c, store, documents)
-  } catch (err) {
-    store.close()
-    throw err
   }
 }

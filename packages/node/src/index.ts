@@ -3,7 +3,17 @@
  * in-process API (changes, reads, transactions, exactly-once event handlers,
  * subscriptions, fingerprints, digests, conflicts).
  */
-export { openDru, Dru } from './dru.js'
+export { Dru } from './dru.js'
+export { openDru, runtimeOf } from './open-dru.js'
+export type { DruRuntimeParts } from './open-dru.js'
 export type { ChangeOptions, ChangeResult, DruTx, EventHandler, SubscribeCallback, AckWaiter, DruConflicts } from './dru.js'
-export { validateConfig, extendConfigFields, CONFIG_FIELDS } from './config.js'
+export { validateConfig, extendConfigFields, checkNetworkFields, CONFIG_FIELDS } from './config.js'
+export { startAdminServer, DEFAULT_ADMIN_PORT, DEFAULT_ADMIN_HOST } from './admin-http.js'
+export type { AdminSource, AdminServer, AdminServerOptions, StatusJson, GapsJson, VerifyJson, ConflictJson } from './admin-http.js'
+export { createMetrics } from './metrics.js'
+export type { DruMetrics } from './metrics.js'
+export { Network } from './network.js'
+export type { NetworkConfig, PeerVerification } from './network.js'
+export { LifecycleDriver, assessPeers } from './lifecycle-driver.js'
+export type { PeerView, SyncAssessment } from './lifecycle-driver.js'
 export type { DruConfig, FieldCheck } from './config.js'

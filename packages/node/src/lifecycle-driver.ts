@@ -93,15 +93,22 @@ export class LifecycleDriver {
       return
     }
     lc.signal(LifecycleSignal.PEERS_REACHABLE)
-    const inSync = a.weLack === 0 && a.theyLack <= this.#options.slackEvents
-    if (lc.state() === LifecycleState.CATCHING_UP && inSync) lc.signal(LifecycleSignal.CAUGHT_UP)
-    if (lc.state() === LifecycleState.VERIFYING) {
-      if (inSync) {
-        this.#restorePending = false
-        lc.signal(LifecycleSignal.VERIFIED)
-      } else {
-        lc.signal(LifecycleSignal.VERIFY_FAILED)
-      }
+    if (lc.state() === LifecycleState.CATCHING_UP && this.inSync(a)) lc.signal(LifecycleSignal.CAUGHT_UP)
+  }
+
+  /** Nothing missing here, and at most the live-write slack missing at the peers. */
+  inSync(a: SyncAssessment): boolean {
+    return a.weLack === 0 && a.theyLack <= this.#options.slackEvents
+  }
+
+  /** The outcome of the verification run while `verifying` (fingerprints probed from the peers). */
+  verified(ok: boolean): void {
+    if (this.lifecycle.state() !== LifecycleState.VERIFYING) return
+    if (ok) {
+      this.#restorePending = false
+      this.lifecycle.signal(LifecycleSignal.VERIFIED)
+    } else {
+      this.lifecycle.signal(LifecycleSignal.VERIFY_FAILED)
     }
   }
 }

@@ -1,4 +1,14 @@
-import { DruError, LifecycleState, countMissing, decodeHlc, mergeVv, type LifecycleTransition } from '@dru/core'
+import {
+  DruError,
+  LifecycleState,
+  countMissing,
+  decodeHlc,
+  divergentOrigins,
+  equalFingerprints,
+  fingerprintDigest,
+  mergeVv,
+  type LifecycleTransition,
+} from '@dru/core'
 import { clockIncarnation } from '@dru/store-sqlite'
 import { startSync, type Logger, type PeerConfig, type PeerStatus, type SyncNode, type SyncOptions } from '@dru/sync'
 import { LifecycleDriver, assessPeers, type PeerView } from './lifecycle-driver.js'
@@ -22,6 +32,18 @@ export interface NetworkConfig {
   }
 }
 
+/** One peer's answer to a verification (the admin API's PeerVerifyJson). */
+export interface PeerVerification {
+  readonly peer: string
+  readonly reachable: boolean
+  readonly equal: boolean | null
+  readonly remoteDigest?: string
+  readonly remoteStateDigest?: string | null
+  readonly remoteDocuments?: number | null
+  readonly divergentOrigins?: readonly string[]
+  readonly error?: string
+}
+
 /** How often the lifecycle is re-assessed (also on every peer up/down and ack). */
 const EVALUATE_EVERY_MS = 100
 
@@ -39,6 +61,7 @@ export class Network {
   readonly #timer: NodeJS.Timeout
   readonly #now: () => number
   readonly #configuredPeers: number
+  #verifying = false
 
   private constructor(dru: Dru, sync: SyncNode, driver: LifecycleDriver, metrics: DruMetrics, log: Logger, now: () => number, peers: number) {
     this.#dru = dru
@@ -99,6 +122,7 @@ export class Network {
       ...(config.sync?.heartbeatTimeoutMs ? { heartbeatTimeoutMs: config.sync.heartbeatTimeoutMs } : {}),
       logger: deps.log,
       now: deps.now,
+      describe: () => dru.digest(),
     })
     const heartbeatTimeout = config.sync?.heartbeatTimeoutMs ?? 5_000
     const driver = new LifecycleDriver({
@@ -133,7 +157,9 @@ export class Network {
     const ours = this.#dru.store.vv()
     const status = this.sync.peerStatus()
     this.#detectStaleOrigin(status)
-    this.driver.observe(assessPeers(ours, status))
+    const assessment = assessPeers(ours, status)
+    this.driver.observe(assessment)
+    if (this.driver.lifecycle.state() === LifecycleState.VERIFYING && !this.#verifying) void this.#verify()
     for (const p of status) {
       this.#metrics.peerConnected.set({ peer: p.id }, p.connected ? 1 : 0)
       this.#metrics.lagEvents.set({ peer: p.id, direction: 'they-lack' }, countMissing(ours, p.ackedVv))
@@ -185,6 +211,64 @@ export class Network {
         return
       }
     }
+  }
+
+  /**
+   * The `verifying` step: probe every reachable peer's fingerprint. It passes when no
+   * origin diverges (same seq, different head: a fork) and what either side lacks is
+   * within the live-write slack; a strict equality check is `dru verify`'s job.
+   */
+  async #verify(): Promise<void> {
+    this.#verifying = true
+    try {
+      const results = await this.verifyPeers({ deep: false, timeoutMs: 2_000 })
+      const ours = this.#dru.store.vv()
+      const status = new Map(this.sync.peerStatus().map((p) => [p.id, p]))
+      let reached = 0
+      let ok = true
+      for (const r of results) {
+        if (!r.reachable) continue
+        reached++
+        if ((r.divergentOrigins?.length ?? 0) > 0) ok = false
+        const p = status.get(r.peer)
+        if (p && !this.driver.inSync(assessPeers(ours, [p]))) ok = false
+      }
+      if (!this.#dru.closed) this.driver.verified(ok && reached > 0)
+    } catch (err) {
+      this.#log.warn('verification failed to run', { error: (err as Error).message })
+      this.driver.verified(false)
+    } finally {
+      this.#verifying = false
+    }
+  }
+
+  /**
+   * Asks every connected peer for its fingerprint now (and, when `deep`, its state digest)
+   * and compares with ours. Unreachable peers are reported, not counted as different.
+   */
+  async verifyPeers(options: { deep: boolean; timeoutMs?: number }): Promise<PeerVerification[]> {
+    const ours = this.#dru.store.fingerprint()
+    const local = options.deep ? this.#dru.digest() : undefined
+    return Promise.all(
+      this.sync.peerStatus().map(async (p): Promise<PeerVerification> => {
+        if (!p.connected) return { peer: p.id, reachable: false, equal: null }
+        try {
+          const r = await this.sync.probe(p.id, { deep: options.deep, timeoutMs: options.timeoutMs ?? 5_000 })
+          const fpEqual = equalFingerprints(ours, r.fingerprint)
+          const stateEqual = !options.deep || (r.stateDigest !== null && r.stateDigest === local!.digest)
+          return {
+            peer: p.id,
+            reachable: true,
+            equal: fpEqual && stateEqual,
+            remoteDigest: fingerprintDigest(r.fingerprint),
+            ...(options.deep ? { remoteStateDigest: r.stateDigest, remoteDocuments: r.documents } : {}),
+            divergentOrigins: divergentOrigins(ours, r.fingerprint),
+          }
+        } catch (err) {
+          return { peer: p.id, reachable: false, equal: null, error: (err as Error).message }
+        }
+      }),
+    )
   }
 
   /** Throws NOT_WRITABLE while restoring (see {@link attach}). */

@@ -2,6 +2,7 @@ import type { CommandModule } from '../context.js'
 import { compactCommand } from './compact.js'
 import { conflictsCommand } from './conflicts.js'
 import { decommissionCommand } from './decommission.js'
+import { demoCommand } from './demo.js'
 import { gapsCommand } from './gaps.js'
 import { startCommand } from './start.js'
 import { statusCommand } from './status.js'
@@ -18,4 +19,5 @@ export const COMMANDS: readonly CommandModule[] = [
   conflictsCommand,
   compactCommand,
   decommissionCommand,
+  demoCommand,
 ]

@@ -1,0 +1,135 @@
+import { DruError, countMissing, fingerprintDigest, mergeVv, missingRanges, type LifecycleState } from '@dru/core'
+import type { Conflict } from '@dru/documents'
+import type {
+  AdminSource,
+  ConflictJson,
+  GapsJson,
+  OriginGapJson,
+  PeerStatusJson,
+  StatusJson,
+  VerifyJson,
+} from './admin-http.js'
+import type { Dru } from './dru.js'
+import type { DruMetrics } from './metrics.js'
+import type { Network } from './network.js'
+
+const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString())
+
+function conflictJson(c: Conflict): ConflictJson {
+  return {
+    id: c.id,
+    docId: c.docId,
+    path: c.path,
+    values: c.values.map((v) => ({ origin: v.origin, value: v.value, hlc: v.hlc ?? null, opId: v.opId })),
+    detectedAt: c.detectedAt,
+    status: c.status,
+    ...(c.resolution !== undefined ? { resolution: c.resolution } : {}),
+    ...(c.resolvedAt !== undefined ? { resolvedAt: c.resolvedAt } : {}),
+    ...(c.resolvedBy !== undefined ? { resolvedBy: c.resolvedBy } : {}),
+  }
+}
+
+function conflictId(id: string): number {
+  const n = Number(id)
+  if (!Number.isInteger(n) || n < 1) throw new DruError('NOT_FOUND', `no conflict ${JSON.stringify(id)}`)
+  return n
+}
+
+/** Adapts a running DRU to the admin HTTP server: what `/status`, `/gaps`, `/verify` and the CLI show. */
+export function createAdminSource(dru: Dru, network: Network | undefined, metrics: DruMetrics): AdminSource {
+  const state = (): LifecycleState => dru.state()
+  return {
+    state,
+    status(): StatusJson {
+      const fp = dru.fingerprint()
+      const ours = fp.vv
+      const peers: PeerStatusJson[] = (network?.sync.peerStatus() ?? []).map((p) => ({
+        id: p.id,
+        ...(p.url ? { url: p.url } : {}),
+        connected: p.connected,
+        since: iso(p.since),
+        lastSeen: iso(p.lastSeen),
+        lagEvents: countMissing(ours, p.ackedVv) + countMissing(mergeVv(p.theirVv, p.ackedVv), ours),
+        lagSeconds: network!.lagSeconds(p),
+        membership: p.quarantined ? 'quarantined' : 'member',
+        bytesIn: p.bytesIn,
+        bytesOut: p.bytesOut,
+        eventsIn: p.eventsIn,
+        duplicatesIn: p.duplicatesIn,
+        ...(p.quarantine ? { quarantine: p.quarantine } : {}),
+        ...(p.lastError ? { lastError: p.lastError } : {}),
+      }))
+      const open = dru.conflicts.list('open').length
+      metrics.conflictsOpen.set(open)
+      return {
+        id: dru.id,
+        origin: dru.store.origin,
+        state: state(),
+        since: new Date(dru.stateSince()).toISOString(),
+        fingerprint: { digest: fingerprintDigest(fp), vv: fp.vv, heads: fp.heads },
+        peers,
+        conflictsOpen: open,
+        writable: !(network?.restoring ?? false),
+        skewedEvents: dru.store.skewedEvents,
+      } as StatusJson
+    },
+    async metrics() {
+      metrics.conflictsOpen.set(dru.conflicts.list('open').length)
+      return metrics.render()
+    },
+    gaps(): GapsJson {
+      const ours = dru.store.vv()
+      return {
+        peers: (network?.sync.peerStatus() ?? []).map((p) => {
+          const theirs = mergeVv(p.theirVv, p.ackedVv)
+          const origins = new Map<string, OriginGapJson>()
+          for (const r of [...missingRanges(ours, theirs), ...missingRanges(theirs, ours)]) {
+            origins.set(r.origin, {
+              origin: r.origin,
+              local: ours[r.origin] ?? 0,
+              remote: theirs[r.origin] ?? 0,
+              weLack: Math.max(0, (theirs[r.origin] ?? 0) - (ours[r.origin] ?? 0)),
+              theyLack: Math.max(0, (ours[r.origin] ?? 0) - (theirs[r.origin] ?? 0)),
+            })
+          }
+          const list = [...origins.values()].sort((a, b) => (a.origin < b.origin ? -1 : 1))
+          return {
+            peer: p.id,
+            connected: p.connected,
+            weLack: list.reduce((n, o) => n + o.weLack, 0),
+            theyLack: list.reduce((n, o) => n + o.theyLack, 0),
+            origins: list,
+          }
+        }),
+      }
+    },
+    async verify({ deep }, progress): Promise<VerifyJson> {
+      const fp = dru.fingerprint()
+      progress({ phase: 'verify-log', done: 0, total: dru.store.count(), unit: 'events' })
+      const log = dru.store.verifyLog((p) => progress({ phase: 'verify-log', done: p.checked, unit: 'events' }))
+      progress({ phase: 'verify-log', done: log.events, total: log.events, unit: 'events' })
+      const local = deep ? dru.digest() : undefined
+      const peers = network ? await network.verifyPeers({ deep }) : []
+      const ok = peers.every((p) => p.equal !== false) && (network === undefined || peers.some((p) => p.equal === true) || network.configuredPeers === 0)
+      return {
+        ok,
+        deep,
+        local: { digest: fingerprintDigest(fp), ...(local ? { documents: local.documents, stateDigest: local.digest } : {}) },
+        peers,
+      } as VerifyJson
+    },
+    conflicts: {
+      list: (filter) => dru.conflicts.list(filter).map(conflictJson),
+      get: (id) => {
+        const c = dru.conflicts.get(conflictId(id))
+        return c ? conflictJson(c) : undefined
+      },
+      resolve: async (id, value) => {
+        const n = conflictId(id)
+        if (!dru.conflicts.get(n)) throw new DruError('NOT_FOUND', `no conflict ${n}`)
+        const { event } = await dru.conflicts.resolve(n, value)
+        return { id: n, status: 'resolved', ...(event ? { event: { origin: event.origin, seq: event.seq } } : {}) }
+      },
+    },
+  }
+}

@@ -1,0 +1,122 @@
+import { pino } from 'pino'
+import { DruError } from '@dru/core'
+import { DocumentStore } from '@dru/documents'
+import { EventStore } from '@dru/store-sqlite'
+import { signerFor, silentLogger, type Logger } from '@dru/sync'
+import { createAdminSource } from './admin-source.js'
+import { startAdminServer, type AdminServer } from './admin-http.js'
+import { checkNetworkFields, validateConfig, type DruConfig } from './config.js'
+import { Dru } from './dru.js'
+import { createMetrics, type DruMetrics } from './metrics.js'
+import { Network } from './network.js'
+
+/** A pino logger behind the console-shaped port the packages use. */
+function jsonLogger(id: string): Logger {
+  const log = pino({ base: { dru: id }, timestamp: pino.stdTimeFunctions.epochTime })
+  return {
+    debug: (m, d) => log.debug(d ?? {}, m),
+    info: (m, d) => log.info(d ?? {}, m),
+    warn: (m, d) => log.warn(d ?? {}, m),
+    error: (m, d) => log.error(d ?? {}, m),
+  }
+}
+
+/** What {@link openDru} attached besides the in-process DRU (for admin tools and tests). */
+export interface DruRuntimeParts {
+  readonly network: Network | undefined
+  readonly admin: AdminServer | undefined
+  readonly metrics: DruMetrics
+  readonly log: Logger
+}
+
+const parts = new WeakMap<Dru, DruRuntimeParts>()
+
+/** The network, admin server and metrics of a DRU opened by {@link openDru}. */
+export function runtimeOf(dru: Dru): DruRuntimeParts {
+  const p = parts.get(dru)
+  if (!p) throw new DruError('INVALID_ARGUMENT', 'this DRU was not opened by openDru()')
+  return p
+}
+
+/**
+ * Opens a DRU: validates `config` (CONFIG_INVALID naming the bad field), opens the log
+ * (signing each commit when keys are given) and the documents, then — when `listen` or
+ * `peers` are set — starts sync and the lifecycle, and — when `admin` is set — the admin
+ * HTTP server. The store tolerates skewed remote clocks (availability: a peer with a
+ * wrong clock still replicates; `store.skewedEvents` counts those events).
+ */
+export async function openDru(config: DruConfig): Promise<Dru> {
+  const c = validateConfig(config)
+  checkNetworkFields(c)
+  const log: Logger = c.logger ?? (c.log === 'json' ? jsonLogger(c.id) : silentLogger)
+  const now = c.now ?? Date.now
+  const store = EventStore.open({
+    path: c.path,
+    druId: c.id,
+    skewPolicy: 'tolerate',
+    now,
+    ...(c.durability ? { durability: c.durability } : {}),
+    ...(c.maxClockSkewMs ? { maxClockSkewMs: c.maxClockSkewMs } : {}),
+    ...(c.keys ? { sign: signerFor(c.keys.privateKey) } : {}),
+    onListenerError: (err) => log.error('commit listener failed', { error: (err as Error)?.message ?? String(err) }),
+  })
+  let network: Network | undefined
+  let admin: AdminServer | undefined
+  try {
+    const documents = new DocumentStore(store, {
+      ...(c.cache ? { cache: c.cache } : {}),
+      ...(c.conflictPolicy ? { conflictPolicy: c.conflictPolicy } : {}),
+      now,
+    })
+    const dru = new Dru(c, store, documents)
+    const metrics = createMetrics({ labels: { dru: c.id } })
+    store.onCommit((events, source) => {
+      metrics.eventsCommitted.inc({ source }, events.length)
+      if (source === 'remote') metrics.eventsApplied.inc(events.length)
+    })
+    if (c.listen !== undefined || (c.peers?.length ?? 0) > 0) {
+      network = await Network.attach(
+        dru,
+        {
+          peers: c.peers ?? [],
+          secret: c.secret!,
+          keys: c.keys!,
+          ...(c.listen ? { listen: c.listen } : {}),
+          ...(c.tls ? { tls: c.tls } : {}),
+          ...(c.sync ? { sync: c.sync } : {}),
+        },
+        { metrics, log, now, ...(c.restore ? { restore: true } : {}) },
+      )
+      const net = network
+      dru.useLifecycle(net.driver.lifecycle)
+      dru.setWriteGuard(() => net.assertWritable(c.allowWritesWhileRestoring === true))
+      dru.setAckWaiter((event, k, timeoutMs) => net.sync.waitForAcks(event, k, timeoutMs ?? 10_000))
+      dru.onClose(() => net.close())
+    } else {
+      metrics.setLifecycleState(dru.state())
+    }
+    if (c.admin !== undefined) {
+      admin = await startAdminServer({
+        host: c.admin.host ?? '127.0.0.1',
+        port: c.admin.port ?? 0,
+        source: createAdminSource(dru, network, metrics),
+        onError: (err) => log.error('admin request failed', { error: (err as Error)?.message ?? String(err) }),
+      })
+      const server = admin
+      dru.onClose(() => server.close())
+    }
+    parts.set(dru, { network, admin, metrics, log })
+    log.info('dru open', {
+      origin: store.origin,
+      state: dru.state(),
+      ...(network ? { sync: network.sync.port } : {}),
+      ...(admin ? { admin: admin.url } : {}),
+    })
+    return dru
+  } catch (err) {
+    await admin?.close().catch(() => undefined)
+    await network?.close().catch(() => undefined)
+    store.close()
+    throw err
+  }
+}
