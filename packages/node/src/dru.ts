@@ -2,6 +2,7 @@ import { DruError, LifecycleSignal, createLifecycle, type DruEvent, type Fingerp
 import { DocumentStore, type ChangeFn, type Conflict, type DocumentDigest } from '@dru/documents'
 import type { EventStore, InboxTx } from '@dru/store-sqlite'
 import type { DruConfig } from './config.js'
+import type { GapsJson, ProgressFn, VerifyJson } from './admin-http.js'
 
 /** Options of {@link Dru.change}. */
 export interface ChangeOptions {
@@ -34,6 +35,12 @@ export type SubscribeCallback = (docId: string, source: 'local' | 'remote') => v
 /** Waits until `k` peers acknowledged an event; installed by the sync layer. */
 export type AckWaiter = (event: DruEvent, k: number, timeoutMs: number | undefined) => Promise<void>
 
+/** What openDru plugs in behind {@link Dru.gaps} and {@link Dru.verify}. */
+export interface DruOperations {
+  gaps(): GapsJson
+  verify(options: { deep: boolean }, progress: ProgressFn): Promise<VerifyJson>
+}
+
 /** The conflicts API of a DRU. */
 export interface DruConflicts {
   /** Open conflicts (or all / resolved), oldest first. */
@@ -56,6 +63,7 @@ export class Dru {
   readonly conflicts: DruConflicts
   #ackWaiter: AckWaiter | undefined
   #writeGuard: (() => void) | undefined
+  #operations: DruOperations | undefined
   #lifecycle: Lifecycle
   #closed = false
   readonly #closeHooks: Array<() => void | Promise<void>> = []
@@ -139,6 +147,30 @@ export class Dru {
   /** Wall-clock ms when the current state was entered. */
   stateSince(): number {
     return this.#lifecycle.since()
+  }
+
+  /**
+   * Per peer and origin, how many events each side lacks (what `dru gaps` prints).
+   * Empty for a standalone DRU.
+   */
+  gaps(): GapsJson {
+    this.#assertOpen()
+    return this.#operations?.gaps() ?? { peers: [] }
+  }
+
+  /**
+   * Re-hashes the whole log, then compares fingerprints (and with `deep`, materialised
+   * state digests) with every reachable peer. `ok` is false when any reachable peer differs.
+   */
+  async verify(options: { deep?: boolean } = {}): Promise<VerifyJson> {
+    this.#assertOpen()
+    if (!this.#operations) throw new DruError('NOT_SUPPORTED', 'verify() needs a DRU opened by openDru()')
+    return this.#operations.verify({ deep: options.deep === true }, () => undefined)
+  }
+
+  /** For openDru: the implementations behind gaps() and verify(). */
+  useOperations(operations: DruOperations): void {
+    this.#operations = operations
   }
 
   /** For the network layer: the lifecycle it drives replaces the standalone one. */

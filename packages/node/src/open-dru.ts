@@ -95,11 +95,13 @@ export async function openDru(config: DruConfig): Promise<Dru> {
     } else {
       metrics.setLifecycleState(dru.state())
     }
+    const source = createAdminSource(dru, network, metrics)
+    dru.useOperations({ gaps: () => source.gaps() as ReturnType<Dru['gaps']>, verify: async (o, p) => source.verify(o, p) })
     if (c.admin !== undefined) {
       admin = await startAdminServer({
         host: c.admin.host ?? '127.0.0.1',
         port: c.admin.port ?? 0,
-        source: createAdminSource(dru, network, metrics),
+        source,
         onError: (err) => log.error('admin request failed', { error: (err as Error)?.message ?? String(err) }),
       })
       const server = admin
