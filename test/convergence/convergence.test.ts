@@ -57,6 +57,16 @@ describe('convergence (guarantee 4)', () => {
 })
 
 describe('regressions found by the convergence property', () => {
+  it('a batch with a delete and a concurrent put of one key (Automerge view kept the deleted value)', async () => {
+    // Shrunk counterexample (5000 runs): dru-2 applied dru-0's delete of "a" and dru-1's
+    // concurrent a = 1 in one batch; Automerge reported only a `conflict` patch and the
+    // view kept a = 0, which the delete had removed.
+    const steps = JSON.parse(
+      '[{"kind":"op","dru":1,"op":{"kind":"set","docId":"doc-a","path":[],"key":"a","value":false}},{"kind":"op","dru":0,"op":{"kind":"set","docId":"doc-a","path":[],"key":"a","value":false}},{"kind":"exchange","rounds":1},{"kind":"exchange","rounds":2},{"kind":"op","dru":2,"op":{"kind":"set","docId":"doc-a","path":[],"key":"a","value":0}},{"kind":"partition","groups":[[0,2],[1]]},{"kind":"exchange","rounds":1},{"kind":"op","dru":0,"op":{"kind":"delete","docId":"doc-a","path":[],"key":"a"}},{"kind":"op","dru":0,"op":{"kind":"delete","docId":"doc-a","path":[],"key":"a"}},{"kind":"partition","groups":[[0,2],[1]]},{"kind":"op","dru":2,"op":{"kind":"listInsert","docId":"doc-a","key":"l","index":0,"value":""}},{"kind":"exchange","rounds":1},{"kind":"cut","a":0,"b":1,"oneWay":false},{"kind":"partition","groups":[[0],[1,2]]},{"kind":"exchange","rounds":1},{"kind":"op","dru":0,"op":{"kind":"set","docId":"doc-a","path":[],"key":"c","value":null}},{"kind":"op","dru":1,"op":{"kind":"set","docId":"doc-a","path":[],"key":"a","value":1}}]',
+    ) as ScheduleStep[]
+    await converge(3, 0, steps, 1)
+  })
+
   it('a remote increment of a counter conflicted earlier, with no patch reported (Automerge view kept the old value)', async () => {
     // Shrunk counterexample (seed 20261125 with 1500 runs): dru-1's cached doc-b held three
     // concurrent counters n1; dru-0's later increment arrived with no patch for n1, so the

@@ -660,13 +660,21 @@ export class DocumentStore {
  * patch for an increment of a conflicted counter), so a cached document once seen with a
  * conflicted counter is rebuilt after every later apply (`Entry.counterConflict`).
  * Conflicted counters are rare, so this is cheap overall.
+ *
+ * The same bug shows without counters: a batch holding a delete and a concurrent put of
+ * the same key reports only a `conflict` patch, and the view keeps the deleted value. So
+ * any batch that reports a `conflict` patch is rebuilt too (conflicts are rare as well).
  * Found by the convergence property (regression tests in test/convergence).
  */
 class CounterPatches {
   #paths: Array<Array<string | number>> | undefined
 
+  /** A `conflict` patch was seen: Automerge 3.1 may then keep a stale value in the view. */
+  #sawConflict = false
+
   readonly collect = (patches: A.Patch[]): void => {
     for (const p of patches) {
+      if (p.action === 'conflict') this.#sawConflict = true
       if (p.action === 'inc' || p.action === 'conflict' || (p.action === 'put' && p.value instanceof A.Counter)) (this.#paths ??= []).push(p.path)
     }
   }
@@ -677,7 +685,7 @@ class CounterPatches {
   /** Rebuilds the view if a patch touched a conflicted counter, or always when `force` (the document is known to hold one). */
   repair(doc: AnyDoc, actor: string, force = false): AnyDoc {
     this.hit = this.#paths?.some((path) => hasConflictedCounter(doc, path)) ?? false
-    if (!this.hit && !force) return doc
+    if (!this.hit && !force && !this.#sawConflict) return doc
     const rebuilt = A.load(A.save(doc), { actor })
     A.free(doc)
     return rebuilt
