@@ -4,6 +4,7 @@ import { conflictsCommand } from './conflicts.js'
 import { decommissionCommand } from './decommission.js'
 import { demoCommand } from './demo.js'
 import { gapsCommand } from './gaps.js'
+import { restoreCommand } from './restore.js'
 import { startCommand } from './start.js'
 import { statusCommand } from './status.js'
 import { verifyCommand } from './verify.js'
@@ -18,6 +19,7 @@ export const COMMANDS: readonly CommandModule[] = [
   verifyCommand,
   conflictsCommand,
   compactCommand,
+  restoreCommand,
   decommissionCommand,
   demoCommand,
 ]
