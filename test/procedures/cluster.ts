@@ -1,0 +1,246 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import Database from 'better-sqlite3'
+import { generateKeys } from '@dru/sync'
+import { LinkProxy, freePort } from '../../packages/cli/src/demo/link-proxy.js'
+
+export const APP = fileURLToPath(new URL('./fixtures/dru-app.mjs', import.meta.url))
+export const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url))
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** Heartbeats small enough that a whole procedure runs in seconds. */
+export const SYNC = { heartbeatMs: 100, heartbeatTimeoutMs: 600, startupGraceMs: 700 }
+
+export interface Status {
+  id: string
+  origin: string
+  state: string
+  writable?: boolean
+  fingerprint: { digest: string; vv: Record<string, number> }
+  peers: Array<{ id: string; connected: boolean; membership?: string; lagEvents: number }>
+  skewedEvents?: number
+}
+
+export interface Transition {
+  from: string
+  to: string
+  at: number
+}
+
+/** One DRU of a test cluster: its config, its process (when running) and what it logged. */
+export interface Unit {
+  readonly id: string
+  readonly configPath: string
+  readonly dbPath: string
+  readonly listenPort: number
+  readonly adminPort: number
+  readonly appPort: number
+  readonly adminUrl: string
+  config: Record<string, unknown>
+  child?: ChildProcess
+  exited?: Promise<number | null>
+  lines: Array<Record<string, unknown>>
+  transitions: Transition[]
+}
+
+/**
+ * N DRUs on 127.0.0.1, each its own process running {@link APP}, every directed link
+ * through a {@link LinkProxy} so a region can be cut off and healed.
+ */
+export class Cluster {
+  readonly dir: string
+  readonly units = new Map<string, Unit>()
+  readonly links: Array<{ from: string; to: string; proxy: LinkProxy }> = []
+
+  private constructor(dir: string) {
+    this.dir = dir
+  }
+
+  static async create(ids: string[], extra: Record<string, unknown> = {}): Promise<Cluster> {
+    const c = new Cluster(mkdtempSync(join(tmpdir(), 'dru-proc-')))
+    const secret = 'procedure-test-secret-0123456789'
+    const pairs = Object.fromEntries(ids.map((id) => [id, generateKeys()]))
+    const publicKeys = Object.fromEntries(ids.map((id) => [id, pairs[id]!.publicKey]))
+    for (const id of ids) {
+      const [listenPort, adminPort, appPort] = [await freePort(), await freePort(), await freePort()]
+      c.units.set(id, {
+        id,
+        configPath: join(c.dir, `${id}.json`),
+        dbPath: join(c.dir, `${id}.db`),
+        listenPort,
+        adminPort,
+        appPort,
+        adminUrl: `http://127.0.0.1:${adminPort}`,
+        config: {},
+        lines: [],
+        transitions: [],
+      })
+    }
+    for (const from of ids) for (const to of ids) if (from !== to) c.links.push({ from, to, proxy: await LinkProxy.start(c.unit(to).listenPort) })
+    for (const u of c.units.values()) {
+      u.config = {
+        id: u.id,
+        path: u.dbPath,
+        durability: 'process',
+        listen: { host: '127.0.0.1', port: u.listenPort },
+        admin: { host: '127.0.0.1', port: u.adminPort },
+        peers: c.links.filter((l) => l.from === u.id).map((l) => ({ id: l.to, url: `ws://127.0.0.1:${l.proxy.port}` })),
+        secret,
+        keys: { privateKey: pairs[u.id]!.privateKey, publicKeys },
+        sync: SYNC,
+        log: 'json',
+        ...extra,
+      }
+      c.writeConfig(u.id)
+    }
+    return c
+  }
+
+  unit(id: string): Unit {
+    const u = this.units.get(id)
+    if (!u) throw new Error(`no unit ${id}`)
+    return u
+  }
+
+  writeConfig(id: string, patch: Record<string, unknown> = {}): void {
+    const u = this.unit(id)
+    u.config = { ...u.config, ...patch }
+    for (const [k, v] of Object.entries(patch)) if (v === undefined) delete u.config[k]
+    writeFileSync(u.configPath, JSON.stringify(u.config, null, 2))
+  }
+
+  /** Starts the unit's process and resolves once its HTTP server listens. */
+  start(id: string): Promise<void> {
+    const u = this.unit(id)
+    const child = spawn(process.execPath, [APP, u.configPath, String(u.appPort)], { stdio: ['ignore', 'pipe', 'pipe'] })
+    u.child = child
+    u.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)))
+    let stderr = ''
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+    return new Promise((resolve, reject) => {
+      createInterface({ input: child.stdout! }).on('line', (line) => {
+        if (line.startsWith('ready ')) return resolve()
+        try {
+          const rec = JSON.parse(line) as Record<string, unknown>
+          u.lines.push(rec)
+          const m = /^lifecycle (\S+) -> (\S+)$/.exec(String(rec.msg ?? ''))
+          if (m) u.transitions.push({ from: m[1]!, to: m[2]!, at: Date.now() })
+        } catch {
+          // not a log line
+        }
+      })
+      child.once('exit', (code) => reject(new Error(`${id} exited with ${code} before ready: ${stderr}`)))
+    })
+  }
+
+  async kill(id: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const u = this.unit(id)
+    if (!u.child || u.child.exitCode !== null || u.child.signalCode !== null) return
+    u.child.kill(signal)
+    await u.exited
+  }
+
+  /** Cuts (or heals) every link to and from `id`. */
+  cut(id: string): void {
+    for (const l of this.links) if (l.from === id || l.to === id) l.proxy.cut()
+  }
+
+  heal(id: string): void {
+    for (const l of this.links) if (l.from === id || l.to === id) l.proxy.heal()
+  }
+
+  async status(id: string): Promise<Status> {
+    const res = await fetch(`${this.unit(id).adminUrl}/status`)
+    return (await res.json()) as Status
+  }
+
+  async readyz(id: string): Promise<number> {
+    return (await fetch(`${this.unit(id).adminUrl}/readyz`)).status
+  }
+
+  /** POST a patch to a document; returns the HTTP status and body. */
+  async write(id: string, doc: string, patch: Record<string, unknown>, query = ''): Promise<{ status: number; body: Record<string, unknown> }> {
+    const res = await fetch(`http://127.0.0.1:${this.unit(id).appPort}/docs/${doc}${query}`, { method: 'POST', body: JSON.stringify(patch) })
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> }
+  }
+
+  async read(id: string, doc: string): Promise<unknown> {
+    return (await fetch(`http://127.0.0.1:${this.unit(id).appPort}/docs/${doc}`)).json()
+  }
+
+  async backup(id: string, to: string): Promise<void> {
+    const res = await fetch(`http://127.0.0.1:${this.unit(id).appPort}/backup?to=${encodeURIComponent(to)}`, { method: 'POST' })
+    if (!res.ok) throw new Error(`backup failed: ${await res.text()}`)
+  }
+
+  async waitFor(what: string, cond: () => Promise<boolean> | boolean, ms = 10_000, every = 25): Promise<void> {
+    const end = Date.now() + ms
+    for (;;) {
+      try {
+        if (await cond()) return
+      } catch {
+        // not up yet
+      }
+      if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
+      await sleep(every)
+    }
+  }
+
+  /** Every running unit active with the same fingerprint digest. */
+  async waitConverged(ids: string[], ms = 15_000): Promise<Status[]> {
+    let last: Status[] = []
+    await this.waitFor(
+      `${ids.join(', ')} active with equal fingerprints`,
+      async () => {
+        last = await Promise.all(ids.map((id) => this.status(id)))
+        return last.every((s) => s.state === 'active') && new Set(last.map((s) => s.fingerprint.digest)).size === 1
+      },
+      ms,
+    )
+    return last
+  }
+
+  async dispose(): Promise<void> {
+    await Promise.all([...this.units.keys()].map((id) => this.kill(id, 'SIGKILL')))
+    await Promise.all(this.links.map((l) => l.proxy.close()))
+    rmSync(this.dir, { recursive: true, force: true })
+  }
+
+  /** Removes the unit's database files (a lost disk). */
+  wipe(id: string): void {
+    const u = this.unit(id)
+    for (const suffix of ['', '-wal', '-shm']) rmSync(`${u.dbPath}${suffix}`, { force: true })
+  }
+}
+
+/**
+ * Reads every (origin, seq) → hash from stopped DRUs' database files and returns the
+ * pairs held with two different hashes anywhere (a fork), plus each file's events.
+ */
+export function scanForForks(paths: string[]): { forks: string[]; events: Map<string, Map<string, string>> } {
+  const seen = new Map<string, string>()
+  const forks: string[] = []
+  const events = new Map<string, Map<string, string>>()
+  for (const path of paths) {
+    if (!existsSync(path)) continue
+    const db = new Database(path, { fileMustExist: true })
+    try {
+      const mine = new Map<string, string>()
+      for (const row of db.prepare('select origin, seq, hash from events').all() as Array<{ origin: string; seq: number; hash: string }>) {
+        const key = `${row.origin}#${row.seq}`
+        mine.set(key, row.hash)
+        const held = seen.get(key)
+        if (held === undefined) seen.set(key, row.hash)
+        else if (held !== row.hash) forks.push(key)
+      }
+      events.set(path, mine)
+    } finally {
+      db.close()
+    }
+  }
+  return { forks, events }
+}
