@@ -1,0 +1,138 @@
+/**
+ * The chaos checker: pure, over the client history (JSONL records) and one final dump per
+ * DRU taken after the final heal and quiescence. Each violation names its invariant
+ * (RELIABILITY.md §3) so a report can be grepped: I2 LOST / I2 PHANTOM / I3 ONCE /
+ * I4 CONVERGE / I5 FORK / I5 INCARNATION / I9 VV / I1 ORPHAN / I6 RSS / I8 LIVE / VERIFY.
+ */
+
+/** The DRU id of an origin `id/incarnation`. */
+export const druOf = (origin) => origin.slice(0, origin.lastIndexOf('/'))
+
+/** JSON with sorted keys: key order follows delivery order, so it is never compared raw. */
+export function canonical(v) {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`
+  if (v && typeof v === 'object') {
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonical(v[k])}`)
+      .join(',')}}`
+  }
+  return JSON.stringify(v)
+}
+
+/**
+ * @param history  records {process, type: invoke|ok|fail|info, f, value, time}; nemesis
+ *                 records have process 'nemesis' (restore records carry value {dru, copyAt, before, after})
+ * @param dumps    the fixture's GET /dump of every DRU
+ * @param opts     {rssBoundKiB}
+ * @returns {violations: Array<{invariant, message}>, stats}
+ */
+export function check(history, dumps, opts = {}) {
+  const violations = []
+  const v = (invariant, message) => violations.push({ invariant, message })
+  const rssBoundKiB = opts.rssBoundKiB ?? 512 * 1024
+
+  // ---- writes: the client's view -------------------------------------------------------
+  const writes = new Map() // token -> {value, type, invokeAt, doneAt}
+  for (const r of history) {
+    if (r.f !== 'write') continue
+    const tok = r.value.token
+    if (r.type === 'invoke') writes.set(tok, { value: r.value, type: 'invoke', invokeAt: r.time })
+    else {
+      const w = writes.get(tok)
+      if (!w) v('HISTORY', `completion without invoke for ${tok}`)
+      else Object.assign(w, { type: r.type, doneAt: r.time, result: r.result })
+    }
+  }
+  // A DRU restored from a stale copy may lose acks:0 writes it took after the copy: allowed.
+  const restores = history.filter((r) => r.process === 'nemesis' && r.f === 'restore' && r.type === 'info')
+  const atRisk = (w) => w.value.acks === 0 && restores.some((r) => r.value.dru === w.value.dru && w.invokeAt >= r.value.copyAt && w.invokeAt <= r.time)
+
+  const present = (d, w) => Object.prototype.hasOwnProperty.call(d.docs[w.value.doc] ?? {}, w.value.token)
+  let ok = 0
+  let okAcks1 = 0
+  let info = 0
+  let fail = 0
+  let lostAllowed = 0
+  for (const w of writes.values()) {
+    if (w.type === 'ok') {
+      ok++
+      if (w.value.acks > 0) okAcks1++
+      const missing = dumps.filter((d) => !present(d, w)).map((d) => d.id)
+      if (missing.length === 0) continue
+      if (atRisk(w) && missing.length === dumps.length) lostAllowed++
+      else v('I2 LOST', `ok write ${w.value.token} (acks:${w.value.acks} on ${w.value.dru}, doc ${w.value.doc}) missing on ${missing.join(',')}`)
+    } else if (w.type === 'fail') {
+      fail++
+      const on = dumps.filter((d) => present(d, w)).map((d) => d.id)
+      if (on.length > 0) v('I2 PHANTOM', `failed write ${w.value.token} (${w.result?.code ?? ''}) present on ${on.join(',')}`)
+    } else info++
+  }
+  for (const d of dumps) {
+    for (const [doc, json] of Object.entries(d.docs)) {
+      for (const tok of Object.keys(json ?? {})) if (!writes.has(tok)) v('I2 PHANTOM', `${d.id} holds ${doc}.${tok}, which no client wrote`)
+    }
+  }
+
+  // ---- convergence -----------------------------------------------------------------------
+  const first = dumps[0]
+  for (const d of dumps.slice(1)) {
+    if (d.fingerprint && first.fingerprint && canonical(d.fingerprint) !== canonical(first.fingerprint)) v('I4 CONVERGE', `fingerprint of ${d.id} differs from ${first.id}`)
+    if (d.digest !== first.digest) v('I4 CONVERGE', `state digest of ${d.id} (${d.digest.slice(0, 12)}) differs from ${first.id} (${first.digest.slice(0, 12)})`)
+    const docs = new Set([...Object.keys(d.docs), ...Object.keys(first.docs)])
+    for (const doc of docs) if (canonical(d.docs[doc]) !== canonical(first.docs[doc])) v('I4 CONVERGE', `document ${doc} differs between ${d.id} and ${first.id}`)
+  }
+  for (const d of dumps) if (d.state !== 'active') v('I8 LIVE', `${d.id} is ${d.state}, not active, after the final heal`)
+
+  // ---- exactly-once effects, forks, contiguity, log verification, memory ---------------
+  const hashes = new Map()
+  let remoteEvents = 0
+  for (const d of dumps) {
+    const effects = new Map(d.effects.map(([o, s, n]) => [`${o}#${s}`, n]))
+    const inLog = new Set()
+    const perOrigin = new Map()
+    for (const [origin, seq, hash] of d.events) {
+      const key = `${origin}#${seq}`
+      inLog.add(key)
+      const n = effects.get(key) ?? 0
+      if (druOf(origin) !== d.id) {
+        remoteEvents++
+        if (n !== 1) v('I3 ONCE', `${d.id} ran the handler ${n}× for remote event ${key}`)
+      } else if (origin === d.origin && n !== 0) v('I3 ONCE', `${d.id} ran the handler ${n}× for its own event ${key}`)
+      else if (n > 1) v('I3 ONCE', `${d.id} ran the handler ${n}× for its earlier incarnation's event ${key}`)
+      const seen = hashes.get(key)
+      if (seen && seen.hash !== hash) v('I5 FORK', `${key} has hash ${seen.hash.slice(0, 12)} on ${seen.dru} and ${hash.slice(0, 12)} on ${d.id}`)
+      else if (!seen) hashes.set(key, { hash, dru: d.id })
+      // events come ordered by (origin, seq): each origin must run 1, 2, 3, … with no hole
+      const prev = perOrigin.get(origin) ?? 0
+      if (seq !== prev + 1) v('I9 VV', `${d.id}: ${origin} seq ${seq} follows ${prev} (a hole or a duplicate)`)
+      perOrigin.set(origin, seq)
+    }
+    for (const key of effects.keys()) if (!inLog.has(key)) v('I1 ORPHAN', `${d.id} has an effect for ${key}, which is not in its log`)
+    const vv = d.fingerprint?.vv ?? {}
+    for (const [origin, max] of perOrigin) if (vv[origin] !== max) v('I9 VV', `${d.id}: vv[${origin}] = ${vv[origin]} but the log holds up to ${max}`)
+    if (!d.verify.ok) v('VERIFY', `${d.id}: verifyLog failed: ${d.verify.code} ${d.verify.message}`)
+    if (d.maxRssKiB > rssBoundKiB) v('I6 RSS', `${d.id}: peak RSS ${Math.round(d.maxRssKiB / 1024)} MiB over the bound ${Math.round(rssBoundKiB / 1024)} MiB`)
+  }
+
+  // ---- incarnations ----------------------------------------------------------------------
+  for (const r of restores) {
+    const inc = (o) => Number(o.slice(o.lastIndexOf('/') + 1))
+    if (!(inc(r.value.after) > inc(r.value.before))) v('I5 INCARNATION', `${r.value.dru} restored from a stale copy kept origin ${r.value.after} (was ${r.value.before})`)
+  }
+
+  return {
+    violations,
+    stats: {
+      writes: writes.size,
+      ok,
+      okAcks1,
+      info,
+      fail,
+      lostAllowed,
+      events: hashes.size,
+      remoteEventsApplied: remoteEvents,
+      peakRssMiB: Math.max(...dumps.map((d) => d.maxRssKiB)) / 1024,
+    },
+  }
+}
