@@ -41,6 +41,8 @@ export interface PeerVerification {
   readonly remoteStateDigest?: string | null
   readonly remoteDocuments?: number | null
   readonly divergentOrigins?: readonly string[]
+  /** Events of this DRU's own origins (any incarnation) the peer holds and we lack. */
+  readonly ownEventsLacking?: number
   readonly error?: string
 }
 
@@ -84,6 +86,22 @@ export class Network {
       log.error('peer quarantined', info)
       metrics.quarantines.inc({ peer: info.peerId })
       if (info.code === 'FORK' || info.code === 'CHAIN_BROKEN') metrics.forks.inc({ peer: info.peerId })
+    })
+    // Our own earlier events arriving from a peer prove this log was an old copy. The
+    // peer's vector is usually seen first (#detectStaleOrigin), but a short gap can arrive
+    // in the same breath as the vector: say so either way, so the operator sees it.
+    dru.store.onCommit((events, source) => {
+      if (source !== 'remote' || this.driver.restoring || dru.closed) return
+      const prefix = `${dru.id}/`
+      const own = events.filter((e) => e.origin.startsWith(prefix) && e.origin !== dru.store.origin)
+      if (own.length === 0) return
+      evaluate()
+      if (!this.driver.restoring) {
+        log.warn('stale copy detected: events of an earlier incarnation came back from a peer (already caught up)', {
+          origin: own[0]!.origin,
+          events: own.length,
+        })
+      }
     })
     this.#timer = setInterval(evaluate, EVALUATE_EVERY_MS)
     this.#timer.unref()
@@ -196,6 +214,20 @@ export class Network {
     const mine = store.head(store.origin)?.seq ?? 0
     for (const p of status) {
       const theirs = Math.max(p.theirVv[store.origin] ?? 0, p.ackedVv[store.origin] ?? 0)
+      const older = this.#staleOlderOrigin(p)
+      if (older && !this.driver.restoring) {
+        // An earlier incarnation of ours is further ahead at a peer: this log is an old copy
+        // (a live backup restored, or a machine crash that lost a tail). It already writes
+        // under a new incarnation, so no fork; but until those events are back, the
+        // application would read stale data, so refuse writes as for a restore.
+        store.setMeta('restore_pending', 1)
+        this.driver.restorePending()
+        this.#log.error('stale copy detected: a peer holds newer events of an earlier incarnation; restoring', {
+          peer: p.id,
+          ...older,
+        })
+        return
+      }
       if (theirs > mine) {
         const before = store.origin
         const origin = store.bumpIncarnation(clockIncarnation(this.#now()))
@@ -211,6 +243,28 @@ export class Network {
         return
       }
     }
+  }
+
+  #ownLack(ours: Readonly<Record<string, number>>, theirs: Readonly<Record<string, number>>): number {
+    const prefix = `${this.#dru.id}/`
+    let n = 0
+    for (const [origin, seq] of Object.entries(theirs)) if (origin.startsWith(prefix)) n += Math.max(0, seq - (ours[origin] ?? 0))
+    return n
+  }
+
+  /** An earlier origin of this DRU (`<id>/<n>`, not the current one) the peer holds more of than we do. */
+  #staleOlderOrigin(p: PeerStatus): { origin: string; theirs: number; mine: number } | undefined {
+    const store = this.#dru.store
+    const prefix = `${this.#dru.id}/`
+    const ours = store.vv()
+    for (const vv of [p.theirVv, p.ackedVv]) {
+      for (const [origin, theirs] of Object.entries(vv)) {
+        if (!origin.startsWith(prefix) || origin === store.origin) continue
+        const mine = ours[origin] ?? 0
+        if (theirs > mine) return { origin, theirs, mine }
+      }
+    }
+    return undefined
   }
 
   /**
@@ -230,6 +284,8 @@ export class Network {
         if (!r.reachable) continue
         reached++
         if ((r.divergentOrigins?.length ?? 0) > 0) ok = false
+        // A restore is over only when the peer, asked now, holds nothing of our own origins we lack.
+        if (this.driver.restoring && (r.ownEventsLacking ?? 0) > 0) ok = false
         const p = status.get(r.peer)
         if (p && !this.driver.inSync(assessPeers(ours, [p]))) ok = false
       }
@@ -263,6 +319,7 @@ export class Network {
             remoteDigest: fingerprintDigest(r.fingerprint),
             ...(options.deep ? { remoteStateDigest: r.stateDigest, remoteDocuments: r.documents } : {}),
             divergentOrigins: divergentOrigins(ours, r.fingerprint),
+            ownEventsLacking: this.#ownLack(ours.vv, r.fingerprint.vv),
           }
         } catch (err) {
           return { peer: p.id, reachable: false, equal: null, error: (err as Error).message }
