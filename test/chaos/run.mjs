@@ -338,13 +338,18 @@ async function main() {
         return () => undefined
       },
     }
+    // A seeded deck of every fault kind, reshuffled when empty, so even a short run injects
+    // each kind once; the stale restore runs at most once per run.
     const kinds = Object.keys(schedule)
+    let deck = []
     const faultEnd = Date.now() + opts.durationMs
     while (Date.now() < faultEnd) {
-      let kind = rng.pick(kinds)
+      if (deck.length === 0) deck = rng.shuffle(kinds)
+      let kind = deck.pop()
       if (kind === 'restore' && restoresLeft-- <= 0) kind = 'kill'
       const undo = await schedule[kind]()
-      await sleep(rng.int(500, 2500))
+      // Some faults outlast the heartbeat timeout (1 s) and the acks timeout (1.5 s), some do not.
+      await sleep(rng.int(300, 3500))
       await undo()
       await sleep(rng.int(200, 1000))
     }
@@ -401,7 +406,7 @@ async function main() {
       lines.push(`  replay: npm run chaos -- --seed ${opts.seed} --duration ${opts.durationMs / 1000}s --drus ${opts.drus}`)
     }
     process.stdout.write(`${lines.join('\n')}\n`)
-    process.stdout.write(`CHAOS_RESULT ${JSON.stringify({ seed: opts.seed, pass: violations.length === 0, convergeMs, converged, faults, stats, violations: violations.map((x) => x.invariant) })}\n`)
+    process.stdout.write(`CHAOS_RESULT ${JSON.stringify({ seed: opts.seed, pass: violations.length === 0, convergeMs, converged, faults, stats, violations: violations.reduce((n, x) => ({ ...n, [x.invariant]: (n[x.invariant] ?? 0) + 1 }), {}) })}\n`)
     exitCode = violations.length === 0 ? 0 : 1
   } catch (err) {
     process.stderr.write(`chaos harness error (seed ${opts.seed}): ${err.stack ?? err}\n`)
