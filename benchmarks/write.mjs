@@ -217,9 +217,10 @@ Raw = one \`Automerge.applyChanges\` per document over all its changes, same run
 ${remoteTable.join('\n')}
 
 Known weak spot: the cold path. A cold document is rebuilt by replaying all its events into an empty
-Automerge document (\`applyChanges\` with a patch callback for conflict detection); Automerge itself needs about
+Automerge document (\`loadIncremental\` with a patch callback for conflict detection); Automerge itself needs about
 4 ms for 60 changes into an empty document on this machine (vs ~0.7 ms to add 59 changes to a warm one), and
 snapshots only exist for documents evicted with ≥ 16 unsnapshotted events. Raw numbers swing 2–4× between runs
-because other processes share the 2 cores; each ratio uses raw measured right before and after its dru run.
+because other processes share the 2 cores and the disk (the machine/hot row read 0.64 in the previous run); each
+ratio uses raw measured right before and after its dru run.
 `,
 )
