@@ -1,0 +1,131 @@
+import { execFile } from 'node:child_process'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterEach, describe, expect, it } from 'vitest'
+import { CLI, Cluster, scanForForks } from './cluster.js'
+
+const RUNBOOK = fileURLToPath(new URL('../../docs/RUNBOOK.md', import.meta.url))
+
+/**
+ * The ```sh block that follows `<!-- runbook-test: NAME -->` in RUNBOOK.md. The test runs
+ * the documented commands themselves, so a renamed option or changed output fails here.
+ */
+export function runbookBlock(markdown: string, name: string): string {
+  const re = new RegExp(`<!-- runbook-test: ${name} -->\\s*\`\`\`sh\\n([\\s\\S]*?)\`\`\``)
+  const m = re.exec(markdown)
+  if (!m) throw new Error(`RUNBOOK.md has no sh block marked runbook-test: ${name}`)
+  return m[1]!
+}
+
+interface Run {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+/** Runs a block with bash -e (so any failing command fails the block), `dru` on PATH and DRU_ADMIN set. */
+function runBlock(block: string, env: Record<string, string>, cwd: string): Promise<Run> {
+  const bin = join(cwd, 'bin')
+  mkdirSync(bin, { recursive: true })
+  writeFileSync(join(bin, 'dru'), `#!/bin/sh\nexec "${process.execPath}" "${CLI}" "$@"\n`, { mode: 0o755 })
+  return new Promise((resolve) => {
+    // Asynchronous on purpose: the test process also runs the link proxies the DRUs talk through.
+    execFile(
+      'bash',
+      ['-e', '-o', 'pipefail', '-c', block],
+      { cwd, env: { ...process.env, ...env, PATH: `${bin}:${process.env.PATH}` }, timeout: 60_000 },
+      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    )
+  })
+}
+
+let cluster: Cluster | undefined
+afterEach(async () => {
+  await cluster?.dispose()
+  cluster = undefined
+})
+
+const IDS = ['us-east', 'eu-west', 'ap-south']
+const markdown = readFileSync(RUNBOOK, 'utf8')
+
+describe('docs/RUNBOOK.md runs as written', () => {
+  it('every block marked for testing exists and is a ```sh block', () => {
+    const marked = [...markdown.matchAll(/<!-- runbook-test: ([\w-]+) -->/g)].map((m) => m[1])
+    expect(marked).toEqual(['partition-isolated', 'partition-healed', 'restore-offline', 'restore-pending', 'restore-done'])
+    for (const name of marked) expect(runbookBlock(markdown, name!).trim().length).toBeGreaterThan(0)
+  })
+
+  it('region partitioned then healed', async () => {
+    const c = (cluster = await Cluster.create(IDS))
+    await Promise.all(IDS.map((id) => c.start(id)))
+    await c.waitConverged(IDS)
+    const env = { DRU_ADMIN: c.unit('ap-south').adminUrl }
+    c.cut('ap-south')
+    await c.waitFor('ap-south isolated', async () => (await c.status('ap-south')).state === 'isolated', 5_000)
+    for (let i = 0; i < 3; i++) expect((await c.write('ap-south', `o-${i}`, { n: i })).status).toBe(200)
+
+    const isolated = await runBlock(runbookBlock(markdown, 'partition-isolated'), env, c.dir)
+    expect(isolated.stderr).toBe('')
+    expect(isolated.code).toBe(0)
+    expect(isolated.stdout).toMatch(/^state +isolated \(not ready\)/m)
+    expect(isolated.stdout).toMatch(/^writable +yes$/m)
+    expect(isolated.stdout).toMatch(/^eu-west +no +ap-south\/\d+ +3 +0 +0 +3$/m)
+    expect(isolated.stdout).toMatch(/total: we lack 0 events; peers lack 6 events/)
+    expect(isolated.stdout.trim().split('\n').at(-1)).toBe('503')
+
+    c.heal('ap-south')
+    const healed = await runBlock(runbookBlock(markdown, 'partition-healed'), env, c.dir)
+    expect(healed.code).toBe(0)
+    expect(healed.stdout).toMatch(/^ap-south is active after /m)
+    expect(healed.stdout).toMatch(/^eu-west +yes +\(in sync\) +0 +0$/m)
+    expect(healed.stdout).toMatch(/in sync: fingerprints equal with 2 reachable peer\(s\)/)
+    expect(healed.stdout.trim().split('\n').at(-1)).toBe('200')
+    expect(healed.stderr).toMatch(/state: (isolated|catching-up|verifying|active)/)
+  })
+
+  it('region restored from backup', async () => {
+    const c = (cluster = await Cluster.create(IDS))
+    await Promise.all(IDS.map((id) => c.start(id)))
+    await c.waitConverged(IDS)
+    for (let i = 0; i < 4; i++) expect((await c.write('ap-south', `o-${i}`, { n: i })).status).toBe(200)
+    await c.waitConverged(IDS)
+    const u = c.unit('ap-south')
+    const env = { DRU_ADMIN: u.adminUrl }
+    // The operator's folder holds dru.json, as in the runbook.
+    const opDir = join(c.dir, 'operator')
+    mkdirSync(opDir)
+    writeFileSync(join(opDir, 'dru.json'), JSON.stringify(u.config))
+
+    const offline = runbookBlock(markdown, 'restore-offline')
+    const refused = await runBlock(offline, env, opDir)
+    expect(refused.code).toBe(7) // still running: the documented refusal
+    expect(refused.stderr).toContain('stop it first')
+
+    await c.kill('ap-south', 'SIGTERM')
+    const before = scanForForks([u.dbPath]).events.get(u.dbPath)!.size
+    const restored = await runBlock(offline, env, opDir)
+    expect(restored.code).toBe(0)
+    expect(restored.stdout).toMatch(/^database +closed cleanly \(cold copy\)$/m)
+    const m = /^origin +(ap-south\/\d+) -> (ap-south\/\d+) \(new incarnation \d+\)$/m.exec(restored.stdout)
+    expect(m).not.toBeNull()
+    expect(restored.stdout).toMatch(new RegExp(`^events held +${before} in \\d+ origins$`, 'm'))
+    expect(restored.stdout).toMatch(new RegExp(`^${m![1]!.replace('/', '\\/')} +4$`, 'm'))
+
+    c.cut('ap-south')
+    await c.start('ap-south')
+    const pending = await runBlock(runbookBlock(markdown, 'restore-pending'), env, opDir)
+    expect(pending.code).toBe(0)
+    expect(pending.stdout).toContain(`dru          ap-south (origin ${m![2]})`)
+    expect(pending.stdout).toMatch(/^writable +no \(restore catch-up pending\)$/m)
+    expect((await c.write('ap-south', 'early', { x: 1 })).status).toBe(503)
+
+    c.heal('ap-south')
+    const done = await runBlock(runbookBlock(markdown, 'restore-done'), env, opDir)
+    expect(done.code).toBe(0)
+    expect(done.stdout).toMatch(/^state +active \(ready\)/m)
+    expect(done.stdout).toMatch(/^writable +yes$/m)
+    expect(done.stdout).toMatch(/in sync: fingerprints equal with 2 reachable peer\(s\)/)
+    expect((await c.write('ap-south', 'later', { x: 2 })).status).toBe(200)
+  })
+})
