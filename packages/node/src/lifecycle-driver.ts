@@ -88,8 +88,9 @@ export class LifecycleDriver {
     const lc = this.lifecycle
     if (this.#options.peerCount === 0) return
     if (a.reachable === 0) {
-      const waited = this.#options.now() - this.#startedAt >= this.#options.startupGraceMs
-      if (lc.state() !== LifecycleState.STARTING || waited) lc.signal(LifecycleSignal.ALL_PEERS_LOST)
+      // Right after start no peer has had time to answer yet: give them the grace period
+      // before calling ourselves isolated (also when a restore already moved us on).
+      if (this.#options.now() - this.#startedAt >= this.#options.startupGraceMs) lc.signal(LifecycleSignal.ALL_PEERS_LOST)
       return
     }
     lc.signal(LifecycleSignal.PEERS_REACHABLE)
