@@ -6,7 +6,8 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { generateKeys } from '@dru/sync'
-import { LinkProxy, freePort } from '../../packages/cli/src/demo/link-proxy.js'
+import { freePort } from '../../packages/cli/src/demo/link-proxy.js'
+import { TcpProxy } from '../sync/helpers.js'
 
 export const APP = fileURLToPath(new URL('./fixtures/dru-app.mjs', import.meta.url))
 export const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url))
@@ -49,12 +50,12 @@ export interface Unit {
 
 /**
  * N DRUs on 127.0.0.1, each its own process running {@link APP}, every directed link
- * through a {@link LinkProxy} so a region can be cut off and healed.
+ * through a {@link TcpProxy} so a region can be cut off (reset or silently) and healed.
  */
 export class Cluster {
   readonly dir: string
   readonly units = new Map<string, Unit>()
-  readonly links: Array<{ from: string; to: string; proxy: LinkProxy }> = []
+  readonly links: Array<{ from: string; to: string; proxy: TcpProxy }> = []
 
   private constructor(dir: string) {
     this.dir = dir
@@ -80,7 +81,7 @@ export class Cluster {
         transitions: [],
       })
     }
-    for (const from of ids) for (const to of ids) if (from !== to) c.links.push({ from, to, proxy: await LinkProxy.start(c.unit(to).listenPort) })
+    for (const from of ids) for (const to of ids) if (from !== to) c.links.push({ from, to, proxy: await TcpProxy.start(c.unit(to).listenPort) })
     for (const u of c.units.values()) {
       u.config = {
         id: u.id,
@@ -144,13 +145,16 @@ export class Cluster {
     await u.exited
   }
 
-  /** Cuts (or heals) every link to and from `id`. */
-  cut(id: string): void {
-    for (const l of this.links) if (l.from === id || l.to === id) l.proxy.cut()
+  /**
+   * Cuts every link to and from `id`: `reset` refuses and resets connections (noticed at
+   * once), `silent` drops every byte on open connections (noticed by heartbeat timeout).
+   */
+  cut(id: string, how: 'reset' | 'silent' = 'reset'): void {
+    for (const l of this.links) if (l.from === id || l.to === id) l.proxy.set(how === 'reset' ? 'refuse' : 'drop')
   }
 
   heal(id: string): void {
-    for (const l of this.links) if (l.from === id || l.to === id) l.proxy.heal()
+    for (const l of this.links) if (l.from === id || l.to === id) l.proxy.set('pass')
   }
 
   async status(id: string): Promise<Status> {
