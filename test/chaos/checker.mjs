@@ -2,7 +2,8 @@
  * The chaos checker: pure, over the client history (JSONL records) and one final dump per
  * DRU taken after the final heal and quiescence. Each violation names its invariant
  * (RELIABILITY.md §3) so a report can be grepped: I2 LOST / I2 PHANTOM / I3 ONCE /
- * I4 CONVERGE / I5 FORK / I5 INCARNATION / I9 VV / I1 ORPHAN / I6 RSS / I8 LIVE / VERIFY.
+ * I4 CONVERGE / I5 FORK / I5 INCARNATION / I9 VV / I1 ORPHAN / I6 RSS / I8 LIVE / I10 OBSERVABLE /
+ * VERIFY.
  */
 
 /** The DRU id of an origin `id/incarnation`. */
@@ -45,7 +46,7 @@ export function check(history, dumps, opts = {}) {
     }
   }
   // A DRU restored from a stale copy may lose acks:0 writes it took after the copy: allowed.
-  const restores = history.filter((r) => r.process === 'nemesis' && r.f === 'restore' && r.type === 'info')
+  const restores = history.filter((r) => r.process === 'nemesis' && (r.f === 'restore' || r.f === 'lost-disk') && r.type === 'info')
   const atRisk = (w) => w.value.acks === 0 && restores.some((r) => r.value.dru === w.value.dru && w.invokeAt >= r.value.copyAt && w.invokeAt <= r.time)
 
   const present = (d, w) => Object.prototype.hasOwnProperty.call(d.docs[w.value.doc] ?? {}, w.value.token)
@@ -113,6 +114,11 @@ export function check(history, dumps, opts = {}) {
     for (const [origin, max] of perOrigin) if (vv[origin] !== max) v('I9 VV', `${d.id}: vv[${origin}] = ${vv[origin]} but the log holds up to ${max}`)
     if (!d.verify.ok) v('VERIFY', `${d.id}: verifyLog failed: ${d.verify.code} ${d.verify.message}`)
     if (d.maxRssKiB > rssBoundKiB) v('I6 RSS', `${d.id}: peak RSS ${Math.round(d.maxRssKiB / 1024)} MiB over the bound ${Math.round(rssBoundKiB / 1024)} MiB`)
+  }
+
+  // ---- observability: an isolated DRU reported no connected peer ----------------------
+  for (const r of history.filter((x) => x.process === 'nemesis' && x.f === 'observe-isolated')) {
+    if (r.value.connected.length > 0) v('I10 OBSERVABLE', `${r.value.dru} cut off for ${r.value.heldMs} ms still reports ${r.value.connected.join(',')} connected (state ${r.value.state})`)
   }
 
   // ---- incarnations ----------------------------------------------------------------------

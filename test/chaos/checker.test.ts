@@ -118,6 +118,14 @@ describe('chaos checker', () => {
     expect(kinds(check(c.history, c.dumps))).toContain('I9 VV')
   })
 
+  it('reports an isolated DRU that still claims a connected peer (I10 OBSERVABLE)', () => {
+    const { history, dumps } = clean()
+    history.push({ process: 'nemesis', type: 'info', f: 'observe-isolated', value: { dru: 'a', heldMs: 3000, state: 'isolated', connected: [] }, time: 3 })
+    expect(check(history, dumps).violations).toEqual([])
+    history.push({ process: 'nemesis', type: 'info', f: 'observe-isolated', value: { dru: 'a', heldMs: 3000, state: 'active', connected: ['b'] }, time: 4 })
+    expect(kinds(check(history, dumps))).toEqual(['I10 OBSERVABLE'])
+  })
+
   it('reports a restore that kept its incarnation, a failed verifyLog and RSS over the bound', () => {
     const { history, dumps } = clean()
     history.push({ process: 'nemesis', type: 'info', f: 'restore', value: { dru: 'b', copyAt: 0, before: 'b/7', after: 'b/7' }, time: 5 })

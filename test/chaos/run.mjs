@@ -4,7 +4,13 @@
  * fault-injecting proxy, one client per DRU writing unique tokens, a seeded nemesis,
  * then a final heal, quiescence and the checker (checker.mjs).
  *
- *   npm run chaos -- [--seed S] [--duration 30s] [--drus 5] [--rss-mib 512] [--keep] [--dir D]
+ *   npm run chaos -- [--seed S] [--duration 30s] [--drus 5] [--hold 300-3500] [--rss-mib 512]
+ *                    [--faults N] [--converge 60s] [--keep] [--dir D]
+ *
+ * --hold is how long each fault stays before it is undone, in ms unless a unit is given
+ * (uniform in the range). --duration and --converge default to seconds. --faults N injects
+ * exactly N faults instead of running for --duration (a seed then replays the same faults
+ * however slow the machine is).
  *
  * Exit 0 when the checker finds nothing, 1 on any violation (the seed is printed to
  * replay), 2 on a harness error. DRU_TEST_PLANT in the environment is passed to the
@@ -26,11 +32,11 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 // ---- options --------------------------------------------------------------------------
 function parseArgs(argv) {
-  const o = { seed: Math.floor(Math.random() * 2 ** 31), durationMs: 30_000, drus: 5, rssMiB: 512, keep: false, dir: undefined, convergeMs: 60_000 }
-  const ms = (s) => {
+  const o = { seed: Math.floor(Math.random() * 2 ** 31), durationMs: 30_000, drus: 5, rssMiB: 512, keep: false, dir: undefined, convergeMs: 60_000, hold: [300, 3500], faults: 0 }
+  const ms = (s, unit = 's') => {
     const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(s)
     if (!m) throw new Error(`bad duration ${s}`)
-    return Number(m[1]) * { ms: 1, s: 1e3, m: 60e3, h: 3600e3 }[m[2] ?? 's']
+    return Number(m[1]) * { ms: 1, s: 1e3, m: 60e3, h: 3600e3 }[m[2] ?? unit]
   }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
@@ -40,6 +46,8 @@ function parseArgs(argv) {
     else if (a === '--drus') o.drus = Number(next())
     else if (a === '--rss-mib') o.rssMiB = Number(next())
     else if (a === '--converge') o.convergeMs = ms(next())
+    else if (a === '--hold') o.hold = next().split('-').map((x) => ms(x, 'ms'))
+    else if (a === '--faults') o.faults = Number(next())
     else if (a === '--keep') o.keep = true
     else if (a === '--dir') o.dir = next()
     else throw new Error(`unknown option ${a}`)
@@ -256,10 +264,20 @@ async function main() {
       say(`nemesis ${f} ${JSON.stringify(value)}`)
     }
     const linkMode = () => rng.pick(['blackhole', 'reset'])
-    let restoresLeft = 1
+    // I10: an isolated DRU must say so. Once the cut outlasted the heartbeat timeout (plus
+    // an interval and scheduling slack) its /status must show no connected peer.
+    let isolated
+    const observeIsolated = async (heldMs) => {
+      const x = isolated
+      if (heldMs < SYNC.heartbeatTimeoutMs + SYNC.heartbeatMs + 600 || !cluster.running(x)) return
+      const s = await cluster.admin(x, '/status')
+      record({ process: 'nemesis', type: 'info', f: 'observe-isolated', value: { dru: x, heldMs, state: s.state, connected: s.peers.filter((p) => p.connected).map((p) => p.id) } })
+    }
+    let restoresLeft = 2
     const schedule = {
       isolate: async () => {
-        const x = rng.pick(ids)
+        const x = rng.pick(ids.filter((i) => !cluster.units.get(i).paused))
+        isolated = x
         const mode = linkMode()
         cluster.cutBetween([x], ids.filter((i) => i !== x), mode)
         nem('partition-isolate', { isolated: x, mode })
@@ -339,17 +357,33 @@ async function main() {
       },
     }
     // A seeded deck of every fault kind, reshuffled when empty, so even a short run injects
-    // each kind once; the stale restore runs at most once per run.
+    // each kind once; a stale restore and a lost disk run at most twice in all per run.
+    // A lost disk (F14): the DRU comes back empty under the same id. Every acks:0 write it
+    // took that no peer held yet may be lost (copyAt 0 marks all of its writes at risk).
+    schedule.wipe = async () => {
+      const x = rng.pick(ids.filter((i) => cluster.running(i) && !cluster.units.get(i).paused))
+      const u = cluster.units.get(x)
+      const before = (await cluster.admin(x, '/status')).origin
+      await cluster.kill(x)
+      for (const s of ['', '-wal', '-shm']) rmSync(`${u.dbPath}${s}`, { force: true })
+      await cluster.start(x)
+      const after = (await cluster.admin(x, '/status')).origin
+      nem('lost-disk', { dru: x, copyAt: 0, before, after })
+      return () => undefined
+    }
     const kinds = Object.keys(schedule)
     let deck = []
     const faultEnd = Date.now() + opts.durationMs
-    while (Date.now() < faultEnd) {
+    let injected = 0
+    while (opts.faults > 0 ? injected++ < opts.faults : Date.now() < faultEnd) {
       if (deck.length === 0) deck = rng.shuffle(kinds)
       let kind = deck.pop()
-      if (kind === 'restore' && restoresLeft-- <= 0) kind = 'kill'
+      if ((kind === 'restore' || kind === 'wipe') && restoresLeft-- <= 0) kind = 'kill'
       const undo = await schedule[kind]()
       // Some faults outlast the heartbeat timeout (1 s) and the acks timeout (1.5 s), some do not.
-      await sleep(rng.int(300, 3500))
+      const held = rng.int(opts.hold[0], opts.hold[1])
+      await sleep(held)
+      if (kind === 'isolate') await observeIsolated(held)
       await undo()
       await sleep(rng.int(200, 1000))
     }
@@ -386,7 +420,7 @@ async function main() {
     const lines = [
       '',
       'Report',
-      `  seed ${opts.seed}; ${opts.drus} DRUs; ${opts.durationMs / 1000} s of faults; total ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+      `  seed ${opts.seed}; ${opts.drus} DRUs; ${opts.faults > 0 ? `${opts.faults} faults` : `${opts.durationMs / 1000} s of faults`}; total ${((Date.now() - t0) / 1000).toFixed(1)} s`,
       `  writes: ${stats.writes} invoked, ${stats.ok} ok (${stats.okAcks1} with acks:1), ${stats.fail} fail, ${stats.info} info (indeterminate); ${stats.lostAllowed} acks:0 writes lost with a restored disk (allowed)`,
       `  events in the cluster: ${stats.events}; remote applications checked for exactly-once: ${stats.remoteEventsApplied}`,
       `  faults: ${Object.entries(faults).map(([k, n]) => `${k}×${n}`).join(', ') || 'none'}`,
@@ -403,7 +437,7 @@ async function main() {
         lines.push(`    ${k}: ${ms.length}`)
         for (const m of ms.slice(0, 5)) lines.push(`      ${m}`)
       }
-      lines.push(`  replay: npm run chaos -- --seed ${opts.seed} --duration ${opts.durationMs / 1000}s --drus ${opts.drus}`)
+      lines.push(`  replay: npm run chaos -- ${process.argv.slice(2).join(' ')}${process.argv.includes('--seed') ? '' : ` --seed ${opts.seed}`}`)
     }
     process.stdout.write(`${lines.join('\n')}\n`)
     process.stdout.write(`CHAOS_RESULT ${JSON.stringify({ seed: opts.seed, pass: violations.length === 0, convergeMs, converged, faults, stats, violations: violations.reduce((n, x) => ({ ...n, [x.invariant]: (n[x.invariant] ?? 0) + 1 }), {}) })}\n`)
