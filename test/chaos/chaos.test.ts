@@ -33,7 +33,7 @@ function runChaos(args: string[], env: Record<string, string> = {}): Promise<Out
 
 describe('chaos harness', () => {
   it('a seeded schedule of partitions, kills, pauses, skew, slow and flapping links, a stale restore and a lost disk passes every invariant', async () => {
-    const { code, out, result } = await runChaos(['--seed', '7', '--faults', '10', '--drus', '4', '--hold', '300-1800'])
+    const { code, out, result } = await runChaos(['--seed', '7', '--faults', '11', '--drus', '4', '--hold', '300-1800'])
     if (code !== 0) console.error(out)
     expect(result.violations).toEqual({})
     expect(code).toBe(0)
@@ -42,9 +42,9 @@ describe('chaos harness', () => {
     expect(result.stats.ok).toBeGreaterThan(100)
     expect(result.stats.okAcks1).toBeGreaterThan(10)
     expect(result.stats.remoteEventsApplied).toBeGreaterThan(result.stats.ok)
-    // The seeded deck deals every fault kind once in ten faults.
+    // The seeded deck deals every fault kind once in eleven faults.
     expect(Object.keys(result.faults).sort()).toEqual(
-      ['clock-skew', 'flap', 'kill', 'lost-disk', 'partition-bridge', 'partition-isolate', 'partition-majority', 'pause', 'restore', 'slow-links'],
+      ['clock-skew', 'flap', 'kill', 'lost-disk', 'partition-asymmetric', 'partition-bridge', 'partition-isolate', 'partition-majority', 'pause', 'restore', 'slow-links'],
     )
   }, 120_000)
 

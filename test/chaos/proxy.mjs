@@ -9,6 +9,8 @@ import net from 'node:net'
  *              one side is not passed on either. On heal the held bytes are delivered (TCP
  *              retransmission) or, if one side closed meanwhile, the other is reset.
  *   reset      reset live connections (RST) and refuse new ones
+ *   hold-up    hold only the dialer→listener bytes (an asymmetric partition), deliver on heal
+ *   hold-down  hold only the listener→dialer bytes
  *   slow:N     deliver each chunk N ms late (order kept: same delay, timers fire in order)
  */
 export class ChaosProxy {
@@ -44,7 +46,7 @@ export class ChaosProxy {
     const [m, n] = mode.split(':')
     this.#mode = m
     this.#delay = Number(n ?? 0)
-    if (m !== 'blackhole') {
+    if (m === 'pass' || m === 'slow' || m === 'reset') {
       for (const c of [...this.#conns]) {
         if (c.dead) {
           c.client.resetAndDestroy()
@@ -69,14 +71,14 @@ export class ChaosProxy {
     const upstream = net.connect(this.#target, '127.0.0.1')
     const conn = { client, upstream, toUp: [], toClient: [], dead: false }
     this.#conns.add(conn)
-    const forward = (to, held) => (chunk) => {
-      if (this.#mode === 'blackhole') return void held.push(chunk)
+    const forward = (to, held, dir) => (chunk) => {
+      if (this.#mode === 'blackhole' || this.#mode === `hold-${dir}`) return void held.push(chunk)
       this.bytes += chunk.length
       if (this.#mode === 'slow') setTimeout(() => to.destroyed || to.write(chunk), this.#delay)
       else to.write(chunk)
     }
-    client.on('data', forward(upstream, conn.toUp))
-    upstream.on('data', forward(client, conn.toClient))
+    client.on('data', forward(upstream, conn.toUp, 'up'))
+    upstream.on('data', forward(client, conn.toClient, 'down'))
     for (const s of [client, upstream]) {
       s.on('error', () => undefined)
       s.on('close', () => {

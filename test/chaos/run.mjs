@@ -299,6 +299,16 @@ async function main() {
         nem('partition-bridge', { bridge: b, sides: [rest.slice(0, half), rest.slice(half)], mode })
         return () => cluster.healLinks()
       },
+      asymmetric: async () => {
+        // Everything x sends is held; everything sent to x arrives (F2).
+        const x = rng.pick(ids)
+        for (const l of cluster.links) {
+          if (l.from === x) l.proxy.set('hold-up')
+          else if (l.to === x) l.proxy.set('hold-down')
+        }
+        nem('partition-asymmetric', { mute: x })
+        return () => cluster.healLinks()
+      },
       kill: async () => {
         const x = rng.pick(ids.filter((i) => cluster.running(i)))
         await cluster.kill(x)
