@@ -6,7 +6,6 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { generateKeys } from '@dru/sync'
-import { freePort } from '../../packages/cli/src/demo/link-proxy.js'
 import { TcpProxy } from '../sync/helpers.js'
 
 export const APP = fileURLToPath(new URL('./fixtures/dru-app.mjs', import.meta.url))
@@ -37,10 +36,10 @@ export interface Unit {
   readonly id: string
   readonly configPath: string
   readonly dbPath: string
-  readonly listenPort: number
-  readonly adminPort: number
-  readonly appPort: number
-  readonly adminUrl: string
+  /** Ports of the current process (all chosen by the OS: port 0, read back from the child). */
+  listenPort: number
+  appPort: number
+  adminUrl: string
   config: Record<string, unknown>
   child?: ChildProcess
   exited?: Promise<number | null>
@@ -67,28 +66,26 @@ export class Cluster {
     const pairs = Object.fromEntries(ids.map((id) => [id, generateKeys()]))
     const publicKeys = Object.fromEntries(ids.map((id) => [id, pairs[id]!.publicKey]))
     for (const id of ids) {
-      const [listenPort, adminPort, appPort] = [await freePort(), await freePort(), await freePort()]
       c.units.set(id, {
         id,
         configPath: join(c.dir, `${id}.json`),
         dbPath: join(c.dir, `${id}.db`),
-        listenPort,
-        adminPort,
-        appPort,
-        adminUrl: `http://127.0.0.1:${adminPort}`,
+        listenPort: 0,
+        appPort: 0,
+        adminUrl: '',
         config: {},
         lines: [],
         transitions: [],
       })
     }
-    for (const from of ids) for (const to of ids) if (from !== to) c.links.push({ from, to, proxy: await TcpProxy.start(c.unit(to).listenPort) })
+    for (const from of ids) for (const to of ids) if (from !== to) c.links.push({ from, to, proxy: await TcpProxy.start() })
     for (const u of c.units.values()) {
       u.config = {
         id: u.id,
         path: u.dbPath,
         durability: 'process',
-        listen: { host: '127.0.0.1', port: u.listenPort },
-        admin: { host: '127.0.0.1', port: u.adminPort },
+        listen: { host: '127.0.0.1', port: 0 },
+        admin: { host: '127.0.0.1', port: 0 },
         peers: c.links.filter((l) => l.from === u.id).map((l) => ({ id: l.to, url: `ws://127.0.0.1:${l.proxy.port}` })),
         secret,
         keys: { privateKey: pairs[u.id]!.privateKey, publicKeys },
@@ -117,17 +114,35 @@ export class Cluster {
   /** Starts the unit's process and resolves once its HTTP server listens. */
   start(id: string): Promise<void> {
     const u = this.unit(id)
-    const child = spawn(process.execPath, [APP, u.configPath, String(u.appPort)], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [APP, u.configPath, '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
     u.child = child
     u.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)))
     let stderr = ''
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
+    // Resolves once both the HTTP server is up and the DRU's "dru open" log line (its ports)
+    // is in: the log is written asynchronously and may come after "ready".
+    let ready = false
+    let opened = false
     return new Promise((resolve, reject) => {
       createInterface({ input: child.stdout! }).on('line', (line) => {
-        if (line.startsWith('ready ')) return resolve()
+        if (line.startsWith('ready ')) {
+          u.appPort = Number(line.slice(6))
+          ready = true
+          if (opened) resolve()
+          return
+        }
         try {
           const rec = JSON.parse(line) as Record<string, unknown>
           u.lines.push(rec)
+          if (rec.msg === 'dru open') {
+            // Ports are picked by the OS (no reuse races between parallel test files); the
+            // proxies in front of this DRU now lead to its new sync port.
+            u.listenPort = Number(rec.sync)
+            u.adminUrl = String(rec.admin)
+            for (const l of this.links) if (l.to === id) l.proxy.target = u.listenPort
+            opened = true
+            if (ready) resolve()
+          }
           const m = /^lifecycle (\S+) -> (\S+)$/.exec(String(rec.msg ?? ''))
           if (m) u.transitions.push({ from: m[1]!, to: m[2]!, at: Date.now() })
         } catch {

@@ -75,6 +75,8 @@ describe('docs/RUNBOOK.md runs as written', () => {
     expect(isolated.stdout.trim().split('\n').at(-1)).toBe('503')
 
     c.heal('ap-south')
+    // "When the network is back": both links up again (reconnection backoff can lag a little).
+    await c.waitFor('links back', async () => (await c.status('ap-south')).peers.every((p) => p.connected), 10_000)
     const healed = await runBlock(runbookBlock(markdown, 'partition-healed'), env, c.dir)
     expect(healed.code).toBe(0)
     expect(healed.stdout).toMatch(/^ap-south is active after /m)
@@ -91,20 +93,20 @@ describe('docs/RUNBOOK.md runs as written', () => {
     for (let i = 0; i < 4; i++) expect((await c.write('ap-south', `o-${i}`, { n: i })).status).toBe(200)
     await c.waitConverged(IDS)
     const u = c.unit('ap-south')
-    const env = { DRU_ADMIN: u.adminUrl }
+    const env = () => ({ DRU_ADMIN: u.adminUrl }) // the admin port changes on restart
     // The operator's folder holds dru.json, as in the runbook.
     const opDir = join(c.dir, 'operator')
     mkdirSync(opDir)
     writeFileSync(join(opDir, 'dru.json'), JSON.stringify(u.config))
 
     const offline = runbookBlock(markdown, 'restore-offline')
-    const refused = await runBlock(offline, env, opDir)
+    const refused = await runBlock(offline, env(), opDir)
     expect(refused.code).toBe(7) // still running: the documented refusal
     expect(refused.stderr).toContain('stop it first')
 
     await c.kill('ap-south', 'SIGTERM')
     const before = scanForForks([u.dbPath]).events.get(u.dbPath)!.size
-    const restored = await runBlock(offline, env, opDir)
+    const restored = await runBlock(offline, env(), opDir)
     expect(restored.code).toBe(0)
     expect(restored.stdout).toMatch(/^database +closed cleanly \(cold copy\)$/m)
     const m = /^origin +(ap-south\/\d+) -> (ap-south\/\d+) \(new incarnation \d+\)$/m.exec(restored.stdout)
@@ -114,14 +116,14 @@ describe('docs/RUNBOOK.md runs as written', () => {
 
     c.cut('ap-south')
     await c.start('ap-south')
-    const pending = await runBlock(runbookBlock(markdown, 'restore-pending'), env, opDir)
+    const pending = await runBlock(runbookBlock(markdown, 'restore-pending'), env(), opDir)
     expect(pending.code).toBe(0)
     expect(pending.stdout).toContain(`dru          ap-south (origin ${m![2]})`)
     expect(pending.stdout).toMatch(/^writable +no \(restore catch-up pending\)$/m)
     expect((await c.write('ap-south', 'early', { x: 1 })).status).toBe(503)
 
     c.heal('ap-south')
-    const done = await runBlock(runbookBlock(markdown, 'restore-done'), env, opDir)
+    const done = await runBlock(runbookBlock(markdown, 'restore-done'), env(), opDir)
     expect(done.code).toBe(0)
     expect(done.stdout).toMatch(/^state +active \(ready\)/m)
     expect(done.stdout).toMatch(/^writable +yes$/m)
