@@ -42,6 +42,8 @@ describe('chaos harness', () => {
     expect(result.stats.ok).toBeGreaterThan(100)
     expect(result.stats.okAcks1).toBeGreaterThan(10)
     expect(result.stats.remoteEventsApplied).toBeGreaterThan(result.stats.ok)
+    // acks:1 writes were taken by a DRU that then lost its disk or was restored, and survived.
+    expect(result.stats.acks1AcrossDiskLoss).toBeGreaterThan(0)
     // The seeded deck deals every fault kind once in eleven faults.
     expect(Object.keys(result.faults).sort()).toEqual(
       ['clock-skew', 'flap', 'kill', 'lost-disk', 'partition-asymmetric', 'partition-bridge', 'partition-isolate', 'partition-majority', 'pause', 'restore', 'slow-links'],

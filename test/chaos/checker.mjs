@@ -47,7 +47,8 @@ export function check(history, dumps, opts = {}) {
   }
   // A DRU restored from a stale copy may lose acks:0 writes it took after the copy: allowed.
   const restores = history.filter((r) => r.process === 'nemesis' && (r.f === 'restore' || r.f === 'lost-disk') && r.type === 'info')
-  const atRisk = (w) => w.value.acks === 0 && restores.some((r) => r.value.dru === w.value.dru && w.invokeAt >= r.value.copyAt && w.invokeAt <= r.time)
+  const diskLostAfter = (w) => restores.some((r) => r.value.dru === w.value.dru && w.invokeAt >= r.value.copyAt && w.invokeAt <= r.time)
+  const atRisk = (w) => w.value.acks === 0 && diskLostAfter(w)
 
   const present = (d, w) => Object.prototype.hasOwnProperty.call(d.docs[w.value.doc] ?? {}, w.value.token)
   let ok = 0
@@ -55,10 +56,13 @@ export function check(history, dumps, opts = {}) {
   let info = 0
   let fail = 0
   let lostAllowed = 0
+  let acks1AcrossDiskLoss = 0
+  let committedUnacked = 0
   for (const w of writes.values()) {
     if (w.type === 'ok') {
       ok++
       if (w.value.acks > 0) okAcks1++
+      if (w.value.acks > 0 && diskLostAfter(w)) acks1AcrossDiskLoss++
       const missing = dumps.filter((d) => !present(d, w)).map((d) => d.id)
       if (missing.length === 0) continue
       if (atRisk(w) && missing.length === dumps.length) lostAllowed++
@@ -67,7 +71,18 @@ export function check(history, dumps, opts = {}) {
       fail++
       const on = dumps.filter((d) => present(d, w)).map((d) => d.id)
       if (on.length > 0) v('I2 PHANTOM', `failed write ${w.value.token} (${w.result?.code ?? ''}) present on ${on.join(',')}`)
-    } else info++
+    } else {
+      info++
+      // ACK_TIMEOUT means "committed locally, not acknowledged": it must be there like an
+      // acks:0 ok write (so lost only with the writer's disk).
+      if (w.type === 'info' && w.result?.code === 'ACK_TIMEOUT') {
+        committedUnacked++
+        const missing = dumps.filter((d) => !present(d, w)).map((d) => d.id)
+        if (missing.length > 0 && !(diskLostAfter(w) && missing.length === dumps.length)) {
+          v('I2 LOST', `write ${w.value.token} answered ACK_TIMEOUT (committed on ${w.value.dru}) missing on ${missing.join(',')}`)
+        }
+      }
+    }
   }
   for (const d of dumps) {
     for (const [doc, json] of Object.entries(d.docs)) {
@@ -136,6 +151,8 @@ export function check(history, dumps, opts = {}) {
       info,
       fail,
       lostAllowed,
+      acks1AcrossDiskLoss,
+      committedUnacked,
       events: hashes.size,
       remoteEventsApplied: remoteEvents,
       peakRssMiB: Math.max(...dumps.map((d) => d.maxRssKiB)) / 1024,

@@ -73,6 +73,19 @@ describe('chaos checker', () => {
     expect(r0.stats.lostAllowed).toBe(1)
   })
 
+  it('requires an ACK_TIMEOUT write (committed locally) to be present, unless its writer lost its disk', () => {
+    const { history, dumps } = clean()
+    history.push(w('invoke', 't5', 'a', 1), { ...w('info', 't5', 'a', 1), result: { code: 'ACK_TIMEOUT' } })
+    const r = check(history, dumps)
+    expect(r.violations.map((x: Violation) => x.message).join()).toContain('t5')
+    expect(r.stats.committedUnacked).toBe(1)
+    for (const d of dumps) d.docs.d!.t5 = 'a'
+    expect(check(history, dumps).violations).toEqual([])
+    for (const d of dumps) delete d.docs.d!.t5
+    history.push({ process: 'nemesis', type: 'info', f: 'lost-disk', value: { dru: 'a', copyAt: 0, before: 'a/1', after: 'a/2' }, time: 9 })
+    expect(kinds(check(history, dumps))).not.toContain('I2 LOST')
+  })
+
   it('reports a failed write that is present (I2 PHANTOM) and a token nobody wrote', () => {
     const { history, dumps } = clean()
     for (const d of dumps) d.docs = { d: { t1: 'a', t2: 'b', t3: 'b', zz: 'x' } }

@@ -432,6 +432,7 @@ async function main() {
       'Report',
       `  seed ${opts.seed}; ${opts.drus} DRUs; ${opts.faults > 0 ? `${opts.faults} faults` : `${opts.durationMs / 1000} s of faults`}; total ${((Date.now() - t0) / 1000).toFixed(1)} s`,
       `  writes: ${stats.writes} invoked, ${stats.ok} ok (${stats.okAcks1} with acks:1), ${stats.fail} fail, ${stats.info} info (indeterminate); ${stats.lostAllowed} acks:0 writes lost with a restored disk (allowed)`,
+      `  acks:1 ok writes whose writer later lost its disk or was restored (must all survive): ${stats.acks1AcrossDiskLoss}; ACK_TIMEOUT writes (committed, must survive): ${stats.committedUnacked}`,
       `  events in the cluster: ${stats.events}; remote applications checked for exactly-once: ${stats.remoteEventsApplied}`,
       `  faults: ${Object.entries(faults).map(([k, n]) => `${k}×${n}`).join(', ') || 'none'}`,
       `  converged ${converged ? `${convergeMs} ms` : 'NOT'} after the final heal; peak RSS ${stats.peakRssMiB.toFixed(0)} MiB (bound ${opts.rssMiB} MiB)`,
