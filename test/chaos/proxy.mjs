@@ -26,7 +26,12 @@ export class ChaosProxy {
     this.#target = target
   }
 
-  static async start(target) {
+  /** Where the link leads: a restarted DRU listens on a new port. */
+  set target(port) {
+    this.#target = port
+  }
+
+  static async start(target = 0) {
     const server = net.createServer()
     const p = new ChaosProxy(server, target)
     server.on('connection', (c) => p.#accept(c))
@@ -96,11 +101,3 @@ export class ChaosProxy {
   }
 }
 
-/** A free loopback port (bound and released). */
-export async function freePort() {
-  const s = net.createServer()
-  await new Promise((r) => s.listen(0, '127.0.0.1', r))
-  const port = s.address().port
-  await new Promise((r) => s.close(() => r()))
-  return port
-}

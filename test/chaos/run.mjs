@@ -23,7 +23,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { generateKeys } from '@dru/sync'
-import { ChaosProxy, freePort } from './proxy.mjs'
+import { ChaosProxy } from './proxy.mjs'
 import { check } from './checker.mjs'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/chaos-dru.mjs', import.meta.url))
@@ -95,17 +95,18 @@ class Cluster {
     const keys = Object.fromEntries(this.ids.map((id) => [id, generateKeys()]))
     const publicKeys = Object.fromEntries(this.ids.map((id) => [id, keys[id].publicKey]))
     for (const id of this.ids) {
-      const [listenPort, adminPort, appPort] = [await freePort(), await freePort(), await freePort()]
-      this.units.set(id, { id, listenPort, adminPort, appPort, dbPath: join(this.dir, `${id}.db`), configPath: join(this.dir, `${id}.json`), skewMs: 0, log: [] })
+      // Ports are chosen by the OS at each start (port 0) and read back from the child, so
+      // parallel test files never race for a port and a restart never needs its old one.
+      this.units.set(id, { id, listenPort: 0, adminPort: 0, appPort: 0, dbPath: join(this.dir, `${id}.db`), configPath: join(this.dir, `${id}.json`), skewMs: 0, log: [] })
     }
-    for (const from of this.ids) for (const to of this.ids) if (from !== to) this.links.push({ from, to, proxy: await ChaosProxy.start(this.units.get(to).listenPort) })
+    for (const from of this.ids) for (const to of this.ids) if (from !== to) this.links.push({ from, to, proxy: await ChaosProxy.start() })
     for (const u of this.units.values()) {
       const config = {
         id: u.id,
         path: u.dbPath,
         durability: 'process',
-        listen: { host: '127.0.0.1', port: u.listenPort },
-        admin: { host: '127.0.0.1', port: u.adminPort },
+        listen: { host: '127.0.0.1', port: 0 },
+        admin: { host: '127.0.0.1', port: 0 },
         peers: this.links.filter((l) => l.from === u.id).map((l) => ({ id: l.to, url: `ws://127.0.0.1:${l.proxy.port}` })),
         secret,
         keys: { privateKey: keys[u.id].privateKey, publicKeys },
@@ -118,7 +119,7 @@ class Cluster {
 
   start(id) {
     const u = this.units.get(id)
-    const child = spawn(process.execPath, [FIXTURE, u.configPath, String(u.appPort)], {
+    const child = spawn(process.execPath, [FIXTURE, u.configPath], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, CHAOS_SKEW_MS: String(u.skewMs) },
     })
@@ -127,7 +128,13 @@ class Cluster {
     u.exited = new Promise((r) => child.once('exit', (code, sig) => r(code ?? sig)))
     child.stderr.on('data', (d) => u.log.push(d.toString()))
     return new Promise((resolve, reject) => {
-      createInterface({ input: child.stdout }).on('line', (line) => (line.startsWith('ready ') ? resolve() : u.log.push(line)))
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        if (!line.startsWith('ready ')) return void u.log.push(line)
+        const ports = JSON.parse(line.slice(6))
+        Object.assign(u, { appPort: ports.app, listenPort: ports.sync, adminPort: ports.admin })
+        for (const l of this.links) if (l.to === id) l.proxy.target = ports.sync
+        resolve()
+      })
       child.once('exit', (code, sig) => reject(new Error(`${id} exited (${code ?? sig}) before ready: ${u.log.join('').slice(-2000)}`)))
     })
   }
