@@ -43,7 +43,7 @@ export class LinkProxy {
   }
 
   #accept(client: net.Socket): void {
-    if (!this.#open) return void client.resetAndDestroy()
+    if (!this.#open || this.#target === 0) return void client.resetAndDestroy()
     const upstream = net.connect(this.#target, '127.0.0.1')
     for (const s of [client, upstream]) {
       this.#sockets.add(s)
@@ -62,13 +62,4 @@ export class LinkProxy {
     this.cut()
     await new Promise<void>((resolve) => this.#server.close(() => resolve()))
   }
-}
-
-/** A free loopback port (bound and released; fine for a demo on one machine). */
-export async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const port = (server.address() as net.AddressInfo).port
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
 }

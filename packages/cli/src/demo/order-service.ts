@@ -5,15 +5,18 @@
  * /orders/:id` reads it; `GET /orders` lists ids. Each write also appends an audit row
  * in the same SQLite transaction as its event (the outbox).
  *
- * Usage: order-service <config.json> <app-port>
+ * Usage: order-service <config.json> [app-port]   (0 or omitted: any free port)
+ *
+ * When ready it prints one line: `ready {"app":…,"sync":…,"admin":…}` with the ports it
+ * actually bound, so a parent can use port 0 everywhere and never race for ports.
  */
 import { readFileSync } from 'node:fs'
 import http from 'node:http'
-import { openDru } from '@dru/node'
+import { openDru, runtimeOf } from '@dru/node'
 
-const [configPath, appPort] = process.argv.slice(2)
-if (!configPath || !appPort) {
-  process.stderr.write('usage: order-service <config.json> <app-port>\n')
+const [configPath, appPort = '0'] = process.argv.slice(2)
+if (!configPath) {
+  process.stderr.write('usage: order-service <config.json> [app-port]\n')
   process.exit(2)
 }
 
@@ -54,7 +57,11 @@ const server = http.createServer((req, res) => {
     }
   })
 })
-server.listen(Number(appPort), '127.0.0.1', () => process.stdout.write(`ready ${appPort}\n`))
+server.listen(Number(appPort), '127.0.0.1', () => {
+  const { network, admin } = runtimeOf(dru)
+  const ports = { app: (server.address() as { port: number }).port, sync: network?.sync.port ?? 0, admin: admin?.port ?? 0 }
+  process.stdout.write(`ready ${JSON.stringify(ports)}\n`)
+})
 
 const stop = async () => {
   server.close()

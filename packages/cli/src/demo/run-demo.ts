@@ -11,7 +11,7 @@ import type { Conflict, Gaps, Status, Verify } from '../admin-types.js'
 import { renderConflictList } from '../commands/conflicts.js'
 import { renderGaps } from '../commands/gaps.js'
 import { formatCount, renderTable } from '../render.js'
-import { LinkProxy, freePort } from './link-proxy.js'
+import { LinkProxy } from './link-proxy.js'
 
 /** The three regions of the demo, in the order they are started. */
 const REGIONS = ['us-east', 'eu-west', 'ap-south'] as const
@@ -47,10 +47,10 @@ interface Unit {
   readonly id: Region
   readonly dir: string
   readonly configPath: string
-  readonly listenPort: number
-  readonly adminPort: number
-  readonly appPort: number
-  readonly admin: AdminClient
+  /** Ports the process actually bound (it asks for port 0 and reports them when ready). */
+  listenPort: number
+  appPort: number
+  admin: AdminClient
   child?: ChildProcess
   exited?: Promise<void>
   transitions: Array<{ from: string; to: string; at: number }>
@@ -82,21 +82,24 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     const keys = Object.fromEntries(REGIONS.map((id) => [id, generateKeys()]))
     const publicKeys = Object.fromEntries(REGIONS.map((id) => [id, keys[id]!.publicKey]))
     for (const id of REGIONS) {
-      const [listenPort, adminPort, appPort] = [await freePort(), await freePort(), await freePort()]
-      const admin = createAdminClient({ baseUrl: `http://127.0.0.1:${adminPort}`, timeoutMs: 10_000 })
-      units.set(id, { id, dir, configPath: join(dir, `${id}.json`), listenPort, adminPort, appPort, admin, transitions: [], log: [] })
+      const admin = createAdminClient({ baseUrl: 'http://127.0.0.1:0', timeoutMs: 10_000 })
+      units.set(id, { id, dir, configPath: join(dir, `${id}.json`), listenPort: 0, appPort: 0, admin, transitions: [], log: [] })
     }
-    // Every directed link runs through a proxy the demo can cut, as a region's network would fail.
+    // Every directed link runs through a proxy the demo can cut, as a region's network would
+    // fail. Proxies learn their target once the process has bound its (OS-chosen) port.
     for (const from of REGIONS) {
-      for (const to of REGIONS) if (from !== to) links.push({ from, to, proxy: await LinkProxy.start(units.get(to)!.listenPort) })
+      for (const to of REGIONS) if (from !== to) links.push({ from, to, proxy: await LinkProxy.start(0) })
+    }
+    const retarget = (u: Unit) => {
+      for (const l of links) if (l.to === u.id) l.proxy.retarget(u.listenPort)
     }
     for (const u of units.values()) {
       const config = {
         id: u.id,
         path: join(dir, `${u.id}.db`),
         durability: 'process',
-        listen: { host: '127.0.0.1', port: u.listenPort },
-        admin: { host: '127.0.0.1', port: u.adminPort },
+        listen: { host: '127.0.0.1', port: 0 },
+        admin: { host: '127.0.0.1', port: 0 },
         peers: links.filter((l) => l.from === u.id).map((l) => ({ id: l.to, url: `ws://127.0.0.1:${l.proxy.port}` })),
         secret,
         keys: { privateKey: keys[u.id]!.privateKey, publicKeys },
@@ -106,7 +109,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       writeFileSync(u.configPath, JSON.stringify(config, null, 2))
     }
     out('[1/8] Starting us-east, eu-west and ap-south, each its own process with its own SQLite file')
-    await Promise.all([...units.values()].map((u) => start(u)))
+    await Promise.all([...units.values()].map(async (u) => retarget(await start(u))))
     await waitFor('all three active', async () => (await statuses(units)).every((s) => s.state === 'active'), 20_000)
     const started = await statuses(units)
     out(
@@ -157,7 +160,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     out(`      us-east and eu-west stay ${survivors.map((s) => s.state).join('/')} and keep taking orders: ${perPhase / 2} new, ${perPhase / 2} paid, order-3 shipped, order-6 qty 9\n`)
 
     // ---- 4. restart, still isolated -------------------------------------------------------
-    await start(failed)
+    retarget(await start(failed))
     await waitFor(`${FAILED} isolated`, async () => (await failed.admin.get<Status>('/status')).state === 'isolated', 15_000)
     const isolated = await failed.admin.get<Status>('/status')
     out(`[4/8] ${FAILED} restarts with its disk while its region is still cut off: state ${isolated.state}, writable ${isolated.writable === false ? 'no' : 'yes'}`)
@@ -251,14 +254,21 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
   }
 }
 
-function start(u: Unit): Promise<void> {
-  const child = spawn(process.execPath, [orderService, u.configPath, String(u.appPort)], { stdio: ['ignore', 'pipe', 'pipe'] })
+/** Starts (or restarts) a region's process; resolves once it reports the ports it bound. */
+function start(u: Unit): Promise<Unit> {
+  const child = spawn(process.execPath, [orderService, u.configPath, '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
   u.child = child
   u.exited = new Promise((resolve) => child.once('exit', () => resolve()))
   child.stderr!.on('data', (d: Buffer) => u.log.push(d.toString()))
   return new Promise((resolve, reject) => {
     createInterface({ input: child.stdout! }).on('line', (line) => {
-      if (line.startsWith('ready ')) return resolve()
+      if (line.startsWith('ready ')) {
+        const ports = JSON.parse(line.slice(6)) as { app: number; sync: number; admin: number }
+        u.appPort = ports.app
+        u.listenPort = ports.sync
+        u.admin = createAdminClient({ baseUrl: `http://127.0.0.1:${ports.admin}`, timeoutMs: 10_000 })
+        return resolve(u)
+      }
       u.log.push(line)
       try {
         const entry = JSON.parse(line) as { msg?: string; from?: string; to?: string; time?: number }
