@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
+import { EventStore } from '@dru/store-sqlite'
 import { generateKeys } from '@dru/sync'
 import { TcpProxy } from '../sync/helpers.js'
 
@@ -239,6 +240,7 @@ export class Cluster {
 /**
  * Reads every (origin, seq) → hash from stopped DRUs' database files and returns the
  * pairs held with two different hashes anywhere (a fork), plus each file's events.
+ * Each file's log is also re-verified (hashes and chains, `verifyLog`), which throws on damage.
  */
 export function scanForForks(paths: string[]): { forks: string[]; events: Map<string, Map<string, string>> } {
   const seen = new Map<string, string>()
@@ -246,6 +248,20 @@ export function scanForForks(paths: string[]): { forks: string[]; events: Map<st
   const events = new Map<string, Map<string, string>>()
   for (const path of paths) {
     if (!existsSync(path)) continue
+    const druId = (() => {
+      const meta = new Database(path, { fileMustExist: true })
+      try {
+        return String((meta.prepare("select value from meta where key = 'dru_id'").get() as { value: string }).value)
+      } finally {
+        meta.close()
+      }
+    })()
+    const store = EventStore.open({ path, druId })
+    try {
+      store.verifyLog()
+    } finally {
+      store.close()
+    }
     const db = new Database(path, { fileMustExist: true })
     try {
       const mine = new Map<string, string>()
