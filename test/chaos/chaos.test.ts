@@ -44,6 +44,7 @@ describe('chaos harness', () => {
     expect(result.stats.remoteEventsApplied).toBeGreaterThan(result.stats.ok)
     // acks:1 writes were taken by a DRU that then lost its disk or was restored, and survived.
     expect(result.stats.acks1AcrossDiskLoss).toBeGreaterThan(0)
+    expect(result.stats.vvSamples).toBeGreaterThan(20)
     // The seeded deck deals every fault kind once in eleven faults.
     expect(Object.keys(result.faults).sort()).toEqual(
       ['clock-skew', 'flap', 'kill', 'lost-disk', 'partition-asymmetric', 'partition-bridge', 'partition-isolate', 'partition-majority', 'pause', 'restore', 'slow-links'],

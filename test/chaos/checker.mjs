@@ -2,7 +2,7 @@
  * The chaos checker: pure, over the client history (JSONL records) and one final dump per
  * DRU taken after the final heal and quiescence. Each violation names its invariant
  * (RELIABILITY.md §3) so a report can be grepped: I2 LOST / I2 PHANTOM / I3 ONCE /
- * I4 CONVERGE / I5 FORK / I5 INCARNATION / I9 VV / I1 ORPHAN / I6 RSS / I8 LIVE / I10 OBSERVABLE /
+ * I4 CONVERGE / I5 FORK / I5 INCARNATION / I9 VV / I9 REGRESS / I1 ORPHAN / I6 RSS / I8 LIVE / I10 OBSERVABLE /
  * VERIFY.
  */
 
@@ -136,6 +136,26 @@ export function check(history, dumps, opts = {}) {
     if (r.value.connected.length > 0) v('I10 OBSERVABLE', `${r.value.dru} cut off for ${r.value.heldMs} ms still reports ${r.value.connected.join(',')} connected (state ${r.value.state})`)
   }
 
+  // ---- VVs and acked VVs sampled during the run never go back within one process ---------
+  // (a restore or a lost disk starts a new process, whose VV may legitimately be lower)
+  const lastSample = new Map()
+  const samples = history.filter((x) => x.process === 'monitor' && x.f === 'vv')
+  for (const r of samples) {
+    const { dru, pid, vv, acked } = r.value
+    const key = `${dru}#${pid}`
+    const prev = lastSample.get(key)
+    if (prev) {
+      for (const [o, n] of Object.entries(prev.vv)) if ((vv[o] ?? 0) < n) v('I9 REGRESS', `${dru} (pid ${pid}): vv[${o}] went from ${n} to ${vv[o] ?? 0}`)
+      for (const [peer, avv] of Object.entries(prev.acked ?? {})) {
+        for (const [o, n] of Object.entries(avv)) {
+          const now = acked?.[peer]?.[o] ?? 0
+          if (now < n) v('I9 REGRESS', `${dru} (pid ${pid}): acked vv of ${peer} for ${o} went from ${n} to ${now}`)
+        }
+      }
+    }
+    lastSample.set(key, { vv, acked })
+  }
+
   // ---- incarnations ----------------------------------------------------------------------
   for (const r of restores) {
     const inc = (o) => Number(o.slice(o.lastIndexOf('/') + 1))
@@ -153,6 +173,7 @@ export function check(history, dumps, opts = {}) {
       lostAllowed,
       acks1AcrossDiskLoss,
       committedUnacked,
+      vvSamples: samples.length,
       events: hashes.size,
       remoteEventsApplied: remoteEvents,
       peakRssMiB: Math.max(...dumps.map((d) => d.maxRssKiB)) / 1024,

@@ -139,6 +139,20 @@ describe('chaos checker', () => {
     expect(kinds(check(history, dumps))).toEqual(['I10 OBSERVABLE'])
   })
 
+  it('reports a VV or an acked VV that went back within one process (I9 REGRESS), not across processes', () => {
+    const { history, dumps } = clean()
+    const sample = (pid: number, vv: Record<string, number>, acked: Record<string, Record<string, number>>, time: number) => ({
+      process: 'monitor', type: 'info', f: 'vv', value: { dru: 'a', pid, vv, acked }, time,
+    })
+    history.push(sample(1, { 'a/1': 3 }, { b: { 'a/1': 2 } }, 2), sample(1, { 'a/1': 4 }, { b: { 'a/1': 3 } }, 3), sample(2, { 'a/1': 1 }, {}, 4))
+    expect(check(history, dumps).violations).toEqual([])
+    history.push(sample(2, { 'a/1': 0 }, {}, 5))
+    expect(kinds(check(history, dumps))).toEqual(['I9 REGRESS'])
+    const c = clean()
+    c.history.push(sample(1, { 'a/1': 3 }, { b: { 'a/1': 2 } }, 2), sample(1, { 'a/1': 3 }, { b: { 'a/1': 1 } }, 3))
+    expect(kinds(check(c.history, c.dumps))).toEqual(['I9 REGRESS'])
+  })
+
   it('reports a restore that kept its incarnation, a failed verifyLog and RSS over the bound', () => {
     const { history, dumps } = clean()
     history.push({ process: 'nemesis', type: 'info', f: 'restore', value: { dru: 'b', copyAt: 0, before: 'b/7', after: 'b/7' }, time: 5 })

@@ -264,6 +264,23 @@ async function main() {
     }
     const clients = ids.map((id) => client(id))
 
+    // ---- monitor: samples each process's VV and acked VVs (I9: they never regress) -----------
+    const monitor = async () => {
+      while (!stopClients) {
+        for (const id of ids) {
+          if (!cluster.running(id) || cluster.units.get(id).paused) continue
+          try {
+            const { body } = await cluster.http(id, 'GET', '/vv', 1_000)
+            record({ process: 'monitor', type: 'info', f: 'vv', value: { dru: id, ...body } })
+          } catch {
+            // killed or paused meanwhile: no sample
+          }
+        }
+        await sleep(250)
+      }
+    }
+    const monitoring = monitor()
+
     // ---- nemesis ------------------------------------------------------------------------------
     const nem = (f, value) => {
       faults[f] = (faults[f] ?? 0) + 1
@@ -410,7 +427,7 @@ async function main() {
     for (const id of ids) cluster.signal(id, 'SIGCONT')
     for (const id of ids) if (!cluster.running(id)) await cluster.start(id)
     stopClients = true
-    await Promise.all(clients)
+    await Promise.all([...clients, monitoring])
     record({ process: 'nemesis', type: 'info', f: 'final-heal', value: {} })
     const healAt = Date.now()
     say('final heal: links pass, every DRU running; clients stopped')
@@ -440,7 +457,7 @@ async function main() {
       `  seed ${opts.seed}; ${opts.drus} DRUs; ${opts.faults > 0 ? `${opts.faults} faults` : `${opts.durationMs / 1000} s of faults`}; total ${((Date.now() - t0) / 1000).toFixed(1)} s`,
       `  writes: ${stats.writes} invoked, ${stats.ok} ok (${stats.okAcks1} with acks:1), ${stats.fail} fail, ${stats.info} info (indeterminate); ${stats.lostAllowed} acks:0 writes lost with a restored disk (allowed)`,
       `  acks:1 ok writes whose writer later lost its disk or was restored (must all survive): ${stats.acks1AcrossDiskLoss}; ACK_TIMEOUT writes (committed, must survive): ${stats.committedUnacked}`,
-      `  events in the cluster: ${stats.events}; remote applications checked for exactly-once: ${stats.remoteEventsApplied}`,
+      `  events in the cluster: ${stats.events}; remote applications checked for exactly-once: ${stats.remoteEventsApplied}; VV samples checked for regressions: ${stats.vvSamples}`,
       `  faults: ${Object.entries(faults).map(([k, n]) => `${k}×${n}`).join(', ') || 'none'}`,
       `  converged ${converged ? `${convergeMs} ms` : 'NOT'} after the final heal; peak RSS ${stats.peakRssMiB.toFixed(0)} MiB (bound ${opts.rssMiB} MiB)`,
       `  origins now: ${dumps.map((d) => d.origin).join(' ')}`,
