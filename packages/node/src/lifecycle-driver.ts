@@ -42,6 +42,27 @@ export function assessPeers(ours: VersionVector, peers: readonly PeerView[]): Sy
   return { reachable, weLack, theyLack }
 }
 
+/**
+ * Pure: an earlier origin of DRU `druId` (`<druId>/<n>`, not `currentOrigin`) that a peer
+ * holds more of than `ours` — proof that this log is an old copy. Undefined when none.
+ */
+export function staleOwnOrigin(
+  druId: string,
+  currentOrigin: string,
+  ours: VersionVector,
+  peerVectors: readonly VersionVector[],
+): { origin: string; theirs: number; mine: number } | undefined {
+  const prefix = `${druId}/`
+  for (const vv of peerVectors) {
+    for (const [origin, theirs] of Object.entries(vv)) {
+      if (!origin.startsWith(prefix) || origin === currentOrigin) continue
+      const mine = ours[origin] ?? 0
+      if (theirs > mine) return { origin, theirs, mine }
+    }
+  }
+  return undefined
+}
+
 export interface LifecycleDriverOptions {
   /** Configured peers; none means a standalone DRU (active at once). */
   readonly peerCount: number

@@ -11,7 +11,7 @@ import {
 } from '@dru/core'
 import { clockIncarnation } from '@dru/store-sqlite'
 import { startSync, type Logger, type PeerConfig, type PeerStatus, type SyncNode, type SyncOptions } from '@dru/sync'
-import { LifecycleDriver, assessPeers, type PeerView } from './lifecycle-driver.js'
+import { LifecycleDriver, assessPeers, staleOwnOrigin, type PeerView } from './lifecycle-driver.js'
 import type { DruMetrics } from './metrics.js'
 import type { Dru } from './dru.js'
 
@@ -255,16 +255,7 @@ export class Network {
   /** An earlier origin of this DRU (`<id>/<n>`, not the current one) the peer holds more of than we do. */
   #staleOlderOrigin(p: PeerStatus): { origin: string; theirs: number; mine: number } | undefined {
     const store = this.#dru.store
-    const prefix = `${this.#dru.id}/`
-    const ours = store.vv()
-    for (const vv of [p.theirVv, p.ackedVv]) {
-      for (const [origin, theirs] of Object.entries(vv)) {
-        if (!origin.startsWith(prefix) || origin === store.origin) continue
-        const mine = ours[origin] ?? 0
-        if (theirs > mine) return { origin, theirs, mine }
-      }
-    }
-    return undefined
+    return staleOwnOrigin(this.#dru.id, store.origin, store.vv(), [p.theirVv, p.ackedVv])
   }
 
   /**
