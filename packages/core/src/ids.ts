@@ -9,7 +9,9 @@ export type Origin = string & { readonly __origin: true }
 export type DocId = string & { readonly __docId: true }
 
 const DRU_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
-const ORIGIN = /^([A-Za-z0-9][A-Za-z0-9._-]*)\/([1-9][0-9]{0,8})$/
+/** Largest incarnation: 15 digits, exact in a JS number (clock-derived ones are milliseconds since 2024). */
+export const MAX_INCARNATION = 999_999_999_999_999
+const ORIGIN = /^([A-Za-z0-9][A-Za-z0-9._-]*)\/([1-9][0-9]{0,14})$/
 
 /** Validates and brands a DRU id. */
 export function parseDruId(value: unknown, field = 'id'): DruId {
@@ -25,20 +27,20 @@ export function parseDruId(value: unknown, field = 'id'): DruId {
 
 /** Builds the origin of a DRU's incarnation. */
 export function formatOrigin(druId: DruId, incarnation: number): Origin {
-  if (!Number.isInteger(incarnation) || incarnation < 1 || incarnation > 999_999_999) {
-    throw new DruError('INVALID_ARGUMENT', `incarnation must be an integer in 1..999999999, got ${incarnation}`)
+  if (!Number.isInteger(incarnation) || incarnation < 1 || incarnation > MAX_INCARNATION) {
+    throw new DruError('INVALID_ARGUMENT', `incarnation must be an integer in 1..${MAX_INCARNATION}, got ${incarnation}`)
   }
   return `${druId}/${incarnation}` as Origin
 }
 
 /** True for a well-formed origin string. */
 export function isOrigin(value: unknown): value is Origin {
-  return typeof value === 'string' && value.length <= MAX_DRU_ID_LENGTH + 10 && ORIGIN.test(value)
+  return typeof value === 'string' && value.length <= MAX_DRU_ID_LENGTH + 16 && ORIGIN.test(value)
 }
 
 /** Splits an origin into its DRU id and incarnation; throws INVALID_EVENT when malformed. */
 export function parseOrigin(value: unknown): { origin: Origin; druId: DruId; incarnation: number } {
-  const m = typeof value === 'string' && value.length <= MAX_DRU_ID_LENGTH + 10 ? ORIGIN.exec(value) : null
+  const m = typeof value === 'string' && value.length <= MAX_DRU_ID_LENGTH + 16 ? ORIGIN.exec(value) : null
   if (!m || m[1]!.length > MAX_DRU_ID_LENGTH) {
     throw new DruError('INVALID_EVENT', `origin must look like "<dru-id>/<incarnation>" (got ${JSON.stringify(value)})`)
   }

@@ -12,7 +12,7 @@ export {
   DEFAULT_MAX_CLOCK_SKEW_MS,
 } from './limits.js'
 export type { DruId, Origin, DocId } from './ids.js'
-export { parseDruId, formatOrigin, isOrigin, parseOrigin, isDocId, parseDocId } from './ids.js'
+export { parseDruId, formatOrigin, isOrigin, parseOrigin, isDocId, parseDocId, MAX_INCARNATION } from './ids.js'
 export type { Hlc, WallClock, HlcClockOptions } from './hlc.js'
 export { HlcClock, compareHlc, encodeHlc, decodeHlc } from './hlc.js'
 export type { VersionVector, SeqRange, VvOrder } from './version-vector.js'

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3'
 import {
   DEFAULT_BATCH_BYTES,
   MAX_CHANGE_BYTES,
+  MAX_INCARNATION,
   DruError,
   GENESIS_HASH,
   HlcClock,
@@ -131,13 +132,14 @@ const CLEAN_CLOSE_KEY = 'clean_close'
 const INCARNATION_EPOCH_MS = Date.UTC(2024, 0, 1)
 
 /**
- * An incarnation number derived from the wall clock (seconds since 2024, 9 digits until
- * 2055). A disk restored from backup, or an empty one, cannot know which incarnations its
- * DRU took since, but later incarnations were taken earlier in time: starting above the
- * clock's value avoids reusing any of them without asking a peer first.
+ * An incarnation number derived from the wall clock: milliseconds since 2024 (11 digits
+ * today, within MAX_INCARNATION for millennia). A disk restored from backup, or an empty
+ * one, cannot know which incarnations its DRU took since, but those were taken earlier in
+ * time: starting above the clock's value avoids reusing any of them without asking a peer
+ * first. Milliseconds, not seconds, so a restart within the same second still differs.
  */
 export function clockIncarnation(nowMs: number = Date.now()): number {
-  return Math.max(1, Math.floor((nowMs - INCARNATION_EPOCH_MS) / 1000))
+  return Math.max(1, Math.floor(nowMs - INCARNATION_EPOCH_MS))
 }
 
 const EVENT_COLUMNS = 'lsn, origin, seq, hlc, doc_id, change, prev, hash, sig'
@@ -654,7 +656,7 @@ export class EventStore {
    */
   bumpIncarnation(atLeast = 0): Origin {
     this.#assertUsable()
-    const next = Math.min(999_999_999, Math.max(this.#incarnation + 1, Math.floor(atLeast)))
+    const next = Math.min(MAX_INCARNATION, Math.max(this.#incarnation + 1, Math.floor(atLeast)))
     this.setMeta('incarnation', next)
     this.#incarnation = next
     this.#origin = formatOrigin(this.druId, next)

@@ -413,7 +413,7 @@ describe('clean-close marker (can this copy prove it is the newest?)', () => {
     const { clockIncarnation } = await import('../src/index.js')
     const s = memStore('a', { now: () => Date.UTC(2026, 0, 1) })
     const n = clockIncarnation(Date.UTC(2026, 0, 1))
-    expect(n).toBe(63_158_400)
+    expect(n).toBe(63_158_400_000)
     expect(s.bumpIncarnation(n)).toBe(`a/${n}`)
     const e = s.append('d', bytes(1))
     expect(e.origin).toBe(`a/${n}`)
