@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 
 /**
  * CI tier of the chaos suite: one short seeded schedule against real DRU processes must
@@ -16,9 +16,17 @@ interface Outcome {
   result: { pass: boolean; converged: boolean; convergeMs: number; faults: Record<string, number>; stats: Record<string, number>; violations: Record<string, number> }
 }
 
+const running = new Set<ChildProcess>()
+// A harness still running after its test (timeout) gets SIGTERM: it then stops its DRUs.
+afterEach(() => {
+  for (const c of running) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM')
+  running.clear()
+})
+
 function runChaos(args: string[], env: Record<string, string> = {}): Promise<Outcome> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [RUN, ...args], { env: { ...process.env, DRU_TEST_PLANT: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    running.add(child)
     let out = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))
     child.stderr.on('data', (d: Buffer) => (out += d.toString()))

@@ -118,6 +118,7 @@ class Cluster {
   }
 
   start(id) {
+    if (this.stopping) return Promise.reject(new Error('stopping'))
     const u = this.units.get(id)
     const child = spawn(process.execPath, [FIXTURE, u.configPath], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -183,6 +184,7 @@ class Cluster {
   }
 
   async dispose(keep) {
+    this.stopping = true
     for (const id of this.ids) {
       this.signal(id, 'SIGCONT')
       await this.kill(id)
@@ -217,10 +219,11 @@ async function main() {
   const historyFile = createWriteStream(historyPath)
   const history = []
   const t0 = Date.now()
+  let historyOpen = true
   const record = (r) => {
     const rec = { ...r, time: Date.now() }
     history.push(rec)
-    historyFile.write(`${JSON.stringify(rec)}\n`)
+    if (historyOpen) historyFile.write(`${JSON.stringify(rec)}\n`)
     return rec
   }
   const faults = {}
@@ -229,6 +232,14 @@ async function main() {
   say(`dru chaos: seed ${opts.seed}, ${opts.drus} DRUs, ${opts.durationMs / 1000} s of faults, folder ${dir}${plant ? `, PLANTED BUG ${plant}` : ''}`)
 
   let exitCode = 2
+  // Stopped from outside (a test timing out, Ctrl-C): take the DRU children down with us.
+  for (const sig of ['SIGTERM', 'SIGINT']) {
+    process.once(sig, () => {
+      process.stderr.write(`chaos harness: ${sig}, stopping the DRUs (seed ${opts.seed})\n`)
+      historyOpen = false
+      void cluster.dispose(true).finally(() => process.exit(2))
+    })
+  }
   try {
     await cluster.setup()
     await Promise.all(ids.map((id) => cluster.start(id)))
@@ -481,6 +492,7 @@ async function main() {
     process.stderr.write(`chaos harness error (seed ${opts.seed}): ${err.stack ?? err}\n`)
     for (const u of cluster.units.values()) if (u.log.length) process.stderr.write(`--- ${u.id} log tail\n${u.log.join('').slice(-1500)}\n`)
   } finally {
+    historyOpen = false
     historyFile.end()
     await cluster.dispose(opts.keep || exitCode !== 0)
   }
