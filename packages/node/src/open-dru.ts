@@ -1,5 +1,5 @@
 import { pino } from 'pino'
-import { DruError } from '@dru/core'
+import { DruError, parseOrigin } from '@dru/core'
 import { DocumentStore } from '@dru/documents'
 import { EventStore } from '@dru/store-sqlite'
 import { signerFor, silentLogger, type Logger } from '@dru/sync'
@@ -70,9 +70,18 @@ export async function openDru(config: DruConfig): Promise<Dru> {
     })
     const dru = new Dru(c, store, documents)
     const metrics = createMetrics({ labels: { dru: c.id } })
+    let skewed = store.skewedEvents
     store.onCommit((events, source) => {
       metrics.eventsCommitted.inc({ source }, events.length)
-      if (source === 'remote') metrics.eventsApplied.inc(events.length)
+      if (source !== 'remote') return
+      metrics.eventsApplied.inc(events.length)
+      // The store counts events whose HLC ran beyond maxClockSkewMs; raise the alarm per batch.
+      if (store.skewedEvents > skewed) {
+        const peer = parseOrigin(events[events.length - 1]!.origin).druId
+        metrics.clockSkewAlarms.inc({ peer }, store.skewedEvents - skewed)
+        log.warn('clock skew: remote timestamps beyond maxClockSkewMs (stored, clock not advanced)', { peer, events: store.skewedEvents - skewed })
+        skewed = store.skewedEvents
+      }
     })
     if (c.listen !== undefined || (c.peers?.length ?? 0) > 0) {
       network = await Network.attach(

@@ -18,7 +18,9 @@ export function renderVerify(v: Verify): string {
   const kind = v.deep ? 'fingerprints and document digests' : 'fingerprints'
   const verdict = v.ok
     ? `in sync: ${kind} equal with ${reachable} reachable peer(s); local ${v.local.digest}`
-    : `NOT in sync: ${kind} differ (local ${v.local.digest})`
+    : reachable === 0 && v.peers.length > 0
+      ? `NOT verified: no peer is reachable to compare with (local ${v.local.digest})`
+      : `NOT in sync: ${kind} differ (local ${v.local.digest})`
   const table = v.peers.length ? `${renderTable(['peer', 'reachable', 'equal', 'peer digest', 'notes'], rows)}\n\n` : ''
   return `${table}${verdict}\n`
 }
