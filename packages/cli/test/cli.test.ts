@@ -111,6 +111,10 @@ function fakeSource() {
       seen.decommissioned.push(id)
       return { id, removed: id === 'ap-south-1', floor: { 'eu-west-1/1': 120 } }
     },
+    unquarantine(peer) {
+      if (peer === 'nowhere-1') throw new DruError('NOT_FOUND', `${peer} is not a configured peer`)
+      return { peer, lifted: peer === 'ap-south-1' }
+    },
   }
   return {
     source,
@@ -159,6 +163,7 @@ describe('dru --help', () => {
     ['conflicts', 'resolve'],
     ['compact'],
     ['decommission'],
+    ['unquarantine'],
   ]
   it('prints usage and exits 0 for every command', async () => {
     const runs = await Promise.all(commands.map((c) => dru([...c, '--help'])))
@@ -392,6 +397,18 @@ describe('dru compact and decommission', () => {
     expect(unknown.code).toBe(0)
     expect(unknown.stdout).toBe('nowhere-1 was not a member; nothing changed\n')
     expect(fake.seen.decommissioned).toEqual(expect.arrayContaining(['ap-south-1', 'nowhere-1']))
+  })
+
+  it('lifts a quarantine, says when there was none, and exits 6 for an unknown peer', async () => {
+    const [lifted, none, unknown] = await Promise.all([
+      dru(['unquarantine', 'ap-south-1', '--admin', admin]),
+      dru(['unquarantine', 'us-east-1', '--admin', admin]),
+      dru(['unquarantine', 'nowhere-1', '--admin', admin]),
+    ])
+    expect(lifted.code).toBe(0)
+    expect(lifted.stdout).toBe('ap-south-1: quarantine lifted; it may reconnect\n')
+    expect(none.stdout).toBe('us-east-1 was not quarantined; nothing changed\n')
+    expect(unknown.code).toBe(6)
   })
 
   it('maps a fork to exit 8 and a missing operation to exit 9', async () => {

@@ -150,6 +150,13 @@ export interface CompactJson {
   readonly durationMs?: number
 }
 
+/** Body of `POST /peers/:id/unquarantine`. */
+export interface UnquarantineJson {
+  readonly peer: string
+  /** False when the peer was not quarantined (nothing changed). */
+  readonly lifted: boolean
+}
+
 /** Body of `POST /decommission/:id`. */
 export interface DecommissionJson {
   readonly id: string
@@ -195,6 +202,8 @@ export interface AdminSource {
   }
   compact?(progress: ProgressFn): CompactJson | Promise<CompactJson>
   decommission?(id: string): DecommissionJson | Promise<DecommissionJson>
+  /** Lifts a peer's quarantine (after the operator has dealt with the fork) so it may reconnect. */
+  unquarantine?(peerId: string): UnquarantineJson | Promise<UnquarantineJson>
 }
 
 /** Options for {@link startAdminServer}. */
@@ -389,6 +398,12 @@ function buildRoutes(source: AdminSource, maxBody: number): Route[] {
       const compact = source.compact?.bind(source)
       if (!compact) throw new DruError('NOT_SUPPORTED', 'this DRU does not offer compaction')
       await runOperation(ctx, (progress) => compact(progress))
+    }),
+    route('POST', /^\/peers\/([^/]+)\/unquarantine$/, 'unquarantine', async ({ req, res, params }) => {
+      await readBody(req, maxBody)
+      const unquarantine = source.unquarantine?.bind(source)
+      if (!unquarantine) throw new DruError('NOT_SUPPORTED', 'this DRU has no peers to unquarantine')
+      sendJson(res, 200, await unquarantine(params[0]!))
     }),
     route('POST', /^\/decommission\/([^/]+)$/, 'decommission', async ({ req, res, params }) => {
       await readBody(req, maxBody)

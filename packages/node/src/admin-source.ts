@@ -118,6 +118,17 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
         peers,
       } as VerifyJson
     },
+    ...(network
+      ? {
+          unquarantine(peerId: string) {
+            const peer = network.sync.peerStatus().find((p) => p.id === peerId)
+            if (!peer) throw new DruError('NOT_FOUND', `${peerId} is not a configured peer`)
+            if (!peer.quarantined) return { peer: peerId, lifted: false }
+            network.sync.unquarantine(peerId)
+            return { peer: peerId, lifted: true }
+          },
+        }
+      : {}),
     conflicts: {
       list: (filter) => dru.conflicts.list(filter).map(conflictJson),
       get: (id) => {

@@ -2,6 +2,7 @@ import type { CommandModule } from '../context.js'
 import { compactCommand } from './compact.js'
 import { conflictsCommand } from './conflicts.js'
 import { decommissionCommand } from './decommission.js'
+import { unquarantineCommand } from './unquarantine.js'
 import { demoCommand } from './demo.js'
 import { gapsCommand } from './gaps.js'
 import { restoreCommand } from './restore.js'
@@ -21,5 +22,6 @@ export const COMMANDS: readonly CommandModule[] = [
   compactCommand,
   restoreCommand,
   decommissionCommand,
+  unquarantineCommand,
   demoCommand,
 ]
