@@ -39,20 +39,31 @@ function runChaos(args: string[], env: Record<string, string> = {}): Promise<Out
   })
 }
 
+/** Runs the assertions; on failure prints the harness's report (seed, violations) first. */
+function explain(out: string, assertions: () => void): void {
+  try {
+    assertions()
+  } catch (err) {
+    console.error(out)
+    throw err
+  }
+}
+
 describe('chaos harness', () => {
   it('a seeded schedule of partitions, kills, pauses, skew, slow and flapping links, a stale restore and a lost disk passes every invariant', async () => {
     const { code, out, result } = await runChaos(['--seed', '7', '--faults', '11', '--drus', '4', '--hold', '300-1800'])
-    if (code !== 0) console.error(out)
-    expect(result.violations).toEqual({})
-    expect(code).toBe(0)
-    expect(result.converged).toBe(true)
-    // The run really wrote, replicated and injected faults (a vacuous pass would not).
-    expect(result.stats.ok).toBeGreaterThan(100)
-    expect(result.stats.okAcks1).toBeGreaterThan(10)
-    expect(result.stats.remoteEventsApplied).toBeGreaterThan(result.stats.ok)
-    // acks:1 writes were taken by a DRU that then lost its disk or was restored, and survived.
-    expect(result.stats.acks1AcrossDiskLoss).toBeGreaterThan(0)
-    expect(result.stats.vvSamples).toBeGreaterThan(20)
+    explain(out, () => {
+      expect(result.violations).toEqual({})
+      expect(code).toBe(0)
+      expect(result.converged).toBe(true)
+      // The run really wrote, replicated and injected faults (a vacuous pass would not).
+      expect(result.stats.ok).toBeGreaterThan(100)
+      expect(result.stats.okAcks1).toBeGreaterThan(10)
+      expect(result.stats.remoteEventsApplied).toBeGreaterThan(result.stats.ok)
+      // acks:1 writes were taken by a DRU that then lost its disk or was restored, and survived.
+      expect(result.stats.acks1AcrossDiskLoss).toBeGreaterThan(0)
+      expect(result.stats.vvSamples).toBeGreaterThan(20)
+    })
     // The seeded deck deals every fault kind once in eleven faults.
     expect(Object.keys(result.faults).sort()).toEqual(
       ['clock-skew', 'flap', 'kill', 'lost-disk', 'partition-asymmetric', 'partition-bridge', 'partition-isolate', 'partition-majority', 'pause', 'restore', 'slow-links'],
@@ -61,17 +72,21 @@ describe('chaos harness', () => {
 
   it('catches a planted inbox-dedup bug (handler runs twice): I3 ONCE, exit 1, seed printed', async () => {
     const { code, out, result } = await runChaos(['--seed', '11', '--duration', '4s', '--drus', '3'], { DRU_TEST_PLANT: 'skip-dedup' })
-    expect(code).toBe(1)
-    expect(result.violations['I3 ONCE']).toBeGreaterThan(0)
-    expect(out).toContain('replay: npm run chaos -- --seed 11')
-    expect(out).toMatch(/I3 ONCE: \d+/)
+    explain(out, () => {
+      expect(code).toBe(1)
+      expect(result.violations['I3 ONCE']).toBeGreaterThan(0)
+      expect(out).toContain('replay: npm run chaos -- --seed 11')
+      expect(out).toMatch(/I3 ONCE: \d+/)
+    })
   }, 90_000)
 
   it('catches a planted silently-dropped write: I2 LOST, exit 1', async () => {
-    const { code, result } = await runChaos(['--seed', '12', '--duration', '4s', '--drus', '3'], { DRU_TEST_PLANT: 'drop-batch' })
-    expect(code).toBe(1)
-    expect(result.violations['I2 LOST']).toBeGreaterThan(0)
-    // Only the planted bug fires: the rest of the run is clean.
-    expect(Object.keys(result.violations)).toEqual(['I2 LOST'])
+    const { code, out, result } = await runChaos(['--seed', '12', '--duration', '4s', '--drus', '3'], { DRU_TEST_PLANT: 'drop-batch' })
+    explain(out, () => {
+      expect(code).toBe(1)
+      expect(result.violations['I2 LOST']).toBeGreaterThan(0)
+      // Only the planted bug fires: the rest of the run is clean.
+      expect(Object.keys(result.violations)).toEqual(['I2 LOST'])
+    })
   }, 90_000)
 })
