@@ -229,7 +229,7 @@ async function main() {
   const faults = {}
   const say = (s) => process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${s}\n`)
   const plant = process.env.DRU_TEST_PLANT
-  say(`dru chaos: seed ${opts.seed}, ${opts.drus} DRUs, ${opts.durationMs / 1000} s of faults, folder ${dir}${plant ? `, PLANTED BUG ${plant}` : ''}`)
+  say(`dru chaos: seed ${opts.seed}, ${opts.drus} DRUs, ${opts.faults > 0 ? `${opts.faults} faults` : `${opts.durationMs / 1000} s of faults`}, folder ${dir}${plant ? `, PLANTED BUG ${plant}` : ''}`)
 
   let exitCode = 2
   // Stopped from outside (a test timing out, Ctrl-C): take the DRU children down with us.
