@@ -121,7 +121,7 @@ class Cluster {
     if (this.stopping) return Promise.reject(new Error('stopping'))
     const u = this.units.get(id)
     const child = spawn(process.execPath, [FIXTURE, u.configPath], {
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
       env: { ...process.env, CHAOS_SKEW_MS: String(u.skewMs) },
     })
     u.child = child
