@@ -1,4 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 
@@ -17,15 +20,21 @@ interface Outcome {
 }
 
 const running = new Set<ChildProcess>()
-// A harness still running after its test (timeout) gets SIGTERM: it then stops its DRUs.
+const dirs: string[] = []
+// A harness still running after its test (timeout) gets SIGTERM: it then stops its DRUs. The
+// harness keeps its folder when it finds a violation; the planted runs always do, so the test
+// hands it a folder and removes it.
 afterEach(() => {
   for (const c of running) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM')
   running.clear()
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 })
 
 function runChaos(args: string[], env: Record<string, string> = {}): Promise<Outcome> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RUN, ...args], { env: { ...process.env, DRU_TEST_PLANT: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const dir = mkdtempSync(join(tmpdir(), 'dru-chaos-test-'))
+    dirs.push(dir)
+    const child = spawn(process.execPath, [RUN, ...args, '--dir', dir], { env: { ...process.env, DRU_TEST_PLANT: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
     running.add(child)
     let out = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))

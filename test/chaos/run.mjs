@@ -483,7 +483,8 @@ async function main() {
         lines.push(`    ${k}: ${ms.length}`)
         for (const m of ms.slice(0, 5)) lines.push(`      ${m}`)
       }
-      lines.push(`  replay: npm run chaos -- ${process.argv.slice(2).join(' ')}${process.argv.includes('--seed') ? '' : ` --seed ${opts.seed}`}`)
+      const argv = process.argv.slice(2).filter((x, i, xs) => x !== '--dir' && xs[i - 1] !== '--dir' && x !== '--keep')
+      lines.push(`  replay: npm run chaos -- ${argv.join(' ')}${argv.includes('--seed') ? '' : ` --seed ${opts.seed}`}`)
     }
     process.stdout.write(`${lines.join('\n')}\n`)
     process.stdout.write(`CHAOS_RESULT ${JSON.stringify({ seed: opts.seed, pass: violations.length === 0, convergeMs, converged, faults, stats, violations: violations.reduce((n, x) => ({ ...n, [x.invariant]: (n[x.invariant] ?? 0) + 1 }), {}) })}\n`)
