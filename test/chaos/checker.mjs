@@ -157,9 +157,16 @@ export function check(history, dumps, opts = {}) {
   }
 
   // ---- incarnations ----------------------------------------------------------------------
+  // Incarnations only grow: a restored DRU may come up under a lower clock incarnation (its
+  // clock ran behind) only if it never writes under it and ends above the old one.
+  const inc = (o) => Number(o.slice(o.lastIndexOf('/') + 1))
   for (const r of restores) {
-    const inc = (o) => Number(o.slice(o.lastIndexOf('/') + 1))
-    if (!(inc(r.value.after) > inc(r.value.before))) v('I5 INCARNATION', `${r.value.dru} restored from a stale copy kept origin ${r.value.after} (was ${r.value.before})`)
+    const { dru, before, after } = r.value
+    if (inc(after) > inc(before)) continue
+    const final = dumps.find((d) => d.id === dru)?.origin
+    const writtenUnder = dumps.some((d) => (d.fingerprint?.vv ?? {})[after] > 0)
+    if (writtenUnder) v('I5 INCARNATION', `${dru} wrote under ${after} although it had been ${before} (incarnations must only grow)`)
+    else if (!final || inc(final) <= inc(before)) v('I5 INCARNATION', `${dru} restored from a stale copy kept origin ${final ?? after} (was ${before})`)
   }
 
   return {

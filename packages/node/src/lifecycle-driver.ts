@@ -63,6 +63,24 @@ export function staleOwnOrigin(
   return undefined
 }
 
+/**
+ * The highest incarnation of our own DRU id that any vector names (ours or a peer's), or
+ * 0. A DRU writing under a lower incarnation than one it took before (an empty disk under
+ * a clock that runs behind) must move above it: incarnations only grow.
+ */
+export function highestOwnIncarnation(druId: string, vectors: readonly VersionVector[]): number {
+  const prefix = `${druId}/`
+  let max = 0
+  for (const vv of vectors) {
+    for (const origin of Object.keys(vv)) {
+      if (!origin.startsWith(prefix)) continue
+      const n = Number(origin.slice(prefix.length))
+      if (Number.isSafeInteger(n) && n > max) max = n
+    }
+  }
+  return max
+}
+
 export interface LifecycleDriverOptions {
   /** Configured peers; none means a standalone DRU (active at once). */
   readonly peerCount: number

@@ -11,7 +11,7 @@ import {
 } from '@dru/core'
 import { clockIncarnation } from '@dru/store-sqlite'
 import { startSync, type Logger, type PeerConfig, type PeerStatus, type SyncNode, type SyncOptions } from '@dru/sync'
-import { LifecycleDriver, assessPeers, staleOwnOrigin, type PeerView } from './lifecycle-driver.js'
+import { LifecycleDriver, assessPeers, highestOwnIncarnation, staleOwnOrigin, type PeerView } from './lifecycle-driver.js'
 import type { DruMetrics } from './metrics.js'
 import type { Dru } from './dru.js'
 
@@ -175,6 +175,7 @@ export class Network {
     const ours = this.#dru.store.vv()
     const status = this.sync.peerStatus()
     this.#detectStaleOrigin(status)
+    this.#keepIncarnationAbove(status)
     const assessment = assessPeers(ours, status)
     this.driver.observe(assessment)
     if (this.driver.lifecycle.state() === LifecycleState.VERIFYING && !this.#verifying) void this.#verify()
@@ -209,6 +210,20 @@ export class Network {
    * A peer holding more of our *current* origin than we do means this log is an old copy
    * (a backup restored after a clean stop): take a new incarnation before writing again.
    */
+  /**
+   * Incarnations only grow: if our log or a peer names an incarnation of our own id above
+   * the one we write as (an empty disk under a clock running behind took a lower clock
+   * incarnation), move above it before writing more.
+   */
+  #keepIncarnationAbove(status: readonly PeerStatus[]): void {
+    const store = this.#dru.store
+    const highest = highestOwnIncarnation(this.#dru.id, [store.vv(), ...status.flatMap((p) => [p.theirVv, p.ackedVv])])
+    if (highest <= store.incarnation) return
+    const before = store.origin
+    const origin = store.bumpIncarnation(highest + 1)
+    this.#log.warn('incarnation raised above one taken before (was this DRU\'s clock behind?)', { from: before, to: origin, seen: highest })
+  }
+
   #detectStaleOrigin(status: readonly PeerStatus[]): void {
     const store = this.#dru.store
     const mine = store.head(store.origin)?.seq ?? 0

@@ -84,3 +84,11 @@ describe('LifecycleDriver', () => {
     expect(lagging.d.lifecycle.state()).toBe('catching-up')
   })
 })
+
+describe('highestOwnIncarnation', () => {
+  it('finds the highest incarnation of our own id in any vector, ignoring other ids and prefixes', async () => {
+    const { highestOwnIncarnation } = await import('../src/index.js')
+    expect(highestOwnIncarnation('eu', [{ 'eu/5': 1, 'eu-west/99': 3 }, { 'eu/91553339985': 2, 'us/7': 1 }])).toBe(91_553_339_985)
+    expect(highestOwnIncarnation('eu', [{ 'us/7': 1 }, {}])).toBe(0)
+  })
+})
