@@ -74,6 +74,7 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
       } as StatusJson
     },
     async metrics() {
+      network?.refreshPeerMetrics()
       metrics.conflictsOpen.set(dru.conflicts.list('open').length)
       return metrics.render()
     },

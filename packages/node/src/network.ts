@@ -11,7 +11,7 @@ import {
 } from '@dru/core'
 import { clockIncarnation } from '@dru/store-sqlite'
 import { startSync, type Logger, type PeerConfig, type PeerStatus, type SyncNode, type SyncOptions } from '@dru/sync'
-import { LifecycleDriver, assessPeers, highestOwnIncarnation, staleOwnOrigin, type PeerView } from './lifecycle-driver.js'
+import { LifecycleDriver, assessPeers, highestOwnIncarnation, staleOwnOrigin } from './lifecycle-driver.js'
 import type { DruMetrics } from './metrics.js'
 import type { Dru } from './dru.js'
 
@@ -164,12 +164,7 @@ export class Network {
     return this.driver.restoring
   }
 
-  /** Per configured peer: what the lifecycle needs. */
-  peerViews(): PeerView[] {
-    return this.sync.peerStatus().map((p) => ({ id: p.id, connected: p.connected, theirVv: p.theirVv, ackedVv: p.ackedVv }))
-  }
-
-  /** Re-assesses sync state, feeds the lifecycle and refreshes peer gauges. */
+  /** Re-assesses sync state and feeds the lifecycle (every 100 ms and on peer up/down). */
   evaluate(): void {
     if (this.#dru.closed) return
     const ours = this.#dru.store.vv()
@@ -179,10 +174,20 @@ export class Network {
     const assessment = assessPeers(ours, status)
     this.driver.observe(assessment)
     if (this.driver.lifecycle.state() === LifecycleState.VERIFYING && !this.#verifying) void this.#verify()
-    for (const p of status) {
+  }
+
+  /**
+   * Sets the per-peer gauges (connected, lag in events and seconds). Called when metrics
+   * are scraped, not on the 100 ms lifecycle tick: the lag in seconds reads and re-hashes
+   * the oldest unacknowledged event of every lagging origin, which nobody needs between scrapes.
+   */
+  refreshPeerMetrics(): void {
+    if (this.#dru.closed) return
+    const ours = this.#dru.store.vv()
+    for (const p of this.sync.peerStatus()) {
       this.#metrics.peerConnected.set({ peer: p.id }, p.connected ? 1 : 0)
-      this.#metrics.lagEvents.set({ peer: p.id, direction: 'they-lack' }, countMissing(ours, p.ackedVv))
-      this.#metrics.lagEvents.set({ peer: p.id, direction: 'we-lack' }, countMissing(mergeVv(p.theirVv, p.ackedVv), ours))
+      this.#metrics.lagEvents.set({ peer: p.id, direction: 'outbound' }, countMissing(ours, p.ackedVv))
+      this.#metrics.lagEvents.set({ peer: p.id, direction: 'inbound' }, countMissing(mergeVv(p.theirVv, p.ackedVv), ours))
       const lag = this.lagSeconds(p)
       this.#metrics.lagSeconds.set({ peer: p.id }, lag ?? 0)
     }
