@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { canonicalJson } from '@dru/documents'
 import { generateKeys } from '@dru/sync'
 import { createAdminClient, type AdminClient } from '../admin-client.js'
 import type { Conflict, Gaps, Status, Verify } from '../admin-types.js'
@@ -297,21 +298,9 @@ async function orderJson(units: Map<Region, Unit>): Promise<string[]> {
     const ids = (await (await fetch(`http://127.0.0.1:${u.appPort}/orders`)).json()) as string[]
     const docs: Record<string, unknown> = {}
     for (const id of [...ids].sort()) docs[id] = await (await fetch(`http://127.0.0.1:${u.appPort}/orders/${id}`)).json()
-    out.push(canonical(docs))
+    out.push(canonicalJson(docs))
   }
   return out
-}
-
-/** JSON with sorted keys: key order follows delivery order, so it is never compared raw. */
-function canonical(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`
-  if (v && typeof v === 'object') {
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`)
-      .join(',')}}`
-  }
-  return JSON.stringify(v)
 }
 
 async function waitConverged(units: Map<Region, Unit>, timeoutMs = 20_000): Promise<void> {
