@@ -69,6 +69,13 @@ export const ErrorCode = {
   NOT_FOUND: 'NOT_FOUND',
   /** This DRU or build does not offer the requested operation. */
   NOT_SUPPORTED: 'NOT_SUPPORTED',
+  /**
+   * A peer asked for events this log no longer holds: they were compacted into document
+   * snapshots. The peer must be bootstrapped from snapshots first.
+   */
+  BELOW_FLOOR: 'BELOW_FLOOR',
+  /** The DRU was removed from the cluster by `dru decommission`; its sessions are refused. */
+  DECOMMISSIONED: 'DECOMMISSIONED',
   /** An unexpected failure that is none of the codes above (a bug; the logs say more). */
   INTERNAL: 'INTERNAL',
 } as const

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import * as A from '@automerge/automerge'
-import { DruError, parseDocId, type DruEvent } from '@dru/core'
+import { DruError, parseDocId, type DruEvent, type VersionVector } from '@dru/core'
 import type { EventStore, StoreTx } from '@dru/store-sqlite'
 import { actorForOrigin, originForActor, parseOpId } from './actor.js'
 import { canonicalJson, documentDigest, plainValue } from './canonical.js'
@@ -70,6 +70,31 @@ interface Entry {
   counterConflict?: boolean
 }
 
+/** Progress of {@link DocumentStore.compact}, yielded between steps. */
+export interface CompactProgress {
+  /** `snapshot`: covering documents with snapshots; `delete`: removing events below the new base. */
+  readonly phase: 'snapshot' | 'delete'
+  readonly docsScanned: number
+  readonly snapshotsWritten: number
+  readonly eventsDeleted: number
+}
+
+export interface CompactResult {
+  /** The base the log now has: per origin, events up to this seq live only in snapshots. */
+  readonly base: VersionVector
+  readonly docsScanned: number
+  readonly snapshotsWritten: number
+  readonly eventsDeleted: number
+  /** Origins whose floor was lowered because a document could not be snapshotted (changes waiting for dependencies). */
+  readonly heldBack: readonly string[]
+}
+
+/** One document's snapshot as shipped to a DRU below our compaction base. */
+export interface DocSnapshot {
+  readonly docId: string
+  readonly bytes: Uint8Array
+}
+
 /** A cached document applies its queued remote changes at once when this many are waiting. */
 const MAX_PENDING = 256
 
@@ -134,7 +159,13 @@ export class DocumentStore {
       ),
       // Distinct doc ids in order, paged; uses the log's (doc_id, lsn) index.
       docsAfter: db.prepare('select lsn, doc_id from events where lsn > ? and lsn <= ? order by lsn limit ?'),
-      docIds: db.prepare('select distinct doc_id from events where doc_id > ? order by doc_id limit ?').pluck(),
+      // Documents live in the log and, once compacted, possibly only in `docs`.
+      docIds: db
+        .prepare('select doc_id from (select doc_id from events where doc_id > @after union select doc_id from docs where doc_id > @after) order by doc_id limit @limit')
+        .pluck(),
+      tailSeqs: db.prepare('select origin, seq from events where doc_id = ? and lsn > ?'),
+      snapshotLsn: db.prepare('select snapshot_lsn from docs where doc_id = ?').pluck(),
+      snapshotPage: db.prepare('select doc_id, snapshot from docs where doc_id > ? order by doc_id limit ?'),
     }
     this.#appliedLsn = store.lastLsn()
     this.#unsubscribe = store.onCommit((events, source) => this.#afterCommit(events, source))
@@ -242,7 +273,7 @@ export class DocumentStore {
   *docIds(pageSize = 512): Generator<string> {
     let after = ''
     for (;;) {
-      const ids = this.#stmt.docIds.all(after, pageSize) as string[]
+      const ids = this.#stmt.docIds.all({ after, limit: pageSize }) as string[]
       yield* ids
       if (ids.length < pageSize) return
       after = ids[ids.length - 1]!
@@ -264,6 +295,153 @@ export class DocumentStore {
       documents++
     }
     return { digest: h.digest('hex'), documents }
+  }
+
+  // ---- compaction and bootstrap ---------------------------------------------------------
+
+  /**
+   * Folds the events at or below `floor` (per origin, clamped to what the log holds) into
+   * document snapshots and deletes them from the log. Every document with such an event
+   * not yet covered by its snapshot gets a new one; a document that cannot be snapshotted
+   * (changes waiting for missing dependencies) lowers the floor of the origins concerned.
+   * Then the log's base rises to the floor and the events below it are deleted in chunks.
+   * Snapshots commit before the base moves and the base before any delete, so a crash at
+   * any point leaves a consistent log; running it again finishes the work.
+   *
+   * A generator: it yields progress between steps, so a caller can give the event loop a
+   * turn (sync, admin) while a large log is compacted. Memory: one document at a time.
+   */
+  *compact(floor: VersionVector, options: { deleteChunk?: number; progressEvery?: number } = {}): Generator<CompactProgress, CompactResult, undefined> {
+    const deleteChunk = options.deleteChunk ?? 10_000
+    const progressEvery = options.progressEvery ?? 256
+    const vv = this.store.vv()
+    const base = this.store.baseVv()
+    const target: Record<string, number> = {}
+    for (const origin of Object.keys(floor)) {
+      const seq = Math.min(floor[origin]!, vv[origin] ?? 0)
+      if (seq > (base[origin] ?? 0)) target[origin] = seq
+    }
+    const heldBack = new Set<string>()
+    let docsScanned = 0
+    let snapshotsWritten = 0
+    let eventsDeleted = 0
+    const progress = (phase: CompactProgress['phase']): CompactProgress => ({ phase, docsScanned, snapshotsWritten, eventsDeleted })
+    // Repeat the pass while a document lowered the floor: documents already covered are
+    // skipped quickly, and every lowering strictly decreases a seq, so this ends.
+    for (let lowered = Object.keys(target).length > 0; lowered; ) {
+      lowered = false
+      for (const docId of this.docIds()) {
+        docsScanned++
+        if (docsScanned % progressEvery === 0) yield progress('snapshot')
+        const snapshotLsn = (this.#stmt.snapshotLsn.get(docId) as number | undefined) ?? 0
+        const uncovered = (this.#stmt.tailSeqs.all(docId, snapshotLsn) as Array<{ origin: string; seq: number }>).filter(
+          (e) => e.seq <= (target[e.origin] ?? 0),
+        )
+        if (uncovered.length === 0) continue
+        if (this.#snapshotNow(docId)) {
+          snapshotsWritten++
+          continue
+        }
+        for (const e of uncovered) {
+          if (e.seq <= (target[e.origin] ?? 0)) {
+            target[e.origin] = e.seq - 1
+            heldBack.add(e.origin)
+            lowered = true
+          }
+        }
+      }
+    }
+    this.store.raiseBase(target)
+    yield progress('delete')
+    for (;;) {
+      const n = this.store.deleteBelowBase(deleteChunk)
+      eventsDeleted += n
+      if (n < deleteChunk) break
+      yield progress('delete')
+    }
+    return { base: this.store.baseVv(), docsScanned, snapshotsWritten, eventsDeleted, heldBack: [...heldBack].sort() }
+  }
+
+  /**
+   * A page of stored snapshots in doc id order after `afterDocId`, about `maxBytes` long
+   * (at least one), for bootstrapping a DRU below our compaction base. `next` is the id to
+   * continue after, undefined at the end.
+   */
+  snapshotPage(afterDocId: string, maxBytes: number, limit = 256): { docs: DocSnapshot[]; next: string | undefined } {
+    const rows = this.#stmt.snapshotPage.all(afterDocId, limit) as Array<{ doc_id: string; snapshot: Buffer }>
+    const docs: DocSnapshot[] = []
+    let bytes = 0
+    for (const row of rows) {
+      if (docs.length > 0 && bytes + row.snapshot.byteLength > maxBytes) break
+      docs.push({ docId: row.doc_id, bytes: row.snapshot })
+      bytes += row.snapshot.byteLength
+    }
+    const done = docs.length === rows.length && rows.length < limit
+    return { docs, next: done || docs.length === 0 ? undefined : docs[docs.length - 1]!.docId }
+  }
+
+  /**
+   * Merges snapshots from a peer into our documents (bootstrap below its compaction base)
+   * and stores each result as this document's snapshot, in one transaction. Conflicts the
+   * merge reveals are recorded as usual. Bad bytes throw MALFORMED and change nothing.
+   */
+  mergeSnapshots(docs: readonly DocSnapshot[]): void {
+    const merged: Array<{ docId: string; doc: AnyDoc; found: FoundConflict[] }> = []
+    try {
+      for (const { docId, bytes } of docs) {
+        parseDocId(docId)
+        const cached = this.#cache.delete(docId)
+        if (cached) A.free(cached.doc)
+        // Loaded on its own first: Automerge skips unparsable bytes when loading them into a
+        // non-empty document, and a bad snapshot must be refused, not half-applied.
+        try {
+          A.free(A.load(bytes))
+        } catch (err) {
+          throw new DruError('MALFORMED', `the snapshot of ${docId} is not a valid Automerge document: ${(err as Error).message}`, { details: { docId } })
+        }
+        const entry = this.#load(docId, false)
+        const patches: A.Patch[] = []
+        const doc: AnyDoc = A.loadIncremental(entry?.doc ?? A.init({ actor: this.#actor() }), bytes, { patchCallback: (p) => patches.push(...p) })
+        const paths = conflictedPaths(patches)
+        merged.push({ docId, doc, found: paths.length > 0 ? this.#scan(doc, paths) : [] })
+      }
+      this.store.db.transaction(() => {
+        const lsn = this.store.lastLsn()
+        for (const { docId, doc } of merged) {
+          // A document with changes waiting for dependencies may lack some tail events:
+          // position 0 makes its next load replay every stored event on top (idempotent).
+          const complete = A.getMissingDeps(doc, []).length === 0
+          this.#stmt.putSnapshot.run(docId, A.save(doc), complete ? lsn : 0, JSON.stringify([...A.getHeads(doc)].sort()))
+          this.#stats.snapshotsWritten++
+        }
+      }).immediate()
+    } finally {
+      for (const m of merged) A.free(m.doc)
+    }
+    for (const { docId, found } of merged) if (found.length > 0) this.#recordAll(docId, found, [])
+    this.#runPolicy()
+    const ids = merged.map((m) => m.docId)
+    if (ids.length === 0) return
+    for (const l of this.#listeners) {
+      try {
+        l(ids, 'remote')
+      } catch (err) {
+        this.#onError(err)
+      }
+    }
+  }
+
+  /** Writes a snapshot of one document now (cached or not); false if it cannot be (missing dependencies). */
+  #snapshotNow(docId: string): boolean {
+    const hit = this.#cache.peek(docId)
+    if (hit) return this.#writeSnapshot(docId, hit, this.store.lastLsn())
+    const entry = this.#load(docId, false)
+    if (!entry) return false
+    try {
+      return this.#writeSnapshot(docId, entry, this.store.lastLsn())
+    } finally {
+      A.free(entry.doc)
+    }
   }
 
   // ---- cache and snapshots ------------------------------------------------------------

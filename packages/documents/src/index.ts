@@ -4,7 +4,7 @@
  * conflict records.
  */
 export { DocumentStore } from './document-store.js'
-export type { DocumentStoreOptions, DocumentTx, DocumentDigest, DocumentStats, UpdateListener, ChangeFn } from './document-store.js'
+export type { DocumentStoreOptions, DocumentTx, DocumentDigest, DocumentStats, UpdateListener, ChangeFn, CompactProgress, CompactResult, DocSnapshot } from './document-store.js'
 export type { CacheLimits } from './lru.js'
 export { Lru } from './lru.js'
 export { actorForOrigin, originForActor, parseOpId } from './actor.js'

@@ -3,9 +3,10 @@ import type { EventStore } from '@dru/store-sqlite'
 type Db = EventStore['db']
 
 /**
- * The documents package's own schema track (`schema_version:documents`). Both tables are
- * derived from the event log: `docs` holds snapshots (rebuildable by replay), `conflicts`
- * the concurrent values found while applying changes.
+ * The documents package's own schema track (`schema_version:documents`). `docs` holds
+ * snapshots: derived from the log (rebuildable by replay) until compaction deletes events
+ * below the log's base, after which a snapshot is the only copy of those changes.
+ * `conflicts` holds the concurrent values found while applying changes.
  */
 export const DOCUMENT_MIGRATIONS: ReadonlyArray<(db: Db) => void> = [
   (db) => {

@@ -153,6 +153,9 @@ const EVENT_COLUMNS = 'lsn, origin, seq, hlc, doc_id, change, prev, hash, sig'
  * transaction, so effects happen exactly once. Every event read back is re-hashed, so a
  * flipped byte on disk is reported as CORRUPTION instead of being served or applied.
  */
+/** Meta key: the highest local position ever given, kept so compaction never lets one be reused. */
+const LSN_HIGH_KEY = 'lsn_high'
+
 export class EventStore {
   readonly druId: DruId
   readonly path: string
@@ -166,6 +169,10 @@ export class EventStore {
   #origin: Origin
   #incarnation: number
   #heads = new Map<string, Head>()
+  /** Next local position; assigned explicitly so that deleting rows never lets SQLite reuse one. */
+  #nextLsn = 1
+  /** Per origin, the compacted prefix: events up to `seq` may be gone from `events`. */
+  #base = new Map<string, Head>()
   #handlers: InboxHandler[] = []
   #listeners: CommitListener[] = []
   #inTransaction = false
@@ -194,6 +201,11 @@ export class EventStore {
       this.#heads.set(row.origin, { seq: row.seq, hash: row.hash, hlc: row.hlc })
       const h = decodeHlc(row.hlc)
       if (!highWater || compareHlc(h, highWater) > 0) highWater = h
+    }
+    const stored = (this.#stmt.lastLsn.get() as { lsn: number | null }).lsn ?? 0
+    this.#nextLsn = Math.max(stored, Number(this.getMeta(LSN_HIGH_KEY) ?? 0)) + 1
+    for (const row of this.#stmt.allBase.all() as Array<{ origin: string } & Head>) {
+      this.#base.set(row.origin, { seq: row.seq, hash: row.hash, hlc: row.hlc })
     }
     this.#clock = this.#makeClock(highWater)
     this.#openedClean = this.#takeCleanCloseMarker()
@@ -356,10 +368,12 @@ export class EventStore {
       return result
     })
     this.#inTransaction = true
+    const lsnBefore = this.#nextLsn
     let result: T
     try {
       result = run.immediate()
     } catch (err) {
+      this.#nextLsn = lsnBefore // the rows were rolled back, so their positions are free again
       throw mapSqliteError(err)
     } finally {
       this.#inTransaction = false
@@ -428,7 +442,9 @@ export class EventStore {
       for (const e of sorted) {
         const head = newHeads.get(e.origin) ?? this.#heads.get(e.origin) ?? { seq: 0, hash: GENESIS_HASH, hlc: '' }
         if (e.seq <= head.seq) {
-          const held = e.seq === head.seq ? head.hash : this.#storedHash(e.origin, e.seq)
+          const base = this.#base.get(e.origin)
+          // Below the compaction base the event may be gone: only its boundary hash is known.
+          const held = e.seq === head.seq ? head.hash : e.seq === base?.seq ? base.hash : this.#storedHash(e.origin, e.seq)
           if (held !== undefined && held !== e.hash) {
             throw new DruError('FORK', `fork: ${e.origin}#${e.seq} arrived with hash ${e.hash.slice(0, 12)}… but we hold ${held.slice(0, 12)}…`, {
               details: { origin: e.origin, seq: e.seq, held, offered: e.hash },
@@ -464,9 +480,11 @@ export class EventStore {
       for (const [origin, h] of newHeads) this.#stmt.upsertHead.run(origin, h.seq, h.hash, h.hlc)
     })
     this.#inTransaction = true
+    const lsnBefore = this.#nextLsn
     try {
       run.immediate()
     } catch (err) {
+      this.#nextLsn = lsnBefore // the rows were rolled back, so their positions are free again
       throw mapSqliteError(err)
     } finally {
       this.#inTransaction = false
@@ -527,6 +545,12 @@ export class EventStore {
     let batch: DruEvent[] = []
     let bytes = 0
     for (const range of missingRanges(this.vv(), remote)) {
+      const base = this.#base.get(range.origin)
+      if (base && range.from <= base.seq) {
+        throw new DruError('BELOW_FLOOR', `${range.origin}#${range.from}–#${base.seq} were compacted into document snapshots; the peer must bootstrap from snapshots`, {
+          details: { origin: range.origin, seq: range.from, base: base.seq },
+        })
+      }
       let next = range.from
       let prev: string | undefined
       while (next <= range.to) {
@@ -568,9 +592,13 @@ export class EventStore {
     }
   }
 
-  /** The local position of the newest stored event (0 when empty). */
+  /**
+   * The highest local position given to an event so far (0 when none). Positions are never
+   * reused, even after compaction deleted the newest rows: snapshots record the position
+   * they cover, and a reused one would hide later events from them.
+   */
   lastLsn(): number {
-    return (this.#stmt.lastLsn.get() as { lsn: number | null }).lsn ?? 0
+    return this.#nextLsn - 1
   }
 
   /**
@@ -581,11 +609,13 @@ export class EventStore {
   verifyLog(onProgress?: (p: VerifyProgress) => void, progressEvery = 10_000): { events: number; origins: number } {
     let total = 0
     for (const [origin, head] of this.#heads) {
-      let prev: string | undefined
-      let expected: number | undefined
+      // A compacted origin's chain starts after its base, linking to the base's hash.
+      const base = this.#base.get(origin)
+      let prev: string | undefined = base?.hash
+      let expected: number | undefined = base ? base.seq + 1 : undefined
       let checked = 0
       let last: DruEvent | undefined
-      let after = 0
+      let after = base?.seq ?? 0
       for (;;) {
         const rows = this.#stmt.range.all(origin, after + 1, head.seq, 1024) as EventRow[]
         for (const row of rows) {
@@ -603,6 +633,14 @@ export class EventStore {
         if (rows.length < 1024) break
         after = rows[rows.length - 1]!.seq
       }
+      if (!last && head.seq > (base?.seq ?? 0)) {
+        throw new DruError('CORRUPTION', `${origin}#${(base?.seq ?? 0) + 1}–#${head.seq} are missing from the log although its head claims them`, {
+          details: { origin, seq: (base?.seq ?? 0) + 1 },
+        })
+      }
+      if (!last && base && base.hash !== head.hash) {
+        throw new DruError('CORRUPTION', `the recorded head of ${origin} (#${head.seq}) does not match its compaction base`, { details: { origin, seq: head.seq } })
+      }
       if (last && (last.seq !== head.seq || last.hash !== head.hash)) {
         throw new DruError('CORRUPTION', `the recorded head of ${origin} (#${head.seq}) does not match its last stored event (#${last.seq})`, {
           details: { origin, seq: head.seq },
@@ -610,6 +648,112 @@ export class EventStore {
       }
     }
     return { events: total, origins: this.#heads.size }
+  }
+
+  // ---- compaction -----------------------------------------------------------------------
+
+  /**
+   * Per origin, the highest seq folded into document snapshots (events up to it may no
+   * longer be stored), with that event's hash and HLC. Empty until the first compaction.
+   */
+  base(): Record<string, { seq: number; hash: string; hlc: string }> {
+    const out: Record<string, { seq: number; hash: string; hlc: string }> = {}
+    for (const origin of [...this.#base.keys()].sort()) out[origin] = { ...this.#base.get(origin)! }
+    return out
+  }
+
+  /** The compaction base as a version vector. */
+  baseVv(): VersionVector {
+    const out: Record<string, number> = {}
+    for (const [origin, b] of this.#base) out[origin] = b.seq
+    return normalizeVv(out)
+  }
+
+  /**
+   * Raises the compaction base to `floor` (clamped to what we hold; never lowered) and
+   * returns the origins whose base moved. The caller must already have written document
+   * snapshots covering every event up to the new base: from here on those events may be
+   * deleted ({@link deleteBelowBase}) and are refused to peers with BELOW_FLOOR.
+   */
+  raiseBase(floor: VersionVector): string[] {
+    this.#assertUsable()
+    const plan: Array<[string, Head]> = []
+    for (const origin of Object.keys(floor).sort()) {
+      const head = this.#heads.get(origin)
+      if (!head) continue
+      const seq = Math.min(floor[origin]!, head.seq)
+      if (seq <= (this.#base.get(origin)?.seq ?? 0)) continue
+      let at: Head
+      if (seq === head.seq) at = head
+      else {
+        const e = this.getEvent(origin, seq)
+        if (!e) throw new DruError('CORRUPTION', `${origin}#${seq} is missing from the log although the version vector claims it`, { details: { origin, seq } })
+        at = { seq, hash: e.hash, hlc: e.hlc }
+      }
+      plan.push([origin, at])
+    }
+    if (plan.length === 0) return []
+    this.db.transaction(() => {
+      for (const [origin, b] of plan) this.#stmt.upsertBase.run(origin, b.seq, b.hash, b.hlc)
+    }).immediate()
+    for (const [origin, b] of plan) this.#base.set(origin, b)
+    return plan.map(([o]) => o)
+  }
+
+  /**
+   * Deletes up to `limit` stored events at or below their origin's compaction base, in one
+   * transaction; returns how many went. Call until it returns less than `limit`.
+   */
+  deleteBelowBase(limit = 10_000): number {
+    this.#assertUsable()
+    let deleted = 0
+    this.db.transaction(() => {
+      this.setMeta(LSN_HIGH_KEY, this.#nextLsn - 1)
+      for (const [origin, b] of this.#base) {
+        if (deleted >= limit) break
+        deleted += this.#stmt.deletePrefix.run(origin, b.seq, limit - deleted).changes
+      }
+    }).immediate()
+    return deleted
+  }
+
+  /**
+   * Adopts a peer's compaction base after its document snapshots were merged here
+   * (bootstrap of a DRU below the peer's floor): for each origin where we hold less than
+   * the base, our head jumps to it, so the peer's later events link to it. An origin where
+   * we hold the base's seq with another hash is a FORK; nothing is changed then.
+   * Returns the origins whose head moved.
+   */
+  adoptBase(base: Readonly<Record<string, { seq: number; hash: string; hlc: string }>>): string[] {
+    this.#assertUsable()
+    const moved: Array<[string, Head]> = []
+    for (const origin of Object.keys(base).sort()) {
+      const b = base[origin]!
+      const head = this.#heads.get(origin)
+      if (head && head.seq >= b.seq) {
+        const mine = this.#base.get(origin)
+        const held = head.seq === b.seq ? head.hash : mine?.seq === b.seq ? mine.hash : this.#storedHash(origin, b.seq)
+        if (held !== undefined && held !== b.hash) {
+          throw new DruError('FORK', `fork: the peer's compaction base ${origin}#${b.seq} is ${b.hash.slice(0, 12)}… but we hold ${held.slice(0, 12)}…`, {
+            details: { origin, seq: b.seq },
+          })
+        }
+        continue
+      }
+      moved.push([origin, { seq: b.seq, hash: b.hash, hlc: b.hlc }])
+    }
+    if (moved.length === 0) return []
+    this.db.transaction(() => {
+      for (const [origin, b] of moved) {
+        this.#stmt.upsertHead.run(origin, b.seq, b.hash, b.hlc)
+        this.#stmt.upsertBase.run(origin, b.seq, b.hash, b.hlc)
+      }
+    }).immediate()
+    for (const [origin, b] of moved) {
+      this.#heads.set(origin, b)
+      this.#base.set(origin, b)
+    }
+    return moved.map(([o]) => o)
   }
 
   // ---- peers --------------------------------------------------------------------------
@@ -696,12 +840,17 @@ export class EventStore {
     const db = this.db
     return {
       insert: db.prepare(
-        'insert into events (origin, seq, hlc, doc_id, change, prev, hash, sig, received_at, applied_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'insert into events (lsn, origin, seq, hlc, doc_id, change, prev, hash, sig, received_at, applied_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ),
       upsertHead: db.prepare(
         'insert into origins (origin, seq, hash, hlc) values (?, ?, ?, ?) on conflict(origin) do update set seq = excluded.seq, hash = excluded.hash, hlc = excluded.hlc',
       ),
       allHeads: db.prepare('select origin, seq, hash, hlc from origins'),
+      allBase: db.prepare('select origin, seq, hash, hlc from log_base'),
+      upsertBase: db.prepare(
+        'insert into log_base (origin, seq, hash, hlc) values (?, ?, ?, ?) on conflict(origin) do update set seq = excluded.seq, hash = excluded.hash, hlc = excluded.hlc',
+      ),
+      deletePrefix: db.prepare('delete from events where lsn in (select lsn from events where origin = ? and seq <= ? limit ?)'),
       getEvent: db.prepare(`select ${EVENT_COLUMNS} from events where origin = ? and seq = ?`),
       storedHash: db.prepare('select hash from events where origin = ? and seq = ?').pluck(),
       range: db.prepare(`select ${EVENT_COLUMNS} from events where origin = ? and seq >= ? and seq <= ? order by seq limit ?`),
@@ -754,7 +903,7 @@ export class EventStore {
   }
 
   #insert(e: DruEvent, at: number): void {
-    this.#stmt.insert.run(e.origin, e.seq, e.hlc, e.docId, e.change, e.prev, e.hash, e.sig ?? null, at, at)
+    this.#stmt.insert.run(this.#nextLsn++, e.origin, e.seq, e.hlc, e.docId, e.change, e.prev, e.hash, e.sig ?? null, at, at)
   }
 
   #storedHash(origin: string, seq: number): string | undefined {

@@ -40,6 +40,19 @@ export const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
       ) without rowid;
     `)
   },
+  (db) => {
+    // Per origin, the highest seq folded into document snapshots by compaction (and no
+    // longer necessarily stored as an event), with that event's hash and HLC, so the
+    // chain still links and the log can say exactly what it cannot stream any more.
+    db.exec(`
+      create table log_base (
+        origin text primary key,
+        seq integer not null,
+        hash text not null,
+        hlc text not null
+      ) without rowid;
+    `)
+  },
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length
