@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { GENESIS_HASH, encodeHlc, pack, sealEvent, type DruEvent, type Origin } from '@dru/core'
-import { authProof, decodeFrame, encodeFrame, generateKeys, signerFor, type Frame } from '@dru/sync'
+import { PROTOCOL_VERSION, authProof, decodeFrame, encodeFrame, generateKeys, signerFor, type Frame } from '@dru/sync'
 import { DruProcess, killAll, SECRET, sameFp, tempDir, waitFor } from './helpers.js'
 
 /**
@@ -79,7 +79,7 @@ function connect(): Promise<Conn> {
 }
 
 const nonce = () => new Uint8Array(32).map(() => Math.floor(Math.random() * 256))
-const evilHello = (over: Partial<Extract<Frame, { type: 'hello' }>> = {}): Frame => ({ type: 'hello', protocol: 1, druId: 'evil', origin: 'evil/1', nonce: nonce(), ...over })
+const evilHello = (over: Partial<Extract<Frame, { type: 'hello' }>> = {}): Frame => ({ type: 'hello', protocol: PROTOCOL_VERSION, druId: 'evil', origin: 'evil/1', nonce: nonce(), ...over })
 
 /** Completes the handshake as the member "evil"; returns the open connection and our proof. */
 async function authenticated(): Promise<Conn & { proof: Uint8Array }> {
@@ -181,6 +181,12 @@ const cases: Case[] = [
     c.send({ type: 'vv', fingerprint: { vv: { [yOrigin]: fp.vv[yOrigin]! }, heads: { [yOrigin]: 'f'.repeat(64) } } })
     return c
   }, true],
+  ['document snapshots sent to a DRU that has no documents', 'NOT_SUPPORTED', async () => {
+    const c = await authenticated()
+    c.send({ type: 'snapshot', docs: [{ docId: 'doc', bytes: new Uint8Array([0x85, 0x6f, 0x4a, 0x83]) }] })
+    return c
+  }],
+  ['a snapshot frame with an empty document id', 'INVALID_FRAME', async () => { const c = await authenticated(); c.send(pack(['snapshot', [['', new Uint8Array(4)]]])); return c }],
   ['events from an hour in the future', 'CLOCK_SKEW', async () => {
     const c = await authenticated()
     c.send(eventsFrame(evilChain('evil/1', 1, 2, GENESIS_HASH, Date.now() + 3_600_000)))

@@ -93,10 +93,16 @@ export interface Compact {
   eventsRemoved: number
   docsSnapshotted: number
   durationMs?: number
+  base?: Record<string, number>
+  eventsBefore?: number
+  eventsAfter?: number
+  waitingFor?: string[]
+  heldBack?: string[]
 }
 
 export interface Decommission {
   id: string
   removed: boolean
   floor?: Record<string, number>
+  waitingFor?: string[]
 }

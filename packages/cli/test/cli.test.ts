@@ -383,7 +383,7 @@ describe('dru compact and decommission', () => {
   it('compacts with progress', async () => {
     const r = await dru(['compact', '--admin', admin])
     expect(r.code).toBe(0)
-    expect(r.stdout).toBe('compacted in 0.3s: 1,900 events folded into 40 document snapshots\nfloor: eu-west-1/1:100 us-east-1/1:90\n')
+    expect(r.stdout).toBe('compacted in 0.3s: 1,900 events removed, 40 document snapshots written\nfloor: eu-west-1/1:100 us-east-1/1:90\n')
     expect(r.stderr).toContain('snapshot: 40/40 docs (100%)')
   })
 
@@ -393,9 +393,10 @@ describe('dru compact and decommission', () => {
       dru(['decommission', 'nowhere-1', '--admin', admin]),
     ])
     expect(gone.code).toBe(0)
-    expect(gone.stdout).toContain('ap-south-1 removed from membership; its replicated events stay')
+    expect(gone.stdout).toContain('ap-south-1 removed from membership of this DRU; its replicated events stay')
+    expect(gone.stdout).toContain('run it on every surviving DRU')
     expect(unknown.code).toBe(0)
-    expect(unknown.stdout).toBe('nowhere-1 was not a member; nothing changed\n')
+    expect(unknown.stdout).toBe('nowhere-1 was already decommissioned; nothing changed\n')
     expect(fake.seen.decommissioned).toEqual(expect.arrayContaining(['ap-south-1', 'nowhere-1']))
   })
 

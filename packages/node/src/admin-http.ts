@@ -57,6 +57,12 @@ export interface StatusJson {
   readonly conflictsOpen: number
   /** False while a restored DRU refuses writes until its own origin is back. */
   readonly writable?: boolean
+  /** Events stored, the compaction base (compacted away) and the floor a compaction would use now. */
+  readonly log?: {
+    readonly events: number
+    readonly base: Readonly<Record<string, number>>
+    readonly floor: Readonly<Record<string, number>>
+  }
 }
 
 /** What one side lacks of one origin, against one peer. */
@@ -148,6 +154,12 @@ export interface CompactJson {
   readonly eventsRemoved: number
   readonly docsSnapshotted: number
   readonly durationMs?: number
+  /** The log's base afterwards, events before and after, and who held the floor back. */
+  readonly base?: Readonly<Record<string, number>>
+  readonly eventsBefore?: number
+  readonly eventsAfter?: number
+  readonly waitingFor?: readonly string[]
+  readonly heldBack?: readonly string[]
 }
 
 /** Body of `POST /peers/:id/unquarantine`. */
@@ -163,6 +175,8 @@ export interface DecommissionJson {
   /** False when the id was already not a member. */
   readonly removed: boolean
   readonly floor?: Readonly<Record<string, number>>
+  /** Members still holding the floor below our vector. */
+  readonly waitingFor?: readonly string[]
 }
 
 /** Progress of a long operation, streamed as `{"progress": …}` lines. */
@@ -201,7 +215,8 @@ export interface AdminSource {
     resolve(id: string, value: unknown): ResolveJson | Promise<ResolveJson>
   }
   compact?(progress: ProgressFn): CompactJson | Promise<CompactJson>
-  decommission?(id: string): DecommissionJson | Promise<DecommissionJson>
+  /** `force` removes a peer even while it is connected. */
+  decommission?(id: string, force: boolean): DecommissionJson | Promise<DecommissionJson>
   /** Lifts a peer's quarantine (after the operator has dealt with the fork) so it may reconnect. */
   unquarantine?(peerId: string): UnquarantineJson | Promise<UnquarantineJson>
 }
@@ -405,11 +420,11 @@ function buildRoutes(source: AdminSource, maxBody: number): Route[] {
       if (!unquarantine) throw new DruError('NOT_SUPPORTED', 'this DRU has no peers to unquarantine')
       sendJson(res, 200, await unquarantine(params[0]!))
     }),
-    route('POST', /^\/decommission\/([^/]+)$/, 'decommission', async ({ req, res, params }) => {
+    route('POST', /^\/decommission\/([^/]+)$/, 'decommission', async ({ req, res, params, url }) => {
       await readBody(req, maxBody)
       const decommission = source.decommission?.bind(source)
-      if (!decommission) throw new DruError('NOT_SUPPORTED', 'this DRU does not offer decommissioning')
-      sendJson(res, 200, await decommission(params[0]!))
+      if (!decommission) throw new DruError('NOT_SUPPORTED', 'this DRU runs without peers: there is no membership to change')
+      sendJson(res, 200, await decommission(params[0]!, flag(url, 'force')))
     }),
   ]
 }

@@ -51,11 +51,12 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
         lastSeen: iso(p.lastSeen),
         lagEvents: countMissing(ours, p.ackedVv) + countMissing(mergeVv(p.theirVv, p.ackedVv), ours),
         lagSeconds: network!.lagSeconds(p),
-        membership: p.quarantined ? 'quarantined' : 'member',
+        membership: p.decommissioned ? 'decommissioned' : p.quarantined ? 'quarantined' : 'member',
         bytesIn: p.bytesIn,
         bytesOut: p.bytesOut,
         eventsIn: p.eventsIn,
         duplicatesIn: p.duplicatesIn,
+        ...(p.snapshotDocsIn > 0 ? { snapshotDocsIn: p.snapshotDocsIn } : {}),
         ...(p.quarantine ? { quarantine: p.quarantine } : {}),
         ...(p.lastError ? { lastError: p.lastError } : {}),
       }))
@@ -71,11 +72,13 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
         conflictsOpen: open,
         writable: !(network?.restoring ?? false),
         skewedEvents: dru.store.skewedEvents,
+        log: { events: dru.store.count(), base: dru.store.baseVv(), floor: dru.compactionFloor().floor },
       } as StatusJson
     },
     async metrics() {
       network?.refreshPeerMetrics()
       metrics.conflictsOpen.set(dru.conflicts.list('open').length)
+      metrics.logEvents.set(dru.store.count())
       return metrics.render()
     },
     gaps(): GapsJson {
@@ -119,8 +122,16 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
         peers,
       } as VerifyJson
     },
+    async compact(progress) {
+      const r = await dru.compact({ onProgress: progress })
+      metrics.compactedEvents.inc(r.eventsRemoved)
+      return r
+    },
     ...(network
       ? {
+          decommission(id: string, force: boolean) {
+            return dru.decommission(id, { force })
+          },
           unquarantine(peerId: string) {
             const peer = network.sync.peerStatus().find((p) => p.id === peerId)
             if (!peer) throw new DruError('NOT_FOUND', `${peerId} is not a configured peer`)

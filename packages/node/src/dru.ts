@@ -3,6 +3,25 @@ import { DocumentStore, type ChangeFn, type Conflict, type DocumentDigest } from
 import type { EventStore, InboxTx } from '@dru/store-sqlite'
 import type { DruConfig } from './config.js'
 import type { GapsJson, ProgressFn, VerifyJson } from './admin-http.js'
+import { compactionFloor, runCompaction, type CompactReport, type CompactionFloor, type MemberAck } from './compaction.js'
+
+/** Cluster membership as the network layer knows it (absent for a standalone DRU). */
+export interface Membership {
+  /** Current members (decommissioned ones excluded) with what each durably acknowledged. */
+  members(): MemberAck[]
+  /** Removes a member for good; see {@link Dru.decommission}. */
+  decommission(id: string, options: { force: boolean }): { id: string; removed: boolean }
+}
+
+/** What {@link Dru.decommission} resolves to. */
+export interface DecommissionReport {
+  readonly id: string
+  /** False when it was already decommissioned (nothing changed). */
+  readonly removed: boolean
+  /** The compaction floor once it no longer counts. */
+  readonly floor: Readonly<Record<string, number>>
+  readonly waitingFor: readonly string[]
+}
 
 /** Options of {@link Dru.change}. */
 export interface ChangeOptions {
@@ -64,6 +83,8 @@ export class Dru {
   #ackWaiter: AckWaiter | undefined
   #writeGuard: (() => void) | undefined
   #operations: DruOperations | undefined
+  #membership: Membership | undefined
+  #compacting = false
   #lifecycle: Lifecycle
   #closed = false
   readonly #closeHooks: Array<() => void | Promise<void>> = []
@@ -166,6 +187,52 @@ export class Dru {
     this.#assertOpen()
     if (!this.#operations) throw new DruError('NOT_SUPPORTED', 'verify() needs a DRU opened by openDru()')
     return this.#operations.verify({ deep: options.deep === true }, () => undefined)
+  }
+
+  /**
+   * The causal-stability floor: per origin, what this DRU and every current member
+   * durably hold. Events at or below it may be compacted.
+   */
+  compactionFloor(): CompactionFloor {
+    this.#assertOpen()
+    return compactionFloor(this.store.vv(), this.#membership?.members() ?? [])
+  }
+
+  /**
+   * Folds every event at or below the compaction floor into document snapshots and
+   * deletes it from the log. Documents read the same afterwards; a peer that later
+   * turns up below the floor (new, or back from a lost disk) is bootstrapped from the
+   * snapshots. Application inbox handlers do not run again for folded events. One
+   * compaction at a time (INVALID_ARGUMENT otherwise); progress goes to `onProgress`.
+   */
+  async compact(options: { onProgress?: ProgressFn } = {}): Promise<CompactReport> {
+    this.#assertOpen()
+    if (this.#compacting) throw new DruError('INVALID_ARGUMENT', `a compaction of ${this.id} is already running`)
+    this.#compacting = true
+    try {
+      return await runCompaction(this.documents, this.compactionFloor(), options.onProgress ?? (() => undefined))
+    } finally {
+      this.#compacting = false
+    }
+  }
+
+  /**
+   * Removes a DRU lost for good from this DRU's membership, so the compaction floor no
+   * longer waits for it. It is never dialed again and its sessions are refused
+   * (DECOMMISSIONED); its events already replicated stay. Run it on every surviving DRU.
+   * A connected peer is refused unless `force` (it is evidently not lost).
+   */
+  decommission(id: string, options: { force?: boolean } = {}): DecommissionReport {
+    this.#assertOpen()
+    if (!this.#membership) throw new DruError('NOT_SUPPORTED', `${this.id} runs without peers: there is no membership to change`)
+    const r = this.#membership.decommission(id, { force: options.force === true })
+    const f = this.compactionFloor()
+    return { ...r, floor: f.floor, waitingFor: f.waitingFor }
+  }
+
+  /** For the network layer: who the members are and how to remove one. */
+  useMembership(membership: Membership): void {
+    this.#membership = membership
   }
 
   /** For openDru: the implementations behind gaps() and verify(). */

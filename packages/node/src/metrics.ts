@@ -46,6 +46,12 @@ export interface DruMetrics {
   readonly forks: Counter<'peer'>
   /** Peers quarantined (fork or forgery). */
   readonly quarantines: Counter<'peer'>
+  /** Bootstraps from a peer's document snapshots (we were below its compaction base). */
+  readonly bootstraps: Counter<'peer'>
+  /** Events folded into document snapshots and deleted from the log by compaction. */
+  readonly compactedEvents: Counter
+  /** Events stored in the log now (set when metrics are scraped). */
+  readonly logEvents: Gauge
   /** Remote clocks found ahead of ours beyond the configured bound. */
   readonly clockSkewAlarms: Counter<'peer'>
   /** Seconds from a local change call to its durable commit. */
@@ -151,6 +157,22 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
     labelNames: ['peer'] as const,
     registers,
   })
+  const bootstraps = new Counter({
+    name: 'dru_bootstraps_total',
+    help: 'Bootstraps from a peer\'s document snapshots (this DRU was below its compaction base).',
+    labelNames: ['peer'] as const,
+    registers,
+  })
+  const compactedEvents = new Counter({
+    name: 'dru_compacted_events_total',
+    help: 'Events folded into document snapshots and deleted from the log by compaction.',
+    registers,
+  })
+  const logEvents = new Gauge({
+    name: 'dru_log_events',
+    help: 'Events stored in the log now (set when metrics are scraped).',
+    registers,
+  })
   const commitLatency = new Histogram({
     name: 'dru_commit_latency_seconds',
     help: 'Seconds from a local change call to its durable commit.',
@@ -183,6 +205,9 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
     forks,
     quarantines,
     clockSkewAlarms,
+    bootstraps,
+    compactedEvents,
+    logEvents,
     commitLatency,
     setLifecycleState,
     recordTransition(t) {

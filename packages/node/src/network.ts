@@ -46,6 +46,9 @@ export interface PeerVerification {
   readonly error?: string
 }
 
+/** Meta key: JSON list of DRU ids removed from the cluster by `dru decommission`. */
+const DECOMMISSIONED_KEY = 'decommissioned'
+
 /** How often the lifecycle is re-assessed (also on every peer up/down and ack). */
 const EVALUATE_EVERY_MS = 100
 
@@ -80,6 +83,11 @@ export class Network {
     })
     sync.on('peer-down', (id, reason) => {
       log.warn('peer down', { peer: id, ...reason })
+      evaluate()
+    })
+    sync.on('bootstrap', (info) => {
+      log.warn('bootstrapped from document snapshots: a peer had compacted events this DRU lacked', { ...info })
+      metrics.bootstraps.inc({ peer: info.peerId })
       evaluate()
     })
     sync.on('quarantine', (info) => {
@@ -128,7 +136,15 @@ export class Network {
       const origin = store.bumpIncarnation(clockIncarnation(deps.now()))
       deps.log.info('new incarnation: this log cannot prove it is the newest copy of its origin', { from: before, to: origin })
     }
+    const decommissioned = readDecommissioned(store)
     const sync = await startSync({
+      decommissioned,
+      // Bootstrap in both directions: serve our snapshots to a peer below our compaction
+      // base, and merge a peer's when we are below its base.
+      snapshots: {
+        page: (after, maxBytes) => dru.documents.snapshotPage(after, maxBytes),
+        merge: (docs) => dru.documents.mergeSnapshots(docs),
+      },
       store,
       druId: dru.id,
       ...(config.listen ? { listen: config.listen } : {}),
@@ -156,7 +172,37 @@ export class Network {
     })
     deps.metrics.setLifecycleState(driver.lifecycle.state())
     if (restore) driver.restorePending()
-    return new Network(dru, sync, driver, deps.metrics, deps.log, deps.now, peers.length)
+    const network = new Network(dru, sync, driver, deps.metrics, deps.log, deps.now, peers.length)
+    const memberIds = Object.keys(config.keys.publicKeys).filter((id) => id !== dru.id)
+    dru.useMembership({
+      members: () => {
+        const gone = new Set(readDecommissioned(store))
+        const live = new Map(sync.peerStatus().map((p) => [p.id, p.ackedVv]))
+        return memberIds
+          .filter((id) => !gone.has(id))
+          .map((id) => ({ id, acked: mergeVv(store.peer(id)?.ackedVv ?? {}, live.get(id) ?? {}) }))
+      },
+      decommission: (id, { force }) => network.decommission(id, memberIds, force),
+    })
+    return network
+  }
+
+  /** See {@link Dru.decommission}: persisted first, so a restart keeps the peer out. */
+  decommission(id: string, memberIds: readonly string[], force: boolean): { id: string; removed: boolean } {
+    const store = this.#dru.store
+    if (id === this.#dru.id) throw new DruError('INVALID_ARGUMENT', `${id} cannot decommission itself`)
+    if (!memberIds.includes(id)) throw new DruError('NOT_FOUND', `${id} is not a member of this cluster (no public key for it)`)
+    const gone = readDecommissioned(store)
+    if (gone.includes(id)) return { id, removed: false }
+    const peer = this.sync.peerStatus().find((p) => p.id === id)
+    if (peer?.connected && !force) {
+      throw new DruError('INVALID_ARGUMENT', `${id} is connected right now, so it is not lost; stop it first, or pass force to remove a live DRU`)
+    }
+    store.setMeta(DECOMMISSIONED_KEY, JSON.stringify([...gone, id].sort()))
+    this.sync.decommission(id)
+    this.#log.warn('peer decommissioned: removed from membership; its replicated events stay', { peer: id })
+    this.evaluate()
+    return { id, removed: true }
   }
 
   /** True while a restored or new DRU waits for its own earlier events. */
@@ -168,7 +214,7 @@ export class Network {
   evaluate(): void {
     if (this.#dru.closed) return
     const ours = this.#dru.store.vv()
-    const status = this.sync.peerStatus()
+    const status = this.sync.peerStatus().filter((p) => !p.decommissioned)
     this.#detectStaleOrigin(status)
     this.#keepIncarnationAbove(status)
     const assessment = assessPeers(ours, status)
@@ -357,4 +403,12 @@ export class Network {
     clearInterval(this.#timer)
     await this.sync.close()
   }
+}
+
+/** The DRU ids removed by `dru decommission`, from the log's meta table. */
+function readDecommissioned(store: Dru['store']): string[] {
+  const raw = store.getMeta(DECOMMISSIONED_KEY)
+  if (typeof raw !== 'string') return []
+  const list = JSON.parse(raw) as unknown
+  return Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : []
 }

@@ -1,5 +1,5 @@
 import { Packr, Unpackr } from 'msgpackr'
-import { DruError, isOrigin, validateEvent, MAX_SEQ, type DruEvent, type Fingerprint, type VersionVector } from '@dru/core'
+import { DruError, decodeHlc, isOrigin, parseDocId, validateEvent, MAX_SEQ, type DruEvent, type Fingerprint, type VersionVector } from '@dru/core'
 
 /**
  * The wire frames of the dru peer protocol and their codec. Pure: no socket, no store.
@@ -11,8 +11,11 @@ import { DruError, isOrigin, validateEvent, MAX_SEQ, type DruEvent, type Fingerp
  * code FRAME_TOO_LARGE, MALFORMED or INVALID_FRAME — nothing else.
  */
 
-/** Version of this frame grammar and handshake. Peers with another version are refused. */
-export const PROTOCOL_VERSION = 1
+/** Version of this frame grammar and handshake. Peers with another version are refused. 2 added snapshot frames. */
+export const PROTOCOL_VERSION = 2
+
+/** Most documents one snapshot frame may carry (the frame's byte cap bounds it too). */
+export const MAX_SNAPSHOT_DOCS = 100_000
 
 /** Length of handshake nonces and HMACs (bytes). */
 export const NONCE_BYTES = 32
@@ -82,7 +85,20 @@ export interface ReportFrame {
   readonly documents: number | null
 }
 
+/** Document snapshots for a peer below our compaction base (bootstrap). */
+export interface SnapshotFrame {
+  readonly type: 'snapshot'
+  readonly docs: ReadonlyArray<{ readonly docId: string; readonly bytes: Uint8Array }>
+}
+/** Ends a bootstrap: per origin the compacted seq with its hash and HLC, which the peer adopts as its head. */
+export interface SnapshotEndFrame {
+  readonly type: 'snapshot-end'
+  readonly base: Readonly<Record<string, { readonly seq: number; readonly hash: string; readonly hlc: string }>>
+}
+
 export type Frame =
+  | SnapshotFrame
+  | SnapshotEndFrame
   | HelloFrame
   | AuthFrame
   | VvFrame
@@ -105,6 +121,8 @@ export const FrameType = {
   error: 'error',
   probe: 'probe',
   report: 'report',
+  snapshot: 'snapshot',
+  snapshotEnd: 'snapshot-end',
 } as const
 export type FrameType = (typeof FrameType)[keyof typeof FrameType]
 
@@ -147,6 +165,15 @@ export function encodeFrame(frame: Frame): Uint8Array {
       return packr.pack(['probe', frame.id, frame.deep])
     case 'report':
       return packr.pack(['report', frame.id, fingerprintToWire(frame.fingerprint), frame.stateDigest, frame.documents])
+    case 'snapshot':
+      return packr.pack(['snapshot', frame.docs.map((d) => [d.docId, d.bytes])])
+    case 'snapshot-end':
+      return packr.pack([
+        'snapshot-end',
+        Object.keys(frame.base)
+          .sort()
+          .map((o) => [o, frame.base[o]!.seq, frame.base[o]!.hash, frame.base[o]!.hlc]),
+      ])
   }
 }
 
@@ -307,6 +334,41 @@ function readFrame(v: unknown): Frame {
         invalid('report.documents must be null or a non-negative integer')
       }
       return { type, id: expectId(id, 'report.id'), fingerprint: readFingerprint(fp), stateDigest: digest as string | null, documents: documents as number | null }
+    }
+    case 'snapshot': {
+      expectLength(v, 2, 'snapshot')
+      const raw = expectList(v[1], MAX_SNAPSHOT_DOCS, 'snapshot.docs')
+      if (raw.length === 0) invalid('snapshot.docs must not be empty')
+      const docs = raw.map((entry, i) => {
+        if (!Array.isArray(entry) || entry.length !== 2) invalid(`snapshot.docs[${i}] must be [docId, bytes]`)
+        const [docId, bytes] = entry as unknown[]
+        try {
+          parseDocId(docId)
+        } catch {
+          invalid(`snapshot.docs[${i}].docId is malformed`)
+        }
+        if (!(bytes instanceof Uint8Array) || bytes.byteLength === 0) invalid(`snapshot.docs[${i}].bytes must be non-empty bytes`)
+        return { docId: docId as string, bytes: bytes as Uint8Array }
+      })
+      return { type, docs }
+    }
+    case 'snapshot-end': {
+      expectLength(v, 2, 'snapshot-end')
+      const base: Record<string, { seq: number; hash: string; hlc: string }> = Object.create(null)
+      for (const [i, entry] of expectList(v[1], MAX_ORIGINS, 'snapshot-end.base').entries()) {
+        if (!Array.isArray(entry) || entry.length !== 4) invalid(`snapshot-end.base[${i}] must be [origin, seq, hash, hlc]`)
+        const [origin, seq, hash, hlc] = entry as unknown[]
+        if (!isOrigin(origin)) invalid(`snapshot-end.base[${i}] origin is malformed`)
+        if (Object.hasOwn(base, origin as string)) invalid(`snapshot-end.base repeats origin ${origin as string}`)
+        if (typeof hash !== 'string' || !HEX64.test(hash)) invalid(`snapshot-end.base[${i}] hash must be 64 lowercase hex characters`)
+        try {
+          decodeHlc(hlc)
+        } catch {
+          invalid(`snapshot-end.base[${i}] hlc is malformed`)
+        }
+        base[origin as string] = { seq: expectSeq(seq, `snapshot-end.base[${i}] seq`, 1), hash: hash as string, hlc: hlc as string }
+      }
+      return { type, base: { ...base } }
     }
     default:
       return invalid(`unknown frame type ${JSON.stringify(String(type)).slice(0, 40)}`)

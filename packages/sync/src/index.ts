@@ -24,5 +24,6 @@ export {
 export type { Frame, HelloFrame, AuthFrame, VvFrame, EventsFrame, AckFrame, PingFrame, PongFrame, ErrorFrame, ProbeFrame, ReportFrame } from './frames.js'
 export { authProof, proofMatches, newNonce } from './handshake.js'
 export { QUARANTINE_CODES } from './session.js'
+export type { SnapshotSource } from './session.js'
 export type { Logger } from './logger.js'
 export { silentLogger } from './logger.js'

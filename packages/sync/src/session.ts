@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto'
 import WebSocket from 'ws'
 import { DruError, dominatesVv, parseOrigin, type DruEvent, type Fingerprint, type VersionVector } from '@dru/core'
 import type { EventStore } from '@dru/store-sqlite'
-import { decodeFrame, encodeFrame, PROTOCOL_VERSION, type Frame, type ReportFrame } from './frames.js'
+import { decodeFrame, encodeFrame, PROTOCOL_VERSION, type Frame, type ReportFrame, type SnapshotEndFrame, type SnapshotFrame } from './frames.js'
 import { authProof, newNonce, proofMatches } from './handshake.js'
 import { verifyEventSignature } from './signatures.js'
 import type { Logger } from './logger.js'
@@ -18,6 +18,17 @@ export interface SessionLimits {
   readonly heartbeatTimeoutMs: number
 }
 
+/** Document snapshots for bootstrapping a DRU below our compaction base (the node passes its documents). */
+export interface SnapshotSource {
+  /** Stored snapshots in doc id order after `after`, about `maxBytes` long; `next` undefined at the end. */
+  page(after: string, maxBytes: number): { docs: SnapshotFrame['docs']; next: string | undefined }
+  /** Merges a peer's snapshots into our documents (durably, before we acknowledge). */
+  merge(docs: SnapshotFrame['docs']): void
+}
+
+/** What goes out of a session's stream: event batches, or a bootstrap's snapshot frames. */
+type Outgoing = { type: 'events'; batch: DruEvent[] } | SnapshotFrame | SnapshotEndFrame
+
 /** What a session needs from the node that owns it (small, so the session stays testable). */
 export interface SessionHost {
   readonly store: EventStore
@@ -28,6 +39,12 @@ export interface SessionHost {
   readonly log: Logger
   now(): number
   quarantineReason(peerId: string): string | undefined
+  /** True for a DRU removed from the cluster by `dru decommission`: its sessions are refused. */
+  isDecommissioned(peerId: string): boolean
+  /** Snapshots for bootstrap; undefined when this node has no documents (it can neither send nor take a bootstrap). */
+  readonly snapshots: SnapshotSource | undefined
+  /** We adopted a peer's compaction base after merging its snapshots. */
+  bootstrapped(session: PeerSession, info: { docs: number; origins: readonly string[] }): void
   /** Called once the peer proved the secret; false means "duplicate, close this one". */
   authenticated(session: PeerSession): boolean
   acked(session: PeerSession, vv: VersionVector): void
@@ -66,6 +83,8 @@ export class PeerSession {
   /** Events received in batches, and how many of them we already held (flooding duplicates). */
   eventsIn = 0
   duplicatesIn = 0
+  /** Document snapshots received (bootstrap below the peer's compaction base). */
+  snapshotDocsIn = 0
   lastFrameAt: number
   wasAuthenticated = false
   closeReason: { code: string; message: string } | undefined
@@ -81,7 +100,8 @@ export class PeerSession {
   #known: Record<string, number> = {}
   #window: InFlight[] = []
   #unacked = 0
-  #batches: Generator<DruEvent[], void, undefined> | null = null
+  #batches: Generator<Outgoing, void, undefined> | null = null
+  #snapshotDocsThisBootstrap = 0
   #gotVv = false
   #pumpScheduled = false
   #openedAt = 0
@@ -258,7 +278,10 @@ export class PeerSession {
     if (frame.type === 'error') {
       this.#host.log.warn(`sync: ${this.peerId ?? 'peer'} reported ${frame.code}: ${frame.message}`, { peer: this.peerId, code: frame.code })
       // A peer that saw a fork or forgery from us will refuse us; stop dialing it too.
-      if (this.wasAuthenticated && this.peerId && (QUARANTINE_CODES.has(frame.code) || frame.code === 'QUARANTINED')) {
+      if (this.peerId && frame.code === 'DECOMMISSIONED') {
+        // The peer removed us from its cluster: dialing it again cannot succeed.
+        this.#host.quarantine(this.peerId, frame.code, `peer reported: ${frame.message}`)
+      } else if (this.wasAuthenticated && this.peerId && (QUARANTINE_CODES.has(frame.code) || frame.code === 'QUARANTINED')) {
         this.#host.quarantine(this.peerId, frame.code, `peer reported: ${frame.message}`)
       }
       this.#closed(frame.code, `peer reported: ${frame.message}`)
@@ -295,8 +318,12 @@ export class PeerSession {
           }
           case 'report':
             return this.#host.reported(this, frame)
+          case 'snapshot':
+            return this.#onSnapshot(frame.docs)
+          case 'snapshot-end':
+            return this.#onSnapshotEnd(frame.base)
           default:
-            throw unexpected(frame.type, 'vv, events, ack, probe, report, ping or pong')
+            throw unexpected(frame.type, 'vv, events, ack, probe, report, snapshot, snapshot-end, ping or pong')
         }
       case 'closed':
         return
@@ -315,6 +342,9 @@ export class PeerSession {
     }
     if (parseOrigin(hello.origin).druId !== hello.druId) {
       throw new DruError('INVALID_FRAME', `hello.origin ${hello.origin} does not belong to ${hello.druId}`)
+    }
+    if (this.#host.isDecommissioned(hello.druId)) {
+      throw new DruError('DECOMMISSIONED', `${hello.druId} was decommissioned from this cluster; give a returning region a new DRU id`)
     }
     const reason = this.#host.quarantineReason(hello.druId)
     if (reason !== undefined) throw new DruError('QUARANTINED', `${hello.druId} is quarantined (${reason}); an operator must lift it`)
@@ -347,7 +377,9 @@ export class PeerSession {
       const theirs = fp.vv[origin]!
       const mine = store.head(origin)
       if (!mine || theirs > mine.seq) continue
-      const held = theirs === mine.seq ? mine.hash : store.getEvent(origin, theirs)?.hash
+      const base = store.base()[origin]
+      // Below our compaction base only the base's own hash is still known.
+      const held = theirs === mine.seq ? mine.hash : theirs === base?.seq ? base.hash : store.getEvent(origin, theirs)?.hash
       if (held !== undefined && held !== fp.heads[origin]) {
         throw new DruError('FORK', `fork: ${origin}#${theirs} is ${fp.heads[origin]!.slice(0, 12)}… at ${this.peerId} but ${held.slice(0, 12)}… here`, {
           details: { origin, seq: theirs },
@@ -414,6 +446,35 @@ export class PeerSession {
     this.schedulePump()
   }
 
+  /** Snapshots from a peer whose compaction base is above what we hold: merge, then acknowledge (frees its window). */
+  #onSnapshot(docs: SnapshotFrame['docs']): void {
+    const sink = this.#host.snapshots
+    if (!sink) throw new DruError('NOT_SUPPORTED', 'this DRU has no documents and cannot be bootstrapped from snapshots')
+    this.#ingesting = true
+    try {
+      sink.merge(docs)
+    } finally {
+      this.#ingesting = false
+    }
+    this.snapshotDocsIn += docs.length
+    this.#snapshotDocsThisBootstrap += docs.length
+    this.#send({ type: 'ack', vv: this.#host.store.vv() })
+  }
+
+  /** End of a bootstrap: adopt the peer's base as our heads (FORK if it contradicts our log), so its events link on. */
+  #onSnapshotEnd(base: SnapshotEndFrame['base']): void {
+    if (!this.#host.snapshots) throw new DruError('NOT_SUPPORTED', 'this DRU has no documents and cannot be bootstrapped from snapshots')
+    for (const origin of Object.keys(base)) {
+      const druId = parseOrigin(origin).druId
+      if (!this.#host.publicKeys.has(druId)) throw new DruError('UNKNOWN_ORIGIN', `no public key is configured for ${druId}; its base is refused`, { details: { origin } })
+    }
+    const origins = this.#host.store.adoptBase(base)
+    this.#host.bootstrapped(this, { docs: this.#snapshotDocsThisBootstrap, origins })
+    this.#snapshotDocsThisBootstrap = 0
+    this.#send({ type: 'ack', vv: this.#host.store.vv() })
+    this.schedulePump()
+  }
+
   #onAck(vv: VersionVector): void {
     this.#lastAckAt = this.#host.now()
     this.#host.acked(this, vv)
@@ -438,15 +499,58 @@ export class PeerSession {
     while (this.#unacked < maxUnackedBytes && this.#ws.readyState === WebSocket.OPEN) {
       if (!this.#batches) {
         if (dominatesVv(this.#known, this.#host.store.vv())) return
-        this.#batches = this.#signedBatches({ ...this.#known })
+        this.#batches = this.#belowBase() ? this.#bootstrap() : this.#signedBatches({ ...this.#known })
       }
       const next = this.#batches.next()
       if (next.done) {
         this.#batches = null
         continue
       }
-      this.#sendBatch(next.value)
+      const out = next.value
+      if (out.type === 'events') this.#sendBatch(out.batch)
+      else this.#sendSnapshotFrame(out)
     }
+  }
+
+  /** True when the peer lacks events we compacted away: it must be bootstrapped from snapshots first. */
+  #belowBase(): boolean {
+    const base = this.#host.store.baseVv()
+    return Object.keys(base).some((o) => (this.#known[o] ?? 0) < base[o]!)
+  }
+
+  /**
+   * Bootstrap of a peer below our compaction base: every stored document snapshot, in
+   * byte-bounded frames, then the base (captured first: a compaction meanwhile only makes
+   * the next pass bootstrap again). Events above the base follow as usual.
+   */
+  *#bootstrap(): Generator<Outgoing, void, undefined> {
+    const source = this.#host.snapshots
+    if (!source) throw new DruError('NOT_SUPPORTED', `${this.peerId} is below our compaction base but this DRU has no documents to bootstrap it from`)
+    const base = this.#host.store.base()
+    this.#host.log.info(`sync: ${this.peerId} is below our compaction base; bootstrapping it from document snapshots`, { peer: this.peerId })
+    let after = ''
+    for (;;) {
+      const page = source.page(after, this.#host.limits.maxBatchBytes)
+      if (page.docs.length > 0) yield { type: 'snapshot', docs: page.docs }
+      if (page.next === undefined) break
+      after = page.next
+    }
+    yield { type: 'snapshot-end', base }
+  }
+
+  #sendSnapshotFrame(frame: SnapshotFrame | SnapshotEndFrame): void {
+    const bytes = encodeFrame(frame).byteLength
+    if (bytes > this.#host.limits.maxFrameBytes) {
+      const docId = frame.type === 'snapshot' ? frame.docs[0]?.docId : undefined
+      throw new DruError('FRAME_TOO_LARGE', `a snapshot frame of ${bytes} bytes${docId ? ` (document ${docId})` : ''} exceeds maxFrameBytes ${this.#host.limits.maxFrameBytes}`)
+    }
+    const tips: Array<[string, number]> = frame.type === 'snapshot-end' ? Object.entries(frame.base).map(([o, b]) => [o, b.seq]) : []
+    const before = this.bytesOut
+    this.#send(frame)
+    for (const [o, seq] of tips) if ((this.#known[o] ?? 0) < seq) this.#known[o] = seq
+    if (this.#window.length === 0) this.#lastAckAt = this.#host.now()
+    this.#window.push({ bytes: this.bytesOut - before, tips })
+    this.#unacked += this.bytesOut - before
   }
 
   #sendBatch(batch: DruEvent[]): void {
@@ -466,7 +570,7 @@ export class PeerSession {
    * after an event that carries a signature so every origin's run ends verifiably.
    * Reads the log page by page: memory is bounded whatever the backlog.
    */
-  *#signedBatches(from: VersionVector): Generator<DruEvent[], void, undefined> {
+  *#signedBatches(from: VersionVector): Generator<Outgoing, void, undefined> {
     const { maxBatchBytes } = this.#host.limits
     let batch: DruEvent[] = []
     let bytes = 0
@@ -475,13 +579,13 @@ export class PeerSession {
         batch.push(e)
         bytes += e.change.byteLength + 160
         if (bytes >= maxBatchBytes && e.sig !== undefined) {
-          yield batch
+          yield { type: 'events', batch }
           batch = []
           bytes = 0
         }
       }
     }
-    if (batch.length > 0) yield batch
+    if (batch.length > 0) yield { type: 'events', batch }
   }
 }
 

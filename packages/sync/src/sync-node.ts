@@ -8,7 +8,7 @@ import type { EventStore } from '@dru/store-sqlite'
 import { backoffDelay, type BackoffOptions } from './backoff.js'
 import { DEFAULT_MAX_FRAME_BYTES, type ReportFrame } from './frames.js'
 import { silentLogger, type Logger } from './logger.js'
-import { PeerSession, type SessionHost, type SessionLimits } from './session.js'
+import { PeerSession, type SessionHost, type SessionLimits, type SnapshotSource } from './session.js'
 import { parsePrivateKey, parsePublicKey } from './signatures.js'
 
 /** Default window of bytes sent but not yet acknowledged, per peer (8 MiB). */
@@ -63,6 +63,13 @@ export interface SyncOptions {
    * its documents' cluster digest). Without it, deep probes are answered with null.
    */
   readonly describe?: () => { digest: string; documents: number }
+  /**
+   * Document snapshots, to bootstrap a peer below our compaction base and to be
+   * bootstrapped ourselves (the node passes its documents). Without it neither happens.
+   */
+  readonly snapshots?: SnapshotSource
+  /** DRU ids removed from the cluster (`dru decommission`): never dialed, sessions refused. */
+  readonly decommissioned?: readonly string[]
 }
 
 export interface QuarantineInfo {
@@ -88,6 +95,8 @@ export interface PeerStatus {
   readonly lag: number
   readonly quarantined: boolean
   readonly quarantine: QuarantineInfo | null
+  /** Removed from the cluster by `dru decommission`: never dialed, its sessions refused. */
+  readonly decommissioned: boolean
   /** Why the last session or dial ended, e.g. AUTH_FAILED, HEARTBEAT_TIMEOUT. */
   readonly lastError: { code: string; message: string } | null
   /** Failed dial attempts since the last good session. */
@@ -100,6 +109,8 @@ export interface PeerStatus {
   /** Events received from this peer in the current (or last) session, and those we already held. */
   readonly eventsIn: number
   readonly duplicatesIn: number
+  /** Document snapshots received from this peer in the current (or last) session (bootstrap). */
+  readonly snapshotDocsIn: number
   readonly unackedBytes: number
 }
 
@@ -116,6 +127,8 @@ export interface SyncEvents {
   'peer-down': [peerId: string, reason: { code: string; message: string }]
   /** A peer offered a forked or forged history and is now quarantined. */
   quarantine: [info: { peerId: string; code: string; message: string }]
+  /** We were bootstrapped from a peer's snapshots and adopted its compaction base. */
+  bootstrap: [info: { peerId: string; docs: number; origins: readonly string[] }]
   /** Alias of `quarantine` for FORK and CHAIN_BROKEN. */
   fork: [info: { peerId: string; code: string; message: string }]
   ack: [peerId: string, vv: VersionVector]
@@ -140,6 +153,8 @@ export interface SyncNode {
   probe(peerId: string, options?: { deep?: boolean; timeoutMs?: number }): Promise<ProbeResult>
   /** Lifts a quarantine (operator action) and lets the peer reconnect. */
   unquarantine(peerId: string): void
+  /** Removes a DRU from the cluster: closes its session with a DECOMMISSIONED error, never dials it again, refuses it. */
+  decommission(peerId: string): void
   on<E extends keyof SyncEvents>(event: E, listener: (...args: SyncEvents[E]) => void): this
   off<E extends keyof SyncEvents>(event: E, listener: (...args: SyncEvents[E]) => void): this
   once<E extends keyof SyncEvents>(event: E, listener: (...args: SyncEvents[E]) => void): this
@@ -202,6 +217,7 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
   readonly #now: () => number
   readonly #random: () => number
   readonly #peers = new Map<string, PeerState>()
+  readonly #decommissioned = new Set<string>()
   readonly #sessions = new Set<PeerSession>()
   readonly #waiters = new Set<Waiter>()
   readonly #probes = new Map<number, { peerId: string; resolve: (r: ProbeResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>()
@@ -235,6 +251,7 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
       keys.set(parseDruId(id, `keys.publicKeys.${id}`), parsePublicKey(pem, `keys.publicKeys.${id}`))
     }
     this.publicKeys = keys
+    for (const id of options.decommissioned ?? []) this.#decommissioned.add(parseDruId(id, 'decommissioned[]'))
     const heartbeatMs = positive(options.heartbeatMs, 'heartbeatMs', DEFAULT_HEARTBEAT_MS)
     const maxFrameBytes = positive(options.maxFrameBytes, 'maxFrameBytes', DEFAULT_MAX_FRAME_BYTES)
     const maxBatchBytes = positive(options.maxBatchBytes, 'maxBatchBytes', DEFAULT_BATCH_BYTES)
@@ -320,6 +337,21 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
   }
 
   // ---- SessionHost ----------------------------------------------------------------------
+
+  get snapshots(): SnapshotSource | undefined {
+    return this.#options.snapshots
+  }
+
+  isDecommissioned(peerId: string): boolean {
+    return this.#decommissioned.has(peerId)
+  }
+
+  bootstrapped(session: PeerSession, info: { docs: number; origins: readonly string[] }): void {
+    this.log.info(`sync: bootstrapped from ${session.peerId}: ${info.docs} document snapshots, base adopted for ${info.origins.length} origin(s)`, {
+      peer: session.peerId,
+    })
+    this.emit('bootstrap', { peerId: session.peerId!, ...info })
+  }
 
   quarantineReason(peerId: string): string | undefined {
     const q = this.#peers.get(peerId)?.quarantine
@@ -437,7 +469,7 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
   // ---- dialing --------------------------------------------------------------------------
 
   #scheduleDial(p: PeerState, attempt: number): void {
-    if (this.#closing || !p.url || p.quarantine || p.session || p.dialing || p.timer) return
+    if (this.#closing || !p.url || p.quarantine || p.session || p.dialing || p.timer || this.#decommissioned.has(p.id)) return
     const delay = backoffDelay(attempt, this.#random, this.#options.backoff)
     p.timer = setTimeout(() => {
       p.timer = undefined
@@ -447,7 +479,7 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
   }
 
   #dial(p: PeerState): void {
-    if (this.#closing || !p.url || p.quarantine || p.session || p.dialing) return
+    if (this.#closing || !p.url || p.quarantine || p.session || p.dialing || this.#decommissioned.has(p.id)) return
     p.dialing = true
     let ws: WebSocket
     try {
@@ -488,6 +520,7 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
           lag: countMissing(vv, p.ackedVv),
           quarantined: p.quarantine !== null,
           quarantine: p.quarantine,
+          decommissioned: this.#decommissioned.has(p.id),
           lastError: p.lastError,
           attempts: p.attempts,
           bytesIn: s?.bytesIn ?? 0,
@@ -496,6 +529,7 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
           framesOut: s?.framesOut ?? 0,
           eventsIn: s?.eventsIn ?? 0,
           duplicatesIn: s?.duplicatesIn ?? 0,
+          snapshotDocsIn: s?.snapshotDocsIn ?? 0,
           unackedBytes: p.session?.unackedBytes ?? 0,
         }
       })
@@ -536,6 +570,18 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
     this.log.warn(`sync: quarantine of ${peerId} lifted by operator`, { peer: peerId })
     this.store.recordPeer(peerId, { state: 'active' })
     this.#scheduleDial(p, 0)
+  }
+
+  decommission(peerId: string): void {
+    const id = parseDruId(peerId, 'peerId')
+    if (id === this.druId) throw new DruError('INVALID_ARGUMENT', 'a DRU cannot decommission itself')
+    if (this.#decommissioned.has(id)) return
+    this.#decommissioned.add(id)
+    const p = this.#peers.get(id)
+    if (p?.timer) clearTimeout(p.timer)
+    if (p) p.timer = undefined
+    this.log.warn(`sync: ${id} decommissioned: no longer dialed, its sessions refused`, { peer: id })
+    for (const s of [...this.#sessions]) if (s.peerId === id) s.fail('DECOMMISSIONED', `${id} was decommissioned from this cluster by ${this.druId}`)
   }
 
   async close(): Promise<void> {

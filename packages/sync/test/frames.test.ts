@@ -32,7 +32,7 @@ function chain(n: number): DruEvent[] {
 }
 
 const valid: Frame[] = [
-  { type: 'hello', protocol: 1, druId: 'eu-west-1', origin: 'eu-west-1/3', nonce: new Uint8Array(32).fill(7) },
+  { type: 'hello', protocol: 2, druId: 'eu-west-1', origin: 'eu-west-1/3', nonce: new Uint8Array(32).fill(7) },
   { type: 'auth', hmac: new Uint8Array(32).fill(9) },
   { type: 'vv', fingerprint: { vv: { 'a/1': 3, 'b/2': 9 }, heads: { 'a/1': 'a'.repeat(64), 'b/2': 'b'.repeat(64) } } },
   { type: 'events', batch: chain(3) },
@@ -43,6 +43,8 @@ const valid: Frame[] = [
   { type: 'probe', id: 7, deep: true },
   { type: 'report', id: 7, fingerprint: { vv: { 'a/1': 3 }, heads: { 'a/1': 'a'.repeat(64) } }, stateDigest: 'c'.repeat(64), documents: 12 },
   { type: 'report', id: 8, fingerprint: { vv: {}, heads: {} }, stateDigest: null, documents: null },
+  { type: 'snapshot', docs: [{ docId: 'order-1', bytes: new Uint8Array([0x85, 0x6f, 0x4a, 0x83]) }] },
+  { type: 'snapshot-end', base: { 'a/1': { seq: 3, hash: 'a'.repeat(64), hlc: encodeHlc({ wall: 1_700_000_000_000, counter: 0, node: 'a/1' }) } } },
 ]
 
 function decodeOrCode(bytes: Uint8Array, max?: number): string {
@@ -88,6 +90,12 @@ describe('frame codec', () => {
     ['probe deep not boolean', ['probe', 1, 1]],
     ['report digest not hex', ['report', 1, [], 'zz', null]],
     ['report negative documents', ['report', 1, [], null, -1]],
+    ['empty snapshot', ['snapshot', []]],
+    ['snapshot with bad doc id', ['snapshot', [['', new Uint8Array(4)]]]],
+    ['snapshot with empty bytes', ['snapshot', [['d', new Uint8Array(0)]]]],
+    ['snapshot-end with bad hash', ['snapshot-end', [['a/1', 3, 'xyz', 'h']]]],
+    ['snapshot-end with seq 0', ['snapshot-end', [['a/1', 0, 'a'.repeat(64), 'h']]]],
+    ['snapshot-end with bad hlc', ['snapshot-end', [['a/1', 3, 'a'.repeat(64), 'not an hlc']]]],
   ])('rejects %s with INVALID_FRAME', async (_name, value) => {
     const { pack } = await import('@dru/core')
     expect(decodeOrCode(pack(value))).toBe('INVALID_FRAME')

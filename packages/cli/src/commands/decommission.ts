@@ -10,13 +10,21 @@ export const decommissionCommand: CommandModule = {
       program
         .command('decommission')
         .description('remove a DRU lost for good from membership so the compaction floor can advance')
-        .argument('<id>', 'DRU id to remove, e.g. ap-south-1'),
+        .argument('<id>', 'DRU id to remove, e.g. ap-south-1')
+        .option('--force', 'remove it even though it is connected right now'),
       { json: true },
-    ).action(async (id: string, opts: AdminOptions) => {
-      const result = await clientFor(opts, ctx).post<Decommission>(`/decommission/${encodeURIComponent(id)}`)
+    ).action(async (id: string, opts: AdminOptions & { force?: boolean }) => {
+      const query = opts.force ? '?force=1' : ''
+      const result = await clientFor(opts, ctx).post<Decommission>(`/decommission/${encodeURIComponent(id)}${query}`)
       if (opts.json) printJson(ctx, result)
-      else if (!result.removed) ctx.stdout(`${result.id} was not a member; nothing changed\n`)
-      else ctx.stdout(`${result.id} removed from membership; its replicated events stay${result.floor ? `\nfloor: ${formatVv(result.floor)}` : ''}\n`)
+      else if (!result.removed) ctx.stdout(`${result.id} was already decommissioned; nothing changed\n`)
+      else {
+        let out = `${result.id} removed from membership of this DRU; its replicated events stay\n`
+        if (result.floor) out += `floor: ${formatVv(result.floor)}\n`
+        if (result.waitingFor && result.waitingFor.length > 0) out += `still held back by: ${result.waitingFor.join(', ')}\n`
+        out += 'run it on every surviving DRU\n'
+        ctx.stdout(out)
+      }
     })
   },
 }
