@@ -24,6 +24,7 @@ export interface Status {
   peers: PeerStatus[]
   conflictsOpen: number
   writable?: boolean
+  log?: { events: number; base: Record<string, number>; floor: Record<string, number> }
 }
 
 export interface OriginGap {

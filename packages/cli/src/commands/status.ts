@@ -15,6 +15,11 @@ export function renderStatus(s: Status, now: number): string {
     ['conflicts', `${formatCount(s.conflictsOpen)} open`],
   ]
   if (s.writable !== undefined) fields.push(['writable', s.writable ? 'yes' : 'no (restore catch-up pending)'])
+  if (s.log) {
+    const compacted = Object.values(s.log.base).reduce((a, b) => a + b, 0)
+    const stable = Object.values(s.log.floor).reduce((a, b) => a + b, 0)
+    fields.push(['log', `${formatCount(s.log.events)} events stored, ${formatCount(compacted)} compacted, ${formatCount(Math.max(0, stable - compacted))} more compactable now`])
+  }
   const out = [renderFields(fields), '']
   if (s.peers.length === 0) out.push('no peers configured')
   else
