@@ -59,8 +59,8 @@ function explain(out: string, assertions: () => void): void {
 }
 
 describe('chaos harness', () => {
-  it('a seeded schedule of partitions, kills, pauses, skew, slow and flapping links, a stale restore and a lost disk passes every invariant', async () => {
-    const { code, out, result } = await runChaos(['--seed', '7', '--faults', '11', '--drus', '4', '--hold', '300-1800'])
+  it('a seeded schedule of partitions, kills, pauses, skew, slow and flapping links, compaction, a stale restore and a lost disk passes every invariant', async () => {
+    const { code, out, result } = await runChaos(['--seed', '10', '--faults', '12', '--drus', '4', '--hold', '300-1800'])
     explain(out, () => {
       expect(result.violations).toEqual({})
       expect(code).toBe(0)
@@ -72,10 +72,14 @@ describe('chaos harness', () => {
       // acks:1 writes were taken by a DRU that then lost its disk or was restored, and survived.
       expect(result.stats.acks1AcrossDiskLoss).toBeGreaterThan(0)
       expect(result.stats.vvSamples).toBeGreaterThan(20)
+      // Seed 10 compacts every DRU before the lost disk: the emptied DRU can only get the
+      // folded events as snapshots, and must still converge with every check passing.
+      expect(result.stats.compactedEvents).toBeGreaterThan(0)
+      expect(result.stats.bootstraps).toBeGreaterThan(0)
     })
-    // The seeded deck deals every fault kind once in eleven faults.
+    // The seeded deck deals every fault kind once in twelve faults.
     expect(Object.keys(result.faults).sort()).toEqual(
-      ['clock-skew', 'flap', 'kill', 'lost-disk', 'partition-asymmetric', 'partition-bridge', 'partition-isolate', 'partition-majority', 'pause', 'restore', 'slow-links'],
+      ['clock-skew', 'compact', 'flap', 'kill', 'lost-disk', 'partition-asymmetric', 'partition-bridge', 'partition-isolate', 'partition-majority', 'pause', 'restore', 'slow-links'],
     )
   }, 120_000)
 

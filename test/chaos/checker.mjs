@@ -103,8 +103,18 @@ export function check(history, dumps, opts = {}) {
   // ---- exactly-once effects, forks, contiguity, log verification, memory ---------------
   const hashes = new Map()
   let remoteEvents = 0
+  let remoteApplied = 0
   for (const d of dumps) {
     const effects = new Map(d.effects.map(([o, s, n]) => [`${o}#${s}`, n]))
+    // Handler runs for other DRUs' events, compacted ones included (the effects table keeps them).
+    for (const [o, , n] of d.effects) if (druOf(o) !== d.id) remoteApplied += n
+    // Events at or below an origin's base were folded into snapshots (compaction) or arrived
+    // as snapshot state (bootstrap): they are not in the log and their effects are not checked.
+    const base = d.base ?? {}
+    const below = (key) => {
+      const i = key.lastIndexOf('#')
+      return Number(key.slice(i + 1)) <= (base[key.slice(0, i)] ?? 0)
+    }
     const inLog = new Set()
     const perOrigin = new Map()
     for (const [origin, seq, hash] of d.events) {
@@ -120,13 +130,16 @@ export function check(history, dumps, opts = {}) {
       if (seen && seen.hash !== hash) v('I5 FORK', `${key} has hash ${seen.hash.slice(0, 12)} on ${seen.dru} and ${hash.slice(0, 12)} on ${d.id}`)
       else if (!seen) hashes.set(key, { hash, dru: d.id })
       // events come ordered by (origin, seq): each origin must run 1, 2, 3, … with no hole
-      const prev = perOrigin.get(origin) ?? 0
+      const prev = perOrigin.get(origin) ?? base[origin] ?? 0
       if (seq !== prev + 1) v('I9 VV', `${d.id}: ${origin} seq ${seq} follows ${prev} (a hole or a duplicate)`)
       perOrigin.set(origin, seq)
     }
-    for (const key of effects.keys()) if (!inLog.has(key)) v('I1 ORPHAN', `${d.id} has an effect for ${key}, which is not in its log`)
+    for (const key of effects.keys()) if (!inLog.has(key) && !below(key)) v('I1 ORPHAN', `${d.id} has an effect for ${key}, which is not in its log`)
     const vv = d.fingerprint?.vv ?? {}
     for (const [origin, max] of perOrigin) if (vv[origin] !== max) v('I9 VV', `${d.id}: vv[${origin}] = ${vv[origin]} but the log holds up to ${max}`)
+    for (const [origin, seq] of Object.entries(vv)) {
+      if (!perOrigin.has(origin) && (base[origin] ?? 0) !== seq) v('I9 VV', `${d.id}: vv[${origin}] = ${seq} but the log holds none of it above its base ${base[origin] ?? 0}`)
+    }
     if (!d.verify.ok) v('VERIFY', `${d.id}: verifyLog failed: ${d.verify.code} ${d.verify.message}`)
     if (d.maxRssKiB > rssBoundKiB) v('I6 RSS', `${d.id}: peak RSS ${Math.round(d.maxRssKiB / 1024)} MiB over the bound ${Math.round(rssBoundKiB / 1024)} MiB`)
   }
@@ -182,7 +195,8 @@ export function check(history, dumps, opts = {}) {
       committedUnacked,
       vvSamples: samples.length,
       events: hashes.size,
-      remoteEventsApplied: remoteEvents,
+      remoteEventsApplied: remoteApplied,
+      remoteEventsStored: remoteEvents,
       peakRssMiB: Math.max(...dumps.map((d) => d.maxRssKiB)) / 1024,
     },
   }

@@ -401,6 +401,22 @@ async function main() {
         return () => undefined
       },
     }
+    // Compaction under faults (F10/F34): fold what every member acknowledged on one DRU. A
+    // later lost disk or stale restore then needs a bootstrap from snapshots.
+    // Every running DRU compacts, as an operator would cluster-wide, so a DRU that later
+    // loses its disk can only get the folded events as snapshots.
+    schedule.compact = async () => {
+      const targets = ids.filter((i) => cluster.running(i) && !cluster.units.get(i).paused)
+      const results = await Promise.all(
+        targets.map(async (x) => {
+          const res = await fetch(`http://127.0.0.1:${cluster.units.get(x).adminPort}/compact`, { method: 'POST', signal: AbortSignal.timeout(10_000) })
+          const body = await res.json().catch(() => ({}))
+          return { dru: x, status: res.status, eventsRemoved: body.eventsRemoved ?? null, eventsAfter: body.eventsAfter ?? null, code: body.code ?? null }
+        }),
+      )
+      nem('compact', { results, eventsRemoved: results.reduce((n, r) => n + (r.eventsRemoved ?? 0), 0) })
+      return () => undefined
+    }
     // A seeded deck of every fault kind, reshuffled when empty, so even a short run injects
     // each kind once; a stale restore and a lost disk run at most twice in all per run.
     // A lost disk (F14): the DRU comes back empty under the same id. Every acks:0 write it
@@ -461,6 +477,9 @@ async function main() {
 
     // ---- check and report ------------------------------------------------------------------
     const { violations, stats } = check(history, dumps, { rssBoundKiB: opts.rssMiB * 1024 })
+    // Compaction and bootstrap seen in this run (from the nemesis record and the DRUs' logs).
+    stats.compactedEvents = history.filter((x) => x.f === 'compact').reduce((n, x) => n + (x.value.eventsRemoved ?? 0), 0)
+    stats.bootstraps = [...cluster.units.values()].reduce((n, u) => n + u.log.filter((l) => String(l).includes('bootstrapped from document snapshots')).length, 0)
     if (!converged) violations.push({ invariant: 'I8 LIVE', message: `no convergence within ${opts.convergeMs} ms of the final heal` })
     const lines = [
       '',
@@ -469,6 +488,7 @@ async function main() {
       `  writes: ${stats.writes} invoked, ${stats.ok} ok (${stats.okAcks1} with acks:1), ${stats.fail} fail, ${stats.info} info (indeterminate); ${stats.lostAllowed} acks:0 writes lost with a restored disk (allowed)`,
       `  acks:1 ok writes whose writer later lost its disk or was restored (must all survive): ${stats.acks1AcrossDiskLoss}; ACK_TIMEOUT writes (committed, must survive): ${stats.committedUnacked}`,
       `  events in the cluster: ${stats.events}; remote applications checked for exactly-once: ${stats.remoteEventsApplied}; VV samples checked for regressions: ${stats.vvSamples}`,
+      `  compaction: ${stats.compactedEvents} events folded into snapshots; ${stats.bootstraps} bootstrap(s) of a DRU below a floor`,
       `  faults: ${Object.entries(faults).map(([k, n]) => `${k}×${n}`).join(', ') || 'none'}`,
       `  converged ${converged ? `${convergeMs} ms` : 'NOT'} after the final heal; peak RSS ${stats.peakRssMiB.toFixed(0)} MiB (bound ${opts.rssMiB} MiB)`,
       `  origins now: ${dumps.map((d) => d.origin).join(' ')}`,

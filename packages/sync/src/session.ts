@@ -373,11 +373,12 @@ export class PeerSession {
   /** Their fingerprint: check it against our log (a fork shows here first), then stream what they lack. */
   #onVv(fp: Fingerprint): void {
     const store = this.#host.store
+    const bases = store.base()
     for (const origin of Object.keys(fp.vv)) {
       const theirs = fp.vv[origin]!
       const mine = store.head(origin)
       if (!mine || theirs > mine.seq) continue
-      const base = store.base()[origin]
+      const base = bases[origin]
       // Below our compaction base only the base's own hash is still known.
       const held = theirs === mine.seq ? mine.hash : theirs === base?.seq ? base.hash : store.getEvent(origin, theirs)?.hash
       if (held !== undefined && held !== fp.heads[origin]) {
