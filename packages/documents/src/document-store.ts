@@ -107,7 +107,9 @@ const ENTRY_OVERHEAD = 2048
 /**
  * Automerge documents materialised from an {@link EventStore}.
  *
- * The log is the truth; everything here is derived. Hot documents live in a bounded LRU
+ * The log is the truth; everything here is derived from it — except, after
+ * {@link DocumentStore.compact}, the snapshots that hold changes whose events left the log
+ * (below its base), which are never rebuilt from scratch. Hot documents live in a bounded LRU
  * cache; a cold document loads from its snapshot (table `docs`) plus the events stored
  * after it. Local changes are made inside one store transaction with the event append,
  * so a document change and its event commit together. Remote events are applied after
