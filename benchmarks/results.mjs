@@ -11,16 +11,19 @@ export function machineLine() {
   return `${cpus().length} × ${cpu}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`
 }
 
-/** Writes `markdown` between `<!-- name -->` and `<!-- /name -->`, appending the section if new. */
-export function writeSection(name, markdown) {
+/**
+ * Writes `markdown` between `<!-- name -->` and `<!-- /name -->`, appending the section if
+ * new, in benchmarks/RESULTS.md or in `file` (a path or file URL) when given.
+ */
+export function writeSection(name, markdown, file = FILE) {
   const start = `<!-- ${name} -->`
   const end = `<!-- /${name} -->`
   const block = `${start}\n${markdown.trim()}\n${end}`
-  let text = existsSync(FILE) ? readFileSync(FILE, 'utf8') : '# Benchmark results\n\nEach section is rewritten by the command named in it. Ratios compare dru with a raw ceiling measured in the same run on the same machine.\n'
+  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmark results\n\nEach section is rewritten by the command named in it. Ratios compare dru with a raw ceiling measured in the same run on the same machine.\n'
   const i = text.indexOf(start)
   const j = text.indexOf(end)
   text = i >= 0 && j > i ? text.slice(0, i) + block + text.slice(j + end.length) : `${text.trimEnd()}\n\n${block}\n`
-  writeFileSync(FILE, text)
+  writeFileSync(file, text)
 }
 
 /** Median and range of a list of numbers. */

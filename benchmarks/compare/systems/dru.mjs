@@ -1,0 +1,105 @@
+// dru replica: openDru() from the built dist, durability 'process', its SQLite log in the
+// replica's temp folder, listening on 127.0.0.1, peers dialed through the harness proxies.
+import { join } from 'node:path'
+import { fingerprintDigest } from '@dru/core'
+import { openDru, runtimeOf } from '@dru/node'
+import { ops, tick } from '../workload.mjs'
+
+export async function open(cfg) {
+  const networked = (cfg.peers?.length ?? 0) > 0
+  const dru = await openDru({
+    id: cfg.id,
+    path: join(cfg.dir, 'dru.db'),
+    durability: 'process',
+    cache: { maxDocs: cfg.cacheDocs ?? 10_000 },
+    ...(networked
+      ? {
+          listen: { host: '127.0.0.1', port: 0 },
+          // Dial only the peers with a url (the harness proxies); the others dial us.
+          peers: cfg.peers.map((p) => (p.url ? { id: p.id, url: p.url } : { id: p.id })),
+          secret: cfg.secret,
+          keys: cfg.keys,
+          sync: cfg.drusync ?? {},
+        }
+      : {}),
+  })
+  const port = networked ? runtimeOf(dru).network.sync.port : 0
+  const docId = (i) => `doc-${i}`
+  return {
+    port,
+    state: () => dru.state(),
+    connected: () => (networked ? runtimeOf(dru).network.sync.peerStatus().filter((p) => p.connected).length : 0),
+    /** Setup: documents created here, replicated to the others by dru's own sync. */
+    async createDocs({ from = 0, to, batch = 1000 }) {
+      for (let i = from; i < to; i += batch) {
+        dru.transact((tx) => {
+          for (let j = i; j < Math.min(to, i + batch); j++) tx.change(docId(j), (d) => (d.init = j))
+        })
+        await tick()
+      }
+      return null
+    },
+    async importDocs() {
+      return true // dru replicas receive the setup documents over sync
+    },
+    /** The partition workload: one Automerge change per op, 100 changes per SQLite commit. */
+    async write({ seed, count, docs, perCommit = 100 }) {
+      const it = ops({ seed, replica: cfg.index, count, docs })
+      for (let done = 0; done < count; done += perCommit) {
+        dru.transact((tx) => {
+          for (let k = 0; k < Math.min(perCommit, count - done); k++) {
+            const op = it.next().value
+            tx.change(docId(op.doc), (d) => (d[op.key] = op.value))
+          }
+        })
+        await tick()
+      }
+      return dru.store.count()
+    },
+    /** Cheap convergence probe: the log fingerprint (vector + chain heads) and event count. */
+    heads: () => ({ digest: fingerprintDigest(dru.fingerprint()), events: dru.store.count() }),
+    /** The materialised state: every document applied, canonical digest (sorted heads + JSON). */
+    content: () => {
+      const d = dru.digest()
+      return { digest: d.digest, documents: d.documents }
+    },
+    /** Raw-ceiling input: every logged event's docId and Automerge change bytes, in log order. */
+    exportEvents() {
+      const out = []
+      for (const batch of dru.store.eventsMissing({})) for (const e of batch) out.push({ origin: e.origin, docId: e.docId, change: e.change, bytes: e.change.length })
+      return out
+    },
+    /** Scale build: `count` documents { n, title }, 1,000 per SQLite commit. */
+    async build({ count, progress }) {
+      for (let i = 0; i < count; i += 1000) {
+        dru.transact((tx) => {
+          for (let j = i; j < Math.min(count, i + 1000); j++) {
+            tx.change(docId(j), (d) => {
+              d.n = j
+              d.title = `document ${j}`
+            })
+          }
+        })
+        if (progress && (i / 1000) % 10 === 9) process.send({ progress: i + 1000 })
+        await tick()
+      }
+      return dru.store.count()
+    },
+    /** Restart check: read documents back (cold loads from the log) and check them. */
+    loadSample({ indexes }) {
+      for (const i of indexes) {
+        const d = dru.get(docId(i))
+        if (d?.n !== i) throw new Error(`document ${i} read back wrong: ${JSON.stringify(d)}`)
+      }
+      return indexes.length
+    },
+    /** Local writes: `count` ops, each its own dru.change() = its own SQLite commit. */
+    async localWrites({ docs, count, seed }) {
+      await this.createDocs({ to: docs })
+      const t0 = performance.now()
+      for (const op of ops({ seed, replica: 0, count, docs })) await dru.change(docId(op.doc), (d) => (d[op.key] = op.value))
+      return { ms: performance.now() - t0, count }
+    },
+    close: () => dru.close(),
+  }
+}
