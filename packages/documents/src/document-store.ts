@@ -396,14 +396,29 @@ export class DocumentStore {
         if (cached) A.free(cached.doc)
         // Loaded on its own first: Automerge skips unparsable bytes when loading them into a
         // non-empty document, and a bad snapshot must be refused, not half-applied.
-        try {
-          A.free(A.load(bytes))
-        } catch (err) {
-          throw new DruError('MALFORMED', `the snapshot of ${docId} is not a valid Automerge document: ${(err as Error).message}`, { details: { docId } })
-        }
+        const malformed = (err: unknown) =>
+          new DruError('MALFORMED', `the snapshot of ${docId} is not a valid Automerge document: ${(err as Error).message}`, { details: { docId } })
         const entry = this.#load(docId, false)
         const patches: A.Patch[] = []
-        const doc: AnyDoc = A.loadIncremental(entry?.doc ?? A.init({ actor: this.#actor() }), bytes, { patchCallback: (p) => patches.push(...p) })
+        let doc: AnyDoc
+        if (!entry) {
+          // Into an empty document Automerge parses every byte (garbage throws), so this
+          // load is the validation too; the patches reveal conflicts in the peer's history.
+          try {
+            doc = A.loadIncremental(A.init({ actor: this.#actor() }), bytes, { patchCallback: (p) => patches.push(...p) })
+          } catch (err) {
+            throw malformed(err)
+          }
+        } else {
+          // Into a non-empty document Automerge skips what it cannot parse: validate first.
+          try {
+            A.free(A.load(bytes))
+          } catch (err) {
+            A.free(entry.doc)
+            throw malformed(err)
+          }
+          doc = A.loadIncremental(entry.doc, bytes, { patchCallback: (p) => patches.push(...p) })
+        }
         const paths = conflictedPaths(patches)
         merged.push({ docId, doc, found: paths.length > 0 ? this.#scan(doc, paths) : [] })
       }
