@@ -133,4 +133,23 @@ describe('procedure: compaction, bootstrap below the floor, decommission', () =>
     // Every log still verifies (chains start at their base) and no (origin, seq) has two hashes.
     expect(scanForForks(IDS.map((id) => c.unit(id).dbPath)).forks).toEqual([])
   })
+
+  it('a DRU whose last peer is decommissioned goes from isolated to active, standalone, and keeps every event', async () => {
+    const c = (cluster = await Cluster.create(['a', 'b']))
+    await Promise.all(['a', 'b'].map((id) => c.start(id)))
+    await c.waitConverged(['a', 'b'])
+    expect((await c.write('b', 'from-b', { n: 1 })).status).toBe(200)
+    await c.waitConverged(['a', 'b'])
+    await c.kill('b')
+    await c.waitFor('a isolated', async () => (await c.status('a')).state === 'isolated')
+    expect(await c.readyz('a')).toBe(503)
+    const dec = await dru('decommission', 'b', '--admin', c.unit('a').adminUrl)
+    expect(dec.code, dec.stderr).toBe(0)
+    await c.waitFor('a active', async () => (await c.status('a')).state === 'active', 3_000)
+    expect(await c.readyz('a')).toBe(200)
+    expect(await c.read('a', 'from-b')).toEqual({ n: 1 })
+    // Now standalone, compaction folds everything.
+    expect((await compact(c, 'a')).eventsAfter).toBe(0)
+    expect(await c.read('a', 'from-b')).toEqual({ n: 1 })
+  })
 })

@@ -50,6 +50,8 @@ export const LifecycleSignal = {
   GAP_FOUND: 'gap-found',
   /** Opened from a stale backup or empty disk: own origin's events must come back first. */
   RESTORE_PENDING: 'restore-pending',
+  /** The last peer was decommissioned: nobody is left to catch up or verify with. */
+  LAST_PEER_REMOVED: 'last-peer-removed',
 } as const
 
 export type LifecycleSignal = (typeof LifecycleSignal)[keyof typeof LifecycleSignal]
@@ -68,6 +70,8 @@ const G = LifecycleSignal
  *   `starting`), which has nobody to verify against.
  * - `isolated` is left only to `catching-up`, so a healed partition always passes
  *   through catch-up and verification before reporting ready again.
+ * - The one exception to both: `last-peer-removed` (every peer decommissioned) makes the
+ *   DRU standalone from any state: there is nobody left to catch up or verify with.
  * - `all-peers-lost` wins from every state but `isolated` (already there): availability first.
  */
 export const LIFECYCLE_TABLE: Readonly<
@@ -79,10 +83,12 @@ export const LIFECYCLE_TABLE: Readonly<
     [G.ALL_PEERS_LOST]: S.ISOLATED,
     [G.RESTORE_PENDING]: S.CATCHING_UP,
     [G.GAP_FOUND]: S.CATCHING_UP,
+    [G.LAST_PEER_REMOVED]: S.ACTIVE,
   }),
   [S.CATCHING_UP]: Object.freeze({
     [G.CAUGHT_UP]: S.VERIFYING,
     [G.ALL_PEERS_LOST]: S.ISOLATED,
+    [G.LAST_PEER_REMOVED]: S.ACTIVE,
   }),
   [S.VERIFYING]: Object.freeze({
     [G.VERIFIED]: S.ACTIVE,
@@ -90,6 +96,7 @@ export const LIFECYCLE_TABLE: Readonly<
     [G.GAP_FOUND]: S.CATCHING_UP,
     [G.RESTORE_PENDING]: S.CATCHING_UP,
     [G.ALL_PEERS_LOST]: S.ISOLATED,
+    [G.LAST_PEER_REMOVED]: S.ACTIVE,
   }),
   [S.ACTIVE]: Object.freeze({
     [G.GAP_FOUND]: S.CATCHING_UP,
@@ -99,6 +106,7 @@ export const LIFECYCLE_TABLE: Readonly<
   }),
   [S.ISOLATED]: Object.freeze({
     [G.PEERS_REACHABLE]: S.CATCHING_UP,
+    [G.LAST_PEER_REMOVED]: S.ACTIVE,
   }),
 })
 

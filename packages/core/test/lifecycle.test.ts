@@ -26,6 +26,12 @@ describe('lifecycle transition table', () => {
     [S.VERIFYING, G.VERIFIED, S.ACTIVE],
     // standalone DRU: nobody to verify against
     [S.STARTING, G.NO_PEERS, S.ACTIVE],
+    // every peer decommissioned: standalone from any state
+    [S.ISOLATED, G.LAST_PEER_REMOVED, S.ACTIVE],
+    [S.CATCHING_UP, G.LAST_PEER_REMOVED, S.ACTIVE],
+    [S.VERIFYING, G.LAST_PEER_REMOVED, S.ACTIVE],
+    [S.STARTING, G.LAST_PEER_REMOVED, S.ACTIVE],
+    [S.ACTIVE, G.LAST_PEER_REMOVED, S.ACTIVE],
     // partition: active -> isolated, and back only through catch-up
     [S.ACTIVE, G.ALL_PEERS_LOST, S.ISOLATED],
     [S.ISOLATED, G.PEERS_REACHABLE, S.CATCHING_UP],
@@ -77,12 +83,12 @@ describe('lifecycle transition table', () => {
           if (next !== state) {
             // active only through verifying (or a standalone start)
             if (next === S.ACTIVE) {
-              expect(state === S.VERIFYING || (state === S.STARTING && signal === G.NO_PEERS)).toBe(true)
+              expect(state === S.VERIFYING || (state === S.STARTING && signal === G.NO_PEERS) || signal === G.LAST_PEER_REMOVED).toBe(true)
             }
             // verifying only after catching up
             if (next === S.VERIFYING) expect(state).toBe(S.CATCHING_UP)
             // isolated is left only to catching-up, and only when a peer is back
-            if (state === S.ISOLATED) {
+            if (state === S.ISOLATED && signal !== G.LAST_PEER_REMOVED) {
               expect(next).toBe(S.CATCHING_UP)
               expect(signal).toBe(G.PEERS_REACHABLE)
             }
@@ -93,8 +99,8 @@ describe('lifecycle transition table', () => {
           // after isolation, ready again only after a fresh verification
           if (next === S.ISOLATED) sawVerifyingSinceIsolated = false
           if (next === S.VERIFYING) sawVerifyingSinceIsolated = true
-          if (state === S.ISOLATED && next === S.ACTIVE) expect.unreachable('isolated -> active')
-          if (next === S.ACTIVE && state !== S.ACTIVE && state !== S.STARTING) {
+          if (state === S.ISOLATED && next === S.ACTIVE && signal !== G.LAST_PEER_REMOVED) expect.unreachable('isolated -> active')
+          if (next === S.ACTIVE && state !== S.ACTIVE && state !== S.STARTING && signal !== G.LAST_PEER_REMOVED) {
             expect(sawVerifyingSinceIsolated).toBe(true)
           }
           state = next

@@ -104,9 +104,11 @@ export class LifecycleDriver {
   readonly #options: LifecycleDriverOptions
   readonly #startedAt: number
   #restorePending = false
+  #peerCount: number
 
   constructor(options: LifecycleDriverOptions) {
     this.#options = options
+    this.#peerCount = options.peerCount
     this.#startedAt = options.now()
     this.lifecycle = createLifecycle({ now: options.now, onTransition: options.onTransition })
     if (options.peerCount === 0) this.lifecycle.signal(LifecycleSignal.NO_PEERS)
@@ -123,9 +125,15 @@ export class LifecycleDriver {
     return this.#restorePending
   }
 
+  /** Peers that count after a decommission; when none is left the DRU goes standalone (active). */
+  setPeerCount(n: number): void {
+    this.#peerCount = n
+    if (n === 0) this.lifecycle.signal(LifecycleSignal.LAST_PEER_REMOVED)
+  }
+
   observe(a: SyncAssessment): void {
     const lc = this.lifecycle
-    if (this.#options.peerCount === 0) return
+    if (this.#peerCount === 0) return
     if (a.reachable === 0) {
       // Right after start no peer has had time to answer yet: give them the grace period
       // before calling ourselves isolated (also when a restore already moved us on).

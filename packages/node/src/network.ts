@@ -160,7 +160,7 @@ export class Network {
     })
     const heartbeatTimeout = config.sync?.heartbeatTimeoutMs ?? 5_000
     const driver = new LifecycleDriver({
-      peerCount: peers.length,
+      peerCount: peers.filter((p) => !decommissioned.includes(p.id)).length,
       startupGraceMs: config.sync?.startupGraceMs ?? heartbeatTimeout,
       slackEvents: config.sync?.slackEvents ?? 1_000,
       now: deps.now,
@@ -206,6 +206,8 @@ export class Network {
     }
     store.setMeta(DECOMMISSIONED_KEY, JSON.stringify([...gone, id].sort()))
     this.sync.decommission(id)
+    const left = this.sync.peerStatus().filter((p) => !p.decommissioned).length
+    this.driver.setPeerCount(left)
     this.#log.warn('peer decommissioned: removed from membership; its replicated events stay', { peer: id })
     this.evaluate()
     return { id, removed: true }
