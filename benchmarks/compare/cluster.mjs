@@ -1,6 +1,6 @@
 // Three replicas of one system, each in its own process, in a full mesh of three links
 // (a→b, a→c, b→c; the first dials the second), every link through its own LinkProxy.
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs'
+import { cpSync, mkdtempSync, mkdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeys } from '@dru/sync'
@@ -46,6 +46,21 @@ export class Cluster {
     })
     const ready = await Promise.all(this.replicas.map((r) => r.ready))
     for (const [from, to] of LINKS) this.proxies.get(`${from}→${to}`).setTarget(ready[IDS.indexOf(to)].port)
+  }
+
+  /**
+   * Setup: documents created on a, the same documents on b and c (each system's own way:
+   * dru over its sync, automerge-repo from a copy of a's storage, Yjs and raw from a's
+   * bytes sent over IPC).
+   */
+  async setupDocs(docs) {
+    const [a, ...others] = this.replicas
+    const payload = await a.call('createDocs', { to: docs })
+    if (!payload) return
+    if (payload.copyStorage) {
+      for (const r of others) cpSync(join(this.dir, 'a', payload.copyStorage), join(this.dir, r.cfg.id, payload.copyStorage), { recursive: true })
+    }
+    await Promise.all(others.map((r) => r.call('importDocs', payload)))
   }
 
   call(cmd, args) {

@@ -10,8 +10,8 @@
 // `bench:compare` section of benchmarks/RESULTS.md (or of --out FILE) and the chart
 // partition-heal.svg next to it.
 import { fork } from 'node:child_process'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { loadavg, tmpdir } from 'node:os'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { machineLine, summarize, writeSection } from '../results.mjs'
@@ -42,11 +42,11 @@ const RUNS = num('runs', 3)
 const SEED = num('seed', 42)
 const DOCS = num('docs', quick ? 20 : 1000)
 const OPS = num('ops', quick ? 200 : 20_000)
-const SIZES = [...new Set([...list('sizes', quick ? ['50'] : ['2000', '5000', '10000']).map(Number), OPS])].sort((a, b) => a - b)
-const CHART_RUNS = num('chart-runs', quick ? 1 : RUNS)
+const SIZES = [...new Set([...list('sizes', quick ? ['50'] : ['2000', '5000']).map(Number), OPS])].sort((a, b) => a - b)
+const CHART_RUNS = num('chart-runs', 1)
 const RECONNECT_DOCS = list('reconnect-docs', quick ? ['100'] : ['1000', '10000', '100000']).map(Number)
 const LOCAL_DOCS = num('local-docs', quick ? 100 : 1000)
-const LOCAL_OPS = num('local-ops', quick ? 500 : 20_000)
+const LOCAL_OPS = num('local-ops', quick ? 500 : 10_000)
 const SCALE_DOCS = num('scale-docs', quick ? 500 : 1_000_000)
 const BUDGET = flag('budget') === undefined ? undefined : Number(flag('budget'))
 const OUT = resolve(flag('out') ?? fileURLToPath(new URL('../RESULTS.md', import.meta.url)))
@@ -55,9 +55,9 @@ const SVG = join(dirname(OUT), 'partition-heal.svg')
 /** Seconds a cell may take before it is reported as "did not finish". */
 const budgets = {
   partitionHeal: BUDGET ?? (quick ? 60 : 600),
-  reconnect: (docs) => BUDGET ?? (quick ? 60 : Math.max(120, docs / 100)),
+  reconnect: (docs) => BUDGET ?? (quick ? 60 : docs <= 1000 ? 120 : docs <= 10_000 ? 240 : 300),
   local: BUDGET ?? (quick ? 60 : 300),
-  scale: BUDGET ?? (quick ? 60 : 900),
+  scale: BUDGET ?? (quick ? 60 : 600),
   ceilings: BUDGET ?? (quick ? 60 : 300),
 }
 
@@ -67,6 +67,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 // ---- cells: budgets and failures --------------------------------------------------------
 
 class Timeout extends Error {}
+
+const dnfText = (c) => ('dnf' in c ? `did not finish in ${c.dnf} s` : 'skipped' in c ? `not run: ${c.skipped}` : `failed: ${c.failed}`)
 
 /**
  * Runs `fn` within `seconds`. Returns { value } or { dnf: seconds } or { failed: reason };
@@ -147,6 +149,13 @@ async function runReconnect() {
   for (const docs of RECONNECT_DOCS) {
     results.reconnect[docs] = {}
     for (const system of SYSTEMS) {
+      // A system that did not finish a smaller size is not run at a larger one.
+      const smaller = RECONNECT_DOCS.filter((d) => d < docs).map((d) => results.reconnect[d][system]).find((c) => c && !('values' in c))
+      if (smaller) {
+        results.reconnect[docs][system] = { skipped: `${dnfText(smaller)} at a smaller size` }
+        log(`reconnect ${system} docs=${docs}: skipped (${dnfText(smaller)} at a smaller size)`)
+        continue
+      }
       let setup
       const out = await cell(`reconnect ${system} docs=${docs} (setup + ${RUNS} reconnects)`, budgets.reconnect(docs), async (own) => {
         setup = await reconnectCluster({ system, docs, onCluster: own })
@@ -204,7 +213,7 @@ async function runScale() {
     const dir = mkdtempSync(join(tmpdir(), `dru-bench-scale-${system}-`))
     let progress = 0
     const build = await cell(`scale ${system} build ${SCALE_DOCS} docs`, budgets.scale, async (own) => {
-      const p = solo(system, dir, { cacheDocs: 10_000 })
+      const p = solo(system, dir, { cacheDocs: 1_000 })
       own(p)
       p.onProgress((n) => (progress = n))
       await p.ready
@@ -219,7 +228,7 @@ async function runScale() {
     if ('value' in build && system !== 'yjs') {
       entry.restart = await repeat(`scale ${system} restart`, RUNS, budgets.scale, async (_, own) => {
         const t0 = performance.now()
-        const p = solo(system, dir, { cacheDocs: 10_000 })
+        const p = solo(system, dir, { cacheDocs: 1_000 })
         own(p)
         await p.ready
         await p.call('loadSample', { indexes: sample })
@@ -263,20 +272,38 @@ process.on('SIGINT', () => {
   process.exit(130)
 })
 log(`bench: ${quick ? 'quick' : 'full'} run; workloads ${only.join(', ')}; systems ${SYSTEMS.join(', ')}; output ${OUT}`)
-if (only.includes('partition-heal') || only.includes('ceilings')) await runPartitionHeal()
-if (only.includes('reconnect')) await runReconnect()
-if (only.includes('local-writes')) await runLocal()
-if (only.includes('scale')) await runScale()
-if (only.includes('ceilings')) await runCeilings()
-const totalSec = (performance.now() - started) / 1000
+const loadBefore = loadavg()
+// The measurements are also kept as JSON next to the markdown (`--render FILE.json`
+// re-renders them without running anything, e.g. after a change to the text).
+const JSON_OUT = `${OUT.replace(/\.md$/, '')}.json`
+let totalSec
+if (flag('render')) {
+  const saved = JSON.parse(readFileSync(flag('render'), 'utf8'))
+  Object.assign(results, saved.results)
+  totalSec = saved.totalSec
+  loadBefore.splice(0, 3, ...saved.loadBefore)
+} else {
+  mkdirSync(dirname(OUT), { recursive: true })
+  const save = () => writeFileSync(JSON_OUT, JSON.stringify({ argv, results, totalSec: (performance.now() - started) / 1000, loadBefore }, null, 1))
+  if (only.includes('partition-heal') || only.includes('ceilings')) await runPartitionHeal()
+  save()
+  if (only.includes('reconnect')) await runReconnect()
+  save()
+  if (only.includes('local-writes')) await runLocal()
+  save()
+  if (only.includes('scale')) await runScale()
+  save()
+  if (only.includes('ceilings')) await runCeilings()
+  totalSec = (performance.now() - started) / 1000
+  save()
+}
+const loadAfter = loadavg()
 
 // ---- render -----------------------------------------------------------------------------
 
-const mib = (b) => (b / 2 ** 20).toFixed(1)
+const mib = (b) => { const m = b / 2 ** 20; return m >= 10 ? m.toFixed(1) : m >= 1 ? m.toFixed(2) : m.toFixed(3) }
 const int = (n) => Math.round(n).toLocaleString('en-US')
-const sec = (ms) => (ms / 1000 < 10 ? (ms / 1000).toFixed(2) : (ms / 1000).toFixed(1))
-const dnfText = (c) => ('dnf' in c ? `did not finish in ${c.dnf} s` : `failed: ${c.failed}`)
-
+const sec = (ms) => { const s = ms / 1000; return s >= 10 ? s.toFixed(1) : s >= 0.1 ? s.toFixed(2) : s >= 0.01 ? s.toFixed(3) : s.toFixed(4) }
 /** "median (min–max)" of `pick` over a cell's runs, or the cell's DNF/failure text. */
 function stat(c, pick, fmt) {
   if (!c || !('values' in c)) return c ? dnfText(c) : 'not run'
@@ -294,7 +321,8 @@ function ratio(druCell, c, pick) {
 }
 
 const sections = []
-const cmd = `npm run bench${argv.length ? ` -- ${argv.join(' ')}` : ''}`
+const cmdArgs = flag('render') ? JSON.parse(readFileSync(flag('render'), 'utf8')).argv : argv
+const cmd = `npm run bench${cmdArgs.length ? ` -- ${cmdArgs.join(' ')}` : ''}`
 const svgLink = relative(dirname(OUT), SVG)
 
 if (only.includes('partition-heal') || only.includes('ceilings')) {
@@ -307,7 +335,7 @@ if (only.includes('partition-heal') || only.includes('ceilings')) {
   sections.push(`### 1. partition-heal
 
 3 replicas × ${int(DOCS)} documents; every link cut; each replica writes ${int(OPS)} ops (one change each:
-a seeded key of a seeded document set to a new string); links healed. From the heal until all three hold identical
+a seeded key \`k0\`–\`k7\` of a seeded document set to a new integer); links healed. From the heal until all three hold identical
 state; median of ${RUNS} runs (range in brackets). "Identical" = equal cheap digests on all three (dru: log fingerprint;
 automerge-repo / raw: every document's heads; Yjs: every document's state vector), then every replica materialises
 and hashes the content of every document (automerge-repo first flushes to storage) and the three content digests
@@ -519,7 +547,8 @@ const definitions = `- **Bytes on the wire**: every TCP payload byte the link pr
 
 const md = `## bench — dru against automerge-repo, Yjs and raw ceilings
 
-Command: \`${cmd}\` (benchmarks/compare/main.mjs) · ${machineLine()} · whole run ${sec(totalSec * 1000)} s.
+Command: \`${cmd}\` (benchmarks/compare/main.mjs) · ${machineLine()} · whole run ${sec(totalSec * 1000)} s ·
+load average (1 min) ${loadBefore[0].toFixed(1)} at the start, ${loadAfter[0].toFixed(1)} at the end: the 2 cores are shared with other work, so absolute times move between runs; each system's runs alternate with the others' so the drift hits all of them.
 ${quick ? '\n**Quick run** (small sizes, for CI): the numbers show the harness works, not how the systems compare at size.\n' : ''}
 What ran:
 

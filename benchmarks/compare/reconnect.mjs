@@ -3,7 +3,7 @@
 // data message crossed any link for IDLE_MS: bytes, data messages and round trips (per
 // link, max over the three links; see proxy.mjs), and the time to the last message.
 import { Cluster } from './cluster.mjs'
-import { waitActive } from './partition-heal.mjs'
+import { setup } from './partition-heal.mjs'
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 /** Quiet time after which the links count as idle (--quick: 500 ms). */
@@ -15,15 +15,10 @@ export const DRU_RECONNECT_SYNC = { heartbeatMs: 30_000 }
 
 /** Sets up one cluster with `docs` equal documents; `measure()` runs one cut/heal round. */
 export async function reconnectCluster({ system, docs, onCluster }) {
-  const cluster = new Cluster({ system, extra: system === 'dru' ? { drusync: DRU_RECONNECT_SYNC, cacheDocs: 10_000 } : {} })
+  const cluster = new Cluster({ system, extra: system === 'dru' ? { drusync: DRU_RECONNECT_SYNC, cacheDocs: 1_000 } : {} })
   onCluster?.(cluster)
   await cluster.start()
-  const [a, b, c] = cluster.replicas
-  cluster.heal()
-  await cluster.connected()
-  if (system === 'dru') await waitActive(cluster)
-  const payload = await a.call('createDocs', { to: docs })
-  if (payload) await Promise.all([b.call('importDocs', payload), c.call('importDocs', payload)])
+  await setup(cluster, system, docs)
   const heads = await cluster.converge({ everyMs: 100 })
   if (heads[0].documents !== undefined && heads[0].documents !== docs) throw new Error(`setup: ${heads[0].documents} documents, expected ${docs}`)
   cluster.resetCounters()

@@ -20,11 +20,22 @@ const fail = (err) => {
   } catch {}
   setTimeout(() => process.exit(70), 50)
 }
-process.on('uncaughtException', fail)
-process.on('unhandledRejection', fail)
+// A system may declare some process-level errors harmless (see systems/automerge-repo.mjs);
+// they are counted and reported in `stats`, everything else ends the replica.
+let mod
+let ignoredErrors = 0
+const onError = (err) => {
+  if (mod?.ignorable?.(err)) {
+    ignoredErrors++
+    return
+  }
+  fail(err)
+}
+process.on('uncaughtException', onError)
+process.on('unhandledRejection', onError)
 process.on('disconnect', () => process.exit(0))
 
-const mod = await import(`./systems/${cfg.system}.mjs`)
+mod = await import(`./systems/${cfg.system}.mjs`)
 const replica = await mod.open(cfg)
 
 const builtins = {
@@ -37,7 +48,7 @@ const builtins = {
     const rss = process.memoryUsage().rss
     if (rss > peakRss) peakRss = rss
     const cpu = process.cpuUsage(cpuMark)
-    return { peakRss, rss, maxRss: process.resourceUsage().maxRSS * 1024, cpuSec: (cpu.user + cpu.system) / 1e6 }
+    return { peakRss, rss, maxRss: process.resourceUsage().maxRSS * 1024, cpuSec: (cpu.user + cpu.system) / 1e6, ignoredErrors }
   },
   exit: async () => {
     await replica.close?.()

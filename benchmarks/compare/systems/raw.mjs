@@ -186,7 +186,9 @@ export async function open(cfg) {
       for (let i = 0; i < count; i += 1000) {
         const rows = []
         for (let j = i; j < Math.min(count, i + 1000); j++) {
-          rows.push([j, A.save(A.from({ n: j, title: `document ${j}` }, { actor }))])
+          const doc = A.from({ n: j, title: `document ${j}` }, { actor })
+          rows.push([j, A.save(doc)])
+          A.free(doc)
         }
         many(rows)
         if (progress && (i / 1000) % 10 === 9) process.send({ progress: i + 1000 })
@@ -199,6 +201,7 @@ export async function open(cfg) {
       for (const i of indexes) {
         const d = A.load(get.get(i).bin)
         if (d.n !== i) throw new Error(`document ${i} read back wrong`)
+        A.free(d)
       }
       return indexes.length
     },
