@@ -8,12 +8,12 @@
 //    fresh DRU c joins the uncompacted copy and catches up from events. Time from start to
 //    equal fingerprints and state digests, bytes received, peak RSS, for both.
 // Writes section `bench:compact` of benchmarks/RESULTS.md.
-import { fork } from 'node:child_process'
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { generateKeys } from '@dru/sync'
+import { forkChild } from './ipc-child.mjs'
 import { machineLine, summarize, writeSection } from './results.mjs'
 
 const argv = process.argv.slice(2)
@@ -30,11 +30,7 @@ const RUNS = arg('runs', quick ? 1 : 3)
 const FIXTURE = fileURLToPath(new URL('./fixtures/compact-dru.mjs', import.meta.url))
 const SECRET = 'bench-cluster-secret-0123456789'
 const dir = mkdtempSync(join(tmpdir(), 'dru-bench-compact-'))
-const children = new Set()
-process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL')
-  rmSync(dir, { recursive: true, force: true })
-})
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
 
 const ids = ['a', 'b', 'c']
 const pairs = Object.fromEntries(ids.map((id) => [id, generateKeys()]))
@@ -42,32 +38,7 @@ const publicKeys = Object.fromEntries(ids.map((id) => [id, pairs[id].publicKey])
 const keys = (id) => ({ privateKey: pairs[id].privateKey, publicKeys })
 
 function start(config) {
-  const child = fork(FIXTURE, [], { env: { ...process.env, DRU_CONFIG: JSON.stringify({ secret: SECRET, durability: 'process', ...config }) } })
-  children.add(child)
-  let next = 0
-  const pending = new Map()
-  child.on('message', (m) => {
-    if (m.id === undefined) return
-    const p = pending.get(m.id)
-    pending.delete(m.id)
-    m.ok ? p.resolve(m.value) : p.reject(new Error(m.message))
-  })
-  const ready = new Promise((resolve, reject) => {
-    child.on('message', (m) => m.ready && resolve(m))
-    child.once('exit', (code) => reject(new Error(`${config.id} exited ${code}`)))
-  })
-  const call = (cmd, args) =>
-    new Promise((resolve, reject) => {
-      const id = next++
-      pending.set(id, { resolve, reject })
-      child.send({ id, cmd, args })
-    })
-  const stop = async () => {
-    await call('close').catch(() => undefined)
-    await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)))
-    children.delete(child)
-  }
-  return { ready, call, stop }
+  return forkChild(FIXTURE, { DRU_CONFIG: JSON.stringify({ secret: SECRET, durability: 'process', ...config }) }, config.id)
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))

@@ -16,6 +16,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
 import { generateKeys, signerFor, verifyEventSignature, parsePublicKey } from '@dru/sync'
+import { forkChild } from './ipc-child.mjs'
 import { machineLine, writeSection } from './results.mjs'
 
 const argv = process.argv.slice(2)
@@ -38,27 +39,7 @@ process.on('exit', () => {
 })
 
 function start(config) {
-  const child = fork(FIXTURE, [], { env: { ...process.env, DRU_CONFIG: JSON.stringify({ secret: SECRET, durability: 'process', ...config }) } })
-  children.add(child)
-  let next = 0
-  const pending = new Map()
-  child.on('message', (m) => {
-    if (m.id === undefined) return
-    const p = pending.get(m.id)
-    pending.delete(m.id)
-    m.ok ? p.resolve(m.value) : p.reject(new Error(`${m.code}: ${m.message}`))
-  })
-  const ready = new Promise((resolve, reject) => {
-    child.on('message', (m) => m.ready && resolve(m))
-    child.once('exit', (code) => reject(new Error(`${config.id} exited ${code}`)))
-  })
-  const call = (cmd, args) =>
-    new Promise((resolve, reject) => {
-      const id = next++
-      pending.set(id, { resolve, reject })
-      child.send({ id, cmd, args })
-    })
-  return { child, ready, call, kill: () => (child.kill('SIGKILL'), children.delete(child)) }
+  return forkChild(FIXTURE, { DRU_CONFIG: JSON.stringify({ secret: SECRET, durability: 'process', ...config }) }, config.id)
 }
 
 function keysFor(ids) {

@@ -1,0 +1,44 @@
+// Shared by the benchmark scripts: a child process driven over IPC. The child announces
+// `{ ready: true, … }` once up and answers `{ id, cmd, args }` with `{ id, ok, value }` or
+// `{ id, ok: false, code?, message }`. Every child is SIGKILLed when the script exits.
+import { fork } from 'node:child_process'
+
+const children = new Set()
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL')
+})
+
+/** Forks `fixture` with `env` added; `name` appears in errors. */
+export function forkChild(fixture, env, name) {
+  const child = fork(fixture, [], { env: { ...process.env, ...env } })
+  children.add(child)
+  let next = 0
+  const pending = new Map()
+  child.on('message', (m) => {
+    if (m.id === undefined) return
+    const p = pending.get(m.id)
+    pending.delete(m.id)
+    m.ok ? p.resolve(m.value) : p.reject(new Error(m.code ? `${m.code}: ${m.message}` : m.message))
+  })
+  const ready = new Promise((resolve, reject) => {
+    child.on('message', (m) => m.ready && resolve(m))
+    child.once('exit', (code) => reject(new Error(`${name} exited ${code}`)))
+  })
+  const call = (cmd, args) =>
+    new Promise((resolve, reject) => {
+      const id = next++
+      pending.set(id, { resolve, reject })
+      child.send({ id, cmd, args })
+    })
+  const kill = () => {
+    child.kill('SIGKILL')
+    children.delete(child)
+  }
+  /** Asks the child to close (command `close`), then waits for it to exit. */
+  const stop = async () => {
+    await call('close').catch(() => undefined)
+    await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)))
+    children.delete(child)
+  }
+  return { child, ready, call, kill, stop }
+}
