@@ -11,7 +11,8 @@ function niceTicks(lo, hi, count = 5) {
   const mag = 10 ** Math.floor(Math.log10(step0))
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => span / s <= count) ?? 10 * mag
   const ticks = []
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) ticks.push(Number(v.toPrecision(12)))
+  // From the first tick at or below lo to the first at or above hi, so the data fits.
+  for (let v = Math.floor(lo / step) * step; v < hi + step; v += step) ticks.push(Number(v.toPrecision(12)))
   return ticks
 }
 
@@ -44,11 +45,11 @@ export function chartSvg({ series, title, xLabel, yLabel }) {
     for (let d = lo; d <= hi * 1.0001; d *= 10) for (const k of [1, 2, 5]) if (d * k >= lo && d * k <= hi * 1.0001) yTicks.push(d * k)
     Y = (v) => m.top + ph - ((Math.log10(v) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * ph
   } else {
-    yTicks = niceTicks(0, yHi * 1.08)
+    yTicks = niceTicks(0, yHi * 1.04)
     const hi = yTicks[yTicks.length - 1]
     Y = (v) => m.top + ph - (v / hi) * ph
   }
-  const xTicks = niceTicks(xMin, xMax)
+  const xTicks = niceTicks(xMin, xMax * 1.06)
   const xHi = Math.max(xTicks[xTicks.length - 1], xMax)
   const X = (v) => m.left + (v / xHi) * pw
   const out = []
@@ -81,7 +82,7 @@ export function chartSvg({ series, title, xLabel, yLabel }) {
       }
       out.push(`<circle cx="${x}" cy="${Y(p.y).toFixed(1)}" r="4" fill="${color}"><title>${esc(`${s.name}: ${p.x} ops → ${p.y.toFixed(2)} s`)}</title></circle>`)
     }
-    const ly = m.top + 14 + i * 40
+    const ly = m.top + 14 + i * 50
     const lx = m.left + pw + 16
     out.push(`<line x1="${lx}" x2="${lx + 26}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="2.5" ${DASH[i] ? `stroke-dasharray="${DASH[i]}"` : ''}/>`)
     out.push(`<circle cx="${lx + 13}" cy="${ly}" r="4" fill="${color}"/>`)
@@ -92,8 +93,8 @@ export function chartSvg({ series, title, xLabel, yLabel }) {
       out.push(`<text x="${lx + 34}" y="${ly + 27}" font-size="10" fill="#a00">${esc(failed[0].failed.slice(0, 28))}</text>`)
     }
   })
-  out.push(`<text x="${m.left + pw + 16}" y="${m.top + ph}" font-size="10" fill="#555">dot = median,</text>`)
-  out.push(`<text x="${m.left + pw + 16}" y="${m.top + ph + 13}" font-size="10" fill="#555">bar = min–max of runs</text>`)
+  out.push(`<text x="${m.left + pw + 16}" y="${m.top + ph - 26}" font-size="10" fill="#555">dot = median,</text>`)
+  out.push(`<text x="${m.left + pw + 16}" y="${m.top + ph - 13}" font-size="10" fill="#555">bar = min–max of runs</text>`)
   out.push('</svg>')
   return `${out.join('\n')}\n`
 }

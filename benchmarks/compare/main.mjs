@@ -49,7 +49,8 @@ const LOCAL_DOCS = num('local-docs', quick ? 100 : 1000)
 const LOCAL_OPS = num('local-ops', quick ? 500 : 10_000)
 const SCALE_DOCS = num('scale-docs', quick ? 500 : 1_000_000)
 const BUDGET = flag('budget') === undefined ? undefined : Number(flag('budget'))
-const OUT = resolve(flag('out') ?? fileURLToPath(new URL('../RESULTS.md', import.meta.url)))
+// npm runs workspace scripts in benchmarks/; a relative --out is taken from where npm was started.
+const OUT = flag('out') ? resolve(process.env.INIT_CWD ?? process.cwd(), flag('out')) : fileURLToPath(new URL('../RESULTS.md', import.meta.url))
 const SVG = join(dirname(OUT), 'partition-heal.svg')
 
 /** Seconds a cell may take before it is reported as "did not finish". */
@@ -273,18 +274,21 @@ process.on('SIGINT', () => {
 })
 log(`bench: ${quick ? 'quick' : 'full'} run; workloads ${only.join(', ')}; systems ${SYSTEMS.join(', ')}; output ${OUT}`)
 const loadBefore = loadavg()
-// The measurements are also kept as JSON next to the markdown (`--render FILE.json`
-// re-renders them without running anything, e.g. after a change to the text).
-const JSON_OUT = `${OUT.replace(/\.md$/, '')}.json`
+// The measurements are also kept as JSON next to the markdown, in compare-results.json
+// (`--render FILE.json` re-renders them without running anything, e.g. after a change to
+// the text or the chart).
+const JSON_OUT = join(dirname(OUT), 'compare-results.json')
 let totalSec
+let loadAfterSaved
 if (flag('render')) {
   const saved = JSON.parse(readFileSync(flag('render'), 'utf8'))
   Object.assign(results, saved.results)
   totalSec = saved.totalSec
   loadBefore.splice(0, 3, ...saved.loadBefore)
+  loadAfterSaved = saved.loadAfter
 } else {
   mkdirSync(dirname(OUT), { recursive: true })
-  const save = () => writeFileSync(JSON_OUT, JSON.stringify({ argv, results, totalSec: (performance.now() - started) / 1000, loadBefore }, null, 1))
+  const save = () => writeFileSync(JSON_OUT, JSON.stringify({ argv, results, totalSec: (performance.now() - started) / 1000, loadBefore, loadAfter: loadavg() }, null, 1))
   if (only.includes('partition-heal') || only.includes('ceilings')) await runPartitionHeal()
   save()
   if (only.includes('reconnect')) await runReconnect()
@@ -297,7 +301,7 @@ if (flag('render')) {
   totalSec = (performance.now() - started) / 1000
   save()
 }
-const loadAfter = loadavg()
+const loadAfter = loadAfterSaved ?? loadavg()
 
 // ---- render -----------------------------------------------------------------------------
 
@@ -375,7 +379,9 @@ then healed. Counted from the heal until no data message crossed any link for ${
 directions, including the HTTP upgrade and WebSocket framing), data messages (WebSocket text/binary messages),
 round trips (see definitions; the largest over the three links, which run in parallel) and the time from the heal
 to the last data message. ${RUNS} reconnects per cluster; median (range). The raw ceiling is a bare WebSocket reconnect
-carrying one hello message per side and nothing else.
+carrying one hello message per side and nothing else. A cell's time budget covers its set-up (creating the documents,
+bringing them to the other replicas and their first sync) as well as the reconnects; a system that did not finish a
+size is not run at the next.
 
 | system | documents | bytes until idle | data messages | round trips | heal → last message, ms | dru ÷ this: bytes | messages |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
@@ -428,7 +434,7 @@ if (only.includes('scale')) {
   })
   sections.push(`### 4. scale — ${int(SCALE_DOCS)} documents
 
-One process per system builds ${int(SCALE_DOCS)} documents \`{ n, title }\` (dru: 1,000 per \`transact\`, cache 10,000 documents;
+One process per system builds ${int(SCALE_DOCS)} documents \`{ n, title }\` (dru: 1,000 per \`transact\`, \`cache: { maxDocs: 1000 }\` — see notes;
 automerge-repo: \`repo.create\` each, NodeFS storage, flushed; Yjs: one Y.Doc each, in memory; raw ceiling: \`Automerge.save\`
 of each document as a row of a plain better-sqlite3 table), once per system (peak RSS = the process's maximum resident set).
 Then ${RUNS} restarts: a new process on the same storage, timed from spawn until it has read 100 seeded random documents
@@ -509,6 +515,13 @@ function verdicts() {
     }
     const L = results.local
     if (L.dru && s !== 'raw') cmp('local write rate', L.dru, L[s], (v) => v.count / v.ms, false, peer)
+    const S = results.scale
+    if (S.dru && S[s]) {
+      const asCell = (e) => ('value' in e.build ? { values: [e.build.value] } : e.build)
+      cmp(`scale build time (${int(SCALE_DOCS)} documents)`, asCell(S.dru), asCell(S[s]), (v) => v.ms, true, peer)
+      cmp(`scale peak RSS while building`, asCell(S.dru), asCell(S[s]), (v) => v.peakRss, true, peer)
+      if (s !== 'yjs' && S.dru.restart && S[s].restart) cmp('scale restart to ready', S.dru.restart, S[s].restart, (v) => v.ms, true, peer)
+    }
   }
   return out
 }
@@ -531,6 +544,25 @@ const persistence = `- **dru**: \`openDru()\` from \`@dru/node\`'s built dist, \
   applied with \`applyChanges\` — no acks, hashes, signatures, version vectors or retransmission: an upper bound, not a system.
 - Workload: the same seeded ops for every system; 3 replicas in a full mesh (a dials b and c, b dials c), each link through
   its own byte-counting TCP proxy on 127.0.0.1; every replica in its own process.`
+
+const notes = `- **dru's time includes materialising.** Its second column is the moment the three logs are equal; the rest is
+  every replica applying the changes it received to its Automerge documents and, because the three replicas wrote the
+  same keys concurrently, recording each conflict (\`@dru/documents\`). In a CPU profile of a small run about 60 % of
+  that step was conflict recording, which decodes changes to find each conflicting value's writer and HLC.
+- **dru's bytes** carry, per change, the event envelope (origin, seq, HLC, document id, previous and own sha256 in hex)
+  and an Ed25519 signature per commit, and in a full mesh an event can arrive both directly and forwarded; the raw
+  ceiling sends each change once with an 8-byte header. automerge-repo and Yjs send one sync exchange per document.
+- **dru's document cache** (not measured in this run): building 30,000 documents in one process, 1,000 per
+  \`transact\`, ran at about 3,200 documents/s with \`cache: { maxDocs: 1000 }\` and about 1,100/s with the default
+  10,000, so the scale and reconnect set-ups use 1,000 (partition-heal keeps the default).
+- **automerge-repo's client adapter** redials every ${RETRY_MS} ms while a dial is still connecting and abandons the
+  previous socket without an error listener; if that socket's connection drops before the upgrade, the process dies
+  with "socket hang up". The harness counts and ignores that one error so the sync can be measured; a production
+  deployment would need the same guard.
+- **Yjs keeps everything in memory** here: no persistence provider, so its rows pay no disk cost and it has no restart
+  to measure, while dru (SQLite) and automerge-repo (NodeFS) write every change to disk.
+- Each replica process also runs the harness's IPC and a 20 ms RSS sampler; the convergence probes (every 20 ms during
+  a heal) cost every system alike.`
 
 const definitions = `- **Bytes on the wire**: every TCP payload byte the link proxies forwarded, both directions (HTTP upgrade, WebSocket
   headers and masks, payloads, control frames).
@@ -561,6 +593,10 @@ ${sections.join('\n\n')}
 ${verdicts()
   .map((v) => `- ${v}`)
   .join('\n')}
+
+### Notes
+
+${notes}
 
 ### Definitions
 
