@@ -321,7 +321,7 @@ function ratio(druCell, c, pick) {
   const x = median(c, pick)
   if (d === undefined || x === undefined || x === 0) return '–'
   const r = d / x
-  return r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2)
+  return r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r >= 0.01 ? r.toFixed(2) : r.toPrecision(2)
 }
 
 const sections = []
