@@ -748,12 +748,13 @@ export class DocumentStore {
     if (found.length === 0) return
     const fresh: Conflict[] = []
     const raws = new Map<number, FoundConflict>()
+    const writers = new OpWriters(docId, hint, this.store)
     this.store.db.transaction(() => {
       for (const f of found) {
         if (this.#registry.exists(docId, JSON.stringify(f.path), f.opIds.join(','))) continue
         const values: ConflictValue[] = f.opIds.map((opId) => {
           const { actor } = parseOpId(opId)
-          return { opId, origin: originForActor(actor), hlc: this.#hlcOf(docId, opId, hint), value: f.values.get(opId) }
+          return { opId, origin: originForActor(actor), hlc: writers.hlcOf(opId), value: f.values.get(opId) }
         })
         const id = this.#registry.record(docId, f.path, values, this.#now())
         if (id !== undefined) {
@@ -830,18 +831,7 @@ export class DocumentStore {
   }
 
   /** HLC of the event whose change holds op `opId`: first among `hint`, then the document's log. */
-  #hlcOf(docId: string, opId: string, hint: readonly DruEvent[]): string | null {
-    const { counter, actor } = parseOpId(opId)
-    const origin = originForActor(actor)
-    const holds = (e: DruEvent): boolean => {
-      if (e.origin !== origin) return false
-      const d = A.decodeChange(e.change)
-      return d.startOp <= counter && counter < d.startOp + d.ops.length
-    }
-    for (const e of hint) if (holds(e)) return e.hlc
-    for (const e of this.store.eventsForDoc(docId)) if (holds(e)) return e.hlc
-    return null
-  }
+
 }
 
 
@@ -861,6 +851,45 @@ export class DocumentStore {
  * any batch that reports a `conflict` patch is rebuilt too (conflicts are rare as well).
  * Found by the convergence property (regression tests in test/convergence).
  */
+/**
+ * Which event wrote an operation, for a conflict's HLC. Each change is decoded at most once
+ * per lookup batch: a batch with many conflicts used to decode the same changes again for
+ * every conflicting value (the dominant cost of a large partition heal). The batch's own
+ * events are searched first, the document's stored events only if needed.
+ */
+class OpWriters {
+  readonly #docId: string
+  readonly #hint: readonly DruEvent[]
+  readonly #store: EventStore
+  /** Op range of each change decoded so far, by event hash. */
+  readonly #ranges = new Map<string, { start: number; end: number }>()
+  #stored: DruEvent[] | undefined
+
+  constructor(docId: string, hint: readonly DruEvent[], store: EventStore) {
+    this.#docId = docId
+    this.#hint = hint
+    this.#store = store
+  }
+
+  hlcOf(opId: string): string | null {
+    const { counter, actor } = parseOpId(opId)
+    const origin = originForActor(actor)
+    const holds = (e: DruEvent): boolean => {
+      if (e.origin !== origin) return false
+      let r = this.#ranges.get(e.hash)
+      if (!r) {
+        const d = A.decodeChange(e.change)
+        this.#ranges.set(e.hash, (r = { start: d.startOp, end: d.startOp + d.ops.length }))
+      }
+      return r.start <= counter && counter < r.end
+    }
+    for (const e of this.#hint) if (holds(e)) return e.hlc
+    this.#stored ??= [...this.#store.eventsForDoc(this.#docId)]
+    for (const e of this.#stored) if (holds(e)) return e.hlc
+    return null
+  }
+}
+
 class CounterPatches {
   #paths: Array<Array<string | number>> | undefined
 
