@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
+import { Rng } from '@dru/testkit'
 import { afterAll, describe, expect, it } from 'vitest'
 
 // SIGKILL during compaction (fault F10): the child compacts a real log and is killed at a
@@ -32,17 +33,9 @@ function compactAndKill(db: string, killAt: number): Promise<string[]> {
   })
 }
 
-function prng(seed: number) {
-  let s = seed >>> 0
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0
-    return s / 2 ** 32
-  }
-}
-
 describe('compaction survives SIGKILL at any step', () => {
   it('kills at 6 seeded random progress steps: documents unchanged, log verifies, a second compaction completes', async () => {
-    const rnd = prng(Number(process.env.DRU_CRASH_SEED ?? 1125))
+    const rng = new Rng(Number(process.env.DRU_CRASH_SEED ?? 1125))
     const phases = new Set<string>()
     for (let round = 0; round < 6; round++) {
       const db = join(dir, `round-${round}.db`)
@@ -50,7 +43,7 @@ describe('compaction survives SIGKILL at any step', () => {
       const before = state(db)
       expect(before.events).toBe(1200)
       // 6 snapshot steps and 9 delete steps: pick any of them.
-      const killAt = 1 + Math.floor(rnd() * 15)
+      const killAt = 1 + rng.int(15)
       const lines = await compactAndKill(db, killAt)
       const last = lines[lines.length - 1] ?? ''
       phases.add(last.split(' ')[1] ?? last)

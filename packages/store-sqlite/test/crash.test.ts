@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
+import { Rng } from '@dru/testkit'
 import { encodeEvent, pack } from '@dru/core'
 import { EventStore, type Durability } from '../src/index.js'
 import { tempDir } from './helpers.js'
@@ -32,19 +33,15 @@ function run(args: string[], env: Record<string, string>, onLine: (line: string,
   )
 }
 
-/** Deterministic pseudo-random delays, so a failing round can be replayed. */
-function prng(seed: number) {
-  let x = seed >>> 0
-  return () => ((x = (Math.imul(x ^ (x >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0) / 2 ** 32)
-}
-
 describe('crash safety of the outbox (SIGKILL at random moments)', () => {
   for (const durability of ['machine', 'process'] as Durability[]) {
     it(`keeps app rows and events together across 12 kills (durability=${durability})`, async () => {
       const { dir, cleanup } = tempDir()
       cleanups.push(cleanup)
       const path = join(dir, 'w.db')
-      const random = prng(durability === 'machine' ? 7 : 8)
+      // Seeded, so a failing round can be replayed.
+      const rng = new Rng(durability === 'machine' ? 7 : 8)
+      const random = () => rng.next()
       let maxAcked = 0
       for (let round = 0; round < 12; round++) {
         const delay = 50 + Math.floor(random() * 450)

@@ -1,21 +1,10 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { DruError, GENESIS_HASH, sealEvent, encodeHlc, type DruEvent } from '@dru/core'
+import { Rng } from '@dru/testkit'
 import { decodeFrame, encodeFrame, signerFor, generateKeys, type Frame } from '../src/index.js'
 
 const RUNS = Number(process.env.DRU_PROPERTY_RUNS ?? 0) || undefined
-
-/** Small seeded PRNG (mulberry32), so every fuzz run is reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const { privateKey } = generateKeys()
 const sign = signerFor(privateKey)
@@ -102,7 +91,8 @@ describe('frame codec', () => {
   })
 
   it('fuzz: 10k random byte strings each give a frame or a typed error, never a crash', () => {
-    const rnd = prng(0xd1)
+    const rng = new Rng(0xd1)
+    const rnd = () => rng.next()
     const seen = new Map<string, number>()
     for (let i = 0; i < 10_000; i++) {
       const len = Math.floor(rnd() * 64)
@@ -119,7 +109,8 @@ describe('frame codec', () => {
   })
 
   it('fuzz: 1k mutated valid frames each give a frame or a typed error', () => {
-    const rnd = prng(42)
+    const rng = new Rng(42)
+    const rnd = () => rng.next()
     const seeds = valid.map(encodeFrame)
     const codes = new Set<string>()
     for (let i = 0; i < 1000; i++) {
