@@ -1,4 +1,4 @@
-import { countMissing, meetVv, normalizeVv, type VersionVector } from '@dru/core'
+import { countMissing, meetVv, mergeVv, normalizeVv, parseOrigin, type VersionVector } from '@dru/core'
 import type { DocumentStore } from '@dru/documents'
 import type { ProgressFn } from './admin-http.js'
 
@@ -36,12 +36,20 @@ export interface CompactReport {
 /**
  * The floor below which events may leave the log: the meet of our own vector and every
  * current member's acknowledged vector. A member that never acknowledged anything holds
- * the floor at zero, so adding a DRU's key stops compaction until it has caught up.
+ * the floor at zero, so adding a DRU's key stops compaction until it has caught up. A
+ * member's own events count as acknowledged by it: it held them durably when it wrote
+ * them, and an ack frame only follows a remote commit, so it may never say so.
  */
 export function compactionFloor(own: VersionVector, members: readonly MemberAck[]): CompactionFloor {
-  const floor = normalizeVv(meetVv([own, ...members.map((m) => m.acked)]))
-  const waitingFor = members.filter((m) => countMissing(own, m.acked) > 0).map((m) => m.id)
+  const acked = members.map((m) => ({ id: m.id, vv: mergeVv(m.acked, writtenBy(m.id, own)) }))
+  const floor = normalizeVv(meetVv([own, ...acked.map((m) => m.vv)]))
+  const waitingFor = acked.filter((m) => countMissing(own, m.vv) > 0).map((m) => m.id)
   return { floor, waitingFor }
+}
+
+/** The part of `vv` that DRU `id` wrote (its origins, any incarnation). */
+function writtenBy(id: string, vv: VersionVector): VersionVector {
+  return Object.fromEntries(Object.entries(vv).filter(([origin]) => parseOrigin(origin).druId === id))
 }
 
 /**

@@ -178,15 +178,9 @@ export class Network {
       members: () => {
         const gone = new Set(readDecommissioned(store))
         const live = new Map(sync.peerStatus().map((p) => [p.id, p.ackedVv]))
-        const ours = store.vv()
         return memberIds
           .filter((id) => !gone.has(id))
-          .map((id) => {
-            // A member durably held its own events when it committed them: whatever we hold
-            // of its origins counts as acknowledged by it, even before an ack frame says so.
-            const own = Object.fromEntries(Object.entries(ours).filter(([origin]) => origin.startsWith(`${id}/`)))
-            return { id, acked: mergeVv(mergeVv(store.peer(id)?.ackedVv ?? {}, live.get(id) ?? {}), own) }
-          })
+          .map((id) => ({ id, acked: mergeVv(store.peer(id)?.ackedVv ?? {}, live.get(id) ?? {}) }))
       },
       decommission: (id, { force }) => network.decommission(id, memberIds, force),
     })
