@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto'
 import WebSocket from 'ws'
 import { DruError, dominatesVv, parseOrigin, type DruEvent, type Fingerprint, type VersionVector } from '@dru/core'
 import type { EventStore } from '@dru/store-sqlite'
-import { decodeFrame, encodeFrame, PROTOCOL_VERSION, type Frame, type ReportFrame, type SnapshotEndFrame, type SnapshotFrame } from './frames.js'
+import { decodeFrame, encodeFrame, PROTOCOL_VERSION, type EventsFrame, type Frame, type ReportFrame, type SnapshotEndFrame, type SnapshotFrame } from './frames.js'
 import { authProof, newNonce, proofMatches } from './handshake.js'
 import { verifyEventSignature } from './signatures.js'
 import type { Logger } from './logger.js'
@@ -26,8 +26,8 @@ export interface SnapshotSource {
   merge(docs: SnapshotFrame['docs']): void
 }
 
-/** What goes out of a session's stream: event batches, or a bootstrap's snapshot frames. */
-type Outgoing = { type: 'events'; batch: DruEvent[] } | SnapshotFrame | SnapshotEndFrame
+/** What goes out of a session's stream, inside the unacked window: event batches, or a bootstrap's snapshot frames. */
+type Outgoing = EventsFrame | SnapshotFrame | SnapshotEndFrame
 
 /** What a session needs from the node that owns it (small, so the session stays testable). */
 export interface SessionHost {
@@ -189,18 +189,24 @@ export class PeerSession {
     this.#send({ type: 'hello', protocol: PROTOCOL_VERSION, druId: this.#host.druId, origin: this.#host.store.origin, nonce: this.#nonce })
   }
 
-  #send(frame: Frame): void {
-    if (this.#ws.readyState !== WebSocket.OPEN) return
+  /** Encodes and sends a frame; returns the bytes sent (0 when the socket is gone). */
+  #send(frame: Frame): number {
+    if (this.#ws.readyState !== WebSocket.OPEN) return 0
     // Secondary guard: our window bounds events, but a peer that never reads could still
     // pile up pongs and acks in the socket buffer.
     if (this.#ws.bufferedAmount > this.#host.limits.maxUnackedBytes * 2 + this.#host.limits.maxFrameBytes) {
       this.#closed('BACKPRESSURE', `peer is not reading (${this.#ws.bufferedAmount} bytes queued)`)
-      return
+      return 0
     }
     const bytes = encodeFrame(frame)
+    // Never send what a peer with our limit must refuse (a huge commit or document snapshot).
+    if (bytes.byteLength > this.#host.limits.maxFrameBytes) {
+      throw new DruError('FRAME_TOO_LARGE', `a ${frame.type} frame of ${bytes.byteLength} bytes exceeds maxFrameBytes ${this.#host.limits.maxFrameBytes}`)
+    }
     this.bytesOut += bytes.byteLength
     this.framesOut++
     this.#ws.send(bytes)
+    return bytes.byteLength
   }
 
   #onMessage(data: WebSocket.RawData, isBinary: boolean): void {
@@ -297,7 +303,7 @@ export class PeerSession {
       case 'open':
         switch (frame.type) {
           case 'ping':
-            return this.#send({ type: 'pong', n: frame.n })
+            return void this.#send({ type: 'pong', n: frame.n })
           case 'pong':
             return
           case 'vv':
@@ -308,7 +314,7 @@ export class PeerSession {
             return this.#onAck(frame.vv)
           case 'probe': {
             const state = frame.deep ? this.#host.describe(true) : undefined
-            return this.#send({
+            return void this.#send({
               type: 'report',
               id: frame.id,
               fingerprint: this.#host.store.fingerprint(),
@@ -507,9 +513,7 @@ export class PeerSession {
         this.#batches = null
         continue
       }
-      const out = next.value
-      if (out.type === 'events') this.#sendBatch(out.batch)
-      else this.#sendSnapshotFrame(out)
+      this.#sendWindowed(next.value)
     }
   }
 
@@ -539,32 +543,22 @@ export class PeerSession {
     yield { type: 'snapshot-end', base }
   }
 
-  #sendSnapshotFrame(frame: SnapshotFrame | SnapshotEndFrame): void {
-    const bytes = encodeFrame(frame).byteLength
-    if (bytes > this.#host.limits.maxFrameBytes) {
-      const docId = frame.type === 'snapshot' ? frame.docs[0]?.docId : undefined
-      throw new DruError('FRAME_TOO_LARGE', `a snapshot frame of ${bytes} bytes${docId ? ` (document ${docId})` : ''} exceeds maxFrameBytes ${this.#host.limits.maxFrameBytes}`)
-    }
-    const tips: Array<[string, number]> = frame.type === 'snapshot-end' ? Object.entries(frame.base).map(([o, b]) => [o, b.seq]) : []
-    const before = this.bytesOut
-    this.#send(frame)
-    for (const [o, seq] of tips) if ((this.#known[o] ?? 0) < seq) this.#known[o] = seq
-    if (this.#window.length === 0) this.#lastAckAt = this.#host.now()
-    this.#window.push({ bytes: this.bytesOut - before, tips })
-    this.#unacked += this.bytesOut - before
-  }
-
-  #sendBatch(batch: DruEvent[]): void {
+  /**
+   * Sends a stream frame that stays in the unacked window until an ack covers its tips:
+   * per origin the last seq of an events batch, the base of a snapshot-end, none for
+   * snapshots (any ack frees them: the receiver acks after merging each one).
+   */
+  #sendWindowed(frame: Outgoing): void {
     const tips = new Map<string, number>()
-    for (const e of batch) tips.set(e.origin, e.seq)
-    const before = this.bytesOut
-    this.#send({ type: 'events', batch })
-    const bytes = this.bytesOut - before
+    if (frame.type === 'events') for (const e of frame.batch) tips.set(e.origin, e.seq)
+    else if (frame.type === 'snapshot-end') for (const [o, b] of Object.entries(frame.base)) tips.set(o, b.seq)
+    const bytes = this.#send(frame)
     for (const [o, s] of tips) if ((this.#known[o] ?? 0) < s) this.#known[o] = s
     if (this.#window.length === 0) this.#lastAckAt = this.#host.now()
     this.#window.push({ bytes, tips: [...tips] })
     this.#unacked += bytes
   }
+
 
   /**
    * Batches of what a peer with vector `from` lacks, each about maxBatchBytes, cut only

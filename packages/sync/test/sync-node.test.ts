@@ -44,6 +44,23 @@ describe('startSync configuration', () => {
 })
 
 describe('SyncNode in one process', () => {
+  it('refuses to send a frame over maxFrameBytes (a huge commit): FRAME_TOO_LARGE at the sender, nothing half-sent', async () => {
+    const sa = store('a')
+    const sb = store('b')
+    const limits = { maxFrameBytes: 64 * 1024, maxBatchBytes: 16 * 1024 }
+    const a = await node({ store: sa, druId: 'a', ...limits })
+    const big = sa.append('doc', new Uint8Array(100 * 1024).fill(7))
+    const b = await node({ store: sb, druId: 'b', ...limits, peers: [{ id: 'a', url: `ws://127.0.0.1:${a.port}` }] })
+    const down = new Promise<{ code: string }>((resolve) => a.on('peer-down', (_id, reason) => resolve(reason)))
+    expect((await down).code).toBe('FRAME_TOO_LARGE')
+    expect(sb.vv()[big.origin]).toBeUndefined()
+    // Refused before sending: the 100 KiB batch never went on the wire.
+    expect(a.peerStatus()[0]!.bytesOut).toBeLessThan(limits.maxFrameBytes)
+    // b learns why from the error frame a sends before closing.
+    for (let i = 0; i < 100 && b.peerStatus()[0]!.lastError?.code !== 'FRAME_TOO_LARGE'; i++) await new Promise((r) => setTimeout(r, 20))
+    expect(b.peerStatus()[0]!.lastError?.code).toBe('FRAME_TOO_LARGE')
+  })
+
   it('syncs two in-memory stores, reports status, and settles waitForAcks', async () => {
     const sa = store('a')
     const sb = store('b')
