@@ -170,16 +170,13 @@ export function check(history, dumps, opts = {}) {
   }
 
   // ---- incarnations ----------------------------------------------------------------------
-  // Incarnations only grow: a restored DRU may come up under a lower clock incarnation (its
-  // clock ran behind) only if it never writes under it and ends above the old one.
-  const inc = (o) => Number(o.slice(o.lastIndexOf('/') + 1))
+  // Every start writes under a fresh origin: a restored (or re-created) DRU must come up under
+  // an origin no vector named before it came up, so it can never continue one another copy
+  // may also continue.
   for (const r of restores) {
     const { dru, before, after } = r.value
-    if (inc(after) > inc(before)) continue
-    const final = dumps.find((d) => d.id === dru)?.origin
-    const writtenUnder = dumps.some((d) => (d.fingerprint?.vv ?? {})[after] > 0)
-    if (writtenUnder) v('I5 INCARNATION', `${dru} wrote under ${after} although it had been ${before} (incarnations must only grow)`)
-    else if (!final || inc(final) <= inc(before)) v('I5 INCARNATION', `${dru} restored from a stale copy kept origin ${final ?? after} (was ${before})`)
+    const seenBefore = after === before || samples.some((s) => s.time < r.time && (s.value?.vv?.[after] ?? 0) > 0)
+    if (seenBefore) v('I5 INCARNATION', `${dru} came up under ${after}, an origin that existed before (was ${before}): a copy could continue it`)
   }
 
   return {

@@ -256,7 +256,8 @@ export function scanForForks(paths: string[]): { forks: string[]; events: Map<st
         meta.close()
       }
     })()
-    const store = EventStore.open({ path, druId })
+    // Inspection: scanning must not leave a trace (no incarnation taken, clean-close marker kept).
+    const store = EventStore.open({ path, druId, inspect: true })
     try {
       store.verifyLog()
     } finally {

@@ -43,7 +43,7 @@ async function run(steps: Step[]): Promise<void> {
       const peers = LINKS.flatMap(([x, y], l) => (x === id ? [{ id: y, url: proxies[l]!.url }] : []))
       nodes.push(
         await startSync({
-          store: stores[i]!,
+          log: stores[i]!,
           druId: id,
           listen: { port: 0 },
           peers,

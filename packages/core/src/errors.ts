@@ -43,7 +43,7 @@ export const ErrorCode = {
   FRAME_TOO_LARGE: 'FRAME_TOO_LARGE',
   /** A wire frame decoded but breaks the frame schema (type, range, length, extra field). */
   INVALID_FRAME: 'INVALID_FRAME',
-  /** A valid frame arrived in the wrong protocol state (e.g. events before auth, a second hello). */
+  /** A valid frame arrived in the wrong protocol state. Protocol 2 only; protocol 3 answers PROTOCOL_VIOLATION. */
   UNEXPECTED_FRAME: 'UNEXPECTED_FRAME',
   /** A batch's events of one origin are not consecutive and ascending. */
   OUT_OF_ORDER: 'OUT_OF_ORDER',
@@ -76,6 +76,25 @@ export const ErrorCode = {
   BELOW_FLOOR: 'BELOW_FLOOR',
   /** The DRU was removed from the cluster by `dru decommission`; its sessions are refused. */
   DECOMMISSIONED: 'DECOMMISSIONED',
+  /**
+   * A peer sent a frame its session state or role does not allow (snapshots nobody asked
+   * for, an ack beyond what we hold, a claim about our own current origin, a second hello…).
+   * The frame changed nothing; the session is closed and the violation counted.
+   */
+  PROTOCOL_VIOLATION: 'PROTOCOL_VIOLATION',
+  /** A peer sent frames faster than its session's rate limit allows; the session is closed. */
+  RATE_LIMITED: 'RATE_LIMITED',
+  /** A connection did not complete the handshake in time (or the handshake cap was reached). */
+  HANDSHAKE_TIMEOUT: 'HANDSHAKE_TIMEOUT',
+  /** A connection was refused because the listener's connection or handshake caps were reached. */
+  TOO_MANY_CONNECTIONS: 'TOO_MANY_CONNECTIONS',
+  /** A listening address (sync or admin port) is already taken by another process. */
+  ADDRESS_IN_USE: 'ADDRESS_IN_USE',
+  /**
+   * A document's stored history cannot be materialised (e.g. a change Automerge refuses).
+   * The document is isolated: reading it fails with this code, the rest of the DRU works.
+   */
+  DOCUMENT_ISOLATED: 'DOCUMENT_ISOLATED',
   /** An unexpected failure that is none of the codes above (a bug; the logs say more). */
   INTERNAL: 'INTERNAL',
 } as const

@@ -18,7 +18,8 @@ const WALL_DIGITS = 15
 const COUNTER_DIGITS = 10
 const MAX_COUNTER = 10 ** COUNTER_DIGITS - 1
 const MAX_WALL = 10 ** WALL_DIGITS - 1
-const ENCODED = /^(\d{15})-(\d{10})-(.{1,80})$/
+// The node is an origin: a DRU id of up to 64 characters, a slash and up to 16 digits.
+const ENCODED = /^(\d{15})-(\d{10})-(.{1,96})$/
 
 /** Total order on timestamps: wall, then counter, then node. */
 export function compareHlc(a: Hlc, b: Hlc): number {

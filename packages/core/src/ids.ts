@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto'
 import { DruError } from './errors.js'
 import { MAX_DOC_ID_LENGTH, MAX_DRU_ID_LENGTH } from './limits.js'
 
@@ -9,9 +10,9 @@ export type Origin = string & { readonly __origin: true }
 export type DocId = string & { readonly __docId: true }
 
 const DRU_ID = /^[A-Za-z0-9][A-Za-z0-9._-]*$/
-/** Largest incarnation: 15 digits, exact in a JS number (clock-derived ones are milliseconds since 2024). */
-export const MAX_INCARNATION = 999_999_999_999_999
-const ORIGIN = /^([A-Za-z0-9][A-Za-z0-9._-]*)\/([1-9][0-9]{0,14})$/
+/** Largest incarnation: the largest integer a JS number holds exactly (2^53 - 1, 16 digits). */
+export const MAX_INCARNATION = Number.MAX_SAFE_INTEGER
+const ORIGIN = /^([A-Za-z0-9][A-Za-z0-9._-]*)\/([1-9][0-9]{0,15})$/
 
 /** Validates and brands a DRU id. */
 export function parseDruId(value: unknown, field = 'id'): DruId {
@@ -35,16 +36,33 @@ export function formatOrigin(druId: DruId, incarnation: number): Origin {
 
 /** True for a well-formed origin string. */
 export function isOrigin(value: unknown): value is Origin {
-  return typeof value === 'string' && value.length <= MAX_DRU_ID_LENGTH + 16 && ORIGIN.test(value)
+  if (typeof value !== 'string' || value.length > MAX_DRU_ID_LENGTH + 17) return false
+  const m = ORIGIN.exec(value)
+  return m !== null && Number(m[2]) <= MAX_INCARNATION
 }
 
 /** Splits an origin into its DRU id and incarnation; throws INVALID_EVENT when malformed. */
 export function parseOrigin(value: unknown): { origin: Origin; druId: DruId; incarnation: number } {
-  const m = typeof value === 'string' && value.length <= MAX_DRU_ID_LENGTH + 16 ? ORIGIN.exec(value) : null
-  if (!m || m[1]!.length > MAX_DRU_ID_LENGTH) {
+  const m = typeof value === 'string' && value.length <= MAX_DRU_ID_LENGTH + 17 ? ORIGIN.exec(value) : null
+  if (!m || m[1]!.length > MAX_DRU_ID_LENGTH || Number(m[2]) > MAX_INCARNATION) {
     throw new DruError('INVALID_EVENT', `origin must look like "<dru-id>/<incarnation>" (got ${JSON.stringify(value)})`)
   }
   return { origin: value as Origin, druId: m[1] as DruId, incarnation: Number(m[2]) }
+}
+
+/**
+ * A fresh incarnation: uniformly random in 1..2^53-1. Every open of a database writes
+ * under a new one, so two processes started from copies of one file (a backup put back, a
+ * live copy, the same DRU id on two machines) never write the same origin: with 2^53
+ * values two draws collide with probability about 1e-16, and no coordination is needed,
+ * which a DRU cut off from every peer could not get anyway.
+ */
+export function newIncarnation(randomUint32: () => number = () => randomInt(0, 2 ** 32)): number {
+  for (;;) {
+    // Two 32-bit draws make the 53 bits (randomInt's range is below 2^48).
+    const n = (randomUint32() % 2 ** 21) * 2 ** 32 + (randomUint32() >>> 0)
+    if (n >= 1 && n <= MAX_INCARNATION) return n
+  }
 }
 
 /** True for an acceptable document id (non-empty string within the length cap). */

@@ -10,9 +10,11 @@ export {
   DEFAULT_BATCH_BYTES,
   MAX_SEQ,
   DEFAULT_MAX_CLOCK_SKEW_MS,
+  SIGN_EVERY_EVENTS,
+  SIGN_EVERY_BYTES,
 } from './limits.js'
 export type { DruId, Origin, DocId } from './ids.js'
-export { parseDruId, formatOrigin, isOrigin, parseOrigin, isDocId, parseDocId, MAX_INCARNATION } from './ids.js'
+export { parseDruId, formatOrigin, isOrigin, parseOrigin, isDocId, parseDocId, newIncarnation, MAX_INCARNATION } from './ids.js'
 export type { Hlc, WallClock, HlcClockOptions } from './hlc.js'
 export { HlcClock, compareHlc, encodeHlc, decodeHlc } from './hlc.js'
 export type { VersionVector, SeqRange, VvOrder } from './version-vector.js'
@@ -38,8 +40,29 @@ export {
   decodeEvent,
   verifyChain,
 } from './event.js'
-export type { Fingerprint } from './fingerprint.js'
-export { equalFingerprints, fingerprintDigest, divergentOrigins } from './fingerprint.js'
+export type { Fingerprint, RetiredSummary, LogSummary } from './fingerprint.js'
+export {
+  equalFingerprints,
+  fingerprintDigest,
+  divergentOrigins,
+  retiredSummary,
+  NO_RETIRED,
+  equalSummaries,
+  summaryDigest,
+  summaryMatches,
+} from './fingerprint.js'
+export type {
+  CompactionBase,
+  FoldedEnvelope,
+  IngestResult,
+  StreamOptions,
+  CommitSource,
+  CommitListener,
+  CommitPhase,
+  ReplicaLog,
+  PeerRecord,
+  PeerBook,
+} from './ports.js'
 export { pack, unpack } from './codec.js'
 export type { LifecycleTransition, LifecycleOptions, Lifecycle } from './lifecycle.js'
 export {

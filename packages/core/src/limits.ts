@@ -23,3 +23,12 @@ export const MAX_SEQ = Number.MAX_SAFE_INTEGER
 
 /** Default bound on how far a remote HLC may run ahead of our wall clock (1 minute). */
 export const DEFAULT_MAX_CLOCK_SKEW_MS = 60_000
+
+/**
+ * Within one local commit, the store signs at least every this many events and every this
+ * many change bytes, besides the commit's last event. A receiver needs a signed event to end
+ * each origin's run in a frame, so a huge transaction still splits into frames of bounded
+ * size and count.
+ */
+export const SIGN_EVERY_EVENTS = 4096
+export const SIGN_EVERY_BYTES = 1 << 20

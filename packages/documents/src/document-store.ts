@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import * as A from '@automerge/automerge'
 import { DruError, parseDocId, type DruEvent, type VersionVector } from '@dru/core'
-import type { EventStore, StoreTx } from '@dru/store-sqlite'
+import { MetaKey, type EventStore, type StoreTx } from '@dru/store-sqlite'
 import { actorForOrigin, originForActor, parseOpId } from './actor.js'
 import { canonicalJson, documentDigest, plainValue } from './canonical.js'
 import { chooseWinner, type Conflict, type ConflictPolicy, type ConflictValue } from './conflict-policy.js'
@@ -99,7 +99,7 @@ export interface DocSnapshot {
 const MAX_PENDING = 256
 
 /** Meta key: the log position up to which cold documents were checked for conflicts. */
-const SCAN_META = 'documents:conflict_scan_lsn'
+const SCAN_META = MetaKey.CONFLICT_SCAN
 
 /** Fixed per-document overhead added to the byte estimate (WASM object, maps). */
 const ENTRY_OVERHEAD = 2048
@@ -170,7 +170,8 @@ export class DocumentStore {
       snapshotPage: db.prepare('select doc_id, snapshot from docs where doc_id > ? order by doc_id limit ?'),
     }
     this.#appliedLsn = store.lastLsn()
-    this.#unsubscribe = store.onCommit((events, source) => this.#afterCommit(events, source))
+    // Derived state: runs before any notify listener (sync, metrics), whatever the order they register in.
+    this.#unsubscribe = store.onCommit((events, source) => this.#afterCommit(events, source), { phase: 'derive' })
   }
 
   // ---- writes -------------------------------------------------------------------------
@@ -383,68 +384,22 @@ export class DocumentStore {
   }
 
   /**
-   * Merges snapshots from a peer into our documents (bootstrap below its compaction base)
-   * and stores each result as this document's snapshot, in one transaction. Conflicts the
-   * merge reveals are recorded as usual. Bad bytes throw MALFORMED and change nothing.
+   * The change bytes a document snapshot carries (for a bootstrap, which rebuilds the folded
+   * events from them and checks each against its signed hash chain). MALFORMED when the bytes
+   * are not an Automerge document; nothing is stored here.
    */
-  mergeSnapshots(docs: readonly DocSnapshot[]): void {
-    const merged: Array<{ docId: string; doc: AnyDoc; found: FoundConflict[] }> = []
+  changesOf(docId: string, bytes: Uint8Array): Uint8Array[] {
+    parseDocId(docId)
+    let doc: AnyDoc
     try {
-      for (const { docId, bytes } of docs) {
-        parseDocId(docId)
-        const cached = this.#cache.delete(docId)
-        if (cached) A.free(cached.doc)
-        // Loaded on its own first: Automerge skips unparsable bytes when loading them into a
-        // non-empty document, and a bad snapshot must be refused, not half-applied.
-        const malformed = (err: unknown) =>
-          new DruError('MALFORMED', `the snapshot of ${docId} is not a valid Automerge document: ${(err as Error).message}`, { details: { docId } })
-        const entry = this.#load(docId, false)
-        const patches: A.Patch[] = []
-        let doc: AnyDoc
-        if (!entry) {
-          // Into an empty document Automerge parses every byte (garbage throws), so this
-          // load is the validation too; the patches reveal conflicts in the peer's history.
-          try {
-            doc = A.loadIncremental(A.init({ actor: this.#actor() }), bytes, { patchCallback: (p) => patches.push(...p) })
-          } catch (err) {
-            throw malformed(err)
-          }
-        } else {
-          // Into a non-empty document Automerge skips what it cannot parse: validate first.
-          try {
-            A.free(A.load(bytes))
-          } catch (err) {
-            A.free(entry.doc)
-            throw malformed(err)
-          }
-          doc = A.loadIncremental(entry.doc, bytes, { patchCallback: (p) => patches.push(...p) })
-        }
-        const paths = conflictedPaths(patches)
-        merged.push({ docId, doc, found: paths.length > 0 ? this.#scan(doc, paths) : [] })
-      }
-      this.store.db.transaction(() => {
-        const lsn = this.store.lastLsn()
-        for (const { docId, doc } of merged) {
-          // A document with changes waiting for dependencies may lack some tail events:
-          // position 0 makes its next load replay every stored event on top (idempotent).
-          const complete = A.getMissingDeps(doc, []).length === 0
-          this.#stmt.putSnapshot.run(docId, A.save(doc), complete ? lsn : 0, JSON.stringify([...A.getHeads(doc)].sort()))
-          this.#stats.snapshotsWritten++
-        }
-      }).immediate()
-    } finally {
-      for (const m of merged) A.free(m.doc)
+      doc = A.load(bytes)
+    } catch (err) {
+      throw new DruError('MALFORMED', `the snapshot of ${docId} is not a valid Automerge document: ${(err as Error).message}`, { details: { docId } })
     }
-    for (const { docId, found } of merged) if (found.length > 0) this.#recordAll(docId, found, [])
-    this.#runPolicy()
-    const ids = merged.map((m) => m.docId)
-    if (ids.length === 0) return
-    for (const l of this.#listeners) {
-      try {
-        l(ids, 'remote')
-      } catch (err) {
-        this.#onError(err)
-      }
+    try {
+      return A.getAllChanges(doc)
+    } finally {
+      A.free(doc)
     }
   }
 
@@ -714,10 +669,10 @@ export class DocumentStore {
 
   /**
    * A log position every cached document is known to include. Outside a transaction every
-   * committed event is in the cached documents (this store's commit listener is registered
-   * first, so it has already run). Inside one, an ingest may have inserted events not yet
-   * applied: fall back to the position of the last applied batch (stale-low is safe; it
-   * only makes the tail replayed on load longer).
+   * committed event is in the cached documents (this store's commit listener runs in the
+   * `derive` phase, before anything else can act on the commit). Inside one, an ingest may
+   * have inserted events not yet applied: fall back to the position of the last applied
+   * batch (stale-low is safe; it only makes the tail replayed on load longer).
    */
   #safeLsn(): number {
     return this.store.db.inTransaction ? this.#appliedLsn : this.store.lastLsn()

@@ -2,15 +2,16 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
-import { isDruError, meetVv, type VersionVector } from '@dru/core'
+import { decodeHlc, encodeHlc, isDruError, meetVv, type FoldedEnvelope, type VersionVector } from '@dru/core'
 import { EventStore } from '@dru/store-sqlite'
 import { afterEach, describe, expect, it } from 'vitest'
 import { DocumentStore, type CompactResult } from '@dru/documents'
 
-// Compaction folds events below a floor into document snapshots and deletes them; a DRU
-// below that floor is bootstrapped from the snapshots, then events. These tests check the
-// promises: documents read the same, the log shrinks, a bootstrapped DRU converges, and a
-// crash between the steps loses nothing.
+// Compaction folds events below a floor into document snapshots and deletes them, keeping
+// each one's envelope; a DRU below that floor is bootstrapped by rebuilding the folded
+// events from the snapshots' change bytes and the envelopes, checked like any event. These
+// tests check the promises: documents read the same, the log shrinks, a bootstrapped DRU
+// converges with the whole verified history, and a crash between the steps loses nothing.
 
 const open: Array<{ store: EventStore; docs: DocumentStore }> = []
 const dirs: string[] = []
@@ -39,20 +40,37 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 })
 
-/** Plain sync between two document stores: bootstrap from snapshots when below the sender's base, then events. */
-function sync(from: Node, to: Node): void {
-  const base = from.store.baseVv()
+/** Stages every snapshot of `from` at `to` (the change bytes a bootstrap carries). */
+function stageSnapshots(from: Node, to: Node): void {
+  let after = ''
+  for (;;) {
+    const page = from.docs.snapshotPage(after, 64 * 1024)
+    for (const d of page.docs) to.store.stageChanges(d.docId, to.docs.changesOf(d.docId, d.bytes))
+    if (page.next === undefined) break
+    after = page.next
+  }
+}
+
+/** The envelopes of what `to` lacks below `from`'s base, per origin. */
+function foldedFor(from: Node, to: Node): FoldedEnvelope[][] {
+  const base = from.store.base()
   const theirs = to.store.vv()
-  if (Object.keys(base).some((o) => (theirs[o] ?? 0) < base[o]! && (from.store.vv()[o] ?? 0) > (theirs[o] ?? 0))) {
-    const baseHeads = from.store.base()
-    let after = ''
-    for (;;) {
-      const page = from.docs.snapshotPage(after, 64 * 1024)
-      to.docs.mergeSnapshots(page.docs)
-      if (page.next === undefined) break
-      after = page.next
-    }
-    to.store.adoptBase(baseHeads)
+  return Object.keys(base)
+    .filter((o) => (theirs[o] ?? 0) < base[o]!.seq)
+    .map((o) => from.store.folded(o, (theirs[o] ?? 0) + 1, 1e9).filter((e) => e.seq <= base[o]!.seq))
+}
+
+/**
+ * Plain sync between two document stores, as the protocol does it: below the sender's base,
+ * rebuild the folded events from its snapshots and envelopes and ingest them; then events.
+ */
+function sync(from: Node, to: Node): void {
+  const runs = foldedFor(from, to)
+  if (runs.length > 0) {
+    to.store.clearStage()
+    stageSnapshots(from, to)
+    for (const run of runs) to.store.ingest(to.store.rebuildFolded(run))
+    to.store.clearStage()
   }
   for (const batch of from.store.eventsMissing(to.store.vv())) to.store.ingest(batch)
 }
@@ -136,7 +154,7 @@ describe('compaction', () => {
     }
   })
 
-  it('a fresh DRU bootstraps from snapshots, adopts the base and converges; the base hash links later events', () => {
+  it('a fresh DRU rebuilds the folded events from snapshots and envelopes, holds the whole verified history and converges', () => {
     const a = make('us-east')
     const b = make('eu-west')
     for (let i = 0; i < 30; i++) write(i % 2 ? a : b, `doc-${i % 7}`, `k${i % 3}`, i)
@@ -147,9 +165,11 @@ describe('compaction', () => {
     const c = make('ap-south')
     write(c, 'doc-c', 'own', 1)
     sync(a, c)
-    // c now holds everything a holds (its own event besides), without a's compacted events.
+    // c now holds everything a holds (its own event besides), the folded events rebuilt and verified.
     expect(c.store.vv()).toEqual({ ...a.store.vv(), [c.store.origin]: 1 })
-    expect(c.store.count()).toBe(a.store.count() + 1)
+    const total = Object.values(a.store.vv()).reduce((n, s) => n + s, 0)
+    expect(c.store.count()).toBe(total + 1)
+    expect(c.store.verifyLog().events).toBe(total + 1)
     sync(c, a)
     sync(b, c)
     sync(c, b)
@@ -157,11 +177,12 @@ describe('compaction', () => {
     for (const n of [a, b, c]) expect(n.docs.clusterDigest()).toEqual(a.docs.clusterDigest())
     expect(c.store.fingerprint()).toEqual(a.store.fingerprint())
     expect(allDocs(c)).toEqual(allDocs(b))
-    expect(c.store.verifyLog().events).toBeGreaterThan(0)
-    // c itself now has a base, so it bootstraps the next newcomer the same way.
+    // c compacts too, and then bootstraps the next newcomer the same way.
+    runCompact(c, meetVv([a.store.vv(), b.store.vv(), c.store.vv()]))
     const d = make('sa-east')
     sync(c, d)
     expect(d.docs.clusterDigest()).toEqual(a.docs.clusterDigest())
+    expect(d.store.fingerprint()).toEqual(c.store.fingerprint())
   })
 
   it('a crash after the base moved but before the deletes finished loses nothing; compacting again finishes', () => {
@@ -209,30 +230,48 @@ describe('compaction', () => {
     expect(c.docs.get('x')).toEqual(a.docs.get('x'))
   })
 
-  it('a base that disagrees with our log is a FORK and changes nothing; an event at or below the base is a duplicate', () => {
+  it('a bootstrap proves what it delivers: a change nobody folded, a wrong envelope or a forged field is refused and changes nothing', () => {
     const a = make('us-east')
     const b = make('eu-west')
-    for (let i = 0; i < 5; i++) write(a, 'd', 'k', i)
+    for (let i = 0; i < 8; i++) write(a, i % 2 ? 'd' : 'e', 'k', i)
     sync(a, b)
-    runCompact(a, a.store.vv())
-    const base = a.store.base()
-    const origin = a.store.origin
-    const forged = { [origin]: { ...base[origin]!, hash: 'f'.repeat(64) } }
-    const fp = b.store.fingerprint()
-    expect(() => b.store.adoptBase(forged)).toThrow(expect.objectContaining({ code: 'FORK' }))
-    expect(b.store.fingerprint()).toEqual(fp)
-    // Re-delivering compacted events is harmless: a holds their boundary hash.
-    const old = [...b.store.eventsMissing({})].flat()
+    runCompact(a, meetVv([a.store.vv(), b.store.vv()]))
+    write(a, 'd', 'after', 99)
+    const c = make('ap-south')
+    stageSnapshots(a, c)
+    const [run] = foldedFor(a, c)
+    expect(run).toHaveLength(8)
+    const fp = c.store.fingerprint()
+    const tampered: Array<[string, FoldedEnvelope[], string]> = [
+      ['an unknown change hash', run!.map((e, i) => (i === 3 ? { ...e, changeHash: new Uint8Array(32).fill(7) } : e)), 'MALFORMED'],
+      ['a change staged for another document', run!.map((e, i) => (i === 3 ? { ...e, docId: e.docId === 'd' ? 'e' : 'd' } : e)), 'MALFORMED'],
+      ['a forged HLC (the next link breaks)', run!.map((e, i) => (i === 3 ? { ...e, hlc: encodeHlc({ ...decodeHlc(e.hlc), counter: decodeHlc(e.hlc).counter + 1 }) } : e)), 'CHAIN_BROKEN'],
+    ]
+    for (const [name, envs, code] of tampered) {
+      let got: string | undefined
+      try {
+        const rebuilt = c.store.rebuildFolded(envs)
+        // The rebuilt run is chained from the forged event; the first real event above the base does not link to it.
+        c.store.ingest([...rebuilt, ...[...a.store.eventsMissing({ [a.store.origin]: 8 })].flat()])
+      } catch (err) {
+        got = (err as { code?: string }).code
+      }
+      expect(got, name).toBe(code)
+      expect(c.store.fingerprint(), name).toEqual(fp)
+    }
+    // Untampered, the same evidence rebuilds a's history.
+    sync(a, c)
+    expect(c.docs.clusterDigest()).toEqual(a.docs.clusterDigest())
+    // Re-delivering compacted events to a is harmless: it holds their boundary hash.
+    const old = [...c.store.eventsMissing({})].flat().filter((e) => e.origin === a.store.origin && e.seq <= 8)
     expect(a.store.ingest(old).duplicates).toBe(old.length)
     expect(() => a.store.ingest([{ ...old[old.length - 1]!, hash: 'e'.repeat(64) }])).toThrow()
   })
 
-  it('bad snapshot bytes are MALFORMED and change nothing', () => {
+  it('bad snapshot bytes are MALFORMED and stage nothing', () => {
     const a = make('us-east')
     write(a, 'd', 'k', 1)
-    const digest = a.docs.clusterDigest()
-    expect(() => a.docs.mergeSnapshots([{ docId: 'd', bytes: new Uint8Array([1, 2, 3, 4]) }])).toThrow(expect.objectContaining({ code: 'MALFORMED' }))
-    expect(a.docs.clusterDigest()).toEqual(digest)
+    expect(() => a.docs.changesOf('d', new Uint8Array([1, 2, 3, 4]))).toThrow(expect.objectContaining({ code: 'MALFORMED' }))
   })
 
   it('property: random writes, exchanges and compactions at the members’ floor; a newcomer bootstrapped from any DRU converges', () => {

@@ -5,9 +5,15 @@ import { DocumentStore, chooseWinner, type Conflict, type DocumentStoreOptions }
 const open: Array<{ store: EventStore; docs: DocumentStore }> = []
 let clock = 1_700_000_000_000
 
+/** Makes a new store's (fresh) incarnation 1, so origins read `eu-west-1/1`. */
+const firstIncarnation = () => {
+  const draws = [0, 1]
+  return () => draws.shift() ?? 2
+}
+
 function make(druId: string, options: DocumentStoreOptions = {}) {
   const now = () => clock
-  const store = EventStore.open({ path: ':memory:', druId, now, skewPolicy: 'tolerate' })
+  const store = EventStore.open({ path: ':memory:', druId, now, skewPolicy: 'tolerate', random: firstIncarnation() })
   const docs = new DocumentStore(store, { now, onError: (e) => { throw e }, ...options })
   open.push({ store, docs })
   return { store, docs }

@@ -53,20 +53,25 @@ describe('DocumentStore local changes', () => {
     expect(store.count()).toBe(1)
   })
 
-  it('uses the hex of the origin as actor, so op ids name their origin', () => {
-    const { store, docs } = make('eu-west-1')
-    docs.change('d', (d) => {
+  it('uses the hex of the origin as actor, so op ids name their origin; a reopened log writes as a new actor', () => {
+    const path = tempDb('a.db')
+    const first = make('eu-west-1', {}, path)
+    first.docs.change('d', (d) => {
       d.x = 1
     })
-    const actor = A.getActorId(docs.doc('d')!)
-    expect(actor).toBe(Buffer.from('eu-west-1/1').toString('hex'))
-    expect(originForActor(actor)).toBe(store.origin)
-    // A new incarnation writes as a new actor.
-    store.bumpIncarnation()
+    const actor = A.getActorId(first.docs.doc('d')!)
+    expect(actor).toBe(Buffer.from(first.store.origin).toString('hex'))
+    expect(originForActor(actor)).toBe(first.store.origin)
+    first.docs.close()
+    first.store.close()
+    open.splice(0)
+    // Every open is a new incarnation, so Automerge's per-actor seq is never reused.
+    const { store, docs } = make('eu-west-1', {}, path)
+    expect(store.origin).not.toBe(first.store.origin)
     docs.change('d', (d) => {
       d.x = 2
     })
-    expect(A.getActorId(docs.doc('d')!)).toBe(actorForOrigin('eu-west-1/2'))
+    expect(A.getActorId(docs.doc('d')!)).toBe(actorForOrigin(store.origin))
     expect(docs.get('d')).toEqual({ x: 2 })
   })
 

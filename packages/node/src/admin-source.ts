@@ -41,15 +41,16 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
   return {
     state,
     status(): StatusJson {
-      const fp = dru.fingerprint()
-      const ours = fp.vv
+      const summary = dru.store.summary()
+      const ours = summary.live.vv
+      const all = dru.store.vv()
       const peers: PeerStatusJson[] = (network?.sync.peerStatus() ?? []).map((p) => ({
         id: p.id,
         ...(p.url ? { url: p.url } : {}),
         connected: p.connected,
         since: iso(p.since),
         lastSeen: iso(p.lastSeen),
-        lagEvents: countMissing(ours, p.ackedVv) + countMissing(mergeVv(p.theirVv, p.ackedVv), ours),
+        lagEvents: countMissing(ours, p.ackedVv) + countMissing(mergeVv(p.theirVv, p.ackedVv), all),
         lagSeconds: network!.lagSeconds(p),
         membership: p.decommissioned ? 'decommissioned' : p.quarantined ? 'quarantined' : 'member',
         bytesIn: p.bytesIn,
@@ -59,6 +60,8 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
         ...(p.snapshotDocsIn > 0 ? { snapshotDocsIn: p.snapshotDocsIn } : {}),
         ...(p.quarantine ? { quarantine: p.quarantine } : {}),
         ...(p.lastError ? { lastError: p.lastError } : {}),
+        ...(p.origins.length > 1 ? { identityConflict: { origins: p.origins } } : {}),
+        ...(p.violations > 0 ? { violations: p.violations } : {}),
       }))
       const open = dru.conflicts.list('open').length
       metrics.conflictsOpen.set(open)
@@ -67,11 +70,14 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
         origin: dru.store.origin,
         state: state(),
         since: new Date(dru.stateSince()).toISOString(),
-        fingerprint: { digest: fingerprintDigest(fp), vv: fp.vv, heads: fp.heads },
+        // The digest covers the whole log (retired origins too), so equal digests mean equal logs
+        // whatever each DRU has compacted; vv and heads list the live origins only.
+        fingerprint: { digest: fingerprintDigest(dru.store.fingerprint()), vv: summary.live.vv, heads: summary.live.heads, retired: summary.retired },
         peers,
         conflictsOpen: open,
         writable: !(network?.restoring ?? false),
         skewedEvents: dru.store.skewedEvents,
+        ...(network?.staleCopy ? { staleCopy: network.staleCopy } : {}),
         log: { events: dru.store.count(), base: dru.store.baseVv(), floor: dru.compactionFloor().floor },
       } as StatusJson
     },
@@ -82,18 +88,20 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
       return metrics.render()
     },
     gaps(): GapsJson {
-      const ours = dru.store.vv()
+      // Retired origins (folded into snapshots) are never acknowledged again: compare the live ones.
+      const live = dru.store.summary().live.vv
+      const all = dru.store.vv()
       return {
         peers: (network?.sync.peerStatus() ?? []).map((p) => {
           const theirs = mergeVv(p.theirVv, p.ackedVv)
           const origins = new Map<string, OriginGapJson>()
-          for (const r of [...missingRanges(ours, theirs), ...missingRanges(theirs, ours)]) {
+          for (const r of [...missingRanges(live, theirs), ...missingRanges(theirs, all)]) {
             origins.set(r.origin, {
               origin: r.origin,
-              local: ours[r.origin] ?? 0,
+              local: all[r.origin] ?? 0,
               remote: theirs[r.origin] ?? 0,
-              weLack: Math.max(0, (theirs[r.origin] ?? 0) - (ours[r.origin] ?? 0)),
-              theyLack: Math.max(0, (ours[r.origin] ?? 0) - (theirs[r.origin] ?? 0)),
+              weLack: Math.max(0, (theirs[r.origin] ?? 0) - (all[r.origin] ?? 0)),
+              theyLack: Math.max(0, (live[r.origin] ?? 0) - (theirs[r.origin] ?? 0)),
             })
           }
           const list = [...origins.values()].sort((a, b) => (a.origin < b.origin ? -1 : 1))
@@ -108,7 +116,6 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
       }
     },
     async verify({ deep }, progress): Promise<VerifyJson> {
-      const fp = dru.fingerprint()
       progress({ phase: 'verify-log', done: 0, total: dru.store.count(), unit: 'events' })
       const log = dru.store.verifyLog((p) => progress({ phase: 'verify-log', done: p.checked, unit: 'events' }))
       progress({ phase: 'verify-log', done: log.events, total: log.events, unit: 'events' })
@@ -118,7 +125,7 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
       return {
         ok,
         deep,
-        local: { digest: fingerprintDigest(fp), ...(local ? { documents: local.documents, stateDigest: local.digest } : {}) },
+        local: { digest: fingerprintDigest(dru.store.fingerprint()), ...(local ? { documents: local.documents, stateDigest: local.digest } : {}) },
         peers,
       } as VerifyJson
     },

@@ -16,6 +16,11 @@ export interface DruConfig {
   conflictPolicy?: ConflictPolicy
   /** Wall clock (ms) for HLCs and timestamps; injectable for tests. */
   now?: () => number
+  /**
+   * Uniform [0, 1) source for the fresh incarnation each open draws (default: the OS's
+   * cryptographic generator). Injectable so a seeded simulation replays exactly.
+   */
+  random?: () => number
   /** How far (ms) a remote timestamp may run ahead before it counts as skewed. Default 60 s. */
   maxClockSkewMs?: number
   /** Where peers reach us (WebSocket). Loopback by default in examples; port 0 picks one. */
@@ -80,6 +85,7 @@ export const CONFIG_FIELDS: Record<string, { required: boolean; check: FieldChec
   },
   conflictPolicy: { required: false, check: checkConflictPolicy },
   now: { required: false, check: (v) => (typeof v === 'function' ? undefined : `must be a function returning milliseconds (got ${show(v)})`) },
+  random: { required: false, check: (v) => (typeof v === 'function' ? undefined : `must be a function returning a number in [0, 1) (got ${show(v)})`) },
   maxClockSkewMs: { required: false, check: (v) => (positiveInt(v) ? undefined : `must be a positive integer of milliseconds (got ${show(v)})`) },
   listen: { required: false, check: (v) => checkEndpoint(v) },
   admin: { required: false, check: (v) => checkEndpoint(v) },

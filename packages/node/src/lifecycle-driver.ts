@@ -13,7 +13,7 @@ import {
 export interface PeerView {
   readonly id: string
   readonly connected: boolean
-  /** The peer's vector as it claimed it in its latest fingerprint. */
+  /** What the peer holds as far as its sessions told us (its vv, raised by what it sent and acked). */
   readonly theirVv: VersionVector
   /** What the peer has durably acknowledged. */
   readonly ackedVv: VersionVector
@@ -28,8 +28,12 @@ export interface SyncAssessment {
   readonly theyLack: number
 }
 
-/** Pure: where we stand against the peers that are connected now. */
-export function assessPeers(ours: VersionVector, peers: readonly PeerView[]): SyncAssessment {
+/**
+ * Pure: where we stand against the peers that are connected now. `ours` is everything we
+ * hold (what they may have that we lack is measured against it); `live` leaves out retired
+ * origins, whose events are folded into snapshots and never acknowledged again.
+ */
+export function assessPeers(ours: VersionVector, peers: readonly PeerView[], live: VersionVector = ours): SyncAssessment {
   let reachable = 0
   let weLack = 0
   let theyLack = 0
@@ -37,48 +41,9 @@ export function assessPeers(ours: VersionVector, peers: readonly PeerView[]): Sy
     if (!p.connected) continue
     reachable++
     weLack += countMissing(mergeVv(p.theirVv, p.ackedVv), ours)
-    theyLack += countMissing(ours, p.ackedVv)
+    theyLack += countMissing(live, p.ackedVv)
   }
   return { reachable, weLack, theyLack }
-}
-
-/**
- * Pure: an earlier origin of DRU `druId` (`<druId>/<n>`, not `currentOrigin`) that a peer
- * holds more of than `ours` — proof that this log is an old copy. Undefined when none.
- */
-export function staleOwnOrigin(
-  druId: string,
-  currentOrigin: string,
-  ours: VersionVector,
-  peerVectors: readonly VersionVector[],
-): { origin: string; theirs: number; mine: number } | undefined {
-  const prefix = `${druId}/`
-  for (const vv of peerVectors) {
-    for (const [origin, theirs] of Object.entries(vv)) {
-      if (!origin.startsWith(prefix) || origin === currentOrigin) continue
-      const mine = ours[origin] ?? 0
-      if (theirs > mine) return { origin, theirs, mine }
-    }
-  }
-  return undefined
-}
-
-/**
- * The highest incarnation of our own DRU id that any vector names (ours or a peer's), or
- * 0. A DRU writing under a lower incarnation than one it took before (an empty disk under
- * a clock that runs behind) must move above it: incarnations only grow.
- */
-export function highestOwnIncarnation(druId: string, vectors: readonly VersionVector[]): number {
-  const prefix = `${druId}/`
-  let max = 0
-  for (const vv of vectors) {
-    for (const origin of Object.keys(vv)) {
-      if (!origin.startsWith(prefix)) continue
-      const n = Number(origin.slice(prefix.length))
-      if (Number.isSafeInteger(n) && n > max) max = n
-    }
-  }
-  return max
 }
 
 export interface LifecycleDriverOptions {

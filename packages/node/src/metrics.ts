@@ -56,6 +56,19 @@ export interface DruMetrics {
   readonly clockSkewAlarms: Counter<'peer'>
   /** Seconds from a local change call to its durable commit. */
   readonly commitLatency: Histogram
+  /**
+   * Frames refused because the session's state or the peer's role did not allow them
+   * (PROTOCOL_VIOLATION) or came too fast (RATE_LIMITED); `peer` is empty before authentication.
+   */
+  readonly protocolViolations: Counter<'peer' | 'code'>
+  /** Times two processes were connected under one DRU id (each writes its own incarnation). */
+  readonly identityConflicts: Counter<'peer'>
+  /** Times this DRU learned, from signed events of its own earlier writes, that it started from an old copy. */
+  readonly staleCopies: Counter
+  /** Inbound sync connections held now, and those still in their handshake (set when scraped). */
+  readonly syncConnections: Gauge<'state'>
+  /** Inbound sync connections refused by the listener's caps (set when scraped). */
+  readonly syncConnectionsRefused: Gauge
   /** Sets the lifecycle gauge: 1 for `state`, 0 for every other state. */
   setLifecycleState(state: LifecycleState): void
   /** Counts the edge and moves the state gauge: pass it as `createLifecycle({ onTransition })`'s callback. */
@@ -180,6 +193,35 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
     registers,
   })
 
+  const protocolViolations = new Counter({
+    name: 'dru_protocol_violations_total',
+    help: 'Frames refused as PROTOCOL_VIOLATION or RATE_LIMITED, by peer (empty before authentication) and code.',
+    labelNames: ['peer', 'code'] as const,
+    registers,
+  })
+  const identityConflicts = new Counter({
+    name: 'dru_identity_conflicts_total',
+    help: 'Times two processes were connected under one DRU id.',
+    labelNames: ['peer'] as const,
+    registers,
+  })
+  const staleCopies = new Counter({
+    name: 'dru_stale_copy_detected_total',
+    help: 'Times signed events of this DRU\'s own earlier writes proved it started from an old copy of its database.',
+    registers,
+  })
+  const syncConnections = new Gauge({
+    name: 'dru_sync_connections',
+    help: 'Inbound sync connections held now: state=open (authenticated) or handshaking.',
+    labelNames: ['state'] as const,
+    registers,
+  })
+  const syncConnectionsRefused = new Gauge({
+    name: 'dru_sync_connections_refused',
+    help: 'Inbound sync connections refused by the listener caps since start.',
+    registers,
+  })
+
   // Every state present from the start, so dashboards see zeros rather than gaps.
   const setLifecycleState = (state: LifecycleState): void => {
     for (const s of LIFECYCLE_STATES) lifecycleState.set({ state: s }, s === state ? 1 : 0)
@@ -209,6 +251,11 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
     compactedEvents,
     logEvents,
     commitLatency,
+    protocolViolations,
+    identityConflicts,
+    staleCopies,
+    syncConnections,
+    syncConnectionsRefused,
     setLifecycleState,
     recordTransition(t) {
       lifecycleTransitions.inc({ from: t.from, to: t.to })

@@ -4,14 +4,18 @@ import {
   countMissing,
   decodeHlc,
   divergentOrigins,
-  equalFingerprints,
   fingerprintDigest,
+  summaryMatches,
   mergeVv,
+  summaryDigest,
+  type DruEvent,
   type LifecycleTransition,
+  type VersionVector,
 } from '@dru/core'
-import { clockIncarnation } from '@dru/store-sqlite'
+import { MetaKey } from '@dru/store-sqlite'
 import { startSync, type Logger, type PeerConfig, type PeerStatus, type SyncNode, type SyncOptions } from '@dru/sync'
-import { LifecycleDriver, assessPeers, highestOwnIncarnation, staleOwnOrigin } from './lifecycle-driver.js'
+import { LifecycleDriver, assessPeers } from './lifecycle-driver.js'
+import { ownWritesMissingAtOpen } from './stale-copy.js'
 import type { DruMetrics } from './metrics.js'
 import type { Dru } from './dru.js'
 
@@ -25,6 +29,9 @@ export interface NetworkConfig {
   readonly sync?: {
     heartbeatMs?: number
     heartbeatTimeoutMs?: number
+    /** Per-session frame rates and listener caps (defaults in @dru/sync's limits). */
+    rates?: SyncOptions['rates']
+    listenerCaps?: SyncOptions['listenerCaps']
     /** How long a starting DRU waits for a first peer before it calls itself isolated. */
     startupGraceMs?: number
     /** Unacknowledged live events tolerated when deciding "caught up". Default 1000. */
@@ -46,8 +53,18 @@ export interface PeerVerification {
   readonly error?: string
 }
 
+/** What proved that this DRU started from an old copy of its database. */
+export interface StaleCopyReport {
+  /** An earlier origin of this DRU whose events written before this process started were missing here. */
+  readonly origin: string
+  /** Such events received so far from peers (all signed by this DRU's key). */
+  readonly recovered: number
+  /** When the first one arrived (ms). */
+  readonly at: number
+}
+
 /** Meta key: JSON list of DRU ids removed from the cluster by `dru decommission`. */
-const DECOMMISSIONED_KEY = 'decommissioned'
+const DECOMMISSIONED_KEY = MetaKey.DECOMMISSIONED
 
 /** How often the lifecycle is re-assessed (also on every peer up/down and ack). */
 const EVALUATE_EVERY_MS = 100
@@ -66,9 +83,24 @@ export class Network {
   readonly #timer: NodeJS.Timeout
   readonly #now: () => number
   readonly #configuredPeers: number
+  /** Heads of this DRU's own origins when the process opened its database. */
+  readonly #ownAtOpen: VersionVector
+  readonly #openedAt: number
+  #staleCopy: StaleCopyReport | undefined
   #verifying = false
 
-  private constructor(dru: Dru, sync: SyncNode, driver: LifecycleDriver, metrics: DruMetrics, log: Logger, now: () => number, peers: number) {
+  private constructor(
+    dru: Dru,
+    sync: SyncNode,
+    driver: LifecycleDriver,
+    metrics: DruMetrics,
+    log: Logger,
+    now: () => number,
+    peers: number,
+    opened: { ownAtOpen: VersionVector; at: number },
+  ) {
+    this.#ownAtOpen = opened.ownAtOpen
+    this.#openedAt = opened.at
     this.#dru = dru
     this.sync = sync
     this.driver = driver
@@ -95,21 +127,17 @@ export class Network {
       metrics.quarantines.inc({ peer: info.peerId })
       if (info.code === 'FORK' || info.code === 'CHAIN_BROKEN') metrics.forks.inc({ peer: info.peerId })
     })
-    // Our own earlier events arriving from a peer prove this log was an old copy. The
-    // peer's vector is usually seen first (#detectStaleOrigin), but a short gap can arrive
-    // in the same breath as the vector: say so either way, so the operator sees it.
+    sync.on('violation', (info) => {
+      metrics.protocolViolations.inc({ peer: info.authenticated ? (info.peerId ?? '') : '', code: info.code })
+    })
+    sync.on('identity-conflict', (info) => {
+      log.error('the same DRU id runs twice: both processes keep replicating under their own origins; stop one', { ...info })
+      metrics.identityConflicts.inc({ peer: info.peerId })
+    })
+    // Proof, not claims: signed events of our own DRU, written before this process opened
+    // its database, that the database did not hold. Only then is this an old copy.
     dru.store.onCommit((events, source) => {
-      if (source !== 'remote' || this.driver.restoring || dru.closed) return
-      const prefix = `${dru.id}/`
-      const own = events.filter((e) => e.origin.startsWith(prefix) && e.origin !== dru.store.origin)
-      if (own.length === 0) return
-      evaluate()
-      if (!this.driver.restoring) {
-        log.warn('stale copy detected: events of an earlier incarnation came back from a peer (already caught up)', {
-          origin: own[0]!.origin,
-          events: own.length,
-        })
-      }
+      if (source === 'remote' && !dru.closed) this.#checkStaleCopy(events)
     })
     this.#timer = setInterval(evaluate, EVALUATE_EVERY_MS)
     this.#timer.unref()
@@ -129,23 +157,20 @@ export class Network {
   ): Promise<Network> {
     const store = dru.store
     const peers = config.peers ?? []
-    const restore = deps.restore === true || store.getMeta('restore_pending') === 1 || (store.isNew && peers.length > 0)
-    if (restore) store.setMeta('restore_pending', 1)
-    if (!store.openedClean && peers.length > 0) {
-      const before = store.origin
-      const origin = store.bumpIncarnation(clockIncarnation(deps.now()))
-      deps.log.info('new incarnation: this log cannot prove it is the newest copy of its origin', { from: before, to: origin })
-    }
+    const restore = deps.restore === true || store.getMeta(MetaKey.RESTORE_PENDING) === 1 || (store.isNew && peers.length > 0)
+    if (restore) store.setMeta(MetaKey.RESTORE_PENDING, 1)
+    const prefix = `${dru.id}/`
+    const ownAtOpen = Object.fromEntries(Object.entries(store.vv()).filter(([o]) => o.startsWith(prefix)))
     const decommissioned = readDecommissioned(store)
     const sync = await startSync({
       decommissioned,
-      // Bootstrap in both directions: serve our snapshots to a peer below our compaction
-      // base, and merge a peer's when we are below its base.
+      // Bootstrap in both directions: serve our snapshots and folded envelopes to a peer
+      // below our compaction base, and rebuild (and verify) a peer's when we are below its base.
       snapshots: {
         page: (after, maxBytes) => dru.documents.snapshotPage(after, maxBytes),
-        merge: (docs) => dru.documents.mergeSnapshots(docs),
+        changesOf: (docId, bytes) => dru.documents.changesOf(docId, bytes),
       },
-      store,
+      log: store,
       druId: dru.id,
       ...(config.listen ? { listen: config.listen } : {}),
       peers,
@@ -154,6 +179,8 @@ export class Network {
       ...(config.tls ? { tls: config.tls } : {}),
       ...(config.sync?.heartbeatMs ? { heartbeatMs: config.sync.heartbeatMs } : {}),
       ...(config.sync?.heartbeatTimeoutMs ? { heartbeatTimeoutMs: config.sync.heartbeatTimeoutMs } : {}),
+      ...(config.sync?.rates ? { rates: config.sync.rates } : {}),
+      ...(config.sync?.listenerCaps ? { listenerCaps: config.sync.listenerCaps } : {}),
       logger: deps.log,
       now: deps.now,
       describe: () => dru.digest(),
@@ -167,12 +194,15 @@ export class Network {
       onTransition: (t: LifecycleTransition) => {
         deps.metrics.recordTransition(t)
         deps.log.info(`lifecycle ${t.from} -> ${t.to}`, { from: t.from, to: t.to, signal: t.signal })
-        if (t.to === LifecycleState.ACTIVE && store.getMeta('restore_pending') === 1 && !store.closed) store.setMeta('restore_pending', 0)
+        if (t.to === LifecycleState.ACTIVE && store.getMeta(MetaKey.RESTORE_PENDING) === 1 && !store.closed) store.setMeta(MetaKey.RESTORE_PENDING, 0)
       },
     })
     deps.metrics.setLifecycleState(driver.lifecycle.state())
     if (restore) driver.restorePending()
-    const network = new Network(dru, sync, driver, deps.metrics, deps.log, deps.now, peers.length)
+    const network = new Network(dru, sync, driver, deps.metrics, deps.log, deps.now, peers.length, {
+      ownAtOpen,
+      at: deps.now(),
+    })
     const memberIds = Object.keys(config.keys.publicKeys).filter((id) => id !== dru.id)
     dru.useMembership({
       members: () => {
@@ -215,11 +245,8 @@ export class Network {
   /** Re-assesses sync state and feeds the lifecycle (every 100 ms and on peer up/down). */
   evaluate(): void {
     if (this.#dru.closed) return
-    const ours = this.#dru.store.vv()
     const status = this.sync.peerStatus().filter((p) => !p.decommissioned)
-    this.#detectStaleOrigin(status)
-    this.#keepIncarnationAbove(status)
-    const assessment = assessPeers(ours, status)
+    const assessment = assessPeers(this.#dru.store.vv(), status, this.#dru.store.summary().live.vv)
     this.driver.observe(assessment)
     if (this.driver.lifecycle.state() === LifecycleState.VERIFYING && !this.#verifying) void this.#verify()
   }
@@ -232,9 +259,14 @@ export class Network {
   refreshPeerMetrics(): void {
     if (this.#dru.closed) return
     const ours = this.#dru.store.vv()
+    const live = this.#dru.store.summary().live.vv
+    const conns = this.sync.listenerStats()
+    this.#metrics.syncConnections.set({ state: 'open' }, conns.connections - conns.handshaking)
+    this.#metrics.syncConnections.set({ state: 'handshaking' }, conns.handshaking)
+    this.#metrics.syncConnectionsRefused.set(conns.refused)
     for (const p of this.sync.peerStatus()) {
       this.#metrics.peerConnected.set({ peer: p.id }, p.connected ? 1 : 0)
-      this.#metrics.lagEvents.set({ peer: p.id, direction: 'outbound' }, countMissing(ours, p.ackedVv))
+      this.#metrics.lagEvents.set({ peer: p.id, direction: 'outbound' }, countMissing(live, p.ackedVv))
       this.#metrics.lagEvents.set({ peer: p.id, direction: 'inbound' }, countMissing(mergeVv(p.theirVv, p.ackedVv), ours))
       const lag = this.lagSeconds(p)
       this.#metrics.lagSeconds.set({ peer: p.id }, lag ?? 0)
@@ -248,7 +280,7 @@ export class Network {
   lagSeconds(p: PeerStatus): number | null {
     const store = this.#dru.store
     let oldest: number | undefined
-    for (const [origin, seq] of Object.entries(store.vv())) {
+    for (const [origin, seq] of Object.entries(store.summary().live.vv)) {
       const acked = p.ackedVv[origin] ?? 0
       if (acked >= seq) continue
       const e = store.getEvent(origin, acked + 1)
@@ -259,58 +291,41 @@ export class Network {
     return oldest === undefined ? null : Math.max(0, (this.#now() - oldest) / 1000)
   }
 
-  /**
-   * A peer holding more of our *current* origin than we do means this log is an old copy
-   * (a backup restored after a clean stop): take a new incarnation before writing again.
-   */
-  /**
-   * Incarnations only grow: if our log or a peer names an incarnation of our own id above
-   * the one we write as (an empty disk under a clock running behind took a lower clock
-   * incarnation), move above it before writing more.
-   */
-  #keepIncarnationAbove(status: readonly PeerStatus[]): void {
-    const store = this.#dru.store
-    const highest = highestOwnIncarnation(this.#dru.id, [store.vv(), ...status.flatMap((p) => [p.theirVv, p.ackedVv])])
-    if (highest <= store.incarnation) return
-    const before = store.origin
-    const origin = store.bumpIncarnation(highest + 1)
-    this.#log.warn('incarnation raised above one taken before (was this DRU\'s clock behind?)', { from: before, to: origin, seen: highest })
+  /** What proved this DRU started from an old copy, if anything did (for `/status`). */
+  get staleCopy(): StaleCopyReport | undefined {
+    return this.#staleCopy
   }
 
-  #detectStaleOrigin(status: readonly PeerStatus[]): void {
+  /**
+   * Restore mode on proof (see {@link ownWritesMissingAtOpen}): signed events of this DRU's
+   * own earlier writes that its database did not hold when this process opened it. A peer's
+   * vector or ack naming such events is a claim and changes nothing.
+   */
+  #checkStaleCopy(events: readonly DruEvent[]): void {
     const store = this.#dru.store
-    const mine = store.head(store.origin)?.seq ?? 0
-    for (const p of status) {
-      const theirs = Math.max(p.theirVv[store.origin] ?? 0, p.ackedVv[store.origin] ?? 0)
-      const older = this.#staleOlderOrigin(p)
-      if (older && !this.driver.restoring) {
-        // An earlier incarnation of ours is further ahead at a peer: this log is an old copy
-        // (a live backup restored, or a machine crash that lost a tail). It already writes
-        // under a new incarnation, so no fork; but until those events are back, the
-        // application would read stale data, so refuse writes as for a restore.
-        store.setMeta('restore_pending', 1)
-        this.driver.restorePending()
-        this.#log.error('stale copy detected: a peer holds newer events of an earlier incarnation; restoring', {
-          peer: p.id,
-          ...older,
-        })
-        return
-      }
-      if (theirs > mine) {
-        const before = store.origin
-        const origin = store.bumpIncarnation(clockIncarnation(this.#now()))
-        store.setMeta('restore_pending', 1)
-        this.driver.restorePending()
-        this.#log.error('stale copy detected: a peer holds newer events of our origin; new incarnation, restoring', {
-          peer: p.id,
-          origin: before,
-          theirs,
-          mine,
-          newOrigin: origin,
-        })
-        return
-      }
+    const missing = ownWritesMissingAtOpen({ druId: this.#dru.id, origin: store.origin, ownAtOpen: this.#ownAtOpen, openedAt: this.#openedAt }, events)
+    const proof = missing[0]
+    const n = missing.length
+    if (!proof) return
+    const first = this.#staleCopy === undefined
+    this.#staleCopy = { origin: this.#staleCopy?.origin ?? proof.origin, recovered: (this.#staleCopy?.recovered ?? 0) + n, at: this.#staleCopy?.at ?? this.#now() }
+    if (!first) return
+    this.#metrics.staleCopies.inc()
+    if (this.driver.restoring) {
+      this.#log.warn('old copy: own events written before this start are coming back from peers (already restoring)', { origin: proof.origin, seq: proof.seq })
+      return
     }
+    // This DRU already writes under a fresh origin, so nothing forks; but until its own
+    // earlier writes are back, the application would read stale data: refuse writes as
+    // for a restore until caught up and verified.
+    store.setMeta(MetaKey.RESTORE_PENDING, 1)
+    this.driver.restorePending()
+    this.#log.error('stale copy detected: signed events of this DRU written before it started were missing from its database; restoring', {
+      origin: proof.origin,
+      seq: proof.seq,
+      heldAtOpen: this.#ownAtOpen[proof.origin] ?? 0,
+    })
+    this.evaluate()
   }
 
   #ownLack(ours: Readonly<Record<string, number>>, theirs: Readonly<Record<string, number>>): number {
@@ -318,12 +333,6 @@ export class Network {
     let n = 0
     for (const [origin, seq] of Object.entries(theirs)) if (origin.startsWith(prefix)) n += Math.max(0, seq - (ours[origin] ?? 0))
     return n
-  }
-
-  /** An earlier origin of this DRU (`<id>/<n>`, not the current one) the peer holds more of than we do. */
-  #staleOlderOrigin(p: PeerStatus): { origin: string; theirs: number; mine: number } | undefined {
-    const store = this.#dru.store
-    return staleOwnOrigin(this.#dru.id, store.origin, store.vv(), [p.theirVv, p.ackedVv])
   }
 
   /**
@@ -336,6 +345,7 @@ export class Network {
     try {
       const results = await this.verifyPeers({ deep: false, timeoutMs: 2_000 })
       const ours = this.#dru.store.vv()
+      const live = this.#dru.store.summary().live.vv
       const status = new Map(this.sync.peerStatus().map((p) => [p.id, p]))
       let reached = 0
       let ok = true
@@ -346,7 +356,7 @@ export class Network {
         // A restore is over only when the peer, asked now, holds nothing of our own origins we lack.
         if (this.driver.restoring && (r.ownEventsLacking ?? 0) > 0) ok = false
         const p = status.get(r.peer)
-        if (p && !this.driver.inSync(assessPeers(ours, [p]))) ok = false
+        if (p && !this.driver.inSync(assessPeers(ours, [p], live))) ok = false
       }
       if (!this.#dru.closed) this.driver.verified(ok && reached > 0)
     } catch (err) {
@@ -362,23 +372,26 @@ export class Network {
    * and compares with ours. Unreachable peers are reported, not counted as different.
    */
   async verifyPeers(options: { deep: boolean; timeoutMs?: number }): Promise<PeerVerification[]> {
-    const ours = this.#dru.store.fingerprint()
+    const ours = this.#dru.store.summary()
+    const full = this.#dru.store.fingerprint()
     const local = options.deep ? this.#dru.digest() : undefined
     return Promise.all(
       this.sync.peerStatus().map(async (p): Promise<PeerVerification> => {
         if (!p.connected) return { peer: p.id, reachable: false, equal: null }
         try {
           const r = await this.sync.probe(p.id, { deep: options.deep, timeoutMs: options.timeoutMs ?? 5_000 })
-          const fpEqual = equalFingerprints(ours, r.fingerprint)
+          // Equal logs, whatever each side has compacted (retired origins compare by their heads).
+          const fpEqual = summaryMatches(full, r.summary)
           const stateEqual = !options.deep || (r.stateDigest !== null && r.stateDigest === local!.digest)
           return {
             peer: p.id,
             reachable: true,
             equal: fpEqual && stateEqual,
-            remoteDigest: fingerprintDigest(r.fingerprint),
+            // Equal logs show our (whole-log) digest; otherwise the peer's summary digest.
+            remoteDigest: fpEqual ? fingerprintDigest(full) : summaryDigest(r.summary),
             ...(options.deep ? { remoteStateDigest: r.stateDigest, remoteDocuments: r.documents } : {}),
-            divergentOrigins: divergentOrigins(ours, r.fingerprint),
-            ownEventsLacking: this.#ownLack(ours.vv, r.fingerprint.vv),
+            divergentOrigins: divergentOrigins(ours.live, r.summary.live),
+            ownEventsLacking: this.#ownLack(this.#dru.store.vv(), r.summary.live.vv),
           }
         } catch (err) {
           return { peer: p.id, reachable: false, equal: null, error: (err as Error).message }

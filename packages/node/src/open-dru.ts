@@ -31,6 +31,11 @@ export interface DruRuntimeParts {
 
 const parts = new WeakMap<Dru, DruRuntimeParts>()
 
+/** A source of 32-bit unsigned integers from a uniform [0, 1) one. */
+function uint32From(random: () => number): () => number {
+  return () => Math.floor(Math.min(Math.max(random(), 0), 1 - Number.EPSILON) * 2 ** 32)
+}
+
 /** The network, admin server and metrics of a DRU opened by {@link openDru}. */
 export function runtimeOf(dru: Dru): DruRuntimeParts {
   const p = parts.get(dru)
@@ -58,6 +63,7 @@ export async function openDru(config: DruConfig): Promise<Dru> {
     ...(c.durability ? { durability: c.durability } : {}),
     ...(c.maxClockSkewMs ? { maxClockSkewMs: c.maxClockSkewMs } : {}),
     ...(c.keys ? { sign: signerFor(c.keys.privateKey) } : {}),
+    ...(c.random ? { random: uint32From(c.random) } : {}),
     onListenerError: (err) => log.error('commit listener failed', { error: (err as Error)?.message ?? String(err) }),
   })
   let network: Network | undefined

@@ -23,7 +23,8 @@ describe('openDru in-process API', () => {
     const r = await d.change('order-42', (doc) => {
       doc.status = 'paid'
     })
-    expect(r.event?.origin).toBe('eu-west-1/1')
+    expect(r.event?.origin).toBe(d.store.origin)
+    expect(d.store.origin).toMatch(/^eu-west-1\/[1-9][0-9]*$/)
     expect(d.get('order-42')).toEqual({ status: 'paid' })
     expect(d.get('nope')).toBeUndefined()
     expect((await d.change('order-42', () => {})).event).toBeUndefined()

@@ -26,6 +26,13 @@ describe('assessPeers', () => {
     ])
     expect(a).toEqual({ reachable: 1, weLack: 2, theyLack: 4 })
   })
+
+  it('does not count retired origins (folded into snapshots, never acknowledged again) as lacking at the peer', () => {
+    const ours = { 'a/1': 5, 'old/1': 40 }
+    const peer = { ...up, theirVv: {}, ackedVv: { 'a/1': 5 } }
+    expect(assessPeers(ours, [peer]).theyLack).toBe(40)
+    expect(assessPeers(ours, [peer], { 'a/1': 5 })).toEqual({ reachable: 1, weLack: 0, theyLack: 0 })
+  })
 })
 
 describe('LifecycleDriver', () => {
@@ -82,13 +89,5 @@ describe('LifecycleDriver', () => {
     const lagging = driver(1, { slack: 3 })
     lagging.d.observe(assessPeers({}, [{ ...up, theirVv: { 'b/1': 1 }, ackedVv: {} }]))
     expect(lagging.d.lifecycle.state()).toBe('catching-up')
-  })
-})
-
-describe('highestOwnIncarnation', () => {
-  it('finds the highest incarnation of our own id in any vector, ignoring other ids and prefixes', async () => {
-    const { highestOwnIncarnation } = await import('../src/index.js')
-    expect(highestOwnIncarnation('eu', [{ 'eu/5': 1, 'eu-west/99': 3 }, { 'eu/91553339985': 2, 'us/7': 1 }])).toBe(91_553_339_985)
-    expect(highestOwnIncarnation('eu', [{ 'us/7': 1 }, {}])).toBe(0)
   })
 })

@@ -2,7 +2,8 @@ import Database from 'better-sqlite3'
 import {
   DEFAULT_BATCH_BYTES,
   MAX_CHANGE_BYTES,
-  MAX_INCARNATION,
+  SIGN_EVERY_BYTES,
+  SIGN_EVERY_EVENTS,
   DruError,
   GENESIS_HASH,
   HlcClock,
@@ -12,21 +13,39 @@ import {
   formatOrigin,
   mergeVv,
   missingRanges,
+  newIncarnation,
   normalizeVv,
   parseDocId,
   parseDruId,
+  parseOrigin,
+  retiredSummary,
   sealEvent,
   validateEvent,
   compareHlc,
+  type CommitListener,
+  type CommitPhase,
+  type CommitSource,
+  type CompactionBase,
   type DruEvent,
   type DruId,
   type Fingerprint,
+  type FoldedEnvelope,
   type Hlc,
+  type IngestResult,
+  type LogSummary,
   type Origin,
+  type PeerBook,
+  type PeerRecord,
+  type ReplicaLog,
+  type StreamOptions,
   type VersionVector,
   type WallClock,
 } from '@dru/core'
+import { FoldedLog } from './folded-log.js'
+import { MetaKey, MetaTable } from './meta.js'
 import { migrate } from './migrations.js'
+
+export type { CommitListener, IngestResult, PeerRecord, StreamOptions }
 
 /**
  * How far a commit must survive. `machine` (the default) is `synchronous=FULL`: a commit
@@ -57,6 +76,18 @@ export interface OpenStoreOptions {
   skewPolicy?: SkewPolicy
   /** Signs the hash of the last event of each local commit (authorship of the chain). */
   sign?: (hash: string) => Uint8Array
+  /**
+   * Open for inspection by an operator tool: no fresh incarnation is taken and the
+   * clean-close marker stays, so looking at a stopped DRU's database changes nothing its
+   * next start will see; {@link EventStore.origin} is the last process's origin, and local
+   * writes and ingest are refused (INVALID_ARGUMENT). Meta may still be set (`dru restore`).
+   */
+  inspect?: boolean
+  /**
+   * Source of 32-bit random integers for the fresh incarnation every open takes
+   * (default: the OS's cryptographic generator). Injectable for deterministic simulations.
+   */
+  random?: () => number
   /** Called with errors thrown by post-commit listeners (which cannot undo a commit). */
   onListenerError?: (err: unknown) => void
 }
@@ -77,32 +108,11 @@ export interface InboxTx {
 /** Runs exactly once per stored remote event, inside the transaction that stores it. */
 export type InboxHandler = (event: DruEvent, tx: InboxTx) => void
 
-/** Called after a commit with the events it made durable, in commit order. */
-export type CommitListener = (events: readonly DruEvent[], source: 'local' | 'remote') => void
-
-export interface IngestResult {
-  /** Events that were new and are now stored (handlers ran for each). */
-  readonly stored: readonly DruEvent[]
-  /** Events we already held with the same hash: no-ops. */
-  readonly duplicates: number
-  /** Stored events whose HLC was beyond the skew bound (only with skewPolicy 'tolerate'). */
-  readonly skewed: number
-}
-
-export interface PeerRecord {
-  readonly peerId: string
-  readonly url: string | null
-  readonly ackedVv: VersionVector
-  readonly lastSeen: number | null
-  readonly state: string | null
-}
-
-export interface StreamOptions {
-  /** Soft cap on a batch's change bytes; a batch always holds at least one event. */
-  maxBatchBytes?: number
-  /** Rows fetched per query; bounds memory together with maxBatchBytes. */
-  pageSize?: number
-}
+/**
+ * Checks a batch of remote events before anything is stored (e.g. that each change is a
+ * well-formed Automerge change by its origin's actor). Throwing refuses the whole batch.
+ */
+export type IngestValidator = (events: readonly DruEvent[]) => void
 
 export interface VerifyProgress {
   readonly origin: string
@@ -127,21 +137,6 @@ interface Head {
   hlc: string
 }
 
-const CLEAN_CLOSE_KEY = 'clean_close'
-/** Zero point of time-based incarnations (2024-01-01T00:00:00Z). */
-const INCARNATION_EPOCH_MS = Date.UTC(2024, 0, 1)
-
-/**
- * An incarnation number derived from the wall clock: milliseconds since 2024 (11 digits
- * today, within MAX_INCARNATION for millennia). A disk restored from backup, or an empty
- * one, cannot know which incarnations its DRU took since, but those were taken earlier in
- * time: starting above the clock's value avoids reusing any of them without asking a peer
- * first. Milliseconds, not seconds, so a restart within the same second still differs.
- */
-export function clockIncarnation(nowMs: number = Date.now()): number {
-  return Math.max(1, Math.floor(nowMs - INCARNATION_EPOCH_MS))
-}
-
 const EVENT_COLUMNS = 'lsn, origin, seq, hlc, doc_id, change, prev, hash, sig'
 
 /**
@@ -152,11 +147,13 @@ const EVENT_COLUMNS = 'lsn, origin, seq, hlc, doc_id, change, prev, hash, sig'
  * contiguity), stores each `(origin, seq)` once and runs the inbox handlers in the same
  * transaction, so effects happen exactly once. Every event read back is re-hashed, so a
  * flipped byte on disk is reported as CORRUPTION instead of being served or applied.
+ *
+ * Every open writes under a fresh, random incarnation (see {@link newIncarnation}): a
+ * database file cannot tell whether it is the newest copy of itself (a backup put back
+ * carries everything the original had, a clean-close marker included), so no copy ever
+ * continues an origin another process may also continue.
  */
-/** Meta key: the highest local position ever given, kept so compaction never lets one be reused. */
-const LSN_HIGH_KEY = 'lsn_high'
-
-export class EventStore {
+export class EventStore implements ReplicaLog, PeerBook {
   readonly druId: DruId
   readonly path: string
   readonly durability: Durability
@@ -165,6 +162,7 @@ export class EventStore {
   readonly #maxSkewMs: number | undefined
   #openedClean = false
   #isNew = false
+  #previousOrigin: Origin | undefined
   readonly skewPolicy: SkewPolicy
   #origin: Origin
   #incarnation: number
@@ -174,7 +172,11 @@ export class EventStore {
   /** Per origin, the compacted prefix: events up to `seq` may be gone from `events`. */
   #base = new Map<string, Head>()
   #handlers: InboxHandler[] = []
-  #listeners: CommitListener[] = []
+  #validators: IngestValidator[] = []
+  readonly #listeners: Record<CommitPhase, CommitListener[]> = { derive: [], notify: [] }
+  /** Bumped whenever a head or base changes: the retired summary is cached against it. */
+  #version = 0
+  #retiredCache: { version: number; summary: LogSummary['retired'] } | undefined
   #inTransaction = false
   #closed = false
   #skewed = 0
@@ -182,6 +184,10 @@ export class EventStore {
   readonly #sign: ((hash: string) => Uint8Array) | undefined
   readonly #onListenerError: (err: unknown) => void
   readonly #stmt: ReturnType<EventStore['prepareStatements']>
+  readonly #meta: MetaTable
+  readonly #folded: FoldedLog
+  readonly #random: (() => number) | undefined
+  #inspect = false
 
   private constructor(db: Database.Database, options: OpenStoreOptions, druId: DruId) {
     this.db = db
@@ -193,22 +199,27 @@ export class EventStore {
     this.#sign = options.sign
     this.#onListenerError = options.onListenerError ?? ((err) => console.error('dru: commit listener failed', err))
     this.#stmt = this.prepareStatements()
+    this.#meta = new MetaTable(db)
+    this.#folded = new FoldedLog(db)
+    this.#random = options.random
     this.#maxSkewMs = options.maxClockSkewMs
-    this.#incarnation = this.#loadIdentity()
-    this.#origin = formatOrigin(druId, this.#incarnation)
     let highWater: Hlc | undefined
     for (const row of this.#stmt.allHeads.all() as Array<{ origin: string } & Head>) {
       this.#heads.set(row.origin, { seq: row.seq, hash: row.hash, hlc: row.hlc })
       const h = decodeHlc(row.hlc)
       if (!highWater || compareHlc(h, highWater) > 0) highWater = h
     }
+    // The marker is read before the new identity replaces the incarnation it names.
+    this.#inspect = options.inspect === true
+    this.#openedClean = this.#takeCleanCloseMarker()
+    this.#incarnation = this.#inspect ? this.#lastIdentity() : this.#takeIdentity()
+    this.#origin = formatOrigin(druId, this.#incarnation)
     const stored = (this.#stmt.lastLsn.get() as { lsn: number | null }).lsn ?? 0
-    this.#nextLsn = Math.max(stored, Number(this.getMeta(LSN_HIGH_KEY) ?? 0)) + 1
+    this.#nextLsn = Math.max(stored, Number(this.getMeta(MetaKey.LSN_HIGH) ?? 0)) + 1
     for (const row of this.#stmt.allBase.all() as Array<{ origin: string } & Head>) {
       this.#base.set(row.origin, { seq: row.seq, hash: row.hash, hlc: row.hlc })
     }
     this.#clock = this.#makeClock(highWater)
-    this.#openedClean = this.#takeCleanCloseMarker()
   }
 
   #makeClock(highWater: Hlc | undefined): HlcClock {
@@ -287,7 +298,7 @@ export class EventStore {
     }
   }
 
-  /** The writer identity of this incarnation, e.g. `eu-west-1/1`. */
+  /** The writer identity of this process, e.g. `eu-west-1/4711042519783`: fresh at every open. */
   get origin(): Origin {
     return this.#origin
   }
@@ -296,11 +307,16 @@ export class EventStore {
     return this.#incarnation
   }
 
+  /** The origin the previous process that opened this file wrote as (undefined for a new file). */
+  get previousOrigin(): Origin | undefined {
+    return this.#previousOrigin
+  }
+
   /**
-   * True when the previous process closed this database cleanly (close() ran) and the log
-   * still ends where it ended then. False after a crash, for a new file, or for a copy
-   * taken while the DRU was running (a live backup): cases where this log cannot prove it
-   * is the newest copy of its own origin, so a networked DRU takes a new incarnation.
+   * True when the previous process closed this file cleanly and the log still ends where it
+   * ended then; false after a crash, for a new file, or for a live copy. Reported only: a
+   * file copied after a clean stop carries the marker too, so every open takes a fresh
+   * incarnation whatever this says.
    */
   get openedClean(): boolean {
     return this.#openedClean
@@ -359,7 +375,21 @@ export class EventStore {
       }
       if (pending.length > 0) {
         const last = pending.length - 1
-        if (this.#sign) pending[last] = { ...pending[last]!, sig: this.#sign(pending[last]!.hash) }
+        if (this.#sign) {
+          // The commit's last event, and enough events inside a large one that every frame
+          // of it can end at a signature (SIGN_EVERY_EVENTS / SIGN_EVERY_BYTES).
+          let count = 0
+          let bytes = 0
+          for (let i = 0; i <= last; i++) {
+            count++
+            bytes += pending[i]!.change.byteLength
+            if (i === last || count >= SIGN_EVERY_EVENTS || bytes >= SIGN_EVERY_BYTES) {
+              pending[i] = { ...pending[i]!, sig: this.#sign(pending[i]!.hash) }
+              count = 0
+              bytes = 0
+            }
+          }
+        }
         const at = this.#now()
         for (const e of pending) this.#insert(e, at)
         const top = pending[last]!
@@ -381,6 +411,7 @@ export class EventStore {
     if (pending.length > 0) {
       const top = pending[pending.length - 1]!
       this.#heads.set(this.#origin, { seq: top.seq, hash: top.hash, hlc: top.hlc })
+      this.#version++
       this.#notify(pending, 'local')
     }
     return { result, events: pending }
@@ -401,11 +432,28 @@ export class EventStore {
     }
   }
 
-  /** Registers a listener called after each commit (local or remote) with its events. */
-  onCommit(listener: CommitListener): () => void {
-    this.#listeners.push(listener)
+  /**
+   * Registers a listener called after each commit (local or remote) with its events.
+   * `derive` listeners (state derived from the log, such as materialised documents) all
+   * run before any `notify` listener (sync, metrics), whatever the registration order.
+   */
+  onCommit(listener: CommitListener, options: { phase?: CommitPhase } = {}): () => void {
+    const list = this.#listeners[options.phase ?? 'notify']
+    list.push(listener)
     return () => {
-      this.#listeners = this.#listeners.filter((l) => l !== listener)
+      const i = list.indexOf(listener)
+      if (i >= 0) list.splice(i, 1)
+    }
+  }
+
+  /**
+   * Registers a check that runs on every remote batch after its hashes are verified and
+   * before anything is stored; a throw refuses the whole batch (nothing stored).
+   */
+  addValidator(validator: IngestValidator): () => void {
+    this.#validators.push(validator)
+    return () => {
+      this.#validators = this.#validators.filter((v) => v !== validator)
     }
   }
 
@@ -431,7 +479,15 @@ export class EventStore {
         if (this.skewPolicy === 'reject') throw err
         clockErrors.push(e)
       }
+      // Only this process writes its current origin: anything of it beyond our head came from
+      // someone holding our key, and storing it would fork our next local write.
+      if (e.origin === this.#origin && e.seq > (this.#heads.get(this.#origin)?.seq ?? 0)) {
+        throw new DruError('FORK', `${e.origin}#${e.seq} is this process's own origin beyond its head: another writer holds its key`, {
+          details: { origin: e.origin, seq: e.seq },
+        })
+      }
     }
+    for (const validate of this.#validators) validate(events)
     const sorted = [...events].sort((a, b) => (a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : a.seq - b.seq))
 
     const newHeads = new Map<string, Head>()
@@ -490,6 +546,7 @@ export class EventStore {
       this.#inTransaction = false
     }
     for (const [origin, h] of newHeads) this.#heads.set(origin, h)
+    if (newHeads.size > 0) this.#version++
     const skewedOrigins = new Set(clockErrors.map((e) => `${e.origin}#${e.seq}`))
     for (const e of stored) {
       if (skewedOrigins.has(`${e.origin}#${e.seq}`)) this.#skewed++
@@ -513,6 +570,43 @@ export class EventStore {
     const heads: Record<string, string> = {}
     for (const origin of [...this.#heads.keys()].sort()) heads[origin] = this.#heads.get(origin)!.hash
     return { vv: this.vv(), heads }
+  }
+
+  /**
+   * What peers compare: the fingerprint of the live origins, plus a summary of the retired
+   * ones (every event folded away by compaction, head equal to base), so a DRU that went
+   * through a thousand incarnations still exchanges a small summary once they are compacted.
+   */
+  summary(): LogSummary {
+    const heads: Record<string, string> = {}
+    const vv: Record<string, number> = {}
+    for (const origin of [...this.#heads.keys()].sort()) {
+      if (this.#isRetired(origin)) continue
+      const h = this.#heads.get(origin)!
+      vv[origin] = h.seq
+      heads[origin] = h.hash
+    }
+    if (this.#retiredCache?.version !== this.#version) {
+      this.#retiredCache = { version: this.#version, summary: retiredSummary(this.retired().map((r) => [r.origin, r.seq, r.hash] as const)) }
+    }
+    return { live: { vv, heads }, retired: this.#retiredCache.summary }
+  }
+
+  /** Every retired origin: all its events folded into snapshots (head equal to its base). */
+  retired(): Array<{ origin: string; seq: number; hash: string }> {
+    const out: Array<{ origin: string; seq: number; hash: string }> = []
+    for (const [origin, h] of this.#heads) if (this.#isRetired(origin)) out.push({ origin, seq: h.seq, hash: h.hash })
+    return out.sort((a, b) => (a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : 0))
+  }
+
+  /** The hash held at `(origin, seq)`: the head, the compaction base, or a stored (verified) event. */
+  hashAt(origin: string, seq: number): string | undefined {
+    const head = this.#heads.get(origin)
+    if (!head || seq > head.seq || seq < 1) return undefined
+    if (seq === head.seq) return head.hash
+    const base = this.#base.get(origin)
+    if (base?.seq === seq) return base.hash
+    return this.getEvent(origin, seq)?.hash
   }
 
   /** The chain head of one origin, or undefined when we hold none of its events. */
@@ -547,6 +641,7 @@ export class EventStore {
     for (const range of missingRanges(this.vv(), remote)) {
       const base = this.#base.get(range.origin)
       if (base && range.from <= base.seq) {
+        if (options.belowBase === 'skip') continue
         throw new DruError('BELOW_FLOOR', `${range.origin}#${range.from}–#${base.seq} were compacted into document snapshots; the peer must bootstrap from snapshots`, {
           details: { origin: range.origin, seq: range.from, base: base.seq },
         })
@@ -554,7 +649,7 @@ export class EventStore {
       let next = range.from
       let prev: string | undefined
       while (next <= range.to) {
-        this.#assertUsable()
+        if (this.#closed) throw new DruError('CLOSED', 'the event store is closed')
         const rows = this.#stmt.range.all(range.origin, next, range.to, pageSize) as EventRow[]
         if (rows.length === 0 || rows[0]!.seq !== next) {
           throw new DruError('CORRUPTION', `${range.origin}#${next} is missing from the log although the version vector claims it`, {
@@ -656,8 +751,8 @@ export class EventStore {
    * Per origin, the highest seq folded into document snapshots (events up to it may no
    * longer be stored), with that event's hash and HLC. Empty until the first compaction.
    */
-  base(): Record<string, { seq: number; hash: string; hlc: string }> {
-    const out: Record<string, { seq: number; hash: string; hlc: string }> = {}
+  base(): Record<string, CompactionBase> {
+    const out: Record<string, CompactionBase> = {}
     for (const origin of [...this.#base.keys()].sort()) out[origin] = { ...this.#base.get(origin)! }
     return out
   }
@@ -670,19 +765,38 @@ export class EventStore {
   }
 
   /**
-   * Raises the compaction base to `floor` (clamped to what we hold; never lowered) and
-   * returns the origins whose base moved. The caller must already have written document
-   * snapshots covering every event up to the new base: from here on those events may be
-   * deleted ({@link deleteBelowBase}) and are refused to peers with BELOW_FLOOR.
+   * Where the base of each origin may go for a compaction floor: the floor clamped to what
+   * we hold and, for an origin whose events are signed, lowered to its last signed event at
+   * or below it, so a bootstrap's rebuilt chain always ends at a signature. Never lowered.
+   */
+  signedFloor(floor: VersionVector): VersionVector {
+    const out: Record<string, number> = {}
+    for (const origin of Object.keys(floor).sort()) {
+      const head = this.#heads.get(origin)
+      if (!head) continue
+      let seq = Math.min(floor[origin]!, head.seq)
+      const base = this.#base.get(origin)?.seq ?? 0
+      if (seq <= base) continue
+      if (this.#stmt.anySigned.get(origin) !== undefined) seq = (this.#stmt.lastSignedAtOrBelow.get(origin, seq, base) as number | null) ?? 0
+      if (seq > base) out[origin] = seq
+    }
+    return out
+  }
+
+  /**
+   * Raises the compaction base to `floor` (see {@link signedFloor}: clamped, and lowered to
+   * signed events) and returns the origins whose base moved. The caller must already have
+   * written document snapshots covering every event up to the new base: from here on those
+   * events may be deleted ({@link deleteBelowBase}, which keeps their envelopes) and are
+   * refused to peers with BELOW_FLOOR.
    */
   raiseBase(floor: VersionVector): string[] {
     this.#assertUsable()
     const plan: Array<[string, Head]> = []
-    for (const origin of Object.keys(floor).sort()) {
-      const head = this.#heads.get(origin)
-      if (!head) continue
-      const seq = Math.min(floor[origin]!, head.seq)
-      if (seq <= (this.#base.get(origin)?.seq ?? 0)) continue
+    const target = this.signedFloor(floor)
+    for (const origin of Object.keys(target)) {
+      const head = this.#heads.get(origin)!
+      const seq = target[origin]!
       let at: Head
       if (seq === head.seq) at = head
       else {
@@ -697,63 +811,59 @@ export class EventStore {
       for (const [origin, b] of plan) this.#stmt.upsertBase.run(origin, b.seq, b.hash, b.hlc)
     }).immediate()
     for (const [origin, b] of plan) this.#base.set(origin, b)
+    this.#version++
     return plan.map(([o]) => o)
   }
 
   /**
    * Deletes up to `limit` stored events at or below their origin's compaction base, in one
-   * transaction; returns how many went. Call until it returns less than `limit`.
+   * transaction, keeping each one's envelope (see {@link FoldedLog}); returns how many went.
+   * Call until it returns less than `limit`. Each event is re-hashed first: a corrupted one
+   * is CORRUPTION, never folded into evidence.
    */
   deleteBelowBase(limit = 10_000): number {
     this.#assertUsable()
     let deleted = 0
     this.db.transaction(() => {
-      this.setMeta(LSN_HIGH_KEY, this.#nextLsn - 1)
+      this.setMeta(MetaKey.LSN_HIGH, this.#nextLsn - 1)
       for (const [origin, b] of this.#base) {
         if (deleted >= limit) break
-        deleted += this.#stmt.deletePrefix.run(origin, b.seq, limit - deleted).changes
+        const rows = this.#stmt.prefix.all(origin, b.seq, limit - deleted) as EventRow[]
+        for (const row of rows) {
+          this.#folded.keep(rowToEvent(row))
+          this.#stmt.deleteLsn.run(row.lsn)
+        }
+        deleted += rows.length
       }
     }).immediate()
     return deleted
   }
 
-  /**
-   * Adopts a peer's compaction base after its document snapshots were merged here
-   * (bootstrap of a DRU below the peer's floor): for each origin where we hold less than
-   * the base, our head jumps to it, so the peer's later events link to it. An origin where
-   * we hold the base's seq with another hash is a FORK; nothing is changed then.
-   * Returns the origins whose head moved.
-   */
-  adoptBase(base: Readonly<Record<string, { seq: number; hash: string; hlc: string }>>): string[] {
+  /** Folded envelopes of `origin` from `fromSeq` on, in seq order (evidence for a bootstrap). */
+  folded(origin: string, fromSeq: number, limit: number): FoldedEnvelope[] {
+    return this.#folded.range(origin, fromSeq, limit)
+  }
+
+  /** Stages a document snapshot's change bytes for a bootstrap in progress (idempotent). */
+  stageChanges(docId: string, changes: readonly Uint8Array[]): void {
     this.#assertUsable()
-    const moved: Array<[string, Head]> = []
-    for (const origin of Object.keys(base).sort()) {
-      const b = base[origin]!
-      const head = this.#heads.get(origin)
-      if (head && head.seq >= b.seq) {
-        const mine = this.#base.get(origin)
-        const held = head.seq === b.seq ? head.hash : mine?.seq === b.seq ? mine.hash : this.#storedHash(origin, b.seq)
-        if (held !== undefined && held !== b.hash) {
-          throw new DruError('FORK', `fork: the peer's compaction base ${origin}#${b.seq} is ${b.hash.slice(0, 12)}… but we hold ${held.slice(0, 12)}…`, {
-            details: { origin, seq: b.seq },
-          })
-        }
-        continue
-      }
-      moved.push([origin, { seq: b.seq, hash: b.hash, hlc: b.hlc }])
-    }
-    if (moved.length === 0) return []
-    this.db.transaction(() => {
-      for (const [origin, b] of moved) {
-        this.#stmt.upsertHead.run(origin, b.seq, b.hash, b.hlc)
-        this.#stmt.upsertBase.run(origin, b.seq, b.hash, b.hlc)
-      }
-    }).immediate()
-    for (const [origin, b] of moved) {
-      this.#heads.set(origin, b)
-      this.#base.set(origin, b)
-    }
-    return moved.map(([o]) => o)
+    this.db.transaction(() => this.#folded.stage(docId, changes)).immediate()
+  }
+
+  /**
+   * Rebuilds folded events from envelopes and staged changes, each origin's run chained from
+   * what this log holds (envelopes we already hold are skipped; a hole stops that origin).
+   * The result is checked and stored like any remote batch: {@link ingest}.
+   */
+  rebuildFolded(envelopes: readonly FoldedEnvelope[]): DruEvent[] {
+    this.#assertUsable()
+    return this.#folded.rebuild(envelopes, (origin) => this.#heads.get(origin))
+  }
+
+  /** Drops the staged change bytes of a bootstrap. */
+  clearStage(): void {
+    if (this.#closed) return
+    this.#folded.clearStage()
   }
 
   // ---- peers --------------------------------------------------------------------------
@@ -784,28 +894,13 @@ export class EventStore {
 
   // ---- meta ---------------------------------------------------------------------------
 
+  /** Reads a `meta` value (see {@link MetaKey} for the keys in use). */
   getMeta(key: string): unknown {
-    return (this.#stmt.getMeta.get(key) as { value: unknown } | undefined)?.value
+    return this.#meta.get(key)
   }
 
   setMeta(key: string, value: string | number | null): void {
-    this.#stmt.setMeta.run(key, value)
-  }
-
-  /**
-   * Starts a new incarnation: later local events carry origin `<druId>/<n>` with
-   * `n = max(current + 1, atLeast)` and a fresh seq, so `(origin, seq)` is never reused
-   * after a restore from backup. Pass {@link clockIncarnation} as `atLeast` when this copy
-   * may not know every incarnation taken before (an empty disk or an old backup).
-   */
-  bumpIncarnation(atLeast = 0): Origin {
-    this.#assertUsable()
-    const next = Math.min(MAX_INCARNATION, Math.max(this.#incarnation + 1, Math.floor(atLeast)))
-    this.setMeta('incarnation', next)
-    this.#incarnation = next
-    this.#origin = formatOrigin(this.druId, next)
-    this.#clock = this.#makeClock(this.#clock.last)
-    return this.#origin
+    this.#meta.set(key, value)
   }
 
   /**
@@ -821,8 +916,8 @@ export class EventStore {
   close(): void {
     if (this.#closed) return
     try {
-      // Marks a clean stop: the next open can trust this log is its origin's newest copy.
-      this.setMeta(CLEAN_CLOSE_KEY, this.#cleanCloseToken())
+      // Marks a clean stop (reported at the next open). An inspection leaves the old marker.
+      if (!this.#inspect) this.setMeta(MetaKey.CLEAN_CLOSE, this.#cleanCloseToken())
     } catch {
       // A full or failing disk must not prevent closing; the next open just sees no marker.
     }
@@ -850,15 +945,16 @@ export class EventStore {
       upsertBase: db.prepare(
         'insert into log_base (origin, seq, hash, hlc) values (?, ?, ?, ?) on conflict(origin) do update set seq = excluded.seq, hash = excluded.hash, hlc = excluded.hlc',
       ),
-      deletePrefix: db.prepare('delete from events where lsn in (select lsn from events where origin = ? and seq <= ? limit ?)'),
+      prefix: db.prepare(`select ${EVENT_COLUMNS} from events where origin = ? and seq <= ? order by seq limit ?`),
+      deleteLsn: db.prepare('delete from events where lsn = ?'),
+      anySigned: db.prepare('select 1 from events where origin = ? and sig is not null limit 1').pluck(),
+      lastSignedAtOrBelow: db.prepare('select max(seq) from events where origin = ? and seq <= ? and seq > ? and sig is not null').pluck(),
       getEvent: db.prepare(`select ${EVENT_COLUMNS} from events where origin = ? and seq = ?`),
       storedHash: db.prepare('select hash from events where origin = ? and seq = ?').pluck(),
       range: db.prepare(`select ${EVENT_COLUMNS} from events where origin = ? and seq >= ? and seq <= ? order by seq limit ?`),
       docRange: db.prepare(`select ${EVENT_COLUMNS} from events where doc_id = ? and lsn > ? order by lsn limit ?`),
       lastLsn: db.prepare('select max(lsn) as lsn from events'),
       count: db.prepare('select count(*) as n from events'),
-      getMeta: db.prepare('select value from meta where key = ?'),
-      setMeta: db.prepare('insert into meta (key, value) values (?, ?) on conflict(key) do update set value = excluded.value'),
       getPeer: db.prepare('select peer_id, url, acked_vv, last_seen, state from peers where peer_id = ?'),
       allPeers: db.prepare('select peer_id, url, acked_vv, last_seen, state from peers order by peer_id'),
       upsertPeerAck: db.prepare(
@@ -876,30 +972,66 @@ export class EventStore {
     return `${this.#origin}#${head?.seq ?? 0}#${head?.hash ?? GENESIS_HASH}`
   }
 
-  /** Reads and removes the clean-close marker, so a copy of the running file never carries one. */
+  /** Reads and (unless inspecting) removes the clean-close marker (reported as {@link openedClean}). */
   #takeCleanCloseMarker(): boolean {
-    const marker = this.getMeta(CLEAN_CLOSE_KEY)
+    const marker = this.getMeta(MetaKey.CLEAN_CLOSE)
     if (marker === undefined) return false
-    this.db.prepare('delete from meta where key = ?').run(CLEAN_CLOSE_KEY)
-    return marker === this.#cleanCloseToken()
+    if (!this.#inspect) this.#meta.delete(MetaKey.CLEAN_CLOSE)
+    const incarnation = Number(this.getMeta(MetaKey.INCARNATION) ?? 0)
+    if (!(incarnation >= 1)) return false
+    const origin = formatOrigin(this.druId, incarnation)
+    const head = this.#heads.get(origin)
+    return marker === `${origin}#${head?.seq ?? 0}#${head?.hash ?? GENESIS_HASH}`
   }
 
-  #loadIdentity(): number {
-    const stored = this.getMeta('dru_id')
-    if (stored === undefined) {
-      this.#isNew = true
-      this.db.transaction(() => {
-        this.setMeta('dru_id', this.druId)
-        this.setMeta('incarnation', 1)
-      })()
-      return 1
-    }
-    if (stored !== this.druId) {
+  /**
+   * Takes this process's identity: checks the file belongs to our DRU id, then draws a
+   * fresh incarnation no origin in the log already uses, and records it (and the previous
+   * one) before any write.
+   */
+  #takeIdentity(): number {
+    const stored = this.getMeta(MetaKey.DRU_ID)
+    if (stored !== undefined && stored !== this.druId) {
       throw new DruError('CONFIG_INVALID', `database ${this.path} belongs to DRU ${JSON.stringify(stored)}, not ${JSON.stringify(this.druId)}`, {
         details: { field: 'id' },
       })
     }
-    return Number(this.getMeta('incarnation') ?? 1)
+    this.#isNew = stored === undefined
+    const previous = Number(this.getMeta(MetaKey.INCARNATION) ?? 0)
+    if (previous >= 1) this.#previousOrigin = formatOrigin(this.druId, previous)
+    const taken = new Set<number>([previous])
+    for (const origin of this.#heads.keys()) {
+      const o = parseOrigin(origin)
+      if (o.druId === this.druId) taken.add(o.incarnation)
+    }
+    let next = newIncarnation(this.#random)
+    while (taken.has(next)) next = newIncarnation(this.#random)
+    this.db.transaction(() => {
+      if (this.#isNew) this.setMeta(MetaKey.DRU_ID, this.druId)
+      if (this.#previousOrigin) this.setMeta(MetaKey.PREVIOUS_ORIGIN, this.#previousOrigin)
+      this.setMeta(MetaKey.INCARNATION, next)
+    }).immediate()
+    return next
+  }
+
+  /** Inspection: the DRU id must match; the incarnation is the last process's (1 for an empty file). */
+  #lastIdentity(): number {
+    const stored = this.getMeta(MetaKey.DRU_ID)
+    if (stored !== undefined && stored !== this.druId) {
+      throw new DruError('CONFIG_INVALID', `database ${this.path} belongs to DRU ${JSON.stringify(stored)}, not ${JSON.stringify(this.druId)}`, {
+        details: { field: 'id' },
+      })
+    }
+    this.#isNew = stored === undefined
+    if (this.#isNew) this.setMeta(MetaKey.DRU_ID, this.druId)
+    const last = Number(this.getMeta(MetaKey.INCARNATION) ?? 0)
+    return last >= 1 ? last : 1
+  }
+
+  /** Fully compacted: every event of the origin lives only in snapshots (and envelopes). */
+  #isRetired(origin: string): boolean {
+    const base = this.#base.get(origin)
+    return base !== undefined && base.seq === this.#heads.get(origin)?.seq
   }
 
   #insert(e: DruEvent, at: number): void {
@@ -910,8 +1042,8 @@ export class EventStore {
     return this.#stmt.storedHash.get(origin, seq) as string | undefined
   }
 
-  #notify(events: readonly DruEvent[], source: 'local' | 'remote'): void {
-    for (const listener of this.#listeners) {
+  #notify(events: readonly DruEvent[], source: CommitSource): void {
+    for (const listener of [...this.#listeners.derive, ...this.#listeners.notify]) {
       try {
         listener(events, source)
       } catch (err) {
@@ -922,6 +1054,7 @@ export class EventStore {
 
   #assertUsable(): void {
     if (this.#closed) throw new DruError('CLOSED', 'the event store is closed')
+    if (this.#inspect) throw new DruError('INVALID_ARGUMENT', 'this database was opened for inspection: it takes no writes')
     if (this.#inTransaction) {
       throw new DruError('INVALID_ARGUMENT', 'nested transactions are not supported: call tx.append() inside the open transact()')
     }

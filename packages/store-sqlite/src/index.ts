@@ -2,7 +2,9 @@
  * @module @dru/store-sqlite — dru's event log on SQLite (better-sqlite3): the atomic
  * outbox, the exactly-once inbox, version vectors, fingerprints and peers' acknowledgements.
  */
-export { EventStore, clockIncarnation } from './event-store.js'
+export { EventStore } from './event-store.js'
+export { MetaKey } from './meta.js'
+export { changeHash } from './folded-log.js'
 export type {
   Durability,
   SkewPolicy,
@@ -15,5 +17,6 @@ export type {
   PeerRecord,
   StreamOptions,
   VerifyProgress,
+  IngestValidator,
 } from './event-store.js'
 export { SCHEMA_VERSION, migrate } from './migrations.js'

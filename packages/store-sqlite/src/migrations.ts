@@ -53,6 +53,27 @@ export const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
       ) without rowid;
     `)
   },
+  (db) => {
+    // Compaction keeps each folded event's envelope (everything but the change bytes, which
+    // the document snapshots carry) so a bootstrap can prove what it delivers; a bootstrap in
+    // progress stages the snapshots' change bytes by hash to rebuild those events.
+    db.exec(`
+      create table folded (
+        origin text not null,
+        seq integer not null,
+        hlc text not null,
+        doc_id text not null,
+        change_hash blob not null,
+        sig blob,
+        primary key (origin, seq)
+      ) without rowid;
+      create table bootstrap_stage (
+        change_hash blob primary key,
+        doc_id text not null,
+        change blob not null
+      ) without rowid;
+    `)
+  },
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length

@@ -2,9 +2,9 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
-import { DruError, GENESIS_HASH, encodeHlc, sealEvent, type DruEvent } from '@dru/core'
+import { DruError, GENESIS_HASH, encodeHlc, newIncarnation, sealEvent, type DruEvent } from '@dru/core'
 import { EventStore } from '../src/index.js'
-import { bytes, exchange, memStore, snapshotState, tempDir } from './helpers.js'
+import { bytes, exchange, memStore, sequentialIncarnations, snapshotState, tempDir } from './helpers.js'
 
 const cleanups: Array<() => void> = []
 afterEach(() => {
@@ -254,7 +254,7 @@ describe('corruption is detected on read', () => {
     const { dir, cleanup } = tempDir()
     cleanups.push(cleanup)
     const path = join(dir, 'a.db')
-    const s = EventStore.open({ path, druId: 'a' })
+    const s = EventStore.open({ path, druId: 'a', random: sequentialIncarnations() })
     const marker = Buffer.from('PAYLOAD-MARKER-0123456789')
     s.append('doc', marker)
     s.close()
@@ -263,9 +263,10 @@ describe('corruption is detected on read', () => {
     expect(at).toBeGreaterThan(0)
     file[at + 8] = file[at + 8]! ^ 0x01
     writeFileSync(path, file)
-    const reopened = EventStore.open({ path, druId: 'a' })
+    const reopened = EventStore.open({ path, druId: 'a', random: sequentialIncarnations() })
     cleanups.push(() => reopened.close())
     expect(reopened.db.pragma('integrity_check', { simple: true })).toBe('ok')
+    expect(reopened.origin).toBe('a/2')
     expect(codeOf(() => reopened.getEvent('a/1', 1))).toBe('CORRUPTION')
     expect(codeOf(() => reopened.verifyLog())).toBe('CORRUPTION')
   })
@@ -277,17 +278,18 @@ describe('persistence and identity', () => {
     cleanups.push(cleanup)
     const path = join(dir, 'a.db')
     let wall = 2_000_000_000_000
-    const s = EventStore.open({ path, druId: 'a', now: () => wall })
+    const s = EventStore.open({ path, druId: 'a', now: () => wall, random: sequentialIncarnations() })
     for (let i = 0; i < 3; i++) s.append('d', bytes(i))
     const fp = s.fingerprint()
     const lastHlc = s.getEvent('a/1', 3)!.hlc
     s.close()
     wall -= 3_600_000 // the wall clock stepped back an hour across the restart
-    const r = EventStore.open({ path, druId: 'a', now: () => wall })
+    const r = EventStore.open({ path, druId: 'a', now: () => wall, random: sequentialIncarnations() })
     cleanups.push(() => r.close())
     expect(r.fingerprint()).toEqual(fp)
+    // Every open writes under a fresh incarnation: its seqs start at 1 again.
     const next = r.append('d', bytes(9))
-    expect(next.seq).toBe(4)
+    expect(next).toMatchObject({ origin: 'a/2', seq: 1, prev: GENESIS_HASH })
     expect(next.hlc > lastHlc).toBe(true)
     expect(r.verifyLog().events).toBe(4)
   })
@@ -296,7 +298,7 @@ describe('persistence and identity', () => {
     const { dir, cleanup } = tempDir()
     cleanups.push(cleanup)
     const path = join(dir, 'a.db')
-    EventStore.open({ path, druId: 'a' }).close()
+    EventStore.open({ path, druId: 'a', random: sequentialIncarnations() }).close()
     expect(codeOf(() => EventStore.open({ path, druId: 'b' }))).toBe('CONFIG_INVALID')
   })
 
@@ -322,19 +324,38 @@ describe('persistence and identity', () => {
     const { dir, cleanup } = tempDir()
     cleanups.push(cleanup)
     const path = join(dir, 'a.db')
-    const first = EventStore.open({ path, druId: 'a' })
+    const first = EventStore.open({ path, druId: 'a', random: sequentialIncarnations() })
     cleanups.push(() => first.close())
     const t0 = Date.now()
-    expect(codeOf(() => EventStore.open({ path, druId: 'a' }))).toBe('DB_LOCKED')
+    expect(codeOf(() => EventStore.open({ path, druId: 'a', random: sequentialIncarnations() }))).toBe('DB_LOCKED')
     expect(Date.now() - t0).toBeLessThan(1_000)
     expect(first.append('d', bytes(1)).seq).toBe(1)
   })
 
-  it('bumps the incarnation to a new origin whose seqs start again at 1', () => {
-    const s = seeded('a', 2)
-    expect(s.bumpIncarnation()).toBe('a/2')
-    expect(s.append('d', bytes(1))).toMatchObject({ origin: 'a/2', seq: 1, prev: GENESIS_HASH })
-    expect(s.vv()).toEqual({ 'a/1': 2, 'a/2': 1 })
+  it('two processes opening copies of one file never write the same origin', () => {
+    const { dir, cleanup } = tempDir()
+    cleanups.push(cleanup)
+    const path = join(dir, 'a.db')
+    const s = EventStore.open({ path, druId: 'a' })
+    s.append('d', bytes(1))
+    s.close()
+    const copy = join(dir, 'copy.db')
+    writeFileSync(copy, readFileSync(path))
+    // The original and its copy (with the same clean-close marker) open side by side.
+    const x = EventStore.open({ path, druId: 'a' })
+    const y = EventStore.open({ path: copy, druId: 'a' })
+    cleanups.push(() => x.close(), () => y.close())
+    expect(x.openedClean && y.openedClean).toBe(true)
+    expect(new Set([s.origin, x.origin, y.origin]).size).toBe(3)
+    expect(x.previousOrigin).toBe(s.origin)
+    expect(y.previousOrigin).toBe(s.origin)
+    const ex = x.append('d', bytes(2))
+    const ey = y.append('d', bytes(3))
+    expect(ex.origin).not.toBe(ey.origin)
+    // Both continue the same history and merge without a fork.
+    exchange(x, y)
+    exchange(y, x)
+    expect(x.fingerprint()).toEqual(y.fingerprint())
   })
 
   it('records peer acknowledgements by max, so a replayed older ack never regresses them', () => {
@@ -384,7 +405,7 @@ describe('convergence of logs under random exchange (strong convergence of the e
   })
 })
 
-describe('clean-close marker (can this copy prove it is the newest?)', () => {
+describe('clean-close marker (reported, no longer decisive)', () => {
   it('is true only after a clean close of the same log, and never for a copy of a running file', () => {
     const { dir, cleanup } = tempDir()
     cleanups.push(cleanup)
@@ -408,16 +429,34 @@ describe('clean-close marker (can this copy prove it is the newest?)', () => {
     expect(fromCopy.openedClean).toBe(false)
     fromCopy.close()
   })
+})
 
-  it('bumpIncarnation(atLeast) jumps to a clock-derived incarnation and re-stamps the clock', async () => {
-    const { clockIncarnation } = await import('../src/index.js')
-    const s = memStore('a', { now: () => Date.UTC(2026, 0, 1) })
-    const n = clockIncarnation(Date.UTC(2026, 0, 1))
-    expect(n).toBe(63_158_400_000)
-    expect(s.bumpIncarnation(n)).toBe(`a/${n}`)
-    const e = s.append('d', bytes(1))
-    expect(e.origin).toBe(`a/${n}`)
-    expect(e.hlc.endsWith(`-a/${n}`)).toBe(true)
-    expect(s.bumpIncarnation(5)).toBe(`a/${n + 1}`) // never goes down
+describe('fresh incarnations', () => {
+  it('are uniform 53-bit draws, never one the log already used', () => {
+    fc.assert(
+      fc.property(fc.nat({ max: 2 ** 32 - 1 }), fc.nat({ max: 2 ** 32 - 1 }), (high, low) => {
+        const draws = [high, low, 0, 1]
+        const n = newIncarnation(() => draws.shift()!)
+        const drawn = (high % 2 ** 21) * 2 ** 32 + low
+        expect(n).toBe(drawn >= 1 ? drawn : 1) // zero is not an incarnation: drawn again
+        expect(n).toBeLessThanOrEqual(Number.MAX_SAFE_INTEGER)
+      }),
+      { numRuns: Number(process.env.DRU_PROPERTY_RUNS ?? 200), seed: 7 },
+    )
+    // A store never reuses an incarnation its log names, even when the source repeats itself.
+    const repeats = (() => {
+      const seq = [0, 1, 0, 1, 0, 1, 0, 2]
+      return () => seq.shift() ?? 3
+    })()
+    const { dir, cleanup } = tempDir()
+    cleanups.push(cleanup)
+    const path = join(dir, 'a.db')
+    const s = EventStore.open({ path, druId: 'a', random: repeats })
+    expect(s.origin).toBe('a/1')
+    s.append('d', bytes(1))
+    s.close()
+    const t = EventStore.open({ path, druId: 'a', random: repeats })
+    cleanups.push(() => t.close())
+    expect(t.origin).toBe('a/2')
   })
 })

@@ -10,7 +10,7 @@ export function tempDir(prefix = 'dru-store-'): { dir: string; cleanup: () => vo
 }
 
 export function memStore(druId: string, options: Partial<OpenStoreOptions> = {}): EventStore {
-  return EventStore.open({ path: ':memory:', druId, ...options })
+  return EventStore.open({ path: ':memory:', druId, random: sequentialIncarnations(), ...options })
 }
 
 export const bytes = (...xs: number[]) => new Uint8Array(xs)
@@ -30,4 +30,18 @@ export function exchange(from: EventStore, to: EventStore, maxBatchBytes = 1 << 
   let n = 0
   for (const batch of from.eventsMissing(to.vv(), { maxBatchBytes })) n += to.ingest(batch).stored.length
   return n
+}
+
+/**
+ * A `random` source that makes a store's fresh incarnations 1, 2, 3… (each open draws the
+ * next one that the log has not used), so tests can name origins like `a/1`. Production
+ * stores draw 53 random bits instead.
+ */
+export function sequentialIncarnations(start = 1): () => number {
+  let next = start
+  let high = true
+  return () => {
+    high = !high
+    return high ? next++ : 0
+  }
 }

@@ -1,37 +1,41 @@
 import { Packr, Unpackr } from 'msgpackr'
-import { DruError, decodeHlc, isOrigin, parseDocId, validateEvent, MAX_SEQ, type DruEvent, type Fingerprint, type VersionVector } from '@dru/core'
+import {
+  DruError,
+  decodeHlc,
+  isOrigin,
+  parseDocId,
+  validateEvent,
+  MAX_SEQ,
+  type DruEvent,
+  type FoldedEnvelope,
+  type LogSummary,
+  type Origin,
+  type VersionVector,
+} from '@dru/core'
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  HMAC_BYTES,
+  MAX_ERROR_MESSAGE,
+  MAX_EVENTS_PER_FRAME,
+  MAX_ORIGINS,
+  MAX_SNAPSHOT_DOCS,
+  NONCE_BYTES,
+  SIGNATURE_BYTES,
+} from './limits.js'
 
 /**
- * The wire frames of the dru peer protocol and their codec. Pure: no socket, no store.
+ * The wire frames of the dru peer protocol (version 3) and their codec. Pure: no socket,
+ * no store.
  *
  * Every frame is a msgpack array whose first element names its type; arrays (not maps)
  * keep frames compact and make "no extra keys" a length check. Decoding is size-checked
  * before msgpack runs, guarded (msgpackr throws Error, RangeError and TypeError) and
  * followed by a strict schema check, so a caller gets a {@link Frame} or a DruError with
- * code FRAME_TOO_LARGE, MALFORMED or INVALID_FRAME — nothing else.
+ * code FRAME_TOO_LARGE, MALFORMED or INVALID_FRAME — nothing else. Whether a valid frame
+ * is allowed *now* is the session's business (protocol/session-rules.ts).
  */
 
-/** Version of this frame grammar and handshake. Peers with another version are refused. 2 added snapshot frames. */
-export const PROTOCOL_VERSION = 2
-
-/** Most documents one snapshot frame may carry (the frame's byte cap bounds it too). */
-export const MAX_SNAPSHOT_DOCS = 100_000
-
-/** Length of handshake nonces and HMACs (bytes). */
-export const NONCE_BYTES = 32
-export const HMAC_BYTES = 32
-
-/**
- * Most origins one fingerprint or ack may list. Origins grow by one per DRU incarnation,
- * so a cluster of tens of DRUs stays far below; the cap bounds a hostile frame's work.
- */
-export const MAX_ORIGINS = 10_000
-
-/** Longest error message carried in an error frame. */
-export const MAX_ERROR_MESSAGE = 1024
-
-/** Default cap on one frame's bytes, checked before decoding (16 MiB). */
-export const DEFAULT_MAX_FRAME_BYTES = 16 << 20
+export { PROTOCOL_VERSION, DEFAULT_MAX_FRAME_BYTES, NONCE_BYTES, HMAC_BYTES, MAX_ORIGINS, MAX_ERROR_MESSAGE, MAX_SNAPSHOT_DOCS } from './limits.js'
 
 export interface HelloFrame {
   readonly type: 'hello'
@@ -40,18 +44,28 @@ export interface HelloFrame {
   readonly origin: string
   readonly nonce: Uint8Array
 }
+/** Proof of the cluster secret (HMAC) and of the DRU's own key (Ed25519 over the handshake). */
 export interface AuthFrame {
   readonly type: 'auth'
   readonly hmac: Uint8Array
+  readonly sig: Uint8Array
 }
+/**
+ * What the sender holds: the live origins' fingerprint with each one's compaction base, and
+ * the retired origins' summary. `full` frames (answers to `expand`) list retired origins too.
+ */
 export interface VvFrame {
   readonly type: 'vv'
-  readonly fingerprint: Fingerprint
+  readonly summary: LogSummary
+  /** Per listed origin, its compaction base seq (absent: none). */
+  readonly bases: VersionVector
+  readonly full: boolean
 }
 export interface EventsFrame {
   readonly type: 'events'
   readonly batch: readonly DruEvent[]
 }
+/** What the receiver durably holds of the origins the sender holds (deltas allowed: merged by max). */
 export interface AckFrame {
   readonly type: 'ack'
   readonly vv: VersionVector
@@ -69,36 +83,44 @@ export interface ErrorFrame {
   readonly code: string
   readonly message: string
 }
-
-/** Asks the peer for its current fingerprint (and, when `deep`, its materialised state digest). */
+/** Asks the peer for its current summary (and, when `deep`, its materialised state digest). */
 export interface ProbeFrame {
   readonly type: 'probe'
   readonly id: number
   readonly deep: boolean
 }
-/** Answer to a probe: the peer's fingerprint now, and its state digest if it was asked and can give one. */
+/** Answer to a probe. */
 export interface ReportFrame {
   readonly type: 'report'
   readonly id: number
-  readonly fingerprint: Fingerprint
+  readonly summary: LogSummary
   readonly stateDigest: string | null
   readonly documents: number | null
 }
-
-/** Document snapshots for a peer below our compaction base (bootstrap). */
+/** Asks for a `full` vv frame (our retired summaries differ). */
+export interface ExpandFrame {
+  readonly type: 'expand'
+}
+/** Asks the peer to bootstrap us: we lack events it folded into snapshots. */
+export interface BootstrapFrame {
+  readonly type: 'bootstrap'
+}
+/** Document snapshots of a bootstrap: containers of change bytes, proven by `folded` envelopes. */
 export interface SnapshotFrame {
   readonly type: 'snapshot'
   readonly docs: ReadonlyArray<{ readonly docId: string; readonly bytes: Uint8Array }>
 }
-/** Ends a bootstrap: per origin the compacted seq with its hash and HLC, which the peer adopts as its head. */
-export interface SnapshotEndFrame {
-  readonly type: 'snapshot-end'
-  readonly base: Readonly<Record<string, { readonly seq: number; readonly hash: string; readonly hlc: string }>>
+/** Envelopes of folded events, per origin consecutive, runs ending at signed events. */
+export interface FoldedFrame {
+  readonly type: 'folded'
+  readonly envelopes: readonly FoldedEnvelope[]
+}
+/** Ends a bootstrap. */
+export interface BootstrapEndFrame {
+  readonly type: 'bootstrap-end'
 }
 
 export type Frame =
-  | SnapshotFrame
-  | SnapshotEndFrame
   | HelloFrame
   | AuthFrame
   | VvFrame
@@ -109,6 +131,11 @@ export type Frame =
   | ErrorFrame
   | ProbeFrame
   | ReportFrame
+  | ExpandFrame
+  | BootstrapFrame
+  | SnapshotFrame
+  | FoldedFrame
+  | BootstrapEndFrame
 
 export const FrameType = {
   hello: 'hello',
@@ -121,10 +148,16 @@ export const FrameType = {
   error: 'error',
   probe: 'probe',
   report: 'report',
+  expand: 'expand',
+  bootstrap: 'bootstrap',
   snapshot: 'snapshot',
-  snapshotEnd: 'snapshot-end',
+  folded: 'folded',
+  bootstrapEnd: 'bootstrap-end',
 } as const
 export type FrameType = (typeof FrameType)[keyof typeof FrameType]
+
+/** Every frame type, for tables and property tests. */
+export const FRAME_TYPES: readonly FrameType[] = Object.values(FrameType)
 
 // Private instances: no records/structures extension a hostile peer could use to smuggle shapes.
 const packr = new Packr({ useRecords: false, moreTypes: false })
@@ -143,15 +176,25 @@ function vvToWire(vv: VersionVector): unknown[] {
     .map((o) => [o, vv[o]])
 }
 
+function summaryToWire(s: LogSummary, bases: VersionVector): unknown[] {
+  const fp = s.live
+  return [
+    Object.keys(fp.vv)
+      .sort()
+      .map((o) => [o, fp.vv[o], fp.heads[o], bases[o] ?? 0]),
+    [s.retired.count, Buffer.from(s.retired.digest, 'hex')],
+  ]
+}
+
 /** Encodes a frame to bytes. */
 export function encodeFrame(frame: Frame): Uint8Array {
   switch (frame.type) {
     case 'hello':
       return packr.pack(['hello', frame.protocol, frame.druId, frame.origin, frame.nonce])
     case 'auth':
-      return packr.pack(['auth', frame.hmac])
+      return packr.pack(['auth', frame.hmac, frame.sig])
     case 'vv':
-      return packr.pack(['vv', fingerprintToWire(frame.fingerprint)])
+      return packr.pack(['vv', ...summaryToWire(frame.summary, frame.bases), frame.full])
     case 'events':
       return packr.pack(['events', frame.batch.map(eventToWire)])
     case 'ack':
@@ -164,23 +207,16 @@ export function encodeFrame(frame: Frame): Uint8Array {
     case 'probe':
       return packr.pack(['probe', frame.id, frame.deep])
     case 'report':
-      return packr.pack(['report', frame.id, fingerprintToWire(frame.fingerprint), frame.stateDigest, frame.documents])
+      return packr.pack(['report', frame.id, ...summaryToWire(frame.summary, {}), frame.stateDigest, frame.documents])
+    case 'expand':
+    case 'bootstrap':
+    case 'bootstrap-end':
+      return packr.pack([frame.type])
     case 'snapshot':
       return packr.pack(['snapshot', frame.docs.map((d) => [d.docId, d.bytes])])
-    case 'snapshot-end':
-      return packr.pack([
-        'snapshot-end',
-        Object.keys(frame.base)
-          .sort()
-          .map((o) => [o, frame.base[o]!.seq, frame.base[o]!.hash, frame.base[o]!.hlc]),
-      ])
+    case 'folded':
+      return packr.pack(['folded', frame.envelopes.map((e) => [e.origin, e.seq, e.hlc, e.docId, e.changeHash, e.sig ?? null])])
   }
-}
-
-function fingerprintToWire(fp: Fingerprint): unknown[] {
-  return Object.keys(fp.vv)
-    .sort()
-    .map((o) => [o, fp.vv[o], fp.heads[o]])
 }
 
 const invalid = (message: string): never => {
@@ -212,6 +248,14 @@ function expectId(v: unknown, what: string): number {
   return v as number
 }
 
+function expectDocId(v: unknown, what: string): string {
+  try {
+    return parseDocId(v)
+  } catch {
+    return invalid(`${what} is not a valid document id`)
+  }
+}
+
 const HEX64 = /^[0-9a-f]{64}$/
 const ERROR_CODE = /^[A-Z][A-Z_]{0,63}$/
 const DRU_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
@@ -228,19 +272,27 @@ function readVv(v: unknown, what: string): VersionVector {
   return { ...out }
 }
 
-function readFingerprint(v: unknown): Fingerprint {
+function readSummary(entries: unknown, retired: unknown, what: string): { summary: LogSummary; bases: VersionVector } {
   const vv: Record<string, number> = Object.create(null)
   const heads: Record<string, string> = Object.create(null)
-  for (const [i, entry] of expectList(v, MAX_ORIGINS, 'vv.fingerprint').entries()) {
-    if (!Array.isArray(entry) || entry.length !== 3) invalid(`vv.fingerprint[${i}] must be [origin, seq, head]`)
-    const [origin, seq, head] = entry as unknown[]
-    if (!isOrigin(origin)) invalid(`vv.fingerprint[${i}] origin is malformed`)
-    if (Object.hasOwn(vv, origin as string)) invalid(`vv.fingerprint repeats origin ${origin as string}`)
-    vv[origin as string] = expectSeq(seq, `vv.fingerprint[${i}] seq`, 1)
-    if (typeof head !== 'string' || !HEX64.test(head)) invalid(`vv.fingerprint[${i}] head must be 64 lowercase hex characters`)
+  const bases: Record<string, number> = Object.create(null)
+  for (const [i, entry] of expectList(entries, MAX_ORIGINS, what).entries()) {
+    if (!Array.isArray(entry) || entry.length !== 4) invalid(`${what}[${i}] must be [origin, seq, head, base]`)
+    const [origin, seq, head, base] = entry as unknown[]
+    if (!isOrigin(origin)) invalid(`${what}[${i}] origin is malformed`)
+    if (Object.hasOwn(vv, origin as string)) invalid(`${what} repeats origin ${origin as string}`)
+    vv[origin as string] = expectSeq(seq, `${what}[${i}] seq`, 1)
+    if (typeof head !== 'string' || !HEX64.test(head)) invalid(`${what}[${i}] head must be 64 lowercase hex characters`)
     heads[origin as string] = head as string
+    const b = expectSeq(base, `${what}[${i}] base`, 0)
+    if (b > (seq as number)) invalid(`${what}[${i}] base is above its seq`)
+    if (b > 0) bases[origin as string] = b
   }
-  return { vv: { ...vv }, heads: { ...heads } }
+  if (!Array.isArray(retired) || retired.length !== 2) invalid(`${what} retired summary must be [count, digest]`)
+  const [count, digest] = retired as unknown[]
+  const n = expectSeq(count, `${what} retired count`, 0)
+  const d = expectBytes(digest, 32, `${what} retired digest`)
+  return { summary: { live: { vv: { ...vv }, heads: { ...heads } }, retired: { count: n, digest: Buffer.from(d).toString('hex') } }, bases: { ...bases } }
 }
 
 function readEvent(v: unknown, i: number): DruEvent {
@@ -248,7 +300,7 @@ function readEvent(v: unknown, i: number): DruEvent {
   const a = v as unknown[]
   const e: Record<string, unknown> = { origin: a[0], seq: a[1], hlc: a[2], docId: a[3], change: a[4], prev: a[5], hash: a[6] }
   if (a.length === 8) {
-    if (!(a[7] instanceof Uint8Array) || a[7].byteLength !== 64) invalid(`events.batch[${i}].sig must be a 64-byte Ed25519 signature`)
+    if (!(a[7] instanceof Uint8Array) || a[7].byteLength !== SIGNATURE_BYTES) invalid(`events.batch[${i}].sig must be a 64-byte Ed25519 signature`)
     e.sig = a[7]
   }
   try {
@@ -256,6 +308,26 @@ function readEvent(v: unknown, i: number): DruEvent {
   } catch (err) {
     throw new DruError('INVALID_FRAME', (err as Error).message, { cause: err })
   }
+}
+
+function readEnvelope(v: unknown, i: number): FoldedEnvelope {
+  if (!Array.isArray(v) || v.length !== 6) invalid(`folded[${i}] must be [origin, seq, hlc, docId, changeHash, sig]`)
+  const [origin, seq, hlc, docId, changeHash, sig] = v as unknown[]
+  if (!isOrigin(origin)) invalid(`folded[${i}] origin is malformed`)
+  try {
+    decodeHlc(hlc)
+  } catch {
+    invalid(`folded[${i}] hlc is malformed`)
+  }
+  const env: FoldedEnvelope = {
+    origin: origin as Origin,
+    seq: expectSeq(seq, `folded[${i}] seq`, 1),
+    hlc: hlc as string,
+    docId: expectDocId(docId, `folded[${i}].docId`),
+    changeHash: expectBytes(changeHash, 32, `folded[${i}] changeHash`),
+  }
+  if (sig === null) return env
+  return { ...env, sig: expectBytes(sig, SIGNATURE_BYTES, `folded[${i}] sig`) }
 }
 
 /**
@@ -295,14 +367,16 @@ function readFrame(v: unknown): Frame {
       return { type, protocol, druId, origin, nonce: expectBytes(nonce, NONCE_BYTES, 'hello.nonce') } as HelloFrame
     }
     case 'auth':
-      expectLength(v, 2, 'auth')
-      return { type, hmac: expectBytes(v[1], HMAC_BYTES, 'auth.hmac') }
-    case 'vv':
-      expectLength(v, 2, 'vv')
-      return { type, fingerprint: readFingerprint(v[1]) }
+      expectLength(v, 3, 'auth')
+      return { type, hmac: expectBytes(v[1], HMAC_BYTES, 'auth.hmac'), sig: expectBytes(v[2], SIGNATURE_BYTES, 'auth.sig') }
+    case 'vv': {
+      expectLength(v, 4, 'vv')
+      if (typeof v[3] !== 'boolean') invalid('vv.full must be a boolean')
+      return { type, ...readSummary(v[1], v[2], 'vv.origins'), full: v[3] as boolean }
+    }
     case 'events': {
       expectLength(v, 2, 'events')
-      const raw = expectList(v[1], 1_000_000, 'events.batch')
+      const raw = expectList(v[1], MAX_EVENTS_PER_FRAME, 'events.batch')
       if (raw.length === 0) invalid('events.batch must not be empty')
       return { type, batch: raw.map(readEvent) }
     }
@@ -327,14 +401,20 @@ function readFrame(v: unknown): Frame {
       return { type, id: expectId(v[1], 'probe.id'), deep: v[2] as boolean }
     }
     case 'report': {
-      expectLength(v, 5, 'report')
-      const [, id, fp, digest, documents] = v
+      expectLength(v, 6, 'report')
+      const [, id, entries, retired, digest, documents] = v
       if (digest !== null && (typeof digest !== 'string' || !HEX64.test(digest))) invalid('report.stateDigest must be null or 64 lowercase hex characters')
       if (documents !== null && (typeof documents !== 'number' || !Number.isInteger(documents) || documents < 0 || documents > MAX_SEQ)) {
         invalid('report.documents must be null or a non-negative integer')
       }
-      return { type, id: expectId(id, 'report.id'), fingerprint: readFingerprint(fp), stateDigest: digest as string | null, documents: documents as number | null }
+      const { summary } = readSummary(entries, retired, 'report.origins')
+      return { type, id: expectId(id, 'report.id'), summary, stateDigest: digest as string | null, documents: documents as number | null }
     }
+    case 'expand':
+    case 'bootstrap':
+    case 'bootstrap-end':
+      expectLength(v, 1, type)
+      return { type }
     case 'snapshot': {
       expectLength(v, 2, 'snapshot')
       const raw = expectList(v[1], MAX_SNAPSHOT_DOCS, 'snapshot.docs')
@@ -342,33 +422,17 @@ function readFrame(v: unknown): Frame {
       const docs = raw.map((entry, i) => {
         if (!Array.isArray(entry) || entry.length !== 2) invalid(`snapshot.docs[${i}] must be [docId, bytes]`)
         const [docId, bytes] = entry as unknown[]
-        try {
-          parseDocId(docId)
-        } catch {
-          invalid(`snapshot.docs[${i}].docId is malformed`)
-        }
+        const id = expectDocId(docId, `snapshot.docs[${i}].docId`)
         if (!(bytes instanceof Uint8Array) || bytes.byteLength === 0) invalid(`snapshot.docs[${i}].bytes must be non-empty bytes`)
-        return { docId: docId as string, bytes: bytes as Uint8Array }
+        return { docId: id, bytes: bytes as Uint8Array }
       })
       return { type, docs }
     }
-    case 'snapshot-end': {
-      expectLength(v, 2, 'snapshot-end')
-      const base: Record<string, { seq: number; hash: string; hlc: string }> = Object.create(null)
-      for (const [i, entry] of expectList(v[1], MAX_ORIGINS, 'snapshot-end.base').entries()) {
-        if (!Array.isArray(entry) || entry.length !== 4) invalid(`snapshot-end.base[${i}] must be [origin, seq, hash, hlc]`)
-        const [origin, seq, hash, hlc] = entry as unknown[]
-        if (!isOrigin(origin)) invalid(`snapshot-end.base[${i}] origin is malformed`)
-        if (Object.hasOwn(base, origin as string)) invalid(`snapshot-end.base repeats origin ${origin as string}`)
-        if (typeof hash !== 'string' || !HEX64.test(hash)) invalid(`snapshot-end.base[${i}] hash must be 64 lowercase hex characters`)
-        try {
-          decodeHlc(hlc)
-        } catch {
-          invalid(`snapshot-end.base[${i}] hlc is malformed`)
-        }
-        base[origin as string] = { seq: expectSeq(seq, `snapshot-end.base[${i}] seq`, 1), hash: hash as string, hlc: hlc as string }
-      }
-      return { type, base: { ...base } }
+    case 'folded': {
+      expectLength(v, 2, 'folded')
+      const raw = expectList(v[1], MAX_EVENTS_PER_FRAME, 'folded.envelopes')
+      if (raw.length === 0) invalid('folded.envelopes must not be empty')
+      return { type, envelopes: raw.map(readEnvelope) }
     }
     default:
       return invalid(`unknown frame type ${JSON.stringify(String(type)).slice(0, 40)}`)

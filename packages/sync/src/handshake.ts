@@ -1,30 +1,63 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createHmac, randomBytes, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto'
 import { Packr } from 'msgpackr'
-import { NONCE_BYTES } from './frames.js'
+import { NONCE_BYTES } from './limits.js'
 
 /**
- * The challenge-response of the handshake. Each side sends a fresh random nonce in its
- * `hello`; each then proves the cluster secret with an HMAC-SHA256 that binds who proves
- * to whom and both nonces. Binding the direction stops a reflected proof, and the
- * receiver's fresh nonce stops a replayed one.
+ * The proofs of the handshake. Each side sends a fresh random nonce in its `hello`; each
+ * then proves two things bound to who proves to whom, the origin it writes as and both
+ * nonces:
+ *
+ * - the cluster secret, with an HMAC-SHA256 (membership of the connection);
+ * - its own DRU id, with an Ed25519 signature by that DRU's key (identity).
+ *
+ * Binding the direction stops a reflected proof, the verifier's fresh nonce a replayed one,
+ * and the signature a member that would claim another member's id: the secret is shared
+ * by every member, the key is not.
  */
 
 const packr = new Packr({ useRecords: false })
-const DOMAIN = 'dru/auth/1'
+const HMAC_DOMAIN = 'dru/auth/3'
+const SIG_DOMAIN = 'dru/auth-sig/3'
+
+/** What both proofs cover. */
+export interface Transcript {
+  readonly prover: string
+  readonly verifier: string
+  /** The origin the prover announced in its hello (it writes as this one). */
+  readonly proverOrigin: string
+  readonly proverNonce: Uint8Array
+  readonly verifierNonce: Uint8Array
+}
+
+function bytes(domain: string, t: Transcript): Uint8Array {
+  return packr.pack([domain, t.prover, t.verifier, t.proverOrigin, t.proverNonce, t.verifierNonce])
+}
 
 /** A fresh handshake nonce. */
 export function newNonce(random: (n: number) => Uint8Array = randomBytes): Uint8Array {
   return random(NONCE_BYTES)
 }
 
-/** The proof `prover` sends to `verifier`: HMAC(secret, [domain, prover, verifier, proverNonce, verifierNonce]). */
-export function authProof(secret: string, prover: string, verifier: string, proverNonce: Uint8Array, verifierNonce: Uint8Array): Uint8Array {
-  return createHmac('sha256', secret)
-    .update(packr.pack([DOMAIN, prover, verifier, proverNonce, verifierNonce]))
-    .digest()
+/** The HMAC `prover` sends to `verifier` under the cluster secret. */
+export function authProof(secret: string, t: Transcript): Uint8Array {
+  return createHmac('sha256', secret).update(bytes(HMAC_DOMAIN, t)).digest()
 }
 
-/** Constant-time check of a received proof. */
+/** Constant-time check of a received HMAC. */
 export function proofMatches(expected: Uint8Array, received: Uint8Array): boolean {
   return expected.byteLength === received.byteLength && timingSafeEqual(expected, received)
+}
+
+/** The prover's Ed25519 signature over the transcript with its own private key. */
+export function identityProof(privateKey: KeyObject, t: Transcript): Uint8Array {
+  return sign(null, bytes(SIG_DOMAIN, t), privateKey)
+}
+
+/** True when `sig` is the prover's signature over the transcript. Never throws. */
+export function identityProofValid(publicKey: KeyObject, t: Transcript, sig: Uint8Array): boolean {
+  try {
+    return verify(null, bytes(SIG_DOMAIN, t), publicKey, sig)
+  } catch {
+    return false
+  }
 }

@@ -1,29 +1,43 @@
 /**
- * @module @dru/sync — dru's peer protocol over WebSocket: mutual HMAC handshake under the
- * cluster secret, fingerprint exchange, bounded streaming of what each side lacks (with
- * forwarding of third-party origins), Ed25519-verified authorship, durable acks for
- * semi-sync writes, heartbeats and reconnect with backoff. See docs/PROTOCOL.md.
+ * @module @dru/sync — dru's peer protocol: a socket-free session state machine
+ * (`PeerProtocol`: handshake under the cluster secret and each DRU's key, summary exchange,
+ * bounded streaming of what each side lacks with forwarding of third-party origins,
+ * Ed25519-verified authorship, durable acks, bootstraps with evidence), the WebSocket
+ * transport that moves its bytes with caps before trust, and the node that dials, accepts
+ * and keeps one session per pair of processes. See docs/PROTOCOL.md.
  */
 export { startSync, DEFAULT_MAX_UNACKED_BYTES, DEFAULT_HEARTBEAT_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, MIN_SECRET_LENGTH } from './sync-node.js'
 export type { SyncOptions, SyncNode, SyncEvents, PeerConfig, PeerStatus, QuarantineInfo, ProbeResult } from './sync-node.js'
 export { signerFor, generateKeys, verifyEventSignature, parsePrivateKey, parsePublicKey } from './signatures.js'
 export { backoffDelay } from './backoff.js'
 export type { BackoffOptions } from './backoff.js'
-export {
-  encodeFrame,
-  decodeFrame,
-  eventToWire,
-  PROTOCOL_VERSION,
-  NONCE_BYTES,
-  HMAC_BYTES,
-  MAX_ORIGINS,
-  MAX_ERROR_MESSAGE,
-  DEFAULT_MAX_FRAME_BYTES,
-  FrameType,
+export { encodeFrame, decodeFrame, eventToWire, FrameType, FRAME_TYPES } from './frames.js'
+export type {
+  Frame,
+  HelloFrame,
+  AuthFrame,
+  VvFrame,
+  EventsFrame,
+  AckFrame,
+  PingFrame,
+  PongFrame,
+  ErrorFrame,
+  ProbeFrame,
+  ReportFrame,
+  ExpandFrame,
+  BootstrapFrame,
+  SnapshotFrame,
+  FoldedFrame,
+  BootstrapEndFrame,
 } from './frames.js'
-export type { Frame, HelloFrame, AuthFrame, VvFrame, EventsFrame, AckFrame, PingFrame, PongFrame, ErrorFrame, ProbeFrame, ReportFrame } from './frames.js'
-export { authProof, proofMatches, newNonce } from './handshake.js'
-export { QUARANTINE_CODES } from './session.js'
-export type { SnapshotSource } from './session.js'
+export * as limits from './limits.js'
+export { PROTOCOL_VERSION, DEFAULT_MAX_FRAME_BYTES, NONCE_BYTES, HMAC_BYTES, MAX_ORIGINS, MAX_ERROR_MESSAGE, MAX_EVENTS_PER_FRAME, PRE_AUTH_MAX_FRAME_BYTES } from './limits.js'
+export { authProof, proofMatches, newNonce, identityProof, identityProofValid } from './handshake.js'
+export type { Transcript } from './handshake.js'
+export { PeerProtocol, QUARANTINE_CODES } from './protocol/peer-protocol.js'
+export type { ProtocolConfig, ProtocolHooks, SessionLimits, SnapshotSource, Wire, Admission, SessionRole } from './protocol/peer-protocol.js'
+export { frameAllowed, COSTLY_FRAMES } from './protocol/session-rules.js'
+export type { Phase, RuleState } from './protocol/session-rules.js'
+export { setMaxPayload } from './transport/ws-session.js'
 export type { Logger } from './logger.js'
 export { silentLogger } from './logger.js'

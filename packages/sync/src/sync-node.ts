@@ -1,15 +1,28 @@
 import { EventEmitter } from 'node:events'
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https'
-import type { AddressInfo } from 'node:net'
 import type { KeyObject } from 'node:crypto'
-import WebSocket, { WebSocketServer } from 'ws'
-import { DEFAULT_BATCH_BYTES, DruError, countMissing, mergeVv, parseDruId, type Fingerprint, type VersionVector } from '@dru/core'
-import type { EventStore } from '@dru/store-sqlite'
+import WebSocket from 'ws'
+import { DEFAULT_BATCH_BYTES, DruError, parseDruId, type PeerBook, type ReplicaLog, type VersionVector } from '@dru/core'
+import { AckWaiters } from './ack-waiters.js'
 import { backoffDelay, type BackoffOptions } from './backoff.js'
-import { DEFAULT_MAX_FRAME_BYTES, type ReportFrame } from './frames.js'
+import {
+  COSTLY_FRAME_BURST,
+  COSTLY_FRAMES_PER_SECOND,
+  DEFAULT_MAX_FRAME_BYTES,
+  FRAME_BURST,
+  FRAMES_PER_SECOND,
+  HANDSHAKE_TIMEOUT_MS,
+  PRE_AUTH_MAX_FRAME_BYTES,
+} from './limits.js'
 import { silentLogger, type Logger } from './logger.js'
-import { PeerSession, type SessionHost, type SessionLimits, type SnapshotSource } from './session.js'
+import { PeerRegistry, type PeerState, type PeerStatus } from './peer-registry.js'
+import { Probes, type ProbeResult } from './probes.js'
+import { PeerProtocol, type ProtocolConfig, type ProtocolHooks, type SessionLimits, type SnapshotSource } from './protocol/peer-protocol.js'
 import { parsePrivateKey, parsePublicKey } from './signatures.js'
+import { listen, type Listener, type ListenerCaps } from './transport/ws-listener.js'
+import { WsSession, type Session } from './transport/ws-session.js'
+
+export type { PeerStatus, QuarantineInfo } from './peer-registry.js'
+export type { ProbeResult } from './probes.js'
 
 /** Default window of bytes sent but not yet acknowledged, per peer (8 MiB). */
 export const DEFAULT_MAX_UNACKED_BYTES = 8 << 20
@@ -27,8 +40,9 @@ export interface PeerConfig {
 }
 
 export interface SyncOptions {
-  readonly store: EventStore
-  /** Our DRU id (must equal the store's). */
+  /** The event log (the port; `EventStore` implements it) and where peers are remembered. */
+  readonly log: ReplicaLog & PeerBook
+  /** Our DRU id (must equal the log's). */
   readonly druId: string
   /** Where to accept peers; omit to only dial. Port 0 picks a free port. */
   readonly listen?: { host?: string; port?: number }
@@ -39,13 +53,13 @@ export interface SyncOptions {
   /**
    * Ed25519 keys in PEM: our private key (PKCS#8) and every member's public key (SPKI),
    * ours included. A DRU id without a public key is not a member: it cannot connect and
-   * its events are refused.
+   * its events are refused. Each side signs the handshake with its key.
    */
   readonly keys: { privateKey: string | KeyObject; publicKeys: Readonly<Record<string, string | KeyObject>> }
   /**
    * TLS (PEM strings). With `cert` and `key` the server listens as `wss://`; `ca` is the
    * authority we trust when dialing `wss://` peers (defaults to the system store). The
-   * HMAC handshake runs inside TLS as well.
+   * handshake runs inside TLS as well.
    */
   readonly tls?: { cert?: string; key?: string; ca?: string | string[] }
   readonly heartbeatMs?: number
@@ -53,6 +67,10 @@ export interface SyncOptions {
   readonly maxFrameBytes?: number
   readonly maxBatchBytes?: number
   readonly maxUnackedBytes?: number
+  /** Per-session rate limits (defaults in limits.ts). */
+  readonly rates?: Partial<Pick<SessionLimits, 'framesPerSecond' | 'frameBurst' | 'costlyFramesPerSecond' | 'costlyFrameBurst'>>
+  /** The listener's caps on connections and handshakes (defaults in limits.ts). */
+  readonly listenerCaps?: Partial<ListenerCaps>
   readonly backoff?: BackoffOptions
   readonly logger?: Logger
   readonly now?: () => number
@@ -63,62 +81,10 @@ export interface SyncOptions {
    * its documents' cluster digest). Without it, deep probes are answered with null.
    */
   readonly describe?: () => { digest: string; documents: number }
-  /**
-   * Document snapshots, to bootstrap a peer below our compaction base and to be
-   * bootstrapped ourselves (the node passes its documents). Without it neither happens.
-   */
+  /** Document snapshots, to bootstrap a peer below our compaction base and to be bootstrapped. */
   readonly snapshots?: SnapshotSource
   /** DRU ids removed from the cluster (`dru decommission`): never dialed, sessions refused. */
   readonly decommissioned?: readonly string[]
-}
-
-export interface QuarantineInfo {
-  readonly code: string
-  readonly message: string
-  readonly at: number
-}
-
-/** One peer as seen from here (for `/status`, gap reports and tests). */
-export interface PeerStatus {
-  readonly id: string
-  readonly url: string | null
-  readonly connected: boolean
-  /** When the current session was established (ms), or null. */
-  readonly since: number | null
-  /** Last frame received from this peer (ms), or null. */
-  readonly lastSeen: number | null
-  /** What the peer has durably acknowledged (from ack frames only). */
-  readonly ackedVv: VersionVector
-  /** What the peer claimed in its latest fingerprint. */
-  readonly theirVv: VersionVector
-  /** Events we hold that the peer has not acknowledged. */
-  readonly lag: number
-  readonly quarantined: boolean
-  readonly quarantine: QuarantineInfo | null
-  /** Removed from the cluster by `dru decommission`: never dialed, its sessions refused. */
-  readonly decommissioned: boolean
-  /** Why the last session or dial ended, e.g. AUTH_FAILED, HEARTBEAT_TIMEOUT. */
-  readonly lastError: { code: string; message: string } | null
-  /** Failed dial attempts since the last good session. */
-  readonly attempts: number
-  /** Byte and frame counters of the current (or last) session. */
-  readonly bytesIn: number
-  readonly bytesOut: number
-  readonly framesIn: number
-  readonly framesOut: number
-  /** Events received from this peer in the current (or last) session, and those we already held. */
-  readonly eventsIn: number
-  readonly duplicatesIn: number
-  /** Document snapshots received from this peer in the current (or last) session (bootstrap). */
-  readonly snapshotDocsIn: number
-  readonly unackedBytes: number
-}
-
-/** A peer's answer to {@link SyncNode.probe}. */
-export interface ProbeResult {
-  readonly fingerprint: Fingerprint
-  readonly stateDigest: string | null
-  readonly documents: number | null
 }
 
 /** Events a {@link SyncNode} emits. */
@@ -127,11 +93,15 @@ export interface SyncEvents {
   'peer-down': [peerId: string, reason: { code: string; message: string }]
   /** A peer offered a forked or forged history and is now quarantined. */
   quarantine: [info: { peerId: string; code: string; message: string }]
-  /** We were bootstrapped from a peer's snapshots and adopted its compaction base. */
-  bootstrap: [info: { peerId: string; docs: number; origins: readonly string[] }]
+  /** We were bootstrapped from a peer: folded events rebuilt from its snapshots and verified. */
+  bootstrap: [info: { peerId: string; docs: number; events: number }]
   /** Alias of `quarantine` for FORK and CHAIN_BROKEN. */
   fork: [info: { peerId: string; code: string; message: string }]
   ack: [peerId: string, vv: VersionVector]
+  /** A peer broke the protocol (PROTOCOL_VIOLATION) or its rate limit (RATE_LIMITED). */
+  violation: [info: { peerId: string | undefined; code: string; message: string; authenticated: boolean }]
+  /** Two processes are connected under one DRU id (each with its own origin). */
+  'identity-conflict': [info: { peerId: string; origins: readonly string[] }]
 }
 
 /** A running sync endpoint. */
@@ -139,52 +109,29 @@ export interface SyncNode {
   /** The listening port (0 when not listening). */
   readonly port: number
   peerStatus(): PeerStatus[]
+  /** Inbound connection counters of the listener (all 0 when not listening). */
+  listenerStats(): { connections: number; handshaking: number; refused: number }
   /**
    * Resolves once `k` distinct peers have durably acknowledged `(origin, seq)` (by `ack`
-   * frames, never by fingerprint claims). Rejects with DruError ACK_TIMEOUT after
-   * `timeoutMs`; the event stays committed and keeps replicating.
+   * frames, never by claims). Rejects with DruError ACK_TIMEOUT after `timeoutMs`; the
+   * event stays committed and keeps replicating.
    */
   waitForAcks(event: { origin: string; seq: number }, k: number, timeoutMs: number): Promise<void>
   /**
-   * Asks a connected peer for its fingerprint now (and, when `deep`, its state digest).
-   * Rejects with DruError NOT_FOUND when no session with the peer is open, TIMEOUT when
-   * it does not answer within `timeoutMs`.
+   * Asks a connected peer for its summary now (and, when `deep`, its state digest).
+   * Rejects with NOT_FOUND when no session with the peer is open, TIMEOUT when it does not
+   * answer within `timeoutMs`.
    */
   probe(peerId: string, options?: { deep?: boolean; timeoutMs?: number }): Promise<ProbeResult>
   /** Lifts a quarantine (operator action) and lets the peer reconnect. */
   unquarantine(peerId: string): void
-  /** Removes a DRU from the cluster: closes its session with a DECOMMISSIONED error, never dials it again, refuses it. */
+  /** Removes a DRU from the cluster: closes its sessions with DECOMMISSIONED, never dials it again, refuses it. */
   decommission(peerId: string): void
   on<E extends keyof SyncEvents>(event: E, listener: (...args: SyncEvents[E]) => void): this
   off<E extends keyof SyncEvents>(event: E, listener: (...args: SyncEvents[E]) => void): this
   once<E extends keyof SyncEvents>(event: E, listener: (...args: SyncEvents[E]) => void): this
   /** Closes every session and the server; pending waits reject with CLOSED. */
   close(): Promise<void>
-}
-
-interface PeerState {
-  readonly id: string
-  url: string | null
-  session: PeerSession | undefined
-  last: PeerSession | undefined
-  since: number | null
-  lastSeen: number | null
-  ackedVv: VersionVector
-  ackDirty: boolean
-  quarantine: QuarantineInfo | null
-  lastError: { code: string; message: string } | null
-  attempts: number
-  dialing: boolean
-  timer: NodeJS.Timeout | undefined
-}
-
-interface Waiter {
-  readonly origin: string
-  readonly seq: number
-  readonly k: number
-  readonly resolve: () => void
-  readonly reject: (err: Error) => void
-  readonly timer: NodeJS.Timeout
 }
 
 const positive = (value: unknown, field: string, fallback: number): number => {
@@ -196,9 +143,9 @@ const positive = (value: unknown, field: string, fallback: number): number => {
 }
 
 /**
- * Starts the peer protocol on an open EventStore: accepts peers on `listen`, dials
- * `peers` (reconnecting with backoff and jitter), streams what each side lacks, pushes
- * new commits live, and records durable acks. See docs/PROTOCOL.md.
+ * Starts the peer protocol on an open log: accepts peers on `listen`, dials `peers`
+ * (reconnecting with backoff and jitter), streams what each side lacks, pushes new commits
+ * live, and records durable acks. See docs/PROTOCOL.md.
  */
 export async function startSync(options: SyncOptions): Promise<SyncNode> {
   const node = new SyncNodeImpl(options)
@@ -206,25 +153,19 @@ export async function startSync(options: SyncOptions): Promise<SyncNode> {
   return node
 }
 
-class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
-  readonly store: EventStore
-  readonly druId: string
-  readonly secret: string
-  readonly publicKeys: ReadonlyMap<string, KeyObject>
-  readonly limits: SessionLimits
-  readonly log: Logger
+class SyncNodeImpl extends EventEmitter implements SyncNode {
   readonly #options: SyncOptions
+  readonly #log: ReplicaLog & PeerBook
+  readonly #config: ProtocolConfig
+  readonly #registry: PeerRegistry
+  readonly #waiters: AckWaiters
+  readonly #probes = new Probes()
   readonly #now: () => number
   readonly #random: () => number
-  readonly #peers = new Map<string, PeerState>()
-  readonly #decommissioned = new Set<string>()
-  readonly #sessions = new Set<PeerSession>()
-  readonly #waiters = new Set<Waiter>()
-  readonly #probes = new Map<number, { peerId: string; resolve: (r: ProbeResult) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>()
-  #probeIds = 0
-  #server: WebSocketServer | undefined
-  #https: HttpsServer | undefined
-  #port = 0
+  readonly #sessions = new Set<Session>()
+  readonly #bySession = new Map<PeerProtocol, Session>()
+  #bootstrapper: PeerProtocol | undefined
+  #listener: Listener | undefined
   #closing = false
   #unsubscribe: (() => void) | undefined
   #ackFlush: NodeJS.Timeout | undefined
@@ -233,25 +174,22 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
     super()
     if (!options || typeof options !== 'object') throw new DruError('CONFIG_INVALID', 'startSync() needs an options object')
     this.#options = options
-    this.store = options.store
-    this.druId = parseDruId(options.druId, 'druId')
-    if (options.store.druId !== this.druId) {
-      throw new DruError('CONFIG_INVALID', `druId ${this.druId} does not match the store's ${options.store.druId}`, { details: { field: 'druId' } })
+    this.#log = options.log
+    const druId = parseDruId(options.druId, 'druId')
+    if (options.log.druId !== druId) {
+      throw new DruError('CONFIG_INVALID', `druId ${druId} does not match the log's ${options.log.druId}`, { details: { field: 'druId' } })
     }
     if (typeof options.secret !== 'string' || options.secret.length < MIN_SECRET_LENGTH) {
       throw new DruError('CONFIG_INVALID', `secret must be a string of at least ${MIN_SECRET_LENGTH} characters`, { details: { field: 'secret' } })
     }
-    this.secret = options.secret
     if (!options.keys || typeof options.keys.publicKeys !== 'object' || options.keys.publicKeys === null) {
       throw new DruError('CONFIG_INVALID', 'keys must be { privateKey, publicKeys: { [druId]: publicKeyPem } }', { details: { field: 'keys' } })
     }
-    parsePrivateKey(options.keys.privateKey)
+    const privateKey = parsePrivateKey(options.keys.privateKey)
     const keys = new Map<string, KeyObject>()
     for (const [id, pem] of Object.entries(options.keys.publicKeys)) {
       keys.set(parseDruId(id, `keys.publicKeys.${id}`), parsePublicKey(pem, `keys.publicKeys.${id}`))
     }
-    this.publicKeys = keys
-    for (const id of options.decommissioned ?? []) this.#decommissioned.add(parseDruId(id, 'decommissioned[]'))
     const heartbeatMs = positive(options.heartbeatMs, 'heartbeatMs', DEFAULT_HEARTBEAT_MS)
     const maxFrameBytes = positive(options.maxFrameBytes, 'maxFrameBytes', DEFAULT_MAX_FRAME_BYTES)
     const maxBatchBytes = positive(options.maxBatchBytes, 'maxBatchBytes', DEFAULT_BATCH_BYTES)
@@ -260,180 +198,146 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
         details: { field: 'maxBatchBytes' },
       })
     }
-    this.limits = {
+    const heartbeatTimeoutMs = positive(options.heartbeatTimeoutMs, 'heartbeatTimeoutMs', Math.max(DEFAULT_HEARTBEAT_TIMEOUT_MS, heartbeatMs * 3))
+    const limits: SessionLimits = {
       heartbeatMs,
-      heartbeatTimeoutMs: positive(options.heartbeatTimeoutMs, 'heartbeatTimeoutMs', Math.max(DEFAULT_HEARTBEAT_TIMEOUT_MS, heartbeatMs * 3)),
+      heartbeatTimeoutMs,
       maxFrameBytes,
       maxBatchBytes,
       maxUnackedBytes: positive(options.maxUnackedBytes, 'maxUnackedBytes', DEFAULT_MAX_UNACKED_BYTES),
+      preAuthMaxFrameBytes: PRE_AUTH_MAX_FRAME_BYTES,
+      handshakeTimeoutMs: Math.min(HANDSHAKE_TIMEOUT_MS, heartbeatTimeoutMs),
+      framesPerSecond: positive(options.rates?.framesPerSecond, 'rates.framesPerSecond', FRAMES_PER_SECOND),
+      frameBurst: positive(options.rates?.frameBurst, 'rates.frameBurst', FRAME_BURST),
+      costlyFramesPerSecond: positive(options.rates?.costlyFramesPerSecond, 'rates.costlyFramesPerSecond', COSTLY_FRAMES_PER_SECOND),
+      costlyFrameBurst: positive(options.rates?.costlyFrameBurst, 'rates.costlyFrameBurst', COSTLY_FRAME_BURST),
     }
-    this.log = options.logger ?? silentLogger
     this.#now = options.now ?? Date.now
     this.#random = options.random ?? Math.random
+    this.#config = {
+      log: options.log,
+      druId,
+      secret: options.secret,
+      privateKey,
+      publicKeys: keys,
+      limits,
+      logger: options.logger ?? silentLogger,
+      now: this.#now,
+      snapshots: options.snapshots,
+      describe: options.describe,
+    }
+    this.#registry = new PeerRegistry(druId, options.log, this.#now)
+    this.#waiters = new AckWaiters((origin, seq) => this.#registry.ackCount(origin, seq))
+    for (const id of options.decommissioned ?? []) this.#registry.decommissioned.add(parseDruId(id, 'decommissioned[]'))
+    const seen = new Set<string>()
     for (const p of options.peers ?? []) {
       const id = parseDruId(p?.id, 'peers[].id')
-      if (id === this.druId) throw new DruError('CONFIG_INVALID', 'peers must not include this DRU itself', { details: { field: 'peers' } })
+      if (id === druId) throw new DruError('CONFIG_INVALID', 'peers must not include this DRU itself', { details: { field: 'peers' } })
+      if (seen.has(id)) throw new DruError('CONFIG_INVALID', `peers lists ${id} twice`, { details: { field: 'peers' } })
+      seen.add(id)
       if (!keys.has(id)) throw new DruError('CONFIG_INVALID', `peer ${id} has no public key in keys.publicKeys`, { details: { field: 'peers' } })
       if (p.url !== undefined && (typeof p.url !== 'string' || !/^wss?:\/\//.test(p.url))) {
         throw new DruError('CONFIG_INVALID', `peers[${id}].url must be a ws:// or wss:// URL`, { details: { field: 'peers' } })
       }
-      this.#peerState(id).url = p.url ?? null
+      this.#registry.state(id).url = p.url ?? null
     }
   }
 
-  now(): number {
-    return this.#now()
+  get #logger(): Logger {
+    return this.#config.logger
   }
 
   get port(): number {
-    return this.#port
+    return this.#listener?.port ?? 0
   }
 
   async start(): Promise<void> {
     if (this.#options.listen) {
-      const host = this.#options.listen.host ?? '127.0.0.1'
-      const port = this.#options.listen.port ?? 0
-      const tls = this.#options.tls
-      if (tls && (tls.cert === undefined) !== (tls.key === undefined)) {
-        throw new DruError('CONFIG_INVALID', 'tls.cert and tls.key must be given together', { details: { field: 'tls' } })
-      }
-      // A hard guard only: our own check at maxFrameBytes answers with an error frame first.
-      const wsOptions = { maxPayload: this.limits.maxFrameBytes * 2 + 1024, perMessageDeflate: false }
-      let server: WebSocketServer
-      if (tls?.cert && tls.key) {
-        const https = createHttpsServer({ cert: tls.cert, key: tls.key })
-        this.#https = https
-        server = new WebSocketServer({ server: https, ...wsOptions })
-        await new Promise<void>((resolve, reject) => {
-          https.once('error', (err) => reject(new DruError('CONFIG_INVALID', `cannot listen on ${host}:${port}: ${err.message}`, { cause: err })))
-          https.listen(port, host, () => resolve())
-        })
-        this.#port = (https.address() as AddressInfo).port
-      } else {
-        server = new WebSocketServer({ host, port, ...wsOptions })
-        await new Promise<void>((resolve, reject) => {
-          server.once('listening', resolve)
-          server.once('error', (err) => reject(new DruError('CONFIG_INVALID', `cannot listen on ${host}:${port}: ${err.message}`, { cause: err })))
-        })
-        this.#port = (server.address() as AddressInfo).port
-      }
-      server.on('error', (err) => this.log.error(`sync: server error: ${err.message}`))
-      server.on('connection', (ws) => {
-        if (this.#closing) return ws.terminate()
-        this.#sessions.add(new PeerSession(this, ws, 'acceptor'))
+      this.#listener = await listen({
+        host: this.#options.listen.host ?? '127.0.0.1',
+        port: this.#options.listen.port ?? 0,
+        tls: this.#options.tls,
+        preAuthMaxFrameBytes: this.#config.limits.preAuthMaxFrameBytes,
+        logger: this.#logger,
+        now: this.#now,
+        ...(this.#options.listenerCaps ? { caps: this.#options.listenerCaps } : {}),
+        onSocket: (ws, slot) => {
+          if (this.#closing) return ws.terminate()
+          this.#attach(new WsSession(ws, this.#config, this.#hooks(slot), 'acceptor'))
+        },
       })
-      this.#server = server
     }
-    this.#unsubscribe = this.store.onCommit((_events, source) => {
-      for (const p of this.#peers.values()) {
-        p.session?.schedulePump()
-        // Tell every peer, not just the sender, that we now durably hold these events.
-        if (source === 'remote') p.session?.scheduleAck()
-      }
-    })
-    this.#ackFlush = setInterval(() => this.#flushAcks(), 200)
+    this.#unsubscribe = this.#log.onCommit(
+      (_events, source) => {
+        for (const s of this.#sessions) {
+          s.schedulePump()
+          // Tell every peer, not just the sender, that we now durably hold these events.
+          if (source === 'remote') s.scheduleAck()
+        }
+      },
+      { phase: 'notify' },
+    )
+    this.#ackFlush = setInterval(() => this.#registry.flushAcks((peer, err) => this.#logger.warn(`sync: could not record acks of ${peer}: ${err.message}`)), 200)
     this.#ackFlush.unref()
-    for (const p of this.#peers.values()) if (p.url) this.#dial(p)
+    for (const p of this.#registry.peers.values()) if (p.url) this.#dial(p)
   }
 
-  // ---- SessionHost ----------------------------------------------------------------------
-
-  get snapshots(): SnapshotSource | undefined {
-    return this.#options.snapshots
+  #attach(session: Session): void {
+    this.#sessions.add(session)
+    this.#bySession.set(session.protocol, session)
   }
 
-  isDecommissioned(peerId: string): boolean {
-    return this.#decommissioned.has(peerId)
-  }
-
-  bootstrapped(session: PeerSession, info: { docs: number; origins: readonly string[] }): void {
-    this.log.info(`sync: bootstrapped from ${session.peerId}: ${info.docs} document snapshots, base adopted for ${info.origins.length} origin(s)`, {
-      peer: session.peerId,
-    })
-    this.emit('bootstrap', { peerId: session.peerId!, ...info })
-  }
-
-  quarantineReason(peerId: string): string | undefined {
-    const q = this.#peers.get(peerId)?.quarantine
-    return q ? `${q.code}: ${q.message}` : undefined
-  }
-
-  authenticated(session: PeerSession): boolean {
-    const p = this.#peerState(session.peerId!)
-    const existing = p.session
-    if (existing && existing !== session && existing.isOpen) {
-      // Exactly one session per pair, chosen the same way on both sides: the one dialed by
-      // the smaller DRU id wins; between two of the same dialer, the newer (the old is likely dead).
-      const dialerOf = (s: PeerSession) => (s.role === 'dialer' ? this.druId : p.id)
-      const preferred = this.druId < p.id ? this.druId : p.id
-      const keepNew = dialerOf(existing) === dialerOf(session) || dialerOf(session) === preferred
-      if (!keepNew) {
-        session.fail('DUPLICATE_SESSION', `a session with ${p.id} is already open`)
-        return false
-      }
-      p.session = session
-      existing.fail('DUPLICATE_SESSION', `replaced by a newer session with ${p.id}`)
+  /** The node's side of every session: admission, acks, quarantine, bootstrap slot, closing. */
+  #hooks(slot?: { authenticated(): void }): ProtocolHooks {
+    return {
+      admit: (p) => {
+        slot?.authenticated()
+        const session = this.#bySession.get(p)!
+        const { admission, replaced, twin } = this.#registry.admit(session)
+        if (!admission.ok) return admission
+        replaced?.protocol.fail('DUPLICATE_SESSION', `replaced by a newer session with ${p.peerId}`)
+        this.#logger.info(`sync: connected to ${p.peerId} (${p.role}, ${p.peerOrigin})`, { peer: p.peerId })
+        if (twin) {
+          const origins = [...this.#registry.state(p.peerId!).sessions.keys()].sort()
+          this.#logger.error(`sync: ${p.peerId} runs twice: processes ${origins.join(' and ')} are both connected; stop one of them`, { peer: p.peerId, origins })
+          this.emit('identity-conflict', { peerId: p.peerId!, origins })
+        }
+        this.emit('peer-up', p.peerId!)
+        return admission
+      },
+      acked: (p, vv) => {
+        this.#registry.acked(p.peerId!, vv)
+        this.emit('ack', p.peerId!, vv)
+        this.#waiters.check()
+      },
+      quarantine: (peerId, code, message) => this.#quarantine(peerId, code, message),
+      reported: (p, report) => this.#probes.answered(p, report),
+      claimBootstrap: (p) => {
+        if (this.#bootstrapper && this.#bootstrapper !== p && this.#bootstrapper.isOpen) return false
+        this.#bootstrapper = p
+        return true
+      },
+      releaseBootstrap: (p) => {
+        if (this.#bootstrapper === p) this.#bootstrapper = undefined
+      },
+      bootstrapped: (p, info) => this.emit('bootstrap', { peerId: p.peerId!, ...info }),
+      violation: (p, code, message) => {
+        if (p.wasAuthenticated && p.peerId) this.#registry.state(p.peerId).violations++
+        this.emit('violation', { peerId: p.peerId, code, message, authenticated: p.wasAuthenticated })
+      },
+      closed: (p, reason) => this.#closed(p, reason),
     }
-    p.session = session
-    p.last = session
-    p.since = this.#now()
-    p.lastSeen = this.#now()
-    p.attempts = 0
-    p.lastError = null
-    if (p.timer) clearTimeout(p.timer)
-    p.timer = undefined
-    this.log.info(`sync: connected to ${p.id} (${session.role})`, { peer: p.id })
-    this.emit('peer-up', p.id)
-    return true
   }
 
-  describe(deep: boolean): { digest: string; documents: number } | undefined {
-    return deep ? this.#options.describe?.() : undefined
-  }
-
-  reported(session: PeerSession, report: ReportFrame): void {
-    const pending = this.#probes.get(report.id)
-    // An answer we did not ask for (or from another peer) is ignored, not trusted.
-    if (!pending || pending.peerId !== session.peerId) return
-    this.#probes.delete(report.id)
-    clearTimeout(pending.timer)
-    pending.resolve({ fingerprint: report.fingerprint, stateDigest: report.stateDigest, documents: report.documents })
-  }
-
-  probe(peerId: string, options: { deep?: boolean; timeoutMs?: number } = {}): Promise<ProbeResult> {
-    const session = this.#peers.get(peerId)?.session
-    if (!session?.isOpen) return Promise.reject(new DruError('NOT_FOUND', `no open session with ${peerId}`))
-    const id = (this.#probeIds = (this.#probeIds + 1) % 0xffffffff)
-    const timeoutMs = options.timeoutMs ?? 5_000
-    return new Promise<ProbeResult>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#probes.delete(id)
-        reject(new DruError('TIMEOUT', `${peerId} did not answer a verification probe within ${timeoutMs} ms`))
-      }, timeoutMs)
-      timer.unref()
-      this.#probes.set(id, { peerId, resolve, reject, timer })
-      session.probe(id, options.deep === true)
-    })
-  }
-
-  acked(session: PeerSession, vv: VersionVector): void {
-    const p = this.#peerState(session.peerId!)
-    p.ackedVv = mergeVv(p.ackedVv, vv)
-    p.ackDirty = true
-    p.lastSeen = this.#now()
-    this.emit('ack', p.id, vv)
-    for (const w of this.#waiters) if (this.#ackCount(w.origin, w.seq) >= w.k) this.#settle(w)
-  }
-
-  quarantine(peerId: string, code: string, message: string): void {
-    const p = this.#peerState(peerId)
+  #quarantine(peerId: string, code: string, message: string): void {
+    const p = this.#registry.state(peerId)
     if (p.quarantine) return
     p.quarantine = { code, message, at: this.#now() }
     if (p.timer) clearTimeout(p.timer)
     p.timer = undefined
-    this.log.error(`sync: QUARANTINED ${peerId}: ${code}: ${message}. No reconnect until an operator lifts it.`, { peer: peerId, code })
+    this.#logger.error(`sync: QUARANTINED ${peerId}: ${code}: ${message}. No reconnect until an operator lifts it.`, { peer: peerId, code })
     try {
-      this.store.recordPeer(peerId, { state: `quarantined: ${code}` })
+      this.#log.recordPeer(peerId, { state: `quarantined: ${code}` })
     } catch {
       // Recording is best effort; the in-memory quarantine is what blocks the peer.
     }
@@ -442,34 +346,36 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
     if (code === 'FORK' || code === 'CHAIN_BROKEN') this.emit('fork', info)
   }
 
-  closed(session: PeerSession, reason: { code: string; message: string }): void {
-    this.#sessions.delete(session)
-    const id = session.peerId
+  #closed(p: PeerProtocol, reason: { code: string; message: string }): void {
+    const session = this.#bySession.get(p)
+    this.#bySession.delete(p)
+    if (session) this.#sessions.delete(session)
+    if (this.#bootstrapper === p) this.#bootstrapper = undefined
+    const id = p.peerId
     if (id === undefined) return
-    const p = this.#peers.get(id)
-    if (!p) return
     // An unauthenticated caller may claim any id in its hello: it must not touch that peer's state.
-    if (session.role === 'acceptor' && !session.wasAuthenticated) return
-    if (reason.code !== 'DUPLICATE_SESSION' && reason.code !== 'CLOSED') p.lastError = reason
-    if (session.role === 'dialer') p.dialing = false
-    if (p.session === session) {
-      p.session = undefined
-      p.since = null
-      this.log.info(`sync: disconnected from ${id}: ${reason.code}`, { peer: id, code: reason.code })
+    if (p.role === 'acceptor' && !p.wasAuthenticated) return
+    const state = this.#registry.peers.get(id)
+    if (!state) return
+    if (reason.code !== 'DUPLICATE_SESSION' && reason.code !== 'CLOSED') state.lastError = reason
+    if (p.role === 'dialer') state.dialing = false
+    const down = session !== undefined && this.#registry.removed(session)
+    if (down) {
+      this.#logger.info(`sync: disconnected from ${id}: ${reason.code}`, { peer: id, code: reason.code })
       this.emit('peer-down', id, reason)
-      this.#scheduleDial(p, 0)
-    } else if (session.role === 'dialer' && !session.wasAuthenticated) {
-      p.attempts++
-      this.#scheduleDial(p, p.attempts)
-    } else if (session.role === 'dialer') {
-      this.#scheduleDial(p, 0)
+      this.#scheduleDial(state, 0)
+    } else if (p.role === 'dialer' && !p.wasAuthenticated) {
+      state.attempts++
+      this.#scheduleDial(state, state.attempts)
+    } else if (p.role === 'dialer') {
+      this.#scheduleDial(state, 0)
     }
   }
 
   // ---- dialing --------------------------------------------------------------------------
 
   #scheduleDial(p: PeerState, attempt: number): void {
-    if (this.#closing || !p.url || p.quarantine || p.session || p.dialing || p.timer || this.#decommissioned.has(p.id)) return
+    if (this.#closing || !p.url || p.quarantine || p.sessions.size > 0 || p.dialing || p.timer || this.#registry.decommissioned.has(p.id)) return
     const delay = backoffDelay(attempt, this.#random, this.#options.backoff)
     p.timer = setTimeout(() => {
       p.timer = undefined
@@ -479,14 +385,15 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
   }
 
   #dial(p: PeerState): void {
-    if (this.#closing || !p.url || p.quarantine || p.session || p.dialing || this.#decommissioned.has(p.id)) return
+    if (this.#closing || !p.url || p.quarantine || p.sessions.size > 0 || p.dialing || this.#registry.decommissioned.has(p.id)) return
     p.dialing = true
     let ws: WebSocket
     try {
       ws = new WebSocket(p.url, {
         perMessageDeflate: false,
-        maxPayload: this.limits.maxFrameBytes * 2 + 1024,
-        handshakeTimeout: this.limits.heartbeatTimeoutMs,
+        // The answering side is a stranger until it proves itself: small messages until then.
+        maxPayload: this.#config.limits.preAuthMaxFrameBytes * 2,
+        handshakeTimeout: this.#config.limits.heartbeatTimeoutMs,
         ...(this.#options.tls?.ca !== undefined ? { ca: this.#options.tls.ca } : {}),
       })
     } catch (err) {
@@ -496,92 +403,54 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
       this.#scheduleDial(p, p.attempts)
       return
     }
-    const s = new PeerSession(this, ws, 'dialer', p.id)
+    const s = new WsSession(ws, this.#config, this.#hooks(), 'dialer', p.id)
     p.last = s
-    this.#sessions.add(s)
+    this.#attach(s)
   }
 
   // ---- public API -----------------------------------------------------------------------
 
   peerStatus(): PeerStatus[] {
-    const vv = this.store.vv()
-    return [...this.#peers.values()]
-      .sort((a, b) => (a.id < b.id ? -1 : 1))
-      .map((p) => {
-        const s = p.session ?? p.last
-        return {
-          id: p.id,
-          url: p.url,
-          connected: p.session?.isOpen === true,
-          since: p.since,
-          lastSeen: Math.max(p.lastSeen ?? 0, s?.wasAuthenticated ? s.lastFrameAt : 0) || null,
-          ackedVv: p.ackedVv,
-          theirVv: s?.theirVv ?? {},
-          lag: countMissing(vv, p.ackedVv),
-          quarantined: p.quarantine !== null,
-          quarantine: p.quarantine,
-          decommissioned: this.#decommissioned.has(p.id),
-          lastError: p.lastError,
-          attempts: p.attempts,
-          bytesIn: s?.bytesIn ?? 0,
-          bytesOut: s?.bytesOut ?? 0,
-          framesIn: s?.framesIn ?? 0,
-          framesOut: s?.framesOut ?? 0,
-          eventsIn: s?.eventsIn ?? 0,
-          duplicatesIn: s?.duplicatesIn ?? 0,
-          snapshotDocsIn: s?.snapshotDocsIn ?? 0,
-          unackedBytes: p.session?.unackedBytes ?? 0,
-        }
-      })
+    return this.#registry.status(this.#log.vv())
+  }
+
+  listenerStats(): { connections: number; handshaking: number; refused: number } {
+    const l = this.#listener
+    return { connections: l?.connections ?? 0, handshaking: l?.handshaking ?? 0, refused: l?.refused ?? 0 }
   }
 
   waitForAcks(event: { origin: string; seq: number }, k: number, timeoutMs: number): Promise<void> {
-    if (!event || typeof event.origin !== 'string' || !Number.isInteger(event.seq) || event.seq < 1) {
-      return Promise.reject(new DruError('INVALID_ARGUMENT', 'waitForAcks needs an event { origin, seq }'))
-    }
-    if (!Number.isInteger(k) || k < 0) return Promise.reject(new DruError('INVALID_ARGUMENT', 'k must be a non-negative integer'))
     if (this.#closing) return Promise.reject(new DruError('CLOSED', 'sync is closed'))
-    if (this.#ackCount(event.origin, event.seq) >= k) return Promise.resolve()
-    return new Promise<void>((resolve, reject) => {
-      const w: Waiter = {
-        origin: event.origin,
-        seq: event.seq,
-        k,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.#waiters.delete(w)
-          const have = this.#ackCount(event.origin, event.seq)
-          reject(
-            new DruError('ACK_TIMEOUT', `${event.origin}#${event.seq} was acknowledged by ${have} of ${k} peers within ${timeoutMs} ms; it stays committed and keeps replicating`, {
-              details: { origin: event.origin, seq: event.seq, k, acked: have },
-            }),
-          )
-        }, timeoutMs),
-      }
-      this.#waiters.add(w)
-    })
+    return this.#waiters.wait(event, k, timeoutMs)
+  }
+
+  probe(peerId: string, options: { deep?: boolean; timeoutMs?: number } = {}): Promise<ProbeResult> {
+    const session = this.#registry.primary(peerId)
+    if (!session) return Promise.reject(new DruError('NOT_FOUND', `no open session with ${peerId}`))
+    return this.#probes.ask(peerId, session.protocol, options.deep === true, options.timeoutMs ?? 5_000)
   }
 
   unquarantine(peerId: string): void {
-    const p = this.#peers.get(peerId)
+    const p = this.#registry.peers.get(peerId)
     if (!p?.quarantine) return
     p.quarantine = null
-    this.log.warn(`sync: quarantine of ${peerId} lifted by operator`, { peer: peerId })
-    this.store.recordPeer(peerId, { state: 'active' })
+    this.#logger.warn(`sync: quarantine of ${peerId} lifted by operator`, { peer: peerId })
+    this.#log.recordPeer(peerId, { state: 'active' })
     this.#scheduleDial(p, 0)
   }
 
   decommission(peerId: string): void {
     const id = parseDruId(peerId, 'peerId')
-    if (id === this.druId) throw new DruError('INVALID_ARGUMENT', 'a DRU cannot decommission itself')
-    if (this.#decommissioned.has(id)) return
-    this.#decommissioned.add(id)
-    const p = this.#peers.get(id)
+    if (id === this.#config.druId) throw new DruError('INVALID_ARGUMENT', 'a DRU cannot decommission itself')
+    if (this.#registry.decommissioned.has(id)) return
+    this.#registry.decommissioned.add(id)
+    const p = this.#registry.peers.get(id)
     if (p?.timer) clearTimeout(p.timer)
     if (p) p.timer = undefined
-    this.log.warn(`sync: ${id} decommissioned: no longer dialed, its sessions refused`, { peer: id })
-    for (const s of [...this.#sessions]) if (s.peerId === id) s.fail('DECOMMISSIONED', `${id} was decommissioned from this cluster by ${this.druId}`)
+    this.#logger.warn(`sync: ${id} decommissioned: no longer dialed, its sessions refused`, { peer: id })
+    for (const s of [...this.#sessions]) {
+      if (s.protocol.peerId === id) s.protocol.fail('DECOMMISSIONED', `${id} was decommissioned from this cluster by ${this.#config.druId}`)
+    }
   }
 
   async close(): Promise<void> {
@@ -589,81 +458,11 @@ class SyncNodeImpl extends EventEmitter implements SessionHost, SyncNode {
     this.#closing = true
     this.#unsubscribe?.()
     clearInterval(this.#ackFlush)
-    for (const p of this.#peers.values()) if (p.timer) clearTimeout(p.timer)
-    for (const w of this.#waiters) {
-      clearTimeout(w.timer)
-      w.reject(new DruError('CLOSED', 'sync closed before enough peers acknowledged'))
-    }
-    this.#waiters.clear()
-    for (const p of this.#probes.values()) {
-      clearTimeout(p.timer)
-      p.reject(new DruError('CLOSED', 'sync closed before the peer answered'))
-    }
-    this.#probes.clear()
-    for (const s of [...this.#sessions]) s.close('CLOSED', 'this DRU is shutting down')
-    if (!this.store.closed) this.#flushAcks()
-    const server = this.#server
-    if (server) {
-      for (const client of server.clients) client.terminate()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
-    }
-    const https = this.#https
-    if (https) {
-      https.closeAllConnections()
-      await new Promise<void>((resolve) => https.close(() => resolve()))
-    }
-  }
-
-  // ---- internals ------------------------------------------------------------------------
-
-  #peerState(id: string): PeerState {
-    let p = this.#peers.get(id)
-    if (!p) {
-      const record = this.store.peer(id)
-      p = {
-        id,
-        url: null,
-        session: undefined,
-        last: undefined,
-        since: null,
-        lastSeen: record?.lastSeen ?? null,
-        // Persisted acks came from ack frames of earlier sessions, so they still count.
-        ackedVv: record?.ackedVv ?? {},
-        ackDirty: false,
-        quarantine: null,
-        lastError: null,
-        attempts: 0,
-        dialing: false,
-        timer: undefined,
-      }
-      this.#peers.set(id, p)
-    }
-    return p
-  }
-
-  #ackCount(origin: string, seq: number): number {
-    let n = 0
-    for (const p of this.#peers.values()) if ((p.ackedVv[origin] ?? 0) >= seq) n++
-    return n
-  }
-
-  #settle(w: Waiter): void {
-    clearTimeout(w.timer)
-    this.#waiters.delete(w)
-    w.resolve()
-  }
-
-  /** Persists acked vectors at most every 200 ms (one small write instead of one per batch). */
-  #flushAcks(): void {
-    if (this.store.closed) return
-    for (const p of this.#peers.values()) {
-      if (!p.ackDirty) continue
-      p.ackDirty = false
-      try {
-        this.store.recordPeerAck(p.id, p.ackedVv, p.lastSeen ?? this.#now())
-      } catch (err) {
-        this.log.warn(`sync: could not record acks of ${p.id}: ${(err as Error).message}`)
-      }
-    }
+    for (const p of this.#registry.peers.values()) if (p.timer) clearTimeout(p.timer)
+    this.#waiters.rejectAll(new DruError('CLOSED', 'sync closed before enough peers acknowledged'))
+    this.#probes.rejectAll(new DruError('CLOSED', 'sync closed before the peer answered'))
+    for (const s of [...this.#sessions]) s.protocol.close('CLOSED', 'this DRU is shutting down')
+    if (!this.#log.closed) this.#registry.flushAcks(() => undefined)
+    await this.#listener?.close()
   }
 }

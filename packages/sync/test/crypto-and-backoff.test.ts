@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { authProof, backoffDelay, generateKeys, parsePublicKey, proofMatches, signerFor, verifyEventSignature } from '../src/index.js'
+import { authProof, backoffDelay, generateKeys, identityProof, identityProofValid, parsePrivateKey, parsePublicKey, proofMatches, signerFor, verifyEventSignature, type Transcript } from '../src/index.js'
 
 const RUNS = Number(process.env.DRU_PROPERTY_RUNS ?? 0) || 200
 
@@ -8,14 +8,29 @@ describe('handshake proofs', () => {
   const n1 = new Uint8Array(32).fill(1)
   const n2 = new Uint8Array(32).fill(2)
   const secret = 'a-cluster-secret-of-some-length'
-  it('verify only with the same secret, direction and nonces', () => {
-    const p = authProof(secret, 'a', 'b', n1, n2)
-    expect(proofMatches(authProof(secret, 'a', 'b', n1, n2), p)).toBe(true)
-    expect(proofMatches(authProof('another-secret-of-some-length', 'a', 'b', n1, n2), p)).toBe(false)
-    expect(proofMatches(authProof(secret, 'b', 'a', n1, n2), p)).toBe(false) // reflection
-    expect(proofMatches(authProof(secret, 'a', 'b', n1, new Uint8Array(32).fill(3)), p)).toBe(false) // replay under a fresh nonce
-    expect(proofMatches(authProof(secret, 'a', 'b', n2, n1), p)).toBe(false)
+  const t: Transcript = { prover: 'a', verifier: 'b', proverOrigin: 'a/7', proverNonce: n1, verifierNonce: n2 }
+  const variants: Array<[string, Transcript]> = [
+    ['reflection', { ...t, prover: 'b', verifier: 'a' }],
+    ['a replay under a fresh nonce', { ...t, verifierNonce: new Uint8Array(32).fill(3) }],
+    ['swapped nonces', { ...t, proverNonce: n2, verifierNonce: n1 }],
+    ['another origin claimed', { ...t, proverOrigin: 'a/8' }],
+  ]
+  it('the HMAC verifies only with the same secret, direction, origin and nonces', () => {
+    const p = authProof(secret, t)
+    expect(proofMatches(authProof(secret, t), p)).toBe(true)
+    expect(proofMatches(authProof('another-secret-of-some-length', t), p)).toBe(false)
+    for (const [name, v] of variants) expect(proofMatches(authProof(secret, v), p), name).toBe(false)
     expect(proofMatches(p.subarray(0, 31), p)).toBe(false)
+  })
+  it('the identity signature verifies only with the prover\'s key and the same transcript', () => {
+    const ka = generateKeys()
+    const kb = generateKeys()
+    const sig = identityProof(parsePrivateKey(ka.privateKey), t)
+    expect(identityProofValid(parsePublicKey(ka.publicKey), t, sig)).toBe(true)
+    // A member holding the secret but another key cannot prove a's identity.
+    expect(identityProofValid(parsePublicKey(kb.publicKey), t, sig)).toBe(false)
+    for (const [name, v] of variants) expect(identityProofValid(parsePublicKey(ka.publicKey), v, sig), name).toBe(false)
+    expect(identityProofValid(parsePublicKey(ka.publicKey), t, new Uint8Array(64))).toBe(false)
   })
 })
 

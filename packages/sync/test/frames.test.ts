@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { DruError, GENESIS_HASH, sealEvent, encodeHlc, type DruEvent } from '@dru/core'
 import { Rng } from '@dru/testkit'
-import { decodeFrame, encodeFrame, signerFor, generateKeys, type Frame } from '../src/index.js'
+import { decodeFrame, encodeFrame, signerFor, generateKeys, MAX_EVENTS_PER_FRAME, type Frame } from '../src/index.js'
 
 const RUNS = Number(process.env.DRU_PROPERTY_RUNS ?? 0) || undefined
 
@@ -20,20 +20,30 @@ function chain(n: number): DruEvent[] {
   return out
 }
 
+const retired = { count: 2, digest: 'e'.repeat(64) }
 const valid: Frame[] = [
-  { type: 'hello', protocol: 2, druId: 'eu-west-1', origin: 'eu-west-1/3', nonce: new Uint8Array(32).fill(7) },
-  { type: 'auth', hmac: new Uint8Array(32).fill(9) },
-  { type: 'vv', fingerprint: { vv: { 'a/1': 3, 'b/2': 9 }, heads: { 'a/1': 'a'.repeat(64), 'b/2': 'b'.repeat(64) } } },
+  { type: 'hello', protocol: 3, druId: 'eu-west-1', origin: 'eu-west-1/4503599627370495', nonce: new Uint8Array(32).fill(7) },
+  { type: 'auth', hmac: new Uint8Array(32).fill(9), sig: new Uint8Array(64).fill(5) },
+  { type: 'vv', summary: { live: { vv: { 'a/1': 3, 'b/2': 9 }, heads: { 'a/1': 'a'.repeat(64), 'b/2': 'b'.repeat(64) } }, retired }, bases: { 'b/2': 4 }, full: false },
   { type: 'events', batch: chain(3) },
   { type: 'ack', vv: { 'a/1': 3, 'b/1': 0 } },
   { type: 'ping', n: 5 },
   { type: 'pong', n: 5 },
   { type: 'error', code: 'AUTH_FAILED', message: 'nope' },
   { type: 'probe', id: 7, deep: true },
-  { type: 'report', id: 7, fingerprint: { vv: { 'a/1': 3 }, heads: { 'a/1': 'a'.repeat(64) } }, stateDigest: 'c'.repeat(64), documents: 12 },
-  { type: 'report', id: 8, fingerprint: { vv: {}, heads: {} }, stateDigest: null, documents: null },
+  { type: 'report', id: 7, summary: { live: { vv: { 'a/1': 3 }, heads: { 'a/1': 'a'.repeat(64) } }, retired }, stateDigest: 'c'.repeat(64), documents: 12 },
+  { type: 'report', id: 8, summary: { live: { vv: {}, heads: {} }, retired: { count: 0, digest: 'f'.repeat(64) } }, stateDigest: null, documents: null },
+  { type: 'expand' },
+  { type: 'bootstrap' },
   { type: 'snapshot', docs: [{ docId: 'order-1', bytes: new Uint8Array([0x85, 0x6f, 0x4a, 0x83]) }] },
-  { type: 'snapshot-end', base: { 'a/1': { seq: 3, hash: 'a'.repeat(64), hlc: encodeHlc({ wall: 1_700_000_000_000, counter: 0, node: 'a/1' }) } } },
+  {
+    type: 'folded',
+    envelopes: [
+      { origin: 'a/1' as never, seq: 1, hlc: encodeHlc({ wall: 1_700_000_000_000, counter: 0, node: 'a/1' }), docId: 'd', changeHash: new Uint8Array(32).fill(1) },
+      { origin: 'a/1' as never, seq: 2, hlc: encodeHlc({ wall: 1_700_000_000_001, counter: 0, node: 'a/1' }), docId: 'd', changeHash: new Uint8Array(32).fill(2), sig: new Uint8Array(64).fill(3) },
+    ],
+  },
+  { type: 'bootstrap-end' },
 ]
 
 function decodeOrCode(bytes: Uint8Array, max?: number): string {
@@ -61,30 +71,46 @@ describe('frame codec', () => {
     expect(decodeOrCode(bytes, bytes.byteLength)).toBe('ok')
   })
 
+  const h = 'a'.repeat(64)
+  const r32 = new Uint8Array(32)
+  const hlc = encodeHlc({ wall: 1_700_000_000_000, counter: 0, node: 'a/1' })
   it.each([
-    ['extra field', ['auth', new Uint8Array(32), 1]],
-    ['short nonce', ['hello', 1, 'a', 'a/1', new Uint8Array(31)]],
-    ['bad origin', ['hello', 1, 'a', 'a/0', new Uint8Array(32)]],
+    ['extra field', ['auth', new Uint8Array(32), new Uint8Array(64), 1]],
+    ['auth without a signature', ['auth', new Uint8Array(32)]],
+    ['auth with a short signature', ['auth', new Uint8Array(32), new Uint8Array(63)]],
+    ['short nonce', ['hello', 3, 'a', 'a/1', new Uint8Array(31)]],
+    ['bad origin', ['hello', 3, 'a', 'a/0', new Uint8Array(32)]],
+    ['an incarnation beyond 2^53', ['hello', 3, 'a', 'a/9007199254740993', new Uint8Array(32)]],
     ['negative seq in ack', ['ack', [['a/1', -1]]]],
     ['float seq', ['ack', [['a/1', 1.5]]]],
     ['repeated origin', ['ack', [['a/1', 1], ['a/1', 2]]]],
-    ['head not hex', ['vv', [['a/1', 1, 'xyz']]]],
+    ['head not hex', ['vv', [['a/1', 1, 'xyz', 0]], [0, r32], false]],
+    ['base above seq', ['vv', [['a/1', 1, h, 2]], [0, r32], false]],
+    ['vv without retired summary', ['vv', [['a/1', 1, h, 0]], false]],
+    ['vv with a short retired digest', ['vv', [['a/1', 1, h, 0]], [0, new Uint8Array(31)], false]],
+    ['vv full not boolean', ['vv', [['a/1', 1, h, 0]], [0, r32], 1]],
     ['empty batch', ['events', []]],
-    ['event with short sig', ['events', [['a/1', 1, 'x', 'd', new Uint8Array(1), GENESIS_HASH, 'a'.repeat(64), new Uint8Array(3)]]]],
+    ['event with short sig', ['events', [['a/1', 1, 'x', 'd', new Uint8Array(1), GENESIS_HASH, h, new Uint8Array(3)]]]],
+    ['too many events in one frame', ['events', Array.from({ length: MAX_EVENTS_PER_FRAME + 1 }, () => 0)]],
     ['unknown type', ['gossip', 1]],
     ['map instead of array', { type: 'ping', n: 1 }],
     ['lower-case error code', ['error', 'nope', 'x']],
     ['huge ping', ['ping', 2 ** 40]],
     ['probe without deep flag', ['probe', 1]],
     ['probe deep not boolean', ['probe', 1, 1]],
-    ['report digest not hex', ['report', 1, [], 'zz', null]],
-    ['report negative documents', ['report', 1, [], null, -1]],
+    ['report digest not hex', ['report', 1, [], [0, r32], 'zz', null]],
+    ['report negative documents', ['report', 1, [], [0, r32], null, -1]],
+    ['expand with a field', ['expand', 1]],
+    ['bootstrap with a field', ['bootstrap', 'please']],
     ['empty snapshot', ['snapshot', []]],
     ['snapshot with bad doc id', ['snapshot', [['', new Uint8Array(4)]]]],
     ['snapshot with empty bytes', ['snapshot', [['d', new Uint8Array(0)]]]],
-    ['snapshot-end with bad hash', ['snapshot-end', [['a/1', 3, 'xyz', 'h']]]],
-    ['snapshot-end with seq 0', ['snapshot-end', [['a/1', 0, 'a'.repeat(64), 'h']]]],
-    ['snapshot-end with bad hlc', ['snapshot-end', [['a/1', 3, 'a'.repeat(64), 'not an hlc']]]],
+    ['empty folded', ['folded', []]],
+    ['folded with a short change hash', ['folded', [['a/1', 1, hlc, 'd', new Uint8Array(31), null]]]],
+    ['folded with seq 0', ['folded', [['a/1', 0, hlc, 'd', r32, null]]]],
+    ['folded with a bad hlc', ['folded', [['a/1', 1, 'not an hlc', 'd', r32, null]]]],
+    ['folded with a short sig', ['folded', [['a/1', 1, hlc, 'd', r32, new Uint8Array(8)]]]],
+    ['bootstrap-end with a field', ['bootstrap-end', 0]],
   ])('rejects %s with INVALID_FRAME', async (_name, value) => {
     const { pack } = await import('@dru/core')
     expect(decodeOrCode(pack(value))).toBe('INVALID_FRAME')

@@ -16,7 +16,7 @@ describe('verification probes', () => {
     const stores = Object.fromEntries(ids.map((id) => [id, EventStore.open({ path: ':memory:', druId: id, sign: signerFor(keys[id].privateKey) })]))
     const secret = 'probe-test-secret-0123456789'
     const b: SyncNode = await startSync({
-      store: stores.b!,
+      log: stores.b!,
       druId: 'b',
       listen: { host: '127.0.0.1', port: 0 },
       secret,
@@ -27,7 +27,7 @@ describe('verification probes', () => {
     open.unshift(b)
     stores.b!.append('doc', new Uint8Array([1, 2, 3]))
     const a: SyncNode = await startSync({
-      store: stores.a!,
+      log: stores.a!,
       druId: 'a',
       peers: [{ id: 'b', url: `ws://127.0.0.1:${b.port}` }],
       secret,
@@ -38,14 +38,14 @@ describe('verification probes', () => {
     const deadline = Date.now() + 10_000
     while (!a.peerStatus()[0]?.connected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
     const shallow = await a.probe('b')
-    expect(shallow.fingerprint).toEqual(stores.b!.fingerprint())
+    expect(shallow.summary).toEqual(stores.b!.summary())
     expect(shallow.stateDigest).toBeNull()
     const deep = await a.probe('b', { deep: true })
     expect(deep).toMatchObject({ stateDigest: 'd'.repeat(64), documents: 3 })
     // b has no describe(): a deep probe of a is answered with null, not an error.
     const reverse = await b.probe('a', { deep: true })
     expect(reverse.stateDigest).toBeNull()
-    expect(reverse.fingerprint.vv).toEqual(stores.a!.vv())
+    expect(reverse.summary.live.vv).toEqual(stores.a!.vv())
     await a.close()
     await expect(b.probe('a', { timeoutMs: 1_000 })).rejects.toBeInstanceOf(DruError)
   })

@@ -17,7 +17,7 @@ function store(id: string): EventStore {
   return s
 }
 
-async function node(opts: Partial<SyncOptions> & { store: EventStore; druId: string }): Promise<SyncNode> {
+async function node(opts: Partial<SyncOptions> & { log: EventStore; druId: string }): Promise<SyncNode> {
   const n = await startSync({ secret: SECRET, keys: { privateKey: opts.druId === 'a' ? ka.privateKey : kb.privateKey, publicKeys }, listen: { port: 0 }, ...opts })
   open.push(n)
   return n
@@ -37,7 +37,7 @@ describe('startSync configuration', () => {
     ['tls cert without key', () => ({ tls: { cert: 'x' } })],
   ])('refuses %s with CONFIG_INVALID', async (_name, bad) => {
     const s = store('a')
-    await expect(startSync({ store: s, druId: 'a', secret: SECRET, keys: { privateKey: ka.privateKey, publicKeys }, listen: { port: 0 }, ...bad(s) })).rejects.toMatchObject({
+    await expect(startSync({ log: s, druId: 'a', secret: SECRET, keys: { privateKey: ka.privateKey, publicKeys }, listen: { port: 0 }, ...bad(s) })).rejects.toMatchObject({
       code: 'CONFIG_INVALID',
     })
   })
@@ -48,9 +48,9 @@ describe('SyncNode in one process', () => {
     const sa = store('a')
     const sb = store('b')
     const limits = { maxFrameBytes: 64 * 1024, maxBatchBytes: 16 * 1024 }
-    const a = await node({ store: sa, druId: 'a', ...limits })
+    const a = await node({ log: sa, druId: 'a', ...limits })
     const big = sa.append('doc', new Uint8Array(100 * 1024).fill(7))
-    const b = await node({ store: sb, druId: 'b', ...limits, peers: [{ id: 'a', url: `ws://127.0.0.1:${a.port}` }] })
+    const b = await node({ log: sb, druId: 'b', ...limits, peers: [{ id: 'a', url: `ws://127.0.0.1:${a.port}` }] })
     const down = new Promise<{ code: string }>((resolve) => a.on('peer-down', (_id, reason) => resolve(reason)))
     expect((await down).code).toBe('FRAME_TOO_LARGE')
     expect(sb.vv()[big.origin]).toBeUndefined()
@@ -64,8 +64,8 @@ describe('SyncNode in one process', () => {
   it('syncs two in-memory stores, reports status, and settles waitForAcks', async () => {
     const sa = store('a')
     const sb = store('b')
-    const a = await node({ store: sa, druId: 'a' })
-    const b = await node({ store: sb, druId: 'b', peers: [{ id: 'a', url: `ws://127.0.0.1:${a.port}` }] })
+    const a = await node({ log: sa, druId: 'a' })
+    const b = await node({ log: sb, druId: 'b', peers: [{ id: 'a', url: `ws://127.0.0.1:${a.port}` }] })
     const ups: string[] = []
     a.on('peer-up', (id) => ups.push(id))
     const e = sa.append('doc', new Uint8Array([1, 2, 3]))
@@ -83,7 +83,7 @@ describe('SyncNode in one process', () => {
 
   it('waitForAcks: validates arguments, resolves at once for k = 0, and close() rejects pending waits with CLOSED', async () => {
     const sa = store('a')
-    const a = await node({ store: sa, druId: 'a' })
+    const a = await node({ log: sa, druId: 'a' })
     const e = sa.append('doc', new Uint8Array([1]))
     await expect(a.waitForAcks({ origin: e.origin, seq: 0 }, 1, 100)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
     await expect(a.waitForAcks(e, -1, 100)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })

@@ -6,6 +6,8 @@
  */
 export { SimNetwork } from './sim-network.js'
 export type { SimOptions, FaultRates, RoundReport } from './sim-network.js'
+export type { SessionLog } from './sim-sessions.js'
+export { seededKeys } from './seeded-keys.js'
 export { Rng } from './rng.js'
 export { applyOp, docOpArb, scalarArb } from './ops.js'
 export type { DocOp, Scalar, OpArbOptions } from './ops.js'

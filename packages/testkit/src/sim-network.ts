@@ -4,6 +4,8 @@ import { join } from 'node:path'
 import { DruError, equalFingerprints, isDruError, type DruEvent } from '@dru/core'
 import { openDru, type Dru, type DruConfig } from '@dru/node'
 import { Rng } from './rng.js'
+import { seededKeys } from './seeded-keys.js'
+import { SimSessions, type SessionLog } from './sim-sessions.js'
 
 /** Fault rates applied by {@link SimNetwork.round}, each a probability per batch (or per link for replay). */
 export interface FaultRates {
@@ -15,6 +17,8 @@ export interface FaultRates {
   reorder?: number
   /** An already delivered batch is delivered again. */
   replay?: number
+  /** Protocol exchange only: a frame is lost and its connection breaks (both ends close, then reconnect). */
+  drop?: number
 }
 
 export interface SimOptions {
@@ -31,6 +35,13 @@ export interface SimOptions {
   faults?: FaultRates
   /** Soft cap on a delivered batch's bytes: small values make many batches to reorder. */
   maxBatchBytes?: number
+  /**
+   * `events` (default): links move event batches straight between stores, like the
+   * anti-entropy does. `protocol`: links carry the encoded frames of the real peer protocol
+   * between {@link PeerProtocol} sessions (handshake, signatures, windows, resync,
+   * bootstrap); faults then apply to frames, and a cut link resets its connection.
+   */
+  exchange?: 'events' | 'protocol'
 }
 
 export interface RoundReport {
@@ -63,18 +74,38 @@ export class SimNetwork {
   readonly #links: Link[][]
   readonly #dir: string | undefined
   readonly #maxBatchBytes: number
+  readonly #sessions: SimSessions | undefined
   #round = 0
   /** Virtual wall clock shared by the DRUs, advanced by {@link tick}. */
   readonly #time: { ms: number }
 
-  private constructor(drus: Dru[], rng: Rng, faults: FaultRates, dir: string | undefined, maxBatchBytes: number, time: { ms: number }) {
+  private constructor(
+    drus: Dru[],
+    rng: Rng,
+    faults: FaultRates,
+    dir: string | undefined,
+    maxBatchBytes: number,
+    time: { ms: number },
+    sessions: SimSessions | undefined,
+  ) {
     this.#time = time
     this.drus = drus
     this.rng = rng
     this.faults = faults
     this.#dir = dir
     this.#maxBatchBytes = maxBatchBytes
+    this.#sessions = sessions
     this.#links = drus.map(() => drus.map(() => ({ up: true, queue: [], history: [] })))
+    for (const d of drus) d.store.onCommit((events, source) => {
+      if (source === 'remote') this.#storedThisRound += events.length
+    })
+  }
+
+  #storedThisRound = 0
+
+  /** What the protocol sessions did (protocol exchange only). */
+  get sessionLog(): SessionLog | undefined {
+    return this.#sessions?.log
   }
 
   static async create(options: SimOptions): Promise<SimNetwork> {
@@ -82,14 +113,21 @@ export class SimNetwork {
     const drus: Dru[] = []
     const time = { ms: 1_700_000_000_000 }
     const ids = options.ids ?? Array.from({ length: options.size }, (_, i) => `dru-${i}`)
+    // Incarnations, keys and nonces come from streams of their own, so the network's choices stay the same.
+    const incarnations = new Rng(options.seed ^ 0x5bd1e995)
+    const protocol = options.exchange === 'protocol'
+    const keys = ids.map((_, i) => seededKeys(options.seed * 31 + i))
     try {
-      for (const id of ids) {
+      for (const [i, id] of ids.entries()) {
         drus.push(
           await openDru({
             ...options.config,
             id,
             path: dir ? join(dir, `${id}.db`) : ':memory:',
             now: options.config?.now ?? (() => time.ms),
+            random: options.config?.random ?? (() => incarnations.next()),
+            // The protocol checks authorship: every DRU signs its commits.
+            ...(protocol ? { keys: { privateKey: keys[i]!.privateKey, publicKeys: Object.fromEntries(ids.map((x, j) => [x, keys[j]!.publicKey])) } } : {}),
           }),
         )
       }
@@ -98,7 +136,12 @@ export class SimNetwork {
       if (dir) rmSync(dir, { recursive: true, force: true })
       throw err
     }
-    return new SimNetwork(drus, new Rng(options.seed), options.faults ?? {}, dir, options.maxBatchBytes ?? 4096, time)
+    const rng = new Rng(options.seed)
+    const maxBatchBytes = options.maxBatchBytes ?? 4096
+    const sessions = protocol
+      ? new SimSessions(drus, { rng: new Rng(options.seed ^ 0x27d4eb2d), now: () => time.ms, keys, maxBatchBytes: Math.max(maxBatchBytes, 64), secret: 'simulated-cluster-secret' })
+      : undefined
+    return new SimNetwork(drus, rng, options.faults ?? {}, dir, maxBatchBytes, time, sessions)
   }
 
   /** Advances the virtual clock by `ms`. */
@@ -148,6 +191,12 @@ export class SimNetwork {
   round(): RoundReport {
     this.#round++
     this.tick(10)
+    if (this.#sessions) {
+      this.#storedThisRound = 0
+      const f = this.faults
+      const delivered = this.#sessions.round((a, b) => this.isUp(a, b), { drop: f.drop ?? 0, duplicate: f.duplicate ?? 0, reorder: f.reorder ?? 0 })
+      return { stored: this.#storedThisRound, gaps: 0, duplicates: 0, delivered }
+    }
     const report = { stored: 0, gaps: 0, duplicates: 0, delivered: 0 }
     const pairs: Array<[number, number]> = []
     for (let a = 0; a < this.size; a++) for (let b = 0; b < this.size; b++) if (a !== b) pairs.push([a, b])
@@ -195,6 +244,13 @@ export class SimNetwork {
       let quiet = 0
       for (let i = 1; i <= maxRounds; i++) {
         const r = this.round()
+        if (this.#sessions) {
+          // Quiet: every link up has an open session, nothing was stored, only heartbeats and acks moved.
+          const moved = Object.entries(this.#sessions.lastRound).some(([type, n]) => n > 0 && type !== 'ping' && type !== 'pong' && type !== 'ack')
+          quiet = r.stored === 0 && !moved && this.#sessions.allOpen((a, b) => this.isUp(a, b)) ? quiet + 1 : 0
+          if (quiet === 3) return i
+          continue
+        }
         const inFlight = this.#links.some((row) => row.some((l) => l.up && l.queue.length > 0))
         quiet = r.stored === 0 && r.gaps === 0 && !inFlight ? quiet + 1 : 0
         if (quiet === 2) return i
@@ -212,6 +268,7 @@ export class SimNetwork {
   }
 
   async close(): Promise<void> {
+    this.#sessions?.closeAll()
     for (const d of this.drus) await d.close()
     if (this.#dir) rmSync(this.#dir, { recursive: true, force: true })
   }

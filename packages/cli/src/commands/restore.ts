@@ -16,9 +16,8 @@ export interface RestoreResult {
   readonly created: boolean
   /** The copy had been closed cleanly by its DRU (a cold backup) before this command. */
   readonly openedClean: boolean
-  readonly from: string
-  readonly to: string
-  readonly incarnation: number
+  /** The origin the copy's last process wrote as (null for an empty database). */
+  readonly from: string | null
   readonly restorePending: true
   /** Events held per origin (the log is contiguous, so the count is the head seq). */
   readonly origins: ReadonlyArray<{ origin: string; events: number }>
@@ -29,8 +28,8 @@ export interface RestoreResult {
 export function renderRestore(r: RestoreResult): string {
   const fields: [string, string][] = [
     ['dru', `${r.id} (${r.path})`],
-    ['database', r.created ? 'none found: created an empty one (lost disk)' : r.openedClean ? 'closed cleanly (cold copy)' : 'not closed cleanly (crash or live copy)'],
-    ['origin', `${r.from} -> ${r.to} (new incarnation ${r.incarnation})`],
+    ['database', r.created ? 'none found: created an empty one (lost disk)' : r.from === null ? 'empty: no DRU has run on it yet' : r.openedClean ? 'closed cleanly (cold copy)' : 'not closed cleanly (crash or live copy)'],
+    ['last origin', `${r.from ?? 'none'} (the next start writes under a fresh incarnation, as every start does)`],
     ['events held', `${formatCount(r.events)} in ${r.origins.length} origins`],
     ['restore pending', 'yes: writes are refused (NOT_WRITABLE) until the old events are back from a peer'],
   ]
@@ -44,28 +43,31 @@ export function renderRestore(r: RestoreResult): string {
 
 /**
  * `dru restore`: run offline, after a backup copy (or an empty disk) was put in place.
- * Takes a new clock-derived incarnation so no `(origin, seq)` this copy might have
- * issued before is reused, and marks the database restore-pending, so the next start
- * refuses writes until its earlier events are back from a peer.
+ * Marks the database restore-pending, so the next start refuses writes until its earlier
+ * events are back from a peer and it has verified with one. Forks need no command: every
+ * start writes under a fresh incarnation whatever file it opens; this one keeps the
+ * application from acting on the older state meanwhile.
  */
 export const restoreCommand: CommandModule = {
   register(program: Command, ctx: CliContext) {
     program
       .command('restore')
-      .description('prepare a restored (or empty) database offline: new incarnation, writes refused until caught up')
+      .description('prepare a restored (or empty) database offline: writes refused after start until caught up and verified')
       .requiredOption('--config <file>', 'dru.json of the DRU whose database was restored (id, path)')
       .option('--json', 'print the result as JSON')
       .action(async (opts: { config: string; json?: boolean }) => {
         const config = loadConfig(opts.config, ctx.cwd)
         if (config.path === ':memory:') throw new CliError(ExitCode.CONFIG, `${opts.config}: path is ":memory:"; there is nothing on disk to restore`, 'CONFIG_INVALID')
         // Loaded lazily like the runtime, so inspection commands never load SQLite.
-        const { EventStore, clockIncarnation } = await import('@dru/store-sqlite')
+        const { EventStore, MetaKey } = await import('@dru/store-sqlite')
         const created = !existsSync(config.path)
         let store: Store
         try {
           store = EventStore.open({
             path: config.path,
             druId: config.id,
+            // Looks and marks only: the next start takes its own fresh incarnation.
+            inspect: true,
             ...(config.durability === 'process' || config.durability === 'machine' ? { durability: config.durability } : {}),
           })
         } catch (err) {
@@ -77,9 +79,9 @@ export const restoreCommand: CommandModule = {
         }
         try {
           const openedClean = store.openedClean
-          const from = store.origin
-          const to = store.bumpIncarnation(clockIncarnation(ctx.now()))
-          store.setMeta('restore_pending', 1)
+          // The last process's origin (none for a database no DRU has run on).
+          const from = created || store.getMeta(MetaKey.INCARNATION) === undefined ? null : store.origin
+          store.setMeta(MetaKey.RESTORE_PENDING, 1)
           const vv = store.vv() as Record<string, number>
           const origins = Object.entries(vv)
             .map(([origin, events]) => ({ origin, events }))
@@ -90,8 +92,6 @@ export const restoreCommand: CommandModule = {
             created,
             openedClean: created ? false : openedClean,
             from,
-            to,
-            incarnation: store.incarnation,
             restorePending: true,
             origins,
             events: origins.reduce((n, o) => n + o.events, 0),
@@ -99,7 +99,6 @@ export const restoreCommand: CommandModule = {
           if (opts.json) printJson(ctx, result)
           else ctx.stdout(renderRestore(result))
         } finally {
-          // A clean close: the next start trusts this (re-incarnated) copy and does not bump again.
           store.close()
         }
       })

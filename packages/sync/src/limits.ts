@@ -1,0 +1,90 @@
+/**
+ * Every cap of the peer protocol and its listener, each with the reason for its number, in
+ * one place (docs/PROTOCOL.md "Limits" lists the same table). A stranger — anyone who can
+ * open a TCP connection — meets the pre-authentication caps; a member meets the per-session
+ * rates. Nothing a peer sends can make memory or work grow beyond these.
+ */
+
+/** Version of the frame grammar and handshake; peers with another version are refused. */
+export const PROTOCOL_VERSION = 3
+
+/** Default cap on one frame's bytes after authentication, checked before decoding (16 MiB). */
+export const DEFAULT_MAX_FRAME_BYTES = 16 << 20
+
+/**
+ * Largest message accepted before a peer has proven the cluster secret and its key. A
+ * `hello` is about 120 bytes and an `auth` about 110; 4 KiB leaves room for growth. The
+ * WebSocket layer refuses a larger message from its header, before buffering any of it, so
+ * eight strangers sending 30 MiB each cost nothing.
+ */
+export const PRE_AUTH_MAX_FRAME_BYTES = 4096
+
+/** A connection must complete `hello` + `auth` within this time, or it is closed. */
+export const HANDSHAKE_TIMEOUT_MS = 5_000
+
+/** Inbound connections held at once (sessions and handshakes together); more are refused at accept. */
+export const MAX_INBOUND_CONNECTIONS = 256
+
+/**
+ * Inbound connections still in their handshake. Members complete it in milliseconds, so a
+ * full table means someone opens connections without finishing them; we refuse more until
+ * slots free (each is freed within {@link HANDSHAKE_TIMEOUT_MS}). Outbound dials are not
+ * counted: a DRU can always reach its peers itself.
+ */
+export const MAX_HANDSHAKING = 32
+
+/** New inbound connections accepted per second (token bucket refill), and the burst above it. */
+export const HANDSHAKES_PER_SECOND = 50
+export const HANDSHAKE_BURST = 100
+
+/**
+ * Seconds an HTTP upgrade request may take to arrive completely: a client that opens TCP
+ * and sends nothing (or a header a byte at a time) is dropped after it.
+ */
+export const UPGRADE_REQUEST_TIMEOUT_MS = 5_000
+
+/** How often Node checks connections against the request timeout (its default is 30 s). */
+export const TIMEOUT_CHECK_INTERVAL_MS = 1_000
+
+/**
+ * Most events one `events` or `folded` frame may carry. A 1 MiB batch of 100-byte changes is
+ * about 10,000 events; 16,384 bounds the event-loop time one frame can take to validate
+ * (a frame of 60,000 tiny events used to block the loop for seconds).
+ */
+export const MAX_EVENTS_PER_FRAME = 16_384
+
+/**
+ * Most origins one fingerprint, ack or report may list. Origins are DRU incarnations; once
+ * compacted they are summarised, so live ones stay few. The cap bounds a hostile frame's work.
+ */
+export const MAX_ORIGINS = 10_000
+
+/** Most documents one snapshot frame may carry (the frame's byte cap bounds it too). */
+export const MAX_SNAPSHOT_DOCS = 100_000
+
+/** Longest error message carried in an error frame. */
+export const MAX_ERROR_MESSAGE = 1024
+
+/** Length of handshake nonces and HMACs (bytes), and of Ed25519 signatures. */
+export const NONCE_BYTES = 32
+export const HMAC_BYTES = 32
+export const SIGNATURE_BYTES = 64
+
+/**
+ * Frames per second an authenticated session may send, and the burst above it. Honest
+ * traffic is byte-bounded batches, one ack per batch and a ping a second: far below. A member
+ * flooding frames is closed (RATE_LIMITED) instead of occupying the event loop.
+ */
+export const FRAMES_PER_SECOND = 5_000
+export const FRAME_BURST = 10_000
+
+/**
+ * Frames that make us do work proportional to our whole state — `vv` (checked against the
+ * log), `expand`, `probe` (a deep one digests every document), `bootstrap` — per second and
+ * burst. Honest peers send a handful per session.
+ */
+export const COSTLY_FRAMES_PER_SECOND = 5
+export const COSTLY_FRAME_BURST = 20
+
+/** Sessions kept at once with one DRU id (more than one only while two processes run under it). */
+export const MAX_SESSIONS_PER_PEER = 4

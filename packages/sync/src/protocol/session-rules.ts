@@ -1,0 +1,45 @@
+import type { FrameType } from '../frames.js'
+
+/**
+ * Which frames a session accepts in which phase: the whole state machine of the protocol
+ * as a table, kept pure so the model-based property test checks the session against it.
+ *
+ * - `hello`: nothing is known about the other side; only its `hello` (and an `error`, which
+ *   closes the connection and changes nothing) may arrive.
+ * - `auth`: its hello was acceptable; only its proofs may arrive.
+ * - `open`: it proved the cluster secret and its DRU key. Sync frames flow; bootstrap frames
+ *   (`snapshot`, `folded`, `bootstrap-end`) only while we are bootstrapping from it because
+ *   we asked it to.
+ * - `closed`: nothing.
+ *
+ * A frame outside the table is a PROTOCOL_VIOLATION: refused before it touches anything.
+ * Within the table, the content is still checked against the session (acks only for origins
+ * we hold, reports only for probes we sent, …) by the protocol itself.
+ */
+export type Phase = 'hello' | 'auth' | 'open' | 'closed'
+
+export interface RuleState {
+  readonly phase: Phase
+  /** We sent `bootstrap` to this peer and it has not ended yet. */
+  readonly bootstrapping: boolean
+}
+
+const OPEN: ReadonlySet<FrameType> = new Set<FrameType>(['vv', 'expand', 'events', 'ack', 'ping', 'pong', 'probe', 'report', 'bootstrap', 'error'])
+const BOOTSTRAP: ReadonlySet<FrameType> = new Set<FrameType>(['snapshot', 'folded', 'bootstrap-end'])
+
+/** True when a frame of `type` may arrive in `state`. */
+export function frameAllowed(state: RuleState, type: FrameType): boolean {
+  switch (state.phase) {
+    case 'hello':
+      return type === 'hello' || type === 'error'
+    case 'auth':
+      return type === 'auth' || type === 'error'
+    case 'open':
+      return OPEN.has(type) || (state.bootstrapping && BOOTSTRAP.has(type))
+    case 'closed':
+      return false
+  }
+}
+
+/** Frames whose handling costs work proportional to our whole state: rate-limited apart. */
+export const COSTLY_FRAMES: ReadonlySet<FrameType> = new Set<FrameType>(['vv', 'expand', 'probe', 'bootstrap'])

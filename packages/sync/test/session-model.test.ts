@@ -1,0 +1,311 @@
+import { createPrivateKey, createPublicKey } from 'node:crypto'
+import fc from 'fast-check'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { DruEvent, Fingerprint } from '@dru/core'
+import { DocumentStore } from '@dru/documents'
+import { EventStore } from '@dru/store-sqlite'
+import * as A from '@automerge/automerge'
+import {
+  PROTOCOL_VERSION,
+  PeerProtocol,
+  authProof,
+  decodeFrame,
+  encodeFrame,
+  frameAllowed,
+  generateKeys,
+  identityProof,
+  signerFor,
+  silentLogger,
+  type Frame,
+  type FrameType,
+  type Phase,
+  type SessionLimits,
+} from '../src/index.js'
+
+/**
+ * Model-based test of the session state machine (docs/PROTOCOL.md "Session states"): a
+ * driver plays member `m` against a real PeerProtocol of DRU `x` and sends random
+ * sequences of frames — right ones, frames of the wrong phase, and lies a member might tell.
+ * The model says which frames the session may accept; after every frame the session is
+ * open exactly when the model says it accepted it, and a refused frame changed nothing.
+ */
+
+const RUNS = Number(process.env.DRU_PROPERTY_RUNS ?? 300)
+const SECRET = 'model-test-secret-0123456789'
+const keys = { x: generateKeys(), m: generateKeys(), n: generateKeys() }
+const limits: SessionLimits = {
+  maxFrameBytes: 1 << 20,
+  maxBatchBytes: 64 << 10,
+  maxUnackedBytes: 1 << 20,
+  heartbeatMs: 1000,
+  heartbeatTimeoutMs: 5000,
+  preAuthMaxFrameBytes: 4096,
+  handshakeTimeoutMs: 5000,
+  framesPerSecond: 1e9,
+  frameBurst: 1e9,
+  costlyFramesPerSecond: 1e9,
+  costlyFrameBurst: 1e9,
+}
+const cleanups: Array<() => void> = []
+afterEach(() => {
+  while (cleanups.length) cleanups.pop()!()
+})
+
+/** What the driver can send. `lie:*` frames are well-formed but untrue or out of role. */
+const ACTIONS = [
+  'hello',
+  'auth',
+  'auth:wrong-key',
+  'vv',
+  'vv:with-base',
+  'vv:own-origin-ahead',
+  'vv:non-member',
+  'events',
+  'ack',
+  'ack:not-held',
+  'ack:beyond-head',
+  'ping',
+  'pong',
+  'probe',
+  'report',
+  'expand',
+  'bootstrap',
+  'snapshot',
+  'bootstrap-end',
+  'error',
+] as const
+type Action = (typeof ACTIONS)[number]
+
+interface World {
+  x: { store: EventStore; docs: DocumentStore }
+  m: EventStore
+  mEvents: DruEvent[]
+  protocol: PeerProtocol
+  out: Frame[]
+}
+
+function world(): World {
+  const store = EventStore.open({ path: ':memory:', druId: 'x', sign: signerFor(keys.x.privateKey), skewPolicy: 'tolerate' })
+  const docs = new DocumentStore(store)
+  for (let i = 0; i < 3; i++) docs.change(`x-doc-${i}`, (d) => (d.v = i))
+  const m = EventStore.open({ path: ':memory:', druId: 'm', sign: signerFor(keys.m.privateKey), skewPolicy: 'tolerate' })
+  const mDocs = new DocumentStore(m)
+  for (let i = 0; i < 6; i++) mDocs.change(`m-doc-${i % 2}`, (d) => (d[`k${i}`] = i))
+  const mEvents = [...m.eventsMissing({})].flat()
+  cleanups.push(() => {
+    docs.close()
+    store.close()
+    mDocs.close()
+    m.close()
+  })
+  const out: Frame[] = []
+  const protocol = new PeerProtocol(
+    {
+      log: store,
+      druId: 'x',
+      secret: SECRET,
+      privateKey: createPrivateKey(keys.x.privateKey),
+      publicKeys: new Map(Object.entries(keys).map(([id, k]) => [id, createPublicKey(k.publicKey)])),
+      limits,
+      logger: silentLogger,
+      now: () => 1_700_000_000_000,
+      snapshots: { page: (after, max) => docs.snapshotPage(after, max), changesOf: (id, b) => docs.changesOf(id, b) },
+    },
+    {},
+    { send: (b) => out.push(decodeFrame(b)), close: () => undefined, bufferedAmount: 0 },
+    'acceptor',
+  )
+  protocol.start()
+  return { x: { store, docs }, m, mEvents, protocol, out }
+}
+
+/** The driver: member `m`, building each frame from what it has seen. */
+class Driver {
+  readonly nonce = new Uint8Array(32).fill(0x6d)
+  sentEvents = 0
+  constructor(readonly w: World) {}
+
+  frame(a: Action): Frame {
+    const w = this.w
+    const xHello = w.out.find((f) => f.type === 'hello') as Extract<Frame, { type: 'hello' }>
+    const fpOf = (n: number): Fingerprint => (n === 0 ? { vv: {}, heads: {} } : { vv: { [w.m.origin]: n }, heads: { [w.m.origin]: w.mEvents[n - 1]!.hash } })
+    const xVv = w.x.store.vv()
+    const xOrigin = w.x.store.origin
+    switch (a) {
+      case 'hello':
+        return { type: 'hello', protocol: PROTOCOL_VERSION, druId: 'm', origin: w.m.origin, nonce: this.nonce }
+      case 'auth':
+      case 'auth:wrong-key': {
+        const t = { prover: 'm', verifier: 'x', proverOrigin: w.m.origin, proverNonce: this.nonce, verifierNonce: xHello.nonce }
+        return { type: 'auth', hmac: authProof(SECRET, t), sig: identityProof(createPrivateKey(a === 'auth' ? keys.m.privateKey : keys.n.privateKey), t) }
+      }
+      case 'vv':
+        return { type: 'vv', summary: { live: fpOf(this.sentEvents), retired: w.x.store.summary().retired }, bases: {}, full: false }
+      case 'vv:with-base': {
+        // Claims to have compacted m's first events, which x lacks: x asks for a bootstrap.
+        const n = w.mEvents.length
+        return { type: 'vv', summary: { live: fpOf(n), retired: w.x.store.summary().retired }, bases: { [w.m.origin]: n }, full: false }
+      }
+      case 'vv:own-origin-ahead':
+        return { type: 'vv', summary: { live: { vv: { [xOrigin]: (xVv[xOrigin] ?? 0) + 5 }, heads: { [xOrigin]: 'a'.repeat(64) } }, retired: w.x.store.summary().retired }, bases: {}, full: false }
+      case 'vv:non-member':
+        return { type: 'vv', summary: { live: { vv: { 'mallory/1': 1 }, heads: { 'mallory/1': 'a'.repeat(64) } }, retired: w.x.store.summary().retired }, bases: {}, full: false }
+      case 'events': {
+        const next = w.mEvents.slice(this.sentEvents, this.sentEvents + 2)
+        return { type: 'events', batch: next.length > 0 ? next : w.mEvents.slice(0, 1) }
+      }
+      case 'ack':
+        return { type: 'ack', vv: { [xOrigin]: xVv[xOrigin] ?? 0 } }
+      case 'ack:not-held':
+        return { type: 'ack', vv: { 'n/1': 3 } }
+      case 'ack:beyond-head':
+        return { type: 'ack', vv: { [xOrigin]: (xVv[xOrigin] ?? 0) + 1_000_000 } }
+      case 'ping':
+        return { type: 'ping', n: 1 }
+      case 'pong':
+        return { type: 'pong', n: 1 }
+      case 'probe':
+        return { type: 'probe', id: 1, deep: false }
+      case 'report':
+        return { type: 'report', id: 99, summary: w.x.store.summary(), stateDigest: null, documents: null }
+      case 'expand':
+        return { type: 'expand' }
+      case 'bootstrap':
+        return { type: 'bootstrap' }
+      case 'snapshot':
+        return { type: 'snapshot', docs: [{ docId: 'm-doc-0', bytes: A.save(A.from({ forged: true })) }] }
+      case 'bootstrap-end':
+        return { type: 'bootstrap-end' }
+      case 'error':
+        return { type: 'error', code: 'DECOMMISSIONED', message: 'you are out' }
+    }
+  }
+}
+
+/** The model: the phase and whether x asked us for a bootstrap, advanced by accepted frames. */
+interface Model {
+  phase: Phase
+  bootstrapping: boolean
+  gotVv: boolean
+}
+
+/** What the model expects of a frame: `ok` (accepted, session stays open), or the close code. */
+function expect_(model: Model, a: Action, f: Frame): 'ok' | string {
+  if (!frameAllowed({ phase: model.phase, bootstrapping: model.bootstrapping }, f.type)) return 'PROTOCOL_VIOLATION'
+  switch (a) {
+    case 'error':
+      return 'DECOMMISSIONED'
+    case 'auth:wrong-key':
+      return 'AUTH_FAILED'
+    case 'vv:own-origin-ahead':
+    case 'vv:non-member':
+    case 'ack:not-held':
+    case 'ack:beyond-head':
+    case 'pong': // x sent no ping (it was never ticked)
+    case 'report': // x sent no probe
+      return 'PROTOCOL_VIOLATION'
+    case 'bootstrap':
+      return model.gotVv ? 'ok' : 'PROTOCOL_VIOLATION'
+    // Events past x's head are not fatal (x asks again from its vv); a snapshot in a
+    // bootstrap x asked for is staged, never applied by itself.
+    default:
+      return 'ok'
+  }
+}
+
+function advance(model: Model, a: Action, w: World, d: Driver): void {
+  if (a === 'hello') model.phase = 'auth'
+  else if (a === 'auth') model.phase = 'open'
+  else if (a === 'vv' || a === 'vv:with-base') {
+    model.gotVv = true
+    // x asks for a bootstrap when it is below our claimed base (and is not already in one).
+    if (a === 'vv:with-base' && !model.bootstrapping && (w.x.store.vv()[w.m.origin] ?? 0) < w.mEvents.length) model.bootstrapping = true
+  } else if (a === 'bootstrap-end') model.bootstrapping = false
+  else if (a === 'events') {
+    const stored = w.x.store.vv()[w.m.origin] ?? 0
+    d.sentEvents = stored
+  }
+}
+
+describe('the session state machine against its model', () => {
+  it(`random frame sequences in every phase: nothing outside the model is accepted, and refused frames change nothing (${RUNS} runs)`, () => {
+    const seen = new Set<string>()
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom(...ACTIONS), { minLength: 1, maxLength: 25 }),
+        // Prefixes that reach the deeper phases often: none, the handshake, the handshake and a bootstrap we asked for.
+        fc.constantFrom<Action[]>([], ['hello', 'auth'], ['hello', 'auth', 'vv:with-base']),
+        (actions, prefix) => {
+          const w = world()
+          const d = new Driver(w)
+          const model: Model = { phase: 'hello', bootstrapping: false, gotVv: false }
+          const plan: Action[] = [...prefix, ...actions]
+          for (const a of plan) {
+            const f = d.frame(a)
+            const before = JSON.stringify(w.x.store.fingerprint())
+            const expected = expect_(model, a, f)
+            w.protocol.receive(encodeFrame(f))
+            seen.add(`${model.phase}${model.bootstrapping ? '+bootstrapping' : ''}:${f.type}:${expected === 'ok' ? 'accepted' : 'refused'}`)
+            if (expected === 'ok') {
+              expect(w.protocol.phase, `${a} in ${model.phase} must be accepted (closed: ${w.protocol.closeReason?.code} ${w.protocol.closeReason?.message})`).not.toBe('closed')
+              advance(model, a, w, d)
+              expect(w.protocol.phase).toBe(model.phase)
+              expect(w.protocol.bootstrapping).toBe(model.bootstrapping)
+            } else {
+              expect(w.protocol.phase, `${a} in ${model.phase} must be refused`).toBe('closed')
+              expect(w.protocol.closeReason?.code).toBe(expected)
+              expect(JSON.stringify(w.x.store.fingerprint()), `${a} changed the store`).toBe(before)
+              // A refused frame before authentication gets an error frame and nothing else.
+              break
+            }
+          }
+          cleanups.splice(0).forEach((c) => c())
+        },
+      ),
+      { numRuns: RUNS, seed: 20261128 },
+    )
+    // The runs visited every phase, accepting and refusing there.
+    for (const must of ['hello:hello:accepted', 'hello:events:refused', 'auth:auth:accepted', 'auth:vv:refused', 'open:events:accepted', 'open:snapshot:refused', 'open+bootstrapping:snapshot:accepted', 'open:ack:refused', 'open:hello:refused']) {
+      expect([...seen], must).toContain(must)
+    }
+  })
+
+  it('error frames from an unauthenticated peer change nothing; from an authenticated one they only concern that peer', () => {
+    for (const authenticated of [false, true]) {
+      const w = world()
+      const d = new Driver(w)
+      const quarantined: string[] = []
+      const p = new PeerProtocol(
+        {
+          log: w.x.store,
+          druId: 'x',
+          secret: SECRET,
+          privateKey: createPrivateKey(keys.x.privateKey),
+          publicKeys: new Map(Object.entries(keys).map(([id, k]) => [id, createPublicKey(k.publicKey)])),
+          limits,
+          logger: silentLogger,
+          now: () => 1_700_000_000_000,
+        },
+        { quarantine: (id, code) => quarantined.push(`${id}:${code}`) },
+        { send: (b) => w.out.push(decodeFrame(b)), close: () => undefined, bufferedAmount: 0 },
+        'acceptor',
+      )
+      w.out.length = 0
+      p.start()
+      p.receive(encodeFrame(d.frame('hello')))
+      if (authenticated) p.receive(encodeFrame(d.frame('auth')))
+      expect(p.phase).toBe(authenticated ? 'open' : 'auth')
+      p.receive(encodeFrame({ type: 'error', code: 'DECOMMISSIONED', message: 'forged' }))
+      expect(p.phase).toBe('closed')
+      expect(quarantined).toEqual(authenticated ? ['m:DECOMMISSIONED'] : [])
+      cleanups.splice(0).forEach((c) => c())
+    }
+  })
+
+  it('covers every frame type in the model table', () => {
+    const types = new Set(ACTIONS.map((a) => new Driver(world()).frame(a).type))
+    cleanups.splice(0).forEach((c) => c())
+    for (const t of ['hello', 'auth', 'vv', 'events', 'ack', 'ping', 'pong', 'probe', 'report', 'expand', 'bootstrap', 'snapshot', 'bootstrap-end', 'error'] as FrameType[]) expect(types).toContain(t)
+  })
+})
+

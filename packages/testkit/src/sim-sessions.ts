@@ -1,0 +1,210 @@
+import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
+import type { Dru } from '@dru/node'
+import { PeerProtocol, decodeFrame, limits, silentLogger, type ProtocolConfig, type ProtocolHooks, type SessionLimits, type Wire } from '@dru/sync'
+import { Rng } from './rng.js'
+
+/** Per-frame fault probabilities of the protocol-level simulation. */
+export interface FrameFaults {
+  /** A frame is lost; as with TCP, the connection it travelled on breaks (both ends close). */
+  drop?: number
+  /** A frame is delivered twice (as a replay would be). */
+  duplicate?: number
+  /** A frame swaps places with the next one in its direction. */
+  reorder?: number
+}
+
+/** What the sessions of a simulation reported (all counters). */
+export interface SessionLog {
+  /** Sessions that reached `open`. */
+  opened: number
+  /** Sessions closed, by code. */
+  closes: Record<string, number>
+  /** Frames refused as PROTOCOL_VIOLATION or RATE_LIMITED. */
+  violations: number
+  /** Peers quarantined, as `druId -> peerId: code`. */
+  quarantines: string[]
+  /** Bootstraps completed (rebuilt folded events). */
+  bootstraps: number
+  /** Frames sent, by type, over the whole run. */
+  sent: Record<string, number>
+}
+
+interface Pipe {
+  readonly a: number
+  readonly b: number
+  ends: [PeerProtocol, PeerProtocol] | undefined
+  queues: [Uint8Array[], Uint8Array[]]
+}
+
+/**
+ * The real peer protocol between in-process DRUs: for each pair, two {@link PeerProtocol}s
+ * (the lower index dials) joined by byte queues, driven in seeded rounds. A cut link resets
+ * its connection, as TCP would; a healed one reconnects on the next round. Every frame is
+ * encoded, decoded, authenticated, signature-checked and windowed exactly as on a socket.
+ */
+export class SimSessions {
+  readonly log: SessionLog = { opened: 0, closes: {}, violations: 0, quarantines: [], bootstraps: 0, sent: {} }
+  /** Frames delivered in the last round, by type. */
+  lastRound: Record<string, number> = {}
+  readonly #drus: readonly Dru[]
+  readonly #rng: Rng
+  readonly #configs: ProtocolConfig[]
+  readonly #pipes: Pipe[] = []
+  readonly #bootstrapping = new Map<number, PeerProtocol>()
+
+  constructor(drus: readonly Dru[], options: { rng: Rng; now: () => number; keys: ReadonlyArray<{ privateKey: string; publicKey: string }>; maxBatchBytes: number; secret: string }) {
+    this.#drus = drus
+    this.#rng = options.rng
+    const publicKeys = new Map<string, KeyObject>(drus.map((d, i) => [d.id, createPublicKey(options.keys[i]!.publicKey)]))
+    const nonceRng = new Rng(options.rng.int(2 ** 31))
+    const sessionLimits: SessionLimits = {
+      maxFrameBytes: Math.max(limits.PRE_AUTH_MAX_FRAME_BYTES * 4, options.maxBatchBytes * 8),
+      maxBatchBytes: options.maxBatchBytes,
+      // Small windows, so acks and window refills are exercised often.
+      maxUnackedBytes: options.maxBatchBytes * 4,
+      heartbeatMs: 50,
+      heartbeatTimeoutMs: 2_000,
+      preAuthMaxFrameBytes: limits.PRE_AUTH_MAX_FRAME_BYTES,
+      handshakeTimeoutMs: 2_000,
+      framesPerSecond: 1e9,
+      frameBurst: 1e9,
+      costlyFramesPerSecond: 1e9,
+      costlyFrameBurst: 1e9,
+    }
+    this.#configs = drus.map((d, i) => ({
+      log: d.store,
+      druId: d.id,
+      secret: options.secret,
+      privateKey: createPrivateKey(options.keys[i]!.privateKey),
+      publicKeys,
+      limits: sessionLimits,
+      logger: silentLogger,
+      now: options.now,
+      nonce: () => Uint8Array.from({ length: 32 }, () => nonceRng.int(256)),
+      snapshots: {
+        page: (after, maxBytes) => d.documents.snapshotPage(after, maxBytes),
+        changesOf: (docId, bytes) => d.documents.changesOf(docId, bytes),
+      },
+      describe: () => d.digest(),
+    }))
+    for (let a = 0; a < drus.length; a++) for (let b = a + 1; b < drus.length; b++) this.#pipes.push({ a, b, ends: undefined, queues: [[], []] })
+  }
+
+  /** True while any frame is queued on a connection. */
+  inFlight(): boolean {
+    return this.#pipes.some((p) => p.queues[0].length > 0 || p.queues[1].length > 0)
+  }
+
+  /** True when every pair whose link is up has an open session. */
+  allOpen(up: (a: number, b: number) => boolean): boolean {
+    return this.#pipes.every((p) => !(up(p.a, p.b) && up(p.b, p.a)) || (p.ends?.[0].isOpen === true && p.ends[1].isOpen))
+  }
+
+  /**
+   * One round: connections reset on cut links and opened on healed ones, every session
+   * ticked and pumped, then every queued frame delivered in a seeded order with the faults
+   * applied. Returns the number of frames delivered.
+   */
+  round(up: (a: number, b: number) => boolean, faults: FrameFaults): number {
+    for (const p of this.#pipes) {
+      const linked = up(p.a, p.b) && up(p.b, p.a)
+      if (p.ends && (!linked || p.ends[0].phase === 'closed' || p.ends[1].phase === 'closed')) this.#reset(p, linked ? 'CLOSED' : 'PARTITIONED')
+      if (!p.ends && linked) this.#connect(p)
+    }
+    for (const p of this.#pipes) {
+      for (const end of p.ends ?? []) {
+        end.tick()
+        end.pump()
+        end.ackNow()
+      }
+    }
+    let delivered = 0
+    this.lastRound = {}
+    // Frames answered within the round are delivered too, up to a bound per round.
+    for (let pass = 0; pass < 50 && this.inFlight(); pass++) {
+      for (const p of this.#rng.shuffle([...this.#pipes])) {
+        for (const dir of this.#rng.shuffle([0, 1] as const)) {
+          const frames = p.queues[dir].splice(0)
+          if (faults.reorder) for (let i = 0; i + 1 < frames.length; i++) if (this.#rng.chance(faults.reorder)) [frames[i], frames[i + 1]] = [frames[i + 1]!, frames[i]!]
+          for (const bytes of frames) {
+            const to = p.ends?.[dir === 0 ? 1 : 0]
+            if (!to || to.phase === 'closed') break
+            if (this.#rng.chance(faults.drop ?? 0)) {
+              this.#reset(p, 'DROPPED')
+              break
+            }
+            to.receive(bytes)
+            delivered++
+            const type = typeOf(bytes)
+            this.lastRound[type] = (this.lastRound[type] ?? 0) + 1
+            if (this.#rng.chance(faults.duplicate ?? 0)) to.receive(bytes)
+          }
+        }
+      }
+    }
+    return delivered
+  }
+
+  closeAll(): void {
+    for (const p of this.#pipes) if (p.ends) this.#reset(p, 'CLOSED')
+  }
+
+  #connect(p: Pipe): void {
+    const make = (me: number, other: number, dir: 0 | 1, role: 'dialer' | 'acceptor'): PeerProtocol => {
+      const wire: Wire = {
+        send: (bytes) => {
+          p.queues[dir].push(bytes)
+          const type = typeOf(bytes)
+          this.log.sent[type] = (this.log.sent[type] ?? 0) + 1
+        },
+        close: () => undefined,
+        bufferedAmount: 0,
+      }
+      return new PeerProtocol(this.#configs[me]!, this.#hooks(me), wire, role, role === 'dialer' ? this.#drus[other]!.id : undefined)
+    }
+    p.queues = [[], []]
+    p.ends = [make(p.a, p.b, 0, 'dialer'), make(p.b, p.a, 1, 'acceptor')]
+    p.ends[0].start()
+    p.ends[1].start()
+  }
+
+  #reset(p: Pipe, code: string): void {
+    for (const end of p.ends ?? []) end.close(code, 'connection reset by the simulation')
+    p.ends = undefined
+    p.queues = [[], []]
+  }
+
+  #hooks(me: number): ProtocolHooks {
+    const dru = this.#drus[me]!
+    return {
+      admit: () => {
+        this.log.opened++
+        return { ok: true }
+      },
+      quarantine: (peerId, code) => this.log.quarantines.push(`${dru.id} -> ${peerId}: ${code}`),
+      violation: () => this.log.violations++,
+      claimBootstrap: (s) => {
+        const current = this.#bootstrapping.get(me)
+        if (current && current !== s && current.isOpen && current.bootstrapping) return false
+        this.#bootstrapping.set(me, s)
+        return true
+      },
+      releaseBootstrap: (s) => {
+        if (this.#bootstrapping.get(me) === s) this.#bootstrapping.delete(me)
+      },
+      bootstrapped: () => this.log.bootstraps++,
+      closed: (_s, reason) => {
+        this.log.closes[reason.code] = (this.log.closes[reason.code] ?? 0) + 1
+      },
+    }
+  }
+}
+
+/** The type of an encoded frame (the simulation counts frames by type). */
+function typeOf(bytes: Uint8Array): string {
+  try {
+    return decodeFrame(bytes).type
+  } catch {
+    return 'undecodable'
+  }
+}
