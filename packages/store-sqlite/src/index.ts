@@ -2,7 +2,7 @@
  * @module @dru/store-sqlite — dru's event log on SQLite (better-sqlite3): the atomic
  * outbox, the exactly-once inbox, version vectors, fingerprints and peers' acknowledgements.
  */
-export { EventStore, clockIncarnation } from './event-store.js'
+export { EventStore, clockIncarnation, DEFAULT_CACHE_KIB } from './event-store.js'
 export type {
   Durability,
   SkewPolicy,
