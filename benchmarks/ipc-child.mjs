@@ -8,9 +8,9 @@ process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL')
 })
 
-/** Forks `fixture` with `env` added; `name` appears in errors. */
-export function forkChild(fixture, env, name) {
-  const child = fork(fixture, [], { env: { ...process.env, ...env } })
+/** Forks `fixture` with `env` added (and node flags `execArgv`, e.g. --expose-gc); `name` appears in errors. */
+export function forkChild(fixture, env, name, execArgv = process.execArgv) {
+  const child = fork(fixture, [], { env: { ...process.env, ...env }, execArgv })
   children.add(child)
   let next = 0
   const pending = new Map()

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
+import { DEFAULT_CACHE_KIB } from '@dru/store-sqlite'
 import { cluster, DruProcess, killAll, sameFp, tempDir, waitFor } from './helpers.js'
 
 const cleanups: Array<() => unknown> = []
@@ -6,6 +7,18 @@ afterEach(async () => {
   await killAll()
   for (const c of cleanups.splice(0)) await c()
 })
+
+const MiB = 2 ** 20
+
+/** The fixture's `memory` command (bytes), measured after full GCs. */
+interface Memory {
+  collected: boolean
+  heapUsed: number
+  external: number
+  rss: number
+  maxRss: number
+  sqlite: { cacheSize: number; pageSize: number; pageCount: number; mmapSize: number; walBytes: number }
+}
 
 type Status = Array<{ id: string; connected: boolean; bytesIn: number; bytesOut: number; framesIn: number; framesOut: number }>
 
@@ -68,22 +81,46 @@ describe('backlogs, crashes and reconnects', () => {
     expect(large.bytes).toBeLessThan(2000)
   })
 
-  it("a large backlog streams with the receiver's memory bounded (peak RSS at 200k events within 1.5× of 20k)", async () => {
-    const peak = async (n: number) => {
+  it("a large backlog streams with the receiver's memory bounded: after 200k events it holds no more than after 20k (heap and buffers after a full GC, SQLite at its configured bounds)", async () => {
+    const receive = async (n: number) => {
       const { dir, cleanup } = tempDir()
       cleanups.push(cleanup)
       const keys = cluster(['a', 'b'])
       const a = await DruProcess.start({ id: 'a', path: `${dir}/a.db`, keys: keys.keys('a') })
       await a.call('write', { n, perCommit: 1000, bytes: 200, docs: 5000 })
-      const b = await DruProcess.start({ id: 'b', path: `${dir}/b.db`, keys: keys.keys('b'), peers: [{ id: 'a', url: `ws://127.0.0.1:${a.port}` }] })
+      const b = await DruProcess.start({ id: 'b', path: `${dir}/b.db`, keys: keys.keys('b'), exposeGc: true, peers: [{ id: 'a', url: `ws://127.0.0.1:${a.port}` }] })
       await waitFor(`b receives ${n}`, async () => (await b.fp()).count === n, 120_000, 100)
-      const rss = await b.call<{ maxRssKiB: number }>('rss')
+      const m = await b.call<Memory>('memory')
       await killAll()
-      return rss.maxRssKiB
+      return m
     }
-    const small = await peak(20_000)
-    const large = await peak(200_000)
-    console.log(`receiver peak RSS: 20k events ${(small / 1024).toFixed(1)} MiB, 200k events ${(large / 1024).toFixed(1)} MiB`)
-    expect(large / small).toBeLessThan(1.5)
+    const small = await receive(20_000)
+    const large = await receive(200_000)
+    const mib = (x: number) => `${(x / MiB).toFixed(1)} MiB`
+    for (const [name, m] of [['20k', small], ['200k', large]] as const) {
+      // RSS is reported, not asserted: it also holds garbage awaiting the next GC, a young
+      // generation V8 grows over a long run, and the allocators' high-water marks (see
+      // docs/TESTING.md; the curve is in benchmarks/RESULTS.md, `npm run bench:backlog`).
+      console.log(
+        `receiver after ${name} events: heap after GC ${mib(m.heapUsed)}, external ${mib(m.external)}, ` +
+          `SQLite cache bound ${mib(-m.sqlite.cacheSize * 1024)} (log ${mib(m.sqlite.pageCount * m.sqlite.pageSize)}, WAL ${mib(m.sqlite.walBytes)}), ` +
+          `RSS ${mib(m.rss)}, peak RSS ${mib(m.maxRss)}`,
+      )
+    }
+    expect(small.collected && large.collected).toBe(true)
+    // Live JS objects and buffers do not grow with the backlog. Observed: heap 6.4–6.9 MiB and
+    // external 2.3–3.0 MiB at every size from 20k to 400k events. The margin is 4 MiB: any
+    // structure keeping 24 bytes or more per event (a Set of ids, a list of acks, retained
+    // frames) exceeds it over the 180,000 extra events.
+    expect(large.heapUsed - small.heapUsed).toBeLessThan(4 * MiB)
+    expect(large.external - small.external).toBeLessThan(4 * MiB)
+    // SQLite's memory: a page cache bounded by the store's configuration, which the larger
+    // log outgrows (so the bound is reached, not just configured); no file pages mapped; and
+    // a WAL that checkpoints (its index lives in the heap under exclusive locking), bounded
+    // by wal_autocheckpoint (1000 pages) plus one batch's transaction, about 8 MiB here.
+    expect(large.sqlite.cacheSize).toBe(-DEFAULT_CACHE_KIB)
+    expect(large.sqlite.pageCount * large.sqlite.pageSize).toBeGreaterThan(4 * DEFAULT_CACHE_KIB * 1024)
+    expect(large.sqlite.mmapSize).toBe(0)
+    expect(large.sqlite.walBytes).toBeLessThan(16 * MiB)
   })
 })

@@ -32,6 +32,10 @@ export interface DruConfig {
   durability?: 'machine' | 'process'
   tls?: { cert?: string; key?: string; ca?: string }
   verbose?: boolean
+  /** Start the child with --expose-gc, so its `memory` command measures after a full GC. */
+  exposeGc?: boolean
+  /** SQLite page cache bound of the child's store (KiB). */
+  cacheKiB?: number
 }
 
 /** A DRU child process driven over IPC. */
@@ -62,6 +66,7 @@ export class DruProcess {
 
   static async start(config: DruConfig): Promise<DruProcess> {
     const child = fork(FIXTURE, [], {
+      execArgv: config.exposeGc ? [...process.execArgv, '--expose-gc'] : process.execArgv,
       env: { ...process.env, DRU_CONFIG: JSON.stringify({ secret: SECRET, ...config }) },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     })

@@ -90,7 +90,19 @@ export interface OpenStoreOptions {
   random?: () => number
   /** Called with errors thrown by post-commit listeners (which cannot undo a commit). */
   onListenerError?: (err: unknown) => void
+  /**
+   * Bound of SQLite's page cache for this connection, in KiB (default
+   * {@link DEFAULT_CACHE_KIB}). The cache fills with the pages a DRU touches up to this
+   * bound and stays there, whatever the size of the log.
+   */
+  cacheKiB?: number
 }
+
+/**
+ * Default bound of SQLite's page cache (16 MiB per connection). Set here rather than left to
+ * the SQLite build's default, so the bound on the log's memory is dru's configuration.
+ */
+export const DEFAULT_CACHE_KIB = 16 << 10
 
 /** The handle an application gets inside {@link EventStore.transact}. */
 export interface StoreTx {
@@ -258,6 +270,12 @@ export class EventStore implements ReplicaLog, PeerBook {
         details: { field: 'skewPolicy' },
       })
     }
+    const cacheKiB = options.cacheKiB ?? DEFAULT_CACHE_KIB
+    if (!Number.isInteger(cacheKiB) || cacheKiB < 64) {
+      throw new DruError('CONFIG_INVALID', `cacheKiB must be an integer of at least 64 (got ${JSON.stringify(cacheKiB)})`, {
+        details: { field: 'cacheKiB' },
+      })
+    }
     let db: Database.Database
     try {
       // timeout 0: a locked file must fail fast, not wait.
@@ -278,6 +296,10 @@ export class EventStore implements ReplicaLog, PeerBook {
         db.exec('begin exclusive; commit')
       }
       db.pragma(`synchronous = ${durability === 'machine' ? 'FULL' : 'NORMAL'}`)
+      // A negative cache_size is a bound in KiB; no memory-mapped I/O, so the file's pages
+      // are only ever in that cache, never mapped into the process.
+      db.pragma(`cache_size = -${cacheKiB}`)
+      db.pragma('mmap_size = 0')
       migrate(db)
       return new EventStore(db, options, druId)
     } catch (cause) {

@@ -2,7 +2,7 @@
  * @module @dru/store-sqlite — dru's event log on SQLite (better-sqlite3): the atomic
  * outbox, the exactly-once inbox, version vectors, fingerprints and peers' acknowledgements.
  */
-export { EventStore } from './event-store.js'
+export { EventStore, DEFAULT_CACHE_KIB } from './event-store.js'
 export { MetaKey } from './meta.js'
 export { changeHash } from './folded-log.js'
 export type {

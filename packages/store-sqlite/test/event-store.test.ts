@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { DruError, GENESIS_HASH, encodeHlc, newIncarnation, sealEvent, type DruEvent } from '@dru/core'
-import { EventStore } from '../src/index.js'
+import { DEFAULT_CACHE_KIB, EventStore } from '../src/index.js'
 import { bytes, exchange, memStore, sequentialIncarnations, snapshotState, tempDir } from './helpers.js'
 
 const cleanups: Array<() => void> = []
@@ -306,6 +306,20 @@ describe('persistence and identity', () => {
     expect(() => EventStore.open({ path: ':memory:', druId: 'bad id!' })).toThrow(/druId/)
     expect(() => EventStore.open({ path: '', druId: 'a' })).toThrow(/path/)
     expect(() => EventStore.open({ path: ':memory:', druId: 'a', durability: 'disk' as never })).toThrow(/durability/)
+    expect(() => EventStore.open({ path: ':memory:', druId: 'a', cacheKiB: 8 })).toThrow(/cacheKiB/)
+    expect(() => EventStore.open({ path: ':memory:', druId: 'a', cacheKiB: 1500.5 })).toThrow(/cacheKiB/)
+  })
+
+  it('bounds the SQLite page cache by its own configuration and maps no file pages', () => {
+    const { dir, cleanup } = tempDir()
+    cleanups.push(cleanup)
+    const d = EventStore.open({ path: join(dir, 'd.db'), druId: 'a' })
+    const c = EventStore.open({ path: join(dir, 'c.db'), druId: 'a', cacheKiB: 2048 })
+    expect(d.db.pragma('cache_size', { simple: true })).toBe(-DEFAULT_CACHE_KIB)
+    expect(c.db.pragma('cache_size', { simple: true })).toBe(-2048)
+    expect(d.db.pragma('mmap_size', { simple: true }) ?? 0).toBe(0)
+    d.close()
+    c.close()
   })
 
   it('applies durability as SQLite synchronous settings', () => {
