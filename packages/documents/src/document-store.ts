@@ -3,6 +3,7 @@ import * as A from '@automerge/automerge'
 import { DruError, parseDocId, type DruEvent, type VersionVector } from '@dru/core'
 import { MetaKey, type EventStore, type StoreTx } from '@dru/store-sqlite'
 import { actorForOrigin, originForActor, parseOpId } from './actor.js'
+import { ActorSeqs, checkChanges } from './change-validation.js'
 import { canonicalJson, documentDigest, plainValue } from './canonical.js'
 import { chooseWinner, type Conflict, type ConflictPolicy, type ConflictValue } from './conflict-policy.js'
 import { ConflictRegistry } from './conflict-registry.js'
@@ -89,6 +90,16 @@ export interface CompactResult {
   readonly heldBack: readonly string[]
 }
 
+/** A document that could not be materialised, and why. */
+export interface IsolatedDocument {
+  readonly docId: string
+  readonly reason: string
+  readonly at: number
+}
+
+/** How many isolated documents {@link DocumentStore.isolated} and digests list by name. */
+export const MAX_ISOLATED_LISTED = 100
+
 /** One document's snapshot as shipped to a DRU below our compaction base. */
 export interface DocSnapshot {
   readonly docId: string
@@ -130,7 +141,9 @@ export class DocumentStore {
   /** Cold documents that received remote events: scanned for conflicts on demand. */
   readonly #dirtyCold = new Set<string>()
   readonly #stmt
-  readonly #unsubscribe: () => void
+  readonly #unsubscribe: Array<() => void>
+  /** Documents whose history Automerge refused to load: reading them fails, the rest works. */
+  readonly #isolated = new Map<string, IsolatedDocument>()
   /** Every cached document holds all log events up to this position (snapshot_lsn must not exceed it); stale-low is safe. */
   #appliedLsn: number
   /** Documents touched by the open transaction: evicted if it rolls back. */
@@ -168,10 +181,22 @@ export class DocumentStore {
       tailSeqs: db.prepare('select origin, seq from events where doc_id = ? and lsn > ?'),
       snapshotLsn: db.prepare('select snapshot_lsn from docs where doc_id = ?').pluck(),
       snapshotPage: db.prepare('select doc_id, snapshot from docs where doc_id > ? order by doc_id limit ?'),
+      isolate: db.prepare('insert into isolated_docs (doc_id, reason, at) values (?, ?, ?) on conflict(doc_id) do update set reason = excluded.reason'),
+      unisolate: db.prepare('delete from isolated_docs where doc_id = ?'),
+      isolated: db.prepare('select doc_id, reason, at from isolated_docs order by doc_id'),
+    }
+    for (const r of this.#stmt.isolated.all() as Array<{ doc_id: string; reason: string; at: number }>) {
+      this.#isolated.set(r.doc_id, { docId: r.doc_id, reason: r.reason, at: r.at })
     }
     this.#appliedLsn = store.lastLsn()
-    // Derived state: runs before any notify listener (sync, metrics), whatever the order they register in.
-    this.#unsubscribe = store.onCommit((events, source) => this.#afterCommit(events, source), { phase: 'derive' })
+    const seqs = new ActorSeqs(store)
+    this.#unsubscribe = [
+      // A change that is not a well-formed Automerge change of its origin never enters the log.
+      store.addValidator(checkChanges),
+      store.addStoringValidator(seqs.check),
+      // Derived state: runs before any notify listener (sync, metrics), whatever the order they register in.
+      store.onCommit((events, source) => this.#afterCommit(events, source), { phase: 'derive' }),
+    ]
   }
 
   // ---- writes -------------------------------------------------------------------------
@@ -288,16 +313,26 @@ export class DocumentStore {
    * cache are loaded one at a time and dropped, so memory stays bounded. Two DRUs with
    * the same digest hold the same materialised state.
    */
-  clusterDigest(): { digest: string; documents: number } {
+  clusterDigest(): { digest: string; documents: number; isolated: number } {
     const h = createHash('sha256')
     let documents = 0
+    let isolated = 0
     for (const docId of this.docIds()) {
-      const d = this.digest(docId)
+      let d: DocumentDigest | undefined
+      try {
+        d = this.digest(docId)
+      } catch (err) {
+        if (!(err instanceof DruError && err.code === 'DOCUMENT_ISOLATED')) throw err
+        // An isolated document still counts, visibly: its state cannot equal a readable one.
+        h.update(docId).update('\0').update('ISOLATED').update('\n')
+        isolated++
+        continue
+      }
       if (!d) continue
       h.update(docId).update('\0').update(d.digest).update('\n')
       documents++
     }
-    return { digest: h.digest('hex'), documents }
+    return { digest: h.digest('hex'), documents, isolated }
   }
 
   // ---- compaction and bootstrap ---------------------------------------------------------
@@ -405,9 +440,17 @@ export class DocumentStore {
 
   /** Writes a snapshot of one document now (cached or not); false if it cannot be (missing dependencies). */
   #snapshotNow(docId: string): boolean {
+    // An isolated document cannot be snapshotted: its events stay (the floor is lowered).
+    if (this.#isolated.has(docId)) return false
     const hit = this.#cache.peek(docId)
     if (hit) return this.#writeSnapshot(docId, hit, this.store.lastLsn())
-    const entry = this.#load(docId, false)
+    let entry: Entry | undefined
+    try {
+      entry = this.#load(docId, false)
+    } catch (err) {
+      if (err instanceof DruError && err.code === 'DOCUMENT_ISOLATED') return false
+      throw err
+    }
     if (!entry) return false
     try {
       return this.#writeSnapshot(docId, entry, this.store.lastLsn())
@@ -488,8 +531,12 @@ export class DocumentStore {
       const rows = this.#stmt.docsAfter.all(after, end, 1024) as Array<{ lsn: number; doc_id: string }>
       if (rows.length === 0) break
       for (const docId of new Set(rows.map((r) => r.doc_id))) {
-        if (this.#cache.has(docId)) continue
-        this.#withDoc(docId, () => undefined)
+        if (this.#cache.has(docId) || this.#isolated.has(docId)) continue
+        try {
+          this.#withDoc(docId, () => undefined)
+        } catch (err) {
+          if (!(err instanceof DruError && err.code === 'DOCUMENT_ISOLATED')) throw err
+        }
         scanned++
       }
       after = rows[rows.length - 1]!.lsn
@@ -509,8 +556,29 @@ export class DocumentStore {
 
   /** Stops listening to the store. Does not close it. */
   close(): void {
-    this.#unsubscribe()
+    for (const off of this.#unsubscribe) off()
     this.dropCache()
+  }
+
+  /** Documents that could not be materialised (first {@link MAX_ISOLATED_LISTED}), and how many there are. */
+  isolated(): { count: number; docs: IsolatedDocument[] } {
+    return { count: this.#isolated.size, docs: [...this.#isolated.values()].slice(0, MAX_ISOLATED_LISTED) }
+  }
+
+  /**
+   * Tries an isolated document again (after its cause was repaired): it loads, or stays
+   * isolated with the new reason. Returns true when it is readable again.
+   */
+  retryIsolated(docId: string): boolean {
+    if (!this.#isolated.delete(parseDocId(docId))) return true
+    this.#stmt.unisolate.run(docId)
+    try {
+      this.#withDoc(docId, () => undefined)
+      return true
+    } catch (err) {
+      if (err instanceof DruError && err.code === 'DOCUMENT_ISOLATED') return false
+      throw err
+    }
   }
 
   // ---- internals ----------------------------------------------------------------------
@@ -587,10 +655,40 @@ export class DocumentStore {
     return true
   }
 
-  /** Cached entry, or loaded from snapshot + tail. `cache` false loads it without caching (digests, scans). */
+  /**
+   * Cached entry, or loaded from snapshot + tail. `cache` false loads it without caching
+   * (digests, scans). A history Automerge refuses isolates the document: DOCUMENT_ISOLATED
+   * now and on every later read, while every other document keeps working.
+   */
   #load(docId: string, cache: boolean): Entry | undefined {
+    const isolated = this.#isolated.get(docId)
+    if (isolated) throw isolatedError(isolated)
     const hit = cache ? this.#cache.get(docId) : this.#cache.peek(docId)
     if (hit && this.#materialize(docId, hit)) return hit
+    try {
+      return this.#loadFromLog(docId, cache)
+    } catch (err) {
+      // Only Automerge refusing the history isolates: our own errors and SQLite's pass through.
+      if (err instanceof DruError || String((err as { code?: unknown })?.code ?? '').startsWith('SQLITE')) throw err
+      throw isolatedError(this.#isolate(docId, err))
+    }
+  }
+
+  #isolate(docId: string, cause: unknown): IsolatedDocument {
+    const entry = this.#cache.delete(docId)
+    if (entry) A.free(entry.doc)
+    const doc: IsolatedDocument = { docId, reason: String((cause as Error)?.message ?? cause).slice(0, 500), at: this.#now() }
+    this.#isolated.set(docId, doc)
+    try {
+      this.#stmt.isolate.run(docId, doc.reason, doc.at)
+    } catch {
+      // Kept in memory even if it cannot be recorded (e.g. a full disk): reads still fail cleanly.
+    }
+    this.#onError(new DruError('DOCUMENT_ISOLATED', `document ${docId} cannot be materialised and is isolated: ${doc.reason}`, { cause }))
+    return doc
+  }
+
+  #loadFromLog(docId: string, cache: boolean): Entry | undefined {
     const actor = this.#actor()
     const snap = this.#stmt.getSnapshot.get(docId) as { snapshot: Buffer; snapshot_lsn: number } | undefined
     const tail: DruEvent[] = [...this.store.eventsForDoc(docId, snap?.snapshot_lsn ?? 0)]
@@ -869,4 +967,10 @@ class CounterPatches {
     A.free(doc)
     return rebuilt
   }
+}
+
+function isolatedError(doc: IsolatedDocument): DruError {
+  return new DruError('DOCUMENT_ISOLATED', `document ${doc.docId} is isolated: its history cannot be materialised (${doc.reason}); the rest of this DRU works`, {
+    details: { docId: doc.docId },
+  })
 }

@@ -3,8 +3,9 @@
  * bounded cache, incremental snapshots, batched remote apply, canonical state digests and
  * conflict records.
  */
-export { DocumentStore } from './document-store.js'
-export type { DocumentStoreOptions, DocumentTx, DocumentDigest, DocumentStats, UpdateListener, ChangeFn, CompactProgress, CompactResult, DocSnapshot } from './document-store.js'
+export { DocumentStore, MAX_ISOLATED_LISTED } from './document-store.js'
+export type { DocumentStoreOptions, DocumentTx, DocumentDigest, DocumentStats, UpdateListener, ChangeFn, CompactProgress, CompactResult, DocSnapshot, IsolatedDocument } from './document-store.js'
+export { checkChanges, ActorSeqs, MAX_CHANGE_DEPS } from './change-validation.js'
 export type { CacheLimits } from './lru.js'
 export { Lru } from './lru.js'
 export { actorForOrigin, originForActor, parseOpId } from './actor.js'

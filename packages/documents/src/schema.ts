@@ -33,4 +33,21 @@ export const DOCUMENT_MIGRATIONS: ReadonlyArray<(db: Db) => void> = [
       create index conflicts_open on conflicts(status, doc_id);
     `)
   },
+  (db) => {
+    // Per document and origin, the Automerge seq of the origin's last change there (see
+    // ActorSeqs), and the documents that could not be materialised (isolated).
+    db.exec(`
+      create table actor_seqs (
+        doc_id text not null,
+        origin text not null,
+        seq integer not null,
+        primary key (doc_id, origin)
+      ) without rowid;
+      create table isolated_docs (
+        doc_id text primary key,
+        reason text not null,
+        at integer not null
+      ) without rowid;
+    `)
+  },
 ]

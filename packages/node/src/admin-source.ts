@@ -65,6 +65,8 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
       }))
       const open = dru.conflicts.list('open').length
       metrics.conflictsOpen.set(open)
+      const isolated = dru.isolatedDocuments()
+      metrics.isolatedDocuments.set(isolated.count)
       return {
         id: dru.id,
         origin: dru.store.origin,
@@ -78,12 +80,14 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
         writable: !(network?.restoring ?? false),
         skewedEvents: dru.store.skewedEvents,
         ...(network?.staleCopy ? { staleCopy: network.staleCopy } : {}),
+        ...(isolated.count > 0 ? { isolatedDocuments: { count: isolated.count, docs: isolated.docs.map((d) => ({ ...d, at: iso(d.at) })) } } : {}),
         log: { events: dru.store.count(), base: dru.store.baseVv(), floor: dru.compactionFloor().floor },
       } as StatusJson
     },
     async metrics() {
       network?.refreshPeerMetrics()
       metrics.conflictsOpen.set(dru.conflicts.list('open').length)
+      metrics.isolatedDocuments.set(dru.isolatedDocuments().count)
       metrics.logEvents.set(dru.store.count())
       return metrics.render()
     },
@@ -121,11 +125,17 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
       progress({ phase: 'verify-log', done: log.events, total: log.events, unit: 'events' })
       const local = deep ? dru.digest() : undefined
       const peers = network ? await network.verifyPeers({ deep }) : []
-      const ok = peers.every((p) => p.equal !== false) && (network === undefined || peers.some((p) => p.equal === true) || network.configuredPeers === 0)
+      const isolated = dru.isolatedDocuments()
+      // An isolated document is a local fault, whatever the peers say.
+      const ok = isolated.count === 0 && peers.every((p) => p.equal !== false) && (network === undefined || peers.some((p) => p.equal === true) || network.configuredPeers === 0)
       return {
         ok,
         deep,
-        local: { digest: fingerprintDigest(dru.store.fingerprint()), ...(local ? { documents: local.documents, stateDigest: local.digest } : {}) },
+        local: {
+          digest: fingerprintDigest(dru.store.fingerprint()),
+          ...(local ? { documents: local.documents, stateDigest: local.digest } : {}),
+          ...(isolated.count > 0 ? { isolatedDocuments: isolated.count, isolated: isolated.docs.map((d) => d.docId) } : {}),
+        },
         peers,
       } as VerifyJson
     },

@@ -150,9 +150,15 @@ export class Dru {
     return this.store.fingerprint()
   }
 
-  /** Digest of every document's materialised state (streamed, memory bounded). */
-  digest(): { digest: string; documents: number } {
+  /** Digest of every document's materialised state (streamed, memory bounded); isolated documents count as such. */
+  digest(): { digest: string; documents: number; isolated: number } {
     return this.documents.clusterDigest()
+  }
+
+  /** Documents whose history could not be materialised: reading them fails with DOCUMENT_ISOLATED. */
+  isolatedDocuments(): { count: number; docs: Array<{ docId: string; reason: string; at: number }> } {
+    this.#assertOpen()
+    return this.documents.isolated()
   }
 
   /** One document's heads, canonical JSON and digest. */

@@ -69,6 +69,8 @@ export interface DruMetrics {
   readonly syncConnections: Gauge<'state'>
   /** Inbound sync connections refused by the listener's caps (set when scraped). */
   readonly syncConnectionsRefused: Gauge
+  /** Documents whose history cannot be materialised (reads fail with DOCUMENT_ISOLATED). */
+  readonly isolatedDocuments: Gauge
   /** Sets the lifecycle gauge: 1 for `state`, 0 for every other state. */
   setLifecycleState(state: LifecycleState): void
   /** Counts the edge and moves the state gauge: pass it as `createLifecycle({ onTransition })`'s callback. */
@@ -222,6 +224,12 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
     registers,
   })
 
+  const isolatedDocuments = new Gauge({
+    name: 'dru_documents_isolated',
+    help: 'Documents whose history cannot be materialised; reading them fails with DOCUMENT_ISOLATED.',
+    registers,
+  })
+
   // Every state present from the start, so dashboards see zeros rather than gaps.
   const setLifecycleState = (state: LifecycleState): void => {
     for (const s of LIFECYCLE_STATES) lifecycleState.set({ state: s }, s === state ? 1 : 0)
@@ -256,6 +264,7 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
     staleCopies,
     syncConnections,
     syncConnectionsRefused,
+    isolatedDocuments,
     setLifecycleState,
     recordTransition(t) {
       lifecycleTransitions.inc({ from: t.from, to: t.to })

@@ -73,6 +73,7 @@ export async function openDru(config: DruConfig): Promise<Dru> {
       ...(c.cache ? { cache: c.cache } : {}),
       ...(c.conflictPolicy ? { conflictPolicy: c.conflictPolicy } : {}),
       now,
+      onError: (err) => log.error('documents: work after a commit failed', { error: (err as Error)?.message ?? String(err), code: (err as { code?: string })?.code }),
     })
     const dru = new Dru(c, store, documents)
     const metrics = createMetrics({ labels: { dru: c.id } })

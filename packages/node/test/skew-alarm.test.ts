@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
+import * as A from '@automerge/automerge'
 import { encodeHlc, sealEvent } from '@dru/core'
+import { actorForOrigin } from '@dru/documents'
 import { EventStore } from '@dru/store-sqlite'
 import { openDru, runtimeOf } from '../src/index.js'
 
@@ -16,7 +18,8 @@ describe('clock skew alarm', () => {
         seq: 1,
         hlc: encodeHlc({ wall: ahead, counter: 0, node: peer.origin }),
         docId: 'x',
-        change: new Uint8Array([1]),
+        // A real Automerge change by the peer's actor: anything else is refused before storing.
+        change: A.getLastLocalChange(A.change(A.init({ actor: actorForOrigin(peer.origin) }), (d: { x?: number }) => (d.x = 1)))!,
         prev: '0'.repeat(64),
       })
       expect(dru.store.ingest([e]).stored).toHaveLength(1)

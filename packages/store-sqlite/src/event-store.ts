@@ -126,6 +126,13 @@ export type InboxHandler = (event: DruEvent, tx: InboxTx) => void
  */
 export type IngestValidator = (events: readonly DruEvent[]) => void
 
+/**
+ * Checks the events a remote batch is about to store, inside its transaction and after they
+ * were inserted (so a check may read and update tables of its own atomically with them).
+ * Throwing rolls the whole batch back.
+ */
+export type StoringValidator = (events: readonly DruEvent[], tx: InboxTx) => void
+
 export interface VerifyProgress {
   readonly origin: string
   readonly checked: number
@@ -185,6 +192,7 @@ export class EventStore implements ReplicaLog, PeerBook {
   #base = new Map<string, Head>()
   #handlers: InboxHandler[] = []
   #validators: IngestValidator[] = []
+  #storingValidators: StoringValidator[] = []
   readonly #listeners: Record<CommitPhase, CommitListener[]> = { derive: [], notify: [] }
   /** Bumped whenever a head or base changes: the retired summary is cached against it. */
   #version = 0
@@ -479,6 +487,14 @@ export class EventStore implements ReplicaLog, PeerBook {
     }
   }
 
+  /** Registers a {@link StoringValidator}: runs inside each remote batch's transaction, on the new events. */
+  addStoringValidator(validator: StoringValidator): () => void {
+    this.#storingValidators.push(validator)
+    return () => {
+      this.#storingValidators = this.#storingValidators.filter((v) => v !== validator)
+    }
+  }
+
   /**
    * Verifies and stores a batch of remote events, all or nothing. Events may arrive in
    * any order within the batch and may repeat; an `(origin, seq)` already held with the
@@ -555,6 +571,7 @@ export class EventStore implements ReplicaLog, PeerBook {
         newHeads.set(e.origin, { seq: e.seq, hash: e.hash, hlc: e.hlc })
         stored.push(e)
       }
+      if (stored.length > 0) for (const validate of this.#storingValidators) validate(stored, { db: this.db })
       for (const [origin, h] of newHeads) this.#stmt.upsertHead.run(origin, h.seq, h.hash, h.hlc)
     })
     this.#inTransaction = true

@@ -18,5 +18,6 @@ export type {
   StreamOptions,
   VerifyProgress,
   IngestValidator,
+  StoringValidator,
 } from './event-store.js'
 export { SCHEMA_VERSION, migrate } from './migrations.js'

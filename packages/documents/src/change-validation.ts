@@ -1,0 +1,93 @@
+import * as A from '@automerge/automerge'
+import { DruError, type DruEvent } from '@dru/core'
+import type { EventStore, InboxTx } from '@dru/store-sqlite'
+import { actorForOrigin } from './actor.js'
+
+/** Most dependencies one change may name (Automerge changes name the heads they saw). */
+export const MAX_CHANGE_DEPS = 1024
+
+const HEX64 = /^[0-9a-f]{64}$/
+
+function invalid(e: DruEvent, why: string): DruError {
+  return new DruError('INVALID_EVENT', `${e.origin}#${e.seq} (${e.docId}): ${why}`, { details: { origin: e.origin, seq: e.seq, docId: e.docId } })
+}
+
+/**
+ * Checks, before anything is stored, that each remote event's change is a well-formed
+ * Automerge change written by its origin: it decodes, its actor is the origin's actor (so a
+ * member cannot write under another origin's actor, even inside its own signed events), its
+ * seq is positive, and its dependencies are distinct hashes, none its own. A change that
+ * fails never enters the log, so it is never forwarded either.
+ */
+export function checkChanges(events: readonly DruEvent[]): void {
+  for (const e of events) {
+    let d: A.DecodedChange
+    try {
+      d = A.decodeChange(e.change)
+    } catch (err) {
+      throw invalid(e, `the change is not an Automerge change (${(err as Error).message})`)
+    }
+    if (d.actor !== actorForOrigin(e.origin)) throw invalid(e, `the change is written by actor ${d.actor.slice(0, 24)}…, not by this origin's actor`)
+    if (!Number.isSafeInteger(d.seq) || d.seq < 1) throw invalid(e, `the change's seq ${d.seq} is not a positive integer`)
+    if (d.deps.length > MAX_CHANGE_DEPS) throw invalid(e, `the change names ${d.deps.length} dependencies; at most ${MAX_CHANGE_DEPS}`)
+    const deps = new Set(d.deps)
+    if (deps.size !== d.deps.length) throw invalid(e, 'the change names a dependency twice')
+    for (const dep of d.deps) if (!HEX64.test(dep)) throw invalid(e, 'a dependency is not a change hash')
+    if (d.hash !== undefined && deps.has(d.hash)) throw invalid(e, 'the change depends on itself')
+  }
+}
+
+/**
+ * Per document and origin, the Automerge seq of the origin's last change there. An origin
+ * writes with one actor, one change at a time, so its changes to a document carry seqs 1, 2,
+ * 3… in its own order; a second change with a seq already used (two contents under one
+ * actor and seq) would make the document unloadable everywhere. Kept in a table updated in
+ * the storing transaction, so it never lags the log.
+ */
+export class ActorSeqs {
+  readonly #stmt
+
+  constructor(store: EventStore) {
+    const db = store.db
+    this.#stmt = {
+      get: db.prepare('select seq from actor_seqs where doc_id = ? and origin = ?').pluck(),
+      set: db.prepare('insert into actor_seqs (doc_id, origin, seq) values (?, ?, ?) on conflict(doc_id, origin) do update set seq = excluded.seq'),
+      // A pair seen for the first time: the origin's events already held for the document
+      // (stored, or folded by compaction) are exactly its changes there so far.
+      countEvents: db.prepare('select count(*) from events where doc_id = ? and origin = ?').pluck(),
+      countFolded: db.prepare('select count(*) from folded where doc_id = ? and origin = ?').pluck(),
+      // Compacted by a release that kept no envelopes: the folded changes cannot be counted.
+      unknowable: db.prepare('select 1 from log_base b where b.origin = ? and b.seq > (select count(*) from folded f where f.origin = b.origin)').pluck(),
+    }
+  }
+
+  /** Inside the storing transaction: each new event's change must continue its origin's seq in its document. */
+  readonly check = (events: readonly DruEvent[], _tx: InboxTx): void => {
+    const last = new Map<string, number>()
+    for (const e of events) {
+      const key = `${e.docId}\u0000${e.origin}`
+      let prev = last.get(key)
+      if (prev === undefined) {
+        const row = this.#stmt.get.get(e.docId, e.origin) as number | undefined
+        if (row === undefined && this.#stmt.unknowable.get(e.origin) !== undefined) continue
+        // The events just inserted by this batch are counted by the fallback: subtract them.
+        prev = row ?? (this.#stmt.countEvents.get(e.docId, e.origin) as number) + (this.#stmt.countFolded.get(e.docId, e.origin) as number) - this.#inBatch(events, e)
+      }
+      const seq = A.decodeChange(e.change).seq
+      if (seq !== prev + 1) {
+        throw invalid(e, seq <= prev ? `Automerge seq ${seq} of this origin's actor is already used in the document (a second change under one actor and seq)` : `Automerge seq ${seq} skips seq ${prev + 1}`)
+      }
+      last.set(key, seq)
+    }
+    for (const [key, seq] of last) {
+      const [docId, origin] = key.split('\u0000') as [string, string]
+      this.#stmt.set.run(docId, origin, seq)
+    }
+  }
+
+  #inBatch(events: readonly DruEvent[], e: DruEvent): number {
+    let n = 0
+    for (const x of events) if (x.docId === e.docId && x.origin === e.origin) n++
+    return n
+  }
+}

@@ -1,0 +1,138 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import * as A from '@automerge/automerge'
+import { afterEach, describe, expect, it } from 'vitest'
+import { GENESIS_HASH, encodeHlc, sealEvent, type DruEvent, type Origin } from '@dru/core'
+import { EventStore } from '@dru/store-sqlite'
+import { DocumentStore, actorForOrigin } from '@dru/documents'
+
+// A member signs its own events, so it could put anything in them. What it puts must still be
+// an Automerge change of its own origin continuing its own seq; otherwise the batch is refused
+// before storing (and so never forwarded). History that slipped in before this check isolates
+// its document instead of breaking the DRU.
+
+const open: Array<{ close(): void }> = []
+const dirs: string[] = []
+afterEach(() => {
+  for (const x of open.splice(0).reverse()) x.close()
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
+})
+
+function node(druId: string, path = ':memory:') {
+  const store = EventStore.open({ path, druId, skewPolicy: 'tolerate' })
+  const docs = new DocumentStore(store, { onError: () => undefined })
+  open.push(store, docs)
+  return { store, docs }
+}
+
+/** A chain of events of `origin`, each carrying the given change bytes. */
+function chain(origin: string, changes: Uint8Array[], docId = 'd', from = 1, prev = GENESIS_HASH): DruEvent[] {
+  return changes.map((change, i) => {
+    const e = sealEvent({ origin: origin as Origin, seq: from + i, hlc: encodeHlc({ wall: 1_700_000_000_000 + i, counter: 0, node: origin }), docId, change, prev })
+    prev = e.hash
+    return e
+  })
+}
+
+/** `n` successive changes to one document by the actor of `origin`. */
+function changesBy(origin: string, n: number, tag = 'v'): Uint8Array[] {
+  let d = A.init<Record<string, number>>({ actor: actorForOrigin(origin) })
+  const out: Uint8Array[] = []
+  for (let i = 0; i < n; i++) {
+    d = A.change(d, (x) => (x[`${tag}${i}`] = i))
+    out.push(A.getLastLocalChange(d)!)
+  }
+  return out
+}
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn()
+  } catch (err) {
+    return (err as { code?: string }).code
+  }
+  return undefined
+}
+
+describe('changes are checked before they are stored', () => {
+  it.each<[string, (o: string) => Uint8Array[]]>([
+    ['bytes that are not an Automerge change', () => [new Uint8Array([1, 2, 3, 4])]],
+    ['a change written under another origin\'s actor', () => changesBy('b/1', 1)],
+    ['two changes under one actor and seq (two contents)', (o) => [changesBy(o, 1, 'x')[0]!, changesBy(o, 1, 'y')[0]!]],
+    ['a change that skips its actor\'s seq', (o) => [changesBy(o, 2)[1]!]],
+  ])('refuses %s with INVALID_EVENT; nothing is stored or forwarded', (_name, make) => {
+    const x = node('x')
+    const origin = 'm/1'
+    const good = chain(origin, changesBy(origin, 1, 'g'), 'other')
+    x.store.ingest(good)
+    const before = x.store.fingerprint()
+    const bad = chain(origin, make(origin), 'd', 2, good[0]!.hash)
+    expect(codeOf(() => x.store.ingest(bad))).toBe('INVALID_EVENT')
+    expect(x.store.fingerprint()).toEqual(before)
+    expect([...x.store.eventsMissing({})].flat()).toHaveLength(1)
+    expect(x.docs.get('other')).toEqual({ g0: 0 })
+  })
+
+  it('accepts an origin continuing its seq in batches, after a restart, and after compaction folded its earlier changes', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dru-cv-'))
+    dirs.push(dir)
+    const path = join(dir, 'x.db')
+    let x = node('x', path)
+    const origin = 'm/1'
+    const all = chain(origin, changesBy(origin, 9))
+    x.store.ingest(all.slice(0, 3))
+    x.store.ingest(all.slice(3, 5))
+    // Compaction folds them; a table from an older schema would be empty: both count folded envelopes.
+    const steps = x.docs.compact(x.store.vv())
+    while (!steps.next().done);
+    x.store.db.exec('delete from actor_seqs')
+    x.docs.close()
+    x.store.close()
+    open.splice(0)
+    x = node('x', path)
+    x.store.ingest(all.slice(5))
+    expect(x.docs.get('d')).toEqual(Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`v${i}`, i])))
+    // A replay of an old change under a new seq of the chain is still refused.
+    const replay = chain(origin, [all[2]!.change], 'd', 10, all[8]!.hash)
+    expect(codeOf(() => x.store.ingest(replay))).toBe('INVALID_EVENT')
+  })
+})
+
+describe('a document whose history cannot be materialised is isolated', () => {
+  it('reading it fails with DOCUMENT_ISOLATED; every other document, digests and compaction keep working, across restarts', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dru-iso-'))
+    dirs.push(dir)
+    const path = join(dir, 'x.db')
+    // History from before the check: a bare store (no documents attached) took a duplicate seq.
+    {
+      const bare = EventStore.open({ path, druId: 'x', skewPolicy: 'tolerate' })
+      const origin = 'm/1'
+      bare.ingest(chain(origin, [changesBy(origin, 1, 'x')[0]!, changesBy(origin, 1, 'y')[0]!], 'poison'))
+      bare.ingest(chain('n/1', changesBy('n/1', 2), 'fine'))
+      bare.close()
+    }
+    let x = node('x', path)
+    expect(codeOf(() => x.docs.get('poison'))).toBe('DOCUMENT_ISOLATED')
+    expect(codeOf(() => x.docs.change('poison', (d) => (d.z = 1)))).toBe('DOCUMENT_ISOLATED')
+    expect(x.docs.get('fine')).toEqual({ v0: 0, v1: 1 })
+    expect(x.docs.change('fine', (d) => (d.w = 1))).toBeDefined()
+    const digest = x.docs.clusterDigest()
+    expect(digest).toMatchObject({ documents: 1, isolated: 1 })
+    expect(x.docs.isolated()).toMatchObject({ count: 1, docs: [{ docId: 'poison' }] })
+    // Compaction snapshots what it can and keeps the isolated document's events.
+    const steps = x.docs.compact(x.store.vv())
+    let r = steps.next()
+    while (!r.done) r = steps.next()
+    expect(r.value.heldBack).toContain('m/1')
+    expect(x.store.count()).toBeGreaterThanOrEqual(2)
+    x.docs.close()
+    x.store.close()
+    open.splice(0)
+    x = node('x', path)
+    expect(x.docs.isolated().count).toBe(1)
+    expect(codeOf(() => x.docs.get('poison'))).toBe('DOCUMENT_ISOLATED')
+    expect(x.docs.retryIsolated('poison')).toBe(false)
+    expect(x.docs.clusterDigest()).toMatchObject({ documents: 1, isolated: 1 })
+  })
+})
