@@ -5,7 +5,7 @@ import { DruError, equalFingerprints, isDruError, type DruEvent } from '@dru/cor
 import { openDru, type Dru, type DruConfig } from '@dru/node'
 import { Rng } from './rng.js'
 import { seededKeys } from './seeded-keys.js'
-import { SimSessions, type SessionLog } from './sim-sessions.js'
+import { SimSessions, type SessionLog, type SimPlant } from './sim-sessions.js'
 
 /** Fault rates applied by {@link SimNetwork.round}, each a probability per batch (or per link for replay). */
 export interface FaultRates {
@@ -42,6 +42,8 @@ export interface SimOptions {
    * bootstrap); faults then apply to frames, and a cut link resets its connection.
    */
   exchange?: 'events' | 'protocol'
+  /** Protocol exchange only: a bug planted on purpose (see {@link SimPlant}), to prove a property catches it. */
+  plant?: SimPlant
 }
 
 export interface RoundReport {
@@ -75,6 +77,7 @@ export class SimNetwork {
   readonly #dir: string | undefined
   readonly #maxBatchBytes: number
   readonly #sessions: SimSessions | undefined
+  readonly #reopen: (i: number) => Promise<Dru>
   #round = 0
   /** Virtual wall clock shared by the DRUs, advanced by {@link tick}. */
   readonly #time: { ms: number }
@@ -87,7 +90,9 @@ export class SimNetwork {
     maxBatchBytes: number,
     time: { ms: number },
     sessions: SimSessions | undefined,
+    reopen: (i: number) => Promise<Dru>,
   ) {
+    this.#reopen = reopen
     this.#time = time
     this.drus = drus
     this.rng = rng
@@ -96,9 +101,37 @@ export class SimNetwork {
     this.#maxBatchBytes = maxBatchBytes
     this.#sessions = sessions
     this.#links = drus.map(() => drus.map(() => ({ up: true, queue: [], history: [] })))
-    for (const d of drus) d.store.onCommit((events, source) => {
+    for (const d of drus) this.#count(d)
+  }
+
+  #count(d: Dru): void {
+    d.store.onCommit((events, source) => {
       if (source === 'remote') this.#storedThisRound += events.length
     })
+  }
+
+  /**
+   * Stops DRU `i` and starts it again on its files (storage `file` only): a fresh incarnation,
+   * its connections reset. With `wipe`, its database is deleted first (a lost disk).
+   */
+  async restart(i: number, options: { wipe?: boolean } = {}): Promise<void> {
+    if (!this.#dir) throw new DruError('INVALID_ARGUMENT', 'restart needs storage: file')
+    const old = this.drus[i]!
+    await old.close()
+    if (options.wipe) for (const suffix of ['', '-wal', '-shm']) rmSync(`${old.store.path}${suffix}`, { force: true })
+    const dru = await this.#reopen(i)
+    this.drus[i] = dru
+    this.#count(dru)
+    this.#sessions?.replace(i, dru)
+  }
+
+  /** Folds, on DRU `i`, every event all DRUs hold (the meet of their vectors) into snapshots. */
+  compact(i: number): void {
+    const vvs = this.drus.map((d) => d.store.vv())
+    const floor: Record<string, number> = {}
+    for (const o of Object.keys(vvs[0]!)) floor[o] = Math.min(...vvs.map((v) => v[o] ?? 0))
+    const steps = this.drus[i]!.documents.compact(floor)
+    while (!steps.next().done);
   }
 
   #storedThisRound = 0
@@ -117,20 +150,18 @@ export class SimNetwork {
     const incarnations = new Rng(options.seed ^ 0x5bd1e995)
     const protocol = options.exchange === 'protocol'
     const keys = ids.map((_, i) => seededKeys(options.seed * 31 + i))
+    const open = (i: number) =>
+      openDru({
+        ...options.config,
+        id: ids[i]!,
+        path: dir ? join(dir, `${ids[i]!}.db`) : ':memory:',
+        now: options.config?.now ?? (() => time.ms),
+        random: options.config?.random ?? (() => incarnations.next()),
+        // The protocol checks authorship: every DRU signs its commits.
+        ...(protocol ? { keys: { privateKey: keys[i]!.privateKey, publicKeys: Object.fromEntries(ids.map((x, j) => [x, keys[j]!.publicKey])) } } : {}),
+      })
     try {
-      for (const [i, id] of ids.entries()) {
-        drus.push(
-          await openDru({
-            ...options.config,
-            id,
-            path: dir ? join(dir, `${id}.db`) : ':memory:',
-            now: options.config?.now ?? (() => time.ms),
-            random: options.config?.random ?? (() => incarnations.next()),
-            // The protocol checks authorship: every DRU signs its commits.
-            ...(protocol ? { keys: { privateKey: keys[i]!.privateKey, publicKeys: Object.fromEntries(ids.map((x, j) => [x, keys[j]!.publicKey])) } } : {}),
-          }),
-        )
-      }
+      for (let i = 0; i < ids.length; i++) drus.push(await open(i))
     } catch (err) {
       for (const d of drus) await d.close()
       if (dir) rmSync(dir, { recursive: true, force: true })
@@ -139,9 +170,16 @@ export class SimNetwork {
     const rng = new Rng(options.seed)
     const maxBatchBytes = options.maxBatchBytes ?? 4096
     const sessions = protocol
-      ? new SimSessions(drus, { rng: new Rng(options.seed ^ 0x27d4eb2d), now: () => time.ms, keys, maxBatchBytes: Math.max(maxBatchBytes, 64), secret: 'simulated-cluster-secret' })
+      ? new SimSessions(drus, {
+          rng: new Rng(options.seed ^ 0x27d4eb2d),
+          now: () => time.ms,
+          keys,
+          maxBatchBytes: Math.max(maxBatchBytes, 64),
+          secret: 'simulated-cluster-secret',
+          ...(options.plant ? { plant: options.plant } : {}),
+        })
       : undefined
-    return new SimNetwork(drus, rng, options.faults ?? {}, dir, maxBatchBytes, time, sessions)
+    return new SimNetwork(drus, rng, options.faults ?? {}, dir, maxBatchBytes, time, sessions, open)
   }
 
   /** Advances the virtual clock by `ms`. */

@@ -13,6 +13,32 @@ export interface FrameFaults {
   reorder?: number
 }
 
+/**
+ * Bugs planted on purpose, to prove the protocol-level property catches them:
+ * `skip-tenth` makes DRU 0's streaming path leave out every event whose seq is a multiple of
+ * ten, as a sender with an off-by-one in its range arithmetic would. Its peers see gaps and
+ * ask again, and the events never come.
+ */
+export type SimPlant = 'skip-tenth'
+
+/** The `skip-tenth` plant: a log whose streams leave out every tenth event. */
+function skippingTenth(log: Dru['store']): Dru['store'] {
+  return new Proxy(log, {
+    get(target, prop) {
+      if (prop === 'eventsMissing') {
+        return function* (remote: Parameters<Dru['store']['eventsMissing']>[0], options?: Parameters<Dru['store']['eventsMissing']>[1]) {
+          for (const batch of target.eventsMissing(remote, options)) {
+            const kept = batch.filter((e) => e.seq % 10 !== 0)
+            if (kept.length > 0) yield kept
+          }
+        }
+      }
+      const v = Reflect.get(target, prop, target) as unknown
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v
+    },
+  })
+}
+
 /** What the sessions of a simulation reported (all counters). */
 export interface SessionLog {
   /** Sessions that reached `open`. */
@@ -46,14 +72,18 @@ export class SimSessions {
   readonly log: SessionLog = { opened: 0, closes: {}, violations: 0, quarantines: [], bootstraps: 0, sent: {} }
   /** Frames delivered in the last round, by type. */
   lastRound: Record<string, number> = {}
-  readonly #drus: readonly Dru[]
+  readonly #drus: Dru[]
   readonly #rng: Rng
   readonly #configs: ProtocolConfig[]
+  readonly #makeConfig: (d: Dru, i: number) => ProtocolConfig
   readonly #pipes: Pipe[] = []
   readonly #bootstrapping = new Map<number, PeerProtocol>()
 
-  constructor(drus: readonly Dru[], options: { rng: Rng; now: () => number; keys: ReadonlyArray<{ privateKey: string; publicKey: string }>; maxBatchBytes: number; secret: string }) {
-    this.#drus = drus
+  constructor(
+    drus: readonly Dru[],
+    options: { rng: Rng; now: () => number; keys: ReadonlyArray<{ privateKey: string; publicKey: string }>; maxBatchBytes: number; secret: string; plant?: SimPlant },
+  ) {
+    this.#drus = [...drus]
     this.#rng = options.rng
     const publicKeys = new Map<string, KeyObject>(drus.map((d, i) => [d.id, createPublicKey(options.keys[i]!.publicKey)]))
     const nonceRng = new Rng(options.rng.int(2 ** 31))
@@ -71,8 +101,8 @@ export class SimSessions {
       costlyFramesPerSecond: 1e9,
       costlyFrameBurst: 1e9,
     }
-    this.#configs = drus.map((d, i) => ({
-      log: d.store,
+    this.#makeConfig = (d, i) => ({
+      log: options.plant === 'skip-tenth' && i === 0 ? skippingTenth(d.store) : d.store,
       druId: d.id,
       secret: options.secret,
       privateKey: createPrivateKey(options.keys[i]!.privateKey),
@@ -86,7 +116,8 @@ export class SimSessions {
         changesOf: (docId, bytes) => d.documents.changesOf(docId, bytes),
       },
       describe: () => d.digest(),
-    }))
+    })
+    this.#configs = drus.map((d, i) => this.#makeConfig(d, i))
     for (let a = 0; a < drus.length; a++) for (let b = a + 1; b < drus.length; b++) this.#pipes.push({ a, b, ends: undefined, queues: [[], []] })
   }
 
@@ -143,6 +174,14 @@ export class SimSessions {
       }
     }
     return delivered
+  }
+
+  /** DRU `i` was reopened (a restart): its connections reset and its sessions use the new one. */
+  replace(i: number, dru: Dru): void {
+    for (const p of this.#pipes) if ((p.a === i || p.b === i) && p.ends) this.#reset(p, 'RESTARTED')
+    this.#drus[i] = dru
+    this.#configs[i] = this.#makeConfig(dru, i)
+    this.#bootstrapping.delete(i)
   }
 
   closeAll(): void {
