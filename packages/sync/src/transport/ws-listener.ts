@@ -94,6 +94,8 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
     res.writeHead(426, { connection: 'close', 'content-type': 'text/plain' }).end('dru peers speak WebSocket\n')
   })
   server.on('clientError', (_err, socket) => socket.destroy())
+  // Sockets beyond maxConnections are dropped by Node before any byte is read: count them too.
+  server.on('drop', () => refused++)
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const refuse = (why: string) => {
       refused++

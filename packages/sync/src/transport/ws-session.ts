@@ -76,6 +76,9 @@ export class WsSession implements Session {
     ws.on('close', (code, reason) => this.protocol.close(reason.length > 0 ? reason.toString() : 'CLOSED', `socket closed (${code})`))
     ws.on('error', (err) => {
       const code = (err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'FRAME_TOO_LARGE' : 'CONNECTION_FAILED'
+      // ws would keep reading (and discarding) the rest of an oversized message while it
+      // waits for the close handshake: tens of MiB for nothing. Drop the connection now.
+      ws.terminate()
       this.protocol.close(code, err.message)
     })
     if (ws.readyState === WebSocket.OPEN) this.protocol.start()
@@ -108,8 +111,9 @@ export class WsSession implements Session {
     try {
       if (ws.readyState === WebSocket.OPEN) {
         ws.close(4000, code.slice(0, 100))
-        // A peer that never answers the close handshake (blackholed) must not pin the socket.
-        setTimeout(() => ws.terminate(), 1000).unref()
+        // A peer that never answers the close handshake (blackholed) must not pin the socket;
+        // a stranger gets just long enough for the error frame to leave.
+        setTimeout(() => ws.terminate(), this.protocol.wasAuthenticated ? 1000 : 100).unref()
       } else if (ws.readyState === WebSocket.CONNECTING) {
         ws.terminate()
       }
