@@ -409,7 +409,7 @@ async function main() {
       const targets = ids.filter((i) => cluster.running(i) && !cluster.units.get(i).paused)
       const results = await Promise.all(
         targets.map(async (x) => {
-          const res = await fetch(`http://127.0.0.1:${cluster.units.get(x).adminPort}/compact`, { method: 'POST', signal: AbortSignal.timeout(10_000) })
+          const res = await fetch(`http://127.0.0.1:${cluster.units.get(x).adminPort}/compact`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}', signal: AbortSignal.timeout(10_000) })
           const body = await res.json().catch(() => ({}))
           return { dru: x, status: res.status, eventsRemoved: body.eventsRemoved ?? null, eventsAfter: body.eventsAfter ?? null, code: body.code ?? null }
         }),

@@ -10,6 +10,8 @@ export interface AdminClientOptions {
   readonly baseUrl: string
   /** Per request; for streamed operations, the longest silence between lines. */
   readonly timeoutMs: number
+  /** The admin token, sent as `authorization: Bearer …`. */
+  readonly token?: string
 }
 
 /** A small JSON client for a DRU's admin HTTP API, mapping every failure to a {@link CliError}. */
@@ -30,8 +32,13 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
     try {
       const res = await fetch(`${base}${path}`, {
         method,
-        headers: { accept, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        body: body === undefined ? undefined : JSON.stringify(body),
+        // Every POST is JSON (the admin API refuses anything else: a web page cannot send it cross-site).
+        headers: {
+          accept,
+          ...(method === 'POST' ? { 'content-type': 'application/json' } : {}),
+          ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+        },
+        body: body === undefined ? (method === 'POST' ? '{}' : undefined) : JSON.stringify(body),
         signal: timer.signal,
       })
       return { res, timer }
@@ -135,6 +142,9 @@ function remoteError(status: number, body: unknown, what: string): CliError {
   const b = body as { code?: unknown; message?: unknown } | null
   if (b && typeof b.code === 'string') {
     const message = typeof b.message === 'string' ? b.message : '(no message)'
+    if (b.code === 'UNAUTHORIZED') {
+      return new CliError(ExitCode.UNAUTHORIZED, `the DRU's admin API needs its token: pass --token-file or set DRU_ADMIN_TOKEN (${message})`, b.code)
+    }
     return new CliError(exitCodeForDruCode(b.code), `${b.code}: ${message}`, b.code)
   }
   return new CliError(ExitCode.FAILURE, `${what} failed with HTTP ${status}`)

@@ -12,7 +12,7 @@ export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:7401'
 export interface CliConfig {
   readonly id: string
   readonly path: string
-  readonly admin?: { readonly host?: string; readonly port?: number }
+  readonly admin?: { readonly host?: string; readonly port?: number; readonly token?: string; readonly tokenFile?: string }
   readonly [field: string]: unknown
 }
 
@@ -55,6 +55,7 @@ export function checkConfig(raw: unknown, file: string, baseDir: string): CliCon
     if (a === null || typeof a !== 'object' || Array.isArray(a)) throw bad('admin', 'must be an object { host?, port }')
     if (a.host !== undefined && (typeof a.host !== 'string' || a.host === '')) throw bad('admin.host', 'must be a host name or address')
     if (a.port !== undefined && !isPort(a.port)) throw bad('admin.port', `must be an integer 0-65535 (got ${JSON.stringify(a.port)})`)
+    if (a.tokenFile !== undefined && (typeof a.tokenFile !== 'string' || a.tokenFile === '')) throw bad('admin.tokenFile', 'must be a file path')
   }
   if (c.listen !== undefined) {
     const l = c.listen as Record<string, unknown> | null
@@ -71,7 +72,10 @@ export function checkConfig(raw: unknown, file: string, baseDir: string): CliCon
     })
   }
   const path = c.path === ':memory:' || isAbsolute(c.path) ? c.path : resolve(baseDir, c.path)
-  return { ...c, id: c.id, path } as CliConfig
+  const admin = c.admin as Record<string, unknown> | undefined
+  // A relative token file is relative to the config, like the database path.
+  const tokenFile = typeof admin?.tokenFile === 'string' && !isAbsolute(admin.tokenFile) ? resolve(baseDir, admin.tokenFile) : admin?.tokenFile
+  return { ...c, id: c.id, path, ...(admin ? { admin: { ...admin, ...(tokenFile !== undefined ? { tokenFile } : {}) } } : {}) } as CliConfig
 }
 
 function isPort(v: unknown): boolean {
@@ -102,4 +106,26 @@ export function resolveAdminUrl(opts: { admin?: string; config?: string }, env: 
     throw new CliError(ExitCode.USAGE, `admin address ${JSON.stringify(url)} must start with http:// or https://`)
   }
   return url.replace(/\/+$/, '')
+}
+
+/**
+ * The admin token to send: `--token-file`, else `DRU_ADMIN_TOKEN`, else the config file's
+ * `admin.token` or `admin.tokenFile`; undefined when none is given (a loopback admin API
+ * without a token answers reads, and refuses writes only when it has a token).
+ */
+export function resolveAdminToken(opts: { tokenFile?: string; config?: string }, env: NodeJS.ProcessEnv, cwd: string): string | undefined {
+  const readToken = (file: string, what: string): string => {
+    try {
+      return readFileSync(resolve(cwd, file), 'utf8').replace(/\r?\n$/, '')
+    } catch (err) {
+      throw new CliError(ExitCode.CONFIG, `cannot read the admin token from ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    }
+  }
+  if (opts.tokenFile !== undefined) return readToken(opts.tokenFile, '--token-file')
+  if (env.DRU_ADMIN_TOKEN) return env.DRU_ADMIN_TOKEN
+  if (opts.config === undefined) return undefined
+  const config = loadConfig(opts.config, cwd)
+  if (config.admin?.token !== undefined) return config.admin.token
+  if (config.admin?.tokenFile !== undefined) return readToken(config.admin.tokenFile, 'admin.tokenFile')
+  return undefined
 }

@@ -27,6 +27,10 @@ export const ExitCode = {
   NOT_SUPPORTED: 9,
   /** The DRU did not answer in time. */
   TIMEOUT: 10,
+  /** The admin API refused the caller: no or wrong token (`UNAUTHORIZED`), or a refused origin (`FORBIDDEN`). */
+  UNAUTHORIZED: 11,
+  /** The address to listen on (admin or sync) is taken by another process. */
+  ADDRESS_IN_USE: 12,
 } as const
 
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
@@ -61,6 +65,11 @@ export function exitCodeForDruCode(code: string): ExitCode {
       return ExitCode.TIMEOUT
     case 'INTERNAL':
       return ExitCode.FAILURE
+    case 'UNAUTHORIZED':
+    case 'FORBIDDEN':
+      return ExitCode.UNAUTHORIZED
+    case 'ADDRESS_IN_USE':
+      return ExitCode.ADDRESS_IN_USE
     default:
       return ExitCode.REFUSED
   }

@@ -435,6 +435,29 @@ describe('dru compact and decommission', () => {
   })
 })
 
+describe('an admin API with a token', () => {
+  const TOKEN = 'cli-test-admin-token-0123456789'
+  it('writes need the token: refused with exit 11 without it, done with --token-file, DRU_ADMIN_TOKEN or the config', async () => {
+    const guarded = await startAdminServer({ port: 0, source: fake.source, token: TOKEN })
+    extra.push(guarded)
+    const url = guarded.url
+    const without = await dru(['compact', '--admin', url, '--quiet'])
+    expect(without.code).toBe(11)
+    expect(without.stderr).toContain('needs its token')
+    const file = join(dir, 'admin.token')
+    writeFileSync(file, `${TOKEN}\n`)
+    expect((await dru(['compact', '--admin', url, '--quiet', '--token-file', file])).code).toBe(0)
+    expect((await dru(['compact', '--admin', url, '--quiet'], { DRU_ADMIN_TOKEN: TOKEN })).code).toBe(0)
+    const port = Number(new URL(url).port)
+    const config = join(dir, 'tokened.json')
+    writeFileSync(config, JSON.stringify({ id: 'eu-west-1', path: './x.db', admin: { host: '127.0.0.1', port, tokenFile: 'admin.token' } }))
+    expect((await dru(['compact', '--config', config, '--quiet'])).code).toBe(0)
+    // Reads on loopback need no token.
+    expect((await dru(['status', '--admin', url])).code).toBe(0)
+    expect((await dru(['compact', '--admin', url, '--quiet'], { DRU_ADMIN_TOKEN: 'wrong-token-0123456789' })).code).toBe(11)
+  })
+})
+
 describe('connection failures', () => {
   it('says no DRU is answering and exits 4 when the port is closed', async () => {
     const closed = await startAdminServer({ port: 0, source: fake.source })

@@ -95,6 +95,10 @@ export const ErrorCode = {
    * The document is isolated: reading it fails with this code, the rest of the DRU works.
    */
   DOCUMENT_ISOLATED: 'DOCUMENT_ISOLATED',
+  /** The admin API needs a token (`authorization: Bearer …`) and none, or a wrong one, came. */
+  UNAUTHORIZED: 'UNAUTHORIZED',
+  /** The admin API refuses the request's origin: a foreign `Origin` or an unknown `Host` (a web page, DNS rebinding). */
+  FORBIDDEN: 'FORBIDDEN',
   /** An unexpected failure that is none of the codes above (a bug; the logs say more). */
   INTERNAL: 'INTERNAL',
 } as const

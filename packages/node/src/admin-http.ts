@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { DruError, isDruError, isReady, type ErrorCode, type LifecycleState } from '@dru/core'
@@ -20,6 +21,20 @@ export const MAX_ADMIN_BODY_BYTES = 1024 * 1024
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 /** Content type of streamed operations: one JSON object per line. */
 export const NDJSON_CONTENT_TYPE = 'application/x-ndjson'
+
+/**
+ * Time a client has to send a request's headers, and the whole request. Operators and
+ * scrapers send small requests at once; a client that trickles bytes only holds a socket.
+ * (Streamed answers are not affected: these bound receiving the request.)
+ */
+export const ADMIN_HEADERS_TIMEOUT_MS = 5_000
+export const ADMIN_REQUEST_TIMEOUT_MS = 10_000
+/** An idle kept-alive connection is closed after this. */
+export const ADMIN_KEEP_ALIVE_TIMEOUT_MS = 5_000
+/** A socket with no traffic at all in either direction is closed after this (a streamed operation writes progress lines). */
+export const ADMIN_SOCKET_IDLE_TIMEOUT_MS = 120_000
+/** Connections held at once: a handful of operators, a load balancer and a scraper need far fewer. */
+export const ADMIN_MAX_CONNECTIONS = 64
 
 /** One peer as `/status` shows it. */
 export interface PeerStatusJson {
@@ -232,6 +247,16 @@ export interface AdminServerOptions {
   readonly onError?: (err: unknown, route: string) => void
   /** Default {@link MAX_ADMIN_BODY_BYTES}. */
   readonly maxBodyBytes?: number
+  /**
+   * The admin token. With it, every POST needs `authorization: Bearer <token>`, and so does
+   * every read but `/healthz` and `/readyz` when the server is bound off loopback. Without it
+   * the server refuses to bind off loopback.
+   */
+  readonly token?: string
+  /** More `Host` names (with or without port) the server answers to, besides its own address and loopback names. */
+  readonly allowedHosts?: readonly string[]
+  /** Overrides of {@link ADMIN_HEADERS_TIMEOUT_MS} and {@link ADMIN_REQUEST_TIMEOUT_MS} (tests). */
+  readonly timeouts?: { headersMs?: number; requestMs?: number }
 }
 
 /** A running admin server. */
@@ -246,6 +271,10 @@ export interface AdminServer {
 
 /** HTTP status for each error code the admin API may answer with; unlisted codes get 500. */
 const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  DOCUMENT_ISOLATED: 409,
+  NOT_WRITABLE: 503,
   MALFORMED: 400,
   INVALID_ARGUMENT: 400,
   CONFIG_INVALID: 400,
@@ -279,16 +308,82 @@ interface Route {
   readonly handler: Handler
 }
 
-/** Starts the admin HTTP server; resolves once it listens. */
+/** True for an address only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '')
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h)
+}
+
+/** Open without a token even off loopback: load balancers and orchestrators probe these without credentials. */
+const PROBES = new Set(['/healthz', '/readyz'])
+
+/** Constant-time token check (hashed first, so the length does not leak either). */
+function tokenMatches(expected: string, header: string | undefined): boolean {
+  const m = /^Bearer (.+)$/.exec(header ?? '')
+  if (!m) return false
+  const a = createHash('sha256').update(expected).digest()
+  const b = createHash('sha256').update(m[1]!.trim()).digest()
+  return timingSafeEqual(a, b)
+}
+
+/** What {@link admitAdminRequest} looks at. */
+export interface AdminRequestHead {
+  readonly method: string
+  readonly path: string
+  readonly host: string | undefined
+  readonly origin: string | undefined
+  readonly authorization: string | undefined
+  readonly contentType: string | undefined
+}
+
+/**
+ * Refuses what a web page, a rebinding DNS name or a caller without the token could send
+ * (throws FORBIDDEN, UNAUTHORIZED, or INVALID_ARGUMENT with HTTP 415). Pure, so every rule is
+ * tested apart from sockets.
+ */
+export function admitAdminRequest(req: AdminRequestHead, policy: { allowedHosts: ReadonlySet<string>; loopback: boolean; token: string | undefined }): void {
+  const host = (req.host ?? '').toLowerCase()
+  if (!policy.allowedHosts.has(host)) {
+    throw new DruError('FORBIDDEN', `this admin API does not answer to Host ${JSON.stringify(host.slice(0, 100))}; add it to admin.allowedHosts if it is yours`)
+  }
+  if (req.origin !== undefined && req.origin.toLowerCase() !== `http://${host}`) {
+    throw new DruError('FORBIDDEN', `requests from another origin (${req.origin.slice(0, 100)}) are refused: the admin API is not for web pages`)
+  }
+  const needsToken = req.method === 'POST' || (!policy.loopback && !PROBES.has(req.path))
+  if (needsToken && policy.token !== undefined && !tokenMatches(policy.token, req.authorization)) {
+    throw new DruError('UNAUTHORIZED', 'this admin API needs its token: send authorization: Bearer <token> (dru: --token-file or DRU_ADMIN_TOKEN)')
+  }
+  if (req.method === 'POST' && !/^application\/json\s*(;|$)/i.test(req.contentType ?? '')) {
+    throw new DruError('INVALID_ARGUMENT', 'POST requests must be content-type: application/json', { details: { status: 415 } })
+  }
+}
+
+/**
+ * Starts the admin HTTP server; resolves once it listens. Before routing, every request
+ * must name an allowed `Host` (no DNS rebinding), carry no foreign `Origin` (no web page),
+ * and, for a POST, be `application/json` (a browser cannot send that cross-site without a
+ * preflight, which is never granted) and carry the token when one is set.
+ */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
   const { source } = options
   const host = options.host ?? DEFAULT_ADMIN_HOST
   const maxBody = options.maxBodyBytes ?? MAX_ADMIN_BODY_BYTES
   const routes = buildRoutes(source, maxBody)
+  const loopback = isLoopbackHost(host)
+  if (!loopback && !options.token) {
+    throw new DruError('CONFIG_INVALID', `the admin API on ${host} (off loopback) needs a token: set admin.token or admin.tokenFile`, { details: { field: 'admin' } })
+  }
+  let allowedHosts = new Set<string>()
 
-  const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => failSafe(res, err))
-  })
+  const t = { headersMs: ADMIN_HEADERS_TIMEOUT_MS, requestMs: ADMIN_REQUEST_TIMEOUT_MS, ...options.timeouts }
+  const server = createServer(
+    { headersTimeout: t.headersMs, requestTimeout: t.requestMs, keepAliveTimeout: ADMIN_KEEP_ALIVE_TIMEOUT_MS, connectionsCheckingInterval: Math.min(1_000, t.headersMs) },
+    (req, res) => {
+      handle(req, res).catch((err: unknown) => failSafe(res, err))
+    },
+  )
+  server.maxConnections = ADMIN_MAX_CONNECTIONS
+  server.on('connection', (socket) => socket.setTimeout(ADMIN_SOCKET_IDLE_TIMEOUT_MS, () => socket.destroy()))
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let url: URL
@@ -298,6 +393,16 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       return sendError(res, new DruError('INVALID_ARGUMENT', 'request URL does not parse'))
     }
     const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname
+    try {
+      admitAdminRequest(
+        { method: req.method ?? 'GET', path, host: req.headers.host, origin: req.headers.origin, authorization: req.headers.authorization, contentType: req.headers['content-type'] },
+        { allowedHosts, loopback, token: options.token },
+      )
+    } catch (err) {
+      req.resume()
+      res.setHeader('connection', 'close')
+      return sendError(res, err)
+    }
     const method = req.method === 'HEAD' ? 'GET' : req.method
     const matching = routes.filter((r) => r.pattern.test(path))
     if (matching.length === 0) {
@@ -342,15 +447,26 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     else socket.destroy()
   })
 
+  const port0 = options.port ?? DEFAULT_ADMIN_PORT
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port ?? DEFAULT_ADMIN_PORT, host, () => {
-      server.off('error', reject)
+    const onError = (err: NodeJS.ErrnoException) => {
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new DruError('ADDRESS_IN_USE', `the admin address ${host}:${port0} is already in use by another process`, { cause: err, details: { field: 'admin', host, port: port0 } })
+          : new DruError('CONFIG_INVALID', `cannot listen on ${host}:${port0}: ${err.message}`, { cause: err, details: { field: 'admin', host, port: port0 } }),
+      )
+    }
+    server.once('error', onError)
+    server.listen(port0, host, () => {
+      server.off('error', onError)
       resolve()
     })
   })
   const address = server.address() as AddressInfo
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  const names = [urlHost, host, 'localhost', '127.0.0.1', '[::1]', ...(options.allowedHosts ?? [])]
+  const bracket = (n: string) => (n.split(':').length > 2 && !n.startsWith('[') ? `[${n}]` : n)
+  allowedHosts = new Set(names.map(bracket).map((n) => (/^(\[[^\]]*\]|[^:]*):\d+$/.test(n) ? n.toLowerCase() : `${n.toLowerCase()}:${address.port}`)))
   return {
     host: address.address,
     port: address.port,

@@ -25,8 +25,13 @@ export interface DruConfig {
   maxClockSkewMs?: number
   /** Where peers reach us (WebSocket). Loopback by default in examples; port 0 picks one. */
   listen?: { host?: string; port?: number }
-  /** Admin HTTP (`/healthz`, `/readyz`, `/status`, `/metrics`, …); 127.0.0.1 unless given. */
-  admin?: { host?: string; port?: number }
+  /**
+   * Admin HTTP (`/healthz`, `/readyz`, `/status`, `/metrics`, …); 127.0.0.1 unless given.
+   * `token` (or `tokenFile`, a file readable only by its owner) is required for every POST
+   * and, off loopback, for every read but `/healthz` and `/readyz`; a DRU refuses to bind the
+   * admin API off loopback without one. `allowedHosts`: more `Host` names it answers to.
+   */
+  admin?: { host?: string; port?: number; token?: string; tokenFile?: string; allowedHosts?: string[] }
   /** The other members; we dial those with a `url` (they may dial us too). */
   peers?: Array<{ id: string; url?: string }>
   /** Cluster credential (at least 16 characters); required with `listen` or `peers`. */
@@ -88,7 +93,7 @@ export const CONFIG_FIELDS: Record<string, { required: boolean; check: FieldChec
   random: { required: false, check: (v) => (typeof v === 'function' ? undefined : `must be a function returning a number in [0, 1) (got ${show(v)})`) },
   maxClockSkewMs: { required: false, check: (v) => (positiveInt(v) ? undefined : `must be a positive integer of milliseconds (got ${show(v)})`) },
   listen: { required: false, check: (v) => checkEndpoint(v) },
-  admin: { required: false, check: (v) => checkEndpoint(v) },
+  admin: { required: false, check: (v) => checkAdmin(v) },
   peers: {
     required: false,
     check: (v) => {
@@ -144,6 +149,21 @@ export const CONFIG_FIELDS: Record<string, { required: boolean; check: FieldChec
         ? undefined
         : 'must be an object with info, warn and error functions',
   },
+}
+
+/** Shortest accepted admin token: guessing it must be hopeless. */
+export const MIN_ADMIN_TOKEN_LENGTH = 16
+
+function checkAdmin(v: unknown): string | undefined {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return `must be an object { host?, port?, token?, tokenFile?, allowedHosts? } (got ${show(v)})`
+  const { token, tokenFile, allowedHosts, ...endpoint } = v as Record<string, unknown>
+  if (token !== undefined && (typeof token !== 'string' || token.length < MIN_ADMIN_TOKEN_LENGTH)) return `.token must be a string of at least ${MIN_ADMIN_TOKEN_LENGTH} characters`
+  if (tokenFile !== undefined && (typeof tokenFile !== 'string' || tokenFile.length === 0)) return `.tokenFile must be a file path (got ${show(tokenFile)})`
+  if (token !== undefined && tokenFile !== undefined) return 'has both .token and .tokenFile: give one'
+  if (allowedHosts !== undefined && (!Array.isArray(allowedHosts) || !allowedHosts.every((h) => typeof h === 'string' && /^[A-Za-z0-9.[\]:-]{1,255}$/.test(h)))) {
+    return '.allowedHosts must be a list of host names (optionally with :port)'
+  }
+  return checkEndpoint(endpoint)
 }
 
 function checkEndpoint(v: unknown): string | undefined {

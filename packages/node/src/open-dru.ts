@@ -1,3 +1,4 @@
+import { readFileSync, statSync } from 'node:fs'
 import { pino } from 'pino'
 import { DruError, parseOrigin } from '@dru/core'
 import { DocumentStore } from '@dru/documents'
@@ -5,7 +6,7 @@ import { EventStore } from '@dru/store-sqlite'
 import { signerFor, silentLogger, type Logger } from '@dru/sync'
 import { createAdminSource } from './admin-source.js'
 import { startAdminServer, type AdminServer } from './admin-http.js'
-import { checkNetworkFields, validateConfig, type DruConfig } from './config.js'
+import { MIN_ADMIN_TOKEN_LENGTH, checkNetworkFields, validateConfig, type DruConfig } from './config.js'
 import { Dru } from './dru.js'
 import { createMetrics, type DruMetrics } from './metrics.js'
 import { Network } from './network.js'
@@ -30,6 +31,27 @@ export interface DruRuntimeParts {
 }
 
 const parts = new WeakMap<Dru, DruRuntimeParts>()
+
+/**
+ * The admin token from the config: inline, or read from `tokenFile` (trailing newline
+ * trimmed), which must not be readable by group or others.
+ */
+function adminToken(admin: NonNullable<DruConfig['admin']>): string | undefined {
+  if (admin.token !== undefined) return admin.token
+  if (admin.tokenFile === undefined) return undefined
+  let text: string
+  try {
+    if (process.platform !== 'win32' && (statSync(admin.tokenFile).mode & 0o077) !== 0) {
+      throw new DruError('CONFIG_INVALID', `config field "admin" .tokenFile ${admin.tokenFile} is readable by others: chmod 600 it`, { details: { field: 'admin' } })
+    }
+    text = readFileSync(admin.tokenFile, 'utf8').replace(/\r?\n$/, '')
+  } catch (err) {
+    if (err instanceof DruError) throw err
+    throw new DruError('CONFIG_INVALID', `config field "admin" .tokenFile cannot be read: ${(err as Error).message}`, { cause: err, details: { field: 'admin' } })
+  }
+  if (text.length < MIN_ADMIN_TOKEN_LENGTH) throw new DruError('CONFIG_INVALID', `config field "admin" .tokenFile holds fewer than ${MIN_ADMIN_TOKEN_LENGTH} characters`, { details: { field: 'admin' } })
+  return text
+}
 
 /** A source of 32-bit unsigned integers from a uniform [0, 1) one. */
 function uint32From(random: () => number): () => number {
@@ -114,9 +136,12 @@ export async function openDru(config: DruConfig): Promise<Dru> {
     const source = createAdminSource(dru, network, metrics)
     dru.useOperations({ gaps: () => source.gaps() as ReturnType<Dru['gaps']>, verify: async (o, p) => source.verify(o, p) })
     if (c.admin !== undefined) {
+      const token = adminToken(c.admin)
       admin = await startAdminServer({
         host: c.admin.host ?? '127.0.0.1',
         port: c.admin.port ?? 0,
+        ...(token ? { token } : {}),
+        ...(c.admin.allowedHosts ? { allowedHosts: c.admin.allowedHosts } : {}),
         source,
         onError: (err) => log.error('admin request failed', { error: (err as Error)?.message ?? String(err) }),
       })

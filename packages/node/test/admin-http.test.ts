@@ -91,7 +91,9 @@ interface Reply {
 
 function call(server: AdminServer, method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: server.port, method, path, headers }, (res) => {
+    // The CLI's way: every POST is JSON (the security tests below send what a browser would).
+    const all = method === 'POST' && !('content-type' in headers) ? { 'content-type': 'application/json', ...headers } : headers
+    const req = request({ host: '127.0.0.1', port: server.port, method, path, headers: all }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () => {

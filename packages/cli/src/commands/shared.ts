@@ -1,6 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander'
 import { createAdminClient, type AdminClient } from '../admin-client.js'
-import { resolveAdminUrl } from '../config.js'
+import { resolveAdminToken, resolveAdminUrl } from '../config.js'
 import type { CliContext } from '../context.js'
 import { createProgressReporter, type ProgressReporter } from '../progress.js'
 
@@ -8,6 +8,7 @@ import { createProgressReporter, type ProgressReporter } from '../progress.js'
 export interface AdminOptions {
   admin?: string
   config?: string
+  tokenFile?: string
   timeout: number
   json?: boolean
   quiet?: boolean
@@ -17,7 +18,8 @@ export interface AdminOptions {
 export function withAdminOptions(cmd: Command, opts: { json?: boolean; progress?: boolean } = {}): Command {
   cmd
     .option('--admin <url>', 'admin HTTP address of the DRU (default: $DRU_ADMIN, --config, http://127.0.0.1:7401)')
-    .option('--config <file>', 'read the admin address from this dru.json')
+    .option('--config <file>', 'read the admin address (and token) from this dru.json')
+    .option('--token-file <file>', 'the admin token, for a DRU that has one (default: $DRU_ADMIN_TOKEN, --config)')
     .option('--timeout <seconds>', 'give up after this long without an answer', parseSeconds, 30)
   if (opts.json) cmd.option('--json', 'print the result as JSON')
   if (opts.progress) cmd.option('-q, --quiet', 'no progress lines on stderr')
@@ -32,7 +34,8 @@ function parseSeconds(value: string): number {
 
 /** A client for the DRU these options point at. */
 export function clientFor(opts: AdminOptions, ctx: CliContext): AdminClient {
-  return createAdminClient({ baseUrl: resolveAdminUrl(opts, ctx.env, ctx.cwd), timeoutMs: opts.timeout * 1000 })
+  const token = resolveAdminToken(opts, ctx.env, ctx.cwd)
+  return createAdminClient({ baseUrl: resolveAdminUrl(opts, ctx.env, ctx.cwd), timeoutMs: opts.timeout * 1000, ...(token ? { token } : {}) })
 }
 
 /** Progress lines on stderr unless `--quiet`. */

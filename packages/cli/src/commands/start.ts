@@ -15,6 +15,17 @@ export function checkWithRuntime(config: CliConfig, file: string, validate: ((c:
   }
 }
 
+/**
+ * Secrets from the environment, so they need not sit in dru.json: `DRU_SECRET` (the cluster
+ * secret) and `DRU_ADMIN_TOKEN` (the admin token), each used when the config gives none.
+ */
+export function withEnvSecrets(config: CliConfig, env: NodeJS.ProcessEnv): CliConfig {
+  let c = config
+  if (env.DRU_SECRET && c.secret === undefined) c = { ...c, secret: env.DRU_SECRET }
+  if (env.DRU_ADMIN_TOKEN && c.admin && c.admin.token === undefined && c.admin.tokenFile === undefined) c = { ...c, admin: { ...c.admin, token: env.DRU_ADMIN_TOKEN } }
+  return c
+}
+
 export const startCommand: CommandModule = {
   register(program: Command, ctx: CliContext) {
     program
@@ -23,7 +34,7 @@ export const startCommand: CommandModule = {
       .requiredOption('--config <file>', 'dru.json: id, path, listen, admin, peers, …')
       .option('--check', 'only load and validate the config, then exit')
       .action(async (opts: { config: string; check?: boolean }) => {
-        const config = loadConfig(opts.config, ctx.cwd)
+        const config = withEnvSecrets(loadConfig(opts.config, ctx.cwd), ctx.env)
         const runtime = await ctx.loadRuntime()
         checkWithRuntime(config, opts.config, runtime.validateConfig?.bind(runtime))
         if (opts.check) {

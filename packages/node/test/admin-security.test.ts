@@ -1,0 +1,195 @@
+import { request } from 'node:http'
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { DruError } from '@dru/core'
+import { admitAdminRequest, isLoopbackHost, startAdminServer, type AdminServer, type AdminSource } from '../src/admin-http.js'
+import { openDru, runtimeOf, type Dru } from '../src/index.js'
+
+// What a web page (or a rebinding DNS name, or a caller without the token) can send to the
+// admin API, and what it gets: nothing done.
+
+const TOKEN = 'admin-token-for-tests-0123456789'
+const cleanups: Array<() => unknown> = []
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!()
+})
+
+interface Reply {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  json: { code?: string } | undefined
+}
+
+function call(port: number, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method, path, headers }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => {
+        let json
+        try {
+          json = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+        } catch {
+          json = undefined
+        }
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, json })
+      })
+    })
+    req.on('error', reject)
+    if (body !== undefined) req.write(body)
+    req.end()
+  })
+}
+
+/** A source whose mutations count their calls. */
+function countingSource() {
+  const calls: string[] = []
+  const source: AdminSource = {
+    state: () => 'active',
+    status: () => ({ id: 'x', state: 'active', since: '', fingerprint: { digest: 'd', vv: {} }, peers: [], conflictsOpen: 0 }),
+    metrics: () => '',
+    gaps: () => ({ peers: [] }),
+    verify: () => ({ ok: true, deep: false, local: { digest: 'd' }, peers: [] }),
+    conflicts: {
+      list: () => [],
+      get: () => undefined,
+      resolve: (id) => (calls.push(`resolve ${id}`), { id: Number(id), status: 'resolved' }),
+    },
+    compact: () => (calls.push('compact'), { eventsRemoved: 0 } as never),
+    decommission: (id) => (calls.push(`decommission ${id}`), { id, removed: true } as never),
+    unquarantine: (id) => (calls.push(`unquarantine ${id}`), { peer: id, lifted: true } as never),
+  }
+  return { source, calls }
+}
+
+async function server(options: { token?: string } = {}): Promise<{ admin: AdminServer; calls: string[] }> {
+  const { source, calls } = countingSource()
+  const admin = await startAdminServer({ host: '127.0.0.1', port: 0, source, ...options })
+  cleanups.push(() => admin.close())
+  return { admin, calls }
+}
+
+const MUTATIONS = ['/decommission/c?force=1', '/compact', '/peers/c/unquarantine', '/conflicts/1/resolve']
+
+describe('admin API against a web page', () => {
+  it('refuses the cross-site POSTs a browser sends without a preflight (text/plain, foreign Origin): nothing runs', async () => {
+    const { admin, calls } = await server({ token: TOKEN })
+    for (const path of MUTATIONS) {
+      // What fetch(url, { method: 'POST', mode: 'no-cors', body: '...' }) sends from evil.example.
+      const r = await call(admin.port, 'POST', path, { origin: 'http://evil.example', 'content-type': 'text/plain;charset=UTF-8' }, '{"value":1}')
+      expect(r.status, path).toBe(403)
+      expect(r.json?.code).toBe('FORBIDDEN')
+      // Even with the token (a page cannot have it), text/plain is not accepted.
+      const t = await call(admin.port, 'POST', path, { 'content-type': 'text/plain', authorization: `Bearer ${TOKEN}` }, '{"value":1}')
+      expect(t.status, path).toBe(415)
+    }
+    expect(calls).toEqual([])
+  })
+
+  it('answers no CORS preflight, so a page cannot send JSON cross-site at all', async () => {
+    const { admin, calls } = await server()
+    const r = await call(admin.port, 'OPTIONS', '/compact', { origin: 'http://evil.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' })
+    expect(r.status).toBeGreaterThanOrEqual(400)
+    expect(Object.keys(r.headers).filter((h) => h.startsWith('access-control-'))).toEqual([])
+    expect(calls).toEqual([])
+  })
+
+  it('does not answer to a Host it does not know (DNS rebinding), reads included', async () => {
+    const { admin } = await server()
+    const r = await call(admin.port, 'GET', '/status', { host: `evil.example:${admin.port}` })
+    expect(r.status).toBe(403)
+    expect(r.json?.code).toBe('FORBIDDEN')
+    for (const host of [`127.0.0.1:${admin.port}`, `localhost:${admin.port}`]) expect((await call(admin.port, 'GET', '/status', { host })).status, host).toBe(200)
+    // Its own origin is fine (a dashboard served by the admin API itself).
+    expect((await call(admin.port, 'GET', '/status', { origin: `http://127.0.0.1:${admin.port}` })).status).toBe(200)
+  })
+
+  it('needs the token for every POST when it has one; loopback reads stay open', async () => {
+    const { admin, calls } = await server({ token: TOKEN })
+    const json = { 'content-type': 'application/json' }
+    expect((await call(admin.port, 'POST', '/compact', json, '{}')).json?.code).toBe('UNAUTHORIZED')
+    expect((await call(admin.port, 'POST', '/compact', { ...json, authorization: 'Bearer wrong-token-0123456789' }, '{}')).status).toBe(401)
+    expect(calls).toEqual([])
+    expect((await call(admin.port, 'POST', '/compact', { ...json, authorization: `Bearer ${TOKEN}` }, '{}')).status).toBe(200)
+    expect(calls).toEqual(['compact'])
+    expect((await call(admin.port, 'GET', '/status')).status).toBe(200)
+  })
+
+  it('off loopback: refuses to start without a token, and with one needs it for every read but /healthz and /readyz', async () => {
+    const { source } = countingSource()
+    await expect(startAdminServer({ host: '0.0.0.0', port: 0, source })).rejects.toMatchObject({ code: 'CONFIG_INVALID' })
+    expect(isLoopbackHost('127.0.0.1') && isLoopbackHost('localhost') && isLoopbackHost('::1') && isLoopbackHost('[::1]')).toBe(true)
+    expect(isLoopbackHost('0.0.0.0') || isLoopbackHost('10.0.0.5') || isLoopbackHost('example.com')).toBe(false)
+    const policy = { allowedHosts: new Set(['10.0.0.5:7401']), loopback: false, token: TOKEN }
+    const head = { method: 'GET', host: '10.0.0.5:7401', origin: undefined, authorization: undefined, contentType: undefined }
+    const codeOf = (path: string, authorization?: string) => {
+      try {
+        admitAdminRequest({ ...head, path, authorization }, policy)
+        return 'ok'
+      } catch (err) {
+        return (err as DruError).code
+      }
+    }
+    expect(codeOf('/healthz')).toBe('ok')
+    expect(codeOf('/readyz')).toBe('ok')
+    expect(codeOf('/status')).toBe('UNAUTHORIZED')
+    expect(codeOf('/metrics')).toBe('UNAUTHORIZED')
+    expect(codeOf('/status', `Bearer ${TOKEN}`)).toBe('ok')
+  })
+
+  it('a taken port is ADDRESS_IN_USE, with the address', async () => {
+    const { admin } = await server()
+    const { source } = countingSource()
+    await expect(startAdminServer({ host: '127.0.0.1', port: admin.port, source })).rejects.toMatchObject({ code: 'ADDRESS_IN_USE', details: { port: admin.port } })
+  })
+
+  it('short request timeouts do not cut a long streamed operation', async () => {
+    const { source } = countingSource()
+    const slow: AdminSource = {
+      ...source,
+      compact: async (progress) => {
+        for (let i = 0; i < 8; i++) {
+          await new Promise((r) => setTimeout(r, 100))
+          progress({ phase: 'delete', done: i, unit: 'events' })
+        }
+        return { eventsRemoved: 8 } as never
+      },
+    }
+    const admin = await startAdminServer({ host: '127.0.0.1', port: 0, source: slow, timeouts: { headersMs: 200, requestMs: 300 } })
+    cleanups.push(() => admin.close())
+    const r = await fetch(`${admin.url}/compact`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/x-ndjson' }, body: '{}' })
+    const lines = (await r.text()).trim().split('\n').map((l) => JSON.parse(l))
+    expect(lines.filter((l) => l.progress)).toHaveLength(8)
+    expect(lines.at(-1)).toEqual({ result: { eventsRemoved: 8 } })
+  })
+})
+
+describe('admin API of a real DRU', () => {
+  it('a cross-site compaction request leaves the log as it was; the token file must be private', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dru-admin-sec-'))
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    const tokenFile = join(dir, 'admin.token')
+    writeFileSync(tokenFile, `${TOKEN}\n`)
+    chmodSync(tokenFile, 0o644)
+    await expect(openDru({ id: 'a', path: ':memory:', admin: { host: '127.0.0.1', port: 0, tokenFile } })).rejects.toMatchObject({ code: 'CONFIG_INVALID' })
+    chmodSync(tokenFile, 0o600)
+    const dru: Dru = await openDru({ id: 'a', path: join(dir, 'a.db'), admin: { host: '127.0.0.1', port: 0, tokenFile } })
+    cleanups.push(() => dru.close())
+    for (let i = 0; i < 5; i++) await dru.change(`d${i}`, (d) => (d.v = i))
+    const port = runtimeOf(dru).admin!.port
+    const events = dru.store.count()
+    const r = await call(port, 'POST', '/compact', { origin: 'http://evil.example', 'content-type': 'text/plain' }, 'x')
+    expect(r.status).toBe(403)
+    expect(dru.store.count()).toBe(events)
+    const ok = await call(port, 'POST', '/compact', { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, '{}')
+    expect(ok.status).toBe(200)
+    expect(dru.store.count()).toBe(0)
+  })
+
+  it('admin config: a short token and both token and tokenFile are CONFIG_INVALID', async () => {
+    await expect(openDru({ id: 'a', path: ':memory:', admin: { port: 0, token: 'short' } })).rejects.toMatchObject({ code: 'CONFIG_INVALID' })
+    await expect(openDru({ id: 'a', path: ':memory:', admin: { port: 0, token: TOKEN, tokenFile: '/x' } })).rejects.toMatchObject({ code: 'CONFIG_INVALID' })
+  })
+})
