@@ -99,6 +99,16 @@ export const ErrorCode = {
   UNAUTHORIZED: 'UNAUTHORIZED',
   /** The admin API refuses the request's origin: a foreign `Origin` or an unknown `Host` (a web page, DNS rebinding). */
   FORBIDDEN: 'FORBIDDEN',
+  /**
+   * `change()` got an async function (or one that returned a promise). Automerge changes are
+   * synchronous: what ran after the first `await` would be lost, so nothing is committed.
+   */
+  ASYNC_CHANGE: 'ASYNC_CHANGE',
+  /**
+   * A value a document cannot store faithfully: undefined, a function, a symbol, a Map, a
+   * cyclic or too deeply nested object, NaN or ±Infinity (JSON has no such numbers).
+   */
+  INVALID_VALUE: 'INVALID_VALUE',
   /** An unexpected failure that is none of the codes above (a bug; the logs say more). */
   INTERNAL: 'INTERNAL',
 } as const

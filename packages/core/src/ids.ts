@@ -65,15 +65,23 @@ export function newIncarnation(randomUint32: () => number = () => randomInt(0, 2
   }
 }
 
-/** True for an acceptable document id (non-empty string within the length cap). */
+// C0 controls, DEL and C1 controls: invisible in logs and tables, and NUL ends C strings.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
+
+/**
+ * True for an acceptable document id: a non-empty string within the length cap, without
+ * control characters, and well-formed UTF-16 (a lone surrogate would not survive the UTF-8
+ * round trip through the log, so the id read back would differ from the one signed).
+ */
 export function isDocId(value: unknown): value is DocId {
-  return typeof value === 'string' && value.length > 0 && value.length <= MAX_DOC_ID_LENGTH
+  return typeof value === 'string' && value.length > 0 && value.length <= MAX_DOC_ID_LENGTH && !CONTROL.test(value) && !LONE_SURROGATE.test(value)
 }
 
 /** Validates and brands a document id. */
 export function parseDocId(value: unknown): DocId {
   if (!isDocId(value)) {
-    throw new DruError('INVALID_ARGUMENT', `docId must be a string of 1-${MAX_DOC_ID_LENGTH} characters (got ${JSON.stringify(value)})`)
+    throw new DruError('INVALID_ARGUMENT', `docId must be a string of 1-${MAX_DOC_ID_LENGTH} characters without control characters (got ${JSON.stringify(typeof value === 'string' ? value.slice(0, 100) : value)})`)
   }
   return value
 }

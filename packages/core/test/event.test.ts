@@ -115,6 +115,8 @@ describe('event envelope', () => {
       ['seq', { seq: 1.5 }],
       ['docId', { docId: '' }],
       ['docId', { docId: 'x'.repeat(300) }],
+      ['docId', { docId: 'order\u00001' }],
+      ['docId', { docId: 'order\u001b[2J' }],
       ['change', { change: 'not bytes' }],
       ['prev', { prev: 'abc' }],
       ['hash', { hash: 'Z'.repeat(64) }],

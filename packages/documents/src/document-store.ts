@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import * as A from '@automerge/automerge'
 import { DruError, parseDocId, type DruEvent, type VersionVector } from '@dru/core'
-import { MetaKey, type EventStore, type StoreTx } from '@dru/store-sqlite'
+import { MetaKey, storageError, type EventStore, type StoreTx } from '@dru/store-sqlite'
 import { actorForOrigin, originForActor, parseOpId } from './actor.js'
 import { ActorSeqs, checkChanges } from './change-validation.js'
 import { canonicalJson, documentDigest, plainValue } from './canonical.js'
@@ -10,6 +10,7 @@ import { ConflictRegistry } from './conflict-registry.js'
 import { conflictAt, conflictedPaths, hasConflictedCounter, valueAt, writable, type FoundConflict, type Path } from './conflict-scan.js'
 import { Lru, type CacheLimits } from './lru.js'
 import { DOCUMENT_MIGRATIONS } from './schema.js'
+import { guardDocument } from './value-guard.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyDoc = A.Doc<any>
@@ -162,7 +163,9 @@ export class DocumentStore {
     this.#snapshotAfter = options.snapshotAfter ?? 16
     this.#policy = options.conflictPolicy ?? 'manual'
     this.#now = options.now ?? Date.now
-    this.#onError = options.onError ?? ((err) => console.error('dru documents:', err))
+    const sink = options.onError ?? ((err) => console.error('dru documents:', err))
+    // Work after a commit reaches SQLite too: its failures arrive typed (STORAGE_FULL, …).
+    this.#onError = (err) => sink(storageError(err))
     this.#registry = new ConflictRegistry(store)
     this.#openConflictDocs = new Set(this.#registry.openDocIds())
     const db = store.db
@@ -210,8 +213,14 @@ export class DocumentStore {
     if (this.#touched) throw new DruError('INVALID_ARGUMENT', 'nested transactions are not supported')
     const touched = new Set<string>()
     this.#touched = touched
+    let open = true
+    const change = (stx: StoreTx, docId: string, f: ChangeFn): DruEvent | undefined => {
+      // Checked before the document is touched: a late call must not change the cached copy.
+      if (!open) throw new DruError('INVALID_ARGUMENT', 'this transaction has ended: tx.change cannot be used after transact() returned')
+      return this.changeIn(stx, docId, f)
+    }
     try {
-      return this.store.transact((stx) => fn({ db: stx.db, change: (docId, f) => this.changeIn(stx, docId, f) }))
+      return this.store.transact((stx) => fn({ db: stx.db, change: (docId, f) => change(stx, docId, f) }))
     } catch (err) {
       for (const docId of touched) {
         const entry = this.#cache.delete(docId)
@@ -220,6 +229,7 @@ export class DocumentStore {
       throw err
     } finally {
       this.#touched = undefined
+      open = false
     }
   }
 
@@ -237,6 +247,7 @@ export class DocumentStore {
   changeIn(tx: StoreTx, docId: string, fn: ChangeFn): DruEvent | undefined {
     parseDocId(docId)
     if (typeof fn !== 'function') throw new DruError('INVALID_ARGUMENT', 'change() needs a function (doc) => { ... }')
+    if (isAsyncFunction(fn)) throw asyncChangeError(docId)
     this.#touched?.add(docId)
     const actor = this.#actor()
     let entry = this.#load(docId, true)
@@ -249,8 +260,28 @@ export class DocumentStore {
       entry.actor = actor
     }
     const counters = new CounterPatches()
-    // Change time from the injected clock, so a seeded simulation produces identical bytes.
-    let next = A.change(entry.doc, { time: Math.floor(this.#now() / 1000), patchCallback: counters.collect }, fn)
+    const values = new ValueCheck()
+    let next: AnyDoc
+    try {
+      // Change time from the injected clock, so a seeded simulation produces identical bytes.
+      next = A.change(entry.doc, { time: Math.floor(this.#now() / 1000), patchCallback: (p) => (counters.collect(p), values.collect(p)) }, (doc) => {
+        const returned: unknown = fn(guardDocument(doc))
+        if (isThenable(returned)) {
+          // Its continuation will fail on the freed document; that failure is ours to absorb.
+          returned.then(undefined, () => undefined)
+          throw asyncChangeError(docId)
+        }
+      })
+    } catch (err) {
+      // Automerge rolled the change back; drop the document anyway, so a proxy the callback
+      // leaked (an async continuation) writes into freed memory instead of the next change.
+      this.#discard(docId, entry)
+      throw invalidValueError(docId, err) ?? err
+    }
+    if (values.bad !== undefined) {
+      this.#discard(docId, entry)
+      throw new DruError('INVALID_VALUE', `document ${docId}: ${values.bad}; nothing was committed`, { details: { docId } })
+    }
     // Automerge returns the same object when the callback changed nothing.
     if (next === entry.doc) return undefined
     const bytes = A.getLastLocalChange(next)
@@ -511,7 +542,7 @@ export class DocumentStore {
    */
   resolveConflict(id: number, value: unknown): DruEvent | undefined {
     const c = this.#registry.get(id)
-    if (!c) throw new DruError('INVALID_ARGUMENT', `no conflict with id ${id}`)
+    if (!c) throw new DruError('NOT_FOUND', `no conflict with id ${id}`, { details: { id } })
     if (c.status === 'resolved') throw new DruError('INVALID_ARGUMENT', `conflict ${id} is already resolved`)
     return this.#writeResolution(c, writable(value), 'operator')
   }
@@ -555,9 +586,20 @@ export class DocumentStore {
   }
 
   /** Stops listening to the store. Does not close it. */
-  close(): void {
-    for (const off of this.#unsubscribe) off()
-    this.dropCache()
+  /**
+   * With `flush`, writes due snapshots first; then drops the cache. A snapshot that
+   * cannot be written (a full disk) is reported to `onError` and skipped: snapshots only
+   * speed up loading, the log holds everything, so closing never fails for want of one.
+   */
+  close(options: { flush?: boolean } = {}): void {
+    try {
+      if (options.flush === true) this.flushSnapshots()
+    } catch (err) {
+      this.#onError(err)
+    } finally {
+      for (const off of this.#unsubscribe) off()
+      this.dropCache()
+    }
   }
 
   /** Documents that could not be materialised (first {@link MAX_ISOLATED_LISTED}), and how many there are. */
@@ -672,6 +714,13 @@ export class DocumentStore {
       if (err instanceof DruError || String((err as { code?: unknown })?.code ?? '').startsWith('SQLITE')) throw err
       throw isolatedError(this.#isolate(docId, err))
     }
+  }
+
+  /** Drops a document whose change was refused (cached or not), freeing its WASM memory. */
+  #discard(docId: string, entry: Entry): void {
+    const cached = this.#cache.peek(docId) === entry
+    if (cached) this.#cache.delete(docId)
+    A.free(entry.doc)
   }
 
   #isolate(docId: string, cause: unknown): IsolatedDocument {
@@ -967,6 +1016,53 @@ class CounterPatches {
     A.free(doc)
     return rebuilt
   }
+}
+
+/**
+ * Finds numbers JSON cannot carry in a change's patches: Automerge stores NaN and ±Infinity,
+ * but every reader of the document (get, digests, the admin API) would see null.
+ */
+class ValueCheck {
+  bad: string | undefined
+
+  readonly collect = (patches: A.Patch[]): void => {
+    for (const p of patches) {
+      if (this.bad !== undefined) return
+      const found = p.action === 'put' ? [p.value] : p.action === 'insert' ? p.values : []
+      for (const v of found) {
+        if (typeof v === 'number' && !Number.isFinite(v)) {
+          this.bad = `${String(v)} at /${p.path.join('/')} is not a JSON number (store null or a string instead)`
+          return
+        }
+      }
+    }
+  }
+}
+
+function isAsyncFunction(fn: unknown): boolean {
+  const name = (fn as { constructor?: { name?: unknown } }).constructor?.name
+  return name === 'AsyncFunction' || name === 'AsyncGeneratorFunction'
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function'
+}
+
+function asyncChangeError(docId: string): DruError {
+  return new DruError(
+    'ASYNC_CHANGE',
+    `change(${JSON.stringify(docId)}, fn): fn must be synchronous (it is async or returned a promise); Automerge would keep only what ran before the first await, so nothing was committed. Await first, then change.`,
+    { details: { docId } },
+  )
+}
+
+/** Automerge's refusal of a value (RangeError), or the stack overflow a cyclic value causes, as INVALID_VALUE. */
+function invalidValueError(docId: string, err: unknown): DruError | undefined {
+  if (!(err instanceof RangeError)) return undefined
+  const cyclic = /call stack/i.test(err.message)
+  if (!cyclic && !/^Cannot assign/.test(err.message)) return undefined
+  const why = cyclic ? 'a cyclic or too deeply nested value' : err.message.split(/\.\s/)[0]
+  return new DruError('INVALID_VALUE', `document ${docId}: ${why}; nothing was committed`, { cause: err, details: { docId } })
 }
 
 function isolatedError(doc: IsolatedDocument): DruError {

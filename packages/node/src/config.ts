@@ -98,6 +98,7 @@ export const CONFIG_FIELDS: Record<string, { required: boolean; check: FieldChec
     required: false,
     check: (v) => {
       if (!Array.isArray(v)) return `must be an array of { id, url? } (got ${show(v)})`
+      const seen = new Set<unknown>()
       for (const [i, p] of v.entries()) {
         if (p === null || typeof p !== 'object' || Array.isArray(p)) return `[${i}] must be an object { id, url? }`
         for (const k of Object.keys(p)) if (k !== 'id' && k !== 'url') return `[${i}] has an unknown field "${k}" (expected id, url)`
@@ -106,6 +107,10 @@ export const CONFIG_FIELDS: Record<string, { required: boolean; check: FieldChec
         } catch (err) {
           return `[${i}].${(err as Error).message}`
         }
+        const id = (p as { id: unknown }).id
+        // Two entries for one peer would dial it twice and count its acks twice.
+        if (seen.has(id)) return `[${i}].id ${show(id)} is listed twice (one entry per peer)`
+        seen.add(id)
         const url = (p as { url?: unknown }).url
         if (url !== undefined && (typeof url !== 'string' || !/^wss?:\/\/[^\s]+$/.test(url))) return `[${i}].url must be a ws:// or wss:// URL (got ${show(url)})`
       }

@@ -1,6 +1,6 @@
 import { DruError, LifecycleSignal, createLifecycle, type DruEvent, type Fingerprint, type Lifecycle, type LifecycleState } from '@dru/core'
 import { DocumentStore, type ChangeFn, type Conflict, type DocumentDigest } from '@dru/documents'
-import type { EventStore, InboxTx } from '@dru/store-sqlite'
+import { storageError, type EventStore, type InboxTx } from '@dru/store-sqlite'
 import type { DruConfig } from './config.js'
 import type { GapsJson, ProgressFn, VerifyJson } from './admin-http.js'
 import { compactionFloor, runCompaction, type CompactReport, type CompactionFloor, type MemberAck } from './compaction.js'
@@ -98,48 +98,58 @@ export class Dru {
     this.#lifecycle = createLifecycle()
     this.#lifecycle.signal(LifecycleSignal.NO_PEERS)
     this.conflicts = {
-      list: (status = 'open') => documents.listConflicts(status),
-      get: (id) => documents.getConflict(id),
-      resolve: async (id, value) => {
-        this.#assertOpen()
-        this.#writeGuard?.()
-        return { event: documents.resolveConflict(id, value) }
-      },
+      list: (status = 'open') => this.#guard(() => documents.listConflicts(status)),
+      get: (id) => this.#guard(() => documents.getConflict(id)),
+      resolve: async (id, value) =>
+        this.#guard(() => {
+          this.#writeGuard?.()
+          return { event: documents.resolveConflict(id, value) }
+        }),
     }
   }
 
   /** Changes a document (creating it if needed) in its own transaction. */
   async change(docId: string, fn: ChangeFn, opts: ChangeOptions = {}): Promise<ChangeResult> {
-    this.#assertOpen()
     const acks = opts.acks ?? 0
-    if (!Number.isInteger(acks) || acks < 0) throw new DruError('INVALID_ARGUMENT', `acks must be a non-negative integer (got ${acks})`)
-    if (acks > 0 && !this.#ackWaiter) throw new DruError('INVALID_ARGUMENT', `acks: ${acks} needs the sync layer, which is not running`)
-    this.#writeGuard?.()
-    const event = this.documents.change(docId, fn)
+    const event = this.#guard(() => {
+      if (!Number.isInteger(acks) || acks < 0) throw new DruError('INVALID_ARGUMENT', `acks must be a non-negative integer (got ${acks})`)
+      if (acks > 0 && !this.#ackWaiter) throw new DruError('INVALID_ARGUMENT', `acks: ${acks} needs the sync layer, which is not running`)
+      const members = this.#membership?.members().length
+      if (acks > 0 && members !== undefined && acks > members) {
+        throw new DruError('INVALID_ARGUMENT', `acks: ${acks} can never be met: ${this.id} has ${members} other member${members === 1 ? '' : 's'}`, { details: { acks, members } })
+      }
+      this.#writeGuard?.()
+      return this.documents.change(docId, fn)
+    })
     if (event && acks > 0) await this.#ackWaiter!(event, acks, opts.timeoutMs)
     return { event }
   }
 
   /** The document as plain JSON, or undefined if it does not exist. */
   get(docId: string): unknown {
-    this.#assertOpen()
-    return this.documents.get(docId)
+    return this.#guard(() => this.documents.get(docId))
   }
 
   /** Application statements and document changes in one SQLite transaction (synchronous callback). */
   transact<T>(fn: (tx: DruTx) => T): T {
-    this.#assertOpen()
-    this.#writeGuard?.()
-    return this.documents.transact((tx) => fn(tx)).result
+    return this.#guard(() => {
+      if (fn.constructor?.name === 'AsyncFunction') {
+        throw new DruError('ASYNC_CHANGE', 'transact(fn): fn must be synchronous; a transaction cannot stay open across an await, so nothing was committed')
+      }
+      this.#writeGuard?.()
+      // A promise returned by fn is refused inside the transaction (ASYNC_CHANGE, rolled back).
+      return this.documents.transact((tx) => fn(tx)).result
+    })
   }
 
   /** Registers a handler run exactly once per remote event, inside the applying transaction. Returns an unsubscribe function. */
   onEvent(handler: EventHandler): () => void {
-    return this.store.onIngest(handler)
+    return this.#guard(() => this.store.onIngest(handler))
   }
 
   /** Calls `cb` after each commit touching `docId` (or any document for `'*'`). */
   subscribe(docId: string, cb: SubscribeCallback): () => void {
+    this.#assertOpen()
     return this.documents.onUpdate((ids, source) => {
       for (const id of ids) if (docId === '*' || id === docId) cb(id, source)
     })
@@ -147,23 +157,22 @@ export class Dru {
 
   /** Version vector plus chain heads: equal fingerprints mean identical logs. */
   fingerprint(): Fingerprint {
-    return this.store.fingerprint()
+    return this.#guard(() => this.store.fingerprint())
   }
 
   /** Digest of every document's materialised state (streamed, memory bounded); isolated documents count as such. */
   digest(): { digest: string; documents: number; isolated: number } {
-    return this.documents.clusterDigest()
+    return this.#guard(() => this.documents.clusterDigest())
   }
 
   /** Documents whose history could not be materialised: reading them fails with DOCUMENT_ISOLATED. */
   isolatedDocuments(): { count: number; docs: Array<{ docId: string; reason: string; at: number }> } {
-    this.#assertOpen()
-    return this.documents.isolated()
+    return this.#guard(() => this.documents.isolated())
   }
 
   /** One document's heads, canonical JSON and digest. */
   docDigest(docId: string): DocumentDigest | undefined {
-    return this.documents.digest(docId)
+    return this.#guard(() => this.documents.digest(docId))
   }
 
   /** Lifecycle state: `starting`, `catching-up`, `verifying`, `active` or `isolated`. */
@@ -181,8 +190,7 @@ export class Dru {
    * Empty for a standalone DRU.
    */
   gaps(): GapsJson {
-    this.#assertOpen()
-    return this.#operations?.gaps() ?? { peers: [] }
+    return this.#guard(() => this.#operations?.gaps() ?? { peers: [] })
   }
 
   /**
@@ -192,7 +200,11 @@ export class Dru {
   async verify(options: { deep?: boolean } = {}): Promise<VerifyJson> {
     this.#assertOpen()
     if (!this.#operations) throw new DruError('NOT_SUPPORTED', 'verify() needs a DRU opened by openDru()')
-    return this.#operations.verify({ deep: options.deep === true }, () => undefined)
+    try {
+      return await this.#operations.verify({ deep: options.deep === true }, () => undefined)
+    } catch (err) {
+      throw storageError(err)
+    }
   }
 
   /**
@@ -200,8 +212,7 @@ export class Dru {
    * durably hold. Events at or below it may be compacted.
    */
   compactionFloor(): CompactionFloor {
-    this.#assertOpen()
-    return compactionFloor(this.store.vv(), this.#membership?.members() ?? [])
+    return this.#guard(() => compactionFloor(this.store.vv(), this.#membership?.members() ?? []))
   }
 
   /**
@@ -217,6 +228,8 @@ export class Dru {
     this.#compacting = true
     try {
       return await runCompaction(this.documents, this.compactionFloor(), options.onProgress ?? (() => undefined))
+    } catch (err) {
+      throw storageError(err)
     } finally {
       this.#compacting = false
     }
@@ -229,11 +242,12 @@ export class Dru {
    * A connected peer is refused unless `force` (it is evidently not lost).
    */
   decommission(id: string, options: { force?: boolean } = {}): DecommissionReport {
-    this.#assertOpen()
-    if (!this.#membership) throw new DruError('NOT_SUPPORTED', `${this.id} runs without peers: there is no membership to change`)
-    const r = this.#membership.decommission(id, { force: options.force === true })
-    const f = this.compactionFloor()
-    return { ...r, floor: f.floor, waitingFor: f.waitingFor }
+    return this.#guard(() => {
+      if (!this.#membership) throw new DruError('NOT_SUPPORTED', `${this.id} runs without peers: there is no membership to change`)
+      const r = this.#membership.decommission(id, { force: options.force === true })
+      const f = this.compactionFloor()
+      return { ...r, floor: f.floor, waitingFor: f.waitingFor }
+    })
   }
 
   /** For the network layer: who the members are and how to remove one. */
@@ -274,16 +288,26 @@ export class Dru {
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    for (const hook of [...this.#closeHooks].reverse()) await hook()
     try {
-      this.documents.flushSnapshots()
+      for (const hook of [...this.#closeHooks].reverse()) await hook()
     } finally {
-      this.documents.close()
+      // Snapshots that cannot be written (a full disk) are reported, not thrown: the log holds everything.
+      this.documents.close({ flush: true })
       this.store.close()
     }
   }
 
   #assertOpen(): void {
     if (this.#closed) throw new DruError('CLOSED', `DRU ${this.id} is closed`)
+  }
+
+  /** Every data method: refused after close(), and SQLite's failures typed (STORAGE_FULL, DB_LOCKED, CORRUPTION). */
+  #guard<T>(fn: () => T): T {
+    this.#assertOpen()
+    try {
+      return fn()
+    } catch (err) {
+      throw storageError(err)
+    }
   }
 }

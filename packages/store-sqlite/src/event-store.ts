@@ -44,6 +44,7 @@ import {
 import { FoldedLog } from './folded-log.js'
 import { MetaKey, MetaTable } from './meta.js'
 import { migrate } from './migrations.js'
+import { storageError } from './sqlite-errors.js'
 
 export type { CommitListener, IngestResult, PeerRecord, StreamOptions }
 
@@ -375,9 +376,12 @@ export class EventStore implements ReplicaLog, PeerBook {
     let head = this.#heads.get(this.#origin)
     let seq = head?.seq ?? 0
     let prev = head?.hash ?? GENESIS_HASH
+    let open = true
     const tx: StoreTx = {
       db: this.db,
       append: (docId, change) => {
+        // A handle kept past its transaction (an async continuation) must not append to nothing.
+        if (!open) throw new DruError('INVALID_ARGUMENT', 'this transaction has ended: its tx cannot be used after transact() returned')
         parseDocId(docId)
         if (!(change instanceof Uint8Array)) throw new DruError('INVALID_ARGUMENT', 'change must be a Uint8Array')
         if (change.byteLength > MAX_CHANGE_BYTES) {
@@ -400,8 +404,10 @@ export class EventStore implements ReplicaLog, PeerBook {
     }
     const run = this.db.transaction(() => {
       const result = fn(tx)
-      if (result instanceof Promise) {
-        throw new DruError('INVALID_ARGUMENT', 'transact() callbacks must be synchronous (SQLite transactions cannot span an await)')
+      if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
+        // Its continuation will find the transaction ended; that failure is ours to absorb.
+        ;(result as unknown as PromiseLike<unknown>).then(undefined, () => undefined)
+        throw new DruError('ASYNC_CHANGE', 'transact() callbacks must be synchronous (SQLite transactions cannot span an await); nothing was committed')
       }
       if (pending.length > 0) {
         const last = pending.length - 1
@@ -437,6 +443,7 @@ export class EventStore implements ReplicaLog, PeerBook {
       throw mapSqliteError(err)
     } finally {
       this.#inTransaction = false
+      open = false
     }
     if (pending.length > 0) {
       const top = pending[pending.length - 1]!
@@ -1143,8 +1150,5 @@ function mapSqliteError(err: unknown): unknown {
   if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
     return new DruError('FORK', `an event with the same (origin, seq) is already stored: ${(err as Error).message}`, { cause: err })
   }
-  if (code === 'SQLITE_FULL') {
-    return new DruError('STORAGE_FULL', `disk full: ${(err as Error).message}`, { cause: err })
-  }
-  return err
+  return storageError(err)
 }

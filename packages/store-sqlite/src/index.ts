@@ -5,6 +5,7 @@
 export { EventStore, DEFAULT_CACHE_KIB } from './event-store.js'
 export { MetaKey } from './meta.js'
 export { changeHash } from './folded-log.js'
+export { storageError } from './sqlite-errors.js'
 export type {
   Durability,
   SkewPolicy,

@@ -80,8 +80,31 @@ describe('outbox: transact()', () => {
     const s = seeded('a', 1)
     const before = snapshotState(s, 'app')
     expect(codeOf(() => s.transact(() => s.transact(() => 1)))).toBe('INVALID_ARGUMENT')
-    expect(codeOf(() => s.transact(async (tx) => tx.append('d', bytes(1))))).toBe('INVALID_ARGUMENT')
+    expect(codeOf(() => s.transact(async (tx) => tx.append('d', bytes(1))))).toBe('ASYNC_CHANGE')
     expect(codeOf(() => s.transact((tx) => tx.append('', bytes(1))))).toBe('INVALID_ARGUMENT')
+    expect(snapshotState(s, 'app')).toEqual(before)
+  })
+
+  it('refuses a tx used after its transaction ended (an async continuation), storing nothing', async () => {
+    const s = seeded('a', 1)
+    const before = snapshotState(s, 'app')
+    let late: Promise<unknown> | undefined
+    expect(
+      codeOf(() =>
+        s.transact((tx) => {
+          late = (async () => {
+            await null
+            return tx.append('d', bytes(1))
+          })()
+          return late
+        }),
+      ),
+    ).toBe('ASYNC_CHANGE')
+    await expect(late).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
+    expect(snapshotState(s, 'app')).toEqual(before)
+    let kept: Parameters<Parameters<typeof s.transact>[0]>[0] | undefined
+    s.transact((tx) => (kept = tx))
+    expect(codeOf(() => kept!.append('d', bytes(2)))).toBe('INVALID_ARGUMENT')
     expect(snapshotState(s, 'app')).toEqual(before)
   })
 
