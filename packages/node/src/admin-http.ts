@@ -285,6 +285,8 @@ const STATUS_BY_CODE: Partial<Record<ErrorCode, number>> = {
   CLOSED: 503,
   DB_LOCKED: 503,
   ACK_TIMEOUT: 504,
+  INVALID_VALUE: 400,
+  STORAGE_FULL: 507,
 }
 
 /** The HTTP status the admin API answers for a {@link DruError} code. */
