@@ -61,11 +61,22 @@ export class Cluster {
     this.dir = dir
   }
 
-  static async create(ids: string[], extra: Record<string, unknown> = {}): Promise<Cluster> {
+  /** The cluster credential every unit is configured with. */
+  readonly secret = 'procedure-test-secret-0123456789'
+  /** Every member's key pair: the units', and those of `members` no process runs (for raw peers). */
+  keys: Record<string, { privateKey: string; publicKey: string }> = {}
+
+  /**
+   * `ids` run as processes; `options.members` are further members (keys configured
+   * everywhere) that no process runs, for a test to speak as one.
+   */
+  static async create(ids: string[], extra: Record<string, unknown> = {}, options: { members?: string[] } = {}): Promise<Cluster> {
     const c = new Cluster(mkdtempSync(join(tmpdir(), 'dru-proc-')))
-    const secret = 'procedure-test-secret-0123456789'
-    const pairs = Object.fromEntries(ids.map((id) => [id, generateKeys()]))
-    const publicKeys = Object.fromEntries(ids.map((id) => [id, pairs[id]!.publicKey]))
+    const secret = c.secret
+    const all = [...ids, ...(options.members ?? [])]
+    const pairs = Object.fromEntries(all.map((id) => [id, generateKeys()]))
+    c.keys = pairs
+    const publicKeys = Object.fromEntries(all.map((id) => [id, pairs[id]!.publicKey]))
     for (const id of ids) {
       c.units.set(id, {
         id,

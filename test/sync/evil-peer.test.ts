@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { GENESIS_HASH, encodeHlc, pack, sealEvent, type DruEvent, type Origin } from '@dru/core'
-import { createPrivateKey } from 'node:crypto'
-import { PROTOCOL_VERSION, authProof, decodeFrame, encodeFrame, generateKeys, identityProof, signerFor, type Frame, type Transcript } from '@dru/sync'
+import { GENESIS_HASH, pack, type DruEvent } from '@dru/core'
+import { generateKeys, signerFor, type Frame } from '@dru/sync'
+import { authFor, connectAsMember, connectRaw, helloAs, signedChain, type HelloFrame, type RawPeer } from '../hostile/raw-peer.js'
 import { DruProcess, killAll, SECRET, sameFp, tempDir, waitFor } from './helpers.js'
 
 /**
@@ -37,77 +37,19 @@ afterAll(async () => {
   cleanup()
 })
 
-interface Conn {
-  ws: WebSocket
-  frames: Frame[]
-  closed: Promise<void>
-  closeCode(): number | undefined
-  next(type: Frame['type']): Promise<Frame>
-  send(data: Frame | Uint8Array | string): void
-}
+type Conn = RawPeer
 
-function connect(): Promise<Conn> {
-  const ws = new WebSocket(`ws://127.0.0.1:${x.port}`, { perMessageDeflate: false, maxPayload: 64 << 20 })
-  const frames: Frame[] = []
-  const waiters: Array<() => void> = []
-  ws.on('message', (d) => {
-    frames.push(decodeFrame(d as Buffer))
-    for (const w of waiters.splice(0)) w()
-  })
-  let code: number | undefined
-  const closed = new Promise<void>((r) =>
-    ws.once('close', (c) => {
-      code = c
-      r()
-    }),
-  )
-  ws.on('error', () => undefined)
-  const conn: Conn = {
-    ws,
-    frames,
-    closed,
-    closeCode: () => code,
-    next: (type) =>
-      new Promise<Frame>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`no ${type} frame; got ${frames.map((f) => f.type).join(',')}`)), 5000)
-        const look = () => {
-          const f = frames.find((g) => g.type === type)
-          if (f) {
-            clearTimeout(t)
-            resolve(f)
-          } else waiters.push(look)
-        }
-        look()
-      }),
-    send: (data) => ws.send(typeof data === 'string' ? data : data instanceof Uint8Array ? data : encodeFrame(data)),
-  }
-  return new Promise((resolve, reject) => {
-    ws.once('open', () => resolve(conn))
-    ws.once('error', reject)
-  })
-}
-
+const connect = (): Promise<Conn> => connectRaw(x.port)
 const nonce = () => new Uint8Array(32).map(() => Math.floor(Math.random() * 256))
-const evilHello = (over: Partial<Extract<Frame, { type: 'hello' }>> = {}): Frame => ({ type: 'hello', protocol: PROTOCOL_VERSION, druId: 'evil', origin: 'evil/1', nonce: nonce(), ...over })
+const evilHello = (over: Partial<HelloFrame> = {}): Frame => helloAs('evil', over)
 
-/** Our auth frame as `as` (with `key`), for the transcript of this hello exchange. */
-function authFrame(mine: Extract<Frame, { type: 'hello' }>, theirs: Extract<Frame, { type: 'hello' }>, secret = SECRET, key = evilKeys.privateKey): Extract<Frame, { type: 'auth' }> {
-  const t: Transcript = { prover: mine.druId, verifier: 'x', proverOrigin: mine.origin, proverNonce: mine.nonce, verifierNonce: theirs.nonce }
-  return { type: 'auth', hmac: authProof(secret, t), sig: identityProof(createPrivateKey(key), t) }
+/** Our auth frame (with `key`), for the transcript of this hello exchange. */
+function authFrame(mine: HelloFrame, theirs: HelloFrame, secret = SECRET, key = evilKeys.privateKey): Extract<Frame, { type: 'auth' }> {
+  return authFor(mine, theirs, 'x', secret, key)
 }
 
 /** Completes the handshake as the member "evil"; returns the open connection and our proofs. */
-async function authenticated(): Promise<Conn & { auth: Extract<Frame, { type: 'auth' }> }> {
-  const c = await connect()
-  const theirs = (await c.next('hello')) as Extract<Frame, { type: 'hello' }>
-  const hello = evilHello() as Extract<Frame, { type: 'hello' }>
-  c.send(hello)
-  await c.next('auth')
-  const auth = authFrame(hello, theirs)
-  c.send(auth)
-  await c.next('vv')
-  return Object.assign(c, { auth })
-}
+const authenticated = () => connectAsMember(x.port, { id: 'evil', verifier: 'x', secret: SECRET, privateKey: evilKeys.privateKey })
 
 /** x's own summary, as a member would echo it back (with a lie inserted by the caller). */
 async function xSummary(): Promise<{ vv: Record<string, number>; heads: Record<string, string> }> {
@@ -120,14 +62,7 @@ function vvFrame(fp: { vv: Record<string, number>; heads: Record<string, string>
 }
 
 function evilChain(origin: string, from: number, n: number, prev = GENESIS_HASH, wall = Date.now()): DruEvent[] {
-  const out: DruEvent[] = []
-  for (let i = 0; i < n; i++) {
-    const e = sealEvent({ origin: origin as Origin, seq: from + i, hlc: encodeHlc({ wall, counter: i, node: origin }), docId: 'doc', change: new Uint8Array([1, 2, 3, i]), prev })
-    out.push(e)
-    prev = e.hash
-  }
-  out[out.length - 1] = { ...out[out.length - 1]!, sig: signEvil(out[out.length - 1]!.hash) }
-  return out
+  return signedChain(origin, from, n, evilKeys.privateKey, { prev, wall })
 }
 
 /** Raw events frame (bypasses our encoder's assumptions where a case needs to). */
@@ -164,16 +99,16 @@ const cases: Case[] = [
   ['auth before hello', 'PROTOCOL_VIOLATION', async () => { const c = await connect(); c.send({ type: 'auth', hmac: new Uint8Array(32), sig: new Uint8Array(64) }); return c }],
   ['a wrong secret', 'AUTH_FAILED', async () => {
     const c = await connect()
-    const theirs = (await c.next('hello')) as Extract<Frame, { type: 'hello' }>
-    const h = evilHello() as Extract<Frame, { type: 'hello' }>
+    const theirs = (await c.next('hello')) as HelloFrame
+    const h = evilHello() as HelloFrame
     c.send(h)
     c.send(authFrame(h, theirs, 'not-the-cluster-secret!!'))
     return c
   }],
   ['a member claiming another member\'s id (the secret, but not y\'s key)', 'AUTH_FAILED', async () => {
     const c = await connect()
-    const theirs = (await c.next('hello')) as Extract<Frame, { type: 'hello' }>
-    const h = evilHello({ druId: 'y', origin: 'y/1' }) as Extract<Frame, { type: 'hello' }>
+    const theirs = (await c.next('hello')) as HelloFrame
+    const h = evilHello({ druId: 'y', origin: 'y/1' }) as HelloFrame
     c.send(h)
     c.send(authFrame(h, theirs))
     return c
@@ -297,8 +232,8 @@ describe('bad input from a raw evil peer', () => {
         // While quarantined, evil is refused even with the right secret and key (after it proved them,
         // so the refusal it gets is authentic).
         const again = await connect()
-        const theirs = (await again.next('hello')) as Extract<Frame, { type: 'hello' }>
-        const h = evilHello() as Extract<Frame, { type: 'hello' }>
+        const theirs = (await again.next('hello')) as HelloFrame
+        const h = evilHello() as HelloFrame
         again.send(h)
         await again.next('auth')
         again.send(authFrame(h, theirs))
