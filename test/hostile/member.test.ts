@@ -113,6 +113,8 @@ describe('hostile role: member that lies (secret and key, false claims)', () => 
         { type: 'snapshot', docs: [{ docId: doc, bytes: A.save(A.from({ token: 'overwritten' })) }] },
         { type: 'bootstrap-end' } as Frame,
       ]
+      const e = signedChain('m/1', 1, 1, c.keys.m!.privateKey)[0]!
+      frames.push({ type: 'folded', envelopes: [{ origin: e.origin, seq: 1, hlc: e.hlc, docId: doc, changeHash: new Uint8Array(32), sig: e.sig! }] } as Frame)
       for (const f of frames) {
         const m = await asM()
         m.send(f)
