@@ -265,11 +265,16 @@ export class DocumentStore {
     try {
       // Change time from the injected clock, so a seeded simulation produces identical bytes.
       next = A.change(entry.doc, { time: Math.floor(this.#now() / 1000), patchCallback: (p) => (counters.collect(p), values.collect(p)) }, (doc) => {
-        const returned: unknown = fn(guardDocument(doc))
-        if (isThenable(returned)) {
-          // Its continuation will fail on the freed document; that failure is ours to absorb.
-          returned.then(undefined, () => undefined)
-          throw asyncChangeError(docId)
+        const guarded = guardDocument(doc)
+        try {
+          const returned: unknown = fn(guarded.doc)
+          if (isThenable(returned)) {
+            // Its continuation will fail on the revoked document; that failure is ours to absorb.
+            returned.then(undefined, () => undefined)
+            throw asyncChangeError(docId)
+          }
+        } finally {
+          guarded.revoke()
         }
       })
     } catch (err) {
@@ -1060,7 +1065,7 @@ function asyncChangeError(docId: string): DruError {
 function invalidValueError(docId: string, err: unknown): DruError | undefined {
   if (!(err instanceof RangeError)) return undefined
   const cyclic = /call stack/i.test(err.message)
-  if (!cyclic && !/^Cannot assign/.test(err.message)) return undefined
+  if (!cyclic && !/^Cannot assign|^Cannot create a reference|^invalid (value|import)/.test(err.message)) return undefined
   const why = cyclic ? 'a cyclic or too deeply nested value' : err.message.split(/\.\s/)[0]
   return new DruError('INVALID_VALUE', `document ${docId}: ${why}; nothing was committed`, { cause: err, details: { docId } })
 }

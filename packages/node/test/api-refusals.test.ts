@@ -142,6 +142,19 @@ describe('Dru API refusals', () => {
     ['an Error', () => new Error('x')],
     ['a Float64Array', () => new Float64Array([1])],
     ['a bigint beyond 64 bits', () => 2n ** 64n],
+    ['an integer beyond 2^53', () => 2 ** 60],
+    ['1e300 (an integer to JavaScript)', () => 1e300],
+    ['an invalid Date', () => new Date('not a date')],
+    ['an object without a prototype', () => Object.assign(Object.create(null), { a: 1 })],
+    ['an object with a __proto__ key', () => JSON.parse('{"__proto__": {"x": 1}}')],
+    ['an object with a symbol key', () => ({ [Symbol('k')]: 1, a: 1 })],
+    ['a string with a lone surrogate', () => 'caf\ud800'],
+    ['an object nested 300 deep', () => {
+      const root: Doc = {}
+      let at = root
+      for (let i = 0; i < 300; i++) at = (at.n = {}) as Doc
+      return root
+    }],
   ]
   it.each(badValues)('%s as a value: INVALID_VALUE, nothing committed, the document still works', async (_, value) => {
     const dru = await standalone()
@@ -169,6 +182,18 @@ describe('Dru API refusals', () => {
       d.copy = { ...(d.line as object) }
     })
     expect(dru.get('order-1')).toEqual({ at: '1970-01-01T00:00:00.000Z', big: 2 ** 40, copy: { sku: 'x-1' }, items: [1, 2, { sku: 'y' }, [3]], line: { sku: 'x-1' }, raw: 'AQI=', status: 'new' })
+  })
+
+  it('a document proxy kept past its change cannot write into a later one', async () => {
+    const dru = await standalone()
+    let kept: Doc | undefined
+    await dru.change('order-1', (d: Doc) => {
+      kept = d
+      d.status = 'paid'
+    })
+    expect(() => (kept!.sneaky = true)).toThrow(TypeError) // revoked
+    await dru.change('order-1', (d: Doc) => (d.note = 'later'))
+    expect(dru.get('order-1')).toEqual({ items: [1, 2], note: 'later', status: 'paid' })
   })
 
   it('a throw inside the change function commits nothing and keeps the document usable', async () => {
