@@ -47,6 +47,10 @@ afterEach(async () => {
 })
 
 const IDS = ['us-east', 'eu-west', 'ap-south']
+// The DRUs run with an admin token and the blocks get it the way the runbook's preamble says
+// (DRU_ADMIN_TOKEN), so the documented commands are the ones that work against a guarded DRU.
+const ADMIN_TOKEN = 'runbook-admin-token-0123456789'
+const WITH_TOKEN = { admin: { host: '127.0.0.1', port: 0, token: ADMIN_TOKEN } }
 const markdown = readFileSync(RUNBOOK, 'utf8')
 
 describe('docs/RUNBOOK.md runs as written', () => {
@@ -57,10 +61,10 @@ describe('docs/RUNBOOK.md runs as written', () => {
   })
 
   it('region partitioned then healed', async () => {
-    const c = (cluster = await Cluster.create(IDS))
+    const c = (cluster = await Cluster.create(IDS, WITH_TOKEN))
     await Promise.all(IDS.map((id) => c.start(id)))
     await c.waitConverged(IDS)
-    const env = { DRU_ADMIN: c.unit('ap-south').adminUrl }
+    const env = { DRU_ADMIN: c.unit('ap-south').adminUrl, DRU_ADMIN_TOKEN: ADMIN_TOKEN }
     c.cut('ap-south')
     await c.waitFor('ap-south isolated', async () => (await c.status('ap-south')).state === 'isolated', 5_000)
     for (let i = 0; i < 3; i++) expect((await c.write('ap-south', `o-${i}`, { n: i })).status).toBe(200)
@@ -87,13 +91,13 @@ describe('docs/RUNBOOK.md runs as written', () => {
   })
 
   it('region restored from backup', async () => {
-    const c = (cluster = await Cluster.create(IDS))
+    const c = (cluster = await Cluster.create(IDS, WITH_TOKEN))
     await Promise.all(IDS.map((id) => c.start(id)))
     await c.waitConverged(IDS)
     for (let i = 0; i < 4; i++) expect((await c.write('ap-south', `o-${i}`, { n: i })).status).toBe(200)
     await c.waitConverged(IDS)
     const u = c.unit('ap-south')
-    const env = () => ({ DRU_ADMIN: u.adminUrl }) // the admin port changes on restart
+    const env = () => ({ DRU_ADMIN: u.adminUrl, DRU_ADMIN_TOKEN: ADMIN_TOKEN }) // the admin port changes on restart
     // The operator's folder holds dru.json, as in the runbook.
     const opDir = join(c.dir, 'operator')
     mkdirSync(opDir)
@@ -134,7 +138,7 @@ describe('docs/RUNBOOK.md runs as written', () => {
   })
 
   it('region lost for good', async () => {
-    const c = (cluster = await Cluster.create(IDS))
+    const c = (cluster = await Cluster.create(IDS, WITH_TOKEN))
     await Promise.all(IDS.map((id) => c.start(id)))
     await c.waitConverged(IDS)
     for (let i = 0; i < 6; i++) expect((await c.write(IDS[i % 3]!, `o-${i}`, { n: i })).status).toBe(200)
@@ -143,7 +147,7 @@ describe('docs/RUNBOOK.md runs as written', () => {
     for (let i = 0; i < 4; i++) expect((await c.write('us-east', `late-${i}`, { n: i })).status).toBe(200)
     await c.waitFor('eu-west has the late writes', async () => (await c.read('eu-west', 'late-3')) !== null)
     await c.waitFor('us-east knows eu-west acknowledged them', async () => (await c.status('us-east')).peers.find((p) => p.id === 'eu-west')?.lagEvents === 0)
-    const env = { DRU_ADMIN: c.unit('us-east').adminUrl, SURVIVORS: `${c.unit('us-east').adminUrl} ${c.unit('eu-west').adminUrl}` }
+    const env = { DRU_ADMIN: c.unit('us-east').adminUrl, DRU_ADMIN_TOKEN: ADMIN_TOKEN, SURVIVORS: `${c.unit('us-east').adminUrl} ${c.unit('eu-west').adminUrl}` }
     const run = await runBlock(runbookBlock(markdown, 'lost-for-good'), env, c.dir)
     expect(run.stderr).toBe('')
     expect(run.code).toBe(0)

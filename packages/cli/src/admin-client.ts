@@ -26,6 +26,7 @@ export interface AdminClient {
 /** Creates a client; nothing is contacted until the first call. */
 export function createAdminClient(options: AdminClientOptions): AdminClient {
   const base = options.baseUrl.replace(/\/+$/, '')
+  const sentToken = Boolean(options.token)
 
   async function send(method: string, path: string, body: unknown, accept: string): Promise<{ res: Response; timer: Timer }> {
     const timer = new Timer(options.timeoutMs)
@@ -59,7 +60,7 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
       timer.stop()
     }
     const parsed = parseJson(text, `${method} ${path}`)
-    if (!res.ok) throw remoteError(res.status, parsed, `${method} ${path}`)
+    if (!res.ok) throw remoteError(res.status, parsed, `${method} ${path}`, sentToken)
     return parsed as T
   }
 
@@ -72,7 +73,7 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
       try {
         if (!(res.headers.get('content-type') ?? '').startsWith(NDJSON)) {
           const parsed = parseJson(await res.text(), `POST ${path}`)
-          if (!res.ok) throw remoteError(res.status, parsed, `POST ${path}`)
+          if (!res.ok) throw remoteError(res.status, parsed, `POST ${path}`, sentToken)
           return parsed as T
         }
         let buffered = ''
@@ -87,7 +88,7 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
             if (line === '') continue
             const msg = parseJson(line, `POST ${path}`) as { progress?: Progress; result?: T; error?: unknown }
             if (msg.progress) onProgress(msg.progress)
-            else if (msg.error) throw remoteError(500, msg.error, `POST ${path}`)
+            else if (msg.error) throw remoteError(500, msg.error, `POST ${path}`, sentToken)
             else if ('result' in msg) return msg.result as T
           }
         }
@@ -138,12 +139,16 @@ function parseJson(text: string, what: string): unknown {
 }
 
 /** A DRU's `{code, message}` error body (or anything else) as a CliError. */
-function remoteError(status: number, body: unknown, what: string): CliError {
+function remoteError(status: number, body: unknown, what: string, sentToken: boolean): CliError {
   const b = body as { code?: unknown; message?: unknown } | null
   if (b && typeof b.code === 'string') {
     const message = typeof b.message === 'string' ? b.message : '(no message)'
     if (b.code === 'UNAUTHORIZED') {
-      return new CliError(ExitCode.UNAUTHORIZED, `the DRU's admin API needs its token: pass --token-file or set DRU_ADMIN_TOKEN (${message})`, b.code)
+      // Say which fix applies: give a token, or give the right one.
+      const hint = sentToken
+        ? `the DRU's admin API refused the token given (--token-file, DRU_ADMIN_TOKEN or the config's admin token): it is not this DRU's`
+        : `the DRU's admin API needs a token: pass --token-file or set DRU_ADMIN_TOKEN`
+      return new CliError(ExitCode.UNAUTHORIZED, hint, b.code)
     }
     return new CliError(exitCodeForDruCode(b.code), `${b.code}: ${message}`, b.code)
   }

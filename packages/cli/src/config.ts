@@ -115,11 +115,15 @@ export function resolveAdminUrl(opts: { admin?: string; config?: string }, env: 
  */
 export function resolveAdminToken(opts: { tokenFile?: string; config?: string }, env: NodeJS.ProcessEnv, cwd: string): string | undefined {
   const readToken = (file: string, what: string): string => {
+    let token: string
     try {
-      return readFileSync(resolve(cwd, file), 'utf8').replace(/\r?\n$/, '')
+      token = readFileSync(resolve(cwd, file), 'utf8').replace(/\r?\n$/, '')
     } catch (err) {
       throw new CliError(ExitCode.CONFIG, `cannot read the admin token from ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
     }
+    // An empty file would silently send no token at all.
+    if (token === '') throw new CliError(ExitCode.CONFIG, `the admin token file ${file} (${what}) is empty`)
+    return token
   }
   if (opts.tokenFile !== undefined) return readToken(opts.tokenFile, '--token-file')
   if (env.DRU_ADMIN_TOKEN) return env.DRU_ADMIN_TOKEN

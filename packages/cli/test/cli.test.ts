@@ -177,6 +177,9 @@ describe('dru --help', () => {
       expect(byName[c], c).toContain('--admin <url>')
       expect(byName[c], c).toContain('--json')
     }
+    for (const c of ['status', 'wait', 'gaps', 'verify', 'conflicts list', 'conflicts show', 'conflicts resolve', 'compact', 'decommission', 'unquarantine']) {
+      expect(byName[c], c).toContain('--token-file <file>')
+    }
     expect(byName.verify).toContain('--deep')
     expect(byName.start).toContain('--config <file>')
     expect(byName['']).toMatch(/Exit codes: 0 ok/)
@@ -443,7 +446,7 @@ describe('an admin API with a token', () => {
     const url = guarded.url
     const without = await dru(['compact', '--admin', url, '--quiet'])
     expect(without.code).toBe(11)
-    expect(without.stderr).toContain('needs its token')
+    expect(without.stderr).toBe("dru: the DRU's admin API needs a token: pass --token-file or set DRU_ADMIN_TOKEN\n")
     const file = join(dir, 'admin.token')
     writeFileSync(file, `${TOKEN}\n`)
     expect((await dru(['compact', '--admin', url, '--quiet', '--token-file', file])).code).toBe(0)
@@ -454,7 +457,94 @@ describe('an admin API with a token', () => {
     expect((await dru(['compact', '--config', config, '--quiet'])).code).toBe(0)
     // Reads on loopback need no token.
     expect((await dru(['status', '--admin', url])).code).toBe(0)
-    expect((await dru(['compact', '--admin', url, '--quiet'], { DRU_ADMIN_TOKEN: 'wrong-token-0123456789' })).code).toBe(11)
+    const wrong = await dru(['compact', '--admin', url, '--quiet'], { DRU_ADMIN_TOKEN: 'wrong-token-0123456789' })
+    expect(wrong.code).toBe(11)
+    expect(wrong.stderr).toContain('refused the token given')
+  })
+
+  it('every writing command sends the token; without it each exits 11 and the DRU does nothing', async () => {
+    const guarded = await startAdminServer({ port: 0, source: fake.source, token: TOKEN })
+    extra.push(guarded)
+    const file = join(dir, 'admin2.token')
+    writeFileSync(file, TOKEN)
+    const writes = [
+      ['conflicts', 'resolve', '7', '5'],
+      ['decommission', 'ap-south-1'],
+      ['unquarantine', 'ap-south-1'],
+      ['verify', '--quiet'],
+      ['compact', '--quiet'],
+    ]
+    const resolvedBefore = fake.seen.resolved.length
+    const decommissionedBefore = fake.seen.decommissioned.length
+    const verifiesBefore = fake.seen.verifyDeep.length
+    for (const w of writes) {
+      const r = await dru([...w, '--admin', guarded.url])
+      expect(r.code, w.join(' ')).toBe(11)
+    }
+    expect(fake.seen.resolved.length).toBe(resolvedBefore)
+    expect(fake.seen.decommissioned.length).toBe(decommissionedBefore)
+    expect(fake.seen.verifyDeep.length).toBe(verifiesBefore)
+    for (const w of writes) expect((await dru([...w, '--admin', guarded.url, '--token-file', file])).code, w.join(' ')).toBe(0)
+    expect(fake.seen.resolved.length).toBe(resolvedBefore + 1)
+    expect(fake.seen.decommissioned.length).toBe(decommissionedBefore + 1)
+  })
+
+  it('reads carry the token too (an admin API off loopback needs it for /status)', async () => {
+    const seen: Array<string | undefined> = []
+    const api: Server = createServer((req, res) => {
+      seen.push(req.headers.authorization)
+      if (req.headers.authorization !== `Bearer ${TOKEN}`) {
+        res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'UNAUTHORIZED', message: 'needs its token' }))
+        return
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(fake.source.status()))
+    })
+    await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve))
+    extra.push({ close: () => new Promise((resolve) => api.close(() => resolve())) })
+    const url = `http://127.0.0.1:${(api.address() as AddressInfo).port}`
+    expect((await dru(['status', '--admin', url])).code).toBe(11)
+    expect((await dru(['status', '--admin', url], { DRU_ADMIN_TOKEN: TOKEN })).code).toBe(0)
+    expect(seen).toEqual([undefined, `Bearer ${TOKEN}`])
+  })
+
+  it('a token file that is missing or empty is a config error (exit 3), not a silent tokenless call', async () => {
+    const empty = join(dir, 'empty.token')
+    writeFileSync(empty, '\n')
+    const [missing, blank] = await Promise.all([
+      dru(['status', '--admin', admin, '--token-file', join(dir, 'no-such.token')]),
+      dru(['status', '--admin', admin, '--token-file', empty]),
+    ])
+    expect(missing.code).toBe(3)
+    expect(missing.stderr).toContain('cannot read the admin token from --token-file')
+    expect(blank.code).toBe(3)
+    expect(blank.stderr).toContain('is empty')
+  })
+})
+
+describe('dru start and the admin API', () => {
+  const TOKEN = 'cli-test-admin-token-0123456789'
+  it('refuses an admin API off loopback without a token (exit 3 naming admin); DRU_ADMIN_TOKEN supplies one', async () => {
+    const file = join(dir, 'public-admin.json')
+    writeFileSync(file, JSON.stringify({ id: 'eu-west-1', path: './pub.db', admin: { host: '0.0.0.0', port: 7401 } }))
+    const without = await dru(['start', '--config', file, '--check'])
+    expect(without.code).toBe(3)
+    expect(without.stderr).toMatch(/config field "admin" \.host "0\.0\.0\.0" is off loopback: set \.token or \.tokenFile/)
+    const withEnv = await dru(['start', '--config', file, '--check'], { DRU_ADMIN_TOKEN: TOKEN })
+    expect(withEnv.code).toBe(0)
+    expect(withEnv.stdout).toContain('config OK')
+  })
+
+  it('an admin port already taken exits 12 with ADDRESS_IN_USE and the address', async () => {
+    const squatter: Server = createServer()
+    await new Promise<void>((resolve) => squatter.listen(0, '127.0.0.1', resolve))
+    extra.push({ close: () => new Promise((resolve) => squatter.close(() => resolve())) })
+    const port = (squatter.address() as AddressInfo).port
+    const file = join(dir, 'taken.json')
+    writeFileSync(file, JSON.stringify({ id: 'eu-west-1', path: './taken.db', admin: { host: '127.0.0.1', port } }))
+    const r = await dru(['start', '--config', file])
+    expect(r.code).toBe(12)
+    expect(r.stderr).toContain(`dru: ADDRESS_IN_USE: the admin address 127.0.0.1:${port} is already in use by another process`)
+    expect(r.stderr).toContain('set another admin.port')
   })
 })
 

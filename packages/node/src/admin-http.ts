@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { hostname, networkInterfaces } from 'node:os'
 import { DruError, isDruError, isReady, type ErrorCode, type LifecycleState } from '@dru/core'
 
 /**
@@ -321,7 +322,8 @@ const PROBES = new Set(['/healthz', '/readyz'])
 
 /** Constant-time token check (hashed first, so the length does not leak either). */
 function tokenMatches(expected: string, header: string | undefined): boolean {
-  const m = /^Bearer (.+)$/.exec(header ?? '')
+  // The scheme name is case-insensitive (RFC 9110 §11.1).
+  const m = /^Bearer +(.+)$/i.exec(header ?? '')
   if (!m) return false
   const a = createHash('sha256').update(expected).digest()
   const b = createHash('sha256').update(m[1]!.trim()).digest()
@@ -358,6 +360,38 @@ export function admitAdminRequest(req: AdminRequestHead, policy: { allowedHosts:
   if (req.method === 'POST' && !/^application\/json\s*(;|$)/i.test(req.contentType ?? '')) {
     throw new DruError('INVALID_ARGUMENT', 'POST requests must be content-type: application/json', { details: { status: 415 } })
   }
+}
+
+/** `0.0.0.0` and `::` listen on every interface. */
+function isWildcard(host: string): boolean {
+  return host === '0.0.0.0' || host === '::' || host === '[::]'
+}
+
+/** This machine's interface addresses (without scoped link-local ones, which no Host header names plainly) and host name. */
+function machineNames(): { interfaces: string[]; machineName: string } {
+  const interfaces = Object.values(networkInterfaces())
+    .flatMap((list) => list ?? [])
+    .map((i) => i.address)
+    .filter((a) => !a.toLowerCase().startsWith('fe80:'))
+  return { interfaces, machineName: hostname() }
+}
+
+/**
+ * The `Host` values (`name:port`, lower case) the admin server answers to: the address it was
+ * bound to (as given and as resolved), the loopback names, `extra` (a name without a port gets the server's), and, when
+ * bound to a wildcard address, every interface address and the host name, since clients on
+ * the network reach it by those.
+ */
+export function adminHostNames(o: { bound: string; address?: string; port: number; extra: readonly string[]; interfaces?: readonly string[]; machineName?: string }): Set<string> {
+  const names = [o.bound, o.address ?? '', 'localhost', '127.0.0.1', '::1', ...(o.interfaces ?? []), ...(o.machineName ? [o.machineName] : []), ...o.extra]
+  const withPort = (n: string): string => {
+    const name = n.toLowerCase()
+    if (/^\[[^\]]*\]:\d+$/.test(name) || /^[^:]*:\d+$/.test(name)) return name
+    // A bare IPv6 address is written in brackets in a Host header.
+    const bracketed = name.includes(':') && !name.startsWith('[') ? `[${name}]` : name
+    return `${bracketed}:${o.port}`
+  }
+  return new Set(names.filter((n) => n !== '').map(withPort))
 }
 
 /**
@@ -405,8 +439,15 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       res.setHeader('connection', 'close')
       return sendError(res, err)
     }
-    const method = req.method === 'HEAD' ? 'GET' : req.method
+    // No CORS: a preflight (OPTIONS) or any other method is refused before routing, and no
+    // answer ever carries Access-Control-Allow-*, so a browser never sends a page's JSON POST.
     const matching = routes.filter((r) => r.pattern.test(path))
+    if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'POST') {
+      req.resume()
+      res.setHeader('allow', matching.length > 0 ? [...new Set(matching.map((r) => r.method))].join(', ') : 'GET, POST')
+      return sendError(res, new DruError('INVALID_ARGUMENT', `${req.method} is not served by the admin API`), 405)
+    }
+    const method = req.method === 'HEAD' ? 'GET' : req.method
     if (matching.length === 0) {
       req.resume()
       return sendError(res, new DruError('NOT_FOUND', `no admin endpoint ${req.method} ${url.pathname}`))
@@ -444,8 +485,10 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     }
   }
 
-  server.on('clientError', (_err, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n')
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    // A client too slow with its headers or request is told so (408), a garbled one 400.
+    const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request'
+    if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\n\r\n`)
     else socket.destroy()
   })
 
@@ -454,7 +497,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     const onError = (err: NodeJS.ErrnoException) => {
       reject(
         err.code === 'EADDRINUSE'
-          ? new DruError('ADDRESS_IN_USE', `the admin address ${host}:${port0} is already in use by another process`, { cause: err, details: { field: 'admin', host, port: port0 } })
+          ? new DruError('ADDRESS_IN_USE', `the admin address ${host}:${port0} is already in use by another process (another DRU, or this one still running?): stop it or set another admin.port`, { cause: err, details: { field: 'admin', host, port: port0 } })
           : new DruError('CONFIG_INVALID', `cannot listen on ${host}:${port0}: ${err.message}`, { cause: err, details: { field: 'admin', host, port: port0 } }),
       )
     }
@@ -466,9 +509,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   })
   const address = server.address() as AddressInfo
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  const names = [urlHost, host, 'localhost', '127.0.0.1', '[::1]', ...(options.allowedHosts ?? [])]
-  const bracket = (n: string) => (n.split(':').length > 2 && !n.startsWith('[') ? `[${n}]` : n)
-  allowedHosts = new Set(names.map(bracket).map((n) => (/^(\[[^\]]*\]|[^:]*):\d+$/.test(n) ? n.toLowerCase() : `${n.toLowerCase()}:${address.port}`)))
+  allowedHosts = adminHostNames({ bound: host, address: address.address, port: address.port, extra: options.allowedHosts ?? [], ...(isWildcard(host) ? machineNames() : {}) })
   return {
     host: address.address,
     port: address.port,

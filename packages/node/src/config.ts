@@ -1,6 +1,7 @@
 import { DruError, parseDruId } from '@dru/core'
 import { checkConflictPolicy, type CacheLimits, type ConflictPolicy } from '@dru/documents'
 import type { Durability } from '@dru/store-sqlite'
+import { isLoopbackHost } from './admin-http.js'
 
 /** Configuration of {@link openDru}. */
 export interface DruConfig {
@@ -168,7 +169,14 @@ function checkAdmin(v: unknown): string | undefined {
   if (allowedHosts !== undefined && (!Array.isArray(allowedHosts) || !allowedHosts.every((h) => typeof h === 'string' && /^[A-Za-z0-9.[\]:-]{1,255}$/.test(h)))) {
     return '.allowedHosts must be a list of host names (optionally with :port)'
   }
-  return checkEndpoint(endpoint)
+  const bad = checkEndpoint(endpoint)
+  if (bad !== undefined) return bad
+  // Off loopback anyone on the network could compact or decommission: a token is mandatory.
+  const host = (endpoint as { host?: string }).host
+  if (host !== undefined && !isLoopbackHost(host) && token === undefined && tokenFile === undefined) {
+    return `.host ${show(host)} is off loopback: set .token or .tokenFile (or DRU_ADMIN_TOKEN for dru start)`
+  }
+  return undefined
 }
 
 function checkEndpoint(v: unknown): string | undefined {

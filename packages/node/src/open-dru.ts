@@ -34,15 +34,17 @@ const parts = new WeakMap<Dru, DruRuntimeParts>()
 
 /**
  * The admin token from the config: inline, or read from `tokenFile` (trailing newline
- * trimmed), which must not be readable by group or others.
+ * trimmed), which must not be readable or writable by group or others.
  */
 function adminToken(admin: NonNullable<DruConfig['admin']>): string | undefined {
   if (admin.token !== undefined) return admin.token
   if (admin.tokenFile === undefined) return undefined
   let text: string
   try {
-    if (process.platform !== 'win32' && (statSync(admin.tokenFile).mode & 0o077) !== 0) {
-      throw new DruError('CONFIG_INVALID', `config field "admin" .tokenFile ${admin.tokenFile} is readable by others: chmod 600 it`, { details: { field: 'admin' } })
+    const mode = statSync(admin.tokenFile).mode & 0o777
+    // Like an ssh key: a secret other local users can read or replace is no secret.
+    if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
+      throw new DruError('CONFIG_INVALID', `config field "admin" .tokenFile ${admin.tokenFile} is open to group or others (mode ${mode.toString(8)}): chmod 600 it`, { details: { field: 'admin' } })
     }
     text = readFileSync(admin.tokenFile, 'utf8').replace(/\r?\n$/, '')
   } catch (err) {
@@ -77,6 +79,8 @@ export async function openDru(config: DruConfig): Promise<Dru> {
   checkNetworkFields(c)
   const log: Logger = c.logger ?? (c.log === 'json' ? jsonLogger(c.id) : silentLogger)
   const now = c.now ?? Date.now
+  // Read before anything opens, so a bad token file changes nothing.
+  const adminTokenValue = c.admin !== undefined ? adminToken(c.admin) : undefined
   const store = EventStore.open({
     path: c.path,
     druId: c.id,
@@ -136,11 +140,10 @@ export async function openDru(config: DruConfig): Promise<Dru> {
     const source = createAdminSource(dru, network, metrics)
     dru.useOperations({ gaps: () => source.gaps() as ReturnType<Dru['gaps']>, verify: async (o, p) => source.verify(o, p) })
     if (c.admin !== undefined) {
-      const token = adminToken(c.admin)
       admin = await startAdminServer({
         host: c.admin.host ?? '127.0.0.1',
         port: c.admin.port ?? 0,
-        ...(token ? { token } : {}),
+        ...(adminTokenValue ? { token: adminTokenValue } : {}),
         ...(c.admin.allowedHosts ? { allowedHosts: c.admin.allowedHosts } : {}),
         source,
         onError: (err) => log.error('admin request failed', { error: (err as Error)?.message ?? String(err) }),

@@ -1,10 +1,11 @@
-import { request } from 'node:http'
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, request, type Server } from 'node:http'
+import { connect } from 'node:net'
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { DruError } from '@dru/core'
-import { admitAdminRequest, isLoopbackHost, startAdminServer, type AdminServer, type AdminSource } from '../src/admin-http.js'
+import { ADMIN_MAX_CONNECTIONS, adminHostNames, admitAdminRequest, isLoopbackHost, startAdminServer, type AdminServer, type AdminSource } from '../src/admin-http.js'
 import { openDru, runtimeOf, type Dru } from '../src/index.js'
 
 // What a web page (or a rebinding DNS name, or a caller without the token) can send to the
@@ -74,8 +75,11 @@ async function server(options: { token?: string } = {}): Promise<{ admin: AdminS
 const MUTATIONS = ['/decommission/c?force=1', '/compact', '/peers/c/unquarantine', '/conflicts/1/resolve']
 
 describe('admin API against a web page', () => {
-  it('refuses the cross-site POSTs a browser sends without a preflight (text/plain, foreign Origin): nothing runs', async () => {
-    const { admin, calls } = await server({ token: TOKEN })
+  it.each([
+    ['the default (loopback, no token)', {}],
+    ['a token set', { token: TOKEN }],
+  ])('refuses the cross-site POSTs a browser sends without a preflight (text/plain, foreign Origin), with %s: nothing runs', async (_name, options) => {
+    const { admin, calls } = await server(options)
     for (const path of MUTATIONS) {
       // What fetch(url, { method: 'POST', mode: 'no-cors', body: '...' }) sends from evil.example.
       const r = await call(admin.port, 'POST', path, { origin: 'http://evil.example', 'content-type': 'text/plain;charset=UTF-8' }, '{"value":1}')
@@ -94,6 +98,46 @@ describe('admin API against a web page', () => {
     expect(r.status).toBeGreaterThanOrEqual(400)
     expect(Object.keys(r.headers).filter((h) => h.startsWith('access-control-'))).toEqual([])
     expect(calls).toEqual([])
+  })
+
+  it('refuses OPTIONS and every method it does not serve with 405, before routing', async () => {
+    const { admin, calls } = await server({ token: TOKEN })
+    for (const [method, path, allow] of [['OPTIONS', '/compact', 'POST'], ['OPTIONS', '/nowhere', 'GET, POST'], ['PUT', '/compact', 'POST'], ['DELETE', '/decommission/c', 'POST']] as const) {
+      const r = await call(admin.port, method, path, { 'access-control-request-method': 'POST', authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, '{}')
+      expect(r.status, `${method} ${path}`).toBe(405)
+      expect(r.headers.allow).toBe(allow)
+      expect(Object.keys(r.headers).filter((h) => h.startsWith('access-control-'))).toEqual([])
+    }
+    expect(calls).toEqual([])
+  })
+
+  it('takes the Bearer scheme in any case, and nothing but Bearer', async () => {
+    const { admin, calls } = await server({ token: TOKEN })
+    const json = { 'content-type': 'application/json' }
+    expect((await call(admin.port, 'POST', '/compact', { ...json, authorization: `Basic ${TOKEN}` }, '{}')).status).toBe(401)
+    expect((await call(admin.port, 'POST', '/compact', { ...json, authorization: TOKEN }, '{}')).status).toBe(401)
+    expect(calls).toEqual([])
+    expect((await call(admin.port, 'POST', '/compact', { ...json, authorization: `bearer ${TOKEN}` }, '{}')).status).toBe(200)
+    expect(calls).toEqual(['compact'])
+  })
+
+  it('an empty JSON POST still needs the JSON content type', async () => {
+    const { admin, calls } = await server()
+    expect((await call(admin.port, 'POST', '/compact')).status).toBe(415)
+    expect((await call(admin.port, 'POST', '/compact', { 'content-type': 'application/x-www-form-urlencoded' }, 'a=1')).status).toBe(415)
+    expect((await call(admin.port, 'POST', '/compact', { 'content-type': 'multipart/form-data; boundary=x' }, '--x--')).status).toBe(415)
+    expect(calls).toEqual([])
+    expect((await call(admin.port, 'POST', '/compact', { 'content-type': 'application/json' })).status).toBe(200)
+    expect(calls).toEqual(['compact'])
+  })
+
+  it('refuses a foreign Origin on reads as well, including the opaque "null" origin', async () => {
+    const { admin } = await server()
+    for (const origin of ['http://evil.example', 'null', `http://localhost:${admin.port + 1}`, `https://127.0.0.1:${admin.port}`]) {
+      const r = await call(admin.port, 'GET', '/status', { origin })
+      expect(r.status, origin).toBe(403)
+      expect(r.json?.code).toBe('FORBIDDEN')
+    }
   })
 
   it('does not answer to a Host it does not know (DNS rebinding), reads included', async () => {
@@ -137,6 +181,48 @@ describe('admin API against a web page', () => {
     expect(codeOf('/status')).toBe('UNAUTHORIZED')
     expect(codeOf('/metrics')).toBe('UNAUTHORIZED')
     expect(codeOf('/status', `Bearer ${TOKEN}`)).toBe('ok')
+  })
+
+  it('answers to its own address, loopback names and allowedHosts; on a wildcard address also to the machine\'s names', () => {
+    const loopback = adminHostNames({ bound: '127.0.0.1', port: 7401, extra: ['dru-admin.internal', 'lb.internal:8080', '2001:db8::5'] })
+    expect([...loopback].sort()).toEqual(['127.0.0.1:7401', '[2001:db8::5]:7401', '[::1]:7401', 'dru-admin.internal:7401', 'lb.internal:8080', 'localhost:7401'])
+    const wildcard = adminHostNames({ bound: '0.0.0.0', port: 7401, extra: [], interfaces: ['10.0.0.5', 'fd00::5'], machineName: 'Eu-West-1' })
+    for (const h of ['10.0.0.5:7401', '[fd00::5]:7401', 'eu-west-1:7401', '0.0.0.0:7401']) expect(wildcard.has(h), h).toBe(true)
+    expect(wildcard.has('evil.example:7401')).toBe(false)
+    expect(wildcard.has('10.0.0.5:80')).toBe(false)
+  })
+
+  it('closes a client that trickles its headers (headers timeout)', async () => {
+    const { source, calls } = countingSource()
+    const admin = await startAdminServer({ host: '127.0.0.1', port: 0, source, timeouts: { headersMs: 200, requestMs: 300 } })
+    cleanups.push(() => admin.close())
+    const socket = connect(admin.port, '127.0.0.1')
+    let received = ''
+    socket.on('data', (d: Buffer) => (received += d.toString('latin1')))
+    socket.write(`POST /compact HTTP/1.1\r\nHost: 127.0.0.1:${admin.port}\r\n`) // and never the end of the headers
+    await new Promise<void>((resolve) => socket.once('close', () => resolve()))
+    expect(received).toMatch(/^HTTP\/1\.1 408/)
+    expect(calls).toEqual([])
+  })
+
+  it(`holds at most ${ADMIN_MAX_CONNECTIONS} connections: the next one is dropped unanswered`, async () => {
+    const { source } = countingSource()
+    let entered = 0
+    let release!: () => void
+    const released = new Promise<void>((r) => (release = r))
+    const stuck: AdminSource = { ...source, status: async () => (entered++, await released, source.status()) }
+    const admin = await startAdminServer({ host: '127.0.0.1', port: 0, source: stuck })
+    cleanups.push(() => admin.close())
+    // Each of these holds its connection: the server accepted it and is answering /status.
+    const held = Array.from({ length: ADMIN_MAX_CONNECTIONS }, () => fetch(`${admin.url}/status`).then((r) => r.status))
+    while (entered < ADMIN_MAX_CONNECTIONS) await new Promise((r) => setTimeout(r, 10))
+    const extra = await call(admin.port, 'GET', '/healthz').then(
+      (r) => r.status,
+      (err: NodeJS.ErrnoException) => err.code,
+    )
+    expect(extra).toMatch(/^(ECONNRESET|EPIPE)$/)
+    release()
+    expect(new Set(await Promise.all(held))).toEqual(new Set([200]))
   })
 
   it('a taken port is ADDRESS_IN_USE, with the address', async () => {
@@ -186,6 +272,36 @@ describe('admin API of a real DRU', () => {
     const ok = await call(port, 'POST', '/compact', { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }, '{}')
     expect(ok.status).toBe(200)
     expect(dru.store.count()).toBe(0)
+  })
+
+  it('off loopback without a token, or with a token file others can read: CONFIG_INVALID naming admin, and no database is created', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dru-admin-sec-'))
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    const path = join(dir, 'a.db')
+    for (const host of ['0.0.0.0', '::', '10.1.2.3', 'dru.example']) {
+      await expect(openDru({ id: 'a', path, admin: { host, port: 0 } }), host).rejects.toMatchObject({ code: 'CONFIG_INVALID', details: { field: 'admin' } })
+    }
+    const tokenFile = join(dir, 'admin.token')
+    writeFileSync(tokenFile, TOKEN)
+    chmodSync(tokenFile, 0o640)
+    await expect(openDru({ id: 'a', path, admin: { port: 0, tokenFile } })).rejects.toThrow(/open to group or others \(mode 640\)/)
+    expect(existsSync(path)).toBe(false)
+  })
+
+  it('a taken admin port fails openDru with ADDRESS_IN_USE {host, port} and leaves the database closed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dru-admin-sec-'))
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    const squatter: Server = createServer()
+    await new Promise<void>((r) => squatter.listen(0, '127.0.0.1', () => r()))
+    cleanups.push(() => new Promise<void>((r) => squatter.close(() => r())))
+    const port = (squatter.address() as { port: number }).port
+    const path = join(dir, 'a.db')
+    const err = await openDru({ id: 'a', path, admin: { host: '127.0.0.1', port } }).catch((e: unknown) => e)
+    expect(err).toBeInstanceOf(DruError)
+    expect(err).toMatchObject({ code: 'ADDRESS_IN_USE', details: { host: '127.0.0.1', port } })
+    // Closed on the way out: the same file opens again (a leaked handle would hold its lock).
+    const dru = await openDru({ id: 'a', path, admin: { host: '127.0.0.1', port: 0 } })
+    await dru.close()
   })
 
   it('admin config: a short token and both token and tokenFile are CONFIG_INVALID', async () => {

@@ -51,6 +51,8 @@ interface Unit {
   /** Ports the process actually bound (it asks for port 0 and reports them when ready). */
   listenPort: number
   appPort: number
+  /** The admin token in this region's config. */
+  readonly adminToken: string
   admin: AdminClient
   child?: ChildProcess
   exited?: Promise<void>
@@ -80,11 +82,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
 
     // ---- 1. cluster -----------------------------------------------------------------
     const secret = randomBytes(24).toString('base64url')
+    // As an operator would: the admin APIs take their writes (conflict resolution) only with a token.
+    const adminToken = randomBytes(24).toString('base64url')
     const keys = Object.fromEntries(REGIONS.map((id) => [id, generateKeys()]))
     const publicKeys = Object.fromEntries(REGIONS.map((id) => [id, keys[id]!.publicKey]))
     for (const id of REGIONS) {
       const admin = createAdminClient({ baseUrl: 'http://127.0.0.1:0', timeoutMs: 10_000 })
-      units.set(id, { id, dir, configPath: join(dir, `${id}.json`), listenPort: 0, appPort: 0, admin, transitions: [], log: [] })
+      units.set(id, { id, dir, configPath: join(dir, `${id}.json`), listenPort: 0, appPort: 0, adminToken, admin, transitions: [], log: [] })
     }
     // Every directed link runs through a proxy the demo can cut, as a region's network would
     // fail. Proxies learn their target once the process has bound its (OS-chosen) port.
@@ -100,7 +104,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
         path: join(dir, `${u.id}.db`),
         durability: 'process',
         listen: { host: '127.0.0.1', port: 0 },
-        admin: { host: '127.0.0.1', port: 0 },
+        admin: { host: '127.0.0.1', port: 0, token: u.adminToken },
         peers: links.filter((l) => l.from === u.id).map((l) => ({ id: l.to, url: `ws://127.0.0.1:${l.proxy.port}` })),
         secret,
         keys: { privateKey: keys[u.id]!.privateKey, publicKeys },
@@ -267,7 +271,7 @@ function start(u: Unit): Promise<Unit> {
         const ports = JSON.parse(line.slice(6)) as { app: number; sync: number; admin: number }
         u.appPort = ports.app
         u.listenPort = ports.sync
-        u.admin = createAdminClient({ baseUrl: `http://127.0.0.1:${ports.admin}`, timeoutMs: 10_000 })
+        u.admin = createAdminClient({ baseUrl: `http://127.0.0.1:${ports.admin}`, timeoutMs: 10_000, token: u.adminToken })
         return resolve(u)
       }
       u.log.push(line)
