@@ -92,6 +92,47 @@ describe('hostile role: stranger (no secret, no key)', () => {
     })
   })
 
+  it('relaying two members\' handshakes gets it nowhere: the relayed session is sealed, so its injected ack and error frames are refused and change nothing', async () => {
+    // a is cut off, so b's only session "with a" is the one the stranger relays.
+    c.cut('a')
+    await c.waitFor('b sees a down', async () => (await c.status('b')).peers.find((p) => p.id === 'a')?.connected === false)
+    const relay = async () => {
+      const toA = await connectRaw(c.unit('a').listenPort)
+      const toB = await connectRaw(c.unit('b').listenPort)
+      const [helloA, helloB] = await Promise.all([toA.next('hello'), toB.next('hello')])
+      toB.send(helloA) // to b we are a, to a we are b: origins, nonces and keys untouched
+      toA.send(helloB)
+      const [authA, authB] = await Promise.all([toA.next('auth'), toB.next('auth')])
+      toB.send(authA)
+      toA.send(authB)
+      // b opened a session it believes is with a (the relay passes the proofs on), sealed for a.
+      await c.waitFor('b sees "a" connected through the relay', async () => (await c.status('b')).peers.find((p) => p.id === 'a')?.connected === true)
+      await c.waitFor('b\'s sealed frames reach the relay', () => toB.opaque.length > 0)
+      return { toA, toB }
+    }
+    const acked = c.write('b', 'relay-semi-sync', { k: 1 }, '?acks=1&timeoutMs=2000')
+    const first = await relay()
+    const bOrigin = (await c.status('b')).origin
+    first.toB.send({ type: 'ack', vv: { [bOrigin]: 1_000 } }) // without the seal
+    await first.toB.closed
+    expect(first.toB.closeReason()).toBe('AUTH_FAILED')
+    first.toA.ws.close()
+    const w = await acked
+    expect(`${w.status} ${String(w.body.code)}`).toBe('504 ACK_TIMEOUT') // nobody acknowledged in a's name
+
+    const second = await relay()
+    second.toB.send({ type: 'error', code: 'DECOMMISSIONED', message: 'a is out (relayed)' })
+    await second.toB.closed
+    second.toA.ws.close()
+    const a = (await c.status('b')).peers.find((p) => p.id === 'a') as { membership?: string; quarantined?: boolean }
+    expect(a.membership ?? 'member').toBe('member')
+    expect(a.quarantined ?? false).toBe(false)
+    expect(await metric(c, 'b', 'dru_identity_conflicts_total')).toBe(0)
+    c.heal('a')
+    await c.waitConverged(IDS)
+    await ledger.around(IDS, 'after-relay', async () => undefined)
+  })
+
   it('8 concurrent 30 MiB messages and 1,000 idle sockets raise the DRU\'s RSS by at most 32 MiB, while b\'s writes keep reaching it', async () => {
     const pid = c.unit('a').child!.pid!
     await sleep(500)

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { GENESIS_HASH, pack, type DruEvent } from '@dru/core'
-import { generateKeys, signerFor, type Frame } from '@dru/sync'
-import { authFor, connectAsMember, connectRaw, helloAs, signedChain, type HelloFrame, type RawPeer } from '../hostile/raw-peer.js'
+import { PROTOCOL_VERSION, generateKeys, signerFor, type Frame } from '@dru/sync'
+import { authFor, connectAsMember, connectRaw, handshakeAs, helloAs, signedChain, type HelloFrame, type RawPeer } from '../hostile/raw-peer.js'
 import { DruProcess, killAll, SECRET, sameFp, tempDir, waitFor } from './helpers.js'
 
 /**
@@ -90,7 +90,8 @@ const cases: Case[] = [
   ['a pre-authentication frame above the small pre-auth limit', 'FRAME_TOO_LARGE', async () => { const c = await connect(); c.send(pack(['hello', 3, 'evil', 'evil/1', new Uint8Array(6000)])); return c }],
   ['an oversized frame from a member', 'FRAME_TOO_LARGE', async () => { const c = await authenticated(); c.send(new Uint8Array(MAX_FRAME + 100)); return c }],
   ['an unknown frame type', 'INVALID_FRAME', async () => { const c = await connect(); c.send(pack(['gossip', 1])); return c }],
-  ['hello with an extra field', 'INVALID_FRAME', async () => { const c = await connect(); c.send(pack(['hello', 3, 'evil', 'evil/1', nonce(), 'extra'])); return c }],
+  ['hello with an extra field', 'INVALID_FRAME', async () => { const c = await connect(); c.send(pack(['hello', PROTOCOL_VERSION, 'evil', 'evil/1', nonce(), nonce(), 'extra'])); return c }],
+  ['a hello of protocol 3 (before sealed frames)', 'PROTOCOL_VERSION', async () => { const c = await connect(); c.send(pack(['hello', 3, 'evil', 'evil/1', nonce()])); return c }],
   ['100k-deep nested msgpack (decoder stack overflow)', 'MALFORMED', async () => { const c = await authenticated(); const b = new Uint8Array(100_001).fill(0x91); b[100_000] = 1; c.send(b); return c }],
   ['a wrong protocol version', 'PROTOCOL_VERSION', async () => { const c = await connect(); c.send(evilHello({ protocol: 99 })); return c }],
   ['an unknown DRU id', 'UNKNOWN_PEER', async () => { const c = await connect(); c.send(evilHello({ druId: 'mallory', origin: 'mallory/1' })); return c }],
@@ -232,11 +233,7 @@ describe('bad input from a raw evil peer', () => {
         // While quarantined, evil is refused even with the right secret and key (after it proved them,
         // so the refusal it gets is authentic).
         const again = await connect()
-        const theirs = (await again.next('hello')) as HelloFrame
-        const h = evilHello() as HelloFrame
-        again.send(h)
-        await again.next('auth')
-        again.send(authFrame(h, theirs))
+        await handshakeAs(again, { id: 'evil', verifier: 'x', secret: SECRET, privateKey: evilKeys.privateKey })
         await expectRefusal(again, 'QUARANTINED')
         await x.call('unquarantine', { peer: 'evil' })
       } else {

@@ -20,11 +20,13 @@ import {
   MAX_ORIGINS,
   MAX_SNAPSHOT_DOCS,
   NONCE_BYTES,
+  PROTOCOL_VERSION,
   SIGNATURE_BYTES,
 } from './limits.js'
+import { EPHEMERAL_KEY_BYTES } from './frame-seal.js'
 
 /**
- * The wire frames of the dru peer protocol (version 3) and their codec. Pure: no socket,
+ * The wire frames of the dru peer protocol (version 4) and their codec. Pure: no socket,
  * no store.
  *
  * Every frame is a msgpack array whose first element names its type; arrays (not maps)
@@ -43,6 +45,8 @@ export interface HelloFrame {
   readonly druId: string
   readonly origin: string
   readonly nonce: Uint8Array
+  /** Ephemeral X25519 public key for the session's frame seal (protocol 4; absent in a hello of another version). */
+  readonly key?: Uint8Array
 }
 /** Proof of the cluster secret (HMAC) and of the DRU's own key (Ed25519 over the handshake). */
 export interface AuthFrame {
@@ -190,7 +194,7 @@ function summaryToWire(s: LogSummary, bases: VersionVector): unknown[] {
 export function encodeFrame(frame: Frame): Uint8Array {
   switch (frame.type) {
     case 'hello':
-      return packr.pack(['hello', frame.protocol, frame.druId, frame.origin, frame.nonce])
+      return packr.pack(frame.key ? ['hello', frame.protocol, frame.druId, frame.origin, frame.nonce, frame.key] : ['hello', frame.protocol, frame.druId, frame.origin, frame.nonce])
     case 'auth':
       return packr.pack(['auth', frame.hmac, frame.sig])
     case 'vv':
@@ -359,12 +363,14 @@ function readFrame(v: unknown): Frame {
   const type = v[0]
   switch (type) {
     case 'hello': {
-      expectLength(v, 5, 'hello')
-      const [, protocol, druId, origin, nonce] = v
+      const [, protocol, druId, origin, nonce, key] = v
       if (typeof protocol !== 'number' || !Number.isInteger(protocol) || protocol < 0 || protocol > 0xffff) invalid('hello.protocol must be an integer in 0..65535')
+      // Another version's hello is decoded as far as its version, so it is refused by name.
+      if (protocol !== PROTOCOL_VERSION) return { type, protocol, druId: String(druId).slice(0, 64), origin: String(origin).slice(0, 90), nonce: new Uint8Array(NONCE_BYTES) } as HelloFrame
+      expectLength(v, 6, 'hello')
       if (typeof druId !== 'string' || !DRU_ID.test(druId)) invalid('hello.druId is malformed')
       if (!isOrigin(origin)) invalid('hello.origin is malformed')
-      return { type, protocol, druId, origin, nonce: expectBytes(nonce, NONCE_BYTES, 'hello.nonce') } as HelloFrame
+      return { type, protocol, druId, origin, nonce: expectBytes(nonce, NONCE_BYTES, 'hello.nonce'), key: expectBytes(key, EPHEMERAL_KEY_BYTES, 'hello.key') } as HelloFrame
     }
     case 'auth':
       expectLength(v, 3, 'auth')

@@ -12,12 +12,14 @@ import { NONCE_BYTES } from './limits.js'
  *
  * Binding the direction stops a reflected proof, the verifier's fresh nonce a replayed one,
  * and the signature a member that would claim another member's id: the secret is shared
- * by every member, the key is not.
+ * by every member, the key is not. Both proofs also cover both sides' ephemeral X25519
+ * keys, so the session key derived from them (frame-seal.ts) belongs to these two ends: a
+ * relay that swapped a key would break the proofs.
  */
 
 const packr = new Packr({ useRecords: false })
-const HMAC_DOMAIN = 'dru/auth/3'
-const SIG_DOMAIN = 'dru/auth-sig/3'
+const HMAC_DOMAIN = 'dru/auth/4'
+const SIG_DOMAIN = 'dru/auth-sig/4'
 
 /** What both proofs cover. */
 export interface Transcript {
@@ -27,10 +29,13 @@ export interface Transcript {
   readonly proverOrigin: string
   readonly proverNonce: Uint8Array
   readonly verifierNonce: Uint8Array
+  /** The ephemeral X25519 public keys each side announced in its hello. */
+  readonly proverKey: Uint8Array
+  readonly verifierKey: Uint8Array
 }
 
 function bytes(domain: string, t: Transcript): Uint8Array {
-  return packr.pack([domain, t.prover, t.verifier, t.proverOrigin, t.proverNonce, t.verifierNonce])
+  return packr.pack([domain, t.prover, t.verifier, t.proverOrigin, t.proverNonce, t.verifierNonce, t.proverKey, t.verifierKey])
 }
 
 /** A fresh handshake nonce. */

@@ -22,7 +22,7 @@ function chain(n: number): DruEvent[] {
 
 const retired = { count: 2, digest: 'e'.repeat(64) }
 const valid: Frame[] = [
-  { type: 'hello', protocol: 3, druId: 'eu-west-1', origin: 'eu-west-1/4503599627370495', nonce: new Uint8Array(32).fill(7) },
+  { type: 'hello', protocol: 4, druId: 'eu-west-1', origin: 'eu-west-1/4503599627370495', nonce: new Uint8Array(32).fill(7), key: new Uint8Array(32).fill(3) },
   { type: 'auth', hmac: new Uint8Array(32).fill(9), sig: new Uint8Array(64).fill(5) },
   { type: 'vv', summary: { live: { vv: { 'a/1': 3, 'b/2': 9 }, heads: { 'a/1': 'a'.repeat(64), 'b/2': 'b'.repeat(64) } }, retired }, bases: { 'b/2': 4 }, full: false },
   { type: 'events', batch: chain(3) },
@@ -65,6 +65,11 @@ describe('frame codec', () => {
     }
   })
 
+  it('decodes another version\'s hello only as far as its version, so the session refuses it by name', () => {
+    const v3 = encodePlain(['hello', 3, 'a', 'a/1', new Uint8Array(32)])
+    expect(decodeFrame(v3)).toMatchObject({ type: 'hello', protocol: 3 })
+  })
+
   it('checks the size before decoding', () => {
     const bytes = encodeFrame(valid[3]!)
     expect(decodeOrCode(bytes, bytes.byteLength - 1)).toBe('FRAME_TOO_LARGE')
@@ -78,9 +83,11 @@ describe('frame codec', () => {
     ['extra field', ['auth', new Uint8Array(32), new Uint8Array(64), 1]],
     ['auth without a signature', ['auth', new Uint8Array(32)]],
     ['auth with a short signature', ['auth', new Uint8Array(32), new Uint8Array(63)]],
-    ['short nonce', ['hello', 3, 'a', 'a/1', new Uint8Array(31)]],
-    ['bad origin', ['hello', 3, 'a', 'a/0', new Uint8Array(32)]],
-    ['an incarnation beyond 2^53', ['hello', 3, 'a', 'a/9007199254740993', new Uint8Array(32)]],
+    ['short nonce', ['hello', 4, 'a', 'a/1', new Uint8Array(31), r32]],
+    ['bad origin', ['hello', 4, 'a', 'a/0', new Uint8Array(32), r32]],
+    ['an incarnation beyond 2^53', ['hello', 4, 'a', 'a/9007199254740993', new Uint8Array(32), r32]],
+    ['a protocol-4 hello without its key', ['hello', 4, 'a', 'a/1', new Uint8Array(32)]],
+    ['a short ephemeral key', ['hello', 4, 'a', 'a/1', new Uint8Array(32), new Uint8Array(31)]],
     ['negative seq in ack', ['ack', [['a/1', -1]]]],
     ['float seq', ['ack', [['a/1', 1.5]]]],
     ['repeated origin', ['ack', [['a/1', 1], ['a/1', 2]]]],

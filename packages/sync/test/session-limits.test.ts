@@ -19,6 +19,7 @@ import {
   type SessionLimits,
   type SyncNode,
 } from '../src/index.js'
+import { MemberEnd } from './helpers/member-end.js'
 
 // Caps before trust and rates after it: what a stranger or a flooding member meets.
 
@@ -48,6 +49,7 @@ function session(limits: Partial<SessionLimits> = {}) {
   cleanups.push(() => store.close())
   const clock = { ms: 1_800_000_000_000 }
   const out: Frame[] = []
+  const m = new MemberEnd('m', 'm/1', SECRET, 'x', new Uint8Array(32).fill(1))
   const p = new PeerProtocol(
     {
       log: store,
@@ -60,46 +62,44 @@ function session(limits: Partial<SessionLimits> = {}) {
       now: () => clock.ms,
     },
     {},
-    { send: (b) => out.push(decodeFrame(b)), close: () => undefined, bufferedAmount: 0 },
+    { send: (b) => out.push(m.decode(b)), close: () => undefined, bufferedAmount: 0 },
     'acceptor',
   )
   p.start()
-  const mNonce = new Uint8Array(32).fill(1)
   const handshake = () => {
-    const xHello = out.find((f) => f.type === 'hello') as Extract<Frame, { type: 'hello' }>
-    p.receive(encodeFrame({ type: 'hello', protocol: PROTOCOL_VERSION, druId: 'm', origin: 'm/1', nonce: mNonce }))
-    const t = { prover: 'm', verifier: 'x', proverOrigin: 'm/1', proverNonce: mNonce, verifierNonce: xHello.nonce }
-    p.receive(encodeFrame({ type: 'auth', hmac: authProof(SECRET, t), sig: identityProof(createPrivateKey(keys.m.privateKey), t) }))
+    p.receive(m.encode(m.hello()))
+    p.receive(m.encode(m.auth(keys.m.privateKey)))
     expect(p.phase).toBe('open')
   }
-  return { p, out, clock, handshake }
+  const send = (f: Frame) => p.receive(m.encode(f))
+  return { p, out, clock, handshake, send }
 }
 
 describe('per-session limits', () => {
   it('a member flooding frames is closed with RATE_LIMITED; honest pacing refills the bucket', () => {
-    const { p, clock, handshake } = session({ framesPerSecond: 100, frameBurst: 20 })
+    const { p, clock, handshake, send } = session({ framesPerSecond: 100, frameBurst: 20 })
     handshake()
-    for (let i = 0; i < 20; i++) p.receive(encodeFrame({ type: 'ping', n: i }))
+    for (let i = 0; i < 20; i++) send({ type: 'ping', n: i })
     expect(p.phase).toBe('open')
     clock.ms += 200 // 20 more tokens (never above the burst)
-    for (let i = 0; i < 20; i++) p.receive(encodeFrame({ type: 'ping', n: i }))
+    for (let i = 0; i < 20; i++) send({ type: 'ping', n: i })
     expect(p.phase).toBe('open')
-    p.receive(encodeFrame({ type: 'ping', n: 0 }))
+    send({ type: 'ping', n: 0 })
     expect(p.closeReason?.code).toBe('RATE_LIMITED')
   })
 
   it('costly frames (vv, expand, probe, bootstrap) have a tighter rate of their own', () => {
-    const { p, handshake } = session({ costlyFramesPerSecond: 1, costlyFrameBurst: 3 })
+    const { p, handshake, send } = session({ costlyFramesPerSecond: 1, costlyFrameBurst: 3 })
     handshake()
-    for (let i = 0; i < 3; i++) p.receive(encodeFrame({ type: 'probe', id: i, deep: true }))
+    for (let i = 0; i < 3; i++) send({ type: 'probe', id: i, deep: true })
     expect(p.phase).toBe('open')
-    p.receive(encodeFrame({ type: 'probe', id: 9, deep: true }))
+    send({ type: 'probe', id: 9, deep: true })
     expect(p.closeReason?.code).toBe('RATE_LIMITED')
   })
 
   it('an unfinished handshake is closed with HANDSHAKE_TIMEOUT', () => {
     const { p, clock } = session({ handshakeTimeoutMs: 2000 })
-    p.receive(encodeFrame({ type: 'hello', protocol: PROTOCOL_VERSION, druId: 'm', origin: 'm/1', nonce: new Uint8Array(32) }))
+    p.receive(encodeFrame({ type: 'hello', protocol: PROTOCOL_VERSION, druId: 'm', origin: 'm/1', nonce: new Uint8Array(32), key: new MemberEnd('m', 'm/1', SECRET).key.publicRaw }))
     clock.ms += 1999
     p.tick()
     expect(p.phase).toBe('auth')
@@ -109,7 +109,7 @@ describe('per-session limits', () => {
   })
 
   it('before authentication only small frames are decoded; after it, the session size applies', () => {
-    const big = encodeFrame({ type: 'hello', protocol: PROTOCOL_VERSION, druId: 'm', origin: 'm/1', nonce: new Uint8Array(32) })
+    const big = encodeFrame(new MemberEnd('m', 'm/1', SECRET).hello())
     const padded = new Uint8Array(5000)
     padded.set(big)
     const { p } = session()

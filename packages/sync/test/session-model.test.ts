@@ -21,6 +21,7 @@ import {
   type Phase,
   type SessionLimits,
 } from '../src/index.js'
+import { MemberEnd } from './helpers/member-end.js'
 
 /**
  * Model-based test of the session state machine (docs/PROTOCOL.md "Session states"): a
@@ -73,6 +74,9 @@ const ACTIONS = [
   'snapshot',
   'bootstrap-end',
   'error',
+  // A relay's doing: a frame without the session's seal, and a sealed frame sent twice.
+  'ping:unsealed',
+  'ping:replayed',
 ] as const
 type Action = (typeof ACTIONS)[number]
 
@@ -82,6 +86,8 @@ interface World {
   mEvents: DruEvent[]
   protocol: PeerProtocol
   out: Frame[]
+  /** Member m's end of the session: seals and opens frames as a real peer does. */
+  end: MemberEnd
 }
 
 function world(): World {
@@ -99,6 +105,7 @@ function world(): World {
     m.close()
   })
   const out: Frame[] = []
+  const end = new MemberEnd('m', m.origin, SECRET)
   const protocol = new PeerProtocol(
     {
       log: store,
@@ -112,33 +119,32 @@ function world(): World {
       snapshots: { page: (after, max) => docs.snapshotPage(after, max), changesOf: (id, b) => docs.changesOf(id, b) },
     },
     {},
-    { send: (b) => out.push(decodeFrame(b)), close: () => undefined, bufferedAmount: 0 },
+    { send: (b) => out.push(end.decode(b)), close: () => undefined, bufferedAmount: 0 },
     'acceptor',
   )
   protocol.start()
-  return { x: { store, docs }, m, mEvents, protocol, out }
+  return { x: { store, docs }, m, mEvents, protocol, out, end }
 }
 
 /** The driver: member `m`, building each frame from what it has seen. */
 class Driver {
-  readonly nonce = new Uint8Array(32).fill(0x6d)
   sentEvents = 0
-  constructor(readonly w: World) {}
+  constructor(
+    readonly w: World,
+    readonly end: MemberEnd = w.end,
+  ) {}
 
   frame(a: Action): Frame {
     const w = this.w
-    const xHello = w.out.find((f) => f.type === 'hello') as Extract<Frame, { type: 'hello' }>
     const fpOf = (n: number): Fingerprint => (n === 0 ? { vv: {}, heads: {} } : { vv: { [w.m.origin]: n }, heads: { [w.m.origin]: w.mEvents[n - 1]!.hash } })
     const xVv = w.x.store.vv()
     const xOrigin = w.x.store.origin
     switch (a) {
       case 'hello':
-        return { type: 'hello', protocol: PROTOCOL_VERSION, druId: 'm', origin: w.m.origin, nonce: this.nonce }
+        return this.end.hello()
       case 'auth':
-      case 'auth:wrong-key': {
-        const t = { prover: 'm', verifier: 'x', proverOrigin: w.m.origin, proverNonce: this.nonce, verifierNonce: xHello.nonce }
-        return { type: 'auth', hmac: authProof(SECRET, t), sig: identityProof(createPrivateKey(a === 'auth' ? keys.m.privateKey : keys.n.privateKey), t) }
-      }
+      case 'auth:wrong-key':
+        return this.end.auth(a === 'auth' ? keys.m.privateKey : keys.n.privateKey)
       case 'vv':
         return { type: 'vv', summary: { live: fpOf(this.sentEvents), retired: w.x.store.summary().retired }, bases: {}, full: false }
       case 'vv:with-base': {
@@ -161,6 +167,8 @@ class Driver {
       case 'ack:beyond-head':
         return { type: 'ack', vv: { [xOrigin]: (xVv[xOrigin] ?? 0) + 1_000_000 } }
       case 'ping':
+      case 'ping:unsealed':
+      case 'ping:replayed':
         return { type: 'ping', n: 1 }
       case 'pong':
         return { type: 'pong', n: 1 }
@@ -191,6 +199,8 @@ interface Model {
 
 /** What the model expects of a frame: `ok` (accepted, session stays open), or the close code. */
 function expect_(model: Model, a: Action, f: Frame): 'ok' | string {
+  // Once the peer's auth is in, what lacks the seal (or repeats one) is refused before decoding.
+  if ((a === 'ping:unsealed' || a === 'ping:replayed') && model.phase === 'open') return 'AUTH_FAILED'
   if (!frameAllowed({ phase: model.phase, bootstrapping: model.bootstrapping }, f.type)) return 'PROTOCOL_VIOLATION'
   switch (a) {
     case 'error':
@@ -240,11 +250,14 @@ describe('the session state machine against its model', () => {
           const d = new Driver(w)
           const model: Model = { phase: 'hello', bootstrapping: false, gotVv: false }
           const plan: Action[] = [...prefix, ...actions]
+          let lastSealed: Uint8Array | undefined
           for (const a of plan) {
             const f = d.frame(a)
             const before = JSON.stringify(w.x.store.fingerprint())
             const expected = expect_(model, a, f)
-            w.protocol.receive(encodeFrame(f))
+            const bytes = a === 'ping:unsealed' || (a === 'ping:replayed' && !lastSealed) ? encodeFrame(f) : a === 'ping:replayed' ? lastSealed! : w.end.encode(f)
+            if (model.phase === 'open' && a !== 'ping:unsealed' && a !== 'ping:replayed') lastSealed = bytes
+            w.protocol.receive(bytes)
             seen.add(`${model.phase}${model.bootstrapping ? '+bootstrapping' : ''}:${f.type}:${expected === 'ok' ? 'accepted' : 'refused'}`)
             if (expected === 'ok') {
               expect(w.protocol.phase, `${a} in ${model.phase} must be accepted (closed: ${w.protocol.closeReason?.code} ${w.protocol.closeReason?.message})`).not.toBe('closed')
@@ -265,7 +278,7 @@ describe('the session state machine against its model', () => {
       { numRuns: RUNS, seed: 20261128 },
     )
     // The runs visited every phase, accepting and refusing there.
-    for (const must of ['hello:hello:accepted', 'hello:events:refused', 'auth:auth:accepted', 'auth:vv:refused', 'open:events:accepted', 'open:snapshot:refused', 'open+bootstrapping:snapshot:accepted', 'open:ack:refused', 'open:hello:refused']) {
+    for (const must of ['open:ping:refused', 'hello:hello:accepted', 'hello:events:refused', 'auth:auth:accepted', 'auth:vv:refused', 'open:events:accepted', 'open:snapshot:refused', 'open+bootstrapping:snapshot:accepted', 'open:ack:refused', 'open:hello:refused']) {
       expect([...seen], must).toContain(must)
     }
   })
@@ -273,7 +286,8 @@ describe('the session state machine against its model', () => {
   it('error frames from an unauthenticated peer change nothing; from an authenticated one they only concern that peer', () => {
     for (const authenticated of [false, true]) {
       const w = world()
-      const d = new Driver(w)
+      const end = new MemberEnd('m', w.m.origin, SECRET)
+      const d = new Driver(w, end)
       const quarantined: string[] = []
       const p = new PeerProtocol(
         {
@@ -287,15 +301,15 @@ describe('the session state machine against its model', () => {
           now: () => 1_700_000_000_000,
         },
         { quarantine: (id, code) => quarantined.push(`${id}:${code}`) },
-        { send: (b) => w.out.push(decodeFrame(b)), close: () => undefined, bufferedAmount: 0 },
+        { send: (b) => w.out.push(end.decode(b)), close: () => undefined, bufferedAmount: 0 },
         'acceptor',
       )
       w.out.length = 0
       p.start()
-      p.receive(encodeFrame(d.frame('hello')))
-      if (authenticated) p.receive(encodeFrame(d.frame('auth')))
+      p.receive(end.encode(d.frame('hello')))
+      if (authenticated) p.receive(end.encode(d.frame('auth')))
       expect(p.phase).toBe(authenticated ? 'open' : 'auth')
-      p.receive(encodeFrame({ type: 'error', code: 'DECOMMISSIONED', message: 'forged' }))
+      p.receive(end.encode({ type: 'error', code: 'DECOMMISSIONED', message: 'forged' }))
       expect(p.phase).toBe('closed')
       expect(quarantined).toEqual(authenticated ? ['m:DECOMMISSIONED'] : [])
       cleanups.splice(0).forEach((c) => c())

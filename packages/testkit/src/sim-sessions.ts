@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
 import type { Dru } from '@dru/node'
-import { PeerProtocol, decodeFrame, limits, silentLogger, type ProtocolConfig, type ProtocolHooks, type SessionLimits, type Wire } from '@dru/sync'
+import { PeerProtocol, SEAL_TAG_BYTES, decodeFrame, limits, silentLogger, type ProtocolConfig, type ProtocolHooks, type SessionLimits, type Wire } from '@dru/sync'
 import { Rng } from './rng.js'
 
 /** Per-frame fault probabilities of the protocol-level simulation. */
@@ -241,9 +241,13 @@ export class SimSessions {
 
 /** The type of an encoded frame (the simulation counts frames by type). */
 function typeOf(bytes: Uint8Array): string {
-  try {
-    return decodeFrame(bytes).type
-  } catch {
-    return 'undecodable'
+  for (const b of [bytes, bytes.subarray(0, Math.max(0, bytes.byteLength - SEAL_TAG_BYTES))]) {
+    try {
+      // Frames after a side's auth end in the seal's tag.
+      return decodeFrame(b).type
+    } catch {
+      // try without the tag
+    }
   }
+  return 'undecodable'
 }

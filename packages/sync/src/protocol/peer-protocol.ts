@@ -12,6 +12,7 @@ import {
 } from '@dru/core'
 import { decodeFrame, encodeFrame, PROTOCOL_VERSION, type Frame, type ReportFrame, type SnapshotFrame, type VvFrame } from '../frames.js'
 import { authProof, identityProof, identityProofValid, newNonce, proofMatches, type Transcript } from '../handshake.js'
+import { FrameSeal, SEAL_TAG_BYTES, newEphemeralKey, type EphemeralKey } from '../frame-seal.js'
 import { MAX_EVENTS_PER_FRAME } from '../limits.js'
 import type { Logger } from '../logger.js'
 import { checkRuns } from './batch-check.js'
@@ -137,6 +138,12 @@ export class PeerProtocol {
   #phase: Phase = 'hello'
   readonly #nonce: Uint8Array
   #peerNonce: Uint8Array | undefined
+  readonly #ephemeral: EphemeralKey
+  #peerKey: Uint8Array | undefined
+  /** Seals our frames once our auth is sent, and opens the peer's once its auth arrived. */
+  #seal: FrameSeal | undefined
+  #sealOut = false
+  #sealIn = false
   readonly #window = new SendWindow()
   #batches: Generator<Outgoing, void, undefined> | null = null
   #yielded = false
@@ -169,6 +176,7 @@ export class PeerProtocol {
     this.createdAt = config.now()
     this.lastFrameAt = this.createdAt
     this.#nonce = (config.nonce ?? newNonce)()
+    this.#ephemeral = newEphemeralKey()
     const l = config.limits
     this.#frameRate = new TokenBucket(l.framesPerSecond, l.frameBurst, config.now)
     this.#costlyRate = new TokenBucket(l.costlyFramesPerSecond, l.costlyFrameBurst, config.now)
@@ -199,7 +207,7 @@ export class PeerProtocol {
   /** Sends our hello. Called once the connection is up. */
   start(): void {
     if (this.#phase !== 'hello') return
-    this.#guard(() => this.#send({ type: 'hello', protocol: PROTOCOL_VERSION, druId: this.#c.druId, origin: this.#c.log.origin, nonce: this.#nonce }))
+    this.#guard(() => this.#send({ type: 'hello', protocol: PROTOCOL_VERSION, druId: this.#c.druId, origin: this.#c.log.origin, nonce: this.#nonce, key: this.#ephemeral.publicRaw }))
   }
 
   /** One message from the peer. Never throws: bad input becomes an error frame and a close. */
@@ -212,8 +220,36 @@ export class PeerProtocol {
       if (!isBinary) throw new DruError('MALFORMED', 'text frames are not part of the protocol; frames are binary msgpack')
       // Until the peer proves itself, only small handshake frames are decoded.
       const limit = this.#phase === 'open' ? this.#c.limits.maxFrameBytes : this.#c.limits.preAuthMaxFrameBytes
+      // After its auth, every frame of the peer must carry the session's seal.
+      if (this.#sealIn) {
+        const opened = this.#openSealed(bytes)
+        if (opened) this.#handle(decodeFrame(opened, limit))
+        return
+      }
       this.#handle(decodeFrame(bytes, limit))
     })
+  }
+
+  /**
+   * A sealed frame's bytes. The one unsealed frame still heard is an `error`: a peer that
+   * refused our auth (a wrong secret derives another seal key) says why in the clear. It is
+   * treated as a stranger's: it closes the session and changes nothing else (undefined).
+   */
+  #openSealed(bytes: Uint8Array): Uint8Array | undefined {
+    try {
+      return this.#seal!.open(bytes)
+    } catch (err) {
+      let clear: Frame | undefined
+      try {
+        clear = decodeFrame(bytes, this.#c.limits.preAuthMaxFrameBytes)
+      } catch {
+        throw err
+      }
+      if (clear.type !== 'error') throw err
+      this.#c.logger.warn(`sync: ${this.peerId ?? 'peer'} reported ${clear.code} without the session's seal: ${clear.message}`, { peer: this.peerId, code: clear.code })
+      this.close(clear.code, `peer reported (unsealed): ${clear.message}`)
+      return undefined
+    }
   }
 
   /** Streams what the peer lacks while the window has room (after a commit or an ack). */
@@ -398,13 +434,41 @@ export class PeerProtocol {
     this.peerId = hello.druId
     this.peerOrigin = hello.origin
     this.#peerNonce = hello.nonce
+    this.#peerKey = hello.key!
+    this.#seal = new FrameSeal({
+      me: this.#c.druId,
+      peer: hello.druId,
+      myNonce: this.#nonce,
+      peerNonce: hello.nonce,
+      myKey: this.#ephemeral,
+      peerKey: hello.key!,
+      secret: this.#c.secret,
+    })
     this.#phase = 'auth'
-    const t: Transcript = { prover: this.#c.druId, verifier: hello.druId, proverOrigin: this.#c.log.origin, proverNonce: this.#nonce, verifierNonce: hello.nonce }
+    const t: Transcript = {
+      prover: this.#c.druId,
+      verifier: hello.druId,
+      proverOrigin: this.#c.log.origin,
+      proverNonce: this.#nonce,
+      verifierNonce: hello.nonce,
+      proverKey: this.#ephemeral.publicRaw,
+      verifierKey: hello.key!,
+    }
     this.#send({ type: 'auth', hmac: authProof(this.#c.secret, t), sig: identityProof(this.#c.privateKey, t) })
+    this.#sealOut = true
   }
 
   #onAuth(hmac: Uint8Array, sig: Uint8Array): void {
-    const t: Transcript = { prover: this.peerId!, verifier: this.#c.druId, proverOrigin: this.peerOrigin!, proverNonce: this.#peerNonce!, verifierNonce: this.#nonce }
+    this.#sealIn = true
+    const t: Transcript = {
+      prover: this.peerId!,
+      verifier: this.#c.druId,
+      proverOrigin: this.peerOrigin!,
+      proverNonce: this.#peerNonce!,
+      verifierNonce: this.#nonce,
+      proverKey: this.#peerKey!,
+      verifierKey: this.#ephemeral.publicRaw,
+    }
     if (!proofMatches(authProof(this.#c.secret, t), hmac)) {
       throw new DruError('AUTH_FAILED', 'the challenge response does not prove the cluster secret')
     }
@@ -768,10 +832,13 @@ export class PeerProtocol {
     if (bytes.byteLength > maxFrameBytes) {
       throw new DruError('FRAME_TOO_LARGE', `a ${frame.type} frame of ${bytes.byteLength} bytes exceeds maxFrameBytes ${maxFrameBytes}`)
     }
-    this.bytesOut += bytes.byteLength
+    // An error before the peer is authenticated goes in the clear: it may not hold our seal key.
+    const sealed = this.#sealOut && (this.#phase === 'open' || frame.type !== 'error')
+    const wire = sealed ? this.#seal!.seal(bytes) : bytes
+    this.bytesOut += wire.byteLength
     this.framesOut++
-    this.#wire.send(bytes)
-    return bytes.byteLength
+    this.#wire.send(wire)
+    return wire.byteLength
   }
 }
 
