@@ -84,7 +84,7 @@ describe('exactly-once onEvent (guarantee 3)', () => {
     expect(new Set(seen).size).toBe(events.length)
     expect(dru.store.db.prepare('select count(*) as n from effects').get()).toEqual({ n: events.length })
     // A handler that throws stores the events anyway; its retry runs once it works, and only then.
-    const other = await openDru({ id: 'dst2', path: ':memory:' })
+    const other = await openDru({ id: 'dst2', path: ':memory:', inbox: { autoRetry: false } })
     let fail = true
     let runs = 0
     other.onEvent('flaky', () => {
