@@ -139,7 +139,7 @@ export const INBOX_MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = 
   (db) => {
     db.exec(`
       create table inbox (
-        id integer primary key,
+        id integer primary key autoincrement, -- never reused: an operator's id must not come to name another entry
         handler text not null,
         origin text not null,
         seq integer not null,

@@ -190,6 +190,23 @@ describe('inbox: retries, backoff, dead letters', () => {
     expect(effects('h')).toEqual([1, 3, 2])
   })
 
+  it('never reuses an entry id, so an id an operator holds cannot come to name another entry', () => {
+    const { b } = receiver({ immediateRetries: 0, delayedRetries: 0 })
+    let broken = true
+    b.onIngest('h', () => {
+      if (broken) throw new Error('down')
+    })
+    const events = remoteEvents(['d1', 'd2'])
+    b.ingest(events.slice(0, 1))
+    const first = b.inbox.list()[0]!.id
+    broken = false
+    b.inbox.retry(first)
+    broken = true
+    b.ingest(events.slice(1))
+    expect(b.inbox.list()[0]!.id).toBeGreaterThan(first)
+    expect(codeOf(() => b.inbox.retry(first))).toBe('NOT_FOUND')
+  })
+
   it('requeueDead sends every dead letter (of one handler) back for one more try each', () => {
     const { b, effects, effect } = receiver({ immediateRetries: 0, delayedRetries: 0 })
     let broken = true
