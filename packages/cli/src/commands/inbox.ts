@@ -24,7 +24,7 @@ export function renderInboxList(list: InboxList): string {
   const totals = `${formatCount(c.pending)} pending, ${formatCount(c.waiting)} waiting, ${formatCount(c.dead)} dead${c.skipped > 0 ? `, ${formatCount(c.skipped)} skipped` : ''}`
   if (list.entries.length === 0) return `no inbox entries to show (${totals})\n`
   const rows = list.entries.map((e) => [String(e.id), handlerName(e), event(e), e.docId, e.state, String(e.attempts), when(e), formatValue(e.lastError ?? '-', 60).replace(/^"|"$/g, '')])
-  const table = renderTable(['id', 'handler', 'event', 'doc', 'state', { header: 'attempts', align: 'right' }, 'next', 'last error'], rows)
+  const table = renderTable(['id', 'handler', 'event', 'doc', 'state', { header: 'attempts', align: 'right' }, 'when', 'last error'], rows)
   const more = list.next !== undefined ? `\nmore entries: add --after ${list.next}` : ''
   return `${table}\n\n${totals}${more}\n`
 }
