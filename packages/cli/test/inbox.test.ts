@@ -51,7 +51,7 @@ describe('dru inbox', () => {
     const list = await dru(['inbox', 'list'], env)
     expect(list.code, list.stderr).toBe(0)
     expect(list.stdout).toMatch(/^ID +HANDLER +EVENT +DOC +STATE +ATTEMPTS +WHEN +LAST ERROR$/m)
-    expect(list.stdout).toMatch(new RegExp(`^${id} +mailer +${origin.replace('/', '\\/')}#2 +poison +dead +1 +dead since \\S+ +Error: template \\\\"poison\\\\" is missing$`, 'm'))
+    expect(list.stdout).toMatch(new RegExp(`^${id} +mailer +${origin.replace('/', '\\/')}#2 +poison +dead +1 +dead since \\S+ +Error: template "poison" is missing$`, 'm'))
     expect(list.stdout).toMatch(/^0 pending, 0 waiting, 1 dead$/m)
     const json = JSON.parse((await dru(['inbox', 'list', '--state', 'dead', '--json'], env)).stdout)
     expect(json.entries.map((e: { id: number }) => e.id)).toEqual([id])

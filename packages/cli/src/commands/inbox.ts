@@ -2,13 +2,19 @@ import { InvalidArgumentError, type Command } from 'commander'
 import type { InboxEntry, InboxList, InboxRequeue, InboxRetry } from '../admin-types.js'
 import type { CliContext, CommandModule } from '../context.js'
 import { CliError, ExitCode } from '../exit-codes.js'
-import { formatCount, formatTime, formatValue, renderFields, renderTable } from '../render.js'
+import { formatCount, formatTime, renderFields, renderTable } from '../render.js'
 import { clientFor, printJson, withAdminOptions, type AdminOptions } from './shared.js'
 
 const STATES = ['open', 'pending', 'waiting', 'dead', 'skipped', 'all']
 
 const event = (e: InboxEntry) => `${e.origin}#${e.seq}`
 const handlerName = (e: InboxEntry) => (e.registered ? e.handler : `${e.handler} (not registered)`)
+
+/** An error message in one table cell: one line, shortened to `max` characters. */
+function oneLine(text: string, max: number): string {
+  const flat = text.replace(/\s+/g, ' ')
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat
+}
 
 /** What happens next to an entry, in one cell. */
 function when(e: InboxEntry): string {
@@ -23,7 +29,7 @@ export function renderInboxList(list: InboxList): string {
   const c = list.counts
   const totals = `${formatCount(c.pending)} pending, ${formatCount(c.waiting)} waiting, ${formatCount(c.dead)} dead${c.skipped > 0 ? `, ${formatCount(c.skipped)} skipped` : ''}`
   if (list.entries.length === 0) return `no inbox entries to show (${totals})\n`
-  const rows = list.entries.map((e) => [String(e.id), handlerName(e), event(e), e.docId, e.state, String(e.attempts), when(e), formatValue(e.lastError ?? '-', 60).replace(/^"|"$/g, '')])
+  const rows = list.entries.map((e) => [String(e.id), handlerName(e), event(e), e.docId, e.state, String(e.attempts), when(e), oneLine(e.lastError ?? '-', 60)])
   const table = renderTable(['id', 'handler', 'event', 'doc', 'state', { header: 'attempts', align: 'right' }, 'when', 'last error'], rows)
   const more = list.next !== undefined ? `\nmore entries: add --after ${list.next}` : ''
   return `${table}\n\n${totals}${more}\n`
