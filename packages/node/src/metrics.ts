@@ -22,7 +22,7 @@ export interface DruMetrics {
   readonly contentType: string
   /** Events committed to the log; `source` is `local` (our writes) or `remote` (ingested). */
   readonly eventsCommitted: Counter<'source'>
-  /** Remote events applied to documents and handlers (exactly once each). */
+  /** Remote events stored and merged into documents, exactly once each (a failed handler owes its own: {@link inboxPending}). */
   readonly eventsApplied: Counter
   /** Remote events received that we already held (deduplicated, not re-applied). */
   readonly duplicates: Counter
@@ -111,7 +111,7 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
   })
   const eventsApplied = new Counter({
     name: 'dru_events_applied_total',
-    help: 'Remote events applied to documents and handlers.',
+    help: 'Remote events stored and merged into documents (handlers that failed on some still owe them: dru_inbox_pending).',
     registers,
   })
   const duplicates = new Counter({
