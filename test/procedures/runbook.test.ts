@@ -56,7 +56,7 @@ const markdown = readFileSync(RUNBOOK, 'utf8')
 describe('docs/RUNBOOK.md runs as written', () => {
   it('every block marked for testing exists and is a ```sh block', () => {
     const marked = [...markdown.matchAll(/<!-- runbook-test: ([\w-]+) -->/g)].map((m) => m[1])
-    expect(marked).toEqual(['partition-isolated', 'partition-healed', 'restore-offline', 'restore-pending', 'restore-done', 'lost-for-good'])
+    expect(marked).toEqual(['partition-isolated', 'partition-healed', 'restore-offline', 'restore-pending', 'restore-done', 'lost-for-good', 'inbox-inspect', 'inbox-retry', 'inbox-skip'])
     for (const name of marked) expect(runbookBlock(markdown, name!).trim().length).toBeGreaterThan(0)
   })
 
@@ -160,5 +160,51 @@ describe('docs/RUNBOOK.md runs as written', () => {
     expect(run.stdout).toMatch(/^state +active \(ready\)/m)
     for (let i = 0; i < 4; i++) expect(await c.read('us-east', `late-${i}`)).toEqual({ n: i })
     for (let i = 0; i < 6; i++) expect(await c.read('us-east', `o-${i}`)).toEqual({ n: i })
+  })
+
+  it('a handler keeps failing', async () => {
+    const ids = ['us-east', 'eu-west']
+    // A short retry policy so the dead letter comes in a second, not half a minute.
+    const c = (cluster = await Cluster.create(ids, { inbox: { immediateRetries: 1, delayedRetries: 1, backoffMs: 100 } }))
+    await Promise.all(ids.map((id) => c.start(id)))
+    await c.waitConverged(ids)
+    const eu = c.unit('eu-west')
+    const app = (path: string, method = 'GET') => fetch(`http://127.0.0.1:${eu.appPort}${path}`, { method }).then((r) => r.json())
+    const deadIds = async () => ((await (await fetch(`${eu.adminUrl}/inbox?state=dead`)).json()).entries as Array<{ id: number }>).map((e) => e.id)
+    await app('/mailer?broken=1', 'POST')
+    for (const doc of ['order-1', 'poison-order-7', 'order-2']) expect((await c.write('us-east', doc, { total: 7 })).status).toBe(200)
+    await c.waitFor('the dead letter on eu-west', async () => (await deadIds()).length === 1)
+    await c.waitConverged(ids) // replication went on
+    const [id] = await deadIds()
+    const env = { DRU_ADMIN: eu.adminUrl, ID: String(id) }
+
+    const inspect = await runBlock(runbookBlock(markdown, 'inbox-inspect'), env, c.dir)
+    expect(inspect.stderr).toBe('')
+    expect(inspect.code).toBe(0)
+    expect(inspect.stdout).toMatch(/^inbox +0 pending, 0 waiting, 1 dead letter \(dru inbox list\)$/m)
+    expect(inspect.stdout).toMatch(new RegExp(`^${id} +mailer +us-east/\\d+#2 +poison-order-7 +dead +3 +dead since \\S+ +Error: no mail template for poison-order-7$`, 'm'))
+    expect(inspect.stdout).toMatch(/^last error +Error: no mail template for poison-order-7$/m)
+    expect(inspect.stdout).toMatch(/dru-app\.mjs:\d+/) // the stack names the application's line
+    expect(await app('/mails')).toEqual(['order-1', 'order-2'])
+
+    await app('/mailer?broken=0', 'POST') // the fix is deployed
+    const retry = await runBlock(runbookBlock(markdown, 'inbox-retry'), env, c.dir)
+    expect(retry.stderr).toBe('')
+    expect(retry.code).toBe(0)
+    expect(retry.stdout).toMatch(/^inbox entry \d+: the handler ran and its effects committed; the entry is gone$/m)
+    expect(retry.stdout).toMatch(/^0 dead letters put back in line/m)
+    expect(retry.stdout).toMatch(/^no inbox entries to show \(0 pending, 0 waiting, 0 dead\)$/m)
+    expect(await app('/mails')).toEqual(['order-1', 'order-2', 'poison-order-7'])
+
+    await app('/mailer?broken=1', 'POST')
+    expect((await c.write('us-east', 'poison-order-8', { total: 8 })).status).toBe(200)
+    await c.waitFor('a second dead letter', async () => (await deadIds()).length === 1)
+    const [second] = await deadIds()
+    const skip = await runBlock(runbookBlock(markdown, 'inbox-skip'), { ...env, ID: String(second) }, c.dir)
+    expect(skip.stderr).toBe('')
+    expect(skip.code).toBe(0)
+    expect(skip.stdout).toMatch(new RegExp(`^inbox entry ${second} skipped: mailer will not run on us-east/\\d+#4 \\(doc poison-order-8\\)$`, 'm'))
+    expect(skip.stdout).toMatch(new RegExp(`^${second} +mailer .* poison-order-8 +skipped +3 +skipped \\S+ +Error: no mail template for poison-order-8$`, 'm'))
+    expect(await app('/mails')).toEqual(['order-1', 'order-2', 'poison-order-7'])
   })
 })

@@ -35,7 +35,7 @@ afterEach(async () => {
 async function run(steps: Step[]): Promise<void> {
   const stores = IDS.map((id) => EventStore.open({ path: ':memory:', druId: id, sign: signerFor(pairs[id]!.privateKey) }))
   const effects = stores.map(() => new Map<string, number>())
-  stores.forEach((s, i) => s.onIngest((e) => void effects[i]!.set(`${e.origin}#${e.seq}`, (effects[i]!.get(`${e.origin}#${e.seq}`) ?? 0) + 1)))
+  stores.forEach((s, i) => s.onIngest('effects', (e) => void effects[i]!.set(`${e.origin}#${e.seq}`, (effects[i]!.get(`${e.origin}#${e.seq}`) ?? 0) + 1)))
   const proxies = await Promise.all(LINKS.map(() => TcpProxy.start()))
   const nodes: SyncNode[] = []
   try {

@@ -24,7 +24,60 @@ export interface Status {
   peers: PeerStatus[]
   conflictsOpen: number
   writable?: boolean
+  inbox?: InboxSummary
   log?: { events: number; base: Record<string, number>; floor: Record<string, number> }
+}
+
+export interface InboxHandlerCounts {
+  handler: string
+  registered: boolean
+  pending: number
+  waiting: number
+  dead: number
+  skipped?: number
+}
+
+export interface InboxSummary {
+  pending: number
+  waiting: number
+  dead: number
+  handlers: InboxHandlerCounts[]
+}
+
+export interface InboxEntry {
+  id: number
+  handler: string
+  origin: string
+  seq: number
+  docId: string
+  state: 'pending' | 'waiting' | 'dead' | 'skipped'
+  attempts: number
+  firstFailedAt: number | null
+  lastFailedAt: number | null
+  nextAttemptAt: number | null
+  lastError: string | null
+  errorStack?: string | null
+  settledAt: number | null
+  note: string | null
+  registered: boolean
+}
+
+export interface InboxList {
+  counts: InboxSummary & { skipped: number }
+  entries: InboxEntry[]
+  next?: number
+}
+
+export interface InboxRetry {
+  id: number
+  outcome: 'done' | 'failed'
+  error?: string
+  entry?: InboxEntry
+}
+
+export interface InboxRequeue {
+  requeued: number
+  handler?: string
 }
 
 export interface OriginGap {

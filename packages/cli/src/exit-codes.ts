@@ -31,6 +31,8 @@ export const ExitCode = {
   UNAUTHORIZED: 11,
   /** The address to listen on (admin or sync) is taken by another process. */
   ADDRESS_IN_USE: 12,
+  /** `inbox retry` ran the handler and it threw again (the entry stays owed; see `dru inbox show`). */
+  HANDLER_FAILED: 13,
 } as const
 
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode]
@@ -70,6 +72,8 @@ export function exitCodeForDruCode(code: string): ExitCode {
       return ExitCode.UNAUTHORIZED
     case 'ADDRESS_IN_USE':
       return ExitCode.ADDRESS_IN_USE
+    case 'HANDLER_FAILED':
+      return ExitCode.HANDLER_FAILED
     default:
       return ExitCode.REFUSED
   }

@@ -18,7 +18,7 @@ export function createProgram(ctx: CliContext): Command {
     .showSuggestionAfterError(true)
     .addHelpText(
       'after',
-      '\nThe admin address comes from --admin, else $DRU_ADMIN, else --config (admin.host/port), else http://127.0.0.1:7401.\nExit codes: 0 ok, 1 unexpected, 2 usage, 3 config, 4 unreachable, 5 not in sync, 6 not found, 7 refused, 8 fork/corruption, 9 not supported, 10 timeout.',
+      '\nThe admin address comes from --admin, else $DRU_ADMIN, else --config (admin.host/port), else http://127.0.0.1:7401.\nExit codes: 0 ok, 1 unexpected, 2 usage, 3 config, 4 unreachable, 5 not in sync, 6 not found, 7 refused, 8 fork/corruption, 9 not supported, 10 timeout, 11 unauthorized, 12 address in use, 13 handler failed again.',
     )
   for (const command of COMMANDS) command.register(program, ctx)
   return program

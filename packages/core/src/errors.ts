@@ -25,7 +25,10 @@ export const ErrorCode = {
   DB_LOCKED: 'DB_LOCKED',
   /** A configuration field is missing or wrong; the message names it. */
   CONFIG_INVALID: 'CONFIG_INVALID',
-  /** An inbox handler threw; the event was not recorded and will be offered again. */
+  /**
+   * An inbox handler threw. `ingest` no longer throws it (the event is stored and the handler
+   * retried, see the store's inbox); the CLI reports a retried handler that failed again with it.
+   */
   HANDLER_FAILED: 'HANDLER_FAILED',
   /** The store or DRU was used after close(). */
   CLOSED: 'CLOSED',

@@ -279,7 +279,7 @@ describe('DocumentStore cache and snapshots', () => {
     }
     // The handler runs inside the ingest transaction, before x's new events are applied;
     // reading y evicts x and writes its snapshot there.
-    const off = b.store.onIngest(() => {
+    const off = b.store.onIngest('reader', () => {
       b.docs.get('y')
     })
     sync(a.store, b.store)

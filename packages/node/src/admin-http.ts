@@ -73,6 +73,8 @@ export interface StatusJson {
   readonly conflictsOpen: number
   /** False while a restored DRU refuses writes until its own origin is back. */
   readonly writable?: boolean
+  /** Events handlers still owe and dead letters, when a handler is registered or anything is owed. */
+  readonly inbox?: InboxSummaryJson
   /** Events stored, the compaction base (compacted away) and the floor a compaction would use now. */
   readonly log?: {
     readonly events: number
@@ -185,6 +187,75 @@ export interface UnquarantineJson {
   readonly lifted: boolean
 }
 
+/** One handler's entries in `/status` and `GET /inbox`. */
+export interface InboxHandlerCountsJson {
+  readonly handler: string
+  /** Registered in this process (only then are its entries retried). */
+  readonly registered: boolean
+  readonly pending: number
+  readonly waiting: number
+  readonly dead: number
+  readonly skipped?: number
+}
+
+/** `inbox` in `/status`. */
+export interface InboxSummaryJson {
+  /** Failed and scheduled for a retry. */
+  readonly pending: number
+  /** Waiting behind an earlier owed event of their document (handlers with order `document`). */
+  readonly waiting: number
+  /** Retries used up: `dru inbox retry` or `dru inbox skip` them. */
+  readonly dead: number
+  readonly handlers: readonly InboxHandlerCountsJson[]
+}
+
+/** One entry of the inbox (times in ms since the epoch). */
+export interface InboxEntryJson {
+  readonly id: number
+  readonly handler: string
+  readonly origin: string
+  readonly seq: number
+  readonly docId: string
+  readonly state: 'pending' | 'waiting' | 'dead' | 'skipped'
+  readonly attempts: number
+  readonly firstFailedAt: number | null
+  readonly lastFailedAt: number | null
+  readonly nextAttemptAt: number | null
+  readonly lastError: string | null
+  /** `GET /inbox/:id` only. */
+  readonly errorStack?: string | null
+  readonly settledAt: number | null
+  readonly note: string | null
+  readonly registered: boolean
+}
+
+/** Body of `GET /inbox`. */
+export interface InboxListJson {
+  readonly counts: InboxSummaryJson & { readonly skipped: number }
+  readonly entries: readonly InboxEntryJson[]
+  /** Pass as `after` for the next page; absent on the last one. */
+  readonly next?: number
+}
+
+/** Body of `POST /inbox/:id/retry`. */
+export interface InboxRetryJson {
+  readonly id: number
+  /** `done`: the handler ran and its effects committed; `failed`: it threw again. */
+  readonly outcome: 'done' | 'failed'
+  readonly error?: string
+  readonly entry?: InboxEntryJson
+}
+
+/** Body of `POST /inbox/retry-dead`. */
+export interface InboxRequeueJson {
+  /** Dead letters put back in line for one more try each. */
+  readonly requeued: number
+  readonly handler?: string
+}
+
+/** Filter of `GET /inbox?state=`. */
+export type InboxFilterJson = 'open' | 'pending' | 'waiting' | 'dead' | 'skipped' | 'all'
+
 /** Body of `POST /decommission/:id`. */
 export interface DecommissionJson {
   readonly id: string
@@ -235,6 +306,14 @@ export interface AdminSource {
   decommission?(id: string, force: boolean): DecommissionJson | Promise<DecommissionJson>
   /** Lifts a peer's quarantine (after the operator has dealt with the fork) so it may reconnect. */
   unquarantine?(peerId: string): UnquarantineJson | Promise<UnquarantineJson>
+  /** Events handlers owe; `id`s exactly as in the URL (decoded). */
+  readonly inbox?: {
+    list(filter: { state: InboxFilterJson; handler?: string; limit: number; after?: number }): InboxListJson | Promise<InboxListJson>
+    get(id: string): InboxEntryJson | undefined | Promise<InboxEntryJson | undefined>
+    retry(id: string): InboxRetryJson | Promise<InboxRetryJson>
+    retryDead(handler: string | undefined): InboxRequeueJson | Promise<InboxRequeueJson>
+    skip(id: string, reason: string | undefined): InboxEntryJson | Promise<InboxEntryJson>
+  }
 }
 
 /** Options for {@link startAdminServer}. */
@@ -579,6 +658,35 @@ function buildRoutes(source: AdminSource, maxBody: number): Route[] {
       if (!unquarantine) throw new DruError('NOT_SUPPORTED', 'this DRU has no peers to unquarantine')
       sendJson(res, 200, await unquarantine(params[0]!))
     }),
+    route('GET', /^\/inbox$/, 'inbox', async ({ res, url }) => {
+      const state = url.searchParams.get('state') ?? 'open'
+      if (!['open', 'pending', 'waiting', 'dead', 'skipped', 'all'].includes(state)) {
+        throw new DruError('INVALID_ARGUMENT', `state must be open, pending, waiting, dead, skipped or all (got ${JSON.stringify(state)})`)
+      }
+      const limit = intParam(url, 'limit', 100, 1, 1000)
+      const after = url.searchParams.has('after') ? intParam(url, 'after', 0, 0, Number.MAX_SAFE_INTEGER) : undefined
+      const handler = url.searchParams.get('handler') ?? undefined
+      sendJson(res, 200, await inboxOf(source).list({ state: state as InboxFilterJson, limit, ...(handler !== undefined ? { handler } : {}), ...(after !== undefined ? { after } : {}) }))
+    }),
+    route('GET', /^\/inbox\/([^/]+)$/, 'inbox-entry', async ({ res, params }) => {
+      const entry = await inboxOf(source).get(params[0]!)
+      if (entry === undefined) throw new DruError('NOT_FOUND', `no inbox entry ${JSON.stringify(params[0])}`)
+      sendJson(res, 200, entry)
+    }),
+    route('POST', /^\/inbox\/retry-dead$/, 'inbox-retry-dead', async ({ req, res }) => {
+      const body = jsonObject(await readBody(req, maxBody), ['handler'])
+      if (body.handler !== undefined && typeof body.handler !== 'string') throw new DruError('INVALID_ARGUMENT', 'handler must be a string')
+      sendJson(res, 200, await inboxOf(source).retryDead(body.handler as string | undefined))
+    }),
+    route('POST', /^\/inbox\/([^/]+)\/retry$/, 'inbox-retry', async ({ req, res, params }) => {
+      jsonObject(await readBody(req, maxBody), [])
+      sendJson(res, 200, await inboxOf(source).retry(params[0]!))
+    }),
+    route('POST', /^\/inbox\/([^/]+)\/skip$/, 'inbox-skip', async ({ req, res, params }) => {
+      const body = jsonObject(await readBody(req, maxBody), ['reason'])
+      if (body.reason !== undefined && typeof body.reason !== 'string') throw new DruError('INVALID_ARGUMENT', 'reason must be a string')
+      sendJson(res, 200, await inboxOf(source).skip(params[0]!, body.reason as string | undefined))
+    }),
     route('POST', /^\/decommission\/([^/]+)$/, 'decommission', async ({ req, res, params, url }) => {
       await readBody(req, maxBody)
       const decommission = source.decommission?.bind(source)
@@ -586,6 +694,31 @@ function buildRoutes(source: AdminSource, maxBody: number): Route[] {
       sendJson(res, 200, await decommission(params[0]!, flag(url, 'force')))
     }),
   ]
+}
+
+function inboxOf(source: AdminSource): NonNullable<AdminSource['inbox']> {
+  if (!source.inbox) throw new DruError('NOT_SUPPORTED', 'this DRU has no inbox')
+  return source.inbox
+}
+
+/** An integer query parameter in [min, max], `fallback` when absent; INVALID_ARGUMENT otherwise. */
+function intParam(url: URL, name: string, fallback: number, min: number, max: number): number {
+  const v = url.searchParams.get(name)
+  if (v === null) return fallback
+  const n = Number(v)
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) throw new DruError('INVALID_ARGUMENT', `${name} must be an integer in ${min}..${max} (got ${JSON.stringify(v)})`)
+  return n
+}
+
+/** A POST body that is an empty object or one with only `fields` (an empty body counts as `{}`). */
+function jsonObject(bytes: Buffer, fields: readonly string[]): Record<string, unknown> {
+  if (bytes.length === 0) return {}
+  const body = parseJsonBody(bytes)
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new DruError('INVALID_ARGUMENT', 'body must be a JSON object')
+  for (const k of Object.keys(body)) {
+    if (!fields.includes(k)) throw new DruError('INVALID_ARGUMENT', `body has an unknown field "${k}"${fields.length ? ` (expected ${fields.join(', ')})` : ' (expected {})'}`)
+  }
+  return body as Record<string, unknown>
 }
 
 /** `?deep`, `?deep=1`, `?deep=true` are on; absent, `0`, `false` are off; anything else is refused. */

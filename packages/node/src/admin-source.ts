@@ -10,6 +10,7 @@ import type {
   VerifyJson,
 } from './admin-http.js'
 import type { Dru } from './dru.js'
+import { inboxAdmin, inboxSummary } from './inbox-admin.js'
 import type { DruMetrics } from './metrics.js'
 import type { Network } from './network.js'
 
@@ -67,6 +68,8 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
       metrics.conflictsOpen.set(open)
       const isolated = dru.isolatedDocuments()
       metrics.isolatedDocuments.set(isolated.count)
+      const inbox = inboxSummary(dru)
+      if (inbox) metrics.setInboxCounts(inbox.handlers)
       return {
         id: dru.id,
         origin: dru.store.origin,
@@ -80,6 +83,7 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
         writable: !(network?.restoring ?? false),
         skewedEvents: dru.store.skewedEvents,
         ...(network?.staleCopy ? { staleCopy: network.staleCopy } : {}),
+        ...(inbox ? { inbox } : {}),
         ...(isolated.count > 0 ? { isolatedDocuments: { count: isolated.count, docs: isolated.docs.map((d) => ({ ...d, at: iso(d.at) })) } } : {}),
         log: { events: dru.store.count(), base: dru.store.baseVv(), floor: dru.compactionFloor().floor },
       } as StatusJson
@@ -89,6 +93,7 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
       metrics.conflictsOpen.set(dru.conflicts.list('open').length)
       metrics.isolatedDocuments.set(dru.isolatedDocuments().count)
       metrics.logEvents.set(dru.store.count())
+      metrics.setInboxCounts(dru.inbox.counts().handlers)
       return metrics.render()
     },
     gaps(): GapsJson {
@@ -158,6 +163,7 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
           },
         }
       : {}),
+    inbox: inboxAdmin(dru),
     conflicts: {
       list: (filter) => dru.conflicts.list(filter).map(conflictJson),
       get: (id) => {

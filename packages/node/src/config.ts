@@ -1,6 +1,6 @@
 import { DruError, parseDruId } from '@dru/core'
 import { checkConflictPolicy, type CacheLimits, type ConflictPolicy } from '@dru/documents'
-import type { Durability } from '@dru/store-sqlite'
+import { INBOX_POLICY_FIELDS, checkInboxPolicy, type Durability, type InboxPolicy } from '@dru/store-sqlite'
 import { isLoopbackHost } from './admin-http.js'
 
 /** Configuration of {@link openDru}. */
@@ -47,6 +47,14 @@ export interface DruConfig {
   restore?: boolean
   /** Accept writes while restoring (operator override; forks stay impossible, reads may be stale). */
   allowWritesWhileRestoring?: boolean
+  /**
+   * Failing event handlers (see `Dru.onEvent`): `immediateRetries` (default 2), then
+   * `delayedRetries` (default 5) after `backoffMs` (default 1,000) doubling up to
+   * `maxBackoffMs` (default 60,000), then the event is a dead letter; at most `batch`
+   * (default 100) retries per worker turn. `autoRetry: false` stops the retry timer (tests
+   * call `dru.inbox.runDue()` themselves).
+   */
+  inbox?: Partial<InboxPolicy> & { autoRetry?: boolean }
   /** `silent` (default) or `json` (one pino JSON line per event on stdout). */
   log?: 'silent' | 'json'
   /** A logger object instead of `log` (console-shaped: info/warn/error(message, details)). */
@@ -147,6 +155,7 @@ export const CONFIG_FIELDS: Record<string, { required: boolean; check: FieldChec
   },
   restore: { required: false, check: (v) => (typeof v === 'boolean' ? undefined : `must be true or false (got ${show(v)})`) },
   allowWritesWhileRestoring: { required: false, check: (v) => (typeof v === 'boolean' ? undefined : `must be true or false (got ${show(v)})`) },
+  inbox: { required: false, check: checkInboxConfig },
   log: { required: false, check: (v) => (v === 'silent' || v === 'json' ? undefined : `must be 'silent' or 'json' (got ${show(v)})`) },
   logger: {
     required: false,
@@ -155,6 +164,15 @@ export const CONFIG_FIELDS: Record<string, { required: boolean; check: FieldChec
         ? undefined
         : 'must be an object with info, warn and error functions',
   },
+}
+
+function checkInboxConfig(v: unknown): string | undefined {
+  const known = [...INBOX_POLICY_FIELDS, 'autoRetry']
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return `must be an object { ${known.join(', ')} } (all optional)`
+  for (const k of Object.keys(v)) if (!known.includes(k)) return `has an unknown field "${k}" (expected ${known.join(', ')})`
+  const { autoRetry, ...policy } = v as Record<string, unknown>
+  if (autoRetry !== undefined && typeof autoRetry !== 'boolean') return `.autoRetry must be true or false (got ${show(autoRetry)})`
+  return checkInboxPolicy(policy)
 }
 
 /** Shortest accepted admin token: guessing it must be hopeless. */

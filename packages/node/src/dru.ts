@@ -1,9 +1,10 @@
 import { DruError, LifecycleSignal, createLifecycle, type DruEvent, type Fingerprint, type Lifecycle, type LifecycleState } from '@dru/core'
 import { DocumentStore, type ChangeFn, type Conflict, type DocumentDigest } from '@dru/documents'
-import { storageError, type EventStore, type InboxTx } from '@dru/store-sqlite'
+import { storageError, type EventStore, type HandlerTx, type InboxOrder } from '@dru/store-sqlite'
 import type { DruConfig } from './config.js'
 import type { GapsJson, ProgressFn, VerifyJson } from './admin-http.js'
 import { compactionFloor, runCompaction, type CompactReport, type CompactionFloor, type MemberAck } from './compaction.js'
+import { createDruInbox, type DruInbox } from './inbox-api.js'
 
 /** Cluster membership as the network layer knows it (absent for a standalone DRU). */
 export interface Membership {
@@ -45,8 +46,22 @@ export interface DruTx {
   change(docId: string, fn: ChangeFn): DruEvent | undefined
 }
 
-/** Runs exactly once per remote event, inside the transaction that stores it. */
-export type EventHandler = (event: DruEvent, tx: InboxTx) => void
+/**
+ * Runs exactly once per remote event: first inside the transaction that stores it, and if
+ * it throws, in retries of its own transaction until it succeeds (or an operator skips the
+ * event). Effects go through `tx.db`, synchronously: they commit with the call that returns.
+ */
+export type EventHandler = (event: DruEvent, tx: HandlerTx) => void
+
+/** Options of {@link Dru.onEvent}. */
+export interface EventHandlerOptions {
+  /**
+   * `none` (default): each event is retried on its own. `document`: the handler sees each
+   * document's events in the order this DRU stored them; while one is owed (retrying or a
+   * dead letter), later events of that document wait behind it and other documents flow.
+   */
+  readonly order?: InboxOrder
+}
 
 /** Called after a commit that touched a subscribed document. */
 export type SubscribeCallback = (docId: string, source: 'local' | 'remote') => void
@@ -80,6 +95,8 @@ export class Dru {
   /** The materialised documents. */
   readonly documents: DocumentStore
   readonly conflicts: DruConflicts
+  /** Events a handler still owes: retries, events waiting behind them, dead letters; retry and skip. */
+  readonly inbox: DruInbox
   #ackWaiter: AckWaiter | undefined
   #writeGuard: (() => void) | undefined
   #operations: DruOperations | undefined
@@ -97,6 +114,7 @@ export class Dru {
     // A DRU without a network is standalone: nobody to catch up with, active at once.
     this.#lifecycle = createLifecycle()
     this.#lifecycle.signal(LifecycleSignal.NO_PEERS)
+    this.inbox = createDruInbox(store.inbox, (fn) => this.#guard(fn))
     this.conflicts = {
       list: (status = 'open') => this.#guard(() => documents.listConflicts(status)),
       get: (id) => this.#guard(() => documents.getConflict(id)),
@@ -142,9 +160,15 @@ export class Dru {
     })
   }
 
-  /** Registers a handler run exactly once per remote event, inside the applying transaction. Returns an unsubscribe function. */
-  onEvent(handler: EventHandler): () => void {
-    return this.#guard(() => this.store.onIngest(handler))
+  /**
+   * Registers a handler run exactly once per remote event (see {@link EventHandler}); returns
+   * an unsubscribe function. `name` (1-64 letters, digits, `.`, `_`, `-`) must be unique and
+   * stable across restarts: the events it still owes are kept under it, and operators see it
+   * (`dru inbox list`). A throw never stops replication: the event is stored and merged
+   * anyway, the handler's own effects are rolled back, and it is retried, then dead-lettered.
+   */
+  onEvent(name: string, handler: EventHandler, options: EventHandlerOptions = {}): () => void {
+    return this.#guard(() => this.store.onIngest(name, handler, options))
   }
 
   /** Calls `cb` after each commit touching `docId` (or any document for `'*'`). */

@@ -22,7 +22,7 @@ export interface DruMetrics {
   readonly contentType: string
   /** Events committed to the log; `source` is `local` (our writes) or `remote` (ingested). */
   readonly eventsCommitted: Counter<'source'>
-  /** Remote events applied to documents and handlers (exactly once each). */
+  /** Remote events stored and merged into documents, exactly once each (a failed handler owes its own: {@link inboxPending}). */
   readonly eventsApplied: Counter
   /** Remote events received that we already held (deduplicated, not re-applied). */
   readonly duplicates: Counter
@@ -71,6 +71,18 @@ export interface DruMetrics {
   readonly syncConnectionsRefused: Gauge
   /** Documents whose history cannot be materialised (reads fail with DOCUMENT_ISOLATED). */
   readonly isolatedDocuments: Gauge
+  /** Events an event handler still owes (retrying, or waiting behind an earlier event of their document), by handler. */
+  readonly inboxPending: Gauge<'handler'>
+  /** Dead letters (retries used up; an operator must retry or skip them), by handler. */
+  readonly inboxDeadLetters: Gauge<'handler'>
+  /** Event handler calls that threw (at ingest and on retries), by handler. */
+  readonly inboxHandlerFailures: Counter<'handler'>
+  /** Retries run, by handler and outcome (`done` or `failed`). */
+  readonly inboxRetries: Counter<'handler' | 'outcome'>
+  /** Events that became dead letters, by handler. */
+  readonly inboxDeadLettered: Counter<'handler'>
+  /** Sets the inbox gauges from per-handler counts (handlers absent from `counts` drop to no series). */
+  setInboxCounts(counts: ReadonlyArray<{ handler: string; pending: number; waiting: number; dead: number }>): void
   /** Sets the lifecycle gauge: 1 for `state`, 0 for every other state. */
   setLifecycleState(state: LifecycleState): void
   /** Counts the edge and moves the state gauge: pass it as `createLifecycle({ onTransition })`'s callback. */
@@ -99,7 +111,7 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
   })
   const eventsApplied = new Counter({
     name: 'dru_events_applied_total',
-    help: 'Remote events applied to documents and handlers.',
+    help: 'Remote events stored and merged into documents (handlers that failed on some still owe them: dru_inbox_pending).',
     registers,
   })
   const duplicates = new Counter({
@@ -230,6 +242,45 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
     registers,
   })
 
+  const inboxPending = new Gauge({
+    name: 'dru_inbox_pending',
+    help: 'Events an event handler still owes (retrying, or waiting behind an earlier event of their document), by handler.',
+    labelNames: ['handler'] as const,
+    registers,
+  })
+  const inboxDeadLetters = new Gauge({
+    name: 'dru_inbox_dead_letters',
+    help: 'Events whose handler failed every retry; they wait for an operator (dru inbox retry|skip), by handler.',
+    labelNames: ['handler'] as const,
+    registers,
+  })
+  const inboxHandlerFailures = new Counter({
+    name: 'dru_inbox_handler_failures_total',
+    help: 'Event handler calls that threw (at ingest and on retries), by handler.',
+    labelNames: ['handler'] as const,
+    registers,
+  })
+  const inboxRetries = new Counter({
+    name: 'dru_inbox_retries_total',
+    help: 'Event handler retries, by handler and outcome (done or failed).',
+    labelNames: ['handler', 'outcome'] as const,
+    registers,
+  })
+  const inboxDeadLettered = new Counter({
+    name: 'dru_inbox_dead_lettered_total',
+    help: 'Events that became dead letters after their handler used up its retries, by handler.',
+    labelNames: ['handler'] as const,
+    registers,
+  })
+  const setInboxCounts: DruMetrics['setInboxCounts'] = (counts) => {
+    inboxPending.reset()
+    inboxDeadLetters.reset()
+    for (const c of counts) {
+      inboxPending.set({ handler: c.handler }, c.pending + c.waiting)
+      inboxDeadLetters.set({ handler: c.handler }, c.dead)
+    }
+  }
+
   // Every state present from the start, so dashboards see zeros rather than gaps.
   const setLifecycleState = (state: LifecycleState): void => {
     for (const s of LIFECYCLE_STATES) lifecycleState.set({ state: s }, s === state ? 1 : 0)
@@ -265,6 +316,12 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
     syncConnections,
     syncConnectionsRefused,
     isolatedDocuments,
+    inboxPending,
+    inboxDeadLetters,
+    inboxHandlerFailures,
+    inboxRetries,
+    inboxDeadLettered,
+    setInboxCounts,
     setLifecycleState,
     recordTransition(t) {
       lifecycleTransitions.inc({ from: t.from, to: t.to })

@@ -8,6 +8,7 @@ import { createAdminSource } from './admin-source.js'
 import { startAdminServer, type AdminServer } from './admin-http.js'
 import { MIN_ADMIN_TOKEN_LENGTH, checkNetworkFields, validateConfig, type DruConfig } from './config.js'
 import { Dru } from './dru.js'
+import { watchInbox } from './inbox-watch.js'
 import { createMetrics, type DruMetrics } from './metrics.js'
 import { Network } from './network.js'
 
@@ -55,6 +56,12 @@ function adminToken(admin: NonNullable<DruConfig['admin']>): string | undefined 
   return text
 }
 
+/** The retry policy part of the `inbox` config (without `autoRetry`, which is the node's). */
+function inboxPolicyOf(inbox: NonNullable<DruConfig['inbox']>): Omit<NonNullable<DruConfig['inbox']>, 'autoRetry'> {
+  const { autoRetry: _, ...policy } = inbox
+  return policy
+}
+
 /** A source of 32-bit unsigned integers from a uniform [0, 1) one. */
 function uint32From(random: () => number): () => number {
   return () => Math.floor(Math.min(Math.max(random(), 0), 1 - Number.EPSILON) * 2 ** 32)
@@ -90,6 +97,7 @@ export async function openDru(config: DruConfig): Promise<Dru> {
     ...(c.maxClockSkewMs ? { maxClockSkewMs: c.maxClockSkewMs } : {}),
     ...(c.keys ? { sign: signerFor(c.keys.privateKey) } : {}),
     ...(c.random ? { random: uint32From(c.random) } : {}),
+    ...(c.inbox ? { inbox: inboxPolicyOf(c.inbox) } : {}),
     onListenerError: (err) => log.error('commit listener failed', { error: (err as Error)?.message ?? String(err) }),
   })
   let network: Network | undefined
@@ -116,6 +124,7 @@ export async function openDru(config: DruConfig): Promise<Dru> {
         skewed = store.skewedEvents
       }
     })
+    watchInbox(dru, { metrics, log, now, autoRetry: c.inbox?.autoRetry !== false })
     if (c.listen !== undefined || (c.peers?.length ?? 0) > 0) {
       network = await Network.attach(
         dru,

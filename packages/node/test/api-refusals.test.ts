@@ -212,7 +212,7 @@ describe('Dru API refusals', () => {
     ['change', (dru) => dru.change('order-1', (d: Doc) => (d.x = 1))],
     ['get', (dru) => dru.get('order-1')],
     ['transact', (dru) => dru.transact(() => 1)],
-    ['onEvent', (dru) => dru.onEvent(() => undefined)],
+    ['onEvent', (dru) => dru.onEvent('refused', () => undefined)],
     ['subscribe', (dru) => dru.subscribe('*', () => undefined)],
     ['fingerprint', (dru) => dru.fingerprint()],
     ['digest', (dru) => dru.digest()],

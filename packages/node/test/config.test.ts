@@ -26,6 +26,11 @@ const BAD: Array<[string, unknown]> = [
   ['maxClockSkewMs', 0],
   ['maxClockSkewMs', 'soon'],
   ['listenn', { port: 1 }],
+  ['inbox', { retries: 3 }],
+  ['inbox', { backoffMs: 0 }],
+  ['inbox', { delayedRetries: 1.5 }],
+  ['inbox', { autoRetry: 'no' }],
+  ['inbox', []],
 ]
 
 describe('config validation at open', () => {
@@ -53,6 +58,7 @@ describe('config validation at open', () => {
       conflictPolicy: { priority: ['eu-west-1'] },
       now: () => 1_700_000_000_000,
       maxClockSkewMs: 5000,
+      inbox: { immediateRetries: 0, delayedRetries: 3, backoffMs: 500, maxBackoffMs: 10_000, batch: 10, autoRetry: true },
     })
     await dru.close()
     expect(() => validateConfig(null)).toThrow(/config must be an object/)

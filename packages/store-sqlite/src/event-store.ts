@@ -42,6 +42,8 @@ import {
   type WallClock,
 } from '@dru/core'
 import { FoldedLog } from './folded-log.js'
+import { Inbox, type InboxHandler, type InboxHandlerOptions } from './inbox.js'
+import { inboxPolicy, type InboxPolicy } from './inbox-policy.js'
 import { MetaKey, MetaTable } from './meta.js'
 import { migrate } from './migrations.js'
 import { storageError } from './sqlite-errors.js'
@@ -97,6 +99,8 @@ export interface OpenStoreOptions {
    * bound and stays there, whatever the size of the log.
    */
   cacheKiB?: number
+  /** Retries of failing inbox handlers before their events become dead letters (see {@link InboxPolicy}). */
+  inbox?: Partial<InboxPolicy>
 }
 
 /**
@@ -113,13 +117,10 @@ export interface StoreTx {
   append(docId: string, change: Uint8Array): DruEvent
 }
 
-/** Passed to inbox handlers; `db` is inside the transaction that records the event. */
+/** Passed to storing validators; `db` is inside the transaction that stores the events. */
 export interface InboxTx {
   readonly db: Database.Database
 }
-
-/** Runs exactly once per stored remote event, inside the transaction that stores it. */
-export type InboxHandler = (event: DruEvent, tx: InboxTx) => void
 
 /**
  * Checks a batch of remote events before anything is stored (e.g. that each change is a
@@ -165,7 +166,9 @@ const EVENT_COLUMNS = 'lsn, origin, seq, hlc, doc_id, change, prev, hash, sig'
  * Outbox: {@link transact} commits the application's statements and its new events in
  * one SQLite transaction. Inbox: {@link ingest} verifies remote events (hash, chain,
  * contiguity), stores each `(origin, seq)` once and runs the inbox handlers in the same
- * transaction, so effects happen exactly once. Every event read back is re-hashed, so a
+ * transaction, each behind a savepoint; a handler that throws loses only its own effects
+ * and owes the event to {@link inbox}, which retries it in a transaction of its own
+ * (exactly once either way). Every event read back is re-hashed, so a
  * flipped byte on disk is reported as CORRUPTION instead of being served or applied.
  *
  * Every open writes under a fresh, random incarnation (see {@link newIncarnation}): a
@@ -191,7 +194,8 @@ export class EventStore implements ReplicaLog, PeerBook {
   #nextLsn = 1
   /** Per origin, the compacted prefix: events up to `seq` may be gone from `events`. */
   #base = new Map<string, Head>()
-  #handlers: InboxHandler[] = []
+  /** Application handlers, their owed events, retries and dead letters. */
+  readonly inbox: Inbox
   #validators: IngestValidator[] = []
   #storingValidators: StoringValidator[] = []
   readonly #listeners: Record<CommitPhase, CommitListener[]> = { derive: [], notify: [] }
@@ -241,6 +245,10 @@ export class EventStore implements ReplicaLog, PeerBook {
       this.#base.set(row.origin, { seq: row.seq, hash: row.hash, hlc: row.hlc })
     }
     this.#clock = this.#makeClock(highWater)
+    this.inbox = new Inbox(
+      { db, now: this.#now, getEvent: (o, s) => this.getEvent(o, s), transaction: (fn) => this.#exclusive(fn) },
+      inboxPolicy(options.inbox),
+    )
   }
 
   #makeClock(highWater: Hlc | undefined): HlcClock {
@@ -461,12 +469,16 @@ export class EventStore implements ReplicaLog, PeerBook {
 
   // ---- inbox --------------------------------------------------------------------------
 
-  /** Registers a handler that runs exactly once per newly stored remote event. */
-  onIngest(handler: InboxHandler): () => void {
-    this.#handlers.push(handler)
-    return () => {
-      this.#handlers = this.#handlers.filter((h) => h !== handler)
+  /**
+   * Registers a named handler that runs exactly once per newly stored remote event: first
+   * inside the storing transaction (behind a savepoint), then, if it threw, in retries of
+   * its own until it succeeds, is dead-lettered or skipped. See {@link Inbox.register}.
+   */
+  onIngest(name: string, handler: InboxHandler, options?: InboxHandlerOptions): () => void {
+    if (typeof name === 'function') {
+      throw new DruError('INVALID_ARGUMENT', "onIngest(name, handler): a handler needs a name (e.g. onIngest('mailer', fn)); its owed events are kept under it across restarts")
     }
+    return this.inbox.register(name, handler, options)
   }
 
   /**
@@ -507,7 +519,8 @@ export class EventStore implements ReplicaLog, PeerBook {
    * any order within the batch and may repeat; an `(origin, seq)` already held with the
    * same hash is a no-op. Errors (store unchanged): INVALID_EVENT, HASH_MISMATCH,
    * CLOCK_SKEW, FORK (same `(origin, seq)`, other hash), CHAIN_BROKEN (`prev` does not
-   * link to our head), SEQ_GAP (a hole after our head), HANDLER_FAILED.
+   * link to our head), SEQ_GAP (a hole after our head). A handler that throws does not
+   * fail the batch: the event is stored and owed to that handler (see {@link inbox}).
    */
   ingest(batch: readonly unknown[]): IngestResult {
     this.#assertUsable()
@@ -564,17 +577,7 @@ export class EventStore implements ReplicaLog, PeerBook {
             details: { origin: e.origin, seq: e.seq },
           })
         }
-        this.#insert(e, at)
-        for (const handler of this.#handlers) {
-          try {
-            handler(e, { db: this.db })
-          } catch (cause) {
-            throw new DruError('HANDLER_FAILED', `inbox handler failed on ${e.origin}#${e.seq}: ${(cause as Error)?.message ?? cause}`, {
-              cause,
-              details: { origin: e.origin, seq: e.seq },
-            })
-          }
-        }
+        this.inbox.deliver(e, this.#insert(e, at), at)
         newHeads.set(e.origin, { seq: e.seq, hash: e.hash, hlc: e.hlc })
         stored.push(e)
       }
@@ -817,10 +820,13 @@ export class EventStore implements ReplicaLog, PeerBook {
    */
   signedFloor(floor: VersionVector): VersionVector {
     const out: Record<string, number> = {}
+    const owed = this.inbox.owedFrom()
     for (const origin of Object.keys(floor).sort()) {
       const head = this.#heads.get(origin)
       if (!head) continue
       let seq = Math.min(floor[origin]!, head.seq)
+      // An event some handler still owes stays in the log: its retry re-reads it.
+      if (owed[origin] !== undefined) seq = Math.min(seq, owed[origin]! - 1)
       const base = this.#base.get(origin)?.seq ?? 0
       if (seq <= base) continue
       if (this.#stmt.anySigned.get(origin) !== undefined) seq = (this.#stmt.lastSignedAtOrBelow.get(origin, seq, base) as number | null) ?? 0
@@ -1080,8 +1086,24 @@ export class EventStore implements ReplicaLog, PeerBook {
     return base !== undefined && base.seq === this.#heads.get(origin)?.seq
   }
 
-  #insert(e: DruEvent, at: number): void {
-    this.#stmt.insert.run(this.#nextLsn++, e.origin, e.seq, e.hlc, e.docId, e.change, e.prev, e.hash, e.sig ?? null, at, at)
+  /** Inserts one event at the next local position and returns that position. */
+  #insert(e: DruEvent, at: number): number {
+    const lsn = this.#nextLsn++
+    this.#stmt.insert.run(lsn, e.origin, e.seq, e.hlc, e.docId, e.change, e.prev, e.hash, e.sig ?? null, at, at)
+    return lsn
+  }
+
+  /** One immediate transaction of the store's own (the inbox's retries), guarded like transact(). */
+  #exclusive<T>(fn: () => T): T {
+    this.#assertUsable()
+    this.#inTransaction = true
+    try {
+      return this.db.transaction(fn).immediate()
+    } catch (err) {
+      throw storageError(err)
+    } finally {
+      this.#inTransaction = false
+    }
   }
 
   #storedHash(origin: string, seq: number): string | undefined {

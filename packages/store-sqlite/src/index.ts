@@ -1,6 +1,7 @@
 /**
  * @module @dru/store-sqlite — dru's event log on SQLite (better-sqlite3): the atomic
- * outbox, the exactly-once inbox, version vectors, fingerprints and peers' acknowledgements.
+ * outbox, the exactly-once inbox (with retries and dead letters), version vectors,
+ * fingerprints and peers' acknowledgements.
  */
 export { EventStore, DEFAULT_CACHE_KIB } from './event-store.js'
 export { MetaKey } from './meta.js'
@@ -12,7 +13,6 @@ export type {
   OpenStoreOptions,
   StoreTx,
   InboxTx,
-  InboxHandler,
   CommitListener,
   IngestResult,
   PeerRecord,
@@ -22,3 +22,19 @@ export type {
   StoringValidator,
 } from './event-store.js'
 export { SCHEMA_VERSION, migrate } from './migrations.js'
+export { Inbox, MAX_INBOX_LIST } from './inbox.js'
+export type {
+  InboxHandler,
+  HandlerTx,
+  InboxOrder,
+  InboxHandlerOptions,
+  InboxState,
+  InboxFilter,
+  InboxEntry,
+  InboxCounts,
+  AttemptReport,
+  RetryOutcome,
+  RunReport,
+} from './inbox.js'
+export { DEFAULT_INBOX_POLICY, INBOX_POLICY_FIELDS, checkInboxPolicy, inboxPolicy, nextAttempt } from './inbox-policy.js'
+export type { InboxPolicy } from './inbox-policy.js'

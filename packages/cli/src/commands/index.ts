@@ -5,6 +5,7 @@ import { decommissionCommand } from './decommission.js'
 import { unquarantineCommand } from './unquarantine.js'
 import { demoCommand } from './demo.js'
 import { gapsCommand } from './gaps.js'
+import { inboxCommand } from './inbox.js'
 import { restoreCommand } from './restore.js'
 import { startCommand } from './start.js'
 import { statusCommand } from './status.js'
@@ -19,6 +20,7 @@ export const COMMANDS: readonly CommandModule[] = [
   gapsCommand,
   verifyCommand,
   conflictsCommand,
+  inboxCommand,
   compactCommand,
   restoreCommand,
   decommissionCommand,

@@ -14,6 +14,11 @@ export function renderStatus(s: Status, now: number): string {
     ['fingerprint', `${s.fingerprint.digest} (${Object.keys(s.fingerprint.vv).length} origins, ${formatCount(Object.values(s.fingerprint.vv).reduce((a, b) => a + b, 0))} events)`],
     ['conflicts', `${formatCount(s.conflictsOpen)} open`],
   ]
+  if (s.inbox) {
+    const i = s.inbox
+    const owed = i.pending + i.waiting + i.dead > 0
+    fields.push(['inbox', `${formatCount(i.pending)} pending, ${formatCount(i.waiting)} waiting, ${formatCount(i.dead)} dead letter${i.dead === 1 ? '' : 's'}${owed ? ' (dru inbox list)' : ''}`])
+  }
   if (s.writable !== undefined) fields.push(['writable', s.writable ? 'yes' : 'no (restore catch-up pending)'])
   if (s.log) {
     const compacted = Object.values(s.log.base).reduce((a, b) => a + b, 0)

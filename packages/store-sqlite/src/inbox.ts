@@ -1,0 +1,576 @@
+import type Database from 'better-sqlite3'
+import { DruError, type DruEvent } from '@dru/core'
+import { nextAttempt, type InboxPolicy } from './inbox-policy.js'
+import { migrate } from './migrations.js'
+
+/**
+ * The inbox's bookkeeping: which application handler still owes which stored event.
+ *
+ * A remote event is stored (and merged) whatever its handlers do. Each handler runs on it
+ * inside the storing transaction behind a SAVEPOINT: success releases the savepoint, so
+ * its effects commit with the event; a throw rolls back to the savepoint — that handler's
+ * effects only — and records the event as owed by that handler (`inbox` row). A retry
+ * runs the handler in a transaction of its own that re-reads the event (hash verified)
+ * and deletes the row when the handler returns, so effect and "done" commit together:
+ * a crash at any point leaves either both or neither. When the retries are used up the
+ * row becomes a dead letter, kept until an operator retries or skips it.
+ */
+
+/** Passed to inbox handlers: the connection, inside the transaction that records the handler as done. */
+export interface HandlerTx {
+  readonly db: Database.Database
+  /** The handler's registered name. */
+  readonly handler: string
+  /** 1 for the call made when the event is stored, 2 for the first retry, … */
+  readonly attempt: number
+}
+
+/**
+ * Runs exactly once per stored remote event, synchronously, on `tx.db`. A throw rolls back
+ * what this call did (and nothing else) and schedules a retry.
+ */
+export type InboxHandler = (event: DruEvent, tx: HandlerTx) => void
+
+/**
+ * `document`: the handler sees each document's events in the order this DRU stored them;
+ * while one of them is owed (retrying or dead), later events of that document wait behind it
+ * (other documents flow). `none`: every event is retried on its own.
+ */
+export type InboxOrder = 'document' | 'none'
+
+export interface InboxHandlerOptions {
+  readonly order?: InboxOrder
+}
+
+/**
+ * `pending`: failed, a retry is scheduled (or, promoted from `waiting`, due now).
+ * `waiting`: not called yet; an earlier event of its document is owed by this handler.
+ * `dead`: retries used up; waits for an operator. `skipped`: an operator gave it up (kept as a record).
+ */
+export type InboxState = 'pending' | 'waiting' | 'dead' | 'skipped'
+
+/** What {@link Inbox.list} filters on; `open` is pending, waiting and dead. */
+export type InboxFilter = InboxState | 'open' | 'all'
+
+export interface InboxEntry {
+  readonly id: number
+  readonly handler: string
+  readonly origin: string
+  readonly seq: number
+  readonly docId: string
+  readonly state: InboxState
+  /** Calls made so far (0 for an entry that has waited from the start). */
+  readonly attempts: number
+  readonly firstFailedAt: number | null
+  readonly lastFailedAt: number | null
+  /** When the next retry is due (pending only). */
+  readonly nextAttemptAt: number | null
+  /** The last failure's error (`Name: message`), and its stack when there was one. */
+  readonly lastError: string | null
+  readonly errorStack: string | null
+  /** When it was dead-lettered, or skipped. */
+  readonly settledAt: number | null
+  /** The operator's reason for a skip. */
+  readonly note: string | null
+  /** Whether a handler of this name is registered in this process (only then can it be retried). */
+  readonly registered: boolean
+}
+
+/** Entries per handler and state. */
+export interface InboxCounts {
+  readonly pending: number
+  readonly waiting: number
+  readonly dead: number
+  readonly skipped: number
+  readonly handlers: ReadonlyArray<{ handler: string; registered: boolean; pending: number; waiting: number; dead: number; skipped: number }>
+}
+
+/** One call of a handler, reported to {@link Inbox.onAttempt} listeners. */
+export interface AttemptReport {
+  readonly handler: string
+  readonly origin: string
+  readonly seq: number
+  /** `ingest`: the call made while storing; `retry`: a later one. */
+  readonly kind: 'ingest' | 'retry'
+  readonly ok: boolean
+  /** After a failure: whether a retry is scheduled or the event became a dead letter. */
+  readonly next?: 'pending' | 'dead'
+  readonly error?: string
+}
+
+/** What {@link Inbox.retry} did. */
+export interface RetryOutcome {
+  readonly id: number
+  /** `done`: the handler ran and its effects committed; `failed`: it threw again (see `entry`). */
+  readonly outcome: 'done' | 'failed'
+  readonly entry?: InboxEntry
+  readonly error?: string
+}
+
+/** What {@link Inbox.runDue} did. */
+export interface RunReport {
+  readonly attempted: number
+  readonly done: number
+  readonly failed: number
+  /** Entries still due now (the caller should give the event loop a turn and run again). */
+  readonly moreDue: boolean
+}
+
+/** What the inbox needs from the store that owns it. */
+export interface InboxHost {
+  readonly db: Database.Database
+  now(): number
+  /** Reads one stored event, re-hashing it (CORRUPTION when it changed on disk). */
+  getEvent(origin: string, seq: number): DruEvent | undefined
+  /** Runs `fn` in an immediate transaction of the store (refused when closed, inspecting or nested). */
+  transaction<T>(fn: () => T): T
+}
+
+/** A handler's name: the key of its inbox rows across restarts, and what operators type. */
+const HANDLER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+const MAX_ERROR_CHARS = 1_000
+const MAX_STACK_CHARS = 4_000
+const MAX_NOTE_CHARS = 1_000
+/** Largest page {@link Inbox.list} returns. */
+export const MAX_INBOX_LIST = 1_000
+
+/** The inbox tables, on a schema track of their own (`schema_version:inbox`). */
+export const INBOX_MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
+  (db) => {
+    db.exec(`
+      create table inbox (
+        id integer primary key autoincrement, -- never reused: an operator's id must not come to name another entry
+        handler text not null,
+        origin text not null,
+        seq integer not null,
+        doc_id text not null,
+        lsn integer not null,            -- the event's local position: the order handlers see
+        state text not null check (state in ('pending', 'waiting', 'dead', 'skipped')),
+        attempts integer not null,
+        first_failed_at integer,
+        last_failed_at integer,
+        next_attempt_at integer,
+        last_error text,
+        error_stack text,
+        settled_at integer,
+        note text,
+        unique (handler, origin, seq)
+      );
+      create index inbox_due on inbox(handler, state, next_attempt_at);
+      create index inbox_doc on inbox(handler, doc_id, lsn) where state <> 'skipped';
+      create index inbox_origin on inbox(origin, seq) where state <> 'skipped';
+    `)
+  },
+]
+
+interface Row {
+  id: number
+  handler: string
+  origin: string
+  seq: number
+  doc_id: string
+  lsn: number
+  state: InboxState
+  attempts: number
+  first_failed_at: number | null
+  last_failed_at: number | null
+  next_attempt_at: number | null
+  last_error: string | null
+  error_stack: string | null
+  settled_at: number | null
+  note: string | null
+}
+
+interface Registered {
+  readonly handler: InboxHandler
+  readonly order: InboxOrder
+}
+
+type CallResult = { ok: true } | { ok: false; error: string; stack: string | null }
+
+const ROW = 'id, handler, origin, seq, doc_id, lsn, state, attempts, first_failed_at, last_failed_at, next_attempt_at, last_error, error_stack, settled_at, note'
+
+/** The inbox of one {@link EventStore}: handler registry, per-handler delivery, retries, dead letters. */
+export class Inbox {
+  readonly policy: InboxPolicy
+  readonly #host: InboxHost
+  readonly #handlers = new Map<string, Registered>()
+  readonly #attemptListeners: Array<(r: AttemptReport) => void> = []
+  readonly #wakeListeners: Array<() => void> = []
+  readonly #stmt
+
+  constructor(host: InboxHost, policy: InboxPolicy) {
+    this.#host = host
+    this.policy = policy
+    migrate(host.db, INBOX_MIGRATIONS, 'schema_version:inbox')
+    const db = host.db
+    this.#stmt = {
+      savepoint: db.prepare('savepoint dru_inbox_handler'),
+      release: db.prepare('release dru_inbox_handler'),
+      rollbackTo: db.prepare('rollback to dru_inbox_handler'),
+      insert: db.prepare(
+        `insert into inbox (handler, origin, seq, doc_id, lsn, state, attempts, first_failed_at, last_failed_at, next_attempt_at, last_error, error_stack, settled_at)
+         values (@handler, @origin, @seq, @docId, @lsn, @state, @attempts, @at, @at, @next, @error, @stack, @settled)`,
+      ),
+      blocked: db.prepare("select 1 from inbox where handler = ? and doc_id = ? and state <> 'skipped' limit 1").pluck(),
+      get: db.prepare(`select ${ROW} from inbox where id = ?`),
+      due: db.prepare(`select ${ROW} from inbox where handler = ? and state = 'pending' and next_attempt_at <= ? order by next_attempt_at, lsn limit ?`),
+      nextDue: db.prepare("select min(next_attempt_at) from inbox where handler = ? and state = 'pending'").pluck(),
+      failed: db.prepare(
+        'update inbox set state = @state, attempts = @attempts, first_failed_at = coalesce(first_failed_at, @at), last_failed_at = @at, next_attempt_at = @next, last_error = @error, error_stack = @stack, settled_at = @settled where id = @id',
+      ),
+      delete: db.prepare('delete from inbox where id = ?'),
+      // The head of a document's queue is an owed (pending or dead) entry; without one, the earliest waiting entry moves up.
+      head: db.prepare("select 1 from inbox where handler = ? and doc_id = ? and state in ('pending', 'dead') limit 1").pluck(),
+      promote: db.prepare(
+        "update inbox set state = 'pending', next_attempt_at = ? where id = (select id from inbox where handler = ? and doc_id = ? and state = 'waiting' order by lsn limit 1)",
+      ),
+      unwait: db.prepare("update inbox set state = 'pending', next_attempt_at = ? where handler = ? and state = 'waiting'"),
+      requeue: db.prepare("update inbox set state = 'pending', next_attempt_at = ?, settled_at = null where state = 'dead'"),
+      requeueHandler: db.prepare("update inbox set state = 'pending', next_attempt_at = ?, settled_at = null where state = 'dead' and handler = ?"),
+      skip: db.prepare("update inbox set state = 'skipped', next_attempt_at = null, settled_at = ?, note = ? where id = ?"),
+      counts: db.prepare('select handler, state, count(*) as n from inbox group by handler, state'),
+      held: db.prepare("select origin, min(seq) as seq from inbox where state <> 'skipped' group by origin"),
+    }
+  }
+
+  // ---- registration ---------------------------------------------------------------------
+
+  /**
+   * Registers a named handler. The name keys its owed events across restarts, so it must be
+   * stable and unique in the process: INVALID_ARGUMENT otherwise; an async function is
+   * refused (ASYNC_CHANGE): its work after an `await` would run outside the transaction.
+   */
+  register(name: string, handler: InboxHandler, options: InboxHandlerOptions = {}): () => void {
+    if (typeof name !== 'string' || !HANDLER_NAME.test(name)) {
+      throw new DruError('INVALID_ARGUMENT', `a handler needs a name of 1-64 letters, digits, '.', '_' or '-' (got ${JSON.stringify(name)}): it names the handler's pending events across restarts`)
+    }
+    if (typeof handler !== 'function') throw new DruError('INVALID_ARGUMENT', `handler ${name} must be a function (event, tx) => void`)
+    if (handler.constructor?.name === 'AsyncFunction') {
+      throw new DruError('ASYNC_CHANGE', `handler ${name} is async: it must be synchronous, its effects go through tx.db inside the applying transaction`)
+    }
+    const order = options.order ?? 'none'
+    if (order !== 'document' && order !== 'none') throw new DruError('INVALID_ARGUMENT', `order must be 'document' or 'none' (got ${JSON.stringify(order)})`)
+    if (this.#handlers.has(name)) throw new DruError('INVALID_ARGUMENT', `a handler named ${name} is already registered`)
+    const entry: Registered = { handler, order }
+    this.#handlers.set(name, entry)
+    // Registered without per-document order now: nothing may wait behind another entry any more.
+    if (order === 'none') this.#host.transaction(() => this.#stmt.unwait.run(this.#host.now(), name))
+    this.#wake()
+    return () => {
+      if (this.#handlers.get(name) === entry) this.#handlers.delete(name)
+    }
+  }
+
+  /** Names of the handlers registered in this process. */
+  handlers(): string[] {
+    return [...this.#handlers.keys()].sort()
+  }
+
+  /** Called after each handler call (after its transaction committed, for retries). */
+  onAttempt(listener: (r: AttemptReport) => void): () => void {
+    this.#attemptListeners.push(listener)
+    return () => {
+      const i = this.#attemptListeners.indexOf(listener)
+      if (i >= 0) this.#attemptListeners.splice(i, 1)
+    }
+  }
+
+  /** Called when retries may have become due outside a commit (registration, an operator's retry or skip). */
+  onWake(listener: () => void): () => void {
+    this.#wakeListeners.push(listener)
+    return () => {
+      const i = this.#wakeListeners.indexOf(listener)
+      if (i >= 0) this.#wakeListeners.splice(i, 1)
+    }
+  }
+
+  // ---- delivery (inside ingest's transaction) ---------------------------------------------
+
+  /**
+   * Runs every registered handler on a newly stored remote event. Must be called inside the
+   * transaction that stores it; never throws for a handler's failure (recorded instead), only
+   * when the database itself fails (the whole batch then rolls back).
+   */
+  deliver(event: DruEvent, lsn: number, at: number): void {
+    for (const [name, reg] of this.#handlers) {
+      const row = { handler: name, origin: event.origin, seq: event.seq, docId: event.docId, lsn, at: null as number | null, next: null as number | null, error: null as string | null, stack: null as string | null, settled: null as number | null }
+      if (reg.order === 'document' && this.#stmt.blocked.get(name, event.docId) !== undefined) {
+        this.#stmt.insert.run({ ...row, state: 'waiting', attempts: 0 })
+        continue
+      }
+      const result = this.#call(name, reg.handler, event, 1)
+      if (result.ok) {
+        this.#report({ handler: name, origin: event.origin, seq: event.seq, kind: 'ingest', ok: true })
+        continue
+      }
+      const next = nextAttempt(this.policy, 1, at)
+      const state = next === 'dead' ? 'dead' : 'pending'
+      this.#stmt.insert.run({
+        ...row,
+        state,
+        attempts: 1,
+        at,
+        next: next === 'dead' ? null : next,
+        error: result.error,
+        stack: result.stack,
+        settled: next === 'dead' ? at : null,
+      })
+      this.#report({ handler: name, origin: event.origin, seq: event.seq, kind: 'ingest', ok: false, next: state, error: result.error })
+    }
+  }
+
+  // ---- retries ------------------------------------------------------------------------------
+
+  /**
+   * Retries up to `limit` due entries of registered handlers, earliest first, each in its own
+   * transaction. An entry is tried at most once per call, so a failing handler cannot spin.
+   */
+  runDue(limit = this.policy.batch): RunReport {
+    const now = this.#host.now()
+    const due: Row[] = []
+    for (const name of this.#handlers.keys()) due.push(...(this.#stmt.due.all(name, now, limit + 1) as Row[]))
+    due.sort((a, b) => a.next_attempt_at! - b.next_attempt_at! || a.lsn - b.lsn)
+    let done = 0
+    let failed = 0
+    const batch = due.slice(0, limit)
+    for (const row of batch) {
+      const r = this.#attempt(row.id, false)
+      if (r === undefined) continue
+      if (r.outcome === 'done') done++
+      else failed++
+    }
+    return { attempted: done + failed, done, failed, moreDue: due.length > limit }
+  }
+
+  /** The earliest time a registered handler's pending entry is due, or undefined when none is. */
+  nextDue(): number | undefined {
+    let min: number | undefined
+    for (const name of this.#handlers.keys()) {
+      const t = this.#stmt.nextDue.get(name) as number | null
+      if (t !== null && (min === undefined || t < min)) min = t
+    }
+    return min
+  }
+
+  /**
+   * Runs entry `id`'s handler now (an operator's retry, e.g. after a fix is deployed), in its
+   * own transaction; on success the entry is gone. NOT_FOUND for an unknown id; INVALID_ARGUMENT
+   * for a skipped entry, one waiting behind an earlier event of its document, or a handler that
+   * is not registered in this process.
+   */
+  retry(id: number): RetryOutcome {
+    const row = this.#row(id)
+    if (row.state === 'skipped') throw new DruError('INVALID_ARGUMENT', `inbox entry ${id} was skipped; there is nothing to retry`, { details: { id } })
+    if (row.state === 'waiting') {
+      throw new DruError('INVALID_ARGUMENT', `inbox entry ${id} waits behind an earlier event of document ${row.doc_id} for handler ${row.handler}: retry or skip that one first`, { details: { id } })
+    }
+    if (!this.#handlers.has(row.handler)) {
+      throw new DruError('INVALID_ARGUMENT', `no handler named ${row.handler} is registered in this process: register it (dru.onEvent) before retrying its events`, { details: { id } })
+    }
+    const outcome = this.#attempt(id, true)!
+    this.#wake()
+    return outcome
+  }
+
+  /** Moves every dead letter (of `handler`, or of all handlers) back to pending, due now; returns how many. */
+  requeueDead(handler?: string): number {
+    const now = this.#host.now()
+    const n = this.#host.transaction(() => (handler === undefined ? this.#stmt.requeue.run(now) : this.#stmt.requeueHandler.run(now, handler)).changes)
+    if (n > 0) this.#wake()
+    return n
+  }
+
+  /**
+   * Gives entry `id` up: its handler will not run on the event. The entry stays, as `skipped`,
+   * with the time and `note`; later events of its document (order `document`) move up.
+   */
+  skip(id: number, note?: string): InboxEntry {
+    if (note !== undefined && typeof note !== 'string') throw new DruError('INVALID_ARGUMENT', 'a skip reason must be a string')
+    const entry = this.#host.transaction(() => {
+      const row = this.#row(id)
+      if (row.state === 'skipped') throw new DruError('INVALID_ARGUMENT', `inbox entry ${id} was already skipped`, { details: { id } })
+      const now = this.#host.now()
+      this.#stmt.skip.run(now, note === undefined ? null : note.slice(0, MAX_NOTE_CHARS), id)
+      this.#promote(row.handler, row.doc_id, now)
+      return this.#entry(this.#row(id))
+    })
+    this.#wake()
+    return entry
+  }
+
+  // ---- reads ----------------------------------------------------------------------------------
+
+  get(id: number): InboxEntry | undefined {
+    const row = this.#stmt.get.get(id) as Row | undefined
+    return row ? this.#entry(row) : undefined
+  }
+
+  /** Entries by id, oldest first: `open` (default) is pending, waiting and dead. At most {@link MAX_INBOX_LIST}. */
+  list(options: { state?: InboxFilter; handler?: string; limit?: number; afterId?: number } = {}): InboxEntry[] {
+    const state = options.state ?? 'open'
+    const limit = options.limit ?? 100
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_INBOX_LIST) throw new DruError('INVALID_ARGUMENT', `limit must be an integer in 1..${MAX_INBOX_LIST} (got ${limit})`)
+    const states = state === 'open' ? ['pending', 'waiting', 'dead'] : state === 'all' ? ['pending', 'waiting', 'dead', 'skipped'] : [state]
+    if (!states.every((s) => ['pending', 'waiting', 'dead', 'skipped'].includes(s))) {
+      throw new DruError('INVALID_ARGUMENT', `state must be open, pending, waiting, dead, skipped or all (got ${JSON.stringify(state)})`)
+    }
+    const where = [`state in (${states.map(() => '?').join(', ')})`, 'id > ?']
+    const args: unknown[] = [...states, options.afterId ?? 0]
+    if (options.handler !== undefined) {
+      where.push('handler = ?')
+      args.push(options.handler)
+    }
+    const rows = this.#host.db.prepare(`select ${ROW} from inbox where ${where.join(' and ')} order by id limit ?`).all(...args, limit) as Row[]
+    return rows.map((r) => this.#entry(r))
+  }
+
+  counts(): InboxCounts {
+    const by = new Map<string, { handler: string; registered: boolean; pending: number; waiting: number; dead: number; skipped: number }>()
+    const at = (h: string) => {
+      let c = by.get(h)
+      if (!c) by.set(h, (c = { handler: h, registered: this.#handlers.has(h), pending: 0, waiting: 0, dead: 0, skipped: 0 }))
+      return c
+    }
+    for (const name of this.#handlers.keys()) at(name)
+    for (const r of this.#stmt.counts.all() as Array<{ handler: string; state: InboxState; n: number }>) at(r.handler)[r.state] = r.n
+    const handlers = [...by.values()].sort((a, b) => (a.handler < b.handler ? -1 : 1))
+    const sum = (k: InboxState) => handlers.reduce((n, h) => n + h[k], 0)
+    return { pending: sum('pending'), waiting: sum('waiting'), dead: sum('dead'), skipped: sum('skipped'), handlers }
+  }
+
+  /** Per origin, the lowest seq some handler still owes: compaction must keep it and everything after. */
+  owedFrom(): Record<string, number> {
+    const out: Record<string, number> = {}
+    for (const r of this.#stmt.held.all() as Array<{ origin: string; seq: number }>) out[r.origin] = r.seq
+    return out
+  }
+
+  // ---- internals ------------------------------------------------------------------------------
+
+  /** One attempt at entry `id` in its own transaction; undefined when it is no longer pending (nothing run). */
+  #attempt(id: number, manual: boolean): RetryOutcome | undefined {
+    let report: AttemptReport | undefined
+    const outcome = this.#host.transaction((): RetryOutcome | undefined => {
+      // Re-read inside the transaction: an operator may have skipped or retried it meanwhile.
+      const row = this.#stmt.get.get(id) as Row | undefined
+      if (!row || !(row.state === 'pending' || (manual && row.state === 'dead'))) return undefined
+      const reg = this.#handlers.get(row.handler)
+      if (!reg) return undefined
+      const now = this.#host.now()
+      const attempt = row.attempts + 1
+      let result: CallResult
+      let event: DruEvent | undefined
+      try {
+        event = this.#host.getEvent(row.origin, row.seq)
+      } catch (err) {
+        result = failure(err) // CORRUPTION: the event cannot be trusted; it dead-letters like any failure
+      }
+      if (event) result = this.#call(row.handler, reg.handler, event, attempt)
+      else result ??= { ok: false, error: `the event ${row.origin}#${row.seq} is no longer in the log`, stack: null }
+      if (result.ok) {
+        this.#stmt.delete.run(id)
+        this.#promote(row.handler, row.doc_id, now)
+        report = { handler: row.handler, origin: row.origin, seq: row.seq, kind: 'retry', ok: true }
+        return { id, outcome: 'done' }
+      }
+      const next = nextAttempt(this.policy, attempt, now)
+      const state = next === 'dead' ? 'dead' : 'pending'
+      this.#stmt.failed.run({ id, state, attempts: attempt, at: now, next: next === 'dead' ? null : next, error: result.error, stack: result.stack, settled: next === 'dead' ? (row.state === 'dead' ? row.settled_at : now) : null })
+      report = { handler: row.handler, origin: row.origin, seq: row.seq, kind: 'retry', ok: false, next: state, error: result.error }
+      return { id, outcome: 'failed', entry: this.#entry(this.#stmt.get.get(id) as Row), error: result.error }
+    })
+    if (report) this.#report(report)
+    return outcome
+  }
+
+  /** Calls a handler behind a savepoint: its effects are kept on success and undone on a throw. */
+  #call(name: string, handler: InboxHandler, event: DruEvent, attempt: number): CallResult {
+    const db = this.#host.db
+    this.#stmt.savepoint.run()
+    try {
+      const returned = handler(event, { db, handler: name, attempt }) as unknown
+      if (returned !== null && typeof returned === 'object' && typeof (returned as { then?: unknown }).then === 'function') {
+        ;(returned as PromiseLike<unknown>).then(undefined, () => undefined)
+        throw new DruError('ASYNC_CHANGE', `handler ${name} returned a promise: handlers must be synchronous (its work after an await ran outside the transaction)`)
+      }
+      this.#stmt.release.run()
+      return { ok: true }
+    } catch (err) {
+      // SQLite may have rolled the whole transaction back (a full disk): that is the batch's failure, not the handler's.
+      if (!db.inTransaction) throw err
+      this.#stmt.rollbackTo.run()
+      this.#stmt.release.run()
+      return failure(err)
+    }
+  }
+
+  /** After an entry of (handler, doc) left the owed states, the next waiting one (if nothing else is owed) becomes due. */
+  #promote(handler: string, docId: string, now: number): void {
+    if (this.#stmt.head.get(handler, docId) === undefined) this.#stmt.promote.run(now, handler, docId)
+  }
+
+  #row(id: number): Row {
+    if (!Number.isSafeInteger(id) || id < 1) throw new DruError('NOT_FOUND', `no inbox entry ${JSON.stringify(id)}`, { details: { id } })
+    const row = this.#stmt.get.get(id) as Row | undefined
+    if (!row) throw new DruError('NOT_FOUND', `no inbox entry ${id}`, { details: { id } })
+    return row
+  }
+
+  #entry(r: Row): InboxEntry {
+    return {
+      id: r.id,
+      handler: r.handler,
+      origin: r.origin,
+      seq: r.seq,
+      docId: r.doc_id,
+      state: r.state,
+      attempts: r.attempts,
+      firstFailedAt: r.first_failed_at,
+      lastFailedAt: r.last_failed_at,
+      nextAttemptAt: r.next_attempt_at,
+      lastError: r.last_error,
+      errorStack: r.error_stack,
+      settledAt: r.settled_at,
+      note: r.note,
+      registered: this.#handlers.has(r.handler),
+    }
+  }
+
+  #report(r: AttemptReport): void {
+    for (const l of this.#attemptListeners) {
+      try {
+        l(r)
+      } catch {
+        // A listener (metrics, logs) must not turn a handled event into a failed batch.
+      }
+    }
+  }
+
+  #wake(): void {
+    for (const l of this.#wakeListeners) {
+      try {
+        l()
+      } catch {
+        // as above
+      }
+    }
+  }
+}
+
+function failure(err: unknown): { ok: false; error: string; stack: string | null } {
+  let error: string
+  if (err instanceof DruError) error = `${err.code}: ${err.message}`
+  else if (err instanceof Error) error = `${err.name}: ${err.message}`
+  else error = `thrown: ${safeString(err)}`
+  const stack = err instanceof Error && typeof err.stack === 'string' ? err.stack.slice(0, MAX_STACK_CHARS) : null
+  return { ok: false, error: error.slice(0, MAX_ERROR_CHARS), stack }
+}
+
+function safeString(v: unknown): string {
+  try {
+    return typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v))
+  } catch {
+    return String(v)
+  }
+}
