@@ -142,6 +142,51 @@ describe('hostile role: member that lies (secret and key, false claims)', () => 
     })
   })
 
+  it('a change Automerge refuses (an operation on a missing object) or one that does not survive save and load (a phantom predecessor): documents stay readable and writable on every DRU, through /compact and restarts', async () => {
+    await ledger.around(IDS, 'crafted-changes', async () => {
+      expect((await c.write('b', 'victim', { owner: 'b' })).status).toBe(200)
+      await c.waitConverged(IDS)
+      const mActor = actorForOrigin('m/1')
+      const status = await c.status('a')
+      expect(status.fingerprint.vv['m/1'] ?? 0).toBe(0) // m has not written yet: its first change in each document is seq 1
+      // Crafted from a good first change by m's actor: actor and seq are right, the operations are not.
+      const first = () => A.decodeChange(A.getLastLocalChange(A.change(A.init<Record<string, number>>({ actor: mActor }), (d) => (d.x = 1)))!)
+      const missing = A.encodeChange({ ...first(), ops: first().ops.map((op) => ({ ...op, obj: `9999@${mActor}` })) })
+      const phantom = A.encodeChange({ ...first(), ops: first().ops.map((op) => ({ ...op, pred: [`99@${mActor}`] })) })
+      const [e1] = signedChain('m/1', 1, 1, c.keys.m!.privateKey, { docId: 'victim', change: () => missing })
+      const [e2] = signedChain('m/1', 2, 1, c.keys.m!.privateKey, { docId: 'bomb', change: () => phantom, prev: e1!.hash })
+      const m = await asM()
+      m.send({ type: 'events', batch: [e1!, e2!] })
+      await c.waitFor('the crafted events on a and b', async () => (await fp('a')).vv['m/1'] === 2 && (await fp('b')).vv['m/1'] === 2)
+      m.ws.close()
+      for (const u of IDS) {
+        expect(await c.read(u, 'victim'), u).toEqual({ owner: 'b' })
+        expect(await c.read(u, 'bomb'), u).toEqual({ x: 1 })
+        expect((await c.write(u, 'victim', { [`after-${u}`]: true })).status, u).toBe(200)
+      }
+      await c.waitConverged(IDS)
+      for (const u of IDS) {
+        const st = (await c.status(u)) as unknown as { rejectedChanges?: { count: number }; isolatedDocuments?: unknown }
+        expect(st.rejectedChanges?.count, u).toBe(1)
+        expect(st.isolatedDocuments, u).toBeUndefined()
+      }
+      // Routine operations: a compaction (which would snapshot both documents), then restarts.
+      for (const u of IDS) {
+        const r = await fetch(`${c.unit(u).adminUrl}/compact`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+        expect(r.status).toBe(200)
+        await r.text()
+        await c.kill(u, 'SIGTERM')
+        await c.start(u)
+      }
+      await c.waitConverged(IDS)
+      for (const u of IDS) {
+        expect(await c.read(u, 'victim'), u).toEqual({ 'after-a': true, 'after-b': true, owner: 'b' })
+        expect(await c.read(u, 'bomb'), u).toEqual({ x: 1 })
+        expect(((await c.status(u)) as unknown as { isolatedDocuments?: unknown }).isolatedDocuments, u).toBeUndefined()
+      }
+    })
+  })
+
   it('events in b\'s name signed with m\'s key: BAD_SIGNATURE, m quarantined, b untouched', async () => {
     await ledger.around(IDS, 'forged-origin', async () => {
       await c.waitConverged(IDS)
@@ -168,8 +213,11 @@ describe('hostile role: member that lies (secret and key, false claims)', () => 
       const m = await asM().catch(async (err: Error) => {
         throw new Error(`${err.message}: ${JSON.stringify(await c.status('a'))}`)
       })
-      m.send({ type: 'events', batch: signedChain('m/1', 1, 3, c.keys.m!.privateKey, { docId: 'from-m', change: (i) => changes[i]! }) })
-      await c.waitFor('m/1 on a and b', async () => (await fp('a')).vv['m/1'] === 3 && (await fp('b')).vv['m/1'] === 3)
+      const st = await c.status('a')
+      const from = (st.fingerprint.vv['m/1'] ?? 0) + 1
+      const prev = (st.fingerprint as { heads?: Record<string, string> }).heads?.['m/1']
+      m.send({ type: 'events', batch: signedChain('m/1', from, 3, c.keys.m!.privateKey, { docId: 'from-m', change: (i) => changes[i]!, ...(prev ? { prev } : {}) }) })
+      await c.waitFor('m/1 on a and b', async () => (await fp('a')).vv['m/1'] === from + 2 && (await fp('b')).vv['m/1'] === from + 2)
       expect(await c.read('b', 'from-m')).toEqual({ k0: 0, k1: 1, k2: 2 })
       m.ws.close()
     })

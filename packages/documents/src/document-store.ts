@@ -11,6 +11,7 @@ import { conflictAt, conflictedPaths, hasConflictedCounter, valueAt, writable, t
 import { Lru, type CacheLimits } from './lru.js'
 import { DOCUMENT_MIGRATIONS } from './schema.js'
 import { guardDocument } from './value-guard.js'
+import { RejectedChanges, applyTolerant, type RejectedChange } from './tolerant-apply.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyDoc = A.Doc<any>
@@ -70,6 +71,8 @@ interface Entry {
   pending?: DruEvent[]
   /** A counter with concurrent values was seen: rebuild the view after every apply (see CounterPatches). */
   counterConflict?: boolean
+  /** Holds changes made elsewhere since its last snapshot: a snapshot must prove it loads back. */
+  remote?: boolean
 }
 
 /** Progress of {@link DocumentStore.compact}, yielded between steps. */
@@ -145,6 +148,7 @@ export class DocumentStore {
   readonly #unsubscribe: Array<() => void>
   /** Documents whose history Automerge refused to load: reading them fails, the rest works. */
   readonly #isolated = new Map<string, IsolatedDocument>()
+  readonly #rejected: RejectedChanges
   /** Every cached document holds all log events up to this position (snapshot_lsn must not exceed it); stale-low is safe. */
   #appliedLsn: number
   /** Documents touched by the open transaction: evicted if it rolls back. */
@@ -191,6 +195,7 @@ export class DocumentStore {
     for (const r of this.#stmt.isolated.all() as Array<{ doc_id: string; reason: string; at: number }>) {
       this.#isolated.set(r.doc_id, { docId: r.doc_id, reason: r.reason, at: r.at })
     }
+    this.#rejected = new RejectedChanges(store, this.#now)
     this.#appliedLsn = store.lastLsn()
     const seqs = new ActorSeqs(store)
     this.#unsubscribe = [
@@ -407,7 +412,8 @@ export class DocumentStore {
       for (const docId of this.docIds()) {
         docsScanned++
         if (docsScanned % progressEvery === 0) yield progress('snapshot')
-        const snapshotLsn = (this.#stmt.snapshotLsn.get(docId) as number | undefined) ?? 0
+        // An isolated document's snapshot is no cover: every event of it stays.
+        const snapshotLsn = this.#isolated.has(docId) ? 0 : ((this.#stmt.snapshotLsn.get(docId) as number | undefined) ?? 0)
         const uncovered = (this.#stmt.tailSeqs.all(docId, snapshotLsn) as Array<{ origin: string; seq: number }>).filter(
           (e) => e.seq <= (target[e.origin] ?? 0),
         )
@@ -607,6 +613,11 @@ export class DocumentStore {
     }
   }
 
+  /** Stored changes Automerge refuses to apply (skipped on every DRU alike): how many, and the latest. */
+  rejectedChanges(limit = 20): { count: number; changes: RejectedChange[] } {
+    return this.#rejected.list(limit)
+  }
+
   /** Documents that could not be materialised (first {@link MAX_ISOLATED_LISTED}), and how many there are. */
   isolated(): { count: number; docs: IsolatedDocument[] } {
     return { count: this.#isolated.size, docs: [...this.#isolated.values()].slice(0, MAX_ISOLATED_LISTED) }
@@ -679,12 +690,16 @@ export class DocumentStore {
     try {
       const patches: A.Patch[] = []
       const counters = new CounterPatches()
-      const [next] = A.applyChanges(entry.doc, list.map((e) => e.change), {
+      // A change Automerge refuses breaks the document: it is dropped and rebuilt from the
+      // log, which skips that change (#loadFromLog).
+      const usable = list.filter((e) => !this.#rejected.has(e))
+      const [next] = A.applyChanges(entry.doc, usable.map((e) => e.change), {
         patchCallback: (p) => {
           patches.push(...p)
           counters.collect(p)
         },
       })
+      entry.remote = true
       entry.doc = counters.repair(next, entry.actor, entry.counterConflict)
       if (counters.hit) entry.counterConflict = true
       entry.unsnapshotted += list.length
@@ -692,10 +707,13 @@ export class DocumentStore {
       const paths = conflictedPaths(patches)
       if (paths.length > 0) found = this.#scan(entry.doc, paths)
       if (this.#openConflictDocs.has(docId)) this.#recheckOpen(docId, entry.doc, 'replicated')
-    } catch (err) {
+    } catch {
       if (this.#cache.peek(docId) === entry) this.#cache.delete(docId)
-      A.free(entry.doc)
-      this.#onError(err)
+      try {
+        A.free(entry.doc)
+      } catch {
+        // broken by the refused change
+      }
       return false
     }
     this.#recordAll(docId, found, list)
@@ -728,6 +746,16 @@ export class DocumentStore {
     A.free(entry.doc)
   }
 
+  #reject(docId: string, e: DruEvent, cause: unknown): void {
+    if (!this.#rejected.add(e, cause)) return
+    this.#onError(
+      new DruError('INVALID_EVENT', `${e.origin}#${e.seq}: Automerge refuses its change to ${docId} (${String((cause as Error)?.message ?? cause).slice(0, 200)}); skipped, as on every DRU`, {
+        cause,
+        details: { origin: e.origin, seq: e.seq, docId },
+      }),
+    )
+  }
+
   #isolate(docId: string, cause: unknown): IsolatedDocument {
     const entry = this.#cache.delete(docId)
     if (entry) A.free(entry.doc)
@@ -745,32 +773,41 @@ export class DocumentStore {
   #loadFromLog(docId: string, cache: boolean): Entry | undefined {
     const actor = this.#actor()
     const snap = this.#stmt.getSnapshot.get(docId) as { snapshot: Buffer; snapshot_lsn: number } | undefined
-    const tail: DruEvent[] = [...this.store.eventsForDoc(docId, snap?.snapshot_lsn ?? 0)]
-    if (!snap && tail.length === 0) return undefined
+    const stored: DruEvent[] = [...this.store.eventsForDoc(docId, snap?.snapshot_lsn ?? 0)]
+    if (!snap && stored.length === 0) return undefined
+    const tail = stored.filter((e) => !this.#rejected.has(e))
     this.#stats.loads++
-    let doc: AnyDoc = snap ? A.load(snap.snapshot, { actor }) : A.init({ actor })
+    const base = (): AnyDoc => (snap ? A.load(snap.snapshot, { actor }) : A.init({ actor }))
+    let doc: AnyDoc = base()
     let bytes = ENTRY_OVERHEAD + (snap?.snapshot.byteLength ?? 0)
     const patches: A.Patch[] = []
     let counterConflict = false
     if (tail.length > 0) {
       const counters = new CounterPatches()
-      // loadIncremental of the concatenated changes is several times faster than
-      // applyChanges into a fresh document, and also accepts them in any order.
-      doc = A.loadIncremental(
-        doc,
-        Buffer.concat(tail.map((e) => e.change)),
-        {
-          patchCallback: (p) => {
-            patches.push(...p)
-            counters.collect(p)
-          },
-        },
-      )
+      const patchCallback = (p: A.Patch[]) => {
+        patches.push(...p)
+        counters.collect(p)
+      }
+      try {
+        // loadIncremental of the concatenated changes is several times faster than
+        // applyChanges into a fresh document, and also accepts them in any order.
+        doc = A.loadIncremental(doc, Buffer.concat(tail.map((e) => e.change)), { patchCallback })
+      } catch {
+        // A change Automerge refuses (it breaks the document): rebuild, skipping it (and only it).
+        try {
+          A.free(doc)
+        } catch {
+          // broken
+        }
+        patches.length = 0
+        doc = applyTolerant(base, tail, this.#rejected, { patchCallback, reject: (e, cause) => this.#reject(docId, e, cause) })
+      }
       doc = counters.repair(doc, actor)
       counterConflict = counters.hit
       for (const e of tail) bytes += e.change.byteLength
     }
-    const entry: Entry = { doc, bytes, unsnapshotted: tail.length, actor, ...(counterConflict ? { counterConflict } : {}) }
+    const remote = tail.some((e) => e.origin !== this.store.origin)
+    const entry: Entry = { doc, bytes, unsnapshotted: tail.length, actor, ...(counterConflict ? { counterConflict } : {}), ...(remote ? { remote } : {}) }
     if (cache) this.#insert(docId, entry)
     const paths = conflictedPaths(patches)
     if (paths.length > 0) this.#recordAll(docId, this.#scan(doc, paths), tail)
@@ -835,7 +872,20 @@ export class DocumentStore {
     // Changes waiting for missing dependencies are not part of the state yet; wait.
     if (A.getMissingDeps(entry.doc, []).length > 0) return false
     const heads = [...A.getHeads(entry.doc)].sort()
-    this.#stmt.putSnapshot.run(docId, A.save(entry.doc), lsn, JSON.stringify(heads))
+    const bytes = A.save(entry.doc)
+    // A change made elsewhere may apply and read fine yet not survive save and load (an
+    // operation naming a predecessor that never existed): such a snapshot is never stored,
+    // or the document would be lost once its events are compacted away.
+    if (entry.remote && !loadsBack(bytes, heads)) {
+      this.#onError(
+        new DruError('INVALID_EVENT', `document ${docId} cannot be snapshotted: a change in its history does not survive save and load; its events are kept (compaction holds them back)`, {
+          details: { docId },
+        }),
+      )
+      return false
+    }
+    this.#stmt.putSnapshot.run(docId, bytes, lsn, JSON.stringify(heads))
+    entry.remote = false
     entry.unsnapshotted = 0
     this.#stats.snapshotsWritten++
     return true
@@ -1068,6 +1118,20 @@ function invalidValueError(docId: string, err: unknown): DruError | undefined {
   if (!cyclic && !/^Cannot assign|^Cannot create a reference|^invalid (value|import)/.test(err.message)) return undefined
   const why = cyclic ? 'a cyclic or too deeply nested value' : err.message.split(/\.\s/)[0]
   return new DruError('INVALID_VALUE', `document ${docId}: ${why}; nothing was committed`, { cause: err, details: { docId } })
+}
+
+/** True when `bytes` load back into a document with exactly `heads`. */
+function loadsBack(bytes: Uint8Array, heads: readonly string[]): boolean {
+  let doc: AnyDoc | undefined
+  try {
+    doc = A.load(bytes)
+    const got = [...A.getHeads(doc)].sort()
+    return got.length === heads.length && got.every((h, i) => h === heads[i])
+  } catch {
+    return false
+  } finally {
+    if (doc) A.free(doc)
+  }
 }
 
 function isolatedError(doc: IsolatedDocument): DruError {

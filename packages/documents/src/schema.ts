@@ -50,4 +50,18 @@ export const DOCUMENT_MIGRATIONS: ReadonlyArray<(db: Db) => void> = [
       ) without rowid;
     `)
   },
+  (db) => {
+    // Stored events whose change Automerge refuses to apply (e.g. an operation on an object
+    // that does not exist): skipped by every materialisation, identically on every DRU.
+    db.exec(`
+      create table rejected_changes (
+        origin text not null,
+        seq integer not null,
+        doc_id text not null,
+        reason text not null,
+        at integer not null,
+        primary key (origin, seq)
+      ) without rowid;
+    `)
+  },
 ]

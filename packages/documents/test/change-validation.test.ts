@@ -99,18 +99,40 @@ describe('changes are checked before they are stored', () => {
   })
 })
 
-describe('a document whose history cannot be materialised is isolated', () => {
+describe('history stored before these checks', () => {
+  it('a second change under one actor and seq is skipped (the same one on every DRU: the origin\'s seq order decides), the document reads', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dru-iso-'))
+    dirs.push(dir)
+    const path = join(dir, 'x.db')
+    // A bare store (no documents attached) took a duplicate Automerge seq.
+    {
+      const bare = EventStore.open({ path, druId: 'x', skewPolicy: 'tolerate' })
+      bare.ingest(chain('m/1', [changesBy('m/1', 1, 'x')[0]!, changesBy('m/1', 1, 'y')[0]!], 'poison'))
+      bare.close()
+    }
+    const x = node('x', path)
+    expect(x.docs.get('poison')).toEqual({ x0: 0 })
+    expect(x.docs.rejectedChanges()).toMatchObject({ count: 1, changes: [{ origin: 'm/1', seq: 2 }] })
+    expect(x.docs.isolated().count).toBe(0)
+  })
+})
+
+describe('a document whose snapshot cannot be loaded is isolated', () => {
   it('reading it fails with DOCUMENT_ISOLATED; every other document, digests and compaction keep working, across restarts', () => {
     const dir = mkdtempSync(join(tmpdir(), 'dru-iso-'))
     dirs.push(dir)
     const path = join(dir, 'x.db')
-    // History from before the check: a bare store (no documents attached) took a duplicate seq.
     {
-      const bare = EventStore.open({ path, druId: 'x', skewPolicy: 'tolerate' })
-      const origin = 'm/1'
-      bare.ingest(chain(origin, [changesBy(origin, 1, 'x')[0]!, changesBy(origin, 1, 'y')[0]!], 'poison'))
-      bare.ingest(chain('n/1', changesBy('n/1', 2), 'fine'))
-      bare.close()
+      const w = node('x', path)
+      w.store.ingest(chain('m/1', changesBy('m/1', 2, 'p'), 'poison'))
+      w.store.ingest(chain('n/1', changesBy('n/1', 2), 'fine'))
+      w.docs.get('poison')
+      w.docs.flushSnapshots()
+      // The stored snapshot is damaged (a bad disk, or a snapshot written before snapshots were checked).
+      w.store.db.prepare("update docs set snapshot = x'85dead' where doc_id = 'poison'").run()
+      w.docs.close()
+      w.store.close()
+      open.splice(0)
     }
     let x = node('x', path)
     expect(codeOf(() => x.docs.get('poison'))).toBe('DOCUMENT_ISOLATED')

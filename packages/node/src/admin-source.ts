@@ -68,6 +68,8 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
       metrics.conflictsOpen.set(open)
       const isolated = dru.isolatedDocuments()
       metrics.isolatedDocuments.set(isolated.count)
+      const rejected = dru.documents.rejectedChanges(10)
+      metrics.changesRejected.set(rejected.count)
       const inbox = inboxSummary(dru)
       if (inbox) metrics.setInboxCounts(inbox.handlers)
       return {
@@ -85,6 +87,7 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
         ...(network?.staleCopy ? { staleCopy: network.staleCopy } : {}),
         ...(inbox ? { inbox } : {}),
         ...(isolated.count > 0 ? { isolatedDocuments: { count: isolated.count, docs: isolated.docs.map((d) => ({ ...d, at: iso(d.at) })) } } : {}),
+        ...(rejected.count > 0 ? { rejectedChanges: { count: rejected.count, latest: rejected.changes.map((c) => ({ ...c, at: iso(c.at) })) } } : {}),
         log: { events: dru.store.count(), base: dru.store.baseVv(), floor: dru.compactionFloor().floor },
       } as StatusJson
     },
@@ -92,6 +95,7 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
       network?.refreshPeerMetrics()
       metrics.conflictsOpen.set(dru.conflicts.list('open').length)
       metrics.isolatedDocuments.set(dru.isolatedDocuments().count)
+      metrics.changesRejected.set(dru.documents.rejectedChanges(0).count)
       metrics.logEvents.set(dru.store.count())
       metrics.setInboxCounts(dru.inbox.counts().handlers)
       return metrics.render()

@@ -71,6 +71,7 @@ export interface DruMetrics {
   readonly syncConnectionsRefused: Gauge
   /** Documents whose history cannot be materialised (reads fail with DOCUMENT_ISOLATED). */
   readonly isolatedDocuments: Gauge
+  readonly changesRejected: Gauge
   /** Events an event handler still owes (retrying, or waiting behind an earlier event of their document), by handler. */
   readonly inboxPending: Gauge<'handler'>
   /** Dead letters (retries used up; an operator must retry or skip them), by handler. */
@@ -242,6 +243,12 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
     registers,
   })
 
+  const changesRejected = new Gauge({
+    name: 'dru_changes_rejected',
+    help: 'Stored changes Automerge refuses to apply (e.g. an operation on an object that does not exist); skipped on every DRU alike.',
+    registers,
+  })
+
   const inboxPending = new Gauge({
     name: 'dru_inbox_pending',
     help: 'Events an event handler still owes (retrying, or waiting behind an earlier event of their document), by handler.',
@@ -316,6 +323,7 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
     syncConnections,
     syncConnectionsRefused,
     isolatedDocuments,
+    changesRejected,
     inboxPending,
     inboxDeadLetters,
     inboxHandlerFailures,

@@ -4,13 +4,13 @@ import { join } from 'node:path'
 import * as A from '@automerge/automerge'
 import { afterEach, describe, expect, it } from 'vitest'
 import { GENESIS_HASH, encodeHlc, sealEvent, type DruEvent, type Origin } from '@dru/core'
-import { actorForOrigin } from '@dru/documents'
+import { DocumentStore, actorForOrigin } from '@dru/documents'
 import { EventStore } from '@dru/store-sqlite'
 import { openDru, runtimeOf, type Dru } from '../src/index.js'
 
-// History that breaks Automerge (here: two contents under one actor and seq, stored before
-// changes were checked) isolates its document: reading it fails with a typed error, it is
-// listed in /status and fails dru verify, and every endpoint keeps answering.
+// A document whose stored snapshot cannot be loaded is isolated: reading it fails with a
+// typed error, it is listed in /status and fails dru verify, and every endpoint keeps
+// answering. (A change Automerge refuses no longer isolates anything: it is skipped.)
 
 const dirs: string[] = []
 const drus: Dru[] = []
@@ -19,20 +19,27 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 })
 
+/** A database whose document `poison` has a damaged snapshot (a bad disk, or one written before snapshots were checked). */
 function poisonedDb(): string {
   const dir = mkdtempSync(join(tmpdir(), 'dru-isolation-'))
   dirs.push(dir)
   const path = join(dir, 'a.db')
   const bare = EventStore.open({ path, druId: 'a', skewPolicy: 'tolerate' })
+  const docs = new DocumentStore(bare, { onError: () => undefined })
   const origin = 'm/1' as Origin
-  const change = (tag: string) => A.getLastLocalChange(A.change(A.init<Record<string, number>>({ actor: actorForOrigin(origin) }), (d) => (d[tag] = 1)))!
+  let doc = A.init<Record<string, number>>({ actor: actorForOrigin(origin) })
   let prev = GENESIS_HASH
   const events: DruEvent[] = ['x', 'y'].map((tag, i) => {
-    const e = sealEvent({ origin, seq: i + 1, hlc: encodeHlc({ wall: 1_700_000_000_000 + i, counter: 0, node: origin }), docId: 'poison', change: change(tag), prev })
+    doc = A.change(doc, (d) => (d[tag] = 1))
+    const e = sealEvent({ origin, seq: i + 1, hlc: encodeHlc({ wall: 1_700_000_000_000 + i, counter: 0, node: origin }), docId: 'poison', change: A.getLastLocalChange(doc)!, prev })
     prev = e.hash
     return e
   })
   bare.ingest(events)
+  docs.get('poison')
+  docs.flushSnapshots()
+  bare.db.prepare("update docs set snapshot = x'85dead' where doc_id = 'poison'").run()
+  docs.close()
   bare.close()
   return path
 }

@@ -1,0 +1,165 @@
+import * as A from '@automerge/automerge'
+import type { DruEvent } from '@dru/core'
+import type { EventStore } from '@dru/store-sqlite'
+
+type AnyDoc = A.Doc<any> // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** One stored change Automerge refused to apply. */
+export interface RejectedChange {
+  readonly origin: string
+  readonly seq: number
+  readonly docId: string
+  readonly reason: string
+  readonly at: number
+}
+
+/**
+ * Stored events whose change Automerge refuses to apply — well-formed, correctly signed and
+ * of the right actor, yet naming an object that does not exist, say. Without this, one such
+ * change from any member would make its document unreadable on every DRU. Whether Automerge
+ * refuses a change depends only on the change and its causal past, so every DRU refuses the
+ * same ones and skipping them keeps the DRUs' documents equal. The events stay in the log
+ * (the logs stay equal too); the table only records the decision, for operators and so that a
+ * reload does not try again.
+ */
+export class RejectedChanges {
+  readonly #keys = new Set<string>()
+  readonly #stmt
+
+  constructor(store: EventStore, readonly now: () => number) {
+    const db = store.db
+    this.#stmt = {
+      all: db.prepare('select origin, seq from rejected_changes'),
+      add: db.prepare('insert into rejected_changes (origin, seq, doc_id, reason, at) values (?, ?, ?, ?, ?) on conflict do nothing'),
+      count: db.prepare('select count(*) from rejected_changes').pluck(),
+      recent: db.prepare('select origin, seq, doc_id, reason, at from rejected_changes order by at desc limit ?'),
+    }
+    for (const r of this.#stmt.all.all() as Array<{ origin: string; seq: number }>) this.#keys.add(`${r.origin}#${r.seq}`)
+  }
+
+  has(e: Pick<DruEvent, 'origin' | 'seq'>): boolean {
+    return this.#keys.has(`${e.origin}#${e.seq}`)
+  }
+
+  /** Records the refusal; false when it was already recorded. */
+  add(e: DruEvent, cause: unknown): boolean {
+    const key = `${e.origin}#${e.seq}`
+    if (this.#keys.has(key)) return false
+    this.#keys.add(key)
+    try {
+      this.#stmt.add.run(e.origin, e.seq, e.docId, String((cause as Error)?.message ?? cause).slice(0, 500), this.now())
+    } catch {
+      // Kept in memory even if it cannot be recorded (a full disk): it is refused again on reload.
+    }
+    return true
+  }
+
+  /** How many there are, and the latest `limit` of them. */
+  list(limit = 20): { count: number; changes: RejectedChange[] } {
+    const rows = this.#stmt.recent.all(limit) as Array<{ origin: string; seq: number; doc_id: string; reason: string; at: number }>
+    return { count: this.#stmt.count.get() as number, changes: rows.map((r) => ({ origin: r.origin, seq: r.seq, docId: r.doc_id, reason: r.reason, at: r.at })) }
+  }
+}
+
+/**
+ * Builds a document from `base()` plus `events`' changes, skipping each change Automerge
+ * refuses (handing it to `reject`) and those already rejected. Automerge leaves a document
+ * broken inside after refusing a change (a later call on it panics), so a refusal discards
+ * the attempt and starts again from a fresh `base()` without that change: the cost of a bad
+ * change is a rebuild, paid once (it is rejected from then on). Patches reach
+ * `patchCallback` only from the attempt that is kept.
+ */
+export function applyTolerant(
+  base: () => AnyDoc,
+  events: readonly DruEvent[],
+  rejected: RejectedChanges,
+  options: { patchCallback?: (patches: A.Patch[]) => void; reject: (e: DruEvent, cause: unknown) => void },
+): AnyDoc {
+  let usable = events.filter((e) => !rejected.has(e))
+  for (;;) {
+    const patches: A.Patch[] = []
+    const collect = { patchCallback: (p: A.Patch[]) => void patches.push(...p) }
+    let doc = base()
+    try {
+      doc = usable.length > 0 ? A.applyChanges(doc, usable.map((e) => e.change), collect)[0] : doc
+      options.patchCallback?.(patches)
+      return doc
+    } catch {
+      discard(doc)
+    }
+    // Find the first change it refuses, one at a time on a fresh document, each after its
+    // dependencies: a change Automerge holds back for a missing dependency is applied inside
+    // a later call, and that call's refusal would blame the wrong change.
+    patches.length = 0
+    doc = base()
+    let bad: DruEvent | undefined
+    for (const e of causalOrder(usable)) {
+      try {
+        doc = A.applyChanges(doc, [e.change], collect)[0]
+      } catch (cause) {
+        bad = e
+        options.reject(e, cause)
+        break
+      }
+    }
+    if (!bad) {
+      // Refused together, accepted one by one: keep this one.
+      options.patchCallback?.(patches)
+      return doc
+    }
+    discard(doc)
+    usable = usable.filter((e) => e !== bad)
+  }
+}
+
+/**
+ * The events ordered so that each change comes after the changes it depends on (among
+ * these), ties broken by origin and seq: the same order on every DRU. Bytes that do not
+ * decode keep their place among the roots (Automerge will refuse them where they stand).
+ */
+function causalOrder(events: readonly DruEvent[]): DruEvent[] {
+  const byHash = new Map<string, DruEvent>()
+  const deps = new Map<DruEvent, string[]>()
+  for (const e of events) {
+    try {
+      const d = A.decodeChange(e.change)
+      if (d.hash) byHash.set(d.hash, e)
+      deps.set(e, d.deps)
+    } catch {
+      deps.set(e, [])
+    }
+  }
+  const key = (e: DruEvent) => `${e.origin}\u0000${String(e.seq).padStart(16, '0')}`
+  const out: DruEvent[] = []
+  const seen = new Set<DruEvent>()
+  // Depth-first with an explicit stack: a tail may hold a chain of thousands of changes.
+  for (const root of [...events].sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0))) {
+    if (seen.has(root)) continue
+    seen.add(root)
+    const stack: Array<{ e: DruEvent; next: number }> = [{ e: root, next: 0 }]
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1]!
+      const ds = deps.get(top.e) ?? []
+      if (top.next < ds.length) {
+        const dep = byHash.get(ds[top.next++]!)
+        if (dep && !seen.has(dep)) {
+          seen.add(dep)
+          stack.push({ e: dep, next: 0 })
+        }
+        continue
+      }
+      stack.pop()
+      out.push(top.e)
+    }
+  }
+  return out
+}
+
+/** Frees a document that may be broken inside; freeing must not throw on top of the refusal. */
+function discard(doc: AnyDoc): void {
+  try {
+    A.free(doc)
+  } catch {
+    // already unusable
+  }
+}
