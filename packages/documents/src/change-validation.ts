@@ -6,6 +6,13 @@ import { actorForOrigin } from './actor.js'
 /** Most dependencies one change may name (Automerge changes name the heads they saw). */
 export const MAX_CHANGE_DEPS = 1024
 
+/**
+ * Most levels of nesting one change may create. Automerge's WASM module aborts the whole
+ * process on documents nested about 1,500 deep, so a member's single change must not get
+ * near that; local changes are held to the same 256 (value-guard.ts).
+ */
+export const MAX_CHANGE_NESTING = 256
+
 const HEX64 = /^[0-9a-f]{64}$/
 
 function invalid(e: DruEvent, why: string): DruError {
@@ -34,7 +41,22 @@ export function checkChanges(events: readonly DruEvent[]): void {
     if (deps.size !== d.deps.length) throw invalid(e, 'the change names a dependency twice')
     for (const dep of d.deps) if (!HEX64.test(dep)) throw invalid(e, 'a dependency is not a change hash')
     if (d.hash !== undefined && deps.has(d.hash)) throw invalid(e, 'the change depends on itself')
+    const nesting = nestingOf(d)
+    if (nesting > MAX_CHANGE_NESTING) throw invalid(e, `the change nests objects ${nesting} levels deep; at most ${MAX_CHANGE_NESTING}`)
   }
+}
+
+/** How many levels of objects the change creates inside one another (objects made earlier count as level 0). */
+function nestingOf(d: A.DecodedChange): number {
+  const depth = new Map<string, number>()
+  let max = 0
+  d.ops.forEach((op, i) => {
+    if (!op.action.startsWith('make')) return
+    const level = (depth.get(op.obj) ?? 0) + 1
+    depth.set(`${d.startOp + i}@${d.actor}`, level)
+    if (level > max) max = level
+  })
+  return max
 }
 
 /**

@@ -46,6 +46,14 @@ function changesBy(origin: string, n: number, tag = 'v'): Uint8Array[] {
   return out
 }
 
+/** One change by `origin`'s actor creating `levels` maps inside one another. */
+function nested(origin: string, levels: number): Uint8Array {
+  const value: Record<string, unknown> = {}
+  let at = value
+  for (let i = 1; i < levels; i++) at = (at.n = {}) as Record<string, unknown>
+  return A.getLastLocalChange(A.change(A.init<Record<string, unknown>>({ actor: actorForOrigin(origin) }), (d) => (d.deep = value)))!
+}
+
 function codeOf(fn: () => unknown): string | undefined {
   try {
     fn()
@@ -61,6 +69,8 @@ describe('changes are checked before they are stored', () => {
     ['a change written under another origin\'s actor', () => changesBy('b/1', 1)],
     ['two changes under one actor and seq (two contents)', (o) => [changesBy(o, 1, 'x')[0]!, changesBy(o, 1, 'y')[0]!]],
     ['a change that skips its actor\'s seq', (o) => [changesBy(o, 2)[1]!]],
+    // Automerge's WASM aborts the process near 1,500 levels: one change may not create more than 256.
+    ['a change nesting objects 300 levels deep', (o) => [nested(o, 300)]],
   ])('refuses %s with INVALID_EVENT; nothing is stored or forwarded', (_name, make) => {
     const x = node('x')
     const origin = 'm/1'
