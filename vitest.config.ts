@@ -6,18 +6,58 @@ import { defineConfig } from 'vitest/config'
 // depends on a stale dist/. Child processes spawned by tests use the built dist/ instead
 // (npm test builds first).
 const packagesDir = fileURLToPath(new URL('./packages/', import.meta.url))
-const alias = Object.fromEntries(
-  readdirSync(packagesDir)
+const alias = [
+  // Subpath exports first: '@dru/node' would otherwise swallow '@dru/node/admin-api'.
+  { find: '@dru/node/admin-api', replacement: `${packagesDir}node/src/admin-api.ts` },
+  ...readdirSync(packagesDir)
     .filter((name) => existsSync(`${packagesDir}${name}/src/index.ts`))
-    .map((name) => [`@dru/${name}`, `${packagesDir}${name}/src/index.ts`]),
-)
+    .map((name) => ({ find: new RegExp(`^@dru/${name}$`), replacement: `${packagesDir}${name}/src/index.ts` })),
+]
 
+// Package tests that start child processes, crash them or drive a browser: they belong to
+// the integration tier even though they live next to their package.
+const packageProcessTests = [
+  'packages/cli/test/cli.test.ts',
+  'packages/cli/test/inbox.test.ts',
+  'packages/documents/test/compaction-crash.test.ts',
+  'packages/node/test/admin-browser.test.ts',
+  'packages/node/test/exactly-once.test.ts',
+  'packages/node/test/inbox-crash.test.ts',
+  'packages/store-sqlite/test/crash.test.ts',
+]
+
+/**
+ * Three tiers (CONTRIBUTING.md says when to run which):
+ * - unit: in-process, no child processes; the inner loop (`npm run test:unit`).
+ * - integration: real processes, sockets, crashes and the hostile suite.
+ * - system: the chaos run, the demo and the benchmark smoke.
+ * `npm test` runs all three, as CI does.
+ */
 export default defineConfig({
   resolve: { alias },
   test: {
-    include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
     pool: 'forks',
     testTimeout: 60_000,
     hookTimeout: 60_000,
+    projects: [
+      {
+        extends: true,
+        test: { name: 'unit', include: ['packages/*/test/**/*.test.ts'], exclude: packageProcessTests },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'integration',
+          include: [
+            ...packageProcessTests,
+            'test/{sync,procedures,hostile,inbox,convergence,deploy}/**/*.test.ts',
+          ],
+        },
+      },
+      {
+        extends: true,
+        test: { name: 'system', include: ['test/{chaos,demo,bench}/**/*.test.ts'] },
+      },
+    ],
   },
 })

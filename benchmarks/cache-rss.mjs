@@ -16,7 +16,7 @@ const dir = mkdtempSync(join(tmpdir(), 'dru-bench-cache-'))
 const mib = (b) => (b / 2 ** 20).toFixed(1)
 
 const dru = await openDru({ id: 'cache-bench', path: join(dir, 'c.db'), durability: 'process', cache: { maxDocs: CACHE } })
-global.gc?.()
+globalThis.gc?.()
 const baseline = process.memoryUsage().rss
 let peak = baseline
 const samples = []

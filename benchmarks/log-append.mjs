@@ -124,8 +124,9 @@ for (const durability of ['machine', 'process']) {
     const pair = r % 2 === 0 ? [druAppend, rawInsert] : [rawInsert, druAppend]
     for (const f of pair) {
       const out = f(durability)
-      if (f === druAppend) dru.push(out.rate), druLat.push(...out.latencies)
-      else raw.push(out.rate), rawLat.push(...out.latencies)
+      const [rates, latencies] = f === druAppend ? [dru, druLat] : [raw, rawLat]
+      rates.push(out.rate)
+      latencies.push(...out.latencies)
     }
   }
   const parts = breakdown(durability)

@@ -159,7 +159,7 @@ async function partitionHeal() {
   const c = start({ id: 'c', path: `${dir}/p-c.db`, keys: keys('c'), ...common })
   const b = start({ id: 'b', path: `${dir}/p-b.db`, keys: keys('b'), peers: [{ id: 'c', url: url('bc') }], ...common })
   const a = start({ id: 'a', path: `${dir}/p-a.db`, keys: keys('a'), peers: [{ id: 'b', url: url('ab') }, { id: 'c', url: url('ac') }], ...common })
-  const [ra, rb, rc] = await Promise.all([a.ready, b.ready, c.ready])
+  const [, rb, rc] = await Promise.all([a.ready, b.ready, c.ready])
   proxies.ab.target = rb.port
   proxies.ac.target = rc.port
   proxies.bc.target = rc.port

@@ -63,7 +63,6 @@ const budgets = {
 }
 
 const log = (...a) => console.log(`[${((performance.now() - started) / 1000).toFixed(1)} s]`, ...a)
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 // ---- cells: budgets and failures --------------------------------------------------------
 

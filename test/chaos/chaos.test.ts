@@ -68,7 +68,7 @@ describe('chaos harness', () => {
       // The run really wrote, replicated and injected faults (a vacuous pass would not).
       expect(result.stats.ok).toBeGreaterThan(100)
       expect(result.stats.okAcks1).toBeGreaterThan(10)
-      expect(result.stats.remoteEventsApplied).toBeGreaterThan(result.stats.ok)
+      expect(result.stats.remoteEventsApplied).toBeGreaterThan(Number(result.stats.ok))
       // acks:1 writes were taken by a DRU that then lost its disk or was restored, and survived.
       expect(result.stats.acks1AcrossDiskLoss).toBeGreaterThan(0)
       expect(result.stats.vvSamples).toBeGreaterThan(20)

@@ -83,7 +83,7 @@ async function pair(inbox: Record<string, number>) {
     a.change(doc, (d: Record<string, unknown>) => {
       d.n = n
     })
-  const rows = (sql: string) => b.store.db.prepare(sql).raw().all()
+  const rows = (sql: string) => b.store.db.prepare(sql).raw().all() as unknown[][]
   return { a, b, app, write, rows, admin: runtimeOf(b).admin!.url, adminA: runtimeOf(a).admin!.url }
 }
 
@@ -122,10 +122,10 @@ describe('one failing inbox handler does not stop replication', () => {
     expect([...app.mailerCalls.values()].reduce((x, y) => x + y, 0)).toBe(before)
     // a sees b caught up: the batch holding poison was acknowledged like any other.
     await waitFor('b acknowledged everything to a', async () => {
-      const peers = (await (await fetch(`${adminA}/status`)).json()).peers as Array<{ id: string; connected: boolean; lagEvents: number }>
+      const { peers } = (await (await fetch(`${adminA}/status`)).json()) as { peers: Array<{ id: string; connected: boolean; lagEvents: number }> }
       return peers.some((p) => p.id === 'b' && p.connected && p.lagEvents === 0)
     })
-    const status = await (await fetch(`${admin}/status`)).json()
+    const status = (await (await fetch(`${admin}/status`)).json()) as { inbox: unknown }
     expect(status.inbox).toMatchObject({ pending: 0, waiting: 1, dead: 3 })
 
     // The operator deploys the fix and retries; each handler runs exactly once per event.

@@ -170,7 +170,7 @@ describe('docs/RUNBOOK.md runs as written', () => {
     await c.waitConverged(ids)
     const eu = c.unit('eu-west')
     const app = (path: string, method = 'GET') => fetch(`http://127.0.0.1:${eu.appPort}${path}`, { method }).then((r) => r.json())
-    const deadIds = async () => ((await (await fetch(`${eu.adminUrl}/inbox?state=dead`)).json()).entries as Array<{ id: number }>).map((e) => e.id)
+    const deadIds = async () => ((await (await fetch(`${eu.adminUrl}/inbox?state=dead`)).json()) as { entries: Array<{ id: number }> }).entries.map((e) => e.id)
     await app('/mailer?broken=1', 'POST')
     for (const doc of ['order-1', 'poison-order-7', 'order-2']) expect((await c.write('us-east', doc, { total: 7 })).status).toBe(200)
     await c.waitFor('the dead letter on eu-west', async () => (await deadIds()).length === 1)

@@ -66,6 +66,7 @@ export function newIncarnation(randomUint32: () => number = () => randomInt(0, 2
 }
 
 // C0 controls, DEL and C1 controls: invisible in logs and tables, and NUL ends C strings.
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
 

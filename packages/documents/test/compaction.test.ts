@@ -147,7 +147,7 @@ describe('compaction', () => {
     sync(a, b)
     expect(b.docs.clusterDigest()).toEqual(a.docs.clusterDigest())
     try {
-      ;[...a.store.eventsMissing({})]
+      Array.from(a.store.eventsMissing({}))
       expect.unreachable('streaming below the base must fail')
     } catch (err) {
       expect(isDruError(err, 'BELOW_FLOOR')).toBe(true)

@@ -20,7 +20,7 @@ function docs(): DocumentStore {
   return new DocumentStore(store)
 }
 
-type Doc = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+type Doc = Record<string, any>
 
 describe('the guarded document a change function gets', () => {
   it('keeps Automerge list and map behaviour', () => {

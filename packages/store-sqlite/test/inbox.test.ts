@@ -122,7 +122,7 @@ describe('inbox: a failing handler never stops the log', () => {
       expect(codeOf(() => b.onIngest(bad[0], bad[1] as never))).toBe('INVALID_ARGUMENT')
     }
     expect(codeOf(() => b.onIngest('x', () => undefined, { order: 'lsn' as never }))).toBe('INVALID_ARGUMENT')
-    expect(codeOf(() => (b.onIngest as (h: unknown) => void)(() => undefined))).toBe('INVALID_ARGUMENT')
+    expect(codeOf(() => (b.onIngest as unknown as (h: unknown) => void)(() => undefined))).toBe('INVALID_ARGUMENT')
     expect(b.inbox.handlers()).toEqual(['ok'])
   })
 })

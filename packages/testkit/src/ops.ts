@@ -13,7 +13,6 @@ export type DocOp =
   | { kind: 'listDelete'; docId: string; key: string; index: number }
   | { kind: 'textSplice'; docId: string; key: string; index: number; del: number; insert: string }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Obj = any
 
 const isMap = (v: unknown): boolean =>
