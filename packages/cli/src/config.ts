@@ -72,10 +72,32 @@ export function checkConfig(raw: unknown, file: string, baseDir: string): CliCon
     })
   }
   const path = c.path === ':memory:' || isAbsolute(c.path) ? c.path : resolve(baseDir, c.path)
+  return { ...c, id: c.id, path, ...withFilesFrom(c, baseDir) } as CliConfig
+}
+
+/**
+ * Every file a config names (admin token, secret, keys) is relative to the config's own
+ * folder, like the database path, so `dru init`'s output works from any working directory.
+ */
+function withFilesFrom(c: Record<string, unknown>, baseDir: string): Record<string, unknown> {
+  const at = (f: unknown) => (typeof f === 'string' && f !== '' && !isAbsolute(f) ? resolve(baseDir, f) : f)
+  const out: Record<string, unknown> = {}
   const admin = c.admin as Record<string, unknown> | undefined
-  // A relative token file is relative to the config, like the database path.
-  const tokenFile = typeof admin?.tokenFile === 'string' && !isAbsolute(admin.tokenFile) ? resolve(baseDir, admin.tokenFile) : admin?.tokenFile
-  return { ...c, id: c.id, path, ...(admin ? { admin: { ...admin, ...(tokenFile !== undefined ? { tokenFile } : {}) } } : {}) } as CliConfig
+  if (admin?.tokenFile !== undefined) out.admin = { ...admin, tokenFile: at(admin.tokenFile) }
+  if (c.secretFile !== undefined) out.secretFile = at(c.secretFile)
+  const keys = c.keys as Record<string, unknown> | null | undefined
+  if (keys !== null && typeof keys === 'object' && !Array.isArray(keys)) {
+    const files = keys.publicKeyFiles
+    out.keys = {
+      ...keys,
+      ...(keys.privateKeyFile !== undefined ? { privateKeyFile: at(keys.privateKeyFile) } : {}),
+      ...(keys.publicKeysDir !== undefined ? { publicKeysDir: at(keys.publicKeysDir) } : {}),
+      ...(files !== null && typeof files === 'object' && !Array.isArray(files)
+        ? { publicKeyFiles: Object.fromEntries(Object.entries(files).map(([id, f]) => [id, at(f)])) }
+        : {}),
+    }
+  }
+  return out
 }
 
 function isPort(v: unknown): boolean {

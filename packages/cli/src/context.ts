@@ -11,7 +11,10 @@ export interface RunningDru {
 export interface DruRuntime {
   /** Absent when this build has no runtime wired; `start --check` still works then. */
   openDru?(config: CliConfig): Promise<RunningDru>
-  /** The node's own full config check (throws DruError CONFIG_INVALID naming the field). */
+  /**
+   * The node's own full config check, exactly what `openDru` runs before opening anything:
+   * fields, the files they name, fields together (throws DruError CONFIG_INVALID naming the field).
+   */
   validateConfig?(config: unknown): unknown
 }
 

@@ -7,7 +7,8 @@ async function loadRuntime(): Promise<DruRuntime> {
   const node = (await import('@dru/node')) as Record<string, unknown>
   return {
     openDru: typeof node.openDru === 'function' ? (node.openDru as DruRuntime['openDru']) : undefined,
-    validateConfig: typeof node.validateConfig === 'function' ? (node.validateConfig as DruRuntime['validateConfig']) : undefined,
+    // resolveConfig is what openDru runs first (fields, referenced files, fields together).
+    validateConfig: typeof node.resolveConfig === 'function' ? (node.resolveConfig as DruRuntime['validateConfig']) : undefined,
   }
 }
 

@@ -3,6 +3,19 @@ import { checkConflictPolicy, type CacheLimits, type ConflictPolicy } from '@dru
 import { INBOX_POLICY_FIELDS, checkInboxPolicy, type Durability, type InboxPolicy } from '@dru/store-sqlite'
 import { isLoopbackHost } from './admin-http.js'
 
+/**
+ * Ed25519 keys in PEM, inline or as files (`dru init` writes files): our private key
+ * (PKCS#8) as `privateKey` or `privateKeyFile` (mode 0600), and every member's public key
+ * (SPKI) as a map of PEMs, a map of files, and/or a folder of `<dru-id>.pub` files.
+ */
+export interface KeysConfig {
+  privateKey?: string
+  privateKeyFile?: string
+  publicKeys?: Record<string, string>
+  publicKeyFiles?: Record<string, string>
+  publicKeysDir?: string
+}
+
 /** Configuration of {@link openDru}. */
 export interface DruConfig {
   /** Stable DRU id, e.g. `eu-west-1`. */
@@ -37,8 +50,10 @@ export interface DruConfig {
   peers?: Array<{ id: string; url?: string }>
   /** Cluster credential (at least 16 characters); required with `listen` or `peers`. */
   secret?: string
-  /** Ed25519 keys in PEM: ours (PKCS#8) and every member's public key (SPKI), ours included. */
-  keys?: { privateKey: string; publicKeys: Record<string, string> }
+  /** The cluster credential read from a file (mode 0600); instead of `secret`. */
+  secretFile?: string
+  /** Ed25519 keys: ours and every member's public key, ours included, inline or in files. */
+  keys?: KeysConfig
   /** Optional TLS for `wss://` (PEM strings). */
   tls?: { cert?: string; key?: string; ca?: string | string[] }
   /** Sync timing: heartbeatMs, heartbeatTimeoutMs, startupGraceMs, slackEvents. */
@@ -127,20 +142,8 @@ export const CONFIG_FIELDS: Record<string, { required: boolean; check: FieldChec
     },
   },
   secret: { required: false, check: (v) => (typeof v === 'string' && v.length >= 16 ? undefined : 'must be a string of at least 16 characters (it is never logged)') },
-  keys: {
-    required: false,
-    check: (v) => {
-      if (v === null || typeof v !== 'object' || Array.isArray(v)) return 'must be { privateKey, publicKeys: { [druId]: PEM } }'
-      const k = v as Record<string, unknown>
-      if (typeof k.privateKey !== 'string' || !k.privateKey.includes('PRIVATE KEY')) return '.privateKey must be a PEM (PKCS#8) Ed25519 private key'
-      if (k.publicKeys === null || typeof k.publicKeys !== 'object' || Array.isArray(k.publicKeys)) return '.publicKeys must map each DRU id to its PEM public key'
-      for (const [id, pem] of Object.entries(k.publicKeys as Record<string, unknown>)) {
-        if (typeof pem !== 'string' || !pem.includes('PUBLIC KEY')) return `.publicKeys.${id} must be a PEM (SPKI) Ed25519 public key`
-      }
-      for (const extra of Object.keys(k)) if (extra !== 'privateKey' && extra !== 'publicKeys') return `has an unknown field "${extra}"`
-      return undefined
-    },
-  },
+  secretFile: { required: false, check: (v) => (typeof v === 'string' && v.length > 0 ? undefined : `must be a file path (got ${show(v)})`) },
+  keys: { required: false, check: checkKeys },
   tls: { required: false, check: (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? undefined : 'must be an object { cert?, key?, ca? } of PEM strings') },
   sync: {
     required: false,
@@ -164,6 +167,29 @@ export const CONFIG_FIELDS: Record<string, { required: boolean; check: FieldChec
         ? undefined
         : 'must be an object with info, warn and error functions',
   },
+}
+
+const KEY_FIELDS = ['privateKey', 'privateKeyFile', 'publicKeys', 'publicKeyFiles', 'publicKeysDir']
+
+function checkKeys(v: unknown): string | undefined {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return 'must be { privateKey | privateKeyFile, publicKeys | publicKeyFiles | publicKeysDir }'
+  const k = v as Record<string, unknown>
+  for (const extra of Object.keys(k)) if (!KEY_FIELDS.includes(extra)) return `has an unknown field "${extra}" (expected ${KEY_FIELDS.join(', ')})`
+  if ((k.privateKey === undefined) === (k.privateKeyFile === undefined)) return 'needs exactly one of .privateKey (PEM) and .privateKeyFile'
+  if (k.privateKey !== undefined && (typeof k.privateKey !== 'string' || !k.privateKey.includes('PRIVATE KEY'))) return '.privateKey must be a PEM (PKCS#8) Ed25519 private key'
+  if (k.privateKeyFile !== undefined && (typeof k.privateKeyFile !== 'string' || k.privateKeyFile === '')) return '.privateKeyFile must be a file path'
+  if (k.publicKeys === undefined && k.publicKeyFiles === undefined && k.publicKeysDir === undefined) return 'needs the members\' public keys: .publicKeys, .publicKeyFiles or .publicKeysDir'
+  for (const map of ['publicKeys', 'publicKeyFiles'] as const) {
+    const m = k[map]
+    if (m === undefined) continue
+    if (m === null || typeof m !== 'object' || Array.isArray(m)) return `.${map} must map each DRU id to its ${map === 'publicKeys' ? 'PEM public key' : 'public key file'}`
+    for (const [id, x] of Object.entries(m as Record<string, unknown>)) {
+      if (map === 'publicKeys' && (typeof x !== 'string' || !x.includes('PUBLIC KEY'))) return `.publicKeys.${id} must be a PEM (SPKI) Ed25519 public key`
+      if (map === 'publicKeyFiles' && (typeof x !== 'string' || x === '')) return `.publicKeyFiles.${id} must be a file path`
+    }
+  }
+  if (k.publicKeysDir !== undefined && (typeof k.publicKeysDir !== 'string' || k.publicKeysDir === '')) return '.publicKeysDir must be a folder path'
+  return undefined
 }
 
 function checkInboxConfig(v: unknown): string | undefined {
@@ -213,18 +239,19 @@ function checkEndpoint(v: unknown): string | undefined {
  * Checks between fields (after each field passed on its own): networking needs the
  * secret and the keys, and our own public key must be among them.
  */
-export function checkNetworkFields(c: DruConfig): void {
+export function checkNetworkFields(c: Pick<DruConfig, 'id' | 'listen' | 'peers' | 'secret'> & { keys?: { publicKeys?: Record<string, string> } }): void {
   const networked = c.listen !== undefined || (c.peers?.length ?? 0) > 0
   if (!networked) return
   const fail = (field: string, message: string): never => {
     throw new DruError('CONFIG_INVALID', `config field "${field}" ${message}`, { details: { field } })
   }
   if (c.secret === undefined) fail('secret', 'is required when listen or peers are set (set it here or in DRU_SECRET for `dru start`)')
-  if (c.keys === undefined) fail('keys', 'is required when listen or peers are set: { privateKey, publicKeys }')
-  if (!Object.hasOwn(c.keys!.publicKeys, c.id)) fail('keys', `.publicKeys must include this DRU's own key (${c.id})`)
+  if (c.keys === undefined) fail('keys', 'is required when listen or peers are set: { privateKey, publicKeys } (or their file forms; `dru init` writes them)')
+  const publicKeys = c.keys!.publicKeys ?? {}
+  if (!Object.hasOwn(publicKeys, c.id)) fail('keys', `.publicKeys must include this DRU's own key (${c.id})`)
   for (const p of c.peers ?? []) {
     if (p.id === c.id) fail('peers', `must not list this DRU itself (${c.id})`)
-    if (!Object.hasOwn(c.keys!.publicKeys, p.id)) fail('keys', `.publicKeys has no key for peer ${p.id}`)
+    if (!Object.hasOwn(publicKeys, p.id)) fail('keys', `.publicKeys has no key for peer ${p.id}`)
   }
 }
 

@@ -1,4 +1,3 @@
-import { readFileSync, statSync } from 'node:fs'
 import { pino } from 'pino'
 import { DruError, parseOrigin } from '@dru/core'
 import { DocumentStore } from '@dru/documents'
@@ -6,7 +5,8 @@ import { EventStore } from '@dru/store-sqlite'
 import { signerFor, silentLogger, type Logger } from '@dru/sync'
 import { createAdminSource } from './admin-source.js'
 import { startAdminServer, type AdminServer } from './admin-http.js'
-import { MIN_ADMIN_TOKEN_LENGTH, checkNetworkFields, validateConfig, type DruConfig } from './config.js'
+import type { DruConfig } from './config.js'
+import { resolveConfig } from './config-files.js'
 import { Dru } from './dru.js'
 import { watchInbox } from './inbox-watch.js'
 import { createMetrics, type DruMetrics } from './metrics.js'
@@ -32,29 +32,6 @@ export interface DruRuntimeParts {
 }
 
 const parts = new WeakMap<Dru, DruRuntimeParts>()
-
-/**
- * The admin token from the config: inline, or read from `tokenFile` (trailing newline
- * trimmed), which must not be readable or writable by group or others.
- */
-function adminToken(admin: NonNullable<DruConfig['admin']>): string | undefined {
-  if (admin.token !== undefined) return admin.token
-  if (admin.tokenFile === undefined) return undefined
-  let text: string
-  try {
-    const mode = statSync(admin.tokenFile).mode & 0o777
-    // Like an ssh key: a secret other local users can read or replace is no secret.
-    if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
-      throw new DruError('CONFIG_INVALID', `config field "admin" .tokenFile ${admin.tokenFile} is open to group or others (mode ${mode.toString(8)}): chmod 600 it`, { details: { field: 'admin' } })
-    }
-    text = readFileSync(admin.tokenFile, 'utf8').replace(/\r?\n$/, '')
-  } catch (err) {
-    if (err instanceof DruError) throw err
-    throw new DruError('CONFIG_INVALID', `config field "admin" .tokenFile cannot be read: ${(err as Error).message}`, { cause: err, details: { field: 'admin' } })
-  }
-  if (text.length < MIN_ADMIN_TOKEN_LENGTH) throw new DruError('CONFIG_INVALID', `config field "admin" .tokenFile holds fewer than ${MIN_ADMIN_TOKEN_LENGTH} characters`, { details: { field: 'admin' } })
-  return text
-}
 
 /** The retry policy part of the `inbox` config (without `autoRetry`, which is the node's). */
 function inboxPolicyOf(inbox: NonNullable<DruConfig['inbox']>): Omit<NonNullable<DruConfig['inbox']>, 'autoRetry'> {
@@ -82,12 +59,12 @@ export function runtimeOf(dru: Dru): DruRuntimeParts {
  * wrong clock still replicates; `store.skewedEvents` counts those events).
  */
 export async function openDru(config: DruConfig): Promise<Dru> {
-  const c = validateConfig(config)
-  checkNetworkFields(c)
+  // Everything is checked and every referenced file read before anything opens, so a bad
+  // config changes nothing.
+  const c = resolveConfig(config)
   const log: Logger = c.logger ?? (c.log === 'json' ? jsonLogger(c.id) : silentLogger)
   const now = c.now ?? Date.now
-  // Read before anything opens, so a bad token file changes nothing.
-  const adminTokenValue = c.admin !== undefined ? adminToken(c.admin) : undefined
+  const adminTokenValue = c.admin?.token
   const store = EventStore.open({
     path: c.path,
     druId: c.id,

@@ -6,6 +6,7 @@ import { unquarantineCommand } from './unquarantine.js'
 import { demoCommand } from './demo.js'
 import { gapsCommand } from './gaps.js'
 import { inboxCommand } from './inbox.js'
+import { initCommand } from './init.js'
 import { restoreCommand } from './restore.js'
 import { startCommand } from './start.js'
 import { statusCommand } from './status.js'
@@ -14,6 +15,7 @@ import { waitCommand } from './wait.js'
 
 /** Every `dru` command, in help order. A new command is a file here plus one line below. */
 export const COMMANDS: readonly CommandModule[] = [
+  initCommand,
   startCommand,
   statusCommand,
   waitCommand,

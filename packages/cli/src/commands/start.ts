@@ -21,7 +21,7 @@ export function checkWithRuntime(config: CliConfig, file: string, validate: ((c:
  */
 export function withEnvSecrets(config: CliConfig, env: NodeJS.ProcessEnv): CliConfig {
   let c = config
-  if (env.DRU_SECRET && c.secret === undefined) c = { ...c, secret: env.DRU_SECRET }
+  if (env.DRU_SECRET && c.secret === undefined && c.secretFile === undefined) c = { ...c, secret: env.DRU_SECRET }
   if (env.DRU_ADMIN_TOKEN && c.admin && c.admin.token === undefined && c.admin.tokenFile === undefined) c = { ...c, admin: { ...c.admin, token: env.DRU_ADMIN_TOKEN } }
   return c
 }
