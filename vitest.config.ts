@@ -56,7 +56,7 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: 'system', include: ['test/{chaos,demo,bench}/**/*.test.ts'] },
+        test: { name: 'system', include: ['test/{chaos,demo,bench,newcomer}/**/*.test.ts'] },
       },
     ],
   },
