@@ -42,7 +42,8 @@ const ALERTS = [
 /** Each rule's text, from its `- alert:` line to the next. */
 function ruleBlocks(): Map<string, string> {
   const blocks = new Map<string, string>()
-  for (const part of rulesText.split(/^\s+- alert: /m).slice(1)) blocks.set(part.slice(0, part.indexOf('\n')).trim(), part)
+  for (const part of rulesText.split(/^\s+- alert: /m).slice(1))
+    blocks.set(part.slice(0, part.indexOf('\n')).trim(), part)
   return blocks
 }
 
@@ -64,8 +65,12 @@ describe('deploy/prometheus/dru-alerts.yml', () => {
   it('has exactly the alerts listed here, each unit-tested firing and not firing', () => {
     expect([...ruleBlocks().keys()]).toEqual(ALERTS)
     for (const name of ALERTS) {
-      expect(unitText, `${name} never expected to fire`).toMatch(new RegExp(`alertname: ${name}\\n\\s+exp_alerts:\\n\\s+- exp_labels:`))
-      expect(unitText, `${name} never expected silent`).toMatch(new RegExp(`alertname: ${name}\\n\\s+exp_alerts: \\[\\]`))
+      expect(unitText, `${name} never expected to fire`).toMatch(
+        new RegExp(`alertname: ${name}\\n\\s+exp_alerts:\\n\\s+- exp_labels:`),
+      )
+      expect(unitText, `${name} never expected silent`).toMatch(
+        new RegExp(`alertname: ${name}\\n\\s+exp_alerts: \\[\\]`),
+      )
     }
   })
 
@@ -121,7 +126,14 @@ describe('a live scrape of a DRU', () => {
     const keys = { a: generateKeys(), b: generateKeys() }
     const publicKeys = { a: keys.a.publicKey, b: keys.b.publicKey }
     const secret = 'alert-rules-scrape-secret-0123'
-    const b = await openDru({ id: 'b', path: ':memory:', listen: { host: '127.0.0.1', port: 0 }, secret, keys: { privateKey: keys.b.privateKey, publicKeys }, allowWritesWhileRestoring: true })
+    const b = await openDru({
+      id: 'b',
+      path: ':memory:',
+      listen: { host: '127.0.0.1', port: 0 },
+      secret,
+      keys: { privateKey: keys.b.privateKey, publicKeys },
+      allowWritesWhileRestoring: true,
+    })
     open.push(b)
     const a = await openDru({
       id: 'a',
@@ -138,9 +150,13 @@ describe('a live scrape of a DRU', () => {
     })
     const fromB = new Promise<void>((resolve) => a.subscribe('poison', () => resolve()))
     for (let i = 0; i < 3; i++) {
-      await a.change(`order-${i}`, (doc: Record<string, unknown>) => {
-        doc.status = 'new'
-      }, { acks: 1, timeoutMs: 30_000 })
+      await a.change(
+        `order-${i}`,
+        (doc: Record<string, unknown>) => {
+          doc.status = 'new'
+        },
+        { acks: 1, timeoutMs: 30_000 },
+      )
     }
     await b.change('poison', (doc: Record<string, unknown>) => {
       doc.x = 1
@@ -152,6 +168,10 @@ describe('a live scrape of a DRU', () => {
     expect(scrape).toMatch(/^dru_inbox_handler_failures_total\{handler="audit",dru="a"\} [1-9]/m)
     expect(scrape).toMatch(/^dru_commit_latency_seconds_bucket\{/m)
     const check = spawnSync('promtool', ['check', 'metrics'], { input: scrape, encoding: 'utf8' })
-    expect({ status: check.status, stdout: check.stdout, stderr: check.stderr }).toEqual({ status: 0, stdout: '', stderr: '' })
+    expect({ status: check.status, stdout: check.stdout, stderr: check.stderr }).toEqual({
+      status: 0,
+      stdout: '',
+      stderr: '',
+    })
   })
 })

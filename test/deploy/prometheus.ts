@@ -16,9 +16,9 @@ export const inCi = process.env.CI === 'true'
  */
 export async function exportedNames(): Promise<Set<string>> {
   const names = new Set<string>()
-  for (const m of await createMetrics().registry.getMetricsAsJSON()) {
-    names.add(m.name)
-    if (m.type === 'histogram') for (const s of ['_bucket', '_sum', '_count']) names.add(`${m.name}${s}`)
+  for (const [, name, type] of (await createMetrics().render()).matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+    names.add(name!)
+    if (type === 'histogram') for (const s of ['_bucket', '_sum', '_count']) names.add(`${name}${s}`)
   }
   return names
 }
@@ -38,7 +38,14 @@ export function headingAnchors(markdown: string): Set<string> {
   for (const line of markdown.split('\n')) {
     if (line.startsWith('```')) fenced = !fenced
     const m = fenced ? null : /^#{1,6} (.+)$/.exec(line)
-    if (m) anchors.add(m[1]!.trim().toLowerCase().replace(/[^a-z0-9 _-]/g, '').replace(/ /g, '-'))
+    if (m)
+      anchors.add(
+        m[1]!
+          .trim()
+          .toLowerCase()
+          .replace(/[^a-z0-9 _-]/g, '')
+          .replace(/ /g, '-'),
+      )
   }
   return anchors
 }
