@@ -97,6 +97,9 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
       metrics.isolatedDocuments.set(dru.isolatedDocuments().count)
       metrics.changesRejected.set(dru.documents.rejectedChanges(0).count)
       metrics.logEvents.set(dru.store.count())
+      const floor = dru.compactionFloor().floor
+      metrics.compactionFloorEvents.set(Object.values(floor).reduce((n, seq) => n + seq, 0))
+      metrics.compactionHeldBackEvents.set(countMissing(dru.store.summary().live.vv, floor))
       metrics.setInboxCounts(dru.inbox.counts().handlers)
       return metrics.render()
     },

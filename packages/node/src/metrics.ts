@@ -52,6 +52,10 @@ export interface DruMetrics {
   readonly compactedEvents: Counter
   /** Events stored in the log now (set when metrics are scraped). */
   readonly logEvents: Gauge
+  /** Events at or below the compaction floor, the sum of its vector (set when scraped): it rises as every member acknowledges. */
+  readonly compactionFloorEvents: Gauge
+  /** Events this DRU holds above the compaction floor: some member has not acknowledged them yet (set when scraped). */
+  readonly compactionHeldBackEvents: Gauge
   /** Remote clocks found ahead of ours beyond the configured bound. */
   readonly clockSkewAlarms: Counter<'peer'>
   /** Seconds from a local change call to its durable commit. */
@@ -201,6 +205,18 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
     help: 'Events stored in the log now (set when metrics are scraped).',
     registers,
   })
+  // Two gauges rather than one: a floor that stops rising while events wait above it is
+  // held back (a member stopped acknowledging); events above a rising floor are just in flight.
+  const compactionFloorEvents = new Gauge({
+    name: 'dru_compaction_floor_events',
+    help: 'Events at or below the compaction floor (every member durably holds them); set when metrics are scraped.',
+    registers,
+  })
+  const compactionHeldBackEvents = new Gauge({
+    name: 'dru_compaction_held_back_events',
+    help: 'Events held above the compaction floor because some member has not acknowledged them; set when metrics are scraped.',
+    registers,
+  })
   const commitLatency = new Histogram({
     name: 'dru_commit_latency_seconds',
     help: 'Seconds from a local change call to its durable commit.',
@@ -316,6 +332,8 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
     bootstraps,
     compactedEvents,
     logEvents,
+    compactionFloorEvents,
+    compactionHeldBackEvents,
     commitLatency,
     protocolViolations,
     identityConflicts,

@@ -265,6 +265,15 @@ export class Network {
     this.#metrics.syncConnections.set({ state: 'handshaking' }, conns.handshaking)
     this.#metrics.syncConnectionsRefused.set(conns.refused)
     for (const p of this.sync.peerStatus()) {
+      // A decommissioned peer is gone for good: no series, so alerts on a peer that is down or
+      // lagging stop for it (status and gaps still list it).
+      if (p.decommissioned) {
+        this.#metrics.peerConnected.remove({ peer: p.id })
+        this.#metrics.lagEvents.remove({ peer: p.id, direction: 'outbound' })
+        this.#metrics.lagEvents.remove({ peer: p.id, direction: 'inbound' })
+        this.#metrics.lagSeconds.remove({ peer: p.id })
+        continue
+      }
       this.#metrics.peerConnected.set({ peer: p.id }, p.connected ? 1 : 0)
       this.#metrics.lagEvents.set({ peer: p.id, direction: 'outbound' }, countMissing(live, p.ackedVv))
       this.#metrics.lagEvents.set({ peer: p.id, direction: 'inbound' }, countMissing(mergeVv(p.theirVv, p.ackedVv), ours))
