@@ -10,6 +10,7 @@ export interface CompactProgress {
   readonly eventsDeleted: number
 }
 
+/** What a compaction did, returned when it ends. */
 export interface CompactResult {
   /** The base the log now has: per origin, events up to this seq live only in snapshots. */
   readonly base: VersionVector
@@ -20,6 +21,7 @@ export interface CompactResult {
   readonly heldBack: readonly string[]
 }
 
+/** Pacing of a compaction. */
 export interface CompactOptions {
   /** Events deleted per transaction. Default 10,000. */
   readonly deleteChunk?: number

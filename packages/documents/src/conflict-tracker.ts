@@ -6,18 +6,21 @@ import type { AnyDoc } from './doc-cache.js'
 import { chooseWinner, type Conflict, type ConflictPolicy, type ConflictValue } from './conflict-policy.js'
 import { ConflictRegistry } from './conflict-registry.js'
 import { conflictAt, valueAt, writable, type FoundConflict, type Path } from './conflict-scan.js'
-import type { ChangeFn } from './local-change.js'
+
+/** A map or list of a document being changed, as the resolution writes into it. */
+type Fields = Record<string | number, unknown>
 
 /** What the tracker needs from the document store to write a resolution. */
 export interface ResolutionWriter {
-  /** Runs `fn` in one documents transaction; `change` changes a document inside it. */
-  transact<T>(fn: (change: (docId: string, fn: ChangeFn) => DruEvent | undefined) => T): T
+  /** Runs `fn` in one documents transaction; `change` changes a document inside it (see `DocumentTx.change`). */
+  transact<T>(fn: (change: (docId: string, write: (doc: Fields) => void) => DruEvent | undefined) => T): T
   /** The cached document, if any (read right after a change). */
   cachedDoc(docId: string): AnyDoc | undefined
   /** True while a store or documents transaction is open: a policy resolution then waits. */
   inTransaction(): boolean
 }
 
+/** How a {@link ConflictTracker} settles conflicts, and where it writes and reports. */
 export interface ConflictTrackerOptions {
   readonly policy: ConflictPolicy
   readonly now: () => number
@@ -142,8 +145,9 @@ export class ConflictTracker {
         const event = change(c.docId, (doc) => {
           let obj = doc
           for (const p of path.slice(0, -1)) {
-            obj = obj?.[p]
-            if (obj === null || typeof obj !== 'object') throw new DruError('INVALID_ARGUMENT', `conflict ${c.id}: ${JSON.stringify(path)} no longer exists`)
+            const inner = obj[p]
+            if (inner === null || typeof inner !== 'object') throw new DruError('INVALID_ARGUMENT', `conflict ${c.id}: ${JSON.stringify(path)} no longer exists`)
+            obj = inner as Fields
           }
           obj[prop] = value
         })

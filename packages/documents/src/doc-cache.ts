@@ -25,6 +25,7 @@ export interface CachedDoc {
   remote?: boolean
 }
 
+/** Limits of a {@link DocCache} and what it does with a document pushed out. */
 export interface DocCacheOptions {
   readonly limits: CacheLimits
   /** A document leaving the cache with at least this many events since its snapshot gets a new one. */

@@ -31,6 +31,7 @@ import { RejectedChanges, type RejectedChange } from './rejected-changes.js'
 import { DOCUMENT_MIGRATIONS } from './schema.js'
 import { SnapshotStore, changesOfSnapshot, type DocSnapshot } from './snapshot-store.js'
 
+/** How a {@link DocumentStore} caches, snapshots and settles conflicts. */
 export interface DocumentStoreOptions {
   /** Bounds of the in-memory document cache. Default: 10,000 documents. */
   cache?: CacheLimits
@@ -47,6 +48,7 @@ export interface DocumentStoreOptions {
 /** Listener for document updates: the ids touched by one commit and where the commit came from. */
 export type UpdateListener = (docIds: readonly string[], source: 'local' | 'remote') => void
 
+/** Cache and materialisation counters since the store was created (for /status and metrics). */
 export interface DocumentStats {
   readonly cachedDocs: number
   readonly cachedBytes: number
@@ -104,7 +106,7 @@ export class DocumentStore {
     this.#rejected = new RejectedChanges(store, now)
     this.#conflicts = new ConflictTracker(store, {
       policy: options.conflictPolicy ?? 'manual',
-      now: now,
+      now,
       onError,
       writer: {
         transact: (fn) => this.transact((tx) => fn(tx.change)).result,
@@ -121,7 +123,7 @@ export class DocumentStore {
       conflicts: this.#conflicts,
       onError,
     })
-    this.#writer = new LocalWriter({ store, cache: this.#cache, materializer: this.#materializer, conflicts: this.#conflicts, now: now })
+    this.#writer = new LocalWriter({ store, cache: this.#cache, materializer: this.#materializer, afterChange: (docId, doc) => this.#conflicts.recheckLocal(docId, doc), now })
     const seqs = new ActorSeqs(store)
     this.#unsubscribe = [
       // A change that is not a well-formed Automerge change of its origin never enters the log.

@@ -2,7 +2,6 @@ import * as A from '@automerge/automerge'
 import { DruError, parseDocId, type DruEvent } from '@dru/core'
 import type { EventStore, StoreTx } from '@dru/store-sqlite'
 import { StaleViewRepair } from './automerge-workarounds.js'
-import type { ConflictTracker } from './conflict-tracker.js'
 import { ENTRY_OVERHEAD, type AnyDoc, type CachedDoc, type DocCache } from './doc-cache.js'
 import type { Materializer } from './materializer.js'
 import { guardDocument } from './value-guard.js'
@@ -19,11 +18,13 @@ export interface DocumentTx {
   change(docId: string, fn: ChangeFn): DruEvent | undefined
 }
 
+/** What a {@link LocalWriter} writes through. */
 export interface LocalWriterParts {
   readonly store: EventStore
   readonly cache: DocCache
   readonly materializer: Materializer
-  readonly conflicts: ConflictTracker
+  /** Called after each local change (the conflict tracker rechecks the document's open conflicts). */
+  readonly afterChange: (docId: string, doc: AnyDoc) => void
   readonly now: () => number
 }
 
@@ -103,7 +104,7 @@ export class LocalWriter {
     entry.bytes += bytes.byteLength
     entry.unsnapshotted++
     cache.insert(docId, entry)
-    this.#parts.conflicts.recheckLocal(docId, entry.doc)
+    this.#parts.afterChange(docId, entry.doc)
     return event
   }
 }

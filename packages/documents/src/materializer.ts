@@ -6,7 +6,7 @@ import { StaleViewRepair } from './automerge-workarounds.js'
 import { ENTRY_OVERHEAD, type AnyDoc, type CachedDoc, type DocCache } from './doc-cache.js'
 import type { ConflictTracker } from './conflict-tracker.js'
 import { conflictedPaths, type FoundConflict } from './conflict-scan.js'
-import { isolatedError, type IsolatedDocs } from './isolated-docs.js'
+import { isolatedError, type IsolatedDocs, type IsolatedDocument } from './isolated-docs.js'
 import type { RejectedChanges } from './rejected-changes.js'
 import type { SnapshotStore } from './snapshot-store.js'
 import { applyTolerant } from './tolerant-apply.js'
@@ -14,6 +14,7 @@ import { applyTolerant } from './tolerant-apply.js'
 /** A cached document applies its queued remote changes at once when this many are waiting. */
 const MAX_PENDING = 256
 
+/** The parts a {@link Materializer} reads from and writes to (shared with the other modules). */
 export interface MaterializerParts {
   readonly store: EventStore
   readonly cache: DocCache
@@ -277,7 +278,7 @@ export class Materializer {
     )
   }
 
-  #isolate(docId: string, cause: unknown): ReturnType<IsolatedDocs['add']> {
+  #isolate(docId: string, cause: unknown): IsolatedDocument {
     this.#cache.drop(docId)
     const doc = this.#isolated.add(docId, cause)
     this.#onError(new DruError('DOCUMENT_ISOLATED', `document ${docId} cannot be materialised and is isolated: ${doc.reason}`, { cause }))
