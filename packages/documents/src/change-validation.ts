@@ -67,19 +67,15 @@ function nestingOf(d: A.DecodedChange): number {
  * the storing transaction, so it never lags the log.
  */
 export class ActorSeqs {
+  readonly #store: EventStore
   readonly #stmt
 
   constructor(store: EventStore) {
+    this.#store = store
     const db = store.db
     this.#stmt = {
       get: db.prepare('select seq from actor_seqs where doc_id = ? and origin = ?').pluck(),
       set: db.prepare('insert into actor_seqs (doc_id, origin, seq) values (?, ?, ?) on conflict(doc_id, origin) do update set seq = excluded.seq'),
-      // A pair seen for the first time: the origin's events already held for the document
-      // (stored, or folded by compaction) are exactly its changes there so far.
-      countEvents: db.prepare('select count(*) from events where doc_id = ? and origin = ?').pluck(),
-      countFolded: db.prepare('select count(*) from folded where doc_id = ? and origin = ?').pluck(),
-      // Compacted by a release that kept no envelopes: the folded changes cannot be counted.
-      unknowable: db.prepare('select 1 from log_base b where b.origin = ? and b.seq > (select count(*) from folded f where f.origin = b.origin)').pluck(),
     }
   }
 
@@ -90,10 +86,15 @@ export class ActorSeqs {
       const key = `${e.docId}\u0000${e.origin}`
       let prev = last.get(key)
       if (prev === undefined) {
-        const row = this.#stmt.get.get(e.docId, e.origin) as number | undefined
-        if (row === undefined && this.#stmt.unknowable.get(e.origin) !== undefined) continue
-        // The events just inserted by this batch are counted by the fallback: subtract them.
-        prev = row ?? (this.#stmt.countEvents.get(e.docId, e.origin) as number) + (this.#stmt.countFolded.get(e.docId, e.origin) as number) - this.#inBatch(events, e)
+        prev = this.#stmt.get.get(e.docId, e.origin) as number | undefined
+        if (prev === undefined) {
+          // A pair seen for the first time: the origin's events the log already holds for the
+          // document (stored, or folded by compaction) are exactly its changes there so far.
+          const held = this.#store.eventCountForDoc(e.docId, e.origin)
+          if (held === undefined) continue
+          // The events just inserted by this batch are counted too: subtract them.
+          prev = held - this.#inBatch(events, e)
+        }
       }
       const seq = A.decodeChange(e.change).seq
       if (seq !== prev + 1) {

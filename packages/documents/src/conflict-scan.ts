@@ -1,5 +1,5 @@
 import * as A from '@automerge/automerge'
-import { canonicalJson, canonicalValue } from './canonical.js'
+import { canonicalValue } from './canonical.js'
 
 export type Path = Array<string | number>
 
@@ -114,4 +114,3 @@ export function writable(value: unknown): unknown {
   return value
 }
 
-export { canonicalJson }

@@ -3,8 +3,15 @@
  * bounded cache, incremental snapshots, batched remote apply, canonical state digests and
  * conflict records.
  */
-export { DocumentStore, MAX_ISOLATED_LISTED } from './document-store.js'
-export type { DocumentStoreOptions, DocumentTx, DocumentDigest, DocumentStats, UpdateListener, ChangeFn, CompactProgress, CompactResult, DocSnapshot, IsolatedDocument } from './document-store.js'
+export { DocumentStore } from './document-store.js'
+export type { DocumentStoreOptions, DocumentStats, UpdateListener } from './document-store.js'
+export type { ChangeFn, DocumentTx } from './local-change.js'
+export type { DocumentDigest } from './digest.js'
+export type { CompactOptions, CompactProgress, CompactResult } from './compaction.js'
+export type { DocSnapshot } from './snapshot-store.js'
+export { MAX_ISOLATED_LISTED } from './isolated-docs.js'
+export type { IsolatedDocument } from './isolated-docs.js'
+export type { RejectedChange } from './rejected-changes.js'
 export { checkChanges, ActorSeqs, MAX_CHANGE_DEPS } from './change-validation.js'
 export type { CacheLimits } from './lru.js'
 export { Lru } from './lru.js'

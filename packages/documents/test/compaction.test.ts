@@ -133,6 +133,22 @@ describe('compaction', () => {
     expect(a.store.verifyLog().events).toBe(2)
   })
 
+  it('lists documents held only in snapshots and those in the log once each, in SQLite text order, across pages', () => {
+    const a = make('eu-west-1')
+    // U+FF01 sorts before U+1F600 as UTF-8 (SQLite) but after it as UTF-16 (JavaScript's <).
+    const folded = ['a', 'c\uff01', 'e']
+    const logged = ['b', 'c\u{1f600}', 'd']
+    for (const id of folded) a.docs.change(id, (d) => void (d.x = 1))
+    runCompact(a, a.store.vv())
+    for (const id of logged) a.docs.change(id, (d) => void (d.x = 1))
+    // 'e' is in a snapshot and, after this change, in the log as well.
+    a.docs.change('e', (d) => void (d.x = 2))
+    const expected = ['a', 'b', 'c\uff01', 'c\u{1f600}', 'd', 'e']
+    expect([...a.docs.docIds()]).toEqual(expected)
+    expect([...a.docs.docIds(2)]).toEqual(expected)
+    expect([...a.docs.docIds(1)]).toEqual(expected)
+  })
+
   it('keeps what a peer has not acknowledged, and refuses to stream below the base with BELOW_FLOOR', () => {
     const a = make('us-east')
     const b = make('eu-west')

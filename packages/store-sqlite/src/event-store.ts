@@ -1127,6 +1127,54 @@ export class EventStore implements ReplicaLog, PeerBook {
       throw new DruError('INVALID_ARGUMENT', 'nested transactions are not supported: call tx.append() inside the open transact()')
     }
   }
+
+  // ---- positions for derived state (documents asks these instead of reading `events`) ----
+
+  /** Statements for the reads below, prepared on first use. */
+  #derivedReads: ReturnType<EventStore['prepareDerivedReads']> | undefined
+
+  private prepareDerivedReads() {
+    const db = this.db
+    return {
+      docIds: db.prepare('select distinct doc_id from events where doc_id > ? order by doc_id limit ?').pluck(),
+      docsAfter: db.prepare('select lsn, doc_id from events where lsn > ? and lsn <= ? order by lsn limit ?'),
+      docSeqs: db.prepare('select origin, seq from events where doc_id = ? and lsn > ?'),
+      countStored: db.prepare('select count(*) from events where doc_id = ? and origin = ?').pluck(),
+      countFolded: db.prepare('select count(*) from folded where doc_id = ? and origin = ?').pluck(),
+      // Compacted by a release that kept no envelopes: the folded events cannot be counted.
+      uncountable: db.prepare('select 1 from log_base b where b.origin = ? and b.seq > (select count(*) from folded f where f.origin = b.origin)').pluck(),
+    }
+  }
+
+  /** Distinct document ids of the stored events after `afterDocId`, in order, at most `limit`. */
+  docIdsAfter(afterDocId: string, limit: number): string[] {
+    this.#derivedReads ??= this.prepareDerivedReads()
+    return this.#derivedReads.docIds.all(afterDocId, limit) as string[]
+  }
+
+  /** Position and document of each event stored after `afterLsn` up to `toLsn`, in order, at most `limit`. */
+  docsChangedAfter(afterLsn: number, toLsn: number, limit: number): Array<{ lsn: number; docId: string }> {
+    this.#derivedReads ??= this.prepareDerivedReads()
+    const rows = this.#derivedReads.docsAfter.all(afterLsn, toLsn, limit) as Array<{ lsn: number; doc_id: string }>
+    return rows.map((r) => ({ lsn: r.lsn, docId: r.doc_id }))
+  }
+
+  /** Origin and seq of each event of `docId` stored after `afterLsn` (no change bytes, so nothing to verify). */
+  eventSeqsForDoc(docId: string, afterLsn: number): Array<{ origin: string; seq: number }> {
+    this.#derivedReads ??= this.prepareDerivedReads()
+    return this.#derivedReads.docSeqs.all(docId, afterLsn) as Array<{ origin: string; seq: number }>
+  }
+
+  /**
+   * How many events of `origin` for `docId` the log holds, stored or folded by compaction;
+   * undefined when a compaction by an older release kept no envelopes of `origin`.
+   */
+  eventCountForDoc(docId: string, origin: string): number | undefined {
+    this.#derivedReads ??= this.prepareDerivedReads()
+    const q = this.#derivedReads
+    if (q.uncountable.get(origin) !== undefined) return undefined
+    return (q.countStored.get(docId, origin) as number) + (q.countFolded.get(docId, origin) as number)
+  }
 }
 
 interface RawPeer {

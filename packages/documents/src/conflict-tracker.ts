@@ -1,0 +1,217 @@
+import * as A from '@automerge/automerge'
+import { DruError, type DruEvent } from '@dru/core'
+import type { EventStore } from '@dru/store-sqlite'
+import { originForActor, parseOpId } from './actor.js'
+import type { AnyDoc } from './doc-cache.js'
+import { chooseWinner, type Conflict, type ConflictPolicy, type ConflictValue } from './conflict-policy.js'
+import { ConflictRegistry } from './conflict-registry.js'
+import { conflictAt, valueAt, writable, type FoundConflict, type Path } from './conflict-scan.js'
+
+/** A map or list of a document being changed, as the resolution writes into it. */
+type Fields = Record<string | number, unknown>
+
+/** What the tracker needs from the document store to write a resolution. */
+export interface ResolutionWriter {
+  /** Runs `fn` in one documents transaction; `change` changes a document inside it (see `DocumentTx.change`). */
+  transact<T>(fn: (change: (docId: string, write: (doc: Fields) => void) => DruEvent | undefined) => T): T
+  /** The cached document, if any (read right after a change). */
+  cachedDoc(docId: string): AnyDoc | undefined
+  /** True while a store or documents transaction is open: a policy resolution then waits. */
+  inTransaction(): boolean
+}
+
+/** How a {@link ConflictTracker} settles conflicts, and where it writes and reports. */
+export interface ConflictTrackerOptions {
+  readonly policy: ConflictPolicy
+  readonly now: () => number
+  readonly onError: (err: unknown) => void
+  readonly writer: ResolutionWriter
+}
+
+/**
+ * Conflicts from concurrent values, from detection to settlement. Materialisation hands it
+ * the paths Automerge reported conflicted ({@link ConflictTracker.scan},
+ * {@link ConflictTracker.record}); it records each conflict once (conflict-registry.ts),
+ * lets the policy pick a winner (conflict-policy.ts) and writes that as an ordinary change.
+ * It also clears open conflicts whose field no longer holds the recorded values, whoever
+ * changed it ({@link ConflictTracker.recheck}).
+ */
+export class ConflictTracker {
+  readonly #store: EventStore
+  readonly #options: ConflictTrackerOptions
+  readonly #registry: ConflictRegistry
+  /** Documents with open conflicts: only these are rechecked after a change. */
+  readonly #openDocs: Set<string>
+  /** Policy resolutions waiting for the open transaction to end. */
+  #pendingPolicy: Array<{ conflict: Conflict; value: unknown }> = []
+  /** Who is settling conflicts in the running transaction (`operator`, `policy`). */
+  #resolvingBy: string | undefined
+
+  constructor(store: EventStore, options: ConflictTrackerOptions) {
+    this.#store = store
+    this.#options = options
+    this.#registry = new ConflictRegistry(store)
+    this.#openDocs = new Set(this.#registry.openDocIds())
+  }
+
+  /** Conflicts, oldest first, by status. */
+  list(status: 'open' | 'resolved' | 'all'): Conflict[] {
+    return [...this.#registry.list(status === 'all' ? undefined : status)]
+  }
+
+  get(id: number): Conflict | undefined {
+    return this.#registry.get(id)
+  }
+
+  /** An operator settles a conflict by writing `value` at its path (an ordinary change). */
+  resolve(id: number, value: unknown): DruEvent | undefined {
+    const c = this.#registry.get(id)
+    if (!c) throw new DruError('NOT_FOUND', `no conflict with id ${id}`, { details: { id } })
+    if (c.status === 'resolved') throw new DruError('INVALID_ARGUMENT', `conflict ${id} is already resolved`)
+    return this.#writeResolution(c, writable(value), 'operator')
+  }
+
+  /** The conflicts `doc` holds at `paths` (the paths an apply reported conflicted). */
+  scan(doc: AnyDoc, paths: readonly Path[]): FoundConflict[] {
+    const out: FoundConflict[] = []
+    for (const p of paths) {
+      const c = conflictAt(doc, p)
+      if (c) out.push(c)
+    }
+    return out
+  }
+
+  /** Records new conflicts (each once) and lets the policy settle them; `hint` holds the events just applied. */
+  record(docId: string, found: readonly FoundConflict[], hint: readonly DruEvent[]): void {
+    if (found.length === 0) return
+    const fresh: Conflict[] = []
+    const raws = new Map<number, FoundConflict>()
+    const writers = new OpWriters(docId, hint, this.#store)
+    this.#store.db.transaction(() => {
+      for (const f of found) {
+        if (this.#registry.exists(docId, JSON.stringify(f.path), f.opIds.join(','))) continue
+        const values: ConflictValue[] = f.opIds.map((opId) => {
+          const { actor } = parseOpId(opId)
+          return { opId, origin: originForActor(actor), hlc: writers.hlcOf(opId), value: f.values.get(opId) }
+        })
+        const id = this.#registry.record(docId, f.path, values, this.#options.now())
+        if (id !== undefined) {
+          const c = this.#registry.get(id)!
+          fresh.push(c)
+          raws.set(id, f)
+          this.#openDocs.add(docId)
+        }
+      }
+    })()
+    const policy = this.#options.policy
+    if (policy === 'manual') return
+    for (const c of fresh) {
+      const winner = chooseWinner(policy, c)
+      const raw = winner === undefined ? undefined : raws.get(c.id)?.raw
+      if (winner !== undefined && raw?.has(winner)) this.#pendingPolicy.push({ conflict: c, value: writable(raw.get(winner)) })
+    }
+    this.runPolicy()
+  }
+
+  /** After changes from elsewhere (`by` = `replicated`) or a local change: clears what `doc` no longer holds. */
+  recheck(docId: string, doc: AnyDoc, by: string): void {
+    if (this.#openDocs.has(docId)) this.#recheckOpen(docId, doc, by)
+  }
+
+  /** After a local change: a resolution being written counts as its writer's, anything else as `local-change`. */
+  recheckLocal(docId: string, doc: AnyDoc): void {
+    this.recheck(docId, doc, this.#resolvingBy ?? 'local-change')
+  }
+
+  /** Writes policy resolutions once no transaction is open (a resolution is a transaction of its own). */
+  runPolicy(): void {
+    if (this.#options.writer.inTransaction()) return
+    while (this.#pendingPolicy.length > 0) {
+      const { conflict, value } = this.#pendingPolicy.shift()!
+      try {
+        if (this.#registry.get(conflict.id)?.status === 'open') this.#writeResolution(conflict, value, 'policy')
+      } catch (err) {
+        this.#options.onError(err)
+      }
+    }
+  }
+
+  #writeResolution(c: Conflict, value: unknown, by: string): DruEvent | undefined {
+    const path = c.path
+    const prop = path[path.length - 1]!
+    this.#resolvingBy = by
+    try {
+      return this.#options.writer.transact((change) => {
+        const event = change(c.docId, (doc) => {
+          let obj = doc
+          for (const p of path.slice(0, -1)) {
+            const inner = obj[p]
+            if (inner === null || typeof inner !== 'object') throw new DruError('INVALID_ARGUMENT', `conflict ${c.id}: ${JSON.stringify(path)} no longer exists`)
+            obj = inner as Fields
+          }
+          obj[prop] = value
+        })
+        this.#registry.markResolved(c.id, valueAt(this.#options.writer.cachedDoc(c.docId), [...path]), this.#options.now(), by)
+        this.#refreshOpen(c.docId)
+        return event
+      })
+    } finally {
+      this.#resolvingBy = undefined
+    }
+  }
+
+  /** Marks resolved every open conflict of `docId` whose field no longer holds the recorded concurrent values. */
+  #recheckOpen(docId: string, doc: AnyDoc, by: string): void {
+    for (const c of this.#registry.openForDoc(docId)) {
+      const now = conflictAt(doc, [...c.path])
+      const key = c.values.map((v) => v.opId).sort().join(',')
+      if (now && now.opIds.join(',') === key) continue
+      this.#registry.markResolved(c.id, valueAt(doc, [...c.path]), this.#options.now(), by)
+    }
+    this.#refreshOpen(docId)
+  }
+
+  #refreshOpen(docId: string): void {
+    if (this.#registry.openForDoc(docId).length === 0) this.#openDocs.delete(docId)
+    else this.#openDocs.add(docId)
+  }
+}
+
+/**
+ * Which event wrote an operation, for a conflict's HLC. Each change is decoded at most once
+ * per lookup batch: a batch with many conflicts used to decode the same changes again for
+ * every conflicting value (the dominant cost of a large partition heal). The batch's own
+ * events are searched first, the document's stored events only if needed.
+ */
+class OpWriters {
+  readonly #docId: string
+  readonly #hint: readonly DruEvent[]
+  readonly #store: EventStore
+  /** Op range of each change decoded so far, by event hash. */
+  readonly #ranges = new Map<string, { start: number; end: number }>()
+  #stored: DruEvent[] | undefined
+
+  constructor(docId: string, hint: readonly DruEvent[], store: EventStore) {
+    this.#docId = docId
+    this.#hint = hint
+    this.#store = store
+  }
+
+  hlcOf(opId: string): string | null {
+    const { counter, actor } = parseOpId(opId)
+    const origin = originForActor(actor)
+    const holds = (e: DruEvent): boolean => {
+      if (e.origin !== origin) return false
+      let r = this.#ranges.get(e.hash)
+      if (!r) {
+        const d = A.decodeChange(e.change)
+        this.#ranges.set(e.hash, (r = { start: d.startOp, end: d.startOp + d.ops.length }))
+      }
+      return r.start <= counter && counter < r.end
+    }
+    for (const e of this.#hint) if (holds(e)) return e.hlc
+    this.#stored ??= [...this.#store.eventsForDoc(this.#docId)]
+    for (const e of this.#stored) if (holds(e)) return e.hlc
+    return null
+  }
+}
