@@ -2,7 +2,7 @@
  * @module @dru/testkit — property-test dru and your own document schemas: a seeded
  * simulated network of in-process DRUs with cuttable, lossy, reordering links,
  * fast-check arbitraries for document operations and partition schedules, and
- * convergence assertions.
+ * convergence assertions; and for multi-process tests, a loopback TCP link proxy.
  */
 export { SimNetwork } from './sim-network.js'
 export type { SimOptions, FaultRates, RoundReport } from './sim-network.js'
@@ -17,3 +17,5 @@ export { assertConverged, ConvergenceError, jsonDiff } from './assert-converged.
 export { MemoryLog } from './memory-log.js'
 export { runReplicaLogContract } from './contracts/replica-log.js'
 export type { ReplicaLogSetup, ReplicaLogUnderTest } from './contracts/replica-log.js'
+export { LinkProxy } from './link-proxy.js'
+export type { LinkMode, LinkDirection, LinkTap, LinkProxyOptions } from './link-proxy.js'
