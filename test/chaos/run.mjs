@@ -23,7 +23,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { generateKeys } from '@dru/sync'
-import { ChaosProxy } from './proxy.mjs'
+import { LinkProxy } from '@dru/testkit'
 import { check } from './checker.mjs'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/chaos-dru.mjs', import.meta.url))
@@ -99,7 +99,7 @@ class Cluster {
       // parallel test files never race for a port and a restart never needs its old one.
       this.units.set(id, { id, listenPort: 0, adminPort: 0, appPort: 0, dbPath: join(this.dir, `${id}.db`), configPath: join(this.dir, `${id}.json`), skewMs: 0, log: [] })
     }
-    for (const from of this.ids) for (const to of this.ids) if (from !== to) this.links.push({ from, to, proxy: await ChaosProxy.start() })
+    for (const from of this.ids) for (const to of this.ids) if (from !== to) this.links.push({ from, to, proxy: await LinkProxy.start() })
     for (const u of this.units.values()) {
       const config = {
         id: u.id,
@@ -298,7 +298,7 @@ async function main() {
       record({ process: 'nemesis', type: 'info', f, value })
       say(`nemesis ${f} ${JSON.stringify(value)}`)
     }
-    const linkMode = () => rng.pick(['blackhole', 'reset'])
+    const linkMode = () => rng.pick(['blackhole', 'cut'])
     // I10: an isolated DRU must say so. Once the cut outlasted the heartbeat timeout (plus
     // an interval and scheduling slack) its /status must show no connected peer.
     let isolated
@@ -371,7 +371,7 @@ async function main() {
         const end = Date.now() + rng.int(1000, 2500)
         while (Date.now() < end) {
           const y = rng.pick(ids.filter((i) => i !== x))
-          cluster.cutBetween([x], [y], rng.pick(['reset', 'blackhole', 'pass']))
+          cluster.cutBetween([x], [y], rng.pick(['cut', 'blackhole', 'pass']))
           await sleep(rng.int(100, 400))
         }
         return () => cluster.healLinks()

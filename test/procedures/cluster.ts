@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { EventStore } from '@dru/store-sqlite'
 import { generateKeys } from '@dru/sync'
-import { TcpProxy } from '../sync/helpers.js'
+import { LinkProxy } from '@dru/testkit'
 
 export const APP = fileURLToPath(new URL('./fixtures/dru-app.mjs', import.meta.url))
 export const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url))
@@ -50,12 +50,12 @@ export interface Unit {
 
 /**
  * N DRUs on 127.0.0.1, each its own process running {@link APP}, every directed link
- * through a {@link TcpProxy} so a region can be cut off (reset or silently) and healed.
+ * through a {@link LinkProxy} so a region can be cut off (reset or silently) and healed.
  */
 export class Cluster {
   readonly dir: string
   readonly units = new Map<string, Unit>()
-  readonly links: Array<{ from: string; to: string; proxy: TcpProxy }> = []
+  readonly links: Array<{ from: string; to: string; proxy: LinkProxy }> = []
 
   private constructor(dir: string) {
     this.dir = dir
@@ -90,7 +90,7 @@ export class Cluster {
         transitions: [],
       })
     }
-    for (const from of ids) for (const to of ids) if (from !== to) c.links.push({ from, to, proxy: await TcpProxy.start() })
+    for (const from of ids) for (const to of ids) if (from !== to) c.links.push({ from, to, proxy: await LinkProxy.start() })
     for (const u of c.units.values()) {
       u.config = {
         id: u.id,
@@ -177,7 +177,7 @@ export class Cluster {
    * once), `silent` drops every byte on open connections (noticed by heartbeat timeout).
    */
   cut(id: string, how: 'reset' | 'silent' = 'reset'): void {
-    for (const l of this.links) if (l.from === id || l.to === id) l.proxy.set(how === 'reset' ? 'refuse' : 'drop')
+    for (const l of this.links) if (l.from === id || l.to === id) l.proxy.set(how === 'reset' ? 'cut' : 'drop')
   }
 
   heal(id: string): void {
