@@ -10,12 +10,12 @@
 // Writes section `bench:sync` of benchmarks/RESULTS.md.
 import { fork } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
 import { generateKeys, signerFor, verifyEventSignature, parsePublicKey } from '@dru/sync'
+import { LinkProxy } from '@dru/testkit'
 import { forkChild } from './ipc-child.mjs'
 import { machineLine, writeSection } from './results.mjs'
 
@@ -128,33 +128,11 @@ async function throughput() {
 
 // ---- 2. partition-heal --------------------------------------------------------------
 
-class Proxy {
-  constructor() {
-    this.mode = 'refuse'
-    this.bytes = 0
-    this.target = 0
-    this.server = net.createServer((s) => this.accept(s))
-  }
-  listen() {
-    return new Promise((r) => this.server.listen(0, '127.0.0.1', () => r(this.server.address().port)))
-  }
-  accept(a) {
-    if (this.mode !== 'pass') return a.resetAndDestroy()
-    const b = net.connect(this.target, '127.0.0.1')
-    a.on('data', (d) => ((this.bytes += d.length), b.write(d)))
-    b.on('data', (d) => ((this.bytes += d.length), a.write(d)))
-    const drop = () => (a.destroy(), b.destroy())
-    a.on('error', drop).on('close', drop)
-    b.on('error', drop).on('close', drop)
-  }
-}
-
 async function partitionHeal() {
   const keys = keysFor(['a', 'b', 'c'])
-  const proxies = { ab: new Proxy(), ac: new Proxy(), bc: new Proxy() }
-  const ports = {}
-  for (const [k, p] of Object.entries(proxies)) ports[k] = await p.listen()
-  const url = (k) => `ws://127.0.0.1:${ports[k]}`
+  // Links refuse connections until the heal, so nothing replicates while the DRUs write.
+  const proxies = { ab: await LinkProxy.start({ mode: 'cut' }), ac: await LinkProxy.start({ mode: 'cut' }), bc: await LinkProxy.start({ mode: 'cut' }) }
+  const url = (k) => proxies[k].url
   const common = { backoff: { baseMs: 50, maxMs: 200 }, heartbeatMs: 500 }
   const c = start({ id: 'c', path: `${dir}/p-c.db`, keys: keys('c'), ...common })
   const b = start({ id: 'b', path: `${dir}/p-b.db`, keys: keys('b'), peers: [{ id: 'c', url: url('bc') }], ...common })
@@ -168,7 +146,7 @@ async function partitionHeal() {
   const genMs = performance.now() - g0
   const before = await Promise.all([a, b, c].map((d) => d.call('fp')))
   if (before.some((f) => f.count !== OPS)) throw new Error('partition leaked events before the heal')
-  for (const p of Object.values(proxies)) p.mode = 'pass'
+  for (const p of Object.values(proxies)) p.heal()
   const h0 = performance.now()
   await until(async () => {
     const fps = await Promise.all([a, b, c].map((d) => d.call('fp')))
@@ -179,9 +157,9 @@ async function partitionHeal() {
   const statuses = (await Promise.all([a, b, c].map((d) => d.call('status')))).flat()
   const eventsIn = statuses.reduce((n, s) => n + s.eventsIn, 0)
   const duplicatesIn = statuses.reduce((n, s) => n + s.duplicatesIn, 0)
-  const wire = Object.values(proxies).reduce((n, p) => n + p.bytes, 0)
+  const wire = Object.values(proxies).reduce((n, p) => n + p.bytes.up + p.bytes.down, 0)
   for (const d of [a, b, c]) d.kill()
-  for (const p of Object.values(proxies)) p.server.close()
+  for (const p of Object.values(proxies)) await p.close()
   return { genMs, healMs, wire, eventsIn, duplicatesIn, rss: rss.map((r) => r.maxRssKiB * 1024) }
 }
 

@@ -1,11 +1,11 @@
 // Three replicas of one system, each in its own process, in a full mesh of three links
-// (a→b, a→c, b→c; the first dials the second), every link through its own LinkProxy.
+// (a→b, a→c, b→c; the first dials the second), every link through its own CountingLink.
 import { cpSync, mkdtempSync, mkdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeys } from '@dru/sync'
 import { spawnReplica } from './child.mjs'
-import { LinkProxy, totals } from './proxy.mjs'
+import { CountingLink, totals } from './proxy.mjs'
 
 export const IDS = ['a', 'b', 'c']
 const LINKS = [
@@ -22,7 +22,7 @@ export class Cluster {
     this.system = system
     this.extra = extra
     this.dir = mkdtempSync(join(tmpdir(), `dru-bench-${system}-`))
-    this.proxies = new Map(LINKS.map(([from, to]) => [`${from}→${to}`, new LinkProxy(`${from}→${to}`)]))
+    this.proxies = new Map(LINKS.map(([from, to]) => [`${from}→${to}`, new CountingLink(`${from}→${to}`)]))
     this.replicas = []
   }
 

@@ -10,8 +10,8 @@
 // - cut(): drops every established connection (FIN, as a dead region's sockets would) and
 //   holds new connections unanswered; heal(): connects the held ones to their target. So
 //   every system's reconnect starts at the heal instant and no reconnect back-off policy
-//   enters the measured time.
-import net from 'node:net'
+//   enters the measured time. (The testkit LinkProxy's `park` mode; it counts the bytes.)
+import { LinkProxy } from '@dru/testkit'
 
 /** Incremental WebSocket frame parser for one direction of one TCP connection. */
 class WsCounter {
@@ -91,29 +91,26 @@ class WsCounter {
   }
 }
 
-export class LinkProxy {
+/** One link (dialer → listener) through a testkit LinkProxy, with WebSocket messages and turns counted. */
+export class CountingLink {
   /** @param {string} name e.g. "a→b" (dialer → listener) */
   constructor(name) {
     this.name = name
-    this.mode = 'hold'
-    this.target = 0
-    this.piped = new Set()
-    this.held = new Set()
-    this.connections = 0
     this.resetCounters()
-    this.server = net.createServer((s) => this.#accept(s))
   }
 
-  listen() {
-    return new Promise((resolve) => this.server.listen(0, '127.0.0.1', () => resolve((this.port = this.server.address().port))))
+  /** Listens on 127.0.0.1; the link starts cut (parked) until `heal`. */
+  async listen() {
+    this.proxy = await LinkProxy.start({ mode: 'park', tap: () => this.#tapConnection() })
+    return this.proxy.port
   }
 
   get url() {
-    return `ws://127.0.0.1:${this.port}`
+    return this.proxy.url
   }
 
   resetCounters() {
-    this.bytes = { up: 0, down: 0 }
+    this.proxy?.resetCounters()
     this.messages = { up: 0, down: 0 }
     this.messageBytes = { up: 0, down: 0 }
     this.control = { up: 0, down: 0 }
@@ -124,11 +121,12 @@ export class LinkProxy {
   }
 
   snapshot() {
+    const bytes = this.proxy.bytes
     return {
       link: this.name,
-      bytes: this.bytes.up + this.bytes.down,
-      bytesUp: this.bytes.up,
-      bytesDown: this.bytes.down,
+      bytes: bytes.up + bytes.down,
+      bytesUp: bytes.up,
+      bytesDown: bytes.down,
       messages: this.messages.up + this.messages.down,
       messagesUp: this.messages.up,
       messagesDown: this.messages.down,
@@ -139,66 +137,29 @@ export class LinkProxy {
     }
   }
 
-  /** Sets the listener's port; a held connection is connected at once if the link passes. */
+  /** Sets the listener's port; a parked connection is connected at once if the link passes. */
   setTarget(port) {
-    this.target = port
-    if (this.mode === 'pass') this.heal()
+    this.proxy.retarget(port)
   }
 
   cut() {
-    this.mode = 'hold'
-    for (const c of this.piped) {
-      c.client.destroy()
-      c.server.destroy()
-    }
-    this.piped.clear()
+    this.proxy.set('park')
   }
 
   heal() {
-    this.mode = 'pass'
-    if (!this.target) return
-    for (const c of [...this.held]) {
-      this.held.delete(c)
-      this.#pipe(c)
-    }
+    this.proxy.heal()
   }
 
   close() {
-    this.cut()
-    for (const c of this.held) c.client.destroy()
-    this.held.clear()
-    return new Promise((r) => this.server.close(() => r()))
+    return this.proxy.close()
   }
 
-  #accept(client) {
-    this.connections++
-    const c = { client, server: undefined, buffered: [] }
-    client.on('error', () => undefined)
-    client.on('close', () => {
-      this.held.delete(c)
-      if (c.server) c.server.destroy()
-      this.piped.delete(c)
-    })
-    if (this.mode === 'pass' && this.target) return this.#pipe(c)
-    // Held: keep what the dialer sends (its HTTP upgrade) until heal.
-    client.on('data', (d) => c.buffered && c.buffered.push(d))
-    this.held.add(c)
-  }
-
-  #count(dir, d) {
-    this.bytes[dir] += d.length
-  }
-
-  #pipe(c) {
-    const { client } = c
-    const server = net.connect(this.target, '127.0.0.1')
-    c.server = server
-    this.piped.add(c)
-    const now = () => performance.now()
+  /** A fresh WebSocket parser per direction of each connection. */
+  #tapConnection() {
     const onData = (dir) => (n) => {
       this.messages[dir]++
       this.messageBytes[dir] += n
-      const t = now()
+      const t = performance.now()
       if (!this.firstDataAt) this.firstDataAt = t
       this.lastDataAt = t
       if (this.lastDir !== dir) {
@@ -209,34 +170,7 @@ export class LinkProxy {
     const onControl = (dir) => () => this.control[dir]++
     const up = new WsCounter(onData('up'), onControl('up'))
     const down = new WsCounter(onData('down'), onControl('down'))
-    client.removeAllListeners('data')
-    const early = c.buffered ?? []
-    c.buffered = undefined
-    for (const d of early) {
-      this.#count('up', d)
-      up.push(d)
-      server.write(d)
-    }
-    client.on('data', (d) => {
-      this.#count('up', d)
-      up.push(d)
-      if (!server.write(d)) client.pause()
-    })
-    server.on('drain', () => client.resume())
-    server.on('data', (d) => {
-      this.#count('down', d)
-      down.push(d)
-      if (!client.write(d)) server.pause()
-    })
-    client.on('drain', () => server.resume())
-    server.on('error', () => undefined)
-    const drop = () => {
-      client.destroy()
-      server.destroy()
-      this.piped.delete(c)
-    }
-    server.on('close', drop)
-    client.on('close', drop)
+    return { up: (chunk) => up.push(chunk), down: (chunk) => down.push(chunk) }
   }
 }
 

@@ -16,17 +16,15 @@
  * replay), 2 on a harness error. DRU_TEST_PLANT in the environment is passed to the
  * fixtures (test-only planted bugs, see fixtures/chaos-dru.mjs).
  */
-import { spawn } from 'node:child_process'
 import { copyFileSync, createWriteStream, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { generateKeys } from '@dru/sync'
-import { ChaosProxy } from './proxy.mjs'
+import { DruProcess, LinkProxy } from '@dru/testkit'
 import { check } from './checker.mjs'
 
-const FIXTURE = fileURLToPath(new URL('./fixtures/chaos-dru.mjs', import.meta.url))
+const PLUGIN = fileURLToPath(new URL('./fixtures/chaos-dru.mjs', import.meta.url))
 const SYNC = { heartbeatMs: 200, heartbeatTimeoutMs: 1_000, startupGraceMs: 1_500 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
@@ -97,9 +95,9 @@ class Cluster {
     for (const id of this.ids) {
       // Ports are chosen by the OS at each start (port 0) and read back from the child, so
       // parallel test files never race for a port and a restart never needs its old one.
-      this.units.set(id, { id, listenPort: 0, adminPort: 0, appPort: 0, dbPath: join(this.dir, `${id}.db`), configPath: join(this.dir, `${id}.json`), skewMs: 0, log: [] })
+      this.units.set(id, { id, listenPort: 0, adminUrl: '', appPort: 0, dbPath: join(this.dir, `${id}.db`), configPath: join(this.dir, `${id}.json`), skewMs: 0, log: [] })
     }
-    for (const from of this.ids) for (const to of this.ids) if (from !== to) this.links.push({ from, to, proxy: await ChaosProxy.start() })
+    for (const from of this.ids) for (const to of this.ids) if (from !== to) this.links.push({ from, to, proxy: await LinkProxy.start() })
     for (const u of this.units.values()) {
       const config = {
         id: u.id,
@@ -120,42 +118,36 @@ class Cluster {
   start(id) {
     if (this.stopping) return Promise.reject(new Error('stopping'))
     const u = this.units.get(id)
-    const child = spawn(process.execPath, [FIXTURE, u.configPath], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, CHAOS_SKEW_MS: String(u.skewMs) },
+    const starting = DruProcess.start({
+      configPath: u.configPath,
+      plugin: PLUGIN,
+      env: { CHAOS_SKEW_MS: String(u.skewMs) },
+      onLine: (line) => u.log.push(line),
+      onStderr: (text) => u.log.push(text),
     })
-    u.child = child
-    u.paused = false
-    u.exited = new Promise((r) => child.once('exit', (code, sig) => r(code ?? sig)))
-    child.stderr.on('data', (d) => u.log.push(d.toString()))
-    return new Promise((resolve, reject) => {
-      createInterface({ input: child.stdout }).on('line', (line) => {
-        if (!line.startsWith('ready ')) return void u.log.push(line)
-        const ports = JSON.parse(line.slice(6))
-        Object.assign(u, { appPort: ports.app, listenPort: ports.sync, adminPort: ports.admin })
-        for (const l of this.links) if (l.to === id) l.proxy.target = ports.sync
-        resolve()
-      })
-      child.once('exit', (code, sig) => reject(new Error(`${id} exited (${code ?? sig}) before ready: ${u.log.join('').slice(-2000)}`)))
-    })
+    return starting.then(
+      (dru) => {
+        Object.assign(u, { process: dru, paused: false, appPort: dru.ports.control, listenPort: dru.ports.sync, adminUrl: dru.ports.admin })
+        for (const l of this.links) if (l.to === id) l.proxy.target = dru.ports.sync
+      },
+      (err) => {
+        throw new Error(`${id} ${err.message}`)
+      },
+    )
   }
 
   running(id) {
-    const c = this.units.get(id).child
-    return c && c.exitCode === null && c.signalCode === null
+    return this.units.get(id).process?.running ?? false
   }
 
   async kill(id) {
-    const u = this.units.get(id)
-    if (!this.running(id)) return
-    u.child.kill('SIGKILL')
-    await u.exited
+    await this.units.get(id).process?.kill()
   }
 
   signal(id, sig) {
     const u = this.units.get(id)
     if (!this.running(id)) return
-    u.child.kill(sig)
+    u.process.signal(sig)
     u.paused = sig === 'SIGSTOP'
   }
 
@@ -168,10 +160,8 @@ class Cluster {
     for (const l of this.links) l.proxy.set('pass')
   }
 
-  async http(id, method, path, timeoutMs = 5_000) {
-    const u = this.units.get(id)
-    const res = await fetch(`http://127.0.0.1:${u.appPort}${path}`, { method, signal: AbortSignal.timeout(timeoutMs) })
-    return { status: res.status, body: await res.json() }
+  http(id, method, path, timeoutMs = 5_000) {
+    return this.units.get(id).process.request(method, path, { timeoutMs })
   }
 
   async dump(id) {
@@ -179,7 +169,7 @@ class Cluster {
   }
 
   async admin(id, path) {
-    const res = await fetch(`http://127.0.0.1:${this.units.get(id).adminPort}${path}`, { signal: AbortSignal.timeout(3_000) })
+    const res = await fetch(`${this.units.get(id).adminUrl}${path}`, { signal: AbortSignal.timeout(3_000) })
     return res.json()
   }
 
@@ -298,7 +288,7 @@ async function main() {
       record({ process: 'nemesis', type: 'info', f, value })
       say(`nemesis ${f} ${JSON.stringify(value)}`)
     }
-    const linkMode = () => rng.pick(['blackhole', 'reset'])
+    const linkMode = () => rng.pick(['blackhole', 'cut'])
     // I10: an isolated DRU must say so. Once the cut outlasted the heartbeat timeout (plus
     // an interval and scheduling slack) its /status must show no connected peer.
     let isolated
@@ -371,7 +361,7 @@ async function main() {
         const end = Date.now() + rng.int(1000, 2500)
         while (Date.now() < end) {
           const y = rng.pick(ids.filter((i) => i !== x))
-          cluster.cutBetween([x], [y], rng.pick(['reset', 'blackhole', 'pass']))
+          cluster.cutBetween([x], [y], rng.pick(['cut', 'blackhole', 'pass']))
           await sleep(rng.int(100, 400))
         }
         return () => cluster.healLinks()
@@ -409,7 +399,7 @@ async function main() {
       const targets = ids.filter((i) => cluster.running(i) && !cluster.units.get(i).paused)
       const results = await Promise.all(
         targets.map(async (x) => {
-          const res = await fetch(`http://127.0.0.1:${cluster.units.get(x).adminPort}/compact`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}', signal: AbortSignal.timeout(10_000) })
+          const res = await fetch(`${cluster.units.get(x).adminUrl}/compact`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}', signal: AbortSignal.timeout(10_000) })
           const body = await res.json().catch(() => ({}))
           return { dru: x, status: res.status, eventsRemoved: body.eventsRemoved ?? null, eventsAfter: body.eventsAfter ?? null, code: body.code ?? null }
         }),

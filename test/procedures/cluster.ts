@@ -1,14 +1,14 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { EventStore } from '@dru/store-sqlite'
 import { generateKeys } from '@dru/sync'
-import { TcpProxy } from '../sync/helpers.js'
+import { DruProcess, LinkProxy } from '@dru/testkit'
 
+/** The application plugin every unit's {@link DruProcess} loads. */
 export const APP = fileURLToPath(new URL('./fixtures/dru-app.mjs', import.meta.url))
 export const CLI = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url))
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -42,20 +42,21 @@ export interface Unit {
   appPort: number
   adminUrl: string
   config: Record<string, unknown>
+  process?: DruProcess
   child?: ChildProcess
-  exited?: Promise<number | null>
+  exited?: Promise<number | string | null>
   lines: Array<Record<string, unknown>>
   transitions: Transition[]
 }
 
 /**
- * N DRUs on 127.0.0.1, each its own process running {@link APP}, every directed link
- * through a {@link TcpProxy} so a region can be cut off (reset or silently) and healed.
+ * N DRUs on 127.0.0.1, each its own {@link DruProcess} with the {@link APP} plugin, every directed link
+ * through a {@link LinkProxy} so a region can be cut off (reset or silently) and healed.
  */
 export class Cluster {
   readonly dir: string
   readonly units = new Map<string, Unit>()
-  readonly links: Array<{ from: string; to: string; proxy: TcpProxy }> = []
+  readonly links: Array<{ from: string; to: string; proxy: LinkProxy }> = []
 
   private constructor(dir: string) {
     this.dir = dir
@@ -90,7 +91,7 @@ export class Cluster {
         transitions: [],
       })
     }
-    for (const from of ids) for (const to of ids) if (from !== to) c.links.push({ from, to, proxy: await TcpProxy.start() })
+    for (const from of ids) for (const to of ids) if (from !== to) c.links.push({ from, to, proxy: await LinkProxy.start() })
     for (const u of c.units.values()) {
       u.config = {
         id: u.id,
@@ -123,53 +124,36 @@ export class Cluster {
     writeFileSync(u.configPath, JSON.stringify(u.config, null, 2))
   }
 
-  /** Starts the unit's process and resolves once its HTTP server listens. */
-  start(id: string): Promise<void> {
+  /** Starts the unit's process and resolves once it is ready and its "dru open" log line is in. */
+  async start(id: string): Promise<void> {
     const u = this.unit(id)
-    const child = spawn(process.execPath, [APP, u.configPath, '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
-    u.child = child
-    u.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)))
-    let stderr = ''
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()))
-    // Resolves once both the HTTP server is up and the DRU's "dru open" log line (its ports)
-    // is in: the log is written asynchronously and may come after "ready".
-    let ready = false
-    let opened = false
-    return new Promise((resolve, reject) => {
-      createInterface({ input: child.stdout! }).on('line', (line) => {
-        if (line.startsWith('ready ')) {
-          u.appPort = Number(line.slice(6))
-          ready = true
-          if (opened) resolve()
-          return
-        }
-        try {
-          const rec = JSON.parse(line) as Record<string, unknown>
-          u.lines.push(rec)
-          if (rec.msg === 'dru open') {
-            // Ports are picked by the OS (no reuse races between parallel test files); the
-            // proxies in front of this DRU now lead to its new sync port.
-            u.listenPort = Number(rec.sync)
-            u.adminUrl = String(rec.admin)
-            for (const l of this.links) if (l.to === id) l.proxy.target = u.listenPort
-            opened = true
-            if (ready) resolve()
-          }
-          const m = /^lifecycle (\S+) -> (\S+)$/.exec(String(rec.msg ?? ''))
-          if (m) u.transitions.push({ from: m[1]!, to: m[2]!, at: Date.now() })
-        } catch {
-          // not a log line
-        }
-      })
-      child.once('exit', (code) => reject(new Error(`${id} exited with ${code} before ready: ${stderr}`)))
+    // The DRU's log is written asynchronously and may come after the ready line.
+    let opened = () => {}
+    const openLogged = new Promise<void>((resolve) => (opened = resolve))
+    const dru = await DruProcess.start({ configPath: u.configPath, plugin: APP, onLine: (line) => this.#logLine(u, line, opened) }).catch((err: Error) => {
+      throw new Error(`${id} ${err.message}`)
     })
+    Object.assign(u, { process: dru, child: dru.child, exited: dru.exited, appPort: dru.ports.control, listenPort: dru.ports.sync, adminUrl: dru.ports.admin })
+    // Ports are picked by the OS (no reuse races between parallel test files); the proxies
+    // in front of this DRU now lead to its new sync port.
+    for (const l of this.links) if (l.to === id) l.proxy.target = u.listenPort
+    if (u.config.log === 'json') await openLogged
+  }
+
+  #logLine(u: Unit, line: string, opened: () => void): void {
+    try {
+      const rec = JSON.parse(line) as Record<string, unknown>
+      u.lines.push(rec)
+      if (rec.msg === 'dru open') opened()
+      const m = /^lifecycle (\S+) -> (\S+)$/.exec(String(rec.msg ?? ''))
+      if (m) u.transitions.push({ from: m[1]!, to: m[2]!, at: Date.now() })
+    } catch {
+      // not a log line
+    }
   }
 
   async kill(id: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    const u = this.unit(id)
-    if (!u.child || u.child.exitCode !== null || u.child.signalCode !== null) return
-    u.child.kill(signal)
-    await u.exited
+    await this.unit(id).process?.kill(signal)
   }
 
   /**
@@ -177,7 +161,7 @@ export class Cluster {
    * once), `silent` drops every byte on open connections (noticed by heartbeat timeout).
    */
   cut(id: string, how: 'reset' | 'silent' = 'reset'): void {
-    for (const l of this.links) if (l.from === id || l.to === id) l.proxy.set(how === 'reset' ? 'refuse' : 'drop')
+    for (const l of this.links) if (l.from === id || l.to === id) l.proxy.set(how === 'reset' ? 'cut' : 'drop')
   }
 
   heal(id: string): void {
@@ -195,17 +179,22 @@ export class Cluster {
 
   /** POST a patch to a document; returns the HTTP status and body. */
   async write(id: string, doc: string, patch: Record<string, unknown>, query = ''): Promise<{ status: number; body: Record<string, unknown> }> {
-    const res = await fetch(`http://127.0.0.1:${this.unit(id).appPort}/docs/${doc}${query}`, { method: 'POST', body: JSON.stringify(patch) })
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> }
+    return this.#app(id).request<Record<string, unknown>>('POST', `/docs/${doc}${query}`, { body: patch })
   }
 
   async read(id: string, doc: string): Promise<unknown> {
-    return (await fetch(`http://127.0.0.1:${this.unit(id).appPort}/docs/${doc}`)).json()
+    return (await this.#app(id).request('GET', `/docs/${doc}`)).body
   }
 
   async backup(id: string, to: string): Promise<void> {
-    const res = await fetch(`http://127.0.0.1:${this.unit(id).appPort}/backup?to=${encodeURIComponent(to)}`, { method: 'POST' })
-    if (!res.ok) throw new Error(`backup failed: ${await res.text()}`)
+    const res = await this.#app(id).request('POST', `/backup?to=${encodeURIComponent(to)}`)
+    if (res.status !== 200) throw new Error(`backup failed: ${JSON.stringify(res.body)}`)
+  }
+
+  #app(id: string): DruProcess {
+    const p = this.unit(id).process
+    if (!p) throw new Error(`${id} was never started`)
+    return p
   }
 
   async waitFor(what: string, cond: () => Promise<boolean> | boolean, ms = 10_000, every = 25): Promise<void> {

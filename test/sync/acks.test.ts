@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { cluster, DruProcess, killAll, SECRET, TcpProxy, tempDir, waitFor } from './helpers.js'
+import { LinkProxy } from '@dru/testkit'
+import { cluster, DruProcess, killAll, SECRET, tempDir, waitFor } from './helpers.js'
 
 const cleanups: Array<() => unknown> = []
 afterEach(async () => {
@@ -12,7 +13,7 @@ describe('semi-sync acks and handshake refusals between processes', () => {
     const { dir, cleanup } = tempDir()
     cleanups.push(cleanup)
     const keys = cluster(['a', 'b', 'c'])
-    const toC = await TcpProxy.start()
+    const toC = await LinkProxy.start()
     cleanups.push(() => toC.close())
     const fast = { heartbeatMs: 100, heartbeatTimeoutMs: 600 }
     const b = await DruProcess.start({ id: 'b', path: `${dir}/b.db`, keys: keys.keys('b'), ...fast })
@@ -36,7 +37,7 @@ describe('semi-sync acks and handshake refusals between processes', () => {
     const st = await a.call<Array<{ id: string; ackedVv: Record<string, number>; lag: number }>>('status')
     expect(st.map((p) => p.ackedVv[e1.origin])).toEqual([3, 3])
 
-    toC.set('refuse')
+    toC.set('cut')
     await waitFor('c down', async () => !(await a.call<Array<{ id: string; connected: boolean }>>('status')).find((p) => p.id === 'c')!.connected, 10_000)
     const e2 = await a.call<{ origin: string; seq: number }>('write', { n: 1 })
     const t0 = Date.now()

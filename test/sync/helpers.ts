@@ -1,6 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -148,88 +147,3 @@ export async function waitFor<T>(what: string, check: () => Promise<T> | T, time
 }
 
 export const sameFp = (a: { fp: unknown }, b: { fp: unknown }) => JSON.stringify(a.fp) === JSON.stringify(b.fp)
-
-export type ProxyMode = 'pass' | 'blackhole' | 'drop' | 'refuse'
-
-/**
- * A TCP proxy to cut, heal and blackhole one link. `pass` pipes bytes. `blackhole` is a
- * silent partition as a firewall DROP makes it: sockets stay open, nothing gets through,
- * and TCP delivers the held bytes intact once the link heals. `drop` loses the bytes for
- * good (a corrupted stream, which TCP itself never produces: it checks our defences).
- * `refuse` resets live sockets and new connections. `target` may be set after creation.
- */
-export class TcpProxy {
-  target = 0
-  mode: ProxyMode = 'pass'
-  readonly #server: net.Server
-  readonly #pairs = new Set<{ a: net.Socket; b: net.Socket; held: Array<[net.Socket, Buffer]> }>()
-  bytes = 0
-
-  private constructor(server: net.Server) {
-    this.#server = server
-  }
-
-  static async start(target = 0): Promise<TcpProxy> {
-    const server = net.createServer()
-    const proxy = new TcpProxy(server)
-    proxy.target = target
-    server.on('connection', (a) => proxy.#accept(a))
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-    return proxy
-  }
-
-  get port(): number {
-    return (this.#server.address() as net.AddressInfo).port
-  }
-
-  get url(): string {
-    return `ws://127.0.0.1:${this.port}`
-  }
-
-  #accept(a: net.Socket): void {
-    if (this.mode === 'refuse' || this.target === 0) return void a.resetAndDestroy()
-    const b = net.connect(this.target, '127.0.0.1')
-    const pair = { a, b, held: [] as Array<[net.Socket, Buffer]> }
-    this.#pairs.add(pair)
-    const drop = () => {
-      this.#pairs.delete(pair)
-      a.destroy()
-      b.destroy()
-    }
-    const forward = (to: net.Socket) => (d: Buffer) => {
-      if (this.mode === 'pass') {
-        this.bytes += d.length
-        to.write(d)
-      } else if (this.mode === 'blackhole') pair.held.push([to, d])
-    }
-    a.on('data', forward(b))
-    b.on('data', forward(a))
-    a.on('error', drop).on('close', drop)
-    b.on('error', drop).on('close', drop)
-  }
-
-  /** Switches mode; `refuse` also resets every live connection; `pass` delivers what a blackhole held. */
-  set(mode: ProxyMode): void {
-    this.mode = mode
-    if (mode === 'refuse') {
-      for (const { a, b } of this.#pairs) {
-        a.resetAndDestroy()
-        b.resetAndDestroy()
-      }
-      this.#pairs.clear()
-    }
-    if (mode === 'pass') {
-      for (const pair of this.#pairs) {
-        for (const [to, d] of pair.held.splice(0)) {
-          this.bytes += d.length
-          if (!to.destroyed) to.write(d)
-        }
-      }
-    }
-  }
-
-  async close(): Promise<void> {
-    this.set('refuse')
-    await new Promise<void>((r) => this.#server.close(() => r()))
-  }
-}

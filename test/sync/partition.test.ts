@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { cluster, DruProcess, killAll, sameFp, TcpProxy, tempDir, waitFor } from './helpers.js'
+import { LinkProxy } from '@dru/testkit'
+import { cluster, DruProcess, killAll, sameFp, tempDir, waitFor } from './helpers.js'
 
 const cleanups: Array<() => unknown> = []
 afterEach(async () => {
@@ -28,7 +29,7 @@ describe('sync between real processes', () => {
     const { dir, cleanup } = tempDir()
     cleanups.push(cleanup)
     const keys = cluster(['a', 'b', 'c'])
-    const [ab, ac, bc] = await Promise.all([TcpProxy.start(), TcpProxy.start(), TcpProxy.start()])
+    const [ab, ac, bc] = await Promise.all([LinkProxy.start(), LinkProxy.start(), LinkProxy.start()])
     cleanups.push(() => ab.close(), () => ac.close(), () => bc.close())
     const fast = { heartbeatMs: 100, heartbeatTimeoutMs: 600 }
     const c = await DruProcess.start({ id: 'c', path: `${dir}/c.db`, keys: keys.keys('c'), ...fast })
@@ -54,8 +55,8 @@ describe('sync between real processes', () => {
 
     // Partition: every link down. a-b silently (blackhole: sockets stay open), the others reset.
     ab.set('blackhole')
-    ac.set('refuse')
-    bc.set('refuse')
+    ac.set('cut')
+    bc.set('cut')
     for (const d of [a, b, c]) await d.call('write', { n: 300, perCommit: 5, docs: 50 })
     // The blackholed session is only noticed by the heartbeat.
     await waitFor('heartbeat notices the silent partition', async () => {
@@ -106,7 +107,7 @@ describe('sync between real processes', () => {
     const { dir, cleanup } = tempDir()
     cleanups.push(cleanup)
     const keys = cluster(['a', 'b'])
-    const pa = await TcpProxy.start()
+    const pa = await LinkProxy.start()
     cleanups.push(() => pa.close())
     const b = await DruProcess.start({ id: 'b', path: `${dir}/b.db`, keys: keys.keys('b'), peers: [{ id: 'a', url: pa.url }] })
     const a = await DruProcess.start({ id: 'a', path: `${dir}/a.db`, keys: keys.keys('a'), peers: [{ id: 'b', url: `ws://127.0.0.1:${b.port}` }] })

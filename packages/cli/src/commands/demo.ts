@@ -1,7 +1,6 @@
 import type { Command } from 'commander'
 import type { CliContext, CommandModule } from '../context.js'
 import { CliError, ExitCode } from '../exit-codes.js'
-import { runDemo } from '../demo/run-demo.js'
 
 export const demoCommand: CommandModule = {
   register(program: Command, ctx: CliContext) {
@@ -15,6 +14,8 @@ export const demoCommand: CommandModule = {
         if (!Number.isInteger(opts.orders) || opts.orders < 6 || opts.orders > 10_000) {
           throw new CliError(ExitCode.USAGE, '--orders must be an integer from 6 to 10000')
         }
+        // Loaded on use: the demo brings the testkit (its link proxies), no other command needs it.
+        const { runDemo } = await import('../demo/run-demo.js')
         const report = await runDemo({ out: (t) => ctx.stdout(`${t}\n`), keep: opts.keep === true, orders: opts.orders - (opts.orders % 6) })
         if (opts.json) ctx.stdout(`${JSON.stringify(report, null, 2)}\n`)
         if (!report.converged) throw new CliError(ExitCode.NOT_IN_SYNC, 'the DRUs did not converge: see the report above')

@@ -7,12 +7,12 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { canonicalJson } from '@dru/documents'
 import { generateKeys } from '@dru/sync'
+import { LinkProxy } from '@dru/testkit'
 import { createAdminClient, type AdminClient } from '../admin-client.js'
 import type { Conflict, Gaps, Status, Verify } from '../admin-types.js'
 import { renderConflictList } from '../commands/conflicts.js'
 import { renderGaps } from '../commands/gaps.js'
 import { formatCount, renderTable } from '../render.js'
-import { LinkProxy } from './link-proxy.js'
 
 /** The three regions of the demo, in the order they are started. */
 const REGIONS = ['us-east', 'eu-west', 'ap-south'] as const
@@ -93,7 +93,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     // Every directed link runs through a proxy the demo can cut, as a region's network would
     // fail. Proxies learn their target once the process has bound its (OS-chosen) port.
     for (const from of REGIONS) {
-      for (const to of REGIONS) if (from !== to) links.push({ from, to, proxy: await LinkProxy.start(0) })
+      for (const to of REGIONS) if (from !== to) links.push({ from, to, proxy: await LinkProxy.start() })
     }
     const retarget = (u: Unit) => {
       for (const l of links) if (l.to === u.id) l.proxy.retarget(u.listenPort)
