@@ -24,6 +24,20 @@ import { chartSvg } from './chart.mjs'
 
 const started = performance.now()
 const argv = process.argv.slice(2)
+const KNOWN_FLAGS = ['quick', 'only', 'docs', 'ops', 'sizes', 'reconnect-docs', 'local-docs', 'local-ops', 'scale-docs', 'runs', 'systems', 'budget', 'seed', 'out', 'render', 'chart-runs', 'help']
+// A full run takes over half an hour and rewrites RESULTS.md: never start one on a typo or --help.
+if (argv.includes('--help') || argv.includes('-h')) {
+  const lines = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n')
+  const header = lines.slice(0, lines.findIndex((l) => !l.startsWith('//')))
+  process.stdout.write(`${header.map((l) => l.slice(3)).join('\n')}\n`)
+  process.exit(0)
+}
+for (const a of argv) {
+  if (a.startsWith('-') && !KNOWN_FLAGS.includes(a.replace(/^--?/, ''))) {
+    process.stderr.write(`unknown option ${a} (known: ${KNOWN_FLAGS.map((f) => `--${f}`).join(' ')})\n`)
+    process.exit(2)
+  }
+}
 const quick = argv.includes('--quick')
 const flag = (name) => {
   const i = argv.indexOf(`--${name}`)
