@@ -1,14 +1,7 @@
 import { DruError, countMissing, fingerprintDigest, mergeVv, missingRanges, type LifecycleState } from '@dru/core'
 import type { Conflict } from '@dru/documents'
-import type {
-  AdminSource,
-  ConflictJson,
-  GapsJson,
-  OriginGapJson,
-  PeerStatusJson,
-  StatusJson,
-  VerifyJson,
-} from './admin-http.js'
+import type { ConflictJson, GapsJson, OriginGapJson, PeerStatusJson, StatusJson, VerifyJson } from './admin-api.js'
+import type { AdminSource } from './admin-routes.js'
 import type { Dru } from './dru.js'
 import { inboxAdmin, inboxSummary } from './inbox-admin.js'
 import type { DruMetrics } from './metrics.js'

@@ -2,7 +2,7 @@ import { DruError, LifecycleSignal, createLifecycle, type DruEvent, type Fingerp
 import { DocumentStore, type ChangeFn, type Conflict, type DocumentDigest } from '@dru/documents'
 import { storageError, type EventStore, type HandlerTx, type InboxOrder } from '@dru/store-sqlite'
 import type { DruConfig } from './config.js'
-import type { GapsJson, ProgressFn, VerifyJson } from './admin-http.js'
+import type { GapsJson, ProgressFn, VerifyJson } from './admin-api.js'
 import { compactionFloor, runCompaction, type CompactReport, type CompactionFloor, type MemberAck } from './compaction.js'
 import { createDruInbox, type DruInbox } from './inbox-api.js'
 
