@@ -58,7 +58,7 @@ export interface EventHandlerOptions {
 /** Called after a commit that touched a subscribed document. */
 export type SubscribeCallback = (docId: string, source: 'local' | 'remote') => void
 
-/** Waits until `k` peers acknowledged an event; installed by the sync layer. */
+/** Waits until `k` peers acknowledged an event (the sync layer's, given by openDru). */
 export type AckWaiter = (event: DruEvent, k: number, timeoutMs: number | undefined) => Promise<void>
 
 /** The conflicts API of a DRU. */
@@ -101,7 +101,7 @@ export function standaloneLifecycle(): Lifecycle {
 
 /**
  * A disaster-recovery unit embedded in a service: the event log, the materialised
- * documents and (once wired) the sync layer. Open it with {@link openDru}.
+ * documents and, when networked, the sync layer. Open it with {@link openDru}.
  */
 export class Dru {
   readonly id: string

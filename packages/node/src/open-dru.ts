@@ -127,10 +127,6 @@ export async function openDru(config: DruConfig): Promise<Dru> {
       }
     })
     worker = watchInbox(store, { metrics, log, now, autoRetry: c.inbox?.autoRetry !== false })
-    // Run before the store closes, last first: the network stops before the inbox worker.
-    const closeHooks: Array<() => void | Promise<void>> = []
-    const retries = worker
-    if (retries) closeHooks.push(() => retries.stop())
     if (c.listen !== undefined || (c.peers?.length ?? 0) > 0) {
       network = await Network.attach(
         { id: c.id, store, documents },
@@ -144,10 +140,13 @@ export async function openDru(config: DruConfig): Promise<Dru> {
         },
         { metrics, log, now, ...(c.restore ? { restore: true } : {}) },
       )
-      const net = network
-      closeHooks.push(() => net.close())
     }
     const net = network
+    const retries = worker
+    // Run before the store closes, last first: the network stops before the inbox worker.
+    const closeHooks: Array<() => void | Promise<void>> = []
+    if (retries) closeHooks.push(() => retries.stop())
+    if (net) closeHooks.push(() => net.close())
     const lifecycle = net ? net.driver.lifecycle : standaloneLifecycle()
     if (!net) metrics.setLifecycleState(lifecycle.state())
     const dru = new Dru({
