@@ -1,4 +1,4 @@
-import { readdirSync, existsSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { defineConfig } from 'vitest/config'
 
@@ -6,12 +6,20 @@ import { defineConfig } from 'vitest/config'
 // depends on a stale dist/. Child processes spawned by tests use the built dist/ instead
 // (npm test builds first).
 const packagesDir = fileURLToPath(new URL('./packages/', import.meta.url))
+const packages = readdirSync(packagesDir).filter((name) => existsSync(`${packagesDir}${name}/src/index.ts`))
+
+/** A package's subpath exports (`@dru/node/admin-api` → src/admin-api.ts), from its `exports` map. */
+function subpaths(name: string): Array<{ find: string; replacement: string }> {
+  const { exports = {} } = JSON.parse(readFileSync(`${packagesDir}${name}/package.json`, 'utf8')) as { exports?: Record<string, unknown> }
+  return Object.keys(exports)
+    .filter((key) => key !== '.')
+    .map((key) => ({ find: `@dru/${name}/${key.slice(2)}`, replacement: `${packagesDir}${name}/src/${key.slice(2)}.ts` }))
+}
+
+// Subpaths first: an alias matches its prefix, so `@dru/node` would swallow `@dru/node/admin-api`.
 const alias = [
-  // Subpath exports first: '@dru/node' would otherwise swallow '@dru/node/admin-api'.
-  { find: '@dru/node/admin-api', replacement: `${packagesDir}node/src/admin-api.ts` },
-  ...readdirSync(packagesDir)
-    .filter((name) => existsSync(`${packagesDir}${name}/src/index.ts`))
-    .map((name) => ({ find: new RegExp(`^@dru/${name}$`), replacement: `${packagesDir}${name}/src/index.ts` })),
+  ...packages.flatMap(subpaths),
+  ...packages.map((name) => ({ find: new RegExp(`^@dru/${name}$`), replacement: `${packagesDir}${name}/src/index.ts` })),
 ]
 
 // Package tests that start child processes, crash them or drive a browser: they belong to

@@ -1,12 +1,8 @@
+import type { OperationProgress } from '@dru/node/admin-api'
 import { formatCount, formatSeconds } from './render.js'
 
-/** One progress report: `done` of `total` `unit`s in `phase`. */
-export interface Progress {
-  readonly phase: string
-  readonly done: number
-  readonly total?: number
-  readonly unit?: string
-}
+/** One progress report: `done` of `total` `unit`s in `phase` (a streamed `{"progress": …}` line). */
+export type Progress = OperationProgress
 
 /**
  * One progress line, e.g. `catch-up: 12,000/50,000 events (24%) · 3,000 events/s · ETA 12.7s`.

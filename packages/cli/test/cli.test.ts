@@ -7,7 +7,9 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { DruError, type LifecycleState } from '@dru/core'
-import { startAdminServer, type AdminServer, type AdminSource, type ConflictJson, type VerifyJson } from '../../node/src/admin-http.js'
+import type { ConflictJson, VerifyJson } from '@dru/node/admin-api'
+import { startAdminServer, type AdminServer } from '../../node/src/admin-http.js'
+import type { AdminSource } from '../../node/src/admin-routes.js'
 
 // The CLI under test is the built one, as users run it (npm test builds first).
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url))

@@ -1,18 +1,21 @@
-import { DruError, countMissing, fingerprintDigest, mergeVv, missingRanges, type LifecycleState } from '@dru/core'
+import { countMissing, DruError, fingerprintDigest, type LifecycleState } from '@dru/core'
 import type { Conflict } from '@dru/documents'
-import type {
-  AdminSource,
-  ConflictJson,
-  GapsJson,
-  OriginGapJson,
-  PeerStatusJson,
-  StatusJson,
-  VerifyJson,
-} from './admin-http.js'
+import type { PeerStatus } from '@dru/sync'
+import type { ConflictJson, GapsJson, PeerStatusJson, StatusJson, VerifyJson } from './admin-api.js'
+import type { AdminSource } from './admin-routes.js'
 import type { Dru } from './dru.js'
 import { inboxAdmin, inboxSummary } from './inbox-admin.js'
+import { eventLag, lagSeconds } from './lag.js'
 import type { DruMetrics } from './metrics.js'
 import type { Network } from './network.js'
+
+/**
+ * Adapts a running DRU to the admin HTTP server: maps its domain API to the JSON of
+ * `admin-api.ts` for `/status`, `/gaps`, `/verify` and the CLI. No casts: when the DRU
+ * reports something the contract does not declare, this file stops compiling.
+ *
+ * @module
+ */
 
 const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString())
 
@@ -36,34 +39,48 @@ function conflictId(id: string): number {
   return n
 }
 
+/** One peer's line in `/status`: `lag` from {@link eventLag}, both directions together. */
+function peerJson(p: PeerStatus, lag: { weLack: number; theyLack: number }, seconds: number | null): PeerStatusJson {
+  return {
+    id: p.id,
+    ...(p.url ? { url: p.url } : {}),
+    connected: p.connected,
+    since: iso(p.since),
+    lastSeen: iso(p.lastSeen),
+    lagEvents: lag.theyLack + lag.weLack,
+    lagSeconds: seconds,
+    membership: p.decommissioned ? 'decommissioned' : p.quarantined ? 'quarantined' : 'member',
+    bytesIn: p.bytesIn,
+    bytesOut: p.bytesOut,
+    eventsIn: p.eventsIn,
+    duplicatesIn: p.duplicatesIn,
+    ...(p.snapshotDocsIn > 0 ? { snapshotDocsIn: p.snapshotDocsIn } : {}),
+    ...(p.quarantine ? { quarantine: p.quarantine } : {}),
+    ...(p.lastError ? { lastError: p.lastError } : {}),
+    ...(p.origins.length > 1 ? { identityConflict: { origins: p.origins } } : {}),
+    ...(p.violations > 0 ? { violations: p.violations } : {}),
+  }
+}
+
+/** What {@link createAdminSource} serves from. */
+export interface AdminSourceParts {
+  readonly dru: Dru
+  /** Absent for a standalone DRU. */
+  readonly network: Network | undefined
+  readonly metrics: DruMetrics
+  readonly now: () => number
+}
+
 /** Adapts a running DRU to the admin HTTP server: what `/status`, `/gaps`, `/verify` and the CLI show. */
-export function createAdminSource(dru: Dru, network: Network | undefined, metrics: DruMetrics): AdminSource {
+export function createAdminSource({ dru, network, metrics, now }: AdminSourceParts): AdminSource {
   const state = (): LifecycleState => dru.state()
   return {
     state,
     status(): StatusJson {
       const summary = dru.store.summary()
-      const ours = summary.live.vv
+      const live = summary.live.vv
       const all = dru.store.vv()
-      const peers: PeerStatusJson[] = (network?.sync.peerStatus() ?? []).map((p) => ({
-        id: p.id,
-        ...(p.url ? { url: p.url } : {}),
-        connected: p.connected,
-        since: iso(p.since),
-        lastSeen: iso(p.lastSeen),
-        lagEvents: countMissing(ours, p.ackedVv) + countMissing(mergeVv(p.theirVv, p.ackedVv), all),
-        lagSeconds: network!.lagSeconds(p),
-        membership: p.decommissioned ? 'decommissioned' : p.quarantined ? 'quarantined' : 'member',
-        bytesIn: p.bytesIn,
-        bytesOut: p.bytesOut,
-        eventsIn: p.eventsIn,
-        duplicatesIn: p.duplicatesIn,
-        ...(p.snapshotDocsIn > 0 ? { snapshotDocsIn: p.snapshotDocsIn } : {}),
-        ...(p.quarantine ? { quarantine: p.quarantine } : {}),
-        ...(p.lastError ? { lastError: p.lastError } : {}),
-        ...(p.origins.length > 1 ? { identityConflict: { origins: p.origins } } : {}),
-        ...(p.violations > 0 ? { violations: p.violations } : {}),
-      }))
+      const peers = (network?.sync.peerStatus() ?? []).map((p) => peerJson(p, eventLag(p, all, live), lagSeconds(dru.store, p.ackedVv, now())))
       const open = dru.conflicts.list('open').length
       metrics.conflictsOpen.set(open)
       const isolated = dru.isolatedDocuments()
@@ -72,6 +89,7 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
       metrics.changesRejected.set(rejected.count)
       const inbox = inboxSummary(dru)
       if (inbox) metrics.setInboxCounts(inbox.handlers)
+      const staleCopy = network?.restore.staleCopy
       return {
         id: dru.id,
         origin: dru.store.origin,
@@ -82,14 +100,14 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
         fingerprint: { digest: fingerprintDigest(dru.store.fingerprint()), vv: summary.live.vv, heads: summary.live.heads, retired: summary.retired },
         peers,
         conflictsOpen: open,
-        writable: !(network?.restoring ?? false),
+        writable: !(network?.restore.restoring ?? false),
         skewedEvents: dru.store.skewedEvents,
-        ...(network?.staleCopy ? { staleCopy: network.staleCopy } : {}),
+        ...(staleCopy ? { staleCopy } : {}),
         ...(inbox ? { inbox } : {}),
-        ...(isolated.count > 0 ? { isolatedDocuments: { count: isolated.count, docs: isolated.docs.map((d) => ({ ...d, at: iso(d.at) })) } } : {}),
-        ...(rejected.count > 0 ? { rejectedChanges: { count: rejected.count, latest: rejected.changes.map((c) => ({ ...c, at: iso(c.at) })) } } : {}),
+        ...(isolated.count > 0 ? { isolatedDocuments: { count: isolated.count, docs: isolated.docs.map((d) => ({ ...d, at: new Date(d.at).toISOString() })) } } : {}),
+        ...(rejected.count > 0 ? { rejectedChanges: { count: rejected.count, latest: rejected.changes.map((c) => ({ ...c, at: new Date(c.at).toISOString() })) } } : {}),
         log: { events: dru.store.count(), base: dru.store.baseVv(), floor: dru.compactionFloor().floor },
-      } as StatusJson
+      }
     },
     async metrics() {
       network?.refreshPeerMetrics()
@@ -103,53 +121,12 @@ export function createAdminSource(dru: Dru, network: Network | undefined, metric
       metrics.setInboxCounts(dru.inbox.counts().handlers)
       return metrics.render()
     },
+    // The domain reports have the wire's shape; the annotations make tsc hold them to it.
     gaps(): GapsJson {
-      // Retired origins (folded into snapshots) are never acknowledged again: compare the live ones.
-      const live = dru.store.summary().live.vv
-      const all = dru.store.vv()
-      return {
-        peers: (network?.sync.peerStatus() ?? []).map((p) => {
-          const theirs = mergeVv(p.theirVv, p.ackedVv)
-          const origins = new Map<string, OriginGapJson>()
-          for (const r of [...missingRanges(live, theirs), ...missingRanges(theirs, all)]) {
-            origins.set(r.origin, {
-              origin: r.origin,
-              local: all[r.origin] ?? 0,
-              remote: theirs[r.origin] ?? 0,
-              weLack: Math.max(0, (theirs[r.origin] ?? 0) - (all[r.origin] ?? 0)),
-              theyLack: Math.max(0, (live[r.origin] ?? 0) - (theirs[r.origin] ?? 0)),
-            })
-          }
-          const list = [...origins.values()].sort((a, b) => (a.origin < b.origin ? -1 : 1))
-          return {
-            peer: p.id,
-            connected: p.connected,
-            weLack: list.reduce((n, o) => n + o.weLack, 0),
-            theyLack: list.reduce((n, o) => n + o.theyLack, 0),
-            origins: list,
-          }
-        }),
-      }
+      return dru.gaps()
     },
     async verify({ deep }, progress): Promise<VerifyJson> {
-      progress({ phase: 'verify-log', done: 0, total: dru.store.count(), unit: 'events' })
-      const log = dru.store.verifyLog((p) => progress({ phase: 'verify-log', done: p.checked, unit: 'events' }))
-      progress({ phase: 'verify-log', done: log.events, total: log.events, unit: 'events' })
-      const local = deep ? dru.digest() : undefined
-      const peers = network ? await network.verifyPeers({ deep }) : []
-      const isolated = dru.isolatedDocuments()
-      // An isolated document is a local fault, whatever the peers say.
-      const ok = isolated.count === 0 && peers.every((p) => p.equal !== false) && (network === undefined || peers.some((p) => p.equal === true) || network.configuredPeers === 0)
-      return {
-        ok,
-        deep,
-        local: {
-          digest: fingerprintDigest(dru.store.fingerprint()),
-          ...(local ? { documents: local.documents, stateDigest: local.digest } : {}),
-          ...(isolated.count > 0 ? { isolatedDocuments: isolated.count, isolated: isolated.docs.map((d) => d.docId) } : {}),
-        },
-        peers,
-      } as VerifyJson
+      return dru.verify({ deep, onProgress: progress })
     },
     async compact(progress) {
       const r = await dru.compact({ onProgress: progress })

@@ -1,6 +1,6 @@
 import { countMissing, meetVv, mergeVv, normalizeVv, parseOrigin, type VersionVector } from '@dru/core'
 import type { DocumentStore } from '@dru/documents'
-import type { ProgressFn } from './admin-http.js'
+import type { ProgressFn } from './operations.js'
 
 /** A member of the cluster as compaction sees it: what it has durably acknowledged to us. */
 export interface MemberAck {

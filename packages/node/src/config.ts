@@ -1,7 +1,7 @@
 import { DruError, parseDruId } from '@dru/core'
 import { checkConflictPolicy, type CacheLimits, type ConflictPolicy } from '@dru/documents'
 import { INBOX_POLICY_FIELDS, checkInboxPolicy, type Durability, type InboxPolicy } from '@dru/store-sqlite'
-import { isLoopbackHost } from './admin-http.js'
+import { isLoopbackHost } from './admin-guard.js'
 
 /**
  * Ed25519 keys in PEM, inline or as files (`dru init` writes files): our private key

@@ -1,18 +1,10 @@
 import { DruError, LifecycleSignal, createLifecycle, type DruEvent, type Fingerprint, type Lifecycle, type LifecycleState } from '@dru/core'
-import { DocumentStore, type ChangeFn, type Conflict, type DocumentDigest } from '@dru/documents'
+import type { ChangeFn, Conflict, DocumentDigest, DocumentStore } from '@dru/documents'
 import { storageError, type EventStore, type HandlerTx, type InboxOrder } from '@dru/store-sqlite'
-import type { DruConfig } from './config.js'
-import type { GapsJson, ProgressFn, VerifyJson } from './admin-http.js'
-import { compactionFloor, runCompaction, type CompactReport, type CompactionFloor, type MemberAck } from './compaction.js'
+import { compactionFloor, runCompaction, type CompactReport, type CompactionFloor } from './compaction.js'
 import { createDruInbox, type DruInbox } from './inbox-api.js'
-
-/** Cluster membership as the network layer knows it (absent for a standalone DRU). */
-export interface Membership {
-  /** Current members (decommissioned ones excluded) with what each durably acknowledged. */
-  members(): MemberAck[]
-  /** Removes a member for good; see {@link Dru.decommission}. */
-  decommission(id: string, options: { force: boolean }): { id: string; removed: boolean }
-}
+import type { Membership } from './membership.js'
+import type { DruOperations, GapReport, ProgressFn, VerifyReport } from './operations.js'
 
 /** What {@link Dru.decommission} resolves to. */
 export interface DecommissionReport {
@@ -66,14 +58,8 @@ export interface EventHandlerOptions {
 /** Called after a commit that touched a subscribed document. */
 export type SubscribeCallback = (docId: string, source: 'local' | 'remote') => void
 
-/** Waits until `k` peers acknowledged an event; installed by the sync layer. */
+/** Waits until `k` peers acknowledged an event (the sync layer's, given by openDru). */
 export type AckWaiter = (event: DruEvent, k: number, timeoutMs: number | undefined) => Promise<void>
-
-/** What openDru plugs in behind {@link Dru.gaps} and {@link Dru.verify}. */
-export interface DruOperations {
-  gaps(): GapsJson
-  verify(options: { deep: boolean }, progress: ProgressFn): Promise<VerifyJson>
-}
 
 /** The conflicts API of a DRU. */
 export interface DruConflicts {
@@ -85,8 +71,37 @@ export interface DruConflicts {
 }
 
 /**
+ * Everything a {@link Dru} is made of, assembled by {@link openDru}. Without a network the
+ * optional parts are absent: no membership, no acks, no write guard.
+ */
+export interface DruParts {
+  readonly id: string
+  readonly store: EventStore
+  readonly documents: DocumentStore
+  /** The lifecycle {@link Dru.state} reads: driven by the network, or standalone (active at once). */
+  readonly lifecycle: Lifecycle
+  /** Behind {@link Dru.gaps} and {@link Dru.verify}. */
+  readonly operations: DruOperations
+  /** Who the members are and how to remove one (networked DRUs). */
+  readonly membership?: Membership
+  /** Throws (e.g. NOT_WRITABLE while restoring) before any local write. */
+  readonly writeGuard?: () => void
+  /** Makes `change(..., { acks })` wait (needs the sync layer). */
+  readonly ackWaiter?: AckWaiter
+  /** Run before the store closes, in reverse order (like {@link Dru.onClose}). */
+  readonly closeHooks?: ReadonlyArray<() => void | Promise<void>>
+}
+
+/** The lifecycle of a DRU without a network: nobody to catch up with, active at once. */
+export function standaloneLifecycle(): Lifecycle {
+  const lifecycle = createLifecycle()
+  lifecycle.signal(LifecycleSignal.NO_PEERS)
+  return lifecycle
+}
+
+/**
  * A disaster-recovery unit embedded in a service: the event log, the materialised
- * documents and (once wired) the sync layer. Open it with {@link openDru}.
+ * documents and, when networked, the sync layer. Open it with {@link openDru}.
  */
 export class Dru {
   readonly id: string
@@ -97,23 +112,27 @@ export class Dru {
   readonly conflicts: DruConflicts
   /** Events a handler still owes: retries, events waiting behind them, dead letters; retry and skip. */
   readonly inbox: DruInbox
-  #ackWaiter: AckWaiter | undefined
-  #writeGuard: (() => void) | undefined
-  #operations: DruOperations | undefined
-  #membership: Membership | undefined
+  readonly #ackWaiter: AckWaiter | undefined
+  readonly #writeGuard: (() => void) | undefined
+  readonly #operations: DruOperations
+  readonly #membership: Membership | undefined
+  readonly #lifecycle: Lifecycle
+  readonly #closeHooks: Array<() => void | Promise<void>>
   #compacting = false
-  #lifecycle: Lifecycle
   #closed = false
-  readonly #closeHooks: Array<() => void | Promise<void>> = []
 
   /** @internal use {@link openDru} */
-  constructor(config: DruConfig, store: EventStore, documents: DocumentStore) {
-    this.id = config.id
+  constructor(parts: DruParts) {
+    const { store, documents } = parts
+    this.id = parts.id
     this.store = store
     this.documents = documents
-    // A DRU without a network is standalone: nobody to catch up with, active at once.
-    this.#lifecycle = createLifecycle()
-    this.#lifecycle.signal(LifecycleSignal.NO_PEERS)
+    this.#lifecycle = parts.lifecycle
+    this.#operations = parts.operations
+    this.#membership = parts.membership
+    this.#writeGuard = parts.writeGuard
+    this.#ackWaiter = parts.ackWaiter
+    this.#closeHooks = [...(parts.closeHooks ?? [])]
     this.inbox = createDruInbox(store.inbox, (fn) => this.#guard(fn))
     this.conflicts = {
       list: (status = 'open') => this.#guard(() => documents.listConflicts(status)),
@@ -213,19 +232,19 @@ export class Dru {
    * Per peer and origin, how many events each side lacks (what `dru gaps` prints).
    * Empty for a standalone DRU.
    */
-  gaps(): GapsJson {
-    return this.#guard(() => this.#operations?.gaps() ?? { peers: [] })
+  gaps(): GapReport {
+    return this.#guard(() => this.#operations.gaps())
   }
 
   /**
    * Re-hashes the whole log, then compares fingerprints (and with `deep`, materialised
    * state digests) with every reachable peer. `ok` is false when any reachable peer differs.
+   * Progress (re-hashing the log) goes to `onProgress`.
    */
-  async verify(options: { deep?: boolean } = {}): Promise<VerifyJson> {
+  async verify(options: { deep?: boolean; onProgress?: ProgressFn } = {}): Promise<VerifyReport> {
     this.#assertOpen()
-    if (!this.#operations) throw new DruError('NOT_SUPPORTED', 'verify() needs a DRU opened by openDru()')
     try {
-      return await this.#operations.verify({ deep: options.deep === true }, () => undefined)
+      return await this.#operations.verify({ deep: options.deep === true }, options.onProgress ?? (() => undefined))
     } catch (err) {
       throw storageError(err)
     }
@@ -274,32 +293,7 @@ export class Dru {
     })
   }
 
-  /** For the network layer: who the members are and how to remove one. */
-  useMembership(membership: Membership): void {
-    this.#membership = membership
-  }
-
-  /** For openDru: the implementations behind gaps() and verify(). */
-  useOperations(operations: DruOperations): void {
-    this.#operations = operations
-  }
-
-  /** For the network layer: the lifecycle it drives replaces the standalone one. */
-  useLifecycle(lifecycle: Lifecycle): void {
-    this.#lifecycle = lifecycle
-  }
-
-  /** For the network layer: throws (e.g. NOT_WRITABLE while restoring) before any local write. */
-  setWriteGuard(guard: (() => void) | undefined): void {
-    this.#writeGuard = guard
-  }
-
-  /** For the sync layer: makes `change(..., { acks })` wait through `waiter`. */
-  setAckWaiter(waiter: AckWaiter | undefined): void {
-    this.#ackWaiter = waiter
-  }
-
-  /** For the sync/admin layers: runs before the store closes, in reverse order of registration. */
+  /** Runs `hook` before the store closes (after every hook added later): e.g. an admin server built on this DRU. */
   onClose(hook: () => void | Promise<void>): void {
     this.#closeHooks.push(hook)
   }

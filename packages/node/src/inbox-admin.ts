@@ -1,6 +1,7 @@
 import { DruError } from '@dru/core'
 import type { InboxEntry } from '@dru/store-sqlite'
-import type { AdminSource, InboxEntryJson, InboxSummaryJson } from './admin-http.js'
+import type { InboxEntryJson, InboxSummaryJson } from './admin-api.js'
+import type { AdminSource } from './admin-routes.js'
 import type { Dru } from './dru.js'
 
 /** An entry as the admin API shows it; the stack only for a single entry (lists stay small). */

@@ -1,16 +1,17 @@
+import type { EventStore } from '@dru/store-sqlite'
 import type { Logger } from '@dru/sync'
-import type { Dru } from './dru.js'
 import { InboxWorker, type WorkerTimers } from './inbox-worker.js'
 import type { DruMetrics } from './metrics.js'
 
 /**
  * Connects a DRU's inbox to the runtime: counts and logs every handler failure, and (unless
  * `autoRetry` is off) starts the retry worker, woken after each remote commit and each
- * registration or operator action, and stopped before the store closes.
+ * registration or operator action. Returns the worker (undefined without `autoRetry`): stop
+ * it before the store closes.
  */
-export function watchInbox(dru: Dru, options: { metrics: DruMetrics; log: Logger; now: () => number; autoRetry: boolean; timers?: WorkerTimers }): InboxWorker | undefined {
+export function watchInbox(store: EventStore, options: { metrics: DruMetrics; log: Logger; now: () => number; autoRetry: boolean; timers?: WorkerTimers }): InboxWorker | undefined {
   const { metrics, log } = options
-  const inbox = dru.store.inbox
+  const inbox = store.inbox
   inbox.onAttempt((r) => {
     if (r.kind === 'retry') metrics.inboxRetries.inc({ handler: r.handler, outcome: r.ok ? 'done' : 'failed' })
     if (r.ok) return
@@ -27,10 +28,9 @@ export function watchInbox(dru: Dru, options: { metrics: DruMetrics; log: Logger
   if (!options.autoRetry) return undefined
   const worker = new InboxWorker({ inbox, now: options.now, log, ...(options.timers ? { timers: options.timers } : {}) })
   inbox.onWake(() => worker.wake())
-  dru.store.onCommit((_events, source) => {
+  store.onCommit((_events, source) => {
     if (source === 'remote') worker.wake()
   })
-  dru.onClose(() => worker.stop())
   worker.wake()
   return worker
 }

@@ -2,24 +2,24 @@
  * @module @dru/node — the DRU runtime a service embeds: {@link openDru} and the
  * in-process API (changes, reads, transactions, exactly-once event handlers,
  * subscriptions, fingerprints, digests, conflicts).
+ *
+ * The admin API's JSON bodies are a separate door, `@dru/node/admin-api`, so the CLI reads
+ * them without loading the runtime.
  */
 export { Dru } from './dru.js'
 export { openDru, runtimeOf } from './open-dru.js'
+export { validateConfig } from './config.js'
+export { createMetrics } from './metrics.js'
+export { ownWritesMissingAtOpen } from './stale-copy.js'
 export type { DruRuntimeParts } from './open-dru.js'
-export type { ChangeOptions, ChangeResult, DruTx, EventHandler, EventHandlerOptions, SubscribeCallback, AckWaiter, DruConflicts } from './dru.js'
+export type { ChangeOptions, ChangeResult, DruTx, EventHandler, EventHandlerOptions, SubscribeCallback, AckWaiter, DruConflicts, DecommissionReport } from './dru.js'
+export type { CompactReport, CompactionFloor } from './compaction.js'
+export type { GapReport, PeerGaps, OriginGap, VerifyReport, PeerVerification, Progress, ProgressFn } from './operations.js'
 export type { DruInbox } from './inbox-api.js'
 export type { HandlerTx, InboxOrder, InboxState, InboxFilter, InboxEntry, InboxCounts, RetryOutcome, RunReport } from '@dru/store-sqlite'
-export { validateConfig, extendConfigFields, checkNetworkFields, CONFIG_FIELDS } from './config.js'
 export { resolveConfig } from './config-files.js'
 export type { ResolvedDruConfig } from './config-files.js'
-export { startAdminServer, DEFAULT_ADMIN_PORT, DEFAULT_ADMIN_HOST } from './admin-http.js'
-export type { AdminSource, AdminServer, AdminServerOptions, StatusJson, GapsJson, VerifyJson, ConflictJson, InboxEntryJson, InboxListJson, InboxRetryJson, InboxRequeueJson, InboxSummaryJson } from './admin-http.js'
-export { createMetrics } from './metrics.js'
-export type { DruMetrics } from './metrics.js'
-export { Network } from './network.js'
-export type { NetworkConfig, PeerVerification } from './network.js'
-export { LifecycleDriver, assessPeers } from './lifecycle-driver.js'
-export { ownWritesMissingAtOpen } from './stale-copy.js'
-export type { OpenedState } from './stale-copy.js'
-export type { PeerView, SyncAssessment } from './lifecycle-driver.js'
 export type { DruConfig, KeysConfig, FieldCheck } from './config.js'
+export type { DruMetrics } from './metrics.js'
+export type { Network, NetworkConfig } from './network.js'
+export type { OpenedState } from './stale-copy.js'

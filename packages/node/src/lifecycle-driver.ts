@@ -1,13 +1,5 @@
-import {
-  LifecycleSignal,
-  LifecycleState,
-  countMissing,
-  createLifecycle,
-  mergeVv,
-  type Lifecycle,
-  type LifecycleTransition,
-  type VersionVector,
-} from '@dru/core'
+import { LifecycleSignal, LifecycleState, createLifecycle, type Lifecycle, type LifecycleTransition, type VersionVector } from '@dru/core'
+import { eventLag } from './lag.js'
 
 /** What the driver needs to know about one configured peer. */
 export interface PeerView {
@@ -40,8 +32,9 @@ export function assessPeers(ours: VersionVector, peers: readonly PeerView[], liv
   for (const p of peers) {
     if (!p.connected) continue
     reachable++
-    weLack += countMissing(mergeVv(p.theirVv, p.ackedVv), ours)
-    theyLack += countMissing(live, p.ackedVv)
+    const lag = eventLag(p, ours, live)
+    weLack += lag.weLack
+    theyLack += lag.theyLack
   }
   return { reachable, weLack, theyLack }
 }

@@ -7,10 +7,12 @@ import { createAdminSource } from './admin-source.js'
 import { startAdminServer, type AdminServer } from './admin-http.js'
 import type { DruConfig } from './config.js'
 import { resolveConfig } from './config-files.js'
-import { Dru } from './dru.js'
+import { Dru, standaloneLifecycle } from './dru.js'
 import { watchInbox } from './inbox-watch.js'
+import type { InboxWorker } from './inbox-worker.js'
 import { createMetrics, type DruMetrics } from './metrics.js'
 import { Network } from './network.js'
+import { createOperations } from './operations.js'
 
 /** A pino logger behind the console-shaped port the packages use. */
 function jsonLogger(id: string): Logger {
@@ -79,6 +81,7 @@ export async function openDru(config: DruConfig): Promise<Dru> {
   })
   let network: Network | undefined
   let admin: AdminServer | undefined
+  let worker: InboxWorker | undefined
   try {
     const documents = new DocumentStore(store, {
       ...(c.cache ? { cache: c.cache } : {}),
@@ -86,7 +89,6 @@ export async function openDru(config: DruConfig): Promise<Dru> {
       now,
       onError: (err) => log.error('documents: work after a commit failed', { error: (err as Error)?.message ?? String(err), code: (err as { code?: string })?.code }),
     })
-    const dru = new Dru(c, store, documents)
     const metrics = createMetrics({ labels: { dru: c.id } })
     let skewed = store.skewedEvents
     store.onCommit((events, source) => {
@@ -101,10 +103,10 @@ export async function openDru(config: DruConfig): Promise<Dru> {
         skewed = store.skewedEvents
       }
     })
-    watchInbox(dru, { metrics, log, now, autoRetry: c.inbox?.autoRetry !== false })
+    worker = watchInbox(store, { metrics, log, now, autoRetry: c.inbox?.autoRetry !== false })
     if (c.listen !== undefined || (c.peers?.length ?? 0) > 0) {
       network = await Network.attach(
-        dru,
+        { id: c.id, store, documents },
         {
           peers: c.peers ?? [],
           secret: c.secret!,
@@ -115,17 +117,32 @@ export async function openDru(config: DruConfig): Promise<Dru> {
         },
         { metrics, log, now, ...(c.restore ? { restore: true } : {}) },
       )
-      const net = network
-      dru.useLifecycle(net.driver.lifecycle)
-      dru.setWriteGuard(() => net.assertWritable(c.allowWritesWhileRestoring === true))
-      dru.setAckWaiter((event, k, timeoutMs) => net.sync.waitForAcks(event, k, timeoutMs ?? 10_000))
-      dru.onClose(() => net.close())
-    } else {
-      metrics.setLifecycleState(dru.state())
     }
-    const source = createAdminSource(dru, network, metrics)
-    dru.useOperations({ gaps: () => source.gaps() as ReturnType<Dru['gaps']>, verify: async (o, p) => source.verify(o, p) })
+    const net = network
+    const retries = worker
+    // Run before the store closes, last first: the network stops before the inbox worker.
+    const closeHooks: Array<() => void | Promise<void>> = []
+    if (retries) closeHooks.push(() => retries.stop())
+    if (net) closeHooks.push(() => net.close())
+    const lifecycle = net ? net.driver.lifecycle : standaloneLifecycle()
+    if (!net) metrics.setLifecycleState(lifecycle.state())
+    const dru = new Dru({
+      id: c.id,
+      store,
+      documents,
+      lifecycle,
+      operations: createOperations(store, documents, net),
+      closeHooks,
+      ...(net
+        ? {
+            membership: net.membership,
+            writeGuard: () => net.restore.assertWritable(c.allowWritesWhileRestoring === true),
+            ackWaiter: (event, k, timeoutMs) => net.sync.waitForAcks(event, k, timeoutMs ?? 10_000),
+          }
+        : {}),
+    })
     if (c.admin !== undefined) {
+      const source = createAdminSource({ dru, network: net, metrics, now })
       admin = await startAdminServer({
         host: c.admin.host ?? '127.0.0.1',
         port: c.admin.port ?? 0,
@@ -148,6 +165,7 @@ export async function openDru(config: DruConfig): Promise<Dru> {
   } catch (err) {
     await admin?.close().catch(() => undefined)
     await network?.close().catch(() => undefined)
+    worker?.stop()
     store.close()
     throw err
   }

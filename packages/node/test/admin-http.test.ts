@@ -2,14 +2,10 @@ import { request } from 'node:http'
 import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DruError, type LifecycleState } from '@dru/core'
-import {
-  NDJSON_CONTENT_TYPE,
-  startAdminServer,
-  type AdminServer,
-  type AdminSource,
-  type ConflictJson,
-  type OperationProgress,
-} from '../src/admin-http.js'
+import type { ConflictJson, OperationProgress } from '../src/admin-api.js'
+import { startAdminServer, type AdminServer } from '../src/admin-http.js'
+import { NDJSON_CONTENT_TYPE } from '../src/admin-io.js'
+import type { AdminSource } from '../src/admin-routes.js'
 import { createMetrics, type DruMetrics } from '../src/metrics.js'
 
 /** A fake DRU behind the admin API: real metrics registry, scripted everything else. */

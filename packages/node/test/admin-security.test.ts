@@ -5,7 +5,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { DruError } from '@dru/core'
-import { ADMIN_MAX_CONNECTIONS, adminHostNames, admitAdminRequest, isLoopbackHost, startAdminServer, type AdminServer, type AdminSource } from '../src/admin-http.js'
+import { adminHostNames, admitAdminRequest, isLoopbackHost } from '../src/admin-guard.js'
+import { ADMIN_MAX_CONNECTIONS, startAdminServer, type AdminServer } from '../src/admin-http.js'
+import type { AdminSource } from '../src/admin-routes.js'
 import { openDru, runtimeOf, type Dru } from '../src/index.js'
 
 // What a web page (or a rebinding DNS name, or a caller without the token) can send to the

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { LifecycleTransition } from '@dru/core'
-import { LifecycleDriver, assessPeers } from '../src/index.js'
+import { LifecycleDriver, assessPeers } from '../src/lifecycle-driver.js'
 
 function driver(peerCount: number, opts: { grace?: number; slack?: number } = {}) {
   let now = 1_000

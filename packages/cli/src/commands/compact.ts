@@ -1,10 +1,10 @@
 import type { Command } from 'commander'
-import type { Compact } from '../admin-types.js'
+import type { CompactJson } from '@dru/node/admin-api'
 import type { CliContext, CommandModule } from '../context.js'
 import { formatCount, formatSeconds, formatVv } from '../render.js'
 import { clientFor, printJson, progressFor, withAdminOptions, type AdminOptions } from './shared.js'
 
-export function renderCompact(c: Compact): string {
+export function renderCompact(c: CompactJson): string {
   const took = c.durationMs === undefined ? '' : ` in ${formatSeconds(c.durationMs / 1000)}`
   let out = `compacted${took}: ${formatCount(c.eventsRemoved)} events removed, ${formatCount(c.docsSnapshotted)} document snapshots written\n`
   if (c.eventsBefore !== undefined && c.eventsAfter !== undefined) out += `log: ${formatCount(c.eventsBefore)} -> ${formatCount(c.eventsAfter)} events\n`
@@ -23,7 +23,7 @@ export const compactCommand: CommandModule = {
       { json: true, progress: true },
     ).action(async (opts: AdminOptions) => {
       const progress = progressFor(opts, ctx)
-      const result = await clientFor(opts, ctx).stream<Compact>('/compact', (p) => progress.update(p))
+      const result = await clientFor(opts, ctx).stream<CompactJson>('/compact', (p) => progress.update(p))
       if (opts.json) printJson(ctx, result)
       else ctx.stdout(renderCompact(result))
     })

@@ -1,12 +1,12 @@
 import type { Command } from 'commander'
 import { InvalidArgumentError } from 'commander'
-import type { Conflict, Resolve } from '../admin-types.js'
+import type { ConflictJson, ResolveJson } from '@dru/node/admin-api'
 import type { CliContext, CommandModule } from '../context.js'
 import { formatPath, formatTime, formatValue, renderFields, renderTable } from '../render.js'
 import { clientFor, printJson, withAdminOptions, type AdminOptions } from './shared.js'
 
 /** One row per conflict: the competing values with their origins. */
-export function renderConflictList(list: readonly Conflict[]): string {
+export function renderConflictList(list: readonly ConflictJson[]): string {
   if (list.length === 0) return 'no conflicts\n'
   const rows = list.map((c) => [
     String(c.id),
@@ -20,7 +20,7 @@ export function renderConflictList(list: readonly Conflict[]): string {
 }
 
 /** Every detail of one conflict. */
-export function renderConflict(c: Conflict): string {
+export function renderConflict(c: ConflictJson): string {
   const fields: [string, string][] = [
     ['id', String(c.id)],
     ['doc', c.docId],
@@ -61,7 +61,7 @@ export const conflictsCommand: CommandModule = {
         .option('--status <status>', 'open, resolved or all', 'open'),
       { json: true },
     ).action(async (opts: AdminOptions & { status: string }) => {
-      const list = await clientFor(opts, ctx).get<Conflict[]>(`/conflicts?status=${encodeURIComponent(opts.status)}`)
+      const list = await clientFor(opts, ctx).get<ConflictJson[]>(`/conflicts?status=${encodeURIComponent(opts.status)}`)
       if (opts.json) printJson(ctx, list)
       else ctx.stdout(renderConflictList(list))
     })
@@ -69,7 +69,7 @@ export const conflictsCommand: CommandModule = {
     withAdminOptions(conflicts.command('show').description('show one conflict and its competing values').argument('<id>', 'conflict id'), {
       json: true,
     }).action(async (id: string, opts: AdminOptions) => {
-      const conflict = await clientFor(opts, ctx).get<Conflict>(`/conflicts/${encodeURIComponent(id)}`)
+      const conflict = await clientFor(opts, ctx).get<ConflictJson>(`/conflicts/${encodeURIComponent(id)}`)
       if (opts.json) printJson(ctx, conflict)
       else ctx.stdout(renderConflict(conflict))
     })
@@ -82,7 +82,7 @@ export const conflictsCommand: CommandModule = {
         .argument('<json-value>', 'the value to keep, as JSON (e.g. \'"paid"\', 3, \'{"qty":2}\')', parseJsonValue),
       { json: true },
     ).action(async (id: string, value: unknown, opts: AdminOptions) => {
-      const result = await clientFor(opts, ctx).post<Resolve>(`/conflicts/${encodeURIComponent(id)}/resolve`, { value })
+      const result = await clientFor(opts, ctx).post<ResolveJson>(`/conflicts/${encodeURIComponent(id)}/resolve`, { value })
       if (opts.json) printJson(ctx, result)
       else ctx.stdout(`resolved conflict ${result.id}${result.event ? ` with event ${result.event.origin}#${result.event.seq}` : ' (no change needed)'}\n`)
     })

@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import type { Decommission } from '../admin-types.js'
+import type { DecommissionJson } from '@dru/node/admin-api'
 import type { CliContext, CommandModule } from '../context.js'
 import { formatVv } from '../render.js'
 import { clientFor, printJson, withAdminOptions, type AdminOptions } from './shared.js'
@@ -15,7 +15,7 @@ export const decommissionCommand: CommandModule = {
       { json: true },
     ).action(async (id: string, opts: AdminOptions & { force?: boolean }) => {
       const query = opts.force ? '?force=1' : ''
-      const result = await clientFor(opts, ctx).post<Decommission>(`/decommission/${encodeURIComponent(id)}${query}`)
+      const result = await clientFor(opts, ctx).post<DecommissionJson>(`/decommission/${encodeURIComponent(id)}${query}`)
       if (opts.json) printJson(ctx, result)
       else if (!result.removed) ctx.stdout(`${result.id} was already decommissioned; nothing changed\n`)
       else {

@@ -1,11 +1,11 @@
 import type { Command } from 'commander'
-import type { Gaps } from '../admin-types.js'
+import type { GapsJson } from '@dru/node/admin-api'
 import type { CliContext, CommandModule } from '../context.js'
 import { formatBool, formatCount, renderTable } from '../render.js'
 import { clientFor, printJson, withAdminOptions, type AdminOptions } from './shared.js'
 
 /** One row per (peer, origin) where a side lacks something; a peer in sync gets one `in sync` row. */
-export function renderGaps(g: Gaps): string {
+export function renderGaps(g: GapsJson): string {
   if (g.peers.length === 0) return 'no peers configured\n'
   const rows: string[][] = []
   for (const p of g.peers) {
@@ -39,7 +39,7 @@ export const gapsCommand: CommandModule = {
       program.command('gaps').description('per peer and origin, how many events each side lacks'),
       { json: true },
     ).action(async (opts: AdminOptions) => {
-      const gaps = await clientFor(opts, ctx).get<Gaps>('/gaps')
+      const gaps = await clientFor(opts, ctx).get<GapsJson>('/gaps')
       if (opts.json) printJson(ctx, gaps)
       else ctx.stdout(renderGaps(gaps))
     })

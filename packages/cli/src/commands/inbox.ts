@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander'
-import type { InboxEntry, InboxList, InboxRequeue, InboxRetry } from '../admin-types.js'
+import type { InboxEntryJson, InboxListJson, InboxRequeueJson, InboxRetryJson } from '@dru/node/admin-api'
 import type { CliContext, CommandModule } from '../context.js'
 import { CliError, ExitCode } from '../exit-codes.js'
 import { formatCount, formatTime, renderFields, renderTable } from '../render.js'
@@ -7,8 +7,8 @@ import { clientFor, printJson, withAdminOptions, type AdminOptions } from './sha
 
 const STATES = ['open', 'pending', 'waiting', 'dead', 'skipped', 'all']
 
-const event = (e: InboxEntry) => `${e.origin}#${e.seq}`
-const handlerName = (e: InboxEntry) => (e.registered ? e.handler : `${e.handler} (not registered)`)
+const event = (e: InboxEntryJson) => `${e.origin}#${e.seq}`
+const handlerName = (e: InboxEntryJson) => (e.registered ? e.handler : `${e.handler} (not registered)`)
 
 /** An error message in one table cell: one line, shortened to `max` characters. */
 function oneLine(text: string, max: number): string {
@@ -17,7 +17,7 @@ function oneLine(text: string, max: number): string {
 }
 
 /** What happens next to an entry, in one cell. */
-function when(e: InboxEntry): string {
+function when(e: InboxEntryJson): string {
   if (e.state === 'pending') return `retry ${formatTime(e.nextAttemptAt)}`
   if (e.state === 'dead') return `dead since ${formatTime(e.settledAt)}`
   if (e.state === 'skipped') return `skipped ${formatTime(e.settledAt)}`
@@ -25,7 +25,7 @@ function when(e: InboxEntry): string {
 }
 
 /** One row per entry, then the totals and what to do. */
-export function renderInboxList(list: InboxList): string {
+export function renderInboxList(list: InboxListJson): string {
   const c = list.counts
   const totals = `${formatCount(c.pending)} pending, ${formatCount(c.waiting)} waiting, ${formatCount(c.dead)} dead${c.skipped > 0 ? `, ${formatCount(c.skipped)} skipped` : ''}`
   if (list.entries.length === 0) return `no inbox entries to show (${totals})\n`
@@ -36,7 +36,7 @@ export function renderInboxList(list: InboxList): string {
 }
 
 /** Every detail of one entry, its error's stack and the commands that settle it. */
-export function renderInboxEntry(e: InboxEntry): string {
+export function renderInboxEntry(e: InboxEntryJson): string {
   const fields: [string, string][] = [
     ['id', String(e.id)],
     ['handler', handlerName(e)],
@@ -90,14 +90,14 @@ export const inboxCommand: CommandModule = {
       const q = new URLSearchParams({ state: opts.state, limit: String(opts.limit) })
       if (opts.handler !== undefined) q.set('handler', opts.handler)
       if (opts.after !== undefined) q.set('after', opts.after)
-      const list = await clientFor(opts, ctx).get<InboxList>(`/inbox?${q}`)
+      const list = await clientFor(opts, ctx).get<InboxListJson>(`/inbox?${q}`)
       if (opts.json) printJson(ctx, list)
       else ctx.stdout(renderInboxList(list))
     })
 
     withAdminOptions(inbox.command('show').description('one entry: its event, attempts, error and stack').argument('<id>', 'entry id', parseId), { json: true }).action(
       async (id: string, opts: AdminOptions) => {
-        const entry = await clientFor(opts, ctx).get<InboxEntry>(`/inbox/${id}`)
+        const entry = await clientFor(opts, ctx).get<InboxEntryJson>(`/inbox/${id}`)
         if (opts.json) printJson(ctx, entry)
         else ctx.stdout(renderInboxEntry(entry))
       },
@@ -116,12 +116,12 @@ export const inboxCommand: CommandModule = {
       if ((id === undefined) === !opts.dead) throw new CliError(ExitCode.USAGE, 'give an entry id or --dead (not both)')
       if (opts.handler !== undefined && !opts.dead) throw new CliError(ExitCode.USAGE, '--handler goes with --dead')
       if (opts.dead) {
-        const r = await client.post<InboxRequeue>('/inbox/retry-dead', opts.handler !== undefined ? { handler: opts.handler } : {})
+        const r = await client.post<InboxRequeueJson>('/inbox/retry-dead', opts.handler !== undefined ? { handler: opts.handler } : {})
         if (opts.json) printJson(ctx, r)
         else ctx.stdout(`${formatCount(r.requeued)} dead letter${r.requeued === 1 ? '' : 's'}${r.handler ? ` of ${r.handler}` : ''} put back in line for one more try each; follow with: dru inbox list\n`)
         return
       }
-      const r = await client.post<InboxRetry>(`/inbox/${id}/retry`, {})
+      const r = await client.post<InboxRetryJson>(`/inbox/${id}/retry`, {})
       if (opts.json) printJson(ctx, r)
       if (r.outcome === 'done') {
         if (!opts.json) ctx.stdout(`inbox entry ${r.id}: the handler ran and its effects committed; the entry is gone\n`)
@@ -140,7 +140,7 @@ export const inboxCommand: CommandModule = {
         .option('--reason <text>', 'why, for the record (e.g. a ticket)'),
       { json: true },
     ).action(async (id: string, opts: AdminOptions & { reason?: string }) => {
-      const e = await clientFor(opts, ctx).post<InboxEntry>(`/inbox/${id}/skip`, opts.reason !== undefined ? { reason: opts.reason } : {})
+      const e = await clientFor(opts, ctx).post<InboxEntryJson>(`/inbox/${id}/skip`, opts.reason !== undefined ? { reason: opts.reason } : {})
       if (opts.json) printJson(ctx, e)
       else ctx.stdout(`inbox entry ${e.id} skipped: ${e.handler} will not run on ${event(e)} (doc ${e.docId})\n`)
     })

@@ -1,11 +1,11 @@
 import type { Command } from 'commander'
-import type { Status } from '../admin-types.js'
+import type { StatusJson } from '@dru/node/admin-api'
 import type { CliContext, CommandModule } from '../context.js'
 import { formatBool, formatCount, formatSeconds, formatTime, renderFields, renderTable } from '../render.js'
 import { clientFor, printJson, withAdminOptions, type AdminOptions } from './shared.js'
 
 /** Human rendering of `GET /status`; `now` gives the "for 5m 02s" part. */
-export function renderStatus(s: Status, now: number): string {
+export function renderStatus(s: StatusJson, now: number): string {
   const sinceMs = Date.parse(s.since)
   const age = Number.isNaN(sinceMs) ? '' : ` for ${formatSeconds(Math.max(0, (now - sinceMs) / 1000))}`
   const fields: [string, string][] = [
@@ -48,7 +48,7 @@ export const statusCommand: CommandModule = {
   register(program: Command, ctx: CliContext) {
     withAdminOptions(program.command('status').description('show lifecycle state, fingerprint, peers and lag'), { json: true }).action(
       async (opts: AdminOptions) => {
-        const status = await clientFor(opts, ctx).get<Status>('/status')
+        const status = await clientFor(opts, ctx).get<StatusJson>('/status')
         if (opts.json) printJson(ctx, status)
         else ctx.stdout(renderStatus(status, ctx.now()))
       },

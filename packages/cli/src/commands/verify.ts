@@ -1,12 +1,12 @@
 import type { Command } from 'commander'
-import type { Verify } from '../admin-types.js'
+import type { VerifyJson } from '@dru/node/admin-api'
 import type { CliContext, CommandModule } from '../context.js'
 import { CliError, ExitCode } from '../exit-codes.js'
 import { formatBool, renderTable } from '../render.js'
 import { clientFor, printJson, progressFor, withAdminOptions, type AdminOptions } from './shared.js'
 
 /** Table of peers plus a verdict line. */
-export function renderVerify(v: Verify): string {
+export function renderVerify(v: VerifyJson): string {
   const rows = v.peers.map((p) => {
     const notes: string[] = []
     if (p.error) notes.push(p.error)
@@ -36,7 +36,7 @@ export const verifyCommand: CommandModule = {
     ).action(async (opts: AdminOptions & { deep?: boolean }) => {
       const client = clientFor(opts, ctx)
       const progress = progressFor(opts, ctx)
-      const result = await client.stream<Verify>(`/verify${opts.deep ? '?deep=1' : ''}`, (p) => progress.update(p))
+      const result = await client.stream<VerifyJson>(`/verify${opts.deep ? '?deep=1' : ''}`, (p) => progress.update(p))
       if (opts.json) printJson(ctx, result)
       else ctx.stdout(renderVerify(result))
       if (!result.ok) throw new CliError(ExitCode.NOT_IN_SYNC, 'verify found differences; run `dru gaps` and wait for catch-up, or see the runbook')

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { InvalidArgumentError } from 'commander'
-import type { Status } from '../admin-types.js'
+import type { StatusJson } from '@dru/node/admin-api'
 import type { CliContext, CommandModule } from '../context.js'
 import { CliError, ExitCode } from '../exit-codes.js'
 import { formatSeconds } from '../render.js'
@@ -44,7 +44,7 @@ export const waitCommand: CommandModule = {
       let lastState: string | undefined
       let maxLag = 0
       for (;;) {
-        const status = await client.get<Status>('/status')
+        const status = await client.get<StatusJson>('/status')
         if (status.state !== lastState) {
           if (!opts.quiet) ctx.stderr(`state: ${lastState === undefined ? '' : `${lastState} -> `}${status.state}\n`)
           lastState = status.state

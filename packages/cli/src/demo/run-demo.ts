@@ -9,7 +9,7 @@ import { canonicalJson } from '@dru/documents'
 import { generateKeys } from '@dru/sync'
 import { LinkProxy } from '@dru/testkit'
 import { createAdminClient, type AdminClient } from '../admin-client.js'
-import type { Conflict, Gaps, Status, Verify } from '../admin-types.js'
+import type { ConflictJson, GapsJson, StatusJson, VerifyJson } from '@dru/node/admin-api'
 import { renderConflictList } from '../commands/conflicts.js'
 import { renderGaps } from '../commands/gaps.js'
 import { formatCount, renderTable } from '../render.js'
@@ -151,7 +151,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     for (const l of links) if (l.from === FAILED || l.to === FAILED) l.proxy.cut()
     out(`[3/8] Regional failure: ${FAILED}'s process is killed (SIGKILL) and its region cut off the network`)
     await waitFor('survivors notice', async () => {
-      const s = await units.get('us-east')!.admin.get<Status>('/status')
+      const s = await units.get('us-east')!.admin.get<StatusJson>('/status')
       return s.peers.some((p) => p.id === FAILED && !p.connected)
     }, 10_000)
     for (let i = 1; i <= perPhase; i++) {
@@ -166,8 +166,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
 
     // ---- 4. restart, still isolated -------------------------------------------------------
     retarget(await start(failed))
-    await waitFor(`${FAILED} isolated`, async () => (await failed.admin.get<Status>('/status')).state === 'isolated', 15_000)
-    const isolated = await failed.admin.get<Status>('/status')
+    await waitFor(`${FAILED} isolated`, async () => (await failed.admin.get<StatusJson>('/status')).state === 'isolated', 15_000)
+    const isolated = await failed.admin.get<StatusJson>('/status')
     out(`[4/8] ${FAILED} restarts with its disk while its region is still cut off: state ${isolated.state}, writable ${isolated.writable === false ? 'no' : 'yes'}`)
     out(`      it writes as ${isolated.origin} (a new incarnation: after a crash its log cannot prove it is the newest copy)`)
     for (let i = 1; i <= perPhase / 3; i++) await write(FAILED, `order-${2 * perPhase + i}`, { status: 'new', qty: 2, region: FAILED, total: 3 * i })
@@ -188,7 +188,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     // ---- 6. catch-up and convergence -----------------------------------------------------
     await waitConverged(units, 30_000)
     const convergeMs = Date.now() - healAt
-    await waitFor(`${FAILED} active`, async () => (await failed.admin.get<Status>('/status')).state === 'active', 15_000)
+    await waitFor(`${FAILED} active`, async () => (await failed.admin.get<StatusJson>('/status')).state === 'active', 15_000)
     const timeline = failed.transitions.map((t) => ({ state: t.to, atMs: Math.max(0, t.at - healAt) }))
     const after = await statuses(units)
     const exchanged = after.reduce((n, s) => n + total(s.fingerprint.vv), 0) - before.reduce((n, s) => n + total(s.fingerprint.vv), 0)
@@ -199,8 +199,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
 
     // ---- 7. verify -----------------------------------------------------------------------
     out('[7/8] Verification (`dru verify --deep` on each DRU): fingerprints and materialised state digests against every peer')
-    const verifies: Array<[Region, Verify]> = []
-    for (const u of units.values()) verifies.push([u.id, await u.admin.stream<Verify>('/verify?deep=1', () => undefined)])
+    const verifies: Array<[Region, VerifyJson]> = []
+    for (const u of units.values()) verifies.push([u.id, await u.admin.stream<VerifyJson>('/verify?deep=1', () => undefined)])
     out(
       indent(
         renderTable(
@@ -209,14 +209,14 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
             id,
             v.ok ? 'ok' : 'DIFFERENT',
             v.peers.map((p) => `${p.peer}:${p.equal === true ? 'yes' : p.equal === false ? 'NO' : 'unreachable'}`).join(' '),
-            String((v.local as { stateDigest?: string }).stateDigest ?? '').slice(0, 16),
+            String(v.local.stateDigest ?? '').slice(0, 16),
           ]),
         ),
       ),
     )
 
     // ---- 8. conflicts ----------------------------------------------------------------------
-    const found = await units.get('us-east')!.admin.get<Conflict[]>('/conflicts')
+    const found = await units.get('us-east')!.admin.get<ConflictJson[]>('/conflicts')
     out(`[8/8] Conflicts from the partition (\`dru conflicts list\` on us-east): ${found.length} concurrent edits to the same field`)
     if (found.length > 0) out(indent(renderConflictList(found)))
     let resolved = 0
@@ -228,7 +228,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     }
     await waitConverged(units, 15_000)
     await waitFor('conflicts cleared everywhere', async () => {
-      for (const u of units.values()) if ((await u.admin.get<Conflict[]>('/conflicts')).length > 0) return false
+      for (const u of units.values()) if ((await u.admin.get<ConflictJson[]>('/conflicts')).length > 0) return false
       return true
     }, 15_000)
     const final = await statuses(units)
@@ -286,13 +286,13 @@ function start(u: Unit): Promise<Unit> {
   })
 }
 
-async function statuses(units: Map<Region, Unit>, only?: Region[]): Promise<Status[]> {
-  return Promise.all([...units.values()].filter((u) => !only || only.includes(u.id)).map((u) => u.admin.get<Status>('/status')))
+async function statuses(units: Map<Region, Unit>, only?: Region[]): Promise<StatusJson[]> {
+  return Promise.all([...units.values()].filter((u) => !only || only.includes(u.id)).map((u) => u.admin.get<StatusJson>('/status')))
 }
 
 async function wireBytes(units: Map<Region, Unit>): Promise<number> {
   let n = 0
-  for (const s of await statuses(units)) for (const p of s.peers as ReadonlyArray<{ bytesIn?: number }>) n += p.bytesIn ?? 0
+  for (const s of await statuses(units)) for (const p of s.peers) n += p.bytesIn ?? 0
   return n
 }
 
@@ -329,7 +329,7 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: n
   }
 }
 
-function gapsBetween(self: Status, others: Status[]): Gaps {
+function gapsBetween(self: StatusJson, others: StatusJson[]): GapsJson {
   return {
     peers: others.map((o) => {
       const origins = [...new Set([...Object.keys(self.fingerprint.vv), ...Object.keys(o.fingerprint.vv)])].sort()
@@ -348,7 +348,7 @@ function gapsBetween(self: Status, others: Status[]): Gaps {
         origins: rows,
       }
     }),
-  } as Gaps
+  }
 }
 
 const total = (vv: Record<string, number>) => Object.values(vv).reduce((a, b) => a + b, 0)
