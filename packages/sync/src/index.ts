@@ -11,7 +11,8 @@ export type { SyncOptions, SyncNode, SyncEvents, PeerConfig, PeerStatus, Quarant
 export { signerFor, generateKeys, verifyEventSignature, parsePrivateKey, parsePublicKey } from './signatures.js'
 export { backoffDelay } from './backoff.js'
 export type { BackoffOptions } from './backoff.js'
-export { encodeFrame, decodeFrame, eventToWire, FrameType, FRAME_TYPES } from './frames.js'
+export { FrameType, FRAME_TYPES } from './frames.js'
+export { encodeFrame, decodeFrame, eventToWire } from './frame-codec.js'
 export type {
   Frame,
   HelloFrame,

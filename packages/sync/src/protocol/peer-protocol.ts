@@ -1,5 +1,6 @@
 import { DruError, type LogSummary, type VersionVector } from '@dru/core'
-import { decodeFrame, encodeFrame, type Frame } from '../frames.js'
+import { decodeFrame, encodeFrame } from '../frame-codec.js'
+import type { Frame } from '../frames.js'
 import { newNonce } from '../handshake.js'
 import { HandshakeState } from './handshake-phase.js'
 import { Replication } from './replication.js'
