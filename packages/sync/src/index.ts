@@ -6,8 +6,10 @@
  * transport that moves its bytes with caps before trust, and the node that dials, accepts
  * and keeps one session per pair of processes. See docs/PROTOCOL.md.
  */
-export { startSync, DEFAULT_MAX_UNACKED_BYTES, DEFAULT_HEARTBEAT_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, MIN_SECRET_LENGTH } from './sync-node.js'
-export type { SyncOptions, SyncNode, SyncEvents, PeerConfig, PeerStatus, QuarantineInfo, ProbeResult } from './sync-node.js'
+export { startSync } from './sync-node.js'
+export type { SyncNode, SyncEvents, PeerStatus, QuarantineInfo, ProbeResult } from './sync-node.js'
+export { DEFAULT_MAX_UNACKED_BYTES, DEFAULT_HEARTBEAT_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, MIN_SECRET_LENGTH } from './sync-options.js'
+export type { SyncOptions, PeerConfig } from './sync-options.js'
 export { signerFor, generateKeys, verifyEventSignature, parsePrivateKey, parsePublicKey } from './signatures.js'
 export { backoffDelay } from './backoff.js'
 export type { BackoffOptions } from './backoff.js'
