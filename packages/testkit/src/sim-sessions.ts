@@ -53,6 +53,8 @@ export interface SessionLog {
   bootstraps: number
   /** Frames sent, by type, over the whole run. */
   sent: Record<string, number>
+  /** Frames sent by each DRU (by index), by type, over the whole run. */
+  sentBy: Array<Record<string, number>>
 }
 
 interface Pipe {
@@ -69,7 +71,7 @@ interface Pipe {
  * encoded, decoded, authenticated, signature-checked and windowed exactly as on a socket.
  */
 export class SimSessions {
-  readonly log: SessionLog = { opened: 0, closes: {}, violations: 0, quarantines: [], bootstraps: 0, sent: {} }
+  readonly log: SessionLog = { opened: 0, closes: {}, violations: 0, quarantines: [], bootstraps: 0, sent: {}, sentBy: [] }
   /** Frames delivered in the last round, by type. */
   lastRound: Record<string, number> = {}
   readonly #drus: Dru[]
@@ -195,6 +197,8 @@ export class SimSessions {
           p.queues[dir].push(bytes)
           const type = typeOf(bytes)
           this.log.sent[type] = (this.log.sent[type] ?? 0) + 1
+          const mine = (this.log.sentBy[me] ??= {})
+          mine[type] = (mine[type] ?? 0) + 1
         },
         close: () => undefined,
         bufferedAmount: 0,
