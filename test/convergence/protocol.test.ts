@@ -95,4 +95,20 @@ describe('convergence over the real protocol (guarantee 4, protocol level)', () 
     expect(failures.length).toBeGreaterThan(0)
     expect(failures.join('\n')).toMatch(/did not settle|fingerprint|present on|differ/)
   }, 120_000)
+
+  it('catches a planted protocol bug: a sender that thinks a peer missing one event is up to date', async () => {
+    // The plant lives in the protocol itself (ProtocolConfig.plant, which only tests set):
+    // DRU 0's sessions are off by one when they ask whether the peer lacks anything.
+    const samples = fc.sample(run, { numRuns: 10, seed: 11 })
+    const failures: string[] = []
+    for (const { size, seed, steps } of samples) {
+      try {
+        await converge(size, seed, steps, { plant: 'lack-off-by-one' })
+      } catch (err) {
+        failures.push((err as Error).message)
+      }
+    }
+    expect(failures.length).toBeGreaterThan(0)
+    expect(failures.join('\n')).toMatch(/did not settle|fingerprint|present on|differ/)
+  }, 120_000)
 })

@@ -33,6 +33,17 @@ export interface SnapshotSource {
   changesOf(docId: string, bytes: Uint8Array): Uint8Array[]
 }
 
+/**
+ * A protocol bug planted on purpose, for tests only: the protocol-level convergence
+ * property must fail when one is set (test/convergence/protocol.test.ts). The node never
+ * sets it.
+ *
+ * - `lack-off-by-one`: the sender's check of whether the peer lacks anything is off by
+ *   one, so a peer missing a single event of an origin looks up to date and is sent
+ *   nothing until that origin's next event.
+ */
+export type ProtocolPlant = 'lack-off-by-one'
+
 /** What a session is given. The log is the port; nothing here is a socket. */
 export interface ProtocolConfig {
   readonly log: ReplicaLog
@@ -49,6 +60,8 @@ export interface ProtocolConfig {
   readonly snapshots?: SnapshotSource | undefined
   /** Our materialised state digest, for deep probes (absent: answered with null). */
   readonly describe?: (() => { digest: string; documents: number }) | undefined
+  /** Tests only: a planted bug (see {@link ProtocolPlant}). */
+  readonly plant?: ProtocolPlant | undefined
 }
 
 /** Where a session's bytes go: a socket, or a simulated link. */
