@@ -22,7 +22,7 @@ const arg = (name, dflt) => {
 }
 const SIZES = String(arg('sizes', '20000,50000,100000,200000,400000')).split(',').map(Number)
 const REPEAT = Number(arg('repeat', 3))
-const FIXTURE = fileURLToPath(new URL('../packages/sync/test/fixtures/dru-child.mjs', import.meta.url))
+const FIXTURE = fileURLToPath(new URL('../test/sync/fixtures/dru-child.mjs', import.meta.url))
 const SECRET = 'bench-cluster-secret-0123456789'
 const dir = mkdtempSync(join(tmpdir(), 'dru-bench-backlog-'))
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }))

@@ -22,7 +22,7 @@ const arg = (name, dflt) => {
   return i >= 0 ? argv[i + 1] : dflt
 }
 const REPEAT = Number(arg('repeat', 3))
-const FIXTURE = fileURLToPath(new URL('../packages/sync/test/fixtures/dru-child.mjs', import.meta.url))
+const FIXTURE = fileURLToPath(new URL('../test/sync/fixtures/dru-child.mjs', import.meta.url))
 const SECRET = 'bench-cluster-secret-0123456789'
 const dir = mkdtempSync(join(tmpdir(), 'dru-bench-strangers-'))
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }))

@@ -28,7 +28,7 @@ const arg = (name, dflt) => {
 const EVENTS = arg('events', quick ? 100_000 : 1_000_000)
 const DOCS = arg('docs', quick ? 100 : 1000)
 const OPS = arg('ops', quick ? 2000 : 20_000)
-const FIXTURE = fileURLToPath(new URL('../packages/sync/test/fixtures/dru-child.mjs', import.meta.url))
+const FIXTURE = fileURLToPath(new URL('../test/sync/fixtures/dru-child.mjs', import.meta.url))
 const SINK = fileURLToPath(new URL('../packages/sync/test/fixtures/raw-ws-sink.mjs', import.meta.url))
 const SECRET = 'bench-cluster-secret-0123456789'
 const dir = mkdtempSync(join(tmpdir(), 'dru-bench-sync-'))

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { generateKeys } from '@dru/sync'
 
-export const FIXTURE = fileURLToPath(new URL('../../packages/sync/test/fixtures/dru-child.mjs', import.meta.url))
+export const FIXTURE = fileURLToPath(new URL('./fixtures/dru-child.mjs', import.meta.url))
 export const SECRET = 'test-cluster-secret-0123456789'
 
 /** A key pair per DRU id, and the shared public-key map every member is configured with. */

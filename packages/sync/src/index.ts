@@ -6,12 +6,15 @@
  * transport that moves its bytes with caps before trust, and the node that dials, accepts
  * and keeps one session per pair of processes. See docs/PROTOCOL.md.
  */
-export { startSync, DEFAULT_MAX_UNACKED_BYTES, DEFAULT_HEARTBEAT_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, MIN_SECRET_LENGTH } from './sync-node.js'
-export type { SyncOptions, SyncNode, SyncEvents, PeerConfig, PeerStatus, QuarantineInfo, ProbeResult } from './sync-node.js'
+export { startSync } from './sync-node.js'
+export type { SyncNode, SyncEvents, PeerStatus, QuarantineInfo, ProbeResult } from './sync-node.js'
+export { DEFAULT_MAX_UNACKED_BYTES, DEFAULT_HEARTBEAT_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, MIN_SECRET_LENGTH } from './sync-options.js'
+export type { SyncOptions, PeerConfig } from './sync-options.js'
 export { signerFor, generateKeys, verifyEventSignature, parsePrivateKey, parsePublicKey } from './signatures.js'
 export { backoffDelay } from './backoff.js'
 export type { BackoffOptions } from './backoff.js'
-export { encodeFrame, decodeFrame, eventToWire, FrameType, FRAME_TYPES } from './frames.js'
+export { FrameType, FRAME_TYPES } from './frames.js'
+export { encodeFrame, decodeFrame, eventToWire } from './frame-codec.js'
 export type {
   Frame,
   HelloFrame,
@@ -36,9 +39,9 @@ export { authProof, proofMatches, newNonce, identityProof, identityProofValid } 
 export type { Transcript } from './handshake.js'
 export { FrameSeal, newEphemeralKey, EPHEMERAL_KEY_BYTES, SEAL_TAG_BYTES } from './frame-seal.js'
 export type { EphemeralKey, SealContext } from './frame-seal.js'
-export { PeerProtocol, QUARANTINE_CODES } from './protocol/peer-protocol.js'
-export type { ProtocolConfig, ProtocolHooks, SessionLimits, SnapshotSource, Wire, Admission, SessionRole } from './protocol/peer-protocol.js'
-export { frameAllowed, COSTLY_FRAMES } from './protocol/session-rules.js'
+export { PeerProtocol } from './protocol/peer-protocol.js'
+export type { ProtocolConfig, ProtocolHooks, ProtocolPlant, SessionLimits, SnapshotSource, Wire, Admission, SessionRole } from './protocol/session-config.js'
+export { frameAllowed, COSTLY_FRAMES, QUARANTINE_CODES } from './protocol/session-rules.js'
 export type { Phase, RuleState } from './protocol/session-rules.js'
 export { setMaxPayload } from './transport/ws-session.js'
 export type { Logger } from './logger.js'

@@ -1,6 +1,7 @@
 import { countMissing, mergeVv, type PeerBook, type VersionVector } from '@dru/core'
 import { MAX_SESSIONS_PER_PEER } from './limits.js'
-import type { Admission, PeerProtocol } from './protocol/peer-protocol.js'
+import type { PeerProtocol } from './protocol/peer-protocol.js'
+import type { Admission } from './protocol/session-config.js'
 import type { Session } from './transport/ws-session.js'
 
 export interface QuarantineInfo {

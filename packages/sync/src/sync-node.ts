@@ -1,91 +1,18 @@
 import { EventEmitter } from 'node:events'
-import type { KeyObject } from 'node:crypto'
-import WebSocket from 'ws'
-import { DEFAULT_BATCH_BYTES, DruError, parseDruId, type PeerBook, type ReplicaLog, type VersionVector } from '@dru/core'
+import { DruError, parseDruId, type PeerBook, type ReplicaLog, type VersionVector } from '@dru/core'
 import { AckWaiters } from './ack-waiters.js'
-import { backoffDelay, type BackoffOptions } from './backoff.js'
-import {
-  COSTLY_FRAME_BURST,
-  COSTLY_FRAMES_PER_SECOND,
-  DEFAULT_MAX_FRAME_BYTES,
-  FRAME_BURST,
-  FRAMES_PER_SECOND,
-  HANDSHAKE_TIMEOUT_MS,
-  PRE_AUTH_MAX_FRAME_BYTES,
-} from './limits.js'
-import { silentLogger, type Logger } from './logger.js'
-import { PeerRegistry, type PeerState, type PeerStatus } from './peer-registry.js'
+import { Dialer } from './dialer.js'
+import type { Logger } from './logger.js'
+import { PeerRegistry, type PeerStatus } from './peer-registry.js'
 import { Probes, type ProbeResult } from './probes.js'
-import { PeerProtocol, type ProtocolConfig, type ProtocolHooks, type SessionLimits, type SnapshotSource } from './protocol/peer-protocol.js'
-import { parsePrivateKey, parsePublicKey } from './signatures.js'
-import { listen, type Listener, type ListenerCaps } from './transport/ws-listener.js'
+import type { PeerProtocol } from './protocol/peer-protocol.js'
+import type { ProtocolConfig, ProtocolHooks } from './protocol/session-config.js'
+import { resolveSyncOptions, type SyncOptions } from './sync-options.js'
+import { listen, type Listener } from './transport/ws-listener.js'
 import { WsSession, type Session } from './transport/ws-session.js'
 
 export type { PeerStatus, QuarantineInfo } from './peer-registry.js'
 export type { ProbeResult } from './probes.js'
-
-/** Default window of bytes sent but not yet acknowledged, per peer (8 MiB). */
-export const DEFAULT_MAX_UNACKED_BYTES = 8 << 20
-/** Default heartbeat interval: a ping when the link is otherwise idle. */
-export const DEFAULT_HEARTBEAT_MS = 1000
-/** Default silence after which a connection is declared dead (a blackholed link stays "open" otherwise). */
-export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 5000
-/** Shortest accepted cluster secret. */
-export const MIN_SECRET_LENGTH = 16
-
-export interface PeerConfig {
-  readonly id: string
-  /** `ws://host:port`; omit for a peer that only dials us. */
-  readonly url?: string
-}
-
-export interface SyncOptions {
-  /** The event log (the port; `EventStore` implements it) and where peers are remembered. */
-  readonly log: ReplicaLog & PeerBook
-  /** Our DRU id (must equal the log's). */
-  readonly druId: string
-  /** Where to accept peers; omit to only dial. Port 0 picks a free port. */
-  readonly listen?: { host?: string; port?: number }
-  /** Peers we dial (they may dial us too: one session per pair is kept). */
-  readonly peers?: readonly PeerConfig[]
-  /** Cluster credential, at least 16 characters. */
-  readonly secret: string
-  /**
-   * Ed25519 keys in PEM: our private key (PKCS#8) and every member's public key (SPKI),
-   * ours included. A DRU id without a public key is not a member: it cannot connect and
-   * its events are refused. Each side signs the handshake with its key.
-   */
-  readonly keys: { privateKey: string | KeyObject; publicKeys: Readonly<Record<string, string | KeyObject>> }
-  /**
-   * TLS (PEM strings). With `cert` and `key` the server listens as `wss://`; `ca` is the
-   * authority we trust when dialing `wss://` peers (defaults to the system store). The
-   * handshake runs inside TLS as well.
-   */
-  readonly tls?: { cert?: string; key?: string; ca?: string | string[] }
-  readonly heartbeatMs?: number
-  readonly heartbeatTimeoutMs?: number
-  readonly maxFrameBytes?: number
-  readonly maxBatchBytes?: number
-  readonly maxUnackedBytes?: number
-  /** Per-session rate limits (defaults in limits.ts). */
-  readonly rates?: Partial<Pick<SessionLimits, 'framesPerSecond' | 'frameBurst' | 'costlyFramesPerSecond' | 'costlyFrameBurst'>>
-  /** The listener's caps on connections and handshakes (defaults in limits.ts). */
-  readonly listenerCaps?: Partial<ListenerCaps>
-  readonly backoff?: BackoffOptions
-  readonly logger?: Logger
-  readonly now?: () => number
-  /** Uniform [0, 1) source for backoff jitter. */
-  readonly random?: () => number
-  /**
-   * Our materialised state digest, for peers' deep verification probes (the node passes
-   * its documents' cluster digest). Without it, deep probes are answered with null.
-   */
-  readonly describe?: () => { digest: string; documents: number }
-  /** Document snapshots, to bootstrap a peer below our compaction base and to be bootstrapped. */
-  readonly snapshots?: SnapshotSource
-  /** DRU ids removed from the cluster (`dru decommission`): never dialed, sessions refused. */
-  readonly decommissioned?: readonly string[]
-}
 
 /** Events a {@link SyncNode} emits. */
 export interface SyncEvents {
@@ -134,14 +61,6 @@ export interface SyncNode {
   close(): Promise<void>
 }
 
-const positive = (value: unknown, field: string, fallback: number): number => {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-    throw new DruError('CONFIG_INVALID', `${field} must be a positive number`, { details: { field } })
-  }
-  return value
-}
-
 /**
  * Starts the peer protocol on an open log: accepts peers on `listen`, dials `peers`
  * (reconnecting with backoff and jitter), streams what each side lacks, pushes new commits
@@ -161,7 +80,7 @@ class SyncNodeImpl extends EventEmitter implements SyncNode {
   readonly #waiters: AckWaiters
   readonly #probes = new Probes()
   readonly #now: () => number
-  readonly #random: () => number
+  readonly #dialer: Dialer
   readonly #sessions = new Set<Session>()
   readonly #bySession = new Map<PeerProtocol, Session>()
   #bootstrapper: PeerProtocol | undefined
@@ -172,75 +91,28 @@ class SyncNodeImpl extends EventEmitter implements SyncNode {
 
   constructor(options: SyncOptions) {
     super()
-    if (!options || typeof options !== 'object') throw new DruError('CONFIG_INVALID', 'startSync() needs an options object')
+    const { config, peers, decommissioned } = resolveSyncOptions(options)
     this.#options = options
     this.#log = options.log
-    const druId = parseDruId(options.druId, 'druId')
-    if (options.log.druId !== druId) {
-      throw new DruError('CONFIG_INVALID', `druId ${druId} does not match the log's ${options.log.druId}`, { details: { field: 'druId' } })
-    }
-    if (typeof options.secret !== 'string' || options.secret.length < MIN_SECRET_LENGTH) {
-      throw new DruError('CONFIG_INVALID', `secret must be a string of at least ${MIN_SECRET_LENGTH} characters`, { details: { field: 'secret' } })
-    }
-    if (!options.keys || typeof options.keys.publicKeys !== 'object' || options.keys.publicKeys === null) {
-      throw new DruError('CONFIG_INVALID', 'keys must be { privateKey, publicKeys: { [druId]: publicKeyPem } }', { details: { field: 'keys' } })
-    }
-    const privateKey = parsePrivateKey(options.keys.privateKey)
-    const keys = new Map<string, KeyObject>()
-    for (const [id, pem] of Object.entries(options.keys.publicKeys)) {
-      keys.set(parseDruId(id, `keys.publicKeys.${id}`), parsePublicKey(pem, `keys.publicKeys.${id}`))
-    }
-    const heartbeatMs = positive(options.heartbeatMs, 'heartbeatMs', DEFAULT_HEARTBEAT_MS)
-    const maxFrameBytes = positive(options.maxFrameBytes, 'maxFrameBytes', DEFAULT_MAX_FRAME_BYTES)
-    const maxBatchBytes = positive(options.maxBatchBytes, 'maxBatchBytes', DEFAULT_BATCH_BYTES)
-    if (maxBatchBytes * 2 > maxFrameBytes) {
-      throw new DruError('CONFIG_INVALID', 'maxBatchBytes must be at most half of maxFrameBytes (a batch may run on to the next signed event)', {
-        details: { field: 'maxBatchBytes' },
-      })
-    }
-    const heartbeatTimeoutMs = positive(options.heartbeatTimeoutMs, 'heartbeatTimeoutMs', Math.max(DEFAULT_HEARTBEAT_TIMEOUT_MS, heartbeatMs * 3))
-    const limits: SessionLimits = {
-      heartbeatMs,
-      heartbeatTimeoutMs,
-      maxFrameBytes,
-      maxBatchBytes,
-      maxUnackedBytes: positive(options.maxUnackedBytes, 'maxUnackedBytes', DEFAULT_MAX_UNACKED_BYTES),
-      preAuthMaxFrameBytes: PRE_AUTH_MAX_FRAME_BYTES,
-      handshakeTimeoutMs: Math.min(HANDSHAKE_TIMEOUT_MS, heartbeatTimeoutMs),
-      framesPerSecond: positive(options.rates?.framesPerSecond, 'rates.framesPerSecond', FRAMES_PER_SECOND),
-      frameBurst: positive(options.rates?.frameBurst, 'rates.frameBurst', FRAME_BURST),
-      costlyFramesPerSecond: positive(options.rates?.costlyFramesPerSecond, 'rates.costlyFramesPerSecond', COSTLY_FRAMES_PER_SECOND),
-      costlyFrameBurst: positive(options.rates?.costlyFrameBurst, 'rates.costlyFrameBurst', COSTLY_FRAME_BURST),
-    }
-    this.#now = options.now ?? Date.now
-    this.#random = options.random ?? Math.random
-    this.#config = {
-      log: options.log,
-      druId,
-      secret: options.secret,
-      privateKey,
-      publicKeys: keys,
-      limits,
-      logger: options.logger ?? silentLogger,
-      now: this.#now,
-      snapshots: options.snapshots,
-      describe: options.describe,
-    }
-    this.#registry = new PeerRegistry(druId, options.log, this.#now)
+    this.#config = config
+    this.#now = config.now
+    this.#registry = new PeerRegistry(config.druId, options.log, this.#now)
     this.#waiters = new AckWaiters((origin, seq) => this.#registry.ackCount(origin, seq))
-    for (const id of options.decommissioned ?? []) this.#registry.decommissioned.add(parseDruId(id, 'decommissioned[]'))
-    const seen = new Set<string>()
-    for (const p of options.peers ?? []) {
-      const id = parseDruId(p?.id, 'peers[].id')
-      if (id === druId) throw new DruError('CONFIG_INVALID', 'peers must not include this DRU itself', { details: { field: 'peers' } })
-      if (seen.has(id)) throw new DruError('CONFIG_INVALID', `peers lists ${id} twice`, { details: { field: 'peers' } })
-      seen.add(id)
-      if (!keys.has(id)) throw new DruError('CONFIG_INVALID', `peer ${id} has no public key in keys.publicKeys`, { details: { field: 'peers' } })
-      if (p.url !== undefined && (typeof p.url !== 'string' || !/^wss?:\/\//.test(p.url))) {
-        throw new DruError('CONFIG_INVALID', `peers[${id}].url must be a ws:// or wss:// URL`, { details: { field: 'peers' } })
-      }
-      this.#registry.state(id).url = p.url ?? null
-    }
+    for (const id of decommissioned) this.#registry.decommissioned.add(id)
+    for (const p of peers) this.#registry.state(p.id).url = p.url
+    this.#dialer = new Dialer({
+      registry: this.#registry,
+      limits: config.limits,
+      ca: options.tls?.ca,
+      backoff: options.backoff,
+      random: options.random ?? Math.random,
+      closing: () => this.#closing,
+      connect: (ws, p) => {
+        const s = new WsSession(ws, this.#config, this.#hooks(), 'dialer', p.id)
+        p.last = s
+        this.#attach(s)
+      },
+    })
   }
 
   get #logger(): Logger {
@@ -279,7 +151,7 @@ class SyncNodeImpl extends EventEmitter implements SyncNode {
     )
     this.#ackFlush = setInterval(() => this.#registry.flushAcks((peer, err) => this.#logger.warn(`sync: could not record acks of ${peer}: ${err.message}`)), 200)
     this.#ackFlush.unref()
-    for (const p of this.#registry.peers.values()) if (p.url) this.#dial(p)
+    for (const p of this.#registry.peers.values()) if (p.url) this.#dialer.dial(p)
   }
 
   #attach(session: Session): void {
@@ -363,49 +235,13 @@ class SyncNodeImpl extends EventEmitter implements SyncNode {
     if (down) {
       this.#logger.info(`sync: disconnected from ${id}: ${reason.code}`, { peer: id, code: reason.code })
       this.emit('peer-down', id, reason)
-      this.#scheduleDial(state, 0)
+      this.#dialer.schedule(state, 0)
     } else if (p.role === 'dialer' && !p.wasAuthenticated) {
       state.attempts++
-      this.#scheduleDial(state, state.attempts)
+      this.#dialer.schedule(state, state.attempts)
     } else if (p.role === 'dialer') {
-      this.#scheduleDial(state, 0)
+      this.#dialer.schedule(state, 0)
     }
-  }
-
-  // ---- dialing --------------------------------------------------------------------------
-
-  #scheduleDial(p: PeerState, attempt: number): void {
-    if (this.#closing || !p.url || p.quarantine || p.sessions.size > 0 || p.dialing || p.timer || this.#registry.decommissioned.has(p.id)) return
-    const delay = backoffDelay(attempt, this.#random, this.#options.backoff)
-    p.timer = setTimeout(() => {
-      p.timer = undefined
-      this.#dial(p)
-    }, delay)
-    p.timer.unref()
-  }
-
-  #dial(p: PeerState): void {
-    if (this.#closing || !p.url || p.quarantine || p.sessions.size > 0 || p.dialing || this.#registry.decommissioned.has(p.id)) return
-    p.dialing = true
-    let ws: WebSocket
-    try {
-      ws = new WebSocket(p.url, {
-        perMessageDeflate: false,
-        // The answering side is a stranger until it proves itself: small messages until then.
-        maxPayload: this.#config.limits.preAuthMaxFrameBytes * 2,
-        handshakeTimeout: this.#config.limits.heartbeatTimeoutMs,
-        ...(this.#options.tls?.ca !== undefined ? { ca: this.#options.tls.ca } : {}),
-      })
-    } catch (err) {
-      p.dialing = false
-      p.lastError = { code: 'CONNECTION_FAILED', message: (err as Error).message }
-      p.attempts++
-      this.#scheduleDial(p, p.attempts)
-      return
-    }
-    const s = new WsSession(ws, this.#config, this.#hooks(), 'dialer', p.id)
-    p.last = s
-    this.#attach(s)
   }
 
   // ---- public API -----------------------------------------------------------------------
@@ -436,7 +272,7 @@ class SyncNodeImpl extends EventEmitter implements SyncNode {
     p.quarantine = null
     this.#logger.warn(`sync: quarantine of ${peerId} lifted by operator`, { peer: peerId })
     this.#log.recordPeer(peerId, { state: 'active' })
-    this.#scheduleDial(p, 0)
+    this.#dialer.schedule(p, 0)
   }
 
   decommission(peerId: string): void {

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { DruError } from '@dru/core'
-import { EventStore } from '@dru/store-sqlite'
-import { generateKeys, signerFor, startSync, type SyncNode } from '../src/index.js'
+import { generateKeys, startSync, type SyncNode } from '../src/index.js'
+import { SignedLog } from './helpers/signed-log.js'
 
 const open: Array<{ close(): unknown }> = []
 afterEach(async () => {
@@ -13,7 +13,7 @@ describe('verification probes', () => {
     const ids = ['a', 'b'] as const
     const keys = { a: generateKeys(), b: generateKeys() }
     const publicKeys = { a: keys.a.publicKey, b: keys.b.publicKey }
-    const stores = Object.fromEntries(ids.map((id) => [id, EventStore.open({ path: ':memory:', druId: id, sign: signerFor(keys[id].privateKey) })]))
+    const stores = Object.fromEntries(ids.map((id) => [id, new SignedLog(id, keys[id].privateKey)]))
     const secret = 'probe-test-secret-0123456789'
     const b: SyncNode = await startSync({
       log: stores.b!,
@@ -25,7 +25,7 @@ describe('verification probes', () => {
     })
     open.push(stores.a!, stores.b!)
     open.unshift(b)
-    stores.b!.append('doc', new Uint8Array([1, 2, 3]))
+    stores.b!.commit('doc', new Uint8Array([1, 2, 3]))
     const a: SyncNode = await startSync({
       log: stores.a!,
       druId: 'a',

@@ -2,7 +2,6 @@ import { createPrivateKey, createPublicKey } from 'node:crypto'
 import net from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { EventStore } from '@dru/store-sqlite'
 import {
   PROTOCOL_VERSION,
   PeerProtocol,
@@ -12,7 +11,6 @@ import {
   generateKeys,
   identityProof,
   setMaxPayload,
-  signerFor,
   silentLogger,
   startSync,
   type Frame,
@@ -20,6 +18,7 @@ import {
   type SyncNode,
 } from '../src/index.js'
 import { MemberEnd } from './helpers/member-end.js'
+import { SignedLog } from './helpers/signed-log.js'
 
 // Caps before trust and rates after it: what a stranger or a flooding member meets.
 
@@ -45,7 +44,7 @@ afterEach(async () => {
 
 /** x's protocol against a driver for member m, on a clock the test moves. */
 function session(limits: Partial<SessionLimits> = {}) {
-  const store = EventStore.open({ path: ':memory:', druId: 'x', sign: signerFor(keys.x.privateKey) })
+  const store = new SignedLog('x', keys.x.privateKey)
   cleanups.push(() => store.close())
   const clock = { ms: 1_800_000_000_000 }
   const out: Frame[] = []
@@ -131,7 +130,7 @@ function socket(port: number): Promise<WebSocket> {
 
 describe('the WebSocket listener before trust', () => {
   async function node(caps: Record<string, number> = {}): Promise<SyncNode> {
-    const store = EventStore.open({ path: ':memory:', druId: 'x', sign: signerFor(keys.x.privateKey) })
+    const store = new SignedLog('x', keys.x.privateKey)
     const n = await startSync({
       log: store,
       druId: 'x',

@@ -2,8 +2,6 @@ import { createPrivateKey, createPublicKey } from 'node:crypto'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { DruEvent, Fingerprint } from '@dru/core'
-import { DocumentStore } from '@dru/documents'
-import { EventStore } from '@dru/store-sqlite'
 import * as A from '@automerge/automerge'
 import {
   PROTOCOL_VERSION,
@@ -14,7 +12,6 @@ import {
   frameAllowed,
   generateKeys,
   identityProof,
-  signerFor,
   silentLogger,
   type Frame,
   type FrameType,
@@ -22,6 +19,7 @@ import {
   type SessionLimits,
 } from '../src/index.js'
 import { MemberEnd } from './helpers/member-end.js'
+import { SignedLog } from './helpers/signed-log.js'
 
 /**
  * Model-based test of the session state machine (docs/PROTOCOL.md "Session states"): a
@@ -81,8 +79,8 @@ const ACTIONS = [
 type Action = (typeof ACTIONS)[number]
 
 interface World {
-  x: { store: EventStore; docs: DocumentStore }
-  m: EventStore
+  x: { store: SignedLog }
+  m: SignedLog
   mEvents: DruEvent[]
   protocol: PeerProtocol
   out: Frame[]
@@ -91,17 +89,13 @@ interface World {
 }
 
 function world(): World {
-  const store = EventStore.open({ path: ':memory:', druId: 'x', sign: signerFor(keys.x.privateKey), skewPolicy: 'tolerate' })
-  const docs = new DocumentStore(store)
-  for (let i = 0; i < 3; i++) docs.change(`x-doc-${i}`, (d) => (d.v = i))
-  const m = EventStore.open({ path: ':memory:', druId: 'm', sign: signerFor(keys.m.privateKey), skewPolicy: 'tolerate' })
-  const mDocs = new DocumentStore(m)
-  for (let i = 0; i < 6; i++) mDocs.change(`m-doc-${i % 2}`, (d) => (d[`k${i}`] = i))
+  const store = new SignedLog('x', keys.x.privateKey)
+  for (let i = 0; i < 3; i++) store.commit(`x-doc-${i}`, change({ v: i }))
+  const m = new SignedLog('m', keys.m.privateKey)
+  for (let i = 0; i < 6; i++) m.commit(`m-doc-${i % 2}`, change({ [`k${i}`]: i }))
   const mEvents = [...m.eventsMissing({})].flat()
   cleanups.push(() => {
-    docs.close()
     store.close()
-    mDocs.close()
     m.close()
   })
   const out: Frame[] = []
@@ -116,14 +110,20 @@ function world(): World {
       limits,
       logger: silentLogger,
       now: () => 1_700_000_000_000,
-      snapshots: { page: (after, max) => docs.snapshotPage(after, max), changesOf: (id, b) => docs.changesOf(id, b) },
+      // x never compacted: it serves no snapshots, and stages what a bootstrap brings it.
+      snapshots: { page: () => ({ docs: [], next: undefined }), changesOf: (_id, b) => A.getAllChanges(A.load(b)) },
     },
     {},
     { send: (b) => out.push(end.decode(b)), close: () => undefined, bufferedAmount: 0 },
     'acceptor',
   )
   protocol.start()
-  return { x: { store, docs }, m, mEvents, protocol, out, end }
+  return { x: { store }, m, mEvents, protocol, out, end }
+}
+
+/** The bytes of one Automerge change that sets `fields`. */
+function change(fields: Record<string, number>): Uint8Array {
+  return A.getLastLocalChange(A.change(A.init<Record<string, number>>(), (d) => Object.assign(d, fields)))!
 }
 
 /** The driver: member `m`, building each frame from what it has seen. */

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { EventStore } from '@dru/store-sqlite'
-import { generateKeys, signerFor, startSync, type SyncNode, type SyncOptions } from '../src/index.js'
+import { generateKeys, startSync, type SyncNode, type SyncOptions } from '../src/index.js'
+import { SignedLog } from './helpers/signed-log.js'
 
 const ka = generateKeys()
 const kb = generateKeys()
@@ -11,20 +11,20 @@ afterEach(async () => {
   for (const x of open.splice(0).reverse()) await x.close()
 })
 
-function store(id: string): EventStore {
-  const s = EventStore.open({ path: ':memory:', druId: id, sign: signerFor(id === 'a' ? ka.privateKey : kb.privateKey) })
+function store(id: string): SignedLog {
+  const s = new SignedLog(id, id === 'a' ? ka.privateKey : kb.privateKey)
   open.push(s)
   return s
 }
 
-async function node(opts: Partial<SyncOptions> & { log: EventStore; druId: string }): Promise<SyncNode> {
+async function node(opts: Partial<SyncOptions> & { log: SignedLog; druId: string }): Promise<SyncNode> {
   const n = await startSync({ secret: SECRET, keys: { privateKey: opts.druId === 'a' ? ka.privateKey : kb.privateKey, publicKeys }, listen: { port: 0 }, ...opts })
   open.push(n)
   return n
 }
 
 describe('startSync configuration', () => {
-  it.each<[string, (s: EventStore) => Partial<SyncOptions>]>([
+  it.each<[string, (s: SignedLog) => Partial<SyncOptions>]>([
     ['a short secret', () => ({ secret: 'short' })],
     ['a druId other than the store\'s', () => ({ druId: 'b' })],
     ['a peer without a public key', () => ({ peers: [{ id: 'c', url: 'ws://127.0.0.1:1' }] })],
@@ -49,7 +49,7 @@ describe('SyncNode in one process', () => {
     const sb = store('b')
     const limits = { maxFrameBytes: 64 * 1024, maxBatchBytes: 16 * 1024 }
     const a = await node({ log: sa, druId: 'a', ...limits })
-    const big = sa.append('doc', new Uint8Array(100 * 1024).fill(7))
+    const big = sa.commit('doc', new Uint8Array(100 * 1024).fill(7))
     const b = await node({ log: sb, druId: 'b', ...limits, peers: [{ id: 'a', url: `ws://127.0.0.1:${a.port}` }] })
     const down = new Promise<{ code: string }>((resolve) => a.on('peer-down', (_id, reason) => resolve(reason)))
     expect((await down).code).toBe('FRAME_TOO_LARGE')
@@ -68,7 +68,7 @@ describe('SyncNode in one process', () => {
     const b = await node({ log: sb, druId: 'b', peers: [{ id: 'a', url: `ws://127.0.0.1:${a.port}` }] })
     const ups: string[] = []
     a.on('peer-up', (id) => ups.push(id))
-    const e = sa.append('doc', new Uint8Array([1, 2, 3]))
+    const e = sa.commit('doc', new Uint8Array([1, 2, 3]))
     await a.waitForAcks(e, 1, 5000)
     expect(sb.vv()[e.origin]).toBe(1)
     expect(ups).toEqual(['b'])
@@ -84,7 +84,7 @@ describe('SyncNode in one process', () => {
   it('waitForAcks: validates arguments, resolves at once for k = 0, and close() rejects pending waits with CLOSED', async () => {
     const sa = store('a')
     const a = await node({ log: sa, druId: 'a' })
-    const e = sa.append('doc', new Uint8Array([1]))
+    const e = sa.commit('doc', new Uint8Array([1]))
     await expect(a.waitForAcks({ origin: e.origin, seq: 0 }, 1, 100)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
     await expect(a.waitForAcks(e, -1, 100)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
     await a.waitForAcks(e, 0, 100)

@@ -1,6 +1,17 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
 import type { Dru } from '@dru/node'
-import { PeerProtocol, SEAL_TAG_BYTES, decodeFrame, limits, silentLogger, type ProtocolConfig, type ProtocolHooks, type SessionLimits, type Wire } from '@dru/sync'
+import {
+  PeerProtocol,
+  SEAL_TAG_BYTES,
+  decodeFrame,
+  limits,
+  silentLogger,
+  type ProtocolConfig,
+  type ProtocolHooks,
+  type ProtocolPlant,
+  type SessionLimits,
+  type Wire,
+} from '@dru/sync'
 import { Rng } from './rng.js'
 
 /** Per-frame fault probabilities of the protocol-level simulation. */
@@ -14,12 +25,15 @@ export interface FrameFaults {
 }
 
 /**
- * Bugs planted on purpose, to prove the protocol-level property catches them:
- * `skip-tenth` makes DRU 0's streaming path leave out every event whose seq is a multiple of
- * ten, as a sender with an off-by-one in its range arithmetic would. Its peers see gaps and
- * ask again, and the events never come.
+ * Bugs planted on purpose in DRU 0, to prove the protocol-level property catches them:
+ *
+ * - `skip-tenth` (in the log it streams from): its streaming path leaves out every event
+ *   whose seq is a multiple of ten, as a sender with an off-by-one in its range arithmetic
+ *   would. Its peers see gaps and ask again, and the events never come.
+ * - `lack-off-by-one` (in the protocol itself, {@link ProtocolPlant}): its sessions think a
+ *   peer that lacks a single event of an origin is up to date.
  */
-export type SimPlant = 'skip-tenth'
+export type SimPlant = 'skip-tenth' | ProtocolPlant
 
 /** The `skip-tenth` plant: a log whose streams leave out every tenth event. */
 function skippingTenth(log: Dru['store']): Dru['store'] {
@@ -53,6 +67,8 @@ export interface SessionLog {
   bootstraps: number
   /** Frames sent, by type, over the whole run. */
   sent: Record<string, number>
+  /** Frames sent by each DRU (by index), by type, over the whole run. */
+  sentBy: Array<Record<string, number>>
 }
 
 interface Pipe {
@@ -69,7 +85,7 @@ interface Pipe {
  * encoded, decoded, authenticated, signature-checked and windowed exactly as on a socket.
  */
 export class SimSessions {
-  readonly log: SessionLog = { opened: 0, closes: {}, violations: 0, quarantines: [], bootstraps: 0, sent: {} }
+  readonly log: SessionLog = { opened: 0, closes: {}, violations: 0, quarantines: [], bootstraps: 0, sent: {}, sentBy: [] }
   /** Frames delivered in the last round, by type. */
   lastRound: Record<string, number> = {}
   readonly #drus: Dru[]
@@ -116,6 +132,7 @@ export class SimSessions {
         changesOf: (docId, bytes) => d.documents.changesOf(docId, bytes),
       },
       describe: () => d.digest(),
+      ...(options.plant === 'lack-off-by-one' && i === 0 ? { plant: options.plant } : {}),
     })
     this.#configs = drus.map((d, i) => this.#makeConfig(d, i))
     for (let a = 0; a < drus.length; a++) for (let b = a + 1; b < drus.length; b++) this.#pipes.push({ a, b, ends: undefined, queues: [[], []] })
@@ -195,6 +212,8 @@ export class SimSessions {
           p.queues[dir].push(bytes)
           const type = typeOf(bytes)
           this.log.sent[type] = (this.log.sent[type] ?? 0) + 1
+          const mine = (this.log.sentBy[me] ??= {})
+          mine[type] = (mine[type] ?? 0) + 1
         },
         close: () => undefined,
         bufferedAmount: 0,

@@ -1,3 +1,4 @@
+import { DruError } from '@dru/core'
 import type { FrameType } from '../frames.js'
 
 /**
@@ -43,3 +44,11 @@ export function frameAllowed(state: RuleState, type: FrameType): boolean {
 
 /** Frames whose handling costs work proportional to our whole state: rate-limited apart. */
 export const COSTLY_FRAMES: ReadonlySet<FrameType> = new Set<FrameType>(['vv', 'expand', 'probe', 'bootstrap'])
+
+/** Error codes after which a peer is quarantined: it offered a forked or forged history. */
+export const QUARANTINE_CODES: ReadonlySet<string> = new Set(['FORK', 'CHAIN_BROKEN', 'HASH_MISMATCH', 'BAD_SIGNATURE'])
+
+/** A PROTOCOL_VIOLATION: the peer sent something its proven role or the session's phase does not allow. */
+export function violation(message: string): DruError {
+  return new DruError('PROTOCOL_VIOLATION', message)
+}

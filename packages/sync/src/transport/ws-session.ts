@@ -1,5 +1,6 @@
 import WebSocket from 'ws'
-import { PeerProtocol, type ProtocolConfig, type ProtocolHooks, type SessionRole, type Wire } from '../protocol/peer-protocol.js'
+import { PeerProtocol } from '../protocol/peer-protocol.js'
+import type { ProtocolConfig, ProtocolHooks, SessionRole, Wire } from '../protocol/session-config.js'
 
 /** A session as the node's registry sees it: the protocol plus the owner's scheduling. */
 export interface Session {

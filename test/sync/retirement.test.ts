@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { meetVv } from '@dru/core'
 import { DocumentStore } from '@dru/documents'
 import { EventStore } from '@dru/store-sqlite'
-import { PeerProtocol, SEAL_TAG_BYTES, decodeFrame, generateKeys, signerFor, silentLogger, type Frame, type SessionLimits } from '../src/index.js'
+import { PeerProtocol, SEAL_TAG_BYTES, decodeFrame, generateKeys, signerFor, silentLogger, type Frame, type SessionLimits } from '@dru/sync'
 
 // Every open is a fresh incarnation, so a DRU restarted a thousand times has written under a
 // thousand origins. Compaction retires them (head == base): handshakes, acks and status then

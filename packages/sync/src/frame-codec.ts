@@ -1,0 +1,321 @@
+import { Packr, Unpackr } from 'msgpackr'
+import {
+  DruError,
+  decodeHlc,
+  isOrigin,
+  parseDocId,
+  validateEvent,
+  MAX_SEQ,
+  type DruEvent,
+  type FoldedEnvelope,
+  type LogSummary,
+  type Origin,
+  type VersionVector,
+} from '@dru/core'
+import {
+  DEFAULT_MAX_FRAME_BYTES,
+  HMAC_BYTES,
+  MAX_ERROR_MESSAGE,
+  MAX_EVENTS_PER_FRAME,
+  MAX_ORIGINS,
+  MAX_SNAPSHOT_DOCS,
+  NONCE_BYTES,
+  PROTOCOL_VERSION,
+  SIGNATURE_BYTES,
+} from './limits.js'
+import { EPHEMERAL_KEY_BYTES } from './frame-seal.js'
+import type { ErrorFrame, Frame, HelloFrame } from './frames.js'
+
+/**
+ * The codec of the dru peer protocol's frames (version 4; their shapes are in frames.ts).
+ * Pure: no socket, no store.
+ *
+ * Every frame is a msgpack array whose first element names its type; arrays (not maps)
+ * keep frames compact and make "no extra keys" a length check. Decoding is size-checked
+ * before msgpack runs, guarded (msgpackr throws Error, RangeError and TypeError) and
+ * followed by a strict schema check, so a caller gets a {@link Frame} or a DruError with
+ * code FRAME_TOO_LARGE, MALFORMED or INVALID_FRAME — nothing else. Whether a valid frame
+ * is allowed *now* is the session's business (protocol/session-rules.ts).
+ */
+
+// Private instances: no records/structures extension a hostile peer could use to smuggle shapes.
+const packr = new Packr({ useRecords: false, moreTypes: false })
+const unpackr = new Unpackr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
+
+/** The msgpack array of one event on the wire (same field order as core's encodeEvent). */
+export function eventToWire(e: DruEvent): unknown[] {
+  const f: unknown[] = [e.origin, e.seq, e.hlc, e.docId, e.change, e.prev, e.hash]
+  if (e.sig !== undefined) f.push(e.sig)
+  return f
+}
+
+function vvToWire(vv: VersionVector): unknown[] {
+  return Object.keys(vv)
+    .sort()
+    .map((o) => [o, vv[o]])
+}
+
+function summaryToWire(s: LogSummary, bases: VersionVector): unknown[] {
+  const fp = s.live
+  return [
+    Object.keys(fp.vv)
+      .sort()
+      .map((o) => [o, fp.vv[o], fp.heads[o], bases[o] ?? 0]),
+    [s.retired.count, Buffer.from(s.retired.digest, 'hex')],
+  ]
+}
+
+/** Encodes a frame to bytes. */
+export function encodeFrame(frame: Frame): Uint8Array {
+  switch (frame.type) {
+    case 'hello':
+      return packr.pack(frame.key ? ['hello', frame.protocol, frame.druId, frame.origin, frame.nonce, frame.key] : ['hello', frame.protocol, frame.druId, frame.origin, frame.nonce])
+    case 'auth':
+      return packr.pack(['auth', frame.hmac, frame.sig])
+    case 'vv':
+      return packr.pack(['vv', ...summaryToWire(frame.summary, frame.bases), frame.full])
+    case 'events':
+      return packr.pack(['events', frame.batch.map(eventToWire)])
+    case 'ack':
+      return packr.pack(['ack', vvToWire(frame.vv)])
+    case 'ping':
+    case 'pong':
+      return packr.pack([frame.type, frame.n])
+    case 'error':
+      return packr.pack(['error', frame.code, frame.message.slice(0, MAX_ERROR_MESSAGE)])
+    case 'probe':
+      return packr.pack(['probe', frame.id, frame.deep])
+    case 'report':
+      return packr.pack(['report', frame.id, ...summaryToWire(frame.summary, {}), frame.stateDigest, frame.documents])
+    case 'expand':
+    case 'bootstrap':
+    case 'bootstrap-end':
+      return packr.pack([frame.type])
+    case 'snapshot':
+      return packr.pack(['snapshot', frame.docs.map((d) => [d.docId, d.bytes])])
+    case 'folded':
+      return packr.pack(['folded', frame.envelopes.map((e) => [e.origin, e.seq, e.hlc, e.docId, e.changeHash, e.sig ?? null])])
+  }
+}
+
+const invalid = (message: string): never => {
+  throw new DruError('INVALID_FRAME', message)
+}
+
+function expectLength(v: unknown[], n: number, type: string): void {
+  if (v.length !== n) invalid(`${type} frame must have ${n - 1} field(s), got ${v.length - 1}`)
+}
+
+function expectBytes(v: unknown, n: number, what: string): Uint8Array {
+  if (!(v instanceof Uint8Array) || v.byteLength !== n) invalid(`${what} must be ${n} bytes`)
+  return v as Uint8Array
+}
+
+function expectSeq(v: unknown, what: string, min: number): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > MAX_SEQ) invalid(`${what} must be an integer in ${min}..${MAX_SEQ}`)
+  return v as number
+}
+
+function expectList(v: unknown, max: number, what: string): unknown[] {
+  if (!Array.isArray(v)) invalid(`${what} must be an array`)
+  if ((v as unknown[]).length > max) invalid(`${what} lists more than ${max} entries`)
+  return v as unknown[]
+}
+
+function expectId(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) invalid(`${what} must be an integer in 0..2^32-1`)
+  return v as number
+}
+
+function expectDocId(v: unknown, what: string): string {
+  try {
+    return parseDocId(v)
+  } catch {
+    return invalid(`${what} is not a valid document id`)
+  }
+}
+
+const HEX64 = /^[0-9a-f]{64}$/
+const ERROR_CODE = /^[A-Z][A-Z_]{0,63}$/
+const DRU_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+
+function readVv(v: unknown, what: string): VersionVector {
+  const out: Record<string, number> = Object.create(null)
+  for (const [i, entry] of expectList(v, MAX_ORIGINS, what).entries()) {
+    if (!Array.isArray(entry) || entry.length !== 2) invalid(`${what}[${i}] must be [origin, seq]`)
+    const [origin, seq] = entry as unknown[]
+    if (!isOrigin(origin)) invalid(`${what}[${i}] origin is malformed`)
+    if (Object.hasOwn(out, origin as string)) invalid(`${what} repeats origin ${origin as string}`)
+    out[origin as string] = expectSeq(seq, `${what}[${i}] seq`, 0)
+  }
+  return { ...out }
+}
+
+function readSummary(entries: unknown, retired: unknown, what: string): { summary: LogSummary; bases: VersionVector } {
+  const vv: Record<string, number> = Object.create(null)
+  const heads: Record<string, string> = Object.create(null)
+  const bases: Record<string, number> = Object.create(null)
+  for (const [i, entry] of expectList(entries, MAX_ORIGINS, what).entries()) {
+    if (!Array.isArray(entry) || entry.length !== 4) invalid(`${what}[${i}] must be [origin, seq, head, base]`)
+    const [origin, seq, head, base] = entry as unknown[]
+    if (!isOrigin(origin)) invalid(`${what}[${i}] origin is malformed`)
+    if (Object.hasOwn(vv, origin as string)) invalid(`${what} repeats origin ${origin as string}`)
+    vv[origin as string] = expectSeq(seq, `${what}[${i}] seq`, 1)
+    if (typeof head !== 'string' || !HEX64.test(head)) invalid(`${what}[${i}] head must be 64 lowercase hex characters`)
+    heads[origin as string] = head as string
+    const b = expectSeq(base, `${what}[${i}] base`, 0)
+    if (b > (seq as number)) invalid(`${what}[${i}] base is above its seq`)
+    if (b > 0) bases[origin as string] = b
+  }
+  if (!Array.isArray(retired) || retired.length !== 2) invalid(`${what} retired summary must be [count, digest]`)
+  const [count, digest] = retired as unknown[]
+  const n = expectSeq(count, `${what} retired count`, 0)
+  const d = expectBytes(digest, 32, `${what} retired digest`)
+  return { summary: { live: { vv: { ...vv }, heads: { ...heads } }, retired: { count: n, digest: Buffer.from(d).toString('hex') } }, bases: { ...bases } }
+}
+
+function readEvent(v: unknown, i: number): DruEvent {
+  if (!Array.isArray(v) || (v.length !== 7 && v.length !== 8)) invalid(`events.batch[${i}] must be a 7- or 8-field array`)
+  const a = v as unknown[]
+  const e: Record<string, unknown> = { origin: a[0], seq: a[1], hlc: a[2], docId: a[3], change: a[4], prev: a[5], hash: a[6] }
+  if (a.length === 8) {
+    if (!(a[7] instanceof Uint8Array) || a[7].byteLength !== SIGNATURE_BYTES) invalid(`events.batch[${i}].sig must be a 64-byte Ed25519 signature`)
+    e.sig = a[7]
+  }
+  try {
+    return validateEvent(e, `events.batch[${i}]`)
+  } catch (err) {
+    throw new DruError('INVALID_FRAME', (err as Error).message, { cause: err })
+  }
+}
+
+function readEnvelope(v: unknown, i: number): FoldedEnvelope {
+  if (!Array.isArray(v) || v.length !== 6) invalid(`folded[${i}] must be [origin, seq, hlc, docId, changeHash, sig]`)
+  const [origin, seq, hlc, docId, changeHash, sig] = v as unknown[]
+  if (!isOrigin(origin)) invalid(`folded[${i}] origin is malformed`)
+  try {
+    decodeHlc(hlc)
+  } catch {
+    invalid(`folded[${i}] hlc is malformed`)
+  }
+  const env: FoldedEnvelope = {
+    origin: origin as Origin,
+    seq: expectSeq(seq, `folded[${i}] seq`, 1),
+    hlc: hlc as string,
+    docId: expectDocId(docId, `folded[${i}].docId`),
+    changeHash: expectBytes(changeHash, 32, `folded[${i}] changeHash`),
+  }
+  if (sig === null) return env
+  return { ...env, sig: expectBytes(sig, SIGNATURE_BYTES, `folded[${i}] sig`) }
+}
+
+/**
+ * Decodes and validates one frame. The size is checked before any decoding; every
+ * failure is a DruError (FRAME_TOO_LARGE, MALFORMED or INVALID_FRAME).
+ */
+export function decodeFrame(bytes: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRAME_BYTES): Frame {
+  if (!(bytes instanceof Uint8Array)) throw new DruError('MALFORMED', 'a frame must be binary')
+  if (bytes.byteLength > maxFrameBytes) {
+    throw new DruError('FRAME_TOO_LARGE', `frame of ${bytes.byteLength} bytes exceeds the limit of ${maxFrameBytes}`)
+  }
+  let v: unknown
+  try {
+    v = unpackr.unpack(bytes)
+  } catch (cause) {
+    throw new DruError('MALFORMED', `frame does not decode as msgpack: ${String((cause as Error)?.message ?? cause).slice(0, 200)}`, { cause })
+  }
+  try {
+    return readFrame(v)
+  } catch (err) {
+    if (err instanceof DruError) throw err
+    // A schema check must never crash the socket handler, whatever the value looks like.
+    throw new DruError('INVALID_FRAME', `frame failed validation: ${String((err as Error)?.message ?? err).slice(0, 200)}`, { cause: err })
+  }
+}
+
+function readFrame(v: unknown): Frame {
+  if (!Array.isArray(v) || v.length === 0) return invalid('a frame must be a non-empty array')
+  const type = v[0]
+  switch (type) {
+    case 'hello': {
+      const [, protocol, druId, origin, nonce, key] = v
+      if (typeof protocol !== 'number' || !Number.isInteger(protocol) || protocol < 0 || protocol > 0xffff) invalid('hello.protocol must be an integer in 0..65535')
+      // Another version's hello is decoded as far as its version, so it is refused by name.
+      if (protocol !== PROTOCOL_VERSION) return { type, protocol, druId: String(druId).slice(0, 64), origin: String(origin).slice(0, 90), nonce: new Uint8Array(NONCE_BYTES) } as HelloFrame
+      expectLength(v, 6, 'hello')
+      if (typeof druId !== 'string' || !DRU_ID.test(druId)) invalid('hello.druId is malformed')
+      if (!isOrigin(origin)) invalid('hello.origin is malformed')
+      return { type, protocol, druId, origin, nonce: expectBytes(nonce, NONCE_BYTES, 'hello.nonce'), key: expectBytes(key, EPHEMERAL_KEY_BYTES, 'hello.key') } as HelloFrame
+    }
+    case 'auth':
+      expectLength(v, 3, 'auth')
+      return { type, hmac: expectBytes(v[1], HMAC_BYTES, 'auth.hmac'), sig: expectBytes(v[2], SIGNATURE_BYTES, 'auth.sig') }
+    case 'vv': {
+      expectLength(v, 4, 'vv')
+      if (typeof v[3] !== 'boolean') invalid('vv.full must be a boolean')
+      return { type, ...readSummary(v[1], v[2], 'vv.origins'), full: v[3] as boolean }
+    }
+    case 'events': {
+      expectLength(v, 2, 'events')
+      const raw = expectList(v[1], MAX_EVENTS_PER_FRAME, 'events.batch')
+      if (raw.length === 0) invalid('events.batch must not be empty')
+      return { type, batch: raw.map(readEvent) }
+    }
+    case 'ack':
+      expectLength(v, 2, 'ack')
+      return { type, vv: readVv(v[1], 'ack.vv') }
+    case 'ping':
+    case 'pong':
+      expectLength(v, 2, type)
+      if (typeof v[1] !== 'number' || !Number.isInteger(v[1]) || v[1] < 0 || v[1] > 0xffffffff) invalid(`${type}.n must be an integer in 0..2^32-1`)
+      return { type, n: v[1] as number }
+    case 'error': {
+      expectLength(v, 3, 'error')
+      const [, code, message] = v
+      if (typeof code !== 'string' || !ERROR_CODE.test(code)) invalid('error.code must be an upper-case code')
+      if (typeof message !== 'string' || message.length > MAX_ERROR_MESSAGE) invalid(`error.message must be a string of at most ${MAX_ERROR_MESSAGE} characters`)
+      return { type, code, message } as ErrorFrame
+    }
+    case 'probe': {
+      expectLength(v, 3, 'probe')
+      if (typeof v[2] !== 'boolean') invalid('probe.deep must be a boolean')
+      return { type, id: expectId(v[1], 'probe.id'), deep: v[2] as boolean }
+    }
+    case 'report': {
+      expectLength(v, 6, 'report')
+      const [, id, entries, retired, digest, documents] = v
+      if (digest !== null && (typeof digest !== 'string' || !HEX64.test(digest))) invalid('report.stateDigest must be null or 64 lowercase hex characters')
+      if (documents !== null && (typeof documents !== 'number' || !Number.isInteger(documents) || documents < 0 || documents > MAX_SEQ)) {
+        invalid('report.documents must be null or a non-negative integer')
+      }
+      const { summary } = readSummary(entries, retired, 'report.origins')
+      return { type, id: expectId(id, 'report.id'), summary, stateDigest: digest as string | null, documents: documents as number | null }
+    }
+    case 'expand':
+    case 'bootstrap':
+    case 'bootstrap-end':
+      expectLength(v, 1, type)
+      return { type }
+    case 'snapshot': {
+      expectLength(v, 2, 'snapshot')
+      const raw = expectList(v[1], MAX_SNAPSHOT_DOCS, 'snapshot.docs')
+      if (raw.length === 0) invalid('snapshot.docs must not be empty')
+      const docs = raw.map((entry, i) => {
+        if (!Array.isArray(entry) || entry.length !== 2) invalid(`snapshot.docs[${i}] must be [docId, bytes]`)
+        const [docId, bytes] = entry as unknown[]
+        const id = expectDocId(docId, `snapshot.docs[${i}].docId`)
+        if (!(bytes instanceof Uint8Array) || bytes.byteLength === 0) invalid(`snapshot.docs[${i}].bytes must be non-empty bytes`)
+        return { docId: id, bytes: bytes as Uint8Array }
+      })
+      return { type, docs }
+    }
+    case 'folded': {
+      expectLength(v, 2, 'folded')
+      const raw = expectList(v[1], MAX_EVENTS_PER_FRAME, 'folded.envelopes')
+      if (raw.length === 0) invalid('folded.envelopes must not be empty')
+      return { type, envelopes: raw.map(readEnvelope) }
+    }
+    default:
+      return invalid(`unknown frame type ${JSON.stringify(String(type)).slice(0, 40)}`)
+  }
+}
