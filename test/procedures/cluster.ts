@@ -7,6 +7,7 @@ import Database from 'better-sqlite3'
 import { EventStore } from '@dru/store-sqlite'
 import { generateKeys } from '@dru/sync'
 import { DruProcess, LinkProxy } from '@dru/testkit'
+import type { StatusJson } from '@dru/node/admin-api'
 
 /** The application plugin every unit's {@link DruProcess} loads. */
 export const APP = fileURLToPath(new URL('./fixtures/dru-app.mjs', import.meta.url))
@@ -16,15 +17,8 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 /** Heartbeats small enough that a whole procedure runs in seconds. */
 export const SYNC = { heartbeatMs: 100, heartbeatTimeoutMs: 600, startupGraceMs: 700 }
 
-export interface Status {
-  id: string
-  origin: string
-  state: string
-  writable?: boolean
-  fingerprint: { digest: string; vv: Record<string, number> }
-  peers: Array<{ id: string; connected: boolean; membership?: string; lagEvents: number }>
-  skewedEvents?: number
-}
+/** `/status` as the admin API's wire contract declares it (one definition for the CLI and tests). */
+export type Status = StatusJson
 
 export interface Transition {
   from: string

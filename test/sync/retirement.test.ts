@@ -52,7 +52,7 @@ function frameType(bytes: Uint8Array): Frame['type'] {
 /** Runs a handshake between a and b in memory; returns the frames each sent, by type with their byte sizes. */
 function handshake(a: EventStore, b: EventStore): Array<{ from: string; type: Frame['type']; bytes: number }> {
   const publicKeys = new Map(Object.entries(keys).map(([id, k]) => [id, createPublicKey(k.publicKey)]))
-  const queues: Uint8Array[][] = [[], []]
+  const queues: [Uint8Array[], Uint8Array[]] = [[], []]
   const sent: Array<{ from: string; type: Frame['type']; bytes: number }> = []
   const make = (log: EventStore, id: 'a' | 'b', dir: 0 | 1, role: 'dialer' | 'acceptor') =>
     new PeerProtocol(

@@ -49,7 +49,7 @@ export interface PeerStatusJson {
 export interface StatusJson {
   readonly id: string
   /** Current writer origin, `<id>/<incarnation>`. */
-  readonly origin?: string
+  readonly origin: string
   readonly state: LifecycleState
   /** ISO time the current state was entered. */
   readonly since: string

@@ -51,7 +51,7 @@ function countingSource() {
   const calls: string[] = []
   const source: AdminSource = {
     state: () => 'active',
-    status: () => ({ id: 'x', state: 'active', since: '', fingerprint: { digest: 'd', vv: {} }, peers: [], conflictsOpen: 0 }),
+    status: () => ({ id: 'x', origin: 'x/1', state: 'active', since: '', fingerprint: { digest: 'd', vv: {} }, peers: [], conflictsOpen: 0 }),
     metrics: () => '',
     gaps: () => ({ peers: [] }),
     verify: () => ({ ok: true, deep: false, local: { digest: 'd' }, peers: [] }),

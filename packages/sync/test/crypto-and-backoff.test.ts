@@ -8,12 +8,16 @@ describe('handshake proofs', () => {
   const n1 = new Uint8Array(32).fill(1)
   const n2 = new Uint8Array(32).fill(2)
   const secret = 'a-cluster-secret-of-some-length'
-  const t: Transcript = { prover: 'a', verifier: 'b', proverOrigin: 'a/7', proverNonce: n1, verifierNonce: n2 }
+  const k1 = new Uint8Array(32).fill(4)
+  const k2 = new Uint8Array(32).fill(5)
+  const t: Transcript = { prover: 'a', verifier: 'b', proverOrigin: 'a/7', proverNonce: n1, verifierNonce: n2, proverKey: k1, verifierKey: k2 }
   const variants: Array<[string, Transcript]> = [
     ['reflection', { ...t, prover: 'b', verifier: 'a' }],
     ['a replay under a fresh nonce', { ...t, verifierNonce: new Uint8Array(32).fill(3) }],
     ['swapped nonces', { ...t, proverNonce: n2, verifierNonce: n1 }],
     ['another origin claimed', { ...t, proverOrigin: 'a/8' }],
+    ['a relay swapping in its own ephemeral key', { ...t, verifierKey: new Uint8Array(32).fill(6) }],
+    ['swapped ephemeral keys', { ...t, proverKey: k2, verifierKey: k1 }],
   ]
   it('the HMAC verifies only with the same secret, direction, origin and nonces', () => {
     const p = authProof(secret, t)
