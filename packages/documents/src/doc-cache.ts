@@ -3,7 +3,6 @@ import type { DruEvent } from '@dru/core'
 import { Lru, type CacheLimits } from './lru.js'
 
 /** Any Automerge document: documents hold whatever JSON the application writes. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyDoc = A.Doc<any>
 
 /** Fixed per-document overhead added to the byte estimate (WASM object, maps). */

@@ -7,7 +7,6 @@ import type { Materializer } from './materializer.js'
 import { guardDocument } from './value-guard.js'
 
 /** The function an application passes to change a document (Automerge's change callback). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type ChangeFn = (doc: any) => void
 
 /** What `DocumentStore.transact` hands the callback. */

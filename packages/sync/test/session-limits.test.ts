@@ -5,11 +5,8 @@ import WebSocket from 'ws'
 import {
   PROTOCOL_VERSION,
   PeerProtocol,
-  authProof,
-  decodeFrame,
   encodeFrame,
   generateKeys,
-  identityProof,
   setMaxPayload,
   silentLogger,
   startSync,

@@ -4,14 +4,10 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { DruEvent, Fingerprint } from '@dru/core'
 import * as A from '@automerge/automerge'
 import {
-  PROTOCOL_VERSION,
   PeerProtocol,
-  authProof,
-  decodeFrame,
   encodeFrame,
   frameAllowed,
   generateKeys,
-  identityProof,
   silentLogger,
   type Frame,
   type FrameType,
