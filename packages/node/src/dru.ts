@@ -1,4 +1,4 @@
-import { DruError, LifecycleSignal, createLifecycle, type DruEvent, type Fingerprint, type Lifecycle, type LifecycleState } from '@dru/core'
+import { DruError, LifecycleSignal, LifecycleState, createLifecycle, type DruEvent, type Fingerprint, type Lifecycle } from '@dru/core'
 import type { ChangeFn, Conflict, DocumentDigest, DocumentStore } from '@dru/documents'
 import { storageError, type EventStore, type HandlerTx, type InboxOrder } from '@dru/store-sqlite'
 import { compactionFloor, runCompaction, type CompactReport, type CompactionFloor } from './compaction.js'
@@ -24,6 +24,17 @@ export interface ChangeOptions {
   timeoutMs?: number
 }
 
+/**
+ * Options of {@link Dru.ready}. `state`: `active` (default: caught up and verified with the
+ * peers, or standalone), another lifecycle state, or `writable` (writes are accepted: not
+ * restoring, whatever the state). `timeoutMs`: give up with TIMEOUT (default: wait until
+ * the state is reached or the DRU closes).
+ */
+export interface ReadyOptions {
+  readonly state?: LifecycleState | 'writable'
+  readonly timeoutMs?: number
+}
+
 /** What {@link Dru.change} resolves to. */
 export interface ChangeResult {
   /** The event that carries the change, or undefined when the function changed nothing. */
@@ -35,7 +46,7 @@ export interface DruTx {
   /** SQLite connection inside the transaction: the application's own statements. */
   readonly db: EventStore['db']
   /** Changes a document in this transaction. */
-  change(docId: string, fn: ChangeFn): DruEvent | undefined
+  change<T = any>(docId: string, fn: (doc: T) => void): DruEvent | undefined
 }
 
 /**
@@ -145,8 +156,12 @@ export class Dru {
     }
   }
 
-  /** Changes a document (creating it if needed) in its own transaction. */
-  async change(docId: string, fn: ChangeFn, opts: ChangeOptions = {}): Promise<ChangeResult> {
+  /**
+   * Changes a document (creating it if needed) in its own transaction. `T` types the
+   * document for the callback (`change<Order>('order-1', (o) => { o.total = 7 })`); it is
+   * not checked at run time: a document written by another version of your code may differ.
+   */
+  async change<T = any>(docId: string, fn: (doc: T) => void, opts: ChangeOptions = {}): Promise<ChangeResult> {
     const acks = opts.acks ?? 0
     const event = this.#guard(() => {
       if (!Number.isInteger(acks) || acks < 0) throw new DruError('INVALID_ARGUMENT', `acks must be a non-negative integer (got ${acks})`)
@@ -156,15 +171,57 @@ export class Dru {
         throw new DruError('INVALID_ARGUMENT', `acks: ${acks} can never be met: ${this.id} has ${members} other member${members === 1 ? '' : 's'}`, { details: { acks, members } })
       }
       this.#writeGuard?.()
-      return this.documents.change(docId, fn)
+      return this.documents.change(docId, fn as ChangeFn)
     })
     if (event && acks > 0) await this.#ackWaiter!(event, acks, opts.timeoutMs)
     return { event }
   }
 
-  /** The document as plain JSON, or undefined if it does not exist. */
-  get(docId: string): unknown {
-    return this.#guard(() => this.documents.get(docId))
+  /**
+   * The document as plain JSON, or undefined if it does not exist. `T` is what you expect
+   * it to hold (`get<Order>('order-1')`), not a run-time check: validate data written by
+   * other versions of your service yourself.
+   */
+  get<T = unknown>(docId: string): T | undefined {
+    return this.#guard(() => this.documents.get(docId)) as T | undefined
+  }
+
+  /**
+   * Resolves once the DRU reaches `state` (default `active`; `writable`: writes accepted),
+   * with the state it is in. A networked DRU opens in `starting` and catches up before it
+   * is active; a restored one refuses writes until its own earlier events are back. Rejects
+   * with TIMEOUT after `timeoutMs`, and with CLOSED if the DRU closes first.
+   */
+  ready(options: ReadyOptions = {}): Promise<LifecycleState> {
+    const want = options.state ?? 'active'
+    const reached = (): boolean => {
+      if (want !== 'writable') return this.#lifecycle.state() === want
+      try {
+        this.#writeGuard?.()
+        return true
+      } catch {
+        return false
+      }
+    }
+    return new Promise((resolve, reject) => {
+      const started = Date.now()
+      const check = (): void => {
+        if (this.#closed) return reject(new DruError('CLOSED', `DRU ${this.id} closed before it was ${want}`))
+        if (reached()) return resolve(this.#lifecycle.state())
+        if (options.timeoutMs !== undefined && Date.now() - started >= options.timeoutMs) {
+          return reject(new DruError('TIMEOUT', `DRU ${this.id} was not ${want} within ${options.timeoutMs} ms (state ${this.#lifecycle.state()})`, { details: { state: this.#lifecycle.state(), want } }))
+        }
+        // The lifecycle is driven by a 100 ms tick; a 25 ms poll adds little and needs no hook into it.
+        setTimeout(check, 25).unref()
+      }
+      if (typeof options.timeoutMs === 'number' && !(options.timeoutMs >= 0)) {
+        return reject(new DruError('INVALID_ARGUMENT', `timeoutMs must be a non-negative number (got ${options.timeoutMs})`))
+      }
+      if (want !== 'writable' && !(Object.values(LifecycleState) as string[]).includes(want)) {
+        return reject(new DruError('INVALID_ARGUMENT', `state must be a lifecycle state or 'writable' (got ${JSON.stringify(want)})`))
+      }
+      check()
+    })
   }
 
   /** Application statements and document changes in one SQLite transaction (synchronous callback). */

@@ -8,11 +8,13 @@
  */
 export { Dru } from './dru.js'
 export { openDru, runtimeOf } from './open-dru.js'
+/** An Ed25519 key pair in PEM (PKCS#8 private, SPKI public) for `keys` (or use `dru init`). */
+export { generateKeys } from '@dru/sync'
 export { validateConfig } from './config.js'
 export { createMetrics } from './metrics.js'
 export { ownWritesMissingAtOpen } from './stale-copy.js'
 export type { DruRuntimeParts } from './open-dru.js'
-export type { ChangeOptions, ChangeResult, DruTx, EventHandler, EventHandlerOptions, SubscribeCallback, AckWaiter, DruConflicts, DecommissionReport } from './dru.js'
+export type { ReadyOptions, ChangeOptions, ChangeResult, DruTx, EventHandler, EventHandlerOptions, SubscribeCallback, AckWaiter, DruConflicts, DecommissionReport } from './dru.js'
 export type { CompactReport, CompactionFloor } from './compaction.js'
 export type { GapReport, PeerGaps, OriginGap, VerifyReport, PeerVerification, Progress, ProgressFn } from './operations.js'
 export type { DruInbox } from './inbox-api.js'
