@@ -58,7 +58,7 @@ export default defineConfig({
           name: 'integration',
           include: [
             ...packageProcessTests,
-            'test/{sync,procedures,hostile,inbox,convergence,deploy}/**/*.test.ts',
+            'test/{sync,procedures,hostile,inbox,convergence,deploy,examples}/**/*.test.ts',
           ],
         },
       },
