@@ -47,7 +47,8 @@ async function freePorts(n: number): Promise<number[]> {
 
 /** Starts `dru start --config <file>` and resolves once it says it started (or rejects with its output). */
 function startDru(cwd: string, config: string): Promise<ChildProcess> {
-  const child = spawn('npx', ['--no-install', 'dru', 'start', '--config', config], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+  // The installed bin, run by node directly: killing an `npx` wrapper would orphan the DRU.
+  const child = spawn(process.execPath, [join(cwd, 'node_modules/@dru/cli/dist/main.js'), 'start', '--config', config], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
   children.push(child)
   let out = ''
   return new Promise((resolve, reject) => {
@@ -111,8 +112,12 @@ describe('the newcomer path from packed tarballs', () => {
     ok('npm', ['install', '--prefer-offline', ...tarballs, `typescript@${versionOf('typescript')}`, `@types/node@${versionOf('@types/node')}`], project)
   }, 600_000)
 
-  afterAll(() => {
-    for (const c of children) c.kill('SIGKILL')
+  afterAll(async () => {
+    // SIGTERM first (a clean close), then make sure: no DRU may outlive the test.
+    for (const c of children) c.kill('SIGTERM')
+    const exited = Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once('exit', r)))))
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))])
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
     if (work) rmSync(work, { recursive: true, force: true })
   })
 
@@ -146,6 +151,7 @@ describe('the newcomer path from packed tarballs', () => {
         started = true
       } catch (err) {
         for (const c of children.splice(0)) c.kill('SIGKILL')
+        // The bin is run directly, so SIGKILL reaches the DRU itself.
         // Only a lost port race (exit 12, ADDRESS_IN_USE) is retried.
         if ((err as { exitCode?: number }).exitCode !== 12) throw err
       }
