@@ -46,7 +46,10 @@ import { Inbox, type InboxHandler, type InboxHandlerOptions } from './inbox.js'
 import { inboxPolicy, type InboxPolicy } from './inbox-policy.js'
 import { MetaKey, MetaTable } from './meta.js'
 import { migrate } from './migrations.js'
-import { storageError } from './sqlite-errors.js'
+import { openDatabase } from './open-store.js'
+import { cleanCloseToken, openIdentity } from './identity.js'
+import { mapSqliteError, storageError } from './sqlite-errors.js'
+import { EVENT_COLUMNS, prepareDerivedReads, prepareLogStatements, rowToEvent, toPeer, type DerivedReads, type EventRow, type Head, type LogStatements, type RawPeer } from './statements.js'
 
 export type { CommitListener, IngestResult, PeerRecord, StreamOptions }
 
@@ -103,11 +106,7 @@ export interface OpenStoreOptions {
   inbox?: Partial<InboxPolicy>
 }
 
-/**
- * Default bound of SQLite's page cache (16 MiB per connection). Set here rather than left to
- * the SQLite build's default, so the bound on the log's memory is dru's configuration.
- */
-export const DEFAULT_CACHE_KIB = 16 << 10
+export { DEFAULT_CACHE_KIB } from './open-store.js'
 
 /** The handle an application gets inside {@link EventStore.transact}. */
 export interface StoreTx {
@@ -139,26 +138,6 @@ export interface VerifyProgress {
   readonly origin: string
   readonly checked: number
 }
-
-interface EventRow {
-  lsn: number
-  origin: string
-  seq: number
-  hlc: string
-  doc_id: string
-  change: Buffer
-  prev: string
-  hash: string
-  sig: Buffer | null
-}
-
-interface Head {
-  seq: number
-  hash: string
-  hlc: string
-}
-
-const EVENT_COLUMNS = 'lsn, origin, seq, hlc, doc_id, change, prev, hash, sig'
 
 /**
  * The append-only event log of one DRU on SQLite.
@@ -208,7 +187,7 @@ export class EventStore implements ReplicaLog, PeerBook {
   readonly #now: WallClock
   readonly #sign: ((hash: string) => Uint8Array) | undefined
   readonly #onListenerError: (err: unknown) => void
-  readonly #stmt: ReturnType<EventStore['prepareStatements']>
+  readonly #stmt: LogStatements
   readonly #meta: MetaTable
   readonly #folded: FoldedLog
   readonly #random: (() => number) | undefined
@@ -223,7 +202,7 @@ export class EventStore implements ReplicaLog, PeerBook {
     this.#now = options.now ?? Date.now
     this.#sign = options.sign
     this.#onListenerError = options.onListenerError ?? ((err) => console.error('dru: commit listener failed', err))
-    this.#stmt = this.prepareStatements()
+    this.#stmt = prepareLogStatements(db)
     this.#meta = new MetaTable(db)
     this.#folded = new FoldedLog(db)
     this.#random = options.random
@@ -236,8 +215,11 @@ export class EventStore implements ReplicaLog, PeerBook {
     }
     // The marker is read before the new identity replaces the incarnation it names.
     this.#inspect = options.inspect === true
-    this.#openedClean = this.#takeCleanCloseMarker()
-    this.#incarnation = this.#inspect ? this.#lastIdentity() : this.#takeIdentity()
+    const identity = openIdentity({ db, meta: this.#meta, druId, path: this.path, heads: this.#heads, random: this.#random, inspect: this.#inspect })
+    this.#openedClean = identity.openedClean
+    this.#isNew = identity.isNew
+    this.#previousOrigin = identity.previousOrigin
+    this.#incarnation = identity.incarnation
     this.#origin = formatOrigin(druId, this.#incarnation)
     const stored = (this.#stmt.lastLsn.get() as { lsn: number | null }).lsn ?? 0
     this.#nextLsn = Math.max(stored, Number(this.getMeta(MetaKey.LSN_HIGH) ?? 0)) + 1
@@ -271,70 +253,7 @@ export class EventStore implements ReplicaLog, PeerBook {
    * at once with DB_LOCKED.
    */
   static open(options: OpenStoreOptions): EventStore {
-    const druId = parseDruId(options.druId, 'druId')
-    if (typeof options.path !== 'string' || options.path.length === 0) {
-      throw new DruError('CONFIG_INVALID', 'path must be a file path or ":memory:"', { details: { field: 'path' } })
-    }
-    const durability = options.durability ?? 'machine'
-    if (durability !== 'machine' && durability !== 'process') {
-      throw new DruError('CONFIG_INVALID', `durability must be 'machine' or 'process' (got ${JSON.stringify(durability)})`, {
-        details: { field: 'durability' },
-      })
-    }
-    const skew = options.skewPolicy ?? 'reject'
-    if (skew !== 'reject' && skew !== 'tolerate') {
-      throw new DruError('CONFIG_INVALID', `skewPolicy must be 'reject' or 'tolerate' (got ${JSON.stringify(skew)})`, {
-        details: { field: 'skewPolicy' },
-      })
-    }
-    const cacheKiB = options.cacheKiB ?? DEFAULT_CACHE_KIB
-    if (!Number.isInteger(cacheKiB) || cacheKiB < 64) {
-      throw new DruError('CONFIG_INVALID', `cacheKiB must be an integer of at least 64 (got ${JSON.stringify(cacheKiB)})`, {
-        details: { field: 'cacheKiB' },
-      })
-    }
-    let db: Database.Database
-    try {
-      // timeout 0: a locked file must fail fast, not wait.
-      db = new Database(options.path, { timeout: 0 })
-    } catch (cause) {
-      throw new DruError('CONFIG_INVALID', `cannot open database ${options.path}: ${(cause as Error).message}`, {
-        cause,
-        details: { field: 'path' },
-      })
-    }
-    try {
-      if (options.path !== ':memory:') {
-        // Exclusive locking mode holds an OS lock on the file for the life of this
-        // connection; the kernel drops it when the process dies, so a crash never leaves
-        // a stale lock. With it, WAL needs no shared-memory file.
-        db.pragma('locking_mode = EXCLUSIVE')
-        db.pragma('journal_mode = WAL')
-        db.exec('begin exclusive; commit')
-      }
-      db.pragma(`synchronous = ${durability === 'machine' ? 'FULL' : 'NORMAL'}`)
-      // A negative cache_size is a bound in KiB; no memory-mapped I/O, so the file's pages
-      // are only ever in that cache, never mapped into the process.
-      db.pragma(`cache_size = -${cacheKiB}`)
-      db.pragma('mmap_size = 0')
-      migrate(db)
-      return new EventStore(db, options, druId)
-    } catch (cause) {
-      db.close()
-      if ((cause as { code?: string }).code === 'SQLITE_BUSY') {
-        throw new DruError('DB_LOCKED', `database ${options.path} is in use by another process; only one DRU may open it`, {
-          cause,
-          details: { path: options.path },
-        })
-      }
-      if ((cause as { code?: string }).code === 'SQLITE_NOTADB' || (cause as { code?: string }).code === 'SQLITE_CORRUPT') {
-        throw new DruError('CORRUPTION', `database ${options.path} is damaged (${(cause as Error).message}); restore it (see docs/RUNBOOK.md)`, {
-          cause,
-          details: { path: options.path },
-        })
-      }
-      throw cause
-    }
+    return openDatabase(options, (db, druId) => new EventStore(db, options, druId))
   }
 
   /** The writer identity of this process, e.g. `eu-west-1/4711042519783`: fresh at every open. */
@@ -969,7 +888,7 @@ export class EventStore implements ReplicaLog, PeerBook {
     if (this.#closed) return
     try {
       // Marks a clean stop (reported at the next open). An inspection leaves the old marker.
-      if (!this.#inspect) this.setMeta(MetaKey.CLEAN_CLOSE, this.#cleanCloseToken())
+      if (!this.#inspect) this.setMeta(MetaKey.CLEAN_CLOSE, cleanCloseToken(this.#origin, this.#heads))
     } catch {
       // A full or failing disk must not prevent closing; the next open just sees no marker.
     }
@@ -982,103 +901,6 @@ export class EventStore implements ReplicaLog, PeerBook {
   }
 
   // ---- internals ----------------------------------------------------------------------
-
-  private prepareStatements() {
-    const db = this.db
-    return {
-      insert: db.prepare(
-        'insert into events (lsn, origin, seq, hlc, doc_id, change, prev, hash, sig, received_at, applied_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      ),
-      upsertHead: db.prepare(
-        'insert into origins (origin, seq, hash, hlc) values (?, ?, ?, ?) on conflict(origin) do update set seq = excluded.seq, hash = excluded.hash, hlc = excluded.hlc',
-      ),
-      allHeads: db.prepare('select origin, seq, hash, hlc from origins'),
-      allBase: db.prepare('select origin, seq, hash, hlc from log_base'),
-      upsertBase: db.prepare(
-        'insert into log_base (origin, seq, hash, hlc) values (?, ?, ?, ?) on conflict(origin) do update set seq = excluded.seq, hash = excluded.hash, hlc = excluded.hlc',
-      ),
-      prefix: db.prepare(`select ${EVENT_COLUMNS} from events where origin = ? and seq <= ? order by seq limit ?`),
-      deleteLsn: db.prepare('delete from events where lsn = ?'),
-      anySigned: db.prepare('select 1 from events where origin = ? and sig is not null limit 1').pluck(),
-      lastSignedAtOrBelow: db.prepare('select max(seq) from events where origin = ? and seq <= ? and seq > ? and sig is not null').pluck(),
-      getEvent: db.prepare(`select ${EVENT_COLUMNS} from events where origin = ? and seq = ?`),
-      storedHash: db.prepare('select hash from events where origin = ? and seq = ?').pluck(),
-      range: db.prepare(`select ${EVENT_COLUMNS} from events where origin = ? and seq >= ? and seq <= ? order by seq limit ?`),
-      docRange: db.prepare(`select ${EVENT_COLUMNS} from events where doc_id = ? and lsn > ? order by lsn limit ?`),
-      lastLsn: db.prepare('select max(lsn) as lsn from events'),
-      count: db.prepare('select count(*) as n from events'),
-      getPeer: db.prepare('select peer_id, url, acked_vv, last_seen, state from peers where peer_id = ?'),
-      allPeers: db.prepare('select peer_id, url, acked_vv, last_seen, state from peers order by peer_id'),
-      upsertPeerAck: db.prepare(
-        'insert into peers (peer_id, acked_vv, last_seen) values (?, ?, ?) on conflict(peer_id) do update set acked_vv = excluded.acked_vv, last_seen = excluded.last_seen',
-      ),
-      upsertPeer: db.prepare(
-        `insert into peers (peer_id, url, state, last_seen) values (?, ?, ?, ?) on conflict(peer_id) do update set
-           url = coalesce(excluded.url, url), state = coalesce(excluded.state, state), last_seen = coalesce(excluded.last_seen, last_seen)`,
-      ),
-    }
-  }
-
-  #cleanCloseToken(): string {
-    const head = this.#heads.get(this.#origin)
-    return `${this.#origin}#${head?.seq ?? 0}#${head?.hash ?? GENESIS_HASH}`
-  }
-
-  /** Reads and (unless inspecting) removes the clean-close marker (reported as {@link openedClean}). */
-  #takeCleanCloseMarker(): boolean {
-    const marker = this.getMeta(MetaKey.CLEAN_CLOSE)
-    if (marker === undefined) return false
-    if (!this.#inspect) this.#meta.delete(MetaKey.CLEAN_CLOSE)
-    const incarnation = Number(this.getMeta(MetaKey.INCARNATION) ?? 0)
-    if (!(incarnation >= 1)) return false
-    const origin = formatOrigin(this.druId, incarnation)
-    const head = this.#heads.get(origin)
-    return marker === `${origin}#${head?.seq ?? 0}#${head?.hash ?? GENESIS_HASH}`
-  }
-
-  /**
-   * Takes this process's identity: checks the file belongs to our DRU id, then draws a
-   * fresh incarnation no origin in the log already uses, and records it (and the previous
-   * one) before any write.
-   */
-  #takeIdentity(): number {
-    const stored = this.getMeta(MetaKey.DRU_ID)
-    if (stored !== undefined && stored !== this.druId) {
-      throw new DruError('CONFIG_INVALID', `database ${this.path} belongs to DRU ${JSON.stringify(stored)}, not ${JSON.stringify(this.druId)}`, {
-        details: { field: 'id' },
-      })
-    }
-    this.#isNew = stored === undefined
-    const previous = Number(this.getMeta(MetaKey.INCARNATION) ?? 0)
-    if (previous >= 1) this.#previousOrigin = formatOrigin(this.druId, previous)
-    const taken = new Set<number>([previous])
-    for (const origin of this.#heads.keys()) {
-      const o = parseOrigin(origin)
-      if (o.druId === this.druId) taken.add(o.incarnation)
-    }
-    let next = newIncarnation(this.#random)
-    while (taken.has(next)) next = newIncarnation(this.#random)
-    this.db.transaction(() => {
-      if (this.#isNew) this.setMeta(MetaKey.DRU_ID, this.druId)
-      if (this.#previousOrigin) this.setMeta(MetaKey.PREVIOUS_ORIGIN, this.#previousOrigin)
-      this.setMeta(MetaKey.INCARNATION, next)
-    }).immediate()
-    return next
-  }
-
-  /** Inspection: the DRU id must match; the incarnation is the last process's (1 for an empty file). */
-  #lastIdentity(): number {
-    const stored = this.getMeta(MetaKey.DRU_ID)
-    if (stored !== undefined && stored !== this.druId) {
-      throw new DruError('CONFIG_INVALID', `database ${this.path} belongs to DRU ${JSON.stringify(stored)}, not ${JSON.stringify(this.druId)}`, {
-        details: { field: 'id' },
-      })
-    }
-    this.#isNew = stored === undefined
-    if (this.#isNew) this.setMeta(MetaKey.DRU_ID, this.druId)
-    const last = Number(this.getMeta(MetaKey.INCARNATION) ?? 0)
-    return last >= 1 ? last : 1
-  }
 
   /** Fully compacted: every event of the origin lives only in snapshots (and envelopes). */
   #isRetired(origin: string): boolean {
@@ -1130,38 +952,24 @@ export class EventStore implements ReplicaLog, PeerBook {
 
   // ---- positions for derived state (documents asks these instead of reading `events`) ----
 
-  /** Statements for the reads below, prepared on first use. */
-  #derivedReads: ReturnType<EventStore['prepareDerivedReads']> | undefined
-
-  private prepareDerivedReads() {
-    const db = this.db
-    return {
-      docIds: db.prepare('select distinct doc_id from events where doc_id > ? order by doc_id limit ?').pluck(),
-      docsAfter: db.prepare('select lsn, doc_id from events where lsn > ? and lsn <= ? order by lsn limit ?'),
-      docSeqs: db.prepare('select origin, seq from events where doc_id = ? and lsn > ?'),
-      countStored: db.prepare('select count(*) from events where doc_id = ? and origin = ?').pluck(),
-      countFolded: db.prepare('select count(*) from folded where doc_id = ? and origin = ?').pluck(),
-      // Compacted by a release that kept no envelopes: the folded events cannot be counted.
-      uncountable: db.prepare('select 1 from log_base b where b.origin = ? and b.seq > (select count(*) from folded f where f.origin = b.origin)').pluck(),
-    }
-  }
+  #derivedReads: DerivedReads | undefined
 
   /** Distinct document ids of the stored events after `afterDocId`, in order, at most `limit`. */
   docIdsAfter(afterDocId: string, limit: number): string[] {
-    this.#derivedReads ??= this.prepareDerivedReads()
+    this.#derivedReads ??= prepareDerivedReads(this.db)
     return this.#derivedReads.docIds.all(afterDocId, limit) as string[]
   }
 
   /** Position and document of each event stored after `afterLsn` up to `toLsn`, in order, at most `limit`. */
   docsChangedAfter(afterLsn: number, toLsn: number, limit: number): Array<{ lsn: number; docId: string }> {
-    this.#derivedReads ??= this.prepareDerivedReads()
+    this.#derivedReads ??= prepareDerivedReads(this.db)
     const rows = this.#derivedReads.docsAfter.all(afterLsn, toLsn, limit) as Array<{ lsn: number; doc_id: string }>
     return rows.map((r) => ({ lsn: r.lsn, docId: r.doc_id }))
   }
 
   /** Origin and seq of each event of `docId` stored after `afterLsn` (no change bytes, so nothing to verify). */
   eventSeqsForDoc(docId: string, afterLsn: number): Array<{ origin: string; seq: number }> {
-    this.#derivedReads ??= this.prepareDerivedReads()
+    this.#derivedReads ??= prepareDerivedReads(this.db)
     return this.#derivedReads.docSeqs.all(docId, afterLsn) as Array<{ origin: string; seq: number }>
   }
 
@@ -1170,55 +978,9 @@ export class EventStore implements ReplicaLog, PeerBook {
    * undefined when a compaction by an older release kept no envelopes of `origin`.
    */
   eventCountForDoc(docId: string, origin: string): number | undefined {
-    this.#derivedReads ??= this.prepareDerivedReads()
+    this.#derivedReads ??= prepareDerivedReads(this.db)
     const q = this.#derivedReads
     if (q.uncountable.get(origin) !== undefined) return undefined
     return (q.countStored.get(docId, origin) as number) + (q.countFolded.get(docId, origin) as number)
   }
-}
-
-interface RawPeer {
-  peer_id: string
-  url: string | null
-  acked_vv: string
-  last_seen: number | null
-  state: string | null
-}
-
-function toPeer(row: RawPeer): PeerRecord {
-  return { peerId: row.peer_id, url: row.url, ackedVv: JSON.parse(row.acked_vv) as VersionVector, lastSeen: row.last_seen, state: row.state }
-}
-
-/** Rebuilds an event from its row, re-hashing it: CORRUPTION if anything changed on disk. */
-function rowToEvent(row: EventRow): DruEvent {
-  const e: DruEvent = {
-    origin: row.origin as Origin,
-    seq: row.seq,
-    hlc: row.hlc,
-    docId: row.doc_id,
-    change: row.change,
-    prev: row.prev,
-    hash: row.hash,
-    ...(row.sig ? { sig: row.sig } : {}),
-  }
-  let ok = false
-  try {
-    ok = eventHashMatches(e)
-  } catch {
-    ok = false
-  }
-  if (!ok) {
-    throw new DruError('CORRUPTION', `stored event ${row.origin}#${row.seq} does not match its hash: the database file was altered`, {
-      details: { origin: row.origin, seq: row.seq },
-    })
-  }
-  return e
-}
-
-function mapSqliteError(err: unknown): unknown {
-  const code = (err as { code?: string }).code
-  if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
-    return new DruError('FORK', `an event with the same (origin, seq) is already stored: ${(err as Error).message}`, { cause: err })
-  }
-  return storageError(err)
 }

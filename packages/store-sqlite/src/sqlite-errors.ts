@@ -19,3 +19,15 @@ export function storageError(err: unknown): unknown {
   }
   return err
 }
+
+/**
+ * {@link storageError}, plus: a UNIQUE violation on `(origin, seq)` while storing events is a
+ * FORK (the same event position written twice with different content).
+ */
+export function mapSqliteError(err: unknown): unknown {
+  const code = (err as { code?: string }).code
+  if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+    return new DruError('FORK', `an event with the same (origin, seq) is already stored: ${(err as Error).message}`, { cause: err })
+  }
+  return storageError(err)
+}
