@@ -47,11 +47,13 @@ import { inboxPolicy, type InboxPolicy } from './inbox-policy.js'
 import { MetaKey, MetaTable } from './meta.js'
 import { migrate } from './migrations.js'
 import { openDatabase } from './open-store.js'
+import { eventsForDoc, eventsMissing, verifyLog, type LogView, type VerifyProgress } from './log-reader.js'
 import { cleanCloseToken, openIdentity } from './identity.js'
 import { mapSqliteError, storageError } from './sqlite-errors.js'
 import { EVENT_COLUMNS, prepareDerivedReads, prepareLogStatements, rowToEvent, toPeer, type DerivedReads, type EventRow, type Head, type LogStatements, type RawPeer } from './statements.js'
 
 export type { CommitListener, IngestResult, PeerRecord, StreamOptions }
+export type { VerifyProgress } from './log-reader.js'
 
 /**
  * How far a commit must survive. `machine` (the default) is `synchronous=FULL`: a commit
@@ -134,11 +136,6 @@ export type IngestValidator = (events: readonly DruEvent[]) => void
  */
 export type StoringValidator = (events: readonly DruEvent[], tx: InboxTx) => void
 
-export interface VerifyProgress {
-  readonly origin: string
-  readonly checked: number
-}
-
 /**
  * The append-only event log of one DRU on SQLite.
  *
@@ -192,6 +189,8 @@ export class EventStore implements ReplicaLog, PeerBook {
   readonly #folded: FoldedLog
   readonly #random: (() => number) | undefined
   #inspect = false
+  /** The store's state as the readers (log-reader.ts) see it. */
+  readonly #view: LogView
 
   private constructor(db: Database.Database, options: OpenStoreOptions, druId: DruId) {
     this.db = db
@@ -227,6 +226,7 @@ export class EventStore implements ReplicaLog, PeerBook {
       this.#base.set(row.origin, { seq: row.seq, hash: row.hash, hlc: row.hlc })
     }
     this.#clock = this.#makeClock(highWater)
+    this.#view = { stmt: this.#stmt, heads: this.#heads, base: this.#base, closed: () => this.#closed, vv: () => this.vv() }
     this.inbox = new Inbox(
       { db, now: this.#now, getEvent: (o, s) => this.getEvent(o, s), transaction: (fn) => this.#exclusive(fn) },
       inboxPolicy(options.inbox),
@@ -601,58 +601,13 @@ export class EventStore implements ReplicaLog, PeerBook {
    * the backlog, and local writes may continue between batches. Every event is
    * re-hashed and its chain link checked on the way out.
    */
-  *eventsMissing(remote: VersionVector, options: StreamOptions = {}): Generator<DruEvent[], void, undefined> {
-    const maxBytes = options.maxBatchBytes ?? DEFAULT_BATCH_BYTES
-    const pageSize = options.pageSize ?? 512
-    let batch: DruEvent[] = []
-    let bytes = 0
-    for (const range of missingRanges(this.vv(), remote)) {
-      const base = this.#base.get(range.origin)
-      if (base && range.from <= base.seq) {
-        if (options.belowBase === 'skip') continue
-        throw new DruError('BELOW_FLOOR', `${range.origin}#${range.from}–#${base.seq} were compacted into document snapshots; the peer must bootstrap from snapshots`, {
-          details: { origin: range.origin, seq: range.from, base: base.seq },
-        })
-      }
-      let next = range.from
-      let prev: string | undefined
-      while (next <= range.to) {
-        if (this.#closed) throw new DruError('CLOSED', 'the event store is closed')
-        const rows = this.#stmt.range.all(range.origin, next, range.to, pageSize) as EventRow[]
-        if (rows.length === 0 || rows[0]!.seq !== next) {
-          throw new DruError('CORRUPTION', `${range.origin}#${next} is missing from the log although the version vector claims it`, {
-            details: { origin: range.origin, seq: next },
-          })
-        }
-        for (const row of rows) {
-          const e = rowToEvent(row)
-          if (e.seq !== next || (prev !== undefined && e.prev !== prev)) {
-            throw new DruError('CORRUPTION', `${e.origin}#${e.seq} breaks its stored chain`, { details: { origin: e.origin, seq: e.seq } })
-          }
-          prev = e.hash
-          next = e.seq + 1
-          if (batch.length > 0 && bytes + e.change.byteLength > maxBytes) {
-            yield batch
-            batch = []
-            bytes = 0
-          }
-          batch.push(e)
-          bytes += e.change.byteLength
-        }
-      }
-    }
-    if (batch.length > 0) yield batch
+  eventsMissing(remote: VersionVector, options: StreamOptions = {}): Generator<DruEvent[], void, undefined> {
+    return eventsMissing(this.#view, remote, options)
   }
 
   /** Events of one document stored after local position `afterLsn`, in arrival order, verified. */
-  *eventsForDoc(docId: string, afterLsn = 0, pageSize = 512): Generator<DruEvent & { lsn: number }, void, undefined> {
-    let after = afterLsn
-    for (;;) {
-      const rows = this.#stmt.docRange.all(docId, after, pageSize) as EventRow[]
-      for (const row of rows) yield { ...rowToEvent(row), lsn: row.lsn }
-      if (rows.length < pageSize) return
-      after = rows[rows.length - 1]!.lsn
-    }
+  eventsForDoc(docId: string, afterLsn = 0, pageSize = 512): Generator<DruEvent & { lsn: number }, void, undefined> {
+    return eventsForDoc(this.#view, docId, afterLsn, pageSize)
   }
 
   /**
@@ -670,47 +625,7 @@ export class EventStore implements ReplicaLog, PeerBook {
    * event. Reports progress every `progressEvery` events.
    */
   verifyLog(onProgress?: (p: VerifyProgress) => void, progressEvery = 10_000): { events: number; origins: number } {
-    let total = 0
-    for (const [origin, head] of this.#heads) {
-      // A compacted origin's chain starts after its base, linking to the base's hash.
-      const base = this.#base.get(origin)
-      let prev: string | undefined = base?.hash
-      let expected: number | undefined = base ? base.seq + 1 : undefined
-      let checked = 0
-      let last: DruEvent | undefined
-      let after = base?.seq ?? 0
-      for (;;) {
-        const rows = this.#stmt.range.all(origin, after + 1, head.seq, 1024) as EventRow[]
-        for (const row of rows) {
-          const e = rowToEvent(row)
-          if ((expected !== undefined && e.seq !== expected) || (prev !== undefined && e.prev !== prev) || (e.seq === 1 && e.prev !== GENESIS_HASH)) {
-            throw new DruError('CORRUPTION', `${origin}#${e.seq} breaks its stored chain`, { details: { origin, seq: e.seq } })
-          }
-          prev = e.hash
-          expected = e.seq + 1
-          last = e
-          checked++
-          total++
-          if (onProgress && total % progressEvery === 0) onProgress({ origin, checked })
-        }
-        if (rows.length < 1024) break
-        after = rows[rows.length - 1]!.seq
-      }
-      if (!last && head.seq > (base?.seq ?? 0)) {
-        throw new DruError('CORRUPTION', `${origin}#${(base?.seq ?? 0) + 1}–#${head.seq} are missing from the log although its head claims them`, {
-          details: { origin, seq: (base?.seq ?? 0) + 1 },
-        })
-      }
-      if (!last && base && base.hash !== head.hash) {
-        throw new DruError('CORRUPTION', `the recorded head of ${origin} (#${head.seq}) does not match its compaction base`, { details: { origin, seq: head.seq } })
-      }
-      if (last && (last.seq !== head.seq || last.hash !== head.hash)) {
-        throw new DruError('CORRUPTION', `the recorded head of ${origin} (#${head.seq}) does not match its last stored event (#${last.seq})`, {
-          details: { origin, seq: head.seq },
-        })
-      }
-    }
-    return { events: total, origins: this.#heads.size }
+    return verifyLog(this.#view, onProgress, progressEvery)
   }
 
   // ---- compaction -----------------------------------------------------------------------
