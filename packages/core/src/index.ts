@@ -3,6 +3,8 @@
  * vectors, fingerprints, the hybrid logical clock, limits and typed errors. No I/O.
  */
 export { DruError, ErrorCode, isDruError } from './errors.js'
+export { classifyArrival } from './arrival.js'
+export type { Arrival, ArrivingEvent, HeldHead } from './arrival.js'
 export {
   MAX_DRU_ID_LENGTH,
   MAX_DOC_ID_LENGTH,

@@ -22,6 +22,7 @@ import {
   sealEvent,
   validateEvent,
   compareHlc,
+  classifyArrival,
   type CommitListener,
   type CommitPhase,
   type CommitSource,
@@ -47,7 +48,8 @@ import { inboxPolicy, type InboxPolicy } from './inbox-policy.js'
 import { MetaKey, MetaTable } from './meta.js'
 import { migrate } from './migrations.js'
 import { openDatabase } from './open-store.js'
-import { eventsForDoc, eventsMissing, verifyLog, type LogView, type VerifyProgress } from './log-reader.js'
+import { eventsForDoc, eventsMissing, verifyLog, type VerifyProgress } from './log-reader.js'
+import { deleteBelowBase, raiseBase, signedFloor, type BaseView } from './log-base.js'
 import { cleanCloseToken, openIdentity } from './identity.js'
 import { mapSqliteError, storageError } from './sqlite-errors.js'
 import { EVENT_COLUMNS, prepareDerivedReads, prepareLogStatements, rowToEvent, toPeer, type DerivedReads, type EventRow, type Head, type LogStatements, type RawPeer } from './statements.js'
@@ -190,7 +192,7 @@ export class EventStore implements ReplicaLog, PeerBook {
   readonly #random: (() => number) | undefined
   #inspect = false
   /** The store's state as the readers (log-reader.ts) see it. */
-  readonly #view: LogView
+  readonly #view: BaseView
 
   private constructor(db: Database.Database, options: OpenStoreOptions, druId: DruId) {
     this.db = db
@@ -226,7 +228,16 @@ export class EventStore implements ReplicaLog, PeerBook {
       this.#base.set(row.origin, { seq: row.seq, hash: row.hash, hlc: row.hlc })
     }
     this.#clock = this.#makeClock(highWater)
-    this.#view = { stmt: this.#stmt, heads: this.#heads, base: this.#base, closed: () => this.#closed, vv: () => this.vv() }
+    this.#view = {
+      db,
+      stmt: this.#stmt,
+      heads: this.#heads,
+      base: this.#base,
+      folded: this.#folded,
+      closed: () => this.#closed,
+      vv: () => this.vv(),
+      getEvent: (origin, seq) => this.getEvent(origin, seq),
+    }
     this.inbox = new Inbox(
       { db, now: this.#now, getEvent: (o, s) => this.getEvent(o, s), transaction: (fn) => this.#exclusive(fn) },
       inboxPolicy(options.inbox),
@@ -474,27 +485,12 @@ export class EventStore implements ReplicaLog, PeerBook {
       const at = this.#now()
       for (const e of sorted) {
         const head = newHeads.get(e.origin) ?? this.#heads.get(e.origin) ?? { seq: 0, hash: GENESIS_HASH, hlc: '' }
-        if (e.seq <= head.seq) {
-          const base = this.#base.get(e.origin)
-          // Below the compaction base the event may be gone: only its boundary hash is known.
-          const held = e.seq === head.seq ? head.hash : e.seq === base?.seq ? base.hash : this.#storedHash(e.origin, e.seq)
-          if (held !== undefined && held !== e.hash) {
-            throw new DruError('FORK', `fork: ${e.origin}#${e.seq} arrived with hash ${e.hash.slice(0, 12)}… but we hold ${held.slice(0, 12)}…`, {
-              details: { origin: e.origin, seq: e.seq, held, offered: e.hash },
-            })
-          }
+        const base = this.#base.get(e.origin)
+        // Below the compaction base the event may be gone: only its boundary hash is known.
+        const heldHashAt = (seq: number) => (seq === base?.seq ? base.hash : this.#storedHash(e.origin, seq))
+        if (classifyArrival(e, head, heldHashAt) === 'duplicate') {
           duplicates++
           continue
-        }
-        if (e.seq > head.seq + 1) {
-          throw new DruError('SEQ_GAP', `${e.origin}#${e.seq} arrived but we hold only up to seq ${head.seq}`, {
-            details: { origin: e.origin, seq: e.seq, held: head.seq },
-          })
-        }
-        if (e.prev !== head.hash) {
-          throw new DruError('CHAIN_BROKEN', `${e.origin}#${e.seq} does not link to our ${e.origin}#${head.seq} (a forked history)`, {
-            details: { origin: e.origin, seq: e.seq },
-          })
         }
         this.inbox.deliver(e, this.#insert(e, at), at)
         newHeads.set(e.origin, { seq: e.seq, hash: e.hash, hlc: e.hlc })
@@ -653,20 +649,7 @@ export class EventStore implements ReplicaLog, PeerBook {
    * or below it, so a bootstrap's rebuilt chain always ends at a signature. Never lowered.
    */
   signedFloor(floor: VersionVector): VersionVector {
-    const out: Record<string, number> = {}
-    const owed = this.inbox.owedFrom()
-    for (const origin of Object.keys(floor).sort()) {
-      const head = this.#heads.get(origin)
-      if (!head) continue
-      let seq = Math.min(floor[origin]!, head.seq)
-      // An event some handler still owes stays in the log: its retry re-reads it.
-      if (owed[origin] !== undefined) seq = Math.min(seq, owed[origin]! - 1)
-      const base = this.#base.get(origin)?.seq ?? 0
-      if (seq <= base) continue
-      if (this.#stmt.anySigned.get(origin) !== undefined) seq = (this.#stmt.lastSignedAtOrBelow.get(origin, seq, base) as number | null) ?? 0
-      if (seq > base) out[origin] = seq
-    }
-    return out
+    return signedFloor(this.#view, floor, this.inbox.owedFrom())
   }
 
   /**
@@ -678,27 +661,9 @@ export class EventStore implements ReplicaLog, PeerBook {
    */
   raiseBase(floor: VersionVector): string[] {
     this.#assertUsable()
-    const plan: Array<[string, Head]> = []
-    const target = this.signedFloor(floor)
-    for (const origin of Object.keys(target)) {
-      const head = this.#heads.get(origin)!
-      const seq = target[origin]!
-      let at: Head
-      if (seq === head.seq) at = head
-      else {
-        const e = this.getEvent(origin, seq)
-        if (!e) throw new DruError('CORRUPTION', `${origin}#${seq} is missing from the log although the version vector claims it`, { details: { origin, seq } })
-        at = { seq, hash: e.hash, hlc: e.hlc }
-      }
-      plan.push([origin, at])
-    }
-    if (plan.length === 0) return []
-    this.db.transaction(() => {
-      for (const [origin, b] of plan) this.#stmt.upsertBase.run(origin, b.seq, b.hash, b.hlc)
-    }).immediate()
-    for (const [origin, b] of plan) this.#base.set(origin, b)
-    this.#version++
-    return plan.map(([o]) => o)
+    const moved = raiseBase(this.#view, this.signedFloor(floor))
+    if (moved.length > 0) this.#version++
+    return moved
   }
 
   /**
@@ -709,20 +674,8 @@ export class EventStore implements ReplicaLog, PeerBook {
    */
   deleteBelowBase(limit = 10_000): number {
     this.#assertUsable()
-    let deleted = 0
-    this.db.transaction(() => {
-      this.setMeta(MetaKey.LSN_HIGH, this.#nextLsn - 1)
-      for (const [origin, b] of this.#base) {
-        if (deleted >= limit) break
-        const rows = this.#stmt.prefix.all(origin, b.seq, limit - deleted) as EventRow[]
-        for (const row of rows) {
-          this.#folded.keep(rowToEvent(row))
-          this.#stmt.deleteLsn.run(row.lsn)
-        }
-        deleted += rows.length
-      }
-    }).immediate()
-    return deleted
+    // Positions are never reused: the highest one given is kept before the newest rows may go.
+    return deleteBelowBase(this.#view, limit, () => this.setMeta(MetaKey.LSN_HIGH, this.#nextLsn - 1))
   }
 
   /** Folded envelopes of `origin` from `fromSeq` on, in seq order (evidence for a bootstrap). */

@@ -1,0 +1,80 @@
+import type Database from 'better-sqlite3'
+import { DruError, type DruEvent, type VersionVector } from '@dru/core'
+import type { FoldedLog } from './folded-log.js'
+import type { LogView } from './log-reader.js'
+import { rowToEvent, type EventRow, type Head } from './statements.js'
+
+/**
+ * The compaction base: per origin, the prefix of the log folded into document snapshots.
+ * Where the base may go for a floor (never past an event a handler owes, always ending at a
+ * signed event), raising it, and deleting the events below it while keeping their envelopes
+ * as evidence for bootstraps. The store keeps the base map; these functions change it.
+ *
+ * @module
+ */
+
+/** What the base needs from the store, besides what the readers need. */
+export interface BaseView extends LogView {
+  readonly db: Database.Database
+  readonly base: Map<string, Head>
+  readonly folded: FoldedLog
+  getEvent(origin: string, seq: number): DruEvent | undefined
+}
+
+/** See {@link EventStore.signedFloor}; `owed`: per origin, the lowest seq a handler still owes. */
+export function signedFloor(view: BaseView, floor: VersionVector, owed: Readonly<Record<string, number>>): VersionVector {
+  const out: Record<string, number> = {}
+  for (const origin of Object.keys(floor).sort()) {
+    const head = view.heads.get(origin)
+    if (!head) continue
+    let seq = Math.min(floor[origin]!, head.seq)
+    // An event some handler still owes stays in the log: its retry re-reads it.
+    if (owed[origin] !== undefined) seq = Math.min(seq, owed[origin]! - 1)
+    const base = view.base.get(origin)?.seq ?? 0
+    if (seq <= base) continue
+    if (view.stmt.anySigned.get(origin) !== undefined) seq = (view.stmt.lastSignedAtOrBelow.get(origin, seq, base) as number | null) ?? 0
+    if (seq > base) out[origin] = seq
+  }
+  return out
+}
+
+/** Raises the base to `target` (already a {@link signedFloor}); returns the origins whose base moved. */
+export function raiseBase(view: BaseView, target: VersionVector): string[] {
+  const plan: Array<[string, Head]> = []
+  for (const origin of Object.keys(target)) {
+    const head = view.heads.get(origin)!
+    const seq = target[origin]!
+    let at: Head
+    if (seq === head.seq) at = head
+    else {
+      const e = view.getEvent(origin, seq)
+      if (!e) throw new DruError('CORRUPTION', `${origin}#${seq} is missing from the log although the version vector claims it`, { details: { origin, seq } })
+      at = { seq, hash: e.hash, hlc: e.hlc }
+    }
+    plan.push([origin, at])
+  }
+  if (plan.length === 0) return []
+  view.db.transaction(() => {
+    for (const [origin, b] of plan) view.stmt.upsertBase.run(origin, b.seq, b.hash, b.hlc)
+  }).immediate()
+  for (const [origin, b] of plan) view.base.set(origin, b)
+  return plan.map(([o]) => o)
+}
+
+/** See {@link EventStore.deleteBelowBase}; `beforeDeleting` runs first, in the same transaction. */
+export function deleteBelowBase(view: BaseView, limit: number, beforeDeleting: () => void): number {
+  let deleted = 0
+  view.db.transaction(() => {
+    beforeDeleting()
+    for (const [origin, b] of view.base) {
+      if (deleted >= limit) break
+      const rows = view.stmt.prefix.all(origin, b.seq, limit - deleted) as EventRow[]
+      for (const row of rows) {
+        view.folded.keep(rowToEvent(row))
+        view.stmt.deleteLsn.run(row.lsn)
+      }
+      deleted += rows.length
+    }
+  }).immediate()
+  return deleted
+}
