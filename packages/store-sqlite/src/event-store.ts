@@ -48,7 +48,9 @@ import { inboxPolicy, type InboxPolicy } from './inbox-policy.js'
 import { MetaKey, MetaTable } from './meta.js'
 import { migrate } from './migrations.js'
 import { openDatabase } from './open-store.js'
-import { eventsForDoc, eventsMissing, verifyLog, type VerifyProgress } from './log-reader.js'
+import type { Durability, IngestValidator, OpenStoreOptions, SkewPolicy, StoreTx, StoringValidator } from './store-options.js'
+import { PeerTable } from './peer-book.js'
+import { DerivedLogReads, eventsForDoc, eventsMissing, verifyLog, type VerifyProgress } from './log-reader.js'
 import { deleteBelowBase, raiseBase, signedFloor, type BaseView } from './log-base.js'
 import { cleanCloseToken, openIdentity } from './identity.js'
 import { mapSqliteError, storageError } from './sqlite-errors.js'
@@ -56,90 +58,19 @@ import { EVENT_COLUMNS, prepareDerivedReads, prepareLogStatements, rowToEvent, t
 
 export type { CommitListener, IngestResult, PeerRecord, StreamOptions }
 export type { VerifyProgress } from './log-reader.js'
-
-/**
- * How far a commit must survive. `machine` (the default) is `synchronous=FULL`: a commit
- * that returned survives power loss and kernel crashes. `process` is WAL with
- * `synchronous=NORMAL`: it survives the process being killed, not the machine, and is
- * several times faster per commit.
- */
-export type Durability = 'machine' | 'process'
-
-/** What to do with a remote event whose timestamp is too far ahead of our clock. */
-export type SkewPolicy = 'reject' | 'tolerate'
-
-export interface OpenStoreOptions {
-  /** SQLite file path, or ':memory:' for tests. */
-  path: string
-  /** This DRU's stable id. A database remembers it and refuses to open under another. */
-  druId: string
-  durability?: Durability
-  /** Wall clock for the HLC and timestamps; defaults to Date.now. */
-  now?: WallClock
-  /** How far (ms) a remote HLC may run ahead of our clock. Default 60 s. */
-  maxClockSkewMs?: number
-  /**
-   * `reject` (default): a batch holding an event too far ahead fails with CLOCK_SKEW and
-   * stores nothing. `tolerate`: the event is stored (convergence never depends on wall
-   * clocks) but our clock is not dragged forward; `skewedEvents` counts it for alarms.
-   */
-  skewPolicy?: SkewPolicy
-  /** Signs the hash of the last event of each local commit (authorship of the chain). */
-  sign?: (hash: string) => Uint8Array
-  /**
-   * Open for inspection by an operator tool: no fresh incarnation is taken and the
-   * clean-close marker stays, so looking at a stopped DRU's database changes nothing its
-   * next start will see; {@link EventStore.origin} is the last process's origin, and local
-   * writes and ingest are refused (INVALID_ARGUMENT). Meta may still be set (`dru restore`).
-   */
-  inspect?: boolean
-  /**
-   * Source of 32-bit random integers for the fresh incarnation every open takes
-   * (default: the OS's cryptographic generator). Injectable for deterministic simulations.
-   */
-  random?: () => number
-  /** Called with errors thrown by post-commit listeners (which cannot undo a commit). */
-  onListenerError?: (err: unknown) => void
-  /**
-   * Bound of SQLite's page cache for this connection, in KiB (default
-   * {@link DEFAULT_CACHE_KIB}). The cache fills with the pages a DRU touches up to this
-   * bound and stays there, whatever the size of the log.
-   */
-  cacheKiB?: number
-  /** Retries of failing inbox handlers before their events become dead letters (see {@link InboxPolicy}). */
-  inbox?: Partial<InboxPolicy>
-}
-
+export type { Durability, SkewPolicy, OpenStoreOptions, StoreTx, InboxTx, IngestValidator, StoringValidator } from './store-options.js'
 export { DEFAULT_CACHE_KIB } from './open-store.js'
 
-/** The handle an application gets inside {@link EventStore.transact}. */
-export interface StoreTx {
-  /** The same connection, inside the open transaction: app statements commit with the events. */
-  readonly db: Database.Database
-  /** Appends a local event (outbox); it gets the next seq, an HLC tick and the chain link. */
-  append(docId: string, change: Uint8Array): DruEvent
-}
-
-/** Passed to storing validators; `db` is inside the transaction that stores the events. */
-export interface InboxTx {
-  readonly db: Database.Database
-}
-
 /**
- * Checks a batch of remote events before anything is stored (e.g. that each change is a
- * well-formed Automerge change by its origin's actor). Throwing refuses the whole batch.
- */
-export type IngestValidator = (events: readonly DruEvent[]) => void
-
-/**
- * Checks the events a remote batch is about to store, inside its transaction and after they
- * were inserted (so a check may read and update tables of its own atomically with them).
- * Throwing rolls the whole batch back.
- */
-export type StoringValidator = (events: readonly DruEvent[], tx: InboxTx) => void
-
-/**
- * The append-only event log of one DRU on SQLite.
+ * The append-only event log of one DRU on SQLite: a facade over single-job modules —
+ * open-store (opening, locking, pragmas), identity (who this process writes as),
+ * statements (SQL and rows), log-reader (streaming, verification, derived reads), log-base
+ * (compaction base), peer-book, inbox (handlers that fail), meta. What stays here, and why
+ * this file is longer than the others: the two commit paths (`transact` for local writes,
+ * `ingest` for remote batches) and the in-memory state they must update together with the
+ * database — chain heads, the next position, the clock, the commit listeners — which the
+ * data-path rebuild (commit-granular log) is to replace rather than move.
+ *
  *
  * Outbox: {@link transact} commits the application's statements and its new events in
  * one SQLite transaction. Inbox: {@link ingest} verifies remote events (hash, chain,
@@ -188,6 +119,7 @@ export class EventStore implements ReplicaLog, PeerBook {
   readonly #onListenerError: (err: unknown) => void
   readonly #stmt: LogStatements
   readonly #meta: MetaTable
+  readonly #peers: PeerTable
   readonly #folded: FoldedLog
   readonly #random: (() => number) | undefined
   #inspect = false
@@ -205,6 +137,7 @@ export class EventStore implements ReplicaLog, PeerBook {
     this.#onListenerError = options.onListenerError ?? ((err) => console.error('dru: commit listener failed', err))
     this.#stmt = prepareLogStatements(db)
     this.#meta = new MetaTable(db)
+    this.#peers = new PeerTable(this.#stmt)
     this.#folded = new FoldedLog(db)
     this.#random = options.random
     this.#maxSkewMs = options.maxClockSkewMs
@@ -371,16 +304,10 @@ export class EventStore implements ReplicaLog, PeerBook {
       }
       return result
     })
-    this.#inTransaction = true
-    const lsnBefore = this.#nextLsn
     let result: T
     try {
-      result = run.immediate()
-    } catch (err) {
-      this.#nextLsn = lsnBefore // the rows were rolled back, so their positions are free again
-      throw mapSqliteError(err)
+      result = this.#commit(run)
     } finally {
-      this.#inTransaction = false
       open = false
     }
     if (pending.length > 0) {
@@ -499,16 +426,7 @@ export class EventStore implements ReplicaLog, PeerBook {
       if (stored.length > 0) for (const validate of this.#storingValidators) validate(stored, { db: this.db })
       for (const [origin, h] of newHeads) this.#stmt.upsertHead.run(origin, h.seq, h.hash, h.hlc)
     })
-    this.#inTransaction = true
-    const lsnBefore = this.#nextLsn
-    try {
-      run.immediate()
-    } catch (err) {
-      this.#nextLsn = lsnBefore // the rows were rolled back, so their positions are free again
-      throw mapSqliteError(err)
-    } finally {
-      this.#inTransaction = false
-    }
+    this.#commit(run)
     for (const [origin, h] of newHeads) this.#heads.set(origin, h)
     if (newHeads.size > 0) this.#version++
     const skewedOrigins = new Set(clockErrors.map((e) => `${e.origin}#${e.seq}`))
@@ -710,35 +628,31 @@ export class EventStore implements ReplicaLog, PeerBook {
   /** Records what a peer has durably acknowledged. Merged by max, so it never regresses. */
   recordPeerAck(peerId: string, acked: VersionVector, at = this.#now()): VersionVector {
     this.#assertUsable()
-    const current = this.peer(peerId)?.ackedVv ?? {}
-    const merged = mergeVv(current, acked)
-    this.#stmt.upsertPeerAck.run(peerId, JSON.stringify(merged), at)
-    return merged
+    return this.#peers.recordAck(peerId, acked, at)
   }
 
   /** Records a peer's address and connection state. */
   recordPeer(peerId: string, fields: { url?: string | null; state?: string | null; lastSeen?: number | null }): void {
     this.#assertUsable()
-    this.#stmt.upsertPeer.run(peerId, fields.url ?? null, fields.state ?? null, fields.lastSeen ?? null)
+    this.#peers.record(peerId, fields)
   }
 
   peer(peerId: string): PeerRecord | undefined {
-    const row = this.#stmt.getPeer.get(peerId) as RawPeer | undefined
-    return row ? toPeer(row) : undefined
+    return this.#peers.get(peerId)
   }
 
   peers(): PeerRecord[] {
-    return (this.#stmt.allPeers.all() as RawPeer[]).map(toPeer)
+    return this.#peers.all()
   }
 
   // ---- meta ---------------------------------------------------------------------------
 
   /** Reads a `meta` value (see {@link MetaKey} for the keys in use). */
-  getMeta(key: string): unknown {
+  getMeta(key: MetaKey): unknown {
     return this.#meta.get(key)
   }
 
-  setMeta(key: string, value: string | number | null): void {
+  setMeta(key: MetaKey, value: string | number | null): void {
     this.#meta.set(key, value)
   }
 
@@ -783,6 +697,24 @@ export class EventStore implements ReplicaLog, PeerBook {
     return lsn
   }
 
+  /**
+   * Runs a transaction that inserts events (local or remote): immediate, marked as open so
+   * nothing nests, and on failure the positions it took are given back (its rows were
+   * rolled back) and SQLite's error typed.
+   */
+  #commit<T>(run: Database.Transaction<() => T>): T {
+    this.#inTransaction = true
+    const lsnBefore = this.#nextLsn
+    try {
+      return run.immediate()
+    } catch (err) {
+      this.#nextLsn = lsnBefore
+      throw mapSqliteError(err)
+    } finally {
+      this.#inTransaction = false
+    }
+  }
+
   /** One immediate transaction of the store's own (the inbox's retries), guarded like transact(). */
   #exclusive<T>(fn: () => T): T {
     this.#assertUsable()
@@ -820,35 +752,27 @@ export class EventStore implements ReplicaLog, PeerBook {
 
   // ---- positions for derived state (documents asks these instead of reading `events`) ----
 
-  #derivedReads: DerivedReads | undefined
+  /** Reads for state derived from the log, prepared on first use (see {@link DerivedLogReads}). */
+  #derived: DerivedLogReads | undefined
 
-  /** Distinct document ids of the stored events after `afterDocId`, in order, at most `limit`. */
+  get #reads(): DerivedLogReads {
+    this.#derived ??= new DerivedLogReads(this.db)
+    return this.#derived
+  }
+
   docIdsAfter(afterDocId: string, limit: number): string[] {
-    this.#derivedReads ??= prepareDerivedReads(this.db)
-    return this.#derivedReads.docIds.all(afterDocId, limit) as string[]
+    return this.#reads.docIdsAfter(afterDocId, limit)
   }
 
-  /** Position and document of each event stored after `afterLsn` up to `toLsn`, in order, at most `limit`. */
   docsChangedAfter(afterLsn: number, toLsn: number, limit: number): Array<{ lsn: number; docId: string }> {
-    this.#derivedReads ??= prepareDerivedReads(this.db)
-    const rows = this.#derivedReads.docsAfter.all(afterLsn, toLsn, limit) as Array<{ lsn: number; doc_id: string }>
-    return rows.map((r) => ({ lsn: r.lsn, docId: r.doc_id }))
+    return this.#reads.docsChangedAfter(afterLsn, toLsn, limit)
   }
 
-  /** Origin and seq of each event of `docId` stored after `afterLsn` (no change bytes, so nothing to verify). */
   eventSeqsForDoc(docId: string, afterLsn: number): Array<{ origin: string; seq: number }> {
-    this.#derivedReads ??= prepareDerivedReads(this.db)
-    return this.#derivedReads.docSeqs.all(docId, afterLsn) as Array<{ origin: string; seq: number }>
+    return this.#reads.eventSeqsForDoc(docId, afterLsn)
   }
 
-  /**
-   * How many events of `origin` for `docId` the log holds, stored or folded by compaction;
-   * undefined when a compaction by an older release kept no envelopes of `origin`.
-   */
   eventCountForDoc(docId: string, origin: string): number | undefined {
-    this.#derivedReads ??= prepareDerivedReads(this.db)
-    const q = this.#derivedReads
-    if (q.uncountable.get(origin) !== undefined) return undefined
-    return (q.countStored.get(docId, origin) as number) + (q.countFolded.get(docId, origin) as number)
+    return this.#reads.eventCountForDoc(docId, origin)
   }
 }

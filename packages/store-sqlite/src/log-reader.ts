@@ -1,5 +1,6 @@
 import { DEFAULT_BATCH_BYTES, DruError, GENESIS_HASH, missingRanges, type DruEvent, type StreamOptions, type VersionVector } from '@dru/core'
-import { rowToEvent, type EventRow, type Head, type LogStatements } from './statements.js'
+import type Database from 'better-sqlite3'
+import { prepareDerivedReads, rowToEvent, type DerivedReads, type EventRow, type Head, type LogStatements } from './statements.js'
 
 /**
  * Reading the log back out, page by page so memory stays bounded whatever its size: what a
@@ -121,4 +122,42 @@ export function verifyLog(view: LogView, onProgress?: (p: VerifyProgress) => voi
     }
   }
   return { events: total, origins: view.heads.size }
+}
+
+/**
+ * Positions for state derived from the log (documents asks these instead of reading
+ * `events` itself): which documents changed after a position, which events a document has.
+ */
+export class DerivedLogReads {
+  readonly #q: DerivedReads
+
+  constructor(db: Database.Database) {
+    this.#q = prepareDerivedReads(db)
+  }
+
+  /** Distinct document ids of the stored events after `afterDocId`, in order, at most `limit`. */
+  docIdsAfter(afterDocId: string, limit: number): string[] {
+    return this.#q.docIds.all(afterDocId, limit) as string[]
+  }
+
+  /** Position and document of each event stored after `afterLsn` up to `toLsn`, in order, at most `limit`. */
+  docsChangedAfter(afterLsn: number, toLsn: number, limit: number): Array<{ lsn: number; docId: string }> {
+    const rows = this.#q.docsAfter.all(afterLsn, toLsn, limit) as Array<{ lsn: number; doc_id: string }>
+    return rows.map((r) => ({ lsn: r.lsn, docId: r.doc_id }))
+  }
+
+  /** Origin and seq of each event of `docId` stored after `afterLsn` (no change bytes, so nothing to verify). */
+  eventSeqsForDoc(docId: string, afterLsn: number): Array<{ origin: string; seq: number }> {
+    return this.#q.docSeqs.all(docId, afterLsn) as Array<{ origin: string; seq: number }>
+  }
+
+  /**
+   * How many events of `origin` for `docId` the log holds, stored or folded by compaction;
+   * undefined when a compaction by an older release kept no envelopes of `origin`.
+   */
+  eventCountForDoc(docId: string, origin: string): number | undefined {
+    const q = this.#q
+    if (q.uncountable.get(origin) !== undefined) return undefined
+    return (q.countStored.get(docId, origin) as number) + (q.countFolded.get(docId, origin) as number)
+  }
 }
