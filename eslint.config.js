@@ -5,12 +5,11 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 const ioModules = ['fs', 'net', 'http', 'https', 'tls', 'child_process', 'worker_threads', 'dgram', 'dns', 'cluster']
-const ioPatterns = [
-  ...ioModules.flatMap((m) => [m, `node:${m}`, `${m}/*`, `node:${m}/*`]),
-  'better-sqlite3',
-  'ws',
-]
-const noDeepImports = { group: ['@dru/*/src/*', '@dru/*/dist/*', '../../*/src/*'], message: 'Import a package through its door (index or a declared subpath export).' }
+const ioPatterns = [...ioModules.flatMap((m) => [m, `node:${m}`, `${m}/*`, `node:${m}/*`]), 'better-sqlite3', 'ws']
+const noDeepImports = {
+  group: ['@dru/*/src/*', '@dru/*/dist/*', '../../*/src/*'],
+  message: 'Import a package through its door (index or a declared subpath export).',
+}
 
 export default tseslint.config(
   { ignores: ['**/dist/**', '**/node_modules/**', 'benchmarks/compare/**/vendor/**', 'coverage/**'] },
@@ -18,10 +17,39 @@ export default tseslint.config(
   ...tseslint.configs.recommended,
   {
     languageOptions: {
-      globals: { console: 'readonly', process: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly', setInterval: 'readonly', clearInterval: 'readonly', setImmediate: 'readonly', clearImmediate: 'readonly', Buffer: 'readonly', URL: 'readonly', TextEncoder: 'readonly', TextDecoder: 'readonly', fetch: 'readonly', AbortController: 'readonly', AbortSignal: 'readonly', structuredClone: 'readonly', queueMicrotask: 'readonly', performance: 'readonly', globalThis: 'readonly', crypto: 'readonly', Response: 'readonly', Request: 'readonly', Headers: 'readonly', WebSocket: 'readonly', gc: 'readonly' },
+      globals: {
+        console: 'readonly',
+        process: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        setImmediate: 'readonly',
+        clearImmediate: 'readonly',
+        Buffer: 'readonly',
+        URL: 'readonly',
+        TextEncoder: 'readonly',
+        TextDecoder: 'readonly',
+        fetch: 'readonly',
+        AbortController: 'readonly',
+        AbortSignal: 'readonly',
+        structuredClone: 'readonly',
+        queueMicrotask: 'readonly',
+        performance: 'readonly',
+        globalThis: 'readonly',
+        crypto: 'readonly',
+        Response: 'readonly',
+        Request: 'readonly',
+        Headers: 'readonly',
+        WebSocket: 'readonly',
+        gc: 'readonly',
+      },
     },
     rules: {
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
+      ],
       '@typescript-eslint/no-explicit-any': 'off',
       '@typescript-eslint/no-non-null-assertion': 'off',
       'no-empty': ['error', { allowEmptyCatch: true }],
@@ -41,13 +69,27 @@ export default tseslint.config(
   {
     files: ['packages/core/src/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [noDeepImports, { group: ioPatterns, message: '@dru/core does no I/O: put it behind a port.' }] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: [noDeepImports, { group: ioPatterns, message: '@dru/core does no I/O: put it behind a port.' }] },
+      ],
     },
   },
   {
     files: ['packages/sync/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [noDeepImports, { group: ['@dru/store-sqlite', '@dru/store-sqlite/*', 'better-sqlite3'], message: 'sync reaches the log only through the ReplicaLog and PeerBook ports in @dru/core.' }] }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            noDeepImports,
+            {
+              group: ['@dru/store-sqlite', '@dru/store-sqlite/*', 'better-sqlite3'],
+              message: 'sync reaches the log only through the ReplicaLog and PeerBook ports in @dru/core.',
+            },
+          ],
+        },
+      ],
     },
   },
 )

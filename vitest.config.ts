@@ -10,16 +10,24 @@ const packages = readdirSync(packagesDir).filter((name) => existsSync(`${package
 
 /** A package's subpath exports (`@dru/node/admin-api` → src/admin-api.ts), from its `exports` map. */
 function subpaths(name: string): Array<{ find: string; replacement: string }> {
-  const { exports = {} } = JSON.parse(readFileSync(`${packagesDir}${name}/package.json`, 'utf8')) as { exports?: Record<string, unknown> }
+  const { exports = {} } = JSON.parse(readFileSync(`${packagesDir}${name}/package.json`, 'utf8')) as {
+    exports?: Record<string, unknown>
+  }
   return Object.keys(exports)
     .filter((key) => key !== '.')
-    .map((key) => ({ find: `@dru/${name}/${key.slice(2)}`, replacement: `${packagesDir}${name}/src/${key.slice(2)}.ts` }))
+    .map((key) => ({
+      find: `@dru/${name}/${key.slice(2)}`,
+      replacement: `${packagesDir}${name}/src/${key.slice(2)}.ts`,
+    }))
 }
 
 // Subpaths first: an alias matches its prefix, so `@dru/node` would swallow `@dru/node/admin-api`.
 const alias = [
   ...packages.flatMap(subpaths),
-  ...packages.map((name) => ({ find: new RegExp(`^@dru/${name}$`), replacement: `${packagesDir}${name}/src/index.ts` })),
+  ...packages.map((name) => ({
+    find: new RegExp(`^@dru/${name}$`),
+    replacement: `${packagesDir}${name}/src/index.ts`,
+  })),
 ]
 
 // Package tests that start child processes, crash them or drive a browser: they belong to

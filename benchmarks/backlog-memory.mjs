@@ -43,7 +43,13 @@ async function receive(n, run) {
   const a = forkChild(FIXTURE, env({ id: 'a', path: `${dir}/${n}-${run}-a.db`, keys: keys('a') }), 'a')
   const { port } = await a.ready
   await a.call('write', { n, perCommit: 1000, bytes: 200, docs: 5000 })
-  const bConfig = { id: 'b', path: `${dir}/${n}-${run}-b.db`, keys: keys('b'), sampleMemoryMs: 20, peers: [{ id: 'a', url: `ws://127.0.0.1:${port}` }] }
+  const bConfig = {
+    id: 'b',
+    path: `${dir}/${n}-${run}-b.db`,
+    keys: keys('b'),
+    sampleMemoryMs: 20,
+    peers: [{ id: 'a', url: `ws://127.0.0.1:${port}` }],
+  }
   const b = forkChild(FIXTURE, env(bConfig), 'b', [...process.execArgv, '--expose-gc'])
   await b.ready
   const t0 = performance.now()

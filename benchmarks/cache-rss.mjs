@@ -15,7 +15,12 @@ const BATCH = 500
 const dir = mkdtempSync(join(tmpdir(), 'dru-bench-cache-'))
 const mib = (b) => (b / 2 ** 20).toFixed(1)
 
-const dru = await openDru({ id: 'cache-bench', path: join(dir, 'c.db'), durability: 'process', cache: { maxDocs: CACHE } })
+const dru = await openDru({
+  id: 'cache-bench',
+  path: join(dir, 'c.db'),
+  durability: 'process',
+  cache: { maxDocs: CACHE },
+})
 globalThis.gc?.()
 const baseline = process.memoryUsage().rss
 let peak = baseline
@@ -24,7 +29,8 @@ const sample = (phase, i) => {
   const m = process.memoryUsage()
   peak = Math.max(peak, m.rss)
   if (i % 10_000 === 0) console.log(phase, i, mib(m.rss), 'MiB', Math.round(performance.now() / 1000), 's')
-  if (i % 10_000 === 0) samples.push({ phase, i, rss: m.rss, heap: m.heapUsed, cached: dru.documents.stats().cachedDocs })
+  if (i % 10_000 === 0)
+    samples.push({ phase, i, rss: m.rss, heap: m.heapUsed, cached: dru.documents.stats().cachedDocs })
 }
 
 const t0 = performance.now()
@@ -53,11 +59,16 @@ const stats = dru.documents.stats()
 await dru.close()
 rmSync(dir, { recursive: true, force: true })
 
-console.log(`baseline ${mib(baseline)} MiB, peak ${mib(peak)} MiB, cached ${stats.cachedDocs}, evictions ${stats.evictions}`)
+console.log(
+  `baseline ${mib(baseline)} MiB, peak ${mib(peak)} MiB, cached ${stats.cachedDocs}, evictions ${stats.evictions}`,
+)
 const table = [
   '| phase | documents touched | RSS MiB | JS heap MiB | documents in cache |',
   '| --- | ---: | ---: | ---: | ---: |',
-  ...samples.map((s) => `| ${s.phase} | ${s.i.toLocaleString('en')} | ${mib(s.rss)} | ${mib(s.heap)} | ${s.cached.toLocaleString('en')} |`),
+  ...samples.map(
+    (s) =>
+      `| ${s.phase} | ${s.i.toLocaleString('en')} | ${mib(s.rss)} | ${mib(s.heap)} | ${s.cached.toLocaleString('en')} |`,
+  ),
 ]
 writeSection(
   'bench:cache',

@@ -38,7 +38,11 @@ const publicKeys = Object.fromEntries(ids.map((id) => [id, pairs[id].publicKey])
 const keys = (id) => ({ privateKey: pairs[id].privateKey, publicKeys })
 
 function start(config) {
-  return forkChild(FIXTURE, { DRU_CONFIG: JSON.stringify({ secret: SECRET, durability: 'process', ...config }) }, config.id)
+  return forkChild(
+    FIXTURE,
+    { DRU_CONFIG: JSON.stringify({ secret: SECRET, durability: 'process', ...config }) },
+    config.id,
+  )
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -48,7 +52,13 @@ const fmt = (n) => Math.round(n).toLocaleString('en-US')
 /** A fresh DRU `id` joining `source`; resolves when its fingerprint and state digest equal the source's. */
 async function join1(id, sourcePort, expected) {
   const t0 = performance.now()
-  const d = start({ id, path: join(dir, `${id}-${Math.random().toString(36).slice(2)}.db`), keys: keys(id), listen: { host: '127.0.0.1', port: 0 }, peers: [{ id: 'a', url: `ws://127.0.0.1:${sourcePort}` }] })
+  const d = start({
+    id,
+    path: join(dir, `${id}-${Math.random().toString(36).slice(2)}.db`),
+    keys: keys(id),
+    listen: { host: '127.0.0.1', port: 0 },
+    peers: [{ id: 'a', url: `ws://127.0.0.1:${sourcePort}` }],
+  })
   await d.ready
   for (;;) {
     const s = await d.call('state', { digest: false })
@@ -56,7 +66,8 @@ async function join1(id, sourcePort, expected) {
       const ms = performance.now() - t0
       // Converged means the same materialised state too, not just the same vector.
       const full = await d.call('state')
-      if (full.digest.digest !== expected.digest.digest) throw new Error(`${id} has the source's vector but another state digest`)
+      if (full.digest.digest !== expected.digest.digest)
+        throw new Error(`${id} has the source's vector but another state digest`)
       await d.stop()
       return { ms, ...full }
     }
@@ -66,65 +77,84 @@ async function join1(id, sourcePort, expected) {
 }
 
 async function measure(CHANGES) {
-const rows = []
-for (let run = 0; run < RUNS; run++) {
-  const path = join(dir, `a-${run}.db`)
-  const copy = join(dir, `a-${run}-copy.db`)
-  // 1. write, stop cleanly, copy the file (an uncompacted twin for the baseline).
-  let a = start({ id: 'a', path, keys: keys('a') })
-  await a.ready
-  await a.call('write', { docs: DOCS, changes: CHANGES })
-  const before = await a.call('state')
-  await a.stop()
-  copyFileSync(path, copy)
+  const rows = []
+  for (let run = 0; run < RUNS; run++) {
+    const path = join(dir, `a-${run}.db`)
+    const copy = join(dir, `a-${run}-copy.db`)
+    // 1. write, stop cleanly, copy the file (an uncompacted twin for the baseline).
+    let a = start({ id: 'a', path, keys: keys('a') })
+    await a.ready
+    await a.call('write', { docs: DOCS, changes: CHANGES })
+    const before = await a.call('state')
+    await a.stop()
+    copyFileSync(path, copy)
 
-  // 2. compact (standalone: the floor is its own vector).
-  a = start({ id: 'a', path, keys: keys('a') })
-  await a.ready
-  const t0 = performance.now()
-  const report = await a.call('compact')
-  const compactMs = performance.now() - t0
-  const after = await a.call('state')
-  if (after.digest.digest !== before.digest.digest) throw new Error('compaction changed the documents')
-  await a.stop()
+    // 2. compact (standalone: the floor is its own vector).
+    a = start({ id: 'a', path, keys: keys('a') })
+    await a.ready
+    const t0 = performance.now()
+    const report = await a.call('compact')
+    const compactMs = performance.now() - t0
+    const after = await a.call('state')
+    if (after.digest.digest !== before.digest.digest) throw new Error('compaction changed the documents')
+    await a.stop()
 
-  // 3. bootstrap from the compacted a vs catch-up from the uncompacted copy.
-  a = start({ id: 'a', path, keys: keys('a'), listen: { host: '127.0.0.1', port: 0 } })
-  const { port } = await a.ready
-  const boot = await join1('b', port, after)
-  await a.stop()
-  const twin = start({ id: 'a', path: copy, keys: keys('a'), listen: { host: '127.0.0.1', port: 0 } })
-  const { port: twinPort } = await twin.ready
-  const catchUp = await join1('c', twinPort, before)
-  await twin.stop()
-  if (boot.snapshotDocsIn === 0) throw new Error('b was not bootstrapped from snapshots')
-  rows.push({ before, report, compactMs, after, boot, catchUp })
-  process.stdout.write(
-    `run ${run + 1}: compact ${compactMs.toFixed(0)} ms (${fmt(report.eventsRemoved)} events, ${fmt(report.docsSnapshotted)} snapshots); ` +
-      `bootstrap ${boot.ms.toFixed(0)} ms / ${mib(boot.bytesIn)} MiB vs events ${catchUp.ms.toFixed(0)} ms / ${mib(catchUp.bytesIn)} MiB\n`,
-  )
+    // 3. bootstrap from the compacted a vs catch-up from the uncompacted copy.
+    a = start({ id: 'a', path, keys: keys('a'), listen: { host: '127.0.0.1', port: 0 } })
+    const { port } = await a.ready
+    const boot = await join1('b', port, after)
+    await a.stop()
+    const twin = start({ id: 'a', path: copy, keys: keys('a'), listen: { host: '127.0.0.1', port: 0 } })
+    const { port: twinPort } = await twin.ready
+    const catchUp = await join1('c', twinPort, before)
+    await twin.stop()
+    if (boot.snapshotDocsIn === 0) throw new Error('b was not bootstrapped from snapshots')
+    rows.push({ before, report, compactMs, after, boot, catchUp })
+    process.stdout.write(
+      `run ${run + 1}: compact ${compactMs.toFixed(0)} ms (${fmt(report.eventsRemoved)} events, ${fmt(report.docsSnapshotted)} snapshots); ` +
+        `bootstrap ${boot.ms.toFixed(0)} ms / ${mib(boot.bytesIn)} MiB vs events ${catchUp.ms.toFixed(0)} ms / ${mib(catchUp.bytesIn)} MiB\n`,
+    )
+  }
+
+  return rows
 }
 
-return rows
-}
-
-const cell = (s, unit = '', digits = 0) => `${s.median.toFixed(digits)}${unit} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`
+const cell = (s, unit = '', digits = 0) =>
+  `${s.median.toFixed(digits)}${unit} (${s.min.toFixed(digits)}–${s.max.toFixed(digits)})`
 const results = []
 for (const n of SIZES) results.push({ n, rows: await measure(n) })
 /** One table column per history length. */
-const row = (label, f) => `| ${label} | ${results.map(({ rows }) => f((g) => summarize(rows.map(g)), rows[0])).join(' | ')} |`
+const row = (label, f) =>
+  `| ${label} | ${results.map(({ rows }) => f((g) => summarize(rows.map(g)), rows[0])).join(' | ')} |`
 const md = `## Compaction and bootstrap below the floor (\`npm run bench:compact${quick ? ' -- --quick' : ''}\`)
 
 ${machineLine()}. Automerge changes over ${fmt(DOCS)} documents written on one DRU (two history lengths), ${RUNS} run(s) each, median (min–max). Each DRU is its own process; sync over 127.0.0.1.
 
 | measure | ${results.map(({ n }) => `${fmt(n)} changes (${fmt(n / DOCS)} per document)`).join(' | ')} |
 | --- | ${results.map(() => '---').join(' | ')} |
-${row('compaction time', (med) => cell(med((r) => r.compactMs), ' ms'))}
+${row('compaction time', (med) =>
+  cell(
+    med((r) => r.compactMs),
+    ' ms',
+  ),
+)}
 ${row('events in the log before → after', (med, r0) => `${fmt(r0.before.events)} → ${fmt(r0.after.events)}`)}
 ${row('documents scanned / snapshots written by compaction (the rest were already covered by snapshots written on eviction and clean close)', (med, r0) => `${fmt(r0.report.docsScanned)} / ${fmt(r0.report.docsSnapshotted)}`)}
 ${row('database pages in use before → after (4 KiB pages; the file keeps its size, no VACUUM)', (med, r0) => `${fmt(r0.before.pages - r0.before.freePages)} → ${fmt(r0.after.pages - r0.after.freePages)}`)}
-${row('fresh DRU bootstrapped from snapshots: process start to equal fingerprint (state digest then checked equal)', (med) => cell(med((r) => r.boot.ms), ' ms'))}
-${row('fresh DRU catching up from events (uncompacted twin): same', (med) => cell(med((r) => r.catchUp.ms), ' ms'))}
+${row(
+  'fresh DRU bootstrapped from snapshots: process start to equal fingerprint (state digest then checked equal)',
+  (med) =>
+    cell(
+      med((r) => r.boot.ms),
+      ' ms',
+    ),
+)}
+${row('fresh DRU catching up from events (uncompacted twin): same', (med) =>
+  cell(
+    med((r) => r.catchUp.ms),
+    ' ms',
+  ),
+)}
 ${row('ratio bootstrap time / event catch-up time (median)', (med) => (med((r) => r.boot.ms).median / med((r) => r.catchUp.ms).median).toFixed(2))}
 ${row('bytes received: snapshots vs events', (med, r0) => `${mib(r0.boot.bytesIn)} MiB vs ${mib(r0.catchUp.bytesIn)} MiB`)}
 ${row('peak RSS of the joining DRU: snapshots vs events', (med, r0) => `${mib(r0.boot.peakRss)} MiB vs ${mib(r0.catchUp.peakRss)} MiB`)}

@@ -85,7 +85,14 @@ function breakdown(durability) {
   const sealed = []
   let prev = GENESIS_HASH
   for (let k = 0; k < EVENTS; k++) {
-    const e = sealEvent({ origin: 'bench/1', seq: k + 1, hlc: encodeHlc({ wall: Date.now(), counter: k, node: 'bench/1' }), docId: `doc-${k % 1000}`, change: payloads[k], prev })
+    const e = sealEvent({
+      origin: 'bench/1',
+      seq: k + 1,
+      hlc: encodeHlc({ wall: Date.now(), counter: k, node: 'bench/1' }),
+      docId: `doc-${k % 1000}`,
+      change: payloads[k],
+      prev,
+    })
     prev = e.hash
     sealed.push(e)
   }
@@ -93,7 +100,9 @@ function breakdown(durability) {
   const insertRate = withDir((dir) => {
     const store = EventStore.open({ path: join(dir, 'schema.db'), druId: 'bench', durability })
     const db = store.db
-    const insert = db.prepare('insert into events (origin, seq, hlc, doc_id, change, prev, hash, sig, received_at, applied_at) values (?, ?, ?, ?, ?, ?, ?, null, 0, 0)')
+    const insert = db.prepare(
+      'insert into events (origin, seq, hlc, doc_id, change, prev, hash, sig, received_at, applied_at) values (?, ?, ?, ?, ?, ?, ?, null, 0, 0)',
+    )
     const batch = db.transaction((from) => {
       for (let k = from; k < from + BATCH; k++) {
         const e = sealed[k]
@@ -140,8 +149,12 @@ for (const durability of ['machine', 'process']) {
     `| ${durability} | ${fmt(d.median)} (${fmt(d.min)}–${fmt(d.max)}) | ${fmt(w.median)} (${fmt(w.min)}–${fmt(w.max)}) | **${ratio.toFixed(2)}** | ${ms(percentile(druLat, 50))} / ${ms(percentile(druLat, 99))} | ${ms(percentile(rawLat, 50))} / ${ms(percentile(rawLat, 99))} |`,
   )
   breakdownLines.push(`| ${durability} | ${fmt(parts.sealRate)} | ${fmt(parts.insertRate)} |`)
-  console.log(`  breakdown: sealing only ${fmt(parts.sealRate)} ev/s, insert of sealed rows into dru's schema ${fmt(parts.insertRate)} rows/s`)
-  console.log(`  single-event commit p50/p99: dru ${ms(percentile(druLat, 50))}/${ms(percentile(druLat, 99))} ms, raw ${ms(percentile(rawLat, 50))}/${ms(percentile(rawLat, 99))} ms`)
+  console.log(
+    `  breakdown: sealing only ${fmt(parts.sealRate)} ev/s, insert of sealed rows into dru's schema ${fmt(parts.insertRate)} rows/s`,
+  )
+  console.log(
+    `  single-event commit p50/p99: dru ${ms(percentile(druLat, 50))}/${ms(percentile(druLat, 99))} ms, raw ${ms(percentile(rawLat, 50))}/${ms(percentile(rawLat, 99))} ms`,
+  )
 }
 
 writeSection(

@@ -19,7 +19,9 @@ export function writeSection(name, markdown, file = FILE) {
   const start = `<!-- ${name} -->`
   const end = `<!-- /${name} -->`
   const block = `${start}\n${markdown.trim()}\n${end}`
-  let text = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmark results\n\nEach section is rewritten by the command named in it. Ratios compare dru with a raw ceiling measured in the same run on the same machine.\n'
+  let text = existsSync(file)
+    ? readFileSync(file, 'utf8')
+    : '# Benchmark results\n\nEach section is rewritten by the command named in it. Ratios compare dru with a raw ceiling measured in the same run on the same machine.\n'
   const i = text.indexOf(start)
   const j = text.indexOf(end)
   text = i >= 0 && j > i ? text.slice(0, i) + block + text.slice(j + end.length) : `${text.trimEnd()}\n\n${block}\n`

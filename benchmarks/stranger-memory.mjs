@@ -40,26 +40,30 @@ function keysFor(ids) {
 async function idle(port, n) {
   const sockets = []
   let refused = 0
-  const tcp = Array.from({ length: n / 2 }, () =>
-    new Promise((resolve) => {
-      const s = net.connect(port, '127.0.0.1')
-      s.on('error', () => resolve())
-      s.once('connect', () => resolve())
-      s.once('close', () => resolve())
-      sockets.push(s)
-    }),
+  const tcp = Array.from(
+    { length: n / 2 },
+    () =>
+      new Promise((resolve) => {
+        const s = net.connect(port, '127.0.0.1')
+        s.on('error', () => resolve())
+        s.once('connect', () => resolve())
+        s.once('close', () => resolve())
+        sockets.push(s)
+      }),
   )
-  const ws = Array.from({ length: n / 2 }, () =>
-    new Promise((resolve) => {
-      const w = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false })
-      w.on('error', () => resolve())
-      w.once('open', () => resolve())
-      w.once('unexpected-response', () => {
-        refused++
-        resolve()
-      })
-      sockets.push(w)
-    }),
+  const ws = Array.from(
+    { length: n / 2 },
+    () =>
+      new Promise((resolve) => {
+        const w = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false })
+        w.on('error', () => resolve())
+        w.once('open', () => resolve())
+        w.once('unexpected-response', () => {
+          refused++
+          resolve()
+        })
+        sockets.push(w)
+      }),
   )
   await Promise.all([...tcp, ...ws])
   return { sockets, refused }
@@ -68,14 +72,16 @@ async function idle(port, n) {
 /** Eight strangers send a 30 MiB message each, at once; resolves with the close codes. */
 function floods(port) {
   return Promise.all(
-    Array.from({ length: 8 }, () =>
-      new Promise((resolve) => {
-        const w = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false })
-        w.on('error', () => undefined)
-        w.once('unexpected-response', () => resolve('refused (503)'))
-        w.once('open', () => w.send(Buffer.alloc(30 * MiB, 7)))
-        w.once('close', (code) => resolve(String(code)))
-      }),
+    Array.from(
+      { length: 8 },
+      () =>
+        new Promise((resolve) => {
+          const w = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false })
+          w.on('error', () => undefined)
+          w.once('unexpected-response', () => resolve('refused (503)'))
+          w.once('open', () => w.send(Buffer.alloc(30 * MiB, 7)))
+          w.once('close', (code) => resolve(String(code)))
+        }),
     ),
   )
 }
@@ -83,9 +89,16 @@ function floods(port) {
 async function run(r) {
   const keys = keysFor(['x', 'y'])
   const env = (config) => ({ DRU_CONFIG: JSON.stringify({ secret: SECRET, ...config }) })
-  const x = forkChild(FIXTURE, env({ id: 'x', path: `${dir}/${r}-x.db`, keys: keys('x'), sampleMemoryMs: 20 }), 'x', [...process.execArgv, '--expose-gc'])
+  const x = forkChild(FIXTURE, env({ id: 'x', path: `${dir}/${r}-x.db`, keys: keys('x'), sampleMemoryMs: 20 }), 'x', [
+    ...process.execArgv,
+    '--expose-gc',
+  ])
   const { port } = await x.ready
-  const y = forkChild(FIXTURE, env({ id: 'y', path: `${dir}/${r}-y.db`, keys: keys('y'), peers: [{ id: 'x', url: `ws://127.0.0.1:${port}` }] }), 'y')
+  const y = forkChild(
+    FIXTURE,
+    env({ id: 'y', path: `${dir}/${r}-y.db`, keys: keys('y'), peers: [{ id: 'x', url: `ws://127.0.0.1:${port}` }] }),
+    'y',
+  )
   await y.ready
   let writing = true
   let written = 0
@@ -114,7 +127,16 @@ async function run(r) {
   while ((await x.call('fp')).count < written) await sleep(50)
   x.kill()
   y.kill()
-  return { before, during, peaks, codes, refusedWs: held.refused, stats, progressed: reachedDuring - reachedBefore, attackMs }
+  return {
+    before,
+    during,
+    peaks,
+    codes,
+    refusedWs: held.refused,
+    stats,
+    progressed: reachedDuring - reachedBefore,
+    attackMs,
+  }
 }
 
 const runs = []

@@ -39,7 +39,11 @@ process.on('exit', () => {
 })
 
 function start(config) {
-  return forkChild(FIXTURE, { DRU_CONFIG: JSON.stringify({ secret: SECRET, durability: 'process', ...config }) }, config.id)
+  return forkChild(
+    FIXTURE,
+    { DRU_CONFIG: JSON.stringify({ secret: SECRET, durability: 'process', ...config }) },
+    config.id,
+  )
 }
 
 function keysFor(ids) {
@@ -68,7 +72,13 @@ async function throughput() {
   const tw = performance.now()
   await a.call('write', { n: EVENTS, perCommit: 1000, bytes: 200, docs: 10_000 })
   const writeMs = performance.now() - tw
-  const b = start({ id: 'b', path: `${dir}/t-b.db`, keys: keys('b'), effects: false, peers: [{ id: 'a', url: `ws://127.0.0.1:${port}` }] })
+  const b = start({
+    id: 'b',
+    path: `${dir}/t-b.db`,
+    keys: keys('b'),
+    effects: false,
+    peers: [{ id: 'a', url: `ws://127.0.0.1:${port}` }],
+  })
   await b.ready
   const t0 = performance.now()
   await until(async () => (await b.call('fp')).count === EVENTS, 25)
@@ -123,7 +133,19 @@ async function throughput() {
   const batches = st.framesIn - 4
   const verifyShare = (batches * verifyUs) / 1000 / syncMs
 
-  return { writeMs, syncMs, rawMs, ingest, bytes: st.bytesIn, frames: st.framesIn, frameBytes, rss, verifyUs, verifyShare, batches }
+  return {
+    writeMs,
+    syncMs,
+    rawMs,
+    ingest,
+    bytes: st.bytesIn,
+    frames: st.framesIn,
+    frameBytes,
+    rss,
+    verifyUs,
+    verifyShare,
+    batches,
+  }
 }
 
 // ---- 2. partition-heal --------------------------------------------------------------
@@ -131,12 +153,25 @@ async function throughput() {
 async function partitionHeal() {
   const keys = keysFor(['a', 'b', 'c'])
   // Links refuse connections until the heal, so nothing replicates while the DRUs write.
-  const proxies = { ab: await LinkProxy.start({ mode: 'cut' }), ac: await LinkProxy.start({ mode: 'cut' }), bc: await LinkProxy.start({ mode: 'cut' }) }
+  const proxies = {
+    ab: await LinkProxy.start({ mode: 'cut' }),
+    ac: await LinkProxy.start({ mode: 'cut' }),
+    bc: await LinkProxy.start({ mode: 'cut' }),
+  }
   const url = (k) => proxies[k].url
   const common = { backoff: { baseMs: 50, maxMs: 200 }, heartbeatMs: 500 }
   const c = start({ id: 'c', path: `${dir}/p-c.db`, keys: keys('c'), ...common })
   const b = start({ id: 'b', path: `${dir}/p-b.db`, keys: keys('b'), peers: [{ id: 'c', url: url('bc') }], ...common })
-  const a = start({ id: 'a', path: `${dir}/p-a.db`, keys: keys('a'), peers: [{ id: 'b', url: url('ab') }, { id: 'c', url: url('ac') }], ...common })
+  const a = start({
+    id: 'a',
+    path: `${dir}/p-a.db`,
+    keys: keys('a'),
+    peers: [
+      { id: 'b', url: url('ab') },
+      { id: 'c', url: url('ac') },
+    ],
+    ...common,
+  })
   const [, rb, rc] = await Promise.all([a.ready, b.ready, c.ready])
   proxies.ab.target = rb.port
   proxies.ac.target = rc.port
@@ -165,7 +200,7 @@ async function partitionHeal() {
 
 const t = await throughput()
 console.log('throughput', t)
-const p = argv.includes("--only-throughput") ? process.exit(0) : await partitionHeal()
+const p = argv.includes('--only-throughput') ? process.exit(0) : await partitionHeal()
 console.log('partition-heal', p)
 
 const cmd = `npm run bench:sync${argv.length ? ` -- ${argv.join(' ')}` : ''}`

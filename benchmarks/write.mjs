@@ -110,13 +110,29 @@ for (const [name, edit] of Object.entries(edits)) {
       const n = !batched && durability === 'machine' ? SINGLE_MACHINE : DOCS
       const r = await compare(edit, n, durability, batched)
       rows.push({ name, durability, mode: batched ? `${BATCH} changes per transact` : '1 change per commit', n, ...r })
-      console.log(name, durability, batched ? 'batched' : 'single', n, 'dru', r.dru, '/s raw', r.raw, '/s ratio', r.ratio.toFixed(2))
+      console.log(
+        name,
+        durability,
+        batched ? 'batched' : 'single',
+        n,
+        'dru',
+        r.dru,
+        '/s raw',
+        r.raw,
+        '/s ratio',
+        r.ratio.toFixed(2),
+      )
     }
   }
 }
 
 // ---- remote batch apply ---------------------------------------------------------------
-const src = await openDru({ id: 'src', path: join(dir, 'src.db'), durability: 'process', cache: { maxDocs: REMOTE_DOCS + 10 } })
+const src = await openDru({
+  id: 'src',
+  path: join(dir, 'src.db'),
+  durability: 'process',
+  cache: { maxDocs: REMOTE_DOCS + 10 },
+})
 const perDoc = REMOTE_CHANGES / REMOTE_DOCS
 for (let k = 0; k < perDoc; k++) {
   src.transact((tx) => {
@@ -133,7 +149,12 @@ const firstSet = new Set(firstBatch)
 const rest = flat.filter((e) => !firstSet.has(e))
 
 async function remoteRun(durability, hot) {
-  const dst = await openDru({ id: 'dst', path: join(dir, `dst-${durability}-${hot}-${Math.random()}.db`), durability, cache: { maxDocs: REMOTE_DOCS + 10 } })
+  const dst = await openDru({
+    id: 'dst',
+    path: join(dir, `dst-${durability}-${hot}-${Math.random()}.db`),
+    durability,
+    cache: { maxDocs: REMOTE_DOCS + 10 },
+  })
   // Untimed: each document's first change, so the documents exist (and are hot, if asked).
   for (const e of firstBatch) dst.store.ingest([e])
   if (hot) for (const e of firstBatch) dst.get(e.docId)
@@ -176,13 +197,17 @@ for (const durability of ['process', 'machine']) {
     console.log('remote', durability, hot ? 'hot' : 'cold', r.rate, '/s raw', raw, 'ratio', (r.rate / raw).toFixed(2))
   }
 }
-if (new Set(remoteRows.map((r) => r.digest)).size !== 1) throw new Error('remote runs disagree on the final state digest')
+if (new Set(remoteRows.map((r) => r.digest)).size !== 1)
+  throw new Error('remote runs disagree on the final state digest')
 rmSync(dir, { recursive: true, force: true })
 
 const table = [
   '| edit | durability | commits | docs | dru change()/s | raw Automerge change/s | ratio |',
   '| --- | --- | --- | ---: | ---: | ---: | ---: |',
-  ...rows.map((r) => `| ${r.name} | ${r.durability} | ${r.mode} | ${r.n} | ${r.dru.toLocaleString('en')} | ${r.raw.toLocaleString('en')} | **${r.ratio.toFixed(2)}** |`),
+  ...rows.map(
+    (r) =>
+      `| ${r.name} | ${r.durability} | ${r.mode} | ${r.n} | ${r.dru.toLocaleString('en')} | ${r.raw.toLocaleString('en')} | **${r.ratio.toFixed(2)}** |`,
+  ),
 ]
 const remoteTable = [
   '| durability | documents | dru ingest + apply changes/s | raw `applyChanges` changes/s | ratio |',

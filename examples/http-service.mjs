@@ -59,8 +59,10 @@ const server = createServer(async (req, res) => {
 server.listen(Number(port), '127.0.0.1', () => console.log(`listening http://127.0.0.1:${server.address().port}`))
 
 for (const signal of ['SIGINT', 'SIGTERM']) {
-  process.on(signal, () => server.close(async () => {
-    await dru.close()
-    process.exit(0)
-  }))
+  process.on(signal, () =>
+    server.close(async () => {
+      await dru.close()
+      process.exit(0)
+    }),
+  )
 }

@@ -77,7 +77,8 @@ function applyChanges(own, lacking) {
   const docs = new Map()
   for (const [docId, changes] of group(own)) docs.set(docId, A.applyChanges(A.init(), changes)[0])
   const t0 = performance.now()
-  for (const [docId, changes] of group(lacking)) docs.set(docId, A.applyChanges(docs.get(docId) ?? A.init(), changes)[0])
+  for (const [docId, changes] of group(lacking))
+    docs.set(docId, A.applyChanges(docs.get(docId) ?? A.init(), changes)[0])
   return performance.now() - t0
 }
 
@@ -86,7 +87,13 @@ process.once('message', async ({ events, runs }) => {
     const lacking = events.filter((e) => !e.origin.startsWith('a/'))
     const own = events.filter((e) => e.origin.startsWith('a/'))
     const rows = lacking.map((e) => [Number(e.docId.slice(4)), e.change])
-    const out = { events: lacking.length, bytes: lacking.reduce((n, e) => n + e.change.length, 0), sqlite: [], ws: [], apply: [] }
+    const out = {
+      events: lacking.length,
+      bytes: lacking.reduce((n, e) => n + e.change.length, 0),
+      sqlite: [],
+      ws: [],
+      apply: [],
+    }
     for (let r = 0; r < runs; r++) {
       out.sqlite.push(sqlite(rows))
       out.ws.push((await ws(lacking.map((e) => e.change))).ms)

@@ -18,7 +18,10 @@ export function spawnReplica(cfg) {
   const child = fork(REPLICA, [], {
     env: { ...process.env, BENCH_REPLICA: JSON.stringify(cfg) },
     serialization: 'advanced',
-    execArgv: ['--max-old-space-size=8192', ...(process.env.BENCH_EXEC_ARGV ? process.env.BENCH_EXEC_ARGV.split(' ') : [])],
+    execArgv: [
+      '--max-old-space-size=8192',
+      ...(process.env.BENCH_EXEC_ARGV ? process.env.BENCH_EXEC_ARGV.split(' ') : []),
+    ],
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   })
   live.add(child)
@@ -86,6 +89,9 @@ export function spawnReplica(cfg) {
 }
 
 function lastLine(text) {
-  const lines = text.trim().split('\n').filter((l) => /error|Error|at /.test(l) === false || /Error/.test(l))
+  const lines = text
+    .trim()
+    .split('\n')
+    .filter((l) => /error|Error|at /.test(l) === false || /Error/.test(l))
   return (lines.find((l) => /Error/.test(l)) ?? lines[lines.length - 1] ?? '').slice(0, 300)
 }

@@ -42,7 +42,16 @@ export class Cluster {
         if (from === id) peers.push({ id: to, url: this.proxies.get(`${from}→${to}`).url })
         if (to === id) peers.push({ id: from })
       }
-      return spawnReplica({ system: this.system, id, index, dir, peers, secret: SECRET, keys: keys?.(id), ...this.extra })
+      return spawnReplica({
+        system: this.system,
+        id,
+        index,
+        dir,
+        peers,
+        secret: SECRET,
+        keys: keys?.(id),
+        ...this.extra,
+      })
     })
     const ready = await Promise.all(this.replicas.map((r) => r.ready))
     for (const [from, to] of LINKS) this.proxies.get(`${from}→${to}`).setTarget(ready[IDS.indexOf(to)].port)
@@ -58,7 +67,10 @@ export class Cluster {
     const payload = await a.call('createDocs', { to: docs })
     if (!payload) return
     if (payload.copyStorage) {
-      for (const r of others) cpSync(join(this.dir, 'a', payload.copyStorage), join(this.dir, r.cfg.id, payload.copyStorage), { recursive: true })
+      for (const r of others)
+        cpSync(join(this.dir, 'a', payload.copyStorage), join(this.dir, r.cfg.id, payload.copyStorage), {
+          recursive: true,
+        })
     }
     await Promise.all(others.map((r) => r.call('importDocs', payload)))
   }

@@ -24,11 +24,32 @@ import { chartSvg } from './chart.mjs'
 
 const started = performance.now()
 const argv = process.argv.slice(2)
-const KNOWN_FLAGS = ['quick', 'only', 'docs', 'ops', 'sizes', 'reconnect-docs', 'local-docs', 'local-ops', 'scale-docs', 'runs', 'systems', 'budget', 'seed', 'out', 'render', 'chart-runs', 'help']
+const KNOWN_FLAGS = [
+  'quick',
+  'only',
+  'docs',
+  'ops',
+  'sizes',
+  'reconnect-docs',
+  'local-docs',
+  'local-ops',
+  'scale-docs',
+  'runs',
+  'systems',
+  'budget',
+  'seed',
+  'out',
+  'render',
+  'chart-runs',
+  'help',
+]
 // A full run takes over half an hour and rewrites RESULTS.md: never start one on a typo or --help.
 if (argv.includes('--help') || argv.includes('-h')) {
   const lines = readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n')
-  const header = lines.slice(0, lines.findIndex((l) => !l.startsWith('//')))
+  const header = lines.slice(
+    0,
+    lines.findIndex((l) => !l.startsWith('//')),
+  )
   process.stdout.write(`${header.map((l) => l.slice(3)).join('\n')}\n`)
   process.exit(0)
 }
@@ -44,11 +65,18 @@ const flag = (name) => {
   return i >= 0 ? argv[i + 1] : undefined
 }
 const num = (name, dflt) => (flag(name) === undefined ? dflt : Number(flag(name)))
-const list = (name, dflt) => (flag(name) === undefined ? dflt : flag(name).split(',').map((x) => x.trim()).filter(Boolean))
+const list = (name, dflt) =>
+  flag(name) === undefined
+    ? dflt
+    : flag(name)
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean)
 
 const WORKLOADS = ['partition-heal', 'reconnect', 'local-writes', 'scale', 'ceilings']
 const only = list('only', WORKLOADS)
-for (const w of only) if (!WORKLOADS.includes(w)) throw new Error(`--only: unknown workload ${w} (known: ${WORKLOADS.join(', ')})`)
+for (const w of only)
+  if (!WORKLOADS.includes(w)) throw new Error(`--only: unknown workload ${w} (known: ${WORKLOADS.join(', ')})`)
 const SYSTEMS = list('systems', ['dru', 'automerge-repo', 'yjs', 'raw'])
 const NAMES = { dru: 'dru', 'automerge-repo': 'automerge-repo', yjs: 'Yjs', raw: 'raw ceiling' }
 
@@ -64,7 +92,9 @@ const LOCAL_OPS = num('local-ops', quick ? 500 : 10_000)
 const SCALE_DOCS = num('scale-docs', quick ? 500 : 1_000_000)
 const BUDGET = flag('budget') === undefined ? undefined : Number(flag('budget'))
 // npm runs workspace scripts in benchmarks/; a relative --out is taken from where npm was started.
-const OUT = flag('out') ? resolve(process.env.INIT_CWD ?? process.cwd(), flag('out')) : fileURLToPath(new URL('../RESULTS.md', import.meta.url))
+const OUT = flag('out')
+  ? resolve(process.env.INIT_CWD ?? process.cwd(), flag('out'))
+  : fileURLToPath(new URL('../RESULTS.md', import.meta.url))
 const SVG = join(dirname(OUT), 'partition-heal.svg')
 
 /** Seconds a cell may take before it is reported as "did not finish". */
@@ -82,7 +112,8 @@ const log = (...a) => console.log(`[${((performance.now() - started) / 1000).toF
 
 class Timeout extends Error {}
 
-const dnfText = (c) => ('dnf' in c ? `did not finish in ${c.dnf} s` : 'skipped' in c ? `not run: ${c.skipped}` : `failed: ${c.failed}`)
+const dnfText = (c) =>
+  'dnf' in c ? `did not finish in ${c.dnf} s` : 'skipped' in c ? `not run: ${c.skipped}` : `failed: ${c.failed}`
 
 /**
  * Runs `fn` within `seconds`. Returns { value } or { dnf: seconds } or { failed: reason };
@@ -94,7 +125,10 @@ async function cell(label, seconds, fn) {
   let timer
   const t0 = performance.now()
   try {
-    const value = await Promise.race([fn(own), new Promise((_, reject) => (timer = setTimeout(() => reject(new Timeout()), seconds * 1000)))])
+    const value = await Promise.race([
+      fn(own),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Timeout()), seconds * 1000))),
+    ])
     log(`${label}: ok in ${((performance.now() - t0) / 1000).toFixed(1)} s`)
     return { value }
   } catch (err) {
@@ -107,7 +141,10 @@ async function cell(label, seconds, fn) {
       log(`${label}: did not finish in ${seconds} s`)
       return { dnf: seconds }
     }
-    const reason = String(err?.message ?? err).split('\n')[0].replace(/\|/g, '/').slice(0, 160)
+    const reason = String(err?.message ?? err)
+      .split('\n')[0]
+      .replace(/\|/g, '/')
+      .slice(0, 160)
     log(`${label}: FAILED: ${reason}`)
     return { failed: reason }
   } finally {
@@ -142,8 +179,10 @@ async function runPartitionHeal() {
         const acc = perSystem[system]
         if (!('values' in acc)) continue
         const want = system === 'dru' && ops === OPS && !druEvents
-        const out = await cell(`partition-heal ${system} ops=${ops} run ${r + 1}/${runs}`, budgets.partitionHeal, (own) =>
-          partitionHeal({ system, docs: DOCS, ops, seed: SEED + r, onCluster: own, exportEvents: want }),
+        const out = await cell(
+          `partition-heal ${system} ops=${ops} run ${r + 1}/${runs}`,
+          budgets.partitionHeal,
+          (own) => partitionHeal({ system, docs: DOCS, ops, seed: SEED + r, onCluster: own, exportEvents: want }),
         )
         if ('value' in out) {
           if (out.value.events) druEvents = out.value.events
@@ -164,20 +203,26 @@ async function runReconnect() {
     results.reconnect[docs] = {}
     for (const system of SYSTEMS) {
       // A system that did not finish a smaller size is not run at a larger one.
-      const smaller = RECONNECT_DOCS.filter((d) => d < docs).map((d) => results.reconnect[d][system]).find((c) => c && !('values' in c))
+      const smaller = RECONNECT_DOCS.filter((d) => d < docs)
+        .map((d) => results.reconnect[d][system])
+        .find((c) => c && !('values' in c))
       if (smaller) {
         results.reconnect[docs][system] = { skipped: `${dnfText(smaller)} at a smaller size` }
         log(`reconnect ${system} docs=${docs}: skipped (${dnfText(smaller)} at a smaller size)`)
         continue
       }
       let setup
-      const out = await cell(`reconnect ${system} docs=${docs} (setup + ${RUNS} reconnects)`, budgets.reconnect(docs), async (own) => {
-        setup = await reconnectCluster({ system, docs, onCluster: own })
-        const values = []
-        for (let r = 0; r < RUNS; r++) values.push(await setup.measure())
-        await setup.cluster.stop()
-        return values
-      })
+      const out = await cell(
+        `reconnect ${system} docs=${docs} (setup + ${RUNS} reconnects)`,
+        budgets.reconnect(docs),
+        async (own) => {
+          setup = await reconnectCluster({ system, docs, onCluster: own })
+          const values = []
+          for (let r = 0; r < RUNS; r++) values.push(await setup.measure())
+          await setup.cluster.stop()
+          return values
+        },
+      )
       results.reconnect[docs][system] = 'value' in out ? { values: out.value } : out
     }
   }
@@ -267,7 +312,10 @@ async function runCeilings() {
     return
   }
   const out = await cell('ceilings', budgets.ceilings, async (own) => {
-    const child = fork(fileURLToPath(new URL('./ceilings-child.mjs', import.meta.url)), [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const child = fork(fileURLToPath(new URL('./ceilings-child.mjs', import.meta.url)), [], {
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    })
     own(child)
     const reply = new Promise((resolve, reject) => {
       child.once('message', (m) => (m.ok ? resolve(m.value) : reject(new Error(m.error))))
@@ -285,7 +333,9 @@ process.on('SIGINT', () => {
   killAll()
   process.exit(130)
 })
-log(`bench: ${quick ? 'quick' : 'full'} run; workloads ${only.join(', ')}; systems ${SYSTEMS.join(', ')}; output ${OUT}`)
+log(
+  `bench: ${quick ? 'quick' : 'full'} run; workloads ${only.join(', ')}; systems ${SYSTEMS.join(', ')}; output ${OUT}`,
+)
 const loadBefore = loadavg()
 // The measurements are also kept as JSON next to the markdown, in compare-results.json
 // (`--render FILE.json` re-renders them without running anything, e.g. after a change to
@@ -301,7 +351,15 @@ if (flag('render')) {
   loadAfterSaved = saved.loadAfter
 } else {
   mkdirSync(dirname(OUT), { recursive: true })
-  const save = () => writeFileSync(JSON_OUT, JSON.stringify({ argv, results, totalSec: (performance.now() - started) / 1000, loadBefore, loadAfter: loadavg() }, null, 1))
+  const save = () =>
+    writeFileSync(
+      JSON_OUT,
+      JSON.stringify(
+        { argv, results, totalSec: (performance.now() - started) / 1000, loadBefore, loadAfter: loadavg() },
+        null,
+        1,
+      ),
+    )
   if (only.includes('partition-heal') || only.includes('ceilings')) await runPartitionHeal()
   save()
   if (only.includes('reconnect')) await runReconnect()
@@ -318,9 +376,15 @@ const loadAfter = loadAfterSaved ?? loadavg()
 
 // ---- render -----------------------------------------------------------------------------
 
-const mib = (b) => { const m = b / 2 ** 20; return m >= 10 ? m.toFixed(1) : m >= 1 ? m.toFixed(2) : m.toFixed(3) }
+const mib = (b) => {
+  const m = b / 2 ** 20
+  return m >= 10 ? m.toFixed(1) : m >= 1 ? m.toFixed(2) : m.toFixed(3)
+}
 const int = (n) => Math.round(n).toLocaleString('en-US')
-const sec = (ms) => { const s = ms / 1000; return s >= 10 ? s.toFixed(1) : s >= 0.1 ? s.toFixed(2) : s >= 0.01 ? s.toFixed(3) : s.toFixed(4) }
+const sec = (ms) => {
+  const s = ms / 1000
+  return s >= 10 ? s.toFixed(1) : s >= 0.1 ? s.toFixed(2) : s >= 0.01 ? s.toFixed(3) : s.toFixed(4)
+}
 /** "median (min–max)" of `pick` over a cell's runs, or the cell's DNF/failure text. */
 function stat(c, pick, fmt) {
   if (!c || !('values' in c)) return c ? dnfText(c) : 'not run'
@@ -346,9 +410,15 @@ if (only.includes('partition-heal') || only.includes('ceilings')) {
   const P = results.partitionHeal
   const rows = SYSTEMS.map((s) => {
     const c = P[s]
-    return `| ${NAMES[s]} | ${stat(c, (v) => v.ms, sec)} | ${stat(c, (v) => v.headsMs, sec)} | ${stat(c, (v) => v.bytes, mib)} | ${stat(c, (v) => v.messages, int)} | ${stat(c, (v) => v.peakRss, mib)} | ${stat(c, (v) => v.cpuSec, (x) => x.toFixed(1))} | ${ratio(P.dru, c, (v) => v.ms)} | ${ratio(P.dru, c, (v) => v.bytes)} | ${ratio(P.dru, c, (v) => v.peakRss)} | ${ratio(P.dru, c, (v) => v.cpuSec)} |`
+    return `| ${NAMES[s]} | ${stat(c, (v) => v.ms, sec)} | ${stat(c, (v) => v.headsMs, sec)} | ${stat(c, (v) => v.bytes, mib)} | ${stat(c, (v) => v.messages, int)} | ${stat(c, (v) => v.peakRss, mib)} | ${stat(
+      c,
+      (v) => v.cpuSec,
+      (x) => x.toFixed(1),
+    )} | ${ratio(P.dru, c, (v) => v.ms)} | ${ratio(P.dru, c, (v) => v.bytes)} | ${ratio(P.dru, c, (v) => v.peakRss)} | ${ratio(P.dru, c, (v) => v.cpuSec)} |`
   })
-  const chartRows = SIZES.map((ops) => `| ${int(ops)} | ${SYSTEMS.map((s) => stat(results.chart[ops]?.[s], (v) => v.ms, sec)).join(' | ')} |`)
+  const chartRows = SIZES.map(
+    (ops) => `| ${int(ops)} | ${SYSTEMS.map((s) => stat(results.chart[ops]?.[s], (v) => v.ms, sec)).join(' | ')} |`,
+  )
   sections.push(`### 1. partition-heal
 
 3 replicas × ${int(DOCS)} documents; every link cut; each replica writes ${int(OPS)} ops (one change each:
@@ -406,15 +476,39 @@ if (only.includes('local-writes')) {
   const rate = (pickMs) => (v) => (v.count / pickMs(v)) * 1000
   const rowsSpec = []
   for (const s of SYSTEMS) {
-    if (s === 'dru') rowsSpec.push(['dru', 'dru.change(): Automerge change + event (HLC, hash chain, signature) + its own SQLite commit', L.dru, rate((v) => v.ms)])
-    if (s === 'automerge-repo') rowsSpec.push(['automerge-repo', 'DocHandle.change(), then repo.flush() to NodeFS at the end (inside the time)', L['automerge-repo'], rate((v) => v.ms)])
-    if (s === 'yjs') rowsSpec.push(['Yjs', 'Y.Doc transact(map.set), update event; in memory', L.yjs, rate((v) => v.ms)])
+    if (s === 'dru')
+      rowsSpec.push([
+        'dru',
+        'dru.change(): Automerge change + event (HLC, hash chain, signature) + its own SQLite commit',
+        L.dru,
+        rate((v) => v.ms),
+      ])
+    if (s === 'automerge-repo')
+      rowsSpec.push([
+        'automerge-repo',
+        'DocHandle.change(), then repo.flush() to NodeFS at the end (inside the time)',
+        L['automerge-repo'],
+        rate((v) => v.ms),
+      ])
+    if (s === 'yjs')
+      rowsSpec.push(['Yjs', 'Y.Doc transact(map.set), update event; in memory', L.yjs, rate((v) => v.ms)])
     if (s === 'raw') {
-      rowsSpec.push(['raw ceiling: Automerge.change', 'Automerge.change + getLastLocalChange only', L.raw, rate((v) => v.automergeMs)])
-      rowsSpec.push(['raw ceiling: better-sqlite3 insert', 'the same change bytes inserted, one commit each (WAL, synchronous=NORMAL)', L.raw, rate((v) => v.sqliteMs)])
+      rowsSpec.push([
+        'raw ceiling: Automerge.change',
+        'Automerge.change + getLastLocalChange only',
+        L.raw,
+        rate((v) => v.automergeMs),
+      ])
+      rowsSpec.push([
+        'raw ceiling: better-sqlite3 insert',
+        'the same change bytes inserted, one commit each (WAL, synchronous=NORMAL)',
+        L.raw,
+        rate((v) => v.sqliteMs),
+      ])
     }
   }
-  const druRate = L.dru && 'values' in L.dru ? { values: L.dru.values.map((v) => ({ r: (v.count / v.ms) * 1000 })) } : L.dru
+  const druRate =
+    L.dru && 'values' in L.dru ? { values: L.dru.values.map((v) => ({ r: (v.count / v.ms) * 1000 })) } : L.dru
   const rows = rowsSpec.map(([name, what, c, pick]) => {
     const asRate = c && 'values' in c ? { values: c.values.map((v) => ({ r: pick(v) })) } : c
     return `| ${name} | ${what} | ${stat(asRate, (v) => v.r, int)} | ${ratio(druRate, asRate, (v) => v.r)} |`
@@ -476,9 +570,16 @@ if (only.includes('ceilings')) {
     ]
     const sum = parts.reduce((n, p) => n + p.s.median, 0)
     const druMs = median(P, (x) => x.ms)
-    const rows = parts.map((p) => `| ${p.name} | ${sec(p.s.median)} (${sec(p.s.min)}–${sec(p.s.max)}) | ${p.unit} | ${druMs ? (druMs / p.s.median).toFixed(1) : '–'} |`)
-    rows.push(`| raw ceiling: sum of the three | ${sec(sum)} | one replica's share | ${druMs ? (druMs / sum).toFixed(1) : '–'} |`)
-    rows.push(`| dru: partition-heal, heal → identical state (table 1) | ${stat(P, (x) => x.ms, sec)} | all three replicas, in parallel | 1.00 |`)
+    const rows = parts.map(
+      (p) =>
+        `| ${p.name} | ${sec(p.s.median)} (${sec(p.s.min)}–${sec(p.s.max)}) | ${p.unit} | ${druMs ? (druMs / p.s.median).toFixed(1) : '–'} |`,
+    )
+    rows.push(
+      `| raw ceiling: sum of the three | ${sec(sum)} | one replica's share | ${druMs ? (druMs / sum).toFixed(1) : '–'} |`,
+    )
+    rows.push(
+      `| dru: partition-heal, heal → identical state (table 1) | ${stat(P, (x) => x.ms, sec)} | all three replicas, in parallel | 1.00 |`,
+    )
     body = rows.join('\n')
   }
   sections.push(`### 5. raw ceilings on the bytes dru logged
@@ -510,7 +611,10 @@ function verdicts() {
     const r = d / x
     const better = lowerIsBetter ? r < 1 : r > 1
     const factor = r >= 1 ? r : 1 / r
-    const how = Math.abs(r - 1) < 0.1 ? 'about the same as' : `${factor.toFixed(factor >= 10 ? 0 : 1)}× ${better ? 'better than' : 'worse than'}`
+    const how =
+      Math.abs(r - 1) < 0.1
+        ? 'about the same as'
+        : `${factor.toFixed(factor >= 10 ? 0 : 1)}× ${better ? 'better than' : 'worse than'}`
     out.push(`${what}: dru ${how} ${peer}.`)
   }
   for (const s of SYSTEMS.filter((s) => s !== 'dru')) {
@@ -533,7 +637,8 @@ function verdicts() {
       const asCell = (e) => ('value' in e.build ? { values: [e.build.value] } : e.build)
       cmp(`scale build time (${int(SCALE_DOCS)} documents)`, asCell(S.dru), asCell(S[s]), (v) => v.ms, true, peer)
       cmp(`scale peak RSS while building`, asCell(S.dru), asCell(S[s]), (v) => v.peakRss, true, peer)
-      if (s !== 'yjs' && S.dru.restart && S[s].restart) cmp('scale restart to ready', S.dru.restart, S[s].restart, (v) => v.ms, true, peer)
+      if (s !== 'yjs' && S.dru.restart && S[s].restart)
+        cmp('scale restart to ready', S.dru.restart, S[s].restart, (v) => v.ms, true, peer)
     }
   }
   return out
@@ -627,7 +732,15 @@ if (only.includes('partition-heal')) {
       return { x: ops, y: st.median, min: st.min, max: st.max }
     }),
   }))
-  writeFileSync(SVG, chartSvg({ series, title: `partition-heal: 3 replicas × ${int(DOCS)} documents`, xLabel: 'ops written per replica during the partition', yLabel: 'heal → identical state (s)' }))
+  writeFileSync(
+    SVG,
+    chartSvg({
+      series,
+      title: `partition-heal: 3 replicas × ${int(DOCS)} documents`,
+      xLabel: 'ops written per replica during the partition',
+      yLabel: 'heal → identical state (s)',
+    }),
+  )
   log(`wrote ${SVG}`)
 }
 writeSection('bench:compare', md, OUT)

@@ -63,7 +63,8 @@ export async function partitionHeal({ system, docs, ops, seed, onCluster, export
   const writeMs = performance.now() - w0
   phase('write')
   const before = await cluster.call('heads')
-  if (before.every((h) => h.digest === before[0].digest)) throw new Error('replicas equal before the heal: the partition leaked')
+  if (before.every((h) => h.digest === before[0].digest))
+    throw new Error('replicas equal before the heal: the partition leaked')
   await cluster.call('mark')
   cluster.resetCounters()
   // Heal.
@@ -73,7 +74,8 @@ export async function partitionHeal({ system, docs, ops, seed, onCluster, export
   const headsMs = performance.now() - t0
   const content = await cluster.call('content')
   const ms = performance.now() - t0
-  if (!content.every((x) => x.digest === content[0].digest)) throw new Error(`materialised content differs: ${content.map((x) => x.digest.slice(0, 8)).join(' ')}`)
+  if (!content.every((x) => x.digest === content[0].digest))
+    throw new Error(`materialised content differs: ${content.map((x) => x.digest.slice(0, 8)).join(' ')}`)
   const stats = await cluster.call('stats')
   const wire = cluster.wire()
   let events

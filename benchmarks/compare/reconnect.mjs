@@ -15,12 +15,16 @@ export const DRU_RECONNECT_SYNC = { heartbeatMs: 30_000 }
 
 /** Sets up one cluster with `docs` equal documents; `measure()` runs one cut/heal round. */
 export async function reconnectCluster({ system, docs, onCluster }) {
-  const cluster = new Cluster({ system, extra: system === 'dru' ? { drusync: DRU_RECONNECT_SYNC, cacheDocs: 1_000 } : {} })
+  const cluster = new Cluster({
+    system,
+    extra: system === 'dru' ? { drusync: DRU_RECONNECT_SYNC, cacheDocs: 1_000 } : {},
+  })
   onCluster?.(cluster)
   await cluster.start()
   await setup(cluster, system, docs)
   const heads = await cluster.converge({ everyMs: 100 })
-  if (heads[0].documents !== undefined && heads[0].documents !== docs) throw new Error(`setup: ${heads[0].documents} documents, expected ${docs}`)
+  if (heads[0].documents !== undefined && heads[0].documents !== docs)
+    throw new Error(`setup: ${heads[0].documents} documents, expected ${docs}`)
   cluster.resetCounters()
   await cluster.idle({ idleMs: IDLE_MS, everyLink: false })
   return {
@@ -35,7 +39,13 @@ export async function reconnectCluster({ system, docs, onCluster }) {
       const wire = cluster.wire()
       const after = await cluster.call('heads')
       if (!after.every((h) => h.digest === after[0].digest)) throw new Error('replicas differ after the reconnect')
-      return { bytes: wire.bytes, messages: wire.messages, roundTrips: wire.roundTrips, ms: last - t0, control: wire.control }
+      return {
+        bytes: wire.bytes,
+        messages: wire.messages,
+        roundTrips: wire.roundTrips,
+        ms: last - t0,
+        control: wire.control,
+      }
     },
   }
 }

@@ -48,7 +48,13 @@ const builtins = {
     const rss = process.memoryUsage().rss
     if (rss > peakRss) peakRss = rss
     const cpu = process.cpuUsage(cpuMark)
-    return { peakRss, rss, maxRss: process.resourceUsage().maxRSS * 1024, cpuSec: (cpu.user + cpu.system) / 1e6, ignoredErrors }
+    return {
+      peakRss,
+      rss,
+      maxRss: process.resourceUsage().maxRSS * 1024,
+      cpuSec: (cpu.user + cpu.system) / 1e6,
+      ignoredErrors,
+    }
   },
   exit: async () => {
     await replica.close?.()
@@ -65,7 +71,12 @@ process.on('message', async (msg) => {
     const value = await fn.call(replica, msg.args ?? {})
     process.send({ id: msg.id, ok: true, value })
   } catch (err) {
-    process.send({ id: msg.id, ok: false, error: String(err?.message ?? err), stack: process.env.BENCH_DEBUG ? String(err?.stack) : undefined })
+    process.send({
+      id: msg.id,
+      ok: false,
+      error: String(err?.message ?? err),
+      stack: process.env.BENCH_DEBUG ? String(err?.stack) : undefined,
+    })
   }
 })
 process.send({ ready: true, port: replica.port ?? 0 })

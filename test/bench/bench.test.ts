@@ -35,13 +35,19 @@ function tableAfter(md: string, heading: string): Table {
   const end = all.findIndex((l, i) => i > first && !l.startsWith('|'))
   const lines = first < 0 ? [] : all.slice(first, end < 0 ? undefined : end)
   expect(lines.length, `no table under "${heading}"`).toBeGreaterThanOrEqual(3)
-  const split = (l: string) => l.slice(1, -1).split('|').map((c) => c.trim())
+  const split = (l: string) =>
+    l
+      .slice(1, -1)
+      .split('|')
+      .map((c) => c.trim())
   return { header: split(lines[0]!), rows: lines.slice(2).map(split) }
 }
 
 function expectComplete(t: Table, name: string): void {
   for (const row of t.rows) {
-    expect(row.length, `${name}: row "${row[0]}" has ${row.length} cells, header ${t.header.length}`).toBe(t.header.length)
+    expect(row.length, `${name}: row "${row[0]}" has ${row.length} cells, header ${t.header.length}`).toBe(
+      t.header.length,
+    )
     row.forEach((cell, i) => {
       if (TEXT_COLUMNS.has(t.header[i]!)) {
         expect(cell.length, `${name}: empty ${t.header[i]} in row "${row[0]}"`).toBeGreaterThan(0)
@@ -63,7 +69,10 @@ describe('npm run bench -- --quick', () => {
     const t0 = performance.now()
     let log = ''
     const code = await new Promise<number | null>((resolve, reject) => {
-      const child = spawn(process.execPath, [MAIN, '--quick', '--out', out], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+      const child = spawn(process.execPath, [MAIN, '--quick', '--out', out], {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
       child.stdout.on('data', (d) => (log += d))
       child.stderr.on('data', (d) => (log += d))
       child.on('error', reject)
@@ -72,7 +81,7 @@ describe('npm run bench -- --quick', () => {
     const seconds = (performance.now() - t0) / 1000
     if (code !== 0) console.error(log)
     expect(code, 'bench exit code').toBe(0)
-    expect(seconds, 'quick run must stay well under CI\'s 3 minutes').toBeLessThan(180)
+    expect(seconds, "quick run must stay well under CI's 3 minutes").toBeLessThan(180)
     expect(existsSync(out), 'RESULTS.md written to --out').toBe(true)
     const md = readFileSync(out, 'utf8')
     expect(md).toContain('<!-- bench:compare -->')
@@ -99,7 +108,8 @@ describe('npm run bench -- --quick', () => {
     expectComplete(rc, 'reconnect')
     const sizes = [...new Set(rc.rows.map((r) => r[1]))]
     expect(sizes.length).toBeGreaterThanOrEqual(1)
-    for (const size of sizes) expect(rc.rows.filter((r) => r[1] === size).map((r) => r[0])).toEqual([...all, 'raw ceiling'])
+    for (const size of sizes)
+      expect(rc.rows.filter((r) => r[1] === size).map((r) => r[0])).toEqual([...all, 'raw ceiling'])
     expect(rc.rows.find((r) => r[0] === 'dru')![2]).toMatch(NUMBER)
 
     // 3. local writes: the three systems and both raw ceilings.
@@ -118,7 +128,11 @@ describe('npm run bench -- --quick', () => {
     const ce = tableAfter(md, '### 5. raw ceilings')
     expectComplete(ce, 'raw ceilings')
     const names = systemsOf(ce)
-    for (const c of ['better-sqlite3 insert', 'ws transfer', 'applyChanges']) expect(names.some((n) => n.startsWith('raw ceiling') && n.includes(c)), c).toBe(true)
+    for (const c of ['better-sqlite3 insert', 'ws transfer', 'applyChanges'])
+      expect(
+        names.some((n) => n.startsWith('raw ceiling') && n.includes(c)),
+        c,
+      ).toBe(true)
     for (const row of ce.rows.filter((r) => r[0]!.startsWith('raw ceiling'))) expect(row[1]).toMatch(NUMBER)
 
     // The chart next to the markdown, one series per system.

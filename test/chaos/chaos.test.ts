@@ -16,7 +16,14 @@ const RUN = fileURLToPath(new URL('./run.mjs', import.meta.url))
 interface Outcome {
   code: number | null
   out: string
-  result: { pass: boolean; converged: boolean; convergeMs: number; faults: Record<string, number>; stats: Record<string, number>; violations: Record<string, number> }
+  result: {
+    pass: boolean
+    converged: boolean
+    convergeMs: number
+    faults: Record<string, number>
+    stats: Record<string, number>
+    violations: Record<string, number>
+  }
 }
 
 const running = new Set<ChildProcess>()
@@ -34,7 +41,10 @@ function runChaos(args: string[], env: Record<string, string> = {}): Promise<Out
   return new Promise((resolve, reject) => {
     const dir = mkdtempSync(join(tmpdir(), 'dru-chaos-test-'))
     dirs.push(dir)
-    const child = spawn(process.execPath, [RUN, ...args, '--dir', dir], { env: { ...process.env, DRU_TEST_PLANT: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [RUN, ...args, '--dir', dir], {
+      env: { ...process.env, DRU_TEST_PLANT: '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     running.add(child)
     let out = ''
     child.stdout.on('data', (d: Buffer) => (out += d.toString()))
@@ -60,7 +70,16 @@ function explain(out: string, assertions: () => void): void {
 
 describe('chaos harness', () => {
   it('a seeded schedule of partitions, kills, pauses, skew, slow and flapping links, compaction, a stale restore and a lost disk passes every invariant', async () => {
-    const { code, out, result } = await runChaos(['--seed', '10', '--faults', '12', '--drus', '4', '--hold', '300-1800'])
+    const { code, out, result } = await runChaos([
+      '--seed',
+      '10',
+      '--faults',
+      '12',
+      '--drus',
+      '4',
+      '--hold',
+      '300-1800',
+    ])
     explain(out, () => {
       expect(result.violations).toEqual({})
       expect(code).toBe(0)
@@ -78,13 +97,26 @@ describe('chaos harness', () => {
       expect(result.stats.bootstraps).toBeGreaterThan(0)
     })
     // The seeded deck deals every fault kind once in twelve faults.
-    expect(Object.keys(result.faults).sort()).toEqual(
-      ['clock-skew', 'compact', 'flap', 'kill', 'lost-disk', 'partition-asymmetric', 'partition-bridge', 'partition-isolate', 'partition-majority', 'pause', 'restore', 'slow-links'],
-    )
+    expect(Object.keys(result.faults).sort()).toEqual([
+      'clock-skew',
+      'compact',
+      'flap',
+      'kill',
+      'lost-disk',
+      'partition-asymmetric',
+      'partition-bridge',
+      'partition-isolate',
+      'partition-majority',
+      'pause',
+      'restore',
+      'slow-links',
+    ])
   }, 120_000)
 
   it('catches a planted inbox-dedup bug (handler runs twice): I3 ONCE, exit 1, seed printed', async () => {
-    const { code, out, result } = await runChaos(['--seed', '11', '--duration', '4s', '--drus', '3'], { DRU_TEST_PLANT: 'skip-dedup' })
+    const { code, out, result } = await runChaos(['--seed', '11', '--duration', '4s', '--drus', '3'], {
+      DRU_TEST_PLANT: 'skip-dedup',
+    })
     explain(out, () => {
       expect(code).toBe(1)
       expect(result.violations['I3 ONCE']).toBeGreaterThan(0)
@@ -94,7 +126,9 @@ describe('chaos harness', () => {
   }, 90_000)
 
   it('catches a planted silently-dropped write: I2 LOST, exit 1', async () => {
-    const { code, out, result } = await runChaos(['--seed', '12', '--duration', '4s', '--drus', '3'], { DRU_TEST_PLANT: 'drop-batch' })
+    const { code, out, result } = await runChaos(['--seed', '12', '--duration', '4s', '--drus', '3'], {
+      DRU_TEST_PLANT: 'drop-batch',
+    })
     explain(out, () => {
       expect(code).toBe(1)
       expect(result.violations['I2 LOST']).toBeGreaterThan(0)

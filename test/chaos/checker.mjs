@@ -46,8 +46,11 @@ export function check(history, dumps, opts = {}) {
     }
   }
   // A DRU restored from a stale copy may lose acks:0 writes it took after the copy: allowed.
-  const restores = history.filter((r) => r.process === 'nemesis' && (r.f === 'restore' || r.f === 'lost-disk') && r.type === 'info')
-  const diskLostAfter = (w) => restores.some((r) => r.value.dru === w.value.dru && w.invokeAt >= r.value.copyAt && w.invokeAt <= r.time)
+  const restores = history.filter(
+    (r) => r.process === 'nemesis' && (r.f === 'restore' || r.f === 'lost-disk') && r.type === 'info',
+  )
+  const diskLostAfter = (w) =>
+    restores.some((r) => r.value.dru === w.value.dru && w.invokeAt >= r.value.copyAt && w.invokeAt <= r.time)
   const atRisk = (w) => w.value.acks === 0 && diskLostAfter(w)
 
   const present = (d, w) => Object.prototype.hasOwnProperty.call(d.docs[w.value.doc] ?? {}, w.value.token)
@@ -66,11 +69,16 @@ export function check(history, dumps, opts = {}) {
       const missing = dumps.filter((d) => !present(d, w)).map((d) => d.id)
       if (missing.length === 0) continue
       if (atRisk(w) && missing.length === dumps.length) lostAllowed++
-      else v('I2 LOST', `ok write ${w.value.token} (acks:${w.value.acks} on ${w.value.dru}, doc ${w.value.doc}) missing on ${missing.join(',')}`)
+      else
+        v(
+          'I2 LOST',
+          `ok write ${w.value.token} (acks:${w.value.acks} on ${w.value.dru}, doc ${w.value.doc}) missing on ${missing.join(',')}`,
+        )
     } else if (w.type === 'fail') {
       fail++
       const on = dumps.filter((d) => present(d, w)).map((d) => d.id)
-      if (on.length > 0) v('I2 PHANTOM', `failed write ${w.value.token} (${w.result?.code ?? ''}) present on ${on.join(',')}`)
+      if (on.length > 0)
+        v('I2 PHANTOM', `failed write ${w.value.token} (${w.result?.code ?? ''}) present on ${on.join(',')}`)
     } else {
       info++
       // ACK_TIMEOUT means "committed locally, not acknowledged": it must be there like an
@@ -79,26 +87,38 @@ export function check(history, dumps, opts = {}) {
         committedUnacked++
         const missing = dumps.filter((d) => !present(d, w)).map((d) => d.id)
         if (missing.length > 0 && !(diskLostAfter(w) && missing.length === dumps.length)) {
-          v('I2 LOST', `write ${w.value.token} answered ACK_TIMEOUT (committed on ${w.value.dru}) missing on ${missing.join(',')}`)
+          v(
+            'I2 LOST',
+            `write ${w.value.token} answered ACK_TIMEOUT (committed on ${w.value.dru}) missing on ${missing.join(',')}`,
+          )
         }
       }
     }
   }
   for (const d of dumps) {
     for (const [doc, json] of Object.entries(d.docs)) {
-      for (const tok of Object.keys(json ?? {})) if (!writes.has(tok)) v('I2 PHANTOM', `${d.id} holds ${doc}.${tok}, which no client wrote`)
+      for (const tok of Object.keys(json ?? {}))
+        if (!writes.has(tok)) v('I2 PHANTOM', `${d.id} holds ${doc}.${tok}, which no client wrote`)
     }
   }
 
   // ---- convergence -----------------------------------------------------------------------
   const first = dumps[0]
   for (const d of dumps.slice(1)) {
-    if (d.fingerprint && first.fingerprint && canonical(d.fingerprint) !== canonical(first.fingerprint)) v('I4 CONVERGE', `fingerprint of ${d.id} differs from ${first.id}`)
-    if (d.digest !== first.digest) v('I4 CONVERGE', `state digest of ${d.id} (${d.digest.slice(0, 12)}) differs from ${first.id} (${first.digest.slice(0, 12)})`)
+    if (d.fingerprint && first.fingerprint && canonical(d.fingerprint) !== canonical(first.fingerprint))
+      v('I4 CONVERGE', `fingerprint of ${d.id} differs from ${first.id}`)
+    if (d.digest !== first.digest)
+      v(
+        'I4 CONVERGE',
+        `state digest of ${d.id} (${d.digest.slice(0, 12)}) differs from ${first.id} (${first.digest.slice(0, 12)})`,
+      )
     const docs = new Set([...Object.keys(d.docs), ...Object.keys(first.docs)])
-    for (const doc of docs) if (canonical(d.docs[doc]) !== canonical(first.docs[doc])) v('I4 CONVERGE', `document ${doc} differs between ${d.id} and ${first.id}`)
+    for (const doc of docs)
+      if (canonical(d.docs[doc]) !== canonical(first.docs[doc]))
+        v('I4 CONVERGE', `document ${doc} differs between ${d.id} and ${first.id}`)
   }
-  for (const d of dumps) if (d.state !== 'active') v('I8 LIVE', `${d.id} is ${d.state}, not active, after the final heal`)
+  for (const d of dumps)
+    if (d.state !== 'active') v('I8 LIVE', `${d.id} is ${d.state}, not active, after the final heal`)
 
   // ---- exactly-once effects, forks, contiguity, log verification, memory ---------------
   const hashes = new Map()
@@ -127,26 +147,38 @@ export function check(history, dumps, opts = {}) {
       } else if (origin === d.origin && n !== 0) v('I3 ONCE', `${d.id} ran the handler ${n}× for its own event ${key}`)
       else if (n > 1) v('I3 ONCE', `${d.id} ran the handler ${n}× for its earlier incarnation's event ${key}`)
       const seen = hashes.get(key)
-      if (seen && seen.hash !== hash) v('I5 FORK', `${key} has hash ${seen.hash.slice(0, 12)} on ${seen.dru} and ${hash.slice(0, 12)} on ${d.id}`)
+      if (seen && seen.hash !== hash)
+        v('I5 FORK', `${key} has hash ${seen.hash.slice(0, 12)} on ${seen.dru} and ${hash.slice(0, 12)} on ${d.id}`)
       else if (!seen) hashes.set(key, { hash, dru: d.id })
       // events come ordered by (origin, seq): each origin must run 1, 2, 3, … with no hole
       const prev = perOrigin.get(origin) ?? base[origin] ?? 0
       if (seq !== prev + 1) v('I9 VV', `${d.id}: ${origin} seq ${seq} follows ${prev} (a hole or a duplicate)`)
       perOrigin.set(origin, seq)
     }
-    for (const key of effects.keys()) if (!inLog.has(key) && !below(key)) v('I1 ORPHAN', `${d.id} has an effect for ${key}, which is not in its log`)
+    for (const key of effects.keys())
+      if (!inLog.has(key) && !below(key)) v('I1 ORPHAN', `${d.id} has an effect for ${key}, which is not in its log`)
     const vv = d.fingerprint?.vv ?? {}
-    for (const [origin, max] of perOrigin) if (vv[origin] !== max) v('I9 VV', `${d.id}: vv[${origin}] = ${vv[origin]} but the log holds up to ${max}`)
+    for (const [origin, max] of perOrigin)
+      if (vv[origin] !== max) v('I9 VV', `${d.id}: vv[${origin}] = ${vv[origin]} but the log holds up to ${max}`)
     for (const [origin, seq] of Object.entries(vv)) {
-      if (!perOrigin.has(origin) && (base[origin] ?? 0) !== seq) v('I9 VV', `${d.id}: vv[${origin}] = ${seq} but the log holds none of it above its base ${base[origin] ?? 0}`)
+      if (!perOrigin.has(origin) && (base[origin] ?? 0) !== seq)
+        v('I9 VV', `${d.id}: vv[${origin}] = ${seq} but the log holds none of it above its base ${base[origin] ?? 0}`)
     }
     if (!d.verify.ok) v('VERIFY', `${d.id}: verifyLog failed: ${d.verify.code} ${d.verify.message}`)
-    if (d.maxRssKiB > rssBoundKiB) v('I6 RSS', `${d.id}: peak RSS ${Math.round(d.maxRssKiB / 1024)} MiB over the bound ${Math.round(rssBoundKiB / 1024)} MiB`)
+    if (d.maxRssKiB > rssBoundKiB)
+      v(
+        'I6 RSS',
+        `${d.id}: peak RSS ${Math.round(d.maxRssKiB / 1024)} MiB over the bound ${Math.round(rssBoundKiB / 1024)} MiB`,
+      )
   }
 
   // ---- observability: an isolated DRU reported no connected peer ----------------------
   for (const r of history.filter((x) => x.process === 'nemesis' && x.f === 'observe-isolated')) {
-    if (r.value.connected.length > 0) v('I10 OBSERVABLE', `${r.value.dru} cut off for ${r.value.heldMs} ms still reports ${r.value.connected.join(',')} connected (state ${r.value.state})`)
+    if (r.value.connected.length > 0)
+      v(
+        'I10 OBSERVABLE',
+        `${r.value.dru} cut off for ${r.value.heldMs} ms still reports ${r.value.connected.join(',')} connected (state ${r.value.state})`,
+      )
   }
 
   // ---- VVs and acked VVs sampled during the run never go back within one process ---------
@@ -158,7 +190,8 @@ export function check(history, dumps, opts = {}) {
     const key = `${dru}#${pid}`
     const prev = lastSample.get(key)
     if (prev) {
-      for (const [o, n] of Object.entries(prev.vv)) if ((vv[o] ?? 0) < n) v('I9 REGRESS', `${dru} (pid ${pid}): vv[${o}] went from ${n} to ${vv[o] ?? 0}`)
+      for (const [o, n] of Object.entries(prev.vv))
+        if ((vv[o] ?? 0) < n) v('I9 REGRESS', `${dru} (pid ${pid}): vv[${o}] went from ${n} to ${vv[o] ?? 0}`)
       for (const [peer, avv] of Object.entries(prev.acked ?? {})) {
         for (const [o, n] of Object.entries(avv)) {
           const now = acked?.[peer]?.[o] ?? 0
@@ -176,7 +209,11 @@ export function check(history, dumps, opts = {}) {
   for (const r of restores) {
     const { dru, before, after } = r.value
     const seenBefore = after === before || samples.some((s) => s.time < r.time && (s.value?.vv?.[after] ?? 0) > 0)
-    if (seenBefore) v('I5 INCARNATION', `${dru} came up under ${after}, an origin that existed before (was ${before}): a copy could continue it`)
+    if (seenBefore)
+      v(
+        'I5 INCARNATION',
+        `${dru} came up under ${after}, an origin that existed before (was ${before}): a copy could continue it`,
+      )
   }
 
   return {

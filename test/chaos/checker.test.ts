@@ -20,9 +20,24 @@ type Dump = {
 }
 type Violation = { invariant: string; message: string }
 
-const w = (type: string, token: string, dru: string, acks = 0, time = 1) => ({ process: `client-${dru}`, type, f: 'write', value: { dru, doc: 'd', token, acks }, time })
+const w = (type: string, token: string, dru: string, acks = 0, time = 1) => ({
+  process: `client-${dru}`,
+  type,
+  f: 'write',
+  value: { dru, doc: 'd', token, acks },
+  time,
+})
 function clean(): { history: unknown[]; dumps: Dump[] } {
-  const history = [w('invoke', 't1', 'a'), w('ok', 't1', 'a'), w('invoke', 't2', 'b', 1), w('ok', 't2', 'b', 1), w('invoke', 't3', 'b'), w('fail', 't3', 'b'), w('invoke', 't4', 'a'), w('info', 't4', 'a')]
+  const history = [
+    w('invoke', 't1', 'a'),
+    w('ok', 't1', 'a'),
+    w('invoke', 't2', 'b', 1),
+    w('ok', 't2', 'b', 1),
+    w('invoke', 't3', 'b'),
+    w('fail', 't3', 'b'),
+    w('invoke', 't4', 'a'),
+    w('info', 't4', 'a'),
+  ]
   const events: Array<[string, number, string]> = [
     ['a/1', 1, 'h-a1'],
     ['b/1', 1, 'h-b1'],
@@ -62,7 +77,13 @@ describe('chaos checker', () => {
 
   it('allows an acks:0 write lost with its restored disk, but never an acks:1 write', () => {
     const { history, dumps } = clean()
-    history.push({ process: 'nemesis', type: 'info', f: 'restore', value: { dru: 'b', copyAt: 0, before: 'b/1', after: 'b/2' }, time: 5 })
+    history.push({
+      process: 'nemesis',
+      type: 'info',
+      f: 'restore',
+      value: { dru: 'b', copyAt: 0, before: 'b/1', after: 'b/2' },
+      time: 5,
+    })
     for (const d of dumps) d.docs = { d: { t1: 'a' } }
     const r = check(history, dumps)
     expect(r.violations.map((v: Violation) => v.message).join()).toContain('t2 (acks:1')
@@ -82,7 +103,13 @@ describe('chaos checker', () => {
     for (const d of dumps) d.docs.d!.t5 = 'a'
     expect(check(history, dumps).violations).toEqual([])
     for (const d of dumps) delete d.docs.d!.t5
-    history.push({ process: 'nemesis', type: 'info', f: 'lost-disk', value: { dru: 'a', copyAt: 0, before: 'a/1', after: 'a/2' }, time: 9 })
+    history.push({
+      process: 'nemesis',
+      type: 'info',
+      f: 'lost-disk',
+      value: { dru: 'a', copyAt: 0, before: 'a/1', after: 'a/2' },
+      time: 9,
+    })
     expect(kinds(check(history, dumps))).not.toContain('I2 LOST')
   })
 
@@ -94,7 +121,14 @@ describe('chaos checker', () => {
   })
 
   it('reports a handler run twice, a missed run and a run for an own event (I3 ONCE)', () => {
-    for (const effects of [[['b/1', 1, 2]], [], [['b/1', 1, 1], ['a/1', 1, 1]]] as Array<Array<[string, number, number]>>) {
+    for (const effects of [
+      [['b/1', 1, 2]],
+      [],
+      [
+        ['b/1', 1, 1],
+        ['a/1', 1, 1],
+      ],
+    ] as Array<Array<[string, number, number]>>) {
       const { history, dumps } = clean()
       dumps[0]!.effects = effects
       expect(kinds(check(history, dumps))).toEqual(['I3 ONCE'])
@@ -133,18 +167,43 @@ describe('chaos checker', () => {
 
   it('reports an isolated DRU that still claims a connected peer (I10 OBSERVABLE)', () => {
     const { history, dumps } = clean()
-    history.push({ process: 'nemesis', type: 'info', f: 'observe-isolated', value: { dru: 'a', heldMs: 3000, state: 'isolated', connected: [] }, time: 3 })
+    history.push({
+      process: 'nemesis',
+      type: 'info',
+      f: 'observe-isolated',
+      value: { dru: 'a', heldMs: 3000, state: 'isolated', connected: [] },
+      time: 3,
+    })
     expect(check(history, dumps).violations).toEqual([])
-    history.push({ process: 'nemesis', type: 'info', f: 'observe-isolated', value: { dru: 'a', heldMs: 3000, state: 'active', connected: ['b'] }, time: 4 })
+    history.push({
+      process: 'nemesis',
+      type: 'info',
+      f: 'observe-isolated',
+      value: { dru: 'a', heldMs: 3000, state: 'active', connected: ['b'] },
+      time: 4,
+    })
     expect(kinds(check(history, dumps))).toEqual(['I10 OBSERVABLE'])
   })
 
   it('reports a VV or an acked VV that went back within one process (I9 REGRESS), not across processes', () => {
     const { history, dumps } = clean()
-    const sample = (pid: number, vv: Record<string, number>, acked: Record<string, Record<string, number>>, time: number) => ({
-      process: 'monitor', type: 'info', f: 'vv', value: { dru: 'a', pid, vv, acked }, time,
+    const sample = (
+      pid: number,
+      vv: Record<string, number>,
+      acked: Record<string, Record<string, number>>,
+      time: number,
+    ) => ({
+      process: 'monitor',
+      type: 'info',
+      f: 'vv',
+      value: { dru: 'a', pid, vv, acked },
+      time,
     })
-    history.push(sample(1, { 'a/1': 3 }, { b: { 'a/1': 2 } }, 2), sample(1, { 'a/1': 4 }, { b: { 'a/1': 3 } }, 3), sample(2, { 'a/1': 1 }, {}, 4))
+    history.push(
+      sample(1, { 'a/1': 3 }, { b: { 'a/1': 2 } }, 2),
+      sample(1, { 'a/1': 4 }, { b: { 'a/1': 3 } }, 3),
+      sample(2, { 'a/1': 1 }, {}, 4),
+    )
     expect(check(history, dumps).violations).toEqual([])
     history.push(sample(2, { 'a/1': 0 }, {}, 5))
     expect(kinds(check(history, dumps))).toEqual(['I9 REGRESS'])
@@ -155,19 +214,47 @@ describe('chaos checker', () => {
 
   it('accepts a restore that came up under a fresh origin, and flags one that came up under an origin seen before', () => {
     const fresh = clean()
-    fresh.history.push({ process: 'nemesis', type: 'info', f: 'restore', value: { dru: 'b', copyAt: 0, before: 'b/1', after: 'b/98765' }, time: 5 })
+    fresh.history.push({
+      process: 'nemesis',
+      type: 'info',
+      f: 'restore',
+      value: { dru: 'b', copyAt: 0, before: 'b/1', after: 'b/98765' },
+      time: 5,
+    })
     expect(kinds(check(fresh.history, fresh.dumps))).toEqual([])
     const reused = clean()
-    reused.history.push({ process: 'monitor', type: 'ok', f: 'vv', value: { dru: 'b', pid: 1, vv: { 'a/1': 3, 'a/2': 1 }, acked: {} }, time: 2 })
-    reused.history.push({ process: 'nemesis', type: 'info', f: 'restore', value: { dru: 'a', copyAt: 0, before: 'a/1', after: 'a/2' }, time: 5 })
+    reused.history.push({
+      process: 'monitor',
+      type: 'ok',
+      f: 'vv',
+      value: { dru: 'b', pid: 1, vv: { 'a/1': 3, 'a/2': 1 }, acked: {} },
+      time: 2,
+    })
+    reused.history.push({
+      process: 'nemesis',
+      type: 'info',
+      f: 'restore',
+      value: { dru: 'a', copyAt: 0, before: 'a/1', after: 'a/2' },
+      time: 5,
+    })
     expect(kinds(check(reused.history, reused.dumps))).toEqual(['I5 INCARNATION'])
   })
 
   it('reports a restore that kept its incarnation, a failed verifyLog and RSS over the bound', () => {
     const { history, dumps } = clean()
-    history.push({ process: 'nemesis', type: 'info', f: 'restore', value: { dru: 'b', copyAt: 0, before: 'b/7', after: 'b/7' }, time: 5 })
+    history.push({
+      process: 'nemesis',
+      type: 'info',
+      f: 'restore',
+      value: { dru: 'b', copyAt: 0, before: 'b/7', after: 'b/7' },
+      time: 5,
+    })
     dumps[0]!.verify = { ok: false, code: 'CHAIN_BROKEN', message: 'x' }
     dumps[1]!.maxRssKiB = 900 * 1024
-    expect(kinds(check(history, dumps, { rssBoundKiB: 512 * 1024 })).sort()).toEqual(['I5 INCARNATION', 'I6 RSS', 'VERIFY'])
+    expect(kinds(check(history, dumps, { rssBoundKiB: 512 * 1024 })).sort()).toEqual([
+      'I5 INCARNATION',
+      'I6 RSS',
+      'VERIFY',
+    ])
   })
 })

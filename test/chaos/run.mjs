@@ -30,7 +30,17 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 // ---- options --------------------------------------------------------------------------
 function parseArgs(argv) {
-  const o = { seed: Math.floor(Math.random() * 2 ** 31), durationMs: 30_000, drus: 5, rssMiB: 512, keep: false, dir: undefined, convergeMs: 60_000, hold: [300, 3500], faults: 0 }
+  const o = {
+    seed: Math.floor(Math.random() * 2 ** 31),
+    durationMs: 30_000,
+    drus: 5,
+    rssMiB: 512,
+    keep: false,
+    dir: undefined,
+    convergeMs: 60_000,
+    hold: [300, 3500],
+    faults: 0,
+  }
   const ms = (s, unit = 's') => {
     const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(s)
     if (!m) throw new Error(`bad duration ${s}`)
@@ -44,7 +54,10 @@ function parseArgs(argv) {
     else if (a === '--drus') o.drus = Number(next())
     else if (a === '--rss-mib') o.rssMiB = Number(next())
     else if (a === '--converge') o.convergeMs = ms(next())
-    else if (a === '--hold') o.hold = next().split('-').map((x) => ms(x, 'ms'))
+    else if (a === '--hold')
+      o.hold = next()
+        .split('-')
+        .map((x) => ms(x, 'ms'))
     else if (a === '--faults') o.faults = Number(next())
     else if (a === '--keep') o.keep = true
     else if (a === '--dir') o.dir = next()
@@ -95,9 +108,19 @@ class Cluster {
     for (const id of this.ids) {
       // Ports are chosen by the OS at each start (port 0) and read back from the child, so
       // parallel test files never race for a port and a restart never needs its old one.
-      this.units.set(id, { id, listenPort: 0, adminUrl: '', appPort: 0, dbPath: join(this.dir, `${id}.db`), configPath: join(this.dir, `${id}.json`), skewMs: 0, log: [] })
+      this.units.set(id, {
+        id,
+        listenPort: 0,
+        adminUrl: '',
+        appPort: 0,
+        dbPath: join(this.dir, `${id}.db`),
+        configPath: join(this.dir, `${id}.json`),
+        skewMs: 0,
+        log: [],
+      })
     }
-    for (const from of this.ids) for (const to of this.ids) if (from !== to) this.links.push({ from, to, proxy: await LinkProxy.start() })
+    for (const from of this.ids)
+      for (const to of this.ids) if (from !== to) this.links.push({ from, to, proxy: await LinkProxy.start() })
     for (const u of this.units.values()) {
       const config = {
         id: u.id,
@@ -105,7 +128,9 @@ class Cluster {
         durability: 'process',
         listen: { host: '127.0.0.1', port: 0 },
         admin: { host: '127.0.0.1', port: 0 },
-        peers: this.links.filter((l) => l.from === u.id).map((l) => ({ id: l.to, url: `ws://127.0.0.1:${l.proxy.port}` })),
+        peers: this.links
+          .filter((l) => l.from === u.id)
+          .map((l) => ({ id: l.to, url: `ws://127.0.0.1:${l.proxy.port}` })),
         secret,
         keys: { privateKey: keys[u.id].privateKey, publicKeys },
         sync: SYNC,
@@ -127,7 +152,13 @@ class Cluster {
     })
     return starting.then(
       (dru) => {
-        Object.assign(u, { process: dru, paused: false, appPort: dru.ports.control, listenPort: dru.ports.sync, adminUrl: dru.ports.admin })
+        Object.assign(u, {
+          process: dru,
+          paused: false,
+          appPort: dru.ports.control,
+          listenPort: dru.ports.sync,
+          adminUrl: dru.ports.admin,
+        })
         for (const l of this.links) if (l.to === id) l.proxy.target = dru.ports.sync
       },
       (err) => {
@@ -153,7 +184,8 @@ class Cluster {
 
   /** Sets the mode of every directed link between a member of `a` and a member of `b`. */
   cutBetween(a, b, mode) {
-    for (const l of this.links) if ((a.includes(l.from) && b.includes(l.to)) || (b.includes(l.from) && a.includes(l.to))) l.proxy.set(mode)
+    for (const l of this.links)
+      if ((a.includes(l.from) && b.includes(l.to)) || (b.includes(l.from) && a.includes(l.to))) l.proxy.set(mode)
   }
 
   healLinks() {
@@ -219,7 +251,9 @@ async function main() {
   const faults = {}
   const say = (s) => process.stdout.write(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(6)} s] ${s}\n`)
   const plant = process.env.DRU_TEST_PLANT
-  say(`dru chaos: seed ${opts.seed}, ${opts.drus} DRUs, ${opts.faults > 0 ? `${opts.faults} faults` : `${opts.durationMs / 1000} s of faults`}, folder ${dir}${plant ? `, PLANTED BUG ${plant}` : ''}`)
+  say(
+    `dru chaos: seed ${opts.seed}, ${opts.drus} DRUs, ${opts.faults > 0 ? `${opts.faults} faults` : `${opts.durationMs / 1000} s of faults`}, folder ${dir}${plant ? `, PLANTED BUG ${plant}` : ''}`,
+  )
 
   let exitCode = 2
   // Stopped from outside (a test timing out, Ctrl-C): take the DRU children down with us.
@@ -233,7 +267,11 @@ async function main() {
   try {
     await cluster.setup()
     await Promise.all(ids.map((id) => cluster.start(id)))
-    await waitFor('every DRU active', async () => (await Promise.all(ids.map((id) => cluster.admin(id, '/status')))).every((s) => s.state === 'active'), 30_000)
+    await waitFor(
+      'every DRU active',
+      async () => (await Promise.all(ids.map((id) => cluster.admin(id, '/status')))).every((s) => s.state === 'active'),
+      30_000,
+    )
     say('cluster active')
 
     // ---- clients --------------------------------------------------------------------------
@@ -296,7 +334,12 @@ async function main() {
       const x = isolated
       if (heldMs < SYNC.heartbeatTimeoutMs + SYNC.heartbeatMs + 600 || !cluster.running(x)) return
       const s = await cluster.admin(x, '/status')
-      record({ process: 'nemesis', type: 'info', f: 'observe-isolated', value: { dru: x, heldMs, state: s.state, connected: s.peers.filter((p) => p.connected).map((p) => p.id) } })
+      record({
+        process: 'nemesis',
+        type: 'info',
+        f: 'observe-isolated',
+        value: { dru: x, heldMs, state: s.state, connected: s.peers.filter((p) => p.connected).map((p) => p.id) },
+      })
     }
     let restoresLeft = 2
     const schedule = {
@@ -304,7 +347,11 @@ async function main() {
         const x = rng.pick(ids.filter((i) => !cluster.units.get(i).paused))
         isolated = x
         const mode = linkMode()
-        cluster.cutBetween([x], ids.filter((i) => i !== x), mode)
+        cluster.cutBetween(
+          [x],
+          ids.filter((i) => i !== x),
+          mode,
+        )
         nem('partition-isolate', { isolated: x, mode })
         return () => cluster.healLinks()
       },
@@ -351,7 +398,11 @@ async function main() {
       slow: async () => {
         const x = rng.pick(ids)
         const ms = rng.int(50, 400)
-        cluster.cutBetween([x], ids.filter((i) => i !== x), `slow:${ms}`)
+        cluster.cutBetween(
+          [x],
+          ids.filter((i) => i !== x),
+          `slow:${ms}`,
+        )
         nem('slow-links', { dru: x, delayMs: ms })
         return () => cluster.healLinks()
       },
@@ -399,9 +450,20 @@ async function main() {
       const targets = ids.filter((i) => cluster.running(i) && !cluster.units.get(i).paused)
       const results = await Promise.all(
         targets.map(async (x) => {
-          const res = await fetch(`${cluster.units.get(x).adminUrl}/compact`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}', signal: AbortSignal.timeout(10_000) })
+          const res = await fetch(`${cluster.units.get(x).adminUrl}/compact`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: '{}',
+            signal: AbortSignal.timeout(10_000),
+          })
           const body = await res.json().catch(() => ({}))
-          return { dru: x, status: res.status, eventsRemoved: body.eventsRemoved ?? null, eventsAfter: body.eventsAfter ?? null, code: body.code ?? null }
+          return {
+            dru: x,
+            status: res.status,
+            eventsRemoved: body.eventsRemoved ?? null,
+            eventsAfter: body.eventsAfter ?? null,
+            code: body.code ?? null,
+          }
         }),
       )
       nem('compact', { results, eventsRemoved: results.reduce((n, r) => n + (r.eventsRemoved ?? 0), 0) })
@@ -455,7 +517,10 @@ async function main() {
         'convergence',
         async () => {
           dumps = await Promise.all(ids.map((id) => cluster.dump(id)))
-          return dumps.every((d) => d.state === 'active') && new Set(dumps.map((d) => `${d.fingerprint.digest ?? JSON.stringify(d.fingerprint)}|${d.digest}`)).size === 1
+          return (
+            dumps.every((d) => d.state === 'active') &&
+            new Set(dumps.map((d) => `${d.fingerprint.digest ?? JSON.stringify(d.fingerprint)}|${d.digest}`)).size === 1
+          )
         },
         opts.convergeMs,
       )
@@ -468,9 +533,18 @@ async function main() {
     // ---- check and report ------------------------------------------------------------------
     const { violations, stats } = check(history, dumps, { rssBoundKiB: opts.rssMiB * 1024 })
     // Compaction and bootstrap seen in this run (from the nemesis record and the DRUs' logs).
-    stats.compactedEvents = history.filter((x) => x.f === 'compact').reduce((n, x) => n + (x.value.eventsRemoved ?? 0), 0)
-    stats.bootstraps = [...cluster.units.values()].reduce((n, u) => n + u.log.filter((l) => String(l).includes('bootstrapped from document snapshots')).length, 0)
-    if (!converged) violations.push({ invariant: 'I8 LIVE', message: `no convergence within ${opts.convergeMs} ms of the final heal` })
+    stats.compactedEvents = history
+      .filter((x) => x.f === 'compact')
+      .reduce((n, x) => n + (x.value.eventsRemoved ?? 0), 0)
+    stats.bootstraps = [...cluster.units.values()].reduce(
+      (n, u) => n + u.log.filter((l) => String(l).includes('bootstrapped from document snapshots')).length,
+      0,
+    )
+    if (!converged)
+      violations.push({
+        invariant: 'I8 LIVE',
+        message: `no convergence within ${opts.convergeMs} ms of the final heal`,
+      })
     const lines = [
       '',
       'Report',
@@ -479,7 +553,11 @@ async function main() {
       `  acks:1 ok writes whose writer later lost its disk or was restored (must all survive): ${stats.acks1AcrossDiskLoss}; ACK_TIMEOUT writes (committed, must survive): ${stats.committedUnacked}`,
       `  events in the cluster: ${stats.events}; remote applications checked for exactly-once: ${stats.remoteEventsApplied}; VV samples checked for regressions: ${stats.vvSamples}`,
       `  compaction: ${stats.compactedEvents} events folded into snapshots; ${stats.bootstraps} bootstrap(s) of a DRU below a floor`,
-      `  faults: ${Object.entries(faults).map(([k, n]) => `${k}×${n}`).join(', ') || 'none'}`,
+      `  faults: ${
+        Object.entries(faults)
+          .map(([k, n]) => `${k}×${n}`)
+          .join(', ') || 'none'
+      }`,
       `  converged ${converged ? `${convergeMs} ms` : 'NOT'} after the final heal; peak RSS ${stats.peakRssMiB.toFixed(0)} MiB (bound ${opts.rssMiB} MiB)`,
       `  origins now: ${dumps.map((d) => d.origin).join(' ')}`,
       `  history: ${historyPath}${opts.keep ? '' : ' (removed; use --keep)'}`,
@@ -497,11 +575,14 @@ async function main() {
       lines.push(`  replay: npm run chaos -- ${argv.join(' ')}${argv.includes('--seed') ? '' : ` --seed ${opts.seed}`}`)
     }
     process.stdout.write(`${lines.join('\n')}\n`)
-    process.stdout.write(`CHAOS_RESULT ${JSON.stringify({ seed: opts.seed, pass: violations.length === 0, convergeMs, converged, faults, stats, violations: violations.reduce((n, x) => ({ ...n, [x.invariant]: (n[x.invariant] ?? 0) + 1 }), {}) })}\n`)
+    process.stdout.write(
+      `CHAOS_RESULT ${JSON.stringify({ seed: opts.seed, pass: violations.length === 0, convergeMs, converged, faults, stats, violations: violations.reduce((n, x) => ({ ...n, [x.invariant]: (n[x.invariant] ?? 0) + 1 }), {}) })}\n`,
+    )
     exitCode = violations.length === 0 ? 0 : 1
   } catch (err) {
     process.stderr.write(`chaos harness error (seed ${opts.seed}): ${err.stack ?? err}\n`)
-    for (const u of cluster.units.values()) if (u.log.length) process.stderr.write(`--- ${u.id} log tail\n${u.log.join('').slice(-1500)}\n`)
+    for (const u of cluster.units.values())
+      if (u.log.length) process.stderr.write(`--- ${u.id} log tail\n${u.log.join('').slice(-1500)}\n`)
   } finally {
     historyOpen = false
     historyFile.end()

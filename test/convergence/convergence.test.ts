@@ -1,6 +1,15 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { Rng, SimNetwork, applyOp, assertConverged, docOpArb, runSchedule, scheduleArb, type ScheduleStep } from '@dru/testkit'
+import {
+  Rng,
+  SimNetwork,
+  applyOp,
+  assertConverged,
+  docOpArb,
+  runSchedule,
+  scheduleArb,
+  type ScheduleStep,
+} from '@dru/testkit'
 
 const RUNS = Number(process.env.DRU_PROPERTY_RUNS ?? 200)
 
@@ -23,21 +32,25 @@ async function converge(size: number, seed: number, steps: readonly ScheduleStep
 }
 
 describe('convergence (guarantee 4)', () => {
-  it(`3-5 DRUs, random ops and partitions with duplication, delay, reordering and replay converge (${RUNS} runs)`, async () => {
-    const run = fc.integer({ min: 3, max: 5 }).chain((size) =>
-      fc.record({
-        size: fc.constant(size),
-        seed: fc.nat(),
-        // A one-document cache forces evictions and cold loads in the middle of the run.
-        maxDocs: fc.constantFrom(1, 1000),
-        steps: scheduleArb(size, { minSteps: 10, maxSteps: 60 }),
-      }),
-    )
-    await fc.assert(
-      fc.asyncProperty(run, async ({ size, seed, steps, maxDocs }) => converge(size, seed, steps, maxDocs)),
-      { numRuns: RUNS, seed: 20261125 },
-    )
-  }, Math.max(180_000, RUNS * 500))
+  it(
+    `3-5 DRUs, random ops and partitions with duplication, delay, reordering and replay converge (${RUNS} runs)`,
+    async () => {
+      const run = fc.integer({ min: 3, max: 5 }).chain((size) =>
+        fc.record({
+          size: fc.constant(size),
+          seed: fc.nat(),
+          // A one-document cache forces evictions and cold loads in the middle of the run.
+          maxDocs: fc.constantFrom(1, 1000),
+          steps: scheduleArb(size, { minSteps: 10, maxSteps: 60 }),
+        }),
+      )
+      await fc.assert(
+        fc.asyncProperty(run, async ({ size, seed, steps, maxDocs }) => converge(size, seed, steps, maxDocs)),
+        { numRuns: RUNS, seed: 20261125 },
+      )
+    },
+    Math.max(180_000, RUNS * 500),
+  )
 
   it('assertConverged fails with a readable diff when a DRU misses an event', async () => {
     const net = await SimNetwork.create({ size: 2, seed: 1 })
@@ -111,7 +124,10 @@ describe('regressions found by the convergence property', () => {
     await converge(3, 0, steps, 1000)
     const net = await SimNetwork.create({ size: 2, seed: 0 })
     try {
-      await runSchedule(net, steps.map((s) => (s.kind === 'op' ? { ...s, dru: Math.min(s.dru, 1) } : s)))
+      await runSchedule(
+        net,
+        steps.map((s) => (s.kind === 'op' ? { ...s, dru: Math.min(s.dru, 1) } : s)),
+      )
       net.settle()
       expect(net.drus[0]!.get('doc-b')).toEqual({ n1: 3 })
       expect(net.drus[1]!.get('doc-b')).toEqual({ n1: 3 })
@@ -122,50 +138,56 @@ describe('regressions found by the convergence property', () => {
 })
 
 describe('merge laws (commutative, associative, idempotent)', () => {
-  it('the same events ingested in any interleaving, reversed, or twice give one state', async () => {
-    const RUNS_LAW = Math.max(20, Math.floor(RUNS / 4))
-    await fc.assert(
-      fc.asyncProperty(
-        fc.array(fc.record({ dru: fc.nat(2), op: docOpArb() }), { minLength: 1, maxLength: 30 }),
-        fc.array(fc.nat(), { minLength: 3, maxLength: 3 }),
-        async (ops, orderSeeds) => {
-          // Three isolated writers produce concurrent histories.
-          const writers = await SimNetwork.create({ size: 3, seed: 7 })
-          const readers = await SimNetwork.create({ size: 5, seed: 8, ids: ['r-0', 'r-1', 'r-2', 'r-3', 'r-4'] })
-          try {
-            writers.partition([[0], [1], [2]])
-            for (const { dru, op } of ops) await writers.drus[dru]!.change(op.docId, (d) => applyOp(d, op))
-            const perOrigin = writers.drus.map((d) => [...d.store.eventsMissing({})].flat().filter((e) => e.origin === d.store.origin))
-            const all = perOrigin.flat()
-            // Readers 0-2: one event at a time, in different seeded interleavings (each origin's own order kept, as the log requires).
-            orderSeeds.forEach((seed, r) => {
-              const rng = new Rng(seed)
-              const queues = perOrigin.map((q) => [...q])
-              while (queues.some((q) => q.length > 0)) {
-                const live = queues.filter((q) => q.length > 0)
-                const e = live[rng.int(live.length)]!.shift()!
-                readers.drus[r]!.store.ingest([e])
-                // Keep the document hot so later events take the cached apply path, not a cold load.
-                readers.drus[r]!.get(e.docId)
-              }
-            })
-            // Reader 3: one reversed batch. Reader 4: everything twice, then again as duplicates.
-            readers.drus[3]!.store.ingest([...all].reverse())
-            readers.drus[4]!.store.ingest([...all, ...all])
-            expect(readers.drus[4]!.store.ingest(all).duplicates).toBe(all.length)
-            // Writers exchange for real too, and must land on the same state.
-            writers.healAll()
-            writers.settle()
-            assertConverged([...writers.drus, ...readers.drus])
-            const digests = new Set([...writers.drus, ...readers.drus].map((d) => d.digest().digest))
-            expect(digests.size).toBe(1)
-          } finally {
-            await writers.close()
-            await readers.close()
-          }
-        },
-      ),
-      { numRuns: RUNS_LAW, seed: 424242 },
-    )
-  }, Math.max(120_000, RUNS * 250))
+  it(
+    'the same events ingested in any interleaving, reversed, or twice give one state',
+    async () => {
+      const RUNS_LAW = Math.max(20, Math.floor(RUNS / 4))
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.record({ dru: fc.nat(2), op: docOpArb() }), { minLength: 1, maxLength: 30 }),
+          fc.array(fc.nat(), { minLength: 3, maxLength: 3 }),
+          async (ops, orderSeeds) => {
+            // Three isolated writers produce concurrent histories.
+            const writers = await SimNetwork.create({ size: 3, seed: 7 })
+            const readers = await SimNetwork.create({ size: 5, seed: 8, ids: ['r-0', 'r-1', 'r-2', 'r-3', 'r-4'] })
+            try {
+              writers.partition([[0], [1], [2]])
+              for (const { dru, op } of ops) await writers.drus[dru]!.change(op.docId, (d) => applyOp(d, op))
+              const perOrigin = writers.drus.map((d) =>
+                [...d.store.eventsMissing({})].flat().filter((e) => e.origin === d.store.origin),
+              )
+              const all = perOrigin.flat()
+              // Readers 0-2: one event at a time, in different seeded interleavings (each origin's own order kept, as the log requires).
+              orderSeeds.forEach((seed, r) => {
+                const rng = new Rng(seed)
+                const queues = perOrigin.map((q) => [...q])
+                while (queues.some((q) => q.length > 0)) {
+                  const live = queues.filter((q) => q.length > 0)
+                  const e = live[rng.int(live.length)]!.shift()!
+                  readers.drus[r]!.store.ingest([e])
+                  // Keep the document hot so later events take the cached apply path, not a cold load.
+                  readers.drus[r]!.get(e.docId)
+                }
+              })
+              // Reader 3: one reversed batch. Reader 4: everything twice, then again as duplicates.
+              readers.drus[3]!.store.ingest([...all].reverse())
+              readers.drus[4]!.store.ingest([...all, ...all])
+              expect(readers.drus[4]!.store.ingest(all).duplicates).toBe(all.length)
+              // Writers exchange for real too, and must land on the same state.
+              writers.healAll()
+              writers.settle()
+              assertConverged([...writers.drus, ...readers.drus])
+              const digests = new Set([...writers.drus, ...readers.drus].map((d) => d.digest().digest))
+              expect(digests.size).toBe(1)
+            } finally {
+              await writers.close()
+              await readers.close()
+            }
+          },
+        ),
+        { numRuns: RUNS_LAW, seed: 424242 },
+      )
+    },
+    Math.max(120_000, RUNS * 250),
+  )
 })

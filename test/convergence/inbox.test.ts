@@ -31,12 +31,36 @@ type Step = ScheduleStep | InboxStep
 function stepsArb(n: number): fc.Arbitrary<Step[]> {
   const dru = fc.nat(n - 1)
   const inbox: fc.Arbitrary<InboxStep> = fc.oneof(
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant('mode' as const), dru, handler: fc.nat(HANDLERS.length - 1), mode: fc.constantFrom<Mode>('ok', 'poison', 'flaky') }) },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant('mode' as const),
+        dru,
+        handler: fc.nat(HANDLERS.length - 1),
+        mode: fc.constantFrom<Mode>('ok', 'poison', 'flaky'),
+      }),
+    },
     { weight: 3, arbitrary: fc.record({ kind: fc.constant('retries' as const), ms: fc.constantFrom(0, 5, 20, 200) }) },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant('operator' as const), dru, action: fc.constantFrom('retryDead' as const, 'retryFirst' as const, 'skipFirst' as const, 'skipFirst' as const) }) },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant('operator' as const),
+        dru,
+        action: fc.constantFrom(
+          'retryDead' as const,
+          'retryFirst' as const,
+          'skipFirst' as const,
+          'skipFirst' as const,
+        ),
+      }),
+    },
   )
   return fc
-    .tuple(scheduleArb(n, { docIds: DOCS, minSteps: 10, maxSteps: 40, restarts: true, compaction: true }), fc.array(inbox, { minLength: 8, maxLength: 30 }), fc.nat())
+    .tuple(
+      scheduleArb(n, { docIds: DOCS, minSteps: 10, maxSteps: 40, restarts: true, compaction: true }),
+      fc.array(inbox, { minLength: 8, maxLength: 30 }),
+      fc.nat(),
+    )
     .map(([base, extra, mix]) => {
       // Interleave the inbox steps into the delivery schedule at seeded positions; no lost disks here
       // (a wiped DRU is a new one: its effects table goes with its log).
@@ -69,7 +93,9 @@ function register(dru: Dru, i: number, faults: Faults, seen: Set<keyof typeof re
     if (r.next === 'dead') seen.add('deadLetter')
     if (r.kind === 'retry' && r.ok) seen.add('retryDone')
   })
-  dru.store.db.exec('create table if not exists effects (handler text not null, origin text not null, seq integer not null)')
+  dru.store.db.exec(
+    'create table if not exists effects (handler text not null, origin text not null, seq integer not null)',
+  )
   HANDLERS.forEach((h, k) =>
     dru.onEvent(
       h.name,
@@ -113,7 +139,9 @@ function operator(dru: Dru, action: 'retryDead' | 'retryFirst' | 'skipFirst', se
 /** On `dru`: every (handler, event) with an effect, and how many times. */
 function effects(dru: Dru): Map<string, number> {
   const out = new Map<string, number>()
-  for (const r of dru.store.db.prepare('select handler, origin, seq, count(*) n from effects group by handler, origin, seq').all() as Array<{ handler: string; origin: string; seq: number; n: number }>) {
+  for (const r of dru.store.db
+    .prepare('select handler, origin, seq, count(*) n from effects group by handler, origin, seq')
+    .all() as Array<{ handler: string; origin: string; seq: number; n: number }>) {
     out.set(`${r.handler} ${r.origin}#${r.seq}`, r.n)
   }
   return out
@@ -126,7 +154,10 @@ async function property(size: number, seed: number, steps: readonly Step[]): Pro
     size,
     seed,
     storage: 'file',
-    config: { durability: 'process', inbox: { immediateRetries: 1, delayedRetries: 1, backoffMs: 10, maxBackoffMs: 40, autoRetry: false } },
+    config: {
+      durability: 'process',
+      inbox: { immediateRetries: 1, delayedRetries: 1, backoffMs: 10, maxBackoffMs: 40, autoRetry: false },
+    },
     faults: { duplicate: 0.2, delay: 0.2, reorder: 0.3, replay: 0.2 },
     maxBatchBytes: 300,
   })
@@ -155,14 +186,21 @@ async function property(size: number, seed: number, steps: readonly Step[]): Pro
     assertConverged(net.drus)
     for (const d of net.drus) {
       expect(d.inbox.list(), `${d.id} still owes events`).toEqual([])
-      const skipped = new Set(d.inbox.list({ state: 'skipped', limit: 1000 }).map((e) => `${e.handler} ${e.origin}#${e.seq}`))
+      const skipped = new Set(
+        d.inbox.list({ state: 'skipped', limit: 1000 }).map((e) => `${e.handler} ${e.origin}#${e.seq}`),
+      )
       const expected = new Set<string>()
       for (const [origin, head] of Object.entries(d.store.vv())) {
         if (parseOrigin(origin).druId === d.id) continue // its own writes: no inbox
-        for (let seq = 1; seq <= head; seq++) for (const h of HANDLERS) if (!skipped.has(`${h.name} ${origin}#${seq}`)) expected.add(`${h.name} ${origin}#${seq}`)
+        for (let seq = 1; seq <= head; seq++)
+          for (const h of HANDLERS)
+            if (!skipped.has(`${h.name} ${origin}#${seq}`)) expected.add(`${h.name} ${origin}#${seq}`)
       }
       const got = effects(d)
-      expect([...got].filter(([, n]) => n !== 1), `${d.id}: effects applied more than once`).toEqual([])
+      expect(
+        [...got].filter(([, n]) => n !== 1),
+        `${d.id}: effects applied more than once`,
+      ).toEqual([])
       expect([...got.keys()].sort(), `${d.id}: effects vs accepted events`).toEqual([...expected].sort())
     }
     for (const k of seen) reached[k]++
@@ -172,13 +210,21 @@ async function property(size: number, seed: number, steps: readonly Step[]): Pro
 }
 
 describe('inbox under failures (guarantees 3 and 4)', () => {
-  it(`random handler failures and recoveries under random schedules: converged, effects exactly once per accepted event (${RUNS} runs)`, async () => {
-    const run = fc.integer({ min: 2, max: 4 }).chain((size) => fc.record({ size: fc.constant(size), seed: fc.nat(), steps: stepsArb(size) }))
-    await fc.assert(
-      fc.asyncProperty(run, ({ size, seed, steps }) => property(size, seed, steps)),
-      { numRuns: RUNS, seed: Number(process.env.DRU_PROPERTY_SEED ?? 20261203) },
-    )
-    // Each situation came up in a share of the runs, so the property cannot pass by never getting there.
-    if (RUNS >= 50) for (const [k, n] of Object.entries(reached)) expect(n, `runs that reached ${k}`).toBeGreaterThanOrEqual(Math.floor(RUNS / 20))
-  }, Math.max(180_000, RUNS * 2_000))
+  it(
+    `random handler failures and recoveries under random schedules: converged, effects exactly once per accepted event (${RUNS} runs)`,
+    async () => {
+      const run = fc
+        .integer({ min: 2, max: 4 })
+        .chain((size) => fc.record({ size: fc.constant(size), seed: fc.nat(), steps: stepsArb(size) }))
+      await fc.assert(
+        fc.asyncProperty(run, ({ size, seed, steps }) => property(size, seed, steps)),
+        { numRuns: RUNS, seed: Number(process.env.DRU_PROPERTY_SEED ?? 20261203) },
+      )
+      // Each situation came up in a share of the runs, so the property cannot pass by never getting there.
+      if (RUNS >= 50)
+        for (const [k, n] of Object.entries(reached))
+          expect(n, `runs that reached ${k}`).toBeGreaterThanOrEqual(Math.floor(RUNS / 20))
+    },
+    Math.max(180_000, RUNS * 2_000),
+  )
 })

@@ -10,7 +10,12 @@ import { SimNetwork, assertConverged, runSchedule, scheduleArb, type ScheduleSte
 
 const RUNS = Number(process.env.DRU_PROPERTY_RUNS ?? 200)
 
-async function converge(size: number, seed: number, steps: readonly ScheduleStep[], extra: Partial<SimOptions> = {}): Promise<SimNetwork> {
+async function converge(
+  size: number,
+  seed: number,
+  steps: readonly ScheduleStep[],
+  extra: Partial<SimOptions> = {},
+): Promise<SimNetwork> {
   const net = await SimNetwork.create({
     size,
     seed,
@@ -41,23 +46,27 @@ const run = fc.integer({ min: 3, max: 4 }).chain((size) =>
 )
 
 describe('convergence over the real protocol (guarantee 4, protocol level)', () => {
-  it(`3-4 DRUs: random ops, partitions, dropped/duplicated/reordered frames, restarts, lost disks and compactions converge (${RUNS} runs)`, async () => {
-    let bootstraps = 0
-    let opened = 0
-    await fc.assert(
-      fc.asyncProperty(run, async ({ size, seed, steps }) => {
-        const net = await converge(size, seed, steps)
-        bootstraps += net.sessionLog!.bootstraps
-        opened += net.sessionLog!.opened
-        // No honest DRU was ever quarantined: faults are not forks.
-        expect(net.sessionLog!.quarantines).toEqual([])
-      }),
-      { numRuns: RUNS, seed: Number(process.env.DRU_PROPERTY_SEED ?? 20261128) },
-    )
-    // The runs reached the paths this property is for.
-    expect(opened).toBeGreaterThan(RUNS)
-    expect(bootstraps).toBeGreaterThan(0)
-  }, Math.max(240_000, RUNS * 1500))
+  it(
+    `3-4 DRUs: random ops, partitions, dropped/duplicated/reordered frames, restarts, lost disks and compactions converge (${RUNS} runs)`,
+    async () => {
+      let bootstraps = 0
+      let opened = 0
+      await fc.assert(
+        fc.asyncProperty(run, async ({ size, seed, steps }) => {
+          const net = await converge(size, seed, steps)
+          bootstraps += net.sessionLog!.bootstraps
+          opened += net.sessionLog!.opened
+          // No honest DRU was ever quarantined: faults are not forks.
+          expect(net.sessionLog!.quarantines).toEqual([])
+        }),
+        { numRuns: RUNS, seed: Number(process.env.DRU_PROPERTY_SEED ?? 20261128) },
+      )
+      // The runs reached the paths this property is for.
+      expect(opened).toBeGreaterThan(RUNS)
+      expect(bootstraps).toBeGreaterThan(0)
+    },
+    Math.max(240_000, RUNS * 1500),
+  )
 
   it('one ack per stored batch: the receiver sends exactly one ack frame per events frame it stored, none more', async () => {
     const net = await SimNetwork.create({ size: 2, seed: 3, exchange: 'protocol', maxBatchBytes: 200, faults: {} })
@@ -85,7 +94,11 @@ describe('convergence over the real protocol (guarantee 4, protocol level)', () 
     const failures: string[] = []
     for (const { size, seed, steps } of samples) {
       // Ten writes on the planted DRU, so a tenth event exists to be left out.
-      const writes: ScheduleStep[] = Array.from({ length: 10 }, (_, i) => ({ kind: 'op', dru: 0, op: { kind: 'set', docId: 'planted', path: [], key: `k${i}`, value: i } }))
+      const writes: ScheduleStep[] = Array.from({ length: 10 }, (_, i) => ({
+        kind: 'op',
+        dru: 0,
+        op: { kind: 'set', docId: 'planted', path: [], key: `k${i}`, value: i },
+      }))
       try {
         await converge(size, seed, [...writes, ...steps], { plant: 'skip-tenth' })
       } catch (err) {

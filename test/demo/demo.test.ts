@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 
 const cli = fileURLToPath(new URL('../../packages/cli/dist/main.js', import.meta.url))
 
-describe('dru demo (the README\'s main job)', () => {
+describe("dru demo (the README's main job)", () => {
   it('fails a region, reconciles, and reports convergence with exit code 0, in under a minute', () => {
     const t0 = Date.now()
     const run = spawnSync(process.execPath, [cli, 'demo', '--json'], { encoding: 'utf8', timeout: 90_000 })
@@ -12,7 +12,8 @@ describe('dru demo (the README\'s main job)', () => {
     expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0)
     expect(seconds).toBeLessThan(60)
     const out = run.stdout
-    for (const step of ['[1/8]', '[2/8]', '[3/8]', '[4/8]', '[5/8]', '[6/8]', '[7/8]', '[8/8]']) expect(out).toContain(step)
+    for (const step of ['[1/8]', '[2/8]', '[3/8]', '[4/8]', '[5/8]', '[6/8]', '[7/8]', '[8/8]'])
+      expect(out).toContain(step)
     expect(out).toMatch(/ap-south restarts with its disk while its region is still cut off: state isolated/)
     expect(out).toMatch(/Reconciliation on ap-south: isolated → catching-up .*→ active/)
     expect(out).toContain('CONVERGED: equal fingerprints, equal documents, every DRU active')

@@ -22,10 +22,14 @@ afterEach(() => {
 
 async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<ReturnType<typeof createServer>>((resolve) => {
-      const s = createServer()
-      s.listen(0, '127.0.0.1', () => resolve(s))
-    })),
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<ReturnType<typeof createServer>>((resolve) => {
+          const s = createServer()
+          s.listen(0, '127.0.0.1', () => resolve(s))
+        }),
+    ),
   )
   const ports = servers.map((s) => (s.address() as { port: number }).port)
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
@@ -34,7 +38,10 @@ async function freePorts(n: number): Promise<number[]> {
 
 /** Runs an example; `lines` collects its stdout lines; resolves once a line matches `ready`. */
 function runExample(file: string, args: string[], ready: RegExp): Promise<{ child: ChildProcess; lines: string[] }> {
-  const child = spawn(process.execPath, [join(REPO, 'examples', file), ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [join(REPO, 'examples', file), ...args], {
+    cwd: REPO,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   children.push(child)
   const lines: string[] = []
   let err = ''
@@ -67,7 +74,21 @@ describe('examples/', () => {
     const dir = mkdtempSync(join(tmpdir(), 'dru-examples-'))
     dirs.push(dir)
     const [p1, p2, a1, a2] = await freePorts(4)
-    const init = spawnSync(process.execPath, [DRU, 'init', '--dir', dir, '--force', '--admin-base-port', String(a1), `us-east=127.0.0.1:${p1}`, `eu-west=127.0.0.1:${p2}`], { encoding: 'utf8' })
+    const init = spawnSync(
+      process.execPath,
+      [
+        DRU,
+        'init',
+        '--dir',
+        dir,
+        '--force',
+        '--admin-base-port',
+        String(a1),
+        `us-east=127.0.0.1:${p1}`,
+        `eu-west=127.0.0.1:${p2}`,
+      ],
+      { encoding: 'utf8' },
+    )
     expect(init.status, init.stderr).toBe(0)
     expect(a2).toBeGreaterThan(0)
 
@@ -78,7 +99,11 @@ describe('examples/', () => {
     const url = service.lines.find((l) => l.startsWith('listening '))!.slice('listening '.length)
 
     const post = (id: string, total: number) =>
-      fetch(`${url}/orders/${id}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ total }) })
+      fetch(`${url}/orders/${id}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ total }),
+      })
     for (let i = 0; i < 10; i++) expect((await post(`o-${i}`, i)).status).toBe(200)
     expect(await (await fetch(`${url}/orders/o-3`)).json()).toEqual({ total: 3, status: 'placed' })
     expect((await post('bad id!', 1)).status).toBe(404)
@@ -99,11 +124,16 @@ describe('examples/', () => {
     // Each event's effect is in the reader's database exactly once; the service kept its audit rows.
     reader.child.kill('SIGTERM')
     service.child.kill('SIGTERM')
-    await Promise.all([reader.child, service.child].map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))))
+    await Promise.all(
+      [reader.child, service.child].map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))),
+    )
     const eu = new Database(join(dir, 'data/eu-west.db'), { readonly: true })
     const us = new Database(join(dir, 'data/us-east.db'), { readonly: true })
     try {
-      expect(eu.prepare('select count(*) n, count(distinct doc) docs from shipments').get()).toEqual({ n: 15, docs: 15 })
+      expect(eu.prepare('select count(*) n, count(distinct doc) docs from shipments').get()).toEqual({
+        n: 15,
+        docs: 15,
+      })
       expect(us.prepare('select count(*) n from order_audit').get()).toEqual({ n: 15 })
     } finally {
       eu.close()

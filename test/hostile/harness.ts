@@ -32,7 +32,8 @@ export class Ledger {
         return w.body.event as { origin: string; seq: number }
       }
       // Restoring (NOT_WRITABLE) is the one refusal a case may leave behind for a while.
-      if (w.status !== 503 || Date.now() > end) throw new Error(`token write on ${unit} answered ${w.status} ${JSON.stringify(w.body)}`)
+      if (w.status !== 503 || Date.now() > end)
+        throw new Error(`token write on ${unit} answered ${w.status} ${JSON.stringify(w.body)}`)
       await sleep(50)
     }
   }
@@ -45,24 +46,26 @@ export class Ledger {
   /** Every token written so far is readable on every one of `units` (waits for replication). */
   async everywhere(units: string[], ms = 20_000): Promise<void> {
     let missing: string[] = []
-    await this.#c.waitFor(
-      `${this.#tokens.length} tokens on ${units.join(', ')}`,
-      async () => {
-        missing = []
-        for (const u of units) {
-          for (const t of this.#tokens) {
-            const got = (await this.#c.read(u, t.doc)) as { token?: string } | null
-            if (got?.token !== t.token) missing.push(`${t.doc}@${u}`)
+    await this.#c
+      .waitFor(
+        `${this.#tokens.length} tokens on ${units.join(', ')}`,
+        async () => {
+          missing = []
+          for (const u of units) {
+            for (const t of this.#tokens) {
+              const got = (await this.#c.read(u, t.doc)) as { token?: string } | null
+              if (got?.token !== t.token) missing.push(`${t.doc}@${u}`)
+            }
+            if (missing.length > 0) return false
           }
-          if (missing.length > 0) return false
-        }
-        return true
-      },
-      ms,
-      100,
-    ).catch((err: Error) => {
-      throw new Error(`${err.message}; missing: ${missing.slice(0, 10).join(', ')}`)
-    })
+          return true
+        },
+        ms,
+        100,
+      )
+      .catch((err: Error) => {
+        throw new Error(`${err.message}; missing: ${missing.slice(0, 10).join(', ')}`)
+      })
   }
 
   /**

@@ -28,7 +28,13 @@ afterAll(async () => {
   await c?.dispose()
 })
 
-const asM = () => connectAsMember(c.unit('a').listenPort, { id: 'm', verifier: 'a', secret: c.secret, privateKey: c.keys.m!.privateKey })
+const asM = () =>
+  connectAsMember(c.unit('a').listenPort, {
+    id: 'm',
+    verifier: 'a',
+    secret: c.secret,
+    privateKey: c.keys.m!.privateKey,
+  })
 
 async function refusedWith(p: RawPeer, code: string): Promise<void> {
   const err = await p.next('error')
@@ -53,7 +59,7 @@ async function fp(unit: string): Promise<{ digest: string; vv: Record<string, nu
 }
 
 describe('hostile role: member that lies (secret and key, false claims)', () => {
-  it('an ack claiming a seq of a\'s own origin far beyond its head: PROTOCOL_VIOLATION, a stays writable, no restore mode', async () => {
+  it("an ack claiming a seq of a's own origin far beyond its head: PROTOCOL_VIOLATION, a stays writable, no restore mode", async () => {
     const before = await metric(c, 'a', 'dru_protocol_violations_total')
     await ledger.around(IDS, 'ack-own-origin', async () => {
       const origin = (await c.status('a')).origin
@@ -92,8 +98,17 @@ describe('hostile role: member that lies (secret and key, false claims)', () => 
         for (const o of Object.keys(vv)) heads[o] = 'a'.repeat(64)
         // Heads of origins a holds must be true, or that is a fork claim (a different case).
         const status = await c.status('a')
-        for (const o of Object.keys(live)) heads[o] = (status.fingerprint as { heads?: Record<string, string> }).heads?.[o] ?? heads[o]!
-        m.send({ type: 'vv', summary: { live: { vv, heads }, retired: { count: 0, digest: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' } }, bases: {}, full: false } as Frame)
+        for (const o of Object.keys(live))
+          heads[o] = (status.fingerprint as { heads?: Record<string, string> }).heads?.[o] ?? heads[o]!
+        m.send({
+          type: 'vv',
+          summary: {
+            live: { vv, heads },
+            retired: { count: 0, digest: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' },
+          },
+          bases: {},
+          full: false,
+        } as Frame)
       }
       await sleep(300)
       m.ws.close()
@@ -114,7 +129,10 @@ describe('hostile role: member that lies (secret and key, false claims)', () => 
         { type: 'bootstrap-end' } as Frame,
       ]
       const e = signedChain('m/1', 1, 1, c.keys.m!.privateKey)[0]!
-      frames.push({ type: 'folded', envelopes: [{ origin: e.origin, seq: 1, hlc: e.hlc, docId: doc, changeHash: new Uint8Array(32), sig: e.sig! }] } as Frame)
+      frames.push({
+        type: 'folded',
+        envelopes: [{ origin: e.origin, seq: 1, hlc: e.hlc, docId: doc, changeHash: new Uint8Array(32), sig: e.sig! }],
+      } as Frame)
       for (const f of frames) {
         const m = await asM()
         m.send(f)
@@ -126,14 +144,24 @@ describe('hostile role: member that lies (secret and key, false claims)', () => 
 
   it('a signed event whose change is not an Automerge change, or reuses an actor and seq: INVALID_EVENT, never stored or forwarded', async () => {
     await ledger.around(IDS, 'poison-change', async () => {
-      const garbage = signedChain('m/1', 1, 2, c.keys.m!.privateKey, { docId: 'poisoned', change: (i) => new Uint8Array([0xde, 0xad, i]) })
+      const garbage = signedChain('m/1', 1, 2, c.keys.m!.privateKey, {
+        docId: 'poisoned',
+        change: (i) => new Uint8Array([0xde, 0xad, i]),
+      })
       let m = await asM()
       m.send({ type: 'events', batch: garbage })
       await refusedWith(m, 'INVALID_EVENT')
       // Two different changes under one Automerge actor and seq.
-      const one = A.getLastLocalChange(A.change(A.init<Record<string, number>>({ actor: actorForOrigin('m/1') }), (d) => (d.x = 1)))!
-      const two = A.getLastLocalChange(A.change(A.init<Record<string, number>>({ actor: actorForOrigin('m/1') }), (d) => (d.x = 2)))!
-      const reused = signedChain('m/1', 1, 2, c.keys.m!.privateKey, { docId: 'poisoned', change: (i) => (i === 0 ? one : two) })
+      const one = A.getLastLocalChange(
+        A.change(A.init<Record<string, number>>({ actor: actorForOrigin('m/1') }), (d) => (d.x = 1)),
+      )!
+      const two = A.getLastLocalChange(
+        A.change(A.init<Record<string, number>>({ actor: actorForOrigin('m/1') }), (d) => (d.x = 2)),
+      )!
+      const reused = signedChain('m/1', 1, 2, c.keys.m!.privateKey, {
+        docId: 'poisoned',
+        change: (i) => (i === 0 ? one : two),
+      })
       m = await asM()
       m.send({ type: 'events', batch: reused })
       await refusedWith(m, 'INVALID_EVENT')
@@ -150,14 +178,24 @@ describe('hostile role: member that lies (secret and key, false claims)', () => 
       const status = await c.status('a')
       expect(status.fingerprint.vv['m/1'] ?? 0).toBe(0) // m has not written yet: its first change in each document is seq 1
       // Crafted from a good first change by m's actor: actor and seq are right, the operations are not.
-      const first = () => A.decodeChange(A.getLastLocalChange(A.change(A.init<Record<string, number>>({ actor: mActor }), (d) => (d.x = 1)))!)
+      const first = () =>
+        A.decodeChange(
+          A.getLastLocalChange(A.change(A.init<Record<string, number>>({ actor: mActor }), (d) => (d.x = 1)))!,
+        )
       const missing = A.encodeChange({ ...first(), ops: first().ops.map((op) => ({ ...op, obj: `9999@${mActor}` })) })
       const phantom = A.encodeChange({ ...first(), ops: first().ops.map((op) => ({ ...op, pred: [`99@${mActor}`] })) })
       const [e1] = signedChain('m/1', 1, 1, c.keys.m!.privateKey, { docId: 'victim', change: () => missing })
-      const [e2] = signedChain('m/1', 2, 1, c.keys.m!.privateKey, { docId: 'bomb', change: () => phantom, prev: e1!.hash })
+      const [e2] = signedChain('m/1', 2, 1, c.keys.m!.privateKey, {
+        docId: 'bomb',
+        change: () => phantom,
+        prev: e1!.hash,
+      })
       const m = await asM()
       m.send({ type: 'events', batch: [e1!, e2!] })
-      await c.waitFor('the crafted events on a and b', async () => (await fp('a')).vv['m/1'] === 2 && (await fp('b')).vv['m/1'] === 2)
+      await c.waitFor(
+        'the crafted events on a and b',
+        async () => (await fp('a')).vv['m/1'] === 2 && (await fp('b')).vv['m/1'] === 2,
+      )
       m.ws.close()
       for (const u of IDS) {
         expect(await c.read(u, 'victim'), u).toEqual({ owner: 'b' })
@@ -166,13 +204,20 @@ describe('hostile role: member that lies (secret and key, false claims)', () => 
       }
       await c.waitConverged(IDS)
       for (const u of IDS) {
-        const st = (await c.status(u)) as unknown as { rejectedChanges?: { count: number }; isolatedDocuments?: unknown }
+        const st = (await c.status(u)) as unknown as {
+          rejectedChanges?: { count: number }
+          isolatedDocuments?: unknown
+        }
         expect(st.rejectedChanges?.count, u).toBe(1)
         expect(st.isolatedDocuments, u).toBeUndefined()
       }
       // Routine operations: a compaction (which would snapshot both documents), then restarts.
       for (const u of IDS) {
-        const r = await fetch(`${c.unit(u).adminUrl}/compact`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+        const r = await fetch(`${c.unit(u).adminUrl}/compact`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: '{}',
+        })
         expect(r.status).toBe(200)
         await r.text()
         await c.kill(u, 'SIGTERM')
@@ -187,7 +232,7 @@ describe('hostile role: member that lies (secret and key, false claims)', () => 
     })
   })
 
-  it('events in b\'s name signed with m\'s key: BAD_SIGNATURE, m quarantined, b untouched', async () => {
+  it("events in b's name signed with m's key: BAD_SIGNATURE, m quarantined, b untouched", async () => {
     await ledger.around(IDS, 'forged-origin', async () => {
       await c.waitConverged(IDS)
       const st = await c.status('a')
@@ -195,14 +240,21 @@ describe('hostile role: member that lies (secret and key, false claims)', () => 
       const head = st.fingerprint.vv[bOrigin]!
       const heads = (st.fingerprint as { heads?: Record<string, string> }).heads
       const m = await asM()
-      m.send({ type: 'events', batch: signedChain(bOrigin, head + 1, 2, c.keys.m!.privateKey, { prev: heads?.[bOrigin] }) })
+      m.send({
+        type: 'events',
+        batch: signedChain(bOrigin, head + 1, 2, c.keys.m!.privateKey, { prev: heads?.[bOrigin] }),
+      })
       await refusedWith(m, 'BAD_SIGNATURE')
       const after = await c.status('a')
       expect((after.peers.find((p) => p.id === 'b') as { quarantined?: boolean }).quarantined ?? false).toBe(false)
       expect(after.fingerprint.vv[bOrigin]).toBe(head)
       // m is refused from now on, even with its real secret and key.
       await expect(asM()).rejects.toThrow()
-      const unq = await fetch(`${c.unit('a').adminUrl}/peers/m/unquarantine`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+      const unq = await fetch(`${c.unit('a').adminUrl}/peers/m/unquarantine`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      })
       expect(unq.status).toBe(200)
     })
   })
@@ -216,8 +268,18 @@ describe('hostile role: member that lies (secret and key, false claims)', () => 
       const st = await c.status('a')
       const from = (st.fingerprint.vv['m/1'] ?? 0) + 1
       const prev = (st.fingerprint as { heads?: Record<string, string> }).heads?.['m/1']
-      m.send({ type: 'events', batch: signedChain('m/1', from, 3, c.keys.m!.privateKey, { docId: 'from-m', change: (i) => changes[i]!, ...(prev ? { prev } : {}) }) })
-      await c.waitFor('m/1 on a and b', async () => (await fp('a')).vv['m/1'] === from + 2 && (await fp('b')).vv['m/1'] === from + 2)
+      m.send({
+        type: 'events',
+        batch: signedChain('m/1', from, 3, c.keys.m!.privateKey, {
+          docId: 'from-m',
+          change: (i) => changes[i]!,
+          ...(prev ? { prev } : {}),
+        }),
+      })
+      await c.waitFor(
+        'm/1 on a and b',
+        async () => (await fp('a')).vv['m/1'] === from + 2 && (await fp('b')).vv['m/1'] === from + 2,
+      )
       expect(await c.read('b', 'from-m')).toEqual({ k0: 0, k1: 1, k2: 2 })
       m.ws.close()
     })
@@ -225,6 +287,9 @@ describe('hostile role: member that lies (secret and key, false claims)', () => 
 
   it('leaves no fork and one set of events in every database file', async () => {
     await ledger.everywhere(IDS)
-    await assertNoFork(c, IDS.map((id) => c.unit(id).dbPath))
+    await assertNoFork(
+      c,
+      IDS.map((id) => c.unit(id).dbPath),
+    )
   })
 })

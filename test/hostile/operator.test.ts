@@ -58,7 +58,10 @@ describe('hostile role: operator mistakes (file copies, the same DRU twice)', ()
     await ledger.everywhere(IDS)
     const final = await c.waitConverged(IDS)
     for (const s of final) expect(s.fingerprint.vv[afterBackup]).toBe(50)
-    await assertNoFork(c, IDS.map((id) => c.unit(id).dbPath))
+    await assertNoFork(
+      c,
+      IDS.map((id) => c.unit(id).dbPath),
+    )
   })
 
   it('a WAL deleted while stopped after a crash: the committed events it held come back from the peers, no fork', async () => {
@@ -80,20 +83,34 @@ describe('hostile role: operator mistakes (file copies, the same DRU twice)', ()
     await ledger.everywhere(IDS)
     const final = await c.waitConverged(IDS)
     for (const s of final) expect(s.fingerprint.vv[origin]).toBe(24)
-    await assertNoFork(c, IDS.map((id) => c.unit(id).dbPath))
+    await assertNoFork(
+      c,
+      IDS.map((id) => c.unit(id).dbPath),
+    )
   })
 
   it('the same database started twice: the second process is refused with DB_LOCKED and the first keeps running', async () => {
     const { c, ledger } = await cluster()
     const a = c.unit('a')
     await ledger.around(IDS, 'double-start', async () => {
-      const second: Unit = { ...a, id: 'a-again', configPath: join(c.dir, 'a-again.json'), child: undefined, exited: undefined, lines: [], transitions: [] }
+      const second: Unit = {
+        ...a,
+        id: 'a-again',
+        configPath: join(c.dir, 'a-again.json'),
+        child: undefined,
+        exited: undefined,
+        lines: [],
+        transitions: [],
+      }
       c.units.set('a-again', second)
       writeFileSync(second.configPath, JSON.stringify(a.config))
       await expect(c.start('a-again')).rejects.toThrow(/DB_LOCKED/)
       c.units.delete('a-again')
     })
-    await assertNoFork(c, IDS.map((id) => c.unit(id).dbPath))
+    await assertNoFork(
+      c,
+      IDS.map((id) => c.unit(id).dbPath),
+    )
   })
 
   it('the same DRU id running twice at once on two disks: both write under their own origins, peers see an identity conflict, no fork, every write kept', async () => {
@@ -132,7 +149,10 @@ describe('hostile role: operator mistakes (file copies, the same DRU twice)', ()
     })
     await c.waitFor(
       'an identity conflict reported by b or c',
-      async () => (await metric(c, 'b', 'dru_identity_conflicts_total')) + (await metric(c, 'c', 'dru_identity_conflicts_total')) > 0,
+      async () =>
+        (await metric(c, 'b', 'dru_identity_conflicts_total')) +
+          (await metric(c, 'c', 'dru_identity_conflicts_total')) >
+        0,
       15_000,
     )
     await ledger.everywhere(units)
@@ -142,6 +162,10 @@ describe('hostile role: operator mistakes (file copies, the same DRU twice)', ()
     const final = await c.waitConverged(IDS)
     for (const s of final) for (const o of origins) expect(s.fingerprint.vv[o]).toBeGreaterThan(0)
     // The twin stopped before the last round: no fork with it, the others hold one set.
-    await assertNoFork(c, [...IDS.map((id) => c.unit(id).dbPath), twinDb], IDS.map((id) => c.unit(id).dbPath))
+    await assertNoFork(
+      c,
+      [...IDS.map((id) => c.unit(id).dbPath), twinDb],
+      IDS.map((id) => c.unit(id).dbPath),
+    )
   })
 })

@@ -1,7 +1,19 @@
 import { createPrivateKey, randomBytes } from 'node:crypto'
 import WebSocket from 'ws'
 import { GENESIS_HASH, encodeHlc, sealEvent, type DruEvent, type Origin } from '@dru/core'
-import { FrameSeal, PROTOCOL_VERSION, authProof, decodeFrame, encodeFrame, identityProof, newEphemeralKey, signerFor, type EphemeralKey, type Frame, type Transcript } from '@dru/sync'
+import {
+  FrameSeal,
+  PROTOCOL_VERSION,
+  authProof,
+  decodeFrame,
+  encodeFrame,
+  identityProof,
+  newEphemeralKey,
+  signerFor,
+  type EphemeralKey,
+  type Frame,
+  type Transcript,
+} from '@dru/sync'
 
 /**
  * A hand-driven protocol-3 client for hostile tests: it speaks frames directly, so it can
@@ -77,17 +89,27 @@ export function connectRaw(port: number): Promise<RawPeer> {
     closeReason: () => reason,
     next: <T extends Frame['type']>(type: T) =>
       new Promise<Extract<Frame, { type: T }>>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`no ${type} frame; got ${frames.map((f) => f.type).join(',') || 'nothing'}`)), 5000)
+        const t = setTimeout(
+          () => reject(new Error(`no ${type} frame; got ${frames.map((f) => f.type).join(',') || 'nothing'}`)),
+          5000,
+        )
         const look = () => {
           const f = frames.find((g) => g.type === type)
-          const err = type === 'error' ? undefined : (frames.find((g) => g.type === 'error') as Extract<Frame, { type: 'error' }> | undefined)
+          const err =
+            type === 'error'
+              ? undefined
+              : (frames.find((g) => g.type === 'error') as Extract<Frame, { type: 'error' }> | undefined)
           if (f) {
             clearTimeout(t)
             resolve(f as Extract<Frame, { type: T }>)
           } else if (err) {
             // Waiting for anything else is over once the DRU refused us: say why.
             clearTimeout(t)
-            reject(Object.assign(new Error(`refused with ${err.code}: ${err.message} (waiting for ${type})`), { code: err.code }))
+            reject(
+              Object.assign(new Error(`refused with ${err.code}: ${err.message} (waiting for ${type})`), {
+                code: err.code,
+              }),
+            )
           } else waiters.push(look)
         }
         look()
@@ -111,12 +133,30 @@ export function connectRaw(port: number): Promise<RawPeer> {
 }
 
 /** A hello as `druId`; pass `key` (an ephemeral key) to be able to seal the session afterwards. */
-export function helloAs(druId: string, over: Partial<HelloFrame> = {}, key: EphemeralKey = newEphemeralKey()): HelloFrame {
-  return { type: 'hello', protocol: PROTOCOL_VERSION, druId, origin: `${druId}/1`, nonce: new Uint8Array(randomBytes(32)), key: key.publicRaw, ...over }
+export function helloAs(
+  druId: string,
+  over: Partial<HelloFrame> = {},
+  key: EphemeralKey = newEphemeralKey(),
+): HelloFrame {
+  return {
+    type: 'hello',
+    protocol: PROTOCOL_VERSION,
+    druId,
+    origin: `${druId}/1`,
+    nonce: new Uint8Array(randomBytes(32)),
+    key: key.publicRaw,
+    ...over,
+  }
 }
 
 /** The auth frame proving `mine` to `verifier` for this exchange of hellos. */
-export function authFor(mine: HelloFrame, theirs: HelloFrame, verifier: string, secret: string, privateKeyPem: string): AuthFrame {
+export function authFor(
+  mine: HelloFrame,
+  theirs: HelloFrame,
+  verifier: string,
+  secret: string,
+  privateKeyPem: string,
+): AuthFrame {
   const t: Transcript = {
     prover: mine.druId,
     verifier,
@@ -131,11 +171,22 @@ export function authFor(mine: HelloFrame, theirs: HelloFrame, verifier: string, 
 
 /** The seal of a session between `mine` (with its ephemeral `key`) and `theirs`. */
 export function sealFor(mine: HelloFrame, key: EphemeralKey, theirs: HelloFrame, secret: string): FrameSeal {
-  return new FrameSeal({ me: mine.druId, peer: theirs.druId, myNonce: mine.nonce, peerNonce: theirs.nonce, myKey: key, peerKey: theirs.key!, secret })
+  return new FrameSeal({
+    me: mine.druId,
+    peer: theirs.druId,
+    myNonce: mine.nonce,
+    peerNonce: theirs.nonce,
+    myKey: key,
+    peerKey: theirs.key!,
+    secret,
+  })
 }
 
 /** Sends hello and auth as `as` on an open connection, sealing from then on; returns our auth. Does not wait for the outcome. */
-export async function handshakeAs(c: RawPeer, as: { id: string; verifier: string; secret: string; privateKey: string }): Promise<AuthFrame> {
+export async function handshakeAs(
+  c: RawPeer,
+  as: { id: string; verifier: string; secret: string; privateKey: string },
+): Promise<AuthFrame> {
   const theirs = await c.next('hello')
   const key = newEphemeralKey()
   const hello = helloAs(as.id, {}, key)
@@ -149,7 +200,10 @@ export async function handshakeAs(c: RawPeer, as: { id: string; verifier: string
 }
 
 /** Connects and completes the handshake as member `as`; resolves once the target sent its vv. Frames are sealed from then on. */
-export async function connectAsMember(port: number, as: { id: string; verifier: string; secret: string; privateKey: string }): Promise<RawPeer & { auth: AuthFrame }> {
+export async function connectAsMember(
+  port: number,
+  as: { id: string; verifier: string; secret: string; privateKey: string },
+): Promise<RawPeer & { auth: AuthFrame }> {
   const c = await connectRaw(port)
   const auth = await handshakeAs(c, as)
   await c.next('vv')

@@ -51,7 +51,12 @@ describe('hostile role: stranger (no secret, no key)', () => {
     const violationsBefore = await metric(c, 'a', 'dru_protocol_violations_total')
     await ledger.around(IDS, 'pre-auth-garbage', async () => {
       const refusals: string[] = []
-      for (const send of [new Uint8Array([0xc1, 0xff, 0x00]), 'hello', pack(['gossip', 1]), pack(['hello', 3, 'b', 'b/1', new Uint8Array(6000)])]) {
+      for (const send of [
+        new Uint8Array([0xc1, 0xff, 0x00]),
+        'hello',
+        pack(['gossip', 1]),
+        pack(['hello', 3, 'b', 'b/1', new Uint8Array(6000)]),
+      ]) {
         const s = await connectRaw(port())
         s.send(send)
         const err = await s.next('error').catch(() => undefined)
@@ -92,10 +97,13 @@ describe('hostile role: stranger (no secret, no key)', () => {
     })
   })
 
-  it('relaying two members\' handshakes gets it nowhere: the relayed session is sealed, so its injected ack and error frames are refused and change nothing', async () => {
+  it("relaying two members' handshakes gets it nowhere: the relayed session is sealed, so its injected ack and error frames are refused and change nothing", async () => {
     // a is cut off, so b's only session "with a" is the one the stranger relays.
     c.cut('a')
-    await c.waitFor('b sees a down', async () => (await c.status('b')).peers.find((p) => p.id === 'a')?.connected === false)
+    await c.waitFor(
+      'b sees a down',
+      async () => (await c.status('b')).peers.find((p) => p.id === 'a')?.connected === false,
+    )
     const relay = async () => {
       const toA = await connectRaw(c.unit('a').listenPort)
       const toB = await connectRaw(c.unit('b').listenPort)
@@ -106,8 +114,11 @@ describe('hostile role: stranger (no secret, no key)', () => {
       toB.send(authA)
       toA.send(authB)
       // b opened a session it believes is with a (the relay passes the proofs on), sealed for a.
-      await c.waitFor('b sees "a" connected through the relay', async () => (await c.status('b')).peers.find((p) => p.id === 'a')?.connected === true)
-      await c.waitFor('b\'s sealed frames reach the relay', () => toB.opaque.length > 0)
+      await c.waitFor(
+        'b sees "a" connected through the relay',
+        async () => (await c.status('b')).peers.find((p) => p.id === 'a')?.connected === true,
+      )
+      await c.waitFor("b's sealed frames reach the relay", () => toB.opaque.length > 0)
       return { toA, toB }
     }
     const acked = c.write('b', 'relay-semi-sync', { k: 1 }, '?acks=1&timeoutMs=2000')
@@ -133,7 +144,7 @@ describe('hostile role: stranger (no secret, no key)', () => {
     await ledger.around(IDS, 'after-relay', async () => undefined)
   })
 
-  it('8 concurrent 30 MiB messages and 1,000 idle sockets raise the DRU\'s RSS by at most 32 MiB, while b\'s writes keep reaching it', async () => {
+  it("8 concurrent 30 MiB messages and 1,000 idle sockets raise the DRU's RSS by at most 32 MiB, while b's writes keep reaching it", async () => {
     const pid = c.unit('a').child!.pid!
     await sleep(500)
     const baseline = Math.max(...(await samples(pid, 10, 20)))
@@ -148,36 +159,40 @@ describe('hostile role: stranger (no secret, no key)', () => {
       }
     })()
     try {
-      const floods = Array.from({ length: 8 }, () =>
-        new Promise<void>((resolve) => {
-          const w = new WebSocket(`ws://127.0.0.1:${port()}`, { perMessageDeflate: false })
-          w.on('error', () => resolve())
-          w.once('unexpected-response', () => resolve())
-          w.once('open', () => w.send(Buffer.alloc(30 * MiB, 7)))
-          w.once('close', () => resolve())
-        }),
-      )
-      const idle: Array<net.Socket | WebSocket> = []
-      const opened = Array.from({ length: 1000 }, (_, i) =>
-        new Promise<void>((resolve) => {
-          if (i % 2 === 0) {
-            const s = net.connect(port(), '127.0.0.1')
-            s.on('error', () => resolve())
-            s.once('connect', () => resolve())
-            s.once('close', () => resolve())
-            idle.push(s)
-          } else {
+      const floods = Array.from(
+        { length: 8 },
+        () =>
+          new Promise<void>((resolve) => {
             const w = new WebSocket(`ws://127.0.0.1:${port()}`, { perMessageDeflate: false })
             w.on('error', () => resolve())
-            w.once('open', () => resolve())
             w.once('unexpected-response', () => resolve())
-            idle.push(w)
-          }
-        }),
+            w.once('open', () => w.send(Buffer.alloc(30 * MiB, 7)))
+            w.once('close', () => resolve())
+          }),
+      )
+      const idle: Array<net.Socket | WebSocket> = []
+      const opened = Array.from(
+        { length: 1000 },
+        (_, i) =>
+          new Promise<void>((resolve) => {
+            if (i % 2 === 0) {
+              const s = net.connect(port(), '127.0.0.1')
+              s.on('error', () => resolve())
+              s.once('connect', () => resolve())
+              s.once('close', () => resolve())
+              idle.push(s)
+            } else {
+              const w = new WebSocket(`ws://127.0.0.1:${port()}`, { perMessageDeflate: false })
+              w.on('error', () => resolve())
+              w.once('open', () => resolve())
+              w.once('unexpected-response', () => resolve())
+              idle.push(w)
+            }
+          }),
       )
       await Promise.all([...floods, ...opened])
       await sleep(1_000)
-      for (const s of idle) (s instanceof WebSocket ? s.terminate() : s.destroy())
+      for (const s of idle) s instanceof WebSocket ? s.terminate() : s.destroy()
     } finally {
       writing = false
       await writer
@@ -187,13 +202,18 @@ describe('hostile role: stranger (no secret, no key)', () => {
     await ledger.everywhere(IDS)
     const grew = peak - baseline
     if (process.env.DRU_HOSTILE_VERBOSE) console.log(`RSS +${(grew / MiB).toFixed(1)} MiB, ${ledger.count} tokens`)
-    expect(grew, `RSS ${(baseline / MiB).toFixed(1)} -> peak ${(peak / MiB).toFixed(1)} MiB`).toBeLessThanOrEqual(32 * MiB)
+    expect(grew, `RSS ${(baseline / MiB).toFixed(1)} -> peak ${(peak / MiB).toFixed(1)} MiB`).toBeLessThanOrEqual(
+      32 * MiB,
+    )
     expect(await metric(c, 'a', 'dru_sync_connections_refused')).toBeGreaterThan(0)
   }, 60_000)
 
   it('leaves no fork and one set of events in every database file', async () => {
     await ledger.everywhere(IDS)
-    await assertNoFork(c, IDS.map((id) => c.unit(id).dbPath))
+    await assertNoFork(
+      c,
+      IDS.map((id) => c.unit(id).dbPath),
+    )
   })
 })
 

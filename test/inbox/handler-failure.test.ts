@@ -19,7 +19,7 @@ afterEach(async () => {
 })
 
 async function waitFor(what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  for (const until = Date.now() + timeoutMs; !(await ok()); ) {
+  for (const until = Date.now() + timeoutMs; !(await ok());) {
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`)
     await new Promise((r) => setTimeout(r, 20))
   }
@@ -27,8 +27,12 @@ async function waitFor(what: string, ok: () => boolean | Promise<boolean>, timeo
 
 function cli(args: string[], admin: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) =>
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, DRU_ADMIN: admin, DRU_ADMIN_TOKEN: TOKEN }, timeout: 20_000 }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { ...process.env, DRU_ADMIN: admin, DRU_ADMIN_TOKEN: TOKEN }, timeout: 20_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     ),
   )
 }
@@ -37,7 +41,10 @@ function cli(args: string[], admin: string): Promise<{ code: number; stdout: str
 async function pair(inbox: Record<string, number>) {
   const keys = { a: generateKeys(), b: generateKeys() }
   const publicKeys = { a: keys.a.publicKey, b: keys.b.publicKey }
-  const common = { secret: 'inbox-scenario-secret-0123', sync: { heartbeatMs: 200, heartbeatTimeoutMs: 2_000, startupGraceMs: 300 } }
+  const common = {
+    secret: 'inbox-scenario-secret-0123',
+    sync: { heartbeatMs: 200, heartbeatTimeoutMs: 2_000, startupGraceMs: 300 },
+  }
   const b = await openDru({
     id: 'b',
     path: ':memory:',
@@ -108,10 +115,16 @@ describe('one failing inbox handler does not stop replication', () => {
     expect(b.get('doc-19')).toEqual({ n: 19 })
 
     // Retried with backoff, then dead letters: each poison event got exactly 1 + 2 + 3 mailer calls.
-    await waitFor('both poison events dead for the mailer', () => b.inbox.list({ state: 'dead', handler: 'mailer' }).length === 2)
+    await waitFor(
+      'both poison events dead for the mailer',
+      () => b.inbox.list({ state: 'dead', handler: 'mailer' }).length === 2,
+    )
     const mailerPoison = [...app.mailerCalls].filter(([k]) => k.startsWith('poison#'))
     expect(mailerPoison.map(([, n]) => n)).toEqual([6, 6])
-    await waitFor('the first ledger poison event dead', () => b.inbox.list({ state: 'dead', handler: 'ledger' }).length === 1)
+    await waitFor(
+      'the first ledger poison event dead',
+      () => b.inbox.list({ state: 'dead', handler: 'ledger' }).length === 1,
+    )
     expect(b.inbox.list({ handler: 'ledger' }).map((e) => [e.state, e.attempts])).toEqual([
       ['dead', 6],
       ['waiting', 0],
@@ -122,7 +135,9 @@ describe('one failing inbox handler does not stop replication', () => {
     expect([...app.mailerCalls.values()].reduce((x, y) => x + y, 0)).toBe(before)
     // a sees b caught up: the batch holding poison was acknowledged like any other.
     await waitFor('b acknowledged everything to a', async () => {
-      const { peers } = (await (await fetch(`${adminA}/status`)).json()) as { peers: Array<{ id: string; connected: boolean; lagEvents: number }> }
+      const { peers } = (await (await fetch(`${adminA}/status`)).json()) as {
+        peers: Array<{ id: string; connected: boolean; lagEvents: number }>
+      }
       return peers.some((p) => p.id === 'b' && p.connected && p.lagEvents === 0)
     })
     const status = (await (await fetch(`${admin}/status`)).json()) as { inbox: unknown }
@@ -136,8 +151,14 @@ describe('one failing inbox handler does not stop replication', () => {
     expect(retried.code, retried.stderr).toBe(0)
     expect((await cli(['inbox', 'retry', String(ledgerHead.id)], admin)).code).toBe(0)
     // The ledger's waiting event moved up and the worker runs it, in document order.
-    await waitFor('the ledger caught up on poison', () => rows("select count(*) from ledger where doc = 'poison'")[0]![0] === 2)
-    expect(rows("select seq from ledger where doc = 'poison' order by rowid").map((r) => r[0])).toEqual([firstMail!.seq, secondMail!.seq])
+    await waitFor(
+      'the ledger caught up on poison',
+      () => rows("select count(*) from ledger where doc = 'poison'")[0]![0] === 2,
+    )
+    expect(rows("select seq from ledger where doc = 'poison' order by rowid").map((r) => r[0])).toEqual([
+      firstMail!.seq,
+      secondMail!.seq,
+    ])
     // The second mailer dead letter: the operator decides to skip it instead.
     const skipped = await cli(['inbox', 'skip', String(secondMail!.id), '--reason', 'sent by hand'], admin)
     expect(skipped.code, skipped.stderr).toBe(0)

@@ -14,14 +14,25 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url))
 const PUBLISHED = ['core', 'store-sqlite', 'documents', 'sync', 'node', 'testkit', 'cli']
-const versionOf = (pkg: string) => JSON.parse(readFileSync(join(REPO, 'node_modules', pkg, 'package.json'), 'utf8')).version as string
+const versionOf = (pkg: string) =>
+  JSON.parse(readFileSync(join(REPO, 'node_modules', pkg, 'package.json'), 'utf8')).version as string
 
 let work: string
 let project: string
 const children: ChildProcess[] = []
 
-function run(cmd: string, args: string[], cwd: string, timeoutMs = 300_000): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: timeoutMs, env: { ...process.env, npm_config_fund: 'false', npm_config_audit: 'false' } })
+function run(
+  cmd: string,
+  args: string[],
+  cwd: string,
+  timeoutMs = 300_000,
+): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(cmd, args, {
+    cwd,
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    env: { ...process.env, npm_config_fund: 'false', npm_config_audit: 'false' },
+  })
   if (r.error) throw r.error
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }
 }
@@ -35,10 +46,14 @@ function ok(cmd: string, args: string[], cwd: string): string {
 /** Ports the OS has just handed out (closed again before use, so a start may still lose a race: retried). */
 async function freePorts(n: number): Promise<number[]> {
   const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<import('node:net').Server>((resolve) => {
-      const s = createServer()
-      s.listen(0, '127.0.0.1', () => resolve(s))
-    })),
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<import('node:net').Server>((resolve) => {
+          const s = createServer()
+          s.listen(0, '127.0.0.1', () => resolve(s))
+        }),
+    ),
   )
   const ports = servers.map((s) => (s.address() as { port: number }).port)
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
@@ -48,7 +63,11 @@ async function freePorts(n: number): Promise<number[]> {
 /** Starts `dru start --config <file>` and resolves once it says it started (or rejects with its output). */
 function startDru(cwd: string, config: string): Promise<ChildProcess> {
   // The installed bin, run by node directly: killing an `npx` wrapper would orphan the DRU.
-  const child = spawn(process.execPath, [join(cwd, 'node_modules/@dru/cli/dist/main.js'), 'start', '--config', config], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(
+    process.execPath,
+    [join(cwd, 'node_modules/@dru/cli/dist/main.js'), 'start', '--config', config],
+    { cwd, stdio: ['ignore', 'pipe', 'pipe'] },
+  )
   children.push(child)
   let out = ''
   return new Promise((resolve, reject) => {
@@ -57,7 +76,9 @@ function startDru(cwd: string, config: string): Promise<ChildProcess> {
       if (out.includes('started')) resolve(child)
     })
     child.stderr!.on('data', (d) => (out += d))
-    child.on('exit', (code) => reject(Object.assign(new Error(`dru start --config ${config} exited ${code}: ${out}`), { exitCode: code })))
+    child.on('exit', (code) =>
+      reject(Object.assign(new Error(`dru start --config ${config} exited ${code}: ${out}`), { exitCode: code })),
+    )
   })
 }
 
@@ -102,20 +123,41 @@ describe('the newcomer path from packed tarballs', () => {
     work = mkdtempSync(join(tmpdir(), 'dru-newcomer-'))
     const packs = join(work, 'packs')
     mkdirSync(packs)
-    ok('npm', ['pack', ...PUBLISHED.flatMap((p) => ['--workspace', `packages/${p}`]), '--pack-destination', packs], REPO)
+    ok(
+      'npm',
+      ['pack', ...PUBLISHED.flatMap((p) => ['--workspace', `packages/${p}`]), '--pack-destination', packs],
+      REPO,
+    )
     project = join(work, 'project')
     mkdirSync(project)
-    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'my-service', private: true, type: 'module' }, null, 2))
+    writeFileSync(
+      join(project, 'package.json'),
+      JSON.stringify({ name: 'my-service', private: true, type: 'module' }, null, 2),
+    )
     const tarballs = readdirSync(packs).map((f) => join(packs, f))
     expect(tarballs).toHaveLength(PUBLISHED.length)
     // Installs from the tarballs plus the registry (what a user would get), preferring npm's cache.
-    ok('npm', ['install', '--prefer-offline', ...tarballs, `typescript@${versionOf('typescript')}`, `@types/node@${versionOf('@types/node')}`], project)
+    ok(
+      'npm',
+      [
+        'install',
+        '--prefer-offline',
+        ...tarballs,
+        `typescript@${versionOf('typescript')}`,
+        `@types/node@${versionOf('@types/node')}`,
+      ],
+      project,
+    )
   }, 600_000)
 
   afterAll(async () => {
     // SIGTERM first (a clean close), then make sure: no DRU may outlive the test.
     for (const c of children) c.kill('SIGTERM')
-    const exited = Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once('exit', r)))))
+    const exited = Promise.all(
+      children.map(
+        (c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once('exit', r))),
+      ),
+    )
     await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))])
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL')
     if (work) rmSync(work, { recursive: true, force: true })
@@ -129,7 +171,24 @@ describe('the newcomer path from packed tarballs', () => {
     // The embedding script type-checks strictly against the published types.
     writeFileSync(join(project, 'app.ts'), APP_TS)
     writeFileSync(join(project, 'reader.mjs'), READER_MJS)
-    const tsc = run('npx', ['--no-install', 'tsc', '--strict', '--target', 'es2022', '--module', 'nodenext', '--moduleResolution', 'nodenext', '--skipLibCheck', 'false', 'app.ts'], project)
+    const tsc = run(
+      'npx',
+      [
+        '--no-install',
+        'tsc',
+        '--strict',
+        '--target',
+        'es2022',
+        '--module',
+        'nodenext',
+        '--moduleResolution',
+        'nodenext',
+        '--skipLibCheck',
+        'false',
+        'app.ts',
+      ],
+      project,
+    )
     expect(tsc.code, tsc.stdout + tsc.stderr).toBe(0)
 
     const ids = ['us-east', 'eu-west', 'ap-south', 'app', 'reader']
@@ -157,7 +216,11 @@ describe('the newcomer path from packed tarballs', () => {
       }
     }
     expect(started).toBe(true)
-    const wait = run('npx', ['--no-install', 'dru', 'wait', '--for', 'active', '--within', '60', '--config', 'cluster/us-east.json'], project)
+    const wait = run(
+      'npx',
+      ['--no-install', 'dru', 'wait', '--for', 'active', '--within', '60', '--config', 'cluster/us-east.json'],
+      project,
+    )
     expect(wait.code, wait.stderr).toBe(0)
 
     // The embedded app and the reader run with the cluster folder as their working directory,
@@ -173,12 +236,22 @@ describe('the newcomer path from packed tarballs', () => {
     for (const id of ['us-east', 'eu-west', 'ap-south']) {
       const verify = run('npx', ['--no-install', 'dru', 'verify', '--json', '--config', `cluster/${id}.json`], project)
       expect(verify.code, verify.stdout + verify.stderr).toBe(0)
-      const result = JSON.parse(verify.stdout) as { ok: boolean; peers: Array<{ peer: string; reachable: boolean; equal: boolean }> }
+      const result = JSON.parse(verify.stdout) as {
+        ok: boolean
+        peers: Array<{ peer: string; reachable: boolean; equal: boolean }>
+      }
       expect(result.ok).toBe(true)
       // The two other regions are up and equal (app and reader have closed).
-      expect(result.peers.filter((p) => p.reachable && p.equal).map((p) => p.peer).sort()).toEqual(['ap-south', 'eu-west', 'us-east'].filter((p) => p !== id).sort())
+      expect(
+        result.peers
+          .filter((p) => p.reachable && p.equal)
+          .map((p) => p.peer)
+          .sort(),
+      ).toEqual(['ap-south', 'eu-west', 'us-east'].filter((p) => p !== id).sort())
     }
-    const status = JSON.parse(ok('npx', ['--no-install', 'dru', 'status', '--json', '--config', 'cluster/eu-west.json'], project))
+    const status = JSON.parse(
+      ok('npx', ['--no-install', 'dru', 'status', '--json', '--config', 'cluster/eu-west.json'], project),
+    )
     // The app's 20 writes, under its own origin, are held by eu-west.
     const byOrigin = Object.entries(status.fingerprint.vv as Record<string, number>)
     expect(byOrigin.filter(([origin]) => origin.startsWith('app/')).map(([, seq]) => seq)).toEqual([20])

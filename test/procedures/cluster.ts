@@ -65,7 +65,11 @@ export class Cluster {
    * `ids` run as processes; `options.members` are further members (keys configured
    * everywhere) that no process runs, for a test to speak as one.
    */
-  static async create(ids: string[], extra: Record<string, unknown> = {}, options: { members?: string[] } = {}): Promise<Cluster> {
+  static async create(
+    ids: string[],
+    extra: Record<string, unknown> = {},
+    options: { members?: string[] } = {},
+  ): Promise<Cluster> {
     const c = new Cluster(mkdtempSync(join(tmpdir(), 'dru-proc-')))
     const secret = c.secret
     const all = [...ids, ...(options.members ?? [])]
@@ -85,7 +89,8 @@ export class Cluster {
         transitions: [],
       })
     }
-    for (const from of ids) for (const to of ids) if (from !== to) c.links.push({ from, to, proxy: await LinkProxy.start() })
+    for (const from of ids)
+      for (const to of ids) if (from !== to) c.links.push({ from, to, proxy: await LinkProxy.start() })
     for (const u of c.units.values()) {
       u.config = {
         id: u.id,
@@ -124,10 +129,21 @@ export class Cluster {
     // The DRU's log is written asynchronously and may come after the ready line.
     let opened = () => {}
     const openLogged = new Promise<void>((resolve) => (opened = resolve))
-    const dru = await DruProcess.start({ configPath: u.configPath, plugin: APP, onLine: (line) => this.#logLine(u, line, opened) }).catch((err: Error) => {
+    const dru = await DruProcess.start({
+      configPath: u.configPath,
+      plugin: APP,
+      onLine: (line) => this.#logLine(u, line, opened),
+    }).catch((err: Error) => {
       throw new Error(`${id} ${err.message}`)
     })
-    Object.assign(u, { process: dru, child: dru.child, exited: dru.exited, appPort: dru.ports.control, listenPort: dru.ports.sync, adminUrl: dru.ports.admin })
+    Object.assign(u, {
+      process: dru,
+      child: dru.child,
+      exited: dru.exited,
+      appPort: dru.ports.control,
+      listenPort: dru.ports.sync,
+      adminUrl: dru.ports.admin,
+    })
     // Ports are picked by the OS (no reuse races between parallel test files); the proxies
     // in front of this DRU now lead to its new sync port.
     for (const l of this.links) if (l.to === id) l.proxy.target = u.listenPort
@@ -172,7 +188,12 @@ export class Cluster {
   }
 
   /** POST a patch to a document; returns the HTTP status and body. */
-  async write(id: string, doc: string, patch: Record<string, unknown>, query = ''): Promise<{ status: number; body: Record<string, unknown> }> {
+  async write(
+    id: string,
+    doc: string,
+    patch: Record<string, unknown>,
+    query = '',
+  ): Promise<{ status: number; body: Record<string, unknown> }> {
     return this.#app(id).request<Record<string, unknown>>('POST', `/docs/${doc}${query}`, { body: patch })
   }
 
@@ -260,7 +281,11 @@ export function scanForForks(paths: string[]): { forks: string[]; events: Map<st
     const db = new Database(path, { fileMustExist: true })
     try {
       const mine = new Map<string, string>()
-      for (const row of db.prepare('select origin, seq, hash from events').all() as Array<{ origin: string; seq: number; hash: string }>) {
+      for (const row of db.prepare('select origin, seq, hash from events').all() as Array<{
+        origin: string
+        seq: number
+        hash: string
+      }>) {
         const key = `${row.origin}#${row.seq}`
         mine.set(key, row.hash)
         const held = seen.get(key)

@@ -125,7 +125,10 @@ describe('procedure: compaction, bootstrap below the floor, decommission', () =>
 
     // A decommissioned DRU that comes back is refused, and learns why.
     await c.start('c')
-    await c.waitFor('c refused by a', async () => (await c.status('c')).peers.find((p) => p.id === 'a')?.membership === 'quarantined')
+    await c.waitFor(
+      'c refused by a',
+      async () => (await c.status('c')).peers.find((p) => p.id === 'a')?.membership === 'quarantined',
+    )
     expect(JSON.stringify((await c.status('c')).peers.find((p) => p.id === 'a'))).toContain('DECOMMISSIONED')
     expect(await readAll(c, 'a', docs)).toEqual(before)
 

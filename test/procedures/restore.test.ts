@@ -12,17 +12,26 @@ afterEach(async () => {
 
 const IDS = ['a', 'b', 'c']
 
-function dru(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+function dru(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
-    })
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { ...process.env, ...env }, timeout: 20_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr })
+      },
+    )
   })
 }
 
 /** Puts `copy` in place of the unit's database, as an operator restoring a backup would. */
 function restoreFile(u: Unit, copy: string): void {
-  for (const suffix of ['-wal', '-shm']) if (existsSync(`${u.dbPath}${suffix}`)) writeFileSync(`${u.dbPath}${suffix}`, '')
+  for (const suffix of ['-wal', '-shm'])
+    if (existsSync(`${u.dbPath}${suffix}`)) writeFileSync(`${u.dbPath}${suffix}`, '')
   c_rm(u)
   copyFileSync(copy, u.dbPath)
 }
@@ -79,7 +88,11 @@ describe('procedure: region restored from a stale live backup', () => {
       10_000,
       5,
     )
-    await c.waitFor('stale copy logged', () => u.lines.some((l) => String(l.msg).startsWith('stale copy detected')), 5_000)
+    await c.waitFor(
+      'stale copy logged',
+      () => u.lines.some((l) => String(l.msg).startsWith('stale copy detected')),
+      5_000,
+    )
     expect((await c.status('c')).staleCopy).toMatchObject({ origin: oldOrigin })
     expect(u.transitions.some((t) => t.to === 'catching-up')).toBe(true)
     expect(answers.every((a) => a === 200 || a === 503)).toBe(true)
@@ -116,7 +129,12 @@ describe('procedure: dru restore on a cold backup', () => {
     restoreFile(u, copy)
     const r = await dru(['restore', '--config', u.configPath, '--json'])
     expect(r.code).toBe(0)
-    const out = JSON.parse(r.stdout) as { from: string; openedClean: boolean; origins: Array<{ origin: string; events: number }>; restorePending: boolean }
+    const out = JSON.parse(r.stdout) as {
+      from: string
+      openedClean: boolean
+      origins: Array<{ origin: string; events: number }>
+      restorePending: boolean
+    }
     expect(out.openedClean).toBe(true)
     expect(out.restorePending).toBe(true)
     expect(out.origins.find((o) => o.origin === out.from)?.events).toBe(2)

@@ -35,7 +35,8 @@ function runBlock(block: string, env: Record<string, string>, cwd: string): Prom
       'bash',
       ['-e', '-o', 'pipefail', '-c', block],
       { cwd, env: { ...process.env, ...env, PATH: `${bin}:${process.env.PATH}` }, timeout: 60_000 },
-      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      (err, stdout, stderr) =>
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     )
   })
 }
@@ -56,7 +57,17 @@ const markdown = readFileSync(RUNBOOK, 'utf8')
 describe('docs/RUNBOOK.md runs as written', () => {
   it('every block marked for testing exists and is a ```sh block', () => {
     const marked = [...markdown.matchAll(/<!-- runbook-test: ([\w-]+) -->/g)].map((m) => m[1])
-    expect(marked).toEqual(['partition-isolated', 'partition-healed', 'restore-offline', 'restore-pending', 'restore-done', 'lost-for-good', 'inbox-inspect', 'inbox-retry', 'inbox-skip'])
+    expect(marked).toEqual([
+      'partition-isolated',
+      'partition-healed',
+      'restore-offline',
+      'restore-pending',
+      'restore-done',
+      'lost-for-good',
+      'inbox-inspect',
+      'inbox-retry',
+      'inbox-skip',
+    ])
     for (const name of marked) expect(runbookBlock(markdown, name!).trim().length).toBeGreaterThan(0)
   })
 
@@ -113,7 +124,10 @@ describe('docs/RUNBOOK.md runs as written', () => {
     const restored = await runBlock(offline, env(), opDir)
     expect(restored.code).toBe(0)
     expect(restored.stdout).toMatch(/^database +closed cleanly \(cold copy\)$/m)
-    const m = /^last origin +(ap-south\/\d+) \(the next start writes under a fresh incarnation, as every start does\)$/m.exec(restored.stdout)
+    const m =
+      /^last origin +(ap-south\/\d+) \(the next start writes under a fresh incarnation, as every start does\)$/m.exec(
+        restored.stdout,
+      )
     expect(m, restored.stdout).not.toBeNull()
     expect(restored.stdout).toMatch(new RegExp(`^events held +${before} in \\d+ origins$`, 'm'))
     expect(restored.stdout).toMatch(new RegExp(`^${m![1]!.replace('/', '\\/')} +4$`, 'm'))
@@ -146,12 +160,21 @@ describe('docs/RUNBOOK.md runs as written', () => {
     await c.kill('ap-south')
     for (let i = 0; i < 4; i++) expect((await c.write('us-east', `late-${i}`, { n: i })).status).toBe(200)
     await c.waitFor('eu-west has the late writes', async () => (await c.read('eu-west', 'late-3')) !== null)
-    await c.waitFor('us-east knows eu-west acknowledged them', async () => (await c.status('us-east')).peers.find((p) => p.id === 'eu-west')?.lagEvents === 0)
-    const env = { DRU_ADMIN: c.unit('us-east').adminUrl, DRU_ADMIN_TOKEN: ADMIN_TOKEN, SURVIVORS: `${c.unit('us-east').adminUrl} ${c.unit('eu-west').adminUrl}` }
+    await c.waitFor(
+      'us-east knows eu-west acknowledged them',
+      async () => (await c.status('us-east')).peers.find((p) => p.id === 'eu-west')?.lagEvents === 0,
+    )
+    const env = {
+      DRU_ADMIN: c.unit('us-east').adminUrl,
+      DRU_ADMIN_TOKEN: ADMIN_TOKEN,
+      SURVIVORS: `${c.unit('us-east').adminUrl} ${c.unit('eu-west').adminUrl}`,
+    }
     const run = await runBlock(runbookBlock(markdown, 'lost-for-good'), env, c.dir)
     expect(run.stderr).toBe('')
     expect(run.code).toBe(0)
-    expect(run.stdout.match(/^ap-south removed from membership of this DRU; its replicated events stay$/gm)).toHaveLength(2)
+    expect(
+      run.stdout.match(/^ap-south removed from membership of this DRU; its replicated events stay$/gm),
+    ).toHaveLength(2)
     expect(run.stdout).toMatch(/^compacted in [\d.]+s: \d+ events removed, \d+ document snapshots written$/m)
     expect(run.stdout).toMatch(/^log: \d+ -> 0 events$/m)
     expect(run.stdout).not.toContain('held back by')
@@ -165,14 +188,21 @@ describe('docs/RUNBOOK.md runs as written', () => {
   it('a handler keeps failing', async () => {
     const ids = ['us-east', 'eu-west']
     // A short retry policy so the dead letter comes in a second, not half a minute.
-    const c = (cluster = await Cluster.create(ids, { inbox: { immediateRetries: 1, delayedRetries: 1, backoffMs: 100 } }))
+    const c = (cluster = await Cluster.create(ids, {
+      inbox: { immediateRetries: 1, delayedRetries: 1, backoffMs: 100 },
+    }))
     await Promise.all(ids.map((id) => c.start(id)))
     await c.waitConverged(ids)
     const eu = c.unit('eu-west')
-    const app = (path: string, method = 'GET') => fetch(`http://127.0.0.1:${eu.appPort}${path}`, { method }).then((r) => r.json())
-    const deadIds = async () => ((await (await fetch(`${eu.adminUrl}/inbox?state=dead`)).json()) as { entries: Array<{ id: number }> }).entries.map((e) => e.id)
+    const app = (path: string, method = 'GET') =>
+      fetch(`http://127.0.0.1:${eu.appPort}${path}`, { method }).then((r) => r.json())
+    const deadIds = async () =>
+      (
+        (await (await fetch(`${eu.adminUrl}/inbox?state=dead`)).json()) as { entries: Array<{ id: number }> }
+      ).entries.map((e) => e.id)
     await app('/mailer?broken=1', 'POST')
-    for (const doc of ['order-1', 'poison-order-7', 'order-2']) expect((await c.write('us-east', doc, { total: 7 })).status).toBe(200)
+    for (const doc of ['order-1', 'poison-order-7', 'order-2'])
+      expect((await c.write('us-east', doc, { total: 7 })).status).toBe(200)
     await c.waitFor('the dead letter on eu-west', async () => (await deadIds()).length === 1)
     await c.waitConverged(ids) // replication went on
     const [id] = await deadIds()
@@ -182,7 +212,12 @@ describe('docs/RUNBOOK.md runs as written', () => {
     expect(inspect.stderr).toBe('')
     expect(inspect.code).toBe(0)
     expect(inspect.stdout).toMatch(/^inbox +0 pending, 0 waiting, 1 dead letter \(dru inbox list\)$/m)
-    expect(inspect.stdout).toMatch(new RegExp(`^${id} +mailer +us-east/\\d+#2 +poison-order-7 +dead +3 +dead since \\S+ +Error: no mail template for poison-order-7$`, 'm'))
+    expect(inspect.stdout).toMatch(
+      new RegExp(
+        `^${id} +mailer +us-east/\\d+#2 +poison-order-7 +dead +3 +dead since \\S+ +Error: no mail template for poison-order-7$`,
+        'm',
+      ),
+    )
     expect(inspect.stdout).toMatch(/^last error +Error: no mail template for poison-order-7$/m)
     expect(inspect.stdout).toMatch(/dru-app\.mjs:\d+/) // the stack names the application's line
     expect(await app('/mails')).toEqual(['order-1', 'order-2'])
@@ -203,8 +238,18 @@ describe('docs/RUNBOOK.md runs as written', () => {
     const skip = await runBlock(runbookBlock(markdown, 'inbox-skip'), { ...env, ID: String(second) }, c.dir)
     expect(skip.stderr).toBe('')
     expect(skip.code).toBe(0)
-    expect(skip.stdout).toMatch(new RegExp(`^inbox entry ${second} skipped: mailer will not run on us-east/\\d+#4 \\(doc poison-order-8\\)$`, 'm'))
-    expect(skip.stdout).toMatch(new RegExp(`^${second} +mailer .* poison-order-8 +skipped +3 +skipped \\S+ +Error: no mail template for poison-order-8$`, 'm'))
+    expect(skip.stdout).toMatch(
+      new RegExp(
+        `^inbox entry ${second} skipped: mailer will not run on us-east/\\d+#4 \\(doc poison-order-8\\)$`,
+        'm',
+      ),
+    )
+    expect(skip.stdout).toMatch(
+      new RegExp(
+        `^${second} +mailer .* poison-order-8 +skipped +3 +skipped \\S+ +Error: no mail template for poison-order-8$`,
+        'm',
+      ),
+    )
     expect(await app('/mails')).toEqual(['order-1', 'order-2', 'poison-order-7'])
   })
 })

@@ -10,7 +10,14 @@ import { ownWritesMissingAtOpen, type OpenedState } from '@dru/node'
 const OPENED_AT = 1_800_000_000_000
 
 function event(origin: string, seq: number, wall: number): DruEvent {
-  return sealEvent({ origin: origin as Origin, seq, hlc: encodeHlc({ wall, counter: 0, node: origin }), docId: 'd', change: new Uint8Array([seq]), prev: GENESIS_HASH })
+  return sealEvent({
+    origin: origin as Origin,
+    seq,
+    hlc: encodeHlc({ wall, counter: 0, node: origin }),
+    docId: 'd',
+    change: new Uint8Array([seq]),
+    prev: GENESIS_HASH,
+  })
 }
 
 const state: OpenedState = { druId: 'c', origin: 'c/9', ownAtOpen: { 'c/1': 3, 'c/2': 5 }, openedAt: OPENED_AT }
@@ -26,8 +33,10 @@ describe('ownWritesMissingAtOpen', () => {
     expect(ownWritesMissingAtOpen(state, [event('c/7', 1, OPENED_AT)])).toEqual([])
   })
 
-  it('ignores this process\'s own origin, other DRUs and ids sharing a prefix', () => {
-    expect(ownWritesMissingAtOpen(state, [event('c/9', 1, OPENED_AT - 1), event('a/1', 9, 1), event('cc/1', 9, 1)])).toEqual([])
+  it("ignores this process's own origin, other DRUs and ids sharing a prefix", () => {
+    expect(
+      ownWritesMissingAtOpen(state, [event('c/9', 1, OPENED_AT - 1), event('a/1', 9, 1), event('cc/1', 9, 1)]),
+    ).toEqual([])
   })
 
   it('property: exactly the events past the held head, or of unheld own origins stamped before the open', () => {
@@ -35,12 +44,21 @@ describe('ownWritesMissingAtOpen', () => {
     const origin = fc.constantFrom('c/1', 'c/2', 'c/3', 'c/9', 'a/1', 'cc/1')
     const ev = fc.record({ origin, seq: fc.integer({ min: 1, max: 8 }), dt: fc.integer({ min: -5, max: 5 }) })
     fc.assert(
-      fc.property(fc.dictionary(fc.constantFrom('c/1', 'c/2', 'c/3'), fc.nat({ max: 6 })), fc.array(ev, { maxLength: 12 }), (ownAtOpen, raw) => {
-        const events = raw.map((r) => event(r.origin, r.seq, OPENED_AT + r.dt))
-        const got = ownWritesMissingAtOpen({ ...state, ownAtOpen }, events)
-        const expected = raw.filter((r) => r.origin.startsWith('c/') && r.origin !== 'c/9' && (r.origin in ownAtOpen ? r.seq > ownAtOpen[r.origin]! : r.dt < 0))
-        expect(got.length).toBe(expected.length)
-      }),
+      fc.property(
+        fc.dictionary(fc.constantFrom('c/1', 'c/2', 'c/3'), fc.nat({ max: 6 })),
+        fc.array(ev, { maxLength: 12 }),
+        (ownAtOpen, raw) => {
+          const events = raw.map((r) => event(r.origin, r.seq, OPENED_AT + r.dt))
+          const got = ownWritesMissingAtOpen({ ...state, ownAtOpen }, events)
+          const expected = raw.filter(
+            (r) =>
+              r.origin.startsWith('c/') &&
+              r.origin !== 'c/9' &&
+              (r.origin in ownAtOpen ? r.seq > ownAtOpen[r.origin]! : r.dt < 0),
+          )
+          expect(got.length).toBe(expected.length)
+        },
+      ),
       { numRuns: runs, seed: 42 },
     )
   })

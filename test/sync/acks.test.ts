@@ -30,7 +30,9 @@ describe('semi-sync acks and handshake refusals between processes', () => {
       durability: 'machine',
       ...fast,
     })
-    await waitFor('both connected', async () => (await a.call<Array<{ connected: boolean }>>('status')).every((p) => p.connected))
+    await waitFor('both connected', async () =>
+      (await a.call<Array<{ connected: boolean }>>('status')).every((p) => p.connected),
+    )
     const e1 = await a.call<{ origin: string; seq: number }>('write', { n: 3 })
     await a.call('waitForAcks', { event: e1, k: 2, timeoutMs: 10_000 })
     // The acked vectors are visible in status and cover the event.
@@ -38,10 +40,17 @@ describe('semi-sync acks and handshake refusals between processes', () => {
     expect(st.map((p) => p.ackedVv[e1.origin])).toEqual([3, 3])
 
     toC.set('cut')
-    await waitFor('c down', async () => !(await a.call<Array<{ id: string; connected: boolean }>>('status')).find((p) => p.id === 'c')!.connected, 10_000)
+    await waitFor(
+      'c down',
+      async () =>
+        !(await a.call<Array<{ id: string; connected: boolean }>>('status')).find((p) => p.id === 'c')!.connected,
+      10_000,
+    )
     const e2 = await a.call<{ origin: string; seq: number }>('write', { n: 1 })
     const t0 = Date.now()
-    await expect(a.call('waitForAcks', { event: e2, k: 2, timeoutMs: 400 })).rejects.toMatchObject({ code: 'ACK_TIMEOUT' })
+    await expect(a.call('waitForAcks', { event: e2, k: 2, timeoutMs: 400 })).rejects.toMatchObject({
+      code: 'ACK_TIMEOUT',
+    })
     expect(Date.now() - t0).toBeGreaterThanOrEqual(350)
     await a.call('waitForAcks', { event: e2, k: 1, timeoutMs: 5000 }) // b alone
     expect((await a.fp()).fp.vv[e2.origin]).toBe(e2.seq) // still committed locally
@@ -71,7 +80,11 @@ describe('semi-sync acks and handshake refusals between processes', () => {
     })
     await z.call('write', { n: 5 })
     await new Promise((r) => setTimeout(r, 2000))
-    const st = (await z.call<Array<{ id: string; connected: boolean; attempts: number; lastError: { code: string } | null }>>('status'))[0]!
+    const st = (
+      await z.call<Array<{ id: string; connected: boolean; attempts: number; lastError: { code: string } | null }>>(
+        'status',
+      )
+    )[0]!
     expect(st.connected).toBe(false)
     expect(st.lastError?.code).toBe('AUTH_FAILED')
     // Backoff (50 ms doubling to 500 ms in the fixture): a handful of attempts in 2 s, not a hot loop.

@@ -20,7 +20,14 @@ interface Memory {
   sqlite: { cacheSize: number; pageSize: number; pageCount: number; mmapSize: number; walBytes: number }
 }
 
-type Status = Array<{ id: string; connected: boolean; bytesIn: number; bytesOut: number; framesIn: number; framesOut: number }>
+type Status = Array<{
+  id: string
+  connected: boolean
+  bytesIn: number
+  bytesOut: number
+  framesIn: number
+  framesOut: number
+}>
 
 describe('backlogs, crashes and reconnects', () => {
   it('SIGKILL while receiving a large backlog: after restart it converges, nothing lost, every handler effect exactly once, no re-send of what it held', async () => {
@@ -28,14 +35,31 @@ describe('backlogs, crashes and reconnects', () => {
     cleanups.push(cleanup)
     const keys = cluster(['a', 'b'])
     const N = 60_000
-    const a = await DruProcess.start({ id: 'a', path: `${dir}/a.db`, keys: keys.keys('a'), maxBatchBytes: 64 << 10, maxUnackedBytes: 512 << 10 })
+    const a = await DruProcess.start({
+      id: 'a',
+      path: `${dir}/a.db`,
+      keys: keys.keys('a'),
+      maxBatchBytes: 64 << 10,
+      maxUnackedBytes: 512 << 10,
+    })
     await a.call('write', { n: N, perCommit: 50, bytes: 200, docs: 1000 })
-    const bConfig = { id: 'b', path: `${dir}/b.db`, keys: keys.keys('b'), durability: 'machine' as const, peers: [{ id: 'a', url: `ws://127.0.0.1:${a.port}` }] }
+    const bConfig = {
+      id: 'b',
+      path: `${dir}/b.db`,
+      keys: keys.keys('b'),
+      durability: 'machine' as const,
+      peers: [{ id: 'a', url: `ws://127.0.0.1:${a.port}` }],
+    }
     let b = await DruProcess.start(bConfig)
-    const held = await waitFor('b mid-backlog', async () => {
-      const n = (await b.fp()).count
-      return n >= N * 0.3 ? n : 0
-    }, 60_000, 5)
+    const held = await waitFor(
+      'b mid-backlog',
+      async () => {
+        const n = (await b.fp()).count
+        return n >= N * 0.3 ? n : 0
+      },
+      60_000,
+      5,
+    )
     expect(held).toBeLessThan(N) // killed in the middle, not after
     await b.kill('SIGKILL')
     b = await DruProcess.start(bConfig)
@@ -59,7 +83,13 @@ describe('backlogs, crashes and reconnects', () => {
       const quiet = { heartbeatMs: 60_000, heartbeatTimeoutMs: 120_000 }
       const a = await DruProcess.start({ id: 'a', path: `${dir}/a.db`, keys: keys.keys('a'), ...quiet })
       await a.call('write', { n, perCommit: 100, bytes: 50, docs: n })
-      const bConfig = { id: 'b', path: `${dir}/b.db`, keys: keys.keys('b'), peers: [{ id: 'a', url: `ws://127.0.0.1:${a.port}` }], ...quiet }
+      const bConfig = {
+        id: 'b',
+        path: `${dir}/b.db`,
+        keys: keys.keys('b'),
+        peers: [{ id: 'a', url: `ws://127.0.0.1:${a.port}` }],
+        ...quiet,
+      }
       let b = await DruProcess.start(bConfig)
       await b.call('write', { n: 10 })
       await waitFor('in sync', async () => sameFp(await a.fp(), await b.fp()), 60_000)
@@ -88,7 +118,13 @@ describe('backlogs, crashes and reconnects', () => {
       const keys = cluster(['a', 'b'])
       const a = await DruProcess.start({ id: 'a', path: `${dir}/a.db`, keys: keys.keys('a') })
       await a.call('write', { n, perCommit: 1000, bytes: 200, docs: 5000 })
-      const b = await DruProcess.start({ id: 'b', path: `${dir}/b.db`, keys: keys.keys('b'), exposeGc: true, peers: [{ id: 'a', url: `ws://127.0.0.1:${a.port}` }] })
+      const b = await DruProcess.start({
+        id: 'b',
+        path: `${dir}/b.db`,
+        keys: keys.keys('b'),
+        exposeGc: true,
+        peers: [{ id: 'a', url: `ws://127.0.0.1:${a.port}` }],
+      })
       await waitFor(`b receives ${n}`, async () => (await b.fp()).count === n, 120_000, 100)
       const m = await b.call<Memory>('memory')
       await killAll()
@@ -97,7 +133,10 @@ describe('backlogs, crashes and reconnects', () => {
     const small = await receive(20_000)
     const large = await receive(200_000)
     const mib = (x: number) => `${(x / MiB).toFixed(1)} MiB`
-    for (const [name, m] of [['20k', small], ['200k', large]] as const) {
+    for (const [name, m] of [
+      ['20k', small],
+      ['200k', large],
+    ] as const) {
       // RSS is reported, not asserted: it also holds garbage awaiting the next GC, a young
       // generation V8 grows over a long run, and the allocators' high-water marks (see
       // docs/TESTING.md; the curve is in benchmarks/RESULTS.md, `npm run bench:backlog`).

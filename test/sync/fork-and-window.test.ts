@@ -8,7 +8,14 @@ afterEach(async () => {
   for (const c of cleanups.splice(0)) await c()
 })
 
-type Status = Array<{ id: string; connected: boolean; quarantined: boolean; quarantine: { code: string; message: string } | null; unackedBytes: number; lastError: { code: string } | null }>
+type Status = Array<{
+  id: string
+  connected: boolean
+  quarantined: boolean
+  quarantine: { code: string; message: string } | null
+  unackedBytes: number
+  lastError: { code: string } | null
+}>
 
 describe('forks and flow control between processes', () => {
   it('a DRU started from a copy of its cleanly stopped database writes under a fresh origin: the peer takes both histories, nothing forks', async () => {
@@ -34,7 +41,10 @@ describe('forks and flow control between processes', () => {
     const restored = await DruProcess.start({ id: 'a', path: `${dir}/a-copy.db`, keys: keys.keys('a'), peers })
     expect(new Set([first, a.origin, restored.origin]).size).toBe(3)
     await restored.call('write', { n: 5 })
-    await waitFor('b has all 20 events and the copy caught up', async () => (await b.fp()).count === 20 && sameFp(await restored.fp(), await b.fp()))
+    await waitFor(
+      'b has all 20 events and the copy caught up',
+      async () => (await b.fp()).count === 20 && sameFp(await restored.fp(), await b.fp()),
+    )
     const st = (await b.call<Status>('status')).find((p) => p.id === 'a')!
     expect(st.quarantined).toBe(false)
     await b.call('verify')
@@ -47,9 +57,24 @@ describe('forks and flow control between processes', () => {
     const keys = cluster(['a', 'b'])
     const window = 1 << 20
     const batch = 128 << 10
-    const a = await DruProcess.start({ id: 'a', path: `${dir}/a.db`, keys: keys.keys('a'), maxUnackedBytes: window, maxBatchBytes: batch, heartbeatMs: 1000, heartbeatTimeoutMs: 20_000 })
+    const a = await DruProcess.start({
+      id: 'a',
+      path: `${dir}/a.db`,
+      keys: keys.keys('a'),
+      maxUnackedBytes: window,
+      maxBatchBytes: batch,
+      heartbeatMs: 1000,
+      heartbeatTimeoutMs: 20_000,
+    })
     await a.call('write', { n: 60_000, perCommit: 20, bytes: 200 })
-    const b = await DruProcess.start({ id: 'b', path: `${dir}/b.db`, keys: keys.keys('b'), peers: [{ id: 'a', url: `ws://127.0.0.1:${a.port}` }], heartbeatMs: 1000, heartbeatTimeoutMs: 20_000 })
+    const b = await DruProcess.start({
+      id: 'b',
+      path: `${dir}/b.db`,
+      keys: keys.keys('b'),
+      peers: [{ id: 'a', url: `ws://127.0.0.1:${a.port}` }],
+      heartbeatMs: 1000,
+      heartbeatTimeoutMs: 20_000,
+    })
     await waitFor('b started receiving', async () => (await b.fp()).count > 0, 10_000, 5)
     b.child.kill('SIGSTOP')
     try {

@@ -9,7 +9,9 @@ export const FIXTURE = fileURLToPath(new URL('./fixtures/dru-child.mjs', import.
 export const SECRET = 'test-cluster-secret-0123456789'
 
 /** A key pair per DRU id, and the shared public-key map every member is configured with. */
-export function cluster(ids: string[]): { keys: (id: string) => { privateKey: string; publicKeys: Record<string, string> } } {
+export function cluster(ids: string[]): {
+  keys: (id: string) => { privateKey: string; publicKeys: Record<string, string> }
+} {
   const pairs = Object.fromEntries(ids.map((id) => [id, generateKeys()]))
   const publicKeys = Object.fromEntries(ids.map((id) => [id, pairs[id]!.publicKey]))
   return { keys: (id) => ({ privateKey: pairs[id]!.privateKey, publicKeys }) }
@@ -130,7 +132,12 @@ export function tempDir(prefix = 'dru-sync-'): { dir: string; cleanup: () => voi
 }
 
 /** Polls `check` until it returns a truthy value or the time runs out (then throws with `what`). */
-export async function waitFor<T>(what: string, check: () => Promise<T> | T, timeoutMs = 30_000, everyMs = 50): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T> | T,
+  timeoutMs = 30_000,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   let last: unknown
   for (;;) {

@@ -15,7 +15,12 @@ describe('sync between real processes', () => {
     const keys = cluster(['a', 'b'])
     const a = await DruProcess.start({ id: 'a', path: `${dir}/a.db`, keys: keys.keys('a') })
     await a.call('write', { n: 500, perCommit: 7 })
-    const b = await DruProcess.start({ id: 'b', path: `${dir}/b.db`, keys: keys.keys('b'), peers: [{ id: 'a', url: `ws://127.0.0.1:${a.port}` }] })
+    const b = await DruProcess.start({
+      id: 'b',
+      path: `${dir}/b.db`,
+      keys: keys.keys('b'),
+      peers: [{ id: 'a', url: `ws://127.0.0.1:${a.port}` }],
+    })
     await b.call('write', { n: 300, perCommit: 3 })
     await waitFor('a and b converge', async () => sameFp(await a.fp(), await b.fp()))
     expect((await a.fp()).count).toBe(800)
@@ -30,10 +35,20 @@ describe('sync between real processes', () => {
     cleanups.push(cleanup)
     const keys = cluster(['a', 'b', 'c'])
     const [ab, ac, bc] = await Promise.all([LinkProxy.start(), LinkProxy.start(), LinkProxy.start()])
-    cleanups.push(() => ab.close(), () => ac.close(), () => bc.close())
+    cleanups.push(
+      () => ab.close(),
+      () => ac.close(),
+      () => bc.close(),
+    )
     const fast = { heartbeatMs: 100, heartbeatTimeoutMs: 600 }
     const c = await DruProcess.start({ id: 'c', path: `${dir}/c.db`, keys: keys.keys('c'), ...fast })
-    const b = await DruProcess.start({ id: 'b', path: `${dir}/b.db`, keys: keys.keys('b'), peers: [{ id: 'c', url: bc.url }], ...fast })
+    const b = await DruProcess.start({
+      id: 'b',
+      path: `${dir}/b.db`,
+      keys: keys.keys('b'),
+      peers: [{ id: 'c', url: bc.url }],
+      ...fast,
+    })
     const a = await DruProcess.start({
       id: 'a',
       path: `${dir}/a.db`,
@@ -59,10 +74,14 @@ describe('sync between real processes', () => {
     bc.set('cut')
     for (const d of [a, b, c]) await d.call('write', { n: 300, perCommit: 5, docs: 50 })
     // The blackholed session is only noticed by the heartbeat.
-    await waitFor('heartbeat notices the silent partition', async () => {
-      const st = await a.call<Array<{ id: string; connected: boolean; lastError: { code: string } | null }>>('status')
-      return st.every((p) => !p.connected)
-    }, 10_000)
+    await waitFor(
+      'heartbeat notices the silent partition',
+      async () => {
+        const st = await a.call<Array<{ id: string; connected: boolean; lastError: { code: string } | null }>>('status')
+        return st.every((p) => !p.connected)
+      },
+      10_000,
+    )
     const during = await Promise.all([a.fp(), b.fp(), c.fp()])
     expect(during.map((f) => f.count)).toEqual([900, 900, 900]) // each has its own 300 only
     expect(sameFp(during[0]!, during[1]!)).toBe(false)
@@ -71,10 +90,14 @@ describe('sync between real processes', () => {
     ac.set('pass')
     bc.set('pass')
     const healedAt = Date.now()
-    await waitFor('convergence after heal', async () => {
-      const [x, y, z] = await Promise.all([a.fp(), b.fp(), c.fp()])
-      return sameFp(x, y) && sameFp(y, z) && x.count === 1500
-    }, 30_000)
+    await waitFor(
+      'convergence after heal',
+      async () => {
+        const [x, y, z] = await Promise.all([a.fp(), b.fp(), c.fp()])
+        return sameFp(x, y) && sameFp(y, z) && x.count === 1500
+      },
+      30_000,
+    )
     expect(Date.now() - healedAt).toBeLessThan(30_000)
     // Every remote event applied exactly once at each DRU.
     for (const d of [a, b, c]) {
@@ -84,19 +107,29 @@ describe('sync between real processes', () => {
     }
   })
 
-  it('line topology a-b-c: a\'s events reach c through b after a is killed (forwarded, signatures checked at c)', async () => {
+  it("line topology a-b-c: a's events reach c through b after a is killed (forwarded, signatures checked at c)", async () => {
     const { dir, cleanup } = tempDir()
     cleanups.push(cleanup)
     const keys = cluster(['a', 'b', 'c'])
     const b = await DruProcess.start({ id: 'b', path: `${dir}/b.db`, keys: keys.keys('b') })
-    const a = await DruProcess.start({ id: 'a', path: `${dir}/a.db`, keys: keys.keys('a'), peers: [{ id: 'b', url: `ws://127.0.0.1:${b.port}` }] })
+    const a = await DruProcess.start({
+      id: 'a',
+      path: `${dir}/a.db`,
+      keys: keys.keys('a'),
+      peers: [{ id: 'b', url: `ws://127.0.0.1:${b.port}` }],
+    })
     const last = await a.call<{ origin: string; seq: number }>('write', { n: 400, perCommit: 9 })
-    await waitFor('b holds a\'s events', async () => (await b.fp()).fp.vv[last.origin] === last.seq)
+    await waitFor("b holds a's events", async () => (await b.fp()).fp.vv[last.origin] === last.seq)
     const aFp = await a.fp()
     await a.kill()
-    const c = await DruProcess.start({ id: 'c', path: `${dir}/c.db`, keys: keys.keys('c'), peers: [{ id: 'b', url: `ws://127.0.0.1:${b.port}` }] })
+    const c = await DruProcess.start({
+      id: 'c',
+      path: `${dir}/c.db`,
+      keys: keys.keys('c'),
+      peers: [{ id: 'b', url: `ws://127.0.0.1:${b.port}` }],
+    })
     await c.call('write', { n: 10 })
-    await waitFor('c holds a\'s events via b', async () => (await c.fp()).fp.vv[last.origin] === last.seq)
+    await waitFor("c holds a's events via b", async () => (await c.fp()).fp.vv[last.origin] === last.seq)
     expect((await c.fp()).fp.heads[last.origin]).toBe(aFp.fp.heads[last.origin])
     await waitFor('b and c converge', async () => sameFp(await b.fp(), await c.fp()))
     const st = await c.call<Array<{ id: string; quarantined: boolean }>>('status')
@@ -109,8 +142,18 @@ describe('sync between real processes', () => {
     const keys = cluster(['a', 'b'])
     const pa = await LinkProxy.start()
     cleanups.push(() => pa.close())
-    const b = await DruProcess.start({ id: 'b', path: `${dir}/b.db`, keys: keys.keys('b'), peers: [{ id: 'a', url: pa.url }] })
-    const a = await DruProcess.start({ id: 'a', path: `${dir}/a.db`, keys: keys.keys('a'), peers: [{ id: 'b', url: `ws://127.0.0.1:${b.port}` }] })
+    const b = await DruProcess.start({
+      id: 'b',
+      path: `${dir}/b.db`,
+      keys: keys.keys('b'),
+      peers: [{ id: 'a', url: pa.url }],
+    })
+    const a = await DruProcess.start({
+      id: 'a',
+      path: `${dir}/a.db`,
+      keys: keys.keys('a'),
+      peers: [{ id: 'b', url: `ws://127.0.0.1:${b.port}` }],
+    })
     pa.target = a.port
     await a.call('write', { n: 50 })
     await b.call('write', { n: 50 })

@@ -6,7 +6,16 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { meetVv } from '@dru/core'
 import { DocumentStore } from '@dru/documents'
 import { EventStore } from '@dru/store-sqlite'
-import { PeerProtocol, SEAL_TAG_BYTES, decodeFrame, generateKeys, signerFor, silentLogger, type Frame, type SessionLimits } from '@dru/sync'
+import {
+  PeerProtocol,
+  SEAL_TAG_BYTES,
+  decodeFrame,
+  generateKeys,
+  signerFor,
+  silentLogger,
+  type Frame,
+  type SessionLimits,
+} from '@dru/sync'
 
 // Every open is a fresh incarnation, so a DRU restarted a thousand times has written under a
 // thousand origins. Compaction retires them (head == base): handshakes, acks and status then
@@ -56,7 +65,16 @@ function handshake(a: EventStore, b: EventStore): Array<{ from: string; type: Fr
   const sent: Array<{ from: string; type: Frame['type']; bytes: number }> = []
   const make = (log: EventStore, id: 'a' | 'b', dir: 0 | 1, role: 'dialer' | 'acceptor') =>
     new PeerProtocol(
-      { log, druId: id, secret: SECRET, privateKey: createPrivateKey(keys[id].privateKey), publicKeys, limits, logger: silentLogger, now: () => 1_800_000_000_000 },
+      {
+        log,
+        druId: id,
+        secret: SECRET,
+        privateKey: createPrivateKey(keys[id].privateKey),
+        publicKeys,
+        limits,
+        logger: silentLogger,
+        now: () => 1_800_000_000_000,
+      },
       {},
       {
         send: (bytes) => {

@@ -14,15 +14,31 @@ import { LinkProxy } from '@dru/testkit'
 
 const RUNS = Number(process.env.DRU_PROPERTY_RUNS ?? 0) || 6
 const IDS = ['a', 'b', 'c'] as const
-const LINKS = [['a', 'b'], ['a', 'c'], ['b', 'c']] as const
+const LINKS = [
+  ['a', 'b'],
+  ['a', 'c'],
+  ['b', 'c'],
+] as const
 const pairs = Object.fromEntries(IDS.map((id) => [id, generateKeys()]))
 const publicKeys = Object.fromEntries(IDS.map((id) => [id, pairs[id]!.publicKey]))
 
-type Step = { kind: 'write'; at: number; n: number } | { kind: 'cut'; link: number; how: 'cut' | 'blackhole' | 'drop' } | { kind: 'heal'; link: number } | { kind: 'wait'; ms: number }
+type Step =
+  | { kind: 'write'; at: number; n: number }
+  | { kind: 'cut'; link: number; how: 'cut' | 'blackhole' | 'drop' }
+  | { kind: 'heal'; link: number }
+  | { kind: 'wait'; ms: number }
 
 const step: fc.Arbitrary<Step> = fc.oneof(
-  fc.record({ kind: fc.constant('write' as const), at: fc.integer({ min: 0, max: 2 }), n: fc.integer({ min: 1, max: 40 }) }),
-  fc.record({ kind: fc.constant('cut' as const), link: fc.integer({ min: 0, max: 2 }), how: fc.constantFrom('cut' as const, 'blackhole' as const, 'drop' as const) }),
+  fc.record({
+    kind: fc.constant('write' as const),
+    at: fc.integer({ min: 0, max: 2 }),
+    n: fc.integer({ min: 1, max: 40 }),
+  }),
+  fc.record({
+    kind: fc.constant('cut' as const),
+    link: fc.integer({ min: 0, max: 2 }),
+    how: fc.constantFrom('cut' as const, 'blackhole' as const, 'drop' as const),
+  }),
   fc.record({ kind: fc.constant('heal' as const), link: fc.integer({ min: 0, max: 2 }) }),
   fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 150 }) }),
 )
@@ -33,9 +49,16 @@ afterEach(async () => {
 })
 
 async function run(steps: Step[]): Promise<void> {
-  const stores = IDS.map((id) => EventStore.open({ path: ':memory:', druId: id, sign: signerFor(pairs[id]!.privateKey) }))
+  const stores = IDS.map((id) =>
+    EventStore.open({ path: ':memory:', druId: id, sign: signerFor(pairs[id]!.privateKey) }),
+  )
   const effects = stores.map(() => new Map<string, number>())
-  stores.forEach((s, i) => s.onIngest('effects', (e) => void effects[i]!.set(`${e.origin}#${e.seq}`, (effects[i]!.get(`${e.origin}#${e.seq}`) ?? 0) + 1)))
+  stores.forEach((s, i) =>
+    s.onIngest(
+      'effects',
+      (e) => void effects[i]!.set(`${e.origin}#${e.seq}`, (effects[i]!.get(`${e.origin}#${e.seq}`) ?? 0) + 1),
+    ),
+  )
   const proxies = await Promise.all(LINKS.map(() => LinkProxy.start()))
   const nodes: SyncNode[] = []
   try {
@@ -69,9 +92,13 @@ async function run(steps: Step[]): Promise<void> {
     }
     for (const p of proxies) p.set('pass')
     const deadline = Date.now() + 15_000
-    while (!stores.every((s) => equalFingerprints(s.fingerprint(), stores[0]!.fingerprint()) && s.count() === written)) {
+    while (
+      !stores.every((s) => equalFingerprints(s.fingerprint(), stores[0]!.fingerprint()) && s.count() === written)
+    ) {
       if (Date.now() > deadline) {
-        throw new Error(`no convergence: counts ${stores.map((s) => s.count())} of ${written}; status ${JSON.stringify(nodes.map((n) => n.peerStatus().map((p) => [p.id, p.connected, p.lastError?.code])))}`)
+        throw new Error(
+          `no convergence: counts ${stores.map((s) => s.count())} of ${written}; status ${JSON.stringify(nodes.map((n) => n.peerStatus().map((p) => [p.id, p.connected, p.lastError?.code])))}`,
+        )
       }
       await new Promise((r) => setTimeout(r, 20))
     }
@@ -90,6 +117,10 @@ async function run(steps: Step[]): Promise<void> {
 
 describe('convergence under random partition schedules', () => {
   it('three DRUs converge, each remote event applied exactly once, whatever the schedule', async () => {
-    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 5, maxLength: 25 }), run), { seed: 20261125, numRuns: RUNS, endOnFailure: true })
+    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 5, maxLength: 25 }), run), {
+      seed: 20261125,
+      numRuns: RUNS,
+      endOnFailure: true,
+    })
   }, 120_000)
 })

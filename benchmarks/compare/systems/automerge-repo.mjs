@@ -112,7 +112,8 @@ export async function open(cfg) {
     async content() {
       await repo.flush()
       const h = sha256()
-      for (let i = 0; i < handles.length; i++) h.update(`${i}:${A.getHeads(docOf(i)).sort().join(',')}:${canonical(A.toJS(docOf(i)))};`)
+      for (let i = 0; i < handles.length; i++)
+        h.update(`${i}:${A.getHeads(docOf(i)).sort().join(',')}:${canonical(A.toJS(docOf(i)))};`)
       return { digest: h.digest('hex'), documents: handles.length }
     },
     /** Restart check: find `sample` documents by id from storage and check their content. */

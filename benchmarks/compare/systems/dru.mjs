@@ -28,7 +28,12 @@ export async function open(cfg) {
   return {
     port,
     state: () => dru.state(),
-    connected: () => (networked ? runtimeOf(dru).network.sync.peerStatus().filter((p) => p.connected).length : 0),
+    connected: () =>
+      networked
+        ? runtimeOf(dru)
+            .network.sync.peerStatus()
+            .filter((p) => p.connected).length
+        : 0,
     /** Setup: documents created here, replicated to the others by dru's own sync. */
     async createDocs({ from = 0, to, batch = 1000 }) {
       for (let i = from; i < to; i += batch) {
@@ -66,7 +71,8 @@ export async function open(cfg) {
     /** Raw-ceiling input: every logged event's docId and Automerge change bytes, in log order. */
     exportEvents() {
       const out = []
-      for (const batch of dru.store.eventsMissing({})) for (const e of batch) out.push({ origin: e.origin, docId: e.docId, change: e.change, bytes: e.change.length })
+      for (const batch of dru.store.eventsMissing({}))
+        for (const e of batch) out.push({ origin: e.origin, docId: e.docId, change: e.change, bytes: e.change.length })
       return out
     },
     /** Scale build: `count` documents { n, title }, 1,000 per SQLite commit. */
@@ -97,7 +103,8 @@ export async function open(cfg) {
     async localWrites({ docs, count, seed }) {
       await this.createDocs({ to: docs })
       const t0 = performance.now()
-      for (const op of ops({ seed, replica: 0, count, docs })) await dru.change(docId(op.doc), (d) => (d[op.key] = op.value))
+      for (const op of ops({ seed, replica: 0, count, docs }))
+        await dru.change(docId(op.doc), (d) => (d[op.key] = op.value))
       return { ms: performance.now() - t0, count }
     },
     close: () => dru.close(),

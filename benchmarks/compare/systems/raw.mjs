@@ -45,7 +45,7 @@ function encodeBatch(rows) {
 
 function decodeBatch(buf) {
   const rows = []
-  for (let at = 0; at < buf.length; ) {
+  for (let at = 0; at < buf.length;) {
     const doc = buf.readUInt32LE(at)
     const len = buf.readUInt32LE(at + 4)
     rows.push([doc, new Uint8Array(buf.subarray(at + 8, at + 8 + len))])

@@ -28,7 +28,12 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
   const base = options.baseUrl.replace(/\/+$/, '')
   const sentToken = Boolean(options.token)
 
-  async function send(method: string, path: string, body: unknown, accept: string): Promise<{ res: Response; timer: Timer }> {
+  async function send(
+    method: string,
+    path: string,
+    body: unknown,
+    accept: string,
+  ): Promise<{ res: Response; timer: Timer }> {
     const timer = new Timer(options.timeoutMs)
     try {
       const res = await fetch(`${base}${path}`, {
@@ -134,7 +139,10 @@ function parseJson(text: string, what: string): unknown {
     return JSON.parse(text)
   } catch {
     const preview = text.length > 80 ? `${text.slice(0, 80)}…` : text
-    throw new CliError(ExitCode.FAILURE, `${what}: the admin endpoint answered something that is not JSON: ${JSON.stringify(preview)}`)
+    throw new CliError(
+      ExitCode.FAILURE,
+      `${what}: the admin endpoint answered something that is not JSON: ${JSON.stringify(preview)}`,
+    )
   }
 }
 
@@ -155,18 +163,40 @@ function remoteError(status: number, body: unknown, what: string, sentToken: boo
   return new CliError(ExitCode.FAILURE, `${what} failed with HTTP ${status}`)
 }
 
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ECONNRESET', 'UND_ERR_SOCKET'])
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  'ECONNRESET',
+  'UND_ERR_SOCKET',
+])
 
 function connectionError(err: unknown, base: string, timeoutMs: number): CliError {
   if (err instanceof CliError) return err
   const e = err as { name?: string; cause?: { code?: string; name?: string }; code?: string }
-  if (e?.name === 'TimeoutFired' || e?.cause?.name === 'TimeoutFired' || e?.name === 'AbortError' || e?.name === 'TimeoutError') {
-    return new CliError(ExitCode.TIMEOUT, `the DRU at ${base} did not answer within ${timeoutMs / 1000}s (raise --timeout?)`)
+  if (
+    e?.name === 'TimeoutFired' ||
+    e?.cause?.name === 'TimeoutFired' ||
+    e?.name === 'AbortError' ||
+    e?.name === 'TimeoutError'
+  ) {
+    return new CliError(
+      ExitCode.TIMEOUT,
+      `the DRU at ${base} did not answer within ${timeoutMs / 1000}s (raise --timeout?)`,
+    )
   }
   const code = e?.cause?.code ?? e?.code
   if (code && UNREACHABLE_CODES.has(code)) {
     const why = code === 'ECONNREFUSED' ? 'connection refused' : code
-    return new CliError(ExitCode.UNREACHABLE, `no DRU answering at ${base} (${why}); is it running? Check --admin or DRU_ADMIN`)
+    return new CliError(
+      ExitCode.UNREACHABLE,
+      `no DRU answering at ${base} (${why}); is it running? Check --admin or DRU_ADMIN`,
+    )
   }
-  return new CliError(ExitCode.UNREACHABLE, `cannot reach the DRU at ${base}: ${err instanceof Error ? err.message : String(err)}`)
+  return new CliError(
+    ExitCode.UNREACHABLE,
+    `cannot reach the DRU at ${base}: ${err instanceof Error ? err.message : String(err)}`,
+  )
 }

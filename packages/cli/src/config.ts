@@ -12,7 +12,12 @@ export const DEFAULT_ADMIN_URL = 'http://127.0.0.1:7401'
 export interface CliConfig {
   readonly id: string
   readonly path: string
-  readonly admin?: { readonly host?: string; readonly port?: number; readonly token?: string; readonly tokenFile?: string }
+  readonly admin?: {
+    readonly host?: string
+    readonly port?: number
+    readonly token?: string
+    readonly tokenFile?: string
+  }
   readonly [field: string]: unknown
 }
 
@@ -49,18 +54,24 @@ export function checkConfig(raw: unknown, file: string, baseDir: string): CliCon
   }
   const c = raw as Record<string, unknown>
   if (typeof c.id !== 'string' || c.id === '') throw bad('id', 'is required: the DRU id, e.g. "eu-west-1"')
-  if (typeof c.path !== 'string' || c.path === '') throw bad('path', 'is required: the SQLite file, e.g. "./eu-west-1.db"')
+  if (typeof c.path !== 'string' || c.path === '')
+    throw bad('path', 'is required: the SQLite file, e.g. "./eu-west-1.db"')
   if (c.admin !== undefined) {
     const a = c.admin as Record<string, unknown> | null
     if (a === null || typeof a !== 'object' || Array.isArray(a)) throw bad('admin', 'must be an object { host?, port }')
-    if (a.host !== undefined && (typeof a.host !== 'string' || a.host === '')) throw bad('admin.host', 'must be a host name or address')
-    if (a.port !== undefined && !isPort(a.port)) throw bad('admin.port', `must be an integer 0-65535 (got ${JSON.stringify(a.port)})`)
-    if (a.tokenFile !== undefined && (typeof a.tokenFile !== 'string' || a.tokenFile === '')) throw bad('admin.tokenFile', 'must be a file path')
+    if (a.host !== undefined && (typeof a.host !== 'string' || a.host === ''))
+      throw bad('admin.host', 'must be a host name or address')
+    if (a.port !== undefined && !isPort(a.port))
+      throw bad('admin.port', `must be an integer 0-65535 (got ${JSON.stringify(a.port)})`)
+    if (a.tokenFile !== undefined && (typeof a.tokenFile !== 'string' || a.tokenFile === ''))
+      throw bad('admin.tokenFile', 'must be a file path')
   }
   if (c.listen !== undefined) {
     const l = c.listen as Record<string, unknown> | null
-    if (l === null || typeof l !== 'object' || Array.isArray(l)) throw bad('listen', 'must be an object { host?, port }')
-    if (l.port !== undefined && !isPort(l.port)) throw bad('listen.port', `must be an integer 0-65535 (got ${JSON.stringify(l.port)})`)
+    if (l === null || typeof l !== 'object' || Array.isArray(l))
+      throw bad('listen', 'must be an object { host?, port }')
+    if (l.port !== undefined && !isPort(l.port))
+      throw bad('listen.port', `must be an integer 0-65535 (got ${JSON.stringify(l.port)})`)
   }
   if (c.peers !== undefined) {
     if (!Array.isArray(c.peers)) throw bad('peers', 'must be an array of { id, url }')
@@ -68,7 +79,8 @@ export function checkConfig(raw: unknown, file: string, baseDir: string): CliCon
       const peer = p as Record<string, unknown> | null
       if (peer === null || typeof peer !== 'object') throw bad(`peers[${i}]`, 'must be an object { id, url }')
       if (typeof peer.id !== 'string' || peer.id === '') throw bad(`peers[${i}].id`, 'is required')
-      if (typeof peer.url !== 'string' || !/^wss?:\/\/./.test(peer.url)) throw bad(`peers[${i}].url`, `must be a ws:// or wss:// URL (got ${JSON.stringify(peer.url)})`)
+      if (typeof peer.url !== 'string' || !/^wss?:\/\/./.test(peer.url))
+        throw bad(`peers[${i}].url`, `must be a ws:// or wss:// URL (got ${JSON.stringify(peer.url)})`)
     })
   }
   const path = c.path === ':memory:' || isAbsolute(c.path) ? c.path : resolve(baseDir, c.path)
@@ -108,13 +120,21 @@ function isPort(v: unknown): boolean {
  * Where the admin API is: `--admin`, else `DRU_ADMIN`, else the config file's `admin`,
  * else {@link DEFAULT_ADMIN_URL}.
  */
-export function resolveAdminUrl(opts: { admin?: string; config?: string }, env: NodeJS.ProcessEnv, cwd: string): string {
+export function resolveAdminUrl(
+  opts: { admin?: string; config?: string },
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+): string {
   let url = opts.admin ?? env.DRU_ADMIN
   if (url === undefined && opts.config !== undefined) {
     const config = loadConfig(opts.config, cwd)
     const host = config.admin?.host ?? '127.0.0.1'
     const port = config.admin?.port ?? 7401
-    if (port === 0) throw new CliError(ExitCode.USAGE, `${opts.config} sets admin.port 0 (a random port); pass --admin with the real address`)
+    if (port === 0)
+      throw new CliError(
+        ExitCode.USAGE,
+        `${opts.config} sets admin.port 0 (a random port); pass --admin with the real address`,
+      )
     url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
   }
   url ??= DEFAULT_ADMIN_URL
@@ -122,7 +142,10 @@ export function resolveAdminUrl(opts: { admin?: string; config?: string }, env: 
   try {
     parsed = new URL(url)
   } catch {
-    throw new CliError(ExitCode.USAGE, `admin address ${JSON.stringify(url)} is not a URL (expected e.g. ${DEFAULT_ADMIN_URL})`)
+    throw new CliError(
+      ExitCode.USAGE,
+      `admin address ${JSON.stringify(url)} is not a URL (expected e.g. ${DEFAULT_ADMIN_URL})`,
+    )
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
     throw new CliError(ExitCode.USAGE, `admin address ${JSON.stringify(url)} must start with http:// or https://`)
@@ -135,13 +158,20 @@ export function resolveAdminUrl(opts: { admin?: string; config?: string }, env: 
  * `admin.token` or `admin.tokenFile`; undefined when none is given (a loopback admin API
  * without a token answers reads, and refuses writes only when it has a token).
  */
-export function resolveAdminToken(opts: { tokenFile?: string; config?: string }, env: NodeJS.ProcessEnv, cwd: string): string | undefined {
+export function resolveAdminToken(
+  opts: { tokenFile?: string; config?: string },
+  env: NodeJS.ProcessEnv,
+  cwd: string,
+): string | undefined {
   const readToken = (file: string, what: string): string => {
     let token: string
     try {
       token = readFileSync(resolve(cwd, file), 'utf8').replace(/\r?\n$/, '')
     } catch (err) {
-      throw new CliError(ExitCode.CONFIG, `cannot read the admin token from ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+      throw new CliError(
+        ExitCode.CONFIG,
+        `cannot read the admin token from ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      )
     }
     // An empty file would silently send no token at all.
     if (token === '') throw new CliError(ExitCode.CONFIG, `the admin token file ${file} (${what}) is empty`)

@@ -50,7 +50,14 @@ export class CliError extends Error {
   }
 }
 
-const INTEGRITY_CODES = new Set<string>(['FORK', 'CORRUPTION', 'HASH_MISMATCH', 'CHAIN_BROKEN', 'BAD_SIGNATURE', 'QUARANTINED'])
+const INTEGRITY_CODES = new Set<string>([
+  'FORK',
+  'CORRUPTION',
+  'HASH_MISMATCH',
+  'CHAIN_BROKEN',
+  'BAD_SIGNATURE',
+  'QUARANTINED',
+])
 
 /** Exit status for a DruError code, whether thrown locally or answered by a DRU. */
 export function exitCodeForDruCode(code: string): ExitCode {

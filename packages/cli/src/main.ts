@@ -8,7 +8,8 @@ async function loadRuntime(): Promise<DruRuntime> {
   return {
     openDru: typeof node.openDru === 'function' ? (node.openDru as DruRuntime['openDru']) : undefined,
     // resolveConfig is what openDru runs first (fields, referenced files, fields together).
-    validateConfig: typeof node.resolveConfig === 'function' ? (node.resolveConfig as DruRuntime['validateConfig']) : undefined,
+    validateConfig:
+      typeof node.resolveConfig === 'function' ? (node.resolveConfig as DruRuntime['validateConfig']) : undefined,
   }
 }
 

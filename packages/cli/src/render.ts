@@ -73,9 +73,7 @@ export function formatValue(v: unknown, max = 40): string {
 /** A document path as `items[2].qty`. */
 export function formatPath(path: readonly (string | number)[] | undefined): string {
   if (!path || path.length === 0) return '(root)'
-  return path
-    .map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`))
-    .join('')
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('')
 }
 
 /** ms since epoch -> ISO time without milliseconds; invalid -> `-`. */

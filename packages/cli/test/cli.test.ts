@@ -107,7 +107,12 @@ function fakeSource() {
     },
     async compact(progress) {
       progress({ phase: 'snapshot', done: 40, total: 40, unit: 'docs' })
-      return { floor: { 'eu-west-1/1': 100, 'us-east-1/1': 90 }, eventsRemoved: 1900, docsSnapshotted: 40, durationMs: 350 }
+      return {
+        floor: { 'eu-west-1/1': 100, 'us-east-1/1': 90 },
+        eventsRemoved: 1900,
+        docsSnapshotted: 40,
+        durationMs: 350,
+      }
     },
     decommission(id) {
       seen.decommissioned.push(id)
@@ -175,11 +180,32 @@ describe('dru --help', () => {
       expect(r.stdout, name).toContain(`Usage: ${name}`)
     })
     const byName = Object.fromEntries(runs.map((r, i) => [commands[i]!.join(' '), r.stdout]))
-    for (const c of ['status', 'wait', 'gaps', 'verify', 'conflicts list', 'conflicts show', 'conflicts resolve', 'compact', 'decommission']) {
+    for (const c of [
+      'status',
+      'wait',
+      'gaps',
+      'verify',
+      'conflicts list',
+      'conflicts show',
+      'conflicts resolve',
+      'compact',
+      'decommission',
+    ]) {
       expect(byName[c], c).toContain('--admin <url>')
       expect(byName[c], c).toContain('--json')
     }
-    for (const c of ['status', 'wait', 'gaps', 'verify', 'conflicts list', 'conflicts show', 'conflicts resolve', 'compact', 'decommission', 'unquarantine']) {
+    for (const c of [
+      'status',
+      'wait',
+      'gaps',
+      'verify',
+      'conflicts list',
+      'conflicts show',
+      'conflicts resolve',
+      'compact',
+      'decommission',
+      'unquarantine',
+    ]) {
       expect(byName[c], c).toContain('--token-file <file>')
     }
     expect(byName.verify).toContain('--deep')
@@ -188,7 +214,11 @@ describe('dru --help', () => {
   })
 
   it('exits 2 on unknown commands, unknown options and missing arguments', async () => {
-    const [cmd, opt, arg] = await Promise.all([dru(['frobnicate']), dru(['status', '--bogus']), dru(['conflicts', 'show'])])
+    const [cmd, opt, arg] = await Promise.all([
+      dru(['frobnicate']),
+      dru(['status', '--bogus']),
+      dru(['conflicts', 'show']),
+    ])
     expect(cmd.code).toBe(2)
     expect(cmd.stderr).toContain("unknown command 'frobnicate'")
     expect(opt.code).toBe(2)
@@ -228,7 +258,10 @@ describe('dru status', () => {
     const env = await dru(['status', '--json'], { DRU_ADMIN: admin })
     expect(env.code).toBe(0)
     const cfg = join(dir, 'admin.json')
-    writeFileSync(cfg, JSON.stringify({ id: 'eu-west-1', path: 'x.db', admin: { host: '127.0.0.1', port: server.port } }))
+    writeFileSync(
+      cfg,
+      JSON.stringify({ id: 'eu-west-1', path: 'x.db', admin: { host: '127.0.0.1', port: server.port } }),
+    )
     const viaConfig = await dru(['status', '--json', '--config', cfg])
     expect(viaConfig.code).toBe(0)
     expect(JSON.parse(viaConfig.stdout).id).toBe('eu-west-1')
@@ -256,7 +289,11 @@ describe('dru wait', () => {
         ...fake.source,
         status: () => {
           const [state, lag] = script[Math.min(calls++, script.length - 1)]!
-          return { ...base, state, peers: [{ id: 'us-east-1', connected: true, lagEvents: lag, lagSeconds: lag ? 3 : null }] }
+          return {
+            ...base,
+            state,
+            peers: [{ id: 'us-east-1', connected: true, lagEvents: lag, lagSeconds: lag ? 3 : null }],
+          }
         },
       },
     })
@@ -275,7 +312,9 @@ describe('dru wait', () => {
   it('exits 10 when the state is not reached in time', async () => {
     const r = await dru(['wait', '--within', '0.4', '--interval', '50', '--quiet', '--admin', admin])
     expect(r.code).toBe(10)
-    expect(r.stderr).toBe('dru: eu-west-1 still catching-up after 0.4s (waiting for active); see dru status and dru gaps\n')
+    expect(r.stderr).toBe(
+      'dru: eu-west-1 still catching-up after 0.4s (waiting for active); see dru status and dru gaps\n',
+    )
   })
 
   it('refuses an unknown state', async () => {
@@ -329,7 +368,15 @@ describe('dru verify', () => {
       ok: false,
       deep,
       local: { digest: 'aaaa' },
-      peers: [{ peer: 'us-east-1', reachable: true, equal: false, remoteDigest: 'bbbb', docsDiffering: ['order-1', 'order-2'] }],
+      peers: [
+        {
+          peer: 'us-east-1',
+          reachable: true,
+          equal: false,
+          remoteDigest: 'bbbb',
+          docsDiffering: ['order-1', 'order-2'],
+        },
+      ],
     }))
     try {
       const r = await dru(['verify', '--deep', '--admin', admin])
@@ -345,11 +392,16 @@ describe('dru verify', () => {
 
 describe('dru conflicts', () => {
   it('lists open conflicts (also as the default subcommand)', async () => {
-    const [list, bare] = await Promise.all([dru(['conflicts', 'list', '--admin', admin]), dru(['conflicts', '--admin', admin])])
+    const [list, bare] = await Promise.all([
+      dru(['conflicts', 'list', '--admin', admin]),
+      dru(['conflicts', '--admin', admin]),
+    ])
     for (const r of [list, bare]) {
       expect(r.code).toBe(0)
       expect(r.stdout).toMatch(/^ID\s+DOC\s+PATH\s+VALUES\s+DETECTED\s+STATUS$/m)
-      expect(r.stdout).toMatch(/^7\s+order-42\s+lines\[0\]\.qty\s+3 \(us-east-1\/1\) \| 5 \(eu-west-1\/1\)\s+2026-11-25T12:00:00Z\s+open$/m)
+      expect(r.stdout).toMatch(
+        /^7\s+order-42\s+lines\[0\]\.qty\s+3 \(us-east-1\/1\) \| 5 \(eu-west-1\/1\)\s+2026-11-25T12:00:00Z\s+open$/m,
+      )
     }
     const none = await dru(['conflicts', 'list', '--status', 'resolved', '--admin', admin])
     expect(none.stdout).toBe('no conflicts\n')
@@ -388,7 +440,9 @@ describe('dru compact and decommission', () => {
   it('compacts with progress', async () => {
     const r = await dru(['compact', '--admin', admin])
     expect(r.code).toBe(0)
-    expect(r.stdout).toBe('compacted in 0.3s: 1,900 events removed, 40 document snapshots written\nfloor: eu-west-1/1:100 us-east-1/1:90\n')
+    expect(r.stdout).toBe(
+      'compacted in 0.3s: 1,900 events removed, 40 document snapshots written\nfloor: eu-west-1/1:100 us-east-1/1:90\n',
+    )
     expect(r.stderr).toContain('snapshot: 40/40 docs (100%)')
   })
 
@@ -455,7 +509,10 @@ describe('an admin API with a token', () => {
     expect((await dru(['compact', '--admin', url, '--quiet'], { DRU_ADMIN_TOKEN: TOKEN })).code).toBe(0)
     const port = Number(new URL(url).port)
     const config = join(dir, 'tokened.json')
-    writeFileSync(config, JSON.stringify({ id: 'eu-west-1', path: './x.db', admin: { host: '127.0.0.1', port, tokenFile: 'admin.token' } }))
+    writeFileSync(
+      config,
+      JSON.stringify({ id: 'eu-west-1', path: './x.db', admin: { host: '127.0.0.1', port, tokenFile: 'admin.token' } }),
+    )
     expect((await dru(['compact', '--config', config, '--quiet'])).code).toBe(0)
     // Reads on loopback need no token.
     expect((await dru(['status', '--admin', url])).code).toBe(0)
@@ -486,7 +543,8 @@ describe('an admin API with a token', () => {
     expect(fake.seen.resolved.length).toBe(resolvedBefore)
     expect(fake.seen.decommissioned.length).toBe(decommissionedBefore)
     expect(fake.seen.verifyDeep.length).toBe(verifiesBefore)
-    for (const w of writes) expect((await dru([...w, '--admin', guarded.url, '--token-file', file])).code, w.join(' ')).toBe(0)
+    for (const w of writes)
+      expect((await dru([...w, '--admin', guarded.url, '--token-file', file])).code, w.join(' ')).toBe(0)
     expect(fake.seen.resolved.length).toBe(resolvedBefore + 1)
     expect(fake.seen.decommissioned.length).toBe(decommissionedBefore + 1)
   })
@@ -496,7 +554,9 @@ describe('an admin API with a token', () => {
     const api: Server = createServer((req, res) => {
       seen.push(req.headers.authorization)
       if (req.headers.authorization !== `Bearer ${TOKEN}`) {
-        res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'UNAUTHORIZED', message: 'needs its token' }))
+        res
+          .writeHead(401, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ code: 'UNAUTHORIZED', message: 'needs its token' }))
         return
       }
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(fake.source.status()))
@@ -530,7 +590,9 @@ describe('dru start and the admin API', () => {
     writeFileSync(file, JSON.stringify({ id: 'eu-west-1', path: './pub.db', admin: { host: '0.0.0.0', port: 7401 } }))
     const without = await dru(['start', '--config', file, '--check'])
     expect(without.code).toBe(3)
-    expect(without.stderr).toMatch(/config field "admin" \.host "0\.0\.0\.0" is off loopback: set \.token or \.tokenFile/)
+    expect(without.stderr).toMatch(
+      /config field "admin" \.host "0\.0\.0\.0" is off loopback: set \.token or \.tokenFile/,
+    )
     const withEnv = await dru(['start', '--config', file, '--check'], { DRU_ADMIN_TOKEN: TOKEN })
     expect(withEnv.code).toBe(0)
     expect(withEnv.stdout).toContain('config OK')
@@ -545,7 +607,9 @@ describe('dru start and the admin API', () => {
     writeFileSync(file, JSON.stringify({ id: 'eu-west-1', path: './taken.db', admin: { host: '127.0.0.1', port } }))
     const r = await dru(['start', '--config', file])
     expect(r.code).toBe(12)
-    expect(r.stderr).toContain(`dru: ADDRESS_IN_USE: the admin address 127.0.0.1:${port} is already in use by another process`)
+    expect(r.stderr).toContain(
+      `dru: ADDRESS_IN_USE: the admin address 127.0.0.1:${port} is already in use by another process`,
+    )
     expect(r.stderr).toContain('set another admin.port')
   })
 })
@@ -557,13 +621,18 @@ describe('connection failures', () => {
     await closed.close()
     const r = await dru(['status', '--admin', url])
     expect(r.code).toBe(4)
-    expect(r.stderr).toBe(`dru: no DRU answering at ${url} (connection refused); is it running? Check --admin or DRU_ADMIN\n`)
+    expect(r.stderr).toBe(
+      `dru: no DRU answering at ${url} (connection refused); is it running? Check --admin or DRU_ADMIN\n`,
+    )
   })
 
   it('exits 10 when the DRU does not answer in time', async () => {
     const slow = await startAdminServer({
       port: 0,
-      source: { ...fake.source, status: () => new Promise((resolve) => setTimeout(() => resolve(fake.source.status()), 5_000)) },
+      source: {
+        ...fake.source,
+        status: () => new Promise((resolve) => setTimeout(() => resolve(fake.source.status()), 5_000)),
+      },
     })
     extra.push(slow)
     const r = await dru(['status', '--timeout', '0.3', '--admin', slow.url])
@@ -572,7 +641,9 @@ describe('connection failures', () => {
   })
 
   it('exits 1 when something that is not a DRU answers', async () => {
-    const other: Server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>hi</html>'))
+    const other: Server = createServer((_req, res) =>
+      res.writeHead(200, { 'content-type': 'text/html' }).end('<html>hi</html>'),
+    )
     await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve))
     extra.push({ close: () => new Promise((resolve) => other.close(() => resolve())) })
     const r = await dru(['status', '--admin', `http://127.0.0.1:${(other.address() as AddressInfo).port}`])
@@ -581,7 +652,10 @@ describe('connection failures', () => {
   })
 
   it('exits 2 for an admin address that is not an http URL', async () => {
-    const [notUrl, ws] = await Promise.all([dru(['status', '--admin', 'nope']), dru(['status', '--admin', 'ws://127.0.0.1:1'])])
+    const [notUrl, ws] = await Promise.all([
+      dru(['status', '--admin', 'nope']),
+      dru(['status', '--admin', 'ws://127.0.0.1:1']),
+    ])
     expect(notUrl.code).toBe(2)
     expect(notUrl.stderr).toContain('is not a URL')
     expect(ws.code).toBe(2)
@@ -603,8 +677,14 @@ describe('dru start: config loading', () => {
       [write('array.json', '[]'), /array\.json: the config must be a JSON object/],
       [write('noid.json', '{"path":"a.db"}'), /noid\.json: config field "id" is required/],
       [write('nopath.json', '{"id":"a"}'), /nopath\.json: config field "path" is required/],
-      [write('port.json', '{"id":"a","path":"a.db","admin":{"port":70000}}'), /config field "admin.port" must be an integer 0-65535 \(got 70000\)/],
-      [write('peer.json', '{"id":"a","path":"a.db","peers":[{"id":"b","url":"http://x"}]}'), /config field "peers\[0\]\.url" must be a ws:\/\/ or wss:\/\/ URL/],
+      [
+        write('port.json', '{"id":"a","path":"a.db","admin":{"port":70000}}'),
+        /config field "admin.port" must be an integer 0-65535 \(got 70000\)/,
+      ],
+      [
+        write('peer.json', '{"id":"a","path":"a.db","peers":[{"id":"b","url":"http://x"}]}'),
+        /config field "peers\[0\]\.url" must be a ws:\/\/ or wss:\/\/ URL/,
+      ],
     ]
     const runs = await Promise.all(cases.map(([file]) => dru(['start', '--config', file])))
     runs.forEach((r, i) => {

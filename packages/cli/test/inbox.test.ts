@@ -7,12 +7,20 @@ import { openDru, runtimeOf, type Dru } from '@dru/node'
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url))
 const TOKEN = 'cli-inbox-token-0123456789'
 
-function dru(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function dru(
+  args: string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, timeout: 20_000 }, (err, stdout, stderr) => {
-      const code = err ? ((err as { code?: number }).code ?? null) : 0
-      resolve({ code: typeof code === 'number' ? code : null, stdout, stderr })
-    })
+    execFile(
+      process.execPath,
+      [MAIN, ...args],
+      { env: { ...process.env, ...env }, timeout: 20_000 },
+      (err, stdout, stderr) => {
+        const code = err ? ((err as { code?: number }).code ?? null) : 0
+        resolve({ code: typeof code === 'number' ? code : null, stdout, stderr })
+      },
+    )
   })
 }
 
@@ -30,7 +38,12 @@ async function setup() {
   }
   const events = [...a.store.eventsMissing({})].flat()
   await a.close()
-  const b = await openDru({ id: 'b', path: ':memory:', admin: { host: '127.0.0.1', port: 0, token: TOKEN }, inbox: { immediateRetries: 0, delayedRetries: 0 } })
+  const b = await openDru({
+    id: 'b',
+    path: ':memory:',
+    admin: { host: '127.0.0.1', port: 0, token: TOKEN },
+    inbox: { immediateRetries: 0, delayedRetries: 0 },
+  })
   open.push(b)
   b.store.db.exec('create table mails (doc text)')
   const app = { broken: true }
@@ -51,7 +64,12 @@ describe('dru inbox', () => {
     const list = await dru(['inbox', 'list'], env)
     expect(list.code, list.stderr).toBe(0)
     expect(list.stdout).toMatch(/^ID +HANDLER +EVENT +DOC +STATE +ATTEMPTS +WHEN +LAST ERROR$/m)
-    expect(list.stdout).toMatch(new RegExp(`^${id} +mailer +${origin.replace('/', '\\/')}#2 +poison +dead +1 +dead since \\S+ +Error: template "poison" is missing$`, 'm'))
+    expect(list.stdout).toMatch(
+      new RegExp(
+        `^${id} +mailer +${origin.replace('/', '\\/')}#2 +poison +dead +1 +dead since \\S+ +Error: template "poison" is missing$`,
+        'm',
+      ),
+    )
     expect(list.stdout).toMatch(/^0 pending, 0 waiting, 1 dead$/m)
     const json = JSON.parse((await dru(['inbox', 'list', '--state', 'dead', '--json'], env)).stdout)
     expect(json.entries.map((e: { id: number }) => e.id)).toEqual([id])
@@ -69,7 +87,9 @@ describe('dru inbox', () => {
     const { env, id, app, mails, b } = await setup()
     const failed = await dru(['inbox', 'retry', String(id)], env)
     expect(failed.code).toBe(13)
-    expect(failed.stderr).toMatch(/^dru: inbox entry \d+: the handler failed again: Error: template "poison" is missing; it is dead after 2 attempts$/m)
+    expect(failed.stderr).toMatch(
+      /^dru: inbox entry \d+: the handler failed again: Error: template "poison" is missing; it is dead after 2 attempts$/m,
+    )
     app.broken = false
     const done = await dru(['inbox', 'retry', String(id)], env)
     expect(done.code, done.stderr).toBe(0)
@@ -90,7 +110,9 @@ describe('dru inbox', () => {
     const next = b.inbox.list({ state: 'dead' })[0]!.id
     const skip = await dru(['inbox', 'skip', String(next), '--reason', 'ticket 42'], env)
     expect(skip.code, skip.stderr).toBe(0)
-    expect(skip.stdout).toMatch(new RegExp(`^inbox entry ${next} skipped: mailer will not run on x/\\d+#1 \\(doc poison\\)$`, 'm'))
+    expect(skip.stdout).toMatch(
+      new RegExp(`^inbox entry ${next} skipped: mailer will not run on x/\\d+#1 \\(doc poison\\)$`, 'm'),
+    )
     expect(b.inbox.get(next)).toMatchObject({ state: 'skipped', note: 'ticket 42' })
     expect((await dru(['inbox', 'skip', String(next)], env)).code).toBe(7)
     expect((await dru(['inbox', 'list', '--state', 'skipped'], env)).stdout).toMatch(/skipped \d{4}-/)
@@ -101,9 +123,11 @@ describe('dru inbox', () => {
     const { env, b } = await setup()
     const r = await dru(['inbox', 'retry', '--dead', '--handler', 'mailer'], env)
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toBe('1 dead letter of mailer put back in line for one more try each; follow with: dru inbox list\n')
+    expect(r.stdout).toBe(
+      '1 dead letter of mailer put back in line for one more try each; follow with: dru inbox list\n',
+    )
     // The retry worker gives it its one more try at once; still failing, it is dead again.
-    for (const until = Date.now() + 10_000; b.inbox.list({ state: 'all' })[0]!.attempts < 2; ) {
+    for (const until = Date.now() + 10_000; b.inbox.list({ state: 'all' })[0]!.attempts < 2;) {
       if (Date.now() > until) throw new Error('the worker never retried the requeued dead letter')
       await new Promise((r) => setTimeout(r, 20))
     }

@@ -42,16 +42,34 @@ describe('dru init', () => {
     const h = harness(cwd)
     expect(await h.run(['init', ...MEMBERS])).toBe(0)
     const dir = join(cwd, 'cluster')
-    expect(readdirSync(dir).sort()).toEqual(['admin-token', 'ap-south.json', 'data', 'eu-west.json', 'keys', 'secret', 'us-east.json'])
-    expect(readdirSync(join(dir, 'keys')).sort()).toEqual(['ap-south.key', 'ap-south.pub', 'eu-west.key', 'eu-west.pub', 'us-east.key', 'us-east.pub'])
-    for (const f of ['secret', 'admin-token', 'keys/us-east.key', 'keys/eu-west.key', 'keys/ap-south.key']) expect(modeOf(join(dir, f)), f).toBe(0o600)
+    expect(readdirSync(dir).sort()).toEqual([
+      'admin-token',
+      'ap-south.json',
+      'data',
+      'eu-west.json',
+      'keys',
+      'secret',
+      'us-east.json',
+    ])
+    expect(readdirSync(join(dir, 'keys')).sort()).toEqual([
+      'ap-south.key',
+      'ap-south.pub',
+      'eu-west.key',
+      'eu-west.pub',
+      'us-east.key',
+      'us-east.pub',
+    ])
+    for (const f of ['secret', 'admin-token', 'keys/us-east.key', 'keys/eu-west.key', 'keys/ap-south.key'])
+      expect(modeOf(join(dir, f)), f).toBe(0o600)
     for (const f of ['us-east.json', 'keys/us-east.pub']) expect(modeOf(join(dir, f)), f).toBe(0o644)
     expect(modeOf(join(dir, 'data'))).toBe(0o700)
     // Distinct keys and strong secrets.
     const keys = ['us-east', 'eu-west', 'ap-south'].map((id) => readFileSync(join(dir, `keys/${id}.key`), 'utf8'))
     expect(new Set(keys).size).toBe(3)
     expect(readFileSync(join(dir, 'secret'), 'utf8').trim().length).toBeGreaterThanOrEqual(32)
-    expect(readFileSync(join(dir, 'admin-token'), 'utf8').trim()).not.toBe(readFileSync(join(dir, 'secret'), 'utf8').trim())
+    expect(readFileSync(join(dir, 'admin-token'), 'utf8').trim()).not.toBe(
+      readFileSync(join(dir, 'secret'), 'utf8').trim(),
+    )
     // No secret inside a config: configs name files.
     const eu = JSON.parse(readFileSync(join(dir, 'eu-west.json'), 'utf8'))
     expect(eu).toEqual({
@@ -68,7 +86,9 @@ describe('dru init', () => {
     })
     const text = h.out.join('')
     expect(text).toContain('0600  keys/eu-west.key   (secret)')
-    expect(text).toContain('eu-west: eu-west.json secret admin-token keys/eu-west.key keys/us-east.pub keys/eu-west.pub keys/ap-south.pub')
+    expect(text).toContain(
+      'eu-west: eu-west.json secret admin-token keys/eu-west.key keys/us-east.pub keys/eu-west.pub keys/ap-south.pub',
+    )
     expect(text).not.toMatch(/eu-west: .*us-east\.key/) // never another DRU's private key
     expect(text).toContain('start ap-south:  dru start --config cluster/ap-south.json')
   })
@@ -165,24 +185,40 @@ describe('configs that name files (checked as dru start checks them)', () => {
     }
     const file = (p: string) => join(cwd, 'cluster', p)
     chmodSync(file('keys/us-east.key'), 0o640)
-    expect(fieldOf(() => resolveConfig(config()))).toMatch(/^keys: .*privateKeyFile .* open to group or others \(mode 640\)/)
+    expect(fieldOf(() => resolveConfig(config()))).toMatch(
+      /^keys: .*privateKeyFile .* open to group or others \(mode 640\)/,
+    )
     chmodSync(file('keys/us-east.key'), 0o600)
     rmSync(file('keys/ap-south.pub'))
     expect(fieldOf(() => resolveConfig(config()))).toMatch(/^keys: .*no key for peer ap-south/)
     writeFileSync(file('keys/ap-south.pub'), 'not a key')
-    expect(fieldOf(() => resolveConfig(config()))).toMatch(/^keys: .*ap-south.pub.* does not hold a PEM \(SPKI\) public key/)
+    expect(fieldOf(() => resolveConfig(config()))).toMatch(
+      /^keys: .*ap-south.pub.* does not hold a PEM \(SPKI\) public key/,
+    )
     rmSync(file('keys/ap-south.pub'))
     writeFileSync(file('keys/bad name.pub'), 'x')
     expect(fieldOf(() => resolveConfig(config()))).toMatch(/^keys: .*not a DRU id/)
     rmSync(file('keys/bad name.pub'))
     writeFileSync(file('secret'), 'short\n', { mode: 0o600 })
-    expect(fieldOf(() => resolveConfig({ ...config(), keys: { privateKeyFile: file('keys/us-east.key'), publicKeysDir: file('keys') }, peers: [] }))).toMatch(
-      /^secretFile: .*fewer than 16 characters/,
-    )
+    expect(
+      fieldOf(() =>
+        resolveConfig({
+          ...config(),
+          keys: { privateKeyFile: file('keys/us-east.key'), publicKeysDir: file('keys') },
+          peers: [],
+        }),
+      ),
+    ).toMatch(/^secretFile: .*fewer than 16 characters/)
     rmSync(file('secret'))
     expect(fieldOf(() => resolveConfig(config()))).toMatch(/^secretFile: .*cannot be read: ENOENT/)
-    expect(fieldOf(() => resolveConfig({ ...config(), secret: 'x'.repeat(16), secretFile: 'y' }))).toMatch(/^secretFile: .*both set/)
-    expect(fieldOf(() => resolveConfig({ ...config(), keys: { privateKeyFile: 'k', privateKey: 'PRIVATE KEY', publicKeysDir: 'd' } }))).toMatch(/^keys: .*exactly one/)
+    expect(fieldOf(() => resolveConfig({ ...config(), secret: 'x'.repeat(16), secretFile: 'y' }))).toMatch(
+      /^secretFile: .*both set/,
+    )
+    expect(
+      fieldOf(() =>
+        resolveConfig({ ...config(), keys: { privateKeyFile: 'k', privateKey: 'PRIVATE KEY', publicKeysDir: 'd' } }),
+      ),
+    ).toMatch(/^keys: .*exactly one/)
     h.err.length = 0
     expect(await h.run(['start', '--config', 'cluster/us-east.json', '--check'])).toBe(3)
     expect(h.err.join('')).toMatch(/cluster\/us-east.json: config field "secretFile"/)

@@ -14,10 +14,13 @@ import {
 
 describe('renderTable', () => {
   it('aligns columns, right-aligns numbers and trims trailing space', () => {
-    const t = renderTable(['peer', { header: 'lag', align: 'right' }, 'note'], [
-      ['us-east-1', '1,234', ''],
-      ['ap-south-1', '7', 'gone'],
-    ])
+    const t = renderTable(
+      ['peer', { header: 'lag', align: 'right' }, 'note'],
+      [
+        ['us-east-1', '1,234', ''],
+        ['ap-south-1', '7', 'gone'],
+      ],
+    )
     expect(t).toBe(['PEER          LAG  NOTE', 'us-east-1   1,234', 'ap-south-1      7  gone'].join('\n'))
   })
 })

@@ -36,7 +36,12 @@ describe('dru start (in-process, injected runtime)', () => {
   })
 
   it('opens the DRU with the resolved config, runs until a signal, then closes it', async () => {
-    const dir = tempConfig({ id: 'eu-west-1', path: 'eu.db', admin: { port: 7499 }, peers: [{ id: 'us-east-1', url: 'ws://127.0.0.1:7302' }] })
+    const dir = tempConfig({
+      id: 'eu-west-1',
+      path: 'eu.db',
+      admin: { port: 7499 },
+      peers: [{ id: 'us-east-1', url: 'ws://127.0.0.1:7302' }],
+    })
     const opened: unknown[] = []
     let closed = 0
     const h = harness(
@@ -57,7 +62,12 @@ describe('dru start (in-process, injected runtime)', () => {
     expect(await done).toBe(0)
     expect(closed).toBe(1)
     expect(opened).toEqual([
-      { id: 'eu-west-1', path: join(dir, 'eu.db'), admin: { port: 7499 }, peers: [{ id: 'us-east-1', url: 'ws://127.0.0.1:7302' }] },
+      {
+        id: 'eu-west-1',
+        path: join(dir, 'eu.db'),
+        admin: { port: 7499 },
+        peers: [{ id: 'us-east-1', url: 'ws://127.0.0.1:7302' }],
+      },
     ])
     expect(h.out.join('')).toContain('SIGTERM: closing eu-west-1…\ndru eu-west-1 stopped\n')
   })
@@ -72,13 +82,18 @@ describe('dru start (in-process, injected runtime)', () => {
           return { close: async () => {} }
         },
         validateConfig: () => {
-          throw new DruError('CONFIG_INVALID', `config field "durability" must be 'machine' or 'process' (got "sometimes")`)
+          throw new DruError(
+            'CONFIG_INVALID',
+            `config field "durability" must be 'machine' or 'process' (got "sometimes")`,
+          )
         },
       },
       dir,
     )
     expect(await runCli(['start', '--config', 'dru.json'], h.ctx)).toBe(3)
-    expect(h.err.join('')).toBe(`dru: dru.json: config field "durability" must be 'machine' or 'process' (got "sometimes")\n`)
+    expect(h.err.join('')).toBe(
+      `dru: dru.json: config field "durability" must be 'machine' or 'process' (got "sometimes")\n`,
+    )
     expect(opened).toBe(false)
   })
 

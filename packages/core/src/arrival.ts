@@ -32,13 +32,21 @@ export interface HeldHead {
  * the hash we hold there, or undefined when it is no longer known (compacted away), in
  * which case a repeat cannot be checked and counts as a duplicate.
  */
-export function classifyArrival(e: ArrivingEvent, head: HeldHead, heldHashAt: (seq: number) => string | undefined): Arrival {
+export function classifyArrival(
+  e: ArrivingEvent,
+  head: HeldHead,
+  heldHashAt: (seq: number) => string | undefined,
+): Arrival {
   if (e.seq <= head.seq) {
     const held = e.seq === head.seq ? head.hash : heldHashAt(e.seq)
     if (held !== undefined && held !== e.hash) {
-      throw new DruError('FORK', `fork: ${e.origin}#${e.seq} arrived with hash ${e.hash.slice(0, 12)}… but we hold ${held.slice(0, 12)}…`, {
-        details: { origin: e.origin, seq: e.seq, held, offered: e.hash },
-      })
+      throw new DruError(
+        'FORK',
+        `fork: ${e.origin}#${e.seq} arrived with hash ${e.hash.slice(0, 12)}… but we hold ${held.slice(0, 12)}…`,
+        {
+          details: { origin: e.origin, seq: e.seq, held, offered: e.hash },
+        },
+      )
     }
     return 'duplicate'
   }
@@ -48,9 +56,13 @@ export function classifyArrival(e: ArrivingEvent, head: HeldHead, heldHashAt: (s
     })
   }
   if (e.prev !== head.hash) {
-    throw new DruError('CHAIN_BROKEN', `${e.origin}#${e.seq} does not link to our ${e.origin}#${head.seq} (a forked history)`, {
-      details: { origin: e.origin, seq: e.seq },
-    })
+    throw new DruError(
+      'CHAIN_BROKEN',
+      `${e.origin}#${e.seq} does not link to our ${e.origin}#${head.seq} (a forked history)`,
+      {
+        details: { origin: e.origin, seq: e.seq },
+      },
+    )
   }
   return 'new'
 }

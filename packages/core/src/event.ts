@@ -75,7 +75,8 @@ export function validateEvent(value: unknown, where = 'event'): DruEvent {
     throw new DruError('INVALID_EVENT', `${where}.${field} ${why}`, { details: { field } })
   }
   parseOrigin(e.origin)
-  if (typeof e.seq !== 'number' || !Number.isInteger(e.seq) || e.seq < 1 || e.seq > MAX_SEQ) bad('seq', 'must be a positive integer')
+  if (typeof e.seq !== 'number' || !Number.isInteger(e.seq) || e.seq < 1 || e.seq > MAX_SEQ)
+    bad('seq', 'must be a positive integer')
   decodeHlc(e.hlc)
   if (!isDocId(e.docId)) bad('docId', 'must be a non-empty string of at most 256 characters')
   if (!(e.change instanceof Uint8Array)) bad('change', 'must be bytes')
@@ -83,7 +84,8 @@ export function validateEvent(value: unknown, where = 'event'): DruEvent {
   if (typeof e.prev !== 'string' || !HEX64.test(e.prev)) bad('prev', 'must be 64 lowercase hex characters')
   if (typeof e.hash !== 'string' || !HEX64.test(e.hash)) bad('hash', 'must be 64 lowercase hex characters')
   if (e.seq === 1 && e.prev !== GENESIS_HASH) bad('prev', 'of seq 1 must be the genesis hash')
-  if (e.sig !== undefined && !(e.sig instanceof Uint8Array && e.sig.byteLength <= 128)) bad('sig', 'must be at most 128 bytes')
+  if (e.sig !== undefined && !(e.sig instanceof Uint8Array && e.sig.byteLength <= 128))
+    bad('sig', 'must be at most 128 bytes')
   const extra = Object.keys(e).filter((k) => !EVENT_FIELDS.has(k))
   if (extra.length > 0) bad(extra[0]!, 'is not an event field')
   return value as DruEvent
@@ -120,13 +122,19 @@ export function verifyChain(events: readonly DruEvent[], prevHash: string): stri
   let expectedSeq = events[0]?.seq
   for (const e of events) {
     if (e.seq !== expectedSeq) {
-      throw new DruError('SEQ_GAP', `${e.origin} seq ${e.seq} follows seq ${expectedSeq! - 1}`, { details: { origin: e.origin, seq: e.seq } })
+      throw new DruError('SEQ_GAP', `${e.origin} seq ${e.seq} follows seq ${expectedSeq! - 1}`, {
+        details: { origin: e.origin, seq: e.seq },
+      })
     }
     if (!eventHashMatches(e)) {
-      throw new DruError('HASH_MISMATCH', `${e.origin}#${e.seq} does not match its hash`, { details: { origin: e.origin, seq: e.seq } })
+      throw new DruError('HASH_MISMATCH', `${e.origin}#${e.seq} does not match its hash`, {
+        details: { origin: e.origin, seq: e.seq },
+      })
     }
     if (e.prev !== expected) {
-      throw new DruError('CHAIN_BROKEN', `${e.origin}#${e.seq} does not link to the previous event's hash`, { details: { origin: e.origin, seq: e.seq } })
+      throw new DruError('CHAIN_BROKEN', `${e.origin}#${e.seq} does not link to the previous event's hash`, {
+        details: { origin: e.origin, seq: e.seq },
+      })
     }
     expected = e.hash
     expectedSeq = e.seq + 1

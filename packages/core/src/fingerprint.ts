@@ -59,7 +59,9 @@ export interface LogSummary {
 }
 
 /** The summary of a set of retired origins (any order in, canonical out). */
-export function retiredSummary(entries: Iterable<readonly [origin: string, seq: number, hash: string]>): RetiredSummary {
+export function retiredSummary(
+  entries: Iterable<readonly [origin: string, seq: number, hash: string]>,
+): RetiredSummary {
   const lines = [...entries].map(([o, s, h]) => `${o}\u0000${s}\u0000${h}\n`).sort()
   const h = createHash('sha256')
   for (const line of lines) h.update(line)
@@ -71,7 +73,9 @@ export const NO_RETIRED: RetiredSummary = retiredSummary([])
 
 /** Equal live fingerprints and equal retired summaries: identical logs. */
 export function equalSummaries(a: LogSummary, b: LogSummary): boolean {
-  return equalFingerprints(a.live, b.live) && a.retired.count === b.retired.count && a.retired.digest === b.retired.digest
+  return (
+    equalFingerprints(a.live, b.live) && a.retired.count === b.retired.count && a.retired.digest === b.retired.digest
+  )
 }
 
 /** Short, stable digest of a summary for display and logs (16 hex characters). */
@@ -92,7 +96,8 @@ export function summaryMatches(ours: Fingerprint, theirs: LogSummary): boolean {
     if (ours.vv[origin] !== live[origin] || ours.heads[origin] !== theirs.live.heads[origin]) return false
   }
   const rest: Array<[string, number, string]> = []
-  for (const origin of Object.keys(ours.vv)) if (!Object.hasOwn(live, origin) && ours.vv[origin]! > 0) rest.push([origin, ours.vv[origin]!, ours.heads[origin]!])
+  for (const origin of Object.keys(ours.vv))
+    if (!Object.hasOwn(live, origin) && ours.vv[origin]! > 0) rest.push([origin, ours.vv[origin]!, ours.heads[origin]!])
   const r = retiredSummary(rest)
   return r.count === theirs.retired.count && r.digest === theirs.retired.digest
 }

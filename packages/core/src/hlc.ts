@@ -66,7 +66,8 @@ export class HlcClock {
     this.node = options.node
     this.#now = options.now ?? Date.now
     this.maxSkewMs = options.maxSkewMs ?? DEFAULT_MAX_CLOCK_SKEW_MS
-    if (!(this.maxSkewMs >= 0)) throw new DruError('CONFIG_INVALID', `maxClockSkewMs must be >= 0 (got ${this.maxSkewMs})`)
+    if (!(this.maxSkewMs >= 0))
+      throw new DruError('CONFIG_INVALID', `maxClockSkewMs must be >= 0 (got ${this.maxSkewMs})`)
     this.#last = options.highWater ?? { wall: 0, counter: 0, node: this.node }
   }
 

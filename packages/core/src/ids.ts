@@ -29,7 +29,10 @@ export function parseDruId(value: unknown, field = 'id'): DruId {
 /** Builds the origin of a DRU's incarnation. */
 export function formatOrigin(druId: DruId, incarnation: number): Origin {
   if (!Number.isInteger(incarnation) || incarnation < 1 || incarnation > MAX_INCARNATION) {
-    throw new DruError('INVALID_ARGUMENT', `incarnation must be an integer in 1..${MAX_INCARNATION}, got ${incarnation}`)
+    throw new DruError(
+      'INVALID_ARGUMENT',
+      `incarnation must be an integer in 1..${MAX_INCARNATION}, got ${incarnation}`,
+    )
   }
   return `${druId}/${incarnation}` as Origin
 }
@@ -76,13 +79,22 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
  * round trip through the log, so the id read back would differ from the one signed).
  */
 export function isDocId(value: unknown): value is DocId {
-  return typeof value === 'string' && value.length > 0 && value.length <= MAX_DOC_ID_LENGTH && !CONTROL.test(value) && !LONE_SURROGATE.test(value)
+  return (
+    typeof value === 'string' &&
+    value.length > 0 &&
+    value.length <= MAX_DOC_ID_LENGTH &&
+    !CONTROL.test(value) &&
+    !LONE_SURROGATE.test(value)
+  )
 }
 
 /** Validates and brands a document id. */
 export function parseDocId(value: unknown): DocId {
   if (!isDocId(value)) {
-    throw new DruError('INVALID_ARGUMENT', `docId must be a string of 1-${MAX_DOC_ID_LENGTH} characters without control characters (got ${JSON.stringify(typeof value === 'string' ? value.slice(0, 100) : value)})`)
+    throw new DruError(
+      'INVALID_ARGUMENT',
+      `docId must be a string of 1-${MAX_DOC_ID_LENGTH} characters without control characters (got ${JSON.stringify(typeof value === 'string' ? value.slice(0, 100) : value)})`,
+    )
   }
   return value
 }

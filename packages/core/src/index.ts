@@ -16,7 +16,16 @@ export {
   SIGN_EVERY_BYTES,
 } from './limits.js'
 export type { DruId, Origin, DocId } from './ids.js'
-export { parseDruId, formatOrigin, isOrigin, parseOrigin, isDocId, parseDocId, newIncarnation, MAX_INCARNATION } from './ids.js'
+export {
+  parseDruId,
+  formatOrigin,
+  isOrigin,
+  parseOrigin,
+  isDocId,
+  parseDocId,
+  newIncarnation,
+  MAX_INCARNATION,
+} from './ids.js'
 export type { Hlc, WallClock, HlcClockOptions } from './hlc.js'
 export { HlcClock, compareHlc, encodeHlc, decodeHlc } from './hlc.js'
 export type { VersionVector, SeqRange, VvOrder } from './version-vector.js'

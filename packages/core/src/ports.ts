@@ -120,6 +120,3 @@ export interface PeerBook {
   /** Merges (max) what a peer durably acknowledged; returns the merged vector. */
   recordPeerAck(peerId: string, acked: VersionVector, at?: number): VersionVector
 }
-
-
-

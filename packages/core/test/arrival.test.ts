@@ -24,24 +24,38 @@ function outcome(e: ArrivingEvent, hashes: string[], forgotten: number): string 
 describe('classifyArrival (the one new / duplicate / FORK / SEQ_GAP / CHAIN_BROKEN decision)', () => {
   it('agrees with the model for any chain and any arriving event', () => {
     fc.assert(
-      fc.property(chainArb, fc.nat({ max: 15 }), fc.boolean(), fc.boolean(), ({ hashes, forgotten }, rawSeq, sameHash, linked) => {
-        const seq = rawSeq + 1
-        const n = hashes.length
-        const heldAt = seq <= n ? hashes[seq - 1]! : undefined
-        const head = hashes.at(-1) ?? GENESIS
-        const e: ArrivingEvent = {
-          origin: 'a/1',
-          seq,
-          hash: sameHash && heldAt ? heldAt : `other${seq}`,
-          prev: linked ? (seq === n + 1 ? head : (hashes[seq - 2] ?? GENESIS)) : 'not-a-link',
-        }
-        const known = seq === n || seq > forgotten
-        const expected =
-          seq <= n ? (known && e.hash !== heldAt ? 'FORK' : 'duplicate') : seq > n + 1 ? 'SEQ_GAP' : e.prev !== head ? 'CHAIN_BROKEN' : 'new'
-        expect(outcome(e, hashes, forgotten)).toBe(expected)
-        // Pure: the same question gets the same answer.
-        expect(outcome(e, hashes, forgotten)).toBe(expected)
-      }),
+      fc.property(
+        chainArb,
+        fc.nat({ max: 15 }),
+        fc.boolean(),
+        fc.boolean(),
+        ({ hashes, forgotten }, rawSeq, sameHash, linked) => {
+          const seq = rawSeq + 1
+          const n = hashes.length
+          const heldAt = seq <= n ? hashes[seq - 1]! : undefined
+          const head = hashes.at(-1) ?? GENESIS
+          const e: ArrivingEvent = {
+            origin: 'a/1',
+            seq,
+            hash: sameHash && heldAt ? heldAt : `other${seq}`,
+            prev: linked ? (seq === n + 1 ? head : (hashes[seq - 2] ?? GENESIS)) : 'not-a-link',
+          }
+          const known = seq === n || seq > forgotten
+          const expected =
+            seq <= n
+              ? known && e.hash !== heldAt
+                ? 'FORK'
+                : 'duplicate'
+              : seq > n + 1
+                ? 'SEQ_GAP'
+                : e.prev !== head
+                  ? 'CHAIN_BROKEN'
+                  : 'new'
+          expect(outcome(e, hashes, forgotten)).toBe(expected)
+          // Pure: the same question gets the same answer.
+          expect(outcome(e, hashes, forgotten)).toBe(expected)
+        },
+      ),
       { numRuns: RUNS },
     )
   })

@@ -74,22 +74,27 @@ describe('event envelope', () => {
     const events = chain(6)
     expect(verifyChain(events, GENESIS_HASH)).toBe(events[5]!.hash)
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 5 }), fc.constantFrom('change', 'prev', 'hash', 'hlc', 'docId'), fc.nat(), (which, field, pos) => {
-        const e = events[which]!
-        const mutated = { ...e } as Record<string, unknown>
-        if (field === 'change') {
-          const c = Buffer.from(e.change)
-          c[pos % c.length] = c[pos % c.length]! ^ 1
-          mutated.change = c
-        } else {
-          const s = String(mutated[field])
-          const i = pos % s.length
-          mutated[field] = s.slice(0, i) + (s[i] === '0' ? '1' : '0') + s.slice(i + 1)
-        }
-        const copy = [...events]
-        copy[which] = mutated as unknown as DruEvent
-        expect(() => verifyChain(copy, GENESIS_HASH)).toThrowError(DruError)
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 5 }),
+        fc.constantFrom('change', 'prev', 'hash', 'hlc', 'docId'),
+        fc.nat(),
+        (which, field, pos) => {
+          const e = events[which]!
+          const mutated = { ...e } as Record<string, unknown>
+          if (field === 'change') {
+            const c = Buffer.from(e.change)
+            c[pos % c.length] = c[pos % c.length]! ^ 1
+            mutated.change = c
+          } else {
+            const s = String(mutated[field])
+            const i = pos % s.length
+            mutated[field] = s.slice(0, i) + (s[i] === '0' ? '1' : '0') + s.slice(i + 1)
+          }
+          const copy = [...events]
+          copy[which] = mutated as unknown as DruEvent
+          expect(() => verifyChain(copy, GENESIS_HASH)).toThrowError(DruError)
+        },
+      ),
       { numRuns: runs, seed: 22 },
     )
   })

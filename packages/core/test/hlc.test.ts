@@ -12,7 +12,9 @@ type Step =
 const step: fc.Arbitrary<Step> = fc.oneof(
   fc.constant<Step>({ kind: 'tick' }),
   fc.integer({ min: -3_600_000, max: 5_000 }).map<Step>((delta) => ({ kind: 'wall', delta })),
-  fc.record({ ahead: fc.integer({ min: -100_000, max: 1_000 }), counter: fc.integer({ min: 0, max: 50 }) }).map<Step>((r) => ({ kind: 'receive', ...r })),
+  fc
+    .record({ ahead: fc.integer({ min: -100_000, max: 1_000 }), counter: fc.integer({ min: 0, max: 50 }) })
+    .map<Step>((r) => ({ kind: 'receive', ...r })),
 )
 
 describe('hybrid logical clock', () => {
@@ -69,7 +71,11 @@ describe('hybrid logical clock', () => {
   })
 
   it('encoding sorts like compareHlc and round-trips', () => {
-    const hlc = fc.record({ wall: fc.integer({ min: 0, max: 2 ** 45 }), counter: fc.integer({ min: 0, max: 9_999_999_999 }), node: fc.constantFrom('a/1', 'b/2', 'eu-west-1/3') })
+    const hlc = fc.record({
+      wall: fc.integer({ min: 0, max: 2 ** 45 }),
+      counter: fc.integer({ min: 0, max: 9_999_999_999 }),
+      node: fc.constantFrom('a/1', 'b/2', 'eu-west-1/3'),
+    })
     fc.assert(
       fc.property(hlc, hlc, (a, b) => {
         expect(decodeHlc(encodeHlc(a))).toEqual(a)

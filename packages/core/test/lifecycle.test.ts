@@ -83,7 +83,11 @@ describe('lifecycle transition table', () => {
           if (next !== state) {
             // active only through verifying (or a standalone start)
             if (next === S.ACTIVE) {
-              expect(state === S.VERIFYING || (state === S.STARTING && signal === G.NO_PEERS) || signal === G.LAST_PEER_REMOVED).toBe(true)
+              expect(
+                state === S.VERIFYING ||
+                  (state === S.STARTING && signal === G.NO_PEERS) ||
+                  signal === G.LAST_PEER_REMOVED,
+              ).toBe(true)
             }
             // verifying only after catching up
             if (next === S.VERIFYING) expect(state).toBe(S.CATCHING_UP)
@@ -99,7 +103,8 @@ describe('lifecycle transition table', () => {
           // after isolation, ready again only after a fresh verification
           if (next === S.ISOLATED) sawVerifyingSinceIsolated = false
           if (next === S.VERIFYING) sawVerifyingSinceIsolated = true
-          if (state === S.ISOLATED && next === S.ACTIVE && signal !== G.LAST_PEER_REMOVED) expect.unreachable('isolated -> active')
+          if (state === S.ISOLATED && next === S.ACTIVE && signal !== G.LAST_PEER_REMOVED)
+            expect.unreachable('isolated -> active')
           if (next === S.ACTIVE && state !== S.ACTIVE && state !== S.STARTING && signal !== G.LAST_PEER_REMOVED) {
             expect(sawVerifyingSinceIsolated).toBe(true)
           }
@@ -113,7 +118,8 @@ describe('lifecycle transition table', () => {
   it('is a function of (state, signal): replaying the same signals gives the same states', () => {
     fc.assert(
       fc.property(fc.array(signalArb, { maxLength: 40 }), (signals) => {
-        const walk = () => signals.reduce<LifecycleState[]>((acc, g) => [...acc, transition(acc.at(-1)!, g)], [S.STARTING])
+        const walk = () =>
+          signals.reduce<LifecycleState[]>((acc, g) => [...acc, transition(acc.at(-1)!, g)], [S.STARTING])
         expect(walk()).toEqual(walk())
       }),
       { numRuns: runs, seed: 52 },
@@ -129,7 +135,12 @@ describe('createLifecycle', () => {
     expect(lc.state()).toBe(S.STARTING)
     expect(lc.since()).toBe(1_000)
     clock = 2_000
-    expect(lc.signal(G.PEERS_REACHABLE)).toEqual({ from: S.STARTING, to: S.CATCHING_UP, signal: G.PEERS_REACHABLE, at: 2_000 })
+    expect(lc.signal(G.PEERS_REACHABLE)).toEqual({
+      from: S.STARTING,
+      to: S.CATCHING_UP,
+      signal: G.PEERS_REACHABLE,
+      at: 2_000,
+    })
     clock = 3_000
     expect(lc.signal(G.VERIFIED)).toBeUndefined() // ignored: not verifying yet
     expect(lc.since()).toBe(2_000)

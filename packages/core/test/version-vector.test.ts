@@ -1,6 +1,16 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { compareVv, countMissing, dominatesVv, equalVv, meetVv, mergeVv, missingRanges, normalizeVv, type VersionVector } from '../src/index.js'
+import {
+  compareVv,
+  countMissing,
+  dominatesVv,
+  equalVv,
+  meetVv,
+  mergeVv,
+  missingRanges,
+  normalizeVv,
+  type VersionVector,
+} from '../src/index.js'
 
 const runs = Number(process.env.DRU_PROPERTY_RUNS ?? 500)
 const origin = fc.constantFrom('a/1', 'b/1', 'b/2', 'c/1', 'd/7')

@@ -40,7 +40,8 @@ export class StaleViewRepair {
   readonly collect = (patches: A.Patch[]): void => {
     for (const p of patches) {
       if (p.action === 'conflict') this.#sawConflict = true
-      if (p.action === 'inc' || p.action === 'conflict' || (p.action === 'put' && p.value instanceof A.Counter)) (this.#paths ??= []).push(p.path)
+      if (p.action === 'inc' || p.action === 'conflict' || (p.action === 'put' && p.value instanceof A.Counter))
+        (this.#paths ??= []).push(p.path)
     }
   }
 

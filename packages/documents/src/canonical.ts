@@ -19,7 +19,8 @@ export function canonicalValue(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(canonicalValue)
   if (typeof value === 'object') {
     const out: Record<string, unknown> = {}
-    for (const key of Object.keys(value as object).sort()) out[key] = canonicalValue((value as Record<string, unknown>)[key])
+    for (const key of Object.keys(value as object).sort())
+      out[key] = canonicalValue((value as Record<string, unknown>)[key])
     return out
   }
   return String(value)
@@ -35,7 +36,8 @@ export function canonicalJson(value: unknown): string {
  * strings, bytes base64, immutable strings plain strings; keys sorted.
  */
 export function plainValue(value: unknown): unknown {
-  if (value === null || typeof value === 'boolean' || typeof value === 'string' || typeof value === 'number') return value
+  if (value === null || typeof value === 'boolean' || typeof value === 'string' || typeof value === 'number')
+    return value
   if (value instanceof A.Counter) return value.value
   if (A.isImmutableString(value)) return value.toString()
   if (value instanceof Date) return value.toISOString()
@@ -43,7 +45,8 @@ export function plainValue(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(plainValue)
   if (typeof value === 'object') {
     const out: Record<string, unknown> = {}
-    for (const key of Object.keys(value as object).sort()) out[key] = plainValue((value as Record<string, unknown>)[key])
+    for (const key of Object.keys(value as object).sort())
+      out[key] = plainValue((value as Record<string, unknown>)[key])
     return out
   }
   return String(value)
@@ -51,5 +54,9 @@ export function plainValue(value: unknown): unknown {
 
 /** Per-document digest input: sorted heads and canonical JSON, hashed. */
 export function documentDigest(heads: readonly string[], json: string): string {
-  return createHash('sha256').update([...heads].sort().join(',')).update('\n').update(json).digest('hex')
+  return createHash('sha256')
+    .update([...heads].sort().join(','))
+    .update('\n')
+    .update(json)
+    .digest('hex')
 }

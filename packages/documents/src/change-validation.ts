@@ -16,7 +16,9 @@ export const MAX_CHANGE_NESTING = 256
 const HEX64 = /^[0-9a-f]{64}$/
 
 function invalid(e: DruEvent, why: string): DruError {
-  return new DruError('INVALID_EVENT', `${e.origin}#${e.seq} (${e.docId}): ${why}`, { details: { origin: e.origin, seq: e.seq, docId: e.docId } })
+  return new DruError('INVALID_EVENT', `${e.origin}#${e.seq} (${e.docId}): ${why}`, {
+    details: { origin: e.origin, seq: e.seq, docId: e.docId },
+  })
 }
 
 /**
@@ -34,15 +36,19 @@ export function checkChanges(events: readonly DruEvent[]): void {
     } catch (err) {
       throw invalid(e, `the change is not an Automerge change (${(err as Error).message})`)
     }
-    if (d.actor !== actorForOrigin(e.origin)) throw invalid(e, `the change is written by actor ${d.actor.slice(0, 24)}…, not by this origin's actor`)
-    if (!Number.isSafeInteger(d.seq) || d.seq < 1) throw invalid(e, `the change's seq ${d.seq} is not a positive integer`)
-    if (d.deps.length > MAX_CHANGE_DEPS) throw invalid(e, `the change names ${d.deps.length} dependencies; at most ${MAX_CHANGE_DEPS}`)
+    if (d.actor !== actorForOrigin(e.origin))
+      throw invalid(e, `the change is written by actor ${d.actor.slice(0, 24)}…, not by this origin's actor`)
+    if (!Number.isSafeInteger(d.seq) || d.seq < 1)
+      throw invalid(e, `the change's seq ${d.seq} is not a positive integer`)
+    if (d.deps.length > MAX_CHANGE_DEPS)
+      throw invalid(e, `the change names ${d.deps.length} dependencies; at most ${MAX_CHANGE_DEPS}`)
     const deps = new Set(d.deps)
     if (deps.size !== d.deps.length) throw invalid(e, 'the change names a dependency twice')
     for (const dep of d.deps) if (!HEX64.test(dep)) throw invalid(e, 'a dependency is not a change hash')
     if (d.hash !== undefined && deps.has(d.hash)) throw invalid(e, 'the change depends on itself')
     const nesting = nestingOf(d)
-    if (nesting > MAX_CHANGE_NESTING) throw invalid(e, `the change nests objects ${nesting} levels deep; at most ${MAX_CHANGE_NESTING}`)
+    if (nesting > MAX_CHANGE_NESTING)
+      throw invalid(e, `the change nests objects ${nesting} levels deep; at most ${MAX_CHANGE_NESTING}`)
   }
 }
 
@@ -75,7 +81,9 @@ export class ActorSeqs {
     const db = store.db
     this.#stmt = {
       get: db.prepare('select seq from actor_seqs where doc_id = ? and origin = ?').pluck(),
-      set: db.prepare('insert into actor_seqs (doc_id, origin, seq) values (?, ?, ?) on conflict(doc_id, origin) do update set seq = excluded.seq'),
+      set: db.prepare(
+        'insert into actor_seqs (doc_id, origin, seq) values (?, ?, ?) on conflict(doc_id, origin) do update set seq = excluded.seq',
+      ),
     }
   }
 
@@ -98,7 +106,12 @@ export class ActorSeqs {
       }
       const seq = A.decodeChange(e.change).seq
       if (seq !== prev + 1) {
-        throw invalid(e, seq <= prev ? `Automerge seq ${seq} of this origin's actor is already used in the document (a second change under one actor and seq)` : `Automerge seq ${seq} skips seq ${prev + 1}`)
+        throw invalid(
+          e,
+          seq <= prev
+            ? `Automerge seq ${seq} of this origin's actor is already used in the document (a second change under one actor and seq)`
+            : `Automerge seq ${seq} skips seq ${prev + 1}`,
+        )
       }
       last.set(key, seq)
     }

@@ -70,15 +70,22 @@ export function* compactDocuments(
   let docsScanned = 0
   let snapshotsWritten = 0
   let eventsDeleted = 0
-  const progress = (phase: CompactProgress['phase']): CompactProgress => ({ phase, docsScanned, snapshotsWritten, eventsDeleted })
+  const progress = (phase: CompactProgress['phase']): CompactProgress => ({
+    phase,
+    docsScanned,
+    snapshotsWritten,
+    eventsDeleted,
+  })
   // Repeat the pass while a document lowered the floor: documents already covered are
   // skipped quickly, and every lowering strictly decreases a seq, so this ends.
-  for (let lowered = Object.keys(target).length > 0; lowered; ) {
+  for (let lowered = Object.keys(target).length > 0; lowered;) {
     lowered = false
     for (const docId of docs.docIds()) {
       docsScanned++
       if (docsScanned % progressEvery === 0) yield progress('snapshot')
-      const uncovered = store.eventSeqsForDoc(docId, docs.coveredLsn(docId)).filter((e) => e.seq <= (target[e.origin] ?? 0))
+      const uncovered = store
+        .eventSeqsForDoc(docId, docs.coveredLsn(docId))
+        .filter((e) => e.seq <= (target[e.origin] ?? 0))
       if (uncovered.length === 0) continue
       if (docs.snapshotNow(docId)) {
         snapshotsWritten++

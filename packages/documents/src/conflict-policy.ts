@@ -35,10 +35,7 @@ export interface Conflict {
  * op id itself, or return undefined to leave the conflict open.
  */
 export type ConflictPolicy =
-  | 'manual'
-  | 'newest-hlc-wins'
-  | { readonly priority: readonly string[] }
-  | ((conflict: Conflict) => string | undefined)
+  'manual' | 'newest-hlc-wins' | { readonly priority: readonly string[] } | ((conflict: Conflict) => string | undefined)
 
 /** The op id the policy picks, or undefined to leave the conflict for an operator. */
 export function chooseWinner(policy: ConflictPolicy, conflict: Conflict): string | undefined {

@@ -42,8 +42,16 @@ export class ConflictRegistry {
   }
 
   /** Records a conflict once; returns its id when it is new, undefined when already known. */
-  record(docId: string, path: ReadonlyArray<string | number>, values: readonly ConflictValue[], at: number): number | undefined {
-    const key = values.map((v) => v.opId).sort().join(',')
+  record(
+    docId: string,
+    path: ReadonlyArray<string | number>,
+    values: readonly ConflictValue[],
+    at: number,
+  ): number | undefined {
+    const key = values
+      .map((v) => v.opId)
+      .sort()
+      .join(',')
     const r = this.#stmt.insert.run(docId, JSON.stringify(path), key, JSON.stringify(values), at)
     return r.changes === 1 ? Number(r.lastInsertRowid) : undefined
   }
@@ -69,7 +77,9 @@ export class ConflictRegistry {
   *list(status?: 'open' | 'resolved', pageSize = 256): Generator<Conflict> {
     let after = 0
     for (;;) {
-      const rows = (status ? this.#stmt.listStatus.all(status, after, pageSize) : this.#stmt.list.all(after, pageSize)) as Row[]
+      const rows = (
+        status ? this.#stmt.listStatus.all(status, after, pageSize) : this.#stmt.list.all(after, pageSize)
+      ) as Row[]
       for (const r of rows) yield toConflict(r)
       if (rows.length < pageSize) return
       after = rows[rows.length - 1]!.id

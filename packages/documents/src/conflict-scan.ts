@@ -113,4 +113,3 @@ export function writable(value: unknown): unknown {
   }
   return value
 }
-

@@ -108,7 +108,8 @@ export class ConflictTracker {
     for (const c of fresh) {
       const winner = chooseWinner(policy, c)
       const raw = winner === undefined ? undefined : raws.get(c.id)?.raw
-      if (winner !== undefined && raw?.has(winner)) this.#pendingPolicy.push({ conflict: c, value: writable(raw.get(winner)) })
+      if (winner !== undefined && raw?.has(winner))
+        this.#pendingPolicy.push({ conflict: c, value: writable(raw.get(winner)) })
     }
     this.runPolicy()
   }
@@ -146,12 +147,18 @@ export class ConflictTracker {
           let obj = doc
           for (const p of path.slice(0, -1)) {
             const inner = obj[p]
-            if (inner === null || typeof inner !== 'object') throw new DruError('INVALID_ARGUMENT', `conflict ${c.id}: ${JSON.stringify(path)} no longer exists`)
+            if (inner === null || typeof inner !== 'object')
+              throw new DruError('INVALID_ARGUMENT', `conflict ${c.id}: ${JSON.stringify(path)} no longer exists`)
             obj = inner as Fields
           }
           obj[prop] = value
         })
-        this.#registry.markResolved(c.id, valueAt(this.#options.writer.cachedDoc(c.docId), [...path]), this.#options.now(), by)
+        this.#registry.markResolved(
+          c.id,
+          valueAt(this.#options.writer.cachedDoc(c.docId), [...path]),
+          this.#options.now(),
+          by,
+        )
         this.#refreshOpen(c.docId)
         return event
       })
@@ -164,7 +171,10 @@ export class ConflictTracker {
   #recheckOpen(docId: string, doc: AnyDoc, by: string): void {
     for (const c of this.#registry.openForDoc(docId)) {
       const now = conflictAt(doc, [...c.path])
-      const key = c.values.map((v) => v.opId).sort().join(',')
+      const key = c.values
+        .map((v) => v.opId)
+        .sort()
+        .join(',')
       if (now && now.opIds.join(',') === key) continue
       this.#registry.markResolved(c.id, valueAt(doc, [...c.path]), this.#options.now(), by)
     }

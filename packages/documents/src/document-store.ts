@@ -123,7 +123,13 @@ export class DocumentStore {
       conflicts: this.#conflicts,
       onError,
     })
-    this.#writer = new LocalWriter({ store, cache: this.#cache, materializer: this.#materializer, afterChange: (docId, doc) => this.#conflicts.recheckLocal(docId, doc), now })
+    this.#writer = new LocalWriter({
+      store,
+      cache: this.#cache,
+      materializer: this.#materializer,
+      afterChange: (docId, doc) => this.#conflicts.recheckLocal(docId, doc),
+      now,
+    })
     const seqs = new ActorSeqs(store)
     this.#unsubscribe = [
       // A change that is not a well-formed Automerge change of its origin never enters the log.

@@ -24,7 +24,9 @@ export class IsolatedDocs {
     this.#now = now
     const db = store.db
     this.#stmt = {
-      add: db.prepare('insert into isolated_docs (doc_id, reason, at) values (?, ?, ?) on conflict(doc_id) do update set reason = excluded.reason'),
+      add: db.prepare(
+        'insert into isolated_docs (doc_id, reason, at) values (?, ?, ?) on conflict(doc_id) do update set reason = excluded.reason',
+      ),
       remove: db.prepare('delete from isolated_docs where doc_id = ?'),
       all: db.prepare('select doc_id, reason, at from isolated_docs order by doc_id'),
     }
@@ -43,7 +45,11 @@ export class IsolatedDocs {
 
   /** Isolates `docId` because of `cause`. */
   add(docId: string, cause: unknown): IsolatedDocument {
-    const doc: IsolatedDocument = { docId, reason: String((cause as Error)?.message ?? cause).slice(0, 500), at: this.#now() }
+    const doc: IsolatedDocument = {
+      docId,
+      reason: String((cause as Error)?.message ?? cause).slice(0, 500),
+      at: this.#now(),
+    }
     this.#docs.set(docId, doc)
     try {
       this.#stmt.add.run(docId, doc.reason, doc.at)
@@ -68,7 +74,11 @@ export class IsolatedDocs {
 
 /** The error every read of an isolated document gets. */
 export function isolatedError(doc: IsolatedDocument): DruError {
-  return new DruError('DOCUMENT_ISOLATED', `document ${doc.docId} is isolated: its history cannot be materialised (${doc.reason}); the rest of this DRU works`, {
-    details: { docId: doc.docId },
-  })
+  return new DruError(
+    'DOCUMENT_ISOLATED',
+    `document ${doc.docId} is isolated: its history cannot be materialised (${doc.reason}); the rest of this DRU works`,
+    {
+      details: { docId: doc.docId },
+    },
+  )
 }

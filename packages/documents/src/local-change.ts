@@ -55,7 +55,11 @@ export class LocalWriter {
     let open = true
     const change = (stx: StoreTx, docId: string, f: ChangeFn): DruEvent | undefined => {
       // Checked before the document is touched: a late call must not change the cached copy.
-      if (!open) throw new DruError('INVALID_ARGUMENT', 'this transaction has ended: tx.change cannot be used after transact() returned')
+      if (!open)
+        throw new DruError(
+          'INVALID_ARGUMENT',
+          'this transaction has ended: tx.change cannot be used after transact() returned',
+        )
       return this.changeIn(stx, docId, f)
     }
     try {
@@ -76,7 +80,12 @@ export class LocalWriter {
     checkChangeFn(docId, fn)
     this.#touched?.add(docId)
     const actor = materializer.actor()
-    const entry: CachedDoc = materializer.load(docId, true) ?? { doc: A.init({ actor }), bytes: ENTRY_OVERHEAD, unsnapshotted: 0, actor }
+    const entry: CachedDoc = materializer.load(docId, true) ?? {
+      doc: A.init({ actor }),
+      bytes: ENTRY_OVERHEAD,
+      unsnapshotted: 0,
+      actor,
+    }
     // A new incarnation writes as a new actor, so Automerge's per-actor seq is never reused.
     if (entry.actor !== actor) {
       const old = entry.doc
@@ -122,7 +131,12 @@ function checkChangeFn(docId: string, fn: unknown): asserts fn is ChangeFn {
  * then rolled it back, but the caller must still drop `doc`, so a proxy the callback leaked
  * (an async continuation) writes into freed memory instead of the next change.
  */
-function changeDocument(docId: string, doc: AnyDoc, fn: ChangeFn, time: number): { next: AnyDoc; view: StaleViewRepair } {
+function changeDocument(
+  docId: string,
+  doc: AnyDoc,
+  fn: ChangeFn,
+  time: number,
+): { next: AnyDoc; view: StaleViewRepair } {
   const view = new StaleViewRepair()
   const values = new ValueCheck()
   let next: AnyDoc
@@ -143,7 +157,10 @@ function changeDocument(docId: string, doc: AnyDoc, fn: ChangeFn, time: number):
   } catch (err) {
     throw invalidValueError(docId, err) ?? err
   }
-  if (values.bad !== undefined) throw new DruError('INVALID_VALUE', `document ${docId}: ${values.bad}; nothing was committed`, { details: { docId } })
+  if (values.bad !== undefined)
+    throw new DruError('INVALID_VALUE', `document ${docId}: ${values.bad}; nothing was committed`, {
+      details: { docId },
+    })
   return { next, view }
 }
 
@@ -174,7 +191,11 @@ function isAsyncFunction(fn: unknown): boolean {
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return v !== null && (typeof v === 'object' || typeof v === 'function') && typeof (v as { then?: unknown }).then === 'function'
+  return (
+    v !== null &&
+    (typeof v === 'object' || typeof v === 'function') &&
+    typeof (v as { then?: unknown }).then === 'function'
+  )
 }
 
 function asyncChangeError(docId: string): DruError {
@@ -189,7 +210,11 @@ function asyncChangeError(docId: string): DruError {
 function invalidValueError(docId: string, err: unknown): DruError | undefined {
   if (!(err instanceof RangeError)) return undefined
   const cyclic = /call stack/i.test(err.message)
-  if (!cyclic && !/^Cannot assign|^Cannot create a reference|^invalid (value|import)/.test(err.message)) return undefined
+  if (!cyclic && !/^Cannot assign|^Cannot create a reference|^invalid (value|import)/.test(err.message))
+    return undefined
   const why = cyclic ? 'a cyclic or too deeply nested value' : err.message.split(/\.\s/)[0]
-  return new DruError('INVALID_VALUE', `document ${docId}: ${why}; nothing was committed`, { cause: err, details: { docId } })
+  return new DruError('INVALID_VALUE', `document ${docId}: ${why}; nothing was committed`, {
+    cause: err,
+    details: { docId },
+  })
 }

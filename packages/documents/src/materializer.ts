@@ -155,12 +155,16 @@ export class Materializer {
       // A change Automerge refuses breaks the document: it is dropped and rebuilt from the
       // log, which skips that change (#loadFromLog).
       const usable = list.filter((e) => !this.#rejected.has(e))
-      const [next] = A.applyChanges(entry.doc, usable.map((e) => e.change), {
-        patchCallback: (p) => {
-          patches.push(...p)
-          view.collect(p)
+      const [next] = A.applyChanges(
+        entry.doc,
+        usable.map((e) => e.change),
+        {
+          patchCallback: (p) => {
+            patches.push(...p)
+            view.collect(p)
+          },
         },
-      })
+      )
       entry.remote = true
       entry.doc = view.repair(next, entry.actor, entry.counterConflict)
       if (view.hit) entry.counterConflict = true
@@ -271,17 +275,25 @@ export class Materializer {
   #reject(docId: string, e: DruEvent, cause: unknown): void {
     if (!this.#rejected.add(e, cause)) return
     this.#onError(
-      new DruError('INVALID_EVENT', `${e.origin}#${e.seq}: Automerge refuses its change to ${docId} (${String((cause as Error)?.message ?? cause).slice(0, 200)}); skipped, as on every DRU`, {
-        cause,
-        details: { origin: e.origin, seq: e.seq, docId },
-      }),
+      new DruError(
+        'INVALID_EVENT',
+        `${e.origin}#${e.seq}: Automerge refuses its change to ${docId} (${String((cause as Error)?.message ?? cause).slice(0, 200)}); skipped, as on every DRU`,
+        {
+          cause,
+          details: { origin: e.origin, seq: e.seq, docId },
+        },
+      ),
     )
   }
 
   #isolate(docId: string, cause: unknown): IsolatedDocument {
     this.#cache.drop(docId)
     const doc = this.#isolated.add(docId, cause)
-    this.#onError(new DruError('DOCUMENT_ISOLATED', `document ${docId} cannot be materialised and is isolated: ${doc.reason}`, { cause }))
+    this.#onError(
+      new DruError('DOCUMENT_ISOLATED', `document ${docId} cannot be materialised and is isolated: ${doc.reason}`, {
+        cause,
+      }),
+    )
     return doc
   }
 
@@ -315,14 +327,24 @@ export class Materializer {
           // broken
         }
         patches.length = 0
-        doc = applyTolerant(base, tail, this.#rejected, { patchCallback, reject: (e, cause) => this.#reject(docId, e, cause) })
+        doc = applyTolerant(base, tail, this.#rejected, {
+          patchCallback,
+          reject: (e, cause) => this.#reject(docId, e, cause),
+        })
       }
       doc = view.repair(doc, actor)
       counterConflict = view.hit
       for (const e of tail) bytes += e.change.byteLength
     }
     const remote = tail.some((e) => e.origin !== this.#store.origin)
-    const entry: CachedDoc = { doc, bytes, unsnapshotted: tail.length, actor, ...(counterConflict ? { counterConflict } : {}), ...(remote ? { remote } : {}) }
+    const entry: CachedDoc = {
+      doc,
+      bytes,
+      unsnapshotted: tail.length,
+      actor,
+      ...(counterConflict ? { counterConflict } : {}),
+      ...(remote ? { remote } : {}),
+    }
     if (cache) this.#cache.insert(docId, entry)
     const paths = conflictedPaths(patches)
     if (paths.length > 0) this.#conflicts.record(docId, this.#conflicts.scan(doc, paths), tail)

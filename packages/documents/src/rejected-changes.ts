@@ -23,15 +23,21 @@ export class RejectedChanges {
   readonly #keys = new Set<string>()
   readonly #stmt
 
-  constructor(store: EventStore, readonly now: () => number) {
+  constructor(
+    store: EventStore,
+    readonly now: () => number,
+  ) {
     const db = store.db
     this.#stmt = {
       all: db.prepare('select origin, seq from rejected_changes'),
-      add: db.prepare('insert into rejected_changes (origin, seq, doc_id, reason, at) values (?, ?, ?, ?, ?) on conflict do nothing'),
+      add: db.prepare(
+        'insert into rejected_changes (origin, seq, doc_id, reason, at) values (?, ?, ?, ?, ?) on conflict do nothing',
+      ),
       count: db.prepare('select count(*) from rejected_changes').pluck(),
       recent: db.prepare('select origin, seq, doc_id, reason, at from rejected_changes order by at desc limit ?'),
     }
-    for (const r of this.#stmt.all.all() as Array<{ origin: string; seq: number }>) this.#keys.add(`${r.origin}#${r.seq}`)
+    for (const r of this.#stmt.all.all() as Array<{ origin: string; seq: number }>)
+      this.#keys.add(`${r.origin}#${r.seq}`)
   }
 
   has(e: Pick<DruEvent, 'origin' | 'seq'>): boolean {
@@ -53,7 +59,16 @@ export class RejectedChanges {
 
   /** How many there are, and the latest `limit` of them. */
   list(limit = 20): { count: number; changes: RejectedChange[] } {
-    const rows = this.#stmt.recent.all(limit) as Array<{ origin: string; seq: number; doc_id: string; reason: string; at: number }>
-    return { count: this.#stmt.count.get() as number, changes: rows.map((r) => ({ origin: r.origin, seq: r.seq, docId: r.doc_id, reason: r.reason, at: r.at })) }
+    const rows = this.#stmt.recent.all(limit) as Array<{
+      origin: string
+      seq: number
+      doc_id: string
+      reason: string
+      at: number
+    }>
+    return {
+      count: this.#stmt.count.get() as number,
+      changes: rows.map((r) => ({ origin: r.origin, seq: r.seq, docId: r.doc_id, reason: r.reason, at: r.at })),
+    }
   }
 }

@@ -68,9 +68,13 @@ export class SnapshotStore {
     // or the document would be lost once its events are compacted away.
     if (entry.remote && !loadsBack(bytes, heads)) {
       this.#onError(
-        new DruError('INVALID_EVENT', `document ${docId} cannot be snapshotted: a change in its history does not survive save and load; its events are kept (compaction holds them back)`, {
-          details: { docId },
-        }),
+        new DruError(
+          'INVALID_EVENT',
+          `document ${docId} cannot be snapshotted: a change in its history does not survive save and load; its events are kept (compaction holds them back)`,
+          {
+            details: { docId },
+          },
+        ),
       )
       return false
     }
@@ -126,7 +130,11 @@ export function changesOfSnapshot(docId: string, bytes: Uint8Array): Uint8Array[
   try {
     doc = A.load(bytes)
   } catch (err) {
-    throw new DruError('MALFORMED', `the snapshot of ${docId} is not a valid Automerge document: ${(err as Error).message}`, { details: { docId } })
+    throw new DruError(
+      'MALFORMED',
+      `the snapshot of ${docId} is not a valid Automerge document: ${(err as Error).message}`,
+      { details: { docId } },
+    )
   }
   try {
     return A.getAllChanges(doc)

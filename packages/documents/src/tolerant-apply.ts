@@ -23,7 +23,14 @@ export function applyTolerant(
     const collect = { patchCallback: (p: A.Patch[]) => void patches.push(...p) }
     let doc = base()
     try {
-      doc = usable.length > 0 ? A.applyChanges(doc, usable.map((e) => e.change), collect)[0] : doc
+      doc =
+        usable.length > 0
+          ? A.applyChanges(
+              doc,
+              usable.map((e) => e.change),
+              collect,
+            )[0]
+          : doc
       options.patchCallback?.(patches)
       return doc
     } catch {

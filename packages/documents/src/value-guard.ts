@@ -22,7 +22,18 @@ const LIST_WRITERS: ReadonlyMap<PropertyKey, number> = new Map([
 
 const OWN_OBJECT = Symbol('dru.guarded')
 
-const BUILT_INS: ReadonlyArray<abstract new (...args: never[]) => object> = [Map, Set, WeakMap, WeakSet, RegExp, Error, Promise, ArrayBuffer, SharedArrayBuffer, WeakRef]
+const BUILT_INS: ReadonlyArray<abstract new (...args: never[]) => object> = [
+  Map,
+  Set,
+  WeakMap,
+  WeakSet,
+  RegExp,
+  Error,
+  Promise,
+  ArrayBuffer,
+  SharedArrayBuffer,
+  WeakRef,
+]
 
 /**
  * Wraps the document a change function receives, so every value assigned to a field or
@@ -79,7 +90,8 @@ function wrapList<T extends object>(list: T, path: string, depth: number, revoke
       if (key === OWN_OBJECT) return list
       const value: unknown = Reflect.get(real, key)
       const from = typeof value === 'function' ? LIST_WRITERS.get(key) : undefined
-      if (from === undefined) return typeof value === 'function' ? value : guardedChild(value, `${path}/${String(key)}`, depth + 1, revokes)
+      if (from === undefined)
+        return typeof value === 'function' ? value : guardedChild(value, `${path}/${String(key)}`, depth + 1, revokes)
       return (...args: unknown[]) => {
         for (let i = from; i < args.length; i++) check(args[i], `${path}/${String(key)}()`, depth + 1, [])
         return (value as (...a: unknown[]) => unknown).apply(real, args.map(unwrap))
@@ -108,7 +120,9 @@ function wrapList<T extends object>(list: T, path: string, depth: number, revoke
 
 /** Nested maps and lists come back guarded; counters, dates, bytes and scalars as they are. */
 function guardedChild(value: unknown, path: string, depth: number, revokes: Revokes): unknown {
-  return value !== null && typeof value === 'object' && A.getObjectId(value) != null ? wrap(value, path, depth, revokes) : value
+  return value !== null && typeof value === 'object' && A.getObjectId(value) != null
+    ? wrap(value, path, depth, revokes)
+    : value
 }
 
 /** A guarded proxy handed back to Automerge (e.g. `d.a = d.b`) must be Automerge's own object. */
@@ -127,7 +141,9 @@ export function assertStorable(value: unknown, path: string): void {
 }
 
 function refuse(what: string, path: string): never {
-  throw new DruError('INVALID_VALUE', `${what} at ${path || '/'} cannot be stored in a document`, { details: { path: path || '/' } })
+  throw new DruError('INVALID_VALUE', `${what} at ${path || '/'} cannot be stored in a document`, {
+    details: { path: path || '/' },
+  })
 }
 
 function checkKey(key: string, path: string): void {
@@ -144,7 +160,11 @@ function check(value: unknown, path: string, depth: number, ancestors: object[])
       return
     case 'number':
       if (!Number.isFinite(value)) refuse(`${value} (not a JSON number)`, path)
-      if (Number.isInteger(value) && !Number.isSafeInteger(value)) refuse(`the integer ${value} (beyond ±2^53 it would not read back as written; store a string or a bigint)`, path)
+      if (Number.isInteger(value) && !Number.isSafeInteger(value))
+        refuse(
+          `the integer ${value} (beyond ±2^53 it would not read back as written; store a string or a bigint)`,
+          path,
+        )
       return
     case 'bigint':
       if (value < -(2n ** 63n) || value >= 2n ** 63n) refuse('a bigint outside 64 bits', path)
@@ -183,7 +203,8 @@ function check(value: unknown, path: string, depth: number, ancestors: object[])
   if (BUILT_INS.some((type) => obj instanceof type) || ArrayBuffer.isView(obj)) {
     refuse(`a ${obj.constructor?.name ?? 'built-in'} (store plain objects, arrays, dates or Uint8Array bytes)`, path)
   }
-  if (Object.getPrototypeOf(obj) === null) refuse('an object without a prototype (Object.create(null); spread it into {})', path)
+  if (Object.getPrototypeOf(obj) === null)
+    refuse('an object without a prototype (Object.create(null); spread it into {})', path)
   if (Object.getOwnPropertySymbols(obj).length > 0) refuse('an object with symbol keys (they would be dropped)', path)
   ancestors.push(obj)
   for (const [k, v] of Object.entries(obj)) {

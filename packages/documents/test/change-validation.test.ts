@@ -29,7 +29,14 @@ function node(druId: string, path = ':memory:') {
 /** A chain of events of `origin`, each carrying the given change bytes. */
 function chain(origin: string, changes: Uint8Array[], docId = 'd', from = 1, prev = GENESIS_HASH): DruEvent[] {
   return changes.map((change, i) => {
-    const e = sealEvent({ origin: origin as Origin, seq: from + i, hlc: encodeHlc({ wall: 1_700_000_000_000 + i, counter: 0, node: origin }), docId, change, prev })
+    const e = sealEvent({
+      origin: origin as Origin,
+      seq: from + i,
+      hlc: encodeHlc({ wall: 1_700_000_000_000 + i, counter: 0, node: origin }),
+      docId,
+      change,
+      prev,
+    })
     prev = e.hash
     return e
   })
@@ -51,7 +58,9 @@ function nested(origin: string, levels: number): Uint8Array {
   const value: Record<string, unknown> = {}
   let at = value
   for (let i = 1; i < levels; i++) at = (at.n = {}) as Record<string, unknown>
-  return A.getLastLocalChange(A.change(A.init<Record<string, unknown>>({ actor: actorForOrigin(origin) }), (d) => (d.deep = value)))!
+  return A.getLastLocalChange(
+    A.change(A.init<Record<string, unknown>>({ actor: actorForOrigin(origin) }), (d) => (d.deep = value)),
+  )!
 }
 
 function codeOf(fn: () => unknown): string | undefined {
@@ -66,9 +75,9 @@ function codeOf(fn: () => unknown): string | undefined {
 describe('changes are checked before they are stored', () => {
   it.each<[string, (o: string) => Uint8Array[]]>([
     ['bytes that are not an Automerge change', () => [new Uint8Array([1, 2, 3, 4])]],
-    ['a change written under another origin\'s actor', () => changesBy('b/1', 1)],
+    ["a change written under another origin's actor", () => changesBy('b/1', 1)],
     ['two changes under one actor and seq (two contents)', (o) => [changesBy(o, 1, 'x')[0]!, changesBy(o, 1, 'y')[0]!]],
-    ['a change that skips its actor\'s seq', (o) => [changesBy(o, 2)[1]!]],
+    ["a change that skips its actor's seq", (o) => [changesBy(o, 2)[1]!]],
     // Automerge's WASM aborts the process near 1,500 levels: one change may not create more than 256.
     ['a change nesting objects 300 levels deep', (o) => [nested(o, 300)]],
   ])('refuses %s with INVALID_EVENT; nothing is stored or forwarded', (_name, make) => {
@@ -110,7 +119,7 @@ describe('changes are checked before they are stored', () => {
 })
 
 describe('history stored before these checks', () => {
-  it('a second change under one actor and seq is skipped (the same one on every DRU: the origin\'s seq order decides), the document reads', () => {
+  it("a second change under one actor and seq is skipped (the same one on every DRU: the origin's seq order decides), the document reads", () => {
     const dir = mkdtempSync(join(tmpdir(), 'dru-iso-'))
     dirs.push(dir)
     const path = join(dir, 'x.db')

@@ -58,6 +58,13 @@ describe('commit phases: documents derive before anyone is notified', () => {
     })
 
     expect(seen).toEqual([{ status: 'new' }, { status: 'paid' }, { status: 'new' }])
-    expect(order).toEqual(['documents:remote', 'notify:remote', 'documents:remote', 'notify:remote', 'documents:local', 'notify:local'])
+    expect(order).toEqual([
+      'documents:remote',
+      'notify:remote',
+      'documents:remote',
+      'notify:remote',
+      'documents:local',
+      'notify:local',
+    ])
   })
 })

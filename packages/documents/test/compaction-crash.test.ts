@@ -16,13 +16,25 @@ const CHILD = fileURLToPath(new URL('./fixtures/compact-child.mjs', import.meta.
 const dir = mkdtempSync(join(tmpdir(), 'dru-compact-crash-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-const run = (...args: string[]) => execFileSync(process.execPath, [CHILD, ...args], { encoding: 'utf8', timeout: 60_000 })
-const state = (db: string) => JSON.parse(run('state', db)) as { digest: string; cluster: string; docs: number; events: number; base: Record<string, number>; vv: Record<string, number> }
+const run = (...args: string[]) =>
+  execFileSync(process.execPath, [CHILD, ...args], { encoding: 'utf8', timeout: 60_000 })
+const state = (db: string) =>
+  JSON.parse(run('state', db)) as {
+    digest: string
+    cluster: string
+    docs: number
+    events: number
+    base: Record<string, number>
+    vv: Record<string, number>
+  }
 
 /** Starts `compact`, which blocks after its `killAt`-th progress line, and SIGKILLs it there; resolves with the lines seen. */
 function compactAndKill(db: string, killAt: number): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CHILD, 'compact', db], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, STOP_AT: String(killAt) } })
+    const child = spawn(process.execPath, [CHILD, 'compact', db], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, STOP_AT: String(killAt) },
+    })
     const lines: string[] = []
     createInterface({ input: child.stdout }).on('line', (line) => {
       if (line === 'stopped') child.kill('SIGKILL')

@@ -234,7 +234,8 @@ describe('compaction', () => {
     write(a, 'x', 'k', 2) // depends on b's change
     write(a, 'y', 'k', 3)
     // c gets a's events but not b's: a's change to x waits for its dependency.
-    for (const batch of a.store.eventsMissing(c.store.vv())) c.store.ingest(batch.filter((e) => e.origin === a.store.origin))
+    for (const batch of a.store.eventsMissing(c.store.vv()))
+      c.store.ingest(batch.filter((e) => e.origin === a.store.origin))
     const result = runCompact(c, c.store.vv())
     expect(result.heldBack).toEqual([a.store.origin])
     expect(result.eventsDeleted).toBe(0)
@@ -259,9 +260,23 @@ describe('compaction', () => {
     expect(run).toHaveLength(8)
     const fp = c.store.fingerprint()
     const tampered: Array<[string, FoldedEnvelope[], string]> = [
-      ['an unknown change hash', run!.map((e, i) => (i === 3 ? { ...e, changeHash: new Uint8Array(32).fill(7) } : e)), 'MALFORMED'],
-      ['a change staged for another document', run!.map((e, i) => (i === 3 ? { ...e, docId: e.docId === 'd' ? 'e' : 'd' } : e)), 'MALFORMED'],
-      ['a forged HLC (the next link breaks)', run!.map((e, i) => (i === 3 ? { ...e, hlc: encodeHlc({ ...decodeHlc(e.hlc), counter: decodeHlc(e.hlc).counter + 1 }) } : e)), 'CHAIN_BROKEN'],
+      [
+        'an unknown change hash',
+        run!.map((e, i) => (i === 3 ? { ...e, changeHash: new Uint8Array(32).fill(7) } : e)),
+        'MALFORMED',
+      ],
+      [
+        'a change staged for another document',
+        run!.map((e, i) => (i === 3 ? { ...e, docId: e.docId === 'd' ? 'e' : 'd' } : e)),
+        'MALFORMED',
+      ],
+      [
+        'a forged HLC (the next link breaks)',
+        run!.map((e, i) =>
+          i === 3 ? { ...e, hlc: encodeHlc({ ...decodeHlc(e.hlc), counter: decodeHlc(e.hlc).counter + 1 }) } : e,
+        ),
+        'CHAIN_BROKEN',
+      ],
     ]
     for (const [name, envs, code] of tampered) {
       let got: string | undefined
@@ -287,7 +302,9 @@ describe('compaction', () => {
   it('bad snapshot bytes are MALFORMED and stage nothing', () => {
     const a = make('us-east')
     write(a, 'd', 'k', 1)
-    expect(() => a.docs.changesOf('d', new Uint8Array([1, 2, 3, 4]))).toThrow(expect.objectContaining({ code: 'MALFORMED' }))
+    expect(() => a.docs.changesOf('d', new Uint8Array([1, 2, 3, 4]))).toThrow(
+      expect.objectContaining({ code: 'MALFORMED' }),
+    )
   })
 
   it('property: random writes, exchanges and compactions at the members’ floor; a newcomer bootstrapped from any DRU converges', () => {
@@ -313,7 +330,8 @@ describe('compaction', () => {
           }
           const newcomer = make('sa-east')
           sync(nodes[source]!, newcomer)
-          for (let round = 0; round < 2; round++) for (const x of [...nodes, newcomer]) for (const y of [...nodes, newcomer]) if (x !== y) sync(x, y)
+          for (let round = 0; round < 2; round++)
+            for (const x of [...nodes, newcomer]) for (const y of [...nodes, newcomer]) if (x !== y) sync(x, y)
           const digest = nodes[0]!.docs.clusterDigest()
           for (const n of [...nodes, newcomer]) {
             expect(n.docs.clusterDigest()).toEqual(digest)

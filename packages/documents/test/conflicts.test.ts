@@ -14,14 +14,22 @@ const firstIncarnation = () => {
 function make(druId: string, options: DocumentStoreOptions = {}) {
   const now = () => clock
   const store = EventStore.open({ path: ':memory:', druId, now, skewPolicy: 'tolerate', random: firstIncarnation() })
-  const docs = new DocumentStore(store, { now, onError: (e) => { throw e }, ...options })
+  const docs = new DocumentStore(store, {
+    now,
+    onError: (e) => {
+      throw e
+    },
+    ...options,
+  })
   open.push({ store, docs })
   return { store, docs }
 }
 
 function exchange(...sides: Array<{ store: EventStore }>): void {
   for (let round = 0; round < 2; round++) {
-    for (const from of sides) for (const to of sides) if (from !== to) for (const b of from.store.eventsMissing(to.store.vv())) to.store.ingest(b)
+    for (const from of sides)
+      for (const to of sides)
+        if (from !== to) for (const b of from.store.eventsMissing(to.store.vv())) to.store.ingest(b)
   }
 }
 
@@ -85,7 +93,11 @@ describe('conflicts', () => {
     const [c] = eu.docs.listConflicts()
     const event = eu.docs.resolveConflict(c!.id, 'refunded')
     expect(event?.docId).toBe('order-42')
-    expect(eu.docs.getConflict(c!.id)).toMatchObject({ status: 'resolved', resolution: 'refunded', resolvedBy: 'operator' })
+    expect(eu.docs.getConflict(c!.id)).toMatchObject({
+      status: 'resolved',
+      resolution: 'refunded',
+      resolvedBy: 'operator',
+    })
     expect(us.docs.listConflicts()).toHaveLength(1)
     exchange(eu, us)
     expect(us.docs.listConflicts()).toHaveLength(0)

@@ -149,7 +149,7 @@ describe('DocumentStore remote events', () => {
     expect(b.docs.stats().remoteApplied).toBe(2) // only the hot document's two events
     expect(b.docs.stats().loads).toBe(loadsBefore)
     expect(b.docs.isCached('doc-1')).toBe(false)
-    expect(b.docs.get("doc-3")).toEqual({ v: 31, w: true })
+    expect(b.docs.get('doc-3')).toEqual({ v: 31, w: true })
   })
 
   it('canonical JSON and digests do not depend on delivery order, while live key order does', () => {
@@ -181,7 +181,9 @@ describe('DocumentStore remote events', () => {
       d.b = new Uint8Array([1, 255])
       d.text = 'hi'
     })
-    expect(docs.digest('d')!.json).toBe('{"b":{"$bytes":"01ff"},"c":{"$counter":3},"s":{"$str":"x"},"t":{"$date":5},"text":"hi"}')
+    expect(docs.digest('d')!.json).toBe(
+      '{"b":{"$bytes":"01ff"},"c":{"$counter":3},"s":{"$str":"x"},"t":{"$date":5},"text":"hi"}',
+    )
     expect(docs.get('d')).toEqual({ b: 'Af8=', c: 3, s: 'x', t: new Date(5).toISOString(), text: 'hi' })
   })
 })

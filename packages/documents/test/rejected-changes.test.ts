@@ -23,7 +23,10 @@ afterEach(() => {
 function node(druId: string, path = ':memory:') {
   const store = EventStore.open({ path, druId, skewPolicy: 'tolerate' })
   const errors: string[] = []
-  const docs = new DocumentStore(store, { onError: (e) => errors.push((e as { code?: string }).code ?? String(e)), snapshotAfter: 4 })
+  const docs = new DocumentStore(store, {
+    onError: (e) => errors.push((e as { code?: string }).code ?? String(e)),
+    snapshotAfter: 4,
+  })
   const handle = { store, docs, errors, close: () => (docs.close(), store.close()) }
   open.push(handle)
   return handle
@@ -38,7 +41,14 @@ function tempPath(): string {
 let wall = 1_700_000_000_000
 function chain(origin: string, changes: Uint8Array[], docId: string, from = 1, prev = GENESIS_HASH): DruEvent[] {
   return changes.map((change, i) => {
-    const e = sealEvent({ origin: origin as Origin, seq: from + i, hlc: encodeHlc({ wall: wall++, counter: 0, node: origin }), docId, change, prev })
+    const e = sealEvent({
+      origin: origin as Origin,
+      seq: from + i,
+      hlc: encodeHlc({ wall: wall++, counter: 0, node: origin }),
+      docId,
+      change,
+      prev,
+    })
     prev = e.hash
     return e
   })
@@ -61,8 +71,14 @@ function scenario(craft: (ok: A.DecodedChange, actor: string) => A.DecodedChange
   return { bEvents, mEvents, bLater }
 }
 
-const missingObject = (ok: A.DecodedChange, actor: string) => ({ ...ok, ops: ok.ops.map((op) => ({ ...op, obj: `7@${actor}` })) })
-const phantomPred = (ok: A.DecodedChange, actor: string) => ({ ...ok, ops: ok.ops.map((op) => ({ ...op, pred: [`99@${actor}`] })) })
+const missingObject = (ok: A.DecodedChange, actor: string) => ({
+  ...ok,
+  ops: ok.ops.map((op) => ({ ...op, obj: `7@${actor}` })),
+})
+const phantomPred = (ok: A.DecodedChange, actor: string) => ({
+  ...ok,
+  ops: ok.ops.map((op) => ({ ...op, pred: [`99@${actor}`] })),
+})
 
 describe('a change Automerge refuses does not take its document away', () => {
   it('an operation on an object that does not exist: stored, skipped on every DRU alike (cached, cold, any order, after a restart), recorded', () => {

@@ -32,8 +32,18 @@ describe('the guarded document a change function gets', () => {
     })
     const seen: unknown[] = []
     d.change('x', (doc: Doc) => {
-      seen.push(Array.isArray(doc.items), doc.items.length, [...doc.items], Object.keys(doc).sort(), JSON.parse(JSON.stringify(doc.items)))
-      seen.push(doc.items.map((n: number) => n * 2), doc.items.includes(2), doc.items.indexOf(3))
+      seen.push(
+        Array.isArray(doc.items),
+        doc.items.length,
+        [...doc.items],
+        Object.keys(doc).sort(),
+        JSON.parse(JSON.stringify(doc.items)),
+      )
+      seen.push(
+        doc.items.map((n: number) => n * 2),
+        doc.items.includes(2),
+        doc.items.indexOf(3),
+      )
       doc.items[0] = 10
       doc.items.splice(1, 1)
       doc.items.insertAt(1, 20, 21)
@@ -47,8 +57,26 @@ describe('the guarded document a change function gets', () => {
       for (const item of doc.nested.list) seen.push(typeof item)
       seen.push('items' in doc, 1 in doc.items)
     })
-    expect(seen).toEqual([true, 3, [1, 2, 3], ['count', 'items', 'nested'], [1, 2, 3], [2, 4, 6], true, 2, 'object', 'object', true, true])
-    expect(d.get('x')).toEqual({ count: 5, items: [0, 10, 20, 21, 3, 99], moved: { a: 2 }, nested: { list: [{ a: 2 }, { b: [true, null, 'x'] }] } })
+    expect(seen).toEqual([
+      true,
+      3,
+      [1, 2, 3],
+      ['count', 'items', 'nested'],
+      [1, 2, 3],
+      [2, 4, 6],
+      true,
+      2,
+      'object',
+      'object',
+      true,
+      true,
+    ])
+    expect(d.get('x')).toEqual({
+      count: 5,
+      items: [0, 10, 20, 21, 3, 99],
+      moved: { a: 2 },
+      nested: { list: [{ a: 2 }, { b: [true, null, 'x'] }] },
+    })
   })
 
   it('refuses a bad value however it is written (field, index, push, insertAt, splice, unshift, fill, nested), committing nothing', () => {
@@ -71,7 +99,9 @@ describe('the guarded document a change function gets', () => {
     ]
     for (const write of writes) {
       for (const bad of [() => 1, new Map(), NaN, Symbol('s'), undefined]) {
-        expect(() => d.change('x', (doc: Doc) => write(doc, bad))).toThrow(expect.objectContaining({ code: 'INVALID_VALUE' }))
+        expect(() => d.change('x', (doc: Doc) => write(doc, bad))).toThrow(
+          expect.objectContaining({ code: 'INVALID_VALUE' }),
+        )
       }
     }
     expect(d.get('x')).toEqual(before)

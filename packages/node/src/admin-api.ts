@@ -72,9 +72,15 @@ export interface StatusJson {
   /** Events handlers still owe and dead letters, when a handler is registered or anything is owed. */
   readonly inbox?: InboxSummaryJson
   /** Documents whose snapshot cannot be loaded: reading them fails with DOCUMENT_ISOLATED (present when any). */
-  readonly isolatedDocuments?: { readonly count: number; readonly docs: ReadonlyArray<{ docId: string; reason: string; at: string }> }
+  readonly isolatedDocuments?: {
+    readonly count: number
+    readonly docs: ReadonlyArray<{ docId: string; reason: string; at: string }>
+  }
   /** Stored changes Automerge refuses to apply, skipped on every DRU alike (present when any). */
-  readonly rejectedChanges?: { readonly count: number; readonly latest: ReadonlyArray<{ origin: string; seq: number; docId: string; reason: string; at: string }> }
+  readonly rejectedChanges?: {
+    readonly count: number
+    readonly latest: ReadonlyArray<{ origin: string; seq: number; docId: string; reason: string; at: string }>
+  }
   /** Events stored, the compaction base (compacted away) and the floor a compaction would use now. */
   readonly log?: {
     readonly events: number

@@ -45,20 +45,34 @@ export interface AdminRequestHead {
  * (throws FORBIDDEN, UNAUTHORIZED, or INVALID_ARGUMENT with HTTP 415). Pure, so every rule is
  * tested apart from sockets.
  */
-export function admitAdminRequest(req: AdminRequestHead, policy: { allowedHosts: ReadonlySet<string>; loopback: boolean; token: string | undefined }): void {
+export function admitAdminRequest(
+  req: AdminRequestHead,
+  policy: { allowedHosts: ReadonlySet<string>; loopback: boolean; token: string | undefined },
+): void {
   const host = (req.host ?? '').toLowerCase()
   if (!policy.allowedHosts.has(host)) {
-    throw new DruError('FORBIDDEN', `this admin API does not answer to Host ${JSON.stringify(host.slice(0, 100))}; add it to admin.allowedHosts if it is yours`)
+    throw new DruError(
+      'FORBIDDEN',
+      `this admin API does not answer to Host ${JSON.stringify(host.slice(0, 100))}; add it to admin.allowedHosts if it is yours`,
+    )
   }
   if (req.origin !== undefined && req.origin.toLowerCase() !== `http://${host}`) {
-    throw new DruError('FORBIDDEN', `requests from another origin (${req.origin.slice(0, 100)}) are refused: the admin API is not for web pages`)
+    throw new DruError(
+      'FORBIDDEN',
+      `requests from another origin (${req.origin.slice(0, 100)}) are refused: the admin API is not for web pages`,
+    )
   }
   const needsToken = req.method === 'POST' || (!policy.loopback && !PROBES.has(req.path))
   if (needsToken && policy.token !== undefined && !tokenMatches(policy.token, req.authorization)) {
-    throw new DruError('UNAUTHORIZED', 'this admin API needs its token: send authorization: Bearer <token> (dru: --token-file or DRU_ADMIN_TOKEN)')
+    throw new DruError(
+      'UNAUTHORIZED',
+      'this admin API needs its token: send authorization: Bearer <token> (dru: --token-file or DRU_ADMIN_TOKEN)',
+    )
   }
   if (req.method === 'POST' && !/^application\/json\s*(;|$)/i.test(req.contentType ?? '')) {
-    throw new DruError('INVALID_ARGUMENT', 'POST requests must be content-type: application/json', { details: { status: 415 } })
+    throw new DruError('INVALID_ARGUMENT', 'POST requests must be content-type: application/json', {
+      details: { status: 415 },
+    })
   }
 }
 
@@ -82,8 +96,24 @@ export function machineNames(): { interfaces: string[]; machineName: string } {
  * bound to a wildcard address, every interface address and the host name, since clients on
  * the network reach it by those.
  */
-export function adminHostNames(o: { bound: string; address?: string; port: number; extra: readonly string[]; interfaces?: readonly string[]; machineName?: string }): Set<string> {
-  const names = [o.bound, o.address ?? '', 'localhost', '127.0.0.1', '::1', ...(o.interfaces ?? []), ...(o.machineName ? [o.machineName] : []), ...o.extra]
+export function adminHostNames(o: {
+  bound: string
+  address?: string
+  port: number
+  extra: readonly string[]
+  interfaces?: readonly string[]
+  machineName?: string
+}): Set<string> {
+  const names = [
+    o.bound,
+    o.address ?? '',
+    'localhost',
+    '127.0.0.1',
+    '::1',
+    ...(o.interfaces ?? []),
+    ...(o.machineName ? [o.machineName] : []),
+    ...o.extra,
+  ]
   const withPort = (n: string): string => {
     const name = n.toLowerCase()
     if (/^\[[^\]]*\]:\d+$/.test(name) || /^[^:]*:\d+$/.test(name)) return name
@@ -93,4 +123,3 @@ export function adminHostNames(o: { bound: string; address?: string; port: numbe
   }
   return new Set(names.filter((n) => n !== '').map(withPort))
 }
-

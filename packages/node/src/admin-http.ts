@@ -85,13 +85,22 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   const routes = adminRoutes(source, maxBody)
   const loopback = isLoopbackHost(host)
   if (!loopback && !options.token) {
-    throw new DruError('CONFIG_INVALID', `the admin API on ${host} (off loopback) needs a token: set admin.token or admin.tokenFile`, { details: { field: 'admin' } })
+    throw new DruError(
+      'CONFIG_INVALID',
+      `the admin API on ${host} (off loopback) needs a token: set admin.token or admin.tokenFile`,
+      { details: { field: 'admin' } },
+    )
   }
   let allowedHosts = new Set<string>()
 
   const t = { headersMs: ADMIN_HEADERS_TIMEOUT_MS, requestMs: ADMIN_REQUEST_TIMEOUT_MS, ...options.timeouts }
   const server = createServer(
-    { headersTimeout: t.headersMs, requestTimeout: t.requestMs, keepAliveTimeout: ADMIN_KEEP_ALIVE_TIMEOUT_MS, connectionsCheckingInterval: Math.min(1_000, t.headersMs) },
+    {
+      headersTimeout: t.headersMs,
+      requestTimeout: t.requestMs,
+      keepAliveTimeout: ADMIN_KEEP_ALIVE_TIMEOUT_MS,
+      connectionsCheckingInterval: Math.min(1_000, t.headersMs),
+    },
     (req, res) => {
       handle(req, res).catch((err: unknown) => failSafe(res, err))
     },
@@ -109,7 +118,14 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname
     try {
       admitAdminRequest(
-        { method: req.method ?? 'GET', path, host: req.headers.host, origin: req.headers.origin, authorization: req.headers.authorization, contentType: req.headers['content-type'] },
+        {
+          method: req.method ?? 'GET',
+          path,
+          host: req.headers.host,
+          origin: req.headers.origin,
+          authorization: req.headers.authorization,
+          contentType: req.headers['content-type'],
+        },
         { allowedHosts, loopback, token: options.token },
       )
     } catch (err) {
@@ -175,8 +191,15 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
     const onError = (err: NodeJS.ErrnoException) => {
       reject(
         err.code === 'EADDRINUSE'
-          ? new DruError('ADDRESS_IN_USE', `the admin address ${host}:${port0} is already in use by another process (another DRU, or this one still running?): stop it or set another admin.port`, { cause: err, details: { field: 'admin', host, port: port0 } })
-          : new DruError('CONFIG_INVALID', `cannot listen on ${host}:${port0}: ${err.message}`, { cause: err, details: { field: 'admin', host, port: port0 } }),
+          ? new DruError(
+              'ADDRESS_IN_USE',
+              `the admin address ${host}:${port0} is already in use by another process (another DRU, or this one still running?): stop it or set another admin.port`,
+              { cause: err, details: { field: 'admin', host, port: port0 } },
+            )
+          : new DruError('CONFIG_INVALID', `cannot listen on ${host}:${port0}: ${err.message}`, {
+              cause: err,
+              details: { field: 'admin', host, port: port0 },
+            }),
       )
     }
     server.once('error', onError)
@@ -187,7 +210,13 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   })
   const address = server.address() as AddressInfo
   const urlHost = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  allowedHosts = adminHostNames({ bound: host, address: address.address, port: address.port, extra: options.allowedHosts ?? [], ...(isWildcard(host) ? machineNames() : {}) })
+  allowedHosts = adminHostNames({
+    bound: host,
+    address: address.address,
+    port: address.port,
+    extra: options.allowedHosts ?? [],
+    ...(isWildcard(host) ? machineNames() : {}),
+  })
   return {
     host: address.address,
     port: address.port,
@@ -199,4 +228,3 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
       }),
   }
 }
-

@@ -28,7 +28,8 @@ export function intParam(url: URL, name: string, fallback: number, min: number, 
   const v = url.searchParams.get(name)
   if (v === null) return fallback
   const n = Number(v)
-  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max) throw new DruError('INVALID_ARGUMENT', `${name} must be an integer in ${min}..${max} (got ${JSON.stringify(v)})`)
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max)
+    throw new DruError('INVALID_ARGUMENT', `${name} must be an integer in ${min}..${max} (got ${JSON.stringify(v)})`)
   return n
 }
 
@@ -36,9 +37,14 @@ export function intParam(url: URL, name: string, fallback: number, min: number, 
 export function jsonObject(bytes: Buffer, fields: readonly string[]): Record<string, unknown> {
   if (bytes.length === 0) return {}
   const body = parseJsonBody(bytes)
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new DruError('INVALID_ARGUMENT', 'body must be a JSON object')
+  if (body === null || typeof body !== 'object' || Array.isArray(body))
+    throw new DruError('INVALID_ARGUMENT', 'body must be a JSON object')
   for (const k of Object.keys(body)) {
-    if (!fields.includes(k)) throw new DruError('INVALID_ARGUMENT', `body has an unknown field "${k}"${fields.length ? ` (expected ${fields.join(', ')})` : ' (expected {})'}`)
+    if (!fields.includes(k))
+      throw new DruError(
+        'INVALID_ARGUMENT',
+        `body has an unknown field "${k}"${fields.length ? ` (expected ${fields.join(', ')})` : ' (expected {})'}`,
+      )
   }
   return body as Record<string, unknown>
 }

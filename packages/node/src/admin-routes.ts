@@ -16,7 +16,18 @@ import type {
   UnquarantineJson,
   VerifyJson,
 } from './admin-api.js'
-import { PROMETHEUS_CONTENT_TYPE, flag, intParam, jsonObject, parseJsonBody, readBody, runOperation, send, sendJson, type RequestContext } from './admin-io.js'
+import {
+  PROMETHEUS_CONTENT_TYPE,
+  flag,
+  intParam,
+  jsonObject,
+  parseJsonBody,
+  readBody,
+  runOperation,
+  send,
+  sendJson,
+  type RequestContext,
+} from './admin-io.js'
 
 /**
  * Every endpoint of the admin API, by area, and the {@link AdminSource} they serve (the port
@@ -54,7 +65,12 @@ export interface AdminSource {
   unquarantine?(peerId: string): UnquarantineJson | Promise<UnquarantineJson>
   /** Events handlers owe; `id`s exactly as in the URL (decoded). */
   readonly inbox?: {
-    list(filter: { state: InboxFilterJson; handler?: string; limit: number; after?: number }): InboxListJson | Promise<InboxListJson>
+    list(filter: {
+      state: InboxFilterJson
+      handler?: string
+      limit: number
+      after?: number
+    }): InboxListJson | Promise<InboxListJson>
     get(id: string): InboxEntryJson | undefined | Promise<InboxEntryJson | undefined>
     retry(id: string): InboxRetryJson | Promise<InboxRetryJson>
     retryDead(handler: string | undefined): InboxRequeueJson | Promise<InboxRequeueJson>
@@ -80,7 +96,13 @@ function route(method: Route['method'], pattern: RegExp, name: string, handler: 
 
 /** Every endpoint. Routes sharing a path keep their order: it is the order of the `allow` header. */
 export function adminRoutes(source: AdminSource, maxBody: number): Route[] {
-  return [...readRoutes(source), ...operationRoutes(source, maxBody), ...conflictRoutes(source, maxBody), ...peerRoutes(source, maxBody), ...inboxRoutes(source, maxBody)]
+  return [
+    ...readRoutes(source),
+    ...operationRoutes(source, maxBody),
+    ...conflictRoutes(source, maxBody),
+    ...peerRoutes(source, maxBody),
+    ...inboxRoutes(source, maxBody),
+  ]
 }
 
 /** Probes and reads: `/healthz`, `/readyz` (for load balancers and orchestrators), `/status`, `/metrics` and `/gaps`. */
@@ -156,7 +178,8 @@ function peerRoutes(source: AdminSource, maxBody: number): Route[] {
     route('POST', /^\/decommission\/([^/]+)$/, 'decommission', async ({ req, res, params, url }) => {
       await readBody(req, maxBody)
       const decommission = source.decommission?.bind(source)
-      if (!decommission) throw new DruError('NOT_SUPPORTED', 'this DRU runs without peers: there is no membership to change')
+      if (!decommission)
+        throw new DruError('NOT_SUPPORTED', 'this DRU runs without peers: there is no membership to change')
       sendJson(res, 200, await decommission(params[0]!, flag(url, 'force')))
     }),
   ]
@@ -168,12 +191,24 @@ function inboxRoutes(source: AdminSource, maxBody: number): Route[] {
     route('GET', /^\/inbox$/, 'inbox', async ({ res, url }) => {
       const state = url.searchParams.get('state') ?? 'open'
       if (!['open', 'pending', 'waiting', 'dead', 'skipped', 'all'].includes(state)) {
-        throw new DruError('INVALID_ARGUMENT', `state must be open, pending, waiting, dead, skipped or all (got ${JSON.stringify(state)})`)
+        throw new DruError(
+          'INVALID_ARGUMENT',
+          `state must be open, pending, waiting, dead, skipped or all (got ${JSON.stringify(state)})`,
+        )
       }
       const limit = intParam(url, 'limit', 100, 1, 1000)
       const after = url.searchParams.has('after') ? intParam(url, 'after', 0, 0, Number.MAX_SAFE_INTEGER) : undefined
       const handler = url.searchParams.get('handler') ?? undefined
-      sendJson(res, 200, await inboxOf(source).list({ state: state as InboxFilterJson, limit, ...(handler !== undefined ? { handler } : {}), ...(after !== undefined ? { after } : {}) }))
+      sendJson(
+        res,
+        200,
+        await inboxOf(source).list({
+          state: state as InboxFilterJson,
+          limit,
+          ...(handler !== undefined ? { handler } : {}),
+          ...(after !== undefined ? { after } : {}),
+        }),
+      )
     }),
     route('GET', /^\/inbox\/([^/]+)$/, 'inbox-entry', async ({ res, params }) => {
       const entry = await inboxOf(source).get(params[0]!)
@@ -182,7 +217,8 @@ function inboxRoutes(source: AdminSource, maxBody: number): Route[] {
     }),
     route('POST', /^\/inbox\/retry-dead$/, 'inbox-retry-dead', async ({ req, res }) => {
       const body = jsonObject(await readBody(req, maxBody), ['handler'])
-      if (body.handler !== undefined && typeof body.handler !== 'string') throw new DruError('INVALID_ARGUMENT', 'handler must be a string')
+      if (body.handler !== undefined && typeof body.handler !== 'string')
+        throw new DruError('INVALID_ARGUMENT', 'handler must be a string')
       sendJson(res, 200, await inboxOf(source).retryDead(body.handler as string | undefined))
     }),
     route('POST', /^\/inbox\/([^/]+)\/retry$/, 'inbox-retry', async ({ req, res, params }) => {
@@ -191,7 +227,8 @@ function inboxRoutes(source: AdminSource, maxBody: number): Route[] {
     }),
     route('POST', /^\/inbox\/([^/]+)\/skip$/, 'inbox-skip', async ({ req, res, params }) => {
       const body = jsonObject(await readBody(req, maxBody), ['reason'])
-      if (body.reason !== undefined && typeof body.reason !== 'string') throw new DruError('INVALID_ARGUMENT', 'reason must be a string')
+      if (body.reason !== undefined && typeof body.reason !== 'string')
+        throw new DruError('INVALID_ARGUMENT', 'reason must be a string')
       sendJson(res, 200, await inboxOf(source).skip(params[0]!, body.reason as string | undefined))
     }),
   ]

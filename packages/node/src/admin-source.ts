@@ -17,7 +17,8 @@ import type { Network } from './network.js'
  * @module
  */
 
-const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString())
+const iso = (ms: number | null | undefined): string | null =>
+  ms === null || ms === undefined ? null : new Date(ms).toISOString()
 
 function conflictJson(c: Conflict): ConflictJson {
   return {
@@ -80,7 +81,9 @@ export function createAdminSource({ dru, network, metrics, now }: AdminSourcePar
       const summary = dru.store.summary()
       const live = summary.live.vv
       const all = dru.store.vv()
-      const peers = (network?.sync.peerStatus() ?? []).map((p) => peerJson(p, eventLag(p, all, live), lagSeconds(dru.store, p.ackedVv, now())))
+      const peers = (network?.sync.peerStatus() ?? []).map((p) =>
+        peerJson(p, eventLag(p, all, live), lagSeconds(dru.store, p.ackedVv, now())),
+      )
       const open = dru.conflicts.list('open').length
       metrics.conflictsOpen.set(open)
       const isolated = dru.isolatedDocuments()
@@ -97,15 +100,34 @@ export function createAdminSource({ dru, network, metrics, now }: AdminSourcePar
         since: new Date(dru.stateSince()).toISOString(),
         // The digest covers the whole log (retired origins too), so equal digests mean equal logs
         // whatever each DRU has compacted; vv and heads list the live origins only.
-        fingerprint: { digest: fingerprintDigest(dru.store.fingerprint()), vv: summary.live.vv, heads: summary.live.heads, retired: summary.retired },
+        fingerprint: {
+          digest: fingerprintDigest(dru.store.fingerprint()),
+          vv: summary.live.vv,
+          heads: summary.live.heads,
+          retired: summary.retired,
+        },
         peers,
         conflictsOpen: open,
         writable: !(network?.restore.restoring ?? false),
         skewedEvents: dru.store.skewedEvents,
         ...(staleCopy ? { staleCopy } : {}),
         ...(inbox ? { inbox } : {}),
-        ...(isolated.count > 0 ? { isolatedDocuments: { count: isolated.count, docs: isolated.docs.map((d) => ({ ...d, at: new Date(d.at).toISOString() })) } } : {}),
-        ...(rejected.count > 0 ? { rejectedChanges: { count: rejected.count, latest: rejected.changes.map((c) => ({ ...c, at: new Date(c.at).toISOString() })) } } : {}),
+        ...(isolated.count > 0
+          ? {
+              isolatedDocuments: {
+                count: isolated.count,
+                docs: isolated.docs.map((d) => ({ ...d, at: new Date(d.at).toISOString() })),
+              },
+            }
+          : {}),
+        ...(rejected.count > 0
+          ? {
+              rejectedChanges: {
+                count: rejected.count,
+                latest: rejected.changes.map((c) => ({ ...c, at: new Date(c.at).toISOString() })),
+              },
+            }
+          : {}),
         log: { events: dru.store.count(), base: dru.store.baseVv(), floor: dru.compactionFloor().floor },
       }
     },

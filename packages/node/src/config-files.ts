@@ -1,7 +1,13 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { DruError, parseDruId } from '@dru/core'
-import { MIN_ADMIN_TOKEN_LENGTH, checkNetworkFields, validateConfig, type DruConfig, type KeysConfig } from './config.js'
+import {
+  MIN_ADMIN_TOKEN_LENGTH,
+  checkNetworkFields,
+  validateConfig,
+  type DruConfig,
+  type KeysConfig,
+} from './config.js'
 
 /** A config whose file references have been read: secrets and keys are inline. */
 export type ResolvedDruConfig = Omit<DruConfig, 'keys' | 'secretFile'> & {
@@ -28,7 +34,8 @@ export function resolveConfig(config: unknown): ResolvedDruConfig {
   if (c.admin?.tokenFile !== undefined) {
     const { tokenFile, ...admin } = c.admin
     const token = readPrivateFile(tokenFile, 'admin', '.tokenFile')
-    if (token.length < MIN_ADMIN_TOKEN_LENGTH) fail('admin', `.tokenFile holds fewer than ${MIN_ADMIN_TOKEN_LENGTH} characters`)
+    if (token.length < MIN_ADMIN_TOKEN_LENGTH)
+      fail('admin', `.tokenFile holds fewer than ${MIN_ADMIN_TOKEN_LENGTH} characters`)
     resolved.admin = { ...admin, token }
   }
   checkNetworkFields(resolved as DruConfig)
@@ -37,15 +44,20 @@ export function resolveConfig(config: unknown): ResolvedDruConfig {
 
 function readKeys(keys: KeysConfig): { privateKey: string; publicKeys: Record<string, string> } {
   const privateKey = keys.privateKey ?? readPrivateFile(keys.privateKeyFile!, 'keys', '.privateKeyFile')
-  if (!privateKey.includes('PRIVATE KEY')) fail('keys', `.privateKeyFile ${keys.privateKeyFile} does not hold a PEM (PKCS#8) private key`)
+  if (!privateKey.includes('PRIVATE KEY'))
+    fail('keys', `.privateKeyFile ${keys.privateKeyFile} does not hold a PEM (PKCS#8) private key`)
   const publicKeys: Record<string, string> = { ...keys.publicKeys }
-  for (const [id, file] of Object.entries(keys.publicKeyFiles ?? {})) publicKeys[id] = readPublicKey(file, `.publicKeyFiles.${id}`)
+  for (const [id, file] of Object.entries(keys.publicKeyFiles ?? {}))
+    publicKeys[id] = readPublicKey(file, `.publicKeyFiles.${id}`)
   if (keys.publicKeysDir !== undefined) {
     let names: string[]
     try {
       names = readdirSync(keys.publicKeysDir)
     } catch (err) {
-      return fail('keys', `.publicKeysDir ${keys.publicKeysDir} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+      return fail(
+        'keys',
+        `.publicKeysDir ${keys.publicKeysDir} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      )
     }
     // `<dru-id>.pub` names a member's key; anything else in the folder (private keys included) is not ours to read.
     for (const name of names.filter((n) => n.endsWith('.pub')).sort()) {
@@ -76,7 +88,10 @@ function readPrivateFile(file: string, field: string, what = ''): string {
   try {
     mode = statSync(file).mode & 0o777
   } catch (err) {
-    return fail(field, `${what} ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    return fail(
+      field,
+      `${what} ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    )
   }
   if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
     fail(field, `${what} ${file} is open to group or others (mode ${mode.toString(8)}): chmod 600 it`)
@@ -90,10 +105,15 @@ function readText(file: string, field: string, what: string): string {
   try {
     return readFileSync(file, 'utf8').replace(/\r?\n$/, '')
   } catch (err) {
-    return fail(field, `${what} ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    return fail(
+      field,
+      `${what} ${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    )
   }
 }
 
 function fail(field: string, message: string): never {
-  throw new DruError('CONFIG_INVALID', `config field "${field}"${message.startsWith(' ') ? '' : ' '}${message}`, { details: { field } })
+  throw new DruError('CONFIG_INVALID', `config field "${field}"${message.startsWith(' ') ? '' : ' '}${message}`, {
+    details: { field },
+  })
 }

@@ -99,23 +99,42 @@ export const CONFIG_FIELDS: Record<string, { required: boolean; check: FieldChec
       }
     },
   },
-  path: { required: true, check: (v) => (typeof v === 'string' && v.length > 0 ? undefined : `must be a file path or ":memory:" (got ${show(v)})`) },
-  durability: { required: false, check: (v) => (v === 'machine' || v === 'process' ? undefined : `must be 'machine' or 'process' (got ${show(v)})`) },
+  path: {
+    required: true,
+    check: (v) =>
+      typeof v === 'string' && v.length > 0 ? undefined : `must be a file path or ":memory:" (got ${show(v)})`,
+  },
+  durability: {
+    required: false,
+    check: (v) => (v === 'machine' || v === 'process' ? undefined : `must be 'machine' or 'process' (got ${show(v)})`),
+  },
   cache: {
     required: false,
     check: (v) => {
-      if (v === null || typeof v !== 'object' || Array.isArray(v)) return `must be an object { maxDocs?, maxBytes? } (got ${show(v)})`
+      if (v === null || typeof v !== 'object' || Array.isArray(v))
+        return `must be an object { maxDocs?, maxBytes? } (got ${show(v)})`
       for (const k of Object.keys(v)) {
         if (k !== 'maxDocs' && k !== 'maxBytes') return `has an unknown field "${k}" (expected maxDocs, maxBytes)`
-        if (!positiveInt((v as Record<string, unknown>)[k])) return `.${k} must be a positive integer (got ${show((v as Record<string, unknown>)[k])})`
+        if (!positiveInt((v as Record<string, unknown>)[k]))
+          return `.${k} must be a positive integer (got ${show((v as Record<string, unknown>)[k])})`
       }
       return undefined
     },
   },
   conflictPolicy: { required: false, check: checkConflictPolicy },
-  now: { required: false, check: (v) => (typeof v === 'function' ? undefined : `must be a function returning milliseconds (got ${show(v)})`) },
-  random: { required: false, check: (v) => (typeof v === 'function' ? undefined : `must be a function returning a number in [0, 1) (got ${show(v)})`) },
-  maxClockSkewMs: { required: false, check: (v) => (positiveInt(v) ? undefined : `must be a positive integer of milliseconds (got ${show(v)})`) },
+  now: {
+    required: false,
+    check: (v) => (typeof v === 'function' ? undefined : `must be a function returning milliseconds (got ${show(v)})`),
+  },
+  random: {
+    required: false,
+    check: (v) =>
+      typeof v === 'function' ? undefined : `must be a function returning a number in [0, 1) (got ${show(v)})`,
+  },
+  maxClockSkewMs: {
+    required: false,
+    check: (v) => (positiveInt(v) ? undefined : `must be a positive integer of milliseconds (got ${show(v)})`),
+  },
   listen: { required: false, check: (v) => checkEndpoint(v) },
   admin: { required: false, check: (v) => checkAdmin(v) },
   peers: {
@@ -125,7 +144,8 @@ export const CONFIG_FIELDS: Record<string, { required: boolean; check: FieldChec
       const seen = new Set<unknown>()
       for (const [i, p] of v.entries()) {
         if (p === null || typeof p !== 'object' || Array.isArray(p)) return `[${i}] must be an object { id, url? }`
-        for (const k of Object.keys(p)) if (k !== 'id' && k !== 'url') return `[${i}] has an unknown field "${k}" (expected id, url)`
+        for (const k of Object.keys(p))
+          if (k !== 'id' && k !== 'url') return `[${i}] has an unknown field "${k}" (expected id, url)`
         try {
           parseDruId((p as { id: unknown }).id, 'id')
         } catch (err) {
@@ -136,34 +156,64 @@ export const CONFIG_FIELDS: Record<string, { required: boolean; check: FieldChec
         if (seen.has(id)) return `[${i}].id ${show(id)} is listed twice (one entry per peer)`
         seen.add(id)
         const url = (p as { url?: unknown }).url
-        if (url !== undefined && (typeof url !== 'string' || !/^wss?:\/\/[^\s]+$/.test(url))) return `[${i}].url must be a ws:// or wss:// URL (got ${show(url)})`
+        if (url !== undefined && (typeof url !== 'string' || !/^wss?:\/\/[^\s]+$/.test(url)))
+          return `[${i}].url must be a ws:// or wss:// URL (got ${show(url)})`
       }
       return undefined
     },
   },
-  secret: { required: false, check: (v) => (typeof v === 'string' && v.length >= 16 ? undefined : 'must be a string of at least 16 characters (it is never logged)') },
-  secretFile: { required: false, check: (v) => (typeof v === 'string' && v.length > 0 ? undefined : `must be a file path (got ${show(v)})`) },
+  secret: {
+    required: false,
+    check: (v) =>
+      typeof v === 'string' && v.length >= 16
+        ? undefined
+        : 'must be a string of at least 16 characters (it is never logged)',
+  },
+  secretFile: {
+    required: false,
+    check: (v) => (typeof v === 'string' && v.length > 0 ? undefined : `must be a file path (got ${show(v)})`),
+  },
   keys: { required: false, check: checkKeys },
-  tls: { required: false, check: (v) => (v !== null && typeof v === 'object' && !Array.isArray(v) ? undefined : 'must be an object { cert?, key?, ca? } of PEM strings') },
+  tls: {
+    required: false,
+    check: (v) =>
+      v !== null && typeof v === 'object' && !Array.isArray(v)
+        ? undefined
+        : 'must be an object { cert?, key?, ca? } of PEM strings',
+  },
   sync: {
     required: false,
     check: (v) => {
-      if (v === null || typeof v !== 'object' || Array.isArray(v)) return 'must be an object { heartbeatMs?, heartbeatTimeoutMs?, startupGraceMs?, slackEvents? }'
+      if (v === null || typeof v !== 'object' || Array.isArray(v))
+        return 'must be an object { heartbeatMs?, heartbeatTimeoutMs?, startupGraceMs?, slackEvents? }'
       for (const [k, x] of Object.entries(v)) {
-        if (!['heartbeatMs', 'heartbeatTimeoutMs', 'startupGraceMs', 'slackEvents'].includes(k)) return `has an unknown field "${k}"`
-        if (!(typeof x === 'number' && Number.isInteger(x) && x >= 0)) return `.${k} must be a non-negative integer (got ${show(x)})`
+        if (!['heartbeatMs', 'heartbeatTimeoutMs', 'startupGraceMs', 'slackEvents'].includes(k))
+          return `has an unknown field "${k}"`
+        if (!(typeof x === 'number' && Number.isInteger(x) && x >= 0))
+          return `.${k} must be a non-negative integer (got ${show(x)})`
       }
       return undefined
     },
   },
-  restore: { required: false, check: (v) => (typeof v === 'boolean' ? undefined : `must be true or false (got ${show(v)})`) },
-  allowWritesWhileRestoring: { required: false, check: (v) => (typeof v === 'boolean' ? undefined : `must be true or false (got ${show(v)})`) },
+  restore: {
+    required: false,
+    check: (v) => (typeof v === 'boolean' ? undefined : `must be true or false (got ${show(v)})`),
+  },
+  allowWritesWhileRestoring: {
+    required: false,
+    check: (v) => (typeof v === 'boolean' ? undefined : `must be true or false (got ${show(v)})`),
+  },
   inbox: { required: false, check: checkInboxConfig },
-  log: { required: false, check: (v) => (v === 'silent' || v === 'json' ? undefined : `must be 'silent' or 'json' (got ${show(v)})`) },
+  log: {
+    required: false,
+    check: (v) => (v === 'silent' || v === 'json' ? undefined : `must be 'silent' or 'json' (got ${show(v)})`),
+  },
   logger: {
     required: false,
     check: (v) =>
-      v !== null && typeof v === 'object' && ['info', 'warn', 'error'].every((m) => typeof (v as Record<string, unknown>)[m] === 'function')
+      v !== null &&
+      typeof v === 'object' &&
+      ['info', 'warn', 'error'].every((m) => typeof (v as Record<string, unknown>)[m] === 'function')
         ? undefined
         : 'must be an object with info, warn and error functions',
   },
@@ -172,32 +222,45 @@ export const CONFIG_FIELDS: Record<string, { required: boolean; check: FieldChec
 const KEY_FIELDS = ['privateKey', 'privateKeyFile', 'publicKeys', 'publicKeyFiles', 'publicKeysDir']
 
 function checkKeys(v: unknown): string | undefined {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return 'must be { privateKey | privateKeyFile, publicKeys | publicKeyFiles | publicKeysDir }'
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    return 'must be { privateKey | privateKeyFile, publicKeys | publicKeyFiles | publicKeysDir }'
   const k = v as Record<string, unknown>
-  for (const extra of Object.keys(k)) if (!KEY_FIELDS.includes(extra)) return `has an unknown field "${extra}" (expected ${KEY_FIELDS.join(', ')})`
-  if ((k.privateKey === undefined) === (k.privateKeyFile === undefined)) return 'needs exactly one of .privateKey (PEM) and .privateKeyFile'
-  if (k.privateKey !== undefined && (typeof k.privateKey !== 'string' || !k.privateKey.includes('PRIVATE KEY'))) return '.privateKey must be a PEM (PKCS#8) Ed25519 private key'
-  if (k.privateKeyFile !== undefined && (typeof k.privateKeyFile !== 'string' || k.privateKeyFile === '')) return '.privateKeyFile must be a file path'
-  if (k.publicKeys === undefined && k.publicKeyFiles === undefined && k.publicKeysDir === undefined) return 'needs the members\' public keys: .publicKeys, .publicKeyFiles or .publicKeysDir'
+  for (const extra of Object.keys(k))
+    if (!KEY_FIELDS.includes(extra)) return `has an unknown field "${extra}" (expected ${KEY_FIELDS.join(', ')})`
+  if ((k.privateKey === undefined) === (k.privateKeyFile === undefined))
+    return 'needs exactly one of .privateKey (PEM) and .privateKeyFile'
+  if (k.privateKey !== undefined && (typeof k.privateKey !== 'string' || !k.privateKey.includes('PRIVATE KEY')))
+    return '.privateKey must be a PEM (PKCS#8) Ed25519 private key'
+  if (k.privateKeyFile !== undefined && (typeof k.privateKeyFile !== 'string' || k.privateKeyFile === ''))
+    return '.privateKeyFile must be a file path'
+  if (k.publicKeys === undefined && k.publicKeyFiles === undefined && k.publicKeysDir === undefined)
+    return "needs the members' public keys: .publicKeys, .publicKeyFiles or .publicKeysDir"
   for (const map of ['publicKeys', 'publicKeyFiles'] as const) {
     const m = k[map]
     if (m === undefined) continue
-    if (m === null || typeof m !== 'object' || Array.isArray(m)) return `.${map} must map each DRU id to its ${map === 'publicKeys' ? 'PEM public key' : 'public key file'}`
+    if (m === null || typeof m !== 'object' || Array.isArray(m))
+      return `.${map} must map each DRU id to its ${map === 'publicKeys' ? 'PEM public key' : 'public key file'}`
     for (const [id, x] of Object.entries(m as Record<string, unknown>)) {
-      if (map === 'publicKeys' && (typeof x !== 'string' || !x.includes('PUBLIC KEY'))) return `.publicKeys.${id} must be a PEM (SPKI) Ed25519 public key`
-      if (map === 'publicKeyFiles' && (typeof x !== 'string' || x === '')) return `.publicKeyFiles.${id} must be a file path`
+      if (map === 'publicKeys' && (typeof x !== 'string' || !x.includes('PUBLIC KEY')))
+        return `.publicKeys.${id} must be a PEM (SPKI) Ed25519 public key`
+      if (map === 'publicKeyFiles' && (typeof x !== 'string' || x === ''))
+        return `.publicKeyFiles.${id} must be a file path`
     }
   }
-  if (k.publicKeysDir !== undefined && (typeof k.publicKeysDir !== 'string' || k.publicKeysDir === '')) return '.publicKeysDir must be a folder path'
+  if (k.publicKeysDir !== undefined && (typeof k.publicKeysDir !== 'string' || k.publicKeysDir === ''))
+    return '.publicKeysDir must be a folder path'
   return undefined
 }
 
 function checkInboxConfig(v: unknown): string | undefined {
   const known = [...INBOX_POLICY_FIELDS, 'autoRetry']
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return `must be an object { ${known.join(', ')} } (all optional)`
-  for (const k of Object.keys(v)) if (!known.includes(k)) return `has an unknown field "${k}" (expected ${known.join(', ')})`
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    return `must be an object { ${known.join(', ')} } (all optional)`
+  for (const k of Object.keys(v))
+    if (!known.includes(k)) return `has an unknown field "${k}" (expected ${known.join(', ')})`
   const { autoRetry, ...policy } = v as Record<string, unknown>
-  if (autoRetry !== undefined && typeof autoRetry !== 'boolean') return `.autoRetry must be true or false (got ${show(autoRetry)})`
+  if (autoRetry !== undefined && typeof autoRetry !== 'boolean')
+    return `.autoRetry must be true or false (got ${show(autoRetry)})`
   return checkInboxPolicy(policy)
 }
 
@@ -205,12 +268,19 @@ function checkInboxConfig(v: unknown): string | undefined {
 export const MIN_ADMIN_TOKEN_LENGTH = 16
 
 function checkAdmin(v: unknown): string | undefined {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return `must be an object { host?, port?, token?, tokenFile?, allowedHosts? } (got ${show(v)})`
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    return `must be an object { host?, port?, token?, tokenFile?, allowedHosts? } (got ${show(v)})`
   const { token, tokenFile, allowedHosts, ...endpoint } = v as Record<string, unknown>
-  if (token !== undefined && (typeof token !== 'string' || token.length < MIN_ADMIN_TOKEN_LENGTH)) return `.token must be a string of at least ${MIN_ADMIN_TOKEN_LENGTH} characters`
-  if (tokenFile !== undefined && (typeof tokenFile !== 'string' || tokenFile.length === 0)) return `.tokenFile must be a file path (got ${show(tokenFile)})`
+  if (token !== undefined && (typeof token !== 'string' || token.length < MIN_ADMIN_TOKEN_LENGTH))
+    return `.token must be a string of at least ${MIN_ADMIN_TOKEN_LENGTH} characters`
+  if (tokenFile !== undefined && (typeof tokenFile !== 'string' || tokenFile.length === 0))
+    return `.tokenFile must be a file path (got ${show(tokenFile)})`
   if (token !== undefined && tokenFile !== undefined) return 'has both .token and .tokenFile: give one'
-  if (allowedHosts !== undefined && (!Array.isArray(allowedHosts) || !allowedHosts.every((h) => typeof h === 'string' && /^[A-Za-z0-9.[\]:-]{1,255}$/.test(h)))) {
+  if (
+    allowedHosts !== undefined &&
+    (!Array.isArray(allowedHosts) ||
+      !allowedHosts.every((h) => typeof h === 'string' && /^[A-Za-z0-9.[\]:-]{1,255}$/.test(h)))
+  ) {
     return '.allowedHosts must be a list of host names (optionally with :port)'
   }
   const bad = checkEndpoint(endpoint)
@@ -224,12 +294,14 @@ function checkAdmin(v: unknown): string | undefined {
 }
 
 function checkEndpoint(v: unknown): string | undefined {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return `must be an object { host?, port? } (got ${show(v)})`
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    return `must be an object { host?, port? } (got ${show(v)})`
   for (const [k, x] of Object.entries(v)) {
     if (k === 'host') {
       if (typeof x !== 'string' || x.length === 0) return `.host must be a host name or address (got ${show(x)})`
     } else if (k === 'port') {
-      if (!(typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 65535)) return `.port must be an integer in 0..65535 (got ${show(x)})`
+      if (!(typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= 65535))
+        return `.port must be an integer in 0..65535 (got ${show(x)})`
     } else return `has an unknown field "${k}" (expected host, port)`
   }
   return undefined
@@ -239,14 +311,21 @@ function checkEndpoint(v: unknown): string | undefined {
  * Checks between fields (after each field passed on its own): networking needs the
  * secret and the keys, and our own public key must be among them.
  */
-export function checkNetworkFields(c: Pick<DruConfig, 'id' | 'listen' | 'peers' | 'secret'> & { keys?: { publicKeys?: Record<string, string> } }): void {
+export function checkNetworkFields(
+  c: Pick<DruConfig, 'id' | 'listen' | 'peers' | 'secret'> & { keys?: { publicKeys?: Record<string, string> } },
+): void {
   const networked = c.listen !== undefined || (c.peers?.length ?? 0) > 0
   if (!networked) return
   const fail = (field: string, message: string): never => {
     throw new DruError('CONFIG_INVALID', `config field "${field}" ${message}`, { details: { field } })
   }
-  if (c.secret === undefined) fail('secret', 'is required when listen or peers are set (set it here or in DRU_SECRET for `dru start`)')
-  if (c.keys === undefined) fail('keys', 'is required when listen or peers are set: { privateKey, publicKeys } (or their file forms; `dru init` writes them)')
+  if (c.secret === undefined)
+    fail('secret', 'is required when listen or peers are set (set it here or in DRU_SECRET for `dru start`)')
+  if (c.keys === undefined)
+    fail(
+      'keys',
+      'is required when listen or peers are set: { privateKey, publicKeys } (or their file forms; `dru init` writes them)',
+    )
   const publicKeys = c.keys!.publicKeys ?? {}
   if (!Object.hasOwn(publicKeys, c.id)) fail('keys', `.publicKeys must include this DRU's own key (${c.id})`)
   for (const p of c.peers ?? []) {
@@ -272,19 +351,25 @@ export function validateConfig(config: unknown, fields = CONFIG_FIELDS): DruConf
   const c = config as Record<string, unknown>
   for (const key of Object.keys(c)) {
     if (!(key in fields)) {
-      throw new DruError('CONFIG_INVALID', `config field "${key}" is not known (known fields: ${Object.keys(fields).join(', ')})`, {
-        details: { field: key },
-      })
+      throw new DruError(
+        'CONFIG_INVALID',
+        `config field "${key}" is not known (known fields: ${Object.keys(fields).join(', ')})`,
+        {
+          details: { field: key },
+        },
+      )
     }
   }
   for (const [key, rule] of Object.entries(fields)) {
     const value = c[key]
     if (value === undefined) {
-      if (rule.required) throw new DruError('CONFIG_INVALID', `config field "${key}" is required`, { details: { field: key } })
+      if (rule.required)
+        throw new DruError('CONFIG_INVALID', `config field "${key}" is required`, { details: { field: key } })
       continue
     }
     const problem = rule.check(value)
-    if (problem !== undefined) throw new DruError('CONFIG_INVALID', `config field "${key}" ${problem}`, { details: { field: key } })
+    if (problem !== undefined)
+      throw new DruError('CONFIG_INVALID', `config field "${key}" ${problem}`, { details: { field: key } })
   }
   return c as unknown as DruConfig
 }

@@ -1,4 +1,12 @@
-import { DruError, LifecycleSignal, LifecycleState, createLifecycle, type DruEvent, type Fingerprint, type Lifecycle } from '@dru/core'
+import {
+  DruError,
+  LifecycleSignal,
+  LifecycleState,
+  createLifecycle,
+  type DruEvent,
+  type Fingerprint,
+  type Lifecycle,
+} from '@dru/core'
 import type { ChangeFn, Conflict, DocumentDigest, DocumentStore } from '@dru/documents'
 import { storageError, type EventStore, type HandlerTx, type InboxOrder } from '@dru/store-sqlite'
 import { compactionFloor, runCompaction, type CompactReport, type CompactionFloor } from './compaction.js'
@@ -164,11 +172,17 @@ export class Dru {
   async change<T = any>(docId: string, fn: (doc: T) => void, opts: ChangeOptions = {}): Promise<ChangeResult> {
     const acks = opts.acks ?? 0
     const event = this.#guard(() => {
-      if (!Number.isInteger(acks) || acks < 0) throw new DruError('INVALID_ARGUMENT', `acks must be a non-negative integer (got ${acks})`)
-      if (acks > 0 && !this.#ackWaiter) throw new DruError('INVALID_ARGUMENT', `acks: ${acks} needs the sync layer, which is not running`)
+      if (!Number.isInteger(acks) || acks < 0)
+        throw new DruError('INVALID_ARGUMENT', `acks must be a non-negative integer (got ${acks})`)
+      if (acks > 0 && !this.#ackWaiter)
+        throw new DruError('INVALID_ARGUMENT', `acks: ${acks} needs the sync layer, which is not running`)
       const members = this.#membership?.members().length
       if (acks > 0 && members !== undefined && acks > members) {
-        throw new DruError('INVALID_ARGUMENT', `acks: ${acks} can never be met: ${this.id} has ${members} other member${members === 1 ? '' : 's'}`, { details: { acks, members } })
+        throw new DruError(
+          'INVALID_ARGUMENT',
+          `acks: ${acks} can never be met: ${this.id} has ${members} other member${members === 1 ? '' : 's'}`,
+          { details: { acks, members } },
+        )
       }
       this.#writeGuard?.()
       return this.documents.change(docId, fn as ChangeFn)
@@ -209,16 +223,29 @@ export class Dru {
         if (this.#closed) return reject(new DruError('CLOSED', `DRU ${this.id} closed before it was ${want}`))
         if (reached()) return resolve(this.#lifecycle.state())
         if (options.timeoutMs !== undefined && Date.now() - started >= options.timeoutMs) {
-          return reject(new DruError('TIMEOUT', `DRU ${this.id} was not ${want} within ${options.timeoutMs} ms (state ${this.#lifecycle.state()})`, { details: { state: this.#lifecycle.state(), want } }))
+          return reject(
+            new DruError(
+              'TIMEOUT',
+              `DRU ${this.id} was not ${want} within ${options.timeoutMs} ms (state ${this.#lifecycle.state()})`,
+              { details: { state: this.#lifecycle.state(), want } },
+            ),
+          )
         }
         // The lifecycle is driven by a 100 ms tick; a 25 ms poll adds little and needs no hook into it.
         setTimeout(check, 25).unref()
       }
       if (typeof options.timeoutMs === 'number' && !(options.timeoutMs >= 0)) {
-        return reject(new DruError('INVALID_ARGUMENT', `timeoutMs must be a non-negative number (got ${options.timeoutMs})`))
+        return reject(
+          new DruError('INVALID_ARGUMENT', `timeoutMs must be a non-negative number (got ${options.timeoutMs})`),
+        )
       }
       if (want !== 'writable' && !(Object.values(LifecycleState) as string[]).includes(want)) {
-        return reject(new DruError('INVALID_ARGUMENT', `state must be a lifecycle state or 'writable' (got ${JSON.stringify(want)})`))
+        return reject(
+          new DruError(
+            'INVALID_ARGUMENT',
+            `state must be a lifecycle state or 'writable' (got ${JSON.stringify(want)})`,
+          ),
+        )
       }
       check()
     })
@@ -228,7 +255,10 @@ export class Dru {
   transact<T>(fn: (tx: DruTx) => T): T {
     return this.#guard(() => {
       if (fn.constructor?.name === 'AsyncFunction') {
-        throw new DruError('ASYNC_CHANGE', 'transact(fn): fn must be synchronous; a transaction cannot stay open across an await, so nothing was committed')
+        throw new DruError(
+          'ASYNC_CHANGE',
+          'transact(fn): fn must be synchronous; a transaction cannot stay open across an await, so nothing was committed',
+        )
       }
       this.#writeGuard?.()
       // A promise returned by fn is refused inside the transaction (ASYNC_CHANGE, rolled back).
@@ -343,7 +373,8 @@ export class Dru {
    */
   decommission(id: string, options: { force?: boolean } = {}): DecommissionReport {
     return this.#guard(() => {
-      if (!this.#membership) throw new DruError('NOT_SUPPORTED', `${this.id} runs without peers: there is no membership to change`)
+      if (!this.#membership)
+        throw new DruError('NOT_SUPPORTED', `${this.id} runs without peers: there is no membership to change`)
       const r = this.#membership.decommission(id, { force: options.force === true })
       const f = this.compactionFloor()
       return { ...r, floor: f.floor, waitingFor: f.waitingFor }

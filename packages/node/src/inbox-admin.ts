@@ -13,7 +13,8 @@ function entryJson(e: InboxEntry, withStack: boolean): InboxEntryJson {
 /** Entry ids in URLs are positive integers; anything else names no entry. */
 function entryId(id: string): number {
   const n = Number(id)
-  if (!/^\d+$/.test(id) || !Number.isSafeInteger(n) || n < 1) throw new DruError('NOT_FOUND', `no inbox entry ${JSON.stringify(id)}`)
+  if (!/^\d+$/.test(id) || !Number.isSafeInteger(n) || n < 1)
+    throw new DruError('NOT_FOUND', `no inbox entry ${JSON.stringify(id)}`)
   return n
 }
 
@@ -25,7 +26,13 @@ export function inboxSummary(dru: Dru): InboxSummaryJson | undefined {
     pending: c.pending,
     waiting: c.waiting,
     dead: c.dead,
-    handlers: c.handlers.map(({ handler, registered, pending, waiting, dead }) => ({ handler, registered, pending, waiting, dead })),
+    handlers: c.handlers.map(({ handler, registered, pending, waiting, dead }) => ({
+      handler,
+      registered,
+      pending,
+      waiting,
+      dead,
+    })),
   }
 }
 
@@ -33,7 +40,12 @@ export function inboxSummary(dru: Dru): InboxSummaryJson | undefined {
 export function inboxAdmin(dru: Dru): NonNullable<AdminSource['inbox']> {
   return {
     list({ state, handler, limit, after }) {
-      const entries = dru.inbox.list({ state, limit, ...(handler !== undefined ? { handler } : {}), ...(after !== undefined ? { afterId: after } : {}) })
+      const entries = dru.inbox.list({
+        state,
+        limit,
+        ...(handler !== undefined ? { handler } : {}),
+        ...(after !== undefined ? { afterId: after } : {}),
+      })
       const c = dru.inbox.counts()
       return {
         counts: { pending: c.pending, waiting: c.waiting, dead: c.dead, skipped: c.skipped, handlers: c.handlers },
@@ -47,7 +59,12 @@ export function inboxAdmin(dru: Dru): NonNullable<AdminSource['inbox']> {
     },
     retry(id) {
       const r = dru.inbox.retry(entryId(id))
-      return { id: r.id, outcome: r.outcome, ...(r.error !== undefined ? { error: r.error } : {}), ...(r.entry ? { entry: entryJson(r.entry, false) } : {}) }
+      return {
+        id: r.id,
+        outcome: r.outcome,
+        ...(r.error !== undefined ? { error: r.error } : {}),
+        ...(r.entry ? { entry: entryJson(r.entry, false) } : {}),
+      }
     },
     retryDead(handler) {
       return { requeued: dru.inbox.retryDead(handler), ...(handler !== undefined ? { handler } : {}) }

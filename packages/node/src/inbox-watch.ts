@@ -9,7 +9,10 @@ import type { DruMetrics } from './metrics.js'
  * registration or operator action. Returns the worker (undefined without `autoRetry`): stop
  * it before the store closes.
  */
-export function watchInbox(store: EventStore, options: { metrics: DruMetrics; log: Logger; now: () => number; autoRetry: boolean; timers?: WorkerTimers }): InboxWorker | undefined {
+export function watchInbox(
+  store: EventStore,
+  options: { metrics: DruMetrics; log: Logger; now: () => number; autoRetry: boolean; timers?: WorkerTimers },
+): InboxWorker | undefined {
   const { metrics, log } = options
   const inbox = store.inbox
   inbox.onAttempt((r) => {
@@ -26,7 +29,12 @@ export function watchInbox(store: EventStore, options: { metrics: DruMetrics; lo
     }
   })
   if (!options.autoRetry) return undefined
-  const worker = new InboxWorker({ inbox, now: options.now, log, ...(options.timers ? { timers: options.timers } : {}) })
+  const worker = new InboxWorker({
+    inbox,
+    now: options.now,
+    log,
+    ...(options.timers ? { timers: options.timers } : {}),
+  })
   inbox.onWake(() => worker.wake())
   store.onCommit((_events, source) => {
     if (source === 'remote') worker.wake()

@@ -102,7 +102,10 @@ export class InboxWorker {
   /** The database failed (a full disk, a closed store): look again after one backoff, never in a loop. */
   #failed(err: unknown): void {
     if ((err as { code?: string })?.code === 'CLOSED') return this.stop()
-    this.#log.error('inbox: retry worker failed; trying again later', { error: (err as Error)?.message ?? String(err), code: (err as { code?: string })?.code })
+    this.#log.error('inbox: retry worker failed; trying again later', {
+      error: (err as Error)?.message ?? String(err),
+      code: (err as { code?: string })?.code,
+    })
     this.#schedule(this.#inbox.policy.backoffMs)
   }
 }

@@ -14,11 +14,39 @@ export { validateConfig } from './config.js'
 export { createMetrics } from './metrics.js'
 export { ownWritesMissingAtOpen } from './stale-copy.js'
 export type { DruRuntimeParts } from './open-dru.js'
-export type { ReadyOptions, ChangeOptions, ChangeResult, DruTx, EventHandler, EventHandlerOptions, SubscribeCallback, AckWaiter, DruConflicts, DecommissionReport } from './dru.js'
+export type {
+  ReadyOptions,
+  ChangeOptions,
+  ChangeResult,
+  DruTx,
+  EventHandler,
+  EventHandlerOptions,
+  SubscribeCallback,
+  AckWaiter,
+  DruConflicts,
+  DecommissionReport,
+} from './dru.js'
 export type { CompactReport, CompactionFloor } from './compaction.js'
-export type { GapReport, PeerGaps, OriginGap, VerifyReport, PeerVerification, Progress, ProgressFn } from './operations.js'
+export type {
+  GapReport,
+  PeerGaps,
+  OriginGap,
+  VerifyReport,
+  PeerVerification,
+  Progress,
+  ProgressFn,
+} from './operations.js'
 export type { DruInbox } from './inbox-api.js'
-export type { HandlerTx, InboxOrder, InboxState, InboxFilter, InboxEntry, InboxCounts, RetryOutcome, RunReport } from '@dru/store-sqlite'
+export type {
+  HandlerTx,
+  InboxOrder,
+  InboxState,
+  InboxFilter,
+  InboxEntry,
+  InboxCounts,
+  RetryOutcome,
+  RunReport,
+} from '@dru/store-sqlite'
 export { resolveConfig } from './config-files.js'
 export type { ResolvedDruConfig } from './config-files.js'
 export type { DruConfig, KeysConfig, FieldCheck } from './config.js'

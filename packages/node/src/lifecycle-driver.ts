@@ -1,4 +1,11 @@
-import { LifecycleSignal, LifecycleState, createLifecycle, type Lifecycle, type LifecycleTransition, type VersionVector } from '@dru/core'
+import {
+  LifecycleSignal,
+  LifecycleState,
+  createLifecycle,
+  type Lifecycle,
+  type LifecycleTransition,
+  type VersionVector,
+} from '@dru/core'
 import { eventLag } from './lag.js'
 
 /** What the driver needs to know about one configured peer. */
@@ -25,7 +32,11 @@ export interface SyncAssessment {
  * hold (what they may have that we lack is measured against it); `live` leaves out retired
  * origins, whose events are folded into snapshots and never acknowledged again.
  */
-export function assessPeers(ours: VersionVector, peers: readonly PeerView[], live: VersionVector = ours): SyncAssessment {
+export function assessPeers(
+  ours: VersionVector,
+  peers: readonly PeerView[],
+  live: VersionVector = ours,
+): SyncAssessment {
   let reachable = 0
   let weLack = 0
   let theyLack = 0
@@ -95,7 +106,8 @@ export class LifecycleDriver {
     if (a.reachable === 0) {
       // Right after start no peer has had time to answer yet: give them the grace period
       // before calling ourselves isolated (also when a restore already moved us on).
-      if (this.#options.now() - this.#startedAt >= this.#options.startupGraceMs) lc.signal(LifecycleSignal.ALL_PEERS_LOST)
+      if (this.#options.now() - this.#startedAt >= this.#options.startupGraceMs)
+        lc.signal(LifecycleSignal.ALL_PEERS_LOST)
       return
     }
     lc.signal(LifecycleSignal.PEERS_REACHABLE)

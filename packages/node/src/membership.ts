@@ -48,17 +48,23 @@ export function createMembership(o: MembershipOptions): Membership {
     members() {
       const gone = new Set(readDecommissioned(store))
       const live = new Map(sync.peerStatus().map((p) => [p.id, p.ackedVv]))
-      return o.memberIds.filter((id) => !gone.has(id)).map((id) => ({ id, acked: mergeVv(store.peer(id)?.ackedVv ?? {}, live.get(id) ?? {}) }))
+      return o.memberIds
+        .filter((id) => !gone.has(id))
+        .map((id) => ({ id, acked: mergeVv(store.peer(id)?.ackedVv ?? {}, live.get(id) ?? {}) }))
     },
     // Persisted first, so a restart keeps the peer out.
     decommission(id, { force }) {
       if (id === o.druId) throw new DruError('INVALID_ARGUMENT', `${id} cannot decommission itself`)
-      if (!o.memberIds.includes(id)) throw new DruError('NOT_FOUND', `${id} is not a member of this cluster (no public key for it)`)
+      if (!o.memberIds.includes(id))
+        throw new DruError('NOT_FOUND', `${id} is not a member of this cluster (no public key for it)`)
       const gone = readDecommissioned(store)
       if (gone.includes(id)) return { id, removed: false }
       const peer = sync.peerStatus().find((p) => p.id === id)
       if (peer?.connected && !force) {
-        throw new DruError('INVALID_ARGUMENT', `${id} is connected right now, so it is not lost; stop it first, or pass force to remove a live DRU`)
+        throw new DruError(
+          'INVALID_ARGUMENT',
+          `${id} is connected right now, so it is not lost; stop it first, or pass force to remove a live DRU`,
+        )
       }
       store.setMeta(MetaKey.DECOMMISSIONED, JSON.stringify([...gone, id].sort()))
       sync.decommission(id)

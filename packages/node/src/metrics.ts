@@ -191,7 +191,7 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
   })
   const bootstraps = new Counter({
     name: 'dru_bootstraps_total',
-    help: 'Bootstraps from a peer\'s document snapshots (this DRU was below its compaction base).',
+    help: "Bootstraps from a peer's document snapshots (this DRU was below its compaction base).",
     labelNames: ['peer'] as const,
     registers,
   })
@@ -238,7 +238,7 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
   })
   const staleCopies = new Counter({
     name: 'dru_stale_copy_detected_total',
-    help: 'Times signed events of this DRU\'s own earlier writes proved it started from an old copy of its database.',
+    help: "Times signed events of this DRU's own earlier writes proved it started from an old copy of its database.",
     registers,
   })
   const syncConnections = new Gauge({

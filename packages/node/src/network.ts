@@ -83,9 +83,32 @@ export class Network implements OperationPeers {
     this.#now = deps.now
     this.#configuredPeers = peers
     const evaluate = () => this.evaluate()
-    this.#verification = { druId: local.id, store: local.store, sync, stateDigest: () => typedStorage(() => local.documents.clusterDigest()) }
-    this.restore = new RestoreGuard({ druId: local.id, store: local.store, driver, metrics, log, now: deps.now, ownAtOpen: opened.ownAtOpen, openedAt: opened.at, reassess: evaluate })
-    this.membership = createMembership({ druId: local.id, store: local.store, sync, driver, memberIds: opened.memberIds, log, reassess: evaluate })
+    this.#verification = {
+      druId: local.id,
+      store: local.store,
+      sync,
+      stateDigest: () => typedStorage(() => local.documents.clusterDigest()),
+    }
+    this.restore = new RestoreGuard({
+      druId: local.id,
+      store: local.store,
+      driver,
+      metrics,
+      log,
+      now: deps.now,
+      ownAtOpen: opened.ownAtOpen,
+      openedAt: opened.at,
+      reassess: evaluate,
+    })
+    this.membership = createMembership({
+      druId: local.id,
+      store: local.store,
+      sync,
+      driver,
+      memberIds: opened.memberIds,
+      log,
+      reassess: evaluate,
+    })
     sync.on('peer-up', (id) => {
       log.info('peer up', { peer: id })
       evaluate()
@@ -108,7 +131,9 @@ export class Network implements OperationPeers {
       metrics.protocolViolations.inc({ peer: info.authenticated ? (info.peerId ?? '') : '', code: info.code })
     })
     sync.on('identity-conflict', (info) => {
-      log.error('the same DRU id runs twice: both processes keep replicating under their own origins; stop one', { ...info })
+      log.error('the same DRU id runs twice: both processes keep replicating under their own origins; stop one', {
+        ...info,
+      })
       metrics.identityConflicts.inc({ peer: info.peerId })
     })
     // Proof, not claims: signed events of our own DRU, written before this process opened
@@ -174,7 +199,11 @@ export class Network implements OperationPeers {
     deps.metrics.setLifecycleState(driver.lifecycle.state())
     if (opened.restore) driver.restorePending()
     const memberIds = Object.keys(config.keys.publicKeys).filter((id) => id !== local.id)
-    return new Network(local, sync, driver, deps, peers.length, { ownAtOpen: opened.ownAtOpen, at: deps.now(), memberIds })
+    return new Network(local, sync, driver, deps, peers.length, {
+      ownAtOpen: opened.ownAtOpen,
+      at: deps.now(),
+      memberIds,
+    })
   }
 
   /** Re-assesses sync state and feeds the lifecycle (every 100 ms and on peer up/down). */

@@ -87,7 +87,11 @@ export async function openDru(config: DruConfig): Promise<Dru> {
       ...(c.cache ? { cache: c.cache } : {}),
       ...(c.conflictPolicy ? { conflictPolicy: c.conflictPolicy } : {}),
       now,
-      onError: (err) => log.error('documents: work after a commit failed', { error: (err as Error)?.message ?? String(err), code: (err as { code?: string })?.code }),
+      onError: (err) =>
+        log.error('documents: work after a commit failed', {
+          error: (err as Error)?.message ?? String(err),
+          code: (err as { code?: string })?.code,
+        }),
     })
     const metrics = createMetrics({ labels: { dru: c.id } })
     let skewed = store.skewedEvents
@@ -99,7 +103,10 @@ export async function openDru(config: DruConfig): Promise<Dru> {
       if (store.skewedEvents > skewed) {
         const peer = parseOrigin(events[events.length - 1]!.origin).druId
         metrics.clockSkewAlarms.inc({ peer }, store.skewedEvents - skewed)
-        log.warn('clock skew: remote timestamps beyond maxClockSkewMs (stored, clock not advanced)', { peer, events: store.skewedEvents - skewed })
+        log.warn('clock skew: remote timestamps beyond maxClockSkewMs (stored, clock not advanced)', {
+          peer,
+          events: store.skewedEvents - skewed,
+        })
         skewed = store.skewedEvents
       }
     })

@@ -96,7 +96,11 @@ export interface OperationPeers {
 }
 
 /** Gaps and verification over a DRU's log, documents and (when networked) peers. */
-export function createOperations(store: EventStore, documents: DocumentStore, peers: OperationPeers | undefined): DruOperations {
+export function createOperations(
+  store: EventStore,
+  documents: DocumentStore,
+  peers: OperationPeers | undefined,
+): DruOperations {
   return {
     gaps(): GapReport {
       // Retired origins (folded into snapshots) are never acknowledged again: compare the live ones.
@@ -134,14 +138,19 @@ export function createOperations(store: EventStore, documents: DocumentStore, pe
       const results = peers ? await peers.verifyPeers({ deep }) : []
       const isolated = documents.isolated()
       // An isolated document is a local fault, whatever the peers say.
-      const ok = isolated.count === 0 && results.every((p) => p.equal !== false) && (peers === undefined || results.some((p) => p.equal === true) || peers.configuredPeers === 0)
+      const ok =
+        isolated.count === 0 &&
+        results.every((p) => p.equal !== false) &&
+        (peers === undefined || results.some((p) => p.equal === true) || peers.configuredPeers === 0)
       return {
         ok,
         deep,
         local: {
           digest: fingerprintDigest(store.fingerprint()),
           ...(local ? { documents: local.documents, stateDigest: local.digest } : {}),
-          ...(isolated.count > 0 ? { isolatedDocuments: isolated.count, isolated: isolated.docs.map((d) => d.docId) } : {}),
+          ...(isolated.count > 0
+            ? { isolatedDocuments: isolated.count, isolated: isolated.docs.map((d) => d.docId) }
+            : {}),
         },
         peers: results,
       }

@@ -25,7 +25,10 @@ export interface VerificationSources {
  * Asks every connected peer for its fingerprint now (and, when `deep`, its state digest)
  * and compares with ours. Unreachable peers are reported, not counted as different.
  */
-export async function verifyPeers(s: VerificationSources, options: { deep: boolean; timeoutMs?: number }): Promise<PeerVerification[]> {
+export async function verifyPeers(
+  s: VerificationSources,
+  options: { deep: boolean; timeoutMs?: number },
+): Promise<PeerVerification[]> {
   const ours = s.store.summary()
   const full = s.store.fingerprint()
   const local = options.deep ? s.stateDigest() : undefined
@@ -58,7 +61,8 @@ export async function verifyPeers(s: VerificationSources, options: { deep: boole
 function ownLack(druId: string, ours: VersionVector, theirs: VersionVector): number {
   const prefix = `${druId}/`
   let n = 0
-  for (const [origin, seq] of Object.entries(theirs)) if (origin.startsWith(prefix)) n += Math.max(0, seq - (ours[origin] ?? 0))
+  for (const [origin, seq] of Object.entries(theirs))
+    if (origin.startsWith(prefix)) n += Math.max(0, seq - (ours[origin] ?? 0))
   return n
 }
 
@@ -69,7 +73,13 @@ function ownLack(druId: string, ours: VersionVector, theirs: VersionVector): num
  */
 export function peersAgree(
   results: readonly PeerVerification[],
-  o: { ours: VersionVector; live: VersionVector; status: readonly PeerStatus[]; restoring: boolean; inSync: (a: SyncAssessment) => boolean },
+  o: {
+    ours: VersionVector
+    live: VersionVector
+    status: readonly PeerStatus[]
+    restoring: boolean
+    inSync: (a: SyncAssessment) => boolean
+  },
 ): boolean {
   const status = new Map(o.status.map((p) => [p.id, p]))
   let reached = 0

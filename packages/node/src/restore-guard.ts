@@ -26,7 +26,11 @@ export interface RestoreAtOpen {
  * Decides restore mode before sync starts, and persists it. A new database with peers
  * restores too: its own earlier events, if any DRU of its id ever wrote, are out there.
  */
-export function restoreAtOpen(store: EventStore, druId: string, o: { peers: number; requested: boolean }): RestoreAtOpen {
+export function restoreAtOpen(
+  store: EventStore,
+  druId: string,
+  o: { peers: number; requested: boolean },
+): RestoreAtOpen {
   const restore = o.requested || store.getMeta(MetaKey.RESTORE_PENDING) === 1 || (store.isNew && o.peers > 0)
   if (restore) store.setMeta(MetaKey.RESTORE_PENDING, 1)
   const prefix = `${druId}/`
@@ -100,16 +104,26 @@ export class RestoreGuard {
    */
   checkStaleCopy(events: readonly DruEvent[]): void {
     const { store, driver, log } = this.#o
-    const missing = ownWritesMissingAtOpen({ druId: this.#o.druId, origin: store.origin, ownAtOpen: this.#o.ownAtOpen, openedAt: this.#o.openedAt }, events)
+    const missing = ownWritesMissingAtOpen(
+      { druId: this.#o.druId, origin: store.origin, ownAtOpen: this.#o.ownAtOpen, openedAt: this.#o.openedAt },
+      events,
+    )
     const proof = missing[0]
     const n = missing.length
     if (!proof) return
     const first = this.#staleCopy === undefined
-    this.#staleCopy = { origin: this.#staleCopy?.origin ?? proof.origin, recovered: (this.#staleCopy?.recovered ?? 0) + n, at: this.#staleCopy?.at ?? this.#o.now() }
+    this.#staleCopy = {
+      origin: this.#staleCopy?.origin ?? proof.origin,
+      recovered: (this.#staleCopy?.recovered ?? 0) + n,
+      at: this.#staleCopy?.at ?? this.#o.now(),
+    }
     if (!first) return
     this.#o.metrics.staleCopies.inc()
     if (driver.restoring) {
-      log.warn('old copy: own events written before this start are coming back from peers (already restoring)', { origin: proof.origin, seq: proof.seq })
+      log.warn('old copy: own events written before this start are coming back from peers (already restoring)', {
+        origin: proof.origin,
+        seq: proof.seq,
+      })
       return
     }
     // This DRU already writes under a fresh origin, so nothing forks; but until its own
@@ -117,11 +131,14 @@ export class RestoreGuard {
     // for a restore until caught up and verified.
     store.setMeta(MetaKey.RESTORE_PENDING, 1)
     driver.restorePending()
-    log.error('stale copy detected: signed events of this DRU written before it started were missing from its database; restoring', {
-      origin: proof.origin,
-      seq: proof.seq,
-      heldAtOpen: this.#o.ownAtOpen[proof.origin] ?? 0,
-    })
+    log.error(
+      'stale copy detected: signed events of this DRU written before it started were missing from its database; restoring',
+      {
+        origin: proof.origin,
+        seq: proof.seq,
+        heldAtOpen: this.#o.ownAtOpen[proof.origin] ?? 0,
+      },
+    )
     this.#o.reassess()
   }
 }

@@ -87,51 +87,60 @@ function startChromium(url: string): { child: ChildProcess; output: () => string
 }
 
 describe('a web page in a real browser against the admin API', () => {
-  runIt('cannot compact, decommission, unquarantine or resolve: the requests arrive and nothing runs', { timeout: 120_000 }, async () => {
-    if (!available) throw new Error(`${CHROMIUM} is missing: CI must install chromium (.ci/run does)`)
-    const dir = mkdtempSync(join(tmpdir(), 'dru-admin-browser-'))
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
-    // The default admin config: loopback, no token. Only Origin and content type stand in the way.
-    const dru = await openDru({ id: 'a', path: join(dir, 'a.db'), admin: { host: '127.0.0.1', port: 0 } })
-    cleanups.push(() => dru.close())
-    for (let i = 0; i < 5; i++) await dru.change(`d${i}`, (d) => (d.v = i))
-    const events = dru.store.count()
-    const adminUrl = runtimeOf(dru).admin!.url
+  runIt(
+    'cannot compact, decommission, unquarantine or resolve: the requests arrive and nothing runs',
+    { timeout: 120_000 },
+    async () => {
+      if (!available) throw new Error(`${CHROMIUM} is missing: CI must install chromium (.ci/run does)`)
+      const dir = mkdtempSync(join(tmpdir(), 'dru-admin-browser-'))
+      cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+      // The default admin config: loopback, no token. Only Origin and content type stand in the way.
+      const dru = await openDru({ id: 'a', path: join(dir, 'a.db'), admin: { host: '127.0.0.1', port: 0 } })
+      cleanups.push(() => dru.close())
+      for (let i = 0; i < 5; i++) await dru.change(`d${i}`, (d) => (d.v = i))
+      const events = dru.store.count()
+      const adminUrl = runtimeOf(dru).admin!.url
 
-    const naiveSeen: Array<{ origin: string | undefined; type: string | undefined }> = []
-    const naivePort = await listen(
-      createServer((req, res) => {
-        naiveSeen.push({ origin: req.headers.origin, type: req.headers['content-type'] })
-        req.resume()
-        res.end('done')
-      }),
-    )
+      const naiveSeen: Array<{ origin: string | undefined; type: string | undefined }> = []
+      const naivePort = await listen(
+        createServer((req, res) => {
+          naiveSeen.push({ origin: req.headers.origin, type: req.headers['content-type'] })
+          req.resume()
+          res.end('done')
+        }),
+      )
 
-    let reported!: (results: Record<string, string>) => void
-    const done = new Promise<Record<string, string>>((resolve) => (reported = resolve))
-    const pagePort = await listen(
-      createServer(async (req, res) => {
-        if (req.method === 'POST' && req.url === '/done') {
-          reported(JSON.parse(await bodyOf(req)) as Record<string, string>)
-          res.end()
-          return
-        }
-        res.writeHead(200, { 'content-type': 'text/html' }).end(attackPage(adminUrl, `http://127.0.0.1:${naivePort}`))
-      }),
-    )
+      let reported!: (results: Record<string, string>) => void
+      const done = new Promise<Record<string, string>>((resolve) => (reported = resolve))
+      const pagePort = await listen(
+        createServer(async (req, res) => {
+          if (req.method === 'POST' && req.url === '/done') {
+            reported(JSON.parse(await bodyOf(req)) as Record<string, string>)
+            res.end()
+            return
+          }
+          res.writeHead(200, { 'content-type': 'text/html' }).end(attackPage(adminUrl, `http://127.0.0.1:${naivePort}`))
+        }),
+      )
 
-    const browser = startChromium(`http://127.0.0.1:${pagePort}/`)
-    const exitedEarly = new Promise<never>((_, reject) =>
-      browser.child.once('exit', (code, signal) => reject(new Error(`chromium exited (${code ?? signal}) before the page reported: ${browser.output().slice(-2000)}`))),
-    )
-    const results = await Promise.race([done, exitedEarly])
+      const browser = startChromium(`http://127.0.0.1:${pagePort}/`)
+      const exitedEarly = new Promise<never>((_, reject) =>
+        browser.child.once('exit', (code, signal) =>
+          reject(
+            new Error(`chromium exited (${code ?? signal}) before the page reported: ${browser.output().slice(-2000)}`),
+          ),
+        ),
+      )
+      const results = await Promise.race([done, exitedEarly])
 
-    // The browser did send a cross-site text/plain POST with its Origin: the threat is real.
-    expect(results.naive).toBe('answered')
-    expect(naiveSeen).toEqual([{ origin: `http://127.0.0.1:${pagePort}`, type: 'text/plain;charset=UTF-8' }])
-    // The admin API answered each (an opaque response, not a network error) and did nothing.
-    for (const path of ['/compact', '/decommission/c?force=1', '/peers/c/unquarantine', '/conflicts/1/resolve']) expect(results[path], path).toBe('answered')
-    expect(results.json).toBe('blocked')
-    expect(dru.store.count()).toBe(events)
-  })
+      // The browser did send a cross-site text/plain POST with its Origin: the threat is real.
+      expect(results.naive).toBe('answered')
+      expect(naiveSeen).toEqual([{ origin: `http://127.0.0.1:${pagePort}`, type: 'text/plain;charset=UTF-8' }])
+      // The admin API answered each (an opaque response, not a network error) and did nothing.
+      for (const path of ['/compact', '/decommission/c?force=1', '/peers/c/unquarantine', '/conflicts/1/resolve'])
+        expect(results[path], path).toBe('answered')
+      expect(results.json).toBe('blocked')
+      expect(dru.store.count()).toBe(events)
+    },
+  )
 })

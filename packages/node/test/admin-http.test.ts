@@ -85,10 +85,17 @@ interface Reply {
   json?: any
 }
 
-function call(server: AdminServer, method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<Reply> {
+function call(
+  server: AdminServer,
+  method: string,
+  path: string,
+  body?: string | Buffer,
+  headers: Record<string, string> = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     // The CLI's way: every POST is JSON (the security tests below send what a browser would).
-    const all = method === 'POST' && !('content-type' in headers) ? { 'content-type': 'application/json', ...headers } : headers
+    const all =
+      method === 'POST' && !('content-type' in headers) ? { 'content-type': 'application/json', ...headers } : headers
     const req = request({ host: '127.0.0.1', port: server.port, method, path, headers: all }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
@@ -225,14 +232,20 @@ describe('admin HTTP', () => {
     const r = await call(server, 'POST', '/verify?deep=true', undefined, { accept: NDJSON_CONTENT_TYPE })
     expect(r.status).toBe(200)
     expect(r.headers['content-type']).toBe(NDJSON_CONTENT_TYPE)
-    const lines = r.text.trim().split('\n').map((l) => JSON.parse(l))
+    const lines = r.text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
     expect(lines.slice(0, 3).map((l: { progress: OperationProgress }) => l.progress.done)).toEqual([1, 2, 3])
     expect(lines[3]).toMatchObject({ result: { ok: true, deep: true } })
   })
 
   it('ends a stream with an error line when the operation fails midway', async () => {
     const r = await call(server, 'POST', '/compact', undefined, { accept: NDJSON_CONTENT_TYPE })
-    const lines = r.text.trim().split('\n').map((l) => JSON.parse(l))
+    const lines = r.text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
     expect(lines[0]).toEqual({ progress: { phase: 'snapshot', done: 1, total: 2 } })
     expect(lines[1]).toEqual({ error: { code: 'FORK', message: 'fork seen on us-east-1/1 at seq 3' } })
     // without streaming, the same failure is a 409 with the code
@@ -365,7 +378,23 @@ describe('admin HTTP', () => {
   it('answers any method, path and body with a status and, for errors, a JSON {code, message}', async () => {
     const runs = Math.max(20, Math.floor(Number(process.env.DRU_PROPERTY_RUNS ?? 300) / 3))
     const segment = fc.oneof(
-      fc.constantFrom('healthz', 'readyz', 'status', 'metrics', 'gaps', 'verify', 'conflicts', '7', 'resolve', 'compact', 'decommission', '%', '%zz', '..', ''),
+      fc.constantFrom(
+        'healthz',
+        'readyz',
+        'status',
+        'metrics',
+        'gaps',
+        'verify',
+        'conflicts',
+        '7',
+        'resolve',
+        'compact',
+        'decommission',
+        '%',
+        '%zz',
+        '..',
+        '',
+      ),
       fc.string({ maxLength: 8 }).map(encodeURIComponent),
     )
     await fc.assert(
@@ -373,7 +402,13 @@ describe('admin HTTP', () => {
         fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'HEAD', 'PATCH'),
         fc.array(segment, { minLength: 1, maxLength: 4 }),
         fc.option(fc.constantFrom('?deep=1', '?status=all', '?deep=x', '?status=', '?a=%'), { nil: '' }),
-        fc.option(fc.oneof(fc.json(), fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b))), { nil: undefined }),
+        fc.option(
+          fc.oneof(
+            fc.json(),
+            fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b)),
+          ),
+          { nil: undefined },
+        ),
         async (method, segments, query, body) => {
           const r = await call(server, method, `/${segments.join('/')}${query}`, body)
           expect(r.status).toBeGreaterThanOrEqual(200)

@@ -59,7 +59,13 @@ describe('Dru API refusals', () => {
         }),
     ],
     ['an async change function on a new document', (dru) => dru.change('order-2', async (d: Doc) => void (d.x = 1))],
-    ['an async transaction', (dru) => dru.transact((async (tx: { change: Dru['change'] }) => void tx.change('order-1', (d: Doc) => (d.status = 'x'))) as never)],
+    [
+      'an async transaction',
+      (dru) =>
+        dru.transact(
+          (async (tx: { change: Dru['change'] }) => void tx.change('order-1', (d: Doc) => (d.status = 'x'))) as never,
+        ),
+    ],
     [
       'a transaction returning a promise that changes after await',
       (dru) =>
@@ -102,7 +108,9 @@ describe('Dru API refusals', () => {
     const before = state(dru)
     expect(await codeOf(() => dru.change(id as string, (d: Doc) => (d.x = 1)))).toBe('INVALID_ARGUMENT')
     expect(await codeOf(() => dru.get(id as string))).toBe('INVALID_ARGUMENT')
-    expect(await codeOf(() => dru.transact((tx) => tx.change(id as string, (d: Doc) => (d.x = 1))))).toBe('INVALID_ARGUMENT')
+    expect(await codeOf(() => dru.transact((tx) => tx.change(id as string, (d: Doc) => (d.x = 1))))).toBe(
+      'INVALID_ARGUMENT',
+    )
     expect(state(dru)).toEqual(before)
   })
 
@@ -149,18 +157,23 @@ describe('Dru API refusals', () => {
     ['an object with a __proto__ key', () => JSON.parse('{"__proto__": {"x": 1}}')],
     ['an object with a symbol key', () => ({ [Symbol('k')]: 1, a: 1 })],
     ['a string with a lone surrogate', () => 'caf\ud800'],
-    ['an object nested 300 deep', () => {
-      const root: Doc = {}
-      let at = root
-      for (let i = 0; i < 300; i++) at = (at.n = {}) as Doc
-      return root
-    }],
+    [
+      'an object nested 300 deep',
+      () => {
+        const root: Doc = {}
+        let at = root
+        for (let i = 0; i < 300; i++) at = (at.n = {}) as Doc
+        return root
+      },
+    ],
   ]
   it.each(badValues)('%s as a value: INVALID_VALUE, nothing committed, the document still works', async (_, value) => {
     const dru = await standalone()
     const before = state(dru)
     expect(await codeOf(() => dru.change('order-1', (d: Doc) => (d.bad = value())))).toBe('INVALID_VALUE')
-    expect(await codeOf(() => dru.change('order-1', (d: Doc) => void (d.items as unknown[]).push(value())))).toBe('INVALID_VALUE')
+    expect(await codeOf(() => dru.change('order-1', (d: Doc) => void (d.items as unknown[]).push(value())))).toBe(
+      'INVALID_VALUE',
+    )
     expect(await codeOf(() => dru.change('new-doc', (d: Doc) => ((d.ok = 1), (d.bad = value()))))).toBe('INVALID_VALUE')
     expect(state(dru)).toEqual(before)
     expect(dru.get('new-doc')).toBeUndefined()
@@ -181,7 +194,15 @@ describe('Dru API refusals', () => {
       d.big = 2n ** 40n
       d.copy = { ...(d.line as object) }
     })
-    expect(dru.get('order-1')).toEqual({ at: '1970-01-01T00:00:00.000Z', big: 2 ** 40, copy: { sku: 'x-1' }, items: [1, 2, { sku: 'y' }, [3]], line: { sku: 'x-1' }, raw: 'AQI=', status: 'new' })
+    expect(dru.get('order-1')).toEqual({
+      at: '1970-01-01T00:00:00.000Z',
+      big: 2 ** 40,
+      copy: { sku: 'x-1' },
+      items: [1, 2, { sku: 'y' }, [3]],
+      line: { sku: 'x-1' },
+      raw: 'AQI=',
+      status: 'new',
+    })
   })
 
   it('a document proxy kept past its change cannot write into a later one', async () => {
@@ -253,7 +274,9 @@ describe('Dru API refusals', () => {
     open.push(dru)
     const before = dru.fingerprint()
     const started = Date.now()
-    expect(await codeOf(() => dru.change('d', (d: Doc) => (d.x = 1), { acks: 2, timeoutMs: 60_000 }))).toBe('INVALID_ARGUMENT')
+    expect(await codeOf(() => dru.change('d', (d: Doc) => (d.x = 1), { acks: 2, timeoutMs: 60_000 }))).toBe(
+      'INVALID_ARGUMENT',
+    )
     expect(Date.now() - started).toBeLessThan(5_000) // refused, not timed out (the wait would be 60 s)
     expect(await codeOf(() => dru.change('d', (d: Doc) => (d.x = 1), { acks: -1 }))).toBe('INVALID_ARGUMENT')
     expect(await codeOf(() => dru.change('d', (d: Doc) => (d.x = 1), { acks: 1.5 }))).toBe('INVALID_ARGUMENT')
@@ -275,11 +298,14 @@ describe('Dru API refusals', () => {
     const before = state(dru)
     const big = 'x'.repeat(64 * 1024)
     const codes = new Set<string>()
-    for (let i = 0; i < 50; i++) codes.add(await codeOf(() => dru.change(`big-${i}`, (d: Doc) => (d.blob = `${i}${big}`))))
+    for (let i = 0; i < 50; i++)
+      codes.add(await codeOf(() => dru.change(`big-${i}`, (d: Doc) => (d.blob = `${i}${big}`))))
     expect([...codes]).toContain('STORAGE_FULL')
     expect([...codes].filter((c) => c !== 'STORAGE_FULL' && c !== 'no error')).toEqual([])
     const committed = [...Array(50).keys()].filter((i) => dru.get(`big-${i}`) !== undefined)
-    expect(await codeOf(() => dru.transact((tx) => tx.change('big-tx', (d: Doc) => (d.blob = big))))).toBe('STORAGE_FULL')
+    expect(await codeOf(() => dru.transact((tx) => tx.change('big-tx', (d: Doc) => (d.blob = big))))).toBe(
+      'STORAGE_FULL',
+    )
     expect(dru.get('big-tx')).toBeUndefined()
     expect(dru.get('order-1')).toEqual((before as { doc: unknown }).doc)
     await dru.close() // snapshots it cannot write are skipped: the log holds everything

@@ -6,10 +6,13 @@ import { compactionFloor } from '../src/compaction.js'
 // The floor decides which events may leave the log: it must never pass what this DRU or
 // any member durably holds, except that a member always holds what it wrote itself.
 
-const vvArb = fc.dictionary(fc.constantFrom('a/1', 'a/2', 'b/1', 'c/1', 'c/5'), fc.nat(50)) as fc.Arbitrary<VersionVector>
+const vvArb = fc.dictionary(
+  fc.constantFrom('a/1', 'a/2', 'b/1', 'c/1', 'c/5'),
+  fc.nat(50),
+) as fc.Arbitrary<VersionVector>
 
 describe('compactionFloor', () => {
-  it('property: never above our vector or a member\'s acks (other than its own writes); waitingFor is exactly who lacks something', () => {
+  it("property: never above our vector or a member's acks (other than its own writes); waitingFor is exactly who lacks something", () => {
     fc.assert(
       fc.property(vvArb, fc.array(vvArb, { minLength: 2, maxLength: 2 }), (own, acks) => {
         const members = ['b', 'c'].map((id, i) => ({ id, acked: acks[i]! }))

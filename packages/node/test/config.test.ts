@@ -58,7 +58,14 @@ describe('config validation at open', () => {
       conflictPolicy: { priority: ['eu-west-1'] },
       now: () => 1_700_000_000_000,
       maxClockSkewMs: 5000,
-      inbox: { immediateRetries: 0, delayedRetries: 3, backoffMs: 500, maxBackoffMs: 10_000, batch: 10, autoRetry: true },
+      inbox: {
+        immediateRetries: 0,
+        delayedRetries: 3,
+        backoffMs: 500,
+        maxBackoffMs: 10_000,
+        batch: 10,
+        autoRetry: true,
+      },
     })
     await dru.close()
     expect(() => validateConfig(null)).toThrow(/config must be an object/)

@@ -20,7 +20,10 @@ afterEach(() => {
 
 /** Runs the child; `killOn` makes the parent SIGKILL it when that line appears. */
 function runChild(env: Record<string, string>, killOn?: string) {
-  const child = spawn(process.execPath, [fixture], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [fixture], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   children.add(child)
   const lines: string[] = []
   let stderr = ''
@@ -29,11 +32,12 @@ function runChild(env: Record<string, string>, killOn?: string) {
     lines.push(line)
     if (killOn && line === killOn) child.kill('SIGKILL')
   })
-  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; lines: string[]; stderr: string }>((resolve) =>
-    child.on('exit', (code, signal) => {
-      children.delete(child)
-      resolve({ code, signal, lines, stderr })
-    }),
+  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; lines: string[]; stderr: string }>(
+    (resolve) =>
+      child.on('exit', (code, signal) => {
+        children.delete(child)
+        resolve({ code, signal, lines, stderr })
+      }),
   )
 }
 
@@ -58,7 +62,11 @@ function effects(path: string): { total: number; dup: number; stored: number } {
   const db = new Database(path, { readonly: true })
   try {
     const total = (db.prepare('select count(*) as n from effects').get() as { n: number }).n
-    const dup = (db.prepare('select count(*) as n from (select origin, seq from effects group by origin, seq having count(*) > 1)').get() as { n: number }).n
+    const dup = (
+      db
+        .prepare('select count(*) as n from (select origin, seq from effects group by origin, seq having count(*) > 1)')
+        .get() as { n: number }
+    ).n
     const stored = (db.prepare('select count(*) as n from events').get() as { n: number }).n
     return { total, dup, stored }
   } finally {
@@ -111,14 +119,18 @@ describe('exactly-once onEvent (guarantee 3)', () => {
       const eventsFile = join(dir, 'events.bin')
       writeFileSync(eventsFile, pack(events.map(encodeEvent)))
       const env = { DB_PATH: join(dir, 'dst.db'), EVENTS_FILE: eventsFile, BATCH: '4' }
-      const killed = await runChild({ ...env, DRU_FAILPOINT: failpoint, DRU_FAILPOINT_AT: '10' }, `FAILPOINT ${failpoint}`)
+      const killed = await runChild(
+        { ...env, DRU_FAILPOINT: failpoint, DRU_FAILPOINT_AT: '10' },
+        `FAILPOINT ${failpoint}`,
+      )
       expect(killed.signal, killed.stderr).toBe('SIGKILL')
       expect(killed.lines).toContain(`FAILPOINT ${failpoint}`)
       // Atomic: every stored event has its effect, none more, none twice.
       const mid = effects(env.DB_PATH)
       expect(mid.dup).toBe(0)
       expect(mid.total).toBe(mid.stored)
-      if (failpoint === 'in-handler') expect(mid.stored).toBe(8) // two committed batches; the third died in its handler
+      if (failpoint === 'in-handler')
+        expect(mid.stored).toBe(8) // two committed batches; the third died in its handler
       else expect(mid.stored).toBeGreaterThanOrEqual(10)
       expect(mid.stored).toBeLessThan(events.length)
       const done = await runChild(env)

@@ -23,7 +23,12 @@ async function remoteEvents(docs: string[]): Promise<DruEvent[]> {
 
 /** A DRU with the admin API, a handler that fails on document `poison` until fixed, and one dead letter. */
 async function setup() {
-  const dru = await openDru({ id: 'b', path: ':memory:', admin: { host: '127.0.0.1', port: 0, token: TOKEN }, inbox: { immediateRetries: 0, delayedRetries: 0 } })
+  const dru = await openDru({
+    id: 'b',
+    path: ':memory:',
+    admin: { host: '127.0.0.1', port: 0, token: TOKEN },
+    inbox: { immediateRetries: 0, delayedRetries: 0 },
+  })
   open.push(dru)
   dru.store.db.exec('create table shipped (doc text)')
   const state = { broken: true, runs: 0 }
@@ -38,7 +43,11 @@ async function setup() {
     const res = await fetch(`${url}${path}`)
     return { status: res.status, body: (await res.json()) as Record<string, any> }
   }
-  const post = async (path: string, body: unknown = {}, headers: Record<string, string> = { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` }) => {
+  const post = async (
+    path: string,
+    body: unknown = {},
+    headers: Record<string, string> = { 'content-type': 'application/json', authorization: `Bearer ${TOKEN}` },
+  ) => {
     const res = await fetch(`${url}${path}`, { method: 'POST', headers, body: JSON.stringify(body) })
     return { status: res.status, body: (await res.json()) as Record<string, any> }
   }
@@ -50,7 +59,12 @@ describe('inbox admin API', () => {
   it('/status, /metrics and GET /inbox show the dead letter, its handler, event and error', async () => {
     const { get, url } = await setup()
     const status = await get('/status')
-    expect(status.body.inbox).toEqual({ pending: 0, waiting: 0, dead: 1, handlers: [{ handler: 'shipper', registered: true, pending: 0, waiting: 0, dead: 1 }] })
+    expect(status.body.inbox).toEqual({
+      pending: 0,
+      waiting: 0,
+      dead: 1,
+      handlers: [{ handler: 'shipper', registered: true, pending: 0, waiting: 0, dead: 1 }],
+    })
     const metrics = await (await fetch(`${url}/metrics`)).text()
     expect(metrics).toMatch(/^dru_inbox_dead_letters\{handler="shipper",dru="b"\} 1$/m)
     expect(metrics).toMatch(/^dru_inbox_pending\{handler="shipper",dru="b"\} 0$/m)
@@ -61,7 +75,15 @@ describe('inbox admin API', () => {
     expect(list.body.counts).toMatchObject({ pending: 0, waiting: 0, dead: 1, skipped: 0 })
     expect(list.body.entries).toHaveLength(1)
     const [entry] = list.body.entries
-    expect(entry).toMatchObject({ handler: 'shipper', seq: 2, docId: 'poison', state: 'dead', attempts: 1, lastError: 'RangeError: no carrier for poison', registered: true })
+    expect(entry).toMatchObject({
+      handler: 'shipper',
+      seq: 2,
+      docId: 'poison',
+      state: 'dead',
+      attempts: 1,
+      lastError: 'RangeError: no carrier for poison',
+      registered: true,
+    })
     expect(entry).not.toHaveProperty('errorStack')
     const one = await get(`/inbox/${entry.id}`)
     expect(one.body.errorStack).toMatch(/^RangeError: no carrier for poison\n\s+at /)
@@ -79,7 +101,9 @@ describe('inbox admin API', () => {
     expect((await get('/inbox/abc')).status).toBe(404)
     // The admin security rules hold for the new POSTs: token and JSON.
     expect((await post(`/inbox/${id}/retry`, {}, { 'content-type': 'application/json' })).status).toBe(401)
-    expect((await post(`/inbox/${id}/skip`, {}, { 'content-type': 'text/plain', authorization: `Bearer ${TOKEN}` })).status).toBe(415)
+    expect(
+      (await post(`/inbox/${id}/skip`, {}, { 'content-type': 'text/plain', authorization: `Bearer ${TOKEN}` })).status,
+    ).toBe(415)
     expect((await post(`/inbox/${id}/skip`, { reason: 42 })).body.code).toBe('INVALID_ARGUMENT')
     expect((await post(`/inbox/${id}/retry`, { force: true })).body.code).toBe('INVALID_ARGUMENT')
     expect((await post('/inbox/retry-dead', { handler: 7 })).status).toBe(400)
@@ -92,7 +116,12 @@ describe('inbox admin API', () => {
     const id = dru.inbox.list()[0]!.id
     const again = await post(`/inbox/${id}/retry`)
     expect(again.status).toBe(200)
-    expect(again.body).toMatchObject({ id, outcome: 'failed', error: 'RangeError: no carrier for poison', entry: { state: 'dead', attempts: 2 } })
+    expect(again.body).toMatchObject({
+      id,
+      outcome: 'failed',
+      error: 'RangeError: no carrier for poison',
+      entry: { state: 'dead', attempts: 2 },
+    })
     state.broken = false
     expect((await post(`/inbox/${id}/retry`)).body).toEqual({ id, outcome: 'done' })
     expect(shipped()).toEqual(['ok-1', 'ok-2', 'poison'])

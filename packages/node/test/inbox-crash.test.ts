@@ -49,7 +49,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 /** Runs the child; it is SIGKILLed when it prints `FAILPOINT <step>`. */
 function run(env: Record<string, string>) {
-  const child = spawn(process.execPath, [CHILD], { env: { ...process.env, EVENTS_FILE: eventsFile, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [CHILD], {
+    env: { ...process.env, EVENTS_FILE: eventsFile, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
   children.add(child)
   const lines: string[] = []
   let stderr = ''
@@ -58,11 +61,12 @@ function run(env: Record<string, string>) {
     lines.push(line)
     if (line.startsWith('FAILPOINT ')) child.kill('SIGKILL')
   })
-  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; lines: string[]; stderr: string }>((resolve) =>
-    child.on('exit', (code, signal) => {
-      children.delete(child)
-      resolve({ code, signal, lines, stderr })
-    }),
+  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; lines: string[]; stderr: string }>(
+    (resolve) =>
+      child.on('exit', (code, signal) => {
+        children.delete(child)
+        resolve({ code, signal, lines, stderr })
+      }),
   )
 }
 
@@ -71,11 +75,18 @@ function inspect(path: string) {
   const db = new Database(path, { readonly: true })
   try {
     const counts = new Map<string, number>()
-    for (const r of db.prepare('select handler, origin, seq, count(*) n from effects group by handler, origin, seq').all() as Array<{ handler: string; origin: string; seq: number; n: number }>) {
+    for (const r of db
+      .prepare('select handler, origin, seq, count(*) n from effects group by handler, origin, seq')
+      .all() as Array<{ handler: string; origin: string; seq: number; n: number }>) {
       counts.set(`${r.handler} ${r.origin}#${r.seq}`, r.n)
     }
     const stored = db.prepare('select origin, seq from events').all() as Array<{ origin: string; seq: number }>
-    const owed = db.prepare('select handler, origin, seq, state from inbox').all() as Array<{ handler: string; origin: string; seq: number; state: string }>
+    const owed = db.prepare('select handler, origin, seq, state from inbox').all() as Array<{
+      handler: string
+      origin: string
+      seq: number
+      state: string
+    }>
     return { counts, stored, owed }
   } finally {
     db.close()
@@ -105,7 +116,12 @@ describe('inbox: SIGKILL at every step, then restart with the handlers fixed', (
       for (const key of mid.counts.keys()) expect(storedKeys.has(key.split(' ')[1]!)).toBe(true)
       // A stored event is either handled or owed by each handler, never neither.
       const owedKeys = new Set(mid.owed.map((o) => `${o.handler} ${o.origin}#${o.seq}`))
-      for (const e of mid.stored) for (const h of HANDLERS) expect(mid.counts.has(`${h} ${e.origin}#${e.seq}`) || owedKeys.has(`${h} ${e.origin}#${e.seq}`), `${h} ${e.origin}#${e.seq}`).toBe(true)
+      for (const e of mid.stored)
+        for (const h of HANDLERS)
+          expect(
+            mid.counts.has(`${h} ${e.origin}#${e.seq}`) || owedKeys.has(`${h} ${e.origin}#${e.seq}`),
+            `${h} ${e.origin}#${e.seq}`,
+          ).toBe(true)
 
       const done = await run({ DB_PATH: path, BROKEN: 'never' })
       expect(done.code, done.stderr).toBe(0)
@@ -113,7 +129,9 @@ describe('inbox: SIGKILL at every step, then restart with the handlers fixed', (
       const end = inspect(path)
       expect(end.stored).toHaveLength(events.length)
       expect(end.owed).toEqual([])
-      for (const e of events) for (const h of HANDLERS) expect(end.counts.get(`${h} ${e.origin}#${e.seq}`), `${h} ${e.origin}#${e.seq}`).toBe(1)
+      for (const e of events)
+        for (const h of HANDLERS)
+          expect(end.counts.get(`${h} ${e.origin}#${e.seq}`), `${h} ${e.origin}#${e.seq}`).toBe(1)
       expect(end.counts.size).toBe(events.length * HANDLERS.length)
     })
   }
@@ -123,10 +141,17 @@ describe('inbox: SIGKILL at every step, then restart with the handlers fixed', (
     const r = await run({ DB_PATH: path, BROKEN: 'always' })
     expect(r.code, r.stderr).toBe(0)
     const poison = events.filter((e) => e.docId.startsWith('poison-'))
-    const firstPerDoc = new Set(['poison-1', 'poison-2'].map((d) => poison.find((e) => e.docId === d)!).map((e) => `${e.origin}#${e.seq}`))
+    const firstPerDoc = new Set(
+      ['poison-1', 'poison-2'].map((d) => poison.find((e) => e.docId === d)!).map((e) => `${e.origin}#${e.seq}`),
+    )
     // h-free: every poison event dead; h-doc: the first of each poison document dead, the rest waiting.
     expect(r.lines.at(-1)).toBe(`DONE pending=0 waiting=${poison.length - 2} dead=${poison.length + 2}`)
     const end = inspect(path)
-    expect(end.owed.filter((o) => o.handler === 'h-doc' && o.state === 'dead').map((o) => `${o.origin}#${o.seq}`).sort()).toEqual([...firstPerDoc].sort())
+    expect(
+      end.owed
+        .filter((o) => o.handler === 'h-doc' && o.state === 'dead')
+        .map((o) => `${o.origin}#${o.seq}`)
+        .sort(),
+    ).toEqual([...firstPerDoc].sort())
   })
 })

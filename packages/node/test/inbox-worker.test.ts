@@ -57,7 +57,12 @@ async function receiver(clock: { ms: number }, timers: WorkerTimers, inbox: Reco
 describe('inbox retry worker', () => {
   it('retries with backoff and stops at the dead letter: a fixed number of calls, however long it runs', async () => {
     const t = fakeTime()
-    const { b, worker } = await receiver(t.clock, t.timers, { immediateRetries: 2, delayedRetries: 3, backoffMs: 1_000, maxBackoffMs: 60_000 })
+    const { b, worker } = await receiver(t.clock, t.timers, {
+      immediateRetries: 2,
+      delayedRetries: 3,
+      backoffMs: 1_000,
+      maxBackoffMs: 60_000,
+    })
     const calls: number[] = []
     b.onEvent('always-fails', () => {
       calls.push(t.clock.ms)

@@ -31,7 +31,14 @@ function poisonedDb(): string {
   let prev = GENESIS_HASH
   const events: DruEvent[] = ['x', 'y'].map((tag, i) => {
     doc = A.change(doc, (d) => (d[tag] = 1))
-    const e = sealEvent({ origin, seq: i + 1, hlc: encodeHlc({ wall: 1_700_000_000_000 + i, counter: 0, node: origin }), docId: 'poison', change: A.getLastLocalChange(doc)!, prev })
+    const e = sealEvent({
+      origin,
+      seq: i + 1,
+      hlc: encodeHlc({ wall: 1_700_000_000_000 + i, counter: 0, node: origin }),
+      docId: 'poison',
+      change: A.getLastLocalChange(doc)!,
+      prev,
+    })
     prev = e.hash
     return e
   })
@@ -61,7 +68,10 @@ describe('an isolated document', () => {
     const status = await json(`${base}/status`)
     expect(status.status).toBe(200)
     expect(status.body.isolatedDocuments).toMatchObject({ count: 1, docs: [{ docId: 'poison' }] })
-    const verify = await json(`${base}/verify?deep=1`, { method: 'POST', headers: { 'content-type': 'application/json' } })
+    const verify = await json(`${base}/verify?deep=1`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+    })
     expect(verify.status).toBe(200)
     expect(verify.body.ok).toBe(false)
     expect(verify.body.local).toMatchObject({ isolatedDocuments: 1, isolated: ['poison'], documents: 1 })

@@ -19,7 +19,9 @@ describe('clock skew alarm', () => {
         hlc: encodeHlc({ wall: ahead, counter: 0, node: peer.origin }),
         docId: 'x',
         // A real Automerge change by the peer's actor: anything else is refused before storing.
-        change: A.getLastLocalChange(A.change(A.init({ actor: actorForOrigin(peer.origin) }), (d: { x?: number }) => (d.x = 1)))!,
+        change: A.getLastLocalChange(
+          A.change(A.init({ actor: actorForOrigin(peer.origin) }), (d: { x?: number }) => (d.x = 1)),
+        )!,
         prev: '0'.repeat(64),
       })
       expect(dru.store.ingest([e]).stored).toHaveLength(1)

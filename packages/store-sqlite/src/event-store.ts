@@ -1,6 +1,5 @@
 import Database from 'better-sqlite3'
 import {
-  DEFAULT_BATCH_BYTES,
   MAX_CHANGE_BYTES,
   SIGN_EVERY_BYTES,
   SIGN_EVERY_EVENTS,
@@ -11,13 +10,8 @@ import {
   encodeHlc,
   eventHashMatches,
   formatOrigin,
-  mergeVv,
-  missingRanges,
-  newIncarnation,
   normalizeVv,
   parseDocId,
-  parseDruId,
-  parseOrigin,
   retiredSummary,
   sealEvent,
   validateEvent,
@@ -44,21 +38,36 @@ import {
 } from '@dru/core'
 import { FoldedLog } from './folded-log.js'
 import { Inbox, type InboxHandler, type InboxHandlerOptions } from './inbox.js'
-import { inboxPolicy, type InboxPolicy } from './inbox-policy.js'
+import { inboxPolicy } from './inbox-policy.js'
 import { MetaKey, MetaTable } from './meta.js'
 import { migrate } from './migrations.js'
 import { openDatabase } from './open-store.js'
-import type { Durability, IngestValidator, OpenStoreOptions, SkewPolicy, StoreTx, StoringValidator } from './store-options.js'
+import type {
+  Durability,
+  IngestValidator,
+  OpenStoreOptions,
+  SkewPolicy,
+  StoreTx,
+  StoringValidator,
+} from './store-options.js'
 import { PeerTable } from './peer-book.js'
 import { DerivedLogReads, eventsForDoc, eventsMissing, verifyLog, type VerifyProgress } from './log-reader.js'
 import { deleteBelowBase, raiseBase, signedFloor, type BaseView } from './log-base.js'
 import { cleanCloseToken, openIdentity } from './identity.js'
 import { mapSqliteError, storageError } from './sqlite-errors.js'
-import { EVENT_COLUMNS, prepareDerivedReads, prepareLogStatements, rowToEvent, toPeer, type DerivedReads, type EventRow, type Head, type LogStatements, type RawPeer } from './statements.js'
+import { prepareLogStatements, rowToEvent, type EventRow, type Head, type LogStatements } from './statements.js'
 
 export type { CommitListener, IngestResult, PeerRecord, StreamOptions }
 export type { VerifyProgress } from './log-reader.js'
-export type { Durability, SkewPolicy, OpenStoreOptions, StoreTx, InboxTx, IngestValidator, StoringValidator } from './store-options.js'
+export type {
+  Durability,
+  SkewPolicy,
+  OpenStoreOptions,
+  StoreTx,
+  InboxTx,
+  IngestValidator,
+  StoringValidator,
+} from './store-options.js'
 export { DEFAULT_CACHE_KIB } from './open-store.js'
 
 /**
@@ -149,7 +158,15 @@ export class EventStore implements ReplicaLog, PeerBook {
     }
     // The marker is read before the new identity replaces the incarnation it names.
     this.#inspect = options.inspect === true
-    const identity = openIdentity({ db, meta: this.#meta, druId, path: this.path, heads: this.#heads, random: this.#random, inspect: this.#inspect })
+    const identity = openIdentity({
+      db,
+      meta: this.#meta,
+      druId,
+      path: this.path,
+      heads: this.#heads,
+      random: this.#random,
+      inspect: this.#inspect,
+    })
     this.#openedClean = identity.openedClean
     this.#isNew = identity.isNew
     this.#previousOrigin = identity.previousOrigin
@@ -244,7 +261,7 @@ export class EventStore implements ReplicaLog, PeerBook {
   transact<T>(fn: (tx: StoreTx) => T): { result: T; events: DruEvent[] } {
     this.#assertUsable()
     const pending: DruEvent[] = []
-    let head = this.#heads.get(this.#origin)
+    const head = this.#heads.get(this.#origin)
     let seq = head?.seq ?? 0
     let prev = head?.hash ?? GENESIS_HASH
     let open = true
@@ -252,11 +269,18 @@ export class EventStore implements ReplicaLog, PeerBook {
       db: this.db,
       append: (docId, change) => {
         // A handle kept past its transaction (an async continuation) must not append to nothing.
-        if (!open) throw new DruError('INVALID_ARGUMENT', 'this transaction has ended: its tx cannot be used after transact() returned')
+        if (!open)
+          throw new DruError(
+            'INVALID_ARGUMENT',
+            'this transaction has ended: its tx cannot be used after transact() returned',
+          )
         parseDocId(docId)
         if (!(change instanceof Uint8Array)) throw new DruError('INVALID_ARGUMENT', 'change must be a Uint8Array')
         if (change.byteLength > MAX_CHANGE_BYTES) {
-          throw new DruError('INVALID_ARGUMENT', `change for ${docId} is ${change.byteLength} bytes; the limit is ${MAX_CHANGE_BYTES}`)
+          throw new DruError(
+            'INVALID_ARGUMENT',
+            `change for ${docId} is ${change.byteLength} bytes; the limit is ${MAX_CHANGE_BYTES}`,
+          )
         }
         // Built here from checked parts, so it skips validateEvent (a hot path).
         const event = sealEvent({
@@ -278,7 +302,10 @@ export class EventStore implements ReplicaLog, PeerBook {
       if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
         // Its continuation will find the transaction ended; that failure is ours to absorb.
         ;(result as unknown as PromiseLike<unknown>).then(undefined, () => undefined)
-        throw new DruError('ASYNC_CHANGE', 'transact() callbacks must be synchronous (SQLite transactions cannot span an await); nothing was committed')
+        throw new DruError(
+          'ASYNC_CHANGE',
+          'transact() callbacks must be synchronous (SQLite transactions cannot span an await); nothing was committed',
+        )
       }
       if (pending.length > 0) {
         const last = pending.length - 1
@@ -333,7 +360,10 @@ export class EventStore implements ReplicaLog, PeerBook {
    */
   onIngest(name: string, handler: InboxHandler, options?: InboxHandlerOptions): () => void {
     if (typeof name === 'function') {
-      throw new DruError('INVALID_ARGUMENT', "onIngest(name, handler): a handler needs a name (e.g. onIngest('mailer', fn)); its owed events are kept under it across restarts")
+      throw new DruError(
+        'INVALID_ARGUMENT',
+        "onIngest(name, handler): a handler needs a name (e.g. onIngest('mailer', fn)); its owed events are kept under it across restarts",
+      )
     }
     return this.inbox.register(name, handler, options)
   }
@@ -386,7 +416,9 @@ export class EventStore implements ReplicaLog, PeerBook {
     const clockErrors: DruEvent[] = []
     for (const e of events) {
       if (!eventHashMatches(e)) {
-        throw new DruError('HASH_MISMATCH', `${e.origin}#${e.seq} does not match its hash`, { details: { origin: e.origin, seq: e.seq } })
+        throw new DruError('HASH_MISMATCH', `${e.origin}#${e.seq} does not match its hash`, {
+          details: { origin: e.origin, seq: e.seq },
+        })
       }
       try {
         this.clock.check(decodeHlc(e.hlc))
@@ -397,9 +429,13 @@ export class EventStore implements ReplicaLog, PeerBook {
       // Only this process writes its current origin: anything of it beyond our head came from
       // someone holding our key, and storing it would fork our next local write.
       if (e.origin === this.#origin && e.seq > (this.#heads.get(this.#origin)?.seq ?? 0)) {
-        throw new DruError('FORK', `${e.origin}#${e.seq} is this process's own origin beyond its head: another writer holds its key`, {
-          details: { origin: e.origin, seq: e.seq },
-        })
+        throw new DruError(
+          'FORK',
+          `${e.origin}#${e.seq} is this process's own origin beyond its head: another writer holds its key`,
+          {
+            details: { origin: e.origin, seq: e.seq },
+          },
+        )
       }
     }
     for (const validate of this.#validators) validate(events)
@@ -469,7 +505,10 @@ export class EventStore implements ReplicaLog, PeerBook {
       heads[origin] = h.hash
     }
     if (this.#retiredCache?.version !== this.#version) {
-      this.#retiredCache = { version: this.#version, summary: retiredSummary(this.retired().map((r) => [r.origin, r.seq, r.hash] as const)) }
+      this.#retiredCache = {
+        version: this.#version,
+        summary: retiredSummary(this.retired().map((r) => [r.origin, r.seq, r.hash] as const)),
+      }
     }
     return { live: { vv, heads }, retired: this.#retiredCache.summary }
   }
@@ -744,9 +783,13 @@ export class EventStore implements ReplicaLog, PeerBook {
 
   #assertUsable(): void {
     if (this.#closed) throw new DruError('CLOSED', 'the event store is closed')
-    if (this.#inspect) throw new DruError('INVALID_ARGUMENT', 'this database was opened for inspection: it takes no writes')
+    if (this.#inspect)
+      throw new DruError('INVALID_ARGUMENT', 'this database was opened for inspection: it takes no writes')
     if (this.#inTransaction) {
-      throw new DruError('INVALID_ARGUMENT', 'nested transactions are not supported: call tx.append() inside the open transact()')
+      throw new DruError(
+        'INVALID_ARGUMENT',
+        'nested transactions are not supported: call tx.append() inside the open transact()',
+      )
     }
   }
 

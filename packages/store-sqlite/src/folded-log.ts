@@ -22,8 +22,12 @@ export class FoldedLog {
 
   constructor(db: Database.Database) {
     this.#stmt = {
-      insert: db.prepare('insert or ignore into folded (origin, seq, hlc, doc_id, change_hash, sig) values (?, ?, ?, ?, ?, ?)'),
-      range: db.prepare('select origin, seq, hlc, doc_id, change_hash, sig from folded where origin = ? and seq >= ? order by seq limit ?'),
+      insert: db.prepare(
+        'insert or ignore into folded (origin, seq, hlc, doc_id, change_hash, sig) values (?, ?, ?, ?, ?, ?)',
+      ),
+      range: db.prepare(
+        'select origin, seq, hlc, doc_id, change_hash, sig from folded where origin = ? and seq >= ? order by seq limit ?',
+      ),
       stage: db.prepare('insert or ignore into bootstrap_stage (change_hash, doc_id, change) values (?, ?, ?)'),
       staged: db.prepare('select doc_id, change from bootstrap_stage where change_hash = ?'),
       clearStage: db.prepare('delete from bootstrap_stage'),
@@ -66,7 +70,10 @@ export class FoldedLog {
    * after it ends that origin's rebuild there (the caller sees the gap). MALFORMED when a change
    * is missing from the stage or staged for another document.
    */
-  rebuild(envelopes: readonly FoldedEnvelope[], headOf: (origin: string) => { seq: number; hash: string } | undefined): DruEvent[] {
+  rebuild(
+    envelopes: readonly FoldedEnvelope[],
+    headOf: (origin: string) => { seq: number; hash: string } | undefined,
+  ): DruEvent[] {
     const out: DruEvent[] = []
     const chain = new Map<string, { seq: number; hash: string }>()
     const stopped = new Set<string>()
@@ -80,11 +87,22 @@ export class FoldedLog {
       }
       const row = this.#stmt.staged.get(Buffer.from(env.changeHash)) as { doc_id: string; change: Buffer } | undefined
       if (!row || row.doc_id !== env.docId) {
-        throw new DruError('MALFORMED', `folded ${env.origin}#${env.seq}: no staged change of ${env.docId} with its hash; the bootstrap's snapshots do not carry it`, {
-          details: { origin: env.origin, seq: env.seq },
-        })
+        throw new DruError(
+          'MALFORMED',
+          `folded ${env.origin}#${env.seq}: no staged change of ${env.docId} with its hash; the bootstrap's snapshots do not carry it`,
+          {
+            details: { origin: env.origin, seq: env.seq },
+          },
+        )
       }
-      const sealed = sealEvent({ origin: env.origin, seq: env.seq, hlc: env.hlc, docId: env.docId, change: row.change, prev: head.hash })
+      const sealed = sealEvent({
+        origin: env.origin,
+        seq: env.seq,
+        hlc: env.hlc,
+        docId: env.docId,
+        change: row.change,
+        prev: head.hash,
+      })
       const event: DruEvent = env.sig ? { ...sealed, sig: env.sig } : sealed
       out.push(event)
       chain.set(env.origin, { seq: env.seq, hash: event.hash })

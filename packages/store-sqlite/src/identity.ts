@@ -44,9 +44,13 @@ export function cleanCloseToken(origin: Origin, heads: ReadonlyMap<string, Head>
 export function openIdentity(ctx: IdentityContext): OpenedIdentity {
   const stored = ctx.meta.get(MetaKey.DRU_ID)
   if (stored !== undefined && stored !== ctx.druId) {
-    throw new DruError('CONFIG_INVALID', `database ${ctx.path} belongs to DRU ${JSON.stringify(stored)}, not ${JSON.stringify(ctx.druId)}`, {
-      details: { field: 'id' },
-    })
+    throw new DruError(
+      'CONFIG_INVALID',
+      `database ${ctx.path} belongs to DRU ${JSON.stringify(stored)}, not ${JSON.stringify(ctx.druId)}`,
+      {
+        details: { field: 'id' },
+      },
+    )
   }
   const isNew = stored === undefined
   // The marker is read before the new identity replaces the incarnation it names.

@@ -41,7 +41,8 @@ export const INBOX_POLICY_FIELDS = Object.keys(LIMITS) as ReadonlyArray<keyof In
  * field, or undefined. Unknown fields are refused: a typo must not fall back to a default.
  */
 export function checkInboxPolicy(v: unknown): string | undefined {
-  if (v === null || typeof v !== 'object' || Array.isArray(v)) return `must be an object { ${INBOX_POLICY_FIELDS.join(', ')} } (all optional)`
+  if (v === null || typeof v !== 'object' || Array.isArray(v))
+    return `must be an object { ${INBOX_POLICY_FIELDS.join(', ')} } (all optional)`
   for (const [k, x] of Object.entries(v)) {
     const limit = LIMITS[k as keyof InboxPolicy]
     if (!limit) return `has an unknown field "${k}" (expected ${INBOX_POLICY_FIELDS.join(', ')})`

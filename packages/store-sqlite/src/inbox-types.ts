@@ -74,7 +74,14 @@ export interface InboxCounts {
   readonly waiting: number
   readonly dead: number
   readonly skipped: number
-  readonly handlers: ReadonlyArray<{ handler: string; registered: boolean; pending: number; waiting: number; dead: number; skipped: number }>
+  readonly handlers: ReadonlyArray<{
+    handler: string
+    registered: boolean
+    pending: number
+    waiting: number
+    dead: number
+    skipped: number
+  }>
 }
 
 /** One call of a handler, reported to {@link Inbox.onAttempt} listeners. */

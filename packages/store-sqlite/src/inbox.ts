@@ -1,10 +1,34 @@
-import type Database from 'better-sqlite3'
 import { DruError, type DruEvent } from '@dru/core'
 import { nextAttempt, type InboxPolicy } from './inbox-policy.js'
 import { migrate } from './migrations.js'
 import { INBOX_MIGRATIONS } from './inbox-schema.js'
-import type { HandlerTx, InboxHandler, InboxOrder, InboxHandlerOptions, InboxState, InboxFilter, InboxEntry, InboxCounts, AttemptReport, RetryOutcome, RunReport, InboxHost } from './inbox-types.js'
-export type { HandlerTx, InboxHandler, InboxOrder, InboxHandlerOptions, InboxState, InboxFilter, InboxEntry, InboxCounts, AttemptReport, RetryOutcome, RunReport, InboxHost } from './inbox-types.js'
+import type {
+  InboxHandler,
+  InboxOrder,
+  InboxHandlerOptions,
+  InboxState,
+  InboxFilter,
+  InboxEntry,
+  InboxCounts,
+  AttemptReport,
+  RetryOutcome,
+  RunReport,
+  InboxHost,
+} from './inbox-types.js'
+export type {
+  HandlerTx,
+  InboxHandler,
+  InboxOrder,
+  InboxHandlerOptions,
+  InboxState,
+  InboxFilter,
+  InboxEntry,
+  InboxCounts,
+  AttemptReport,
+  RetryOutcome,
+  RunReport,
+  InboxHost,
+} from './inbox-types.js'
 export { INBOX_MIGRATIONS } from './inbox-schema.js'
 
 /**
@@ -54,7 +78,8 @@ interface Registered {
 
 type CallResult = { ok: true } | { ok: false; error: string; stack: string | null }
 
-const ROW = 'id, handler, origin, seq, doc_id, lsn, state, attempts, first_failed_at, last_failed_at, next_attempt_at, last_error, error_stack, settled_at, note'
+const ROW =
+  'id, handler, origin, seq, doc_id, lsn, state, attempts, first_failed_at, last_failed_at, next_attempt_at, last_error, error_stack, settled_at, note'
 
 /** The inbox of one {@link EventStore}: handler registry, per-handler delivery, retries, dead letters. */
 export class Inbox {
@@ -78,23 +103,37 @@ export class Inbox {
         `insert into inbox (handler, origin, seq, doc_id, lsn, state, attempts, first_failed_at, last_failed_at, next_attempt_at, last_error, error_stack, settled_at)
          values (@handler, @origin, @seq, @docId, @lsn, @state, @attempts, @at, @at, @next, @error, @stack, @settled)`,
       ),
-      blocked: db.prepare("select 1 from inbox where handler = ? and doc_id = ? and state <> 'skipped' limit 1").pluck(),
+      blocked: db
+        .prepare("select 1 from inbox where handler = ? and doc_id = ? and state <> 'skipped' limit 1")
+        .pluck(),
       get: db.prepare(`select ${ROW} from inbox where id = ?`),
-      due: db.prepare(`select ${ROW} from inbox where handler = ? and state = 'pending' and next_attempt_at <= ? order by next_attempt_at, lsn limit ?`),
+      due: db.prepare(
+        `select ${ROW} from inbox where handler = ? and state = 'pending' and next_attempt_at <= ? order by next_attempt_at, lsn limit ?`,
+      ),
       nextDue: db.prepare("select min(next_attempt_at) from inbox where handler = ? and state = 'pending'").pluck(),
       failed: db.prepare(
         'update inbox set state = @state, attempts = @attempts, first_failed_at = coalesce(first_failed_at, @at), last_failed_at = @at, next_attempt_at = @next, last_error = @error, error_stack = @stack, settled_at = @settled where id = @id',
       ),
       delete: db.prepare('delete from inbox where id = ?'),
       // The head of a document's queue is an owed (pending or dead) entry; without one, the earliest waiting entry moves up.
-      head: db.prepare("select 1 from inbox where handler = ? and doc_id = ? and state in ('pending', 'dead') limit 1").pluck(),
+      head: db
+        .prepare("select 1 from inbox where handler = ? and doc_id = ? and state in ('pending', 'dead') limit 1")
+        .pluck(),
       promote: db.prepare(
         "update inbox set state = 'pending', next_attempt_at = ? where id = (select id from inbox where handler = ? and doc_id = ? and state = 'waiting' order by lsn limit 1)",
       ),
-      unwait: db.prepare("update inbox set state = 'pending', next_attempt_at = ? where handler = ? and state = 'waiting'"),
-      requeue: db.prepare("update inbox set state = 'pending', next_attempt_at = ?, settled_at = null where state = 'dead'"),
-      requeueHandler: db.prepare("update inbox set state = 'pending', next_attempt_at = ?, settled_at = null where state = 'dead' and handler = ?"),
-      skip: db.prepare("update inbox set state = 'skipped', next_attempt_at = null, settled_at = ?, note = ? where id = ?"),
+      unwait: db.prepare(
+        "update inbox set state = 'pending', next_attempt_at = ? where handler = ? and state = 'waiting'",
+      ),
+      requeue: db.prepare(
+        "update inbox set state = 'pending', next_attempt_at = ?, settled_at = null where state = 'dead'",
+      ),
+      requeueHandler: db.prepare(
+        "update inbox set state = 'pending', next_attempt_at = ?, settled_at = null where state = 'dead' and handler = ?",
+      ),
+      skip: db.prepare(
+        "update inbox set state = 'skipped', next_attempt_at = null, settled_at = ?, note = ? where id = ?",
+      ),
       counts: db.prepare('select handler, state, count(*) as n from inbox group by handler, state'),
       held: db.prepare("select origin, min(seq) as seq from inbox where state <> 'skipped' group by origin"),
     }
@@ -109,15 +148,24 @@ export class Inbox {
    */
   register(name: string, handler: InboxHandler, options: InboxHandlerOptions = {}): () => void {
     if (typeof name !== 'string' || !HANDLER_NAME.test(name)) {
-      throw new DruError('INVALID_ARGUMENT', `a handler needs a name of 1-64 letters, digits, '.', '_' or '-' (got ${JSON.stringify(name)}): it names the handler's pending events across restarts`)
+      throw new DruError(
+        'INVALID_ARGUMENT',
+        `a handler needs a name of 1-64 letters, digits, '.', '_' or '-' (got ${JSON.stringify(name)}): it names the handler's pending events across restarts`,
+      )
     }
-    if (typeof handler !== 'function') throw new DruError('INVALID_ARGUMENT', `handler ${name} must be a function (event, tx) => void`)
+    if (typeof handler !== 'function')
+      throw new DruError('INVALID_ARGUMENT', `handler ${name} must be a function (event, tx) => void`)
     if (handler.constructor?.name === 'AsyncFunction') {
-      throw new DruError('ASYNC_CHANGE', `handler ${name} is async: it must be synchronous, its effects go through tx.db inside the applying transaction`)
+      throw new DruError(
+        'ASYNC_CHANGE',
+        `handler ${name} is async: it must be synchronous, its effects go through tx.db inside the applying transaction`,
+      )
     }
     const order = options.order ?? 'none'
-    if (order !== 'document' && order !== 'none') throw new DruError('INVALID_ARGUMENT', `order must be 'document' or 'none' (got ${JSON.stringify(order)})`)
-    if (this.#handlers.has(name)) throw new DruError('INVALID_ARGUMENT', `a handler named ${name} is already registered`)
+    if (order !== 'document' && order !== 'none')
+      throw new DruError('INVALID_ARGUMENT', `order must be 'document' or 'none' (got ${JSON.stringify(order)})`)
+    if (this.#handlers.has(name))
+      throw new DruError('INVALID_ARGUMENT', `a handler named ${name} is already registered`)
     const entry: Registered = { handler, order }
     this.#handlers.set(name, entry)
     // Registered without per-document order now: nothing may wait behind another entry any more.
@@ -160,7 +208,18 @@ export class Inbox {
    */
   deliver(event: DruEvent, lsn: number, at: number): void {
     for (const [name, reg] of this.#handlers) {
-      const row = { handler: name, origin: event.origin, seq: event.seq, docId: event.docId, lsn, at: null as number | null, next: null as number | null, error: null as string | null, stack: null as string | null, settled: null as number | null }
+      const row = {
+        handler: name,
+        origin: event.origin,
+        seq: event.seq,
+        docId: event.docId,
+        lsn,
+        at: null as number | null,
+        next: null as number | null,
+        error: null as string | null,
+        stack: null as string | null,
+        settled: null as number | null,
+      }
       if (reg.order === 'document' && this.#stmt.blocked.get(name, event.docId) !== undefined) {
         this.#stmt.insert.run({ ...row, state: 'waiting', attempts: 0 })
         continue
@@ -182,7 +241,15 @@ export class Inbox {
         stack: result.stack,
         settled: next === 'dead' ? at : null,
       })
-      this.#report({ handler: name, origin: event.origin, seq: event.seq, kind: 'ingest', ok: false, next: state, error: result.error })
+      this.#report({
+        handler: name,
+        origin: event.origin,
+        seq: event.seq,
+        kind: 'ingest',
+        ok: false,
+        next: state,
+        error: result.error,
+      })
     }
   }
 
@@ -227,12 +294,23 @@ export class Inbox {
    */
   retry(id: number): RetryOutcome {
     const row = this.#row(id)
-    if (row.state === 'skipped') throw new DruError('INVALID_ARGUMENT', `inbox entry ${id} was skipped; there is nothing to retry`, { details: { id } })
+    if (row.state === 'skipped')
+      throw new DruError('INVALID_ARGUMENT', `inbox entry ${id} was skipped; there is nothing to retry`, {
+        details: { id },
+      })
     if (row.state === 'waiting') {
-      throw new DruError('INVALID_ARGUMENT', `inbox entry ${id} waits behind an earlier event of document ${row.doc_id} for handler ${row.handler}: retry or skip that one first`, { details: { id } })
+      throw new DruError(
+        'INVALID_ARGUMENT',
+        `inbox entry ${id} waits behind an earlier event of document ${row.doc_id} for handler ${row.handler}: retry or skip that one first`,
+        { details: { id } },
+      )
     }
     if (!this.#handlers.has(row.handler)) {
-      throw new DruError('INVALID_ARGUMENT', `no handler named ${row.handler} is registered in this process: register it (dru.onEvent) before retrying its events`, { details: { id } })
+      throw new DruError(
+        'INVALID_ARGUMENT',
+        `no handler named ${row.handler} is registered in this process: register it (dru.onEvent) before retrying its events`,
+        { details: { id } },
+      )
     }
     const outcome = this.#attempt(id, true)!
     this.#wake()
@@ -242,7 +320,9 @@ export class Inbox {
   /** Moves every dead letter (of `handler`, or of all handlers) back to pending, due now; returns how many. */
   requeueDead(handler?: string): number {
     const now = this.#host.now()
-    const n = this.#host.transaction(() => (handler === undefined ? this.#stmt.requeue.run(now) : this.#stmt.requeueHandler.run(now, handler)).changes)
+    const n = this.#host.transaction(
+      () => (handler === undefined ? this.#stmt.requeue.run(now) : this.#stmt.requeueHandler.run(now, handler)).changes,
+    )
     if (n > 0) this.#wake()
     return n
   }
@@ -252,10 +332,12 @@ export class Inbox {
    * with the time and `note`; later events of its document (order `document`) move up.
    */
   skip(id: number, note?: string): InboxEntry {
-    if (note !== undefined && typeof note !== 'string') throw new DruError('INVALID_ARGUMENT', 'a skip reason must be a string')
+    if (note !== undefined && typeof note !== 'string')
+      throw new DruError('INVALID_ARGUMENT', 'a skip reason must be a string')
     const entry = this.#host.transaction(() => {
       const row = this.#row(id)
-      if (row.state === 'skipped') throw new DruError('INVALID_ARGUMENT', `inbox entry ${id} was already skipped`, { details: { id } })
+      if (row.state === 'skipped')
+        throw new DruError('INVALID_ARGUMENT', `inbox entry ${id} was already skipped`, { details: { id } })
       const now = this.#host.now()
       this.#stmt.skip.run(now, note === undefined ? null : note.slice(0, MAX_NOTE_CHARS), id)
       this.#promote(row.handler, row.doc_id, now)
@@ -276,10 +358,19 @@ export class Inbox {
   list(options: { state?: InboxFilter; handler?: string; limit?: number; afterId?: number } = {}): InboxEntry[] {
     const state = options.state ?? 'open'
     const limit = options.limit ?? 100
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_INBOX_LIST) throw new DruError('INVALID_ARGUMENT', `limit must be an integer in 1..${MAX_INBOX_LIST} (got ${limit})`)
-    const states = state === 'open' ? ['pending', 'waiting', 'dead'] : state === 'all' ? ['pending', 'waiting', 'dead', 'skipped'] : [state]
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_INBOX_LIST)
+      throw new DruError('INVALID_ARGUMENT', `limit must be an integer in 1..${MAX_INBOX_LIST} (got ${limit})`)
+    const states =
+      state === 'open'
+        ? ['pending', 'waiting', 'dead']
+        : state === 'all'
+          ? ['pending', 'waiting', 'dead', 'skipped']
+          : [state]
     if (!states.every((s) => ['pending', 'waiting', 'dead', 'skipped'].includes(s))) {
-      throw new DruError('INVALID_ARGUMENT', `state must be open, pending, waiting, dead, skipped or all (got ${JSON.stringify(state)})`)
+      throw new DruError(
+        'INVALID_ARGUMENT',
+        `state must be open, pending, waiting, dead, skipped or all (got ${JSON.stringify(state)})`,
+      )
     }
     const where = [`state in (${states.map(() => '?').join(', ')})`, 'id > ?']
     const args: unknown[] = [...states, options.afterId ?? 0]
@@ -287,19 +378,26 @@ export class Inbox {
       where.push('handler = ?')
       args.push(options.handler)
     }
-    const rows = this.#host.db.prepare(`select ${ROW} from inbox where ${where.join(' and ')} order by id limit ?`).all(...args, limit) as Row[]
+    const rows = this.#host.db
+      .prepare(`select ${ROW} from inbox where ${where.join(' and ')} order by id limit ?`)
+      .all(...args, limit) as Row[]
     return rows.map((r) => this.#entry(r))
   }
 
   counts(): InboxCounts {
-    const by = new Map<string, { handler: string; registered: boolean; pending: number; waiting: number; dead: number; skipped: number }>()
+    const by = new Map<
+      string,
+      { handler: string; registered: boolean; pending: number; waiting: number; dead: number; skipped: number }
+    >()
     const at = (h: string) => {
       let c = by.get(h)
-      if (!c) by.set(h, (c = { handler: h, registered: this.#handlers.has(h), pending: 0, waiting: 0, dead: 0, skipped: 0 }))
+      if (!c)
+        by.set(h, (c = { handler: h, registered: this.#handlers.has(h), pending: 0, waiting: 0, dead: 0, skipped: 0 }))
       return c
     }
     for (const name of this.#handlers.keys()) at(name)
-    for (const r of this.#stmt.counts.all() as Array<{ handler: string; state: InboxState; n: number }>) at(r.handler)[r.state] = r.n
+    for (const r of this.#stmt.counts.all() as Array<{ handler: string; state: InboxState; n: number }>)
+      at(r.handler)[r.state] = r.n
     const handlers = [...by.values()].sort((a, b) => (a.handler < b.handler ? -1 : 1))
     const sum = (k: InboxState) => handlers.reduce((n, h) => n + h[k], 0)
     return { pending: sum('pending'), waiting: sum('waiting'), dead: sum('dead'), skipped: sum('skipped'), handlers }
@@ -342,8 +440,25 @@ export class Inbox {
       }
       const next = nextAttempt(this.policy, attempt, now)
       const state = next === 'dead' ? 'dead' : 'pending'
-      this.#stmt.failed.run({ id, state, attempts: attempt, at: now, next: next === 'dead' ? null : next, error: result.error, stack: result.stack, settled: next === 'dead' ? (row.state === 'dead' ? row.settled_at : now) : null })
-      report = { handler: row.handler, origin: row.origin, seq: row.seq, kind: 'retry', ok: false, next: state, error: result.error }
+      this.#stmt.failed.run({
+        id,
+        state,
+        attempts: attempt,
+        at: now,
+        next: next === 'dead' ? null : next,
+        error: result.error,
+        stack: result.stack,
+        settled: next === 'dead' ? (row.state === 'dead' ? row.settled_at : now) : null,
+      })
+      report = {
+        handler: row.handler,
+        origin: row.origin,
+        seq: row.seq,
+        kind: 'retry',
+        ok: false,
+        next: state,
+        error: result.error,
+      }
       return { id, outcome: 'failed', entry: this.#entry(this.#stmt.get.get(id) as Row), error: result.error }
     })
     if (report) this.#report(report)
@@ -356,9 +471,16 @@ export class Inbox {
     this.#stmt.savepoint.run()
     try {
       const returned = handler(event, { db, handler: name, attempt }) as unknown
-      if (returned !== null && typeof returned === 'object' && typeof (returned as { then?: unknown }).then === 'function') {
+      if (
+        returned !== null &&
+        typeof returned === 'object' &&
+        typeof (returned as { then?: unknown }).then === 'function'
+      ) {
         ;(returned as PromiseLike<unknown>).then(undefined, () => undefined)
-        throw new DruError('ASYNC_CHANGE', `handler ${name} returned a promise: handlers must be synchronous (its work after an await ran outside the transaction)`)
+        throw new DruError(
+          'ASYNC_CHANGE',
+          `handler ${name} returned a promise: handlers must be synchronous (its work after an await ran outside the transaction)`,
+        )
       }
       this.#stmt.release.run()
       return { ok: true }
@@ -377,7 +499,8 @@ export class Inbox {
   }
 
   #row(id: number): Row {
-    if (!Number.isSafeInteger(id) || id < 1) throw new DruError('NOT_FOUND', `no inbox entry ${JSON.stringify(id)}`, { details: { id } })
+    if (!Number.isSafeInteger(id) || id < 1)
+      throw new DruError('NOT_FOUND', `no inbox entry ${JSON.stringify(id)}`, { details: { id } })
     const row = this.#stmt.get.get(id) as Row | undefined
     if (!row) throw new DruError('NOT_FOUND', `no inbox entry ${id}`, { details: { id } })
     return row

@@ -36,5 +36,11 @@ export type {
   RetryOutcome,
   RunReport,
 } from './inbox.js'
-export { DEFAULT_INBOX_POLICY, INBOX_POLICY_FIELDS, checkInboxPolicy, inboxPolicy, nextAttempt } from './inbox-policy.js'
+export {
+  DEFAULT_INBOX_POLICY,
+  INBOX_POLICY_FIELDS,
+  checkInboxPolicy,
+  inboxPolicy,
+  nextAttempt,
+} from './inbox-policy.js'
 export type { InboxPolicy } from './inbox-policy.js'

@@ -22,7 +22,11 @@ export interface BaseView extends LogView {
 }
 
 /** See {@link EventStore.signedFloor}; `owed`: per origin, the lowest seq a handler still owes. */
-export function signedFloor(view: BaseView, floor: VersionVector, owed: Readonly<Record<string, number>>): VersionVector {
+export function signedFloor(
+  view: BaseView,
+  floor: VersionVector,
+  owed: Readonly<Record<string, number>>,
+): VersionVector {
   const out: Record<string, number> = {}
   for (const origin of Object.keys(floor).sort()) {
     const head = view.heads.get(origin)
@@ -32,7 +36,8 @@ export function signedFloor(view: BaseView, floor: VersionVector, owed: Readonly
     if (owed[origin] !== undefined) seq = Math.min(seq, owed[origin]! - 1)
     const base = view.base.get(origin)?.seq ?? 0
     if (seq <= base) continue
-    if (view.stmt.anySigned.get(origin) !== undefined) seq = (view.stmt.lastSignedAtOrBelow.get(origin, seq, base) as number | null) ?? 0
+    if (view.stmt.anySigned.get(origin) !== undefined)
+      seq = (view.stmt.lastSignedAtOrBelow.get(origin, seq, base) as number | null) ?? 0
     if (seq > base) out[origin] = seq
   }
   return out
@@ -48,15 +53,22 @@ export function raiseBase(view: BaseView, target: VersionVector): string[] {
     if (seq === head.seq) at = head
     else {
       const e = view.getEvent(origin, seq)
-      if (!e) throw new DruError('CORRUPTION', `${origin}#${seq} is missing from the log although the version vector claims it`, { details: { origin, seq } })
+      if (!e)
+        throw new DruError(
+          'CORRUPTION',
+          `${origin}#${seq} is missing from the log although the version vector claims it`,
+          { details: { origin, seq } },
+        )
       at = { seq, hash: e.hash, hlc: e.hlc }
     }
     plan.push([origin, at])
   }
   if (plan.length === 0) return []
-  view.db.transaction(() => {
-    for (const [origin, b] of plan) view.stmt.upsertBase.run(origin, b.seq, b.hash, b.hlc)
-  }).immediate()
+  view.db
+    .transaction(() => {
+      for (const [origin, b] of plan) view.stmt.upsertBase.run(origin, b.seq, b.hash, b.hlc)
+    })
+    .immediate()
   for (const [origin, b] of plan) view.base.set(origin, b)
   return plan.map(([o]) => o)
 }
@@ -64,17 +76,19 @@ export function raiseBase(view: BaseView, target: VersionVector): string[] {
 /** See {@link EventStore.deleteBelowBase}; `beforeDeleting` runs first, in the same transaction. */
 export function deleteBelowBase(view: BaseView, limit: number, beforeDeleting: () => void): number {
   let deleted = 0
-  view.db.transaction(() => {
-    beforeDeleting()
-    for (const [origin, b] of view.base) {
-      if (deleted >= limit) break
-      const rows = view.stmt.prefix.all(origin, b.seq, limit - deleted) as EventRow[]
-      for (const row of rows) {
-        view.folded.keep(rowToEvent(row))
-        view.stmt.deleteLsn.run(row.lsn)
+  view.db
+    .transaction(() => {
+      beforeDeleting()
+      for (const [origin, b] of view.base) {
+        if (deleted >= limit) break
+        const rows = view.stmt.prefix.all(origin, b.seq, limit - deleted) as EventRow[]
+        for (const row of rows) {
+          view.folded.keep(rowToEvent(row))
+          view.stmt.deleteLsn.run(row.lsn)
+        }
+        deleted += rows.length
       }
-      deleted += rows.length
-    }
-  }).immediate()
+    })
+    .immediate()
   return deleted
 }

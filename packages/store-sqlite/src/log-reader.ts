@@ -1,6 +1,21 @@
-import { DEFAULT_BATCH_BYTES, DruError, GENESIS_HASH, missingRanges, type DruEvent, type StreamOptions, type VersionVector } from '@dru/core'
+import {
+  DEFAULT_BATCH_BYTES,
+  DruError,
+  GENESIS_HASH,
+  missingRanges,
+  type DruEvent,
+  type StreamOptions,
+  type VersionVector,
+} from '@dru/core'
 import type Database from 'better-sqlite3'
-import { prepareDerivedReads, rowToEvent, type DerivedReads, type EventRow, type Head, type LogStatements } from './statements.js'
+import {
+  prepareDerivedReads,
+  rowToEvent,
+  type DerivedReads,
+  type EventRow,
+  type Head,
+  type LogStatements,
+} from './statements.js'
 
 /**
  * Reading the log back out, page by page so memory stays bounded whatever its size: what a
@@ -25,7 +40,11 @@ export interface VerifyProgress {
 }
 
 /** See {@link EventStore.eventsMissing}. */
-export function* eventsMissing(view: LogView, remote: VersionVector, options: StreamOptions = {}): Generator<DruEvent[], void, undefined> {
+export function* eventsMissing(
+  view: LogView,
+  remote: VersionVector,
+  options: StreamOptions = {},
+): Generator<DruEvent[], void, undefined> {
   const maxBytes = options.maxBatchBytes ?? DEFAULT_BATCH_BYTES
   const pageSize = options.pageSize ?? 512
   let batch: DruEvent[] = []
@@ -34,9 +53,13 @@ export function* eventsMissing(view: LogView, remote: VersionVector, options: St
     const base = view.base.get(range.origin)
     if (base && range.from <= base.seq) {
       if (options.belowBase === 'skip') continue
-      throw new DruError('BELOW_FLOOR', `${range.origin}#${range.from}–#${base.seq} were compacted into document snapshots; the peer must bootstrap from snapshots`, {
-        details: { origin: range.origin, seq: range.from, base: base.seq },
-      })
+      throw new DruError(
+        'BELOW_FLOOR',
+        `${range.origin}#${range.from}–#${base.seq} were compacted into document snapshots; the peer must bootstrap from snapshots`,
+        {
+          details: { origin: range.origin, seq: range.from, base: base.seq },
+        },
+      )
     }
     let next = range.from
     let prev: string | undefined
@@ -44,14 +67,20 @@ export function* eventsMissing(view: LogView, remote: VersionVector, options: St
       if (view.closed()) throw new DruError('CLOSED', 'the event store is closed')
       const rows = view.stmt.range.all(range.origin, next, range.to, pageSize) as EventRow[]
       if (rows.length === 0 || rows[0]!.seq !== next) {
-        throw new DruError('CORRUPTION', `${range.origin}#${next} is missing from the log although the version vector claims it`, {
-          details: { origin: range.origin, seq: next },
-        })
+        throw new DruError(
+          'CORRUPTION',
+          `${range.origin}#${next} is missing from the log although the version vector claims it`,
+          {
+            details: { origin: range.origin, seq: next },
+          },
+        )
       }
       for (const row of rows) {
         const e = rowToEvent(row)
         if (e.seq !== next || (prev !== undefined && e.prev !== prev)) {
-          throw new DruError('CORRUPTION', `${e.origin}#${e.seq} breaks its stored chain`, { details: { origin: e.origin, seq: e.seq } })
+          throw new DruError('CORRUPTION', `${e.origin}#${e.seq} breaks its stored chain`, {
+            details: { origin: e.origin, seq: e.seq },
+          })
         }
         prev = e.hash
         next = e.seq + 1
@@ -69,7 +98,12 @@ export function* eventsMissing(view: LogView, remote: VersionVector, options: St
 }
 
 /** See {@link EventStore.eventsForDoc}. */
-export function* eventsForDoc(view: LogView, docId: string, afterLsn = 0, pageSize = 512): Generator<DruEvent & { lsn: number }, void, undefined> {
+export function* eventsForDoc(
+  view: LogView,
+  docId: string,
+  afterLsn = 0,
+  pageSize = 512,
+): Generator<DruEvent & { lsn: number }, void, undefined> {
   let after = afterLsn
   for (;;) {
     const rows = view.stmt.docRange.all(docId, after, pageSize) as EventRow[]
@@ -80,7 +114,11 @@ export function* eventsForDoc(view: LogView, docId: string, afterLsn = 0, pageSi
 }
 
 /** See {@link EventStore.verifyLog}. */
-export function verifyLog(view: LogView, onProgress?: (p: VerifyProgress) => void, progressEvery = 10_000): { events: number; origins: number } {
+export function verifyLog(
+  view: LogView,
+  onProgress?: (p: VerifyProgress) => void,
+  progressEvery = 10_000,
+): { events: number; origins: number } {
   let total = 0
   for (const [origin, head] of view.heads) {
     // A compacted origin's chain starts after its base, linking to the base's hash.
@@ -94,8 +132,14 @@ export function verifyLog(view: LogView, onProgress?: (p: VerifyProgress) => voi
       const rows = view.stmt.range.all(origin, after + 1, head.seq, 1024) as EventRow[]
       for (const row of rows) {
         const e = rowToEvent(row)
-        if ((expected !== undefined && e.seq !== expected) || (prev !== undefined && e.prev !== prev) || (e.seq === 1 && e.prev !== GENESIS_HASH)) {
-          throw new DruError('CORRUPTION', `${origin}#${e.seq} breaks its stored chain`, { details: { origin, seq: e.seq } })
+        if (
+          (expected !== undefined && e.seq !== expected) ||
+          (prev !== undefined && e.prev !== prev) ||
+          (e.seq === 1 && e.prev !== GENESIS_HASH)
+        ) {
+          throw new DruError('CORRUPTION', `${origin}#${e.seq} breaks its stored chain`, {
+            details: { origin, seq: e.seq },
+          })
         }
         prev = e.hash
         expected = e.seq + 1
@@ -108,17 +152,29 @@ export function verifyLog(view: LogView, onProgress?: (p: VerifyProgress) => voi
       after = rows[rows.length - 1]!.seq
     }
     if (!last && head.seq > (base?.seq ?? 0)) {
-      throw new DruError('CORRUPTION', `${origin}#${(base?.seq ?? 0) + 1}–#${head.seq} are missing from the log although its head claims them`, {
-        details: { origin, seq: (base?.seq ?? 0) + 1 },
-      })
+      throw new DruError(
+        'CORRUPTION',
+        `${origin}#${(base?.seq ?? 0) + 1}–#${head.seq} are missing from the log although its head claims them`,
+        {
+          details: { origin, seq: (base?.seq ?? 0) + 1 },
+        },
+      )
     }
     if (!last && base && base.hash !== head.hash) {
-      throw new DruError('CORRUPTION', `the recorded head of ${origin} (#${head.seq}) does not match its compaction base`, { details: { origin, seq: head.seq } })
+      throw new DruError(
+        'CORRUPTION',
+        `the recorded head of ${origin} (#${head.seq}) does not match its compaction base`,
+        { details: { origin, seq: head.seq } },
+      )
     }
     if (last && (last.seq !== head.seq || last.hash !== head.hash)) {
-      throw new DruError('CORRUPTION', `the recorded head of ${origin} (#${head.seq}) does not match its last stored event (#${last.seq})`, {
-        details: { origin, seq: head.seq },
-      })
+      throw new DruError(
+        'CORRUPTION',
+        `the recorded head of ${origin} (#${head.seq}) does not match its last stored event (#${last.seq})`,
+        {
+          details: { origin, seq: head.seq },
+        },
+      )
     }
   }
   return { events: total, origins: view.heads.size }

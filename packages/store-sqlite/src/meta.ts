@@ -22,7 +22,8 @@ export const MetaKey = {
   /** Log position up to which cold documents were scanned for conflicts (documents package). */
   CONFLICT_SCAN: 'documents:conflict_scan_lsn',
 } as const
-export type MetaKey = (typeof MetaKey)[keyof typeof MetaKey]
+/** A key of the `meta` table: one of {@link MetaKey}, or a package's schema track (`schema_version:<track>`, see `migrate`). */
+export type MetaKey = (typeof MetaKey)[keyof typeof MetaKey] | `schema_version:${string}`
 
 /** Typed access to the `meta` table through prepared statements. */
 export class MetaTable {
@@ -32,7 +33,9 @@ export class MetaTable {
 
   constructor(db: Database.Database) {
     this.#get = db.prepare('select value from meta where key = ?')
-    this.#set = db.prepare('insert into meta (key, value) values (?, ?) on conflict(key) do update set value = excluded.value')
+    this.#set = db.prepare(
+      'insert into meta (key, value) values (?, ?) on conflict(key) do update set value = excluded.value',
+    )
     this.#delete = db.prepare('delete from meta where key = ?')
   }
 

@@ -100,7 +100,9 @@ export function migrate(
   for (let v = current; v < steps.length; v++) {
     db.transaction(() => {
       steps[v]!(db)
-      db.prepare('insert into meta (key, value) values (?, ?) on conflict(key) do update set value = excluded.value').run(track, v + 1)
+      db.prepare(
+        'insert into meta (key, value) values (?, ?) on conflict(key) do update set value = excluded.value',
+      ).run(track, v + 1)
     }).immediate()
   }
 }

@@ -23,9 +23,13 @@ export function openDatabase<T>(options: OpenStoreOptions, build: (db: Database.
   }
   const durability = options.durability ?? 'machine'
   if (durability !== 'machine' && durability !== 'process') {
-    throw new DruError('CONFIG_INVALID', `durability must be 'machine' or 'process' (got ${JSON.stringify(durability)})`, {
-      details: { field: 'durability' },
-    })
+    throw new DruError(
+      'CONFIG_INVALID',
+      `durability must be 'machine' or 'process' (got ${JSON.stringify(durability)})`,
+      {
+        details: { field: 'durability' },
+      },
+    )
   }
   const skew = options.skewPolicy ?? 'reject'
   if (skew !== 'reject' && skew !== 'tolerate') {
@@ -35,9 +39,13 @@ export function openDatabase<T>(options: OpenStoreOptions, build: (db: Database.
   }
   const cacheKiB = options.cacheKiB ?? DEFAULT_CACHE_KIB
   if (!Number.isInteger(cacheKiB) || cacheKiB < 64) {
-    throw new DruError('CONFIG_INVALID', `cacheKiB must be an integer of at least 64 (got ${JSON.stringify(cacheKiB)})`, {
-      details: { field: 'cacheKiB' },
-    })
+    throw new DruError(
+      'CONFIG_INVALID',
+      `cacheKiB must be an integer of at least 64 (got ${JSON.stringify(cacheKiB)})`,
+      {
+        details: { field: 'cacheKiB' },
+      },
+    )
   }
   let db: Database.Database
   try {
@@ -68,16 +76,27 @@ export function openDatabase<T>(options: OpenStoreOptions, build: (db: Database.
   } catch (cause) {
     db.close()
     if ((cause as { code?: string }).code === 'SQLITE_BUSY') {
-      throw new DruError('DB_LOCKED', `database ${options.path} is in use by another process; only one DRU may open it`, {
-        cause,
-        details: { path: options.path },
-      })
+      throw new DruError(
+        'DB_LOCKED',
+        `database ${options.path} is in use by another process; only one DRU may open it`,
+        {
+          cause,
+          details: { path: options.path },
+        },
+      )
     }
-    if ((cause as { code?: string }).code === 'SQLITE_NOTADB' || (cause as { code?: string }).code === 'SQLITE_CORRUPT') {
-      throw new DruError('CORRUPTION', `database ${options.path} is damaged (${(cause as Error).message}); restore it (see docs/RUNBOOK.md)`, {
-        cause,
-        details: { path: options.path },
-      })
+    if (
+      (cause as { code?: string }).code === 'SQLITE_NOTADB' ||
+      (cause as { code?: string }).code === 'SQLITE_CORRUPT'
+    ) {
+      throw new DruError(
+        'CORRUPTION',
+        `database ${options.path} is damaged (${(cause as Error).message}); restore it (see docs/RUNBOOK.md)`,
+        {
+          cause,
+          details: { path: options.path },
+        },
+      )
     }
     throw cause
   }

@@ -10,9 +10,12 @@ export function storageError(err: unknown): unknown {
   if (err instanceof DruError) return err
   const code = String((err as { code?: unknown } | null)?.code ?? '')
   const message = (err as Error)?.message ?? String(err)
-  if (code === 'SQLITE_FULL') return new DruError('STORAGE_FULL', `the disk is full (SQLite: ${message}); nothing was stored`, { cause: err })
+  if (code === 'SQLITE_FULL')
+    return new DruError('STORAGE_FULL', `the disk is full (SQLite: ${message}); nothing was stored`, { cause: err })
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) {
-    return new DruError('DB_LOCKED', `the database is locked by another connection (SQLite: ${message})`, { cause: err })
+    return new DruError('DB_LOCKED', `the database is locked by another connection (SQLite: ${message})`, {
+      cause: err,
+    })
   }
   if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') {
     return new DruError('CORRUPTION', `the database file is damaged (SQLite: ${message})`, { cause: err })
@@ -27,7 +30,9 @@ export function storageError(err: unknown): unknown {
 export function mapSqliteError(err: unknown): unknown {
   const code = (err as { code?: string }).code
   if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
-    return new DruError('FORK', `an event with the same (origin, seq) is already stored: ${(err as Error).message}`, { cause: err })
+    return new DruError('FORK', `an event with the same (origin, seq) is already stored: ${(err as Error).message}`, {
+      cause: err,
+    })
   }
   return storageError(err)
 }

@@ -70,10 +70,14 @@ export function prepareLogStatements(db: Database.Database): LogStatements {
     prefix: db.prepare(`select ${EVENT_COLUMNS} from events where origin = ? and seq <= ? order by seq limit ?`),
     deleteLsn: db.prepare('delete from events where lsn = ?'),
     anySigned: db.prepare('select 1 from events where origin = ? and sig is not null limit 1').pluck(),
-    lastSignedAtOrBelow: db.prepare('select max(seq) from events where origin = ? and seq <= ? and seq > ? and sig is not null').pluck(),
+    lastSignedAtOrBelow: db
+      .prepare('select max(seq) from events where origin = ? and seq <= ? and seq > ? and sig is not null')
+      .pluck(),
     getEvent: db.prepare(`select ${EVENT_COLUMNS} from events where origin = ? and seq = ?`),
     storedHash: db.prepare('select hash from events where origin = ? and seq = ?').pluck(),
-    range: db.prepare(`select ${EVENT_COLUMNS} from events where origin = ? and seq >= ? and seq <= ? order by seq limit ?`),
+    range: db.prepare(
+      `select ${EVENT_COLUMNS} from events where origin = ? and seq >= ? and seq <= ? order by seq limit ?`,
+    ),
     docRange: db.prepare(`select ${EVENT_COLUMNS} from events where doc_id = ? and lsn > ? order by lsn limit ?`),
     lastLsn: db.prepare('select max(lsn) as lsn from events'),
     count: db.prepare('select count(*) as n from events'),
@@ -89,7 +93,6 @@ export function prepareLogStatements(db: Database.Database): LogStatements {
   }
 }
 
-
 /** Reads for state derived from the log (documents), prepared on first use. */
 export interface DerivedReads {
   readonly docIds: Database.Statement
@@ -101,17 +104,20 @@ export interface DerivedReads {
 }
 
 export function prepareDerivedReads(db: Database.Database): DerivedReads {
-    return {
+  return {
     docIds: db.prepare('select distinct doc_id from events where doc_id > ? order by doc_id limit ?').pluck(),
     docsAfter: db.prepare('select lsn, doc_id from events where lsn > ? and lsn <= ? order by lsn limit ?'),
     docSeqs: db.prepare('select origin, seq from events where doc_id = ? and lsn > ?'),
     countStored: db.prepare('select count(*) from events where doc_id = ? and origin = ?').pluck(),
     countFolded: db.prepare('select count(*) from folded where doc_id = ? and origin = ?').pluck(),
     // Compacted by a release that kept no envelopes: the folded events cannot be counted.
-    uncountable: db.prepare('select 1 from log_base b where b.origin = ? and b.seq > (select count(*) from folded f where f.origin = b.origin)').pluck(),
+    uncountable: db
+      .prepare(
+        'select 1 from log_base b where b.origin = ? and b.seq > (select count(*) from folded f where f.origin = b.origin)',
+      )
+      .pluck(),
   }
 }
-
 
 export interface RawPeer {
   peer_id: string
@@ -122,7 +128,13 @@ export interface RawPeer {
 }
 
 export function toPeer(row: RawPeer): PeerRecord {
-  return { peerId: row.peer_id, url: row.url, ackedVv: JSON.parse(row.acked_vv) as VersionVector, lastSeen: row.last_seen, state: row.state }
+  return {
+    peerId: row.peer_id,
+    url: row.url,
+    ackedVv: JSON.parse(row.acked_vv) as VersionVector,
+    lastSeen: row.last_seen,
+    state: row.state,
+  }
 }
 
 /** Rebuilds an event from its row, re-hashing it: CORRUPTION if anything changed on disk. */
@@ -144,10 +156,13 @@ export function rowToEvent(row: EventRow): DruEvent {
     ok = false
   }
   if (!ok) {
-    throw new DruError('CORRUPTION', `stored event ${row.origin}#${row.seq} does not match its hash: the database file was altered`, {
-      details: { origin: row.origin, seq: row.seq },
-    })
+    throw new DruError(
+      'CORRUPTION',
+      `stored event ${row.origin}#${row.seq} does not match its hash: the database file was altered`,
+      {
+        details: { origin: row.origin, seq: row.seq },
+      },
+    )
   }
   return e
 }
-

@@ -61,7 +61,6 @@ export interface OpenStoreOptions {
   inbox?: Partial<InboxPolicy>
 }
 
-
 /** The handle an application gets inside {@link EventStore.transact}. */
 export interface StoreTx {
   /** The same connection, inside the open transaction: app statements commit with the events. */

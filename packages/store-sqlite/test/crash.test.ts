@@ -59,14 +59,17 @@ describe('crash safety of the outbox (SIGKILL at random moments)', () => {
           expect(store.db.pragma('integrity_check', { simple: true })).toBe('ok')
           const vv = store.vv()
           // No acknowledged write lost: every "ok" any child printed is in the log.
-          for (const [origin, seq] of acked) expect(vv[origin] ?? 0, `round ${round} (delay ${delay} ms), ${origin}`).toBeGreaterThanOrEqual(seq)
+          for (const [origin, seq] of acked)
+            expect(vv[origin] ?? 0, `round ${round} (delay ${delay} ms), ${origin}`).toBeGreaterThanOrEqual(seq)
           // Seqs are contiguous per origin and every chain verifies end to end.
           const total = Object.values(vv).reduce((n, s) => n + s, 0)
           expect(store.count()).toBe(total)
           expect(store.verifyLog().events).toBe(total)
           // Every app row has its events and every event has its app row, per origin.
           for (const [origin, seq] of Object.entries(vv)) {
-            const rows = store.db.prepare('select first_seq f, last_seq l from app where origin = ? order by f').all(origin) as Array<{ f: number; l: number }>
+            const rows = store.db
+              .prepare('select first_seq f, last_seq l from app where origin = ? order by f')
+              .all(origin) as Array<{ f: number; l: number }>
             let next = 1
             for (const r of rows) {
               expect(r.f).toBe(next)
@@ -115,7 +118,9 @@ describe('exactly-once inbox across crashes', () => {
 
       const store = EventStore.open({ path, druId: 'inbox' })
       try {
-        const counts = store.db.prepare('select origin, seq, count(*) n from effects group by origin, seq order by seq').all()
+        const counts = store.db
+          .prepare('select origin, seq, count(*) n from effects group by origin, seq order by seq')
+          .all()
         const src = (counts as Array<{ origin: string }>)[0]!.origin
         expect(src).toMatch(/^src\//)
         expect(counts).toEqual(Array.from({ length: 8 }, (_, i) => ({ origin: src, seq: i + 1, n: 1 })))

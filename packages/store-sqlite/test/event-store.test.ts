@@ -125,8 +125,14 @@ describe('inbox: ingest()', () => {
     b.onIngest('effects', (e, tx) => tx.db.prepare('insert into effects values (?, ?)').run(e.origin, e.seq))
     const batch = [...a.eventsMissing({})].flat()
     const results = [b.ingest(batch), b.ingest(batch), b.ingest([...batch].reverse())]
-    expect(results.map((r) => [r.stored.length, r.duplicates])).toEqual([[6, 0], [0, 6], [0, 6]])
-    expect(b.db.prepare('select origin, seq, count(*) n from effects group by origin, seq having n != 1').all()).toEqual([])
+    expect(results.map((r) => [r.stored.length, r.duplicates])).toEqual([
+      [6, 0],
+      [0, 6],
+      [0, 6],
+    ])
+    expect(
+      b.db.prepare('select origin, seq, count(*) n from effects group by origin, seq having n != 1').all(),
+    ).toEqual([])
     expect(b.db.prepare('select count(*) n from effects').get()).toEqual({ n: 6 })
     expect(b.fingerprint()).toEqual(a.fingerprint())
   })
@@ -142,7 +148,7 @@ describe('inbox: ingest()', () => {
     expect(b.fingerprint()).toEqual(a.fingerprint())
   })
 
-  it('forwards third-party events: c learns a\'s events from b', () => {
+  it("forwards third-party events: c learns a's events from b", () => {
     const a = seeded('a', 3)
     const b = seeded('b', 2)
     const c = memStore('c')
@@ -171,11 +177,19 @@ describe('inbox: ingest()', () => {
       ['fork: same (origin, seq), other content', 'FORK', (e) => [forge(e(2), { change: bytes(1, 2, 3, 4) })]],
       ['fork below the head', 'FORK', (e) => [forge(e(1), { docId: 'other' })]],
       ['broken chain link', 'CHAIN_BROKEN', (e) => [forge(e(3), { prev: 'a'.repeat(64) })]],
-      ['skewed HLC (an hour ahead)', 'CLOCK_SKEW', (e) => [forge(e(3), { hlc: encodeHlc({ wall: Date.now() + 3_600_000, counter: 0, node: 'a/1' }) })]],
+      [
+        'skewed HLC (an hour ahead)',
+        'CLOCK_SKEW',
+        (e) => [forge(e(3), { hlc: encodeHlc({ wall: Date.now() + 3_600_000, counter: 0, node: 'a/1' }) })],
+      ],
       ['not an event', 'INVALID_EVENT', () => [{ hello: 'world' }]],
       ['bad origin', 'INVALID_EVENT', (e) => [{ ...e(3), origin: 'no-incarnation' }]],
       ['garbled hlc', 'INVALID_EVENT', (e) => [{ ...e(3), hlc: 'yesterday' }]],
-      ['good event then bad one: whole batch refused', 'SEQ_GAP', (e) => [e(3), e(4), { ...e(4), seq: 6 }].map((x, i) => (i === 2 ? forge(e(4), { seq: 6 }) : x))],
+      [
+        'good event then bad one: whole batch refused',
+        'SEQ_GAP',
+        (e) => [e(3), e(4), { ...e(4), seq: 6 }].map((x, i) => (i === 2 ? forge(e(4), { seq: 6 }) : x)),
+      ],
     ]
     for (const [name, code, make] of cases) {
       it(`${name} → ${code}`, () => {
@@ -202,7 +216,10 @@ describe('inbox: ingest()', () => {
   it('with skewPolicy tolerate, stores a skewed event but does not drag the clock forward', () => {
     const a = seeded('a', 1)
     const b = memStore('b', { skewPolicy: 'tolerate' })
-    const far = sealEvent({ ...a.getEvent('a/1', 1)!, hlc: encodeHlc({ wall: Date.now() + 3_600_000, counter: 0, node: 'a/1' }) })
+    const far = sealEvent({
+      ...a.getEvent('a/1', 1)!,
+      hlc: encodeHlc({ wall: Date.now() + 3_600_000, counter: 0, node: 'a/1' }),
+    })
     const r = b.ingest([far])
     expect(r.stored).toHaveLength(1)
     expect(r.skewed).toBe(1)
@@ -240,31 +257,38 @@ describe('streaming what a peer lacks', () => {
 describe('corruption is detected on read', () => {
   it('a flipped byte in any stored field is reported with the event id (property)', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 5 }), fc.constantFrom('change', 'hlc', 'doc_id', 'prev', 'hash'), fc.nat(), (seq, column, pos) => {
-        const s = seeded('a', 5)
-        const row = s.db.prepare(`select ${column} v from events where origin = 'a/1' and seq = ?`).get(seq) as { v: Buffer | string }
-        let mutated: Buffer | string
-        if (Buffer.isBuffer(row.v)) {
-          mutated = Buffer.from(row.v)
-          mutated[pos % mutated.length] = mutated[pos % mutated.length]! ^ 0x10
-        } else {
-          const i = pos % row.v.length
-          mutated = row.v.slice(0, i) + (row.v[i] === '1' ? '2' : '1') + row.v.slice(i + 1)
-        }
-        s.db.prepare(`update events set ${column} = ? where origin = 'a/1' and seq = ?`).run(mutated, seq)
-        let err: unknown
-        try {
-          s.getEvent('a/1', seq)
-        } catch (e) {
-          err = e
-        }
-        expect(err).toBeInstanceOf(DruError)
-        expect((err as DruError).code).toBe('CORRUPTION')
-        expect((err as DruError).details).toMatchObject({ origin: 'a/1', seq })
-        expect(codeOf(() => [...s.eventsMissing({})])).toBe('CORRUPTION')
-        expect(codeOf(() => s.verifyLog())).toBe('CORRUPTION')
-        s.close()
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 5 }),
+        fc.constantFrom('change', 'hlc', 'doc_id', 'prev', 'hash'),
+        fc.nat(),
+        (seq, column, pos) => {
+          const s = seeded('a', 5)
+          const row = s.db.prepare(`select ${column} v from events where origin = 'a/1' and seq = ?`).get(seq) as {
+            v: Buffer | string
+          }
+          let mutated: Buffer | string
+          if (Buffer.isBuffer(row.v)) {
+            mutated = Buffer.from(row.v)
+            mutated[pos % mutated.length] = mutated[pos % mutated.length]! ^ 0x10
+          } else {
+            const i = pos % row.v.length
+            mutated = row.v.slice(0, i) + (row.v[i] === '1' ? '2' : '1') + row.v.slice(i + 1)
+          }
+          s.db.prepare(`update events set ${column} = ? where origin = 'a/1' and seq = ?`).run(mutated, seq)
+          let err: unknown
+          try {
+            s.getEvent('a/1', seq)
+          } catch (e) {
+            err = e
+          }
+          expect(err).toBeInstanceOf(DruError)
+          expect((err as DruError).code).toBe('CORRUPTION')
+          expect((err as DruError).details).toMatchObject({ origin: 'a/1', seq })
+          expect(codeOf(() => [...s.eventsMissing({})])).toBe('CORRUPTION')
+          expect(codeOf(() => s.verifyLog())).toBe('CORRUPTION')
+          s.close()
+        },
+      ),
       { numRuns: 100, seed: 31 },
     )
   })
@@ -377,7 +401,10 @@ describe('persistence and identity', () => {
     // The original and its copy (with the same clean-close marker) open side by side.
     const x = EventStore.open({ path, druId: 'a' })
     const y = EventStore.open({ path: copy, druId: 'a' })
-    cleanups.push(() => x.close(), () => y.close())
+    cleanups.push(
+      () => x.close(),
+      () => y.close(),
+    )
     expect(x.openedClean && y.openedClean).toBe(true)
     expect(new Set([s.origin, x.origin, y.origin]).size).toBe(3)
     expect(x.previousOrigin).toBe(s.origin)
@@ -397,10 +424,18 @@ describe('persistence and identity', () => {
     s.recordPeerAck('b', { 'a/1': 3, 'c/1': 1 })
     expect(s.peer('b')!.ackedVv).toEqual({ 'a/1': 5, 'b/1': 2, 'c/1': 1 })
     s.recordPeer('b', { url: 'ws://127.0.0.1:1', state: 'connected', lastSeen: 5 })
-    expect(s.peers()).toEqual([{ peerId: 'b', url: 'ws://127.0.0.1:1', ackedVv: { 'a/1': 5, 'b/1': 2, 'c/1': 1 }, lastSeen: 5, state: 'connected' }])
+    expect(s.peers()).toEqual([
+      {
+        peerId: 'b',
+        url: 'ws://127.0.0.1:1',
+        ackedVv: { 'a/1': 5, 'b/1': 2, 'c/1': 1 },
+        lastSeen: 5,
+        state: 'connected',
+      },
+    ])
   })
 
-  it('keeps other packages\' schema steps on their own track', () => {
+  it("keeps other packages' schema steps on their own track", () => {
     const s = memStore('a')
     s.migrate('extra', [(db) => db.exec('create table extra_t (x)')])
     s.migrate('extra', [(db) => db.exec('create table extra_t (x)')]) // already applied: no-op
@@ -420,7 +455,10 @@ describe('convergence of logs under random exchange (strong convergence of the e
   it('any exchange order between three stores ends with equal fingerprints', () => {
     fc.assert(
       fc.property(
-        fc.array(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 3 })), { maxLength: 30 }),
+        fc.array(
+          fc.tuple(fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 2 }), fc.integer({ min: 0, max: 3 })),
+          { maxLength: 30 },
+        ),
         (steps) => {
           const stores = ['a', 'b', 'c'].map((id) => memStore(id))
           for (const [from, to, writes] of steps) {

@@ -34,7 +34,8 @@ function receiver(policy: Partial<InboxPolicy> = {}) {
   // Tolerate: the sender's events carry real timestamps, far ahead of this hand-driven clock.
   const b = memStore('b', { now: () => clock.ms, inbox: policy, skewPolicy: 'tolerate' })
   b.db.exec('create table effects (handler text, origin text, seq integer)')
-  const effect = (handler: string, e: DruEvent, db: EventStore['db']) => db.prepare('insert into effects values (?, ?, ?)').run(handler, e.origin, e.seq)
+  const effect = (handler: string, e: DruEvent, db: EventStore['db']) =>
+    db.prepare('insert into effects values (?, ?, ?)').run(handler, e.origin, e.seq)
   const effects = (handler?: string) =>
     (handler === undefined
       ? b.db.prepare('select handler, origin, seq from effects order by rowid').all()
@@ -43,7 +44,7 @@ function receiver(policy: Partial<InboxPolicy> = {}) {
 }
 
 describe('inbox: a failing handler never stops the log', () => {
-  it('stores the whole batch, keeps other handlers\' effects, undoes only the failing call, and records it as pending', () => {
+  it("stores the whole batch, keeps other handlers' effects, undoes only the failing call, and records it as pending", () => {
     const { b, clock, effect, effects } = receiver()
     const events = remoteEvents(['d1', 'poison', 'd2', 'd3'])
     b.onIngest('audit', (e, tx) => effect('audit', e, tx.db))
@@ -81,7 +82,14 @@ describe('inbox: a failing handler never stops the log', () => {
 
   it('ingest never throws HANDLER_FAILED, whatever a handler throws', () => {
     const { b } = receiver()
-    const throwers: unknown[] = [new Error('x'), 'a string', null, undefined, { weird: true }, new DruError('INVALID_ARGUMENT', 'typed')]
+    const throwers: unknown[] = [
+      new Error('x'),
+      'a string',
+      null,
+      undefined,
+      { weird: true },
+      new DruError('INVALID_ARGUMENT', 'typed'),
+    ]
     let i = 0
     b.onIngest('chaos', () => {
       throw throwers[i++ % throwers.length]
@@ -118,7 +126,13 @@ describe('inbox: a failing handler never stops the log', () => {
   it('refuses bad registrations with INVALID_ARGUMENT and changes nothing', () => {
     const { b } = receiver()
     b.onIngest('ok', () => undefined)
-    for (const bad of [['', () => undefined], ['has space', () => undefined], ['a'.repeat(65), () => undefined], ['ok', () => undefined], ['fine', 'not a function']] as const) {
+    for (const bad of [
+      ['', () => undefined],
+      ['has space', () => undefined],
+      ['a'.repeat(65), () => undefined],
+      ['ok', () => undefined],
+      ['fine', 'not a function'],
+    ] as const) {
       expect(codeOf(() => b.onIngest(bad[0], bad[1] as never))).toBe('INVALID_ARGUMENT')
     }
     expect(codeOf(() => b.onIngest('x', () => undefined, { order: 'lsn' as never }))).toBe('INVALID_ARGUMENT')
@@ -150,7 +164,13 @@ describe('inbox: retries, backoff, dead letters', () => {
     expect(schedule).toEqual([1_000, 3_000, 6_000])
     expect(calls).toEqual([1, 2, 3, 4, 5, 6])
     const dead = b.inbox.list({ state: 'dead' })[0]!
-    expect(dead).toMatchObject({ attempts: 6, nextAttemptAt: null, lastError: 'Error: boom 6', firstFailedAt: t0, settledAt: t0 + 6_000 })
+    expect(dead).toMatchObject({
+      attempts: 6,
+      nextAttemptAt: null,
+      lastError: 'Error: boom 6',
+      firstFailedAt: t0,
+      settledAt: t0 + 6_000,
+    })
     // Dead letters are never retried by the timer.
     clock.ms += 10 * 86_400_000
     expect(b.inbox.runDue().attempted).toBe(0)
@@ -181,7 +201,12 @@ describe('inbox: retries, backoff, dead letters', () => {
     const [dead] = b.inbox.list({ state: 'dead' })
     expect(dead).toMatchObject({ seq: 2, attempts: 1 })
     // Still broken: the retry fails, the entry stays dead with one more attempt.
-    expect(b.inbox.retry(dead!.id)).toMatchObject({ id: dead!.id, outcome: 'failed', error: 'Error: bug', entry: { state: 'dead', attempts: 2 } })
+    expect(b.inbox.retry(dead!.id)).toMatchObject({
+      id: dead!.id,
+      outcome: 'failed',
+      error: 'Error: bug',
+      entry: { state: 'dead', attempts: 2 },
+    })
     broken = false
     expect(b.inbox.retry(dead!.id)).toEqual({ id: dead!.id, outcome: 'done' })
     expect(effects('h')).toEqual([1, 3, 2])
@@ -237,7 +262,13 @@ describe('inbox: retries, backoff, dead letters', () => {
     const [dead] = b.inbox.list()
     clock.ms += 5
     const skipped = b.inbox.skip(dead!.id, 'customer refunded by hand (ticket 42)')
-    expect(skipped).toMatchObject({ state: 'skipped', settledAt: clock.ms, note: 'customer refunded by hand (ticket 42)', attempts: 1, lastError: 'Error: nope' })
+    expect(skipped).toMatchObject({
+      state: 'skipped',
+      settledAt: clock.ms,
+      note: 'customer refunded by hand (ticket 42)',
+      attempts: 1,
+      lastError: 'Error: nope',
+    })
     expect(b.inbox.list()).toEqual([])
     expect(b.inbox.list({ state: 'skipped' })).toEqual([skipped])
     expect(codeOf(() => b.inbox.retry(dead!.id))).toBe('INVALID_ARGUMENT')
@@ -253,7 +284,14 @@ describe('inbox: retries, backoff, dead letters', () => {
     const path = join(dir, 'b.db')
     const clock = { ms: 1_000 }
     const random = sequentialIncarnations()
-    let b = EventStore.open({ path, druId: 'b', now: () => clock.ms, random, skewPolicy: 'tolerate', inbox: { immediateRetries: 0, delayedRetries: 1 } })
+    let b = EventStore.open({
+      path,
+      druId: 'b',
+      now: () => clock.ms,
+      random,
+      skewPolicy: 'tolerate',
+      inbox: { immediateRetries: 0, delayedRetries: 1 },
+    })
     b.onIngest('h', () => {
       throw new Error('down')
     })

@@ -15,4 +15,6 @@ function underTest(store: EventStore): ReplicaLogUnderTest {
   }
 }
 
-runReplicaLogContract('EventStore (SQLite, :memory:)', (druId) => underTest(EventStore.open({ path: ':memory:', druId })))
+runReplicaLogContract('EventStore (SQLite, :memory:)', (druId) =>
+  underTest(EventStore.open({ path: ':memory:', druId })),
+)

@@ -27,7 +27,8 @@ export class AckWaiters {
     if (!event || typeof event.origin !== 'string' || !Number.isInteger(event.seq) || event.seq < 1) {
       return Promise.reject(new DruError('INVALID_ARGUMENT', 'waitForAcks needs an event { origin, seq }'))
     }
-    if (!Number.isInteger(k) || k < 0) return Promise.reject(new DruError('INVALID_ARGUMENT', 'k must be a non-negative integer'))
+    if (!Number.isInteger(k) || k < 0)
+      return Promise.reject(new DruError('INVALID_ARGUMENT', 'k must be a non-negative integer'))
     if (this.#count(event.origin, event.seq) >= k) return Promise.resolve()
     return new Promise<void>((resolve, reject) => {
       const w: Waiter = {
@@ -40,9 +41,13 @@ export class AckWaiters {
           this.#waiters.delete(w)
           const have = this.#count(event.origin, event.seq)
           reject(
-            new DruError('ACK_TIMEOUT', `${event.origin}#${event.seq} was acknowledged by ${have} of ${k} peers within ${timeoutMs} ms; it stays committed and keeps replicating`, {
-              details: { origin: event.origin, seq: event.seq, k, acked: have },
-            }),
+            new DruError(
+              'ACK_TIMEOUT',
+              `${event.origin}#${event.seq} was acknowledged by ${have} of ${k} peers within ${timeoutMs} ms; it stays committed and keeps replicating`,
+              {
+                details: { origin: event.origin, seq: event.seq, k, acked: have },
+              },
+            ),
           )
         }, timeoutMs),
       }

@@ -32,7 +32,16 @@ export class Dialer {
 
   /** Dials `p` after the backoff for its `attempt`-th try (0: soon). */
   schedule(p: PeerState, attempt: number): void {
-    if (this.#o.closing() || !p.url || p.quarantine || p.sessions.size > 0 || p.dialing || p.timer || this.#o.registry.decommissioned.has(p.id)) return
+    if (
+      this.#o.closing() ||
+      !p.url ||
+      p.quarantine ||
+      p.sessions.size > 0 ||
+      p.dialing ||
+      p.timer ||
+      this.#o.registry.decommissioned.has(p.id)
+    )
+      return
     const delay = backoffDelay(attempt, this.#o.random, this.#o.backoff)
     p.timer = setTimeout(() => {
       p.timer = undefined
@@ -43,7 +52,15 @@ export class Dialer {
 
   /** Dials `p` now. */
   dial(p: PeerState): void {
-    if (this.#o.closing() || !p.url || p.quarantine || p.sessions.size > 0 || p.dialing || this.#o.registry.decommissioned.has(p.id)) return
+    if (
+      this.#o.closing() ||
+      !p.url ||
+      p.quarantine ||
+      p.sessions.size > 0 ||
+      p.dialing ||
+      this.#o.registry.decommissioned.has(p.id)
+    )
+      return
     p.dialing = true
     let ws: WebSocket
     try {

@@ -69,7 +69,11 @@ function summaryToWire(s: LogSummary, bases: VersionVector): unknown[] {
 export function encodeFrame(frame: Frame): Uint8Array {
   switch (frame.type) {
     case 'hello':
-      return packr.pack(frame.key ? ['hello', frame.protocol, frame.druId, frame.origin, frame.nonce, frame.key] : ['hello', frame.protocol, frame.druId, frame.origin, frame.nonce])
+      return packr.pack(
+        frame.key
+          ? ['hello', frame.protocol, frame.druId, frame.origin, frame.nonce, frame.key]
+          : ['hello', frame.protocol, frame.druId, frame.origin, frame.nonce],
+      )
     case 'auth':
       return packr.pack(['auth', frame.hmac, frame.sig])
     case 'vv':
@@ -94,7 +98,10 @@ export function encodeFrame(frame: Frame): Uint8Array {
     case 'snapshot':
       return packr.pack(['snapshot', frame.docs.map((d) => [d.docId, d.bytes])])
     case 'folded':
-      return packr.pack(['folded', frame.envelopes.map((e) => [e.origin, e.seq, e.hlc, e.docId, e.changeHash, e.sig ?? null])])
+      return packr.pack([
+        'folded',
+        frame.envelopes.map((e) => [e.origin, e.seq, e.hlc, e.docId, e.changeHash, e.sig ?? null]),
+      ])
   }
 }
 
@@ -112,7 +119,8 @@ function expectBytes(v: unknown, n: number, what: string): Uint8Array {
 }
 
 function expectSeq(v: unknown, what: string, min: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > MAX_SEQ) invalid(`${what} must be an integer in ${min}..${MAX_SEQ}`)
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > MAX_SEQ)
+    invalid(`${what} must be an integer in ${min}..${MAX_SEQ}`)
   return v as number
 }
 
@@ -123,7 +131,8 @@ function expectList(v: unknown, max: number, what: string): unknown[] {
 }
 
 function expectId(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff) invalid(`${what} must be an integer in 0..2^32-1`)
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffffffff)
+    invalid(`${what} must be an integer in 0..2^32-1`)
   return v as number
 }
 
@@ -171,15 +180,31 @@ function readSummary(entries: unknown, retired: unknown, what: string): { summar
   const [count, digest] = retired as unknown[]
   const n = expectSeq(count, `${what} retired count`, 0)
   const d = expectBytes(digest, 32, `${what} retired digest`)
-  return { summary: { live: { vv: { ...vv }, heads: { ...heads } }, retired: { count: n, digest: Buffer.from(d).toString('hex') } }, bases: { ...bases } }
+  return {
+    summary: {
+      live: { vv: { ...vv }, heads: { ...heads } },
+      retired: { count: n, digest: Buffer.from(d).toString('hex') },
+    },
+    bases: { ...bases },
+  }
 }
 
 function readEvent(v: unknown, i: number): DruEvent {
-  if (!Array.isArray(v) || (v.length !== 7 && v.length !== 8)) invalid(`events.batch[${i}] must be a 7- or 8-field array`)
+  if (!Array.isArray(v) || (v.length !== 7 && v.length !== 8))
+    invalid(`events.batch[${i}] must be a 7- or 8-field array`)
   const a = v as unknown[]
-  const e: Record<string, unknown> = { origin: a[0], seq: a[1], hlc: a[2], docId: a[3], change: a[4], prev: a[5], hash: a[6] }
+  const e: Record<string, unknown> = {
+    origin: a[0],
+    seq: a[1],
+    hlc: a[2],
+    docId: a[3],
+    change: a[4],
+    prev: a[5],
+    hash: a[6],
+  }
   if (a.length === 8) {
-    if (!(a[7] instanceof Uint8Array) || a[7].byteLength !== SIGNATURE_BYTES) invalid(`events.batch[${i}].sig must be a 64-byte Ed25519 signature`)
+    if (!(a[7] instanceof Uint8Array) || a[7].byteLength !== SIGNATURE_BYTES)
+      invalid(`events.batch[${i}].sig must be a 64-byte Ed25519 signature`)
     e.sig = a[7]
   }
   try {
@@ -222,14 +247,22 @@ export function decodeFrame(bytes: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRAME
   try {
     v = unpackr.unpack(bytes)
   } catch (cause) {
-    throw new DruError('MALFORMED', `frame does not decode as msgpack: ${String((cause as Error)?.message ?? cause).slice(0, 200)}`, { cause })
+    throw new DruError(
+      'MALFORMED',
+      `frame does not decode as msgpack: ${String((cause as Error)?.message ?? cause).slice(0, 200)}`,
+      { cause },
+    )
   }
   try {
     return readFrame(v)
   } catch (err) {
     if (err instanceof DruError) throw err
     // A schema check must never crash the socket handler, whatever the value looks like.
-    throw new DruError('INVALID_FRAME', `frame failed validation: ${String((err as Error)?.message ?? err).slice(0, 200)}`, { cause: err })
+    throw new DruError(
+      'INVALID_FRAME',
+      `frame failed validation: ${String((err as Error)?.message ?? err).slice(0, 200)}`,
+      { cause: err },
+    )
   }
 }
 
@@ -239,17 +272,36 @@ function readFrame(v: unknown): Frame {
   switch (type) {
     case 'hello': {
       const [, protocol, druId, origin, nonce, key] = v
-      if (typeof protocol !== 'number' || !Number.isInteger(protocol) || protocol < 0 || protocol > 0xffff) invalid('hello.protocol must be an integer in 0..65535')
+      if (typeof protocol !== 'number' || !Number.isInteger(protocol) || protocol < 0 || protocol > 0xffff)
+        invalid('hello.protocol must be an integer in 0..65535')
       // Another version's hello is decoded as far as its version, so it is refused by name.
-      if (protocol !== PROTOCOL_VERSION) return { type, protocol, druId: String(druId).slice(0, 64), origin: String(origin).slice(0, 90), nonce: new Uint8Array(NONCE_BYTES) } as HelloFrame
+      if (protocol !== PROTOCOL_VERSION)
+        return {
+          type,
+          protocol,
+          druId: String(druId).slice(0, 64),
+          origin: String(origin).slice(0, 90),
+          nonce: new Uint8Array(NONCE_BYTES),
+        } as HelloFrame
       expectLength(v, 6, 'hello')
       if (typeof druId !== 'string' || !DRU_ID.test(druId)) invalid('hello.druId is malformed')
       if (!isOrigin(origin)) invalid('hello.origin is malformed')
-      return { type, protocol, druId, origin, nonce: expectBytes(nonce, NONCE_BYTES, 'hello.nonce'), key: expectBytes(key, EPHEMERAL_KEY_BYTES, 'hello.key') } as HelloFrame
+      return {
+        type,
+        protocol,
+        druId,
+        origin,
+        nonce: expectBytes(nonce, NONCE_BYTES, 'hello.nonce'),
+        key: expectBytes(key, EPHEMERAL_KEY_BYTES, 'hello.key'),
+      } as HelloFrame
     }
     case 'auth':
       expectLength(v, 3, 'auth')
-      return { type, hmac: expectBytes(v[1], HMAC_BYTES, 'auth.hmac'), sig: expectBytes(v[2], SIGNATURE_BYTES, 'auth.sig') }
+      return {
+        type,
+        hmac: expectBytes(v[1], HMAC_BYTES, 'auth.hmac'),
+        sig: expectBytes(v[2], SIGNATURE_BYTES, 'auth.sig'),
+      }
     case 'vv': {
       expectLength(v, 4, 'vv')
       if (typeof v[3] !== 'boolean') invalid('vv.full must be a boolean')
@@ -267,13 +319,15 @@ function readFrame(v: unknown): Frame {
     case 'ping':
     case 'pong':
       expectLength(v, 2, type)
-      if (typeof v[1] !== 'number' || !Number.isInteger(v[1]) || v[1] < 0 || v[1] > 0xffffffff) invalid(`${type}.n must be an integer in 0..2^32-1`)
+      if (typeof v[1] !== 'number' || !Number.isInteger(v[1]) || v[1] < 0 || v[1] > 0xffffffff)
+        invalid(`${type}.n must be an integer in 0..2^32-1`)
       return { type, n: v[1] as number }
     case 'error': {
       expectLength(v, 3, 'error')
       const [, code, message] = v
       if (typeof code !== 'string' || !ERROR_CODE.test(code)) invalid('error.code must be an upper-case code')
-      if (typeof message !== 'string' || message.length > MAX_ERROR_MESSAGE) invalid(`error.message must be a string of at most ${MAX_ERROR_MESSAGE} characters`)
+      if (typeof message !== 'string' || message.length > MAX_ERROR_MESSAGE)
+        invalid(`error.message must be a string of at most ${MAX_ERROR_MESSAGE} characters`)
       return { type, code, message } as ErrorFrame
     }
     case 'probe': {
@@ -284,12 +338,22 @@ function readFrame(v: unknown): Frame {
     case 'report': {
       expectLength(v, 6, 'report')
       const [, id, entries, retired, digest, documents] = v
-      if (digest !== null && (typeof digest !== 'string' || !HEX64.test(digest))) invalid('report.stateDigest must be null or 64 lowercase hex characters')
-      if (documents !== null && (typeof documents !== 'number' || !Number.isInteger(documents) || documents < 0 || documents > MAX_SEQ)) {
+      if (digest !== null && (typeof digest !== 'string' || !HEX64.test(digest)))
+        invalid('report.stateDigest must be null or 64 lowercase hex characters')
+      if (
+        documents !== null &&
+        (typeof documents !== 'number' || !Number.isInteger(documents) || documents < 0 || documents > MAX_SEQ)
+      ) {
         invalid('report.documents must be null or a non-negative integer')
       }
       const { summary } = readSummary(entries, retired, 'report.origins')
-      return { type, id: expectId(id, 'report.id'), summary, stateDigest: digest as string | null, documents: documents as number | null }
+      return {
+        type,
+        id: expectId(id, 'report.id'),
+        summary,
+        stateDigest: digest as string | null,
+        documents: documents as number | null,
+      }
     }
     case 'expand':
     case 'bootstrap':
@@ -304,7 +368,8 @@ function readFrame(v: unknown): Frame {
         if (!Array.isArray(entry) || entry.length !== 2) invalid(`snapshot.docs[${i}] must be [docId, bytes]`)
         const [docId, bytes] = entry as unknown[]
         const id = expectDocId(docId, `snapshot.docs[${i}].docId`)
-        if (!(bytes instanceof Uint8Array) || bytes.byteLength === 0) invalid(`snapshot.docs[${i}].bytes must be non-empty bytes`)
+        if (!(bytes instanceof Uint8Array) || bytes.byteLength === 0)
+          invalid(`snapshot.docs[${i}].bytes must be non-empty bytes`)
         return { docId: id, bytes: bytes as Uint8Array }
       })
       return { type, docs }

@@ -1,4 +1,12 @@
-import { createHmac, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, timingSafeEqual, type KeyObject } from 'node:crypto'
+import {
+  createHmac,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  hkdfSync,
+  timingSafeEqual,
+  type KeyObject,
+} from 'node:crypto'
 import { Packr } from 'msgpackr'
 import { DruError } from '@dru/core'
 
@@ -66,8 +74,17 @@ export class FrameSeal {
       // OpenSSL refuses a low-order point (an all-zero shared secret).
       throw new DruError('AUTH_FAILED', 'the key exchange failed (a degenerate ephemeral key)', { cause })
     }
-    const derive = (from: string, fromNonce: Uint8Array, fromKey: Uint8Array, to: string, toNonce: Uint8Array, toKey: Uint8Array): Buffer =>
-      Buffer.from(hkdfSync('sha256', shared, c.secret, packr.pack([KDF_INFO, from, to, fromNonce, toNonce, fromKey, toKey]), 32))
+    const derive = (
+      from: string,
+      fromNonce: Uint8Array,
+      fromKey: Uint8Array,
+      to: string,
+      toNonce: Uint8Array,
+      toKey: Uint8Array,
+    ): Buffer =>
+      Buffer.from(
+        hkdfSync('sha256', shared, c.secret, packr.pack([KDF_INFO, from, to, fromNonce, toNonce, fromKey, toKey]), 32),
+      )
     this.#sendKey = derive(c.me, c.myNonce, c.myKey.publicRaw, c.peer, c.peerNonce, c.peerKey)
     this.#receiveKey = derive(c.peer, c.peerNonce, c.peerKey, c.me, c.myNonce, c.myKey.publicRaw)
   }
@@ -99,5 +116,8 @@ function tagOf(key: Buffer, counter: bigint, frame: Uint8Array): Buffer {
 }
 
 function tampered(): DruError {
-  return new DruError('AUTH_FAILED', 'a frame does not carry the session\'s seal: it was injected, altered, replayed or reordered on the way')
+  return new DruError(
+    'AUTH_FAILED',
+    "a frame does not carry the session's seal: it was injected, altered, replayed or reordered on the way",
+  )
 }

@@ -6,7 +6,15 @@ import type { DruEvent, FoldedEnvelope, LogSummary, VersionVector } from '@dru/c
  * frame-codec.ts, and whether a frame is allowed *now* is protocol/session-rules.ts.
  */
 
-export { PROTOCOL_VERSION, DEFAULT_MAX_FRAME_BYTES, NONCE_BYTES, HMAC_BYTES, MAX_ORIGINS, MAX_ERROR_MESSAGE, MAX_SNAPSHOT_DOCS } from './limits.js'
+export {
+  PROTOCOL_VERSION,
+  DEFAULT_MAX_FRAME_BYTES,
+  NONCE_BYTES,
+  HMAC_BYTES,
+  MAX_ORIGINS,
+  MAX_ERROR_MESSAGE,
+  MAX_SNAPSHOT_DOCS,
+} from './limits.js'
 
 export interface HelloFrame {
   readonly type: 'hello'
@@ -131,4 +139,3 @@ export type FrameType = (typeof FrameType)[keyof typeof FrameType]
 
 /** Every frame type, for tables and property tests. */
 export const FRAME_TYPES: readonly FrameType[] = Object.values(FrameType)
-

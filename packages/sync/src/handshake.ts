@@ -35,7 +35,16 @@ export interface Transcript {
 }
 
 function bytes(domain: string, t: Transcript): Uint8Array {
-  return packr.pack([domain, t.prover, t.verifier, t.proverOrigin, t.proverNonce, t.verifierNonce, t.proverKey, t.verifierKey])
+  return packr.pack([
+    domain,
+    t.prover,
+    t.verifier,
+    t.proverOrigin,
+    t.proverNonce,
+    t.verifierNonce,
+    t.proverKey,
+    t.verifierKey,
+  ])
 }
 
 /** A fresh handshake nonce. */

@@ -8,7 +8,12 @@
  */
 export { startSync } from './sync-node.js'
 export type { SyncNode, SyncEvents, PeerStatus, QuarantineInfo, ProbeResult } from './sync-node.js'
-export { DEFAULT_MAX_UNACKED_BYTES, DEFAULT_HEARTBEAT_MS, DEFAULT_HEARTBEAT_TIMEOUT_MS, MIN_SECRET_LENGTH } from './sync-options.js'
+export {
+  DEFAULT_MAX_UNACKED_BYTES,
+  DEFAULT_HEARTBEAT_MS,
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  MIN_SECRET_LENGTH,
+} from './sync-options.js'
 export type { SyncOptions, PeerConfig } from './sync-options.js'
 export { signerFor, generateKeys, verifyEventSignature, parsePrivateKey, parsePublicKey } from './signatures.js'
 export { backoffDelay } from './backoff.js'
@@ -34,13 +39,31 @@ export type {
   BootstrapEndFrame,
 } from './frames.js'
 export * as limits from './limits.js'
-export { PROTOCOL_VERSION, DEFAULT_MAX_FRAME_BYTES, NONCE_BYTES, HMAC_BYTES, MAX_ORIGINS, MAX_ERROR_MESSAGE, MAX_EVENTS_PER_FRAME, PRE_AUTH_MAX_FRAME_BYTES } from './limits.js'
+export {
+  PROTOCOL_VERSION,
+  DEFAULT_MAX_FRAME_BYTES,
+  NONCE_BYTES,
+  HMAC_BYTES,
+  MAX_ORIGINS,
+  MAX_ERROR_MESSAGE,
+  MAX_EVENTS_PER_FRAME,
+  PRE_AUTH_MAX_FRAME_BYTES,
+} from './limits.js'
 export { authProof, proofMatches, newNonce, identityProof, identityProofValid } from './handshake.js'
 export type { Transcript } from './handshake.js'
 export { FrameSeal, newEphemeralKey, EPHEMERAL_KEY_BYTES, SEAL_TAG_BYTES } from './frame-seal.js'
 export type { EphemeralKey, SealContext } from './frame-seal.js'
 export { PeerProtocol } from './protocol/peer-protocol.js'
-export type { ProtocolConfig, ProtocolHooks, ProtocolPlant, SessionLimits, SnapshotSource, Wire, Admission, SessionRole } from './protocol/session-config.js'
+export type {
+  ProtocolConfig,
+  ProtocolHooks,
+  ProtocolPlant,
+  SessionLimits,
+  SnapshotSource,
+  Wire,
+  Admission,
+  SessionRole,
+} from './protocol/session-config.js'
 export { frameAllowed, COSTLY_FRAMES, QUARANTINE_CODES } from './protocol/session-rules.js'
 export type { Phase, RuleState } from './protocol/session-rules.js'
 export { setMaxPayload } from './transport/ws-session.js'

@@ -120,7 +120,8 @@ export class PeerRegistry {
   /** The newest open session with a peer (probes and verification use it). */
   primary(id: string): Session | undefined {
     let best: Session | undefined
-    for (const s of this.peers.get(id)?.sessions.values() ?? []) if (s.protocol.isOpen && (!best || s.protocol.createdAt > best.protocol.createdAt)) best = s
+    for (const s of this.peers.get(id)?.sessions.values() ?? [])
+      if (s.protocol.isOpen && (!best || s.protocol.createdAt > best.protocol.createdAt)) best = s
     return best
   }
 
@@ -135,11 +136,23 @@ export class PeerRegistry {
     const id = p.peerId!
     const origin = p.peerOrigin!
     if (this.decommissioned.has(id)) {
-      return { admission: { ok: false, code: 'DECOMMISSIONED', message: `${id} was decommissioned from this cluster; give a returning region a new DRU id` } }
+      return {
+        admission: {
+          ok: false,
+          code: 'DECOMMISSIONED',
+          message: `${id} was decommissioned from this cluster; give a returning region a new DRU id`,
+        },
+      }
     }
     const state = this.state(id)
     if (state.quarantine) {
-      return { admission: { ok: false, code: 'QUARANTINED', message: `${id} is quarantined (${state.quarantine.code}: ${state.quarantine.message}); an operator must lift it` } }
+      return {
+        admission: {
+          ok: false,
+          code: 'QUARANTINED',
+          message: `${id} is quarantined (${state.quarantine.code}: ${state.quarantine.message}); an operator must lift it`,
+        },
+      }
     }
     const existing = state.sessions.get(origin)
     let replaced: Session | undefined
@@ -147,10 +160,23 @@ export class PeerRegistry {
       const dialerOf = (s: PeerProtocol) => (s.role === 'dialer' ? this.#druId : id)
       const preferred = this.#druId < id ? this.#druId : id
       const keepNew = dialerOf(existing.protocol) === dialerOf(p) || dialerOf(p) === preferred
-      if (!keepNew) return { admission: { ok: false, code: 'DUPLICATE_SESSION', message: `a session with ${id} (${origin}) is already open` } }
+      if (!keepNew)
+        return {
+          admission: {
+            ok: false,
+            code: 'DUPLICATE_SESSION',
+            message: `a session with ${id} (${origin}) is already open`,
+          },
+        }
       replaced = existing
     } else if (state.sessions.size >= MAX_SESSIONS_PER_PEER) {
-      return { admission: { ok: false, code: 'DUPLICATE_SESSION', message: `already ${MAX_SESSIONS_PER_PEER} sessions with ${id}` } }
+      return {
+        admission: {
+          ok: false,
+          code: 'DUPLICATE_SESSION',
+          message: `already ${MAX_SESSIONS_PER_PEER} sessions with ${id}`,
+        },
+      }
     }
     const twin = !replaced && [...state.sessions.keys()].some((o) => o !== origin)
     state.sessions.set(origin, session)

@@ -22,7 +22,11 @@ export function parsePrivateKey(pem: string | KeyObject, field = 'keys.privateKe
     if (key.type !== 'private' || key.asymmetricKeyType !== 'ed25519') throw new Error('not an Ed25519 private key')
     return key
   } catch (cause) {
-    throw new DruError('CONFIG_INVALID', `${field} must be an Ed25519 private key in PEM (PKCS#8): ${(cause as Error).message}`, { cause, details: { field } })
+    throw new DruError(
+      'CONFIG_INVALID',
+      `${field} must be an Ed25519 private key in PEM (PKCS#8): ${(cause as Error).message}`,
+      { cause, details: { field } },
+    )
   }
 }
 
@@ -33,7 +37,11 @@ export function parsePublicKey(pem: string | KeyObject, field = 'keys.publicKeys
     if (key.type !== 'public' || key.asymmetricKeyType !== 'ed25519') throw new Error('not an Ed25519 public key')
     return key
   } catch (cause) {
-    throw new DruError('CONFIG_INVALID', `${field} must be an Ed25519 public key in PEM (SPKI): ${(cause as Error).message}`, { cause, details: { field } })
+    throw new DruError(
+      'CONFIG_INVALID',
+      `${field} must be an Ed25519 public key in PEM (SPKI): ${(cause as Error).message}`,
+      { cause, details: { field } },
+    )
   }
 }
 

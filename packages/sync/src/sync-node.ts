@@ -149,7 +149,13 @@ class SyncNodeImpl extends EventEmitter implements SyncNode {
       },
       { phase: 'notify' },
     )
-    this.#ackFlush = setInterval(() => this.#registry.flushAcks((peer, err) => this.#logger.warn(`sync: could not record acks of ${peer}: ${err.message}`)), 200)
+    this.#ackFlush = setInterval(
+      () =>
+        this.#registry.flushAcks((peer, err) =>
+          this.#logger.warn(`sync: could not record acks of ${peer}: ${err.message}`),
+        ),
+      200,
+    )
     this.#ackFlush.unref()
     for (const p of this.#registry.peers.values()) if (p.url) this.#dialer.dial(p)
   }
@@ -171,7 +177,10 @@ class SyncNodeImpl extends EventEmitter implements SyncNode {
         this.#logger.info(`sync: connected to ${p.peerId} (${p.role}, ${p.peerOrigin})`, { peer: p.peerId })
         if (twin) {
           const origins = [...this.#registry.state(p.peerId!).sessions.keys()].sort()
-          this.#logger.error(`sync: ${p.peerId} runs twice: processes ${origins.join(' and ')} are both connected; stop one of them`, { peer: p.peerId, origins })
+          this.#logger.error(
+            `sync: ${p.peerId} runs twice: processes ${origins.join(' and ')} are both connected; stop one of them`,
+            { peer: p.peerId, origins },
+          )
           this.emit('identity-conflict', { peerId: p.peerId!, origins })
         }
         this.emit('peer-up', p.peerId!)
@@ -207,7 +216,10 @@ class SyncNodeImpl extends EventEmitter implements SyncNode {
     p.quarantine = { code, message, at: this.#now() }
     if (p.timer) clearTimeout(p.timer)
     p.timer = undefined
-    this.#logger.error(`sync: QUARANTINED ${peerId}: ${code}: ${message}. No reconnect until an operator lifts it.`, { peer: peerId, code })
+    this.#logger.error(`sync: QUARANTINED ${peerId}: ${code}: ${message}. No reconnect until an operator lifts it.`, {
+      peer: peerId,
+      code,
+    })
     try {
       this.#log.recordPeer(peerId, { state: `quarantined: ${code}` })
     } catch {
@@ -285,7 +297,8 @@ class SyncNodeImpl extends EventEmitter implements SyncNode {
     if (p) p.timer = undefined
     this.#logger.warn(`sync: ${id} decommissioned: no longer dialed, its sessions refused`, { peer: id })
     for (const s of [...this.#sessions]) {
-      if (s.protocol.peerId === id) s.protocol.fail('DECOMMISSIONED', `${id} was decommissioned from this cluster by ${this.#config.druId}`)
+      if (s.protocol.peerId === id)
+        s.protocol.fail('DECOMMISSIONED', `${id} was decommissioned from this cluster by ${this.#config.druId}`)
     }
   }
 

@@ -64,7 +64,9 @@ export interface SyncOptions {
   readonly maxBatchBytes?: number
   readonly maxUnackedBytes?: number
   /** Per-session rate limits (defaults in limits.ts). */
-  readonly rates?: Partial<Pick<SessionLimits, 'framesPerSecond' | 'frameBurst' | 'costlyFramesPerSecond' | 'costlyFrameBurst'>>
+  readonly rates?: Partial<
+    Pick<SessionLimits, 'framesPerSecond' | 'frameBurst' | 'costlyFramesPerSecond' | 'costlyFrameBurst'>
+  >
   /** The listener's caps on connections and handshakes (defaults in limits.ts). */
   readonly listenerCaps?: Partial<ListenerCaps>
   readonly backoff?: BackoffOptions
@@ -100,16 +102,23 @@ const positive = (value: unknown, field: string, fallback: number): number => {
 
 /** Checks `options` field by field and applies the defaults; throws on the first bad field. */
 export function resolveSyncOptions(options: SyncOptions): ResolvedSyncOptions {
-  if (!options || typeof options !== 'object') throw new DruError('CONFIG_INVALID', 'startSync() needs an options object')
+  if (!options || typeof options !== 'object')
+    throw new DruError('CONFIG_INVALID', 'startSync() needs an options object')
   const druId = parseDruId(options.druId, 'druId')
   if (options.log.druId !== druId) {
-    throw new DruError('CONFIG_INVALID', `druId ${druId} does not match the log's ${options.log.druId}`, { details: { field: 'druId' } })
+    throw new DruError('CONFIG_INVALID', `druId ${druId} does not match the log's ${options.log.druId}`, {
+      details: { field: 'druId' },
+    })
   }
   if (typeof options.secret !== 'string' || options.secret.length < MIN_SECRET_LENGTH) {
-    throw new DruError('CONFIG_INVALID', `secret must be a string of at least ${MIN_SECRET_LENGTH} characters`, { details: { field: 'secret' } })
+    throw new DruError('CONFIG_INVALID', `secret must be a string of at least ${MIN_SECRET_LENGTH} characters`, {
+      details: { field: 'secret' },
+    })
   }
   if (!options.keys || typeof options.keys.publicKeys !== 'object' || options.keys.publicKeys === null) {
-    throw new DruError('CONFIG_INVALID', 'keys must be { privateKey, publicKeys: { [druId]: publicKeyPem } }', { details: { field: 'keys' } })
+    throw new DruError('CONFIG_INVALID', 'keys must be { privateKey, publicKeys: { [druId]: publicKeyPem } }', {
+      details: { field: 'keys' },
+    })
   }
   const privateKey = parsePrivateKey(options.keys.privateKey)
   const keys = new Map<string, KeyObject>()
@@ -120,11 +129,19 @@ export function resolveSyncOptions(options: SyncOptions): ResolvedSyncOptions {
   const maxFrameBytes = positive(options.maxFrameBytes, 'maxFrameBytes', DEFAULT_MAX_FRAME_BYTES)
   const maxBatchBytes = positive(options.maxBatchBytes, 'maxBatchBytes', DEFAULT_BATCH_BYTES)
   if (maxBatchBytes * 2 > maxFrameBytes) {
-    throw new DruError('CONFIG_INVALID', 'maxBatchBytes must be at most half of maxFrameBytes (a batch may run on to the next signed event)', {
-      details: { field: 'maxBatchBytes' },
-    })
+    throw new DruError(
+      'CONFIG_INVALID',
+      'maxBatchBytes must be at most half of maxFrameBytes (a batch may run on to the next signed event)',
+      {
+        details: { field: 'maxBatchBytes' },
+      },
+    )
   }
-  const heartbeatTimeoutMs = positive(options.heartbeatTimeoutMs, 'heartbeatTimeoutMs', Math.max(DEFAULT_HEARTBEAT_TIMEOUT_MS, heartbeatMs * 3))
+  const heartbeatTimeoutMs = positive(
+    options.heartbeatTimeoutMs,
+    'heartbeatTimeoutMs',
+    Math.max(DEFAULT_HEARTBEAT_TIMEOUT_MS, heartbeatMs * 3),
+  )
   const limits: SessionLimits = {
     heartbeatMs,
     heartbeatTimeoutMs,
@@ -135,7 +152,11 @@ export function resolveSyncOptions(options: SyncOptions): ResolvedSyncOptions {
     handshakeTimeoutMs: Math.min(HANDSHAKE_TIMEOUT_MS, heartbeatTimeoutMs),
     framesPerSecond: positive(options.rates?.framesPerSecond, 'rates.framesPerSecond', FRAMES_PER_SECOND),
     frameBurst: positive(options.rates?.frameBurst, 'rates.frameBurst', FRAME_BURST),
-    costlyFramesPerSecond: positive(options.rates?.costlyFramesPerSecond, 'rates.costlyFramesPerSecond', COSTLY_FRAMES_PER_SECOND),
+    costlyFramesPerSecond: positive(
+      options.rates?.costlyFramesPerSecond,
+      'rates.costlyFramesPerSecond',
+      COSTLY_FRAMES_PER_SECOND,
+    ),
     costlyFrameBurst: positive(options.rates?.costlyFrameBurst, 'rates.costlyFrameBurst', COSTLY_FRAME_BURST),
   }
   const config: ProtocolConfig = {
@@ -155,12 +176,18 @@ export function resolveSyncOptions(options: SyncOptions): ResolvedSyncOptions {
   const seen = new Set<string>()
   for (const p of options.peers ?? []) {
     const id = parseDruId(p?.id, 'peers[].id')
-    if (id === druId) throw new DruError('CONFIG_INVALID', 'peers must not include this DRU itself', { details: { field: 'peers' } })
+    if (id === druId)
+      throw new DruError('CONFIG_INVALID', 'peers must not include this DRU itself', { details: { field: 'peers' } })
     if (seen.has(id)) throw new DruError('CONFIG_INVALID', `peers lists ${id} twice`, { details: { field: 'peers' } })
     seen.add(id)
-    if (!keys.has(id)) throw new DruError('CONFIG_INVALID', `peer ${id} has no public key in keys.publicKeys`, { details: { field: 'peers' } })
+    if (!keys.has(id))
+      throw new DruError('CONFIG_INVALID', `peer ${id} has no public key in keys.publicKeys`, {
+        details: { field: 'peers' },
+      })
     if (p.url !== undefined && (typeof p.url !== 'string' || !/^wss?:\/\//.test(p.url))) {
-      throw new DruError('CONFIG_INVALID', `peers[${id}].url must be a ws:// or wss:// URL`, { details: { field: 'peers' } })
+      throw new DruError('CONFIG_INVALID', `peers[${id}].url must be a ws:// or wss:// URL`, {
+        details: { field: 'peers' },
+      })
     }
     peers.push({ id, url: p.url ?? null })
   }

@@ -23,13 +23,27 @@ describe('acks', () => {
     const la = new SignedLog('a', keys.a.privateKey)
     const lb = new SignedLog('b', keys.b.privateKey)
     open.push(la, lb)
-    const b: SyncNode = await startSync({ log: lb, druId: 'b', secret: SECRET, keys: { privateKey: keys.b.privateKey, publicKeys }, listen: { port: 0 } })
+    const b: SyncNode = await startSync({
+      log: lb,
+      druId: 'b',
+      secret: SECRET,
+      keys: { privateKey: keys.b.privateKey, publicKeys },
+      listen: { port: 0 },
+    })
     open.push(b)
-    const a: SyncNode = await startSync({ log: la, druId: 'a', secret: SECRET, keys: { privateKey: keys.a.privateKey, publicKeys }, peers: [{ id: 'b', url: `ws://127.0.0.1:${b.port}` }] })
+    const a: SyncNode = await startSync({
+      log: la,
+      druId: 'a',
+      secret: SECRET,
+      keys: { privateKey: keys.a.privateKey, publicKeys },
+      peers: [{ id: 'b', url: `ws://127.0.0.1:${b.port}` }],
+    })
     open.push(a)
     const acks: VersionVector[] = []
     a.on('ack', (_peer, vv) => acks.push(vv))
-    await new Promise<void>((resolve) => (a.peerStatus()[0]?.connected ? resolve() : a.once('peer-up', () => resolve())))
+    await new Promise<void>((resolve) =>
+      a.peerStatus()[0]?.connected ? resolve() : a.once('peer-up', () => resolve()),
+    )
     await settle()
     expect(acks).toEqual([])
     for (let i = 1; i <= N; i++) {

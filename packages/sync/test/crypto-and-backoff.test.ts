@@ -1,6 +1,18 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { authProof, backoffDelay, generateKeys, identityProof, identityProofValid, parsePrivateKey, parsePublicKey, proofMatches, signerFor, verifyEventSignature, type Transcript } from '../src/index.js'
+import {
+  authProof,
+  backoffDelay,
+  generateKeys,
+  identityProof,
+  identityProofValid,
+  parsePrivateKey,
+  parsePublicKey,
+  proofMatches,
+  signerFor,
+  verifyEventSignature,
+  type Transcript,
+} from '../src/index.js'
 
 const RUNS = Number(process.env.DRU_PROPERTY_RUNS ?? 0) || 200
 
@@ -10,7 +22,15 @@ describe('handshake proofs', () => {
   const secret = 'a-cluster-secret-of-some-length'
   const k1 = new Uint8Array(32).fill(4)
   const k2 = new Uint8Array(32).fill(5)
-  const t: Transcript = { prover: 'a', verifier: 'b', proverOrigin: 'a/7', proverNonce: n1, verifierNonce: n2, proverKey: k1, verifierKey: k2 }
+  const t: Transcript = {
+    prover: 'a',
+    verifier: 'b',
+    proverOrigin: 'a/7',
+    proverNonce: n1,
+    verifierNonce: n2,
+    proverKey: k1,
+    verifierKey: k2,
+  }
   const variants: Array<[string, Transcript]> = [
     ['reflection', { ...t, prover: 'b', verifier: 'a' }],
     ['a replay under a fresh nonce', { ...t, verifierNonce: new Uint8Array(32).fill(3) }],
@@ -26,7 +46,7 @@ describe('handshake proofs', () => {
     for (const [name, v] of variants) expect(proofMatches(authProof(secret, v), p), name).toBe(false)
     expect(proofMatches(p.subarray(0, 31), p)).toBe(false)
   })
-  it('the identity signature verifies only with the prover\'s key and the same transcript', () => {
+  it("the identity signature verifies only with the prover's key and the same transcript", () => {
     const ka = generateKeys()
     const kb = generateKeys()
     const sig = identityProof(parsePrivateKey(ka.privateKey), t)
@@ -52,7 +72,9 @@ describe('event signatures', () => {
   })
   it('rejects non-Ed25519 keys as CONFIG_INVALID', () => {
     expect(() => signerFor('not a key')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }))
-    expect(() => parsePublicKey('-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----')).toThrow(expect.objectContaining({ code: 'CONFIG_INVALID' }))
+    expect(() => parsePublicKey('-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----')).toThrow(
+      expect.objectContaining({ code: 'CONFIG_INVALID' }),
+    )
   })
 })
 

@@ -13,7 +13,14 @@ function chain(n: number): DruEvent[] {
   const out: DruEvent[] = []
   let prev = GENESIS_HASH
   for (let i = 1; i <= n; i++) {
-    const e = sealEvent({ origin: 'a/1' as never, seq: i, hlc: encodeHlc({ wall: 1_700_000_000_000 + i, counter: 0, node: 'a/1' }), docId: `d${i}`, change: new Uint8Array([i, 1, 2]), prev })
+    const e = sealEvent({
+      origin: 'a/1' as never,
+      seq: i,
+      hlc: encodeHlc({ wall: 1_700_000_000_000 + i, counter: 0, node: 'a/1' }),
+      docId: `d${i}`,
+      change: new Uint8Array([i, 1, 2]),
+      prev,
+    })
     out.push(i === n ? { ...e, sig: sign(e.hash) } : e)
     prev = e.hash
   }
@@ -22,25 +29,62 @@ function chain(n: number): DruEvent[] {
 
 const retired = { count: 2, digest: 'e'.repeat(64) }
 const valid: Frame[] = [
-  { type: 'hello', protocol: 4, druId: 'eu-west-1', origin: 'eu-west-1/4503599627370495', nonce: new Uint8Array(32).fill(7), key: new Uint8Array(32).fill(3) },
+  {
+    type: 'hello',
+    protocol: 4,
+    druId: 'eu-west-1',
+    origin: 'eu-west-1/4503599627370495',
+    nonce: new Uint8Array(32).fill(7),
+    key: new Uint8Array(32).fill(3),
+  },
   { type: 'auth', hmac: new Uint8Array(32).fill(9), sig: new Uint8Array(64).fill(5) },
-  { type: 'vv', summary: { live: { vv: { 'a/1': 3, 'b/2': 9 }, heads: { 'a/1': 'a'.repeat(64), 'b/2': 'b'.repeat(64) } }, retired }, bases: { 'b/2': 4 }, full: false },
+  {
+    type: 'vv',
+    summary: { live: { vv: { 'a/1': 3, 'b/2': 9 }, heads: { 'a/1': 'a'.repeat(64), 'b/2': 'b'.repeat(64) } }, retired },
+    bases: { 'b/2': 4 },
+    full: false,
+  },
   { type: 'events', batch: chain(3) },
   { type: 'ack', vv: { 'a/1': 3, 'b/1': 0 } },
   { type: 'ping', n: 5 },
   { type: 'pong', n: 5 },
   { type: 'error', code: 'AUTH_FAILED', message: 'nope' },
   { type: 'probe', id: 7, deep: true },
-  { type: 'report', id: 7, summary: { live: { vv: { 'a/1': 3 }, heads: { 'a/1': 'a'.repeat(64) } }, retired }, stateDigest: 'c'.repeat(64), documents: 12 },
-  { type: 'report', id: 8, summary: { live: { vv: {}, heads: {} }, retired: { count: 0, digest: 'f'.repeat(64) } }, stateDigest: null, documents: null },
+  {
+    type: 'report',
+    id: 7,
+    summary: { live: { vv: { 'a/1': 3 }, heads: { 'a/1': 'a'.repeat(64) } }, retired },
+    stateDigest: 'c'.repeat(64),
+    documents: 12,
+  },
+  {
+    type: 'report',
+    id: 8,
+    summary: { live: { vv: {}, heads: {} }, retired: { count: 0, digest: 'f'.repeat(64) } },
+    stateDigest: null,
+    documents: null,
+  },
   { type: 'expand' },
   { type: 'bootstrap' },
   { type: 'snapshot', docs: [{ docId: 'order-1', bytes: new Uint8Array([0x85, 0x6f, 0x4a, 0x83]) }] },
   {
     type: 'folded',
     envelopes: [
-      { origin: 'a/1' as never, seq: 1, hlc: encodeHlc({ wall: 1_700_000_000_000, counter: 0, node: 'a/1' }), docId: 'd', changeHash: new Uint8Array(32).fill(1) },
-      { origin: 'a/1' as never, seq: 2, hlc: encodeHlc({ wall: 1_700_000_000_001, counter: 0, node: 'a/1' }), docId: 'd', changeHash: new Uint8Array(32).fill(2), sig: new Uint8Array(64).fill(3) },
+      {
+        origin: 'a/1' as never,
+        seq: 1,
+        hlc: encodeHlc({ wall: 1_700_000_000_000, counter: 0, node: 'a/1' }),
+        docId: 'd',
+        changeHash: new Uint8Array(32).fill(1),
+      },
+      {
+        origin: 'a/1' as never,
+        seq: 2,
+        hlc: encodeHlc({ wall: 1_700_000_000_001, counter: 0, node: 'a/1' }),
+        docId: 'd',
+        changeHash: new Uint8Array(32).fill(2),
+        sig: new Uint8Array(64).fill(3),
+      },
     ],
   },
   { type: 'bootstrap-end' },
@@ -65,7 +109,7 @@ describe('frame codec', () => {
     }
   })
 
-  it('decodes another version\'s hello only as far as its version, so the session refuses it by name', () => {
+  it("decodes another version's hello only as far as its version, so the session refuses it by name", () => {
     const v3 = encodePlain(['hello', 3, 'a', 'a/1', new Uint8Array(32)])
     expect(decodeFrame(v3)).toMatchObject({ type: 'hello', protocol: 3 })
   })
@@ -90,7 +134,16 @@ describe('frame codec', () => {
     ['a short ephemeral key', ['hello', 4, 'a', 'a/1', new Uint8Array(32), new Uint8Array(31)]],
     ['negative seq in ack', ['ack', [['a/1', -1]]]],
     ['float seq', ['ack', [['a/1', 1.5]]]],
-    ['repeated origin', ['ack', [['a/1', 1], ['a/1', 2]]]],
+    [
+      'repeated origin',
+      [
+        'ack',
+        [
+          ['a/1', 1],
+          ['a/1', 2],
+        ],
+      ],
+    ],
     ['head not hex', ['vv', [['a/1', 1, 'xyz', 0]], [0, r32], false]],
     ['base above seq', ['vv', [['a/1', 1, h, 2]], [0, r32], false]],
     ['vv without retired summary', ['vv', [['a/1', 1, h, 0]], false]],
@@ -136,7 +189,9 @@ describe('frame codec', () => {
       const code = decodeOrCode(bytes, 48)
       seen.set(code, (seen.get(code) ?? 0) + 1)
     }
-    expect([...seen.keys()].every((c) => ['ok', 'MALFORMED', 'INVALID_FRAME', 'FRAME_TOO_LARGE'].includes(c))).toBe(true)
+    expect([...seen.keys()].every((c) => ['ok', 'MALFORMED', 'INVALID_FRAME', 'FRAME_TOO_LARGE'].includes(c))).toBe(
+      true,
+    )
     expect(seen.get('MALFORMED')).toBeGreaterThan(0)
     expect(seen.get('INVALID_FRAME')).toBeGreaterThan(0)
   })

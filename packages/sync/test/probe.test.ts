@@ -9,7 +9,7 @@ afterEach(async () => {
 })
 
 describe('verification probes', () => {
-  it('returns the peer\'s current fingerprint and, when deep, its state digest; a missing peer is NOT_FOUND', async () => {
+  it("returns the peer's current fingerprint and, when deep, its state digest; a missing peer is NOT_FOUND", async () => {
     const ids = ['a', 'b'] as const
     const keys = { a: generateKeys(), b: generateKeys() }
     const publicKeys = { a: keys.a.publicKey, b: keys.b.publicKey }

@@ -95,7 +95,16 @@ describe('per-session limits', () => {
 
   it('an unfinished handshake is closed with HANDSHAKE_TIMEOUT', () => {
     const { p, clock } = session({ handshakeTimeoutMs: 2000 })
-    p.receive(encodeFrame({ type: 'hello', protocol: PROTOCOL_VERSION, druId: 'm', origin: 'm/1', nonce: new Uint8Array(32), key: new MemberEnd('m', 'm/1', SECRET).key.publicRaw }))
+    p.receive(
+      encodeFrame({
+        type: 'hello',
+        protocol: PROTOCOL_VERSION,
+        druId: 'm',
+        origin: 'm/1',
+        nonce: new Uint8Array(32),
+        key: new MemberEnd('m', 'm/1', SECRET).key.publicRaw,
+      }),
+    )
     clock.ms += 1999
     p.tick()
     expect(p.phase).toBe('auth')
@@ -120,7 +129,9 @@ function socket(port: number): Promise<WebSocket> {
   cleanups.push(() => ws.terminate())
   return new Promise((resolve, reject) => {
     ws.once('open', () => resolve(ws))
-    ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error('refused'), { status: res.statusCode })))
+    ws.once('unexpected-response', (_req, res) =>
+      reject(Object.assign(new Error('refused'), { status: res.statusCode })),
+    )
     ws.once('error', reject)
   })
 }
@@ -136,7 +147,10 @@ describe('the WebSocket listener before trust', () => {
       keys: { privateKey: keys.x.privateKey, publicKeys: { x: keys.x.publicKey, m: keys.m.publicKey } },
       listenerCaps: caps,
     })
-    cleanups.push(() => store.close(), () => n.close())
+    cleanups.push(
+      () => store.close(),
+      () => n.close(),
+    )
     return n
   }
 
@@ -165,7 +179,7 @@ describe('the WebSocket listener before trust', () => {
     expect(closed).toBe(true)
   })
 
-  it('a stranger\'s 30 MiB message is refused from its header and the connection dropped, unbuffered', async () => {
+  it("a stranger's 30 MiB message is refused from its header and the connection dropped, unbuffered", async () => {
     const n = await node()
     const ws = await socket(n.port)
     const code = await new Promise<number>((resolve) => {

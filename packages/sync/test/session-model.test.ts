@@ -132,7 +132,8 @@ class Driver {
 
   frame(a: Action): Frame {
     const w = this.w
-    const fpOf = (n: number): Fingerprint => (n === 0 ? { vv: {}, heads: {} } : { vv: { [w.m.origin]: n }, heads: { [w.m.origin]: w.mEvents[n - 1]!.hash } })
+    const fpOf = (n: number): Fingerprint =>
+      n === 0 ? { vv: {}, heads: {} } : { vv: { [w.m.origin]: n }, heads: { [w.m.origin]: w.mEvents[n - 1]!.hash } }
     const xVv = w.x.store.vv()
     const xOrigin = w.x.store.origin
     switch (a) {
@@ -142,16 +143,42 @@ class Driver {
       case 'auth:wrong-key':
         return this.end.auth(a === 'auth' ? keys.m.privateKey : keys.n.privateKey)
       case 'vv':
-        return { type: 'vv', summary: { live: fpOf(this.sentEvents), retired: w.x.store.summary().retired }, bases: {}, full: false }
+        return {
+          type: 'vv',
+          summary: { live: fpOf(this.sentEvents), retired: w.x.store.summary().retired },
+          bases: {},
+          full: false,
+        }
       case 'vv:with-base': {
         // Claims to have compacted m's first events, which x lacks: x asks for a bootstrap.
         const n = w.mEvents.length
-        return { type: 'vv', summary: { live: fpOf(n), retired: w.x.store.summary().retired }, bases: { [w.m.origin]: n }, full: false }
+        return {
+          type: 'vv',
+          summary: { live: fpOf(n), retired: w.x.store.summary().retired },
+          bases: { [w.m.origin]: n },
+          full: false,
+        }
       }
       case 'vv:own-origin-ahead':
-        return { type: 'vv', summary: { live: { vv: { [xOrigin]: (xVv[xOrigin] ?? 0) + 5 }, heads: { [xOrigin]: 'a'.repeat(64) } }, retired: w.x.store.summary().retired }, bases: {}, full: false }
+        return {
+          type: 'vv',
+          summary: {
+            live: { vv: { [xOrigin]: (xVv[xOrigin] ?? 0) + 5 }, heads: { [xOrigin]: 'a'.repeat(64) } },
+            retired: w.x.store.summary().retired,
+          },
+          bases: {},
+          full: false,
+        }
       case 'vv:non-member':
-        return { type: 'vv', summary: { live: { vv: { 'mallory/1': 1 }, heads: { 'mallory/1': 'a'.repeat(64) } }, retired: w.x.store.summary().retired }, bases: {}, full: false }
+        return {
+          type: 'vv',
+          summary: {
+            live: { vv: { 'mallory/1': 1 }, heads: { 'mallory/1': 'a'.repeat(64) } },
+            retired: w.x.store.summary().retired,
+          },
+          bases: {},
+          full: false,
+        }
       case 'events': {
         const next = w.mEvents.slice(this.sentEvents, this.sentEvents + 2)
         return { type: 'events', batch: next.length > 0 ? next : w.mEvents.slice(0, 1) }
@@ -225,7 +252,8 @@ function advance(model: Model, a: Action, w: World, d: Driver): void {
   else if (a === 'vv' || a === 'vv:with-base') {
     model.gotVv = true
     // x asks for a bootstrap when it is below our claimed base (and is not already in one).
-    if (a === 'vv:with-base' && !model.bootstrapping && (w.x.store.vv()[w.m.origin] ?? 0) < w.mEvents.length) model.bootstrapping = true
+    if (a === 'vv:with-base' && !model.bootstrapping && (w.x.store.vv()[w.m.origin] ?? 0) < w.mEvents.length)
+      model.bootstrapping = true
   } else if (a === 'bootstrap-end') model.bootstrapping = false
   else if (a === 'events') {
     const stored = w.x.store.vv()[w.m.origin] ?? 0
@@ -251,12 +279,22 @@ describe('the session state machine against its model', () => {
             const f = d.frame(a)
             const before = JSON.stringify(w.x.store.fingerprint())
             const expected = expect_(model, a, f)
-            const bytes = a === 'ping:unsealed' || (a === 'ping:replayed' && !lastSealed) ? encodeFrame(f) : a === 'ping:replayed' ? lastSealed! : w.end.encode(f)
+            const bytes =
+              a === 'ping:unsealed' || (a === 'ping:replayed' && !lastSealed)
+                ? encodeFrame(f)
+                : a === 'ping:replayed'
+                  ? lastSealed!
+                  : w.end.encode(f)
             if (model.phase === 'open' && a !== 'ping:unsealed' && a !== 'ping:replayed') lastSealed = bytes
             w.protocol.receive(bytes)
-            seen.add(`${model.phase}${model.bootstrapping ? '+bootstrapping' : ''}:${f.type}:${expected === 'ok' ? 'accepted' : 'refused'}`)
+            seen.add(
+              `${model.phase}${model.bootstrapping ? '+bootstrapping' : ''}:${f.type}:${expected === 'ok' ? 'accepted' : 'refused'}`,
+            )
             if (expected === 'ok') {
-              expect(w.protocol.phase, `${a} in ${model.phase} must be accepted (closed: ${w.protocol.closeReason?.code} ${w.protocol.closeReason?.message})`).not.toBe('closed')
+              expect(
+                w.protocol.phase,
+                `${a} in ${model.phase} must be accepted (closed: ${w.protocol.closeReason?.code} ${w.protocol.closeReason?.message})`,
+              ).not.toBe('closed')
               advance(model, a, w, d)
               expect(w.protocol.phase).toBe(model.phase)
               expect(w.protocol.bootstrapping).toBe(model.bootstrapping)
@@ -274,7 +312,18 @@ describe('the session state machine against its model', () => {
       { numRuns: RUNS, seed: 20261128 },
     )
     // The runs visited every phase, accepting and refusing there.
-    for (const must of ['open:ping:refused', 'hello:hello:accepted', 'hello:events:refused', 'auth:auth:accepted', 'auth:vv:refused', 'open:events:accepted', 'open:snapshot:refused', 'open+bootstrapping:snapshot:accepted', 'open:ack:refused', 'open:hello:refused']) {
+    for (const must of [
+      'open:ping:refused',
+      'hello:hello:accepted',
+      'hello:events:refused',
+      'auth:auth:accepted',
+      'auth:vv:refused',
+      'open:events:accepted',
+      'open:snapshot:refused',
+      'open+bootstrapping:snapshot:accepted',
+      'open:ack:refused',
+      'open:hello:refused',
+    ]) {
       expect([...seen], must).toContain(must)
     }
   })
@@ -315,7 +364,22 @@ describe('the session state machine against its model', () => {
   it('covers every frame type in the model table', () => {
     const types = new Set(ACTIONS.map((a) => new Driver(world()).frame(a).type))
     cleanups.splice(0).forEach((c) => c())
-    for (const t of ['hello', 'auth', 'vv', 'events', 'ack', 'ping', 'pong', 'probe', 'report', 'expand', 'bootstrap', 'snapshot', 'bootstrap-end', 'error'] as FrameType[]) expect(types).toContain(t)
+    for (const t of [
+      'hello',
+      'auth',
+      'vv',
+      'events',
+      'ack',
+      'ping',
+      'pong',
+      'probe',
+      'report',
+      'expand',
+      'bootstrap',
+      'snapshot',
+      'bootstrap-end',
+      'error',
+    ] as FrameType[])
+      expect(types).toContain(t)
   })
 })
-

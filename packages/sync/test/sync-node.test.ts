@@ -18,7 +18,12 @@ function store(id: string): SignedLog {
 }
 
 async function node(opts: Partial<SyncOptions> & { log: SignedLog; druId: string }): Promise<SyncNode> {
-  const n = await startSync({ secret: SECRET, keys: { privateKey: opts.druId === 'a' ? ka.privateKey : kb.privateKey, publicKeys }, listen: { port: 0 }, ...opts })
+  const n = await startSync({
+    secret: SECRET,
+    keys: { privateKey: opts.druId === 'a' ? ka.privateKey : kb.privateKey, publicKeys },
+    listen: { port: 0 },
+    ...opts,
+  })
   open.push(n)
   return n
 }
@@ -26,7 +31,7 @@ async function node(opts: Partial<SyncOptions> & { log: SignedLog; druId: string
 describe('startSync configuration', () => {
   it.each<[string, (s: SignedLog) => Partial<SyncOptions>]>([
     ['a short secret', () => ({ secret: 'short' })],
-    ['a druId other than the store\'s', () => ({ druId: 'b' })],
+    ["a druId other than the store's", () => ({ druId: 'b' })],
     ['a peer without a public key', () => ({ peers: [{ id: 'c', url: 'ws://127.0.0.1:1' }] })],
     ['ourselves as a peer', () => ({ peers: [{ id: 'a', url: 'ws://127.0.0.1:1' }] })],
     ['a non-ws peer url', () => ({ peers: [{ id: 'b', url: 'http://127.0.0.1:1' }] })],
@@ -37,7 +42,16 @@ describe('startSync configuration', () => {
     ['tls cert without key', () => ({ tls: { cert: 'x' } })],
   ])('refuses %s with CONFIG_INVALID', async (_name, bad) => {
     const s = store('a')
-    await expect(startSync({ log: s, druId: 'a', secret: SECRET, keys: { privateKey: ka.privateKey, publicKeys }, listen: { port: 0 }, ...bad(s) })).rejects.toMatchObject({
+    await expect(
+      startSync({
+        log: s,
+        druId: 'a',
+        secret: SECRET,
+        keys: { privateKey: ka.privateKey, publicKeys },
+        listen: { port: 0 },
+        ...bad(s),
+      }),
+    ).rejects.toMatchObject({
       code: 'CONFIG_INVALID',
     })
   })
@@ -57,7 +71,8 @@ describe('SyncNode in one process', () => {
     // Refused before sending: the 100 KiB batch never went on the wire.
     expect(a.peerStatus()[0]!.bytesOut).toBeLessThan(limits.maxFrameBytes)
     // b learns why from the error frame a sends before closing.
-    for (let i = 0; i < 100 && b.peerStatus()[0]!.lastError?.code !== 'FRAME_TOO_LARGE'; i++) await new Promise((r) => setTimeout(r, 20))
+    for (let i = 0; i < 100 && b.peerStatus()[0]!.lastError?.code !== 'FRAME_TOO_LARGE'; i++)
+      await new Promise((r) => setTimeout(r, 20))
     expect(b.peerStatus()[0]!.lastError?.code).toBe('FRAME_TOO_LARGE')
   })
 
@@ -85,7 +100,9 @@ describe('SyncNode in one process', () => {
     const sa = store('a')
     const a = await node({ log: sa, druId: 'a' })
     const e = sa.commit('doc', new Uint8Array([1]))
-    await expect(a.waitForAcks({ origin: e.origin, seq: 0 }, 1, 100)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
+    await expect(a.waitForAcks({ origin: e.origin, seq: 0 }, 1, 100)).rejects.toMatchObject({
+      code: 'INVALID_ARGUMENT',
+    })
     await expect(a.waitForAcks(e, -1, 100)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' })
     await a.waitForAcks(e, 0, 100)
     await expect(a.waitForAcks(e, 1, 50)).rejects.toMatchObject({ code: 'ACK_TIMEOUT', details: { acked: 0, k: 1 } })

@@ -23,7 +23,8 @@ export function assertConverged(drus: readonly Dru[], options: { maxReports?: nu
   const fp0 = first.fingerprint()
   for (const d of drus.slice(1)) {
     const fp = d.fingerprint()
-    if (!equalFingerprints(fp, fp0)) report.push(`fingerprint of ${d.id} ${JSON.stringify(fp.vv)} ≠ ${first.id} ${JSON.stringify(fp0.vv)}`)
+    if (!equalFingerprints(fp, fp0))
+      report.push(`fingerprint of ${d.id} ${JSON.stringify(fp.vv)} ≠ ${first.id} ${JSON.stringify(fp0.vv)}`)
   }
   const ids = new Set<string>()
   for (const d of drus) for (const id of d.documents.docIds()) ids.add(id)
@@ -39,7 +40,8 @@ export function assertConverged(drus: readonly Dru[], options: { maxReports?: nu
       if (base.heads.join(',') !== other.heads.join(',')) {
         report.push(`${docId}: heads on ${d.id} [${short(other.heads)}] ≠ ${first.id} [${short(base.heads)}]`)
       }
-      if (base.json !== other.json) report.push(`${docId}: JSON on ${d.id} differs from ${first.id}: ${jsonDiff(base.json, other.json)}`)
+      if (base.json !== other.json)
+        report.push(`${docId}: JSON on ${d.id} differs from ${first.id}: ${jsonDiff(base.json, other.json)}`)
     }
   }
   if (report.length > 0) throw new ConvergenceError(report)

@@ -31,7 +31,13 @@ const fileConfig = JSON.parse(readFileSync(configPath, 'utf8')) as DruConfig
 const dru = await openDru(plugin.configure ? plugin.configure(fileConfig) : fileConfig)
 
 const routes = new ControlRoutes()
-routes.add('GET', '/status', () => ({ id: dru.id, origin: dru.store.origin, state: dru.state(), fingerprint: dru.fingerprint(), pid: process.pid }))
+routes.add('GET', '/status', () => ({
+  id: dru.id,
+  origin: dru.store.origin,
+  state: dru.state(),
+  fingerprint: dru.fingerprint(),
+  pid: process.pid,
+}))
 routes.add('POST', '/backup', async ({ query }) => {
   await dru.store.db.backup(query.get('to') ?? '')
   return { ok: true, origin: dru.store.origin, vv: dru.store.vv() }
@@ -59,7 +65,11 @@ async function mergeIntoDoc(d: Dru, id: string, query: URLSearchParams, body: st
 const server = http.createServer((req, res) => void routes.serve(req, res))
 server.listen(0, '127.0.0.1', () => {
   const { network, admin } = runtimeOf(dru)
-  const ready = { control: (server.address() as AddressInfo).port, sync: network?.sync.port ?? 0, admin: admin?.url ?? '' }
+  const ready = {
+    control: (server.address() as AddressInfo).port,
+    sync: network?.sync.port ?? 0,
+    admin: admin?.url ?? '',
+  }
   process.stdout.write(`ready ${JSON.stringify(ready)}\n`)
 })
 

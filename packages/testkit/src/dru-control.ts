@@ -68,7 +68,11 @@ export class ControlRoutes {
       return reply(200, (await byPrefix.handler(request)) ?? null)
     } catch (err) {
       const e = err as { code?: string; message?: string; details?: unknown }
-      reply(statusForError(err), { code: e?.code ?? 'INTERNAL', message: e?.message ?? String(err), details: e?.details })
+      reply(statusForError(err), {
+        code: e?.code ?? 'INTERNAL',
+        message: e?.message ?? String(err),
+        details: e?.details,
+      })
     }
   }
 }

@@ -55,7 +55,12 @@ export class DruProcess {
   readonly exited: Promise<number | string | null>
   readonly ports: DruPorts
 
-  private constructor(child: ChildProcess, options: DruProcessOptions, ports: DruPorts, exited: Promise<number | string | null>) {
+  private constructor(
+    child: ChildProcess,
+    options: DruProcessOptions,
+    ports: DruPorts,
+    exited: Promise<number | string | null>,
+  ) {
     this.child = child
     this.options = options
     this.ports = ports
@@ -64,9 +69,19 @@ export class DruProcess {
 
   /** Spawns the child and resolves once it is ready; rejects with its stderr if it exits first. */
   static start(options: DruProcessOptions): Promise<DruProcess> {
-    const args = [...(options.nodeFlags ?? []), DRU_CHILD, options.configPath, ...(options.plugin ? [options.plugin] : [])]
-    const child = spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...options.env } })
-    const exited = new Promise<number | string | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)))
+    const args = [
+      ...(options.nodeFlags ?? []),
+      DRU_CHILD,
+      options.configPath,
+      ...(options.plugin ? [options.plugin] : []),
+    ]
+    const child = spawn(process.execPath, args, {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...options.env },
+    })
+    const exited = new Promise<number | string | null>((resolve) =>
+      child.once('exit', (code, signal) => resolve(code ?? signal)),
+    )
     let stderr = ''
     child.stderr.on('data', (d: Buffer) => {
       stderr = (stderr + d.toString()).slice(-4000)
@@ -94,8 +109,13 @@ export class DruProcess {
   }
 
   /** Sends one control request; a JSON body is sent as is when a string, else serialised. */
-  async request<T = unknown>(method: string, path: string, options: { body?: unknown; timeoutMs?: number } = {}): Promise<ControlResponse<T>> {
-    const body = options.body === undefined || typeof options.body === 'string' ? options.body : JSON.stringify(options.body)
+  async request<T = unknown>(
+    method: string,
+    path: string,
+    options: { body?: unknown; timeoutMs?: number } = {},
+  ): Promise<ControlResponse<T>> {
+    const body =
+      options.body === undefined || typeof options.body === 'string' ? options.body : JSON.stringify(options.body)
     const res = await fetch(`http://127.0.0.1:${this.ports.control}${path}`, {
       method,
       ...(body === undefined ? {} : { body }),

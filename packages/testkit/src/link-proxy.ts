@@ -134,7 +134,8 @@ export class LinkProxy {
         continue
       }
       for (const direction of ['up', 'down'] as const) {
-        if (forwards(mode, direction)) for (const chunk of pair.held[direction].splice(0)) this.#deliver(pair, direction, chunk, true)
+        if (forwards(mode, direction))
+          for (const chunk of pair.held[direction].splice(0)) this.#deliver(pair, direction, chunk, true)
       }
     }
     if (was === 'park') this.#unpark()

@@ -69,7 +69,14 @@ export class MemoryLog implements ReplicaLog, PeerBook {
     const out: DruEvent[] = []
     let prev = head.hash
     changes.forEach((change, i) => {
-      let e = sealEvent({ origin: this.origin, seq: head.seq + i + 1, hlc: encodeHlc({ wall: this.#time++, counter: 0, node: this.origin }), docId, change, prev })
+      let e = sealEvent({
+        origin: this.origin,
+        seq: head.seq + i + 1,
+        hlc: encodeHlc({ wall: this.#time++, counter: 0, node: this.origin }),
+        docId,
+        change,
+        prev,
+      })
       if (sign && i === changes.length - 1) e = { ...e, sig: sign(e.hash) }
       out.push(e)
       prev = e.hash
@@ -99,7 +106,10 @@ export class MemoryLog implements ReplicaLog, PeerBook {
       vv[o] = this.#heads.get(o)!.seq
       heads[o] = this.#heads.get(o)!.hash
     }
-    return { live: { vv, heads }, retired: retiredSummary(this.retired().map((r) => [r.origin, r.seq, r.hash] as const)) }
+    return {
+      live: { vv, heads },
+      retired: retiredSummary(this.retired().map((r) => [r.origin, r.seq, r.hash] as const)),
+    }
   }
 
   retired(): Array<{ origin: string; seq: number; hash: string }> {
@@ -129,7 +139,9 @@ export class MemoryLog implements ReplicaLog, PeerBook {
       const base = this.#base.get(range.origin)
       if (base && range.from <= base.seq) {
         if (options.belowBase === 'skip') continue
-        throw new DruError('BELOW_FLOOR', `${range.origin}#${range.from}–#${base.seq} were folded`, { details: { origin: range.origin, seq: range.from } })
+        throw new DruError('BELOW_FLOOR', `${range.origin}#${range.from}–#${base.seq} were folded`, {
+          details: { origin: range.origin, seq: range.from },
+        })
       }
       for (const e of this.#events.get(range.origin) ?? []) {
         if (e.seq < range.from || e.seq > range.to) continue
@@ -150,9 +162,14 @@ export class MemoryLog implements ReplicaLog, PeerBook {
     if (!Array.isArray(raw)) throw new DruError('INVALID_ARGUMENT', 'ingest() takes an array of events')
     const events = raw.map((e, i) => validateEvent(e, `batch[${i}]`))
     for (const e of events) {
-      if (!eventHashMatches(e)) throw new DruError('HASH_MISMATCH', `${e.origin}#${e.seq} does not match its hash`, { details: { origin: e.origin, seq: e.seq } })
+      if (!eventHashMatches(e))
+        throw new DruError('HASH_MISMATCH', `${e.origin}#${e.seq} does not match its hash`, {
+          details: { origin: e.origin, seq: e.seq },
+        })
       if (e.origin === this.origin && e.seq > (this.#heads.get(this.origin)?.seq ?? 0)) {
-        throw new DruError('FORK', `${e.origin}#${e.seq} is this log's own origin beyond its head`, { details: { origin: e.origin, seq: e.seq } })
+        throw new DruError('FORK', `${e.origin}#${e.seq} is this log's own origin beyond its head`, {
+          details: { origin: e.origin, seq: e.seq },
+        })
       }
     }
     const sorted = [...events].sort((a, b) => (a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : a.seq - b.seq))
@@ -164,12 +181,19 @@ export class MemoryLog implements ReplicaLog, PeerBook {
       const head = heads.get(e.origin) ?? { seq: 0, hash: GENESIS_HASH, hlc: '' }
       if (e.seq <= head.seq) {
         const held = e.seq === head.seq ? head.hash : this.hashAt(e.origin, e.seq)
-        if (held !== undefined && held !== e.hash) throw new DruError('FORK', `fork at ${e.origin}#${e.seq}`, { details: { origin: e.origin, seq: e.seq } })
+        if (held !== undefined && held !== e.hash)
+          throw new DruError('FORK', `fork at ${e.origin}#${e.seq}`, { details: { origin: e.origin, seq: e.seq } })
         duplicates++
         continue
       }
-      if (e.seq > head.seq + 1) throw new DruError('SEQ_GAP', `${e.origin}#${e.seq} arrived but we hold only up to ${head.seq}`, { details: { origin: e.origin, seq: e.seq } })
-      if (e.prev !== head.hash) throw new DruError('CHAIN_BROKEN', `${e.origin}#${e.seq} does not link to our head`, { details: { origin: e.origin, seq: e.seq } })
+      if (e.seq > head.seq + 1)
+        throw new DruError('SEQ_GAP', `${e.origin}#${e.seq} arrived but we hold only up to ${head.seq}`, {
+          details: { origin: e.origin, seq: e.seq },
+        })
+      if (e.prev !== head.hash)
+        throw new DruError('CHAIN_BROKEN', `${e.origin}#${e.seq} does not link to our head`, {
+          details: { origin: e.origin, seq: e.seq },
+        })
       heads.set(e.origin, { seq: e.seq, hash: e.hash, hlc: e.hlc })
       stored.push(e)
     }
@@ -197,9 +221,20 @@ export class MemoryLog implements ReplicaLog, PeerBook {
       const at = gone.at(-1)!
       this.#base.set(origin, { seq: at.seq, hash: at.hash, hlc: at.hlc })
       const envs = this.#folded.get(origin) ?? []
-      for (const e of gone) envs.push({ origin: e.origin, seq: e.seq, hlc: e.hlc, docId: e.docId, changeHash: hashOf(e.change), ...(e.sig ? { sig: e.sig } : {}) })
+      for (const e of gone)
+        envs.push({
+          origin: e.origin,
+          seq: e.seq,
+          hlc: e.hlc,
+          docId: e.docId,
+          changeHash: hashOf(e.change),
+          ...(e.sig ? { sig: e.sig } : {}),
+        })
       this.#folded.set(origin, envs)
-      this.#events.set(origin, events.filter((e) => e.seq > to))
+      this.#events.set(
+        origin,
+        events.filter((e) => e.seq > to),
+      )
     }
   }
 
@@ -236,9 +271,20 @@ export class MemoryLog implements ReplicaLog, PeerBook {
       }
       const staged = this.#stage.get(Buffer.from(env.changeHash).toString('hex'))
       if (!staged || staged.docId !== env.docId) {
-        throw new DruError('MALFORMED', `folded ${env.origin}#${env.seq}: no staged change of ${env.docId} with its hash`, { details: { origin: env.origin, seq: env.seq } })
+        throw new DruError(
+          'MALFORMED',
+          `folded ${env.origin}#${env.seq}: no staged change of ${env.docId} with its hash`,
+          { details: { origin: env.origin, seq: env.seq } },
+        )
       }
-      const sealed = sealEvent({ origin: env.origin, seq: env.seq, hlc: env.hlc, docId: env.docId, change: staged.change, prev: head.hash })
+      const sealed = sealEvent({
+        origin: env.origin,
+        seq: env.seq,
+        hlc: env.hlc,
+        docId: env.docId,
+        change: staged.change,
+        prev: head.hash,
+      })
       const e: DruEvent = env.sig ? { ...sealed, sig: env.sig } : sealed
       out.push(e)
       chain.set(env.origin, { seq: e.seq, hash: e.hash })
@@ -269,7 +315,13 @@ export class MemoryLog implements ReplicaLog, PeerBook {
     const p = this.#peers.get(peerId)
     const merged: Record<string, number> = { ...(p?.ackedVv ?? {}) }
     for (const [o, n] of Object.entries(acked)) merged[o] = Math.max(merged[o] ?? 0, n)
-    this.#peers.set(peerId, { peerId, url: p?.url ?? null, state: p?.state ?? null, lastSeen: at ?? p?.lastSeen ?? null, ackedVv: normalizeVv(merged) })
+    this.#peers.set(peerId, {
+      peerId,
+      url: p?.url ?? null,
+      state: p?.state ?? null,
+      lastSeen: at ?? p?.lastSeen ?? null,
+      ackedVv: normalizeVv(merged),
+    })
     return normalizeVv(merged)
   }
 

@@ -16,7 +16,12 @@ export type DocOp =
 type Obj = any
 
 const isMap = (v: unknown): boolean =>
-  v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof A.Counter) && !(v instanceof Date) && !(v instanceof Uint8Array)
+  v !== null &&
+  typeof v === 'object' &&
+  !Array.isArray(v) &&
+  !(v instanceof A.Counter) &&
+  !(v instanceof Date) &&
+  !(v instanceof Uint8Array)
 
 /**
  * Applies an operation inside an Automerge change callback. Operations never throw on
@@ -84,9 +89,34 @@ export function docOpArb(options: OpArbOptions = {}): fc.Arbitrary<DocOp> {
   return fc.oneof(
     { weight: 4, arbitrary: fc.record({ kind: fc.constant('set' as const), docId, path, key, value: scalarArb }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete' as const), docId, path, key }) },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant('increment' as const), docId, key: fc.constantFrom('n1', 'n2'), by: fc.integer({ min: -5, max: 5 }) }) },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant('listInsert' as const), docId, key: fc.constant('l'), index: fc.nat(6), value: scalarArb }) },
-    { weight: 1, arbitrary: fc.record({ kind: fc.constant('listDelete' as const), docId, key: fc.constant('l'), index: fc.nat(6) }) },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant('increment' as const),
+        docId,
+        key: fc.constantFrom('n1', 'n2'),
+        by: fc.integer({ min: -5, max: 5 }),
+      }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({
+        kind: fc.constant('listInsert' as const),
+        docId,
+        key: fc.constant('l'),
+        index: fc.nat(6),
+        value: scalarArb,
+      }),
+    },
+    {
+      weight: 1,
+      arbitrary: fc.record({
+        kind: fc.constant('listDelete' as const),
+        docId,
+        key: fc.constant('l'),
+        index: fc.nat(6),
+      }),
+    },
     {
       weight: 1,
       arbitrary: fc.record({

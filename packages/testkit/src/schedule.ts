@@ -40,11 +40,21 @@ export function scheduleArb(
   const optional: Array<fc.WeightedArbitrary<ScheduleStep>> = []
   // Restarts (a fresh incarnation; with wipe, a lost disk) need file storage; compaction
   // followed by a lost disk needs the protocol exchange (a bootstrap).
-  if (options.restarts) optional.push({ weight: 1, arbitrary: fc.record({ kind: fc.constant('restart' as const), dru, wipe: fc.boolean() }) })
-  if (options.compaction) optional.push({ weight: 1, arbitrary: fc.record({ kind: fc.constant('compact' as const), dru }) })
+  if (options.restarts)
+    optional.push({
+      weight: 1,
+      arbitrary: fc.record({ kind: fc.constant('restart' as const), dru, wipe: fc.boolean() }),
+    })
+  if (options.compaction)
+    optional.push({ weight: 1, arbitrary: fc.record({ kind: fc.constant('compact' as const), dru }) })
   const step: fc.Arbitrary<ScheduleStep> = fc.oneof(
     { weight: 10, arbitrary: fc.record({ kind: fc.constant('op' as const), dru, op: docOpArb(options) }) },
-    { weight: 2, arbitrary: fc.record({ kind: fc.constant('cut' as const), pair, oneWay: fc.boolean() }).map(({ pair: [a, b], oneWay }) => ({ kind: 'cut' as const, a, b, oneWay })) },
+    {
+      weight: 2,
+      arbitrary: fc
+        .record({ kind: fc.constant('cut' as const), pair, oneWay: fc.boolean() })
+        .map(({ pair: [a, b], oneWay }) => ({ kind: 'cut' as const, a, b, oneWay })),
+    },
     { weight: 1, arbitrary: pair.map(([a, b]) => ({ kind: 'heal' as const, a, b })) },
     { weight: 1, arbitrary: groupsArb(n).map((groups) => ({ kind: 'partition' as const, groups })) },
     { weight: 1, arbitrary: fc.constant({ kind: 'healAll' as const }) },

@@ -158,7 +158,14 @@ export class SimNetwork {
         now: options.config?.now ?? (() => time.ms),
         random: options.config?.random ?? (() => incarnations.next()),
         // The protocol checks authorship: every DRU signs its commits.
-        ...(protocol ? { keys: { privateKey: keys[i]!.privateKey, publicKeys: Object.fromEntries(ids.map((x, j) => [x, keys[j]!.publicKey])) } } : {}),
+        ...(protocol
+          ? {
+              keys: {
+                privateKey: keys[i]!.privateKey,
+                publicKeys: Object.fromEntries(ids.map((x, j) => [x, keys[j]!.publicKey])),
+              },
+            }
+          : {}),
       })
     try {
       for (let i = 0; i < ids.length; i++) drus.push(await open(i))
@@ -232,7 +239,11 @@ export class SimNetwork {
     if (this.#sessions) {
       this.#storedThisRound = 0
       const f = this.faults
-      const delivered = this.#sessions.round((a, b) => this.isUp(a, b), { drop: f.drop ?? 0, duplicate: f.duplicate ?? 0, reorder: f.reorder ?? 0 })
+      const delivered = this.#sessions.round((a, b) => this.isUp(a, b), {
+        drop: f.drop ?? 0,
+        duplicate: f.duplicate ?? 0,
+        reorder: f.reorder ?? 0,
+      })
       return { stored: this.#storedThisRound, gaps: 0, duplicates: 0, delivered }
     }
     const report = { stored: 0, gaps: 0, duplicates: 0, delivered: 0 }
@@ -247,7 +258,8 @@ export class SimNetwork {
         for (const batch of source.store.eventsMissing(target.store.vv(), { maxBatchBytes: this.#maxBatchBytes })) {
           const delay = this.rng.chance(this.faults.delay ?? 0) ? 1 + this.rng.int(3) : 0
           link.queue.push({ batch, due: this.#round + delay })
-          if (this.rng.chance(this.faults.duplicate ?? 0)) link.queue.push({ batch, due: this.#round + this.rng.int(3) })
+          if (this.rng.chance(this.faults.duplicate ?? 0))
+            link.queue.push({ batch, due: this.#round + this.rng.int(3) })
         }
         if (this.rng.chance(this.faults.reorder ?? 0)) this.rng.shuffle(link.queue)
       }
@@ -284,7 +296,9 @@ export class SimNetwork {
         const r = this.round()
         if (this.#sessions) {
           // Quiet: every link up has an open session, nothing was stored, only heartbeats and acks moved.
-          const moved = Object.entries(this.#sessions.lastRound).some(([type, n]) => n > 0 && type !== 'ping' && type !== 'pong' && type !== 'ack')
+          const moved = Object.entries(this.#sessions.lastRound).some(
+            ([type, n]) => n > 0 && type !== 'ping' && type !== 'pong' && type !== 'ack',
+          )
           quiet = r.stored === 0 && !moved && this.#sessions.allOpen((a, b) => this.isUp(a, b)) ? quiet + 1 : 0
           if (quiet === 3) return i
           continue

@@ -40,7 +40,10 @@ function skippingTenth(log: Dru['store']): Dru['store'] {
   return new Proxy(log, {
     get(target, prop) {
       if (prop === 'eventsMissing') {
-        return function* (remote: Parameters<Dru['store']['eventsMissing']>[0], options?: Parameters<Dru['store']['eventsMissing']>[1]) {
+        return function* (
+          remote: Parameters<Dru['store']['eventsMissing']>[0],
+          options?: Parameters<Dru['store']['eventsMissing']>[1],
+        ) {
           for (const batch of target.eventsMissing(remote, options)) {
             const kept = batch.filter((e) => e.seq % 10 !== 0)
             if (kept.length > 0) yield kept
@@ -85,7 +88,15 @@ interface Pipe {
  * encoded, decoded, authenticated, signature-checked and windowed exactly as on a socket.
  */
 export class SimSessions {
-  readonly log: SessionLog = { opened: 0, closes: {}, violations: 0, quarantines: [], bootstraps: 0, sent: {}, sentBy: [] }
+  readonly log: SessionLog = {
+    opened: 0,
+    closes: {},
+    violations: 0,
+    quarantines: [],
+    bootstraps: 0,
+    sent: {},
+    sentBy: [],
+  }
   /** Frames delivered in the last round, by type. */
   lastRound: Record<string, number> = {}
   readonly #drus: Dru[]
@@ -97,11 +108,20 @@ export class SimSessions {
 
   constructor(
     drus: readonly Dru[],
-    options: { rng: Rng; now: () => number; keys: ReadonlyArray<{ privateKey: string; publicKey: string }>; maxBatchBytes: number; secret: string; plant?: SimPlant },
+    options: {
+      rng: Rng
+      now: () => number
+      keys: ReadonlyArray<{ privateKey: string; publicKey: string }>
+      maxBatchBytes: number
+      secret: string
+      plant?: SimPlant
+    },
   ) {
     this.#drus = [...drus]
     this.#rng = options.rng
-    const publicKeys = new Map<string, KeyObject>(drus.map((d, i) => [d.id, createPublicKey(options.keys[i]!.publicKey)]))
+    const publicKeys = new Map<string, KeyObject>(
+      drus.map((d, i) => [d.id, createPublicKey(options.keys[i]!.publicKey)]),
+    )
     const nonceRng = new Rng(options.rng.int(2 ** 31))
     const sessionLimits: SessionLimits = {
       maxFrameBytes: Math.max(limits.PRE_AUTH_MAX_FRAME_BYTES * 4, options.maxBatchBytes * 8),
@@ -135,7 +155,8 @@ export class SimSessions {
       ...(options.plant === 'lack-off-by-one' && i === 0 ? { plant: options.plant } : {}),
     })
     this.#configs = drus.map((d, i) => this.#makeConfig(d, i))
-    for (let a = 0; a < drus.length; a++) for (let b = a + 1; b < drus.length; b++) this.#pipes.push({ a, b, ends: undefined, queues: [[], []] })
+    for (let a = 0; a < drus.length; a++)
+      for (let b = a + 1; b < drus.length; b++) this.#pipes.push({ a, b, ends: undefined, queues: [[], []] })
   }
 
   /** True while any frame is queued on a connection. */
@@ -145,7 +166,9 @@ export class SimSessions {
 
   /** True when every pair whose link is up has an open session. */
   allOpen(up: (a: number, b: number) => boolean): boolean {
-    return this.#pipes.every((p) => !(up(p.a, p.b) && up(p.b, p.a)) || (p.ends?.[0].isOpen === true && p.ends[1].isOpen))
+    return this.#pipes.every(
+      (p) => !(up(p.a, p.b) && up(p.b, p.a)) || (p.ends?.[0].isOpen === true && p.ends[1].isOpen),
+    )
   }
 
   /**
@@ -156,7 +179,8 @@ export class SimSessions {
   round(up: (a: number, b: number) => boolean, faults: FrameFaults): number {
     for (const p of this.#pipes) {
       const linked = up(p.a, p.b) && up(p.b, p.a)
-      if (p.ends && (!linked || p.ends[0].phase === 'closed' || p.ends[1].phase === 'closed')) this.#reset(p, linked ? 'CLOSED' : 'PARTITIONED')
+      if (p.ends && (!linked || p.ends[0].phase === 'closed' || p.ends[1].phase === 'closed'))
+        this.#reset(p, linked ? 'CLOSED' : 'PARTITIONED')
       if (!p.ends && linked) this.#connect(p)
     }
     for (const p of this.#pipes) {
@@ -173,7 +197,9 @@ export class SimSessions {
       for (const p of this.#rng.shuffle([...this.#pipes])) {
         for (const dir of this.#rng.shuffle([0, 1] as const)) {
           const frames = p.queues[dir].splice(0)
-          if (faults.reorder) for (let i = 0; i + 1 < frames.length; i++) if (this.#rng.chance(faults.reorder)) [frames[i], frames[i + 1]] = [frames[i + 1]!, frames[i]!]
+          if (faults.reorder)
+            for (let i = 0; i + 1 < frames.length; i++)
+              if (this.#rng.chance(faults.reorder)) [frames[i], frames[i + 1]] = [frames[i + 1]!, frames[i]!]
           for (const bytes of frames) {
             const to = p.ends?.[dir === 0 ? 1 : 0]
             if (!to || to.phase === 'closed') break
@@ -218,7 +244,13 @@ export class SimSessions {
         close: () => undefined,
         bufferedAmount: 0,
       }
-      return new PeerProtocol(this.#configs[me]!, this.#hooks(me), wire, role, role === 'dialer' ? this.#drus[other]!.id : undefined)
+      return new PeerProtocol(
+        this.#configs[me]!,
+        this.#hooks(me),
+        wire,
+        role,
+        role === 'dialer' ? this.#drus[other]!.id : undefined,
+      )
     }
     p.queues = [[], []]
     p.ends = [make(p.a, p.b, 0, 'dialer'), make(p.b, p.a, 1, 'acceptor')]

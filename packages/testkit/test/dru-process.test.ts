@@ -16,7 +16,10 @@ function configFile(config: Record<string, unknown> = {}): string {
   const dir = mkdtempSync(join(tmpdir(), 'dru-process-test-'))
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
   const path = join(dir, 'a.json')
-  writeFileSync(path, JSON.stringify({ id: 'a', path: join(dir, 'a.db'), durability: 'process', log: 'silent', ...config }))
+  writeFileSync(
+    path,
+    JSON.stringify({ id: 'a', path: join(dir, 'a.db'), durability: 'process', log: 'silent', ...config }),
+  )
   return path
 }
 
@@ -30,7 +33,9 @@ describe('DruProcess', () => {
   it('writes and reads documents and reports status over the control API', async () => {
     const dru = await started(configFile())
     expect(dru.ports.sync).toBe(0)
-    const w = await dru.request<{ ok: boolean; event: { origin: string; seq: number } }>('POST', '/docs/order-1', { body: { total: 7 } })
+    const w = await dru.request<{ ok: boolean; event: { origin: string; seq: number } }>('POST', '/docs/order-1', {
+      body: { total: 7 },
+    })
     expect(w.status).toBe(200)
     expect(w.body.event.seq).toBe(1)
     expect((await dru.request('GET', '/docs/order-1')).body).toEqual({ total: 7 })
@@ -65,7 +70,9 @@ describe('DruProcess', () => {
     expect(refused).toEqual({ status: 503, body: { code: 'NOT_WRITABLE', message: 'not now' } })
   })
 
-  it('rejects with the child\'s stderr when the DRU cannot open', async () => {
-    await expect(DruProcess.start({ configPath: configFile({ id: '' }) })).rejects.toThrow(/before ready: .*CONFIG_INVALID/s)
+  it("rejects with the child's stderr when the DRU cannot open", async () => {
+    await expect(DruProcess.start({ configPath: configFile({ id: '' }) })).rejects.toThrow(
+      /before ready: .*CONFIG_INVALID/s,
+    )
   })
 })

@@ -7,7 +7,12 @@ describe('SimNetwork', () => {
     const [steps] = fc.sample(scheduleArb(3, { minSteps: 30, maxSteps: 30 }), { numRuns: 1, seed: 99 })
     const fingerprints: string[] = []
     for (let i = 0; i < 2; i++) {
-      const net = await SimNetwork.create({ size: 3, seed: 5, faults: { duplicate: 0.3, delay: 0.3, reorder: 0.3, replay: 0.3 }, maxBatchBytes: 200 })
+      const net = await SimNetwork.create({
+        size: 3,
+        seed: 5,
+        faults: { duplicate: 0.3, delay: 0.3, reorder: 0.3, replay: 0.3 },
+        maxBatchBytes: 200,
+      })
       try {
         await runSchedule(net, steps!)
         fingerprints.push(JSON.stringify(net.drus.map((d) => d.fingerprint())))

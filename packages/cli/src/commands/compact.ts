@@ -7,12 +7,14 @@ import { clientFor, printJson, progressFor, withAdminOptions, type AdminOptions 
 export function renderCompact(c: CompactJson): string {
   const took = c.durationMs === undefined ? '' : ` in ${formatSeconds(c.durationMs / 1000)}`
   let out = `compacted${took}: ${formatCount(c.eventsRemoved)} events removed, ${formatCount(c.docsSnapshotted)} document snapshots written\n`
-  if (c.eventsBefore !== undefined && c.eventsAfter !== undefined) out += `log: ${formatCount(c.eventsBefore)} -> ${formatCount(c.eventsAfter)} events\n`
+  if (c.eventsBefore !== undefined && c.eventsAfter !== undefined)
+    out += `log: ${formatCount(c.eventsBefore)} -> ${formatCount(c.eventsAfter)} events\n`
   out += `floor: ${formatVv(c.floor)}\n`
   if (c.waitingFor && c.waitingFor.length > 0) {
     out += `held back by: ${c.waitingFor.join(', ')} (not yet acknowledged everything; decommission a region lost for good)\n`
   }
-  if (c.heldBack && c.heldBack.length > 0) out += `kept (documents waiting for dependencies): ${c.heldBack.join(', ')}\n`
+  if (c.heldBack && c.heldBack.length > 0)
+    out += `kept (documents waiting for dependencies): ${c.heldBack.join(', ')}\n`
   return out
 }
 

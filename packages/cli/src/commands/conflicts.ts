@@ -61,14 +61,22 @@ export const conflictsCommand: CommandModule = {
         .option('--status <status>', 'open, resolved or all', 'open'),
       { json: true },
     ).action(async (opts: AdminOptions & { status: string }) => {
-      const list = await clientFor(opts, ctx).get<ConflictJson[]>(`/conflicts?status=${encodeURIComponent(opts.status)}`)
+      const list = await clientFor(opts, ctx).get<ConflictJson[]>(
+        `/conflicts?status=${encodeURIComponent(opts.status)}`,
+      )
       if (opts.json) printJson(ctx, list)
       else ctx.stdout(renderConflictList(list))
     })
 
-    withAdminOptions(conflicts.command('show').description('show one conflict and its competing values').argument('<id>', 'conflict id'), {
-      json: true,
-    }).action(async (id: string, opts: AdminOptions) => {
+    withAdminOptions(
+      conflicts
+        .command('show')
+        .description('show one conflict and its competing values')
+        .argument('<id>', 'conflict id'),
+      {
+        json: true,
+      },
+    ).action(async (id: string, opts: AdminOptions) => {
       const conflict = await clientFor(opts, ctx).get<ConflictJson>(`/conflicts/${encodeURIComponent(id)}`)
       if (opts.json) printJson(ctx, conflict)
       else ctx.stdout(renderConflict(conflict))
@@ -82,9 +90,14 @@ export const conflictsCommand: CommandModule = {
         .argument('<json-value>', 'the value to keep, as JSON (e.g. \'"paid"\', 3, \'{"qty":2}\')', parseJsonValue),
       { json: true },
     ).action(async (id: string, value: unknown, opts: AdminOptions) => {
-      const result = await clientFor(opts, ctx).post<ResolveJson>(`/conflicts/${encodeURIComponent(id)}/resolve`, { value })
+      const result = await clientFor(opts, ctx).post<ResolveJson>(`/conflicts/${encodeURIComponent(id)}/resolve`, {
+        value,
+      })
       if (opts.json) printJson(ctx, result)
-      else ctx.stdout(`resolved conflict ${result.id}${result.event ? ` with event ${result.event.origin}#${result.event.seq}` : ' (no change needed)'}\n`)
+      else
+        ctx.stdout(
+          `resolved conflict ${result.id}${result.event ? ` with event ${result.event.origin}#${result.event.seq}` : ' (no change needed)'}\n`,
+        )
     })
   },
 }

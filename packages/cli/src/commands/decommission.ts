@@ -15,13 +15,16 @@ export const decommissionCommand: CommandModule = {
       { json: true },
     ).action(async (id: string, opts: AdminOptions & { force?: boolean }) => {
       const query = opts.force ? '?force=1' : ''
-      const result = await clientFor(opts, ctx).post<DecommissionJson>(`/decommission/${encodeURIComponent(id)}${query}`)
+      const result = await clientFor(opts, ctx).post<DecommissionJson>(
+        `/decommission/${encodeURIComponent(id)}${query}`,
+      )
       if (opts.json) printJson(ctx, result)
       else if (!result.removed) ctx.stdout(`${result.id} was already decommissioned; nothing changed\n`)
       else {
         let out = `${result.id} removed from membership of this DRU; its replicated events stay\n`
         if (result.floor) out += `floor: ${formatVv(result.floor)}\n`
-        if (result.waitingFor && result.waitingFor.length > 0) out += `still held back by: ${result.waitingFor.join(', ')}\n`
+        if (result.waitingFor && result.waitingFor.length > 0)
+          out += `still held back by: ${result.waitingFor.join(', ')}\n`
         out += 'run it on every surviving DRU\n'
         ctx.stdout(out)
       }

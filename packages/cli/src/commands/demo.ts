@@ -6,7 +6,9 @@ export const demoCommand: CommandModule = {
   register(program: Command, ctx: CliContext) {
     program
       .command('demo')
-      .description('three DRUs on embedded SQLite go through a regional failure, reconcile, and print the report (exit 1 if they do not converge)')
+      .description(
+        'three DRUs on embedded SQLite go through a regional failure, reconcile, and print the report (exit 1 if they do not converge)',
+      )
       .option('--keep', 'keep the temp folder with the databases, configs and logs')
       .option('--orders <n>', 'orders written per phase', (v) => Number(v), 30)
       .option('--json', 'print the report as JSON after the walkthrough')
@@ -16,9 +18,14 @@ export const demoCommand: CommandModule = {
         }
         // Loaded on use: the demo brings the testkit (its link proxies), no other command needs it.
         const { runDemo } = await import('../demo/run-demo.js')
-        const report = await runDemo({ out: (t) => ctx.stdout(`${t}\n`), keep: opts.keep === true, orders: opts.orders - (opts.orders % 6) })
+        const report = await runDemo({
+          out: (t) => ctx.stdout(`${t}\n`),
+          keep: opts.keep === true,
+          orders: opts.orders - (opts.orders % 6),
+        })
         if (opts.json) ctx.stdout(`${JSON.stringify(report, null, 2)}\n`)
-        if (!report.converged) throw new CliError(ExitCode.NOT_IN_SYNC, 'the DRUs did not converge: see the report above')
+        if (!report.converged)
+          throw new CliError(ExitCode.NOT_IN_SYNC, 'the DRUs did not converge: see the report above')
       })
   },
 }

@@ -11,9 +11,26 @@ export function renderGaps(g: GapsJson): string {
   for (const p of g.peers) {
     const lacking = p.origins.filter((o) => o.weLack > 0 || o.theyLack > 0)
     // A disconnected peer's numbers are from its last acknowledgement, so say so.
-    if (lacking.length === 0) rows.push([p.peer, formatBool(p.connected), p.connected ? '(in sync)' : '(in sync at last contact)', '', '', '0', '0'])
+    if (lacking.length === 0)
+      rows.push([
+        p.peer,
+        formatBool(p.connected),
+        p.connected ? '(in sync)' : '(in sync at last contact)',
+        '',
+        '',
+        '0',
+        '0',
+      ])
     for (const o of lacking) {
-      rows.push([p.peer, formatBool(p.connected), o.origin, formatCount(o.local), formatCount(o.remote), formatCount(o.weLack), formatCount(o.theyLack)])
+      rows.push([
+        p.peer,
+        formatBool(p.connected),
+        o.origin,
+        formatCount(o.local),
+        formatCount(o.remote),
+        formatCount(o.weLack),
+        formatCount(o.theyLack),
+      ])
     }
   }
   const weLack = g.peers.reduce((a, p) => a + p.weLack, 0)
@@ -35,10 +52,9 @@ export function renderGaps(g: GapsJson): string {
 
 export const gapsCommand: CommandModule = {
   register(program: Command, ctx: CliContext) {
-    withAdminOptions(
-      program.command('gaps').description('per peer and origin, how many events each side lacks'),
-      { json: true },
-    ).action(async (opts: AdminOptions) => {
+    withAdminOptions(program.command('gaps').description('per peer and origin, how many events each side lacks'), {
+      json: true,
+    }).action(async (opts: AdminOptions) => {
       const gaps = await clientFor(opts, ctx).get<GapsJson>('/gaps')
       if (opts.json) printJson(ctx, gaps)
       else ctx.stdout(renderGaps(gaps))

@@ -29,8 +29,20 @@ export function renderInboxList(list: InboxListJson): string {
   const c = list.counts
   const totals = `${formatCount(c.pending)} pending, ${formatCount(c.waiting)} waiting, ${formatCount(c.dead)} dead${c.skipped > 0 ? `, ${formatCount(c.skipped)} skipped` : ''}`
   if (list.entries.length === 0) return `no inbox entries to show (${totals})\n`
-  const rows = list.entries.map((e) => [String(e.id), handlerName(e), event(e), e.docId, e.state, String(e.attempts), when(e), oneLine(e.lastError ?? '-', 60)])
-  const table = renderTable(['id', 'handler', 'event', 'doc', 'state', { header: 'attempts', align: 'right' }, 'when', 'last error'], rows)
+  const rows = list.entries.map((e) => [
+    String(e.id),
+    handlerName(e),
+    event(e),
+    e.docId,
+    e.state,
+    String(e.attempts),
+    when(e),
+    oneLine(e.lastError ?? '-', 60),
+  ])
+  const table = renderTable(
+    ['id', 'handler', 'event', 'doc', 'state', { header: 'attempts', align: 'right' }, 'when', 'last error'],
+    rows,
+  )
   const more = list.next !== undefined ? `\nmore entries: add --after ${list.next}` : ''
   return `${table}\n\n${totals}${more}\n`
 }
@@ -74,7 +86,9 @@ function parseLimit(value: string): number {
 
 export const inboxCommand: CommandModule = {
   register(program: Command, ctx: CliContext) {
-    const inbox = program.command('inbox').description('events an event handler failed on: list, show, retry, skip (dead letters)')
+    const inbox = program
+      .command('inbox')
+      .description('events an event handler failed on: list, show, retry, skip (dead letters)')
 
     withAdminOptions(
       inbox
@@ -86,7 +100,8 @@ export const inboxCommand: CommandModule = {
         .option('--after <id>', 'continue after this id (paging)', parseId),
       { json: true },
     ).action(async (opts: AdminOptions & { state: string; handler?: string; limit: number; after?: string }) => {
-      if (!STATES.includes(opts.state)) throw new CliError(ExitCode.USAGE, `--state must be one of ${STATES.join(', ')} (got ${opts.state})`)
+      if (!STATES.includes(opts.state))
+        throw new CliError(ExitCode.USAGE, `--state must be one of ${STATES.join(', ')} (got ${opts.state})`)
       const q = new URLSearchParams({ state: opts.state, limit: String(opts.limit) })
       if (opts.handler !== undefined) q.set('handler', opts.handler)
       if (opts.after !== undefined) q.set('after', opts.after)
@@ -95,18 +110,24 @@ export const inboxCommand: CommandModule = {
       else ctx.stdout(renderInboxList(list))
     })
 
-    withAdminOptions(inbox.command('show').description('one entry: its event, attempts, error and stack').argument('<id>', 'entry id', parseId), { json: true }).action(
-      async (id: string, opts: AdminOptions) => {
-        const entry = await clientFor(opts, ctx).get<InboxEntryJson>(`/inbox/${id}`)
-        if (opts.json) printJson(ctx, entry)
-        else ctx.stdout(renderInboxEntry(entry))
-      },
-    )
+    withAdminOptions(
+      inbox
+        .command('show')
+        .description('one entry: its event, attempts, error and stack')
+        .argument('<id>', 'entry id', parseId),
+      { json: true },
+    ).action(async (id: string, opts: AdminOptions) => {
+      const entry = await clientFor(opts, ctx).get<InboxEntryJson>(`/inbox/${id}`)
+      if (opts.json) printJson(ctx, entry)
+      else ctx.stdout(renderInboxEntry(entry))
+    })
 
     withAdminOptions(
       inbox
         .command('retry')
-        .description("run an entry's handler now (after fixing it); exit 13 if it fails again. --dead: every dead letter gets one more try")
+        .description(
+          "run an entry's handler now (after fixing it); exit 13 if it fails again. --dead: every dead letter gets one more try",
+        )
         .argument('[id]', 'entry id', parseId)
         .option('--dead', 'put every dead letter back in line instead (one more try each, by the retry worker)')
         .option('--handler <name>', 'with --dead: only this handler'),
@@ -116,20 +137,33 @@ export const inboxCommand: CommandModule = {
       if ((id === undefined) === !opts.dead) throw new CliError(ExitCode.USAGE, 'give an entry id or --dead (not both)')
       if (opts.handler !== undefined && !opts.dead) throw new CliError(ExitCode.USAGE, '--handler goes with --dead')
       if (opts.dead) {
-        const r = await client.post<InboxRequeueJson>('/inbox/retry-dead', opts.handler !== undefined ? { handler: opts.handler } : {})
+        const r = await client.post<InboxRequeueJson>(
+          '/inbox/retry-dead',
+          opts.handler !== undefined ? { handler: opts.handler } : {},
+        )
         if (opts.json) printJson(ctx, r)
-        else ctx.stdout(`${formatCount(r.requeued)} dead letter${r.requeued === 1 ? '' : 's'}${r.handler ? ` of ${r.handler}` : ''} put back in line for one more try each; follow with: dru inbox list\n`)
+        else
+          ctx.stdout(
+            `${formatCount(r.requeued)} dead letter${r.requeued === 1 ? '' : 's'}${r.handler ? ` of ${r.handler}` : ''} put back in line for one more try each; follow with: dru inbox list\n`,
+          )
         return
       }
       const r = await client.post<InboxRetryJson>(`/inbox/${id}/retry`, {})
       if (opts.json) printJson(ctx, r)
       if (r.outcome === 'done') {
-        if (!opts.json) ctx.stdout(`inbox entry ${r.id}: the handler ran and its effects committed; the entry is gone\n`)
+        if (!opts.json)
+          ctx.stdout(`inbox entry ${r.id}: the handler ran and its effects committed; the entry is gone\n`)
         return
       }
       const e = r.entry
-      const after = e ? `; it is ${e.state} after ${e.attempts} attempts${e.state === 'pending' ? `, next retry ${formatTime(e.nextAttemptAt)}` : ''}` : ''
-      throw new CliError(ExitCode.HANDLER_FAILED, `inbox entry ${r.id}: the handler failed again: ${r.error ?? 'unknown error'}${after}`, 'HANDLER_FAILED')
+      const after = e
+        ? `; it is ${e.state} after ${e.attempts} attempts${e.state === 'pending' ? `, next retry ${formatTime(e.nextAttemptAt)}` : ''}`
+        : ''
+      throw new CliError(
+        ExitCode.HANDLER_FAILED,
+        `inbox entry ${r.id}: the handler failed again: ${r.error ?? 'unknown error'}${after}`,
+        'HANDLER_FAILED',
+      )
     })
 
     withAdminOptions(
@@ -140,7 +174,10 @@ export const inboxCommand: CommandModule = {
         .option('--reason <text>', 'why, for the record (e.g. a ticket)'),
       { json: true },
     ).action(async (id: string, opts: AdminOptions & { reason?: string }) => {
-      const e = await clientFor(opts, ctx).post<InboxEntryJson>(`/inbox/${id}/skip`, opts.reason !== undefined ? { reason: opts.reason } : {})
+      const e = await clientFor(opts, ctx).post<InboxEntryJson>(
+        `/inbox/${id}/skip`,
+        opts.reason !== undefined ? { reason: opts.reason } : {},
+      )
       if (opts.json) printJson(ctx, e)
       else ctx.stdout(`inbox entry ${e.id} skipped: ${e.handler} will not run on ${event(e)} (doc ${e.docId})\n`)
     })

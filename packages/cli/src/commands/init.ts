@@ -75,8 +75,16 @@ export function memberConfig(m: InitMember, all: readonly InitMember[], adminPor
  * `keys/<id>.pub`, `secret` and `admin-token` (0600). Refuses to overwrite any of them
  * unless `force`; checks everything before writing anything.
  */
-export function initCluster(dir: string, members: readonly InitMember[], opts: { force?: boolean; adminBasePort?: number } = {}): InitResult {
-  if (members.length === 0) throw new CliError(ExitCode.USAGE, 'name at least one DRU: dru init us-east=127.0.0.1:7301 eu-west=127.0.0.1:7302 …')
+export function initCluster(
+  dir: string,
+  members: readonly InitMember[],
+  opts: { force?: boolean; adminBasePort?: number } = {},
+): InitResult {
+  if (members.length === 0)
+    throw new CliError(
+      ExitCode.USAGE,
+      'name at least one DRU: dru init us-east=127.0.0.1:7301 eu-west=127.0.0.1:7302 …',
+    )
   const ids = new Set<string>()
   const addresses = new Set<string>()
   for (const m of members) {
@@ -89,7 +97,11 @@ export function initCluster(dir: string, members: readonly InitMember[], opts: {
   // Default admin port: the sync port + 100 (7301 → 7401), or --admin-base-port + index.
   const adminPorts = members.map((m, i) => (opts.adminBasePort !== undefined ? opts.adminBasePort + i : m.port + 100))
   for (const [i, p] of adminPorts.entries()) {
-    if (p > 65535) throw new CliError(ExitCode.USAGE, `admin port ${p} for ${members[i]!.id} is out of range: pass --admin-base-port`)
+    if (p > 65535)
+      throw new CliError(
+        ExitCode.USAGE,
+        `admin port ${p} for ${members[i]!.id} is out of range: pass --admin-base-port`,
+      )
   }
 
   const planned: Array<{ path: string; content: string; mode: number }> = []
@@ -104,7 +116,10 @@ export function initCluster(dir: string, members: readonly InitMember[], opts: {
   }
   const existing = planned.filter((f) => existsSync(f.path)).map((f) => f.path)
   if (existing.length > 0 && !opts.force) {
-    throw new CliError(ExitCode.REFUSED, `refusing to overwrite ${existing.length} existing file(s), e.g. ${existing[0]} (new keys and secrets would lock the running cluster out): pass --force to replace them`)
+    throw new CliError(
+      ExitCode.REFUSED,
+      `refusing to overwrite ${existing.length} existing file(s), e.g. ${existing[0]} (new keys and secrets would lock the running cluster out): pass --force to replace them`,
+    )
   }
 
   mkdirSync(join(dir, 'keys'), { recursive: true, mode: 0o755 })
@@ -114,7 +129,10 @@ export function initCluster(dir: string, members: readonly InitMember[], opts: {
     chmodSync(f.path, f.mode) // an overwritten file keeps its old mode otherwise
   }
   const copy = Object.fromEntries(
-    members.map((m) => [m.id, [`${m.id}.json`, 'secret', 'admin-token', `keys/${m.id}.key`, ...members.map((p) => `keys/${p.id}.pub`)]]),
+    members.map((m) => [
+      m.id,
+      [`${m.id}.json`, 'secret', 'admin-token', `keys/${m.id}.key`, ...members.map((p) => `keys/${p.id}.pub`)],
+    ]),
   )
   return {
     dir,
@@ -128,15 +146,18 @@ export function initCluster(dir: string, members: readonly InitMember[], opts: {
 export function renderInit(r: InitResult, cwd: string): string {
   const shown = relative(cwd, r.dir) || '.'
   const lines = [`wrote a ${r.members.length}-DRU cluster to ${shown}/:`, '']
-  for (const f of r.files) lines.push(`  ${f.mode.toString(8).padStart(4, '0')}  ${relative(r.dir, f.path)}${f.private ? '   (secret)' : ''}`)
+  for (const f of r.files)
+    lines.push(`  ${f.mode.toString(8).padStart(4, '0')}  ${relative(r.dir, f.path)}${f.private ? '   (secret)' : ''}`)
   lines.push('', 'next:')
   if (r.members.length > 1) {
-    lines.push('  copy to each DRU\'s machine only what it needs (keep the modes; never copy another DRU\'s .key):')
+    lines.push("  copy to each DRU's machine only what it needs (keep the modes; never copy another DRU's .key):")
     for (const [id, files] of Object.entries(r.copy)) lines.push(`    ${id}: ${files.join(' ')}`)
   }
   for (const m of r.members) lines.push(`  start ${m.id}:  dru start --config ${join(shown, `${m.id}.json`)}`)
   const first = r.members[0]!
-  lines.push(`  check:  dru status --config ${join(shown, `${first.id}.json`)}    (the CLI reads the admin address and token from the config)`)
+  lines.push(
+    `  check:  dru status --config ${join(shown, `${first.id}.json`)}    (the CLI reads the admin address and token from the config)`,
+  )
   return `${lines.join('\n')}\n`
 }
 
@@ -145,7 +166,10 @@ export const initCommand: CommandModule = {
     program
       .command('init')
       .description('scaffold a cluster: a config, an Ed25519 key pair per DRU, the shared secret and an admin token')
-      .argument('<members...>', 'ID=HOST:PORT for each DRU: its id and the address peers dial (e.g. us-east=127.0.0.1:7301)')
+      .argument(
+        '<members...>',
+        'ID=HOST:PORT for each DRU: its id and the address peers dial (e.g. us-east=127.0.0.1:7301)',
+      )
       .option('--dir <dir>', 'folder to write into', './cluster')
       .option('--admin-base-port <port>', 'admin ports BASE, BASE+1, … (default: each sync port + 100)')
       .option('--force', 'replace existing files (new keys and secret: restart every DRU with the new files)')
@@ -156,11 +180,17 @@ export const initCommand: CommandModule = {
         if (opts.adminBasePort !== undefined) {
           adminBasePort = Number(opts.adminBasePort)
           if (!Number.isInteger(adminBasePort) || adminBasePort < 1 || adminBasePort > 65535) {
-            throw new CliError(ExitCode.USAGE, `--admin-base-port must be a port 1-65535 (got ${JSON.stringify(opts.adminBasePort)})`)
+            throw new CliError(
+              ExitCode.USAGE,
+              `--admin-base-port must be a port 1-65535 (got ${JSON.stringify(opts.adminBasePort)})`,
+            )
           }
         }
         const dir = isAbsolute(opts.dir) ? opts.dir : resolve(ctx.cwd, opts.dir)
-        const result = initCluster(dir, members, { ...(opts.force ? { force: true } : {}), ...(adminBasePort !== undefined ? { adminBasePort } : {}) })
+        const result = initCluster(dir, members, {
+          ...(opts.force ? { force: true } : {}),
+          ...(adminBasePort !== undefined ? { adminBasePort } : {}),
+        })
         if (opts.json) printJson(ctx, result)
         else ctx.stdout(renderInit(result, ctx.cwd))
       })

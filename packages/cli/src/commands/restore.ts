@@ -28,16 +28,33 @@ export interface RestoreResult {
 export function renderRestore(r: RestoreResult): string {
   const fields: [string, string][] = [
     ['dru', `${r.id} (${r.path})`],
-    ['database', r.created ? 'none found: created an empty one (lost disk)' : r.from === null ? 'empty: no DRU has run on it yet' : r.openedClean ? 'closed cleanly (cold copy)' : 'not closed cleanly (crash or live copy)'],
+    [
+      'database',
+      r.created
+        ? 'none found: created an empty one (lost disk)'
+        : r.from === null
+          ? 'empty: no DRU has run on it yet'
+          : r.openedClean
+            ? 'closed cleanly (cold copy)'
+            : 'not closed cleanly (crash or live copy)',
+    ],
     ['last origin', `${r.from ?? 'none'} (the next start writes under a fresh incarnation, as every start does)`],
     ['events held', `${formatCount(r.events)} in ${r.origins.length} origins`],
     ['restore pending', 'yes: writes are refused (NOT_WRITABLE) until the old events are back from a peer'],
   ]
   const out = [renderFields(fields), '']
   if (r.origins.length > 0) {
-    out.push(renderTable(['origin', { header: 'events', align: 'right' }], r.origins.map((o) => [o.origin, formatCount(o.events)])), '')
+    out.push(
+      renderTable(
+        ['origin', { header: 'events', align: 'right' }],
+        r.origins.map((o) => [o.origin, formatCount(o.events)]),
+      ),
+      '',
+    )
   }
-  out.push(`next: start the DRU; it refuses writes until caught up (dru wait --for active, then dru status shows writable yes)`)
+  out.push(
+    `next: start the DRU; it refuses writes until caught up (dru wait --for active, then dru status shows writable yes)`,
+  )
   return `${out.join('\n')}\n`
 }
 
@@ -52,12 +69,19 @@ export const restoreCommand: CommandModule = {
   register(program: Command, ctx: CliContext) {
     program
       .command('restore')
-      .description('prepare a restored (or empty) database offline: writes refused after start until caught up and verified')
+      .description(
+        'prepare a restored (or empty) database offline: writes refused after start until caught up and verified',
+      )
       .requiredOption('--config <file>', 'dru.json of the DRU whose database was restored (id, path)')
       .option('--json', 'print the result as JSON')
       .action(async (opts: { config: string; json?: boolean }) => {
         const config = loadConfig(opts.config, ctx.cwd)
-        if (config.path === ':memory:') throw new CliError(ExitCode.CONFIG, `${opts.config}: path is ":memory:"; there is nothing on disk to restore`, 'CONFIG_INVALID')
+        if (config.path === ':memory:')
+          throw new CliError(
+            ExitCode.CONFIG,
+            `${opts.config}: path is ":memory:"; there is nothing on disk to restore`,
+            'CONFIG_INVALID',
+          )
         // Loaded lazily like the runtime, so inspection commands never load SQLite.
         const { EventStore, MetaKey } = await import('@dru/store-sqlite')
         const created = !existsSync(config.path)
@@ -68,13 +92,20 @@ export const restoreCommand: CommandModule = {
             druId: config.id,
             // Looks and marks only: the next start takes its own fresh incarnation.
             inspect: true,
-            ...(config.durability === 'process' || config.durability === 'machine' ? { durability: config.durability } : {}),
+            ...(config.durability === 'process' || config.durability === 'machine'
+              ? { durability: config.durability }
+              : {}),
           })
         } catch (err) {
           if (isDruError(err, 'DB_LOCKED')) {
-            throw new CliError(ExitCode.REFUSED, `${config.path} is open by a running DRU; stop it first (dru restore works on a stopped DRU)`, 'DB_LOCKED')
+            throw new CliError(
+              ExitCode.REFUSED,
+              `${config.path} is open by a running DRU; stop it first (dru restore works on a stopped DRU)`,
+              'DB_LOCKED',
+            )
           }
-          if (isDruError(err, 'CONFIG_INVALID')) throw new CliError(ExitCode.CONFIG, `${opts.config}: ${err.message}`, err.code)
+          if (isDruError(err, 'CONFIG_INVALID'))
+            throw new CliError(ExitCode.CONFIG, `${opts.config}: ${err.message}`, err.code)
           throw err
         }
         try {

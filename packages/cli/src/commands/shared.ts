@@ -35,7 +35,11 @@ function parseSeconds(value: string): number {
 /** A client for the DRU these options point at. */
 export function clientFor(opts: AdminOptions, ctx: CliContext): AdminClient {
   const token = resolveAdminToken(opts, ctx.env, ctx.cwd)
-  return createAdminClient({ baseUrl: resolveAdminUrl(opts, ctx.env, ctx.cwd), timeoutMs: opts.timeout * 1000, ...(token ? { token } : {}) })
+  return createAdminClient({
+    baseUrl: resolveAdminUrl(opts, ctx.env, ctx.cwd),
+    timeoutMs: opts.timeout * 1000,
+    ...(token ? { token } : {}),
+  })
 }
 
 /** Progress lines on stderr unless `--quiet`. */

@@ -5,7 +5,11 @@ import type { CliContext, CommandModule } from '../context.js'
 import { CliError, ExitCode } from '../exit-codes.js'
 
 /** Loads `file`, then runs the runtime's own check when it has one; CONFIG errors name the file. */
-export function checkWithRuntime(config: CliConfig, file: string, validate: ((c: unknown) => unknown) | undefined): void {
+export function checkWithRuntime(
+  config: CliConfig,
+  file: string,
+  validate: ((c: unknown) => unknown) | undefined,
+): void {
   if (!validate) return
   try {
     validate(config)
@@ -22,7 +26,8 @@ export function checkWithRuntime(config: CliConfig, file: string, validate: ((c:
 export function withEnvSecrets(config: CliConfig, env: NodeJS.ProcessEnv): CliConfig {
   let c = config
   if (env.DRU_SECRET && c.secret === undefined && c.secretFile === undefined) c = { ...c, secret: env.DRU_SECRET }
-  if (env.DRU_ADMIN_TOKEN && c.admin && c.admin.token === undefined && c.admin.tokenFile === undefined) c = { ...c, admin: { ...c.admin, token: env.DRU_ADMIN_TOKEN } }
+  if (env.DRU_ADMIN_TOKEN && c.admin && c.admin.token === undefined && c.admin.tokenFile === undefined)
+    c = { ...c, admin: { ...c.admin, token: env.DRU_ADMIN_TOKEN } }
   return c
 }
 
@@ -41,9 +46,12 @@ export const startCommand: CommandModule = {
           ctx.stdout(`config OK: ${config.id} at ${config.path}\n`)
           return
         }
-        if (!runtime.openDru) throw new CliError(ExitCode.NOT_SUPPORTED, 'this build has no DRU runtime (openDru) wired; cannot start')
+        if (!runtime.openDru)
+          throw new CliError(ExitCode.NOT_SUPPORTED, 'this build has no DRU runtime (openDru) wired; cannot start')
         const dru = await runtime.openDru(config)
-        const admin = config.admin ? ` · admin http://${config.admin.host ?? '127.0.0.1'}:${config.admin.port ?? 7401}` : ''
+        const admin = config.admin
+          ? ` · admin http://${config.admin.host ?? '127.0.0.1'}:${config.admin.port ?? 7401}`
+          : ''
         ctx.stdout(`dru ${config.id} started (${dru.state?.() ?? 'starting'})${admin}\n`)
         const signal = await ctx.waitForShutdown()
         ctx.stdout(`${signal}: closing ${config.id}…\n`)

@@ -14,7 +14,12 @@ export const unquarantineCommand: CommandModule = {
     ).action(async (id: string, opts: AdminOptions) => {
       const result = await clientFor(opts, ctx).post<UnquarantineJson>(`/peers/${encodeURIComponent(id)}/unquarantine`)
       if (opts.json) printJson(ctx, result)
-      else ctx.stdout(result.lifted ? `${result.peer}: quarantine lifted; it may reconnect\n` : `${result.peer} was not quarantined; nothing changed\n`)
+      else
+        ctx.stdout(
+          result.lifted
+            ? `${result.peer}: quarantine lifted; it may reconnect\n`
+            : `${result.peer} was not quarantined; nothing changed\n`,
+        )
     })
   },
 }

@@ -11,7 +11,10 @@ export function renderVerify(v: VerifyJson): string {
     const notes: string[] = []
     if (p.error) notes.push(p.error)
     if (p.divergentOrigins?.length) notes.push(`divergent origins: ${p.divergentOrigins.join(', ')}`)
-    if (p.docsDiffering?.length) notes.push(`${p.docsDiffering.length} docs differ: ${p.docsDiffering.slice(0, 5).join(', ')}${p.docsDiffering.length > 5 ? ', …' : ''}`)
+    if (p.docsDiffering?.length)
+      notes.push(
+        `${p.docsDiffering.length} docs differ: ${p.docsDiffering.slice(0, 5).join(', ')}${p.docsDiffering.length > 5 ? ', …' : ''}`,
+      )
     return [p.peer, formatBool(p.reachable), formatBool(p.equal), p.remoteDigest ?? '-', notes.join('; ')]
   })
   const reachable = v.peers.filter((p) => p.reachable).length
@@ -39,7 +42,11 @@ export const verifyCommand: CommandModule = {
       const result = await client.stream<VerifyJson>(`/verify${opts.deep ? '?deep=1' : ''}`, (p) => progress.update(p))
       if (opts.json) printJson(ctx, result)
       else ctx.stdout(renderVerify(result))
-      if (!result.ok) throw new CliError(ExitCode.NOT_IN_SYNC, 'verify found differences; run `dru gaps` and wait for catch-up, or see the runbook')
+      if (!result.ok)
+        throw new CliError(
+          ExitCode.NOT_IN_SYNC,
+          'verify found differences; run `dru gaps` and wait for catch-up, or see the runbook',
+        )
     })
   },
 }

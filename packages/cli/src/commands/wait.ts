@@ -59,7 +59,10 @@ export const waitCommand: CommandModule = {
           return
         }
         if (ctx.now() - started + opts.interval > opts.within * 1000) {
-          throw new CliError(ExitCode.TIMEOUT, `${status.id} still ${status.state} after ${opts.within}s (waiting for ${opts.for}); see dru status and dru gaps`)
+          throw new CliError(
+            ExitCode.TIMEOUT,
+            `${status.id} still ${status.state} after ${opts.within}s (waiting for ${opts.for}); see dru status and dru gaps`,
+          )
         }
         await sleep(opts.interval)
       }

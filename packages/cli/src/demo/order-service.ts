@@ -37,7 +37,8 @@ const server = http.createServer((req, res) => {
     try {
       const url = new URL(req.url ?? '/', 'http://x')
       const m = /^\/orders\/([\w.-]+)$/.exec(url.pathname)
-      if (req.method === 'GET' && url.pathname === '/orders') return reply(res, 200, dru.documents.docIds ? [...dru.documents.docIds()] : [])
+      if (req.method === 'GET' && url.pathname === '/orders')
+        return reply(res, 200, dru.documents.docIds ? [...dru.documents.docIds()] : [])
       if (!m) return reply(res, 404, { code: 'NOT_FOUND', message: 'unknown path' })
       const id = m[1]!
       if (req.method === 'GET') return reply(res, 200, dru.get(id) ?? null)
@@ -59,7 +60,11 @@ const server = http.createServer((req, res) => {
 })
 server.listen(Number(appPort), '127.0.0.1', () => {
   const { network, admin } = runtimeOf(dru)
-  const ports = { app: (server.address() as { port: number }).port, sync: network?.sync.port ?? 0, admin: admin?.port ?? 0 }
+  const ports = {
+    app: (server.address() as { port: number }).port,
+    sync: network?.sync.port ?? 0,
+    admin: admin?.port ?? 0,
+  }
   process.stdout.write(`ready ${JSON.stringify(ports)}\n`)
 })
 

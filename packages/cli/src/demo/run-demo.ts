@@ -88,7 +88,17 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     const publicKeys = Object.fromEntries(REGIONS.map((id) => [id, keys[id]!.publicKey]))
     for (const id of REGIONS) {
       const admin = createAdminClient({ baseUrl: 'http://127.0.0.1:0', timeoutMs: 10_000 })
-      units.set(id, { id, dir, configPath: join(dir, `${id}.json`), listenPort: 0, appPort: 0, adminToken, admin, transitions: [], log: [] })
+      units.set(id, {
+        id,
+        dir,
+        configPath: join(dir, `${id}.json`),
+        listenPort: 0,
+        appPort: 0,
+        adminToken,
+        admin,
+        transitions: [],
+        log: [],
+      })
     }
     // Every directed link runs through a proxy the demo can cut, as a region's network would
     // fail. Proxies learn their target once the process has bound its (OS-chosen) port.
@@ -121,7 +131,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       indent(
         renderTable(
           ['DRU', 'state', 'origin (writer identity)', 'sync', 'admin'],
-          started.map((s) => [s.id, s.state, s.origin ?? '', `127.0.0.1:${units.get(s.id as Region)!.listenPort}`, units.get(s.id as Region)!.admin.baseUrl]),
+          started.map((s) => [
+            s.id,
+            s.state,
+            s.origin ?? '',
+            `127.0.0.1:${units.get(s.id as Region)!.listenPort}`,
+            units.get(s.id as Region)!.admin.baseUrl,
+          ]),
         ),
       ),
     )
@@ -131,7 +147,10 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     const written: Record<string, number> = { 'us-east': 0, 'eu-west': 0, 'ap-south': 0 }
     const write = async (id: Region, order: string, patch: Record<string, unknown>) => {
       const u = units.get(id)!
-      const res = await fetch(`http://127.0.0.1:${u.appPort}/orders/${order}`, { method: 'POST', body: JSON.stringify(patch) })
+      const res = await fetch(`http://127.0.0.1:${u.appPort}/orders/${order}`, {
+        method: 'POST',
+        body: JSON.stringify(patch),
+      })
       const body = (await res.json()) as { ok?: boolean; code?: string; message?: string }
       if (!res.ok) throw new Error(`${id} refused ${order}: ${body.code} ${body.message}`)
       written[id]!++
@@ -150,34 +169,55 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     await failed.exited
     for (const l of links) if (l.from === FAILED || l.to === FAILED) l.proxy.cut()
     out(`[3/8] Regional failure: ${FAILED}'s process is killed (SIGKILL) and its region cut off the network`)
-    await waitFor('survivors notice', async () => {
-      const s = await units.get('us-east')!.admin.get<StatusJson>('/status')
-      return s.peers.some((p) => p.id === FAILED && !p.connected)
-    }, 10_000)
+    await waitFor(
+      'survivors notice',
+      async () => {
+        const s = await units.get('us-east')!.admin.get<StatusJson>('/status')
+        return s.peers.some((p) => p.id === FAILED && !p.connected)
+      },
+      10_000,
+    )
     for (let i = 1; i <= perPhase; i++) {
       const region: Region = i % 2 ? 'us-east' : 'eu-west'
-      if (i <= perPhase / 2) await write(region, `order-${perPhase + i}`, { status: 'new', qty: 1, region, total: 7 * i })
+      if (i <= perPhase / 2)
+        await write(region, `order-${perPhase + i}`, { status: 'new', qty: 1, region, total: 7 * i })
       else await write(region, `order-${i}`, { status: 'paid' })
     }
     await write('us-east', 'order-3', { status: 'shipped', carrier: 'UPS' })
     await write('us-east', 'order-6', { qty: 9 })
     const survivors = await statuses(units, ['us-east', 'eu-west'])
-    out(`      us-east and eu-west stay ${survivors.map((s) => s.state).join('/')} and keep taking orders: ${perPhase / 2} new, ${perPhase / 2} paid, order-3 shipped, order-6 qty 9\n`)
+    out(
+      `      us-east and eu-west stay ${survivors.map((s) => s.state).join('/')} and keep taking orders: ${perPhase / 2} new, ${perPhase / 2} paid, order-3 shipped, order-6 qty 9\n`,
+    )
 
     // ---- 4. restart, still isolated -------------------------------------------------------
     retarget(await start(failed))
-    await waitFor(`${FAILED} isolated`, async () => (await failed.admin.get<StatusJson>('/status')).state === 'isolated', 15_000)
+    await waitFor(
+      `${FAILED} isolated`,
+      async () => (await failed.admin.get<StatusJson>('/status')).state === 'isolated',
+      15_000,
+    )
     const isolated = await failed.admin.get<StatusJson>('/status')
-    out(`[4/8] ${FAILED} restarts with its disk while its region is still cut off: state ${isolated.state}, writable ${isolated.writable === false ? 'no' : 'yes'}`)
-    out(`      it writes as ${isolated.origin} (a new incarnation: after a crash its log cannot prove it is the newest copy)`)
-    for (let i = 1; i <= perPhase / 3; i++) await write(FAILED, `order-${2 * perPhase + i}`, { status: 'new', qty: 2, region: FAILED, total: 3 * i })
+    out(
+      `[4/8] ${FAILED} restarts with its disk while its region is still cut off: state ${isolated.state}, writable ${isolated.writable === false ? 'no' : 'yes'}`,
+    )
+    out(
+      `      it writes as ${isolated.origin} (a new incarnation: after a crash its log cannot prove it is the newest copy)`,
+    )
+    for (let i = 1; i <= perPhase / 3; i++)
+      await write(FAILED, `order-${2 * perPhase + i}`, { status: 'new', qty: 2, region: FAILED, total: 3 * i })
     await write(FAILED, 'order-3', { status: 'cancelled' })
     await write(FAILED, 'order-6', { qty: 4 })
-    out(`      ${FAILED} takes ${perPhase / 3} local orders and edits order-3 (cancelled) and order-6 (qty 4), which us-east also edited\n`)
+    out(
+      `      ${FAILED} takes ${perPhase / 3} local orders and edits order-3 (cancelled) and order-6 (qty 4), which us-east also edited\n`,
+    )
 
     // ---- 5. heal: gap analysis ---------------------------------------------------------
     const before = await statuses(units)
-    const gaps = gapsBetween(before.find((s) => s.id === FAILED)!, before.filter((s) => s.id !== FAILED))
+    const gaps = gapsBetween(
+      before.find((s) => s.id === FAILED)!,
+      before.filter((s) => s.id !== FAILED),
+    )
     const bytesBefore = await wireBytes(units)
     failed.transitions = []
     const healAt = Date.now()
@@ -188,19 +228,31 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
     // ---- 6. catch-up and convergence -----------------------------------------------------
     await waitConverged(units, 30_000)
     const convergeMs = Date.now() - healAt
-    await waitFor(`${FAILED} active`, async () => (await failed.admin.get<StatusJson>('/status')).state === 'active', 15_000)
+    await waitFor(
+      `${FAILED} active`,
+      async () => (await failed.admin.get<StatusJson>('/status')).state === 'active',
+      15_000,
+    )
     const timeline = failed.transitions.map((t) => ({ state: t.to, atMs: Math.max(0, t.at - healAt) }))
     const after = await statuses(units)
-    const exchanged = after.reduce((n, s) => n + total(s.fingerprint.vv), 0) - before.reduce((n, s) => n + total(s.fingerprint.vv), 0)
+    const exchanged =
+      after.reduce((n, s) => n + total(s.fingerprint.vv), 0) - before.reduce((n, s) => n + total(s.fingerprint.vv), 0)
     const bytes = (await wireBytes(units)) - bytesBefore
-    out(`[6/8] Reconciliation on ${FAILED}: ${['isolated', ...timeline.map((t) => `${t.state} (+${t.atMs} ms)`)].join(' → ')}`)
-    out(`      converged ${convergeMs} ms after the heal: ${formatCount(exchanged)} events exchanged (${formatCount(bytes)} bytes on the wire),`)
+    out(
+      `[6/8] Reconciliation on ${FAILED}: ${['isolated', ...timeline.map((t) => `${t.state} (+${t.atMs} ms)`)].join(' → ')}`,
+    )
+    out(
+      `      converged ${convergeMs} ms after the heal: ${formatCount(exchanged)} events exchanged (${formatCount(bytes)} bytes on the wire),`,
+    )
     out(`      equal fingerprints and identical JSON for every order on all three\n`)
 
     // ---- 7. verify -----------------------------------------------------------------------
-    out('[7/8] Verification (`dru verify --deep` on each DRU): fingerprints and materialised state digests against every peer')
+    out(
+      '[7/8] Verification (`dru verify --deep` on each DRU): fingerprints and materialised state digests against every peer',
+    )
     const verifies: Array<[Region, VerifyJson]> = []
-    for (const u of units.values()) verifies.push([u.id, await u.admin.stream<VerifyJson>('/verify?deep=1', () => undefined)])
+    for (const u of units.values())
+      verifies.push([u.id, await u.admin.stream<VerifyJson>('/verify?deep=1', () => undefined)])
     out(
       indent(
         renderTable(
@@ -208,7 +260,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
           verifies.map(([id, v]) => [
             id,
             v.ok ? 'ok' : 'DIFFERENT',
-            v.peers.map((p) => `${p.peer}:${p.equal === true ? 'yes' : p.equal === false ? 'NO' : 'unreachable'}`).join(' '),
+            v.peers
+              .map((p) => `${p.peer}:${p.equal === true ? 'yes' : p.equal === false ? 'NO' : 'unreachable'}`)
+              .join(' '),
             String(v.local.stateDigest ?? '').slice(0, 16),
           ]),
         ),
@@ -217,25 +271,36 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
 
     // ---- 8. conflicts ----------------------------------------------------------------------
     const found = await units.get('us-east')!.admin.get<ConflictJson[]>('/conflicts')
-    out(`[8/8] Conflicts from the partition (\`dru conflicts list\` on us-east): ${found.length} concurrent edits to the same field`)
+    out(
+      `[8/8] Conflicts from the partition (\`dru conflicts list\` on us-east): ${found.length} concurrent edits to the same field`,
+    )
     if (found.length > 0) out(indent(renderConflictList(found)))
     let resolved = 0
     for (const c of found) {
       const pick = c.values.find((v) => v.origin.startsWith('us-east/')) ?? c.values[0]!
       await units.get('us-east')!.admin.post(`/conflicts/${c.id}/resolve`, { value: pick.value })
       resolved++
-      out(`      resolved #${c.id} (${c.docId} ${c.path.join('.')}) on us-east with ${JSON.stringify(pick.value)}: the resolution is a new change and replicates`)
+      out(
+        `      resolved #${c.id} (${c.docId} ${c.path.join('.')}) on us-east with ${JSON.stringify(pick.value)}: the resolution is a new change and replicates`,
+      )
     }
     await waitConverged(units, 15_000)
-    await waitFor('conflicts cleared everywhere', async () => {
-      for (const u of units.values()) if ((await u.admin.get<ConflictJson[]>('/conflicts')).length > 0) return false
-      return true
-    }, 15_000)
+    await waitFor(
+      'conflicts cleared everywhere',
+      async () => {
+        for (const u of units.values()) if ((await u.admin.get<ConflictJson[]>('/conflicts')).length > 0) return false
+        return true
+      },
+      15_000,
+    )
     const final = await statuses(units)
     const fingerprints = Object.fromEntries(final.map((s) => [s.id, s.fingerprint.digest]))
     const states = Object.fromEntries(final.map((s) => [s.id, s.state]))
     const docs = await orderJson(units)
-    const converged = new Set(Object.values(fingerprints)).size === 1 && docs.every((d) => d === docs[0]) && Object.values(states).every((s) => s === 'active')
+    const converged =
+      new Set(Object.values(fingerprints)).size === 1 &&
+      docs.every((d) => d === docs[0]) &&
+      Object.values(states).every((s) => s === 'active')
     out(`      open conflicts now: 0 on every DRU\n`)
 
     out('Report')
@@ -243,14 +308,35 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       indent(
         renderTable(
           ['DRU', 'orders written', 'events in log', 'state', 'fingerprint'],
-          final.map((s) => [s.id, String(written[s.id] ?? 0), formatCount(total(s.fingerprint.vv)), s.state, s.fingerprint.digest]),
+          final.map((s) => [
+            s.id,
+            String(written[s.id] ?? 0),
+            formatCount(total(s.fingerprint.vv)),
+            s.state,
+            s.fingerprint.digest,
+          ]),
         ),
       ),
     )
-    out(`  events exchanged in reconciliation: ${formatCount(exchanged)}; time to converge after the heal: ${convergeMs} ms`)
+    out(
+      `  events exchanged in reconciliation: ${formatCount(exchanged)}; time to converge after the heal: ${convergeMs} ms`,
+    )
     out(`  conflicts found: ${found.length}; resolved by an operator: ${resolved}`)
-    out(`  ${converged ? 'CONVERGED: equal fingerprints, equal documents, every DRU active' : 'NOT CONVERGED'} (total ${elapsed()})`)
-    return { converged, convergeMs, written, exchanged, conflictsFound: found.length, conflictsResolved: resolved, fingerprints, states, timeline, dir }
+    out(
+      `  ${converged ? 'CONVERGED: equal fingerprints, equal documents, every DRU active' : 'NOT CONVERGED'} (total ${elapsed()})`,
+    )
+    return {
+      converged,
+      convergeMs,
+      written,
+      exchanged,
+      conflictsFound: found.length,
+      conflictsResolved: resolved,
+      fingerprints,
+      states,
+      timeline,
+      dir,
+    }
   } finally {
     for (const u of units.values()) u.child?.kill('SIGTERM')
     await Promise.all([...units.values()].map((u) => u.exited?.catch(() => undefined)))
@@ -271,23 +357,32 @@ function start(u: Unit): Promise<Unit> {
         const ports = JSON.parse(line.slice(6)) as { app: number; sync: number; admin: number }
         u.appPort = ports.app
         u.listenPort = ports.sync
-        u.admin = createAdminClient({ baseUrl: `http://127.0.0.1:${ports.admin}`, timeoutMs: 10_000, token: u.adminToken })
+        u.admin = createAdminClient({
+          baseUrl: `http://127.0.0.1:${ports.admin}`,
+          timeoutMs: 10_000,
+          token: u.adminToken,
+        })
         return resolve(u)
       }
       u.log.push(line)
       try {
         const entry = JSON.parse(line) as { msg?: string; from?: string; to?: string; time?: number }
-        if (entry.msg?.startsWith('lifecycle ') && entry.to) u.transitions.push({ from: entry.from!, to: entry.to, at: entry.time ?? Date.now() })
+        if (entry.msg?.startsWith('lifecycle ') && entry.to)
+          u.transitions.push({ from: entry.from!, to: entry.to, at: entry.time ?? Date.now() })
       } catch {
         // not a log line
       }
     })
-    child.once('exit', (code, signal) => reject(new Error(`${u.id} exited (${code ?? signal}) before it was ready:\n${u.log.join('\n')}`)))
+    child.once('exit', (code, signal) =>
+      reject(new Error(`${u.id} exited (${code ?? signal}) before it was ready:\n${u.log.join('\n')}`)),
+    )
   })
 }
 
 async function statuses(units: Map<Region, Unit>, only?: Region[]): Promise<StatusJson[]> {
-  return Promise.all([...units.values()].filter((u) => !only || only.includes(u.id)).map((u) => u.admin.get<StatusJson>('/status')))
+  return Promise.all(
+    [...units.values()].filter((u) => !only || only.includes(u.id)).map((u) => u.admin.get<StatusJson>('/status')),
+  )
 }
 
 async function wireBytes(units: Map<Region, Unit>): Promise<number> {
@@ -301,19 +396,24 @@ async function orderJson(units: Map<Region, Unit>): Promise<string[]> {
   for (const u of units.values()) {
     const ids = (await (await fetch(`http://127.0.0.1:${u.appPort}/orders`)).json()) as string[]
     const docs: Record<string, unknown> = {}
-    for (const id of [...ids].sort()) docs[id] = await (await fetch(`http://127.0.0.1:${u.appPort}/orders/${id}`)).json()
+    for (const id of [...ids].sort())
+      docs[id] = await (await fetch(`http://127.0.0.1:${u.appPort}/orders/${id}`)).json()
     out.push(canonicalJson(docs))
   }
   return out
 }
 
 async function waitConverged(units: Map<Region, Unit>, timeoutMs = 20_000): Promise<void> {
-  await waitFor('convergence', async () => {
-    const s = await statuses(units)
-    if (new Set(s.map((x) => JSON.stringify([x.fingerprint.vv, x.fingerprint.heads]))).size !== 1) return false
-    const docs = await orderJson(units)
-    return docs.every((d) => d === docs[0])
-  }, timeoutMs)
+  await waitFor(
+    'convergence',
+    async () => {
+      const s = await statuses(units)
+      if (new Set(s.map((x) => JSON.stringify([x.fingerprint.vv, x.fingerprint.heads]))).size !== 1) return false
+      const docs = await orderJson(units)
+      return docs.every((d) => d === docs[0])
+    },
+    timeoutMs,
+  )
 }
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {

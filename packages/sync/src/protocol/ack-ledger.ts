@@ -53,7 +53,8 @@ export class AckLedger {
     for (const origin of Object.keys(vv)) {
       const held = ours[origin]
       if (held === undefined) throw violation(`ack names ${origin}, which this DRU does not hold`)
-      if (vv[origin]! > held) throw violation(`ack claims ${origin}#${vv[origin]}, but this DRU holds only up to #${held}`)
+      if (vv[origin]! > held)
+        throw violation(`ack claims ${origin}#${vv[origin]}, but this DRU holds only up to #${held}`)
     }
     for (const origin of Object.keys(vv)) {
       if ((this.#peerAcked[origin] ?? 0) < vv[origin]!) this.#peerAcked[origin] = vv[origin]!

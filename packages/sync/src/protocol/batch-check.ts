@@ -10,24 +10,36 @@ import { verifyEventSignature } from '../signatures.js'
  * (or our own) and whatever we forward later is sound. Throws OUT_OF_ORDER, UNKNOWN_ORIGIN
  * or BAD_SIGNATURE; checks nothing against the log (ingest does).
  */
-export function checkRuns(batch: readonly DruEvent[], publicKeys: ReadonlyMap<string, KeyObject>): { events: DruEvent[]; tips: Map<string, DruEvent> } {
+export function checkRuns(
+  batch: readonly DruEvent[],
+  publicKeys: ReadonlyMap<string, KeyObject>,
+): { events: DruEvent[]; tips: Map<string, DruEvent> } {
   const tips = new Map<string, DruEvent>()
   for (const e of batch) {
     const last = tips.get(e.origin)
     if (last !== undefined && e.seq !== last.seq + 1) {
-      throw new DruError('OUT_OF_ORDER', `${e.origin}#${e.seq} follows #${last.seq} in one batch`, { details: { origin: e.origin, seq: e.seq } })
+      throw new DruError('OUT_OF_ORDER', `${e.origin}#${e.seq} follows #${last.seq} in one batch`, {
+        details: { origin: e.origin, seq: e.seq },
+      })
     }
     tips.set(e.origin, e)
   }
   for (const [origin, tip] of tips) {
     const druId = parseOrigin(origin).druId
     const key = publicKeys.get(druId)
-    if (!key) throw new DruError('UNKNOWN_ORIGIN', `no public key is configured for ${druId}; its events are refused`, { details: { origin } })
+    if (!key)
+      throw new DruError('UNKNOWN_ORIGIN', `no public key is configured for ${druId}; its events are refused`, {
+        details: { origin },
+      })
     if (tip.sig === undefined) {
-      throw new DruError('BAD_SIGNATURE', `the run of ${origin} ends at #${tip.seq} without a signature`, { details: { origin, seq: tip.seq } })
+      throw new DruError('BAD_SIGNATURE', `the run of ${origin} ends at #${tip.seq} without a signature`, {
+        details: { origin, seq: tip.seq },
+      })
     }
     if (!verifyEventSignature(tip.hash, tip.sig, key)) {
-      throw new DruError('BAD_SIGNATURE', `${origin}#${tip.seq} is not signed by ${druId}`, { details: { origin, seq: tip.seq } })
+      throw new DruError('BAD_SIGNATURE', `${origin}#${tip.seq} is not signed by ${druId}`, {
+        details: { origin, seq: tip.seq },
+      })
     }
   }
   const events = batch.map((e) => (e.sig === undefined || tips.get(e.origin) === e ? e : stripSig(e)))

@@ -45,7 +45,14 @@ export class HandshakeState {
 
   /** Our hello. */
   hello(): HelloFrame {
-    return { type: 'hello', protocol: PROTOCOL_VERSION, druId: this.#me.druId, origin: this.#me.origin, nonce: this.#nonce, key: this.#ephemeral.publicRaw }
+    return {
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      druId: this.#me.druId,
+      origin: this.#me.origin,
+      nonce: this.#nonce,
+      key: this.#ephemeral.publicRaw,
+    }
   }
 
   /**
@@ -56,7 +63,10 @@ export class HandshakeState {
   acceptHello(hello: HelloFrame, role: SessionRole, expectedPeer: string | undefined): AuthFrame {
     const me = this.#me
     if (hello.protocol !== PROTOCOL_VERSION) {
-      throw new DruError('PROTOCOL_VERSION', `peer speaks protocol ${hello.protocol}, this DRU speaks ${PROTOCOL_VERSION}`)
+      throw new DruError(
+        'PROTOCOL_VERSION',
+        `peer speaks protocol ${hello.protocol}, this DRU speaks ${PROTOCOL_VERSION}`,
+      )
     }
     if (hello.druId === me.druId || !me.publicKeys.has(hello.druId)) {
       throw new DruError('UNKNOWN_PEER', `DRU id ${JSON.stringify(hello.druId)} is not a member of this cluster`)

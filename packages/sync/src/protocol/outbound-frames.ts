@@ -19,7 +19,11 @@ export type Outgoing = Extract<Frame, { type: 'events' | 'snapshot' | 'folded' |
  * origin's run ends verifiably. Origins where the peer is below our base are skipped (it
  * asks for a bootstrap).
  */
-export function* signedBatches(log: ReplicaLog, from: VersionVector, maxBatchBytes: number): Generator<Outgoing, void, undefined> {
+export function* signedBatches(
+  log: ReplicaLog,
+  from: VersionVector,
+  maxBatchBytes: number,
+): Generator<Outgoing, void, undefined> {
   let batch: DruEvent[] = []
   let bytes = 0
   for (const page of log.eventsMissing(from, { maxBatchBytes, pageSize: 512, belowBase: 'skip' })) {
@@ -60,7 +64,9 @@ export function* bootstrapFrames(s: BootstrapServing): Generator<Outgoing, void,
   const need = Object.keys(base)
     .filter((o) => (known[o] ?? 0) < base[o]!.seq)
     .sort()
-  s.logger.info(`sync: bootstrapping ${peerId} from document snapshots (${need.length} origins below our base)`, { peer: peerId })
+  s.logger.info(`sync: bootstrapping ${peerId} from document snapshots (${need.length} origins below our base)`, {
+    peer: peerId,
+  })
   if (need.length > 0) {
     let after = ''
     for (;;) {
@@ -78,7 +84,10 @@ export function* bootstrapFrames(s: BootstrapServing): Generator<Outgoing, void,
     while (from <= to) {
       const page = log.folded(origin, from, 512)
       if (page.length === 0 || page[0]!.seq !== from) {
-        throw new DruError('NOT_SUPPORTED', `${origin}#${from} was compacted without the evidence a bootstrap needs (an older release); bootstrap ${peerId} from another peer`)
+        throw new DruError(
+          'NOT_SUPPORTED',
+          `${origin}#${from} was compacted without the evidence a bootstrap needs (an older release); bootstrap ${peerId} from another peer`,
+        )
       }
       for (const env of page) {
         if (env.seq > to) break

@@ -143,7 +143,8 @@ export class PeerProtocol {
     this.framesIn++
     this.lastFrameAt = this.#c.now()
     this.#guard(() => {
-      if (!isBinary) throw new DruError('MALFORMED', 'text frames are not part of the protocol; frames are binary msgpack')
+      if (!isBinary)
+        throw new DruError('MALFORMED', 'text frames are not part of the protocol; frames are binary msgpack')
       // Until the peer proves itself, only small handshake frames are decoded.
       const limit = this.#phase === 'open' ? this.#c.limits.maxFrameBytes : this.#c.limits.preAuthMaxFrameBytes
       // After its auth, every frame of the peer must carry the session's seal.
@@ -172,7 +173,10 @@ export class PeerProtocol {
         throw err
       }
       if (clear.type !== 'error') throw err
-      this.#c.logger.warn(`sync: ${this.peerId ?? 'peer'} reported ${clear.code} without the session's seal: ${clear.message}`, { peer: this.peerId, code: clear.code })
+      this.#c.logger.warn(
+        `sync: ${this.peerId ?? 'peer'} reported ${clear.code} without the session's seal: ${clear.message}`,
+        { peer: this.peerId, code: clear.code },
+      )
       this.close(clear.code, `peer reported (unsealed): ${clear.message}`)
       return undefined
     }
@@ -194,12 +198,15 @@ export class PeerProtocol {
     const now = this.#c.now()
     const l = this.#c.limits
     if (this.#phase !== 'open') {
-      if (now - this.createdAt > l.handshakeTimeoutMs) this.fail('HANDSHAKE_TIMEOUT', `no complete handshake within ${l.handshakeTimeoutMs} ms`)
+      if (now - this.createdAt > l.handshakeTimeoutMs)
+        this.fail('HANDSHAKE_TIMEOUT', `no complete handshake within ${l.handshakeTimeoutMs} ms`)
       return
     }
     const silent = now - this.lastFrameAt
     if (silent > l.heartbeatTimeoutMs) {
-      this.#c.logger.warn(`sync: no frame from ${this.peerId ?? '?'} for ${silent} ms; dropping the connection`, { peer: this.peerId })
+      this.#c.logger.warn(`sync: no frame from ${this.peerId ?? '?'} for ${silent} ms; dropping the connection`, {
+        peer: this.peerId,
+      })
       this.close('HEARTBEAT_TIMEOUT', `no frame for ${silent} ms`)
       return
     }
@@ -212,10 +219,16 @@ export class PeerProtocol {
     }
     const window = this.#replication.window
     if (window.inFlight > 0 && now - window.lastProgressAt > l.heartbeatTimeoutMs) {
-      this.#c.logger.warn(`sync: ${this.peerId} acknowledged nothing for ${now - window.lastProgressAt} ms with ${window.unackedBytes} bytes in flight; reconnecting`, {
-        peer: this.peerId,
-      })
-      this.close('ACK_STALL', `no ack for ${now - window.lastProgressAt} ms with ${window.unackedBytes} bytes in flight`)
+      this.#c.logger.warn(
+        `sync: ${this.peerId} acknowledged nothing for ${now - window.lastProgressAt} ms with ${window.unackedBytes} bytes in flight; reconnecting`,
+        {
+          peer: this.peerId,
+        },
+      )
+      this.close(
+        'ACK_STALL',
+        `no ack for ${now - window.lastProgressAt} ms with ${window.unackedBytes} bytes in flight`,
+      )
       return
     }
     this.#guard(() => {
@@ -240,7 +253,10 @@ export class PeerProtocol {
   /** Sends an error frame and closes. */
   fail(code: string, message: string): void {
     if (this.#phase === 'closed') return
-    this.#c.logger.warn(`sync: closing session with ${this.peerId ?? 'unknown peer'}: ${code}: ${message}`, { peer: this.peerId, code })
+    this.#c.logger.warn(`sync: closing session with ${this.peerId ?? 'unknown peer'}: ${code}: ${message}`, {
+      peer: this.peerId,
+      code,
+    })
     try {
       this.#send({ type: 'error', code, message })
     } catch {
@@ -268,9 +284,11 @@ export class PeerProtocol {
     } catch (err) {
       const code = err instanceof DruError ? err.code : 'INTERNAL'
       const message = err instanceof Error ? err.message : String(err)
-      if (!(err instanceof DruError)) this.#c.logger.error(`sync: internal error in session with ${this.peerId ?? '?'}`, { err })
+      if (!(err instanceof DruError))
+        this.#c.logger.error(`sync: internal error in session with ${this.peerId ?? '?'}`, { err })
       if (code === 'PROTOCOL_VIOLATION' || code === 'RATE_LIMITED') this.#hooks.violation?.(this, code, message)
-      if (this.wasAuthenticated && this.peerId && QUARANTINE_CODES.has(code)) this.#hooks.quarantine?.(this.peerId, code, message)
+      if (this.wasAuthenticated && this.peerId && QUARANTINE_CODES.has(code))
+        this.#hooks.quarantine?.(this.peerId, code, message)
       this.fail(code, message)
     }
   }
@@ -280,9 +298,13 @@ export class PeerProtocol {
       throw violation(`a ${frame.type} frame is not allowed ${this.#where()}`)
     }
     if (this.#phase === 'open') {
-      if (!this.#frameRate.take()) throw new DruError('RATE_LIMITED', `${this.peerId} sent frames faster than ${this.#c.limits.framesPerSecond}/s`)
+      if (!this.#frameRate.take())
+        throw new DruError('RATE_LIMITED', `${this.peerId} sent frames faster than ${this.#c.limits.framesPerSecond}/s`)
       if (COSTLY_FRAMES.has(frame.type) && !this.#costlyRate.take()) {
-        throw new DruError('RATE_LIMITED', `${this.peerId} sent ${frame.type} frames faster than ${this.#c.limits.costlyFramesPerSecond}/s`)
+        throw new DruError(
+          'RATE_LIMITED',
+          `${this.peerId} sent ${frame.type} frames faster than ${this.#c.limits.costlyFramesPerSecond}/s`,
+        )
       }
     }
     switch (frame.type) {
@@ -307,7 +329,13 @@ export class PeerProtocol {
         return
       case 'probe': {
         const state = frame.deep ? this.#c.describe?.() : undefined
-        return void this.#send({ type: 'report', id: frame.id, summary: this.#c.log.summary(), stateDigest: state?.digest ?? null, documents: state?.documents ?? null })
+        return void this.#send({
+          type: 'report',
+          id: frame.id,
+          summary: this.#c.log.summary(),
+          stateDigest: state?.digest ?? null,
+          documents: state?.documents ?? null,
+        })
       }
       case 'report':
         if (!this.#probes.delete(frame.id)) throw violation(`report ${frame.id} answers no probe we sent`)
@@ -326,12 +354,17 @@ export class PeerProtocol {
   #where(): string {
     if (this.#phase === 'hello') return 'before the hello'
     if (this.#phase === 'auth') return 'before authentication'
-    if (this.#phase === 'open') return this.#replication.bootstrapping ? 'during a bootstrap' : 'outside a bootstrap we asked for'
+    if (this.#phase === 'open')
+      return this.#replication.bootstrapping ? 'during a bootstrap' : 'outside a bootstrap we asked for'
     return 'after close'
   }
 
   #onError(code: string, message: string): void {
-    this.#c.logger.warn(`sync: ${this.peerId ?? 'peer'} reported ${code}: ${message}`, { peer: this.peerId, code, authenticated: this.wasAuthenticated })
+    this.#c.logger.warn(`sync: ${this.peerId ?? 'peer'} reported ${code}: ${message}`, {
+      peer: this.peerId,
+      code,
+      authenticated: this.wasAuthenticated,
+    })
     // Before authentication anybody could have sent it: it closes this connection and
     // changes nothing else. After, the peer proved who it is; it can only refuse itself.
     if (this.wasAuthenticated && this.peerId) {
@@ -374,7 +407,10 @@ export class PeerProtocol {
     const bytes = encodeFrame(frame)
     // Never send what a peer with our limit must refuse.
     if (bytes.byteLength > maxFrameBytes) {
-      throw new DruError('FRAME_TOO_LARGE', `a ${frame.type} frame of ${bytes.byteLength} bytes exceeds maxFrameBytes ${maxFrameBytes}`)
+      throw new DruError(
+        'FRAME_TOO_LARGE',
+        `a ${frame.type} frame of ${bytes.byteLength} bytes exceeds maxFrameBytes ${maxFrameBytes}`,
+      )
     }
     // An error before the peer is authenticated goes in the clear: it may not hold our seal key.
     const sealed = this.#handshake.sealOut && (this.#phase === 'open' || frame.type !== 'error')

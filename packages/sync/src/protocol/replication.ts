@@ -129,7 +129,9 @@ export class Replication {
       // Out of order (e.g. a stale in-flight batch): not fatal. Ask once to resend from our vector.
       if (!this.#resyncRequested) {
         this.#resyncRequested = true
-        this.#c.logger.info(`sync: gap in batch from ${this.#session.peerId}; re-requesting from our summary`, { peer: this.#session.peerId })
+        this.#c.logger.info(`sync: gap in batch from ${this.#session.peerId}; re-requesting from our summary`, {
+          peer: this.#session.peerId,
+        })
         this.#send(vvFrame(this.#c.log, false))
       }
       return undefined
@@ -171,7 +173,9 @@ export class Replication {
     this.#bootstrapping = true
     this.#bootstrapStats = { docs: 0, events: 0 }
     this.#c.log.clearStage()
-    this.#c.logger.info(`sync: ${this.#session.peerId} compacted events this DRU lacks; asking it for a bootstrap`, { peer: this.#session.peerId })
+    this.#c.logger.info(`sync: ${this.#session.peerId} compacted events this DRU lacks; asking it for a bootstrap`, {
+      peer: this.#session.peerId,
+    })
     this.#send({ type: 'bootstrap' })
   }
 
@@ -200,7 +204,8 @@ export class Replication {
     if (events.length === 0) {
       const ours = this.#c.log.vv()
       // Every envelope named an event we hold; anything else is a hole in the stream.
-      if ([...last].some(([o, s]) => (ours[o] ?? 0) < s)) throw new DruError('SEQ_GAP', 'folded envelopes start past what this DRU holds')
+      if ([...last].some(([o, s]) => (ours[o] ?? 0) < s))
+        throw new DruError('SEQ_GAP', 'folded envelopes start past what this DRU holds')
       this.#sendAck(true)
       return
     }
@@ -216,7 +221,10 @@ export class Replication {
     const stats = this.#bootstrapStats
     const peerId = this.#session.peerId
     this.#endBootstrap()
-    this.#c.logger.info(`sync: bootstrapped from ${peerId}: ${stats.docs} snapshots, ${stats.events} folded events rebuilt and verified`, { peer: peerId })
+    this.#c.logger.info(
+      `sync: bootstrapped from ${peerId}: ${stats.docs} snapshots, ${stats.events} folded events rebuilt and verified`,
+      { peer: peerId },
+    )
     this.#hooks.bootstrapped?.(this.#session, stats)
     this.#sendAck(true)
     this.pump()

@@ -73,7 +73,8 @@ export interface Wire {
   readonly bufferedAmount: number
 }
 
-export type Admission = { readonly ok: true } | { readonly ok: false; readonly code: ErrorCode; readonly message: string }
+export type Admission =
+  { readonly ok: true } | { readonly ok: false; readonly code: ErrorCode; readonly message: string }
 
 /** What the node decides and learns about sessions (registry, acks, quarantine). All optional. */
 export interface ProtocolHooks {

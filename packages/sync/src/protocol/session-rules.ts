@@ -25,7 +25,18 @@ export interface RuleState {
   readonly bootstrapping: boolean
 }
 
-const OPEN: ReadonlySet<FrameType> = new Set<FrameType>(['vv', 'expand', 'events', 'ack', 'ping', 'pong', 'probe', 'report', 'bootstrap', 'error'])
+const OPEN: ReadonlySet<FrameType> = new Set<FrameType>([
+  'vv',
+  'expand',
+  'events',
+  'ack',
+  'ping',
+  'pong',
+  'probe',
+  'report',
+  'bootstrap',
+  'error',
+])
 const BOOTSTRAP: ReadonlySet<FrameType> = new Set<FrameType>(['snapshot', 'folded', 'bootstrap-end'])
 
 /** True when a frame of `type` may arrive in `state`. */

@@ -34,18 +34,28 @@ export function vvFrame(log: ReplicaLog, full: boolean): VvFrame {
  * more of our own current origin than we wrote, and where we hold the event it names, the
  * hashes agree (a fork shows here first). Throws PROTOCOL_VIOLATION or FORK.
  */
-export function checkPeerSummary(log: ReplicaLog, publicKeys: ReadonlyMap<string, KeyObject>, frame: VvFrame, peerId: string | undefined): void {
+export function checkPeerSummary(
+  log: ReplicaLog,
+  publicKeys: ReadonlyMap<string, KeyObject>,
+  frame: VvFrame,
+  peerId: string | undefined,
+): void {
   const { vv, heads } = frame.summary.live
   const ownHead = log.vv()[log.origin] ?? 0
   for (const origin of Object.keys(vv)) {
     if (!publicKeys.has(parseOrigin(origin).druId)) throw violation(`vv names ${origin}, whose DRU is not a member`)
     const theirs = vv[origin]!
-    if (origin === log.origin && theirs > ownHead) throw violation(`vv claims ${origin}#${theirs}, beyond this process's own head #${ownHead}`)
+    if (origin === log.origin && theirs > ownHead)
+      throw violation(`vv claims ${origin}#${theirs}, beyond this process's own head #${ownHead}`)
     const held = log.hashAt(origin, theirs)
     if (held !== undefined && held !== heads[origin]) {
-      throw new DruError('FORK', `fork: ${origin}#${theirs} is ${heads[origin]!.slice(0, 12)}… at ${peerId} but ${held.slice(0, 12)}… here`, {
-        details: { origin, seq: theirs },
-      })
+      throw new DruError(
+        'FORK',
+        `fork: ${origin}#${theirs} is ${heads[origin]!.slice(0, 12)}… at ${peerId} but ${held.slice(0, 12)}… here`,
+        {
+          details: { origin, seq: theirs },
+        },
+      )
     }
   }
 }

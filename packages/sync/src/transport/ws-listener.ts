@@ -73,10 +73,17 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
   if (tls && (tls.cert === undefined) !== (tls.key === undefined)) {
     throw new DruError('CONFIG_INVALID', 'tls.cert and tls.key must be given together', { details: { field: 'tls' } })
   }
-  const server: Server = tls?.cert && tls.key ? createHttpsServer({ ...serverOptions, cert: tls.cert, key: tls.key }) : createHttpServer(serverOptions)
+  const server: Server =
+    tls?.cert && tls.key
+      ? createHttpsServer({ ...serverOptions, cert: tls.cert, key: tls.key })
+      : createHttpServer(serverOptions)
   // A stray TCP socket beyond the cap is closed by the kernel-facing server at once.
   server.maxConnections = caps.maxConnections + caps.maxHandshaking
-  const wss = new WebSocketServer({ noServer: true, maxPayload: options.preAuthMaxFrameBytes * 2, perMessageDeflate: false })
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: options.preAuthMaxFrameBytes * 2,
+    perMessageDeflate: false,
+  })
   const rate = new TokenBucket(caps.handshakesPerSecond, caps.handshakeBurst, options.now)
   let connections = 0
   let handshaking = 0
@@ -100,7 +107,10 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
     const refuse = (why: string) => {
       refused++
       options.logger.warn(`sync: refusing a connection: ${why}`, { remote: req.socket.remoteAddress })
-      if (socket.writable) socket.end(`HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: ${why.length}\r\n\r\n${why}`)
+      if (socket.writable)
+        socket.end(
+          `HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: ${why.length}\r\n\r\n${why}`,
+        )
       socket.destroy()
     }
     if (connections >= caps.maxConnections) return refuse('TOO_MANY_CONNECTIONS: connection cap reached')
@@ -129,10 +139,14 @@ export async function listen(options: ListenerOptions): Promise<Listener> {
     server.once('error', (err: NodeJS.ErrnoException) => {
       const inUse = err.code === 'EADDRINUSE'
       reject(
-        new DruError(inUse ? 'ADDRESS_IN_USE' : 'CONFIG_INVALID', `cannot listen on ${options.host}:${options.port}: ${err.message}`, {
-          cause: err,
-          details: { field: 'listen', host: options.host, port: options.port },
-        }),
+        new DruError(
+          inUse ? 'ADDRESS_IN_USE' : 'CONFIG_INVALID',
+          `cannot listen on ${options.host}:${options.port}: ${err.message}`,
+          {
+            cause: err,
+            details: { field: 'listen', host: options.host, port: options.port },
+          },
+        ),
       )
     })
     server.listen(options.port, options.host, () => resolve())

@@ -74,9 +74,14 @@ export class WsSession implements Session {
         setMaxPayload(ws, this.#sessionPayload)
       }
     })
-    ws.on('close', (code, reason) => this.protocol.close(reason.length > 0 ? reason.toString() : 'CLOSED', `socket closed (${code})`))
+    ws.on('close', (code, reason) =>
+      this.protocol.close(reason.length > 0 ? reason.toString() : 'CLOSED', `socket closed (${code})`),
+    )
     ws.on('error', (err) => {
-      const code = (err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'FRAME_TOO_LARGE' : 'CONNECTION_FAILED'
+      const code =
+        (err as { code?: string }).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
+          ? 'FRAME_TOO_LARGE'
+          : 'CONNECTION_FAILED'
       // ws would keep reading (and discarding) the rest of an oversized message while it
       // waits for the close handshake: tens of MiB for nothing. Drop the connection now.
       ws.terminate()
@@ -85,7 +90,10 @@ export class WsSession implements Session {
     if (ws.readyState === WebSocket.OPEN) this.protocol.start()
     else ws.once('open', () => this.protocol.start())
     // The tick also bounds the handshake: a peer that never completes it is dropped.
-    this.#timer = setInterval(() => this.protocol.tick(), Math.max(10, Math.min(l.heartbeatMs, l.heartbeatTimeoutMs / 2, l.handshakeTimeoutMs / 2)))
+    this.#timer = setInterval(
+      () => this.protocol.tick(),
+      Math.max(10, Math.min(l.heartbeatMs, l.heartbeatTimeoutMs / 2, l.handshakeTimeoutMs / 2)),
+    )
     this.#timer.unref()
   }
 

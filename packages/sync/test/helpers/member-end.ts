@@ -1,5 +1,16 @@
 import { createPrivateKey } from 'node:crypto'
-import { FrameSeal, PROTOCOL_VERSION, authProof, decodeFrame, encodeFrame, identityProof, newEphemeralKey, type EphemeralKey, type Frame, type Transcript } from '../../src/index.js'
+import {
+  FrameSeal,
+  PROTOCOL_VERSION,
+  authProof,
+  decodeFrame,
+  encodeFrame,
+  identityProof,
+  newEphemeralKey,
+  type EphemeralKey,
+  type Frame,
+  type Transcript,
+} from '../../src/index.js'
 
 type Hello = Extract<Frame, { type: 'hello' }>
 
@@ -24,7 +35,14 @@ export class MemberEnd {
   ) {}
 
   hello(): Hello {
-    return { type: 'hello', protocol: PROTOCOL_VERSION, druId: this.id, origin: this.origin, nonce: this.nonce, key: this.key.publicRaw }
+    return {
+      type: 'hello',
+      protocol: PROTOCOL_VERSION,
+      druId: this.id,
+      origin: this.origin,
+      nonce: this.nonce,
+      key: this.key.publicRaw,
+    }
   }
 
   /** The auth frame for this exchange, signed with `privateKeyPem` (the member's, or a wrong one). */
@@ -55,7 +73,15 @@ export class MemberEnd {
     const frame = decodeFrame(this.#sealIn ? this.#seal!.open(bytes) : bytes)
     if (frame.type === 'hello' && frame.key) {
       this.theirHello = frame
-      this.#seal = new FrameSeal({ me: this.id, peer: frame.druId, myNonce: this.nonce, peerNonce: frame.nonce, myKey: this.key, peerKey: frame.key, secret: this.secret })
+      this.#seal = new FrameSeal({
+        me: this.id,
+        peer: frame.druId,
+        myNonce: this.nonce,
+        peerNonce: frame.nonce,
+        myKey: this.key,
+        peerKey: frame.key,
+        secret: this.secret,
+      })
     }
     if (frame.type === 'auth' && this.#seal) this.#sealIn = true
     return frame

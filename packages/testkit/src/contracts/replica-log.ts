@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest'
-import { DruError, sealEvent, summaryMatches, type DruEvent, type PeerBook, type ReplicaLog, type VersionVector } from '@dru/core'
+import {
+  DruError,
+  sealEvent,
+  summaryMatches,
+  type DruEvent,
+  type PeerBook,
+  type ReplicaLog,
+  type VersionVector,
+} from '@dru/core'
 
 /** A log under test, with the two operations the port leaves to its owner. */
 export interface ReplicaLogUnderTest {
@@ -77,7 +85,10 @@ export function runReplicaLogContract(name: string, setup: ReplicaLogSetup): voi
           ['INVALID_EVENT', [{ ...e3, seq: -1 }]],
         ]
         for (const [code, batch] of cases) {
-          expect(codeOf(() => b.log.ingest(batch)), code).toBe(code)
+          expect(
+            codeOf(() => b.log.ingest(batch)),
+            code,
+          ).toBe(code)
           expect(b.log.fingerprint(), code).toEqual(before)
         }
         // A good event after a bad one in the same batch: the whole batch is refused.
@@ -92,7 +103,14 @@ export function runReplicaLogContract(name: string, setup: ReplicaLogSetup): voi
       try {
         const a = make('a')
         const [first] = a.append('d', [bytes(1)])
-        const beyond = sealEvent({ origin: a.log.origin, seq: 2, hlc: first!.hlc, docId: 'd', change: bytes(2), prev: first!.hash })
+        const beyond = sealEvent({
+          origin: a.log.origin,
+          seq: 2,
+          hlc: first!.hlc,
+          docId: 'd',
+          change: bytes(2),
+          prev: first!.hash,
+        })
         expect(codeOf(() => a.log.ingest([beyond]))).toBe('FORK')
         expect(a.log.vv()[a.log.origin]).toBe(1)
       } finally {
@@ -109,9 +127,14 @@ export function runReplicaLogContract(name: string, setup: ReplicaLogSetup): voi
         exchange(b.log, a.log)
         const remote = { [a.log.origin]: 7, [b.log.origin]: 2 }
         const batches = [...a.log.eventsMissing(remote, { maxBatchBytes: 5 })]
-        for (const batch of batches) expect(batch.reduce((n, e) => n + e.change.byteLength, 0) <= 5 || batch.length === 1).toBe(true)
+        for (const batch of batches)
+          expect(batch.reduce((n, e) => n + e.change.byteLength, 0) <= 5 || batch.length === 1).toBe(true)
         const got = batches.flat().map((e) => `${e.origin}#${e.seq}`)
-        const want = [...Array.from({ length: 13 }, (_, i) => `${a.log.origin}#${i + 8}`), `${b.log.origin}#3`, `${b.log.origin}#4`]
+        const want = [
+          ...Array.from({ length: 13 }, (_, i) => `${a.log.origin}#${i + 8}`),
+          `${b.log.origin}#3`,
+          `${b.log.origin}#4`,
+        ]
         expect(got.sort()).toEqual(want.sort())
       } finally {
         done()
@@ -189,7 +212,12 @@ export function runReplicaLogContract(name: string, setup: ReplicaLogSetup): voi
         a.log.recordPeerAck('b', { 'a/1': 5, 'b/1': 2 })
         expect(a.log.recordPeerAck('b', { 'a/1': 3, 'c/1': 1 })).toEqual({ 'a/1': 5, 'b/1': 2, 'c/1': 1 })
         a.log.recordPeer('b', { url: 'ws://127.0.0.1:1', state: 'connected' })
-        expect(a.log.peer('b')).toMatchObject({ peerId: 'b', url: 'ws://127.0.0.1:1', state: 'connected', ackedVv: { 'a/1': 5, 'b/1': 2, 'c/1': 1 } })
+        expect(a.log.peer('b')).toMatchObject({
+          peerId: 'b',
+          url: 'ws://127.0.0.1:1',
+          state: 'connected',
+          ackedVv: { 'a/1': 5, 'b/1': 2, 'c/1': 1 },
+        })
         expect(a.log.peer('nobody')).toBeUndefined()
       } finally {
         done()
