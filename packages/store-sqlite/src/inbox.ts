@@ -42,6 +42,11 @@ export { INBOX_MIGRATIONS } from './inbox-schema.js'
  * and deletes the row when the handler returns, so effect and "done" commit together:
  * a crash at any point leaves either both or neither. When the retries are used up the
  * row becomes a dead letter, kept until an operator retries or skips it.
+ *
+ * Why this file is longer than ~400 lines: it is one state machine (owed → retried →
+ * dead → retried or skipped) over one table, and each transition's SQL sits next to its
+ * guard so the exactly-once argument can be read in one place. Its vocabulary
+ * (inbox-types.ts), schema (inbox-schema.ts) and retry policy (inbox-policy.ts) are apart.
  */
 
 /** Largest page {@link Inbox.list} returns. */

@@ -1,3 +1,7 @@
+// The demo's script (`dru demo`), read top to bottom as the story it prints: start three DRUs,
+// lose a region, write on both sides of a partition, heal, then gaps, catch-up, verify,
+// conflicts, active. Longer than ~400 lines on purpose: splitting the scenes into modules
+// would hide their order, which is the point of the file.
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
