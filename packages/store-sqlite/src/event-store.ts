@@ -37,7 +37,8 @@ import {
   type WallClock,
 } from '@dru/core'
 import { FoldedLog } from './folded-log.js'
-import { Inbox, type InboxHandler, type InboxHandlerOptions } from './inbox.js'
+import { Inbox } from './inbox.js'
+import type { InboxHandler, InboxHandlerOptions } from './inbox-types.js'
 import { inboxPolicy } from './inbox-policy.js'
 import { MetaKey, MetaTable } from './meta.js'
 import { migrate } from './migrations.js'

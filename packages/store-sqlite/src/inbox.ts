@@ -15,21 +15,6 @@ import type {
   RunReport,
   InboxHost,
 } from './inbox-types.js'
-export type {
-  HandlerTx,
-  InboxHandler,
-  InboxOrder,
-  InboxHandlerOptions,
-  InboxState,
-  InboxFilter,
-  InboxEntry,
-  InboxCounts,
-  AttemptReport,
-  RetryOutcome,
-  RunReport,
-  InboxHost,
-} from './inbox-types.js'
-export { INBOX_MIGRATIONS } from './inbox-schema.js'
 
 /**
  * The inbox's bookkeeping: which application handler still owes which stored event.

@@ -35,7 +35,7 @@ export type {
   AttemptReport,
   RetryOutcome,
   RunReport,
-} from './inbox.js'
+} from './inbox-types.js'
 export {
   DEFAULT_INBOX_POLICY,
   INBOX_POLICY_FIELDS,
