@@ -234,7 +234,7 @@ export class Dru {
         // The lifecycle is driven by a 100 ms tick; a 25 ms poll adds little and needs no hook into it.
         setTimeout(check, 25).unref()
       }
-      if (typeof options.timeoutMs === 'number' && !(options.timeoutMs >= 0)) {
+      if (options.timeoutMs !== undefined && !(typeof options.timeoutMs === 'number' && options.timeoutMs >= 0)) {
         return reject(
           new DruError('INVALID_ARGUMENT', `timeoutMs must be a non-negative number (got ${options.timeoutMs})`),
         )

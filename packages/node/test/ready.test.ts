@@ -76,6 +76,7 @@ describe('dru.ready()', () => {
     const dru = await openDru({ id: 'solo', path: ':memory:' })
     expect(await codeOf(dru.ready({ state: 'ready' as never }))).toBe('INVALID_ARGUMENT')
     expect(await codeOf(dru.ready({ timeoutMs: -1 }))).toBe('INVALID_ARGUMENT')
+    expect(await codeOf(dru.ready({ timeoutMs: '100' as never }))).toBe('INVALID_ARGUMENT')
     const never = dru.ready({ state: 'isolated' })
     await dru.close()
     expect(await codeOf(never)).toBe('CLOSED')
