@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { hostname, networkInterfaces } from 'node:os'
 import { DruError } from '@dru/core'
+import { DASHBOARD_PATHS } from './admin-ui/index.js'
 
 /**
  * Who may talk to the admin API: the checks every request passes before routing (allowed
@@ -62,7 +63,9 @@ export function admitAdminRequest(
       `requests from another origin (${req.origin.slice(0, 100)}) are refused: the admin API is not for web pages`,
     )
   }
-  const needsToken = req.method === 'POST' || (!policy.loopback && !PROBES.has(req.path))
+  // The dashboard's static files hold no data (see admin-ui): a browser loads them as the probes load.
+  const needsToken =
+    req.method === 'POST' || (!policy.loopback && !PROBES.has(req.path) && !DASHBOARD_PATHS.has(req.path))
   if (needsToken && policy.token !== undefined && !tokenMatches(policy.token, req.authorization)) {
     throw new DruError(
       'UNAUTHORIZED',

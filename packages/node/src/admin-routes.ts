@@ -28,6 +28,7 @@ import {
   sendJson,
   type RequestContext,
 } from './admin-io.js'
+import { serveDashboard } from './admin-ui/index.js'
 
 /**
  * Every endpoint of the admin API, by area, and the {@link AdminSource} they serve (the port
@@ -119,6 +120,9 @@ function readRoutes(source: AdminSource): Route[] {
       const text = await source.metrics()
       send(res, 200, PROMETHEUS_CONTENT_TYPE, text)
     }),
+    route('GET', /^\/ui((?:\/[^/]+)*)$/, 'ui', async ({ req, res, params }) =>
+      serveDashboard(req, res, `/ui${params[0]}`),
+    ),
     route('GET', /^\/gaps$/, 'gaps', async ({ res }) => sendJson(res, 200, await source.gaps())),
   ]
 }
