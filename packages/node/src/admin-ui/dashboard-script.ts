@@ -30,7 +30,7 @@ export const DASHBOARD_SCRIPT = String.raw`(() => {
   const history = new Map()
   const inboundSince = new Map()
   const wasConnected = new Map()
-  const catchUps = new Map()
+  let reconciliation = null
   let polls = 0
   let renders = 0
   let failingSince = 0
@@ -155,6 +155,7 @@ export const DASHBOARD_SCRIPT = String.raw`(() => {
   }
 
   function track(status, gapsByPeer, now) {
+    const healed = []
     for (const p of status.peers) {
       const { inEvents, outEvents } = lagsOf(p, gapsByPeer.get(p.id))
       if (inEvents > 0 && p.connected) {
@@ -166,33 +167,74 @@ export const DASHBOARD_SCRIPT = String.raw`(() => {
       if (samples.length > HISTORY) samples.splice(0, samples.length - HISTORY)
       history.set(p.id, samples)
 
-      // A catch-up starts when a peer comes back (or when the page opens in the middle of
-      // one); the session's counters start with the connection, so they count since the heal.
       const before = wasConnected.get(p.id)
       wasConnected.set(p.id, p.connected)
-      const received = Math.max(0, (p.eventsIn || 0) - (p.duplicatesIn || 0))
-      let c = catchUps.get(p.id)
-      const healed = p.connected && before === false
-      const openedMidway = p.connected && before === undefined && status.state === 'catching-up' && inEvents + outEvents > 0
-      if (healed || openedMidway) {
-        c = { peer: p.id, since: p.since ? Date.parse(p.since) : now, seenHeal: healed, received: 0, toReceive: 0, sent: 0, toSend: 0, doneAt: 0 }
-        catchUps.set(p.id, c)
-      }
-      if (!c) continue
-      if (!p.connected) {
-        // Cut again before it finished: the next heal starts over.
-        if (!c.doneAt) catchUps.delete(p.id)
-        continue
-      }
-      if (c.doneAt) continue
-      c.received = received
-      c.toReceive = Math.max(c.toReceive, received + inEvents)
-      c.toSend = Math.max(c.toSend, outEvents)
-      c.sent = c.toSend - outEvents
-      c.inEvents = inEvents
-      c.outEvents = outEvents
-      if (inEvents === 0 && outEvents === 0 && ACTIVE_STATES.includes(status.state)) c.doneAt = now
+      if (p.connected && before === false) healed.push(p)
     }
+    trackReconciliation(status, gapsByPeer, healed, now)
+  }
+
+  /** New events stored from a peer's current session (its counters start with the session). */
+  function newEventsIn(p) {
+    return Math.max(0, (p.eventsIn || 0) - (p.duplicatesIn || 0))
+  }
+
+  /**
+   * Progress of the reconciliation after a heal, for this DRU as a whole. Received: new
+   * events stored from any peer since the heal (the same event from two peers counts once:
+   * the second copy is a duplicate). To receive: the largest "received + still lacking"
+   * seen, where still lacking is, per origin, the most any connected peer holds beyond us.
+   * Sent counts per peer, since each needs its own copy of what it lacked.
+   */
+  function trackReconciliation(status, gapsByPeer, healed, now) {
+    const connected = status.peers.filter((p) => p.connected)
+    const openedMidway = reconciliation === null && renders === 0 && status.state === 'catching-up'
+    const startedBy = healed.length > 0 && (reconciliation === null || reconciliation.doneAt) ? healed : openedMidway ? connected : []
+    if (startedBy.length > 0) {
+      // The heal is when the first of these sessions came up.
+      reconciliation = { since: Math.min(now, ...startedBy.map((p) => Date.parse(p.since) || now)), peers: new Map(), toReceive: 0, doneAt: 0 }
+    }
+    const r = reconciliation
+    if (r === null || r.doneAt) return
+    if (connected.length === 0) {
+      // Cut off again before it finished: the next heal starts over.
+      reconciliation = null
+      return
+    }
+    const lacking = new Map()
+    for (const p of connected) {
+      const gap = gapsByPeer.get(p.id)
+      for (const o of gap ? gap.origins : []) lacking.set(o.origin, Math.max(lacking.get(o.origin) || 0, o.weLack))
+      let peer = r.peers.get(p.id)
+      if (!peer) {
+        // A session older than the heal counted events before it: start from its count.
+        const older = p.since && Date.parse(p.since) < r.since
+        peer = { session: p.since, offset: older ? newEventsIn(p) : 0, carried: 0, toSend: 0, sent: 0, inEvents: 0, outEvents: 0 }
+        r.peers.set(p.id, peer)
+      }
+      if (p.since !== peer.session) {
+        peer.carried += peer.last - peer.offset
+        peer.offset = 0
+        peer.session = p.since
+      }
+      peer.last = newEventsIn(p)
+      peer.received = peer.carried + peer.last - peer.offset
+      const { inEvents, outEvents } = lagsOf(p, gap)
+      peer.inEvents = inEvents
+      peer.outEvents = outEvents
+      peer.toSend = Math.max(peer.toSend, outEvents)
+      peer.sent = peer.toSend - outEvents
+    }
+    const peers = [...r.peers.values()]
+    r.received = peers.reduce((n, x) => n + x.received, 0)
+    r.lacking = [...lacking.values()].reduce((n, x) => n + x, 0)
+    r.toReceive = Math.max(r.toReceive, r.received + r.lacking)
+    // A replaced session takes its counters along; what is no longer lacking has arrived.
+    r.received = Math.max(r.received, r.toReceive - r.lacking)
+    r.sent = peers.reduce((n, x) => n + x.sent, 0)
+    r.toSend = peers.reduce((n, x) => n + x.toSend, 0)
+    const outstanding = peers.reduce((n, x) => n + x.outEvents, 0)
+    if (r.lacking === 0 && outstanding === 0 && ACTIVE_STATES.includes(status.state)) r.doneAt = now
   }
 
   // ---- rendering -----------------------------------------------------------------------
@@ -215,7 +257,7 @@ export const DASHBOARD_SCRIPT = String.raw`(() => {
     byId('self-conflicts').textContent = String(status.conflictsOpen)
 
     renderPeers(status, gapsByPeer, now)
-    renderReconciliation(status, now)
+    renderReconciliation(status)
     renderConflicts(conflicts)
 
     renders += 1
@@ -267,7 +309,8 @@ export const DASHBOARD_SCRIPT = String.raw`(() => {
         membership !== 'member' ? el('span', { class: 'badge ' + membership, text: ' ' + membership }) : null,
       ]),
       el('p', { class: 'muted peer-url', text: p.url || 'dials us (no url configured)' }),
-      el('p', { class: 'peer-since', text: (p.connected ? 'connected since ' : 'disconnected since ') + sinceText(p.since, now) }),
+      // A DRU keeps no time for a session's end: the peer's last frame is when it went quiet.
+      el('p', { class: 'peer-since', text: p.connected ? 'connected since ' + sinceText(p.since, now) : p.lastSeen ? 'disconnected since ' + sinceText(p.lastSeen, now) + ', its last frame' : 'not connected since this DRU started' }),
       el('p', { class: 'peer-last-seen', text: 'last seen ' + sinceText(p.lastSeen, now) }),
       el('p', { class: 'peer-membership', text: 'membership: ' + membership }),
       p.quarantine ? el('p', { class: 'peer-quarantine problem', text: 'quarantined: ' + (p.quarantine.reason || p.quarantine.code || valueText(p.quarantine)) }) : null,
@@ -309,30 +352,21 @@ export const DASHBOARD_SCRIPT = String.raw`(() => {
     return el('div', { class: 'peer', 'data-peer': p.id, 'data-connected': String(p.connected) }, [who, lag, el('div', {}, [el('h3', { text: 'what each side lacks, by origin' }), gapView])])
   }
 
-  function renderReconciliation(status, now) {
+  function renderReconciliation(status) {
     const section = byId('reconciliation')
-    const records = [...catchUps.values()]
-    if (records.length === 0) {
-      section.hidden = true
-      return
-    }
-    section.hidden = false
-    const received = records.reduce((n, c) => n + c.received, 0)
-    const toReceive = records.reduce((n, c) => n + c.toReceive, 0)
-    const sent = records.reduce((n, c) => n + c.sent, 0)
-    const toSend = records.reduce((n, c) => n + c.toSend, 0)
-    const done = records.every((c) => c.doneAt)
-    const total = toReceive + toSend
-    const progress = total === 0 ? (done ? 1 : 0) : Math.min(1, (received + sent) / total)
-    const bar = byId('reconciliation-progress')
-    bar.value = progress
-    section.dataset.done = String(done)
-    const since = Math.min(...records.map((c) => c.since))
-    const summary = done
-      ? 'caught up at ' + clock(Math.max(...records.map((c) => c.doneAt))) + ', ' + duration(Math.max(...records.map((c) => c.doneAt)) - since) + ' after the heal: received ' + received + ' events, sent ' + sent
-      : status.state + ' since the heal at ' + clock(since) + ': received ' + received + ' of ' + toReceive + ' events, sent ' + sent + ' of ' + toSend + ' (' + Math.floor(progress * 100) + '%)'
-    byId('reconciliation-summary').textContent = summary
-    byId('reconciliation-peers').replaceChildren(...records.map((c) => el('li', { 'data-peer': c.peer, text: c.peer + ': ' + (c.doneAt ? 'caught up' : 'received ' + c.received + ' of ' + c.toReceive + ', ' + (c.inEvents || 0) + ' still lacking; sent ' + c.sent + ' of ' + c.toSend) })))
+    const r = reconciliation
+    section.hidden = r === null
+    if (r === null) return
+    const total = r.toReceive + r.toSend
+    const progress = r.doneAt ? 1 : total === 0 ? 0 : Math.min(1, (r.received + r.sent) / total)
+    byId('reconciliation-progress').value = progress
+    section.dataset.done = String(Boolean(r.doneAt))
+    byId('reconciliation-summary').textContent = r.doneAt
+      ? 'caught up at ' + clock(r.doneAt) + ', ' + duration(r.doneAt - r.since) + ' after the heal: received ' + r.received + ' events, sent ' + r.sent
+      : status.state + ' since the heal at ' + clock(r.since) + ': received ' + r.received + ' of ' + r.toReceive + ' events, sent ' + r.sent + ' of ' + r.toSend + ' (' + Math.floor(progress * 100) + '%)'
+    byId('reconciliation-peers').replaceChildren(
+      ...[...r.peers.entries()].map(([id, x]) => el('li', { 'data-peer': id, text: id + ': received ' + x.received + ', it holds ' + x.inEvents + ' more we lack; sent ' + x.sent + ' of ' + x.toSend + ' it lacked' })),
+    )
   }
 
   function renderConflicts(conflicts) {
