@@ -37,6 +37,7 @@ const packageProcessTests = [
   'packages/cli/test/inbox.test.ts',
   'packages/documents/test/compaction-crash.test.ts',
   'packages/node/test/admin-browser.test.ts',
+  'packages/node/test/admin-ui.test.ts',
   'packages/node/test/exactly-once.test.ts',
   'packages/node/test/inbox-crash.test.ts',
   'packages/store-sqlite/test/crash.test.ts',
