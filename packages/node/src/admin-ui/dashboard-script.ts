@@ -313,7 +313,7 @@ export const DASHBOARD_SCRIPT = String.raw`(() => {
       el('p', { class: 'peer-since', text: p.connected ? 'connected since ' + sinceText(p.since, now) : p.lastSeen ? 'disconnected since ' + sinceText(p.lastSeen, now) + ', its last frame' : 'not connected since this DRU started' }),
       el('p', { class: 'peer-last-seen', text: 'last seen ' + sinceText(p.lastSeen, now) }),
       el('p', { class: 'peer-membership', text: 'membership: ' + membership }),
-      p.quarantine ? el('p', { class: 'peer-quarantine problem', text: 'quarantined: ' + (p.quarantine.reason || p.quarantine.code || valueText(p.quarantine)) }) : null,
+      p.quarantine ? el('p', { class: 'peer-quarantine problem', text: 'quarantined: ' + [p.quarantine.code, p.quarantine.message].filter(Boolean).join(': ') }) : null,
       p.lastError && !p.connected ? el('p', { class: 'peer-error muted', text: 'last error: ' + p.lastError.code + ': ' + p.lastError.message }) : null,
       p.identityConflict ? el('p', { class: 'problem', text: 'runs twice: ' + p.identityConflict.origins.join(', ') }) : null,
     ])
