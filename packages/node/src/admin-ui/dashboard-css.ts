@@ -1,5 +1,5 @@
 /** The dashboard's style sheet (served as /ui/style.css; the CSP forbids inline styles). */
-export const DASHBOARD_CSS = `:root {
+export const DASHBOARD_CSS: string = `:root {
   --fg: #1d232a; --muted: #5f6b76; --line: #d5dbe1; --bg: #f6f8fa; --card: #fff;
   --ok: #2f7d4f; --warn: #a86a00; --bad: #b3261e; --info: #2a5db0;
   font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: var(--fg); background: var(--bg);

@@ -5,7 +5,7 @@ import { DASHBOARD_POLL_MS } from './dashboard-script.js'
  * Content-Security-Policy forbids both); every dynamic value is set as text by the script,
  * never as markup, since conflict values and document ids are written by applications.
  */
-export const DASHBOARD_HTML = `<!doctype html>
+export const DASHBOARD_HTML: string = `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
