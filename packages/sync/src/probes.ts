@@ -23,7 +23,8 @@ export class Probes {
   #ids = 0
 
   ask(peerId: string, session: PeerProtocol, deep: boolean, timeoutMs: number): Promise<ProbeResult> {
-    const id = (this.#ids = (this.#ids + 1) % 0xffffffff)
+    // 1 … 2³²−2: id 0 is the session's own refresh probe (REFRESH_PROBE).
+    const id = (this.#ids = (this.#ids % 0xfffffffe) + 1)
     return new Promise<ProbeResult>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id)

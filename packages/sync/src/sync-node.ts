@@ -191,6 +191,10 @@ class SyncNodeImpl extends EventEmitter implements SyncNode {
         this.emit('ack', p.peerId!, vv)
         this.#waiters.check()
       },
+      holds: (p, vv) => {
+        this.#registry.acked(p.peerId!, vv)
+        this.#waiters.check()
+      },
       quarantine: (peerId, code, message) => this.#quarantine(peerId, code, message),
       reported: (p, report) => this.#probes.answered(p, report),
       claimBootstrap: (p) => {

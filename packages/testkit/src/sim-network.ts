@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { DruError, equalFingerprints, isDruError, type DruEvent } from '@dru/core'
+import { DruError, countMissing, equalFingerprints, isDruError, type DruEvent } from '@dru/core'
 import { openDru, type Dru, type DruConfig } from '@dru/node'
 import { Rng } from './rng.js'
 import { seededKeys } from './seeded-keys.js'
@@ -299,7 +299,8 @@ export class SimNetwork {
           const moved = Object.entries(this.#sessions.lastRound).some(
             ([type, n]) => n > 0 && type !== 'ping' && type !== 'pong' && type !== 'ack',
           )
-          quiet = r.stored === 0 && !moved && this.#sessions.allOpen((a, b) => this.isUp(a, b)) ? quiet + 1 : 0
+          const open = this.#sessions.allOpen((a, b) => this.isUp(a, b))
+          quiet = r.stored === 0 && !moved && open && !this.#sessions.refreshDue() ? quiet + 1 : 0
           if (quiet === 3) return i
           continue
         }
@@ -311,6 +312,25 @@ export class SimNetwork {
       this.faults = saved
     }
     throw new Error(`network did not settle within ${maxRounds} rounds`)
+  }
+
+  /**
+   * Protocol exchange only: for each DRU and peer, the live events of the DRU that peer has
+   * not acknowledged to it (as `"a -> b: n"`; empty when every DRU could call itself caught
+   * up). A DRU stays `catching-up` while any connected peer has not acknowledged its events.
+   */
+  unacknowledged(): string[] {
+    const out: string[] = []
+    for (let i = 0; i < this.size; i++) {
+      const live = this.drus[i]!.store.summary().live.vv
+      for (let j = 0; j < this.size; j++) {
+        if (i === j) continue
+        const peer = this.drus[j]!.id
+        const n = countMissing(live, this.#sessions?.acked[i]?.get(peer) ?? {})
+        if (n > 0) out.push(`${this.drus[i]!.id} -> ${peer}: ${n}`)
+      }
+    }
+    return out
   }
 
   /** True when every pair of DRUs has equal fingerprints. */

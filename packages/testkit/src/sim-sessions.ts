@@ -97,6 +97,11 @@ export class SimSessions {
     sent: {},
     sentBy: [],
   }
+  /**
+   * What each DRU's peers acknowledged to it, by index then peer id (merged over sessions,
+   * as the node's peer book keeps it): the basis of its lifecycle's "caught up".
+   */
+  readonly acked: Array<Map<string, Record<string, number>>> = []
   /** Frames delivered in the last round, by type. */
   lastRound: Record<string, number> = {}
   readonly #drus: Dru[]
@@ -105,6 +110,8 @@ export class SimSessions {
   readonly #makeConfig: (d: Dru, i: number) => ProtocolConfig
   readonly #pipes: Pipe[] = []
   readonly #bootstrapping = new Map<number, PeerProtocol>()
+  /** DRUs that stored remote events since their sessions last acked (as the sync node tracks it). */
+  readonly #ackDue = new Set<number>()
 
   constructor(
     drus: readonly Dru[],
@@ -155,6 +162,7 @@ export class SimSessions {
       ...(options.plant === 'lack-off-by-one' && i === 0 ? { plant: options.plant } : {}),
     })
     this.#configs = drus.map((d, i) => this.#makeConfig(d, i))
+    drus.forEach((d, i) => this.#watchCommits(d, i))
     for (let a = 0; a < drus.length; a++)
       for (let b = a + 1; b < drus.length; b++) this.#pipes.push({ a, b, ends: undefined, queues: [[], []] })
   }
@@ -162,6 +170,11 @@ export class SimSessions {
   /** True while any frame is queued on a connection. */
   inFlight(): boolean {
     return this.#pipes.some((p) => p.queues[0].length > 0 || p.queues[1].length > 0)
+  }
+
+  /** True while some session would refresh what its peer holds at its next heartbeat. */
+  refreshDue(): boolean {
+    return this.#pipes.some((p) => p.ends?.some((end) => end.refreshDue) === true)
   }
 
   /** True when every pair whose link is up has an open session. */
@@ -187,9 +200,15 @@ export class SimSessions {
       for (const end of p.ends ?? []) {
         end.tick()
         end.pump()
-        end.ackNow()
       }
     }
+    // As the sync node does: after a remote commit, every session of that DRU acks what grew
+    // (not only the one that brought it). Nothing else prompts an ack between rounds.
+    for (const p of this.#pipes) {
+      if (this.#ackDue.has(p.a)) p.ends?.[0].ackNow()
+      if (this.#ackDue.has(p.b)) p.ends?.[1].ackNow()
+    }
+    this.#ackDue.clear()
     let delivered = 0
     this.lastRound = {}
     // Frames answered within the round are delivered too, up to a bound per round.
@@ -224,7 +243,24 @@ export class SimSessions {
     for (const p of this.#pipes) if ((p.a === i || p.b === i) && p.ends) this.#reset(p, 'RESTARTED')
     this.#drus[i] = dru
     this.#configs[i] = this.#makeConfig(dru, i)
+    this.#watchCommits(dru, i)
     this.#bootstrapping.delete(i)
+  }
+
+  #recordAck(me: number, peerId: string, vv: Record<string, number>): void {
+    const byPeer = (this.acked[me] ??= new Map())
+    const merged = byPeer.get(peerId) ?? {}
+    for (const [origin, seq] of Object.entries(vv)) merged[origin] = Math.max(merged[origin] ?? 0, seq)
+    byPeer.set(peerId, merged)
+  }
+
+  #watchCommits(dru: Dru, i: number): void {
+    dru.store.onCommit(
+      (_events, source) => {
+        if (source === 'remote') this.#ackDue.add(i)
+      },
+      { phase: 'notify' },
+    )
   }
 
   closeAll(): void {
@@ -282,6 +318,8 @@ export class SimSessions {
       releaseBootstrap: (s) => {
         if (this.#bootstrapping.get(me) === s) this.#bootstrapping.delete(me)
       },
+      acked: (s, vv) => this.#recordAck(me, s.peerId!, vv),
+      holds: (s, vv) => this.#recordAck(me, s.peerId!, vv),
       bootstrapped: () => this.log.bootstraps++,
       closed: (_s, reason) => {
         this.log.closes[reason.code] = (this.log.closes[reason.code] ?? 0) + 1

@@ -10,20 +10,56 @@ export class AckLedger {
   #holdings: Record<string, number> = {}
   #acked: Record<string, number> = {}
   #peerAcked: Record<string, number> = {}
+  /** Origins the peer's summary names as retired: it never acknowledges them again. */
+  #retiredThere = new Set<string>()
 
   /** What the peer holds as far as we know (a copy). */
   get holdings(): VersionVector {
     return { ...this.#holdings }
   }
 
-  /** Starts over from the peer's vv. */
-  resetHoldings(vv: VersionVector): void {
+  /** Starts over from the peer's vv (and the origins it retired). */
+  resetHoldings(vv: VersionVector, retired: readonly string[] = []): void {
     this.#holdings = { ...vv }
+    this.#retiredThere = new Set(retired)
+  }
+
+  /**
+   * The peer's fresh summary (a report to our refresh probe): raises what it holds. Only
+   * origins we hold or it named before are kept (its report cannot grow our memory), and
+   * never our own current origin beyond our head (a claim that would hold us catching up).
+   */
+  learnHoldings(vv: VersionVector, ours: VersionVector, ownOrigin: string): void {
+    for (const [origin, seq] of Object.entries(vv)) {
+      if (!Object.hasOwn(ours, origin) && !Object.hasOwn(this.#holdings, origin)) continue
+      this.raise(origin, origin === ownOrigin ? Math.min(seq, ours[origin] ?? 0) : seq)
+    }
+  }
+
+  /**
+   * True when we hold events (of our live vector `ours`) that we never told the peer we
+   * hold and do not know it holds: acks cannot say so (an ack names only what the receiver
+   * holds), so neither side would learn it. Happens when both got them by other paths.
+   */
+  untold(ours: VersionVector): boolean {
+    for (const [origin, seq] of Object.entries(ours)) {
+      if (this.#retiredThere.has(origin)) continue
+      if (seq > (this.#acked[origin] ?? 0) && seq > (this.#holdings[origin] ?? 0)) return true
+    }
+    return false
   }
 
   /** The peer sent us `origin` up to `seq`: it holds it. */
   raise(origin: string, seq: number): void {
     if ((this.#holdings[origin] ?? 0) < seq) this.#holdings[origin] = seq
+  }
+
+  /**
+   * We sent the peer `origin` up to `seq`: the frame itself tells it we hold them (it counts
+   * what a peer sent as held), so they are never acknowledged to it again.
+   */
+  sent(origin: string, seq: number): void {
+    if ((this.#acked[origin] ?? 0) < seq) this.#acked[origin] = seq
   }
 
   /**
@@ -65,5 +101,10 @@ export class AckLedger {
   /** How far the peer acknowledged `origin` in this session. */
   ackedBy(origin: string): number {
     return this.#peerAcked[origin] ?? 0
+  }
+
+  /** How far the peer holds `origin` as far as we know (said, sent or acknowledged). */
+  heldBy(origin: string): number {
+    return this.#holdings[origin] ?? 0
   }
 }

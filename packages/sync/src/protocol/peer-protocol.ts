@@ -10,6 +10,12 @@ import { vvFrame } from './summary-exchange.js'
 import { TokenBucket } from './token-bucket.js'
 
 /**
+ * The probe id a session uses for itself, to refresh what the peer holds when acks cannot
+ * tell (see `AckLedger.untold`); verification probes (`Probes`) number from 1.
+ */
+export const REFRESH_PROBE = 0
+
+/**
  * One session with one peer, as a state machine over frames: the handshake (the cluster
  * secret and the peer's own key), the summary exchange, streaming what the peer lacks in a
  * bounded window, durable acks, bootstraps with evidence, probes and heartbeats. It holds no
@@ -235,7 +241,17 @@ export class PeerProtocol {
       this.#pingN = (this.#pingN + 1) >>> 0
       this.#pingsSent++
       this.#send({ type: 'ping', n: this.#pingN })
+      // At most one refresh in flight, so at most one per heartbeat while anything stays untold.
+      if (!this.#probes.has(REFRESH_PROBE) && this.#replication.untold()) {
+        this.#probes.add(REFRESH_PROBE)
+        this.#send({ type: 'probe', id: REFRESH_PROBE, deep: false })
+      }
     })
+  }
+
+  /** True while this session would ask the peer for its summary at the next heartbeat. */
+  get refreshDue(): boolean {
+    return this.isOpen && this.#replication.untold()
   }
 
   /** Asks the peer for its summary (and state digest when `deep`); the answer goes to `hooks.reported`. */
@@ -339,6 +355,7 @@ export class PeerProtocol {
       }
       case 'report':
         if (!this.#probes.delete(frame.id)) throw violation(`report ${frame.id} answers no probe we sent`)
+        if (frame.id === REFRESH_PROBE) return this.#replication.onHoldingsReport(frame.summary.live.vv)
         return this.#hooks.reported?.(this, frame)
       case 'bootstrap':
         return this.#replication.onBootstrapRequest()

@@ -74,6 +74,23 @@ export class Replication {
     this.#sendAck(false)
   }
 
+  /**
+   * Idle, and holding events the peer may not know we hold while we do not know it holds
+   * them (see {@link AckLedger.untold}): time to ask for its summary. Never while our own
+   * stream is in flight or a bootstrap runs: those settle it themselves.
+   */
+  untold(): boolean {
+    if (!this.#gotVv || this.window.inFlight > 0 || this.#bootstrapping || this.#serving) return false
+    return this.acks.untold(this.#c.log.summary().live.vv)
+  }
+
+  /** The answer to our refresh probe: learn what the peer holds now, and ack what that lets us. */
+  onHoldingsReport(vv: VersionVector): void {
+    this.acks.learnHoldings(vv, this.#c.log.vv(), this.#c.log.origin)
+    this.#sendAck(false)
+    this.pump()
+  }
+
   // ---- the summary exchange ---------------------------------------------------------------
 
   /** Their summary: check it against our log (a fork shows here first), then stream what they lack. */
@@ -93,7 +110,10 @@ export class Replication {
     // A vv (first, expanded or re-requested) restarts streaming from exactly what they hold.
     const known: Record<string, number> = { ...vv }
     for (const r of retiredKnown ?? []) known[r.origin] = Math.max(known[r.origin] ?? 0, r.seq)
-    this.acks.resetHoldings(vv)
+    this.acks.resetHoldings(
+      vv,
+      (retiredKnown ?? []).map((r) => r.origin),
+    )
     this.window.reset(known)
     // A bootstrap being served starts over from the new vector (staging is idempotent), so
     // the peer still gets its end; otherwise streaming restarts.
@@ -140,6 +160,9 @@ export class Replication {
     }
     this.#resyncRequested = false
     for (const [origin, tip] of tips) this.acks.raise(origin, tip.seq)
+    // What it sent, it holds: frees our frames of the same events (we never ack them back).
+    this.window.acked((o) => this.acks.heldBy(o), this.#c.now(), { onlyTipped: true })
+    this.#hooks.holds?.(this.#session, Object.fromEntries([...tips].map(([origin, tip]) => [origin, tip.seq])))
     // Sent only after ingest's durable commit returned: this is what semi-sync counts.
     this.#sendAck(true)
     this.pump()
@@ -153,6 +176,9 @@ export class Replication {
     this.#hooks.acked?.(this.#session, vv)
     this.window.acked((o) => this.acks.ackedBy(o), this.#c.now())
     this.window.learn(vv)
+    // Their ack may name events they got by another path that we hold too: say we hold them,
+    // or they never learn it and stay catching-up (nothing else prompts an ack from us).
+    this.#sendAck(false)
     this.pump()
   }
 
@@ -292,5 +318,7 @@ export class Replication {
     else if (frame.type === 'folded') for (const e of frame.envelopes) tips.set(e.origin, e.seq)
     const bytes = this.#send(frame)
     this.window.sent(bytes, tips, this.#c.now())
+    // Stored events count as held by their sender (the `holds` hook); folded ones are acked.
+    if (frame.type === 'events') for (const [origin, seq] of tips) this.acks.sent(origin, seq)
   }
 }

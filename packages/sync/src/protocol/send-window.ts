@@ -44,11 +44,15 @@ export class SendWindow {
 
   /**
    * An ack arrived carrying what the peer durably holds (a delta is enough: frames are freed
-   * in order once `holds` covers their tips). Returns how many frames were freed.
+   * in order once `holds` covers their tips). Returns how many frames were freed. With
+   * `onlyTipped` (we learnt what it holds from events it sent, not from an ack), a frame
+   * without tips (a snapshot) stays: only an ack frees it.
    */
-  acked(holds: (origin: string) => number, now: number): number {
+  acked(holds: (origin: string) => number, now: number, options: { onlyTipped?: boolean } = {}): number {
     let i = 0
-    while (i < this.#frames.length && this.#frames[i]!.tips.every(([o, s]) => holds(o) >= s)) {
+    const covered = (f: InFlight) =>
+      (!options.onlyTipped || f.tips.length > 0) && f.tips.every(([o, s]) => holds(o) >= s)
+    while (i < this.#frames.length && covered(this.#frames[i]!)) {
       this.#unacked -= this.#frames[i]!.bytes
       i++
     }

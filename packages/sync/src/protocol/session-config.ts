@@ -80,7 +80,13 @@ export type Admission =
 export interface ProtocolHooks {
   /** After the peer proved the secret and its key: keep this session? (duplicates, quarantine, decommission) */
   admit?(p: PeerProtocol): Admission
+  /** The peer acknowledged holding `vv` durably. */
   acked?(p: PeerProtocol, vv: VersionVector): void
+  /**
+   * The peer proved it holds `vv` by sending it (signed events, stored here): as good as an
+   * ack, so it counts toward "caught up" and semi-sync, and the peer need not ack it back.
+   */
+  holds?(p: PeerProtocol, vv: VersionVector): void
   quarantine?(peerId: string, code: string, message: string): void
   reported?(p: PeerProtocol, report: ReportFrame): void
   /** May this session bootstrap us now (one bootstrap at a time per DRU)? Default yes. */
