@@ -23,6 +23,11 @@ export const ErrorCode = {
   CORRUPTION: 'CORRUPTION',
   /** Another process holds the database file. */
   DB_LOCKED: 'DB_LOCKED',
+  /**
+   * The database holds another DRU's events written without keys: a cluster with keys would
+   * quarantine this DRU for them (its own unsigned events it signs when it opens with keys).
+   */
+  UNSIGNED_HISTORY: 'UNSIGNED_HISTORY',
   /** A configuration field is missing or wrong; the message names it. */
   CONFIG_INVALID: 'CONFIG_INVALID',
   /**

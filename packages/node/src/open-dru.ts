@@ -1,7 +1,7 @@
 import { pino } from 'pino'
 import { DruError, parseOrigin } from '@dru/core'
 import { DocumentStore } from '@dru/documents'
-import { EventStore } from '@dru/store-sqlite'
+import { EventStore, signOwnHistory, unsignedOrigins } from '@dru/store-sqlite'
 import { signerFor, silentLogger, type Logger } from '@dru/sync'
 import { createAdminSource } from './admin-source.js'
 import { startAdminServer, type AdminServer } from './admin-http.js'
@@ -83,6 +83,8 @@ export async function openDru(config: DruConfig): Promise<Dru> {
   let admin: AdminServer | undefined
   let worker: InboxWorker | undefined
   try {
+    if (c.keys)
+      prepareSignedHistory(store, c.id, c.keys.privateKey, c.peers !== undefined || c.listen !== undefined, log)
     const documents = new DocumentStore(store, {
       ...(c.cache ? { cache: c.cache } : {}),
       ...(c.conflictPolicy ? { conflictPolicy: c.conflictPolicy } : {}),
@@ -176,4 +178,31 @@ export async function openDru(config: DruConfig): Promise<Dru> {
     store.close()
     throw err
   }
+}
+
+/**
+ * A DRU opened with keys must not carry a history its peers would refuse: its own events
+ * written without keys (a trial run alone) are signed now, with its key; another DRU's
+ * unsigned events cannot be, so a networked DRU refuses to start (UNSIGNED_HISTORY) rather
+ * than be quarantined by every peer the moment it joins.
+ */
+function prepareSignedHistory(
+  store: EventStore,
+  id: string,
+  privateKey: string,
+  networked: boolean,
+  log: Logger,
+): void {
+  const foreign = unsignedOrigins(store).filter((u) => u.druId !== id)
+  if (foreign.length > 0 && networked) {
+    const names = foreign.map((u) => `${u.origin} (up to #${u.head})`).join(', ')
+    throw new DruError(
+      'UNSIGNED_HISTORY',
+      `${store.path} holds events of other DRUs written without keys (${names}); peers with keys would quarantine this DRU for them. ` +
+        'Open each of those DRUs with its keys first (each signs its own history), then start this one from an empty database: it fetches everything again, signed.',
+      { details: { origins: foreign.map((u) => u.origin) } },
+    )
+  }
+  const signed = signOwnHistory(store, id, signerFor(privateKey))
+  if (signed > 0) log.info(`signed ${signed} events this DRU wrote without keys, so its peers accept them`, { signed })
 }

@@ -44,3 +44,5 @@ export {
   nextAttempt,
 } from './inbox-policy.js'
 export type { InboxPolicy } from './inbox-policy.js'
+export { signOwnHistory, unsignedOrigins } from './own-history.js'
+export type { HistoryStore, UnsignedOrigin } from './own-history.js'
