@@ -1,11 +1,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
+import { freePorts, until } from './helpers.js'
 
 // The files in examples/ run as a user would run them, against a cluster made by `dru init`:
 // the HTTP service writes orders (outbox in its own transaction), the reader handles each
@@ -19,22 +19,6 @@ afterEach(() => {
   for (const c of children.splice(0)) c.kill('SIGKILL')
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
 })
-
-async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: n },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve) => {
-          const s = createServer()
-          s.listen(0, '127.0.0.1', () => resolve(s))
-        }),
-    ),
-  )
-  const ports = servers.map((s) => (s.address() as { port: number }).port)
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))))
-  return ports
-}
 
 /** Runs an example; `lines` collects its stdout lines; resolves once a line matches `ready`. */
 function runExample(file: string, args: string[], ready: RegExp): Promise<{ child: ChildProcess; lines: string[] }> {
@@ -59,14 +43,6 @@ function runExample(file: string, args: string[], ready: RegExp): Promise<{ chil
     child.stderr!.on('data', (d) => (err += d))
     child.on('exit', (code) => reject(new Error(`${file} exited ${code}: ${err}`)))
   })
-}
-
-async function until(what: string, cond: () => boolean, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
 }
 
 describe('examples/', () => {
