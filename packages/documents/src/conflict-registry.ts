@@ -14,6 +14,12 @@ interface Row {
   resolved_by: string | null
 }
 
+/** Conflicts open, and resolved by `operator`, `policy`, `replicated` or `local-change`. */
+export interface ConflictCounts {
+  readonly open: number
+  readonly resolved: Readonly<Record<string, number>>
+}
+
 /** The `conflicts` table: one row per (document, path, set of concurrent op ids). */
 export class ConflictRegistry {
   readonly #stmt
@@ -34,6 +40,9 @@ export class ConflictRegistry {
       openDocs: db.prepare(`select distinct doc_id from conflicts where status = 'open'`).pluck(),
       list: db.prepare('select * from conflicts where id > ? order by id limit ?'),
       listStatus: db.prepare('select * from conflicts where status = ? and id > ? order by id limit ?'),
+      counts: db.prepare(
+        'select status, resolved_by as "by", count(*) as n from conflicts group by status, resolved_by',
+      ),
     }
   }
 
@@ -67,6 +76,16 @@ export class ConflictRegistry {
 
   openForDoc(docId: string): Conflict[] {
     return (this.#stmt.openForDoc.all(docId) as Row[]).map(toConflict)
+  }
+
+  /** How many conflicts are open, and how many were resolved by whom (one grouped count). */
+  counts(): ConflictCounts {
+    const out = { open: 0, resolved: {} as Record<string, number> }
+    for (const r of this.#stmt.counts.all() as Array<{ status: string; by: string | null; n: number }>) {
+      if (r.status === 'open') out.open += r.n
+      else out.resolved[r.by ?? 'unknown'] = (out.resolved[r.by ?? 'unknown'] ?? 0) + r.n
+    }
+    return out
   }
 
   openDocIds(): string[] {

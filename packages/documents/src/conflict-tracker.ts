@@ -4,7 +4,7 @@ import type { EventStore } from '@dru/store-sqlite'
 import { originForActor, parseOpId } from './actor.js'
 import type { AnyDoc } from './doc-cache.js'
 import { chooseWinner, type Conflict, type ConflictPolicy, type ConflictValue } from './conflict-policy.js'
-import { ConflictRegistry } from './conflict-registry.js'
+import { ConflictRegistry, type ConflictCounts } from './conflict-registry.js'
 import { conflictAt, valueAt, writable, type FoundConflict, type Path } from './conflict-scan.js'
 
 /** A map or list of a document being changed, as the resolution writes into it. */
@@ -61,6 +61,10 @@ export class ConflictTracker {
 
   get(id: number): Conflict | undefined {
     return this.#registry.get(id)
+  }
+
+  counts(): ConflictCounts {
+    return this.#registry.counts()
   }
 
   /** An operator settles a conflict by writing `value` at its path (an ordinary change). */

@@ -20,6 +20,7 @@ import { ActorSeqs, checkChanges } from './change-validation.js'
 import { plainValue } from './canonical.js'
 import { compactDocuments, type CompactOptions, type CompactProgress, type CompactResult } from './compaction.js'
 import type { Conflict, ConflictPolicy } from './conflict-policy.js'
+import type { ConflictCounts } from './conflict-registry.js'
 import { ConflictTracker } from './conflict-tracker.js'
 import { clusterDigest, digestOf, headsOf, type DocumentDigest } from './digest.js'
 import { DocCache, type AnyDoc } from './doc-cache.js'
@@ -281,6 +282,11 @@ export class DocumentStore {
   listConflicts(status: 'open' | 'resolved' | 'all' = 'open'): Conflict[] {
     this.scanConflicts()
     return this.#conflicts.list(status)
+  }
+
+  /** Open conflicts and resolved ones by who resolved them (cold documents are not scanned first). */
+  conflictCounts(): ConflictCounts {
+    return this.#conflicts.counts()
   }
 
   getConflict(id: number): Conflict | undefined {

@@ -63,6 +63,8 @@ export interface StatusJson {
   }
   readonly peers: readonly PeerStatusJson[]
   readonly conflictsOpen: number
+  /** Conflicts resolved so far, by who settled them (`policy`, `operator`, `replicated`, `local-change`). */
+  readonly conflictsResolved?: Readonly<Record<string, number>>
   /** False while a restored DRU refuses writes until its own origin is back. */
   readonly writable?: boolean
   /** Stored remote events whose clock ran beyond maxClockSkewMs. */

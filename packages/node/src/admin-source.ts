@@ -86,6 +86,8 @@ export function createAdminSource({ dru, network, metrics, now }: AdminSourcePar
       )
       const open = dru.conflicts.list('open').length
       metrics.conflictsOpen.set(open)
+      const resolved = dru.conflicts.counts().resolved
+      for (const [by, n] of Object.entries(resolved)) metrics.conflictsResolved.set({ by }, n)
       const isolated = dru.isolatedDocuments()
       metrics.isolatedDocuments.set(isolated.count)
       const rejected = dru.documents.rejectedChanges(10)
@@ -108,6 +110,7 @@ export function createAdminSource({ dru, network, metrics, now }: AdminSourcePar
         },
         peers,
         conflictsOpen: open,
+        conflictsResolved: resolved,
         writable: !(network?.restore.restoring ?? false),
         skewedEvents: dru.store.skewedEvents,
         ...(staleCopy ? { staleCopy } : {}),
@@ -134,6 +137,7 @@ export function createAdminSource({ dru, network, metrics, now }: AdminSourcePar
     async metrics() {
       network?.refreshPeerMetrics()
       metrics.conflictsOpen.set(dru.conflicts.list('open').length)
+      for (const [by, n] of Object.entries(dru.conflicts.counts().resolved)) metrics.conflictsResolved.set({ by }, n)
       metrics.isolatedDocuments.set(dru.isolatedDocuments().count)
       metrics.changesRejected.set(dru.documents.rejectedChanges(0).count)
       metrics.logEvents.set(dru.store.count())

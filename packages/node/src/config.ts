@@ -4,6 +4,12 @@ import { INBOX_POLICY_FIELDS, checkInboxPolicy, type Durability, type InboxPolic
 import { isLoopbackHost } from './admin-guard.js'
 
 /**
+ * The conflict policy when the config names none: `manual`, every conflict open for review
+ * (why not an automatic one yet: docs/ARCHITECTURE.md, *Conflicts*).
+ */
+export const DEFAULT_CONFLICT_POLICY: ConflictPolicy = 'manual'
+
+/**
  * Ed25519 keys in PEM, inline or as files (`dru init` writes files): our private key
  * (PKCS#8) as `privateKey` or `privateKeyFile` (mode 0600), and every member's public key
  * (SPKI) as a map of PEMs, a map of files, and/or a folder of `<dru-id>.pub` files.
@@ -26,7 +32,10 @@ export interface DruConfig {
   durability?: Durability
   /** Document cache bounds. Default `{ maxDocs: 10000 }`. */
   cache?: CacheLimits
-  /** How conflicts are settled. Default `manual`. */
+  /**
+   * How conflicts are settled. Default {@link DEFAULT_CONFLICT_POLICY} (`manual`: open for an
+   * operator); `newest-hlc-wins`, `{ priority }` or a function settle them, each journaled.
+   */
   conflictPolicy?: ConflictPolicy
   /** Wall clock (ms) for HLCs and timestamps; injectable for tests. */
   now?: () => number

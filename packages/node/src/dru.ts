@@ -7,7 +7,7 @@ import {
   type Fingerprint,
   type Lifecycle,
 } from '@dru/core'
-import type { ChangeFn, Conflict, DocumentDigest, DocumentStore } from '@dru/documents'
+import type { ChangeFn, Conflict, ConflictCounts, DocumentDigest, DocumentStore } from '@dru/documents'
 import { storageError, type EventStore, type HandlerTx, type InboxOrder } from '@dru/store-sqlite'
 import { compactionFloor, runCompaction, type CompactReport, type CompactionFloor } from './compaction.js'
 import { createDruInbox, type DruInbox } from './inbox-api.js'
@@ -85,6 +85,8 @@ export interface DruConflicts {
   /** Open conflicts (or all / resolved), oldest first. */
   list(status?: 'open' | 'resolved' | 'all'): Conflict[]
   get(id: number): Conflict | undefined
+  /** How many are open, and how many were resolved by whom (the policy's resolutions are journaled as `policy`). */
+  counts(): ConflictCounts
   /** Writes `value` at the conflict's path as a new change, which replicates like any other. */
   resolve(id: number, value: unknown): Promise<ChangeResult>
 }
@@ -156,6 +158,7 @@ export class Dru {
     this.conflicts = {
       list: (status = 'open') => this.#guard(() => documents.listConflicts(status)),
       get: (id) => this.#guard(() => documents.getConflict(id)),
+      counts: () => this.#guard(() => documents.conflictCounts()),
       resolve: async (id, value) =>
         this.#guard(() => {
           this.#writeGuard?.()

@@ -42,6 +42,8 @@ export interface DruMetrics {
   readonly lifecycleTransitions: Counter<'from' | 'to'>
   /** Conflicts waiting for review. */
   readonly conflictsOpen: Gauge
+  /** Conflicts resolved, by who settled them. */
+  readonly conflictsResolved: Gauge<'by'>
   /** Forks seen (two events claiming one `(origin, seq)`), by the peer that offered them. */
   readonly forks: Counter<'peer'>
   /** Peers quarantined (fork or forgery). */
@@ -169,6 +171,12 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
   const conflictsOpen = new Gauge({
     name: 'dru_conflicts_open',
     help: 'Concurrent edits waiting for review.',
+    registers,
+  })
+  const conflictsResolved = new Gauge({
+    name: 'dru_conflicts_resolved',
+    help: 'Conflicts resolved so far, by who settled them: policy (the conflict policy, journaled), operator, replicated (a change from elsewhere), local-change.',
+    labelNames: ['by'] as const,
     registers,
   })
   const forks = new Counter({
@@ -326,6 +334,7 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
     lifecycleState,
     lifecycleTransitions,
     conflictsOpen,
+    conflictsResolved,
     forks,
     quarantines,
     clockSkewAlarms,

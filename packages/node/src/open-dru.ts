@@ -5,7 +5,7 @@ import { EventStore, signOwnHistory, unsignedOrigins } from '@dru/store-sqlite'
 import { signerFor, silentLogger, type Logger } from '@dru/sync'
 import { createAdminSource } from './admin-source.js'
 import { startAdminServer, type AdminServer } from './admin-http.js'
-import type { DruConfig } from './config.js'
+import { DEFAULT_CONFLICT_POLICY, type DruConfig } from './config.js'
 import { resolveConfig } from './config-files.js'
 import { Dru, standaloneLifecycle } from './dru.js'
 import { watchInbox } from './inbox-watch.js'
@@ -87,7 +87,7 @@ export async function openDru(config: DruConfig): Promise<Dru> {
       prepareSignedHistory(store, c.id, c.keys.privateKey, c.peers !== undefined || c.listen !== undefined, log)
     const documents = new DocumentStore(store, {
       ...(c.cache ? { cache: c.cache } : {}),
-      ...(c.conflictPolicy ? { conflictPolicy: c.conflictPolicy } : {}),
+      conflictPolicy: c.conflictPolicy ?? DEFAULT_CONFLICT_POLICY,
       now,
       onError: (err) =>
         log.error('documents: work after a commit failed', {
