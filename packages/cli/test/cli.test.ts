@@ -61,6 +61,7 @@ function fakeSource() {
   let state: LifecycleState = 'catching-up'
   const source: AdminSource = {
     state: () => state,
+    readyWeight: () => (state === 'active' ? 100 : 0),
     status: () => ({
       id: 'eu-west-1',
       origin: 'eu-west-1/1',

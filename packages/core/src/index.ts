@@ -76,6 +76,8 @@ export type {
 } from './ports.js'
 export { pack, unpack } from './codec.js'
 export type { LifecycleTransition, LifecycleOptions, Lifecycle } from './lifecycle.js'
+export { DEFAULT_RAMP, checkRamp, readyWeight } from './ramp.js'
+export type { RampOptions } from './ramp.js'
 export {
   LifecycleState,
   LifecycleSignal,

@@ -53,6 +53,8 @@ export interface StatusJson {
   readonly state: LifecycleState
   /** ISO time the current state was entered. */
   readonly since: string
+  /** Readiness weight in percent: 0 unless active, then ramping to 100 (the `ramp` config). */
+  readonly readyWeight?: number
   /** Short fingerprint digest plus the version vector (and heads, if the source adds them). */
   readonly fingerprint: {
     readonly digest: string

@@ -46,6 +46,8 @@ import { serveDashboard } from './admin-ui/index.js'
  * picks the HTTP status. Optional operations answer 501 `NOT_SUPPORTED` when absent.
  */
 export interface AdminSource {
+  /** Readiness weight in percent (`/readyz`); cheap and synchronous. */
+  readyWeight(): number
   /** Current lifecycle state (drives `/readyz`); must be cheap and synchronous. */
   state(): LifecycleState
   status(): StatusJson | Promise<StatusJson>
@@ -113,7 +115,7 @@ function readRoutes(source: AdminSource): Route[] {
     route('GET', /^\/readyz$/, 'readyz', async ({ res }) => {
       const state = source.state()
       const ready = isReady(state)
-      sendJson(res, ready ? 200 : 503, { ready, state })
+      sendJson(res, ready ? 200 : 503, { ready, state, weight: source.readyWeight() })
     }),
     route('GET', /^\/status$/, 'status', async ({ res }) => sendJson(res, 200, await source.status())),
     route('GET', /^\/metrics$/, 'metrics', async ({ res }) => {

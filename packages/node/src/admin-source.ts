@@ -1,4 +1,11 @@
-import { countMissing, DruError, fingerprintDigest, type LifecycleState } from '@dru/core'
+import {
+  countMissing,
+  DruError,
+  fingerprintDigest,
+  readyWeight,
+  type LifecycleState,
+  type RampOptions,
+} from '@dru/core'
 import type { Conflict } from '@dru/documents'
 import type { PeerStatus } from '@dru/sync'
 import type { ConflictJson, GapsJson, PeerStatusJson, StatusJson, VerifyJson } from './admin-api.js'
@@ -70,13 +77,20 @@ export interface AdminSourceParts {
   readonly network: Network | undefined
   readonly metrics: DruMetrics
   readonly now: () => number
+  readonly ramp: RampOptions
 }
 
 /** Adapts a running DRU to the admin HTTP server: what `/status`, `/gaps`, `/verify` and the CLI show. */
-export function createAdminSource({ dru, network, metrics, now }: AdminSourceParts): AdminSource {
+export function createAdminSource({ dru, network, metrics, now, ramp }: AdminSourceParts): AdminSource {
   const state = (): LifecycleState => dru.state()
+  const weight = (): number => {
+    const w = readyWeight(dru.state(), dru.stateSince(), now(), ramp)
+    metrics.readyWeight.set(w)
+    return w
+  }
   return {
     state,
+    readyWeight: weight,
     status(): StatusJson {
       const summary = dru.store.summary()
       const live = summary.live.vv
@@ -100,6 +114,7 @@ export function createAdminSource({ dru, network, metrics, now }: AdminSourcePar
         origin: dru.store.origin,
         state: state(),
         since: new Date(dru.stateSince()).toISOString(),
+        readyWeight: weight(),
         // The digest covers the whole log (retired origins too), so equal digests mean equal logs
         // whatever each DRU has compacted; vv and heads list the live origins only.
         fingerprint: {
@@ -137,6 +152,7 @@ export function createAdminSource({ dru, network, metrics, now }: AdminSourcePar
     async metrics() {
       network?.refreshPeerMetrics()
       metrics.conflictsOpen.set(dru.conflicts.list('open').length)
+      weight()
       for (const [by, n] of Object.entries(dru.conflicts.counts().resolved)) metrics.conflictsResolved.set({ by }, n)
       metrics.isolatedDocuments.set(dru.isolatedDocuments().count)
       metrics.changesRejected.set(dru.documents.rejectedChanges(0).count)

@@ -1,4 +1,4 @@
-import { DruError, parseDruId } from '@dru/core'
+import { checkRamp, DruError, parseDruId } from '@dru/core'
 import { checkConflictPolicy, type CacheLimits, type ConflictPolicy } from '@dru/documents'
 import { INBOX_POLICY_FIELDS, checkInboxPolicy, type Durability, type InboxPolicy } from '@dru/store-sqlite'
 import { isLoopbackHost } from './admin-guard.js'
@@ -37,6 +37,12 @@ export interface DruConfig {
    * operator); `newest-hlc-wins`, `{ priority }` or a function settle them, each journaled.
    */
   conflictPolicy?: ConflictPolicy
+  /**
+   * The readiness weight after the DRU becomes `active` (`/readyz` `weight`, `/status`
+   * `readyWeight`, `dru_ready_weight`): from `startPercent` (default 10) to 100 over `windowMs`
+   * (default 300,000), for a load balancer returning traffic gradually.
+   */
+  ramp?: { startPercent?: number; windowMs?: number }
   /** Wall clock (ms) for HLCs and timestamps; injectable for tests. */
   now?: () => number
   /**
@@ -131,6 +137,7 @@ export const CONFIG_FIELDS: Record<string, { required: boolean; check: FieldChec
     },
   },
   conflictPolicy: { required: false, check: checkConflictPolicy },
+  ramp: { required: false, check: checkRamp },
   now: {
     required: false,
     check: (v) => (typeof v === 'function' ? undefined : `must be a function returning milliseconds (got ${show(v)})`),

@@ -42,6 +42,8 @@ export interface DruMetrics {
   readonly lifecycleTransitions: Counter<'from' | 'to'>
   /** Conflicts waiting for review. */
   readonly conflictsOpen: Gauge
+  /** Readiness weight in percent (see the `ramp` config). */
+  readonly readyWeight: Gauge
   /** Conflicts resolved, by who settled them. */
   readonly conflictsResolved: Gauge<'by'>
   /** Forks seen (two events claiming one `(origin, seq)`), by the peer that offered them. */
@@ -171,6 +173,11 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
   const conflictsOpen = new Gauge({
     name: 'dru_conflicts_open',
     help: 'Concurrent edits waiting for review.',
+    registers,
+  })
+  const readyWeight = new Gauge({
+    name: 'dru_ready_weight',
+    help: 'Share of traffic this DRU is ready for, in percent: 0 unless active, then ramping from ramp.startPercent to 100 over ramp.windowMs.',
     registers,
   })
   const conflictsResolved = new Gauge({
@@ -335,6 +342,7 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
     lifecycleTransitions,
     conflictsOpen,
     conflictsResolved,
+    readyWeight,
     forks,
     quarantines,
     clockSkewAlarms,

@@ -1,5 +1,5 @@
 import { pino } from 'pino'
-import { DruError, parseOrigin } from '@dru/core'
+import { DEFAULT_RAMP, DruError, parseOrigin } from '@dru/core'
 import { DocumentStore } from '@dru/documents'
 import { EventStore, signOwnHistory, unsignedOrigins } from '@dru/store-sqlite'
 import { signerFor, silentLogger, type Logger } from '@dru/sync'
@@ -151,7 +151,7 @@ export async function openDru(config: DruConfig): Promise<Dru> {
         : {}),
     })
     if (c.admin !== undefined) {
-      const source = createAdminSource({ dru, network: net, metrics, now })
+      const source = createAdminSource({ dru, network: net, metrics, now, ramp: { ...DEFAULT_RAMP, ...c.ramp } })
       admin = await startAdminServer({
         host: c.admin.host ?? '127.0.0.1',
         port: c.admin.port ?? 0,

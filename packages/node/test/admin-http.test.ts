@@ -33,6 +33,7 @@ function fakeSource(metrics: DruMetrics) {
       state = s
     },
     state: () => state,
+    readyWeight: () => (state === 'active' ? 40 : 0),
     status: () => ({
       id: 'eu-west-1',
       origin: 'eu-west-1/1',
@@ -150,12 +151,12 @@ describe('admin HTTP', () => {
       fake.source.setState(s)
       const r = await call(server, 'GET', '/readyz')
       expect(r.status).toBe(503)
-      expect(r.json).toEqual({ ready: false, state: s })
+      expect(r.json).toEqual({ ready: false, state: s, weight: 0 })
     }
     fake.source.setState('active')
     const r = await call(server, 'GET', '/readyz')
     expect(r.status).toBe(200)
-    expect(r.json).toEqual({ ready: true, state: 'active' })
+    expect(r.json).toEqual({ ready: true, state: 'active', weight: 40 })
   })
 
   it('/status returns the source status as JSON', async () => {

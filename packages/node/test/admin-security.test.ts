@@ -57,6 +57,7 @@ function countingSource() {
   const calls: string[] = []
   const source: AdminSource = {
     state: () => 'active',
+    readyWeight: () => 100,
     status: () => ({
       id: 'x',
       origin: 'x/1',

@@ -18,6 +18,9 @@ import { renderConflictList } from '../commands/conflicts.js'
 import { renderGaps } from '../commands/gaps.js'
 import { formatCount, renderTable } from '../render.js'
 
+/** The demo's readiness ramp: short, so the report shows it part-way. */
+const RAMP_WINDOW_MS = 20_000
+
 /** The three regions of the demo, in the order they are started. */
 const REGIONS = ['us-east', 'eu-west', 'ap-south'] as const
 type Region = (typeof REGIONS)[number]
@@ -123,6 +126,8 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
         secret,
         keys: { privateKey: keys[u.id]!.privateKey, publicKeys },
         sync: { heartbeatMs: 200, heartbeatTimeoutMs: 1_000, startupGraceMs: 1_500 },
+        // Short enough to watch within the demo (the default is 10 % → 100 % over five minutes).
+        ramp: { startPercent: 10, windowMs: RAMP_WINDOW_MS },
         log: 'json',
       }
       writeFileSync(u.configPath, JSON.stringify(config, null, 2))
@@ -326,6 +331,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
       `  events exchanged in reconciliation: ${formatCount(exchanged)}; time to converge after the heal: ${convergeMs} ms`,
     )
     out(`  conflicts found: ${found.length}; resolved by an operator: ${resolved}`)
+    out(
+      `  traffic ramp (readiness weight in /readyz, 10 % → 100 % over ${RAMP_WINDOW_MS / 1000} s after becoming active): ` +
+        final
+          .map(
+            (s) =>
+              `${s.id} ${s.readyWeight ?? '?'} % (active ${Math.round((Date.now() - Date.parse(s.since)) / 1000)} s)`,
+          )
+          .join(', '),
+    )
     out(
       `  ${converged ? 'CONVERGED: equal fingerprints, equal documents, every DRU active' : 'NOT CONVERGED'} (total ${elapsed()})`,
     )
