@@ -3,6 +3,16 @@ import { checkConflictPolicy, type CacheLimits, type ConflictPolicy } from '@dru
 import { INBOX_POLICY_FIELDS, checkInboxPolicy, type Durability, type InboxPolicy } from '@dru/store-sqlite'
 import { isLoopbackHost } from './admin-guard.js'
 
+/** The `sync` config's fields: all non-negative integers (milliseconds, or events for the slack). */
+const SYNC_FIELDS = [
+  'heartbeatMs',
+  'heartbeatTimeoutMs',
+  'startupGraceMs',
+  'slackEvents',
+  'reconnectBaseMs',
+  'reconnectMaxMs',
+]
+
 /**
  * The conflict policy when the config names none: `manual`, every conflict open for review
  * (why not an automatic one yet: docs/ARCHITECTURE.md, *Conflicts*).
@@ -72,7 +82,15 @@ export interface DruConfig {
   /** Optional TLS for `wss://` (PEM strings). */
   tls?: { cert?: string; key?: string; ca?: string | string[] }
   /** Sync timing: heartbeatMs, heartbeatTimeoutMs, startupGraceMs, slackEvents. */
-  sync?: { heartbeatMs?: number; heartbeatTimeoutMs?: number; startupGraceMs?: number; slackEvents?: number }
+  sync?: {
+    heartbeatMs?: number
+    heartbeatTimeoutMs?: number
+    startupGraceMs?: number
+    slackEvents?: number
+    /** Redial backoff after a failed dial or a dropped session: first delay and cap (ms; defaults 100 and 1,000). */
+    reconnectBaseMs?: number
+    reconnectMaxMs?: number
+  }
   /** Start in restore mode: no writes until our earlier events are back from a peer (`dru restore`). */
   restore?: boolean
   /** Accept writes while restoring (operator override; forks stay impossible, reads may be stale). */
@@ -201,10 +219,9 @@ export const CONFIG_FIELDS: Record<string, { required: boolean; check: FieldChec
     required: false,
     check: (v) => {
       if (v === null || typeof v !== 'object' || Array.isArray(v))
-        return 'must be an object { heartbeatMs?, heartbeatTimeoutMs?, startupGraceMs?, slackEvents? }'
+        return `must be an object { ${SYNC_FIELDS.map((f) => `${f}?`).join(', ')} }`
       for (const [k, x] of Object.entries(v)) {
-        if (!['heartbeatMs', 'heartbeatTimeoutMs', 'startupGraceMs', 'slackEvents'].includes(k))
-          return `has an unknown field "${k}"`
+        if (!SYNC_FIELDS.includes(k)) return `has an unknown field "${k}"`
         if (!(typeof x === 'number' && Number.isInteger(x) && x >= 0))
           return `.${k} must be a non-negative integer (got ${show(x)})`
       }

@@ -37,6 +37,9 @@ export interface NetworkConfig {
     startupGraceMs?: number
     /** Unacknowledged live events tolerated when deciding "caught up". Default 1000. */
     slackEvents?: number
+    /** Redial backoff bounds (ms); defaults in @dru/sync's backoff (100 and 1,000). */
+    reconnectBaseMs?: number
+    reconnectMaxMs?: number
   }
 }
 
@@ -179,6 +182,14 @@ export class Network implements OperationPeers {
       ...(config.sync?.heartbeatMs ? { heartbeatMs: config.sync.heartbeatMs } : {}),
       ...(config.sync?.heartbeatTimeoutMs ? { heartbeatTimeoutMs: config.sync.heartbeatTimeoutMs } : {}),
       ...(config.sync?.rates ? { rates: config.sync.rates } : {}),
+      ...(config.sync?.reconnectBaseMs !== undefined || config.sync?.reconnectMaxMs !== undefined
+        ? {
+            backoff: {
+              ...(config.sync.reconnectBaseMs !== undefined ? { baseMs: config.sync.reconnectBaseMs } : {}),
+              ...(config.sync.reconnectMaxMs !== undefined ? { maxMs: config.sync.reconnectMaxMs } : {}),
+            },
+          }
+        : {}),
       ...(config.sync?.listenerCaps ? { listenerCaps: config.sync.listenerCaps } : {}),
       logger: deps.log,
       now: deps.now,

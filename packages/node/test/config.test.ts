@@ -24,6 +24,9 @@ const BAD: Array<[string, unknown]> = [
   ['conflictPolicy', { priority: [1] }],
   ['now', 123],
   ['maxClockSkewMs', 0],
+  ['sync', { reconnectMaxMs: -1 }],
+  ['sync', { reconnectMs: 5 }],
+  ['ramp', { startPercent: 150 }],
   ['maxClockSkewMs', 'soon'],
   ['listenn', { port: 1 }],
   ['inbox', { retries: 3 }],
@@ -58,6 +61,7 @@ describe('config validation at open', () => {
       conflictPolicy: { priority: ['eu-west-1'] },
       now: () => 1_700_000_000_000,
       maxClockSkewMs: 5000,
+      ramp: { startPercent: 25, windowMs: 60_000 },
       inbox: {
         immediateRetries: 0,
         delayedRetries: 3,
@@ -68,6 +72,9 @@ describe('config validation at open', () => {
       },
     })
     await dru.close()
+    expect(() =>
+      validateConfig({ ...good, sync: { reconnectBaseMs: 50, reconnectMaxMs: 2_000, slackEvents: 0 } }),
+    ).not.toThrow()
     expect(() => validateConfig(null)).toThrow(/config must be an object/)
   })
 })

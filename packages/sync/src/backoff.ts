@@ -5,7 +5,11 @@
 export interface BackoffOptions {
   /** First delay (ms). Default 100. */
   baseMs?: number
-  /** Largest delay (ms). Default 10 000. */
+  /**
+   * Largest delay (ms). Default 1 000: after a partition heals a DRU must be back within a
+   * second, not after a backoff that grew while the other side refused connections (a refused
+   * dial costs next to nothing; one held open is cut by the handshake timeout).
+   */
   maxMs?: number
   /** Growth per failed attempt. Default 2. */
   factor?: number
@@ -16,7 +20,7 @@ export interface BackoffOptions {
 /** Delay before attempt `attempt` (0-based), given a random number in [0, 1). */
 export function backoffDelay(attempt: number, random: () => number, options: BackoffOptions = {}): number {
   const base = options.baseMs ?? 100
-  const max = options.maxMs ?? 10_000
+  const max = options.maxMs ?? 1_000
   const factor = options.factor ?? 2
   const jitter = Math.min(1, Math.max(0, options.jitter ?? 0.5))
   const ceiling = Math.min(max, base * factor ** Math.min(attempt, 60))

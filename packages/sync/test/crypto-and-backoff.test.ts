@@ -91,6 +91,9 @@ describe('backoff', () => {
     )
     const noJitter = (n: number) => backoffDelay(n, () => 0.5, { baseMs: 100, maxMs: 10_000, jitter: 0 })
     expect([0, 1, 2, 3, 10].map(noJitter)).toEqual([100, 200, 400, 800, 10_000])
+    // The defaults: back within a second after a heal, however long the peer refused dials.
+    expect(backoffDelay(40, () => 0.999)).toBeLessThanOrEqual(1_000)
+    expect(backoffDelay(0, () => 0)).toBe(50)
   })
   it('uses the injected randomness (different draws spread the delays)', () => {
     expect(backoffDelay(3, () => 0)).not.toBe(backoffDelay(3, () => 0.99))
