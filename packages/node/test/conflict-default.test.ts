@@ -1,23 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { LinkProxy } from '@dru/testkit'
 import { generateKeys, openDru, runtimeOf, type Dru, type DruConfig } from '../src/index.js'
+import { closedAfterEach, until } from './fixtures/wait.js'
 
 // newest-hlc-wins settles a conflict the same way on every DRU and journals it (both values,
 // writers, the winner, resolvedBy: policy, /status and the gauge); with no policy in the
 // config (the default, manual) the same conflict stays open for an operator.
 
-const cleanups: Array<() => unknown> = []
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!()
-})
-
-async function until(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
+const cleanups = closedAfterEach()
 
 type Order = { status?: string }
 

@@ -1,23 +1,13 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { LinkProxy } from '@dru/testkit'
 import { generateKeys, openDru, runtimeOf, type Dru } from '../src/index.js'
+import { closedAfterEach, until } from './fixtures/wait.js'
 
 // After a heal with no further writes, every DRU must reach `active`: "caught up" needs each
 // peer to acknowledge what we hold, and a peer that got those events straight from their
 // origin (not from us) used to never say so. slackEvents 0 makes one missing ack visible.
 
-const cleanups: Array<() => unknown> = []
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!()
-})
-
-async function until(what: string, check: () => boolean, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
+const cleanups = closedAfterEach()
 
 describe('lifecycle after a heal', () => {
   it('a DRU cut off from both peers while one of them wrote becomes active again, and so do its peers', async () => {

@@ -1,25 +1,15 @@
 import fc from 'fast-check'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { LifecycleState, checkRamp, readyWeight } from '@dru/core'
 import { LinkProxy } from '@dru/testkit'
 import { generateKeys, openDru, runtimeOf, type Dru } from '../src/index.js'
+import { closedAfterEach, until } from './fixtures/wait.js'
 
 // The readiness weight a load balancer follows after a DRU rejoins: 0 unless active, then from
 // ramp.startPercent to 100 over ramp.windowMs. The DRU's clock is injected, so the test moves
 // time instead of waiting for it.
 
-const cleanups: Array<() => unknown> = []
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!()
-})
-
-async function until(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
-}
+const cleanups = closedAfterEach()
 
 const states = fc.constantFrom(...Object.values(LifecycleState))
 const ramps = fc.record({ startPercent: fc.integer({ min: 0, max: 100 }), windowMs: fc.integer({ min: 0, max: 1e7 }) })

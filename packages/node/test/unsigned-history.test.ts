@@ -1,33 +1,23 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { isDruError } from '@dru/core'
 import { EventStore, unsignedOrigins } from '@dru/store-sqlite'
 import { generateKeys, openDru, runtimeOf, type Dru } from '../src/index.js'
+import { closedAfterEach, until } from './fixtures/wait.js'
 
 // A DRU tried out alone (no keys) that later joins a cluster with keys: its own unsigned
 // history is signed at open, so its peers accept it instead of quarantining it; another DRU's
 // unsigned events cannot be signed, so a networked open refuses with UNSIGNED_HISTORY.
 
 const SECRET = 'unsigned-history-secret-0123456789'
-const cleanups: Array<() => unknown> = []
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!()
-})
+const cleanups = closedAfterEach()
 
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'dru-unsigned-'))
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
   return dir
-}
-
-async function until(what: string, check: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 25))
-  }
 }
 
 describe('a history written without keys', () => {
