@@ -29,17 +29,24 @@ export interface Conflict {
 }
 
 /**
- * How conflicts are settled. `manual` (default) leaves them open for an operator.
- * `newest-hlc-wins` picks the value whose event has the highest HLC. `{ priority }` picks
- * the value written by the DRU listed first (then newest HLC). A function may pick an
- * op id itself, or return undefined to leave the conflict open.
+ * How conflicts are settled. `keep-visible` records the value the document already shows
+ * (Automerge's deterministic pick, the same on every DRU) as the resolution and writes
+ * nothing; conflicted counters stay open. `manual` leaves every conflict open for an operator.
+ * `newest-hlc-wins` writes the value whose event has the highest HLC. `{ priority }` writes
+ * the value written by the DRU listed first (then newest HLC). A function may pick an op id
+ * to write, or return undefined to leave the conflict open. The writing policies write on
+ * every DRU that finds the conflict, when it finds it (see docs/ARCHITECTURE.md, *Conflicts*).
  */
 export type ConflictPolicy =
-  'manual' | 'newest-hlc-wins' | { readonly priority: readonly string[] } | ((conflict: Conflict) => string | undefined)
+  | 'keep-visible'
+  | 'manual'
+  | 'newest-hlc-wins'
+  | { readonly priority: readonly string[] }
+  | ((conflict: Conflict) => string | undefined)
 
 /** The op id the policy picks, or undefined to leave the conflict for an operator. */
 export function chooseWinner(policy: ConflictPolicy, conflict: Conflict): string | undefined {
-  if (policy === 'manual') return undefined
+  if (policy === 'manual' || policy === 'keep-visible') return undefined
   if (typeof policy === 'function') return policy(conflict)
   const newest = [...conflict.values].sort(byNewest)
   if (policy === 'newest-hlc-wins') return newest[0]?.opId
@@ -63,10 +70,11 @@ function byNewest(a: ConflictValue, b: ConflictValue): number {
 
 /** Validates a policy from configuration; returns an error message or undefined. */
 export function checkConflictPolicy(value: unknown): string | undefined {
-  if (value === 'manual' || value === 'newest-hlc-wins' || typeof value === 'function') return undefined
+  if (value === 'manual' || value === 'keep-visible' || value === 'newest-hlc-wins' || typeof value === 'function')
+    return undefined
   if (value && typeof value === 'object' && Array.isArray((value as { priority?: unknown }).priority)) {
     const p = (value as { priority: unknown[] }).priority
     if (p.every((x) => typeof x === 'string' && x.length > 0) && Object.keys(value).length === 1) return undefined
   }
-  return `must be 'manual', 'newest-hlc-wins', { priority: [dru ids] } or a function (got ${JSON.stringify(value)})`
+  return `must be 'keep-visible', 'manual', 'newest-hlc-wins', { priority: [dru ids] } or a function (got ${JSON.stringify(value)})`
 }

@@ -12,6 +12,8 @@ export interface FoundConflict {
   readonly values: ReadonlyMap<string, unknown>
   /** Live values per op id (for writing one back). */
   readonly raw: ReadonlyMap<string, unknown>
+  /** The value the document shows at the field (Automerge's pick, the same on every DRU), canonical. */
+  readonly visible: unknown
 }
 
 /** Paths of patches that report a conflicted field (`conflict` patches and `put` with `conflict: true`). */
@@ -61,7 +63,7 @@ export function conflictAt(doc: A.Doc<unknown>, path: Path): FoundConflict | und
   }
   const distinct = new Set([...values.values()].map((v) => JSON.stringify(v)))
   if (distinct.size < 2) return undefined
-  return { path, opIds, values, raw }
+  return { path, opIds, values, raw, visible: canonicalValue((parent as Record<string | number, unknown>)[prop]) }
 }
 
 /** True when the field at `path` holds several concurrent values and one of them is a counter. */

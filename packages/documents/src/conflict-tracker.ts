@@ -109,6 +109,18 @@ export class ConflictTracker {
     })()
     const policy = this.#options.policy
     if (policy === 'manual') return
+    if (policy === 'keep-visible') {
+      // Nothing to write: every DRU already shows this value. Conflicted counters stay open:
+      // increments made elsewhere may land on the other counter.
+      const at = this.#options.now()
+      for (const c of fresh) {
+        const f = raws.get(c.id)!
+        if ([...f.raw.values()].some((v) => v instanceof A.Counter)) continue
+        this.#registry.markResolved(c.id, f.visible, at, 'policy')
+      }
+      this.#refreshOpen(docId)
+      return
+    }
     for (const c of fresh) {
       const winner = chooseWinner(policy, c)
       const raw = winner === undefined ? undefined : raws.get(c.id)?.raw

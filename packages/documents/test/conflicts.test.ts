@@ -1,3 +1,4 @@
+import * as A from '@automerge/automerge'
 import { EventStore } from '@dru/store-sqlite'
 import { afterEach, describe, expect, it } from 'vitest'
 import { DocumentStore, chooseWinner, type Conflict, type DocumentStoreOptions } from '@dru/documents'
@@ -150,6 +151,31 @@ describe('conflicts', () => {
     expect(resolved.length).toBeGreaterThanOrEqual(1)
     expect(resolved.length).toBeLessThanOrEqual(2)
     for (const r of resolved) expect(r).toMatchObject({ resolution: 'cancelled', resolvedBy: 'policy' })
+    expect(eu.docs.digest('order-42')).toEqual(us.docs.digest('order-42'))
+  })
+
+  it('keep-visible records the value both sides show, writes nothing, and leaves a conflicted counter open', () => {
+    const { eu, us } = partitionedWrites({ conflictPolicy: 'keep-visible' })
+    eu.docs.change('stock', (d) => {
+      d.n = new A.Counter(1)
+    })
+    us.docs.change('stock', (d) => {
+      d.n = new A.Counter(5)
+    })
+    exchange(eu, us)
+    const events = [eu.store.count(), us.store.count()]
+    for (const side of [eu, us]) expect(side.docs.listConflicts().map((c) => c.docId)).toEqual(['stock'])
+    const shown = (eu.docs.get('order-42') as { status: string }).status
+    for (const side of [eu, us]) {
+      expect(side.docs.get('order-42')).toMatchObject({ status: shown })
+      const [r] = side.docs.listConflicts('resolved')
+      expect(r).toMatchObject({ docId: 'order-42', resolution: shown, resolvedBy: 'policy' })
+      expect(r!.values.map((v) => v.value).sort()).toEqual(['cancelled', 'paid'])
+    }
+    // Nothing written to settle it, so the logs and the documents stay equal.
+    expect([eu.store.count(), us.store.count()]).toEqual(events)
+    exchange(eu, us)
+    expect([eu.store.count(), us.store.count()]).toEqual(events)
     expect(eu.docs.digest('order-42')).toEqual(us.docs.digest('order-42'))
   })
 

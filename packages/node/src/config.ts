@@ -14,10 +14,11 @@ const SYNC_FIELDS = [
 ]
 
 /**
- * The conflict policy when the config names none: `manual`, every conflict open for review
- * (why not an automatic one yet: docs/ARCHITECTURE.md, *Conflicts*).
+ * The conflict policy when the config names none: `keep-visible`, the value every DRU already
+ * shows is recorded as the resolution, nothing is written, every concurrent value stays in the
+ * journal (why: docs/ARCHITECTURE.md, *Conflicts*).
  */
-export const DEFAULT_CONFLICT_POLICY: ConflictPolicy = 'manual'
+export const DEFAULT_CONFLICT_POLICY: ConflictPolicy = 'keep-visible'
 
 /**
  * Ed25519 keys in PEM, inline or as files (`dru init` writes files): our private key
@@ -43,8 +44,9 @@ export interface DruConfig {
   /** Document cache bounds. Default `{ maxDocs: 10000 }`. */
   cache?: CacheLimits
   /**
-   * How conflicts are settled. Default {@link DEFAULT_CONFLICT_POLICY} (`manual`: open for an
-   * operator); `newest-hlc-wins`, `{ priority }` or a function settle them, each journaled.
+   * How conflicts are settled. Default {@link DEFAULT_CONFLICT_POLICY} (`keep-visible`: the
+   * value every DRU shows, journaled, nothing written); `manual` leaves them open for an
+   * operator; `newest-hlc-wins`, `{ priority }` or a function write a winner.
    */
   conflictPolicy?: ConflictPolicy
   /**

@@ -156,6 +156,8 @@ async function startCluster(): Promise<{
       // A slowed link queues heartbeats behind the backlog; a cut resets the sockets, so it is seen at once anyway.
       sync: { heartbeatMs: 200, heartbeatTimeoutMs: 20_000, startupGraceMs: 500 },
       allowWritesWhileRestoring: true,
+      // The page's conflict panel and its "keep" action need an open conflict.
+      conflictPolicy: 'manual',
     })
     cleanups.push(() => dru.close())
     drus[id] = dru

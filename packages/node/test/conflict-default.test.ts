@@ -1,11 +1,13 @@
 import { describe, expect, it } from 'vitest'
+import { fingerprintDigest } from '@dru/core'
 import { LinkProxy } from '@dru/testkit'
 import { generateKeys, openDru, runtimeOf, type Dru, type DruConfig } from '../src/index.js'
 import { closedAfterEach, until } from './fixtures/wait.js'
 
-// newest-hlc-wins settles a conflict the same way on every DRU and journals it (both values,
-// writers, the winner, resolvedBy: policy, /status and the gauge); with no policy in the
-// config (the default, manual) the same conflict stays open for an operator.
+// The default (keep-visible) settles a conflict with the value every DRU already shows and
+// writes nothing; newest-hlc-wins writes the newest value on every DRU; both are journaled
+// (both values, writers, the winner, resolvedBy: policy, /status and the gauge); manual leaves
+// the same conflict open for an operator.
 
 const cleanups = closedAfterEach()
 
@@ -61,6 +63,34 @@ async function concurrentWrites(a: Dru, b: Dru, link: LinkProxy): Promise<void> 
 }
 
 describe('conflict policies and the journal', () => {
+  it('the default keeps the value every DRU shows, writes nothing, and journals both values and writers', async () => {
+    const { a, b, link } = await pair()
+    await concurrentWrites(a, b, link)
+    await until(
+      'both hold both writes',
+      () => fingerprintDigest(a.fingerprint()) === fingerprintDigest(b.fingerprint()),
+    )
+    const before = a.store.count()
+    const settled = (d: Dru) => d.conflicts.list('open').length === 0 && d.conflicts.list('resolved').length === 1
+    await until('the conflict recorded and resolved on both', () => settled(a) && settled(b))
+    const shown = a.get<Order>('order-1')!.status
+    expect(['cancelled', 'shipped']).toContain(shown)
+    for (const d of [a, b]) {
+      expect(d.get<Order>('order-1')).toEqual({ status: shown })
+      const [c] = d.conflicts.list('resolved')
+      expect(c).toMatchObject({ docId: 'order-1', path: ['status'], resolvedBy: 'policy', resolution: shown })
+      expect(c!.values.map((v) => [v.value, v.origin.split('/')[0]]).sort()).toEqual([
+        ['cancelled', 'a'],
+        ['shipped', 'b'],
+      ])
+      expect(d.conflicts.counts()).toEqual({ open: 0, resolved: { policy: 1 } })
+    }
+    // Nothing was written to settle it: the logs hold only the application's three writes.
+    await new Promise((r) => setTimeout(r, 300))
+    expect(a.store.count()).toBe(before)
+    expect(fingerprintDigest(a.fingerprint())).toBe(fingerprintDigest(b.fingerprint()))
+  })
+
   it('newest-hlc-wins settles a conflict the same way on both DRUs and journals both values and writers', async () => {
     const { a, b, link } = await pair({ conflictPolicy: 'newest-hlc-wins' })
     await concurrentWrites(a, b, link)
@@ -85,8 +115,8 @@ describe('conflict policies and the journal', () => {
     )
   })
 
-  it('the default (manual) leaves the same conflict open for an operator', async () => {
-    const { a, b, link } = await pair()
+  it('manual leaves the same conflict open for an operator', async () => {
+    const { a, b, link } = await pair({ conflictPolicy: 'manual' })
     await concurrentWrites(a, b, link)
     await until('the conflict recorded on both', () => [a, b].every((d) => d.conflicts.list('open').length === 1))
     await new Promise((r) => setTimeout(r, 300))

@@ -75,8 +75,9 @@ describe('openDru in-process API', () => {
   })
 
   it('fingerprint() and digest() match after exchange; conflicts API resolves across DRUs', async () => {
-    const a = await dru('eu-west-1')
-    const b = await dru('us-east-1')
+    // manual: the conflict must stay open for the API to resolve (the default records it resolved).
+    const a = await dru('eu-west-1', { conflictPolicy: 'manual' })
+    const b = await dru('us-east-1', { conflictPolicy: 'manual' })
     await a.change('o', (doc) => (doc.s = 'new'))
     exchange(a, b)
     await a.change('o', (doc) => (doc.s = 'paid'))

@@ -128,6 +128,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoReport> {
         sync: { heartbeatMs: 200, heartbeatTimeoutMs: 1_000, startupGraceMs: 1_500 },
         // Short enough to watch within the demo (the default is 10 % → 100 % over five minutes).
         ramp: { startPercent: 10, windowMs: RAMP_WINDOW_MS },
+        // The demo walks through the operator's conflict review; the default (keep-visible)
+        // would record each conflict as resolved with the value every DRU shows.
+        conflictPolicy: 'manual',
         log: 'json',
       }
       writeFileSync(u.configPath, JSON.stringify(config, null, 2))
