@@ -22,6 +22,11 @@ export interface PeerStatusJson {
   readonly since?: string | null
   /** ISO time of the last frame from the peer, if any. */
   readonly lastSeen?: string | null
+  /**
+   * The peer's lifecycle state and since when (ISO), as it announced them in its latest
+   * heartbeat: current while connected, the last heard otherwise. Display only.
+   */
+  readonly lifecycle?: { readonly state: string; readonly since: string }
   /** Events not yet exchanged with the peer, both directions together. */
   readonly lagEvents: number
   /** Age in seconds of the oldest event not yet exchanged, or null when nothing is pending or unknown. */

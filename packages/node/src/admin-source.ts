@@ -55,6 +55,9 @@ function peerJson(p: PeerStatus, lag: { weLack: number; theyLack: number }, seco
     connected: p.connected,
     since: iso(p.since),
     lastSeen: iso(p.lastSeen),
+    ...(p.lifecycle
+      ? { lifecycle: { state: p.lifecycle.name, since: new Date(p.lifecycle.since).toISOString() } }
+      : {}),
     lagEvents: lag.theyLack + lag.weLack,
     lagSeconds: seconds,
     membership: p.decommissioned ? 'decommissioned' : p.quarantined ? 'quarantined' : 'member',

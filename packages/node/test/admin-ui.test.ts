@@ -224,6 +224,11 @@ describe('the admin dashboard (GET /ui) in headless Chromium', () => {
         .toBe(2)
       expect(await page.locator('#self-id').innerText()).toBe('c')
       expect(await page.locator('#self-since').innerText()).toMatch(/^since \d\d:\d\d:\d\d \(\d+ s ago\)$/)
+      // Every known DRU's own lifecycle state, as it announces it in its heartbeats.
+      for (const peer of ['a', 'b'])
+        await expect
+          .poll(() => peerText(page, peer, '.peer-lifecycle'), { timeout: SHOW_TIMEOUT_MS })
+          .toMatch(/^its state active since \d\d:\d\d:\d\d/)
 
       // ---- 1. c is cut off; both sides write -----------------------------------------------
       for (const l of links) if (l.from === 'c' || l.to === 'c') l.link.cut()
@@ -252,6 +257,7 @@ describe('the admin dashboard (GET /ui) in headless Chromium', () => {
         expect(await peerText(page, peer, '.peer-since')).toMatch(/^disconnected since \d\d:\d\d:\d\d/)
         expect(await peerText(page, peer, '.peer-last-seen')).toMatch(/^last seen \d\d:\d\d:\d\d/)
         expect(await peerText(page, peer, '.peer-membership')).toBe('membership: member')
+        expect(await peerText(page, peer, '.peer-lifecycle')).toMatch(/^its last known state \w[\w-]* since /)
         // c lacks a's writes but cannot know it: the count is what a last reported.
         expect(await peerText(page, peer, '.lag-in-events')).toBe('0 (as last reported)')
       }
@@ -342,6 +348,9 @@ describe('the admin dashboard (GET /ui) in headless Chromium', () => {
           .poll(() => peerText(page, peer, '.gaps-none'), { timeout: SHOW_TIMEOUT_MS })
           .toBe('nothing missing either way')
         expect(await peerText(page, peer, '.peer-connection')).toBe('connected')
+        await expect
+          .poll(() => peerText(page, peer, '.peer-lifecycle'), { timeout: SHOW_TIMEOUT_MS })
+          .toMatch(/^its state active since /)
         expect(await peerText(page, peer, '.lag-in-events')).toBe('0')
         expect(await peerText(page, peer, '.lag-out-events')).toBe('0')
         // Seconds count from acknowledgements, not from what the peer reports holding: a peer

@@ -2,12 +2,14 @@ import { Packr, Unpackr } from 'msgpackr'
 import {
   DruError,
   decodeHlc,
+  isLifecycleState,
   isOrigin,
   parseDocId,
   validateEvent,
   MAX_SEQ,
   type DruEvent,
   type FoldedEnvelope,
+  type LifecycleState,
   type LogSummary,
   type Origin,
   type VersionVector,
@@ -83,6 +85,7 @@ export function encodeFrame(frame: Frame): Uint8Array {
     case 'ack':
       return packr.pack(['ack', vvToWire(frame.vv)])
     case 'ping':
+      return packr.pack(frame.state ? ['ping', frame.n, frame.state.name, frame.state.since] : ['ping', frame.n])
     case 'pong':
       return packr.pack([frame.type, frame.n])
     case 'error':
@@ -318,9 +321,15 @@ function readFrame(v: unknown): Frame {
       return { type, vv: readVv(v[1], 'ack.vv') }
     case 'ping':
     case 'pong':
-      expectLength(v, 2, type)
+      if (!(v.length === 2 || (type === 'ping' && v.length === 4)))
+        invalid(`${type} frame must have ${type === 'ping' ? '1 or 3' : '1'} field(s), got ${v.length - 1}`)
       if (typeof v[1] !== 'number' || !Number.isInteger(v[1]) || v[1] < 0 || v[1] > 0xffffffff)
         invalid(`${type}.n must be an integer in 0..2^32-1`)
+      if (v.length === 4) {
+        if (!isLifecycleState(v[2])) invalid('ping.state must be a lifecycle state')
+        if (!Number.isSafeInteger(v[3]) || (v[3] as number) < 0) invalid('ping.since must be a time in ms')
+        return { type: 'ping', n: v[1] as number, state: { name: v[2] as LifecycleState, since: v[3] as number } }
+      }
       return { type, n: v[1] as number }
     case 'error': {
       expectLength(v, 3, 'error')

@@ -1,4 +1,4 @@
-import type { DruEvent, FoldedEnvelope, LogSummary, VersionVector } from '@dru/core'
+import type { DruEvent, FoldedEnvelope, LifecycleState, LogSummary, VersionVector } from '@dru/core'
 
 /**
  * The wire frames of the dru peer protocol (version 4): one interface per frame, the
@@ -51,9 +51,20 @@ export interface AckFrame {
   readonly type: 'ack'
   readonly vv: VersionVector
 }
+/**
+ * A heartbeat. It also tells the peer the sender's lifecycle state and since when (ms), for
+ * operators' views only: a claim about itself that no decision of the receiver depends on.
+ */
 export interface PingFrame {
   readonly type: 'ping'
   readonly n: number
+  readonly state?: PeerLifecycle
+}
+
+/** A DRU's lifecycle state as it announces it in its heartbeats. */
+export interface PeerLifecycle {
+  readonly name: LifecycleState
+  readonly since: number
 }
 export interface PongFrame {
   readonly type: 'pong'

@@ -28,6 +28,7 @@ export type {
   EventsFrame,
   AckFrame,
   PingFrame,
+  PeerLifecycle,
   PongFrame,
   ErrorFrame,
   ProbeFrame,

@@ -1,4 +1,5 @@
 import { countMissing, mergeVv, type PeerBook, type VersionVector } from '@dru/core'
+import type { PeerLifecycle } from './frames.js'
 import { MAX_SESSIONS_PER_PEER } from './limits.js'
 import type { PeerProtocol } from './protocol/peer-protocol.js'
 import type { Admission } from './protocol/session-config.js'
@@ -31,6 +32,8 @@ export interface PeerStatus {
   readonly decommissioned: boolean
   /** Why the last session or dial ended, e.g. AUTH_FAILED, HEARTBEAT_TIMEOUT. */
   readonly lastError: { code: string; message: string } | null
+  /** The lifecycle state the peer announced in its latest heartbeat (null: none heard yet). */
+  readonly lifecycle: PeerLifecycle | null
   /** Failed dial attempts since the last good session. */
   readonly attempts: number
   /**
@@ -67,6 +70,8 @@ export interface PeerState {
   ackDirty: boolean
   quarantine: QuarantineInfo | null
   lastError: { code: string; message: string } | null
+  /** The lifecycle state it last announced, from whichever session heard it. */
+  lifecycle: PeerLifecycle | null
   attempts: number
   dialing: boolean
   timer: NodeJS.Timeout | undefined
@@ -107,6 +112,7 @@ export class PeerRegistry {
         ackDirty: false,
         quarantine: null,
         lastError: null,
+        lifecycle: null,
         attempts: 0,
         dialing: false,
         timer: undefined,
@@ -190,6 +196,12 @@ export class PeerRegistry {
     return replaced ? { admission: { ok: true }, replaced, twin } : { admission: { ok: true }, twin }
   }
 
+  /** A heartbeat of `id` announced its lifecycle state. */
+  announced(id: string, lifecycle: PeerLifecycle): void {
+    const p = this.peers.get(id)
+    if (p) p.lifecycle = lifecycle
+  }
+
   /** A session ended; returns true when it was the peer's last open one (the peer is down). */
   removed(session: Session): boolean {
     const p = session.protocol
@@ -241,6 +253,7 @@ export class PeerRegistry {
           quarantine: p.quarantine,
           decommissioned: this.decommissioned.has(p.id),
           lastError: p.lastError,
+          lifecycle: p.lifecycle,
           attempts: p.attempts,
           origins: open.map((o) => o.protocol.peerOrigin!).sort(),
           bytesIn: s?.bytesIn ?? 0,

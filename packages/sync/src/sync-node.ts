@@ -196,6 +196,7 @@ class SyncNodeImpl extends EventEmitter implements SyncNode {
         this.#waiters.check()
       },
       quarantine: (peerId, code, message) => this.#quarantine(peerId, code, message),
+      announced: (p, lifecycle) => this.#registry.announced(p.peerId!, lifecycle),
       reported: (p, report) => this.#probes.answered(p, report),
       claimBootstrap: (p) => {
         if (this.#bootstrapper && this.#bootstrapper !== p && this.#bootstrapper.isOpen) return false

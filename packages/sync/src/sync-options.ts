@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto'
 import { DEFAULT_BATCH_BYTES, DruError, parseDruId, type PeerBook, type ReplicaLog } from '@dru/core'
 import type { BackoffOptions } from './backoff.js'
+import type { PeerLifecycle } from './frames.js'
 import {
   COSTLY_FRAME_BURST,
   COSTLY_FRAMES_PER_SECOND,
@@ -40,6 +41,8 @@ export interface SyncOptions {
   readonly log: ReplicaLog & PeerBook
   /** Our DRU id (must equal the log's). */
   readonly druId: string
+  /** What this DRU tells its peers in each heartbeat: its lifecycle state, for their operators' views. */
+  readonly announce?: () => PeerLifecycle
   /** Where to accept peers; omit to only dial. Port 0 picks a free port. */
   readonly listen?: { host?: string; port?: number }
   /** Peers we dial (they may dial us too: one session per pair is kept). */
@@ -170,6 +173,7 @@ export function resolveSyncOptions(options: SyncOptions): ResolvedSyncOptions {
     now: options.now ?? Date.now,
     snapshots: options.snapshots,
     describe: options.describe,
+    ...(options.announce ? { announce: options.announce } : {}),
   }
   const decommissioned = (options.decommissioned ?? []).map((id) => parseDruId(id, 'decommissioned[]'))
   const peers: Array<{ id: string; url: string | null }> = []

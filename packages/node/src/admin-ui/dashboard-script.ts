@@ -312,6 +312,14 @@ export const DASHBOARD_SCRIPT = String.raw`(() => {
       // A DRU keeps no time for a session's end: the peer's last frame is when it went quiet.
       el('p', { class: 'peer-since', text: p.connected ? 'connected since ' + sinceText(p.since, now) : p.lastSeen ? 'disconnected since ' + sinceText(p.lastSeen, now) + ', its last frame' : 'not connected since this DRU started' }),
       el('p', { class: 'peer-last-seen', text: 'last seen ' + sinceText(p.lastSeen, now) }),
+      // What the peer announced about itself in its latest heartbeat (the last heard when it is down).
+      p.lifecycle
+        ? el('p', { class: 'peer-lifecycle' }, [
+            el('span', { text: p.connected ? 'its state ' : 'its last known state ' }),
+            el('span', { class: 'state', 'data-state': p.lifecycle.state, text: p.lifecycle.state }),
+            el('span', { class: 'muted', text: ' since ' + sinceText(p.lifecycle.since, now) }),
+          ])
+        : el('p', { class: 'peer-lifecycle muted', text: 'its state: not heard yet' }),
       el('p', { class: 'peer-membership', text: 'membership: ' + membership }),
       p.quarantine ? el('p', { class: 'peer-quarantine problem', text: 'quarantined: ' + [p.quarantine.code, p.quarantine.message].filter(Boolean).join(': ') }) : null,
       p.lastError && !p.connected ? el('p', { class: 'peer-error muted', text: 'last error: ' + p.lastError.code + ': ' + p.lastError.message }) : null,

@@ -1,6 +1,6 @@
 import { DruError, type LogSummary, type VersionVector } from '@dru/core'
 import { decodeFrame, encodeFrame } from '../frame-codec.js'
-import type { Frame } from '../frames.js'
+import type { Frame, PeerLifecycle } from '../frames.js'
 import { newNonce } from '../handshake.js'
 import { HandshakeState } from './handshake-phase.js'
 import { Replication } from './replication.js'
@@ -100,6 +100,9 @@ export class PeerProtocol {
   get unackedBytes(): number {
     return this.#replication.window.unackedBytes
   }
+
+  /** The lifecycle state the peer announced in its latest heartbeat (display only), if any. */
+  peerLifecycle: PeerLifecycle | undefined
 
   /** What the peer holds as far as we know (its vector, raised by what it sent and acked). */
   get theirVv(): VersionVector {
@@ -240,7 +243,8 @@ export class PeerProtocol {
     this.#guard(() => {
       this.#pingN = (this.#pingN + 1) >>> 0
       this.#pingsSent++
-      this.#send({ type: 'ping', n: this.#pingN })
+      const state = this.#c.announce?.()
+      this.#send({ type: 'ping', n: this.#pingN, ...(state ? { state } : {}) })
       // At most one refresh in flight, so at most one per heartbeat while anything stays untold.
       if (!this.#probes.has(REFRESH_PROBE) && this.#replication.untold()) {
         this.#probes.add(REFRESH_PROBE)
@@ -339,6 +343,10 @@ export class PeerProtocol {
       case 'ack':
         return this.#replication.onAck(frame.vv)
       case 'ping':
+        if (frame.state) {
+          this.peerLifecycle = frame.state
+          this.#hooks.announced?.(this, frame.state)
+        }
         return void this.#send({ type: 'pong', n: frame.n })
       case 'pong':
         if (this.#pingsSent === 0 || frame.n > this.#pingN) throw violation(`pong ${frame.n} answers no ping we sent`)

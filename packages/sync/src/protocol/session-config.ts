@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto'
 import type { ErrorCode, ReplicaLog, VersionVector } from '@dru/core'
-import type { ReportFrame, SnapshotFrame } from '../frames.js'
+import type { PeerLifecycle, ReportFrame, SnapshotFrame } from '../frames.js'
 import type { Logger } from '../logger.js'
 import type { PeerProtocol } from './peer-protocol.js'
 
@@ -48,6 +48,8 @@ export type ProtocolPlant = 'lack-off-by-one'
 export interface ProtocolConfig {
   readonly log: ReplicaLog
   readonly druId: string
+  /** What this DRU tells its peers about itself in each heartbeat (its lifecycle state), if anything. */
+  readonly announce?: () => PeerLifecycle
   readonly secret: string
   readonly privateKey: KeyObject
   /** Every member's public key (ours included): membership and authorship. */
@@ -88,6 +90,8 @@ export interface ProtocolHooks {
    */
   holds?(p: PeerProtocol, vv: VersionVector): void
   quarantine?(peerId: string, code: string, message: string): void
+  /** The peer's heartbeat announced its lifecycle state (display only). */
+  announced?(p: PeerProtocol, lifecycle: PeerLifecycle): void
   reported?(p: PeerProtocol, report: ReportFrame): void
   /** May this session bootstrap us now (one bootstrap at a time per DRU)? Default yes. */
   claimBootstrap?(p: PeerProtocol): boolean
