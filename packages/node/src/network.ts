@@ -166,12 +166,12 @@ export class Network implements OperationPeers {
     const decommissioned = readDecommissioned(store)
     // The driver is made after sync starts (it needs the peer list sync checked); heartbeats
     // read it late, and a session cannot open before this function returns.
-    let lifecycle: LifecycleDriver | undefined
+    const late: { driver?: LifecycleDriver } = {}
     const sync = await startSync({
       decommissioned,
       announce: () => ({
-        name: lifecycle?.lifecycle.state() ?? LifecycleState.STARTING,
-        since: lifecycle?.lifecycle.since() ?? deps.now(),
+        name: late.driver?.lifecycle.state() ?? LifecycleState.STARTING,
+        since: late.driver?.lifecycle.since() ?? deps.now(),
       }),
       // Bootstrap in both directions: serve our snapshots and folded envelopes to a peer
       // below our compaction base, and rebuild (and verify) a peer's when we are below its base.
@@ -214,7 +214,7 @@ export class Network implements OperationPeers {
         if (t.to === LifecycleState.ACTIVE) restoreFinished(store)
       },
     })
-    lifecycle = driver
+    late.driver = driver
     deps.metrics.setLifecycleState(driver.lifecycle.state())
     if (opened.restore) driver.restorePending()
     const memberIds = Object.keys(config.keys.publicKeys).filter((id) => id !== local.id)

@@ -54,7 +54,12 @@ export { authProof, proofMatches, newNonce, identityProof, identityProofValid } 
 export type { Transcript } from './handshake.js'
 export { FrameSeal, newEphemeralKey, EPHEMERAL_KEY_BYTES, SEAL_TAG_BYTES } from './frame-seal.js'
 export type { EphemeralKey, SealContext } from './frame-seal.js'
-export { PeerProtocol } from './protocol/peer-protocol.js'
+export {
+  PeerProtocol,
+  REFRESH_MAX_INTERVAL_MS,
+  REFRESH_MIN_INTERVAL_MS,
+  REFRESH_PROBE,
+} from './protocol/peer-protocol.js'
 export type {
   ProtocolConfig,
   ProtocolHooks,

@@ -136,6 +136,8 @@ export class SimSessions {
       // Small windows, so acks and window refills are exercised often.
       maxUnackedBytes: options.maxBatchBytes * 4,
       heartbeatMs: 50,
+      // Rounds advance the clock 10 ms: refresh as often as the heartbeat, not once a second.
+      refreshIntervalMs: 50,
       heartbeatTimeoutMs: 2_000,
       preAuthMaxFrameBytes: limits.PRE_AUTH_MAX_FRAME_BYTES,
       handshakeTimeoutMs: 2_000,

@@ -16,6 +16,14 @@ import { TokenBucket } from './token-bucket.js'
 export const REFRESH_PROBE = 0
 
 /**
+ * Refresh probes are costly frames for the peer (rate-limited to a few per second), so at
+ * most one per second, and while a refresh changes nothing (the peer truly lacks what we
+ * cannot stream it, e.g. below our compaction base), twice as rarely each time, up to 30 s.
+ */
+export const REFRESH_MIN_INTERVAL_MS = 1_000
+export const REFRESH_MAX_INTERVAL_MS = 30_000
+
+/**
  * One session with one peer, as a state machine over frames: the handshake (the cluster
  * secret and the peer's own key), the summary exchange, streaming what the peer lacks in a
  * bounded window, durable acks, bootstraps with evidence, probes and heartbeats. It holds no
@@ -68,6 +76,7 @@ export class PeerProtocol {
     this.peerId = expectedPeer
     this.createdAt = config.now()
     this.lastFrameAt = this.createdAt
+    this.#refreshEvery = config.limits.refreshIntervalMs ?? REFRESH_MIN_INTERVAL_MS
     const identity = {
       druId: config.druId,
       secret: config.secret,
@@ -100,6 +109,10 @@ export class PeerProtocol {
   get unackedBytes(): number {
     return this.#replication.window.unackedBytes
   }
+
+  /** Earliest time of the next refresh probe, and the interval after it (see REFRESH_MIN_INTERVAL_MS). */
+  #refreshAt = 0
+  #refreshEvery: number
 
   /** The lifecycle state the peer announced in its latest heartbeat (display only), if any. */
   peerLifecycle: PeerLifecycle | undefined
@@ -246,8 +259,9 @@ export class PeerProtocol {
       const state = this.#c.announce?.()
       this.#send({ type: 'ping', n: this.#pingN, ...(state ? { state } : {}) })
       // At most one refresh in flight, so at most one per heartbeat while anything stays untold.
-      if (!this.#probes.has(REFRESH_PROBE) && this.#replication.untold()) {
+      if (!this.#probes.has(REFRESH_PROBE) && now >= this.#refreshAt && this.#replication.untold()) {
         this.#probes.add(REFRESH_PROBE)
+        this.#refreshAt = now + this.#refreshEvery
         this.#send({ type: 'probe', id: REFRESH_PROBE, deep: false })
       }
     })
@@ -363,7 +377,14 @@ export class PeerProtocol {
       }
       case 'report':
         if (!this.#probes.delete(frame.id)) throw violation(`report ${frame.id} answers no probe we sent`)
-        if (frame.id === REFRESH_PROBE) return this.#replication.onHoldingsReport(frame.summary.live.vv)
+        if (frame.id === REFRESH_PROBE) {
+          this.#replication.onHoldingsReport(frame.summary.live.vv)
+          const min = this.#c.limits.refreshIntervalMs ?? REFRESH_MIN_INTERVAL_MS
+          this.#refreshEvery = this.#replication.untold()
+            ? Math.min(this.#refreshEvery * 2, Math.max(min, REFRESH_MAX_INTERVAL_MS))
+            : min
+          return
+        }
         return this.#hooks.reported?.(this, frame)
       case 'bootstrap':
         return this.#replication.onBootstrapRequest()

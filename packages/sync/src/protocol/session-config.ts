@@ -23,6 +23,8 @@ export interface SessionLimits {
   readonly frameBurst: number
   readonly costlyFramesPerSecond: number
   readonly costlyFrameBurst: number
+  /** Least time between refresh probes (default REFRESH_MIN_INTERVAL_MS; the simulation shortens it). */
+  readonly refreshIntervalMs?: number
 }
 
 /** Document snapshots for bootstraps (the node passes its documents). */
