@@ -88,3 +88,15 @@ export {
   isReady,
   createLifecycle,
 } from './lifecycle.js'
+export {
+  TREE_FANOUT,
+  TREE_LEVELS,
+  TREE_LEAVES,
+  TREE_HASH_BYTES,
+  MerkleTree,
+  bucketOf,
+  leafHash,
+  nodesAt,
+  differingChildren,
+  isTreeNode,
+} from './merkle-tree.js'
