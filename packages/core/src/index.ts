@@ -99,4 +99,7 @@ export {
   nodesAt,
   differingChildren,
   isTreeNode,
+  walkTrees,
+  diffEntries,
 } from './merkle-tree.js'
+export type { TreeEntry, TreeDifference, AskChildren } from './merkle-tree.js'

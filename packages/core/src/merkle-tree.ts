@@ -164,3 +164,61 @@ export function isTreeNode(level: number, index: number): boolean {
     index < nodesAt(level)
   )
 }
+
+/** A document as the tree's leaves hold it: id, digest, sorted heads. */
+export interface TreeEntry {
+  readonly docId: string
+  readonly digest: string
+  readonly heads: readonly string[]
+}
+
+/** A document whose digests differ between two sides; a side without it is undefined. */
+export interface TreeDifference {
+  readonly docId: string
+  readonly local: TreeEntry | undefined
+  readonly remote: TreeEntry | undefined
+}
+
+/** What {@link walkTrees} asks of the other side: per asked node, its children's hashes. */
+export type AskChildren = (level: number, nodes: readonly number[]) => Promise<Uint8Array[][]>
+
+/**
+ * Walks our tree against another side's, level by level from the root (whose hashes the
+ * caller found different): each round asks the other side for the children of the nodes
+ * that still differ, `maxNodes` per question (questions of one level go out together).
+ * Returns the leaf buckets that differ and how many rounds it took ({@link TREE_LEVELS}).
+ */
+export async function walkTrees(
+  ours: (level: number, index: number) => Uint8Array[],
+  theirs: AskChildren,
+  maxNodes: number,
+): Promise<{ buckets: number[]; rounds: number }> {
+  let frontier = [0]
+  let rounds = 0
+  for (let level = 0; level < TREE_LEVELS && frontier.length > 0; level++) {
+    const chunks: number[][] = []
+    for (let i = 0; i < frontier.length; i += maxNodes) chunks.push(frontier.slice(i, i + maxNodes))
+    const answers = await Promise.all(chunks.map((c) => theirs(level, c)))
+    rounds++
+    const next: number[] = []
+    chunks.forEach((chunk, k) => {
+      chunk.forEach((index, j) => next.push(...differingChildren(index, ours(level, index), answers[k]![j] ?? [])))
+    })
+    frontier = next
+  }
+  return { buckets: frontier, rounds }
+}
+
+/** The documents of one or more buckets whose digests differ (or that one side lacks), by id. */
+export function diffEntries(ours: readonly TreeEntry[], theirs: readonly TreeEntry[]): TreeDifference[] {
+  const local = new Map(ours.map((e) => [e.docId, e]))
+  const remote = new Map(theirs.map((e) => [e.docId, e]))
+  const out: TreeDifference[] = []
+  for (const docId of new Set([...local.keys(), ...remote.keys()])) {
+    const a = local.get(docId)
+    const b = remote.get(docId)
+    if (a && b && a.digest === b.digest) continue
+    out.push({ docId, local: a, remote: b })
+  }
+  return out.sort((x, y) => Buffer.compare(Buffer.from(x.docId), Buffer.from(y.docId)))
+}
