@@ -87,7 +87,7 @@ export class DigestIndex {
       bucket: db.prepare('select doc_id, digest, heads from doc_digests where bucket = ? order by doc_id'),
       all: db.prepare('select bucket, doc_id, digest from doc_digests order by bucket, doc_id'),
       page: db.prepare('select doc_id, snap_hash from doc_digests where doc_id > ? order by doc_id limit ?'),
-      count: db.prepare('select count(*) from doc_digests').pluck(),
+      count: db.prepare('select count(*) from doc_digests where digest != ?').pluck(),
     }
     // A new database: nothing to catch up on, the log position starts at 0.
     if (
@@ -103,9 +103,9 @@ export class DigestIndex {
     return this.#recomputed
   }
 
-  /** Documents with a digest. */
+  /** Documents with a digest of their state (isolated ones not counted, as in the cluster digest). */
   documents(): number {
-    return this.#stmt.count.get() as number
+    return this.#stmt.count.get(ISOLATED_DIGEST) as number
   }
 
   /**

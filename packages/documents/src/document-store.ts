@@ -258,6 +258,12 @@ export class DocumentStore {
     return this.#digests.bucket(index)
   }
 
+  /** True when the log or a snapshot knows the document (it may still be isolated). */
+  exists(docId: string): boolean {
+    const id = parseDocId(docId)
+    return this.#snapshots.get(id) !== undefined || this.store.eventSeqsForDoc(id, 0).length > 0
+  }
+
   /** One document's digest entry as of the last refresh (undefined: no such document then). */
   digestEntry(docId: string): DigestEntry | undefined {
     return this.#digests.entry(parseDocId(docId))
@@ -273,7 +279,7 @@ export class DocumentStore {
   repair(docId: string): RepairResult {
     const id = parseDocId(docId)
     if (this.store.db.inTransaction) throw new DruError('INVALID_ARGUMENT', 'repair cannot run inside a transaction')
-    if (this.#snapshots.get(id) === undefined && this.store.eventSeqsForDoc(id, 0).length === 0)
+    if (!this.exists(id))
       throw new DruError('NOT_FOUND', `no document ${id} in the log or in a snapshot`, { details: { docId: id } })
     const before = this.#digests.recompute(id)
     let base: RebuildBase

@@ -1,7 +1,7 @@
 import { countMissing, DruError, fingerprintDigest, type LifecycleState } from '@dru/core'
 import type { Conflict } from '@dru/documents'
 import type { PeerStatus } from '@dru/sync'
-import type { ConflictJson, GapsJson, PeerStatusJson, StatusJson, VerifyJson } from './admin-api.js'
+import type { ConflictJson, GapsJson, PeerStatusJson, RepairJson, StatusJson, VerifyJson } from './admin-api.js'
 import type { AdminSource } from './admin-routes.js'
 import type { Dru } from './dru.js'
 import { inboxAdmin, inboxSummary } from './inbox-admin.js'
@@ -149,6 +149,9 @@ export function createAdminSource({ dru, network, metrics, now }: AdminSourcePar
     },
     async verify({ deep }, progress): Promise<VerifyJson> {
       return dru.verify({ deep, onProgress: progress })
+    },
+    async repair(docIds, progress): Promise<RepairJson> {
+      return dru.repair(docIds, { onProgress: progress })
     },
     async compact(progress) {
       const r = await dru.compact({ onProgress: progress })
