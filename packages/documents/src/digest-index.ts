@@ -89,7 +89,7 @@ export class DigestIndex {
       page: db.prepare('select doc_id, snap_hash from doc_digests where doc_id > ? order by doc_id limit ?'),
       count: db.prepare('select count(*) from doc_digests where digest != ?').pluck(),
     }
-    // A new database: nothing to catch up on, the log position starts at 0.
+    // A new database (no position ever given, so no event and no snapshot either): nothing to catch up on.
     if (
       store.getMeta(MetaKey.DIGEST_LSN) === undefined &&
       store.lastLsn() === 0 &&
