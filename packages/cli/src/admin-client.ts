@@ -20,7 +20,7 @@ export interface AdminClient {
   get<T>(path: string): Promise<T>
   post<T>(path: string, body?: unknown): Promise<T>
   /** POSTs a long operation, reporting `{"progress":…}` lines as they arrive; resolves to the result. */
-  stream<T>(path: string, onProgress: (p: Progress) => void): Promise<T>
+  stream<T>(path: string, onProgress: (p: Progress) => void, body?: unknown): Promise<T>
 }
 
 /** Creates a client; nothing is contacted until the first call. */
@@ -73,8 +73,8 @@ export function createAdminClient(options: AdminClientOptions): AdminClient {
     baseUrl: base,
     get: (path) => json('GET', path),
     post: (path, body) => json('POST', path, body),
-    async stream<T>(path: string, onProgress: (p: Progress) => void): Promise<T> {
-      const { res, timer } = await send('POST', path, undefined, NDJSON)
+    async stream<T>(path: string, onProgress: (p: Progress) => void, body?: unknown): Promise<T> {
+      const { res, timer } = await send('POST', path, body, NDJSON)
       try {
         if (!(res.headers.get('content-type') ?? '').startsWith(NDJSON)) {
           const parsed = parseJson(await res.text(), `POST ${path}`)

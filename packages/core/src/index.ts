@@ -90,3 +90,18 @@ export {
   isReady,
   createLifecycle,
 } from './lifecycle.js'
+export {
+  TREE_FANOUT,
+  TREE_LEVELS,
+  TREE_LEAVES,
+  TREE_HASH_BYTES,
+  MerkleTree,
+  bucketOf,
+  leafHash,
+  nodesAt,
+  differingChildren,
+  isTreeNode,
+  walkTrees,
+  diffEntries,
+} from './merkle-tree.js'
+export type { TreeEntry, TreeDifference, AskChildren } from './merkle-tree.js'

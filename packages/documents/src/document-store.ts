@@ -13,8 +13,10 @@
  * - conflict-tracker.ts: recording and settling conflicts
  *   (with conflict-registry.ts, conflict-policy.ts, conflict-scan.ts)
  * - digest.ts: heads and state digests
+ * - digest-index.ts: per-document digests and the Merkle tree `verify --deep` walks
+ * - repair.ts: rebuilding a document from what its log proves
  */
-import { parseDocId, type DruEvent, type VersionVector } from '@dru/core'
+import { DruError, parseDocId, type DruEvent, type VersionVector } from '@dru/core'
 import { storageError, type EventStore, type StoreTx } from '@dru/store-sqlite'
 import { ActorSeqs, checkChanges } from './change-validation.js'
 import { plainValue } from './canonical.js'
@@ -24,11 +26,13 @@ import type { ConflictCounts } from './conflict-registry.js'
 import { ConflictTracker } from './conflict-tracker.js'
 import { clusterDigest, digestOf, headsOf, type DocumentDigest } from './digest.js'
 import { DocCache, type AnyDoc } from './doc-cache.js'
+import { DigestIndex, type DigestEntry } from './digest-index.js'
 import { IsolatedDocs, type IsolatedDocument } from './isolated-docs.js'
 import { LocalWriter, type ChangeFn, type DocumentTx } from './local-change.js'
 import type { CacheLimits } from './lru.js'
 import { Materializer } from './materializer.js'
 import { RejectedChanges, type RejectedChange } from './rejected-changes.js'
+import { rebuildBase, type RebuildBase } from './repair.js'
 import { DOCUMENT_MIGRATIONS } from './schema.js'
 import { SnapshotStore, changesOfSnapshot, type DocSnapshot } from './snapshot-store.js'
 
@@ -48,6 +52,23 @@ export interface DocumentStoreOptions {
 
 /** Listener for document updates: the ids touched by one commit and where the commit came from. */
 export type UpdateListener = (docIds: readonly string[], source: 'local' | 'remote') => void
+
+/** What {@link DocumentStore.repair} did to one document. */
+export interface RepairResult extends RebuildBase {
+  readonly docId: string
+  /** The document's digest and heads before (its materialised state, recomputed then; digest `isolated` if it could not be read). */
+  readonly before: DigestEntry | undefined
+  readonly after: DigestEntry | undefined
+}
+
+/** The Merkle tree's root over every document's digest, as of a refresh. */
+export interface DigestTreeState {
+  /** Root hash, hex (64 zeros when there are no documents). */
+  readonly root: string
+  readonly documents: number
+  /** Documents whose digest the refresh recomputed. */
+  readonly recomputed: number
+}
 
 /** Cache and materialisation counters since the store was created (for /status and metrics). */
 export interface DocumentStats {
@@ -85,6 +106,7 @@ export class DocumentStore {
   readonly #rejected: RejectedChanges
   readonly #conflicts: ConflictTracker
   readonly #materializer: Materializer
+  readonly #digests: DigestIndex
   readonly #listeners: UpdateListener[] = []
   readonly #writer: LocalWriter
   readonly #unsubscribe: Array<() => void>
@@ -124,6 +146,12 @@ export class DocumentStore {
       conflicts: this.#conflicts,
       onError,
     })
+    this.#digests = new DigestIndex(store, {
+      digest: (docId) => this.digest(docId),
+      docIds: () => this.docIds(),
+      snapshot: (docId) => this.#snapshots.get(docId)?.bytes,
+    })
+    this.#snapshots.onSaved = (docId, bytes) => this.#digests.snapshotSaved(docId, bytes)
     this.#writer = new LocalWriter({
       store,
       cache: this.#cache,
@@ -208,10 +236,71 @@ export class DocumentStore {
     return clusterDigest(this.docIds(), (docId) => this.digest(docId))
   }
 
+  // ---- the digest tree (verify --deep) and repair -----------------------------------------
+
+  /**
+   * Brings the per-document digests of every document changed since the last refresh up to
+   * date (see digest-index.ts) and returns the tree's root. Cost: the changed documents, not
+   * all of them (the first refresh of a database from before the tree digests every one).
+   */
+  refreshDigests(): DigestTreeState {
+    const before = this.#digests.recomputed
+    const tree = this.#digests.refresh()
+    return { root: tree.root(), documents: this.#digests.documents(), recomputed: this.#digests.recomputed - before }
+  }
+
+  /** The hashes of the children of tree node `index` at `level` (< TREE_LEVELS), as of the last refresh. */
+  digestTreeChildren(level: number, index: number): Uint8Array[] {
+    return this.#digests.tree().children(level, index)
+  }
+
+  /** The documents of one leaf bucket with their digests and heads, as of the last refresh. */
+  digestBucket(index: number): DigestEntry[] {
+    return this.#digests.bucket(index)
+  }
+
+  /** True when the log or a snapshot knows the document (it may still be isolated). */
+  exists(docId: string): boolean {
+    const id = parseDocId(docId)
+    return this.#snapshots.get(id) !== undefined || this.store.eventSeqsForDoc(id, 0).length > 0
+  }
+
+  /** One document's digest entry as of the last refresh (undefined: no such document then). */
+  digestEntry(docId: string): DigestEntry | undefined {
+    return this.#digests.entry(parseDocId(docId))
+  }
+
+  /**
+   * Rebuilds one document from what its log proves (repair.ts): the cached state and the
+   * snapshot are discarded, a base keeps only the folded changes the log's envelopes prove,
+   * every event of the document in the log is replayed on top, and its digest is
+   * recomputed. An isolated document is tried again. NOT_FOUND for a document neither the
+   * log nor a snapshot knows; INVALID_ARGUMENT for a malformed id (nothing changes either way).
+   */
+  repair(docId: string): RepairResult {
+    const id = parseDocId(docId)
+    if (this.store.db.inTransaction) throw new DruError('INVALID_ARGUMENT', 'repair cannot run inside a transaction')
+    if (!this.exists(id))
+      throw new DruError('NOT_FOUND', `no document ${id} in the log or in a snapshot`, { details: { docId: id } })
+    const before = this.#digests.recompute(id)
+    let base: RebuildBase
+    this.#cache.drop(id)
+    this.store.db
+      .transaction(() => {
+        base = rebuildBase(this.store, this.#snapshots, id)
+        this.#isolated.remove(id)
+      })
+      .immediate()
+    const after = this.#digests.recompute(id)
+    return { docId: id, before, after, ...base! }
+  }
+
   // ---- compaction and bootstrap ---------------------------------------------------------
 
   /** Folds the events at or below `floor` into snapshots and deletes them from the log: see {@link compactDocuments}. */
   compact(floor: VersionVector, options: CompactOptions = {}): Generator<CompactProgress, CompactResult, undefined> {
+    // The digests must have seen every event compaction deletes (they are found by log position).
+    this.refreshDigests()
     return compactDocuments(
       this.store,
       {
@@ -353,7 +442,10 @@ export class DocumentStore {
    * isolated with the new reason. Returns true when it is readable again.
    */
   retryIsolated(docId: string): boolean {
-    return this.#materializer.retryIsolated(parseDocId(docId))
+    const id = parseDocId(docId)
+    const ok = this.#materializer.retryIsolated(id)
+    this.#digests.recompute(id)
+    return ok
   }
 
   // ---- internals ----------------------------------------------------------------------

@@ -4,7 +4,15 @@
  * conflict records.
  */
 export { DocumentStore } from './document-store.js'
-export type { DocumentStoreOptions, DocumentStats, UpdateListener } from './document-store.js'
+export type {
+  DocumentStoreOptions,
+  DocumentStats,
+  UpdateListener,
+  RepairResult,
+  DigestTreeState,
+} from './document-store.js'
+export type { DigestEntry } from './digest-index.js'
+export { ISOLATED_DIGEST } from './digest-index.js'
 export type { ChangeFn, DocumentTx } from './local-change.js'
 export type { DocumentDigest } from './digest.js'
 export type { CompactOptions, CompactProgress, CompactResult } from './compaction.js'

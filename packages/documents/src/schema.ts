@@ -64,4 +64,19 @@ export const DOCUMENT_MIGRATIONS: ReadonlyArray<(db: Db) => void> = [
       ) without rowid;
     `)
   },
+  (db) => {
+    // Per document, the digest of its materialised state (digest-index.ts): the leaves of the
+    // Merkle tree `verify --deep` walks. `snap_hash` is the sha256 of the snapshot the digest
+    // was computed over, so a snapshot changed behind the log's back is noticed.
+    db.exec(`
+      create table doc_digests (
+        doc_id text primary key,
+        bucket integer not null,
+        digest text not null,
+        heads text not null,
+        snap_hash text
+      ) without rowid;
+      create index doc_digests_bucket on doc_digests(bucket, doc_id);
+    `)
+  },
 ]

@@ -21,6 +21,9 @@ export class SnapshotStore {
   readonly #stmt
   #written = 0
 
+  /** Called after each snapshot is stored (the digest index records which snapshot its digest covers). */
+  onSaved: ((docId: string, bytes: Uint8Array) => void) | undefined
+
   constructor(store: EventStore, onError: (err: unknown) => void) {
     this.#store = store
     this.#onError = onError
@@ -34,6 +37,11 @@ export class SnapshotStore {
       coveredLsn: db.prepare('select snapshot_lsn from docs where doc_id = ?').pluck(),
       docIds: db.prepare('select doc_id from docs where doc_id > ? order by doc_id limit ?').pluck(),
       page: db.prepare('select doc_id, snapshot from docs where doc_id > ? order by doc_id limit ?'),
+      put0: db.prepare(
+        `insert into docs (doc_id, snapshot, snapshot_lsn, heads) values (?, ?, 0, ?)
+         on conflict(doc_id) do update set snapshot = excluded.snapshot, snapshot_lsn = 0, heads = excluded.heads`,
+      ),
+      remove: db.prepare('delete from docs where doc_id = ?'),
     }
   }
 
@@ -82,7 +90,18 @@ export class SnapshotStore {
     entry.remote = false
     entry.unsnapshotted = 0
     this.#written++
+    this.onSaved?.(docId, bytes)
     return true
+  }
+
+  /**
+   * Replaces `docId`'s snapshot by one that covers no log position (`bytes`: changes the log
+   * no longer holds, proven by their folded envelopes), or removes it (`bytes` undefined):
+   * the document then loads from this base plus every event of it in the log. For repairs.
+   */
+  replaceWithBase(docId: string, bytes: Uint8Array | undefined, heads: readonly string[]): void {
+    if (bytes) this.#stmt.put0.run(docId, bytes, JSON.stringify([...heads].sort()))
+    else this.#stmt.remove.run(docId)
   }
 
   /**

@@ -141,12 +141,54 @@ export interface PeerVerifyJson {
   readonly remoteDocuments?: number | null
   /** Events of this DRU's own origins (any incarnation) the peer holds and we lack. */
   readonly ownEventsLacking?: number
-  /**
-   * Deep check only: documents whose materialised digests differ. Rendered by the CLI, but
-   * no DRU fills it yet: a deep check compares one digest over every document.
-   */
+  /** Deep check only: the logs are equal (when not, documents are not compared: catch up first). */
+  readonly logsEqual?: boolean
+  /** Deep check only: documents whose materialised digests differ (at most 1,000 listed; see `differingDocuments`). */
   readonly docsDiffering?: readonly string[]
+  /** The same documents with both sides' digests and sorted heads (null: that side lacks the document). */
+  readonly differences?: readonly DocumentDifferenceJson[]
+  /** How many documents differ (exact). */
+  readonly differingDocuments?: number
+  /** What the walk of the digest tree cost: round trips (the deep probe included) and bytes of tree frames. */
+  readonly tree?: { readonly roundTrips: number; readonly bytes: number }
   readonly error?: string
+}
+
+/** A document's state on one side of a deep verify. */
+export interface DocumentSideJson {
+  /** sha256 of sorted heads and canonical JSON, or `isolated` when it cannot be materialised. */
+  readonly digest: string
+  readonly heads: readonly string[]
+}
+
+/** One document whose materialised state differs between this DRU and a peer. */
+export interface DocumentDifferenceJson {
+  readonly docId: string
+  readonly local: DocumentSideJson | null
+  readonly remote: DocumentSideJson | null
+}
+
+/** Body of `POST /repair` (request: `{"docs": ["id", …]}`, 1 to 1,000 ids). */
+export interface RepairJson {
+  /** Documents were rebuilt and no reachable peer still differs on any of them. */
+  readonly ok: boolean
+  /** Peers whose log differs from ours: nothing was repaired (catch up first). */
+  readonly logsDiffer: readonly string[]
+  readonly repaired: ReadonlyArray<{
+    readonly docId: string
+    readonly before: DocumentSideJson | null
+    readonly after: DocumentSideJson | null
+    /** Changes of the old snapshot no event or folded envelope proves: dropped. */
+    readonly droppedChanges: number
+    /** Changes kept from the old snapshot because compaction folded them. */
+    readonly foldedChanges: number
+    /** Events of the document in the log, replayed. */
+    readonly logEvents: number
+  }>
+  /** The deep verify run after the repair. */
+  readonly verify?: VerifyJson
+  /** Repaired documents some reachable peer still holds differently. */
+  readonly stillDiffering: readonly string[]
 }
 
 /** Body of `POST /verify`. */
@@ -156,7 +198,7 @@ export interface VerifyJson {
   readonly deep: boolean
   readonly local: {
     readonly digest: string
-    /** Deep check only: documents digested and the digest of their materialised state. */
+    /** Deep check only: documents digested and the root of the Merkle tree over their digests. */
     readonly documents?: number
     readonly stateDigest?: string
     /** Documents that cannot be materialised (present when any): a local fault. */

@@ -11,6 +11,7 @@ import type {
   InboxRequeueJson,
   InboxRetryJson,
   ProgressFn,
+  RepairJson,
   ResolveJson,
   StatusJson,
   UnquarantineJson,
@@ -55,6 +56,8 @@ export interface AdminSource {
   metrics(): string | Promise<string>
   gaps(): GapsJson | Promise<GapsJson>
   verify(opts: { deep: boolean }, progress: ProgressFn): VerifyJson | Promise<VerifyJson>
+  /** Rebuilds documents from the log, then verifies deep (ids already checked to be a non-empty list of strings). */
+  repair?(docIds: readonly string[], progress: ProgressFn): RepairJson | Promise<RepairJson>
   readonly conflicts: {
     list(filter: ConflictFilter): readonly ConflictJson[] | Promise<readonly ConflictJson[]>
     /** `id` exactly as in the URL (decoded); undefined when there is no such conflict. */
@@ -129,13 +132,34 @@ function readRoutes(source: AdminSource): Route[] {
   ]
 }
 
-/** Long operations, streamed as NDJSON progress when the client asks: `POST /verify` and `POST /compact`. */
+/** Long operations, streamed as NDJSON progress when the client asks: `POST /verify`, `POST /repair` and `POST /compact`. */
 function operationRoutes(source: AdminSource, maxBody: number): Route[] {
   return [
     route('POST', /^\/verify$/, 'verify', async (ctx) => {
       await readBody(ctx.req, maxBody)
       const deep = flag(ctx.url, 'deep')
       await runOperation(ctx, (progress) => source.verify({ deep }, progress))
+    }),
+    route('POST', /^\/repair$/, 'repair', async (ctx) => {
+      const body = parseJsonBody(await readBody(ctx.req, maxBody))
+      const docs = (body as { docs?: unknown } | null)?.docs
+      if (
+        body === null ||
+        typeof body !== 'object' ||
+        Array.isArray(body) ||
+        Object.keys(body).some((k) => k !== 'docs') ||
+        !Array.isArray(docs) ||
+        docs.length === 0 ||
+        !docs.every((d) => typeof d === 'string')
+      ) {
+        throw new DruError(
+          'INVALID_ARGUMENT',
+          'body must be a JSON object {"docs": ["<doc id>", …]} naming 1 or more documents',
+        )
+      }
+      const repair = source.repair?.bind(source)
+      if (!repair) throw new DruError('NOT_SUPPORTED', 'this DRU does not offer repair')
+      await runOperation(ctx, (progress) => repair(docs as string[], progress))
     }),
     route('POST', /^\/compact$/, 'compact', async (ctx) => {
       await readBody(ctx.req, maxBody)

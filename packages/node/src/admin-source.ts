@@ -8,7 +8,7 @@ import {
 } from '@dru/core'
 import type { Conflict } from '@dru/documents'
 import type { PeerStatus } from '@dru/sync'
-import type { ConflictJson, GapsJson, PeerStatusJson, StatusJson, VerifyJson } from './admin-api.js'
+import type { ConflictJson, GapsJson, PeerStatusJson, RepairJson, StatusJson, VerifyJson } from './admin-api.js'
 import type { AdminSource } from './admin-routes.js'
 import type { Dru } from './dru.js'
 import { inboxAdmin, inboxSummary } from './inbox-admin.js'
@@ -172,6 +172,9 @@ export function createAdminSource({ dru, network, metrics, now, ramp }: AdminSou
     },
     async verify({ deep }, progress): Promise<VerifyJson> {
       return dru.verify({ deep, onProgress: progress })
+    },
+    async repair(docIds, progress): Promise<RepairJson> {
+      return dru.repair(docIds, { onProgress: progress })
     },
     async compact(progress) {
       const r = await dru.compact({ onProgress: progress })

@@ -12,7 +12,7 @@ import { storageError, type EventStore, type HandlerTx, type InboxOrder } from '
 import { compactionFloor, runCompaction, type CompactReport, type CompactionFloor } from './compaction.js'
 import { createDruInbox, type DruInbox } from './inbox-api.js'
 import type { Membership } from './membership.js'
-import type { DruOperations, GapReport, ProgressFn, VerifyReport } from './operations.js'
+import type { DruOperations, GapReport, ProgressFn, RepairReport, VerifyReport } from './operations.js'
 
 /** What {@link Dru.decommission} resolves to. */
 export interface DecommissionReport {
@@ -335,6 +335,22 @@ export class Dru {
     this.#assertOpen()
     try {
       return await this.#operations.verify({ deep: options.deep === true }, options.onProgress ?? (() => undefined))
+    } catch (err) {
+      throw storageError(err)
+    }
+  }
+
+  /**
+   * Rebuilds documents from what the log proves (their events, and the changes compaction
+   * folded whose envelopes the log keeps), discarding their snapshots and cached state, then
+   * verifies deep against every reachable peer. Refuses to touch anything when a peer's log
+   * differs (`logsDiffer`: catch up first). INVALID_ARGUMENT for a malformed id or list,
+   * NOT_FOUND for a document neither the log nor a snapshot knows: nothing changes then.
+   */
+  async repair(docIds: readonly string[], options: { onProgress?: ProgressFn } = {}): Promise<RepairReport> {
+    this.#assertOpen()
+    try {
+      return await this.#operations.repair(docIds, options.onProgress ?? (() => undefined))
     } catch (err) {
       throw storageError(err)
     }

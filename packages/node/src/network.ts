@@ -90,7 +90,11 @@ export class Network implements OperationPeers {
       druId: local.id,
       store: local.store,
       sync,
-      stateDigest: () => typedStorage(() => local.documents.clusterDigest()),
+      tree: {
+        refresh: () => typedStorage(() => local.documents.refreshDigests()),
+        children: (level, index) => local.documents.digestTreeChildren(level, index),
+        bucket: (index) => typedStorage(() => local.documents.digestBucket(index)),
+      },
     }
     this.restore = new RestoreGuard({
       druId: local.id,
@@ -200,7 +204,16 @@ export class Network implements OperationPeers {
       ...(config.sync?.listenerCaps ? { listenerCaps: config.sync.listenerCaps } : {}),
       logger: deps.log,
       now: deps.now,
-      describe: () => typedStorage(() => documents.clusterDigest()),
+      // A deep probe refreshes the digests and reports the tree's root; tree probes read that tree.
+      describe: () =>
+        typedStorage(() => {
+          const t = documents.refreshDigests()
+          return { digest: t.root, documents: t.documents }
+        }),
+      tree: {
+        children: (level, index) => documents.digestTreeChildren(level, index),
+        bucket: (index) => typedStorage(() => [...documents.digestBucket(index)]),
+      },
     })
     const heartbeatTimeout = config.sync?.heartbeatTimeoutMs ?? 5_000
     const driver = new LifecycleDriver({

@@ -641,6 +641,14 @@ export class EventStore implements ReplicaLog, PeerBook {
     return this.#folded.range(origin, fromSeq, limit)
   }
 
+  /**
+   * sha256 (hex) of every change of `docId` compaction folded away: the changes a snapshot
+   * may hold that the log proves by their envelopes (for rebuilding a document in a repair).
+   */
+  foldedChangeHashes(docId: string): Set<string> {
+    return this.#folded.changeHashesOf(docId)
+  }
+
   /** Stages a document snapshot's change bytes for a bootstrap in progress (idempotent). */
   stageChanges(docId: string, changes: readonly Uint8Array[]): void {
     this.#assertUsable()

@@ -31,6 +31,7 @@ export class FoldedLog {
       stage: db.prepare('insert or ignore into bootstrap_stage (change_hash, doc_id, change) values (?, ?, ?)'),
       staged: db.prepare('select doc_id, change from bootstrap_stage where change_hash = ?'),
       clearStage: db.prepare('delete from bootstrap_stage'),
+      docHashes: db.prepare('select change_hash from folded where doc_id = ?').pluck(),
     }
   }
 
@@ -57,6 +58,14 @@ export class FoldedLog {
       changeHash: r.change_hash,
       ...(r.sig ? { sig: r.sig } : {}),
     }))
+  }
+
+  /**
+   * sha256 (hex) of every folded change of one document: what a snapshot may carry beyond
+   * the log. A scan of the envelopes (no index by document): for repairs, not hot paths.
+   */
+  changeHashesOf(docId: string): Set<string> {
+    return new Set((this.#stmt.docHashes.all(docId) as Buffer[]).map((h) => h.toString('hex')))
   }
 
   /** Stages a document's change bytes by hash (idempotent). */

@@ -21,6 +21,8 @@ export const MetaKey = {
   DECOMMISSIONED: 'decommissioned',
   /** Log position up to which cold documents were scanned for conflicts (documents package). */
   CONFLICT_SCAN: 'documents:conflict_scan_lsn',
+  /** Log position up to which the per-document digests of the Merkle tree are current (documents package). */
+  DIGEST_LSN: 'documents:digest_lsn',
 } as const
 /** A key of the `meta` table: one of {@link MetaKey}, or a package's schema track (`schema_version:<track>`, see `migrate`). */
 export type MetaKey = (typeof MetaKey)[keyof typeof MetaKey] | `schema_version:${string}`

@@ -7,6 +7,9 @@ import {
   parseDocId,
   validateEvent,
   MAX_SEQ,
+  TREE_FANOUT,
+  TREE_HASH_BYTES,
+  isTreeNode,
   type DruEvent,
   type FoldedEnvelope,
   type LifecycleState,
@@ -21,6 +24,9 @@ import {
   MAX_EVENTS_PER_FRAME,
   MAX_ORIGINS,
   MAX_SNAPSHOT_DOCS,
+  MAX_TREE_DOCS,
+  MAX_TREE_HEADS,
+  MAX_TREE_NODES,
   NONCE_BYTES,
   PROTOCOL_VERSION,
   SIGNATURE_BYTES,
@@ -29,7 +35,7 @@ import { EPHEMERAL_KEY_BYTES } from './frame-seal.js'
 import type { ErrorFrame, Frame, HelloFrame } from './frames.js'
 
 /**
- * The codec of the dru peer protocol's frames (version 4; their shapes are in frames.ts).
+ * The codec of the dru peer protocol's frames (version 5; their shapes are in frames.ts).
  * Pure: no socket, no store.
  *
  * Every frame is a msgpack array whose first element names its type; arrays (not maps)
@@ -94,6 +100,15 @@ export function encodeFrame(frame: Frame): Uint8Array {
       return packr.pack(['probe', frame.id, frame.deep])
     case 'report':
       return packr.pack(['report', frame.id, ...summaryToWire(frame.summary, {}), frame.stateDigest, frame.documents])
+    case 'tree-probe':
+      return packr.pack(['tree-probe', frame.id, frame.level, frame.nodes])
+    case 'tree-report':
+      return packr.pack([
+        'tree-report',
+        frame.id,
+        Buffer.concat(frame.hashes),
+        frame.docs.map((d) => [d.docId, d.digest, Buffer.from(d.heads.join(''), 'hex')]),
+      ])
     case 'expand':
     case 'bootstrap':
     case 'bootstrap-end':
@@ -363,6 +378,40 @@ function readFrame(v: unknown): Frame {
         stateDigest: digest as string | null,
         documents: documents as number | null,
       }
+    }
+    case 'tree-probe': {
+      expectLength(v, 4, 'tree-probe')
+      const [, id, level, nodes] = v
+      const list = expectList(nodes, MAX_TREE_NODES, 'tree-probe.nodes')
+      if (list.length === 0) invalid('tree-probe.nodes must not be empty')
+      for (const n of list)
+        if (!isTreeNode(level as number, n as number)) invalid('tree-probe.nodes must name nodes of tree-probe.level')
+      return { type, id: expectId(id, 'tree-probe.id'), level: level as number, nodes: list as number[] }
+    }
+    case 'tree-report': {
+      expectLength(v, 4, 'tree-report')
+      const [, id, hashes, docs] = v
+      if (!(hashes instanceof Uint8Array) || hashes.byteLength % (TREE_HASH_BYTES * TREE_FANOUT) !== 0)
+        invalid(`tree-report.hashes must be bytes, ${TREE_FANOUT} hashes of ${TREE_HASH_BYTES} per node`)
+      const flat = hashes as Uint8Array
+      if (flat.byteLength > MAX_TREE_NODES * TREE_FANOUT * TREE_HASH_BYTES) invalid('tree-report.hashes is too long')
+      const list: Uint8Array[] = []
+      for (let at = 0; at < flat.byteLength; at += TREE_HASH_BYTES) list.push(flat.slice(at, at + TREE_HASH_BYTES))
+      const entries = expectList(docs, MAX_TREE_DOCS, 'tree-report.docs').map((entry, i) => {
+        if (!Array.isArray(entry) || entry.length !== 3)
+          invalid(`tree-report.docs[${i}] must be [docId, digest, heads]`)
+        const [docId, digest, heads] = entry as unknown[]
+        const d = expectDocId(docId, `tree-report.docs[${i}].docId`)
+        if (typeof digest !== 'string' || !(HEX64.test(digest) || digest === 'isolated'))
+          invalid(`tree-report.docs[${i}].digest must be 64 lowercase hex characters or "isolated"`)
+        if (!(heads instanceof Uint8Array) || heads.byteLength % 32 !== 0 || heads.byteLength > MAX_TREE_HEADS * 32)
+          invalid(`tree-report.docs[${i}].heads must be at most ${MAX_TREE_HEADS} hashes of 32 bytes`)
+        const hex = Buffer.from(heads as Uint8Array).toString('hex')
+        const list: string[] = []
+        for (let at = 0; at < hex.length; at += 64) list.push(hex.slice(at, at + 64))
+        return { docId: d, digest: digest as string, heads: list }
+      })
+      return { type, id: expectId(id, 'tree-report.id'), hashes: list, docs: entries }
     }
     case 'expand':
     case 'bootstrap':

@@ -1,7 +1,7 @@
-import type { DruEvent, FoldedEnvelope, LifecycleState, LogSummary, VersionVector } from '@dru/core'
+import type { DruEvent, FoldedEnvelope, LifecycleState, LogSummary, TreeEntry, VersionVector } from '@dru/core'
 
 /**
- * The wire frames of the dru peer protocol (version 4): one interface per frame, the
+ * The wire frames of the dru peer protocol (version 5): one interface per frame, the
  * {@link Frame} union and the {@link FrameType} names. Types only; the bytes are
  * frame-codec.ts, and whether a frame is allowed *now* is protocol/session-rules.ts.
  */
@@ -14,6 +14,8 @@ export {
   MAX_ORIGINS,
   MAX_ERROR_MESSAGE,
   MAX_SNAPSHOT_DOCS,
+  MAX_TREE_NODES,
+  MAX_TREE_DOCS,
 } from './limits.js'
 
 export interface HelloFrame {
@@ -22,7 +24,7 @@ export interface HelloFrame {
   readonly druId: string
   readonly origin: string
   readonly nonce: Uint8Array
-  /** Ephemeral X25519 public key for the session's frame seal (protocol 4; absent in a hello of another version). */
+  /** Ephemeral X25519 public key for the session's frame seal (since protocol 4; absent in a hello of another version). */
   readonly key?: Uint8Array
 }
 /** Proof of the cluster secret (HMAC) and of the DRU's own key (Ed25519 over the handshake). */
@@ -89,6 +91,24 @@ export interface ReportFrame {
   readonly stateDigest: string | null
   readonly documents: number | null
 }
+/**
+ * Asks the peer about nodes of its document-digest Merkle tree (core's merkle-tree.ts), as of
+ * its last deep probe: below the leaves (`level` < TREE_LEVELS) the children's hashes of each
+ * node; at the leaves (`level` = TREE_LEVELS) the documents of each bucket.
+ */
+export interface TreeProbeFrame {
+  readonly type: 'tree-probe'
+  readonly id: number
+  readonly level: number
+  readonly nodes: readonly number[]
+}
+/** Answer to a tree probe: `hashes` (16 per node asked, in order) or `docs` (every document of the buckets asked). */
+export interface TreeReportFrame {
+  readonly type: 'tree-report'
+  readonly id: number
+  readonly hashes: readonly Uint8Array[]
+  readonly docs: readonly TreeEntry[]
+}
 /** Asks for a `full` vv frame (our retired summaries differ). */
 export interface ExpandFrame {
   readonly type: 'expand'
@@ -123,6 +143,8 @@ export type Frame =
   | ErrorFrame
   | ProbeFrame
   | ReportFrame
+  | TreeProbeFrame
+  | TreeReportFrame
   | ExpandFrame
   | BootstrapFrame
   | SnapshotFrame
@@ -140,6 +162,8 @@ export const FrameType = {
   error: 'error',
   probe: 'probe',
   report: 'report',
+  treeProbe: 'tree-probe',
+  treeReport: 'tree-report',
   expand: 'expand',
   bootstrap: 'bootstrap',
   snapshot: 'snapshot',

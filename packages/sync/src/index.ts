@@ -7,7 +7,7 @@
  * and keeps one session per pair of processes. See docs/PROTOCOL.md.
  */
 export { startSync } from './sync-node.js'
-export type { SyncNode, SyncEvents, PeerStatus, QuarantineInfo, ProbeResult } from './sync-node.js'
+export type { SyncNode, SyncEvents, PeerStatus, QuarantineInfo, ProbeResult, TreeProbeResult } from './sync-node.js'
 export {
   DEFAULT_MAX_UNACKED_BYTES,
   DEFAULT_HEARTBEAT_MS,
@@ -33,6 +33,8 @@ export type {
   ErrorFrame,
   ProbeFrame,
   ReportFrame,
+  TreeProbeFrame,
+  TreeReportFrame,
   ExpandFrame,
   BootstrapFrame,
   SnapshotFrame,
@@ -42,6 +44,7 @@ export type {
 export * as limits from './limits.js'
 export {
   PROTOCOL_VERSION,
+  MAX_TREE_NODES,
   DEFAULT_MAX_FRAME_BYTES,
   NONCE_BYTES,
   HMAC_BYTES,
@@ -66,6 +69,7 @@ export type {
   ProtocolPlant,
   SessionLimits,
   SnapshotSource,
+  TreeSource,
   Wire,
   Admission,
   SessionRole,

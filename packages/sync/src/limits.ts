@@ -6,7 +6,7 @@
  */
 
 /** Version of the frame grammar and handshake; peers with another version are refused. */
-export const PROTOCOL_VERSION = 4
+export const PROTOCOL_VERSION = 5
 
 /** Default cap on one frame's bytes after authentication, checked before decoding (16 MiB). */
 export const DEFAULT_MAX_FRAME_BYTES = 16 << 20
@@ -61,6 +61,24 @@ export const MAX_ORIGINS = 10_000
 
 /** Most documents one snapshot frame may carry (the frame's byte cap bounds it too). */
 export const MAX_SNAPSHOT_DOCS = 100_000
+
+/**
+ * Most tree nodes one `tree-probe` may ask about. An answer about inner nodes is 16 hashes
+ * of 32 bytes per node (1,024 nodes: 512 KiB, well under the frame cap); a deep verify asks
+ * about the nodes that differ, so only a verify with more than 1,024 differing nodes on one
+ * level sends a second question (in parallel, same round trip).
+ */
+export const MAX_TREE_NODES = 1024
+
+/**
+ * Most documents one `tree-report` may list (the entries of the buckets asked about). At
+ * 1,024 buckets and a million documents (~15 per bucket) an answer lists ~16,000; the cap
+ * leaves room and bounds a hostile frame's work; the frame's byte cap bounds it too.
+ */
+export const MAX_TREE_DOCS = 200_000
+
+/** Most heads one document entry of a `tree-report` may carry (concurrent heads are few). */
+export const MAX_TREE_HEADS = 1024
 
 /** Longest error message carried in an error frame. */
 export const MAX_ERROR_MESSAGE = 1024

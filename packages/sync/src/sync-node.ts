@@ -4,7 +4,7 @@ import { AckWaiters } from './ack-waiters.js'
 import { Dialer } from './dialer.js'
 import type { Logger } from './logger.js'
 import { PeerRegistry, type PeerStatus } from './peer-registry.js'
-import { Probes, type ProbeResult } from './probes.js'
+import { Probes, type ProbeResult, type TreeProbeResult } from './probes.js'
 import type { PeerProtocol } from './protocol/peer-protocol.js'
 import type { ProtocolConfig, ProtocolHooks } from './protocol/session-config.js'
 import { resolveSyncOptions, type SyncOptions } from './sync-options.js'
@@ -12,7 +12,7 @@ import { listen, type Listener } from './transport/ws-listener.js'
 import { WsSession, type Session } from './transport/ws-session.js'
 
 export type { PeerStatus, QuarantineInfo } from './peer-registry.js'
-export type { ProbeResult } from './probes.js'
+export type { ProbeResult, TreeProbeResult } from './probes.js'
 
 /** Events a {@link SyncNode} emits. */
 export interface SyncEvents {
@@ -50,6 +50,17 @@ export interface SyncNode {
    * answer within `timeoutMs`.
    */
   probe(peerId: string, options?: { deep?: boolean; timeoutMs?: number }): Promise<ProbeResult>
+  /**
+   * Asks a connected peer about nodes of its document-digest tree, as of its last deep probe
+   * (children's hashes below the leaves, documents at the leaves; at most `MAX_TREE_NODES`).
+   * NOT_FOUND without an open session, TIMEOUT without an answer in time.
+   */
+  treeProbe(
+    peerId: string,
+    level: number,
+    nodes: readonly number[],
+    options?: { timeoutMs?: number },
+  ): Promise<TreeProbeResult>
   /** Lifts a quarantine (operator action) and lets the peer reconnect. */
   unquarantine(peerId: string): void
   /** Removes a DRU from the cluster: closes its sessions with DECOMMISSIONED, never dials it again, refuses it. */
@@ -198,6 +209,7 @@ class SyncNodeImpl extends EventEmitter implements SyncNode {
       quarantine: (peerId, code, message) => this.#quarantine(peerId, code, message),
       announced: (p, lifecycle) => this.#registry.announced(p.peerId!, lifecycle),
       reported: (p, report) => this.#probes.answered(p, report),
+      treeReported: (p, report) => this.#probes.answered(p, report),
       claimBootstrap: (p) => {
         if (this.#bootstrapper && this.#bootstrapper !== p && this.#bootstrapper.isOpen) return false
         this.#bootstrapper = p
@@ -281,6 +293,17 @@ class SyncNodeImpl extends EventEmitter implements SyncNode {
     const session = this.#registry.primary(peerId)
     if (!session) return Promise.reject(new DruError('NOT_FOUND', `no open session with ${peerId}`))
     return this.#probes.ask(peerId, session.protocol, options.deep === true, options.timeoutMs ?? 5_000)
+  }
+
+  treeProbe(
+    peerId: string,
+    level: number,
+    nodes: readonly number[],
+    options: { timeoutMs?: number } = {},
+  ): Promise<TreeProbeResult> {
+    const session = this.#registry.primary(peerId)
+    if (!session) return Promise.reject(new DruError('NOT_FOUND', `no open session with ${peerId}`))
+    return this.#probes.askTree(peerId, session.protocol, level, nodes, options.timeoutMs ?? 5_000)
   }
 
   unquarantine(peerId: string): void {

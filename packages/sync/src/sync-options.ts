@@ -12,7 +12,7 @@ import {
   PRE_AUTH_MAX_FRAME_BYTES,
 } from './limits.js'
 import { silentLogger, type Logger } from './logger.js'
-import type { ProtocolConfig, SessionLimits, SnapshotSource } from './protocol/session-config.js'
+import type { ProtocolConfig, SessionLimits, SnapshotSource, TreeSource } from './protocol/session-config.js'
 import { parsePrivateKey, parsePublicKey } from './signatures.js'
 import type { ListenerCaps } from './transport/ws-listener.js'
 
@@ -82,6 +82,8 @@ export interface SyncOptions {
    * its documents' cluster digest). Without it, deep probes are answered with null.
    */
   readonly describe?: () => { digest: string; documents: number }
+  /** Our document-digest tree, for peers' deep verification walks (the node passes its documents'). */
+  readonly tree?: TreeSource
   /** Document snapshots, to bootstrap a peer below our compaction base and to be bootstrapped. */
   readonly snapshots?: SnapshotSource
   /** DRU ids removed from the cluster (`dru decommission`): never dialed, sessions refused. */
@@ -174,6 +176,7 @@ export function resolveSyncOptions(options: SyncOptions): ResolvedSyncOptions {
     snapshots: options.snapshots,
     describe: options.describe,
     ...(options.announce ? { announce: options.announce } : {}),
+    tree: options.tree,
   }
   const decommissioned = (options.decommissioned ?? []).map((id) => parseDruId(id, 'decommissioned[]'))
   const peers: Array<{ id: string; url: string | null }> = []

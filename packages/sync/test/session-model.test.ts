@@ -63,6 +63,8 @@ const ACTIONS = [
   'pong',
   'probe',
   'report',
+  'tree-probe',
+  'tree-report',
   'expand',
   'bootstrap',
   'snapshot',
@@ -199,6 +201,10 @@ class Driver {
         return { type: 'probe', id: 1, deep: false }
       case 'report':
         return { type: 'report', id: 99, summary: w.x.store.summary(), stateDigest: null, documents: null }
+      case 'tree-probe':
+        return { type: 'tree-probe', id: 3, level: 0, nodes: [0] }
+      case 'tree-report':
+        return { type: 'tree-report', id: 98, hashes: [], docs: [] }
       case 'expand':
         return { type: 'expand' }
       case 'bootstrap':
@@ -236,6 +242,7 @@ function expect_(model: Model, a: Action, f: Frame): 'ok' | string {
     case 'ack:beyond-head':
     case 'pong': // x sent no ping (it was never ticked)
     case 'report': // x sent no probe
+    case 'tree-report': // nor a tree probe
       return 'PROTOCOL_VIOLATION'
     case 'bootstrap':
       return model.gotVv ? 'ok' : 'PROTOCOL_VIOLATION'
@@ -374,6 +381,8 @@ describe('the session state machine against its model', () => {
       'pong',
       'probe',
       'report',
+      'tree-probe',
+      'tree-report',
       'expand',
       'bootstrap',
       'snapshot',

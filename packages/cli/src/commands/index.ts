@@ -7,6 +7,7 @@ import { demoCommand } from './demo.js'
 import { gapsCommand } from './gaps.js'
 import { inboxCommand } from './inbox.js'
 import { initCommand } from './init.js'
+import { repairCommand } from './repair.js'
 import { restoreCommand } from './restore.js'
 import { startCommand } from './start.js'
 import { statusCommand } from './status.js'
@@ -21,6 +22,7 @@ export const COMMANDS: readonly CommandModule[] = [
   waitCommand,
   gapsCommand,
   verifyCommand,
+  repairCommand,
   conflictsCommand,
   inboxCommand,
   compactCommand,

@@ -1,11 +1,42 @@
 import type { Command } from 'commander'
-import type { VerifyJson } from '@dru/node/admin-api'
+import type { DocumentSideJson, VerifyJson } from '@dru/node/admin-api'
 import type { CliContext, CommandModule } from '../context.js'
 import { CliError, ExitCode } from '../exit-codes.js'
 import { formatBool, renderTable } from '../render.js'
 import { clientFor, printJson, progressFor, withAdminOptions, type AdminOptions } from './shared.js'
 
-/** Table of peers plus a verdict line. */
+/** Short form of a side of a differing document: its heads (8 hex characters each), or that it lacks it. */
+function side(s: DocumentSideJson | null): string {
+  if (!s) return 'absent'
+  if (s.digest === 'isolated') return 'isolated'
+  return s.heads.length ? s.heads.map((h) => h.slice(0, 8)).join(',') : 'empty'
+}
+
+/** Per peer, the documents that differ with both sides' heads. */
+function renderDifferences(v: VerifyJson): string {
+  let out = ''
+  for (const p of v.peers) {
+    if (p.logsEqual === false)
+      out += `\n${p.peer}: logs differ, documents not compared: catch up first (dru gaps, dru wait)\n`
+    if (!p.differences?.length) continue
+    const more = (p.differingDocuments ?? 0) - p.differences.length
+    out += `\n${p.differingDocuments ?? p.differences.length} document(s) differ from ${p.peer}`
+    if (p.tree) out += ` (found in ${p.tree.roundTrips} round trips, ${p.tree.bytes} bytes)`
+    out += ':\n'
+    out += renderTable(
+      ['document', 'local heads', `${p.peer} heads`],
+      p.differences.map((d) => [d.docId, side(d.local), side(d.remote)]),
+    )
+    out += more > 0 ? `\n… and ${more} more (--json lists up to 1,000)\n` : '\n'
+    out += `repair from the log: dru repair ${p.differences
+      .slice(0, 5)
+      .map((d) => d.docId)
+      .join(' ')}${p.differences.length > 5 ? ' …' : ''}\n`
+  }
+  return out
+}
+
+/** Table of peers plus a verdict line, then the documents that differ. */
 export function renderVerify(v: VerifyJson): string {
   const rows = v.peers.map((p) => {
     const notes: string[] = []
@@ -25,7 +56,7 @@ export function renderVerify(v: VerifyJson): string {
       ? `NOT verified: no peer is reachable to compare with (local ${v.local.digest})`
       : `NOT in sync: ${kind} differ (local ${v.local.digest})`
   const table = v.peers.length ? `${renderTable(['peer', 'reachable', 'equal', 'peer digest', 'notes'], rows)}\n\n` : ''
-  return `${table}${verdict}\n`
+  return `${table}${verdict}\n${renderDifferences(v)}`
 }
 
 export const verifyCommand: CommandModule = {
@@ -34,7 +65,7 @@ export const verifyCommand: CommandModule = {
       program
         .command('verify')
         .description('compare fingerprints with every reachable peer (exit 5 when not in sync)')
-        .option('--deep', 'also compare materialised document digests'),
+        .option('--deep', 'also compare materialised documents and name those that differ'),
       { json: true, progress: true },
     ).action(async (opts: AdminOptions & { deep?: boolean }) => {
       const client = clientFor(opts, ctx)

@@ -1,10 +1,10 @@
-import { DruError, type LogSummary, type VersionVector } from '@dru/core'
+import { DruError, TREE_LEVELS, type LogSummary, type VersionVector } from '@dru/core'
 import { decodeFrame, encodeFrame } from '../frame-codec.js'
-import type { Frame, PeerLifecycle } from '../frames.js'
+import type { Frame, PeerLifecycle, TreeProbeFrame, TreeReportFrame } from '../frames.js'
 import { newNonce } from '../handshake.js'
 import { HandshakeState } from './handshake-phase.js'
 import { Replication } from './replication.js'
-import type { ProtocolConfig, ProtocolHooks, SessionRole, Wire } from './session-config.js'
+import type { ProtocolConfig, ProtocolHooks, SessionRole, TreeSource, Wire } from './session-config.js'
 import { COSTLY_FRAMES, QUARANTINE_CODES, frameAllowed, violation, type Phase } from './session-rules.js'
 import { vvFrame } from './summary-exchange.js'
 import { TokenBucket } from './token-bucket.js'
@@ -65,6 +65,7 @@ export class PeerProtocol {
   #pingN = 0
   #pingsSent = 0
   readonly #probes = new Set<number>()
+  readonly #treeProbes = new Set<number>()
   readonly #frameRate: TokenBucket
   readonly #costlyRate: TokenBucket
 
@@ -282,6 +283,14 @@ export class PeerProtocol {
   /** Forgets a probe we gave up on (its late answer is then a violation, like any unasked report). */
   forgetProbe(id: number): void {
     this.#probes.delete(id)
+    this.#treeProbes.delete(id)
+  }
+
+  /** Asks the peer about nodes of its digest tree; the answer goes to `hooks.treeReported`. */
+  treeProbe(id: number, level: number, nodes: readonly number[]): void {
+    if (this.#phase !== 'open') return
+    this.#treeProbes.add(id)
+    this.#guard(() => this.#send({ type: 'tree-probe', id, level, nodes }))
   }
 
   /** Sends an error frame and closes. */
@@ -386,6 +395,11 @@ export class PeerProtocol {
           return
         }
         return this.#hooks.reported?.(this, frame)
+      case 'tree-probe':
+        return void this.#send(treeReport(this.#c.tree, frame))
+      case 'tree-report':
+        if (!this.#treeProbes.delete(frame.id)) throw violation(`tree-report ${frame.id} answers no tree-probe we sent`)
+        return this.#hooks.treeReported?.(this, frame)
       case 'bootstrap':
         return this.#replication.onBootstrapRequest()
       case 'snapshot':
@@ -466,4 +480,17 @@ export class PeerProtocol {
     this.#wire.send(wire)
     return wire.byteLength
   }
+}
+
+/** Our answer to a tree probe, from the tree as of our last refresh (nothing without a tree: every node then differs). */
+function treeReport(tree: TreeSource | undefined, frame: TreeProbeFrame): TreeReportFrame {
+  if (!tree) return { type: 'tree-report', id: frame.id, hashes: [], docs: [] }
+  if (frame.level < TREE_LEVELS)
+    return {
+      type: 'tree-report',
+      id: frame.id,
+      hashes: frame.nodes.flatMap((n) => tree.children(frame.level, n)),
+      docs: [],
+    }
+  return { type: 'tree-report', id: frame.id, hashes: [], docs: frame.nodes.flatMap((n) => tree.bucket(n)) }
 }

@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto'
-import type { ErrorCode, ReplicaLog, VersionVector } from '@dru/core'
-import type { PeerLifecycle, ReportFrame, SnapshotFrame } from '../frames.js'
+import type { ErrorCode, ReplicaLog, TreeEntry, VersionVector } from '@dru/core'
+import type { PeerLifecycle, ReportFrame, SnapshotFrame, TreeReportFrame } from '../frames.js'
 import type { Logger } from '../logger.js'
 import type { PeerProtocol } from './peer-protocol.js'
 
@@ -36,6 +36,17 @@ export interface SnapshotSource {
 }
 
 /**
+ * Our document-digest Merkle tree, for peers' deep verification walks (the node passes its
+ * documents). Answers are as of the last refresh, which a deep probe triggers.
+ */
+export interface TreeSource {
+  /** The hashes of the children of node `index` at `level` (below the leaves). */
+  children(level: number, index: number): Uint8Array[]
+  /** The documents of one leaf bucket, sorted by id. */
+  bucket(index: number): TreeEntry[]
+}
+
+/**
  * A protocol bug planted on purpose, for tests only: the protocol-level convergence
  * property must fail when one is set (test/convergence/protocol.test.ts). The node never
  * sets it.
@@ -64,6 +75,8 @@ export interface ProtocolConfig {
   readonly snapshots?: SnapshotSource | undefined
   /** Our materialised state digest, for deep probes (absent: answered with null). */
   readonly describe?: (() => { digest: string; documents: number }) | undefined
+  /** Our digest tree, for peers' tree probes (absent: answered with nothing, so every node differs). */
+  readonly tree?: TreeSource | undefined
   /** Tests only: a planted bug (see {@link ProtocolPlant}). */
   readonly plant?: ProtocolPlant | undefined
 }
@@ -95,6 +108,7 @@ export interface ProtocolHooks {
   /** The peer's heartbeat announced its lifecycle state (display only). */
   announced?(p: PeerProtocol, lifecycle: PeerLifecycle): void
   reported?(p: PeerProtocol, report: ReportFrame): void
+  treeReported?(p: PeerProtocol, report: TreeReportFrame): void
   /** May this session bootstrap us now (one bootstrap at a time per DRU)? Default yes. */
   claimBootstrap?(p: PeerProtocol): boolean
   releaseBootstrap?(p: PeerProtocol): void

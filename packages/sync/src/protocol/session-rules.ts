@@ -34,6 +34,8 @@ const OPEN: ReadonlySet<FrameType> = new Set<FrameType>([
   'pong',
   'probe',
   'report',
+  'tree-probe',
+  'tree-report',
   'bootstrap',
   'error',
 ])
