@@ -5,7 +5,7 @@ import { DruError, equalFingerprints, isDruError, type DruEvent } from '@dru/cor
 import { openDru, type Dru, type DruConfig } from '@dru/node'
 import { Rng } from './rng.js'
 import { seededKeys } from './seeded-keys.js'
-import { SimSessions, type SessionLog, type SimPlant } from './sim-sessions.js'
+import { SimSessions, type Received, type SessionLog, type SimPlant } from './sim-sessions.js'
 
 /** Fault rates applied by {@link SimNetwork.round}, each a probability per batch (or per link for replay). */
 export interface FaultRates {
@@ -135,6 +135,16 @@ export class SimNetwork {
   }
 
   #storedThisRound = 0
+
+  /**
+   * Protocol exchange only: events each DRU received in `events` frames over the whole run
+   * (every session, closed ones included) and how many it already held. Received ÷ needed
+   * is the forwarding overhead.
+   */
+  received(): Received {
+    if (!this.#sessions) throw new DruError('INVALID_ARGUMENT', 'received() needs exchange: protocol')
+    return this.#sessions.received()
+  }
 
   /** What the protocol sessions did (protocol exchange only). */
   get sessionLog(): SessionLog | undefined {

@@ -72,6 +72,14 @@ export interface SessionLog {
   sent: Record<string, number>
   /** Frames sent by each DRU (by index), by type, over the whole run. */
   sentBy: Array<Record<string, number>>
+  /** Bytes each DRU (by index) put on its links, over the whole run (sealed frames). */
+  bytesBy: number[]
+}
+
+/** Events each DRU (by index) received in `events` frames, and how many of them it already held. */
+export interface Received {
+  readonly events: number[]
+  readonly duplicates: number[]
 }
 
 interface Pipe {
@@ -96,6 +104,7 @@ export class SimSessions {
     bootstraps: 0,
     sent: {},
     sentBy: [],
+    bytesBy: [],
   }
   /** Frames delivered in the last round, by type. */
   lastRound: Record<string, number> = {}
@@ -105,6 +114,8 @@ export class SimSessions {
   readonly #makeConfig: (d: Dru, i: number) => ProtocolConfig
   readonly #pipes: Pipe[] = []
   readonly #bootstrapping = new Map<number, PeerProtocol>()
+  /** Received counts of sessions already closed, by DRU index. */
+  readonly #closedIn = { events: [] as number[], duplicates: [] as number[] }
 
   constructor(
     drus: readonly Dru[],
@@ -227,6 +238,20 @@ export class SimSessions {
     this.#bootstrapping.delete(i)
   }
 
+  /** Events received per DRU so far, over every session (closed ones included). */
+  received(): Received {
+    const events = this.#drus.map((_, i) => this.#closedIn.events[i] ?? 0)
+    const duplicates = this.#drus.map((_, i) => this.#closedIn.duplicates[i] ?? 0)
+    for (const p of this.#pipes) {
+      p.ends?.forEach((end, k) => {
+        const i = k === 0 ? p.a : p.b
+        events[i]! += end.eventsIn
+        duplicates[i]! += end.duplicatesIn
+      })
+    }
+    return { events, duplicates }
+  }
+
   closeAll(): void {
     for (const p of this.#pipes) if (p.ends) this.#reset(p, 'CLOSED')
   }
@@ -240,6 +265,7 @@ export class SimSessions {
           this.log.sent[type] = (this.log.sent[type] ?? 0) + 1
           const mine = (this.log.sentBy[me] ??= {})
           mine[type] = (mine[type] ?? 0) + 1
+          this.log.bytesBy[me] = (this.log.bytesBy[me] ?? 0) + bytes.byteLength
         },
         close: () => undefined,
         bufferedAmount: 0,
@@ -259,6 +285,11 @@ export class SimSessions {
   }
 
   #reset(p: Pipe, code: string): void {
+    p.ends?.forEach((end, k) => {
+      const i = k === 0 ? p.a : p.b
+      this.#closedIn.events[i] = (this.#closedIn.events[i] ?? 0) + end.eventsIn
+      this.#closedIn.duplicates[i] = (this.#closedIn.duplicates[i] ?? 0) + end.duplicatesIn
+    })
     for (const end of p.ends ?? []) end.close(code, 'connection reset by the simulation')
     p.ends = undefined
     p.queues = [[], []]
