@@ -27,7 +27,7 @@ import { EPHEMERAL_KEY_BYTES } from './frame-seal.js'
 import type { ErrorFrame, Frame, HelloFrame } from './frames.js'
 
 /**
- * The codec of the dru peer protocol's frames (version 4; their shapes are in frames.ts).
+ * The codec of the dru peer protocol's frames (version 5; their shapes are in frames.ts).
  * Pure: no socket, no store.
  *
  * Every frame is a msgpack array whose first element names its type; arrays (not maps)
@@ -81,7 +81,8 @@ export function encodeFrame(frame: Frame): Uint8Array {
     case 'events':
       return packr.pack(['events', frame.batch.map(eventToWire)])
     case 'ack':
-      return packr.pack(['ack', vvToWire(frame.vv)])
+    case 'routes':
+      return packr.pack([frame.type, vvToWire(frame.vv)])
     case 'ping':
     case 'pong':
       return packr.pack([frame.type, frame.n])
@@ -314,8 +315,9 @@ function readFrame(v: unknown): Frame {
       return { type, batch: raw.map(readEvent) }
     }
     case 'ack':
-      expectLength(v, 2, 'ack')
-      return { type, vv: readVv(v[1], 'ack.vv') }
+    case 'routes':
+      expectLength(v, 2, type)
+      return { type, vv: readVv(v[1], `${type}.vv`) }
     case 'ping':
     case 'pong':
       expectLength(v, 2, type)

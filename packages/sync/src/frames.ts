@@ -1,7 +1,7 @@
 import type { DruEvent, FoldedEnvelope, LogSummary, VersionVector } from '@dru/core'
 
 /**
- * The wire frames of the dru peer protocol (version 4): one interface per frame, the
+ * The wire frames of the dru peer protocol (version 5): one interface per frame, the
  * {@link Frame} union and the {@link FrameType} names. Types only; the bytes are
  * frame-codec.ts, and whether a frame is allowed *now* is protocol/session-rules.ts.
  */
@@ -49,6 +49,16 @@ export interface EventsFrame {
 /** What the receiver durably holds of the origins the sender holds (deltas allowed: merged by max). */
 export interface AckFrame {
   readonly type: 'ack'
+  readonly vv: VersionVector
+}
+/**
+ * The origins the sender currently receives by another session than this one (from their
+ * writer directly, or from the peer that first brought them), each with how far it holds
+ * it: the receiver holds those origins back from the sender while it keeps advancing
+ * (protocol 5; see docs/PROTOCOL.md "Forwarding").
+ */
+export interface RoutesFrame {
+  readonly type: 'routes'
   readonly vv: VersionVector
 }
 export interface PingFrame {
@@ -107,6 +117,7 @@ export type Frame =
   | VvFrame
   | EventsFrame
   | AckFrame
+  | RoutesFrame
   | PingFrame
   | PongFrame
   | ErrorFrame
@@ -124,6 +135,7 @@ export const FrameType = {
   vv: 'vv',
   events: 'events',
   ack: 'ack',
+  routes: 'routes',
   ping: 'ping',
   pong: 'pong',
   error: 'error',

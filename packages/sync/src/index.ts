@@ -45,6 +45,7 @@ export {
   NONCE_BYTES,
   HMAC_BYTES,
   MAX_ORIGINS,
+  FORWARD_GRACE_HEARTBEATS,
   MAX_ERROR_MESSAGE,
   MAX_EVENTS_PER_FRAME,
   PRE_AUTH_MAX_FRAME_BYTES,
@@ -54,6 +55,8 @@ export type { Transcript } from './handshake.js'
 export { FrameSeal, newEphemeralKey, EPHEMERAL_KEY_BYTES, SEAL_TAG_BYTES } from './frame-seal.js'
 export type { EphemeralKey, SealContext } from './frame-seal.js'
 export { PeerProtocol } from './protocol/peer-protocol.js'
+export { RouteBook } from './protocol/route-book.js'
+export type { RoutedSession } from './protocol/route-book.js'
 export type {
   ProtocolConfig,
   ProtocolHooks,

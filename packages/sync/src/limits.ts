@@ -6,7 +6,7 @@
  */
 
 /** Version of the frame grammar and handshake; peers with another version are refused. */
-export const PROTOCOL_VERSION = 4
+export const PROTOCOL_VERSION = 5
 
 /** Default cap on one frame's bytes after authentication, checked before decoding (16 MiB). */
 export const DEFAULT_MAX_FRAME_BYTES = 16 << 20
@@ -85,6 +85,15 @@ export const FRAME_BURST = 10_000
  */
 export const COSTLY_FRAMES_PER_SECOND = 5
 export const COSTLY_FRAME_BURST = 20
+
+/**
+ * How long, in the sender's heartbeats, an origin a peer says it receives by another path is
+ * held back from it while the peer's announced copy of it stops advancing and we hold more.
+ * The peer announces at most once per heartbeat, so three leave room for one lost turn and
+ * the link's delay; past it we forward anyway (a slow or dying path, or a peer that claims
+ * a path it does not have, costs at most this delay, never an event).
+ */
+export const FORWARD_GRACE_HEARTBEATS = 3
 
 /** Sessions kept at once with one DRU id (more than one only while two processes run under it). */
 export const MAX_SESSIONS_PER_PEER = 4

@@ -11,6 +11,7 @@ import {
   PRE_AUTH_MAX_FRAME_BYTES,
 } from './limits.js'
 import { silentLogger, type Logger } from './logger.js'
+import { RouteBook } from './protocol/route-book.js'
 import type { ProtocolConfig, SessionLimits, SnapshotSource } from './protocol/session-config.js'
 import { parsePrivateKey, parsePublicKey } from './signatures.js'
 import type { ListenerCaps } from './transport/ws-listener.js'
@@ -170,6 +171,7 @@ export function resolveSyncOptions(options: SyncOptions): ResolvedSyncOptions {
     now: options.now ?? Date.now,
     snapshots: options.snapshots,
     describe: options.describe,
+    routes: new RouteBook(),
   }
   const decommissioned = (options.decommissioned ?? []).map((id) => parseDruId(id, 'decommissioned[]'))
   const peers: Array<{ id: string; url: string | null }> = []

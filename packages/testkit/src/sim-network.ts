@@ -309,7 +309,9 @@ export class SimNetwork {
           const moved = Object.entries(this.#sessions.lastRound).some(
             ([type, n]) => n > 0 && type !== 'ping' && type !== 'pong' && type !== 'ack',
           )
-          quiet = r.stored === 0 && !moved && this.#sessions.allOpen((a, b) => this.isUp(a, b)) ? quiet + 1 : 0
+          // A session holding events back for a grace is not done: it forwards them if they do not arrive.
+          const open = this.#sessions.allOpen((a, b) => this.isUp(a, b))
+          quiet = r.stored === 0 && !moved && open && !this.#sessions.holdingBack() ? quiet + 1 : 0
           if (quiet === 3) return i
           continue
         }

@@ -2,6 +2,7 @@ import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
 import type { Dru } from '@dru/node'
 import {
   PeerProtocol,
+  RouteBook,
   SEAL_TAG_BYTES,
   decodeFrame,
   limits,
@@ -163,6 +164,8 @@ export class SimSessions {
         changesOf: (docId, bytes) => d.documents.changesOf(docId, bytes),
       },
       describe: () => d.digest(),
+      // One per DRU process, shared by its sessions (a restart gets a new one).
+      routes: new RouteBook(),
       ...(options.plant === 'lack-off-by-one' && i === 0 ? { plant: options.plant } : {}),
     })
     this.#configs = drus.map((d, i) => this.#makeConfig(d, i))
@@ -173,6 +176,11 @@ export class SimSessions {
   /** True while any frame is queued on a connection. */
   inFlight(): boolean {
     return this.#pipes.some((p) => p.queues[0].length > 0 || p.queues[1].length > 0)
+  }
+
+  /** True while some session holds events back, waiting to see them arrive by another path (not quiet yet). */
+  holdingBack(): boolean {
+    return this.#pipes.some((p) => p.ends?.some((end) => end.holdingBack) === true)
   }
 
   /** True when every pair whose link is up has an open session. */

@@ -3,6 +3,7 @@ import type { ErrorCode, ReplicaLog, VersionVector } from '@dru/core'
 import type { ReportFrame, SnapshotFrame } from '../frames.js'
 import type { Logger } from '../logger.js'
 import type { PeerProtocol } from './peer-protocol.js'
+import type { RouteBook } from './route-book.js'
 
 /**
  * What a {@link PeerProtocol} is given and what it calls: its configuration, the wire its
@@ -60,6 +61,12 @@ export interface ProtocolConfig {
   readonly snapshots?: SnapshotSource | undefined
   /** Our materialised state digest, for deep probes (absent: answered with null). */
   readonly describe?: (() => { digest: string; documents: number }) | undefined
+  /**
+   * Which session brings this DRU each origin, shared by all of its sessions (one per DRU).
+   * Without it the session announces no routes (its peers forward it everything), but it
+   * still honours the routes its peers announce.
+   */
+  readonly routes?: RouteBook | undefined
   /** Tests only: a planted bug (see {@link ProtocolPlant}). */
   readonly plant?: ProtocolPlant | undefined
 }
