@@ -1,4 +1,5 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
+import type { VersionVector } from '@dru/core'
 import type { Dru } from '@dru/node'
 import {
   PeerProtocol,
@@ -33,8 +34,17 @@ export interface FrameFaults {
  *   would. Its peers see gaps and ask again, and the events never come.
  * - `lack-off-by-one` (in the protocol itself, {@link ProtocolPlant}): its sessions think a
  *   peer that lacks a single event of an origin is up to date.
+ * - `false-routes` (a lying member, not a bug): it tells every peer that it gets every origin
+ *   it holds by another path, so its peers hold those back from it; it must still get them.
  */
-export type SimPlant = 'skip-tenth' | ProtocolPlant
+export type SimPlant = 'skip-tenth' | 'false-routes' | ProtocolPlant
+
+/** The `false-routes` plant: a route book that claims every origin comes by another session. */
+class FalseRouteBook extends RouteBook {
+  override elsewhere(_session: unknown, ours: VersionVector): VersionVector {
+    return { ...ours }
+  }
+}
 
 /** The `skip-tenth` plant: a log whose streams leave out every tenth event. */
 function skippingTenth(log: Dru['store']): Dru['store'] {
@@ -165,8 +175,8 @@ export class SimSessions {
       },
       describe: () => d.digest(),
       // One per DRU process, shared by its sessions (a restart gets a new one).
-      routes: new RouteBook(),
-      ...(options.plant === 'lack-off-by-one' && i === 0 ? { plant: options.plant } : {}),
+      routes: options.plant === 'false-routes' && i === 0 ? new FalseRouteBook() : new RouteBook(),
+      ...(options.plant === 'lack-off-by-one' && i === 0 ? { plant: 'lack-off-by-one' as const } : {}),
     })
     this.#configs = drus.map((d, i) => this.#makeConfig(d, i))
     for (let a = 0; a < drus.length; a++)
