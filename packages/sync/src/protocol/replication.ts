@@ -58,10 +58,11 @@ export class Replication {
   #serving = false
   /** Per held-back origin: since when we hold more of it than the peer's copy, with no advance. */
   readonly #lagging = new Map<string, number>()
-  /** The routes we last announced (as text), so only a change is sent again; the first is always sent. */
-  #routesSent: string | undefined
-  /** The peer announced its routes at least once; until then every third party's origin waits. */
-  #routesHeard = false
+  /**
+   * The routes we last announced (as text), so only a change is sent; none while nothing comes
+   * by another session (a pair of DRUs in sync reconnects without a routes frame).
+   */
+  #routesSent = ''
   /** When the peer's first vv arrived (ms). */
   #firstVvAt = 0
 
@@ -159,7 +160,6 @@ export class Replication {
     }
     for (const origin of this.#lagging.keys()) if (!Object.hasOwn(next, origin)) this.#lagging.delete(origin)
     this.theirRoutes = next
-    this.#routesHeard = true
     // What it says it holds, it holds (as in its vv): never sent again.
     this.window.learn(next)
     // Streaming restarts from the window's view (nothing in flight is sent twice), so an
@@ -206,10 +206,10 @@ export class Replication {
     const now = this.#c.now()
     const grace = FORWARD_GRACE_HEARTBEATS * this.#c.limits.heartbeatMs
     const known = this.window.known
-    // Until its first routes frame (sent right after its vv), and for one heartbeat after its
-    // vv (its other sessions may be opening at the same moment, as after a heal), we do not
-    // know what the peer gets elsewhere: every third party's origin waits, within the grace.
-    const settling = !this.#routesHeard || now - this.#firstVvAt < this.#c.limits.heartbeatMs
+    // For one heartbeat after its vv we do not know yet what the peer gets elsewhere (its other
+    // sessions may be opening at the same moment, as after a heal, and its routes follow):
+    // every third party's origin waits, within the grace.
+    const settling = now - this.#firstVvAt < this.#c.limits.heartbeatMs
     const waiting = new Set(Object.keys(this.theirRoutes))
     if (settling) for (const o of Object.keys(ours)) if (this.#thirdParty(o)) waiting.add(o)
     for (const origin of waiting) {
