@@ -1,6 +1,17 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { SimNetwork, assertConverged, runSchedule, scheduleArb, type ScheduleStep, type SimOptions } from '@dru/testkit'
+import {
+  SimNetwork,
+  applyTopology,
+  assertConverged,
+  fullMesh,
+  line,
+  runSchedule,
+  scheduleArb,
+  type ScheduleStep,
+  type SimOptions,
+  type Topology,
+} from '@dru/testkit'
 
 // Convergence with the real peer protocol in process: every link carries encoded frames
 // between PeerProtocol sessions (handshake with the secret and each DRU's key, signatures at
@@ -15,6 +26,7 @@ async function converge(
   seed: number,
   steps: readonly ScheduleStep[],
   extra: Partial<SimOptions> = {},
+  topology: Topology = fullMesh(size),
 ): Promise<SimNetwork> {
   const net = await SimNetwork.create({
     size,
@@ -28,7 +40,8 @@ async function converge(
   })
   try {
     await runSchedule(net, steps)
-    net.healAll()
+    // The links left up at the end: every DRU reaches every other, directly or not.
+    applyTopology(net, topology)
     net.settle(400)
     assertConverged(net.drus)
     // Converged is not enough: each DRU must learn that every peer holds its events, or it
@@ -110,6 +123,40 @@ describe('convergence over the real protocol (guarantee 4, protocol level)', () 
       // The runs reached the paths this property is for.
       expect(opened).toBeGreaterThan(RUNS)
       expect(bootstraps).toBeGreaterThan(0)
+    },
+    Math.max(240_000, RUNS * 1500),
+  )
+
+  // Forwarding holds an origin back from a peer that says it gets it by another path; the
+  // other path may be long (a line), through a hub, or gone. Whatever the schedule did, the
+  // links that end up connected must still carry everything everywhere.
+  const topologies = (size: number): Topology[] => [
+    fullMesh(size),
+    line(size),
+    { name: 'star', size, links: Array.from({ length: size - 1 }, (_, i) => [0, i + 1] as const) },
+    // Two meshed pairs joined by one link between their hubs (4 DRUs only).
+    ...(size === 4
+      ? [{ name: 'two joined pairs', size, links: [[0, 1] as const, [2, 3] as const, [0, 2] as const] }]
+      : []),
+  ]
+  // Sometimes DRU 0 lies: it tells every peer it gets every origin it holds elsewhere.
+  const topologyRun = run.chain((r) =>
+    fc.record({ topology: fc.constantFrom(...topologies(r.size)), liar: fc.boolean() }).map((t) => ({ ...r, ...t })),
+  )
+
+  it(
+    `3-4 DRUs ending in a full mesh, a line, a star or two joined pairs converge, also with a DRU lying about its routes (${Math.ceil(RUNS / 2)} runs)`,
+    async () => {
+      const seen = new Set<string>()
+      await fc.assert(
+        fc.asyncProperty(topologyRun, async ({ size, seed, steps, topology, liar }) => {
+          const net = await converge(size, seed, steps, liar ? { plant: 'false-routes' } : {}, topology)
+          seen.add(topology.name.replace(/ of \d+$/, ''))
+          expect(net.sessionLog!.quarantines).toEqual([])
+        }),
+        { numRuns: Math.ceil(RUNS / 2), seed: Number(process.env.DRU_PROPERTY_SEED ?? 20270114) },
+      )
+      expect([...seen].sort()).toEqual(['full mesh', 'line', 'star', 'two joined pairs'])
     },
     Math.max(240_000, RUNS * 1500),
   )

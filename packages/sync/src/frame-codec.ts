@@ -89,7 +89,8 @@ export function encodeFrame(frame: Frame): Uint8Array {
     case 'events':
       return packr.pack(['events', frame.batch.map(eventToWire)])
     case 'ack':
-      return packr.pack(['ack', vvToWire(frame.vv)])
+    case 'routes':
+      return packr.pack([frame.type, vvToWire(frame.vv)])
     case 'ping':
       return packr.pack(frame.state ? ['ping', frame.n, frame.state.name, frame.state.since] : ['ping', frame.n])
     case 'pong':
@@ -332,8 +333,9 @@ function readFrame(v: unknown): Frame {
       return { type, batch: raw.map(readEvent) }
     }
     case 'ack':
-      expectLength(v, 2, 'ack')
-      return { type, vv: readVv(v[1], 'ack.vv') }
+    case 'routes':
+      expectLength(v, 2, type)
+      return { type, vv: readVv(v[1], `${type}.vv`) }
     case 'ping':
     case 'pong':
       if (!(v.length === 2 || (type === 'ping' && v.length === 4)))

@@ -54,6 +54,16 @@ export interface AckFrame {
   readonly vv: VersionVector
 }
 /**
+ * The origins the sender currently receives by another session than this one (from their
+ * writer directly, or from the peer that first brought them), each with how far it holds
+ * it: the receiver holds those origins back from the sender while it keeps advancing
+ * (protocol 5; see docs/PROTOCOL.md "Forwarding").
+ */
+export interface RoutesFrame {
+  readonly type: 'routes'
+  readonly vv: VersionVector
+}
+/**
  * A heartbeat. It also tells the peer the sender's lifecycle state and since when (ms), for
  * operators' views only: a claim about itself that no decision of the receiver depends on.
  */
@@ -138,6 +148,7 @@ export type Frame =
   | VvFrame
   | EventsFrame
   | AckFrame
+  | RoutesFrame
   | PingFrame
   | PongFrame
   | ErrorFrame
@@ -157,6 +168,7 @@ export const FrameType = {
   vv: 'vv',
   events: 'events',
   ack: 'ack',
+  routes: 'routes',
   ping: 'ping',
   pong: 'pong',
   error: 'error',

@@ -49,6 +49,7 @@ export {
   NONCE_BYTES,
   HMAC_BYTES,
   MAX_ORIGINS,
+  FORWARD_GRACE_HEARTBEATS,
   MAX_ERROR_MESSAGE,
   MAX_EVENTS_PER_FRAME,
   PRE_AUTH_MAX_FRAME_BYTES,
@@ -63,6 +64,8 @@ export {
   REFRESH_MIN_INTERVAL_MS,
   REFRESH_PROBE,
 } from './protocol/peer-protocol.js'
+export { RouteBook } from './protocol/route-book.js'
+export type { RoutedSession } from './protocol/route-book.js'
 export type {
   ProtocolConfig,
   ProtocolHooks,

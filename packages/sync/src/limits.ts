@@ -104,5 +104,14 @@ export const FRAME_BURST = 10_000
 export const COSTLY_FRAMES_PER_SECOND = 5
 export const COSTLY_FRAME_BURST = 20
 
+/**
+ * How long, in the sender's heartbeats, an origin a peer says it receives by another path is
+ * held back from it while the peer's announced copy of it stops advancing and we hold more.
+ * The peer announces at most once per heartbeat, so three leave room for one lost turn and
+ * the link's delay; past it we forward anyway (a slow or dying path, or a peer that claims
+ * a path it does not have, costs at most this delay, never an event).
+ */
+export const FORWARD_GRACE_HEARTBEATS = 3
+
 /** Sessions kept at once with one DRU id (more than one only while two processes run under it). */
 export const MAX_SESSIONS_PER_PEER = 4

@@ -12,6 +12,7 @@ import {
   PRE_AUTH_MAX_FRAME_BYTES,
 } from './limits.js'
 import { silentLogger, type Logger } from './logger.js'
+import { RouteBook } from './protocol/route-book.js'
 import type { ProtocolConfig, SessionLimits, SnapshotSource, TreeSource } from './protocol/session-config.js'
 import { parsePrivateKey, parsePublicKey } from './signatures.js'
 import type { ListenerCaps } from './transport/ws-listener.js'
@@ -177,6 +178,7 @@ export function resolveSyncOptions(options: SyncOptions): ResolvedSyncOptions {
     describe: options.describe,
     ...(options.announce ? { announce: options.announce } : {}),
     tree: options.tree,
+    routes: new RouteBook(),
   }
   const decommissioned = (options.decommissioned ?? []).map((id) => parseDruId(id, 'decommissioned[]'))
   const peers: Array<{ id: string; url: string | null }> = []

@@ -2,7 +2,15 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { DruError, GENESIS_HASH, sealEvent, encodeHlc, type DruEvent } from '@dru/core'
 import { Rng } from '@dru/testkit'
-import { decodeFrame, encodeFrame, signerFor, generateKeys, MAX_EVENTS_PER_FRAME, type Frame } from '../src/index.js'
+import {
+  decodeFrame,
+  encodeFrame,
+  signerFor,
+  generateKeys,
+  MAX_EVENTS_PER_FRAME,
+  PROTOCOL_VERSION,
+  type Frame,
+} from '../src/index.js'
 
 const RUNS = Number(process.env.DRU_PROPERTY_RUNS ?? 0) || undefined
 
@@ -31,7 +39,7 @@ const retired = { count: 2, digest: 'e'.repeat(64) }
 const valid: Frame[] = [
   {
     type: 'hello',
-    protocol: 5,
+    protocol: PROTOCOL_VERSION,
     druId: 'eu-west-1',
     origin: 'eu-west-1/4503599627370495',
     nonce: new Uint8Array(32).fill(7),
@@ -46,6 +54,8 @@ const valid: Frame[] = [
   },
   { type: 'events', batch: chain(3) },
   { type: 'ack', vv: { 'a/1': 3, 'b/1': 0 } },
+  { type: 'routes', vv: { 'a/1': 3, 'b/1': 0 } },
+  { type: 'routes', vv: {} },
   { type: 'ping', n: 5 },
   { type: 'ping', n: 6, state: { name: 'catching-up', since: 1_700_000_000_000 } },
   { type: 'pong', n: 5 },
@@ -145,11 +155,11 @@ describe('frame codec', () => {
     ['extra field', ['auth', new Uint8Array(32), new Uint8Array(64), 1]],
     ['auth without a signature', ['auth', new Uint8Array(32)]],
     ['auth with a short signature', ['auth', new Uint8Array(32), new Uint8Array(63)]],
-    ['short nonce', ['hello', 5, 'a', 'a/1', new Uint8Array(31), r32]],
-    ['bad origin', ['hello', 5, 'a', 'a/0', new Uint8Array(32), r32]],
-    ['an incarnation beyond 2^53', ['hello', 5, 'a', 'a/9007199254740993', new Uint8Array(32), r32]],
-    ['a protocol-5 hello without its key', ['hello', 5, 'a', 'a/1', new Uint8Array(32)]],
-    ['a short ephemeral key', ['hello', 5, 'a', 'a/1', new Uint8Array(32), new Uint8Array(31)]],
+    ['short nonce', ['hello', PROTOCOL_VERSION, 'a', 'a/1', new Uint8Array(31), r32]],
+    ['bad origin', ['hello', PROTOCOL_VERSION, 'a', 'a/0', new Uint8Array(32), r32]],
+    ['an incarnation beyond 2^53', ['hello', PROTOCOL_VERSION, 'a', 'a/9007199254740993', new Uint8Array(32), r32]],
+    ['a current-protocol hello without its key', ['hello', PROTOCOL_VERSION, 'a', 'a/1', new Uint8Array(32)]],
+    ['a short ephemeral key', ['hello', PROTOCOL_VERSION, 'a', 'a/1', new Uint8Array(32), new Uint8Array(31)]],
     ['negative seq in ack', ['ack', [['a/1', -1]]]],
     ['float seq', ['ack', [['a/1', 1.5]]]],
     [
@@ -191,6 +201,18 @@ describe('frame codec', () => {
     ['tree-report with short heads', ['tree-report', 1, new Uint8Array(0), [['d', 'isolated', new Uint8Array(5)]]]],
     ['tree-report with a bad doc id', ['tree-report', 1, new Uint8Array(0), [['', 'isolated', new Uint8Array(0)]]]],
     ['expand with a field', ['expand', 1]],
+    ['routes without its list', ['routes']],
+    ['routes with a negative seq', ['routes', [['a/1', -1]]]],
+    [
+      'routes repeating an origin',
+      [
+        'routes',
+        [
+          ['a/1', 1],
+          ['a/1', 2],
+        ],
+      ],
+    ],
     ['bootstrap with a field', ['bootstrap', 'please']],
     ['empty snapshot', ['snapshot', []]],
     ['snapshot with bad doc id', ['snapshot', [['', new Uint8Array(4)]]]],

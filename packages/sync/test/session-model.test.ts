@@ -59,6 +59,9 @@ const ACTIONS = [
   'ack',
   'ack:not-held',
   'ack:beyond-head',
+  // What the peer gets by other paths: only ever a reason to send it less, for a while.
+  'routes',
+  'routes:non-member',
   'ping',
   'pong',
   'probe',
@@ -191,6 +194,11 @@ class Driver {
         return { type: 'ack', vv: { 'n/1': 3 } }
       case 'ack:beyond-head':
         return { type: 'ack', vv: { [xOrigin]: (xVv[xOrigin] ?? 0) + 1_000_000 } }
+      case 'routes':
+        // Even naming x's own current origin far ahead is harmless: x never holds back its own.
+        return { type: 'routes', vv: { [xOrigin]: (xVv[xOrigin] ?? 0) + 1_000_000, [w.m.origin]: 0 } }
+      case 'routes:non-member':
+        return { type: 'routes', vv: { 'mallory/1': 3 } }
       case 'ping':
       case 'ping:unsealed':
       case 'ping:replayed':
@@ -238,6 +246,7 @@ function expect_(model: Model, a: Action, f: Frame): 'ok' | string {
       return 'AUTH_FAILED'
     case 'vv:own-origin-ahead':
     case 'vv:non-member':
+    case 'routes:non-member':
     case 'ack:not-held':
     case 'ack:beyond-head':
     case 'pong': // x sent no ping (it was never ticked)
@@ -274,8 +283,9 @@ describe('the session state machine against its model', () => {
     fc.assert(
       fc.property(
         fc.array(fc.constantFrom(...ACTIONS), { minLength: 1, maxLength: 25 }),
-        // Prefixes that reach the deeper phases often: none, the handshake, the handshake and a bootstrap we asked for.
-        fc.constantFrom<Action[]>([], ['hello', 'auth'], ['hello', 'auth', 'vv:with-base']),
+        // Prefixes that reach every phase often, however many actions there are: none, half the
+        // handshake (the auth phase), the handshake, the handshake and a bootstrap we asked for.
+        fc.constantFrom<Action[]>([], ['hello'], ['hello', 'auth'], ['hello', 'auth', 'vv:with-base']),
         (actions, prefix) => {
           const w = world()
           const d = new Driver(w)
@@ -377,6 +387,7 @@ describe('the session state machine against its model', () => {
       'vv',
       'events',
       'ack',
+      'routes',
       'ping',
       'pong',
       'probe',

@@ -5,7 +5,7 @@ import { DruError, countMissing, equalFingerprints, isDruError, type DruEvent } 
 import { openDru, type Dru, type DruConfig } from '@dru/node'
 import { Rng } from './rng.js'
 import { seededKeys } from './seeded-keys.js'
-import { SimSessions, type SessionLog, type SimPlant } from './sim-sessions.js'
+import { SimSessions, type Received, type SessionLog, type SimPlant } from './sim-sessions.js'
 
 /** Fault rates applied by {@link SimNetwork.round}, each a probability per batch (or per link for replay). */
 export interface FaultRates {
@@ -135,6 +135,16 @@ export class SimNetwork {
   }
 
   #storedThisRound = 0
+
+  /**
+   * Protocol exchange only: events each DRU received in `events` frames over the whole run
+   * (every session, closed ones included) and how many it already held. Received ÷ needed
+   * is the forwarding overhead.
+   */
+  received(): Received {
+    if (!this.#sessions) throw new DruError('INVALID_ARGUMENT', 'received() needs exchange: protocol')
+    return this.#sessions.received()
+  }
 
   /** What the protocol sessions did (protocol exchange only). */
   get sessionLog(): SessionLog | undefined {
@@ -299,8 +309,10 @@ export class SimNetwork {
           const moved = Object.entries(this.#sessions.lastRound).some(
             ([type, n]) => n > 0 && type !== 'ping' && type !== 'pong' && type !== 'ack',
           )
+          // A session holding events back for a grace is not done: it forwards them if they do not arrive.
           const open = this.#sessions.allOpen((a, b) => this.isUp(a, b))
-          quiet = r.stored === 0 && !moved && open && !this.#sessions.refreshDue() ? quiet + 1 : 0
+          const busy = this.#sessions.refreshDue() || this.#sessions.holdingBack()
+          quiet = r.stored === 0 && !moved && open && !busy ? quiet + 1 : 0
           if (quiet === 3) return i
           continue
         }
@@ -315,7 +327,7 @@ export class SimNetwork {
   }
 
   /**
-   * Protocol exchange only: for each DRU and peer, the live events of the DRU that peer has
+   * Protocol exchange only: for each DRU and linked peer, the live events of the DRU that peer has
    * not acknowledged to it (as `"a -> b: n"`; empty when every DRU could call itself caught
    * up). A DRU stays `catching-up` while any connected peer has not acknowledged its events.
    */
@@ -324,7 +336,8 @@ export class SimNetwork {
     for (let i = 0; i < this.size; i++) {
       const live = this.drus[i]!.store.summary().live.vv
       for (let j = 0; j < this.size; j++) {
-        if (i === j) continue
+        // Only connected peers count toward "caught up" (a line's ends never meet).
+        if (i === j || !this.isUp(i, j) || !this.isUp(j, i)) continue
         const peer = this.drus[j]!.id
         const n = countMissing(live, this.#sessions?.acked[i]?.get(peer) ?? {})
         if (n > 0) out.push(`${this.drus[i]!.id} -> ${peer}: ${n}`)

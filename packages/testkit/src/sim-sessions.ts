@@ -1,7 +1,9 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto'
+import type { VersionVector } from '@dru/core'
 import type { Dru } from '@dru/node'
 import {
   PeerProtocol,
+  RouteBook,
   SEAL_TAG_BYTES,
   decodeFrame,
   limits,
@@ -32,8 +34,17 @@ export interface FrameFaults {
  *   would. Its peers see gaps and ask again, and the events never come.
  * - `lack-off-by-one` (in the protocol itself, {@link ProtocolPlant}): its sessions think a
  *   peer that lacks a single event of an origin is up to date.
+ * - `false-routes` (a lying member, not a bug): it tells every peer that it gets every origin
+ *   it holds by another path, so its peers hold those back from it; it must still get them.
  */
-export type SimPlant = 'skip-tenth' | ProtocolPlant
+export type SimPlant = 'skip-tenth' | 'false-routes' | ProtocolPlant
+
+/** The `false-routes` plant: a route book that claims every origin comes by another session. */
+class FalseRouteBook extends RouteBook {
+  override elsewhere(_session: unknown, ours: VersionVector): VersionVector {
+    return { ...ours }
+  }
+}
 
 /** The `skip-tenth` plant: a log whose streams leave out every tenth event. */
 function skippingTenth(log: Dru['store']): Dru['store'] {
@@ -72,6 +83,14 @@ export interface SessionLog {
   sent: Record<string, number>
   /** Frames sent by each DRU (by index), by type, over the whole run. */
   sentBy: Array<Record<string, number>>
+  /** Bytes each DRU (by index) put on its links, over the whole run (sealed frames). */
+  bytesBy: number[]
+}
+
+/** Events each DRU (by index) received in `events` frames, and how many of them it already held. */
+export interface Received {
+  readonly events: number[]
+  readonly duplicates: number[]
 }
 
 interface Pipe {
@@ -96,6 +115,7 @@ export class SimSessions {
     bootstraps: 0,
     sent: {},
     sentBy: [],
+    bytesBy: [],
   }
   /**
    * What each DRU's peers acknowledged to it, by index then peer id (merged over sessions,
@@ -112,6 +132,8 @@ export class SimSessions {
   readonly #bootstrapping = new Map<number, PeerProtocol>()
   /** DRUs that stored remote events since their sessions last acked (as the sync node tracks it). */
   readonly #ackDue = new Set<number>()
+  /** Received counts of sessions already closed, by DRU index. */
+  readonly #closedIn = { events: [] as number[], duplicates: [] as number[] }
 
   constructor(
     drus: readonly Dru[],
@@ -161,7 +183,9 @@ export class SimSessions {
         changesOf: (docId, bytes) => d.documents.changesOf(docId, bytes),
       },
       describe: () => d.digest(),
-      ...(options.plant === 'lack-off-by-one' && i === 0 ? { plant: options.plant } : {}),
+      // One per DRU process, shared by its sessions (a restart gets a new one).
+      routes: options.plant === 'false-routes' && i === 0 ? new FalseRouteBook() : new RouteBook(),
+      ...(options.plant === 'lack-off-by-one' && i === 0 ? { plant: 'lack-off-by-one' as const } : {}),
     })
     this.#configs = drus.map((d, i) => this.#makeConfig(d, i))
     drus.forEach((d, i) => this.#watchCommits(d, i))
@@ -177,6 +201,11 @@ export class SimSessions {
   /** True while some session would refresh what its peer holds at its next heartbeat. */
   refreshDue(): boolean {
     return this.#pipes.some((p) => p.ends?.some((end) => end.refreshDue) === true)
+  }
+
+  /** True while some session holds events back, waiting to see them arrive by another path (not quiet yet). */
+  holdingBack(): boolean {
+    return this.#pipes.some((p) => p.ends?.some((end) => end.holdingBack) === true)
   }
 
   /** True when every pair whose link is up has an open session. */
@@ -265,6 +294,20 @@ export class SimSessions {
     )
   }
 
+  /** Events received per DRU so far, over every session (closed ones included). */
+  received(): Received {
+    const events = this.#drus.map((_, i) => this.#closedIn.events[i] ?? 0)
+    const duplicates = this.#drus.map((_, i) => this.#closedIn.duplicates[i] ?? 0)
+    for (const p of this.#pipes) {
+      p.ends?.forEach((end, k) => {
+        const i = k === 0 ? p.a : p.b
+        events[i]! += end.eventsIn
+        duplicates[i]! += end.duplicatesIn
+      })
+    }
+    return { events, duplicates }
+  }
+
   closeAll(): void {
     for (const p of this.#pipes) if (p.ends) this.#reset(p, 'CLOSED')
   }
@@ -278,6 +321,7 @@ export class SimSessions {
           this.log.sent[type] = (this.log.sent[type] ?? 0) + 1
           const mine = (this.log.sentBy[me] ??= {})
           mine[type] = (mine[type] ?? 0) + 1
+          this.log.bytesBy[me] = (this.log.bytesBy[me] ?? 0) + bytes.byteLength
         },
         close: () => undefined,
         bufferedAmount: 0,
@@ -297,6 +341,11 @@ export class SimSessions {
   }
 
   #reset(p: Pipe, code: string): void {
+    p.ends?.forEach((end, k) => {
+      const i = k === 0 ? p.a : p.b
+      this.#closedIn.events[i] = (this.#closedIn.events[i] ?? 0) + end.eventsIn
+      this.#closedIn.duplicates[i] = (this.#closedIn.duplicates[i] ?? 0) + end.duplicatesIn
+    })
     for (const end of p.ends ?? []) end.close(code, 'connection reset by the simulation')
     p.ends = undefined
     p.queues = [[], []]

@@ -4,6 +4,7 @@ import type { Frame, PeerLifecycle, TreeProbeFrame, TreeReportFrame } from '../f
 import { newNonce } from '../handshake.js'
 import { HandshakeState } from './handshake-phase.js'
 import { Replication } from './replication.js'
+import type { RoutedSession } from './route-book.js'
 import type { ProtocolConfig, ProtocolHooks, SessionRole, TreeSource, Wire } from './session-config.js'
 import { COSTLY_FRAMES, QUARANTINE_CODES, frameAllowed, violation, type Phase } from './session-rules.js'
 import { vvFrame } from './summary-exchange.js'
@@ -39,7 +40,7 @@ export const REFRESH_MAX_INTERVAL_MS = 30_000
  * never by what it claims: a frame the phase does not allow, an ack of something we do not
  * hold, a claim about our own current origin, is a PROTOCOL_VIOLATION that changes nothing.
  */
-export class PeerProtocol {
+export class PeerProtocol implements RoutedSession {
   readonly role: SessionRole
   readonly createdAt: number
   /** The authenticated (or, for a dialer, expected) DRU id of the other side. */
@@ -151,6 +152,21 @@ export class PeerProtocol {
   /** The peer's retired summary, from its latest vv. */
   get theirRetired(): LogSummary['retired'] | undefined {
     return this.#replication.theirRetired
+  }
+
+  /** The origins the peer says it receives by another session, with how far it holds each (its latest routes frame). */
+  get theirRoutes(): VersionVector {
+    return this.#replication.theirRoutes
+  }
+
+  /** True while this session holds events back from the peer, waiting to see them arrive by its other path. */
+  get holdingBack(): boolean {
+    return this.#replication.holdingBack
+  }
+
+  /** The DRU's supplier choices changed (the route book calls it): announce what changed for this peer. */
+  routesChanged(): void {
+    this.#guard(() => this.#replication.announceRoutes())
   }
 
   /** Sends our hello. Called once the connection is up. */
@@ -265,6 +281,7 @@ export class PeerProtocol {
         this.#refreshAt = now + this.#refreshEvery
         this.#send({ type: 'probe', id: REFRESH_PROBE, deep: false })
       }
+      this.#replication.tick()
     })
   }
 
@@ -365,6 +382,8 @@ export class PeerProtocol {
         return this.#replication.onEvents(frame.batch)
       case 'ack':
         return this.#replication.onAck(frame.vv)
+      case 'routes':
+        return this.#replication.onRoutes(frame.vv)
       case 'ping':
         if (frame.state) {
           this.peerLifecycle = frame.state
@@ -452,6 +471,8 @@ export class PeerProtocol {
     const admission = this.#hooks.admit?.(this) ?? { ok: true }
     if (!admission.ok) return this.fail(admission.code, admission.message)
     this.#send(vvFrame(this.#c.log, false))
+    // From now on this session brings us its peer's own origin; the other sessions tell their peers.
+    this.#c.routes?.opened(this)
   }
 
   /** Encodes and sends a frame; returns the bytes sent (0 when the connection is gone). */

@@ -1,5 +1,13 @@
-import { DruError, type DruEvent, type FoldedEnvelope, type LogSummary, type VersionVector } from '@dru/core'
+import {
+  DruError,
+  parseOrigin,
+  type DruEvent,
+  type FoldedEnvelope,
+  type LogSummary,
+  type VersionVector,
+} from '@dru/core'
 import type { Frame, SnapshotFrame, VvFrame } from '../frames.js'
+import { FORWARD_GRACE_HEARTBEATS, MAX_ORIGINS } from '../limits.js'
 import { AckLedger } from './ack-ledger.js'
 import { checkRuns } from './batch-check.js'
 import { bootstrapFrames, signedBatches, type Outgoing } from './outbound-frames.js'
@@ -27,6 +35,11 @@ export class Replication {
   theirBases: VersionVector = {}
   /** The peer's retired summary, from its latest vv. */
   theirRetired: LogSummary['retired'] | undefined
+  /**
+   * The origins the peer receives by another session (its latest routes frame), with how
+   * far it holds each: held back from it while that copy keeps up (see {@link #heldBack}).
+   */
+  theirRoutes: VersionVector = {}
 
   readonly window = new SendWindow()
   readonly acks = new AckLedger()
@@ -43,6 +56,15 @@ export class Replication {
   #bootstrapping = false
   #bootstrapStats = { docs: 0, events: 0 }
   #serving = false
+  /** Per held-back origin: since when we hold more of it than the peer's copy, with no advance. */
+  readonly #lagging = new Map<string, number>()
+  /**
+   * The routes we last announced (as text), so only a change is sent; none while nothing comes
+   * by another session (a pair of DRUs in sync reconnects without a routes frame).
+   */
+  #routesSent = ''
+  /** When the peer's first vv arrived (ms). */
+  #firstVvAt = 0
 
   constructor(session: PeerProtocol, config: ProtocolConfig, hooks: ProtocolHooks, send: (frame: Frame) => number) {
     this.#session = session
@@ -61,9 +83,10 @@ export class Replication {
     return this.#bootstrapping
   }
 
-  /** The session closed: stop streaming, give the bootstrap slot back. */
+  /** The session closed: stop streaming, give the bootstrap slot back, free the origins it supplied. */
   closed(): void {
     this.#batches = null
+    this.#c.routes?.closed(this.#session)
     if (this.#bootstrapping) this.#endBootstrap()
   }
 
@@ -119,9 +142,11 @@ export class Replication {
     // the peer still gets its end; otherwise streaming restarts.
     this.#batches = this.#serving ? this.#bootstrapFrames() : null
     this.#yielded = false
+    if (!this.#gotVv) this.#firstVvAt = this.#c.now()
     this.#gotVv = true
     this.#maybeRequestBootstrap()
     this.#sendAck(false)
+    this.announceRoutes()
     this.pump()
   }
 
@@ -132,6 +157,97 @@ export class Replication {
     if (stored === undefined) return
     this.eventsIn += batch.length
     this.duplicatesIn += stored.duplicates
+  }
+
+  // ---- forwarding -------------------------------------------------------------------------
+
+  /**
+   * The peer's routes: origins it receives by another session, and how far it holds them. A
+   * claim about itself only: it can make us send *it* less (as a vv can), for a bounded time
+   * while the copy it names stops advancing; what we send anyone else does not depend on it.
+   */
+  onRoutes(vv: VersionVector): void {
+    const own = this.#c.log.origin
+    const next: Record<string, number> = {}
+    for (const [origin, seq] of Object.entries(vv)) {
+      if (!this.#c.publicKeys.has(parseOrigin(origin).druId))
+        throw violation(`routes names ${origin}, whose DRU is not a member`)
+      // Our own current origin comes from us alone: never held back.
+      if (origin === own) continue
+      // Advanced (or newly named): its wait for the other path starts over.
+      if (seq > (this.theirRoutes[origin] ?? -1)) this.#lagging.delete(origin)
+      next[origin] = seq
+    }
+    for (const origin of this.#lagging.keys()) if (!Object.hasOwn(next, origin)) this.#lagging.delete(origin)
+    this.theirRoutes = next
+    // What it says it holds, it holds (as in its vv): never sent again.
+    this.window.learn(next)
+    // Streaming restarts from the window's view (nothing in flight is sent twice), so an
+    // origin now routed elsewhere stops and one no longer routed is picked up.
+    if (!this.#serving) this.#batches = null
+    this.pump()
+  }
+
+  /** Our supplier choices changed: tell the peer what it need not send us, if that changed. */
+  announceRoutes(): void {
+    const book = this.#c.routes
+    if (!book || !this.#session.isOpen || !this.#gotVv) return
+    const vv = book.elsewhere(this.#session, this.#c.log.vv())
+    const origins = Object.keys(vv).sort().slice(0, MAX_ORIGINS)
+    const text = origins.map((o) => `${o}:${vv[o]}`).join(',')
+    if (text === this.#routesSent) return
+    this.#routesSent = text
+    this.#send({ type: 'routes', vv: Object.fromEntries(origins.map((o) => [o, vv[o]!])) })
+  }
+
+  /**
+   * True while we hold events back from the peer that it may still need (waiting for its
+   * other path to show progress, within the grace): the stream is not finished yet.
+   */
+  get holdingBack(): boolean {
+    if (!this.#session.isOpen || !this.#gotVv) return false
+    return this.#heldBack(this.#c.log.vv()).size > 0
+  }
+
+  /** Every heartbeat: announce how far we got on the origins routed elsewhere, and forward what waited too long. */
+  tick(): void {
+    this.announceRoutes()
+    this.pump()
+  }
+
+  /**
+   * Origins not to send the peer now: those it receives by another session, while that copy
+   * keeps up — we hold no more than it announced, or we do and it has not stopped advancing
+   * for {@link FORWARD_GRACE_HEARTBEATS} of our heartbeats. Past that we forward: a slow or
+   * dead path, or a false claim, costs a bounded delay, never an event.
+   */
+  #heldBack(ours: VersionVector): Set<string> {
+    const held = new Set<string>()
+    const now = this.#c.now()
+    const grace = FORWARD_GRACE_HEARTBEATS * this.#c.limits.heartbeatMs
+    const known = this.window.known
+    // For one heartbeat after its vv we do not know yet what the peer gets elsewhere (its other
+    // sessions may be opening at the same moment, as after a heal, and its routes follow):
+    // every third party's origin waits, within the grace.
+    const settling = now - this.#firstVvAt < this.#c.limits.heartbeatMs
+    const waiting = new Set(Object.keys(this.theirRoutes))
+    if (settling) for (const o of Object.keys(ours)) if (this.#thirdParty(o)) waiting.add(o)
+    for (const origin of waiting) {
+      if ((ours[origin] ?? 0) <= (known[origin] ?? 0)) {
+        this.#lagging.delete(origin)
+        continue
+      }
+      const since = this.#lagging.get(origin)
+      if (since === undefined) this.#lagging.set(origin, now)
+      if (now - (since ?? now) < grace) held.add(origin)
+    }
+    return held
+  }
+
+  /** An origin written neither by us nor by the peer (under any incarnation). */
+  #thirdParty(origin: string): boolean {
+    const writer = parseOrigin(origin).druId
+    return writer !== this.#c.druId && writer !== this.#session.peerId
   }
 
   /**
@@ -160,9 +276,12 @@ export class Replication {
     }
     this.#resyncRequested = false
     for (const [origin, tip] of tips) this.acks.raise(origin, tip.seq)
-    // What it sent, it holds: frees our frames of the same events (we never ack them back).
+    // What it sent, it holds: frees our frames of the same events (we never ack them back),
+    // and is never echoed back to it.
     this.window.acked((o) => this.acks.heldBy(o), this.#c.now(), { onlyTipped: true })
+    this.window.learn(Object.fromEntries([...tips].map(([origin, tip]) => [origin, tip.seq])))
     this.#hooks.holds?.(this.#session, Object.fromEntries([...tips].map(([origin, tip]) => [origin, tip.seq])))
+    if (result.stored.length > 0) this.#c.routes?.delivered(this.#session, new Set(result.stored.map((e) => e.origin)))
     // Sent only after ingest's durable commit returned: this is what semi-sync counts.
     this.#sendAck(true)
     this.pump()
@@ -281,8 +400,13 @@ export class Replication {
     const { maxUnackedBytes } = this.#c.limits
     while (this.window.unackedBytes < maxUnackedBytes && this.#session.isOpen) {
       if (!this.#batches) {
-        if (!this.#hasWork()) return
-        this.#batches = signedBatches(this.#c.log, { ...this.window.known }, this.#c.limits.maxBatchBytes)
+        const ours = this.#c.log.vv()
+        const held = this.#heldBack(ours)
+        if (!this.#hasWork(ours, held)) return
+        // Held-back origins count as held by the peer for this stream.
+        const from: Record<string, number> = { ...this.window.known }
+        for (const o of held) from[o] = Math.max(from[o] ?? 0, ours[o] ?? 0)
+        this.#batches = signedBatches(this.#c.log, from, this.#c.limits.maxBatchBytes)
         this.#yielded = false
       }
       const next = this.#batches.next()
@@ -298,14 +422,14 @@ export class Replication {
     }
   }
 
-  /** Something we hold that the peer neither holds nor has in flight, and can be streamed (not below our base). */
-  #hasWork(): boolean {
-    const ours = this.#c.log.vv()
+  /** Something we hold that the peer neither holds, has in flight nor gets elsewhere, and can be streamed (not below our base). */
+  #hasWork(ours: VersionVector, held: ReadonlySet<string>): boolean {
     const base = this.#c.log.base()
     const known = this.window.known
     // Tests only: the planted off-by-one (see ProtocolPlant).
     const slack = this.#c.plant === 'lack-off-by-one' ? 1 : 0
     for (const o of Object.keys(ours)) {
+      if (held.has(o)) continue
       const k = known[o] ?? 0
       if (ours[o]! > k + slack && k >= (base[o]?.seq ?? 0)) return true
     }

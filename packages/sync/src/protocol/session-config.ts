@@ -3,6 +3,7 @@ import type { ErrorCode, ReplicaLog, TreeEntry, VersionVector } from '@dru/core'
 import type { PeerLifecycle, ReportFrame, SnapshotFrame, TreeReportFrame } from '../frames.js'
 import type { Logger } from '../logger.js'
 import type { PeerProtocol } from './peer-protocol.js'
+import type { RouteBook } from './route-book.js'
 
 /**
  * What a {@link PeerProtocol} is given and what it calls: its configuration, the wire its
@@ -77,6 +78,12 @@ export interface ProtocolConfig {
   readonly describe?: (() => { digest: string; documents: number }) | undefined
   /** Our digest tree, for peers' tree probes (absent: answered with nothing, so every node differs). */
   readonly tree?: TreeSource | undefined
+  /**
+   * Which session brings this DRU each origin, shared by all of its sessions (one per DRU).
+   * Without it the session announces no routes (its peers forward it everything), but it
+   * still honours the routes its peers announce.
+   */
+  readonly routes?: RouteBook | undefined
   /** Tests only: a planted bug (see {@link ProtocolPlant}). */
   readonly plant?: ProtocolPlant | undefined
 }

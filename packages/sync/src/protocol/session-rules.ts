@@ -30,6 +30,7 @@ const OPEN: ReadonlySet<FrameType> = new Set<FrameType>([
   'expand',
   'events',
   'ack',
+  'routes',
   'ping',
   'pong',
   'probe',

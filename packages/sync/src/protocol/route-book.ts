@@ -1,0 +1,75 @@
+import type { VersionVector } from '@dru/core'
+
+/** What the route book needs of a session: its identity and a way to tell it routes changed. */
+export interface RoutedSession {
+  /** The origin the peer writes as (proven by its auth). */
+  readonly peerOrigin: string | undefined
+  /** Our supplier choices changed: announce them to the peer if what it should skip changed. */
+  routesChanged(): void
+}
+
+/**
+ * Which session brings this DRU each origin, shared by all of a DRU's sessions: the
+ * receiving side of "do not forward what the peer already receives". For every origin we
+ * pick one supplier: the session with the origin's writer when one is open (it holds every
+ * event of its current origin), otherwise the first session that brought new events of it.
+ * Each session then tells its peer, in a `routes` frame, which origins come by another
+ * session; that peer holds them back while they keep arriving here. A supplier that closes
+ * frees its origins at once, so the others forward them again.
+ *
+ * Only what we receive is decided here; what we send a peer is decided by that peer's
+ * routes and by our own check that its copy keeps advancing (Replication).
+ */
+export class RouteBook {
+  readonly #supplier = new Map<string, RoutedSession>()
+  readonly #sessions = new Set<RoutedSession>()
+
+  /** An admitted session: it supplies its peer's own origin from now on. */
+  opened(session: RoutedSession): void {
+    this.#sessions.add(session)
+    const origin = session.peerOrigin
+    if (origin !== undefined && this.#supplier.get(origin) !== session) {
+      this.#supplier.set(origin, session)
+      this.#changed()
+    }
+  }
+
+  /** A closed session: whatever it supplied is open to every peer again. */
+  closed(session: RoutedSession): void {
+    if (!this.#sessions.delete(session)) return
+    let any = false
+    for (const [origin, s] of this.#supplier) {
+      if (s === session) {
+        this.#supplier.delete(origin)
+        any = true
+      }
+    }
+    if (any) this.#changed()
+  }
+
+  /** The session stored new events of `origins`: it supplies those nobody supplies yet. */
+  delivered(session: RoutedSession, origins: Iterable<string>): void {
+    if (!this.#sessions.has(session)) return
+    let any = false
+    for (const origin of origins) {
+      if (this.#supplier.has(origin)) continue
+      this.#supplier.set(origin, session)
+      any = true
+    }
+    if (any) this.#changed()
+  }
+
+  /**
+   * What `session`'s peer need not send us: the origins another session supplies, each with
+   * how far we hold it (`ours`), so the peer can see it advance.
+   */
+  elsewhere(session: RoutedSession, ours: VersionVector): VersionVector {
+    const out: Record<string, number> = {}
+    for (const [origin, s] of this.#supplier) if (s !== session) out[origin] = ours[origin] ?? 0
+    return out
+  }
+
+  #changed(): void {
+    for (const s of this.#sessions) s.routesChanged()
+  }
+}
