@@ -278,9 +278,10 @@ export class Replication {
     for (const [origin, tip] of tips) this.acks.raise(origin, tip.seq)
     // What it sent, it holds: frees our frames of the same events (we never ack them back),
     // and is never echoed back to it.
+    const sent = Object.fromEntries([...tips].map(([origin, tip]) => [origin, tip.seq]))
     this.window.acked((o) => this.acks.heldBy(o), this.#c.now(), { onlyTipped: true })
-    this.window.learn(Object.fromEntries([...tips].map(([origin, tip]) => [origin, tip.seq])))
-    this.#hooks.holds?.(this.#session, Object.fromEntries([...tips].map(([origin, tip]) => [origin, tip.seq])))
+    this.window.learn(sent)
+    this.#hooks.holds?.(this.#session, sent)
     if (result.stored.length > 0) this.#c.routes?.delivered(this.#session, new Set(result.stored.map((e) => e.origin)))
     // Sent only after ingest's durable commit returned: this is what semi-sync counts.
     this.#sendAck(true)
