@@ -42,7 +42,7 @@ export interface DocumentStoreOptions {
   cache?: CacheLimits
   /** An evicted document with at least this many events since its snapshot gets a new one. Default 16. */
   snapshotAfter?: number
-  /** How conflicts are settled; default `manual`. */
+  /** How conflicts are settled; default `manual` here (openDru passes its own default, `keep-visible`). */
   conflictPolicy?: ConflictPolicy
   /** Clock for `detected_at`/`resolved_at`; default Date.now. */
   now?: () => number

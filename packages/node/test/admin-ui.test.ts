@@ -324,9 +324,8 @@ describe('the admin dashboard (GET /ui) in headless Chromium', () => {
 
       // ---- 3. caught up: active, nothing missing, the conflict on screen -------------------
       for (const l of links) l.link.bytesPerSecond = Infinity
-      // c's application keeps writing, as a live region does. (Needed too: a peer that held
-      // an origin before c fetched it elsewhere acks it only on its next ingest from c, so a
-      // cluster silent after a heal stays catching-up; reported as an engine bug.)
+      // c's application keeps writing, as a live region does (a silent cluster reaches active
+      // too since the refresh probe: packages/node/test/heal-lifecycle.test.ts).
       const writer = setInterval(
         () => void c.change('c-heartbeat', (d: Record<string, unknown>) => (d.at = Date.now())).catch(() => undefined),
         300,
@@ -353,9 +352,8 @@ describe('the admin dashboard (GET /ui) in headless Chromium', () => {
           .toMatch(/^its state active since /)
         expect(await peerText(page, peer, '.lag-in-events')).toBe('0')
         expect(await peerText(page, peer, '.lag-out-events')).toBe('0')
-        // Seconds count from acknowledgements, not from what the peer reports holding: a peer
-        // that held an origin before c fetched it elsewhere acks it only on its next ingest
-        // from c (the engine bug noted above), so only the format is certain here.
+        // Seconds count from acknowledgements, and c keeps writing: an ack may trail the
+        // newest write by a heartbeat, so only the format is certain here.
         expect(await peerText(page, peer, '.lag-out-seconds')).toMatch(/^\d+(\.\d)?$/)
       }
       const row = page.locator('tr.conflict').first()
