@@ -5,12 +5,10 @@ import {
   isLifecycleState,
   isOrigin,
   parseDocId,
-  validateEvent,
   MAX_SEQ,
   TREE_FANOUT,
   TREE_HASH_BYTES,
   isTreeNode,
-  type DruEvent,
   type FoldedEnvelope,
   type LifecycleState,
   type LogSummary,
@@ -32,10 +30,11 @@ import {
   SIGNATURE_BYTES,
 } from './limits.js'
 import { EPHEMERAL_KEY_BYTES } from './frame-seal.js'
+import { batchFromWire, batchToWire } from './events-wire.js'
 import type { ErrorFrame, Frame, HelloFrame } from './frames.js'
 
 /**
- * The codec of the dru peer protocol's frames (version 5; their shapes are in frames.ts).
+ * The codec of the dru peer protocol's frames (version 6; their shapes are in frames.ts, an `events` batch's compact form in events-wire.ts).
  * Pure: no socket, no store.
  *
  * Every frame is a msgpack array whose first element names its type; arrays (not maps)
@@ -49,13 +48,6 @@ import type { ErrorFrame, Frame, HelloFrame } from './frames.js'
 // Private instances: no records/structures extension a hostile peer could use to smuggle shapes.
 const packr = new Packr({ useRecords: false, moreTypes: false })
 const unpackr = new Unpackr({ useRecords: false, moreTypes: false, mapsAsObjects: true })
-
-/** The msgpack array of one event on the wire (same field order as core's encodeEvent). */
-export function eventToWire(e: DruEvent): unknown[] {
-  const f: unknown[] = [e.origin, e.seq, e.hlc, e.docId, e.change, e.prev, e.hash]
-  if (e.sig !== undefined) f.push(e.sig)
-  return f
-}
 
 function vvToWire(vv: VersionVector): unknown[] {
   return Object.keys(vv)
@@ -87,7 +79,7 @@ export function encodeFrame(frame: Frame): Uint8Array {
     case 'vv':
       return packr.pack(['vv', ...summaryToWire(frame.summary, frame.bases), frame.full])
     case 'events':
-      return packr.pack(['events', frame.batch.map(eventToWire)])
+      return packr.pack(['events', ...batchToWire(frame.batch)])
     case 'ack':
     case 'routes':
       return packr.pack([frame.type, vvToWire(frame.vv)])
@@ -208,31 +200,6 @@ function readSummary(entries: unknown, retired: unknown, what: string): { summar
   }
 }
 
-function readEvent(v: unknown, i: number): DruEvent {
-  if (!Array.isArray(v) || (v.length !== 7 && v.length !== 8))
-    invalid(`events.batch[${i}] must be a 7- or 8-field array`)
-  const a = v as unknown[]
-  const e: Record<string, unknown> = {
-    origin: a[0],
-    seq: a[1],
-    hlc: a[2],
-    docId: a[3],
-    change: a[4],
-    prev: a[5],
-    hash: a[6],
-  }
-  if (a.length === 8) {
-    if (!(a[7] instanceof Uint8Array) || a[7].byteLength !== SIGNATURE_BYTES)
-      invalid(`events.batch[${i}].sig must be a 64-byte Ed25519 signature`)
-    e.sig = a[7]
-  }
-  try {
-    return validateEvent(e, `events.batch[${i}]`)
-  } catch (err) {
-    throw new DruError('INVALID_FRAME', (err as Error).message, { cause: err })
-  }
-}
-
 function readEnvelope(v: unknown, i: number): FoldedEnvelope {
   if (!Array.isArray(v) || v.length !== 6) invalid(`folded[${i}] must be [origin, seq, hlc, docId, changeHash, sig]`)
   const [origin, seq, hlc, docId, changeHash, sig] = v as unknown[]
@@ -327,10 +294,8 @@ function readFrame(v: unknown): Frame {
       return { type, ...readSummary(v[1], v[2], 'vv.origins'), full: v[3] as boolean }
     }
     case 'events': {
-      expectLength(v, 2, 'events')
-      const raw = expectList(v[1], MAX_EVENTS_PER_FRAME, 'events.batch')
-      if (raw.length === 0) invalid('events.batch must not be empty')
-      return { type, batch: raw.map(readEvent) }
+      expectLength(v, 4, 'events')
+      return { type, batch: batchFromWire(v[1], v[2], v[3]) }
     }
     case 'ack':
     case 'routes':

@@ -19,7 +19,8 @@ export { signerFor, generateKeys, verifyEventSignature, parsePrivateKey, parsePu
 export { backoffDelay } from './backoff.js'
 export type { BackoffOptions } from './backoff.js'
 export { FrameType, FRAME_TYPES } from './frames.js'
-export { encodeFrame, decodeFrame, eventToWire } from './frame-codec.js'
+export { encodeFrame, decodeFrame } from './frame-codec.js'
+export { compressFrame, decompressFrame, COMPRESSED_FRAME_MARK } from './frame-compression.js'
 export type {
   Frame,
   HelloFrame,

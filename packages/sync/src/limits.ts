@@ -6,7 +6,7 @@
  */
 
 /** Version of the frame grammar and handshake; peers with another version are refused. */
-export const PROTOCOL_VERSION = 5
+export const PROTOCOL_VERSION = 6
 
 /** Default cap on one frame's bytes after authentication, checked before decoding (16 MiB). */
 export const DEFAULT_MAX_FRAME_BYTES = 16 << 20

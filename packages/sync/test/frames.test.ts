@@ -178,8 +178,19 @@ describe('frame codec', () => {
     ['vv with a short retired digest', ['vv', [['a/1', 1, h, 0]], [0, new Uint8Array(31)], false]],
     ['vv full not boolean', ['vv', [['a/1', 1, h, 0]], [0, r32], 1]],
     ['empty batch', ['events', []]],
-    ['event with short sig', ['events', [['a/1', 1, 'x', 'd', new Uint8Array(1), GENESIS_HASH, h, new Uint8Array(3)]]]],
-    ['too many events in one frame', ['events', Array.from({ length: MAX_EVENTS_PER_FRAME + 1 }, () => 0)]],
+    [
+      "version 5's events layout (hash and prev per event)",
+      ['events', [['a/1', 1, hlc, 'd', new Uint8Array(1), GENESIS_HASH, h, new Uint8Array(64)]]],
+    ],
+    [
+      'too many events in one frame',
+      [
+        'events',
+        ['a/1'],
+        ['d'],
+        [[0, 1, r32, Array.from({ length: MAX_EVENTS_PER_FRAME + 1 }, () => [0, 0, 0, 0, new Uint8Array(1)]), null]],
+      ],
+    ],
     ['unknown type', ['gossip', 1]],
     ['map instead of array', { type: 'ping', n: 1 }],
     ['lower-case error code', ['error', 'nope', 'x']],

@@ -6,6 +6,7 @@ import {
   RouteBook,
   SEAL_TAG_BYTES,
   decodeFrame,
+  decompressFrame,
   limits,
   silentLogger,
   type ProtocolConfig,
@@ -384,7 +385,7 @@ function typeOf(bytes: Uint8Array): string {
   for (const b of [bytes, bytes.subarray(0, Math.max(0, bytes.byteLength - SEAL_TAG_BYTES))]) {
     try {
       // Frames after a side's auth end in the seal's tag.
-      return decodeFrame(b).type
+      return decodeFrame(decompressFrame(b, limits.DEFAULT_MAX_FRAME_BYTES)).type
     } catch {
       // try without the tag
     }

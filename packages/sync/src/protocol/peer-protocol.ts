@@ -1,5 +1,6 @@
 import { DruError, TREE_LEVELS, type LogSummary, type VersionVector } from '@dru/core'
 import { decodeFrame, encodeFrame } from '../frame-codec.js'
+import { compressFrame, decompressFrame } from '../frame-compression.js'
 import type { Frame, PeerLifecycle, TreeProbeFrame, TreeReportFrame } from '../frames.js'
 import { newNonce } from '../handshake.js'
 import { HandshakeState } from './handshake-phase.js'
@@ -189,7 +190,7 @@ export class PeerProtocol implements RoutedSession {
       // After its auth, every frame of the peer must carry the session's seal.
       if (this.#handshake.sealIn) {
         const opened = this.#openSealed(bytes)
-        if (opened) this.#handle(decodeFrame(opened, limit))
+        if (opened) this.#handle(decodeFrame(decompressFrame(opened, limit), limit))
         return
       }
       this.#handle(decodeFrame(bytes, limit))
@@ -495,7 +496,8 @@ export class PeerProtocol implements RoutedSession {
     }
     // An error before the peer is authenticated goes in the clear: it may not hold our seal key.
     const sealed = this.#handshake.sealOut && (this.#phase === 'open' || frame.type !== 'error')
-    const wire = sealed ? this.#handshake.seal(bytes) : bytes
+    // Only sealed frames are compressed: a peer decompresses nothing before it knows who sent it.
+    const wire = sealed ? this.#handshake.seal(compressFrame(bytes)) : bytes
     this.bytesOut += wire.byteLength
     this.framesOut++
     this.#wire.send(wire)

@@ -65,6 +65,15 @@ export class Replication {
   #routesSent = ''
   /** When the peer's first vv arrived (ms). */
   #firstVvAt = 0
+  /**
+   * Third parties' origins on trial with this peer: first forwarded at (ms), no ack since. One
+   * batch of such an origin goes out, then it waits for the peer's next ack: if the peer gets
+   * it by another path, its routes frame (sent when that path delivered, so before the ack)
+   * says so, and we have sent it one batch twice instead of a window.
+   */
+  readonly #onTrial = new Map<string, number>()
+  /** Third parties' origins the peer acked a trial batch of without routing them elsewhere. */
+  readonly #trusted = new Set<string>()
 
   constructor(session: PeerProtocol, config: ProtocolConfig, hooks: ProtocolHooks, send: (frame: Frame) => number) {
     this.#session = session
@@ -180,6 +189,7 @@ export class Replication {
     }
     for (const origin of this.#lagging.keys()) if (!Object.hasOwn(next, origin)) this.#lagging.delete(origin)
     this.theirRoutes = next
+    this.#endTrials()
     // What it says it holds, it holds (as in its vv): never sent again.
     this.window.learn(next)
     // Streaming restarts from the window's view (nothing in flight is sent twice), so an
@@ -232,6 +242,10 @@ export class Replication {
     const settling = now - this.#firstVvAt < this.#c.limits.heartbeatMs
     const waiting = new Set(Object.keys(this.theirRoutes))
     if (settling) for (const o of Object.keys(ours)) if (this.#thirdParty(o)) waiting.add(o)
+    for (const [origin, since] of this.#onTrial) {
+      // Past the grace without an ack (a peer that does not answer): forward anyway.
+      if (now - since < grace && !waiting.has(origin) && (ours[origin] ?? 0) > (known[origin] ?? 0)) held.add(origin)
+    }
     for (const origin of waiting) {
       if ((ours[origin] ?? 0) <= (known[origin] ?? 0)) {
         this.#lagging.delete(origin)
@@ -296,6 +310,7 @@ export class Replication {
     this.#hooks.acked?.(this.#session, vv)
     this.window.acked((o) => this.acks.ackedBy(o), this.#c.now())
     this.window.learn(vv)
+    this.#endTrials()
     // Their ack may name events they got by another path that we hold too: say we hold them,
     // or they never learn it and stay catching-up (nothing else prompts an ack from us).
     this.#sendAck(false)
@@ -444,6 +459,26 @@ export class Replication {
     const bytes = this.#send(frame)
     this.window.sent(bytes, tips, this.#c.now())
     // Stored events count as held by their sender (the `holds` hook); folded ones are acked.
-    if (frame.type === 'events') for (const [origin, seq] of tips) this.acks.sent(origin, seq)
+    if (frame.type === 'events') {
+      for (const [origin, seq] of tips) this.acks.sent(origin, seq)
+      this.#startTrials(tips.keys())
+    }
+  }
+
+  /** Origins of a third party sent for the first time: put on trial, and restream without them. */
+  #startTrials(origins: Iterable<string>): void {
+    let started = false
+    for (const o of origins) {
+      if (this.#trusted.has(o) || this.#onTrial.has(o) || !this.#thirdParty(o)) continue
+      this.#onTrial.set(o, this.#c.now())
+      started = true
+    }
+    if (started && !this.#serving) this.#batches = null
+  }
+
+  /** The peer answered after our trial batches: what it does not route elsewhere, it needs from us. */
+  #endTrials(): void {
+    for (const o of this.#onTrial.keys()) if (!Object.hasOwn(this.theirRoutes, o)) this.#trusted.add(o)
+    this.#onTrial.clear()
   }
 }

@@ -4,6 +4,7 @@ import {
   PROTOCOL_VERSION,
   authProof,
   decodeFrame,
+  decompressFrame,
   encodeFrame,
   identityProof,
   newEphemeralKey,
@@ -70,7 +71,7 @@ export class MemberEnd {
 
   /** A frame the protocol sent (pass as its wire's `send`). */
   decode(bytes: Uint8Array): Frame {
-    const frame = decodeFrame(this.#sealIn ? this.#seal!.open(bytes) : bytes)
+    const frame = decodeFrame(this.#sealIn ? decompressFrame(this.#seal!.open(bytes), 1 << 30) : bytes, 1 << 30)
     if (frame.type === 'hello' && frame.key) {
       this.theirHello = frame
       this.#seal = new FrameSeal({
