@@ -6,8 +6,8 @@
 // windowed, no faults). Counts, not times: the in-process run is deterministic per seed,
 // so the three runs differ only by seed (the order frames cross the links).
 //
-//   npm run bench:forward -- --label before   (records this checkout as "before")
-//   npm run bench:forward -- --label after    (records it as "after", then writes the table)
+//   npm run bench:forward -- --label NAME   (records this checkout's numbers as NAME, then
+//                                           writes the table of every label recorded)
 //
 // Each label's numbers are kept in benchmarks/forwarding-results.json with the commit they
 // were measured on; the RESULTS.md section shows every label recorded.
@@ -21,7 +21,7 @@ const arg = (name, fallback) => {
   const i = argv.indexOf(`--${name}`)
   return i >= 0 ? argv[i + 1] : fallback
 }
-const LABEL = arg('label', 'after')
+const LABEL = arg('label', 'p6 (compact frames, neighbours)')
 const PER_DRU = Number(arg('events', 1000))
 const SEEDS = [1, 2, 3]
 const TOPOLOGIES = [fullMesh(3), fullMesh(5), regions(3, 3)]
@@ -92,9 +92,8 @@ writeSection(
   'bench:forward',
   `## bench:forward — events received per event needed after a heal, by topology
 
-Command: \`npm run bench:forward -- --label before\` on the commit before the change, then
-\`npm run bench:forward -- --label after\` (benchmarks/forwarding.mjs; raw numbers in
-benchmarks/forwarding-results.json). Machine: ${machineLine()}.
+Command: \`npm run bench:forward -- --label NAME\` on each commit compared (benchmarks/forwarding.mjs;
+raw numbers and commits in benchmarks/forwarding-results.json). Machine: ${machineLine()}.
 
 Every DRU cut off writes ${int(PER_DRU)} events (one Automerge change each, over 50 documents), then
 exactly the topology's links come up and the network settles; every run ends converged.
@@ -105,7 +104,9 @@ needed = events each DRU lacked at the heal; bytes = every frame on every link a
 (both directions). Median of 3 runs (seeds 1–3; range in brackets). These are counts, so the
 machine does not move them; the seeds change the order frames cross the links.
 Regions: 3 regions of 3 DRUs, each region meshed inside, one hub per region, the hubs meshed.
-"before" is the commit this branch started from (main at the time); "after" is this change.
+Code: "p5 without routes" is protocol 5 before routes frames; "p5 with routes" adds them;
+"p6" is protocol 6 (compact, compressed events frames; routes also name the sender's
+neighbours, and what one of them brought us is not forwarded to the sender).
 
 | topology | code | events received / needed | received ÷ needed (target ≤ 1.1) | MiB on the links |
 | --- | --- | ---: | ---: | ---: |

@@ -81,8 +81,9 @@ export function encodeFrame(frame: Frame): Uint8Array {
     case 'events':
       return packr.pack(['events', ...batchToWire(frame.batch)])
     case 'ack':
-    case 'routes':
       return packr.pack([frame.type, vvToWire(frame.vv)])
+    case 'routes':
+      return packr.pack([frame.type, vvToWire(frame.vv), [...frame.neighbours].sort()])
     case 'ping':
       return packr.pack(frame.state ? ['ping', frame.n, frame.state.name, frame.state.since] : ['ping', frame.n])
     case 'pong':
@@ -298,9 +299,16 @@ function readFrame(v: unknown): Frame {
       return { type, batch: batchFromWire(v[1], v[2], v[3]) }
     }
     case 'ack':
-    case 'routes':
       expectLength(v, 2, type)
       return { type, vv: readVv(v[1], `${type}.vv`) }
+    case 'routes': {
+      expectLength(v, 3, type)
+      const neighbours = expectList(v[2], MAX_ORIGINS, 'routes.neighbours')
+      for (const [i, id] of neighbours.entries())
+        if (typeof id !== 'string' || !DRU_ID.test(id)) invalid(`routes.neighbours[${i}] is not a DRU id`)
+      if (new Set(neighbours).size !== neighbours.length) invalid('routes.neighbours repeats a DRU')
+      return { type, vv: readVv(v[1], 'routes.vv'), neighbours: neighbours as string[] }
+    }
     case 'ping':
     case 'pong':
       if (!(v.length === 2 || (type === 'ping' && v.length === 4)))

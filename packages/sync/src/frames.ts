@@ -56,12 +56,15 @@ export interface AckFrame {
 /**
  * The origins the sender currently receives by another session than this one (from their
  * writer directly, or from the peer that first brought them), each with how far it holds
- * it: the receiver holds those origins back from the sender while it keeps advancing
- * (protocol 5; see docs/PROTOCOL.md "Forwarding").
+ * it, and the DRUs it has sessions with (its neighbours): the receiver holds back the
+ * origins named, and those it got from one of the sender's neighbours (that neighbour
+ * sends them to the sender too), while the sender's copy keeps advancing (protocol 6; see
+ * docs/PROTOCOL.md "Forwarding").
  */
 export interface RoutesFrame {
   readonly type: 'routes'
   readonly vv: VersionVector
+  readonly neighbours: readonly string[]
 }
 /**
  * A heartbeat. It also tells the peer the sender's lifecycle state and since when (ms), for

@@ -196,9 +196,13 @@ class Driver {
         return { type: 'ack', vv: { [xOrigin]: (xVv[xOrigin] ?? 0) + 1_000_000 } }
       case 'routes':
         // Even naming x's own current origin far ahead is harmless: x never holds back its own.
-        return { type: 'routes', vv: { [xOrigin]: (xVv[xOrigin] ?? 0) + 1_000_000, [w.m.origin]: 0 } }
+        return {
+          type: 'routes',
+          vv: { [xOrigin]: (xVv[xOrigin] ?? 0) + 1_000_000, [w.m.origin]: 0 },
+          neighbours: ['x'],
+        }
       case 'routes:non-member':
-        return { type: 'routes', vv: { 'mallory/1': 3 } }
+        return { type: 'routes', vv: { 'mallory/1': 3 }, neighbours: [] }
       case 'ping':
       case 'ping:unsealed':
       case 'ping:replayed':

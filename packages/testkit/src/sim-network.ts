@@ -147,6 +147,12 @@ export class SimNetwork {
   }
 
   /** What the protocol sessions did (protocol exchange only). */
+  /** Events and duplicates received per open link (exchange 'protocol'). */
+  receivedByLink(): Array<{ to: number; from: number; events: number; duplicates: number }> {
+    if (!this.#sessions) throw new DruError('INVALID_ARGUMENT', 'receivedByLink() needs exchange: protocol')
+    return this.#sessions.receivedByLink()
+  }
+
   get sessionLog(): SessionLog | undefined {
     return this.#sessions?.log
   }

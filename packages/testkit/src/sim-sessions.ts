@@ -36,14 +36,21 @@ export interface FrameFaults {
  * - `lack-off-by-one` (in the protocol itself, {@link ProtocolPlant}): its sessions think a
  *   peer that lacks a single event of an origin is up to date.
  * - `false-routes` (a lying member, not a bug): it tells every peer that it gets every origin
- *   it holds by another path, so its peers hold those back from it; it must still get them.
+ *   it holds by another path and has a session with every DRU, so its peers hold those
+ *   origins back from it; it must still get them.
  */
 export type SimPlant = 'skip-tenth' | 'false-routes' | ProtocolPlant
 
-/** The `false-routes` plant: a route book that claims every origin comes by another session. */
+/** The `false-routes` plant: a route book that claims every origin comes by another session, and every DRU as a neighbour. */
 class FalseRouteBook extends RouteBook {
+  constructor(readonly everyone: readonly string[]) {
+    super()
+  }
   override elsewhere(_session: unknown, ours: VersionVector): VersionVector {
     return { ...ours }
+  }
+  override neighbours(): string[] {
+    return [...this.everyone]
   }
 }
 
@@ -185,7 +192,7 @@ export class SimSessions {
       },
       describe: () => d.digest(),
       // One per DRU process, shared by its sessions (a restart gets a new one).
-      routes: options.plant === 'false-routes' && i === 0 ? new FalseRouteBook() : new RouteBook(),
+      routes: options.plant === 'false-routes' && i === 0 ? new FalseRouteBook(drus.map((d) => d.id)) : new RouteBook(),
       ...(options.plant === 'lack-off-by-one' && i === 0 ? { plant: 'lack-off-by-one' as const } : {}),
     })
     this.#configs = drus.map((d, i) => this.#makeConfig(d, i))
@@ -307,6 +314,18 @@ export class SimSessions {
       })
     }
     return { events, duplicates }
+  }
+
+  /** Events and duplicates received per open link, by receiver and sender (diagnostics). */
+  receivedByLink(): Array<{ to: number; from: number; events: number; duplicates: number }> {
+    const out: Array<{ to: number; from: number; events: number; duplicates: number }> = []
+    for (const p of this.#pipes) {
+      p.ends?.forEach((end, k) => {
+        const [to, from] = k === 0 ? [p.a, p.b] : [p.b, p.a]
+        out.push({ to, from, events: end.eventsIn, duplicates: end.duplicatesIn })
+      })
+    }
+    return out
   }
 
   closeAll(): void {

@@ -30,7 +30,7 @@ export function* signedBatches(
     for (const e of page) {
       batch.push(e)
       // The compact wire adds ~10 bytes per event (HLC as numbers, indices), a doc id at most once.
-      bytes += e.change.byteLength + 160
+      bytes += e.change.byteLength + e.docId.length + 16
       if (e.sig !== undefined && (bytes >= maxBatchBytes || batch.length >= MAX_EVENTS_PER_FRAME / 2)) {
         yield { type: 'events', batch }
         batch = []

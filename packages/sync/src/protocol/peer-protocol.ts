@@ -384,7 +384,7 @@ export class PeerProtocol implements RoutedSession {
       case 'ack':
         return this.#replication.onAck(frame.vv)
       case 'routes':
-        return this.#replication.onRoutes(frame.vv)
+        return this.#replication.onRoutes(frame.vv, frame.neighbours)
       case 'ping':
         if (frame.state) {
           this.peerLifecycle = frame.state

@@ -40,6 +40,8 @@ export class Replication {
    * far it holds each: held back from it while that copy keeps up (see {@link #heldBack}).
    */
   theirRoutes: VersionVector = {}
+  /** The DRUs the peer has sessions with (its latest routes frame), besides us. */
+  theirNeighbours: ReadonlySet<string> = new Set()
 
   readonly window = new SendWindow()
   readonly acks = new AckLedger()
@@ -59,21 +61,12 @@ export class Replication {
   /** Per held-back origin: since when we hold more of it than the peer's copy, with no advance. */
   readonly #lagging = new Map<string, number>()
   /**
-   * The routes we last announced (as text), so only a change is sent; none while nothing comes
-   * by another session (a pair of DRUs in sync reconnects without a routes frame).
+   * The routes we last announced (as text: origins, then neighbours), so only a change is sent;
+   * none while we have no other session (a pair of DRUs in sync reconnects without one).
    */
-  #routesSent = ''
+  #routesSent = ';'
   /** When the peer's first vv arrived (ms). */
   #firstVvAt = 0
-  /**
-   * Third parties' origins on trial with this peer: first forwarded at (ms), no ack since. One
-   * batch of such an origin goes out, then it waits for the peer's next ack: if the peer gets
-   * it by another path, its routes frame (sent when that path delivered, so before the ack)
-   * says so, and we have sent it one batch twice instead of a window.
-   */
-  readonly #onTrial = new Map<string, number>()
-  /** Third parties' origins the peer acked a trial batch of without routing them elsewhere. */
-  readonly #trusted = new Set<string>()
 
   constructor(session: PeerProtocol, config: ProtocolConfig, hooks: ProtocolHooks, send: (frame: Frame) => number) {
     this.#session = session
@@ -175,7 +168,7 @@ export class Replication {
    * claim about itself only: it can make us send *it* less (as a vv can), for a bounded time
    * while the copy it names stops advancing; what we send anyone else does not depend on it.
    */
-  onRoutes(vv: VersionVector): void {
+  onRoutes(vv: VersionVector, neighbours: readonly string[]): void {
     const own = this.#c.log.origin
     const next: Record<string, number> = {}
     for (const [origin, seq] of Object.entries(vv)) {
@@ -189,7 +182,7 @@ export class Replication {
     }
     for (const origin of this.#lagging.keys()) if (!Object.hasOwn(next, origin)) this.#lagging.delete(origin)
     this.theirRoutes = next
-    this.#endTrials()
+    this.theirNeighbours = new Set(neighbours)
     // What it says it holds, it holds (as in its vv): never sent again.
     this.window.learn(next)
     // Streaming restarts from the window's view (nothing in flight is sent twice), so an
@@ -204,10 +197,11 @@ export class Replication {
     if (!book || !this.#session.isOpen || !this.#gotVv) return
     const vv = book.elsewhere(this.#session, this.#c.log.vv())
     const origins = Object.keys(vv).sort().slice(0, MAX_ORIGINS)
-    const text = origins.map((o) => `${o}:${vv[o]}`).join(',')
+    const neighbours = book.neighbours(this.#session).sort().slice(0, MAX_ORIGINS)
+    const text = `${origins.map((o) => `${o}:${vv[o]}`).join(',')};${neighbours.join(',')}`
     if (text === this.#routesSent) return
     this.#routesSent = text
-    this.#send({ type: 'routes', vv: Object.fromEntries(origins.map((o) => [o, vv[o]!])) })
+    this.#send({ type: 'routes', vv: Object.fromEntries(origins.map((o) => [o, vv[o]!])), neighbours })
   }
 
   /**
@@ -241,10 +235,13 @@ export class Replication {
     // every third party's origin waits, within the grace.
     const settling = now - this.#firstVvAt < this.#c.limits.heartbeatMs
     const waiting = new Set(Object.keys(this.theirRoutes))
-    if (settling) for (const o of Object.keys(ours)) if (this.#thirdParty(o)) waiting.add(o)
-    for (const [origin, since] of this.#onTrial) {
-      // Past the grace without an ack (a peer that does not answer): forward anyway.
-      if (now - since < grace && !waiting.has(origin) && (ours[origin] ?? 0) > (known[origin] ?? 0)) held.add(origin)
+    // An origin that a neighbour of the peer brought us, that neighbour brings the peer too
+    // (split horizon): forwarding it would race that path, so it waits like a routed one.
+    const book = this.#c.routes
+    for (const o of Object.keys(ours)) {
+      if (!this.#thirdParty(o)) continue
+      const from = book?.suppliedBy(o)
+      if (settling || (from !== undefined && this.theirNeighbours.has(from))) waiting.add(o)
     }
     for (const origin of waiting) {
       if ((ours[origin] ?? 0) <= (known[origin] ?? 0)) {
@@ -310,7 +307,6 @@ export class Replication {
     this.#hooks.acked?.(this.#session, vv)
     this.window.acked((o) => this.acks.ackedBy(o), this.#c.now())
     this.window.learn(vv)
-    this.#endTrials()
     // Their ack may name events they got by another path that we hold too: say we hold them,
     // or they never learn it and stay catching-up (nothing else prompts an ack from us).
     this.#sendAck(false)
@@ -459,26 +455,6 @@ export class Replication {
     const bytes = this.#send(frame)
     this.window.sent(bytes, tips, this.#c.now())
     // Stored events count as held by their sender (the `holds` hook); folded ones are acked.
-    if (frame.type === 'events') {
-      for (const [origin, seq] of tips) this.acks.sent(origin, seq)
-      this.#startTrials(tips.keys())
-    }
-  }
-
-  /** Origins of a third party sent for the first time: put on trial, and restream without them. */
-  #startTrials(origins: Iterable<string>): void {
-    let started = false
-    for (const o of origins) {
-      if (this.#trusted.has(o) || this.#onTrial.has(o) || !this.#thirdParty(o)) continue
-      this.#onTrial.set(o, this.#c.now())
-      started = true
-    }
-    if (started && !this.#serving) this.#batches = null
-  }
-
-  /** The peer answered after our trial batches: what it does not route elsewhere, it needs from us. */
-  #endTrials(): void {
-    for (const o of this.#onTrial.keys()) if (!Object.hasOwn(this.theirRoutes, o)) this.#trusted.add(o)
-    this.#onTrial.clear()
+    if (frame.type === 'events') for (const [origin, seq] of tips) this.acks.sent(origin, seq)
   }
 }

@@ -2,7 +2,8 @@ import type { VersionVector } from '@dru/core'
 
 /** What the route book needs of a session: its identity and a way to tell it routes changed. */
 export interface RoutedSession {
-  /** The origin the peer writes as (proven by its auth). */
+  /** The peer's DRU id and the origin it writes as (proven by its auth). */
+  readonly peerId: string | undefined
   readonly peerOrigin: string | undefined
   /** Our supplier choices changed: announce them to the peer if what it should skip changed. */
   routesChanged(): void
@@ -24,27 +25,32 @@ export class RouteBook {
   readonly #supplier = new Map<string, RoutedSession>()
   readonly #sessions = new Set<RoutedSession>()
 
-  /** An admitted session: it supplies its peer's own origin from now on. */
+  /** An admitted session: a new neighbour, and it supplies its peer's own origin from now on. */
   opened(session: RoutedSession): void {
     this.#sessions.add(session)
     const origin = session.peerOrigin
-    if (origin !== undefined && this.#supplier.get(origin) !== session) {
-      this.#supplier.set(origin, session)
-      this.#changed()
-    }
+    if (origin !== undefined) this.#supplier.set(origin, session)
+    this.#changed()
   }
 
-  /** A closed session: whatever it supplied is open to every peer again. */
+  /** A closed session: a neighbour less, and whatever it supplied is open to every peer again. */
   closed(session: RoutedSession): void {
     if (!this.#sessions.delete(session)) return
-    let any = false
-    for (const [origin, s] of this.#supplier) {
-      if (s === session) {
-        this.#supplier.delete(origin)
-        any = true
-      }
-    }
-    if (any) this.#changed()
+    for (const [origin, s] of this.#supplier) if (s === session) this.#supplier.delete(origin)
+    this.#changed()
+  }
+
+  /** The DRU ids we have sessions with, but `session`'s own peer. */
+  neighbours(session: RoutedSession): string[] {
+    const ids = new Set<string>()
+    for (const s of this.#sessions) if (s !== session && s.peerId !== undefined) ids.add(s.peerId)
+    ids.delete(session.peerId ?? '')
+    return [...ids]
+  }
+
+  /** The DRU that brings us `origin` (its supplier's peer), if any. */
+  suppliedBy(origin: string): string | undefined {
+    return this.#supplier.get(origin)?.peerId
   }
 
   /** The session stored new events of `origins`: it supplies those nobody supplies yet. */
