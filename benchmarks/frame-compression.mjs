@@ -43,7 +43,10 @@ for (const batch of dru.store.eventsMissing({}, { maxBatchBytes: BATCH_BYTES }))
   frames.push(encodeFrame({ type: 'events', batch }))
   // Protocol 5's layout, rebuilt here for the comparison (the codec no longer speaks it).
   v5Frames.push(
-    pack(['events', batch.map((e) => [e.origin, e.seq, e.hlc, e.docId, e.change, e.prev, e.hash, ...(e.sig ? [e.sig] : [])])]),
+    pack([
+      'events',
+      batch.map((e) => [e.origin, e.seq, e.hlc, e.docId, e.change, e.prev, e.hash, ...(e.sig ? [e.sig] : [])]),
+    ]),
   )
   for (const e of batch) changeBytes += e.change.byteLength
 }
@@ -63,7 +66,9 @@ for (let r = 0; r < RUNS; r++) {
 }
 const sentBytes = summarize(sent).median
 const perEvent = (b) => (b / events).toFixed(1)
-console.log(`bytes per event: v5 ${perEvent(v5Bytes)}, v6 ${perEvent(rawBytes)}, v6 sent ${perEvent(sentBytes)}, changes ${perEvent(changeBytes)}`)
+console.log(
+  `bytes per event: v5 ${perEvent(v5Bytes)}, v6 ${perEvent(rawBytes)}, v6 sent ${perEvent(sentBytes)}, changes ${perEvent(changeBytes)}`,
+)
 
 const codecs = [
   ['deflate-raw level 1', (b) => zlib.deflateRawSync(b, { level: 1 }), (b) => zlib.inflateRawSync(b)],
