@@ -1,11 +1,13 @@
 import {
   DruError,
   GENESIS_HASH,
-  encodeHlc,
-  decodeHlc,
-  hashEvent,
-  validateEvent,
+  MAX_CHANGE_BYTES,
   MAX_SEQ,
+  decodeHlc,
+  encodeHlc,
+  hashEvent,
+  isDocId,
+  isOrigin,
   type DruEvent,
   type Origin,
 } from '@dru/core'
@@ -82,29 +84,38 @@ const invalid = (message: string): never => {
   throw new DruError('INVALID_FRAME', message)
 }
 
-function strings(v: unknown, what: string): string[] {
+// The ranges core's encodeHlc writes in its fixed widths (15 and 10 digits).
+const HLC_WALL_LIMIT = 1e15
+const HLC_COUNTER_LIMIT = 1e10
+// core's HLC text form: a node of 1-96 characters, no line terminators.
+const HLC_NODE = /^.{1,96}$/
+
+/** A dictionary of the frame, each entry checked once (not once per event that names it). */
+function dictionary(v: unknown, what: string, ok: (s: string) => boolean): { list: string[]; ok: boolean[] } {
   if (!Array.isArray(v)) invalid(`${what} must be an array`)
   const list = v as unknown[]
   if (list.length > MAX_EVENTS_PER_FRAME) invalid(`${what} lists more than ${MAX_EVENTS_PER_FRAME} entries`)
-  for (const [i, s] of list.entries())
-    if (typeof s !== 'string' || s.length === 0 || s.length > 256) invalid(`${what}[${i}] must be a short string`)
-  return list as string[]
+  for (const [i, s] of list.entries()) if (typeof s !== 'string') invalid(`${what}[${i}] must be a string`)
+  return { list: list as string[], ok: (list as string[]).map(ok) }
 }
 
-function index(v: unknown, list: readonly string[], what: string): string {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= list.length)
-    invalid(`${what} must index its dictionary (0..${list.length - 1})`)
-  return list[v as number]!
+function entry(v: unknown, d: { list: string[]; ok: boolean[] }, what: string, kind: string): string {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= d.list.length)
+    invalid(`${what} must index its dictionary (0..${d.list.length - 1})`)
+  if (!d.ok[v as number]) invalid(`${what} names ${JSON.stringify(d.list[v as number]!.slice(0, 100))}, not ${kind}`)
+  return d.list[v as number]!
 }
 
 /**
  * Reads a batch's wire form back into events with their hashes and links, checking every
- * field (INVALID_FRAME naming where). Signatures are not checked here: the session checks
- * each origin's last one against its key.
+ * field (INVALID_FRAME naming where): each dictionary entry once, then per event only its
+ * numbers and change bytes. Signatures are not checked here: the session checks each
+ * origin's last one against its key.
  */
 export function batchFromWire(namesValue: unknown, docsValue: unknown, runsValue: unknown): DruEvent[] {
-  const names = strings(namesValue, 'events.names')
-  const docs = strings(docsValue, 'events.docs')
+  const names = dictionary(namesValue, 'events.names', (s) => HLC_NODE.test(s))
+  const origins = { list: names.list, ok: names.list.map((s) => isOrigin(s)) }
+  const docs = dictionary(docsValue, 'events.docs', (s) => isDocId(s))
   if (!Array.isArray(runsValue)) return invalid('events.runs must be an array')
   if (runsValue.length === 0) invalid('events.runs must not be empty')
   if (runsValue.length > MAX_EVENTS_PER_FRAME) invalid(`events.runs lists more than ${MAX_EVENTS_PER_FRAME} runs`)
@@ -115,7 +126,7 @@ export function batchFromWire(namesValue: unknown, docsValue: unknown, runsValue
     const where = `events.runs[${r}]`
     if (!Array.isArray(runValue) || runValue.length !== 5) invalid(`${where} must be [origin, seq, prev, events, sig]`)
     const [originIx, firstSeq, prevValue, eventsValue, sig] = runValue as unknown[]
-    const origin = index(originIx, names, `${where}.origin`) as Origin
+    const origin = entry(originIx, origins, `${where}.origin`, 'an origin') as Origin
     if (typeof firstSeq !== 'number' || !Number.isInteger(firstSeq) || firstSeq < 1 || firstSeq > MAX_SEQ)
       invalid(`${where}.seq must be an integer in 1..${MAX_SEQ}`)
     let prev: string
@@ -127,38 +138,39 @@ export function batchFromWire(namesValue: unknown, docsValue: unknown, runsValue
     } else {
       if (!(prevValue instanceof Uint8Array) || prevValue.byteLength !== 32) invalid(`${where}.prev must be 32 bytes`)
       prev = Buffer.from(prevValue as Uint8Array).toString('hex')
+      if (firstSeq === 1 && prev !== GENESIS_HASH) invalid(`${where}.prev of seq 1 must be the genesis hash`)
     }
     if (!Array.isArray(eventsValue) || eventsValue.length === 0) invalid(`${where}.events must be a non-empty array`)
     const events = eventsValue as unknown[]
     if (out.length + events.length > MAX_EVENTS_PER_FRAME)
       invalid(`events carries more than ${MAX_EVENTS_PER_FRAME} events`)
+    if ((firstSeq as number) + events.length - 1 > MAX_SEQ) invalid(`${where} runs past seq ${MAX_SEQ}`)
     if (sig !== null && !(sig instanceof Uint8Array && sig.byteLength === SIGNATURE_BYTES))
       invalid(`${where}.sig must be null or a 64-byte Ed25519 signature`)
     let seq = firstSeq as number
-    let e: DruEvent | undefined
     for (const [i, value] of events.entries()) {
       const at = `${where}.events[${i}]`
       if (!Array.isArray(value) || value.length !== 5) invalid(`${at} must be [wall, counter, node, doc, change]`)
       const [delta, counter, nodeIx, docIx, change] = value as unknown[]
       if (!Number.isSafeInteger(delta)) invalid(`${at}.wall must be an integer`)
       wall += delta as number
-      const hlc = encodeHlc({ wall, counter: counter as number, node: index(nodeIx, names, `${at}.node`) })
-      if (seq > MAX_SEQ) invalid(`${at}.seq passes ${MAX_SEQ}`)
-      const fields = { origin, seq, hlc, docId: index(docIx, docs, `${at}.doc`), change, prev }
-      try {
-        // Checks every field's type and range (a number that prints as a malformed HLC fails here).
-        validateEvent({ ...fields, hash: GENESIS_HASH }, at)
-      } catch (err) {
-        throw new DruError('INVALID_FRAME', (err as Error).message, { cause: err })
-      }
-      e = { ...(fields as Omit<DruEvent, 'hash'>), hash: hashEvent(fields as Omit<DruEvent, 'hash'>) }
+      if (wall < 0 || wall >= HLC_WALL_LIMIT) invalid(`${at}.wall must be in 0..${HLC_WALL_LIMIT - 1}`)
+      if (!Number.isInteger(counter) || (counter as number) < 0 || (counter as number) >= HLC_COUNTER_LIMIT)
+        invalid(`${at}.counter must be an integer in 0..${HLC_COUNTER_LIMIT - 1}`)
+      const node = entry(nodeIx, names, `${at}.node`, 'an HLC node')
+      const docId = entry(docIx, docs, `${at}.doc`, 'a document id')
+      if (!(change instanceof Uint8Array) || change.byteLength > MAX_CHANGE_BYTES)
+        invalid(`${at}.change must be at most ${MAX_CHANGE_BYTES} bytes`)
+      const hlc = encodeHlc({ wall, counter: counter as number, node })
+      const fields = { origin, seq, hlc, docId, change: change as Uint8Array, prev }
+      const e: DruEvent = { ...fields, hash: hashEvent(fields) }
       out.push(e)
       prev = e.hash
       seq++
     }
-    if (sig !== null) e = { ...e!, sig: sig as Uint8Array }
-    out[out.length - 1] = e!
-    lastOf.set(origin, e!)
+    const last = out[out.length - 1]!
+    if (sig !== null) out[out.length - 1] = { ...last, sig: sig as Uint8Array }
+    lastOf.set(origin, out[out.length - 1]!)
   }
   return out
 }

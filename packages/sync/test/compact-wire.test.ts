@@ -2,7 +2,16 @@ import { createPrivateKey, createPublicKey } from 'node:crypto'
 import { brotliCompressSync } from 'node:zlib'
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { DruError, GENESIS_HASH, encodeHlc, pack, sealEvent, type DruEvent, type Origin } from '@dru/core'
+import {
+  DruError,
+  GENESIS_HASH,
+  encodeHlc,
+  pack,
+  sealEvent,
+  validateEvent,
+  type DruEvent,
+  type Origin,
+} from '@dru/core'
 import {
   COMPRESSED_FRAME_MARK,
   PeerProtocol,
@@ -114,7 +123,11 @@ describe('the compact events frame', () => {
         fc.array(fc.nat(10), { minLength: 1, maxLength: 40 }),
         (spec, picks) => {
           const batch = interleave([...chains(spec).values()], picks)
-          expect(roundTrip(batch)).toEqual(expected(batch))
+          const frame = decodeFrame(encodeFrame({ type: 'events', batch }))
+          if (frame.type !== 'events') throw new Error('not an events frame')
+          expect(frame.batch.map(plainEvent)).toEqual(expected(batch))
+          // The decoder's own checks are no weaker than core's event check.
+          for (const e of frame.batch) expect(validateEvent({ ...e })).toBeDefined()
         },
       ),
       { seed: 61, numRuns: RUNS ?? 200 },
@@ -193,6 +206,9 @@ describe('the compact events frame', () => {
     ['a run of four fields', (r: unknown[]) => (r[0] as unknown[]).pop()],
     ['no runs', (r: unknown[]) => r.splice(0)],
     ['seq 0', (r: unknown[]) => ((r[0] as unknown[])[1] = 0)],
+    ['a counter past its ten digits', (r: unknown[]) => (((r[0] as unknown[])[3] as unknown[][])[0]![1] = 1e10)],
+    ['a wall clock past its fifteen digits', (r: unknown[]) => (((r[0] as unknown[])[3] as unknown[][])[0]![0] = 1e15)],
+    ['a change that is not bytes', (r: unknown[]) => (((r[0] as unknown[])[3] as unknown[][])[0]![4] = 'x')],
     [
       'seq 1 after a prev that is not the genesis',
       (r: unknown[]) => ((r[0] as unknown[])[2] = new Uint8Array(32).fill(1)),
@@ -201,6 +217,36 @@ describe('the compact events frame', () => {
     const batch = [...chains([{ w: 'a', from: 1, n: 2, signEvery: 1, docs: 1 }]).values()][0]!
     const wire = decodeWire(encodeFrame({ type: 'events', batch }))
     mutate(wire[3] as unknown[])
+    expect(() => decodeFrame(pack(wire))).toThrow(expect.objectContaining({ code: 'INVALID_FRAME' }))
+  })
+})
+
+describe('the compact events frame: dictionaries', () => {
+  it.each([
+    ['an origin that is no origin', (w: unknown[]) => ((w[1] as string[])[0] = 'a')],
+    ['a document id with a control character', (w: unknown[]) => ((w[2] as string[])[0] = 'doc\u0001')],
+    ['an empty document id', (w: unknown[]) => ((w[2] as string[])[0] = '')],
+    ['a name that is not a string', (w: unknown[]) => ((w[1] as unknown[])[0] = 7)],
+    ['a dictionary that is not a list', (w: unknown[]) => (w[2] = 'doc-0')],
+  ])('refuses %s with INVALID_FRAME', (_name, mutate) => {
+    const batch = [...chains([{ w: 'a', from: 1, n: 2, signEvery: 1, docs: 1 }]).values()][0]!
+    const wire = decodeWire(encodeFrame({ type: 'events', batch }))
+    mutate(wire)
+    expect(() => decodeFrame(pack(wire))).toThrow(expect.objectContaining({ code: 'INVALID_FRAME' }))
+  })
+
+  it('refuses an HLC node with a line break (not core text form)', () => {
+    const e = sealEvent({
+      origin: 'a/1' as Origin,
+      seq: 1,
+      hlc: encodeHlc({ wall: 1_800_000_000_000, counter: 0, node: 'a/1' }),
+      docId: 'd',
+      change: new Uint8Array([1]),
+      prev: GENESIS_HASH,
+    })
+    const wire = decodeWire(encodeFrame({ type: 'events', batch: [{ ...e, sig: new Uint8Array(64) }] }))
+    ;(wire[1] as string[]).push('a\nb')
+    ;(((wire[3] as unknown[][])[0]![3] as unknown[][])[0]![2] as number) = 1
     expect(() => decodeFrame(pack(wire))).toThrow(expect.objectContaining({ code: 'INVALID_FRAME' }))
   })
 })
