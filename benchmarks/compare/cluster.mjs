@@ -1,5 +1,6 @@
-// Three replicas of one system, each in its own process, in a full mesh of three links
-// (a→b, a→c, b→c; the first dials the second), every link through its own CountingLink.
+// Replicas of one system, each in its own process, linked by a topology — by default three
+// in a full mesh (a→b, a→c, b→c; the first dials the second) — every link through its own
+// CountingLink.
 import { cpSync, mkdtempSync, mkdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -8,21 +9,44 @@ import { spawnReplica } from './child.mjs'
 import { CountingLink, totals } from './proxy.mjs'
 
 export const IDS = ['a', 'b', 'c']
-const LINKS = [
-  ['a', 'b'],
-  ['a', 'c'],
-  ['b', 'c'],
-]
+const MESH3 = {
+  ids: IDS,
+  links: [
+    ['a', 'b'],
+    ['a', 'c'],
+    ['b', 'c'],
+  ],
+}
+
+/** A full mesh of `n` replicas named r0, r1, … */
+export function meshTopology(n) {
+  const ids = Array.from({ length: n }, (_, i) => `r${i}`)
+  const links = []
+  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) links.push([ids[i], ids[j]])
+  return { name: `full mesh of ${n}`, ids, links }
+}
+
+/** `regions` regions of `per` replicas, meshed inside; the first of each region is its hub, the hubs meshed. */
+export function regionsTopology(regions, per) {
+  const ids = Array.from({ length: regions * per }, (_, i) => `r${i}`)
+  const links = []
+  for (let r = 0; r < regions; r++)
+    for (let i = 0; i < per; i++) for (let j = i + 1; j < per; j++) links.push([ids[r * per + i], ids[r * per + j]])
+  for (let r = 0; r < regions; r++) for (let q = r + 1; q < regions; q++) links.push([ids[r * per], ids[q * per]])
+  return { name: `${regions} regions of ${per} (hub per region, hubs meshed)`, ids, links }
+}
 const SECRET = 'bench-cluster-secret-0123456789'
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 export class Cluster {
-  /** @param {{ system: string, extra?: object }} options */
-  constructor({ system, extra = {} }) {
+  /** @param {{ system: string, extra?: object, topology?: { ids: string[], links: string[][] } }} options */
+  constructor({ system, extra = {}, topology = MESH3 }) {
     this.system = system
     this.extra = extra
+    this.ids = topology.ids
+    this.links = topology.links
     this.dir = mkdtempSync(join(tmpdir(), `dru-bench-${system}-`))
-    this.proxies = new Map(LINKS.map(([from, to]) => [`${from}→${to}`, new CountingLink(`${from}→${to}`)]))
+    this.proxies = new Map(this.links.map(([from, to]) => [`${from}→${to}`, new CountingLink(`${from}→${to}`)]))
     this.replicas = []
   }
 
@@ -30,15 +54,15 @@ export class Cluster {
     for (const p of this.proxies.values()) await p.listen()
     let keys
     if (this.system === 'dru') {
-      const pairs = Object.fromEntries(IDS.map((id) => [id, generateKeys()]))
-      const publicKeys = Object.fromEntries(IDS.map((id) => [id, pairs[id].publicKey]))
+      const pairs = Object.fromEntries(this.ids.map((id) => [id, generateKeys()]))
+      const publicKeys = Object.fromEntries(this.ids.map((id) => [id, pairs[id].publicKey]))
       keys = (id) => ({ privateKey: pairs[id].privateKey, publicKeys })
     }
-    this.replicas = IDS.map((id, index) => {
+    this.replicas = this.ids.map((id, index) => {
       const dir = join(this.dir, id)
       mkdirSync(dir)
       const peers = []
-      for (const [from, to] of LINKS) {
+      for (const [from, to] of this.links) {
         if (from === id) peers.push({ id: to, url: this.proxies.get(`${from}→${to}`).url })
         if (to === id) peers.push({ id: from })
       }
@@ -54,13 +78,13 @@ export class Cluster {
       })
     })
     const ready = await Promise.all(this.replicas.map((r) => r.ready))
-    for (const [from, to] of LINKS) this.proxies.get(`${from}→${to}`).setTarget(ready[IDS.indexOf(to)].port)
+    for (const [from, to] of this.links) this.proxies.get(`${from}→${to}`).setTarget(ready[this.ids.indexOf(to)].port)
   }
 
   /**
-   * Setup: documents created on a, the same documents on b and c (each system's own way:
-   * dru over its sync, automerge-repo from a copy of a's storage, Yjs and raw from a's
-   * bytes sent over IPC).
+   * Setup: documents created on the first replica, the same documents on the others (each
+   * system's own way: dru over its sync, automerge-repo from a copy of the first's storage,
+   * Yjs and raw from its bytes sent over IPC).
    */
   async setupDocs(docs) {
     const [a, ...others] = this.replicas
@@ -68,7 +92,7 @@ export class Cluster {
     if (!payload) return
     if (payload.copyStorage) {
       for (const r of others)
-        cpSync(join(this.dir, 'a', payload.copyStorage), join(this.dir, r.cfg.id, payload.copyStorage), {
+        cpSync(join(this.dir, this.ids[0], payload.copyStorage), join(this.dir, r.cfg.id, payload.copyStorage), {
           recursive: true,
         })
     }
@@ -106,11 +130,12 @@ export class Cluster {
     }
   }
 
-  /** Waits until every replica has a session with both others. */
+  /** Waits until every replica has a session with each of its neighbours. */
   async connected() {
+    const degree = this.ids.map((id) => this.links.filter((l) => l.includes(id)).length)
     for (;;) {
       const n = await this.call('connected')
-      if (n.every((k) => k === IDS.length - 1)) return
+      if (n.every((k, i) => k === degree[i])) return
       await sleep(50)
     }
   }

@@ -37,8 +37,8 @@ export async function setup(cluster, system, docs) {
   }
 }
 
-export async function partitionHeal({ system, docs, ops, seed, onCluster, exportEvents = false }) {
-  const cluster = new Cluster({ system, extra: system === 'dru' ? { drusync: DRU_PARTITION_SYNC } : {} })
+export async function partitionHeal({ system, docs, ops, seed, onCluster, exportEvents = false, topology }) {
+  const cluster = new Cluster({ system, topology, extra: system === 'dru' ? { drusync: DRU_PARTITION_SYNC } : {} })
   onCluster?.(cluster)
   const phases = {}
   let tp = performance.now()
@@ -78,6 +78,8 @@ export async function partitionHeal({ system, docs, ops, seed, onCluster, export
     throw new Error(`materialised content differs: ${content.map((x) => x.digest.slice(0, 8)).join(' ')}`)
   const stats = await cluster.call('stats')
   const wire = cluster.wire()
+  // Events received over sessions since the mark (dru reports them; other systems do not).
+  const received = system === 'dru' ? await cluster.call('received') : undefined
   let events
   if (system === 'dru' && exportEvents) events = await a.call('exportEvents')
   phase('heal')
@@ -95,5 +97,9 @@ export async function partitionHeal({ system, docs, ops, seed, onCluster, export
     cpuSec: stats.reduce((n, s) => n + s.cpuSec, 0),
     documents: content[0].documents,
     events,
+    received: received && {
+      events: received.reduce((n, r) => n + r.events, 0),
+      duplicates: received.reduce((n, r) => n + r.duplicates, 0),
+    },
   }
 }

@@ -25,6 +25,7 @@ export async function open(cfg) {
   })
   const port = networked ? runtimeOf(dru).network.sync.port : 0
   const docId = (i) => `doc-${i}`
+
   return {
     port,
     state: () => dru.state(),
@@ -60,6 +61,17 @@ export async function open(cfg) {
         await tick()
       }
       return dru.store.count()
+    },
+    /**
+     * Events received by the current sessions, and how many were held already. The bench
+     * cuts every link before it heals them, so after a heal these are the heal's sessions.
+     */
+    received: () => {
+      const peers = networked ? runtimeOf(dru).network.sync.peerStatus() : []
+      return {
+        events: peers.reduce((n, p) => n + p.eventsIn, 0),
+        duplicates: peers.reduce((n, p) => n + p.duplicatesIn, 0),
+      }
     },
     /** Cheap convergence probe: the log fingerprint (vector + chain heads) and event count. */
     heads: () => ({ digest: fingerprintDigest(dru.fingerprint()), events: dru.store.count() }),
