@@ -38,7 +38,9 @@ for (const topology of TOPOLOGIES) {
       // Each replica lacked what every other replica wrote.
       const needed = topology.ids.length * (topology.ids.length - 1) * OPS
       if (res.received && res.received.events < needed)
-        throw new Error(`received ${res.received.events} < needed ${needed}: a session from before the heal was counted`)
+        throw new Error(
+          `received ${res.received.events} < needed ${needed}: a session from before the heal was counted`,
+        )
       runs.push({ ...res, needed })
       console.log(
         `${topology.name} ${system} run ${r + 1}: ${(res.ms / 1000).toFixed(2)} s, ${(res.bytes / 2 ** 20).toFixed(2)} MiB` +
@@ -66,7 +68,14 @@ const table = [
         runs.map((r) => r.bytes),
         2,
         2 ** 20,
-      )} | ${runs[0].received ? f(runs.map((r) => r.received.events / r.needed), 3) : '–'} | ${f(
+      )} | ${
+        runs[0].received
+          ? f(
+              runs.map((r) => r.received.events / r.needed),
+              3,
+            )
+          : '–'
+      } | ${f(
         runs.map((r) => r.peakRss),
         0,
         2 ** 20,
