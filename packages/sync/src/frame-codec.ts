@@ -60,7 +60,7 @@ function summaryToWire(s: LogSummary, bases: VersionVector): unknown[] {
   return [
     Object.keys(fp.vv)
       .sort()
-      .map((o) => [o, fp.vv[o], fp.heads[o], bases[o] ?? 0]),
+      .map((o) => [o, fp.vv[o], Buffer.from(fp.heads[o]!, 'hex'), bases[o] ?? 0]),
     [s.retired.count, Buffer.from(s.retired.digest, 'hex')],
   ]
 }
@@ -182,8 +182,7 @@ function readSummary(entries: unknown, retired: unknown, what: string): { summar
     if (!isOrigin(origin)) invalid(`${what}[${i}] origin is malformed`)
     if (Object.hasOwn(vv, origin as string)) invalid(`${what} repeats origin ${origin as string}`)
     vv[origin as string] = expectSeq(seq, `${what}[${i}] seq`, 1)
-    if (typeof head !== 'string' || !HEX64.test(head)) invalid(`${what}[${i}] head must be 64 lowercase hex characters`)
-    heads[origin as string] = head as string
+    heads[origin as string] = Buffer.from(expectBytes(head, 32, `${what}[${i}] head`)).toString('hex')
     const b = expectSeq(base, `${what}[${i}] base`, 0)
     if (b > (seq as number)) invalid(`${what}[${i}] base is above its seq`)
     if (b > 0) bases[origin as string] = b
