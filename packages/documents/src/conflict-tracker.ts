@@ -91,6 +91,9 @@ export class ConflictTracker {
     const fresh: Conflict[] = []
     const raws = new Map<number, FoundConflict>()
     const writers = new OpWriters(docId, hint, this.#store)
+    const policy = this.#options.policy
+    // One transaction for the records and, under keep-visible, their settlement: a heal
+    // that finds thousands of conflicts must not pay a commit per conflict.
     this.#store.db.transaction(() => {
       for (const f of found) {
         if (this.#registry.exists(docId, JSON.stringify(f.path), f.opIds.join(','))) continue
@@ -106,21 +109,19 @@ export class ConflictTracker {
           this.#openDocs.add(docId)
         }
       }
-    })()
-    const policy = this.#options.policy
-    if (policy === 'manual') return
-    if (policy === 'keep-visible') {
-      // Nothing to write: every DRU already shows this value. Conflicted counters stay open:
-      // increments made elsewhere may land on the other counter.
-      const at = this.#options.now()
-      for (const c of fresh) {
-        const f = raws.get(c.id)!
-        if ([...f.raw.values()].some((v) => v instanceof A.Counter)) continue
-        this.#registry.markResolved(c.id, f.visible, at, 'policy')
+      if (policy === 'keep-visible') {
+        // Nothing to write: every DRU already shows this value. Conflicted counters stay open:
+        // increments made elsewhere may land on the other counter.
+        const at = this.#options.now()
+        for (const c of fresh) {
+          const f = raws.get(c.id)!
+          if ([...f.raw.values()].some((v) => v instanceof A.Counter)) continue
+          this.#registry.markResolved(c.id, f.visible, at, 'policy')
+        }
+        this.#refreshOpen(docId)
       }
-      this.#refreshOpen(docId)
-      return
-    }
+    })()
+    if (policy === 'manual' || policy === 'keep-visible') return
     for (const c of fresh) {
       const winner = chooseWinner(policy, c)
       const raw = winner === undefined ? undefined : raws.get(c.id)?.raw
