@@ -27,6 +27,11 @@ function seqOf(change: Uint8Array): number {
   return acceptedSeq.get(change) ?? A.decodeChange(change).seq
 }
 
+/** The Automerge seq of a change this process checked at ingest, without decoding; undefined otherwise. */
+export function checkedSeq(change: Uint8Array): number | undefined {
+  return acceptedSeq.get(change)
+}
+
 function invalid(e: DruEvent, why: string): DruError {
   return new DruError('INVALID_EVENT', `${e.origin}#${e.seq} (${e.docId}): ${why}`, {
     details: { origin: e.origin, seq: e.seq, docId: e.docId },

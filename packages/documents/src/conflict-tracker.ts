@@ -5,6 +5,7 @@ import { originForActor, parseOpId } from './actor.js'
 import type { AnyDoc } from './doc-cache.js'
 import { chooseWinner, type Conflict, type ConflictPolicy, type ConflictValue } from './conflict-policy.js'
 import { ConflictRegistry, type ConflictCounts } from './conflict-registry.js'
+import { checkedSeq } from './change-validation.js'
 import { conflictAt, valueAt, writable, type FoundConflict, type Path } from './conflict-scan.js'
 
 /** A map or list of a document being changed, as the resolution writes into it. */
@@ -85,12 +86,12 @@ export class ConflictTracker {
     return out
   }
 
-  /** Records new conflicts (each once) and lets the policy settle them; `hint` holds the events just applied. */
-  record(docId: string, found: readonly FoundConflict[], hint: readonly DruEvent[]): void {
+  /** Records new conflicts found in `doc` (each once) and lets the policy settle them; `hint` holds the events just applied. */
+  record(docId: string, doc: AnyDoc, found: readonly FoundConflict[], hint: readonly DruEvent[]): void {
     if (found.length === 0) return
     const fresh: Conflict[] = []
     const raws = new Map<number, FoundConflict>()
-    const writers = new OpWriters(docId, hint, this.#store)
+    const writers = new OpWriters(docId, doc, hint, this.#store)
     const policy = this.#options.policy
     // One transaction for the records and, under keep-visible, their settlement: a heal
     // that finds thousands of conflicts must not pay a commit per conflict.
@@ -205,21 +206,32 @@ export class ConflictTracker {
 }
 
 /**
- * Which event wrote an operation, for a conflict's HLC. Each change is decoded at most once
- * per lookup batch: a batch with many conflicts used to decode the same changes again for
- * every conflicting value (the dominant cost of a large partition heal). The batch's own
- * events are searched first, the document's stored events only if needed.
+ * Which event wrote an operation, for a conflict's HLC, found without decoding the
+ * document's changes: the document's change metadata (`getChangesMetaSince`, from Automerge's
+ * own index) names the Automerge seq `s` of the change holding the op, and an origin's
+ * changes to one document carry seqs 1, 2, 3… in its own order (change-validation.ts), so
+ * that change is the origin's `s`-th event for the document: a batch event whose seq was
+ * recorded at ingest, or the stored one found from the log's (origin, seq) index, counting
+ * the events compaction folded. The candidate is decoded to confirm it holds the op; when
+ * anything does not line up (history stored before the seq check), the document's events are
+ * decoded, each at most once, as before. Decoding them all was the dominant cost of
+ * recording a partition heal's conflicts.
  */
 class OpWriters {
   readonly #docId: string
+  readonly #doc: AnyDoc
   readonly #hint: readonly DruEvent[]
   readonly #store: EventStore
   /** Op range of each change decoded so far, by event hash. */
   readonly #ranges = new Map<string, { start: number; end: number }>()
+  #metas: A.ChangeMetadata[] | undefined
+  /** Per origin, the seqs of its stored events for this document, ascending. */
+  #storedSeqs: Map<string, number[]> | undefined
   #stored: DruEvent[] | undefined
 
-  constructor(docId: string, hint: readonly DruEvent[], store: EventStore) {
+  constructor(docId: string, doc: AnyDoc, hint: readonly DruEvent[], store: EventStore) {
     this.#docId = docId
+    this.#doc = doc
     this.#hint = hint
     this.#store = store
   }
@@ -227,18 +239,51 @@ class OpWriters {
   hlcOf(opId: string): string | null {
     const { counter, actor } = parseOpId(opId)
     const origin = originForActor(actor)
-    const holds = (e: DruEvent): boolean => {
-      if (e.origin !== origin) return false
-      let r = this.#ranges.get(e.hash)
-      if (!r) {
-        const d = A.decodeChange(e.change)
-        this.#ranges.set(e.hash, (r = { start: d.startOp, end: d.startOp + d.ops.length }))
-      }
-      return r.start <= counter && counter < r.end
-    }
-    for (const e of this.#hint) if (holds(e)) return e.hlc
+    const found = this.#bySeq(origin, actor, counter)
+    if (found) return found.hlc
+    for (const e of this.#hint) if (this.#holds(e, origin, counter)) return e.hlc
     this.#stored ??= [...this.#store.eventsForDoc(this.#docId)]
-    for (const e of this.#stored) if (holds(e)) return e.hlc
+    for (const e of this.#stored) if (this.#holds(e, origin, counter)) return e.hlc
     return null
+  }
+
+  /** The event found through the change metadata (see the class comment), confirmed by decoding it; undefined if not found so. */
+  #bySeq(origin: string, actor: string, counter: number): DruEvent | undefined {
+    this.#metas ??= A.getChangesMetaSince(this.#doc, [])
+    const meta = this.#metas.find((m) => m.actor === actor && m.startOp <= counter && counter <= m.maxOp)
+    if (!meta) return undefined
+    let candidate = this.#hint.find((e) => e.origin === origin && checkedSeq(e.change) === meta.seq)
+    if (!candidate) {
+      const seqs = this.#seqsOf(origin)
+      const held = this.#store.eventCountForDoc(this.#docId, origin)
+      if (held === undefined) return undefined
+      const seq = seqs[meta.seq - (held - seqs.length) - 1]
+      candidate = seq === undefined ? undefined : this.#store.getEvent(origin, seq)
+    }
+    return candidate && this.#holds(candidate, origin, counter) ? candidate : undefined
+  }
+
+  #seqsOf(origin: string): number[] {
+    if (!this.#storedSeqs) {
+      this.#storedSeqs = new Map()
+      for (const { origin: o, seq } of this.#store.eventSeqsForDoc(this.#docId, 0)) {
+        const list = this.#storedSeqs.get(o) ?? []
+        this.#storedSeqs.set(o, list)
+        list.push(seq)
+      }
+      for (const list of this.#storedSeqs.values()) list.sort((a, b) => a - b)
+    }
+    return this.#storedSeqs.get(origin) ?? []
+  }
+
+  /** True when `e` is `origin`'s and its change holds op `counter` (decoded once per event). */
+  #holds(e: DruEvent, origin: string, counter: number): boolean {
+    if (e.origin !== origin) return false
+    let r = this.#ranges.get(e.hash)
+    if (!r) {
+      const d = A.decodeChange(e.change)
+      this.#ranges.set(e.hash, (r = { start: d.startOp, end: d.startOp + d.ops.length }))
+    }
+    return r.start <= counter && counter < r.end
   }
 }
