@@ -15,21 +15,29 @@ export const MAX_CHANGE_NESTING = 256
 
 const HEX64 = /^[0-9a-f]{64}$/
 
+/** What {@link checkChanges} read from a change it accepted: its Automerge seq and op counters [start, end). */
+export interface CheckedChange {
+  readonly seq: number
+  readonly startOp: number
+  readonly endOp: number
+}
+
 /**
- * The Automerge seq of each change {@link checkChanges} accepted. Decoding a change is most
- * of what ingest spends in this package; the storing check ({@link ActorSeqs}) runs on the
- * same event objects moments later and reads the seq from here instead of decoding again.
+ * Each change {@link checkChanges} accepted, as it decoded it. Decoding a change is most of
+ * what ingest spends in this package; the storing check ({@link ActorSeqs}) runs on the same
+ * event objects moments later, and conflict recording right after the apply, and both read
+ * it from here instead of decoding again.
  */
-const acceptedSeq = new WeakMap<Uint8Array, number>()
+const accepted = new WeakMap<Uint8Array, CheckedChange>()
 
 /** The Automerge seq of a change: the one recorded when it was checked, or decoded now. */
 function seqOf(change: Uint8Array): number {
-  return acceptedSeq.get(change) ?? A.decodeChange(change).seq
+  return accepted.get(change)?.seq ?? A.decodeChange(change).seq
 }
 
-/** The Automerge seq of a change this process checked at ingest, without decoding; undefined otherwise. */
-export function checkedSeq(change: Uint8Array): number | undefined {
-  return acceptedSeq.get(change)
+/** What this process read from a change when it checked it at ingest; undefined if it did not check it. */
+export function checkedChange(change: Uint8Array): CheckedChange | undefined {
+  return accepted.get(change)
 }
 
 function invalid(e: DruEvent, why: string): DruError {
@@ -66,7 +74,7 @@ export function checkChanges(events: readonly DruEvent[]): void {
     const nesting = nestingOf(d)
     if (nesting > MAX_CHANGE_NESTING)
       throw invalid(e, `the change nests objects ${nesting} levels deep; at most ${MAX_CHANGE_NESTING}`)
-    acceptedSeq.set(e.change, d.seq)
+    accepted.set(e.change, { seq: d.seq, startOp: d.startOp, endOp: d.startOp + d.ops.length })
   }
 }
 

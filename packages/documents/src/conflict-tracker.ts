@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import * as A from '@automerge/automerge'
 import { DruError, type DruEvent } from '@dru/core'
 import type { EventStore } from '@dru/store-sqlite'
@@ -5,7 +6,7 @@ import { originForActor, parseOpId } from './actor.js'
 import type { AnyDoc } from './doc-cache.js'
 import { chooseWinner, type Conflict, type ConflictPolicy, type ConflictValue } from './conflict-policy.js'
 import { ConflictRegistry, type ConflictCounts } from './conflict-registry.js'
-import { checkedSeq } from './change-validation.js'
+import { checkedChange } from './change-validation.js'
 import { conflictAt, valueAt, writable, type FoundConflict, type Path } from './conflict-scan.js'
 
 /** A map or list of a document being changed, as the resolution writes into it. */
@@ -207,15 +208,16 @@ export class ConflictTracker {
 
 /**
  * Which event wrote an operation, for a conflict's HLC, found without decoding the
- * document's changes: the document's change metadata (`getChangesMetaSince`, from Automerge's
- * own index) names the Automerge seq `s` of the change holding the op, and an origin's
- * changes to one document carry seqs 1, 2, 3… in its own order (change-validation.ts), so
- * that change is the origin's `s`-th event for the document: a batch event whose seq was
- * recorded at ingest, or the stored one found from the log's (origin, seq) index, counting
- * the events compaction folded. The candidate is decoded to confirm it holds the op; when
- * anything does not line up (history stored before the seq check), the document's events are
- * decoded, each at most once, as before. Decoding them all was the dominant cost of
- * recording a partition heal's conflicts.
+ * document's changes. First the batch just applied, through the op ranges ingest read when
+ * it checked each change (change-validation.ts). Then the document's change metadata
+ * (`getChangesMetaSince`, from Automerge's own index) names the Automerge seq `s` of the
+ * change holding the op, and an origin's changes to one document carry seqs 1, 2, 3… in its
+ * own order (the ingest seq check), so that change is the origin's `s`-th event for the
+ * document, read through the log's (origin, seq) index, counting the events compaction
+ * folded; its change hash must be the one the metadata names. When anything does not line
+ * up (history stored before the seq check), the document's events are decoded, each at most
+ * once, as before: decoding them all was the dominant cost of recording a partition heal's
+ * conflicts.
  */
 class OpWriters {
   readonly #docId: string
@@ -227,6 +229,8 @@ class OpWriters {
   #metas: A.ChangeMetadata[] | undefined
   /** Per origin, the seqs of its stored events for this document, ascending. */
   #storedSeqs: Map<string, number[]> | undefined
+  /** Per origin, its events for this document, stored or folded (undefined: not countable). */
+  readonly #held = new Map<string, number | undefined>()
   #stored: DruEvent[] | undefined
 
   constructor(docId: string, doc: AnyDoc, hint: readonly DruEvent[], store: EventStore) {
@@ -239,6 +243,10 @@ class OpWriters {
   hlcOf(opId: string): string | null {
     const { counter, actor } = parseOpId(opId)
     const origin = originForActor(actor)
+    for (const e of this.#hint) {
+      const c = e.origin === origin ? checkedChange(e.change) : undefined
+      if (c && c.startOp <= counter && counter < c.endOp) return e.hlc
+    }
     const found = this.#bySeq(origin, actor, counter)
     if (found) return found.hlc
     for (const e of this.#hint) if (this.#holds(e, origin, counter)) return e.hlc
@@ -247,20 +255,20 @@ class OpWriters {
     return null
   }
 
-  /** The event found through the change metadata (see the class comment), confirmed by decoding it; undefined if not found so. */
+  /** The event found through the change metadata (see the class comment), confirmed by its change hash; undefined if not found so. */
   #bySeq(origin: string, actor: string, counter: number): DruEvent | undefined {
     this.#metas ??= A.getChangesMetaSince(this.#doc, [])
     const meta = this.#metas.find((m) => m.actor === actor && m.startOp <= counter && counter <= m.maxOp)
     if (!meta) return undefined
-    let candidate = this.#hint.find((e) => e.origin === origin && checkedSeq(e.change) === meta.seq)
-    if (!candidate) {
-      const seqs = this.#seqsOf(origin)
-      const held = this.#store.eventCountForDoc(this.#docId, origin)
-      if (held === undefined) return undefined
-      const seq = seqs[meta.seq - (held - seqs.length) - 1]
-      candidate = seq === undefined ? undefined : this.#store.getEvent(origin, seq)
-    }
-    return candidate && this.#holds(candidate, origin, counter) ? candidate : undefined
+    const seqs = this.#seqsOf(origin)
+    if (!this.#held.has(origin)) this.#held.set(origin, this.#store.eventCountForDoc(this.#docId, origin))
+    const held = this.#held.get(origin)
+    if (held === undefined) return undefined
+    const seq = seqs[meta.seq - (held - seqs.length) - 1]
+    const candidate = seq === undefined ? undefined : this.#store.getEvent(origin, seq)
+    // The change hash is the SHA-256 of the chunk after its magic and checksum (8 bytes):
+    // equal hashes prove the candidate is the change holding the op, without decoding it.
+    return candidate && changeHash(candidate.change) === meta.hash ? candidate : undefined
   }
 
   #seqsOf(origin: string): number[] {
@@ -286,4 +294,9 @@ class OpWriters {
     }
     return r.start <= counter && counter < r.end
   }
+}
+
+/** An Automerge change's hash (hex), computed from its bytes as Automerge does. */
+function changeHash(change: Uint8Array): string {
+  return createHash('sha256').update(change.subarray(8)).digest('hex')
 }
