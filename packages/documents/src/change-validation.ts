@@ -15,6 +15,31 @@ export const MAX_CHANGE_NESTING = 256
 
 const HEX64 = /^[0-9a-f]{64}$/
 
+/** What {@link checkChanges} read from a change it accepted: its Automerge seq and op counters [start, end). */
+export interface CheckedChange {
+  readonly seq: number
+  readonly startOp: number
+  readonly endOp: number
+}
+
+/**
+ * Each change {@link checkChanges} accepted, as it decoded it. Decoding a change is most of
+ * what ingest spends in this package; the storing check ({@link ActorSeqs}) runs on the same
+ * event objects moments later, and conflict recording right after the apply, and both read
+ * it from here instead of decoding again.
+ */
+const accepted = new WeakMap<Uint8Array, CheckedChange>()
+
+/** The Automerge seq of a change: the one recorded when it was checked, or decoded now. */
+function seqOf(change: Uint8Array): number {
+  return accepted.get(change)?.seq ?? A.decodeChange(change).seq
+}
+
+/** What this process read from a change when it checked it at ingest; undefined if it did not check it. */
+export function checkedChange(change: Uint8Array): CheckedChange | undefined {
+  return accepted.get(change)
+}
+
 function invalid(e: DruEvent, why: string): DruError {
   return new DruError('INVALID_EVENT', `${e.origin}#${e.seq} (${e.docId}): ${why}`, {
     details: { origin: e.origin, seq: e.seq, docId: e.docId },
@@ -49,6 +74,7 @@ export function checkChanges(events: readonly DruEvent[]): void {
     const nesting = nestingOf(d)
     if (nesting > MAX_CHANGE_NESTING)
       throw invalid(e, `the change nests objects ${nesting} levels deep; at most ${MAX_CHANGE_NESTING}`)
+    accepted.set(e.change, { seq: d.seq, startOp: d.startOp, endOp: d.startOp + d.ops.length })
   }
 }
 
@@ -90,6 +116,7 @@ export class ActorSeqs {
   /** Inside the storing transaction: each new event's change must continue its origin's seq in its document. */
   readonly check = (events: readonly DruEvent[], _tx: InboxTx): void => {
     const last = new Map<string, number>()
+    let inBatch: Map<string, number> | undefined
     for (const e of events) {
       const key = `${e.docId}\u0000${e.origin}`
       let prev = last.get(key)
@@ -101,10 +128,11 @@ export class ActorSeqs {
           const held = this.#store.eventCountForDoc(e.docId, e.origin)
           if (held === undefined) continue
           // The events just inserted by this batch are counted too: subtract them.
-          prev = held - this.#inBatch(events, e)
+          inBatch ??= countPerPair(events)
+          prev = held - inBatch.get(key)!
         }
       }
-      const seq = A.decodeChange(e.change).seq
+      const seq = seqOf(e.change)
       if (seq !== prev + 1) {
         throw invalid(
           e,
@@ -120,10 +148,14 @@ export class ActorSeqs {
       this.#stmt.set.run(docId, origin, seq)
     }
   }
+}
 
-  #inBatch(events: readonly DruEvent[], e: DruEvent): number {
-    let n = 0
-    for (const x of events) if (x.docId === e.docId && x.origin === e.origin) n++
-    return n
+/** How many of `events` each (document, origin) pair has, counted once per batch (not once per pair seen). */
+function countPerPair(events: readonly DruEvent[]): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const e of events) {
+    const key = `${e.docId}\u0000${e.origin}`
+    out.set(key, (out.get(key) ?? 0) + 1)
   }
+  return out
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import * as A from '@automerge/automerge'
 import { DruError, type DruEvent } from '@dru/core'
 import type { EventStore } from '@dru/store-sqlite'
@@ -5,6 +6,7 @@ import { originForActor, parseOpId } from './actor.js'
 import type { AnyDoc } from './doc-cache.js'
 import { chooseWinner, type Conflict, type ConflictPolicy, type ConflictValue } from './conflict-policy.js'
 import { ConflictRegistry, type ConflictCounts } from './conflict-registry.js'
+import { checkedChange } from './change-validation.js'
 import { conflictAt, valueAt, writable, type FoundConflict, type Path } from './conflict-scan.js'
 
 /** A map or list of a document being changed, as the resolution writes into it. */
@@ -85,12 +87,15 @@ export class ConflictTracker {
     return out
   }
 
-  /** Records new conflicts (each once) and lets the policy settle them; `hint` holds the events just applied. */
-  record(docId: string, found: readonly FoundConflict[], hint: readonly DruEvent[]): void {
+  /** Records new conflicts found in `doc` (each once) and lets the policy settle them; `hint` holds the events just applied. */
+  record(docId: string, doc: AnyDoc, found: readonly FoundConflict[], hint: readonly DruEvent[]): void {
     if (found.length === 0) return
     const fresh: Conflict[] = []
     const raws = new Map<number, FoundConflict>()
-    const writers = new OpWriters(docId, hint, this.#store)
+    const writers = new OpWriters(docId, doc, hint, this.#store)
+    const policy = this.#options.policy
+    // One transaction for the records and, under keep-visible, their settlement: a heal
+    // that finds thousands of conflicts must not pay a commit per conflict.
     this.#store.db.transaction(() => {
       for (const f of found) {
         if (this.#registry.exists(docId, JSON.stringify(f.path), f.opIds.join(','))) continue
@@ -106,21 +111,19 @@ export class ConflictTracker {
           this.#openDocs.add(docId)
         }
       }
-    })()
-    const policy = this.#options.policy
-    if (policy === 'manual') return
-    if (policy === 'keep-visible') {
-      // Nothing to write: every DRU already shows this value. Conflicted counters stay open:
-      // increments made elsewhere may land on the other counter.
-      const at = this.#options.now()
-      for (const c of fresh) {
-        const f = raws.get(c.id)!
-        if ([...f.raw.values()].some((v) => v instanceof A.Counter)) continue
-        this.#registry.markResolved(c.id, f.visible, at, 'policy')
+      if (policy === 'keep-visible') {
+        // Nothing to write: every DRU already shows this value. Conflicted counters stay open:
+        // increments made elsewhere may land on the other counter.
+        const at = this.#options.now()
+        for (const c of fresh) {
+          const f = raws.get(c.id)!
+          if ([...f.raw.values()].some((v) => v instanceof A.Counter)) continue
+          this.#registry.markResolved(c.id, f.visible, at, 'policy')
+        }
+        this.#refreshOpen(docId)
       }
-      this.#refreshOpen(docId)
-      return
-    }
+    })()
+    if (policy === 'manual' || policy === 'keep-visible') return
     for (const c of fresh) {
       const winner = chooseWinner(policy, c)
       const raw = winner === undefined ? undefined : raws.get(c.id)?.raw
@@ -204,21 +207,35 @@ export class ConflictTracker {
 }
 
 /**
- * Which event wrote an operation, for a conflict's HLC. Each change is decoded at most once
- * per lookup batch: a batch with many conflicts used to decode the same changes again for
- * every conflicting value (the dominant cost of a large partition heal). The batch's own
- * events are searched first, the document's stored events only if needed.
+ * Which event wrote an operation, for a conflict's HLC, found without decoding the
+ * document's changes. First the batch just applied, through the op ranges ingest read when
+ * it checked each change (change-validation.ts). Then the document's change metadata
+ * (`getChangesMetaSince`, from Automerge's own index) names the Automerge seq `s` of the
+ * change holding the op, and an origin's changes to one document carry seqs 1, 2, 3… in its
+ * own order (the ingest seq check), so that change is the origin's `s`-th event for the
+ * document, read through the log's (origin, seq) index, counting the events compaction
+ * folded; its change hash must be the one the metadata names. When anything does not line
+ * up (history stored before the seq check), the document's events are decoded, each at most
+ * once, as before: decoding them all was the dominant cost of recording a partition heal's
+ * conflicts.
  */
 class OpWriters {
   readonly #docId: string
+  readonly #doc: AnyDoc
   readonly #hint: readonly DruEvent[]
   readonly #store: EventStore
   /** Op range of each change decoded so far, by event hash. */
   readonly #ranges = new Map<string, { start: number; end: number }>()
+  #metas: A.ChangeMetadata[] | undefined
+  /** Per origin, the seqs of its stored events for this document, ascending. */
+  #storedSeqs: Map<string, number[]> | undefined
+  /** Per origin, its events for this document, stored or folded (undefined: not countable). */
+  readonly #held = new Map<string, number | undefined>()
   #stored: DruEvent[] | undefined
 
-  constructor(docId: string, hint: readonly DruEvent[], store: EventStore) {
+  constructor(docId: string, doc: AnyDoc, hint: readonly DruEvent[], store: EventStore) {
     this.#docId = docId
+    this.#doc = doc
     this.#hint = hint
     this.#store = store
   }
@@ -226,18 +243,60 @@ class OpWriters {
   hlcOf(opId: string): string | null {
     const { counter, actor } = parseOpId(opId)
     const origin = originForActor(actor)
-    const holds = (e: DruEvent): boolean => {
-      if (e.origin !== origin) return false
-      let r = this.#ranges.get(e.hash)
-      if (!r) {
-        const d = A.decodeChange(e.change)
-        this.#ranges.set(e.hash, (r = { start: d.startOp, end: d.startOp + d.ops.length }))
-      }
-      return r.start <= counter && counter < r.end
+    for (const e of this.#hint) {
+      const c = e.origin === origin ? checkedChange(e.change) : undefined
+      if (c && c.startOp <= counter && counter < c.endOp) return e.hlc
     }
-    for (const e of this.#hint) if (holds(e)) return e.hlc
+    const found = this.#bySeq(origin, actor, counter)
+    if (found) return found.hlc
+    for (const e of this.#hint) if (this.#holds(e, origin, counter)) return e.hlc
     this.#stored ??= [...this.#store.eventsForDoc(this.#docId)]
-    for (const e of this.#stored) if (holds(e)) return e.hlc
+    for (const e of this.#stored) if (this.#holds(e, origin, counter)) return e.hlc
     return null
   }
+
+  /** The event found through the change metadata (see the class comment), confirmed by its change hash; undefined if not found so. */
+  #bySeq(origin: string, actor: string, counter: number): DruEvent | undefined {
+    this.#metas ??= A.getChangesMetaSince(this.#doc, [])
+    const meta = this.#metas.find((m) => m.actor === actor && m.startOp <= counter && counter <= m.maxOp)
+    if (!meta) return undefined
+    const seqs = this.#seqsOf(origin)
+    if (!this.#held.has(origin)) this.#held.set(origin, this.#store.eventCountForDoc(this.#docId, origin))
+    const held = this.#held.get(origin)
+    if (held === undefined) return undefined
+    const seq = seqs[meta.seq - (held - seqs.length) - 1]
+    const candidate = seq === undefined ? undefined : this.#store.getEvent(origin, seq)
+    // The change hash is the SHA-256 of the chunk after its magic and checksum (8 bytes):
+    // equal hashes prove the candidate is the change holding the op, without decoding it.
+    return candidate && changeHash(candidate.change) === meta.hash ? candidate : undefined
+  }
+
+  #seqsOf(origin: string): number[] {
+    if (!this.#storedSeqs) {
+      this.#storedSeqs = new Map()
+      for (const { origin: o, seq } of this.#store.eventSeqsForDoc(this.#docId, 0)) {
+        const list = this.#storedSeqs.get(o) ?? []
+        this.#storedSeqs.set(o, list)
+        list.push(seq)
+      }
+      for (const list of this.#storedSeqs.values()) list.sort((a, b) => a - b)
+    }
+    return this.#storedSeqs.get(origin) ?? []
+  }
+
+  /** True when `e` is `origin`'s and its change holds op `counter` (decoded once per event). */
+  #holds(e: DruEvent, origin: string, counter: number): boolean {
+    if (e.origin !== origin) return false
+    let r = this.#ranges.get(e.hash)
+    if (!r) {
+      const d = A.decodeChange(e.change)
+      this.#ranges.set(e.hash, (r = { start: d.startOp, end: d.startOp + d.ops.length }))
+    }
+    return r.start <= counter && counter < r.end
+  }
+}
+
+/** An Automerge change's hash (hex), computed from its bytes as Automerge does. */
+function changeHash(change: Uint8Array): string {
+  return createHash('sha256').update(change.subarray(8)).digest('hex')
 }

@@ -177,7 +177,7 @@ export class Materializer {
       this.#cache.discard(docId, entry)
       return false
     }
-    this.#conflicts.record(docId, found, list)
+    this.#conflicts.record(docId, entry.doc, found, list)
     return true
   }
 
@@ -347,7 +347,7 @@ export class Materializer {
     }
     if (cache) this.#cache.insert(docId, entry)
     const paths = conflictedPaths(patches)
-    if (paths.length > 0) this.#conflicts.record(docId, this.#conflicts.scan(doc, paths), tail)
+    if (paths.length > 0) this.#conflicts.record(docId, doc, this.#conflicts.scan(doc, paths), tail)
     this.#conflicts.recheck(docId, doc, 'replicated')
     return entry
   }

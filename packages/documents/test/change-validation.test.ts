@@ -116,6 +116,30 @@ describe('changes are checked before they are stored', () => {
     const replay = chain(origin, [all[2]!.change], 'd', 10, all[8]!.hash)
     expect(codeOf(() => x.store.ingest(replay))).toBe('INVALID_EVENT')
   })
+
+  it('counts a batch per (document, origin): an origin interleaving two documents, with its seqs table lost, is accepted and its replays refused', () => {
+    const x = node('x')
+    const origin = 'm/1'
+    const d = changesBy(origin, 4, 'v')
+    const e = changesBy(origin, 4, 'w')
+    // One chain of the origin alternating between two documents, each with its own Automerge seqs.
+    const docOf = (i: number) => (i % 2 === 0 ? 'd' : 'e')
+    const changes = [d[0]!, e[0]!, d[1]!, e[1]!, d[2]!, e[2]!, d[3]!, e[3]!]
+    const events: DruEvent[] = []
+    let prev = GENESIS_HASH
+    changes.forEach((change, i) => {
+      const ev = chain(origin, [change], docOf(i), i + 1, prev)[0]!
+      prev = ev.hash
+      events.push(ev)
+    })
+    x.store.ingest(events.slice(0, 2))
+    x.store.db.exec('delete from actor_seqs')
+    x.store.ingest(events.slice(2))
+    expect(x.docs.get('d')).toEqual({ v0: 0, v1: 1, v2: 2, v3: 3 })
+    expect(x.docs.get('e')).toEqual({ w0: 0, w1: 1, w2: 2, w3: 3 })
+    const replay = chain(origin, [d[1]!], 'd', 9, prev)
+    expect(codeOf(() => x.store.ingest(replay))).toBe('INVALID_EVENT')
+  })
 })
 
 describe('history stored before these checks', () => {

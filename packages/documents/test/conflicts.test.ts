@@ -1,7 +1,7 @@
 import * as A from '@automerge/automerge'
 import { EventStore } from '@dru/store-sqlite'
 import { afterEach, describe, expect, it } from 'vitest'
-import { DocumentStore, chooseWinner, type Conflict, type DocumentStoreOptions } from '@dru/documents'
+import { DocumentStore, chooseWinner, originForActor, type Conflict, type DocumentStoreOptions } from '@dru/documents'
 
 const open: Array<{ store: EventStore; docs: DocumentStore }> = []
 let clock = 1_700_000_000_000
@@ -207,4 +207,60 @@ describe('conflicts', () => {
     expect(chooseWinner('newest-hlc-wins', c)).toBe('5@62')
     expect(chooseWinner({ priority: ['a'] }, c)).toBe('5@61')
   })
+
+  /** The HLC of the stored event whose change holds op `opId`, found by decoding every event of `docId`. */
+  function writerHlc(store: EventStore, docId: string, opId: string): string | null {
+    const at = opId.indexOf('@')
+    const counter = Number(opId.slice(0, at))
+    const origin = originForActor(opId.slice(at + 1))
+    for (const e of store.eventsForDoc(docId)) {
+      if (e.origin !== origin) continue
+      const d = A.decodeChange(e.change)
+      if (d.startOp <= counter && counter < d.startOp + d.ops.length) return e.hlc
+    }
+    return null
+  }
+
+  it.each([false, true])(
+    'records each concurrent value with the HLC of the event that wrote it, hot and cold (earlier events compacted: %s)',
+    (compact) => {
+      const eu = make('eu-west-1')
+      const us = make('us-east-1')
+      // History before the partition: several changes per origin to the document, others between.
+      for (let i = 0; i < 5; i++) {
+        clock += 10
+        eu.docs.change('d', (d) => (d[`e${i}`] = i))
+        us.docs.change('d', (d) => (d[`u${i}`] = i))
+        eu.docs.change('other', (d) => (d.n = i))
+      }
+      exchange(eu, us)
+      if (compact) {
+        for (const side of [eu, us]) {
+          const steps = side.docs.compact(side.store.vv())
+          while (!steps.next().done);
+        }
+      }
+      clock += 1000
+      eu.docs.change('d', (d) => {
+        d.x = 'eu'
+        d.y = 'eu'
+      })
+      clock += 1000
+      us.docs.change('d', (d) => (d.x = 'us'))
+      us.docs.change('d', (d) => (d.y = 'us'))
+      us.docs.dropCache() // us finds them on a cold load, eu on a hot apply
+      exchange(eu, us)
+      for (const side of [eu, us]) {
+        const list = side.docs.listConflicts()
+        expect(list.map((c) => c.path)).toEqual([['x'], ['y']])
+        for (const c of list) {
+          expect(c.values).toHaveLength(2)
+          for (const v of c.values) {
+            expect(v.hlc).not.toBeNull()
+            expect(v.hlc).toBe(writerHlc(side.store, 'd', v.opId))
+          }
+        }
+      }
+    },
+  )
 })
