@@ -56,6 +56,9 @@ type Row = { doc_id: string; bucket: number; digest: string; heads: string; snap
 /** Rows recomputed between two commits of a refresh. */
 const REFRESH_PAGE = 512
 
+/** Changed documents gathered from the log before they are recomputed (each once). */
+const MAX_PENDING_DIGESTS = 16_384
+
 /** sha256 (hex) of snapshot bytes, or null without a snapshot. */
 export function snapshotHash(bytes: Uint8Array | undefined): string | null {
   return bytes ? createHash('sha256').update(bytes).digest('hex') : null
@@ -130,15 +133,27 @@ export class DigestIndex {
       this.#recomputeAll(batch, touched)
       this.#store.setMeta(MetaKey.DIGEST_LSN, end)
     } else {
+      // The changed documents are gathered over many pages of events before any is recomputed:
+      // writes spread over many documents put most of them on every page, and recomputing per
+      // page loaded each document once per page (100,000 events over 1,000 documents: 98
+      // loads each, 44 s of a compaction). The set is capped, so memory stays bounded; the
+      // position advances only past documents already recomputed.
       let after = Number(mark)
+      const pending = new Set<string>()
+      const flush = (to: number): void => {
+        const docs = [...pending]
+        for (let i = 0; i < docs.length; i += REFRESH_PAGE) this.#recomputeAll(docs.slice(i, i + REFRESH_PAGE), touched)
+        pending.clear()
+        this.#store.setMeta(MetaKey.DIGEST_LSN, to)
+      }
       while (after < end) {
         const rows = this.#store.docsChangedAfter(after, end, 1024)
         if (rows.length === 0) break
-        this.#recomputeAll([...new Set(rows.map((r) => r.docId))], touched)
+        for (const r of rows) pending.add(r.docId)
         after = rows[rows.length - 1]!.lsn
-        this.#store.setMeta(MetaKey.DIGEST_LSN, after)
+        if (pending.size >= MAX_PENDING_DIGESTS) flush(after)
       }
-      if (after < end) this.#store.setMeta(MetaKey.DIGEST_LSN, end)
+      flush(Math.max(after, end))
     }
     if (this.#dirty.size > 0) {
       const named = [...this.#dirty]
