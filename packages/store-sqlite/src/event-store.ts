@@ -57,6 +57,7 @@ import { deleteBelowBase, raiseBase, signedFloor, type BaseView } from './log-ba
 import { cleanCloseToken, openIdentity } from './identity.js'
 import { mapSqliteError, storageError } from './sqlite-errors.js'
 import { prepareLogStatements, rowToEvent, type EventRow, type Head, type LogStatements } from './statements.js'
+import { Dictionary, decodeStoredHash, encodeStoredHash, encodeStoredHlc } from './stored-form.js'
 
 export type { CommitListener, IngestResult, PeerRecord, StreamOptions }
 export type { VerifyProgress } from './log-reader.js'
@@ -131,6 +132,9 @@ export class EventStore implements ReplicaLog, PeerBook {
   readonly #meta: MetaTable
   readonly #peers: PeerTable
   readonly #folded: FoldedLog
+  /** Integer ids of origins and documents in storage (dictionary tables). */
+  readonly #originIds: Dictionary
+  readonly #docIds: Dictionary
   readonly #random: (() => number) | undefined
   #inspect = false
   /** The store's state as the readers (log-reader.ts) see it. */
@@ -149,6 +153,8 @@ export class EventStore implements ReplicaLog, PeerBook {
     this.#meta = new MetaTable(db)
     this.#peers = new PeerTable(this.#stmt)
     this.#folded = new FoldedLog(db)
+    this.#originIds = new Dictionary(db, 'origin_ids', 'origin')
+    this.#docIds = new Dictionary(db, 'doc_ids', 'doc_id')
     this.#random = options.random
     this.#maxSkewMs = options.maxClockSkewMs
     let highWater: Hlc | undefined
@@ -741,7 +747,22 @@ export class EventStore implements ReplicaLog, PeerBook {
   /** Inserts one event at the next local position and returns that position. */
   #insert(e: DruEvent, at: number): number {
     const lsn = this.#nextLsn++
-    this.#stmt.insert.run(lsn, e.origin, e.seq, e.hlc, e.docId, e.change, e.prev, e.hash, e.sig ?? null, at, at)
+    const hlc = encodeStoredHlc(e.hlc, e.origin)
+    this.#stmt.insert.run(
+      lsn,
+      this.#originIds.idOf(e.origin),
+      e.seq,
+      this.#docIds.idOf(e.docId),
+      hlc.wall,
+      hlc.counter,
+      hlc.node,
+      e.change,
+      encodeStoredHash(e.prev),
+      encodeStoredHash(e.hash),
+      e.sig ?? null,
+      at,
+      at,
+    )
     return lsn
   }
 
@@ -754,9 +775,14 @@ export class EventStore implements ReplicaLog, PeerBook {
     this.#inTransaction = true
     const lsnBefore = this.#nextLsn
     try {
-      return run.immediate()
+      const result = run.immediate()
+      this.#originIds.commit()
+      this.#docIds.commit()
+      return result
     } catch (err) {
       this.#nextLsn = lsnBefore
+      this.#originIds.rollback()
+      this.#docIds.rollback()
       throw mapSqliteError(err)
     } finally {
       this.#inTransaction = false
@@ -777,7 +803,9 @@ export class EventStore implements ReplicaLog, PeerBook {
   }
 
   #storedHash(origin: string, seq: number): string | undefined {
-    return this.#stmt.storedHash.get(origin, seq) as string | undefined
+    const stored = this.#stmt.storedHash.get(origin, seq)
+    // A stored hash that is not 32 bytes (a damaged row) still differs from any real hash.
+    return stored === undefined ? undefined : (decodeStoredHash(stored) ?? 'damaged')
   }
 
   #notify(events: readonly DruEvent[], source: CommitSource): void {
