@@ -172,7 +172,7 @@ writeSection(
 ${machineLine()}. ${fmt(EVENTS)} events of ${PAYLOAD}-byte payloads in transactions of ${BATCH}, median of ${RUNS} run(s) (range in brackets);
 raw = better-sqlite3 inserting the same payload bytes into a plain \`(id, payload)\` table with the same journal, locking and
 synchronous settings. dru additionally encodes and hashes each event (sha256 over canonical msgpack), links the chain,
-stamps an HLC and maintains the \`(origin_id, seq)\` and \`(doc, lsn)\` indexes (schema 4: binary hashes, dictionary-coded
+stamps an HLC and maintains the \`(origin_id, seq)\` and \`(doc)\` indexes (schema 4: binary hashes, dictionary-coded
 origins and documents, HLCs as integers). Latency: ${fmt(LATENCY_SAMPLES)} single-event commits.
 
 ${lines.map((l) => `    ${l}`).join('\n')}
@@ -182,7 +182,7 @@ ${lines.map((l) => `    ${l}`).join('\n')}
 ${rows.join('\n')}
 
 Where the time goes (same run): each event is sealed (canonical msgpack + sha256 + HLC), then inserted as a row with
-two secondary indexes. The \`(doc, lsn)\` index is what lets a cold document load only its own events; with writes
+two secondary indexes. The \`(doc)\` index (entries ordered by lsn, the rowid) is what lets a cold document load only its own events; with writes
 spread over 1,000 documents every insert lands on a different index page. Schema 4 made those pages small (integer
 keys: ~10 bytes an entry instead of a text doc id and position) and the row ~40 % shorter (32-byte hashes instead of 64
 hex characters, two integers instead of a 43-character HLC).

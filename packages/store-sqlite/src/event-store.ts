@@ -57,7 +57,7 @@ import { deleteBelowBase, raiseBase, signedFloor, type BaseView } from './log-ba
 import { cleanCloseToken, openIdentity } from './identity.js'
 import { mapSqliteError, storageError } from './sqlite-errors.js'
 import { prepareLogStatements, rowToEvent, type EventRow, type Head, type LogStatements } from './statements.js'
-import { Dictionary, decodeStoredHash, encodeStoredHash, encodeStoredHlc } from './stored-form.js'
+import { Dictionary, decodeStoredHash, encodeStoredHlc } from './stored-form.js'
 
 export type { CommitListener, IngestResult, PeerRecord, StreamOptions }
 export type { VerifyProgress } from './log-reader.js'
@@ -757,8 +757,9 @@ export class EventStore implements ReplicaLog, PeerBook {
       hlc.counter,
       hlc.node,
       e.change,
-      encodeStoredHash(e.prev),
-      encodeStoredHash(e.hash),
+      // Checked hex already (validateEvent for remote events, sealEvent for ours).
+      Buffer.from(e.prev, 'hex'),
+      Buffer.from(e.hash, 'hex'),
       e.sig ?? null,
       at,
       at,

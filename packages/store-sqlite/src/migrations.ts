@@ -87,7 +87,7 @@ const MIGRATION_PAGE = 4096
  * Schema 3 to 4, the storage layout of issue 13's first step: each event's row in `log` holds
  * binary 32-byte hashes, integer ids of its origin and document (dictionaries `origin_ids`,
  * `doc_ids`), its HLC as integers (the node only when it is not the origin), and the
- * document index is on `(doc, lsn)` integers. Rows are copied unchanged in meaning (see
+ * document index is on the `doc` integer (its entries end in the rowid, the lsn). Rows are copied unchanged in meaning (see
  * stored-form.ts: a damaged row stays damaged, never repaired); positions (lsn) are kept.
  * `events` becomes a read-only view of the same columns as before, for operators' SQL.
  * Heads, compaction base and folded envelopes keep their layout (one row per origin, or
@@ -167,7 +167,9 @@ function toBinaryLayout(db: Database.Database): void {
   db.exec(`
     drop table events;
     create unique index log_origin_seq on log(origin_id, seq);
-    create index log_doc on log(doc, lsn);
+    -- Entries with one doc are ordered by rowid (= lsn), so (doc) serves \`doc = ? and lsn > ?\`
+    -- in lsn order; the entries are smaller than (doc, lsn), which stored lsn twice.
+    create index log_doc on log(doc);
     create view events as
       select l.lsn, o.origin, l.seq,
         ${storedHlcSql(STORED_HLC)} as hlc,
