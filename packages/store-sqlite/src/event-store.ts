@@ -58,6 +58,7 @@ import { cleanCloseToken, openIdentity } from './identity.js'
 import { mapSqliteError, storageError } from './sqlite-errors.js'
 import { prepareLogStatements, rowToEvent, type EventRow, type Head, type LogStatements } from './statements.js'
 import { Dictionary, decodeStoredHash, encodeStoredHlc } from './stored-form.js'
+import { DocIndex } from './doc-index.js'
 
 export type { CommitListener, IngestResult, PeerRecord, StreamOptions }
 export type { VerifyProgress } from './log-reader.js'
@@ -135,6 +136,8 @@ export class EventStore implements ReplicaLog, PeerBook {
   /** Integer ids of origins and documents in storage (dictionary tables). */
   readonly #originIds: Dictionary
   readonly #docIds: Dictionary
+  /** Which events each document has (see doc-index.ts). */
+  readonly #docIndex: DocIndex
   readonly #random: (() => number) | undefined
   #inspect = false
   /** The store's state as the readers (log-reader.ts) see it. */
@@ -155,6 +158,7 @@ export class EventStore implements ReplicaLog, PeerBook {
     this.#folded = new FoldedLog(db)
     this.#originIds = new Dictionary(db, 'origin_ids', 'origin')
     this.#docIds = new Dictionary(db, 'doc_ids', 'doc_id')
+    this.#docIndex = new DocIndex(db, this.#meta, options.docIndexMergeEvery)
     this.#random = options.random
     this.#maxSkewMs = options.maxClockSkewMs
     let highWater: Hlc | undefined
@@ -188,6 +192,7 @@ export class EventStore implements ReplicaLog, PeerBook {
     this.#view = {
       db,
       stmt: this.#stmt,
+      docIndex: this.#docIndex,
       heads: this.#heads,
       base: this.#base,
       folded: this.#folded,
@@ -748,11 +753,13 @@ export class EventStore implements ReplicaLog, PeerBook {
   #insert(e: DruEvent, at: number): number {
     const lsn = this.#nextLsn++
     const hlc = encodeStoredHlc(e.hlc, e.origin)
+    const originId = this.#originIds.idOf(e.origin)
+    const doc = this.#docIds.idOf(e.docId)
     this.#stmt.insert.run(
       lsn,
-      this.#originIds.idOf(e.origin),
+      originId,
       e.seq,
-      this.#docIds.idOf(e.docId),
+      doc,
       hlc.wall,
       hlc.counter,
       hlc.node,
@@ -764,6 +771,7 @@ export class EventStore implements ReplicaLog, PeerBook {
       at,
       at,
     )
+    this.#docIndex.stored(doc, lsn, originId, e.docId)
     return lsn
   }
 
@@ -775,19 +783,23 @@ export class EventStore implements ReplicaLog, PeerBook {
   #commit<T>(run: Database.Transaction<() => T>): T {
     this.#inTransaction = true
     const lsnBefore = this.#nextLsn
+    let result: T
     try {
-      const result = run.immediate()
-      this.#originIds.commit()
-      this.#docIds.commit()
-      return result
+      result = run.immediate()
     } catch (err) {
       this.#nextLsn = lsnBefore
       this.#originIds.rollback()
       this.#docIds.rollback()
+      this.#docIndex.rollback()
       throw mapSqliteError(err)
     } finally {
       this.#inTransaction = false
     }
+    this.#originIds.commit()
+    this.#docIds.commit()
+    // May merge the document index's tail, in a transaction of its own after this one.
+    this.#docIndex.commit()
+    return result
   }
 
   /** One immediate transaction of the store's own (the inbox's retries), guarded like transact(). */
@@ -837,7 +849,7 @@ export class EventStore implements ReplicaLog, PeerBook {
   #derived: DerivedLogReads | undefined
 
   get #reads(): DerivedLogReads {
-    this.#derived ??= new DerivedLogReads(this.db)
+    this.#derived ??= new DerivedLogReads(this.db, this.#view)
     return this.#derived
   }
 

@@ -87,7 +87,7 @@ const MIGRATION_PAGE = 4096
  * Schema 3 to 4, the storage layout of issue 13's first step: each event's row in `log` holds
  * binary 32-byte hashes, integer ids of its origin and document (dictionaries `origin_ids`,
  * `doc_ids`), its HLC as integers (the node only when it is not the origin), and the
- * document index is on the `doc` integer (its entries end in the rowid, the lsn). Rows are copied unchanged in meaning (see
+ * document index is `doc_events (doc, lsn)`, built in bulk (doc-index.ts). Rows are copied unchanged in meaning (see
  * stored-form.ts: a damaged row stays damaged, never repaired); positions (lsn) are kept.
  * `events` becomes a read-only view of the same columns as before, for operators' SQL.
  * Heads, compaction base and folded envelopes keep their layout (one row per origin, or
@@ -167,9 +167,15 @@ function toBinaryLayout(db: Database.Database): void {
   db.exec(`
     drop table events;
     create unique index log_origin_seq on log(origin_id, seq);
-    -- Entries with one doc are ordered by rowid (= lsn), so (doc) serves \`doc = ? and lsn > ?\`
-    -- in lsn order; the entries are smaller than (doc, lsn), which stored lsn twice.
-    create index log_doc on log(doc);
+    -- Each document's events, maintained in bulk rather than per event (see doc-index.ts).
+    create table doc_events (
+      doc integer not null,
+      lsn integer not null,
+      origin_id integer not null,
+      primary key (doc, lsn)
+    ) without rowid;
+    insert into doc_events (doc, lsn, origin_id) select doc, lsn, origin_id from log order by doc, lsn;
+    insert or replace into meta (key, value) select 'doc_index_lsn', coalesce(max(lsn), 0) from log;
     create view events as
       select l.lsn, o.origin, l.seq,
         ${storedHlcSql(STORED_HLC)} as hlc,

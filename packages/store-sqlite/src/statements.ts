@@ -18,6 +18,8 @@ export interface EventRow {
   lsn: number
   origin: string | null
   seq: number
+  /** The document's id in `doc_ids`. */
+  doc_ref: number
   /** The encoded HLC, rebuilt from its stored integers by SQLite. */
   hlc: string
   doc_id: string | null
@@ -38,12 +40,12 @@ export interface Head {
 /** Every read of whole events goes through this: the row plus its origin and document text. */
 // Hashes and HLCs leave SQLite as text: hex() and printf() in C cost less than a Buffer per
 // hash and string building per HLC in JS.
-const EVENT_SELECT = `select l.lsn, o.origin, l.seq, ${storedHlcSql(STORED_HLC)} as hlc, d.doc_id, l.change,
-    lower(hex(l.prev)) as prev, lower(hex(l.hash)) as hash, l.sig
-  from log l left join origin_ids o on o.id = l.origin_id left join doc_ids d on d.id = l.doc`
-/** An origin's (or document's) integer id, looked up once per statement run. */
+const EVENT_COLUMNS = `l.lsn, o.origin, l.seq, ${storedHlcSql(STORED_HLC)} as hlc, l.doc as doc_ref, d.doc_id, l.change,
+    lower(hex(l.prev)) as prev, lower(hex(l.hash)) as hash, l.sig`
+const NAMES = 'left join origin_ids o on o.id = l.origin_id left join doc_ids d on d.id = l.doc'
+const EVENT_SELECT = `select ${EVENT_COLUMNS} from log l ${NAMES}`
+/** An origin's integer id, looked up once per statement run. */
 const ORIGIN_ID = '(select id from origin_ids where origin = ?)'
-const DOC_ID = '(select id from doc_ids where doc_id = ?)'
 
 /** The statements of the event log, prepared once per connection. */
 export interface LogStatements {
@@ -60,6 +62,8 @@ export interface LogStatements {
   readonly storedHash: Database.Statement
   readonly range: Database.Statement
   readonly docRange: Database.Statement
+  readonly byLsn: Database.Statement
+  readonly docId: Database.Statement
   readonly lastLsn: Database.Statement
   readonly count: Database.Statement
   readonly getPeer: Database.Statement
@@ -92,7 +96,12 @@ export function prepareLogStatements(db: Database.Database): LogStatements {
     range: db.prepare(
       `${EVENT_SELECT} where l.origin_id = ${ORIGIN_ID} and l.seq >= ? and l.seq <= ? order by l.seq limit ?`,
     ),
-    docRange: db.prepare(`${EVENT_SELECT} where l.doc = ${DOC_ID} and l.lsn > ? order by l.lsn limit ?`),
+    // The indexed part of a document's events (see doc-index.ts); the in-memory tail reads byLsn.
+    docRange: db.prepare(
+      `select ${EVENT_COLUMNS} from doc_events x join log l on l.lsn = x.lsn ${NAMES} where x.doc = ? and x.lsn > ? order by x.lsn limit ?`,
+    ),
+    byLsn: db.prepare(`${EVENT_SELECT} where l.lsn = ?`),
+    docId: db.prepare('select id from doc_ids where doc_id = ?').pluck(),
     lastLsn: db.prepare('select max(lsn) as lsn from log'),
     count: db.prepare('select count(*) as n from log'),
     getPeer: db.prepare('select peer_id, url, acked_vv, last_seen, state from peers where peer_id = ?'),
@@ -109,29 +118,25 @@ export function prepareLogStatements(db: Database.Database): LogStatements {
 
 /** Reads for state derived from the log (documents), prepared on first use. */
 export interface DerivedReads {
-  readonly docIds: Database.Statement
   readonly docsAfter: Database.Statement
   readonly docSeqs: Database.Statement
-  readonly countStored: Database.Statement
+  readonly seqAt: Database.Statement
+  readonly originId: Database.Statement
   readonly countFolded: Database.Statement
   readonly uncountable: Database.Statement
 }
 
 export function prepareDerivedReads(db: Database.Database): DerivedReads {
   return {
-    // A dictionary entry outlives its events (compaction): only documents with a stored event count.
-    docIds: db
-      .prepare(
-        'select d.doc_id from doc_ids d where d.doc_id > ? and exists (select 1 from log l where l.doc = d.id) order by d.doc_id limit ?',
-      )
-      .pluck(),
     docsAfter: db.prepare(
       'select l.lsn, d.doc_id from log l left join doc_ids d on d.id = l.doc where l.lsn > ? and l.lsn <= ? order by l.lsn limit ?',
     ),
+    // The indexed part of a document's events (see doc-index.ts); the tail reads seqAt.
     docSeqs: db.prepare(
-      `select o.origin, l.seq from log l left join origin_ids o on o.id = l.origin_id where l.doc = ${DOC_ID} and l.lsn > ?`,
+      'select o.origin, l.seq from doc_events x join log l on l.lsn = x.lsn left join origin_ids o on o.id = l.origin_id where x.doc = ? and x.lsn > ?',
     ),
-    countStored: db.prepare(`select count(*) from log where doc = ${DOC_ID} and origin_id = ${ORIGIN_ID}`).pluck(),
+    seqAt: db.prepare('select o.origin, l.seq from log l left join origin_ids o on o.id = l.origin_id where l.lsn = ?'),
+    originId: db.prepare('select id from origin_ids where origin = ?').pluck(),
     countFolded: db.prepare('select count(*) from folded where doc_id = ? and origin = ?').pluck(),
     // Compacted by a release that kept no envelopes: the folded events cannot be counted.
     uncountable: db

@@ -120,6 +120,9 @@ describe('migration to the binary storage layout (schema 3 → 4)', () => {
       )
     }
     expect(s.docIdsAfter('', 100)).toEqual([...new Set(old.events.map((e) => e.doc_id))].sort())
+    // The document index was built by the migration, in bulk, up to the last position.
+    expect(s.db.prepare('select count(*) from doc_events').pluck().get()).toBe(old.events.length)
+    expect(s.getMeta('doc_index_lsn')).toBe(Math.max(...old.events.map((e) => e.lsn)))
     // The owed event is still there for its handler's retry.
     expect(s.inbox.list({ handler: 'mailer' })).toHaveLength(1)
     expect(s.getEvent('peer/3', 5)?.docId).toBe('poison')
