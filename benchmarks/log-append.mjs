@@ -200,8 +200,9 @@ Where the time goes (same run): each event is sealed (canonical msgpack + sha256
 as a row with its \`(origin_id, seq)\` index entry. Until schema 4 each insert also updated a per-event \`(doc_id, lsn)\`
 index: with writes spread over 1,000 documents every event dirtied an index page of its own, rewritten at each commit
 (pre-sealed inserts ran at 160k rows/s). Schema 4 stores 32-byte hashes and integer ids, and indexes each document's
-events in bulk (\`doc_events\`, merged every 32,768 events). What remains is sealing: at the rate below, sealing
-alone caps append at about a third of the raw insert, so the 0.6 target needs a hash per commit, not per event.
+events in bulk (\`doc_events\`, merged every 32,768 events). What remains is split between sealing and the row
+insert, each on its own at about a third of the raw insert (table below): the 0.6 target needs a hash and a row per
+commit, not per event (issue 13's commit-granular record).
 
 | durability | sealing only, ev/s | insert of pre-sealed rows into dru's schema, rows/s |
 | --- | --- | --- |

@@ -21,9 +21,28 @@ import { MetaKey, type MetaTable } from './meta.js'
 /** Tail size (events) at which the in-memory part is merged into `doc_events`: a few MiB at most. */
 export const DEFAULT_DOC_INDEX_MERGE_EVERY = 32_768
 
+/**
+ * Orders strings as SQLite orders text (memcmp of UTF-8, which is code point order): UTF-16
+ * code units agree except that surrogates (code points above U+FFFF) sort after U+E000–U+FFFF.
+ * No Buffer per key: a small Buffer is a slice of a shared 8 KiB slab, and thousands of kept
+ * slices would keep thousands of slabs alive.
+ */
+export function compareUtf8(a: string, b: string): number {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i)
+    const y = b.charCodeAt(i)
+    if (x !== y) return utf8Rank(x) - utf8Rank(y)
+  }
+  return a.length - b.length
+}
+
+function utf8Rank(unit: number): number {
+  if (unit < 0xd800) return unit
+  return unit >= 0xe000 ? unit - 0x800 : unit + 0x2000
+}
+
 interface TailDoc {
-  /** The document id's UTF-8 bytes: SQLite orders text this way (memcmp), so merged pages agree. */
-  readonly key: Buffer
   readonly docId: string
   /** Flat pairs: lsn, origin id; ascending lsn. */
   readonly entries: number[]
@@ -174,25 +193,19 @@ export class DocIndex {
   /** Document ids with a stored event, after `afterDocId` in SQLite's text order, at most `limit`. */
   docIdsAfter(afterDocId: string, limit: number): string[] {
     const merged = this.#stmt.mergedDocs.all(afterDocId, limit) as string[]
-    const after = Buffer.from(afterDocId, 'utf8')
-    const fromTail: TailDoc[] = []
-    for (const t of this.#tail.values()) if (Buffer.compare(t.key, after) > 0) fromTail.push(t)
+    const fromTail: string[] = []
+    for (const t of this.#tail.values()) if (compareUtf8(t.docId, afterDocId) > 0) fromTail.push(t.docId)
     if (fromTail.length === 0) return merged
-    fromTail.sort((a, b) => Buffer.compare(a.key, b.key))
+    fromTail.sort(compareUtf8)
     const out: string[] = []
     let i = 0
     let j = 0
     while (out.length < limit && (i < merged.length || j < fromTail.length)) {
-      const c =
-        i >= merged.length
-          ? 1
-          : j >= fromTail.length
-            ? -1
-            : Buffer.compare(Buffer.from(merged[i]!, 'utf8'), fromTail[j]!.key)
+      const c = i >= merged.length ? 1 : j >= fromTail.length ? -1 : compareUtf8(merged[i]!, fromTail[j]!)
       if (c <= 0) {
         out.push(merged[i++]!)
         if (c === 0) j++
-      } else out.push(fromTail[j++]!.docId)
+      } else out.push(fromTail[j++]!)
     }
     return out
   }
@@ -200,7 +213,7 @@ export class DocIndex {
   #add(doc: number, lsn: number, originId: number, docId: string): void {
     const t = this.#tail.get(doc)
     if (t) t.entries.push(lsn, originId)
-    else this.#tail.set(doc, { key: Buffer.from(docId, 'utf8'), docId, entries: [lsn, originId] })
+    else this.#tail.set(doc, { docId, entries: [lsn, originId] })
     this.#tailSize++
   }
 }

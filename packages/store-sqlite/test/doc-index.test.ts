@@ -1,7 +1,9 @@
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
+import Database from 'better-sqlite3'
 import { EventStore } from '../src/index.js'
+import { compareUtf8 } from '../src/doc-index.js'
 import { bytes, exchange, memStore, sequentialIncarnations, tempDir } from './helpers.js'
 
 const cleanups: Array<() => void> = []
@@ -45,6 +47,19 @@ function expectReadsMatchTheLog(s: EventStore): void {
 }
 
 describe('the document index (merged part plus in-memory tail)', () => {
+  it('orders document ids as SQLite does (UTF-8 bytes), surrogates included (property)', () => {
+    const db = new Database(':memory:')
+    const cmp = db.prepare('select case when @a < @b then -1 when @a > @b then 1 else 0 end').pluck()
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), fc.string({ unit: 'binary' }), (a, b) => {
+        expect(Math.sign(compareUtf8(a, b))).toBe(cmp.get({ a, b }))
+      }),
+      { numRuns: 2000, seed: 52 },
+    )
+    expect(compareUtf8('\u{1F600}', '\uE000')).toBeGreaterThan(0)
+    db.close()
+  })
+
   it('answers like a per-event index through appends, rollbacks, ingest, merges, compaction and reopening (property)', () => {
     const op = fc.oneof(
       fc.record({
