@@ -57,6 +57,8 @@ import { deleteBelowBase, raiseBase, signedFloor, type BaseView } from './log-ba
 import { cleanCloseToken, openIdentity } from './identity.js'
 import { mapSqliteError, storageError } from './sqlite-errors.js'
 import { prepareLogStatements, rowToEvent, type EventRow, type Head, type LogStatements } from './statements.js'
+import { Dictionary, decodeStoredHash, encodeStoredHlc } from './stored-form.js'
+import { DocIndex } from './doc-index.js'
 
 export type { CommitListener, IngestResult, PeerRecord, StreamOptions }
 export type { VerifyProgress } from './log-reader.js'
@@ -131,6 +133,11 @@ export class EventStore implements ReplicaLog, PeerBook {
   readonly #meta: MetaTable
   readonly #peers: PeerTable
   readonly #folded: FoldedLog
+  /** Integer ids of origins and documents in storage (dictionary tables). */
+  readonly #originIds: Dictionary
+  readonly #docIds: Dictionary
+  /** Which events each document has (see doc-index.ts). */
+  readonly #docIndex: DocIndex
   readonly #random: (() => number) | undefined
   #inspect = false
   /** The store's state as the readers (log-reader.ts) see it. */
@@ -149,6 +156,9 @@ export class EventStore implements ReplicaLog, PeerBook {
     this.#meta = new MetaTable(db)
     this.#peers = new PeerTable(this.#stmt)
     this.#folded = new FoldedLog(db)
+    this.#originIds = new Dictionary(db, 'origin_ids', 'origin')
+    this.#docIds = new Dictionary(db, 'doc_ids', 'doc_id')
+    this.#docIndex = new DocIndex(db, this.#meta, options.docIndexMergeEvery)
     this.#random = options.random
     this.#maxSkewMs = options.maxClockSkewMs
     let highWater: Hlc | undefined
@@ -182,6 +192,7 @@ export class EventStore implements ReplicaLog, PeerBook {
     this.#view = {
       db,
       stmt: this.#stmt,
+      docIndex: this.#docIndex,
       heads: this.#heads,
       base: this.#base,
       folded: this.#folded,
@@ -741,7 +752,26 @@ export class EventStore implements ReplicaLog, PeerBook {
   /** Inserts one event at the next local position and returns that position. */
   #insert(e: DruEvent, at: number): number {
     const lsn = this.#nextLsn++
-    this.#stmt.insert.run(lsn, e.origin, e.seq, e.hlc, e.docId, e.change, e.prev, e.hash, e.sig ?? null, at, at)
+    const hlc = encodeStoredHlc(e.hlc, e.origin)
+    const originId = this.#originIds.idOf(e.origin)
+    const doc = this.#docIds.idOf(e.docId)
+    this.#stmt.insert.run(
+      lsn,
+      originId,
+      e.seq,
+      doc,
+      hlc.wall,
+      hlc.counter,
+      hlc.node,
+      e.change,
+      // Checked hex already (validateEvent for remote events, sealEvent for ours).
+      Buffer.from(e.prev, 'hex'),
+      Buffer.from(e.hash, 'hex'),
+      e.sig ?? null,
+      at,
+      at,
+    )
+    this.#docIndex.stored(doc, lsn, originId, e.docId)
     return lsn
   }
 
@@ -753,14 +783,23 @@ export class EventStore implements ReplicaLog, PeerBook {
   #commit<T>(run: Database.Transaction<() => T>): T {
     this.#inTransaction = true
     const lsnBefore = this.#nextLsn
+    let result: T
     try {
-      return run.immediate()
+      result = run.immediate()
     } catch (err) {
       this.#nextLsn = lsnBefore
+      this.#originIds.rollback()
+      this.#docIds.rollback()
+      this.#docIndex.rollback()
       throw mapSqliteError(err)
     } finally {
       this.#inTransaction = false
     }
+    this.#originIds.commit()
+    this.#docIds.commit()
+    // May merge the document index's tail, in a transaction of its own after this one.
+    this.#docIndex.commit()
+    return result
   }
 
   /** One immediate transaction of the store's own (the inbox's retries), guarded like transact(). */
@@ -777,7 +816,9 @@ export class EventStore implements ReplicaLog, PeerBook {
   }
 
   #storedHash(origin: string, seq: number): string | undefined {
-    return this.#stmt.storedHash.get(origin, seq) as string | undefined
+    const stored = this.#stmt.storedHash.get(origin, seq)
+    // A stored hash that is not 32 bytes (a damaged row) still differs from any real hash.
+    return stored === undefined ? undefined : (decodeStoredHash(stored) ?? 'damaged')
   }
 
   #notify(events: readonly DruEvent[], source: CommitSource): void {
@@ -808,7 +849,7 @@ export class EventStore implements ReplicaLog, PeerBook {
   #derived: DerivedLogReads | undefined
 
   get #reads(): DerivedLogReads {
-    this.#derived ??= new DerivedLogReads(this.db)
+    this.#derived ??= new DerivedLogReads(this.db, this.#view)
     return this.#derived
   }
 

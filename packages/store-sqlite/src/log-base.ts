@@ -76,6 +76,7 @@ export function raiseBase(view: BaseView, target: VersionVector): string[] {
 /** See {@link EventStore.deleteBelowBase}; `beforeDeleting` runs first, in the same transaction. */
 export function deleteBelowBase(view: BaseView, limit: number, beforeDeleting: () => void): number {
   let deleted = 0
+  const gone: Array<[number, number]> = []
   view.db
     .transaction(() => {
       beforeDeleting()
@@ -85,10 +86,13 @@ export function deleteBelowBase(view: BaseView, limit: number, beforeDeleting: (
         for (const row of rows) {
           view.folded.keep(rowToEvent(row))
           view.stmt.deleteLsn.run(row.lsn)
+          view.docIndex.deleting(row.doc_ref, row.lsn)
+          gone.push([row.doc_ref, row.lsn])
         }
         deleted += rows.length
       }
     })
     .immediate()
+  view.docIndex.deleted(gone)
   return deleted
 }

@@ -16,6 +16,7 @@ import {
   type Head,
   type LogStatements,
 } from './statements.js'
+import type { DocIndex } from './doc-index.js'
 
 /**
  * Reading the log back out, page by page so memory stays bounded whatever its size: what a
@@ -28,6 +29,7 @@ import {
 /** What the readers need from the store. */
 export interface LogView {
   readonly stmt: LogStatements
+  readonly docIndex: DocIndex
   readonly heads: ReadonlyMap<string, Head>
   readonly base: ReadonlyMap<string, Head>
   closed(): boolean
@@ -104,9 +106,20 @@ export function* eventsForDoc(
   afterLsn = 0,
   pageSize = 512,
 ): Generator<DruEvent & { lsn: number }, void, undefined> {
+  const doc = view.stmt.docId.get(docId) as number | undefined
+  if (doc === undefined) return
   let after = afterLsn
   for (;;) {
-    const rows = view.stmt.docRange.all(docId, after, pageSize) as EventRow[]
+    // One page from both parts of the document index, read in one synchronous step so a
+    // merge between pages (see doc-index.ts) loses nothing.
+    const rows = after < view.docIndex.upto ? (view.stmt.docRange.all(doc, after, pageSize) as EventRow[]) : []
+    if (rows.length < pageSize) {
+      const from = rows.length > 0 ? rows[rows.length - 1]!.lsn : after
+      for (const lsn of view.docIndex.lsnsAfter(doc, Math.max(from, view.docIndex.upto), pageSize - rows.length)) {
+        const row = view.stmt.byLsn.get(lsn) as EventRow | undefined
+        if (row) rows.push(row)
+      }
+    }
     for (const row of rows) yield { ...rowToEvent(row), lsn: row.lsn }
     if (rows.length < pageSize) return
     after = rows[rows.length - 1]!.lsn
@@ -186,14 +199,16 @@ export function verifyLog(
  */
 export class DerivedLogReads {
   readonly #q: DerivedReads
+  readonly #view: LogView
 
-  constructor(db: Database.Database) {
+  constructor(db: Database.Database, view: LogView) {
     this.#q = prepareDerivedReads(db)
+    this.#view = view
   }
 
   /** Distinct document ids of the stored events after `afterDocId`, in order, at most `limit`. */
   docIdsAfter(afterDocId: string, limit: number): string[] {
-    return this.#q.docIds.all(afterDocId, limit) as string[]
+    return this.#view.docIndex.docIdsAfter(afterDocId, limit)
   }
 
   /** Position and document of each event stored after `afterLsn` up to `toLsn`, in order, at most `limit`. */
@@ -204,7 +219,16 @@ export class DerivedLogReads {
 
   /** Origin and seq of each event of `docId` stored after `afterLsn` (no change bytes, so nothing to verify). */
   eventSeqsForDoc(docId: string, afterLsn: number): Array<{ origin: string; seq: number }> {
-    return this.#q.docSeqs.all(docId, afterLsn) as Array<{ origin: string; seq: number }>
+    const doc = this.#view.stmt.docId.get(docId) as number | undefined
+    if (doc === undefined) return []
+    const index = this.#view.docIndex
+    const out =
+      afterLsn < index.upto ? (this.#q.docSeqs.all(doc, afterLsn) as Array<{ origin: string; seq: number }>) : []
+    for (const lsn of index.lsnsAfter(doc, Math.max(afterLsn, index.upto))) {
+      const row = this.#q.seqAt.get(lsn) as { origin: string; seq: number } | undefined
+      if (row) out.push(row)
+    }
+    return out
   }
 
   /**
@@ -214,6 +238,9 @@ export class DerivedLogReads {
   eventCountForDoc(docId: string, origin: string): number | undefined {
     const q = this.#q
     if (q.uncountable.get(origin) !== undefined) return undefined
-    return (q.countStored.get(docId, origin) as number) + (q.countFolded.get(docId, origin) as number)
+    const doc = this.#view.stmt.docId.get(docId) as number | undefined
+    const originId = q.originId.get(origin) as number | undefined
+    const stored = doc === undefined || originId === undefined ? 0 : this.#view.docIndex.count(doc, originId)
+    return stored + (q.countFolded.get(docId, origin) as number)
   }
 }

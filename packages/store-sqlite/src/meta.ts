@@ -13,6 +13,8 @@ export const MetaKey = {
   PREVIOUS_ORIGIN: 'previous_origin',
   /** Written by a clean close, read and removed at open (reported, no longer decisive). */
   CLEAN_CLOSE: 'clean_close',
+  /** Position up to which `doc_events` indexes every stored event (see doc-index.ts). */
+  DOC_INDEX_LSN: 'doc_index_lsn',
   /** The highest local position ever given; positions are never reused. */
   LSN_HIGH: 'lsn_high',
   /** 1 while the DRU refuses writes until its own earlier events are back (restore mode). */

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3'
 import { DruError } from '@dru/core'
+import { Dictionary, STORED_HLC, encodeStoredHash, encodeStoredHlc, storedHlcSql } from './stored-form.js'
 
 /**
  * Ordered schema steps. Step i brings the schema from version i to i + 1. Each step runs
@@ -74,9 +75,114 @@ export const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
       ) without rowid;
     `)
   },
+  (db) => toBinaryLayout(db),
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length
+
+/** Rows copied per page by {@link toBinaryLayout}, so memory stays bounded whatever the log's size. */
+const MIGRATION_PAGE = 4096
+
+/**
+ * Schema 3 to 4, the storage layout of issue 13's first step: each event's row in `log` holds
+ * binary 32-byte hashes, integer ids of its origin and document (dictionaries `origin_ids`,
+ * `doc_ids`), its HLC as integers (the node only when it is not the origin), and the
+ * document index is `doc_events (doc, lsn)`, built in bulk (doc-index.ts). Rows are copied unchanged in meaning (see
+ * stored-form.ts: a damaged row stays damaged, never repaired); positions (lsn) are kept.
+ * `events` becomes a read-only view of the same columns as before, for operators' SQL.
+ * Heads, compaction base and folded envelopes keep their layout (one row per origin, or
+ * cold evidence).
+ */
+function toBinaryLayout(db: Database.Database): void {
+  db.exec(`
+    create table origin_ids (
+      id integer primary key,
+      origin text not null unique
+    );
+    create table doc_ids (
+      id integer primary key,
+      doc_id text not null unique
+    );
+    create table log (
+      lsn integer primary key,            -- local arrival order; snapshots and live push use it
+      origin_id integer not null,         -- origin_ids.id
+      seq integer not null,
+      doc integer not null,               -- doc_ids.id
+      hlc_wall integer not null,          -- HLC milliseconds (-1: hlc_node holds unparsable text verbatim)
+      hlc_counter integer not null,
+      hlc_node text,                      -- null: the HLC's node is the event's origin
+      change blob not null,
+      prev blob not null,                 -- 32 bytes
+      hash blob not null,                 -- 32 bytes
+      sig blob,
+      received_at integer not null,
+      applied_at integer
+    );
+  `)
+  const page = db.prepare(
+    'select lsn, origin, seq, hlc, doc_id, change, prev, hash, sig, received_at, applied_at from events where lsn > ? order by lsn limit ?',
+  )
+  const insert = db.prepare(
+    'insert into log (lsn, origin_id, seq, doc, hlc_wall, hlc_counter, hlc_node, change, prev, hash, sig, received_at, applied_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  )
+  const origins = new Dictionary(db, 'origin_ids', 'origin')
+  const docs = new Dictionary(db, 'doc_ids', 'doc_id')
+  let after = 0
+  for (;;) {
+    const rows = page.all(after, MIGRATION_PAGE) as Array<{
+      lsn: number
+      origin: string
+      seq: number
+      hlc: string
+      doc_id: string
+      change: Buffer
+      prev: string
+      hash: string
+      sig: Buffer | null
+      received_at: number
+      applied_at: number | null
+    }>
+    for (const r of rows) {
+      const hlc = encodeStoredHlc(String(r.hlc), String(r.origin))
+      insert.run(
+        r.lsn,
+        origins.idOf(String(r.origin)),
+        r.seq,
+        docs.idOf(String(r.doc_id)),
+        hlc.wall,
+        hlc.counter,
+        hlc.node,
+        r.change,
+        encodeStoredHash(String(r.prev)),
+        encodeStoredHash(String(r.hash)),
+        r.sig,
+        r.received_at,
+        r.applied_at,
+      )
+    }
+    if (rows.length < MIGRATION_PAGE) break
+    after = rows[rows.length - 1]!.lsn
+  }
+  // Indexes built once over the copied rows, not updated row by row.
+  db.exec(`
+    drop table events;
+    create unique index log_origin_seq on log(origin_id, seq);
+    -- Each document's events, maintained in bulk rather than per event (see doc-index.ts).
+    create table doc_events (
+      doc integer not null,
+      lsn integer not null,
+      origin_id integer not null,
+      primary key (doc, lsn)
+    ) without rowid;
+    insert into doc_events (doc, lsn, origin_id) select doc, lsn, origin_id from log order by doc, lsn;
+    insert or replace into meta (key, value) select 'doc_index_lsn', coalesce(max(lsn), 0) from log;
+    create view events as
+      select l.lsn, o.origin, l.seq,
+        ${storedHlcSql(STORED_HLC)} as hlc,
+        d.doc_id, l.change, lower(hex(l.prev)) as prev, lower(hex(l.hash)) as hash, l.sig, l.received_at, l.applied_at
+      from log l left join origin_ids o on o.id = l.origin_id left join doc_ids d on d.id = l.doc;
+  `)
+}
 
 /**
  * Brings one schema track up to date. The log's own track is `schema_version`; another

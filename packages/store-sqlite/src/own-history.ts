@@ -2,6 +2,8 @@ import { parseOrigin, type VersionVector } from '@dru/core'
 import type Database from 'better-sqlite3'
 import { storageError } from './sqlite-errors.js'
 
+const ORIGIN_ID = '(select id from origin_ids where origin = ?)'
+
 /**
  * Events written without keys. A DRU tried out alone (no `keys`) writes unsigned events; its
  * peers check a signature at the end of every run they receive, so the day it joins a cluster
@@ -33,7 +35,7 @@ export interface UnsignedOrigin {
  * indexed lookup per origin.
  */
 export function unsignedOrigins(store: HistoryStore): UnsignedOrigin[] {
-  const sigOf = store.db.prepare('select sig is null from events where origin = ? and seq = ?').pluck()
+  const sigOf = store.db.prepare(`select sig is null from log where origin_id = ${ORIGIN_ID} and seq = ?`).pluck()
   const base = store.base()
   const out: UnsignedOrigin[] = []
   for (const [origin, head] of Object.entries(store.vv())) {
@@ -56,9 +58,9 @@ export function signOwnHistory(
 ): number {
   const chunk = options.chunk ?? 5_000
   const page = store.db.prepare(
-    'select seq, hash from events where origin = ? and seq > ? and sig is null order by seq limit ?',
+    `select seq, lower(hex(hash)) as hash from log where origin_id = ${ORIGIN_ID} and seq > ? and sig is null order by seq limit ?`,
   )
-  const update = store.db.prepare('update events set sig = ? where origin = ? and seq = ?')
+  const update = store.db.prepare(`update log set sig = ? where origin_id = ${ORIGIN_ID} and seq = ?`)
   let signed = 0
   for (const { origin } of unsignedOrigins(store).filter((u) => u.druId === druId)) {
     let after = 0

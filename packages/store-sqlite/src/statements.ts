@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3'
 import { DruError, eventHashMatches, type DruEvent, type Origin, type PeerRecord, type VersionVector } from '@dru/core'
+import { STORED_HLC, storedHlcSql } from './stored-form.js'
 
 /**
  * The log's SQL in one place: its prepared statements, the shape of its rows, and the way
@@ -9,14 +10,21 @@ import { DruError, eventHashMatches, type DruEvent, type Origin, type PeerRecord
  * @module
  */
 
-/** One row of `events`. */
+/**
+ * One event as read back from `log` (schema 4), with its origin and document resolved from
+ * their dictionaries: null there means the row names an id no dictionary holds (damaged).
+ */
 export interface EventRow {
   lsn: number
-  origin: string
+  origin: string | null
   seq: number
+  /** The document's id in `doc_ids`. */
+  doc_ref: number
+  /** The encoded HLC, rebuilt from its stored integers by SQLite. */
   hlc: string
-  doc_id: string
+  doc_id: string | null
   change: Buffer
+  /** Hex of the stored hash blob (64 characters when it is 32 bytes). */
   prev: string
   hash: string
   sig: Buffer | null
@@ -29,7 +37,15 @@ export interface Head {
   hlc: string
 }
 
-export const EVENT_COLUMNS = 'lsn, origin, seq, hlc, doc_id, change, prev, hash, sig'
+/** Every read of whole events goes through this: the row plus its origin and document text. */
+// Hashes and HLCs leave SQLite as text: hex() and printf() in C cost less than a Buffer per
+// hash and string building per HLC in JS.
+const EVENT_COLUMNS = `l.lsn, o.origin, l.seq, ${storedHlcSql(STORED_HLC)} as hlc, l.doc as doc_ref, d.doc_id, l.change,
+    lower(hex(l.prev)) as prev, lower(hex(l.hash)) as hash, l.sig`
+const NAMES = 'left join origin_ids o on o.id = l.origin_id left join doc_ids d on d.id = l.doc'
+const EVENT_SELECT = `select ${EVENT_COLUMNS} from log l ${NAMES}`
+/** An origin's integer id, looked up once per statement run. */
+const ORIGIN_ID = '(select id from origin_ids where origin = ?)'
 
 /** The statements of the event log, prepared once per connection. */
 export interface LogStatements {
@@ -46,6 +62,8 @@ export interface LogStatements {
   readonly storedHash: Database.Statement
   readonly range: Database.Statement
   readonly docRange: Database.Statement
+  readonly byLsn: Database.Statement
+  readonly docId: Database.Statement
   readonly lastLsn: Database.Statement
   readonly count: Database.Statement
   readonly getPeer: Database.Statement
@@ -57,7 +75,7 @@ export interface LogStatements {
 export function prepareLogStatements(db: Database.Database): LogStatements {
   return {
     insert: db.prepare(
-      'insert into events (lsn, origin, seq, hlc, doc_id, change, prev, hash, sig, received_at, applied_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      'insert into log (lsn, origin_id, seq, doc, hlc_wall, hlc_counter, hlc_node, change, prev, hash, sig, received_at, applied_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     ),
     upsertHead: db.prepare(
       'insert into origins (origin, seq, hash, hlc) values (?, ?, ?, ?) on conflict(origin) do update set seq = excluded.seq, hash = excluded.hash, hlc = excluded.hlc',
@@ -67,20 +85,25 @@ export function prepareLogStatements(db: Database.Database): LogStatements {
     upsertBase: db.prepare(
       'insert into log_base (origin, seq, hash, hlc) values (?, ?, ?, ?) on conflict(origin) do update set seq = excluded.seq, hash = excluded.hash, hlc = excluded.hlc',
     ),
-    prefix: db.prepare(`select ${EVENT_COLUMNS} from events where origin = ? and seq <= ? order by seq limit ?`),
-    deleteLsn: db.prepare('delete from events where lsn = ?'),
-    anySigned: db.prepare('select 1 from events where origin = ? and sig is not null limit 1').pluck(),
+    prefix: db.prepare(`${EVENT_SELECT} where l.origin_id = ${ORIGIN_ID} and l.seq <= ? order by l.seq limit ?`),
+    deleteLsn: db.prepare('delete from log where lsn = ?'),
+    anySigned: db.prepare(`select 1 from log where origin_id = ${ORIGIN_ID} and sig is not null limit 1`).pluck(),
     lastSignedAtOrBelow: db
-      .prepare('select max(seq) from events where origin = ? and seq <= ? and seq > ? and sig is not null')
+      .prepare(`select max(seq) from log where origin_id = ${ORIGIN_ID} and seq <= ? and seq > ? and sig is not null`)
       .pluck(),
-    getEvent: db.prepare(`select ${EVENT_COLUMNS} from events where origin = ? and seq = ?`),
-    storedHash: db.prepare('select hash from events where origin = ? and seq = ?').pluck(),
+    getEvent: db.prepare(`${EVENT_SELECT} where l.origin_id = ${ORIGIN_ID} and l.seq = ?`),
+    storedHash: db.prepare(`select hash from log where origin_id = ${ORIGIN_ID} and seq = ?`).pluck(),
     range: db.prepare(
-      `select ${EVENT_COLUMNS} from events where origin = ? and seq >= ? and seq <= ? order by seq limit ?`,
+      `${EVENT_SELECT} where l.origin_id = ${ORIGIN_ID} and l.seq >= ? and l.seq <= ? order by l.seq limit ?`,
     ),
-    docRange: db.prepare(`select ${EVENT_COLUMNS} from events where doc_id = ? and lsn > ? order by lsn limit ?`),
-    lastLsn: db.prepare('select max(lsn) as lsn from events'),
-    count: db.prepare('select count(*) as n from events'),
+    // The indexed part of a document's events (see doc-index.ts); the in-memory tail reads byLsn.
+    docRange: db.prepare(
+      `select ${EVENT_COLUMNS} from doc_events x join log l on l.lsn = x.lsn ${NAMES} where x.doc = ? and x.lsn > ? order by x.lsn limit ?`,
+    ),
+    byLsn: db.prepare(`${EVENT_SELECT} where l.lsn = ?`),
+    docId: db.prepare('select id from doc_ids where doc_id = ?').pluck(),
+    lastLsn: db.prepare('select max(lsn) as lsn from log'),
+    count: db.prepare('select count(*) as n from log'),
     getPeer: db.prepare('select peer_id, url, acked_vv, last_seen, state from peers where peer_id = ?'),
     allPeers: db.prepare('select peer_id, url, acked_vv, last_seen, state from peers order by peer_id'),
     upsertPeerAck: db.prepare(
@@ -95,20 +118,25 @@ export function prepareLogStatements(db: Database.Database): LogStatements {
 
 /** Reads for state derived from the log (documents), prepared on first use. */
 export interface DerivedReads {
-  readonly docIds: Database.Statement
   readonly docsAfter: Database.Statement
   readonly docSeqs: Database.Statement
-  readonly countStored: Database.Statement
+  readonly seqAt: Database.Statement
+  readonly originId: Database.Statement
   readonly countFolded: Database.Statement
   readonly uncountable: Database.Statement
 }
 
 export function prepareDerivedReads(db: Database.Database): DerivedReads {
   return {
-    docIds: db.prepare('select distinct doc_id from events where doc_id > ? order by doc_id limit ?').pluck(),
-    docsAfter: db.prepare('select lsn, doc_id from events where lsn > ? and lsn <= ? order by lsn limit ?'),
-    docSeqs: db.prepare('select origin, seq from events where doc_id = ? and lsn > ?'),
-    countStored: db.prepare('select count(*) from events where doc_id = ? and origin = ?').pluck(),
+    docsAfter: db.prepare(
+      'select l.lsn, d.doc_id from log l left join doc_ids d on d.id = l.doc where l.lsn > ? and l.lsn <= ? order by l.lsn limit ?',
+    ),
+    // The indexed part of a document's events (see doc-index.ts); the tail reads seqAt.
+    docSeqs: db.prepare(
+      'select o.origin, l.seq from doc_events x join log l on l.lsn = x.lsn left join origin_ids o on o.id = l.origin_id where x.doc = ? and x.lsn > ?',
+    ),
+    seqAt: db.prepare('select o.origin, l.seq from log l left join origin_ids o on o.id = l.origin_id where l.lsn = ?'),
+    originId: db.prepare('select id from origin_ids where origin = ?').pluck(),
     countFolded: db.prepare('select count(*) from folded where doc_id = ? and origin = ?').pluck(),
     // Compacted by a release that kept no envelopes: the folded events cannot be counted.
     uncountable: db
@@ -139,28 +167,40 @@ export function toPeer(row: RawPeer): PeerRecord {
 
 /** Rebuilds an event from its row, re-hashing it: CORRUPTION if anything changed on disk. */
 export function rowToEvent(row: EventRow): DruEvent {
-  const e: DruEvent = {
-    origin: row.origin as Origin,
-    seq: row.seq,
-    hlc: row.hlc,
-    docId: row.doc_id,
-    change: row.change,
-    prev: row.prev,
-    hash: row.hash,
-    ...(row.sig ? { sig: row.sig } : {}),
+  const hash = row.hash.length === 64 ? row.hash : undefined
+  const prev = row.prev.length === 64 ? row.prev : undefined
+  let e: DruEvent | undefined
+  if (
+    row.origin !== null &&
+    row.doc_id !== null &&
+    hash !== undefined &&
+    prev !== undefined &&
+    Buffer.isBuffer(row.change)
+  ) {
+    e = {
+      origin: row.origin as Origin,
+      seq: row.seq,
+      hlc: row.hlc,
+      docId: row.doc_id,
+      change: row.change,
+      prev,
+      hash,
+      ...(row.sig ? { sig: row.sig } : {}),
+    }
   }
   let ok = false
   try {
-    ok = eventHashMatches(e)
+    ok = e !== undefined && eventHashMatches(e)
   } catch {
     ok = false
   }
-  if (!ok) {
+  if (!ok || e === undefined) {
+    const origin = row.origin ?? 'an unknown origin'
     throw new DruError(
       'CORRUPTION',
-      `stored event ${row.origin}#${row.seq} does not match its hash: the database file was altered`,
+      `stored event ${origin}#${row.seq} (position ${row.lsn}) does not match its hash: the database file was altered`,
       {
-        details: { origin: row.origin, seq: row.seq },
+        details: { origin: row.origin, seq: row.seq, lsn: row.lsn },
       },
     )
   }

@@ -57,6 +57,11 @@ export interface OpenStoreOptions {
    * bound and stays there, whatever the size of the log.
    */
   cacheKiB?: number
+  /**
+   * Events stored before the in-memory part of the document index is merged into
+   * `doc_events` (default 32,768, `DEFAULT_DOC_INDEX_MERGE_EVERY`); small values for tests.
+   */
+  docIndexMergeEvery?: number
   /** Retries of failing inbox handlers before their events become dead letters (see {@link InboxPolicy}). */
   inbox?: Partial<InboxPolicy>
 }

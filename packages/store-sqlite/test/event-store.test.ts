@@ -255,42 +255,75 @@ describe('streaming what a peer lacks', () => {
 })
 
 describe('corruption is detected on read', () => {
-  it('a flipped byte in any stored field is reported with the event id (property)', () => {
+  /** Flips one bit or byte of a stored value: text, blob or integer. */
+  function flip(v: Buffer | string | number | null, pos: number): Buffer | string | number {
+    if (v === null) return 'elsewhere/9'
+    if (typeof v === 'number') return v ^ (1 << (pos % 20))
+    if (Buffer.isBuffer(v)) {
+      const out = Buffer.from(v)
+      out[pos % out.length] = out[pos % out.length]! ^ 0x10
+      return out
+    }
+    const i = pos % v.length
+    return v.slice(0, i) + String.fromCharCode(v.charCodeAt(i) ^ 0x10) + v.slice(i + 1)
+  }
+
+  function expectCorruptionOf(s: EventStore, seq: number): void {
+    let err: unknown
+    try {
+      s.getEvent('a/1', seq)
+    } catch (e) {
+      err = e
+    }
+    expect(err).toBeInstanceOf(DruError)
+    expect((err as DruError).code).toBe('CORRUPTION')
+    expect((err as DruError).details).toMatchObject({ origin: 'a/1', seq })
+    expect((err as DruError).message).toContain(`a/1#${seq}`)
+    expect(codeOf(() => [...s.eventsMissing({})])).toBe('CORRUPTION')
+    expect(codeOf(() => s.verifyLog())).toBe('CORRUPTION')
+  }
+
+  it('a flipped byte or bit in any stored column of an event is reported with the event id (property)', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 5 }),
-        fc.constantFrom('change', 'hlc', 'doc_id', 'prev', 'hash'),
+        fc.constantFrom('change', 'hlc_wall', 'hlc_counter', 'hlc_node', 'doc', 'prev', 'hash'),
         fc.nat(),
         (seq, column, pos) => {
           const s = seeded('a', 5)
-          const row = s.db.prepare(`select ${column} v from events where origin = 'a/1' and seq = ?`).get(seq) as {
-            v: Buffer | string
+          const where = "origin_id = (select id from origin_ids where origin = 'a/1') and seq = ?"
+          const row = s.db.prepare(`select ${column} v from log where ${where}`).get(seq) as {
+            v: Buffer | string | number | null
           }
-          let mutated: Buffer | string
-          if (Buffer.isBuffer(row.v)) {
-            mutated = Buffer.from(row.v)
-            mutated[pos % mutated.length] = mutated[pos % mutated.length]! ^ 0x10
-          } else {
-            const i = pos % row.v.length
-            mutated = row.v.slice(0, i) + (row.v[i] === '1' ? '2' : '1') + row.v.slice(i + 1)
-          }
-          s.db.prepare(`update events set ${column} = ? where origin = 'a/1' and seq = ?`).run(mutated, seq)
-          let err: unknown
-          try {
-            s.getEvent('a/1', seq)
-          } catch (e) {
-            err = e
-          }
-          expect(err).toBeInstanceOf(DruError)
-          expect((err as DruError).code).toBe('CORRUPTION')
-          expect((err as DruError).details).toMatchObject({ origin: 'a/1', seq })
-          expect(codeOf(() => [...s.eventsMissing({})])).toBe('CORRUPTION')
-          expect(codeOf(() => s.verifyLog())).toBe('CORRUPTION')
+          s.db.prepare(`update log set ${column} = ? where ${where}`).run(flip(row.v, pos), seq)
+          expectCorruptionOf(s, seq)
           s.close()
         },
       ),
       { numRuns: 100, seed: 31 },
     )
+  })
+
+  it("a flipped byte in a document's dictionary entry is reported on each of its events", () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 5 }), fc.nat(), (seq, pos) => {
+        const s = seeded('a', 5)
+        const docId = `d${(seq - 1) % 3}`
+        s.db.prepare('update doc_ids set doc_id = ? where doc_id = ?').run(flip(docId, pos), docId)
+        expectCorruptionOf(s, seq)
+        s.close()
+      }),
+      { numRuns: 30, seed: 32 },
+    )
+  })
+
+  it("a flipped byte in an origin's dictionary entry leaves its events missing: CORRUPTION on every walk", () => {
+    const s = seeded('a', 5)
+    s.db.prepare("update origin_ids set origin = 'a/2' where origin = 'a/1'").run()
+    expect(s.getEvent('a/1', 3)).toBeUndefined()
+    expect(codeOf(() => [...s.eventsMissing({})])).toBe('CORRUPTION')
+    expect(codeOf(() => s.verifyLog())).toBe('CORRUPTION')
+    s.close()
   })
 
   it('a byte flipped inside the database file (invisible to integrity_check) is caught', () => {

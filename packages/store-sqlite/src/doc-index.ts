@@ -1,0 +1,219 @@
+import type Database from 'better-sqlite3'
+import { MetaKey, type MetaTable } from './meta.js'
+
+/**
+ * Which events each document has, kept so that storing an event does not touch a random
+ * index page. A per-event index on the document made appends and catch-up several times
+ * slower than the row insert itself: the events of a batch, spread over many documents,
+ * each dirtied an index page of its own, written again at every commit.
+ *
+ * `doc_events (doc, lsn, origin_id)` holds every stored event up to position {@link upto};
+ * the events stored after it (the tail, bounded by {@link DEFAULT_DOC_INDEX_MERGE_EVERY}) are
+ * indexed in memory and rebuilt from `log` at open. When the tail reaches its bound, one
+ * transaction merges it with a sorted insert, which writes each index page once per merge
+ * instead of once per commit. Readers see both parts in one synchronous call, so a merge
+ * between two pages of a read loses nothing; events of the open transaction are visible to
+ * reads inside it (validators count them) and dropped again if it rolls back.
+ *
+ * @module
+ */
+
+/** Tail size (events) at which the in-memory part is merged into `doc_events`: a few MiB at most. */
+export const DEFAULT_DOC_INDEX_MERGE_EVERY = 32_768
+
+/**
+ * Orders strings as SQLite orders text (memcmp of UTF-8, which is code point order): UTF-16
+ * code units agree except that surrogates (code points above U+FFFF) sort after U+E000–U+FFFF.
+ * No Buffer per key: a small Buffer is a slice of a shared 8 KiB slab, and thousands of kept
+ * slices would keep thousands of slabs alive.
+ */
+export function compareUtf8(a: string, b: string): number {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i)
+    const y = b.charCodeAt(i)
+    if (x !== y) return utf8Rank(x) - utf8Rank(y)
+  }
+  return a.length - b.length
+}
+
+function utf8Rank(unit: number): number {
+  if (unit < 0xd800) return unit
+  return unit >= 0xe000 ? unit - 0x800 : unit + 0x2000
+}
+
+interface TailDoc {
+  readonly docId: string
+  /** Flat pairs: lsn, origin id; ascending lsn. */
+  readonly entries: number[]
+}
+
+export class DocIndex {
+  /** `doc_events` is complete up to this position. */
+  #upto: number
+  readonly #tail = new Map<number, TailDoc>()
+  #tailSize = 0
+  /** Docs given an entry by the open writing transaction, in order (one per entry). */
+  #pending: number[] = []
+  readonly #mergeEvery: number
+  readonly #db: Database.Database
+  readonly #meta: MetaTable
+  readonly #stmt
+
+  constructor(db: Database.Database, meta: MetaTable, mergeEvery = DEFAULT_DOC_INDEX_MERGE_EVERY) {
+    this.#db = db
+    this.#meta = meta
+    this.#mergeEvery = mergeEvery
+    this.#stmt = {
+      merged: db.prepare('select lsn from doc_events where doc = ? and lsn > ? order by lsn limit ?').pluck(),
+      countMerged: db.prepare('select count(*) from doc_events where doc = ? and origin_id = ?').pluck(),
+      mergedDocs: db
+        .prepare(
+          'select d.doc_id from doc_ids d where d.doc_id > ? and exists (select 1 from doc_events x where x.doc = d.id) order by d.doc_id limit ?',
+        )
+        .pluck(),
+      merge: db.prepare(
+        'insert or ignore into doc_events (doc, lsn, origin_id) select doc, lsn, origin_id from log where lsn > ? order by doc, lsn',
+      ),
+      maxLsn: db.prepare('select max(lsn) from log').pluck(),
+      tail: db
+        .prepare(
+          'select l.doc, l.lsn, l.origin_id, d.doc_id from log l left join doc_ids d on d.id = l.doc where l.lsn > ? order by l.lsn',
+        )
+        .raw(),
+      forget: db.prepare('delete from doc_events where doc = ? and lsn = ?'),
+    }
+    this.#upto = Number(meta.get(MetaKey.DOC_INDEX_LSN) ?? 0)
+    for (const [doc, lsn, originId, docId] of this.#stmt.tail.iterate(this.#upto) as Iterable<
+      [number, number, number, string | null]
+    >) {
+      this.#add(doc, lsn, originId, docId ?? '')
+    }
+  }
+
+  /** Position up to which `doc_events` is complete. */
+  get upto(): number {
+    return this.#upto
+  }
+
+  /** Events in the in-memory tail. */
+  get tailSize(): number {
+    return this.#tailSize
+  }
+
+  /** An event stored by the open transaction (at an lsn above every one indexed so far). */
+  stored(doc: number, lsn: number, originId: number, docId: string): void {
+    this.#add(doc, lsn, originId, docId)
+    this.#pending.push(doc)
+  }
+
+  /** The writing transaction committed; merges the tail when it reached its bound. */
+  commit(): void {
+    this.#pending = []
+    if (this.#tailSize >= this.#mergeEvery) this.merge()
+  }
+
+  /** The writing transaction rolled back: its entries (the newest of their documents) go. */
+  rollback(): void {
+    for (let i = this.#pending.length - 1; i >= 0; i--) {
+      const doc = this.#pending[i]!
+      const t = this.#tail.get(doc)!
+      t.entries.length -= 2
+      this.#tailSize--
+      if (t.entries.length === 0) this.#tail.delete(doc)
+    }
+    this.#pending = []
+  }
+
+  /**
+   * Moves the tail into `doc_events`, in one transaction of its own. A failure (a full
+   * disk) leaves the tail in memory, complete, for the next attempt; readers are unaffected.
+   */
+  merge(): void {
+    if (this.#tailSize === 0) return
+    const upto = Math.max(this.#upto, Number(this.#stmt.maxLsn.get() ?? 0))
+    try {
+      this.#db
+        .transaction(() => {
+          this.#stmt.merge.run(this.#upto)
+          this.#meta.set(MetaKey.DOC_INDEX_LSN, upto)
+        })
+        .immediate()
+    } catch {
+      return
+    }
+    this.#upto = upto
+    this.#tail.clear()
+    this.#tailSize = 0
+  }
+
+  /** Inside compaction's transaction: the event at `lsn` leaves the log. */
+  deleting(doc: number, lsn: number): void {
+    if (lsn <= this.#upto) this.#stmt.forget.run(doc, lsn)
+  }
+
+  /** Compaction committed: its deleted positions leave the tail (readers skip them until then). */
+  deleted(entries: ReadonlyArray<readonly [number, number]>): void {
+    for (const [doc, lsn] of entries) {
+      const t = this.#tail.get(doc)
+      if (!t) continue
+      for (let i = 0; i < t.entries.length; i += 2) {
+        if (t.entries[i] !== lsn) continue
+        t.entries.splice(i, 2)
+        this.#tailSize--
+        break
+      }
+      if (t.entries.length === 0) this.#tail.delete(doc)
+    }
+  }
+
+  /** Up to `limit` positions of document `doc` after `afterLsn`, ascending (both parts). */
+  lsnsAfter(doc: number, afterLsn: number, limit = Number.POSITIVE_INFINITY): number[] {
+    const out =
+      afterLsn < this.#upto
+        ? (this.#stmt.merged.all(doc, afterLsn, Number.isFinite(limit) ? limit : -1) as number[])
+        : []
+    const t = this.#tail.get(doc)
+    if (t) {
+      for (let i = 0; i < t.entries.length && out.length < limit; i += 2) {
+        if (t.entries[i]! > afterLsn) out.push(t.entries[i]!)
+      }
+    }
+    return out
+  }
+
+  /** How many events of document `doc` by origin `originId` are stored (both parts). */
+  count(doc: number, originId: number): number {
+    let n = this.#stmt.countMerged.get(doc, originId) as number
+    const t = this.#tail.get(doc)
+    if (t) for (let i = 1; i < t.entries.length; i += 2) if (t.entries[i] === originId) n++
+    return n
+  }
+
+  /** Document ids with a stored event, after `afterDocId` in SQLite's text order, at most `limit`. */
+  docIdsAfter(afterDocId: string, limit: number): string[] {
+    const merged = this.#stmt.mergedDocs.all(afterDocId, limit) as string[]
+    const fromTail: string[] = []
+    for (const t of this.#tail.values()) if (compareUtf8(t.docId, afterDocId) > 0) fromTail.push(t.docId)
+    if (fromTail.length === 0) return merged
+    fromTail.sort(compareUtf8)
+    const out: string[] = []
+    let i = 0
+    let j = 0
+    while (out.length < limit && (i < merged.length || j < fromTail.length)) {
+      const c = i >= merged.length ? 1 : j >= fromTail.length ? -1 : compareUtf8(merged[i]!, fromTail[j]!)
+      if (c <= 0) {
+        out.push(merged[i++]!)
+        if (c === 0) j++
+      } else out.push(fromTail[j++]!)
+    }
+    return out
+  }
+
+  #add(doc: number, lsn: number, originId: number, docId: string): void {
+    const t = this.#tail.get(doc)
+    if (t) t.entries.push(lsn, originId)
+    else this.#tail.set(doc, { docId, entries: [lsn, originId] })
+    this.#tailSize++
+  }
+}

@@ -1,0 +1,166 @@
+import { join } from 'node:path'
+import fc from 'fast-check'
+import { afterEach, describe, expect, it } from 'vitest'
+import Database from 'better-sqlite3'
+import { EventStore } from '../src/index.js'
+import { compareUtf8 } from '../src/doc-index.js'
+import { bytes, exchange, memStore, sequentialIncarnations, tempDir } from './helpers.js'
+
+const cleanups: Array<() => void> = []
+afterEach(() => {
+  while (cleanups.length > 0) cleanups.pop()!()
+})
+
+const DOCS = ['a', 'b', 'ünï', '文档', '\u{1F600}', '\uE000', 'z']
+
+/** What the document reads must return, from the `events` view (plain SQL over every stored row). */
+function expectReadsMatchTheLog(s: EventStore): void {
+  const all = s.db.prepare('select lsn, origin, seq, doc_id from events order by lsn').all() as Array<{
+    lsn: number
+    origin: string
+    seq: number
+    doc_id: string
+  }>
+  const ids = s.db.prepare('select distinct doc_id from events order by doc_id').pluck().all() as string[]
+  expect(s.docIdsAfter('', 1000)).toEqual(ids)
+  // Paged two at a time, in SQLite's order (UTF-8 bytes: the astral character after U+E000).
+  const paged: string[] = []
+  for (let page = s.docIdsAfter('', 2); page.length > 0; page = s.docIdsAfter(paged[paged.length - 1]!, 2))
+    paged.push(...page)
+  expect(paged).toEqual(ids)
+  for (const docId of DOCS) {
+    const mine = all.filter((r) => r.doc_id === docId)
+    for (const after of [0, ...mine.map((r) => r.lsn)]) {
+      const expected = mine.filter((r) => r.lsn > after)
+      expect([...s.eventsForDoc(docId, after, 2)].map((e) => e.lsn)).toEqual(expected.map((r) => r.lsn))
+      const seqs = s.eventSeqsForDoc(docId, after).map((r) => `${r.origin}#${r.seq}`)
+      expect(seqs.sort()).toEqual(expected.map((r) => `${r.origin}#${r.seq}`).sort())
+    }
+    for (const origin of new Set(all.map((r) => r.origin))) {
+      const folded = s.db
+        .prepare('select count(*) from folded where doc_id = ? and origin = ?')
+        .pluck()
+        .get(docId, origin) as number
+      expect(s.eventCountForDoc(docId, origin)).toBe(mine.filter((r) => r.origin === origin).length + folded)
+    }
+  }
+}
+
+describe('the document index (merged part plus in-memory tail)', () => {
+  it('orders document ids as SQLite does (UTF-8 bytes), surrogates included (property)', () => {
+    const db = new Database(':memory:')
+    const cmp = db.prepare('select case when @a < @b then -1 when @a > @b then 1 else 0 end').pluck()
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary' }), fc.string({ unit: 'binary' }), (a, b) => {
+        expect(Math.sign(compareUtf8(a, b))).toBe(cmp.get({ a, b }))
+      }),
+      { numRuns: 2000, seed: 52 },
+    )
+    expect(compareUtf8('\u{1F600}', '\uE000')).toBeGreaterThan(0)
+    db.close()
+  })
+
+  it('answers like a per-event index through appends, rollbacks, ingest, merges, compaction and reopening (property)', () => {
+    const op = fc.oneof(
+      fc.record({
+        kind: fc.constant('append' as const),
+        docs: fc.array(fc.constantFrom(...DOCS), { minLength: 1, maxLength: 4 }),
+      }),
+      fc.record({ kind: fc.constant('rollback' as const), doc: fc.constantFrom(...DOCS) }),
+      fc.record({
+        kind: fc.constant('refused' as const),
+        docs: fc.array(fc.constantFrom(...DOCS), { minLength: 1, maxLength: 4 }),
+      }),
+      fc.record({
+        kind: fc.constant('ingest' as const),
+        docs: fc.array(fc.constantFrom(...DOCS), { minLength: 1, maxLength: 4 }),
+      }),
+      fc.record({ kind: fc.constant('compact' as const), keep: fc.nat({ max: 3 }) }),
+      fc.record({ kind: fc.constant('reopen' as const) }),
+    )
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 25 }), fc.integer({ min: 1, max: 6 }), (ops, mergeEvery) => {
+        const { dir, cleanup } = tempDir('dru-doc-index-')
+        const path = join(dir, 'a.db')
+        const random = sequentialIncarnations()
+        const open = () => EventStore.open({ path, druId: 'a', random, docIndexMergeEvery: mergeEvery })
+        let refuse = false
+        const openRefusing = () => {
+          const store = open()
+          // Refuses a batch after its rows were inserted: the transaction rolls back.
+          store.addStoringValidator(() => {
+            if (refuse) throw new Error('refused')
+          })
+          return store
+        }
+        let s = openRefusing()
+        const peer = memStore('p')
+        try {
+          let n = 0
+          for (const o of ops) {
+            if (o.kind === 'append') s.transact((tx) => o.docs.forEach((d) => tx.append(d, bytes(n++ & 255))))
+            else if (o.kind === 'rollback') {
+              expect(() =>
+                s.transact((tx) => {
+                  tx.append(o.doc, bytes(1))
+                  throw new Error('no')
+                }),
+              ).toThrow('no')
+            } else if (o.kind === 'ingest') {
+              for (const d of o.docs) peer.append(d, bytes(n++ & 255))
+              exchange(peer, s)
+            } else if (o.kind === 'refused') {
+              for (const d of o.docs) peer.append(d, bytes(n++ & 255))
+              refuse = true
+              expect(() => exchange(peer, s)).toThrow('refused')
+              refuse = false
+            } else if (o.kind === 'compact') {
+              const vv = s.vv()
+              s.raiseBase(Object.fromEntries(Object.entries(vv).map(([k, v]) => [k, Math.max(0, v - o.keep)])))
+              while (s.deleteBelowBase(3) === 3);
+            } else {
+              s.close()
+              s = openRefusing()
+            }
+            expectReadsMatchTheLog(s)
+          }
+        } finally {
+          s.close()
+          peer.close()
+          cleanup()
+        }
+      }),
+      { numRuns: 60, seed: 51 },
+    )
+  })
+
+  it('merges once the tail reaches its bound, and a reopened store reads the same', () => {
+    const { dir, cleanup } = tempDir('dru-doc-index-')
+    cleanups.push(cleanup)
+    const path = join(dir, 'a.db')
+    let s = EventStore.open({ path, druId: 'a', random: sequentialIncarnations(), docIndexMergeEvery: 10 })
+    for (let i = 0; i < 25; i++) s.append(DOCS[i % DOCS.length]!, bytes(i))
+    expect(s.db.prepare('select count(*) from doc_events').pluck().get()).toBe(20)
+    expect(s.getMeta('doc_index_lsn')).toBe(20)
+    expectReadsMatchTheLog(s)
+    s.close()
+    s = EventStore.open({ path, druId: 'a', random: sequentialIncarnations(2), docIndexMergeEvery: 10 })
+    cleanups.push(() => s.close())
+    expectReadsMatchTheLog(s)
+  })
+
+  it("a storing validator counts its own batch's events (they are visible inside the transaction)", () => {
+    const a = memStore('a', { docIndexMergeEvery: 3 })
+    const b = memStore('b', { docIndexMergeEvery: 3 })
+    cleanups.push(
+      () => a.close(),
+      () => b.close(),
+    )
+    for (let i = 0; i < 7; i++) a.append('d', bytes(i))
+    const seen: number[] = []
+    b.addStoringValidator((events) => seen.push(b.eventCountForDoc('d', events[0]!.origin)!))
+    exchange(a, b, 24)
+    expect(seen.reduce((x, y) => Math.max(x, y), 0)).toBe(7)
+    expect(b.eventCountForDoc('d', a.origin)).toBe(7)
+  })
+})
