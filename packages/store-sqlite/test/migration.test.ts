@@ -90,7 +90,7 @@ describe('migration to the binary storage layout (schema 3 → 4)', () => {
     const { path, old } = fixtureCopy()
     const s = EventStore.open({ path, druId: 'fx', durability: 'process' })
     cleanups.push(() => s.close())
-    expect(s.getMeta('schema_version')).toBe(SCHEMA_VERSION)
+    expect(s.db.prepare("select value from meta where key = 'schema_version'").pluck().get()).toBe(SCHEMA_VERSION)
     expect(s.count()).toBe(old.events.length)
     for (const r of old.events) expect(s.getEvent(r.origin, r.seq)).toEqual(asEvent(r))
     // The compatibility view shows the old columns, byte for byte, positions and times included.
