@@ -24,6 +24,11 @@ export function forkChild(fixture, env, name, execArgv = process.execArgv) {
     child.on('message', (m) => m.ready && resolve(m))
     child.once('exit', (code) => reject(new Error(`${name} exited ${code}`)))
   })
+  // A child that dies (a crash, a kill) fails what was asked of it instead of hanging the script.
+  child.once('exit', (code, signal) => {
+    for (const p of pending.values()) p.reject(new Error(`${name} exited ${code ?? signal} before answering`))
+    pending.clear()
+  })
   const call = (cmd, args) =>
     new Promise((resolve, reject) => {
       const id = next++
