@@ -113,13 +113,5 @@ export const COSTLY_FRAME_BURST = 20
  */
 export const FORWARD_GRACE_HEARTBEATS = 3
 
-/**
- * How long, in heartbeats after a peer's first vv, third parties' origins wait before we
- * forward them: the peer's other sessions may still be opening (after a heal all of them
- * reconnect at once, and a busy event loop delays handshakes), and once open its routes say
- * what it gets by them.
- */
-export const SETTLING_HEARTBEATS = 2
-
 /** Sessions kept at once with one DRU id (more than one only while two processes run under it). */
 export const MAX_SESSIONS_PER_PEER = 4

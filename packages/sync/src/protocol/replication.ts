@@ -7,7 +7,7 @@ import {
   type VersionVector,
 } from '@dru/core'
 import type { Frame, SnapshotFrame, VvFrame } from '../frames.js'
-import { FORWARD_GRACE_HEARTBEATS, MAX_ORIGINS, SETTLING_HEARTBEATS } from '../limits.js'
+import { FORWARD_GRACE_HEARTBEATS, MAX_ORIGINS } from '../limits.js'
 import { AckLedger } from './ack-ledger.js'
 import { checkRuns } from './batch-check.js'
 import { bootstrapFrames, signedBatches, type Outgoing } from './outbound-frames.js'
@@ -230,13 +230,10 @@ export class Replication {
     const now = this.#c.now()
     const grace = FORWARD_GRACE_HEARTBEATS * this.#c.limits.heartbeatMs
     const known = this.window.known
-    // For two heartbeats after its vv we do not know yet what the peer gets elsewhere (its other
+    // For one heartbeat after its vv we do not know yet what the peer gets elsewhere (its other
     // sessions may be opening at the same moment, as after a heal, and its routes follow):
-    // every third party's origin waits, within the grace. One was too short once frames got
-    // small: a session delayed by a busy event loop opened after a forwarder had sent a whole
-    // origin, and the writer sent it again (bench:sync's heal: 20,000-60,000 of 120,000 events
-    // twice with one heartbeat, none with two).
-    const settling = now - this.#firstVvAt < SETTLING_HEARTBEATS * this.#c.limits.heartbeatMs
+    // every third party's origin waits, within the grace.
+    const settling = now - this.#firstVvAt < this.#c.limits.heartbeatMs
     const waiting = new Set(Object.keys(this.theirRoutes))
     // An origin that a neighbour of the peer brought us, that neighbour brings the peer too
     // (split horizon): forwarding it would race that path, so it waits like a routed one.
