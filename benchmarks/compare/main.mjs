@@ -665,11 +665,12 @@ const persistence = `- **dru**: \`openDru()\` from \`@dru/node\`'s built dist, \
 
 const notes = `- **dru's time includes materialising.** Its second column is the moment the three logs are equal; the rest is
   every replica applying the changes it received to its Automerge documents and, because the three replicas wrote the
-  same keys concurrently, recording each conflict (\`@dru/documents\`). In a CPU profile of a small run about 60 % of
-  that step was conflict recording, which decodes changes to find each conflicting value's writer and HLC.
-- **dru's bytes** carry, per change, the event envelope (origin, seq, HLC, document id, previous and own sha256 in hex)
-  and an Ed25519 signature per commit, and in a full mesh an event can arrive both directly and forwarded; the raw
-  ceiling sends each change once with an 8-byte header. automerge-repo and Yjs send one sync exchange per document.
+  same keys concurrently, recording each conflict in its journal (\`@dru/documents\`). Where the CPU goes, per phase:
+  \`node benchmarks/heal-profile.mjs\` (RESULTS.md, "Where partition-heal's time goes").
+- **dru's bytes** (protocol 6) carry, per change, its HLC as numbers and dictionary indices for its origin and document,
+  one chain link per run of an origin and one Ed25519 signature per origin per frame, brotli-compressed per frame; the
+  raw ceiling sends each change once, uncompressed, with an 8-byte header. automerge-repo and Yjs send one sync exchange
+  per document.
 - **dru's document cache** (not measured in this run): building 30,000 documents in one process, 1,000 per
   \`transact\`, ran at about 3,200 documents/s with \`cache: { maxDocs: 1000 }\` and about 1,100/s with the default
   10,000, so the scale and reconnect set-ups use 1,000 (partition-heal keeps the default).

@@ -80,6 +80,21 @@ export const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
 
 export const SCHEMA_VERSION = MIGRATIONS.length
 
+/** A row of schema 3's `events` table, as the migration to schema 4 reads it. */
+export interface SchemaV3EventRow {
+  lsn: number
+  origin: string
+  seq: number
+  hlc: string
+  doc_id: string
+  change: Buffer
+  prev: string
+  hash: string
+  sig: Buffer | null
+  received_at: number
+  applied_at: number | null
+}
+
 /** Rows copied per page by {@link toBinaryLayout}, so memory stays bounded whatever the log's size. */
 const MIGRATION_PAGE = 4096
 
@@ -129,19 +144,7 @@ function toBinaryLayout(db: Database.Database): void {
   const docs = new Dictionary(db, 'doc_ids', 'doc_id')
   let after = 0
   for (;;) {
-    const rows = page.all(after, MIGRATION_PAGE) as Array<{
-      lsn: number
-      origin: string
-      seq: number
-      hlc: string
-      doc_id: string
-      change: Buffer
-      prev: string
-      hash: string
-      sig: Buffer | null
-      received_at: number
-      applied_at: number | null
-    }>
+    const rows = page.all(after, MIGRATION_PAGE) as SchemaV3EventRow[]
     for (const r of rows) {
       const hlc = encodeStoredHlc(String(r.hlc), String(r.origin))
       insert.run(

@@ -6,7 +6,7 @@ import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { GENESIS_HASH, encodeHlc, sealEvent, type DruEvent, type Origin } from '@dru/core'
 import { EventStore, SCHEMA_VERSION, migrate } from '../src/index.js'
-import { MIGRATIONS } from '../src/migrations.js'
+import { MIGRATIONS, type SchemaV3EventRow } from '../src/migrations.js'
 import { prepareLogStatements, rowToEvent, type EventRow } from '../src/statements.js'
 import { decodeStoredHash, encodeStoredHash, encodeStoredHlc, storedHlcSql } from '../src/stored-form.js'
 import { memStore, tempDir } from './helpers.js'
@@ -18,19 +18,7 @@ afterEach(() => {
   while (cleanups.length > 0) cleanups.pop()!()
 })
 
-interface OldEventRow {
-  lsn: number
-  origin: string
-  seq: number
-  hlc: string
-  doc_id: string
-  change: Buffer
-  prev: string
-  hash: string
-  sig: Buffer | null
-  received_at: number
-  applied_at: number | null
-}
+type OldEventRow = SchemaV3EventRow
 
 const OLD_COLUMNS = 'lsn, origin, seq, hlc, doc_id, change, prev, hash, sig, received_at, applied_at'
 

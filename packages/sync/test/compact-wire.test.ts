@@ -23,9 +23,9 @@ import {
   signerFor,
   silentLogger,
   type Frame,
-  type SessionLimits,
 } from '../src/index.js'
 import { checkRuns } from '../src/protocol/batch-check.js'
+import { unitLimits } from './helpers/limits.js'
 import { MemberEnd } from './helpers/member-end.js'
 import { SignedLog } from './helpers/signed-log.js'
 
@@ -282,20 +282,6 @@ describe('compressed frames', () => {
     expect(() => decompressFrame(broken, 1 << 20)).toThrow(expect.objectContaining({ code: 'MALFORMED' }))
   })
 
-  const limits: SessionLimits = {
-    maxFrameBytes: 1 << 20,
-    maxBatchBytes: 64 << 10,
-    maxUnackedBytes: 1 << 20,
-    heartbeatMs: 1000,
-    heartbeatTimeoutMs: 5000,
-    preAuthMaxFrameBytes: 4096,
-    handshakeTimeoutMs: 5000,
-    framesPerSecond: 1e9,
-    frameBurst: 1e9,
-    costlyFramesPerSecond: 1e9,
-    costlyFrameBurst: 1e9,
-  }
-
   function session() {
     const keysXm = { x: generateKeys(), m: generateKeys() }
     const store = new SignedLog('x', keysXm.x.privateKey)
@@ -309,7 +295,7 @@ describe('compressed frames', () => {
         secret: 'compact-wire-secret-0123456789',
         privateKey: createPrivateKey(keysXm.x.privateKey),
         publicKeys: new Map(Object.entries(keysXm).map(([id, k]) => [id, createPublicKey(k.publicKey)])),
-        limits,
+        limits: unitLimits,
         logger: silentLogger,
         now: () => 1_800_000_000_000,
       },

@@ -14,6 +14,7 @@ import {
   type SessionLimits,
   type SyncNode,
 } from '../src/index.js'
+import { unitLimits } from './helpers/limits.js'
 import { MemberEnd } from './helpers/member-end.js'
 import { SignedLog } from './helpers/signed-log.js'
 
@@ -21,19 +22,7 @@ import { SignedLog } from './helpers/signed-log.js'
 
 const keys = { x: generateKeys(), m: generateKeys() }
 const SECRET = 'limits-test-secret-0123456789'
-const base: SessionLimits = {
-  maxFrameBytes: 1 << 20,
-  maxBatchBytes: 64 << 10,
-  maxUnackedBytes: 1 << 20,
-  heartbeatMs: 1000,
-  heartbeatTimeoutMs: 5000,
-  preAuthMaxFrameBytes: 4096,
-  handshakeTimeoutMs: 5000,
-  framesPerSecond: 1e9,
-  frameBurst: 1e9,
-  costlyFramesPerSecond: 1e9,
-  costlyFrameBurst: 1e9,
-}
+const base: SessionLimits = unitLimits
 const cleanups: Array<() => unknown> = []
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!()

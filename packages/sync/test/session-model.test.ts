@@ -14,6 +14,7 @@ import {
   type Phase,
   type SessionLimits,
 } from '../src/index.js'
+import { unitLimits } from './helpers/limits.js'
 import { MemberEnd } from './helpers/member-end.js'
 import { SignedLog } from './helpers/signed-log.js'
 
@@ -28,19 +29,7 @@ import { SignedLog } from './helpers/signed-log.js'
 const RUNS = Number(process.env.DRU_PROPERTY_RUNS ?? 300)
 const SECRET = 'model-test-secret-0123456789'
 const keys = { x: generateKeys(), m: generateKeys(), n: generateKeys() }
-const limits: SessionLimits = {
-  maxFrameBytes: 1 << 20,
-  maxBatchBytes: 64 << 10,
-  maxUnackedBytes: 1 << 20,
-  heartbeatMs: 1000,
-  heartbeatTimeoutMs: 5000,
-  preAuthMaxFrameBytes: 4096,
-  handshakeTimeoutMs: 5000,
-  framesPerSecond: 1e9,
-  frameBurst: 1e9,
-  costlyFramesPerSecond: 1e9,
-  costlyFrameBurst: 1e9,
-}
+const limits: SessionLimits = unitLimits
 const cleanups: Array<() => void> = []
 afterEach(() => {
   while (cleanups.length) cleanups.pop()!()
