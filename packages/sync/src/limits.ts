@@ -6,7 +6,7 @@
  */
 
 /** Version of the frame grammar and handshake; peers with another version are refused. */
-export const PROTOCOL_VERSION = 6
+export const PROTOCOL_VERSION = 7
 
 /** Default cap on one frame's bytes after authentication, checked before decoding (16 MiB). */
 export const DEFAULT_MAX_FRAME_BYTES = 16 << 20
@@ -83,8 +83,7 @@ export const MAX_TREE_HEADS = 1024
 /** Longest error message carried in an error frame. */
 export const MAX_ERROR_MESSAGE = 1024
 
-/** Length of handshake nonces and HMACs (bytes), and of Ed25519 signatures. */
-export const NONCE_BYTES = 32
+/** Length of HMACs (bytes), and of Ed25519 signatures. */
 export const HMAC_BYTES = 32
 export const SIGNATURE_BYTES = 64
 

@@ -40,7 +40,8 @@ export interface SyncNode {
   listenerStats(): { connections: number; handshaking: number; refused: number }
   /**
    * Resolves once `k` distinct peers have durably acknowledged `(origin, seq)` (by `ack`
-   * frames, never by claims). Rejects with DruError ACK_TIMEOUT after `timeoutMs`; the
+   * frames, or by the vv a session opens with, which since protocol 7 stands for the ack
+   * that would repeat it; never by other claims). Rejects with DruError ACK_TIMEOUT after `timeoutMs`; the
    * event stays committed and keeps replicating.
    */
   waitForAcks(event: { origin: string; seq: number }, k: number, timeoutMs: number): Promise<void>

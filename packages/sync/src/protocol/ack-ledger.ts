@@ -49,6 +49,17 @@ export class AckLedger {
     return false
   }
 
+  /**
+   * Our vv told the peer we hold `vv`: of the origins it holds, that much counts as
+   * acknowledged (it reads our summary as an ack), so {@link grown} sends only what grew since.
+   */
+  told(vv: VersionVector): void {
+    for (const [origin, theirs] of Object.entries(this.#holdings)) {
+      const v = Math.min(vv[origin] ?? 0, theirs)
+      if (v > (this.#acked[origin] ?? 0)) this.#acked[origin] = v
+    }
+  }
+
   /** The peer sent us `origin` up to `seq`: it holds it. */
   raise(origin: string, seq: number): void {
     if ((this.#holdings[origin] ?? 0) < seq) this.#holdings[origin] = seq

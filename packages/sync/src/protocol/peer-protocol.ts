@@ -2,13 +2,11 @@ import { DruError, TREE_LEVELS, type LogSummary, type VersionVector } from '@dru
 import { decodeFrame, encodeFrame } from '../frame-codec.js'
 import { compressFrame, decompressFrame } from '../frame-compression.js'
 import type { Frame, PeerLifecycle, TreeProbeFrame, TreeReportFrame } from '../frames.js'
-import { newNonce } from '../handshake.js'
 import { HandshakeState } from './handshake-phase.js'
 import { Replication } from './replication.js'
 import type { RoutedSession } from './route-book.js'
 import type { ProtocolConfig, ProtocolHooks, SessionRole, TreeSource, Wire } from './session-config.js'
 import { COSTLY_FRAMES, QUARANTINE_CODES, frameAllowed, violation, type Phase } from './session-rules.js'
-import { vvFrame } from './summary-exchange.js'
 import { TokenBucket } from './token-bucket.js'
 
 /**
@@ -91,7 +89,7 @@ export class PeerProtocol implements RoutedSession {
         return config.log.origin
       },
     }
-    this.#handshake = new HandshakeState(identity, (config.nonce ?? newNonce)())
+    this.#handshake = new HandshakeState(identity)
     this.#replication = new Replication(this, config, hooks, (frame) => this.#send(frame))
     const l = config.limits
     this.#frameRate = new TokenBucket(l.framesPerSecond, l.frameBurst, config.now)
@@ -385,7 +383,7 @@ export class PeerProtocol implements RoutedSession {
       case 'vv':
         return this.#replication.onVv(frame)
       case 'expand':
-        return void this.#send(vvFrame(this.#c.log, true))
+        return this.#replication.sendVv(true)
       case 'events':
         return this.#replication.onEvents(frame.batch)
       case 'ack':
@@ -479,7 +477,7 @@ export class PeerProtocol implements RoutedSession {
     this.wasAuthenticated = true
     const admission = this.#hooks.admit?.(this) ?? { ok: true }
     if (!admission.ok) return this.fail(admission.code, admission.message)
-    this.#send(vvFrame(this.#c.log, false))
+    this.#replication.sendVv(false)
     // From now on this session brings us its peer's own origin; the other sessions tell their peers.
     this.#c.routes?.opened(this)
   }

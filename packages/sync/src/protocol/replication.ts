@@ -67,6 +67,8 @@ export class Replication {
   #routesSent = ';'
   /** When the peer's first vv arrived (ms). */
   #firstVvAt = 0
+  /** The live vector of the latest vv we sent: the peer counts it as our ack. */
+  #toldVv: VersionVector = {}
 
   constructor(session: PeerProtocol, config: ProtocolConfig, hooks: ProtocolHooks, send: (frame: Frame) => number) {
     this.#session = session
@@ -118,10 +120,25 @@ export class Replication {
 
   // ---- the summary exchange ---------------------------------------------------------------
 
+  /** Sends our summary; what it names, the peer counts as acknowledged (protocol 7). */
+  sendVv(full: boolean): void {
+    const frame = vvFrame(this.#c.log, full)
+    this.#send(frame)
+    this.#toldVv = frame.summary.live.vv
+  }
+
   /** Their summary: check it against our log (a fork shows here first), then stream what they lack. */
   onVv(frame: VvFrame): void {
     checkPeerSummary(this.#c.log, this.#c.publicKeys, frame, this.#session.peerId)
     const { vv } = frame.summary.live
+    // Their summary says what they hold durably, as an ack would (since protocol 7 no ack
+    // repeats it): of the origins we hold, up to our head, it is their acknowledgement.
+    const ours = this.#c.log.vv()
+    const acked: Record<string, number> = {}
+    for (const [origin, seq] of Object.entries(vv))
+      if (ours[origin] !== undefined) acked[origin] = Math.min(seq, ours[origin])
+    this.acks.peerAcked(ours, acked)
+    if (Object.keys(acked).length > 0) this.#hooks.acked?.(this.#session, acked)
     // Their retired origins come as a summary: find them among ours (ours retired, or all we
     // hold besides their live ones). If neither matches they hold something we cannot name:
     // ask once for the full list, we may lack it.
@@ -139,6 +156,8 @@ export class Replication {
       vv,
       (retiredKnown ?? []).map((r) => r.origin),
     )
+    // Our own summary told them what we hold: only what grew since needs an ack.
+    this.acks.told(this.#toldVv)
     this.window.reset(known)
     // A bootstrap being served starts over from the new vector (staging is idempotent), so
     // the peer still gets its end; otherwise streaming restarts.
@@ -279,7 +298,7 @@ export class Replication {
         this.#c.logger.info(`sync: gap in batch from ${this.#session.peerId}; re-requesting from our summary`, {
           peer: this.#session.peerId,
         })
-        this.#send(vvFrame(this.#c.log, false))
+        this.sendVv(false)
       }
       return undefined
     } finally {
