@@ -296,6 +296,17 @@ export class PeerProtocol implements RoutedSession {
     return this.isOpen && this.#replication.untold()
   }
 
+  /** The peer's summary from its latest vv while that is as good as a probe's answer (see `LatestSummary.recent`). */
+  recentSummary(maxAgeMs: number): LogSummary | undefined {
+    if (!this.isOpen) return undefined
+    return this.#replication.latest.recent(this.#c.now(), maxAgeMs, this.#c.log.vv(), this.theirVv)
+  }
+
+  /** Resolves once the peer's first vv arrived (or the session closed). */
+  whenVv(): Promise<void> {
+    return this.#replication.latest.first()
+  }
+
   /** Asks the peer for its summary (and state digest when `deep`); the answer goes to `hooks.reported`. */
   probe(id: number, deep: boolean): void {
     if (this.#phase !== 'open') return

@@ -10,6 +10,7 @@ import type { Frame, SnapshotFrame, VvFrame } from '../frames.js'
 import { FORWARD_GRACE_HEARTBEATS, MAX_ORIGINS } from '../limits.js'
 import { AckLedger } from './ack-ledger.js'
 import { checkRuns } from './batch-check.js'
+import { LatestSummary } from './latest-summary.js'
 import { bootstrapFrames, signedBatches, type Outgoing } from './outbound-frames.js'
 import type { PeerProtocol } from './peer-protocol.js'
 import { SendWindow } from './send-window.js'
@@ -67,6 +68,8 @@ export class Replication {
   #routesSent = ';'
   /** When the peer's first vv arrived (ms). */
   #firstVvAt = 0
+  /** The peer's latest summary, for a verification that may take it instead of a probe. */
+  readonly latest = new LatestSummary()
   /** The live vector of the latest vv we sent: the peer counts it as our ack. */
   #toldVv: VersionVector = {}
 
@@ -89,6 +92,7 @@ export class Replication {
 
   /** The session closed: stop streaming, give the bootstrap slot back, free the origins it supplied. */
   closed(): void {
+    this.latest.ended()
     this.#batches = null
     this.#c.routes?.closed(this.#session)
     if (this.#bootstrapping) this.#endBootstrap()
@@ -165,6 +169,7 @@ export class Replication {
     this.#yielded = false
     if (!this.#gotVv) this.#firstVvAt = this.#c.now()
     this.#gotVv = true
+    this.latest.received(frame.summary, this.#c.now(), ours, this.acks.holdings)
     this.#maybeRequestBootstrap()
     this.#sendAck(false)
     this.announceRoutes()
