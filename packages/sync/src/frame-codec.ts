@@ -82,7 +82,7 @@ export function encodeFrame(frame: Frame): Uint8Array {
     case 'events':
       return packr.pack(['events', ...batchToWire(frame.batch)])
     case 'ack':
-      return packr.pack([frame.type, vvToWire(frame.vv)])
+      return packr.pack(frame.withVv ? ['ack', vvToWire(frame.vv), true] : ['ack', vvToWire(frame.vv)])
     case 'routes':
       return packr.pack([frame.type, vvToWire(frame.vv), [...frame.neighbours].sort()])
     case 'ping':
@@ -299,9 +299,12 @@ function readFrame(v: unknown): Frame {
       expectLength(v, 4, 'events')
       return { type, batch: batchFromWire(v[1], v[2], v[3]) }
     }
-    case 'ack':
-      expectLength(v, 2, type)
-      return { type, vv: readVv(v[1], `${type}.vv`) }
+    case 'ack': {
+      if (v.length !== 2 && v.length !== 3) invalid(`ack frame must have 1 or 2 fields, got ${v.length - 1}`)
+      if (v.length === 3 && v[2] !== true) invalid('ack.withVv must be true when present')
+      const vv = readVv(v[1], 'ack.vv')
+      return v.length === 3 ? { type, vv, withVv: true } : { type, vv }
+    }
     case 'routes': {
       expectLength(v, 3, type)
       const neighbours = expectList(v[2], MAX_ORIGINS, 'routes.neighbours')

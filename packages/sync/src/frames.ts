@@ -38,8 +38,7 @@ export interface AuthFrame {
 /**
  * What the sender holds: the live origins' fingerprint with each one's compaction base, and
  * the retired origins' summary. `full` frames (answers to `expand`) list retired origins too.
- * It is also the sender's ack of what it names (since protocol 7): of the origins the
- * receiver holds, up to the receiver's head. On the wire a summary with no retired origins
+ * On the wire (since protocol 7) a summary with no retired origins
  * carries only its count, 0 (the digest of nothing is a constant).
  */
 export interface VvFrame {
@@ -55,11 +54,14 @@ export interface EventsFrame {
 }
 /**
  * What the receiver durably holds of the origins the sender holds (deltas allowed: merged by
- * max). Since protocol 7 only what grew beyond the receiver's own vv: that vv already said the rest.
+ * max). `withVv` (since protocol 7): and everything the ack's sender named in its latest vv,
+ * of the origins the receiver holds, each up to the receiver's head — so the ack that answers
+ * a peer's vv is a flag, not a copy of our own vv.
  */
 export interface AckFrame {
   readonly type: 'ack'
   readonly vv: VersionVector
+  readonly withVv?: true
 }
 /**
  * The origins the sender currently receives by another session than this one (from their

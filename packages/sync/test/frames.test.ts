@@ -53,6 +53,7 @@ const valid: Frame[] = [
   },
   { type: 'events', batch: chain(3) },
   { type: 'ack', vv: { 'a/1': 3, 'b/1': 0 } },
+  { type: 'ack', vv: {}, withVv: true },
   { type: 'routes', vv: { 'a/1': 3, 'b/1': 0 }, neighbours: ['c', 'eu-west-1'] },
   { type: 'routes', vv: {}, neighbours: [] },
   { type: 'ping', n: 5 },
@@ -163,6 +164,8 @@ describe('frame codec', () => {
     ['a current-protocol hello without its key', ['hello', PROTOCOL_VERSION, 'a', 'a/1']],
     ['a short ephemeral key', ['hello', PROTOCOL_VERSION, 'a', 'a/1', new Uint8Array(31)]],
     ['negative seq in ack', ['ack', [['a/1', -1]]]],
+    ['an ack whose withVv is not true', ['ack', [], false]],
+    ['an ack with a field after withVv', ['ack', [], true, 1]],
     ['float seq', ['ack', [['a/1', 1.5]]]],
     [
       'repeated origin',

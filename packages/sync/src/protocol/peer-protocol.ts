@@ -398,7 +398,7 @@ export class PeerProtocol implements RoutedSession {
       case 'events':
         return this.#replication.onEvents(frame.batch)
       case 'ack':
-        return this.#replication.onAck(frame.vv)
+        return this.#replication.onAck(frame.vv, frame.withVv === true)
       case 'routes':
         return this.#replication.onRoutes(frame.vv, frame.neighbours)
       case 'ping':
