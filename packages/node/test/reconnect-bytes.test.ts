@@ -73,8 +73,8 @@ async function reconnectBytes(docs: number): Promise<number> {
 describe('in-sync reconnect of three DRUs', () => {
   // Measured at protocol 7: 2,885–2,911 bytes (849 of them the HTTP upgrades); protocol 6
   // took 3,447–3,912 (acks copying each side's vv, a nonce beside the ephemeral key, the
-  // digest of no retired origins, a probe and a report per verifying DRU, and pings every
-  // 2.5 s despite a 30 s heartbeat). Only port and incarnation digits and seq widths vary.
+  // digest of no retired origins, and in most runs a probe and a report per verifying DRU).
+  // Only port and incarnation digits and seq widths vary.
   const BOUND = 3_000
 
   it(`costs at most ${BOUND} bytes, lifecycle verification included, flat in the number of documents`, async () => {
