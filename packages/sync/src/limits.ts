@@ -13,7 +13,7 @@ export const DEFAULT_MAX_FRAME_BYTES = 16 << 20
 
 /**
  * Largest message accepted before a peer has proven the cluster secret and its key. A
- * `hello` is about 120 bytes and an `auth` about 110; 4 KiB leaves room for growth. The
+ * `hello` is about 65 bytes (protocol 7) and an `auth` about 110; 4 KiB leaves room for growth. The
  * WebSocket layer refuses a larger message from its header, before buffering any of it, so
  * eight strangers sending 30 MiB each cost nothing.
  */
