@@ -1,4 +1,4 @@
-import { createPrivateKey, randomBytes } from 'node:crypto'
+import { createPrivateKey } from 'node:crypto'
 import WebSocket from 'ws'
 import { GENESIS_HASH, encodeHlc, sealEvent, type DruEvent, type Origin } from '@dru/core'
 import {
@@ -143,7 +143,6 @@ export function helloAs(
     protocol: PROTOCOL_VERSION,
     druId,
     origin: `${druId}/1`,
-    nonce: new Uint8Array(randomBytes(32)),
     key: key.publicRaw,
     ...over,
   }
@@ -161,8 +160,9 @@ export function authFor(
     prover: mine.druId,
     verifier,
     proverOrigin: mine.origin,
-    proverNonce: mine.nonce,
-    verifierNonce: theirs.nonce,
+    // Since protocol 7 each side's challenge is its ephemeral key.
+    proverNonce: mine.key ?? new Uint8Array(32),
+    verifierNonce: theirs.key ?? new Uint8Array(32),
     proverKey: mine.key ?? new Uint8Array(32),
     verifierKey: theirs.key ?? new Uint8Array(32),
   }
@@ -174,8 +174,8 @@ export function sealFor(mine: HelloFrame, key: EphemeralKey, theirs: HelloFrame,
   return new FrameSeal({
     me: mine.druId,
     peer: theirs.druId,
-    myNonce: mine.nonce,
-    peerNonce: theirs.nonce,
+    myNonce: key.publicRaw,
+    peerNonce: theirs.key!,
     myKey: key,
     peerKey: theirs.key!,
     secret,

@@ -177,7 +177,7 @@ const cases: Case[] = [
     'INVALID_FRAME',
     async () => {
       const c = await connect()
-      c.send(pack(['hello', PROTOCOL_VERSION, 'evil', 'evil/1', nonce(), nonce(), 'extra']))
+      c.send(pack(['hello', PROTOCOL_VERSION, 'evil', 'evil/1', nonce(), 'extra']))
       return c
     },
   ],
@@ -207,6 +207,15 @@ const cases: Case[] = [
     async () => {
       const c = await connect()
       c.send(evilHello({ protocol: 5 }))
+      return c
+    },
+  ],
+  [
+    'a hello of protocol 6 (a nonce beside the key; an ack repeating each vv)',
+    'PROTOCOL_VERSION',
+    async () => {
+      const c = await connect()
+      c.send(pack(['hello', 6, 'evil', 'evil/1', nonce(), nonce()]))
       return c
     },
   ],

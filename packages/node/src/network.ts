@@ -52,6 +52,11 @@ export interface LocalReplica {
 
 /** How often the lifecycle is re-assessed (also on every peer up/down and ack). */
 const EVALUATE_EVERY_MS = 100
+/**
+ * How old a peer's session-opening summary may be for the `verifying` step to take it as
+ * the peer's answer (when neither log moved since): a verification right after catch-up.
+ */
+export const RECENT_SUMMARY_MS = 2_000
 
 /** Sync, lifecycle, restore guard and membership of a networked DRU, wired together. */
 export class Network implements OperationPeers {
@@ -253,7 +258,7 @@ export class Network implements OperationPeers {
   }
 
   /** See {@link verifyPeers}. */
-  verifyPeers(options: { deep: boolean; timeoutMs?: number }): Promise<PeerVerification[]> {
+  verifyPeers(options: { deep: boolean; timeoutMs?: number; recentMs?: number }): Promise<PeerVerification[]> {
     return verifyPeers(this.#verification, options)
   }
 
@@ -280,7 +285,13 @@ export class Network implements OperationPeers {
   async #verify(): Promise<void> {
     this.#verifying = true
     try {
-      const results = await this.verifyPeers({ deep: false, timeoutMs: 2_000 })
+      // Right after a session opened, its summary is the answer a probe would bring, so an
+      // in-sync reconnect costs no probe; a restore asks every peer now (see peersAgree).
+      const results = await this.verifyPeers({
+        deep: false,
+        timeoutMs: 2_000,
+        ...(this.driver.restoring ? {} : { recentMs: RECENT_SUMMARY_MS }),
+      })
       const store = this.#local.store
       const ok = peersAgree(results, {
         ours: store.vv(),

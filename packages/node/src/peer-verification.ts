@@ -53,7 +53,7 @@ export interface VerificationSources {
  */
 export async function verifyPeers(
   s: VerificationSources,
-  options: { deep: boolean; timeoutMs?: number },
+  options: { deep: boolean; timeoutMs?: number; recentMs?: number },
 ): Promise<PeerVerification[]> {
   const ours = s.store.summary()
   const full = s.store.fingerprint()
@@ -63,7 +63,11 @@ export async function verifyPeers(
     s.sync.peerStatus().map(async (p): Promise<PeerVerification> => {
       if (!p.connected) return { peer: p.id, reachable: false, equal: null }
       try {
-        const r = await s.sync.probe(p.id, { deep: options.deep, timeoutMs })
+        const r = await s.sync.probe(p.id, {
+          deep: options.deep,
+          timeoutMs,
+          ...(options.recentMs !== undefined ? { recentMs: options.recentMs } : {}),
+        })
         // Equal logs, whatever each side has compacted (retired origins compare by their heads).
         const fpEqual = summaryMatches(full, r.summary)
         const stateEqual = !options.deep || (r.stateDigest !== null && r.stateDigest === local!.root)

@@ -6,6 +6,7 @@ import {
   isOrigin,
   parseDocId,
   MAX_SEQ,
+  NO_RETIRED,
   TREE_FANOUT,
   TREE_HASH_BYTES,
   isTreeNode,
@@ -25,7 +26,6 @@ import {
   MAX_TREE_DOCS,
   MAX_TREE_HEADS,
   MAX_TREE_NODES,
-  NONCE_BYTES,
   PROTOCOL_VERSION,
   SIGNATURE_BYTES,
 } from './limits.js'
@@ -34,7 +34,7 @@ import { batchFromWire, batchToWire } from './events-wire.js'
 import type { ErrorFrame, Frame, HelloFrame } from './frames.js'
 
 /**
- * The codec of the dru peer protocol's frames (version 6; their shapes are in frames.ts, an `events` batch's compact form in events-wire.ts).
+ * The codec of the dru peer protocol's frames (version 7; their shapes are in frames.ts, an `events` batch's compact form in events-wire.ts).
  * Pure: no socket, no store.
  *
  * Every frame is a msgpack array whose first element names its type; arrays (not maps)
@@ -61,7 +61,8 @@ function summaryToWire(s: LogSummary, bases: VersionVector): unknown[] {
     Object.keys(fp.vv)
       .sort()
       .map((o) => [o, fp.vv[o], Buffer.from(fp.heads[o]!, 'hex'), bases[o] ?? 0]),
-    [s.retired.count, Buffer.from(s.retired.digest, 'hex')],
+    // No retired origins: the digest of nothing is a constant, so it is left out (protocol 7).
+    s.retired.count === 0 ? [0] : [s.retired.count, Buffer.from(s.retired.digest, 'hex')],
   ]
 }
 
@@ -71,8 +72,8 @@ export function encodeFrame(frame: Frame): Uint8Array {
     case 'hello':
       return packr.pack(
         frame.key
-          ? ['hello', frame.protocol, frame.druId, frame.origin, frame.nonce, frame.key]
-          : ['hello', frame.protocol, frame.druId, frame.origin, frame.nonce],
+          ? ['hello', frame.protocol, frame.druId, frame.origin, frame.key]
+          : ['hello', frame.protocol, frame.druId, frame.origin],
       )
     case 'auth':
       return packr.pack(['auth', frame.hmac, frame.sig])
@@ -81,7 +82,7 @@ export function encodeFrame(frame: Frame): Uint8Array {
     case 'events':
       return packr.pack(['events', ...batchToWire(frame.batch)])
     case 'ack':
-      return packr.pack([frame.type, vvToWire(frame.vv)])
+      return packr.pack(frame.withVv ? ['ack', vvToWire(frame.vv), true] : ['ack', vvToWire(frame.vv)])
     case 'routes':
       return packr.pack([frame.type, vvToWire(frame.vv), [...frame.neighbours].sort()])
     case 'ping':
@@ -187,14 +188,17 @@ function readSummary(entries: unknown, retired: unknown, what: string): { summar
     if (b > (seq as number)) invalid(`${what}[${i}] base is above its seq`)
     if (b > 0) bases[origin as string] = b
   }
-  if (!Array.isArray(retired) || retired.length !== 2) invalid(`${what} retired summary must be [count, digest]`)
+  if (!Array.isArray(retired) || retired.length === 0 || retired.length > 2)
+    invalid(`${what} retired summary must be [0] or [count, digest]`)
   const [count, digest] = retired as unknown[]
   const n = expectSeq(count, `${what} retired count`, 0)
-  const d = expectBytes(digest, 32, `${what} retired digest`)
+  if ((n === 0) !== ((retired as unknown[]).length === 1))
+    invalid(`${what} retired summary must be [0] or [count, digest]`)
+  const d = n === 0 ? NO_RETIRED.digest : Buffer.from(expectBytes(digest, 32, `${what} retired digest`)).toString('hex')
   return {
     summary: {
       live: { vv: { ...vv }, heads: { ...heads } },
-      retired: { count: n, digest: Buffer.from(d).toString('hex') },
+      retired: { count: n, digest: d },
     },
     bases: { ...bases },
   }
@@ -257,7 +261,7 @@ function readFrame(v: unknown): Frame {
   const type = v[0]
   switch (type) {
     case 'hello': {
-      const [, protocol, druId, origin, nonce, key] = v
+      const [, protocol, druId, origin, key] = v
       if (typeof protocol !== 'number' || !Number.isInteger(protocol) || protocol < 0 || protocol > 0xffff)
         invalid('hello.protocol must be an integer in 0..65535')
       // Another version's hello is decoded as far as its version, so it is refused by name.
@@ -267,9 +271,8 @@ function readFrame(v: unknown): Frame {
           protocol,
           druId: String(druId).slice(0, 64),
           origin: String(origin).slice(0, 90),
-          nonce: new Uint8Array(NONCE_BYTES),
         } as HelloFrame
-      expectLength(v, 6, 'hello')
+      expectLength(v, 5, 'hello')
       if (typeof druId !== 'string' || !DRU_ID.test(druId)) invalid('hello.druId is malformed')
       if (!isOrigin(origin)) invalid('hello.origin is malformed')
       return {
@@ -277,7 +280,6 @@ function readFrame(v: unknown): Frame {
         protocol,
         druId,
         origin,
-        nonce: expectBytes(nonce, NONCE_BYTES, 'hello.nonce'),
         key: expectBytes(key, EPHEMERAL_KEY_BYTES, 'hello.key'),
       } as HelloFrame
     }
@@ -297,9 +299,12 @@ function readFrame(v: unknown): Frame {
       expectLength(v, 4, 'events')
       return { type, batch: batchFromWire(v[1], v[2], v[3]) }
     }
-    case 'ack':
-      expectLength(v, 2, type)
-      return { type, vv: readVv(v[1], `${type}.vv`) }
+    case 'ack': {
+      if (v.length !== 2 && v.length !== 3) invalid(`ack frame must have 1 or 2 fields, got ${v.length - 1}`)
+      if (v.length === 3 && v[2] !== true) invalid('ack.withVv must be true when present')
+      const vv = readVv(v[1], 'ack.vv')
+      return v.length === 3 ? { type, vv, withVv: true } : { type, vv }
+    }
     case 'routes': {
       expectLength(v, 3, type)
       const neighbours = expectList(v[2], MAX_ORIGINS, 'routes.neighbours')

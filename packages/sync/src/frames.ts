@@ -1,7 +1,7 @@
 import type { DruEvent, FoldedEnvelope, LifecycleState, LogSummary, TreeEntry, VersionVector } from '@dru/core'
 
 /**
- * The wire frames of the dru peer protocol (version 5): one interface per frame, the
+ * The wire frames of the dru peer protocol (version 7): one interface per frame, the
  * {@link Frame} union and the {@link FrameType} names. Types only; the bytes are
  * frame-codec.ts, and whether a frame is allowed *now* is protocol/session-rules.ts.
  */
@@ -9,7 +9,6 @@ import type { DruEvent, FoldedEnvelope, LifecycleState, LogSummary, TreeEntry, V
 export {
   PROTOCOL_VERSION,
   DEFAULT_MAX_FRAME_BYTES,
-  NONCE_BYTES,
   HMAC_BYTES,
   MAX_ORIGINS,
   MAX_ERROR_MESSAGE,
@@ -23,8 +22,11 @@ export interface HelloFrame {
   readonly protocol: number
   readonly druId: string
   readonly origin: string
-  readonly nonce: Uint8Array
-  /** Ephemeral X25519 public key for the session's frame seal (since protocol 4; absent in a hello of another version). */
+  /**
+   * Ephemeral X25519 public key for the session's frame seal (since protocol 4; absent in a
+   * hello of another version). Fresh and random for every session, it is also the side's
+   * handshake challenge (since protocol 7; before, a separate 32-byte nonce was sent too).
+   */
   readonly key?: Uint8Array
 }
 /** Proof of the cluster secret (HMAC) and of the DRU's own key (Ed25519 over the handshake). */
@@ -36,6 +38,8 @@ export interface AuthFrame {
 /**
  * What the sender holds: the live origins' fingerprint with each one's compaction base, and
  * the retired origins' summary. `full` frames (answers to `expand`) list retired origins too.
+ * On the wire (since protocol 7) a summary with no retired origins
+ * carries only its count, 0 (the digest of nothing is a constant).
  */
 export interface VvFrame {
   readonly type: 'vv'
@@ -48,10 +52,16 @@ export interface EventsFrame {
   readonly type: 'events'
   readonly batch: readonly DruEvent[]
 }
-/** What the receiver durably holds of the origins the sender holds (deltas allowed: merged by max). */
+/**
+ * What the receiver durably holds of the origins the sender holds (deltas allowed: merged by
+ * max). `withVv` (since protocol 7): and everything the ack's sender named in its latest vv,
+ * of the origins the receiver holds, each up to the receiver's head — so the ack that answers
+ * a peer's vv is a flag, not a copy of our own vv.
+ */
 export interface AckFrame {
   readonly type: 'ack'
   readonly vv: VersionVector
+  readonly withVv?: true
 }
 /**
  * The origins the sender currently receives by another session than this one (from their

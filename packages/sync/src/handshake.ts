@@ -1,16 +1,16 @@
-import { createHmac, randomBytes, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto'
+import { createHmac, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto'
 import { Packr } from 'msgpackr'
-import { NONCE_BYTES } from './limits.js'
 
 /**
- * The proofs of the handshake. Each side sends a fresh random nonce in its `hello`; each
- * then proves two things bound to who proves to whom, the origin it writes as and both
- * nonces:
+ * The proofs of the handshake. Each side sends a fresh random challenge in its `hello` (its
+ * ephemeral X25519 public key, new for every session; protocols before 7 sent a separate
+ * random nonce beside it); each then proves two things bound to who proves to whom, the
+ * origin it writes as and both challenges:
  *
  * - the cluster secret, with an HMAC-SHA256 (membership of the connection);
  * - its own DRU id, with an Ed25519 signature by that DRU's key (identity).
  *
- * Binding the direction stops a reflected proof, the verifier's fresh nonce a replayed one,
+ * Binding the direction stops a reflected proof, the verifier's fresh challenge a replayed one,
  * and the signature a member that would claim another member's id: the secret is shared
  * by every member, the key is not. Both proofs also cover both sides' ephemeral X25519
  * keys, so the session key derived from them (frame-seal.ts) belongs to these two ends: a
@@ -18,8 +18,8 @@ import { NONCE_BYTES } from './limits.js'
  */
 
 const packr = new Packr({ useRecords: false })
-const HMAC_DOMAIN = 'dru/auth/4'
-const SIG_DOMAIN = 'dru/auth-sig/4'
+const HMAC_DOMAIN = 'dru/auth/7'
+const SIG_DOMAIN = 'dru/auth-sig/7'
 
 /** What both proofs cover. */
 export interface Transcript {
@@ -27,6 +27,7 @@ export interface Transcript {
   readonly verifier: string
   /** The origin the prover announced in its hello (it writes as this one). */
   readonly proverOrigin: string
+  /** Each side's fresh challenge: since protocol 7, its ephemeral public key (the same bytes as the keys below). */
   readonly proverNonce: Uint8Array
   readonly verifierNonce: Uint8Array
   /** The ephemeral X25519 public keys each side announced in its hello. */
@@ -45,11 +46,6 @@ function bytes(domain: string, t: Transcript): Uint8Array {
     t.proverKey,
     t.verifierKey,
   ])
-}
-
-/** A fresh handshake nonce. */
-export function newNonce(random: (n: number) => Uint8Array = randomBytes): Uint8Array {
-  return random(NONCE_BYTES)
 }
 
 /** The HMAC `prover` sends to `verifier` under the cluster secret. */

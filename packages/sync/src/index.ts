@@ -47,7 +47,6 @@ export {
   PROTOCOL_VERSION,
   MAX_TREE_NODES,
   DEFAULT_MAX_FRAME_BYTES,
-  NONCE_BYTES,
   HMAC_BYTES,
   MAX_ORIGINS,
   FORWARD_GRACE_HEARTBEATS,
@@ -55,7 +54,7 @@ export {
   MAX_EVENTS_PER_FRAME,
   PRE_AUTH_MAX_FRAME_BYTES,
 } from './limits.js'
-export { authProof, proofMatches, newNonce, identityProof, identityProofValid } from './handshake.js'
+export { authProof, proofMatches, identityProof, identityProofValid } from './handshake.js'
 export type { Transcript } from './handshake.js'
 export { FrameSeal, newEphemeralKey, EPHEMERAL_KEY_BYTES, SEAL_TAG_BYTES } from './frame-seal.js'
 export type { EphemeralKey, SealContext } from './frame-seal.js'

@@ -6,14 +6,14 @@
  */
 
 /** Version of the frame grammar and handshake; peers with another version are refused. */
-export const PROTOCOL_VERSION = 6
+export const PROTOCOL_VERSION = 7
 
 /** Default cap on one frame's bytes after authentication, checked before decoding (16 MiB). */
 export const DEFAULT_MAX_FRAME_BYTES = 16 << 20
 
 /**
  * Largest message accepted before a peer has proven the cluster secret and its key. A
- * `hello` is about 120 bytes and an `auth` about 110; 4 KiB leaves room for growth. The
+ * `hello` is about 65 bytes (protocol 7) and an `auth` about 110; 4 KiB leaves room for growth. The
  * WebSocket layer refuses a larger message from its header, before buffering any of it, so
  * eight strangers sending 30 MiB each cost nothing.
  */
@@ -83,8 +83,7 @@ export const MAX_TREE_HEADS = 1024
 /** Longest error message carried in an error frame. */
 export const MAX_ERROR_MESSAGE = 1024
 
-/** Length of handshake nonces and HMACs (bytes), and of Ed25519 signatures. */
-export const NONCE_BYTES = 32
+/** Length of HMACs (bytes), and of Ed25519 signatures. */
 export const HMAC_BYTES = 32
 export const SIGNATURE_BYTES = 64
 

@@ -40,16 +40,19 @@ export interface SyncNode {
   listenerStats(): { connections: number; handshaking: number; refused: number }
   /**
    * Resolves once `k` distinct peers have durably acknowledged `(origin, seq)` (by `ack`
-   * frames, never by claims). Rejects with DruError ACK_TIMEOUT after `timeoutMs`; the
+   * frames, or by the vv a session opens with, which since protocol 7 stands for the ack
+   * that would repeat it; never by other claims). Rejects with DruError ACK_TIMEOUT after `timeoutMs`; the
    * event stays committed and keeps replicating.
    */
   waitForAcks(event: { origin: string; seq: number }, k: number, timeoutMs: number): Promise<void>
   /**
    * Asks a connected peer for its summary now (and, when `deep`, its state digest).
    * Rejects with NOT_FOUND when no session with the peer is open, TIMEOUT when it does not
-   * answer within `timeoutMs`.
+   * answer within `timeoutMs`. With `recentMs` (not deep), the summary the session opened
+   * with answers instead, no frame sent, when it came at most that long ago and neither
+   * side's log moved since as far as this DRU can tell.
    */
-  probe(peerId: string, options?: { deep?: boolean; timeoutMs?: number }): Promise<ProbeResult>
+  probe(peerId: string, options?: { deep?: boolean; timeoutMs?: number; recentMs?: number }): Promise<ProbeResult>
   /**
    * Asks a connected peer about nodes of its document-digest tree, as of its last deep probe
    * (children's hashes below the leaves, documents at the leaves; at most `MAX_TREE_NODES`).
@@ -289,10 +292,25 @@ class SyncNodeImpl extends EventEmitter implements SyncNode {
     return this.#waiters.wait(event, k, timeoutMs)
   }
 
-  probe(peerId: string, options: { deep?: boolean; timeoutMs?: number } = {}): Promise<ProbeResult> {
+  probe(peerId: string, options: { deep?: boolean; timeoutMs?: number; recentMs?: number } = {}): Promise<ProbeResult> {
     const session = this.#registry.primary(peerId)
     if (!session) return Promise.reject(new DruError('NOT_FOUND', `no open session with ${peerId}`))
-    return this.#probes.ask(peerId, session.protocol, options.deep === true, options.timeoutMs ?? 5_000)
+    const timeoutMs = options.timeoutMs ?? 5_000
+    const ask = () => this.#probes.ask(peerId, session.protocol, options.deep === true, timeoutMs)
+    const recentMs = options.recentMs
+    if (options.deep === true || recentMs === undefined) return ask()
+    // A session that just opened brings the peer's summary in its vv: wait for that (within
+    // the timeout) rather than ask again.
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, timeoutMs)
+      timer.unref()
+    })
+    return Promise.race([session.protocol.whenVv(), late]).then(() => {
+      clearTimeout(timer)
+      const summary = session.protocol.recentSummary(recentMs)
+      return summary ? { summary, stateDigest: null, documents: null } : ask()
+    })
   }
 
   treeProbe(

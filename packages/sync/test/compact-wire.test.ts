@@ -287,7 +287,7 @@ describe('compressed frames', () => {
     const store = new SignedLog('x', keysXm.x.privateKey)
     const out: Frame[] = []
     const wire: Uint8Array[] = []
-    const m = new MemberEnd('m', 'm/1', 'compact-wire-secret-0123456789', 'x', new Uint8Array(32).fill(2))
+    const m = new MemberEnd('m', 'm/1', 'compact-wire-secret-0123456789', 'x')
     const p = new PeerProtocol(
       {
         log: store,

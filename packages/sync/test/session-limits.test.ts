@@ -34,7 +34,7 @@ function session(limits: Partial<SessionLimits> = {}) {
   cleanups.push(() => store.close())
   const clock = { ms: 1_800_000_000_000 }
   const out: Frame[] = []
-  const m = new MemberEnd('m', 'm/1', SECRET, 'x', new Uint8Array(32).fill(1))
+  const m = new MemberEnd('m', 'm/1', SECRET, 'x')
   const p = new PeerProtocol(
     {
       log: store,
@@ -90,7 +90,6 @@ describe('per-session limits', () => {
         protocol: PROTOCOL_VERSION,
         druId: 'm',
         origin: 'm/1',
-        nonce: new Uint8Array(32),
         key: new MemberEnd('m', 'm/1', SECRET).key.publicRaw,
       }),
     )

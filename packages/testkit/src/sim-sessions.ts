@@ -159,7 +159,8 @@ export class SimSessions {
     const publicKeys = new Map<string, KeyObject>(
       drus.map((d, i) => [d.id, createPublicKey(options.keys[i]!.publicKey)]),
     )
-    const nonceRng = new Rng(options.rng.int(2 ** 31))
+    // Drawn as when it seeded the handshake nonces (protocol 7 sends none), so every seed keeps its schedule.
+    options.rng.int(2 ** 31)
     const sessionLimits: SessionLimits = {
       maxFrameBytes: Math.max(limits.PRE_AUTH_MAX_FRAME_BYTES * 4, options.maxBatchBytes * 8),
       maxBatchBytes: options.maxBatchBytes,
@@ -185,7 +186,6 @@ export class SimSessions {
       limits: sessionLimits,
       logger: silentLogger,
       now: options.now,
-      nonce: () => Uint8Array.from({ length: 32 }, () => nonceRng.int(256)),
       snapshots: {
         page: (after, maxBytes) => d.documents.snapshotPage(after, maxBytes),
         changesOf: (docId, bytes) => d.documents.changesOf(docId, bytes),

@@ -49,6 +49,23 @@ export class AckLedger {
     return false
   }
 
+  /**
+   * Our vv told the peer we hold `vv`, and our next ack acknowledges it whole (`withVv`): of
+   * the origins the peer holds, that much counts as acknowledged, so {@link grown} names
+   * only what grew since. True when that acknowledges anything not acknowledged before.
+   */
+  told(vv: VersionVector): boolean {
+    let any = false
+    for (const [origin, theirs] of Object.entries(this.#holdings)) {
+      const v = Math.min(vv[origin] ?? 0, theirs)
+      if (v > (this.#acked[origin] ?? 0)) {
+        this.#acked[origin] = v
+        any = true
+      }
+    }
+    return any
+  }
+
   /** The peer sent us `origin` up to `seq`: it holds it. */
   raise(origin: string, seq: number): void {
     if ((this.#holdings[origin] ?? 0) < seq) this.#holdings[origin] = seq

@@ -22,15 +22,16 @@ export interface PeerHello {
 }
 
 /**
- * One session's handshake state: our nonce and ephemeral key, the peer's from its hello,
+ * One session's handshake state: our ephemeral key (also our challenge), the peer's from its hello,
  * and the frame seal both derive. It checks the peer's hello and auth, builds our auth, and
  * seals and opens frames once each side's auth is through. No I/O: the session sends what
  * this returns.
  */
 export class HandshakeState {
   readonly #me: HandshakeIdentity
-  readonly #nonce: Uint8Array
   readonly #ephemeral: EphemeralKey = newEphemeralKey()
+  /** Our challenge: the ephemeral public key, fresh and random for every session (protocol 7). */
+  readonly #nonce = this.#ephemeral.publicRaw
   #peer: { druId: string; origin: string; nonce: Uint8Array; key: Uint8Array } | undefined
   #seal: FrameSeal | undefined
   /** Our frames are sealed once our auth is sent. */
@@ -38,9 +39,8 @@ export class HandshakeState {
   /** The peer's frames must be sealed once its auth arrived. */
   sealIn = false
 
-  constructor(me: HandshakeIdentity, nonce: Uint8Array) {
+  constructor(me: HandshakeIdentity) {
     this.#me = me
-    this.#nonce = nonce
   }
 
   /** Our hello. */
@@ -50,7 +50,6 @@ export class HandshakeState {
       protocol: PROTOCOL_VERSION,
       druId: this.#me.druId,
       origin: this.#me.origin,
-      nonce: this.#nonce,
       key: this.#ephemeral.publicRaw,
     }
   }
@@ -77,12 +76,13 @@ export class HandshakeState {
     if (parseOrigin(hello.origin).druId !== hello.druId) {
       throw new DruError('INVALID_FRAME', `hello.origin ${hello.origin} does not belong to ${hello.druId}`)
     }
-    this.#peer = { druId: hello.druId, origin: hello.origin, nonce: hello.nonce, key: hello.key! }
+    // The peer's challenge is its ephemeral key (see frames.ts HelloFrame).
+    this.#peer = { druId: hello.druId, origin: hello.origin, nonce: hello.key!, key: hello.key! }
     this.#seal = new FrameSeal({
       me: me.druId,
       peer: hello.druId,
       myNonce: this.#nonce,
-      peerNonce: hello.nonce,
+      peerNonce: hello.key!,
       myKey: this.#ephemeral,
       peerKey: hello.key!,
       secret: me.secret,
@@ -92,7 +92,7 @@ export class HandshakeState {
       verifier: hello.druId,
       proverOrigin: me.origin,
       proverNonce: this.#nonce,
-      verifierNonce: hello.nonce,
+      verifierNonce: hello.key!,
       proverKey: this.#ephemeral.publicRaw,
       verifierKey: hello.key!,
     }

@@ -2,13 +2,11 @@ import { DruError, TREE_LEVELS, type LogSummary, type VersionVector } from '@dru
 import { decodeFrame, encodeFrame } from '../frame-codec.js'
 import { compressFrame, decompressFrame } from '../frame-compression.js'
 import type { Frame, PeerLifecycle, TreeProbeFrame, TreeReportFrame } from '../frames.js'
-import { newNonce } from '../handshake.js'
 import { HandshakeState } from './handshake-phase.js'
 import { Replication } from './replication.js'
 import type { RoutedSession } from './route-book.js'
 import type { ProtocolConfig, ProtocolHooks, SessionRole, TreeSource, Wire } from './session-config.js'
 import { COSTLY_FRAMES, QUARANTINE_CODES, frameAllowed, violation, type Phase } from './session-rules.js'
-import { vvFrame } from './summary-exchange.js'
 import { TokenBucket } from './token-bucket.js'
 
 /**
@@ -64,6 +62,8 @@ export class PeerProtocol implements RoutedSession {
   readonly #handshake: HandshakeState
   readonly #replication: Replication
   #openedAt = 0
+  /** When we last pinged (the heartbeat counts from the session's opening). */
+  #lastPingAt = 0
   #pingN = 0
   #pingsSent = 0
   readonly #probes = new Set<number>()
@@ -89,7 +89,7 @@ export class PeerProtocol implements RoutedSession {
         return config.log.origin
       },
     }
-    this.#handshake = new HandshakeState(identity, (config.nonce ?? newNonce)())
+    this.#handshake = new HandshakeState(identity)
     this.#replication = new Replication(this, config, hooks, (frame) => this.#send(frame))
     const l = config.limits
     this.#frameRate = new TokenBucket(l.framesPerSecond, l.frameBurst, config.now)
@@ -272,10 +272,15 @@ export class PeerProtocol implements RoutedSession {
       return
     }
     this.#guard(() => {
-      this.#pingN = (this.#pingN + 1) >>> 0
-      this.#pingsSent++
-      const state = this.#c.announce?.()
-      this.#send({ type: 'ping', n: this.#pingN, ...(state ? { state } : {}) })
+      // The owner may tick more often than the heartbeat (to bound handshakes): ping only
+      // when one is due, so an idle link carries one ping per heartbeat, not per tick.
+      if (now - this.#lastPingAt >= pingEvery(l)) {
+        this.#lastPingAt = now
+        this.#pingN = (this.#pingN + 1) >>> 0
+        this.#pingsSent++
+        const state = this.#c.announce?.()
+        this.#send({ type: 'ping', n: this.#pingN, ...(state ? { state } : {}) })
+      }
       // At most one refresh in flight, so at most one per heartbeat while anything stays untold.
       if (!this.#probes.has(REFRESH_PROBE) && now >= this.#refreshAt && this.#replication.untold()) {
         this.#probes.add(REFRESH_PROBE)
@@ -289,6 +294,17 @@ export class PeerProtocol implements RoutedSession {
   /** True while this session would ask the peer for its summary at the next heartbeat. */
   get refreshDue(): boolean {
     return this.isOpen && this.#replication.untold()
+  }
+
+  /** The peer's summary from its latest vv while that is as good as a probe's answer (see `LatestSummary.recent`). */
+  recentSummary(maxAgeMs: number): LogSummary | undefined {
+    if (!this.isOpen) return undefined
+    return this.#replication.latest.recent(this.#c.now(), maxAgeMs, this.#c.log.vv(), this.theirVv)
+  }
+
+  /** Resolves once the peer's first vv arrived (or the session closed). */
+  whenVv(): Promise<void> {
+    return this.#replication.latest.first()
   }
 
   /** Asks the peer for its summary (and state digest when `deep`); the answer goes to `hooks.reported`. */
@@ -378,11 +394,11 @@ export class PeerProtocol implements RoutedSession {
       case 'vv':
         return this.#replication.onVv(frame)
       case 'expand':
-        return void this.#send(vvFrame(this.#c.log, true))
+        return this.#replication.sendVv(true)
       case 'events':
         return this.#replication.onEvents(frame.batch)
       case 'ack':
-        return this.#replication.onAck(frame.vv)
+        return this.#replication.onAck(frame.vv, frame.withVv === true)
       case 'routes':
         return this.#replication.onRoutes(frame.vv, frame.neighbours)
       case 'ping':
@@ -468,10 +484,11 @@ export class PeerProtocol implements RoutedSession {
     this.#handshake.verifyAuth(hmac, sig)
     this.#phase = 'open'
     this.#openedAt = this.#c.now()
+    this.#lastPingAt = this.#openedAt
     this.wasAuthenticated = true
     const admission = this.#hooks.admit?.(this) ?? { ok: true }
     if (!admission.ok) return this.fail(admission.code, admission.message)
-    this.#send(vvFrame(this.#c.log, false))
+    this.#replication.sendVv(false)
     // From now on this session brings us its peer's own origin; the other sessions tell their peers.
     this.#c.routes?.opened(this)
   }
@@ -503,6 +520,16 @@ export class PeerProtocol implements RoutedSession {
     this.#wire.send(wire)
     return wire.byteLength
   }
+}
+
+/**
+ * How often an open session pings: every heartbeat, and at least twice per heartbeat timeout
+ * (a peer with our settings then never sees a live link fall silent). A tick that comes a
+ * few ms early still pings: timers are not exact, and a skipped beat would double the gap.
+ */
+function pingEvery(l: ProtocolConfig['limits']): number {
+  const every = Math.min(l.heartbeatMs, l.heartbeatTimeoutMs / 2)
+  return every - Math.min(every / 10, 50)
 }
 
 /** Our answer to a tree probe, from the tree as of our last refresh (nothing without a tree: every node then differs). */

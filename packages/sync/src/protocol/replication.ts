@@ -10,6 +10,7 @@ import type { Frame, SnapshotFrame, VvFrame } from '../frames.js'
 import { FORWARD_GRACE_HEARTBEATS, MAX_ORIGINS } from '../limits.js'
 import { AckLedger } from './ack-ledger.js'
 import { checkRuns } from './batch-check.js'
+import { LatestSummary } from './latest-summary.js'
 import { bootstrapFrames, signedBatches, type Outgoing } from './outbound-frames.js'
 import type { PeerProtocol } from './peer-protocol.js'
 import { SendWindow } from './send-window.js'
@@ -67,6 +68,12 @@ export class Replication {
   #routesSent = ';'
   /** When the peer's first vv arrived (ms). */
   #firstVvAt = 0
+  /** The peer's latest summary, for a verification that may take it instead of a probe. */
+  readonly latest = new LatestSummary()
+  /** The live vector of the latest vv we sent (an ack `withVv` acknowledges it). */
+  #toldVv: VersionVector = {}
+  /** The live vector of the peer's latest vv (its acks `withVv` acknowledge it). */
+  #theirVv: VersionVector = {}
 
   constructor(session: PeerProtocol, config: ProtocolConfig, hooks: ProtocolHooks, send: (frame: Frame) => number) {
     this.#session = session
@@ -87,6 +94,7 @@ export class Replication {
 
   /** The session closed: stop streaming, give the bootstrap slot back, free the origins it supplied. */
   closed(): void {
+    this.latest.ended()
     this.#batches = null
     this.#c.routes?.closed(this.#session)
     if (this.#bootstrapping) this.#endBootstrap()
@@ -118,10 +126,19 @@ export class Replication {
 
   // ---- the summary exchange ---------------------------------------------------------------
 
+  /** Sends our summary, and remembers it: our next ack may acknowledge it whole. */
+  sendVv(full: boolean): void {
+    const frame = vvFrame(this.#c.log, full)
+    this.#send(frame)
+    this.#toldVv = frame.summary.live.vv
+  }
+
   /** Their summary: check it against our log (a fork shows here first), then stream what they lack. */
   onVv(frame: VvFrame): void {
     checkPeerSummary(this.#c.log, this.#c.publicKeys, frame, this.#session.peerId)
     const { vv } = frame.summary.live
+    const ours = this.#c.log.vv()
+    this.#theirVv = vv
     // Their retired origins come as a summary: find them among ours (ours retired, or all we
     // hold besides their live ones). If neither matches they hold something we cannot name:
     // ask once for the full list, we may lack it.
@@ -139,6 +156,9 @@ export class Replication {
       vv,
       (retiredKnown ?? []).map((r) => r.origin),
     )
+    // Our own summary told them what we hold: the ack says "all that" in one flag, and
+    // names only what grew since (protocol 7).
+    const toldSomething = this.acks.told(this.#toldVv)
     this.window.reset(known)
     // A bootstrap being served starts over from the new vector (staging is idempotent), so
     // the peer still gets its end; otherwise streaming restarts.
@@ -146,8 +166,9 @@ export class Replication {
     this.#yielded = false
     if (!this.#gotVv) this.#firstVvAt = this.#c.now()
     this.#gotVv = true
+    this.latest.received(frame.summary, this.#c.now(), ours, this.acks.holdings)
     this.#maybeRequestBootstrap()
-    this.#sendAck(false)
+    this.#sendAck(false, toldSomething)
     this.announceRoutes()
     this.pump()
   }
@@ -279,7 +300,7 @@ export class Replication {
         this.#c.logger.info(`sync: gap in batch from ${this.#session.peerId}; re-requesting from our summary`, {
           peer: this.#session.peerId,
         })
-        this.#send(vvFrame(this.#c.log, false))
+        this.sendVv(false)
       }
       return undefined
     } finally {
@@ -302,8 +323,18 @@ export class Replication {
 
   // ---- acks -------------------------------------------------------------------------------
 
-  onAck(vv: VersionVector): void {
-    this.acks.peerAcked(this.#c.log.vv(), vv)
+  onAck(named: VersionVector, withVv: boolean): void {
+    const ours = this.#c.log.vv()
+    this.acks.peerAcked(ours, named)
+    const vv: Record<string, number> = { ...named }
+    if (withVv) {
+      // "And all my latest vv named": of the origins we hold, up to our head (what an ack
+      // naming them would have said).
+      if (!this.#gotVv) throw violation('an ack of its vv before its vv')
+      for (const [origin, seq] of Object.entries(this.#theirVv))
+        if (ours[origin] !== undefined) vv[origin] = Math.max(vv[origin] ?? 0, Math.min(seq, ours[origin]))
+      this.acks.peerAcked(ours, vv)
+    }
     this.#hooks.acked?.(this.#session, vv)
     this.window.acked((o) => this.acks.ackedBy(o), this.#c.now())
     this.window.learn(vv)
@@ -313,10 +344,13 @@ export class Replication {
     this.pump()
   }
 
-  /** Acks what we hold of the origins the peer holds, if it grew (or always, to free its window). */
-  #sendAck(always: boolean): void {
+  /**
+   * Acks what we hold of the origins the peer holds, if it grew (or always, to free its
+   * window); `withVv` adds "and all my latest vv named" (see {@link AckFrame}).
+   */
+  #sendAck(always: boolean, withVv = false): void {
     const delta = this.acks.grown(this.#c.log.vv())
-    if (delta || always) this.#send({ type: 'ack', vv: delta ?? {} })
+    if (delta || always || withVv) this.#send({ type: 'ack', vv: delta ?? {}, ...(withVv ? { withVv } : {}) })
   }
 
   // ---- bootstraps -------------------------------------------------------------------------

@@ -71,7 +71,6 @@ export interface ProtocolConfig {
   readonly limits: SessionLimits
   readonly logger: Logger
   readonly now: () => number
-  readonly nonce?: () => Uint8Array
   /** Without it this DRU can neither serve nor take a bootstrap. */
   readonly snapshots?: SnapshotSource | undefined
   /** Our materialised state digest, for deep probes (absent: answered with null). */

@@ -32,8 +32,12 @@ export class MemberEnd {
     readonly origin: string,
     readonly secret: string,
     readonly verifier = 'x',
-    readonly nonce: Uint8Array = new Uint8Array(32).fill(0x6d),
   ) {}
+
+  /** Our handshake challenge: the ephemeral key (protocol 7). */
+  get nonce(): Uint8Array {
+    return this.key.publicRaw
+  }
 
   hello(): Hello {
     return {
@@ -41,7 +45,6 @@ export class MemberEnd {
       protocol: PROTOCOL_VERSION,
       druId: this.id,
       origin: this.origin,
-      nonce: this.nonce,
       key: this.key.publicRaw,
     }
   }
@@ -54,7 +57,7 @@ export class MemberEnd {
       verifier: this.verifier,
       proverOrigin: this.origin,
       proverNonce: this.nonce,
-      verifierNonce: theirs.nonce,
+      verifierNonce: theirs.key!,
       proverKey: this.key.publicRaw,
       verifierKey: theirs.key!,
     }
@@ -78,7 +81,7 @@ export class MemberEnd {
         me: this.id,
         peer: frame.druId,
         myNonce: this.nonce,
-        peerNonce: frame.nonce,
+        peerNonce: frame.key,
         myKey: this.key,
         peerKey: frame.key,
         secret: this.secret,
