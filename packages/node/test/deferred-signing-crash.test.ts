@@ -16,7 +16,9 @@ const CHILD = fileURLToPath(new URL('./fixtures/sign-crash-child.mjs', import.me
 const dir = mkdtempSync(join(tmpdir(), 'dru-sign-crash-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
-function runChild(env: Record<string, string>): Promise<{ line: string; signal: NodeJS.Signals | null; stderr: string }> {
+function runChild(
+  env: Record<string, string>,
+): Promise<{ line: string; signal: NodeJS.Signals | null; stderr: string }> {
   const child = spawn(process.execPath, [CHILD], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let stderr = ''

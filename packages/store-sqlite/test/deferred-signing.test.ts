@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { SIGN_EVERY_EVENTS } from '@dru/core'
 import { EventStore, signOwnHistory, unsignedOrigins } from '../src/index.js'
+import { RUN_BYTES, RUN_EVENTS } from '../src/deferred-signing.js'
 import { bytes, memStore, tempDir } from './helpers.js'
 
 // A commit stores its events unsigned; the tip of the unsigned run is signed once, soon
@@ -58,19 +58,29 @@ describe('deferred signing of own commits', () => {
     s.close()
   })
 
-  it('signs inline where the unsigned run reaches SIGN_EVERY_EVENTS, so the tail stays bounded and frames can end there', () => {
+  it('signs inline where the unsigned run reaches RUN_EVENTS or RUN_BYTES, so the tail stays bounded and a burst can be cut into frames', () => {
     const signer = countingSigner()
     const s = memStore('a', { sign: signer.sign })
     s.transact((tx) => {
-      for (let i = 0; i < SIGN_EVERY_EVENTS - 1; i++) tx.append('d', bytes(1))
+      for (let i = 0; i < RUN_EVENTS - 1; i++) tx.append('d', bytes(1))
     })
     expect(signer.calls).toBe(0)
     // The run counts across commits: this one crosses the bound.
     s.transact((tx) => [tx.append('d', bytes(2)), tx.append('d', bytes(3))])
     expect(signer.calls).toBe(1)
-    expect(sigOf(s, SIGN_EVERY_EVENTS)).toBeDefined()
-    expect(sigOf(s, SIGN_EVERY_EVENTS + 1)).toBeUndefined()
+    expect(sigOf(s, RUN_EVENTS)).toBeDefined()
+    expect(sigOf(s, RUN_EVENTS + 1)).toBeUndefined()
     expect(s.ownTipUnsigned).toBe(true)
+    // By bytes: single-event commits each a quarter of the bound; the fourth reaches it.
+    s.signOwnTip()
+    const before = signer.calls
+    const quarter = new Uint8Array(RUN_BYTES / 4)
+    for (let i = 0; i < 3; i++) s.append('d', quarter)
+    expect(signer.calls).toBe(before)
+    const fourth = s.append('d', quarter)
+    expect(signer.calls).toBe(before + 1)
+    expect(sigOf(s, fourth.seq)).toBe(`sig:${fourth.hash}`)
+    expect(s.ownTipUnsigned).toBe(false)
     s.close()
   })
 
