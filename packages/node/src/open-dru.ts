@@ -182,7 +182,8 @@ export async function openDru(config: DruConfig): Promise<Dru> {
 
 /**
  * A DRU opened with keys must not carry a history its peers would refuse: its own events
- * written without keys (a trial run alone) are signed now, with its key; another DRU's
+ * written without keys (a trial run alone), or a tail a crash left before its deferred
+ * signature, are signed now, with its key; another DRU's
  * unsigned events cannot be, so a networked DRU refuses to start (UNSIGNED_HISTORY) rather
  * than be quarantined by every peer the moment it joins.
  */
@@ -204,5 +205,9 @@ function prepareSignedHistory(
     )
   }
   const signed = signOwnHistory(store, id, signerFor(privateKey))
-  if (signed > 0) log.info(`signed ${signed} events this DRU wrote without keys, so its peers accept them`, { signed })
+  if (signed > 0)
+    log.info(
+      `signed ${signed} event${signed === 1 ? '' : 's'} closing this DRU's own unsigned history (written without keys, or a tail a crash left unsigned), so its peers accept it`,
+      { signed },
+    )
 }

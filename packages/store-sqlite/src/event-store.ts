@@ -1,8 +1,6 @@
 import Database from 'better-sqlite3'
 import {
   MAX_CHANGE_BYTES,
-  SIGN_EVERY_BYTES,
-  SIGN_EVERY_EVENTS,
   DruError,
   GENESIS_HASH,
   HlcClock,
@@ -59,6 +57,7 @@ import { mapSqliteError, storageError } from './sqlite-errors.js'
 import { prepareLogStatements, rowToEvent, type EventRow, type Head, type LogStatements } from './statements.js'
 import { Dictionary, decodeStoredHash, encodeStoredHlc } from './stored-form.js'
 import { DocIndex } from './doc-index.js'
+import { DeferredSigner, type SignedCommit } from './deferred-signing.js'
 
 export type { CommitListener, IngestResult, PeerRecord, StreamOptions }
 export type { VerifyProgress } from './log-reader.js'
@@ -127,7 +126,8 @@ export class EventStore implements ReplicaLog, PeerBook {
   #closed = false
   #skewed = 0
   readonly #now: WallClock
-  readonly #sign: ((hash: string) => Uint8Array) | undefined
+  /** Signs this DRU's own events, a commit's tip soon after it (see deferred-signing.ts). */
+  readonly #signer: DeferredSigner | undefined
   readonly #onListenerError: (err: unknown) => void
   readonly #stmt: LogStatements
   readonly #meta: MetaTable
@@ -150,9 +150,25 @@ export class EventStore implements ReplicaLog, PeerBook {
     this.durability = options.durability ?? 'machine'
     this.skewPolicy = options.skewPolicy ?? 'reject'
     this.#now = options.now ?? Date.now
-    this.#sign = options.sign
     this.#onListenerError = options.onListenerError ?? ((err) => console.error('dru: commit listener failed', err))
     this.#stmt = prepareLogStatements(db)
+    if (options.sign) {
+      const storeSig = db.prepare(
+        'update log set sig = ? where origin_id = (select id from origin_ids where origin = ?) and seq = ?',
+      )
+      this.#signer = new DeferredSigner({
+        sign: options.sign,
+        store: (origin, seq, sig) => {
+          try {
+            storeSig.run(sig, origin, seq)
+          } catch (err) {
+            throw storageError(err)
+          }
+        },
+        onError: this.#onListenerError,
+        canWrite: () => !this.#closed && !this.db.inTransaction,
+      })
+    }
     this.#meta = new MetaTable(db)
     this.#peers = new PeerTable(this.#stmt)
     this.#folded = new FoldedLog(db)
@@ -277,6 +293,7 @@ export class EventStore implements ReplicaLog, PeerBook {
     let seq = head?.seq ?? 0
     let prev = head?.hash ?? GENESIS_HASH
     let open = true
+    let signed: SignedCommit | undefined
     const tx: StoreTx = {
       db: this.db,
       append: (docId, change) => {
@@ -320,25 +337,14 @@ export class EventStore implements ReplicaLog, PeerBook {
         )
       }
       if (pending.length > 0) {
-        const last = pending.length - 1
-        if (this.#sign) {
-          // The commit's last event, and enough events inside a large one that every frame
-          // of it can end at a signature (SIGN_EVERY_EVENTS / SIGN_EVERY_BYTES).
-          let count = 0
-          let bytes = 0
-          for (let i = 0; i <= last; i++) {
-            count++
-            bytes += pending[i]!.change.byteLength
-            if (i === last || count >= SIGN_EVERY_EVENTS || bytes >= SIGN_EVERY_BYTES) {
-              pending[i] = { ...pending[i]!, sig: this.#sign(pending[i]!.hash) }
-              count = 0
-              bytes = 0
-            }
-          }
+        // The commit's tip is signed soon after it, with every commit before it (deferred-signing.ts).
+        if (this.#signer) {
+          signed = this.#signer.plan(pending)
+          for (let i = 0; i < pending.length; i++) pending[i] = signed.events[i]!
         }
         const at = this.#now()
         for (const e of pending) this.#insert(e, at)
-        const top = pending[last]!
+        const top = pending[pending.length - 1]!
         this.#stmt.upsertHead.run(top.origin, top.seq, top.hash, top.hlc)
       }
       return result
@@ -353,6 +359,7 @@ export class EventStore implements ReplicaLog, PeerBook {
       const top = pending[pending.length - 1]!
       this.#heads.set(this.#origin, { seq: top.seq, hash: top.hash, hlc: top.hlc })
       this.#version++
+      if (signed) this.#signer!.committed(signed)
       this.#notify(pending, 'local')
     }
     return { result, events: pending }
@@ -567,7 +574,24 @@ export class EventStore implements ReplicaLog, PeerBook {
    * re-hashed and its chain link checked on the way out.
    */
   eventsMissing(remote: VersionVector, options: StreamOptions = {}): Generator<DruEvent[], void, undefined> {
-    return eventsMissing(this.#view, remote, options)
+    const pages = eventsMissing(this.#view, remote, options)
+    // Every page is read after our own tip is signed, so no frame can end at an unsigned own event.
+    return this.#signer ? signedFirst(pages, () => this.signOwnTip()) : pages
+  }
+
+  /**
+   * Signs this DRU's newest own event now if a commit left it unsigned (commits are signed
+   * shortly after they are made, see deferred-signing.ts). Anything that hands our own events
+   * to someone who checks signatures calls this first; `eventsMissing` does it for every page.
+   * A no-op without a signer, inside a transaction, or when nothing is pending.
+   */
+  signOwnTip(): void {
+    this.#signer?.flush()
+  }
+
+  /** True when our newest own event still waits for its signature. */
+  get ownTipUnsigned(): boolean {
+    return this.#signer?.pending ?? false
   }
 
   /** Events of one document stored after local position `afterLsn`, in arrival order, verified. */
@@ -618,6 +642,7 @@ export class EventStore implements ReplicaLog, PeerBook {
    * or below it, so a bootstrap's rebuilt chain always ends at a signature. Never lowered.
    */
   signedFloor(floor: VersionVector): VersionVector {
+    this.signOwnTip()
     return signedFloor(this.#view, floor, this.inbox.owedFrom())
   }
 
@@ -727,6 +752,13 @@ export class EventStore implements ReplicaLog, PeerBook {
   /** Closes the database (releasing the file lock). Idempotent. */
   close(): void {
     if (this.#closed) return
+    try {
+      this.#signer?.stop()
+      this.signOwnTip()
+    } catch (err) {
+      // Left for the next open, which signs a tail left unsigned (signOwnHistory).
+      this.#onListenerError(err)
+    }
     try {
       // Marks a clean stop (reported at the next open). An inspection leaves the old marker.
       if (!this.#inspect) this.setMeta(MetaKey.CLEAN_CLOSE, cleanCloseToken(this.#origin, this.#heads))
@@ -867,5 +899,15 @@ export class EventStore implements ReplicaLog, PeerBook {
 
   eventCountForDoc(docId: string, origin: string): number | undefined {
     return this.#reads.eventCountForDoc(docId, origin)
+  }
+}
+
+/** Runs `before` ahead of every page `pages` yields (a lazy generator reads at each `next`). */
+function* signedFirst<T>(pages: Generator<T, void, undefined>, before: () => void): Generator<T, void, undefined> {
+  for (;;) {
+    before()
+    const next = pages.next()
+    if (next.done) return
+    yield next.value
   }
 }

@@ -1,4 +1,4 @@
-import { parseOrigin, type VersionVector } from '@dru/core'
+import { SIGN_EVERY_BYTES, SIGN_EVERY_EVENTS, parseOrigin, type VersionVector } from '@dru/core'
 import type Database from 'better-sqlite3'
 import { storageError } from './sqlite-errors.js'
 
@@ -10,6 +10,8 @@ const ORIGIN_ID = '(select id from origin_ids where origin = ?)'
  * with keys they would quarantine it (BAD_SIGNATURE) with nothing said at open. The node looks
  * here when it opens with keys: this DRU's own unsigned events it signs (its key vouches for
  * what its own file holds), another DRU's it cannot, and refuses to start (UNSIGNED_HISTORY).
+ * The same seam signs the tail of an earlier incarnation that a crash left before its deferred
+ * signature ran (see deferred-signing.ts).
  *
  * @module
  */
@@ -30,9 +32,9 @@ export interface UnsignedOrigin {
 }
 
 /**
- * Origins whose newest held event (above the compaction base) is unsigned. With keys every
- * commit's last event is signed, so only a history written without keys shows here. One
- * indexed lookup per origin.
+ * Origins whose newest held event (above the compaction base) is unsigned: a history written
+ * without keys, or an own tail a crash left before its deferred signature. One indexed lookup
+ * per origin.
  */
 export function unsignedOrigins(store: HistoryStore): UnsignedOrigin[] {
   const sigOf = store.db.prepare(`select sig is null from log where origin_id = ${ORIGIN_ID} and seq = ?`).pluck()
@@ -46,9 +48,13 @@ export function unsignedOrigins(store: HistoryStore): UnsignedOrigin[] {
 }
 
 /**
- * Signs every unsigned event of `druId`'s own origins whose head is unsigned, in transactions
- * of `chunk` events (a signature is not part of an event's hash, so nothing else changes).
- * Returns the number of events signed; `onProgress` hears the running total after each chunk.
+ * Signs `druId`'s own origins whose head is unsigned: a history written without keys, or the
+ * tail a crash left before its deferred signature (deferred-signing.ts). One signature on the
+ * head vouches for the chain back to the last signed event, so of the unsigned run above that
+ * event only the head is signed, plus — as a commit does — the event at which the run reaches
+ * SIGN_EVERY_EVENTS or SIGN_EVERY_BYTES, so every frame of it can end at a signature. Writes
+ * in transactions of `chunk` rows read (a signature is not part of an event's hash, so nothing
+ * else changes). Returns the number of events signed; `onProgress` hears the running total.
  */
 export function signOwnHistory(
   store: HistoryStore,
@@ -57,25 +63,39 @@ export function signOwnHistory(
   options: { chunk?: number; onProgress?: (signed: number) => void } = {},
 ): number {
   const chunk = options.chunk ?? 5_000
+  const lastSigned = store.db
+    // Backwards along (origin_id, seq): stops at the newest signature, so it reads only the tail.
+    .prepare(`select seq from log where origin_id = ${ORIGIN_ID} and sig is not null order by seq desc limit 1`)
+    .pluck()
   const page = store.db.prepare(
-    `select seq, lower(hex(hash)) as hash from log where origin_id = ${ORIGIN_ID} and seq > ? and sig is null order by seq limit ?`,
+    `select seq, lower(hex(hash)) as hash, length(change) as bytes from log where origin_id = ${ORIGIN_ID} and seq > ? order by seq limit ?`,
   )
   const update = store.db.prepare(`update log set sig = ? where origin_id = ${ORIGIN_ID} and seq = ?`)
   let signed = 0
-  for (const { origin } of unsignedOrigins(store).filter((u) => u.druId === druId)) {
-    let after = 0
+  for (const { origin, head } of unsignedOrigins(store).filter((u) => u.druId === druId)) {
+    let after = Math.max((lastSigned.get(origin) as number | undefined) ?? 0, store.base()[origin]?.seq ?? 0)
+    let count = 0
+    let bytes = 0
     for (;;) {
-      const rows = page.all(origin, after, chunk) as Array<{ seq: number; hash: string }>
+      const rows = page.all(origin, after, chunk) as Array<{ seq: number; hash: string; bytes: number }>
       if (rows.length === 0) break
+      const due = rows.filter((r) => {
+        count++
+        bytes += r.bytes
+        if (r.seq !== head && count < SIGN_EVERY_EVENTS && bytes < SIGN_EVERY_BYTES) return false
+        count = 0
+        bytes = 0
+        return true
+      })
       try {
         store.db.transaction(() => {
-          for (const r of rows) update.run(Buffer.from(sign(r.hash)), origin, r.seq)
+          for (const r of due) update.run(Buffer.from(sign(r.hash)), origin, r.seq)
         })()
       } catch (err) {
         throw storageError(err)
       }
       after = rows[rows.length - 1]!.seq
-      signed += rows.length
+      signed += due.length
       options.onProgress?.(signed)
     }
   }

@@ -35,7 +35,7 @@ export interface OpenStoreOptions {
    * clocks) but our clock is not dragged forward; `skewedEvents` counts it for alarms.
    */
   skewPolicy?: SkewPolicy
-  /** Signs the hash of the last event of each local commit (authorship of the chain). */
+  /** Signs the hash of our newest own event, once for the commits since the last signature (deferred-signing.ts). */
   sign?: (hash: string) => Uint8Array
   /**
    * Open for inspection by an operator tool: no fresh incarnation is taken and the

@@ -107,14 +107,6 @@ describe('outbox: transact()', () => {
     expect(codeOf(() => kept!.append('d', bytes(2)))).toBe('INVALID_ARGUMENT')
     expect(snapshotState(s, 'app')).toEqual(before)
   })
-
-  it('signs the last event of each commit when given a signer', () => {
-    const s = memStore('a', { sign: (hash) => Buffer.from(`sig:${hash.slice(0, 8)}`) })
-    const { events } = s.transact((tx) => [tx.append('d', bytes(1)), tx.append('d', bytes(2))])
-    expect(events[0]!.sig).toBeUndefined()
-    expect(Buffer.from(events[1]!.sig!).toString()).toBe(`sig:${events[1]!.hash.slice(0, 8)}`)
-    expect(Buffer.from(s.getEvent('a/1', 2)!.sig!).toString()).toBe(`sig:${events[1]!.hash.slice(0, 8)}`)
-  })
 })
 
 describe('inbox: ingest()', () => {

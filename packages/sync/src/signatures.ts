@@ -3,9 +3,11 @@ import { DruError } from '@dru/core'
 
 /**
  * Ed25519 authorship of hash chains. A store opened with `sign: signerFor(privateKey)`
- * signs the hash of the last event of every commit; because each event's hash covers its
- * `prev`, one valid signature on a run's last event vouches for the whole run back to an
- * already-trusted head. Keys are PEM strings (PKCS#8 private, SPKI public).
+ * signs the hash of its newest own event, once for every commit since the last signature
+ * (shortly after they commit, and always before they are read for sending: see the store's
+ * deferred-signing.ts); because each event's hash covers its `prev`, one valid signature on
+ * a run's last event vouches for the whole run back to an already-trusted head. Keys are PEM
+ * strings (PKCS#8 private, SPKI public).
  */
 
 // Domain separation: this key signs nothing but event hashes.
