@@ -51,7 +51,9 @@ describe('the ramp after a heal', () => {
     const common = {
       path: ':memory:',
       secret: 'ramp-test-secret-0123456789',
-      sync: { heartbeatMs: 100, heartbeatTimeoutMs: 800, startupGraceMs: 300 },
+      // The test jumps the DRU's clock by 30 s while a session is open: a heartbeat timeout below
+      // that would close the session on the next tick and race the reads (seen under load).
+      sync: { heartbeatMs: 100, heartbeatTimeoutMs: 120_000, startupGraceMs: 300 },
     }
     const b: Dru = await openDru({
       ...common,
