@@ -54,5 +54,17 @@ function measure(fn) {
 
 const fmt = ({ median, min, max }) => `${median.toFixed(2)} µs (${min.toFixed(2)}–${max.toFixed(2)})`
 console.log(`${events.length} changes, ${(bytes / events.length).toFixed(0)} B each on average, ${rounds} rounds`)
-console.log(`A.decodeChange       ${fmt(measure((es) => { for (const e of es) A.decodeChange(e.change) }))} per change`)
-console.log(`checkChanges         ${fmt(measure((es) => { for (let i = 0; i < es.length; i += 500) checkChanges(es.slice(i, i + 500)) }))} per change`)
+console.log(
+  `A.decodeChange       ${fmt(
+    measure((es) => {
+      for (const e of es) A.decodeChange(e.change)
+    }),
+  )} per change`,
+)
+console.log(
+  `checkChanges         ${fmt(
+    measure((es) => {
+      for (let i = 0; i < es.length; i += 500) checkChanges(es.slice(i, i + 500))
+    }),
+  )} per change`,
+)

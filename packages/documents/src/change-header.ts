@@ -212,8 +212,7 @@ function read(change: Uint8Array): ChangeHeader {
   for (const g of predGroup) preds += nonNull(g)
   const predActor = uints(column(COL.predActor), preds)
   const predCtr = deltas(column(COL.predCtr), preds)
-  if ([objActor, objCtr, keyActor, keyCtr, keyStr, valueTypes, predGroup].some((col) => col.length !== n))
-    throw GIVE_UP
+  if ([objActor, objCtr, keyActor, keyCtr, keyStr, valueTypes, predGroup].some((col) => col.length !== n)) throw GIVE_UP
   if (predActor.length !== preds || predCtr.length !== preds) throw GIVE_UP
   for (let i = 0; i < preds; i++) {
     if (nonNull(predActor[i]) >= actors.length || nonNull(predCtr[i]) < 1) throw GIVE_UP
