@@ -63,6 +63,27 @@ export function eventHashMatches(e: DruEvent): boolean {
 }
 
 /**
+ * Events whose hash this process computed from their contents while building them (the wire
+ * codec does, for every event it reads), so that ingest need not hash them a second time.
+ * Held by identity: a copy (`{ ...e }`) or any other event is not in it and is checked.
+ */
+const hashedFromContents = new WeakSet<DruEvent>()
+
+/**
+ * Records that `e.hash` was just computed from `e`'s contents, and freezes `e` so no field can
+ * change afterwards. Only for events built from their contents and {@link hashEvent}.
+ */
+export function markHashComputed(e: DruEvent): DruEvent {
+  hashedFromContents.add(Object.freeze(e))
+  return e
+}
+
+/** True when the stated hash matches the contents: known from {@link markHashComputed}, or computed now. */
+export function eventHashVerified(e: DruEvent): boolean {
+  return hashedFromContents.has(e) || eventHashMatches(e)
+}
+
+/**
  * Checks an event's shape (types, ranges, lengths) without trusting anything in it.
  * Throws INVALID_EVENT naming the bad field; returns the value typed on success.
  */

@@ -46,6 +46,8 @@ export {
   hashEvent,
   sealEvent,
   eventHashMatches,
+  eventHashVerified,
+  markHashComputed,
   validateEvent,
   encodeEvent,
   decodeEvent,

@@ -6,6 +6,7 @@ import {
   DruError,
   GENESIS_HASH,
   encodeHlc,
+  eventHashMatches,
   pack,
   sealEvent,
   validateEvent,
@@ -128,6 +129,12 @@ describe('the compact events frame', () => {
           expect(frame.batch.map(plainEvent)).toEqual(expected(batch))
           // The decoder's own checks are no weaker than core's event check.
           for (const e of frame.batch) expect(validateEvent({ ...e })).toBeDefined()
+          // Each is marked as hashed from its contents (ingest then skips a second hash): frozen,
+          // and the mark is true.
+          for (const e of frame.batch) {
+            expect(Object.isFrozen(e)).toBe(true)
+            expect(eventHashMatches(e)).toBe(true)
+          }
         },
       ),
       { seed: 61, numRuns: RUNS ?? 200 },
