@@ -19,10 +19,17 @@ export interface ChangeHeader {
 
 /**
  * The header of a change: read directly when {@link readChangeHeader} understands it, else
- * from Automerge's full decode (which throws on a change Automerge refuses).
+ * from Automerge's full decode (which throws on a change Automerge refuses). A wrong checksum
+ * throws {@link ChangeChecksumError}, unless `ignoreChecksum` (for changes already stored,
+ * read as Automerge's decode and apply read them: neither looks at the checksum).
  */
-export function changeHeaderOf(change: Uint8Array): ChangeHeader {
-  return readChangeHeader(change) ?? headerFromDecoded(A.decodeChange(change))
+export function changeHeaderOf(change: Uint8Array, { ignoreChecksum = false } = {}): ChangeHeader {
+  try {
+    return readChangeHeader(change) ?? headerFromDecoded(A.decodeChange(change))
+  } catch (err) {
+    if (ignoreChecksum && err instanceof ChangeChecksumError) return headerFromDecoded(A.decodeChange(change))
+    throw err
+  }
 }
 
 /** The same header out of Automerge's own decode: the reference {@link readChangeHeader} must agree with. */

@@ -32,7 +32,7 @@ const accepted = new WeakMap<Uint8Array, CheckedChange>()
 
 /** The Automerge seq of a change: the one recorded when it was checked, or decoded now. */
 function seqOf(change: Uint8Array): number {
-  return accepted.get(change)?.seq ?? changeHeaderOf(change).seq
+  return accepted.get(change)?.seq ?? changeHeaderOf(change, { ignoreChecksum: true }).seq
 }
 
 /** What this process read from a change when it checked it at ingest; undefined if it did not check it. */

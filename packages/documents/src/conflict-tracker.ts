@@ -290,7 +290,7 @@ class OpWriters {
     if (e.origin !== origin) return false
     let r = this.#ranges.get(e.hash)
     if (!r) {
-      const d = changeHeaderOf(e.change)
+      const d = changeHeaderOf(e.change, { ignoreChecksum: true })
       this.#ranges.set(e.hash, (r = { start: d.startOp, end: d.startOp + d.opCount }))
     }
     return r.start <= counter && counter < r.end

@@ -72,7 +72,7 @@ function causalOrder(events: readonly DruEvent[]): DruEvent[] {
   const deps = new Map<DruEvent, readonly string[]>()
   for (const e of events) {
     try {
-      const d = changeHeaderOf(e.change)
+      const d = changeHeaderOf(e.change, { ignoreChecksum: true })
       byHash.set(d.hash, e)
       deps.set(e, d.deps)
     } catch {
