@@ -48,6 +48,7 @@ export {
   eventHashMatches,
   eventHashVerified,
   markHashComputed,
+  isHashComputed,
   validateEvent,
   encodeEvent,
   decodeEvent,
