@@ -191,6 +191,18 @@ describe('readChangeHeader', () => {
     expect(changeHeaderOf(bad, { ignoreChecksum: true })).toEqual(headerFromDecoded(A.decodeChange(bad)))
   })
 
+  // Shrunk from the first property: Automerge writes an integer of 2^53 or beyond, and its own
+  // decode then refuses the change ("can't be represented as a JavaScript number").
+  it('declines a change holding an integer Automerge writes but its decode refuses', () => {
+    const d = A.change(A.init<Doc>({ actor: 'aa01' }), (x) => {
+      x.big = -(2 ** 53)
+    })
+    const [change] = A.getAllChanges(d)
+    expect(() => A.decodeChange(change!)).toThrow()
+    expect(readChangeHeader(change!)).toBeUndefined()
+    expect(() => changeHeaderOf(change!)).toThrow()
+  })
+
   it('leaves a compressed change to Automerge', () => {
     let d = A.init<Doc>({ actor: 'aa01' })
     d = A.change(d, (x) => {
