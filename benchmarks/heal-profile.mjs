@@ -24,7 +24,10 @@ const docs = arg('docs', '1000')
 
 /** Phase of a dru stack frame by the file its code lives in (first match wins). */
 const PHASES = [
-  ['verify', /core\/dist\/event\.js|documents\/dist\/change-validation\.js|sync\/dist\/(signatures|frame-seal)\.js/],
+  [
+    'verify',
+    /core\/dist\/event\.js|documents\/dist\/change-(validation|header)\.js|sync\/dist\/(signatures|frame-seal)\.js/,
+  ],
   [
     'materialise',
     /documents\/dist\/(materializer|conflict-[a-z]+|automerge-workarounds|tolerant-apply|snapshot-store|doc-cache|lru)\.js/,

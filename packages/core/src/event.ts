@@ -63,6 +63,34 @@ export function eventHashMatches(e: DruEvent): boolean {
 }
 
 /**
+ * Events whose hash this process computed from their contents while building them (the wire
+ * codec does, for every event it reads), so that ingest need not hash them a second time.
+ * Held by identity: a copy (`{ ...e }`) or any other event is not in it and is checked.
+ */
+const hashedFromContents = new WeakSet<DruEvent>()
+
+/**
+ * Records that `e.hash` was just computed from `e`'s contents. Only for events built from
+ * their contents and {@link hashEvent}; an event's fields are readonly and nothing writes
+ * them. (Freezing the event as well made the chaos suite's seed 10 fail at its stale
+ * restore, cause not yet located; see the branch report.)
+ */
+export function markHashComputed(e: DruEvent): DruEvent {
+  hashedFromContents.add(e)
+  return e
+}
+
+/** Whether {@link markHashComputed} recorded `e` (for tests of the codec). */
+export function isHashComputed(e: DruEvent): boolean {
+  return hashedFromContents.has(e)
+}
+
+/** True when the stated hash matches the contents: known from {@link markHashComputed}, or computed now. */
+export function eventHashVerified(e: DruEvent): boolean {
+  return hashedFromContents.has(e) || eventHashMatches(e)
+}
+
+/**
  * Checks an event's shape (types, ranges, lengths) without trusting anything in it.
  * Throws INVALID_EVENT naming the bad field; returns the value typed on success.
  */

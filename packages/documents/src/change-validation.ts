@@ -1,7 +1,7 @@
-import * as A from '@automerge/automerge'
 import { DruError, type DruEvent } from '@dru/core'
 import type { EventStore, InboxTx } from '@dru/store-sqlite'
 import { actorForOrigin } from './actor.js'
+import { changeHeaderOf, type ChangeHeader } from './change-header.js'
 
 /** Most dependencies one change may name (Automerge changes name the heads they saw). */
 export const MAX_CHANGE_DEPS = 1024
@@ -23,7 +23,7 @@ export interface CheckedChange {
 }
 
 /**
- * Each change {@link checkChanges} accepted, as it decoded it. Decoding a change is most of
+ * Each change {@link checkChanges} accepted, as it read it. Reading a change is most of
  * what ingest spends in this package; the storing check ({@link ActorSeqs}) runs on the same
  * event objects moments later, and conflict recording right after the apply, and both read
  * it from here instead of decoding again.
@@ -32,7 +32,7 @@ const accepted = new WeakMap<Uint8Array, CheckedChange>()
 
 /** The Automerge seq of a change: the one recorded when it was checked, or decoded now. */
 function seqOf(change: Uint8Array): number {
-  return accepted.get(change)?.seq ?? A.decodeChange(change).seq
+  return accepted.get(change)?.seq ?? changeHeaderOf(change, { ignoreChecksum: true }).seq
 }
 
 /** What this process read from a change when it checked it at ingest; undefined if it did not check it. */
@@ -48,16 +48,17 @@ function invalid(e: DruEvent, why: string): DruError {
 
 /**
  * Checks, before anything is stored, that each remote event's change is a well-formed
- * Automerge change written by its origin: it decodes, its actor is the origin's actor (so a
+ * Automerge change written by its origin: it decodes (read by change-header.ts, which
+ * answers as Automerge's decode would, and also refuses a wrong checksum), its actor is the origin's actor (so a
  * member cannot write under another origin's actor, even inside its own signed events), its
  * seq is positive, and its dependencies are distinct hashes, none its own. A change that
  * fails never enters the log, so it is never forwarded either.
  */
 export function checkChanges(events: readonly DruEvent[]): void {
   for (const e of events) {
-    let d: A.DecodedChange
+    let d: ChangeHeader
     try {
-      d = A.decodeChange(e.change)
+      d = changeHeaderOf(e.change)
     } catch (err) {
       throw invalid(e, `the change is not an Automerge change (${(err as Error).message})`)
     }
@@ -70,24 +71,23 @@ export function checkChanges(events: readonly DruEvent[]): void {
     const deps = new Set(d.deps)
     if (deps.size !== d.deps.length) throw invalid(e, 'the change names a dependency twice')
     for (const dep of d.deps) if (!HEX64.test(dep)) throw invalid(e, 'a dependency is not a change hash')
-    if (d.hash !== undefined && deps.has(d.hash)) throw invalid(e, 'the change depends on itself')
+    if (deps.has(d.hash)) throw invalid(e, 'the change depends on itself')
     const nesting = nestingOf(d)
     if (nesting > MAX_CHANGE_NESTING)
       throw invalid(e, `the change nests objects ${nesting} levels deep; at most ${MAX_CHANGE_NESTING}`)
-    accepted.set(e.change, { seq: d.seq, startOp: d.startOp, endOp: d.startOp + d.ops.length })
+    accepted.set(e.change, { seq: d.seq, startOp: d.startOp, endOp: d.startOp + d.opCount })
   }
 }
 
 /** How many levels of objects the change creates inside one another (objects made earlier count as level 0). */
-function nestingOf(d: A.DecodedChange): number {
+function nestingOf(d: ChangeHeader): number {
   const depth = new Map<string, number>()
   let max = 0
-  d.ops.forEach((op, i) => {
-    if (!op.action.startsWith('make')) return
-    const level = (depth.get(op.obj) ?? 0) + 1
-    depth.set(`${d.startOp + i}@${d.actor}`, level)
+  for (const { index, obj } of d.made) {
+    const level = (depth.get(obj) ?? 0) + 1
+    depth.set(`${d.startOp + index}@${d.actor}`, level)
     if (level > max) max = level
-  })
+  }
   return max
 }
 

@@ -7,6 +7,7 @@ import type { AnyDoc } from './doc-cache.js'
 import { chooseWinner, type Conflict, type ConflictPolicy, type ConflictValue } from './conflict-policy.js'
 import { ConflictRegistry, type ConflictCounts } from './conflict-registry.js'
 import { checkedChange } from './change-validation.js'
+import { changeHeaderOf } from './change-header.js'
 import { conflictAt, valueAt, writable, type FoundConflict, type Path } from './conflict-scan.js'
 
 /** A map or list of a document being changed, as the resolution writes into it. */
@@ -289,8 +290,8 @@ class OpWriters {
     if (e.origin !== origin) return false
     let r = this.#ranges.get(e.hash)
     if (!r) {
-      const d = A.decodeChange(e.change)
-      this.#ranges.set(e.hash, (r = { start: d.startOp, end: d.startOp + d.ops.length }))
+      const d = changeHeaderOf(e.change, { ignoreChecksum: true })
+      this.#ranges.set(e.hash, (r = { start: d.startOp, end: d.startOp + d.opCount }))
     }
     return r.start <= counter && counter < r.end
   }

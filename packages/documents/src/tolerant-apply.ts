@@ -1,6 +1,7 @@
 import * as A from '@automerge/automerge'
 import type { DruEvent } from '@dru/core'
 import type { AnyDoc } from './doc-cache.js'
+import { changeHeaderOf } from './change-header.js'
 import type { RejectedChanges } from './rejected-changes.js'
 
 /**
@@ -68,11 +69,11 @@ export function applyTolerant(
  */
 function causalOrder(events: readonly DruEvent[]): DruEvent[] {
   const byHash = new Map<string, DruEvent>()
-  const deps = new Map<DruEvent, string[]>()
+  const deps = new Map<DruEvent, readonly string[]>()
   for (const e of events) {
     try {
-      const d = A.decodeChange(e.change)
-      if (d.hash) byHash.set(d.hash, e)
+      const d = changeHeaderOf(e.change, { ignoreChecksum: true })
+      byHash.set(d.hash, e)
       deps.set(e, d.deps)
     } catch {
       deps.set(e, [])

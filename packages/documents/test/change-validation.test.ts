@@ -63,6 +63,13 @@ function nested(origin: string, levels: number): Uint8Array {
   )!
 }
 
+/** The change with byte `at` flipped. */
+function flipped(change: Uint8Array, at: number): Uint8Array {
+  const out = Uint8Array.from(change)
+  out[at]! ^= 1
+  return out
+}
+
 function codeOf(fn: () => unknown): string | undefined {
   try {
     fn()
@@ -80,6 +87,8 @@ describe('changes are checked before they are stored', () => {
     ["a change that skips its actor's seq", (o) => [changesBy(o, 2)[1]!]],
     // Automerge's WASM aborts the process near 1,500 levels: one change may not create more than 256.
     ['a change nesting objects 300 levels deep', (o) => [nested(o, 300)]],
+    // Automerge's decode and apply ignore the chunk checksum (its loadIncremental does not).
+    ['a change whose checksum does not match its contents', (o) => [flipped(changesBy(o, 1)[0]!, 4)]],
   ])('refuses %s with INVALID_EVENT; nothing is stored or forwarded', (_name, make) => {
     const x = node('x')
     const origin = 'm/1'

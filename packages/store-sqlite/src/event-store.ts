@@ -6,7 +6,7 @@ import {
   HlcClock,
   decodeHlc,
   encodeHlc,
-  eventHashMatches,
+  eventHashVerified,
   formatOrigin,
   normalizeVv,
   parseDocId,
@@ -434,7 +434,7 @@ export class EventStore implements ReplicaLog, PeerBook {
     const events = batch.map((e, i) => validateEvent(e, `batch[${i}]`))
     const clockErrors: DruEvent[] = []
     for (const e of events) {
-      if (!eventHashMatches(e)) {
+      if (!eventHashVerified(e)) {
         throw new DruError('HASH_MISMATCH', `${e.origin}#${e.seq} does not match its hash`, {
           details: { origin: e.origin, seq: e.seq },
         })

@@ -7,6 +7,7 @@ import {
   encodeHlc,
   hashEvent,
   isDocId,
+  markHashComputed,
   isOrigin,
   type DruEvent,
   type Origin,
@@ -172,5 +173,7 @@ export function batchFromWire(namesValue: unknown, docsValue: unknown, runsValue
     if (sig !== null) out[out.length - 1] = { ...last, sig: sig as Uint8Array }
     lastOf.set(origin, out[out.length - 1]!)
   }
+  // Each hash above was computed from the event's contents: ingest need not compute it again.
+  for (const e of out) markHashComputed(e)
   return out
 }

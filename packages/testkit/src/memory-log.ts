@@ -4,7 +4,7 @@ import {
   DruError,
   GENESIS_HASH,
   encodeHlc,
-  eventHashMatches,
+  eventHashVerified,
   formatOrigin,
   missingRanges,
   newIncarnation,
@@ -162,7 +162,7 @@ export class MemoryLog implements ReplicaLog, PeerBook {
     if (!Array.isArray(raw)) throw new DruError('INVALID_ARGUMENT', 'ingest() takes an array of events')
     const events = raw.map((e, i) => validateEvent(e, `batch[${i}]`))
     for (const e of events) {
-      if (!eventHashMatches(e))
+      if (!eventHashVerified(e))
         throw new DruError('HASH_MISMATCH', `${e.origin}#${e.seq} does not match its hash`, {
           details: { origin: e.origin, seq: e.seq },
         })

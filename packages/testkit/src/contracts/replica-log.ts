@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
   DruError,
+  markHashComputed,
   sealEvent,
   summaryMatches,
   type DruEvent,
@@ -63,6 +64,27 @@ export function runReplicaLogContract(name: string, setup: ReplicaLogSetup): voi
         expect(b.log.ingest(events).stored).toHaveLength(3)
         expect(b.log.ingest([...events, ...events])).toMatchObject({ stored: [], duplicates: 6 })
         expect(b.log.fingerprint()).toEqual(a.log.fingerprint())
+      } finally {
+        done()
+      }
+    })
+
+    it('checks the hash of every event not built by the wire codec, even a copy of one that was', () => {
+      try {
+        const a = make('a')
+        const b = make('b')
+        const [e1] = a.append('d', [bytes(1)])
+        const before = b.log.fingerprint()
+        // The codec marks the events it hashed itself; the mark is the object's, not its fields'.
+        const built = markHashComputed(sealEvent({ ...e1! }))
+        const altered: DruEvent = { ...built, change: bytes(7) }
+        expect(codeOf(() => b.log.ingest([altered]))).toBe('HASH_MISMATCH')
+        const wrongHash = (built.hash[0] === '0' ? '1' : '0') + built.hash.slice(1)
+        expect(codeOf(() => b.log.ingest([{ ...built, hash: wrongHash }]))).toBe('HASH_MISMATCH')
+        expect(b.log.fingerprint()).toEqual(before)
+        // The marked event itself is stored.
+        b.log.ingest([built])
+        expect(b.log.fingerprint()).not.toEqual(before)
       } finally {
         done()
       }
