@@ -8,6 +8,7 @@ import { chooseWinner, type Conflict, type ConflictPolicy, type ConflictValue } 
 import { ConflictRegistry, type ConflictCounts } from './conflict-registry.js'
 import { checkedChange } from './change-validation.js'
 import { changeHeaderOf } from './change-header.js'
+import { readChangePosition, type ChangePosition } from './change-position.js'
 import { conflictAt, valueAt, writable, type FoundConflict, type Path } from './conflict-scan.js'
 
 /** A map or list of a document being changed, as the resolution writes into it. */
@@ -29,6 +30,8 @@ export interface ConflictTrackerOptions {
   readonly now: () => number
   readonly onError: (err: unknown) => void
   readonly writer: ResolutionWriter
+  /** True for a stored change Automerge refused (never in any document): not taken as a writer by its header. */
+  readonly isRejected?: (e: DruEvent) => boolean
 }
 
 /**
@@ -93,7 +96,7 @@ export class ConflictTracker {
     if (found.length === 0) return
     const fresh: Conflict[] = []
     const raws = new Map<number, FoundConflict>()
-    const writers = new OpWriters(docId, doc, hint, this.#store)
+    const writers = new OpWriters(docId, doc, hint, this.#store, this.#options.isRejected)
     const policy = this.#options.policy
     // One transaction for the records and, under keep-visible, their settlement: a heal
     // that finds thousands of conflicts must not pay a commit per conflict.
@@ -210,15 +213,18 @@ export class ConflictTracker {
 /**
  * Which event wrote an operation, for a conflict's HLC, found without decoding the
  * document's changes. First the batch just applied, through the op ranges ingest read when
- * it checked each change (change-validation.ts). Then the document's change metadata
- * (`getChangesMetaSince`, from Automerge's own index) names the Automerge seq `s` of the
- * change holding the op, and an origin's changes to one document carry seqs 1, 2, 3… in its
- * own order (the ingest seq check), so that change is the origin's `s`-th event for the
- * document, read through the log's (origin, seq) index, counting the events compaction
- * folded; its change hash must be the one the metadata names. When anything does not line
- * up (history stored before the seq check), the document's events are decoded, each at most
- * once, as before: decoding them all was the dominant cost of recording a partition heal's
- * conflicts.
+ * it checked each change (change-validation.ts). Then the origin's stored events for the
+ * document, searched by the start op their change headers name (change-header.ts): an
+ * origin's changes to one document carry Automerge seqs 1, 2, 3… in its log order (the
+ * ingest seq check), and an actor's changes hold disjoint op ranges rising with their seq,
+ * so the op is in the change with the largest start op not above it — which is proven, not
+ * assumed: that change must be of the op's actor, and either the next change of the actor
+ * (seq + 1) starts after the op or there is no next change (its seq is the count of the
+ * origin's events for the document, stored or folded). Only then the document's change
+ * metadata (`getChangesMetaSince`, which turns every change of the document into a JS
+ * object: the dominant cost of recording a partition heal's conflicts) and, when nothing
+ * lines up (history stored before the seq check), decoding the document's events, each at
+ * most once, as before.
  */
 class OpWriters {
   readonly #docId: string
@@ -233,8 +239,19 @@ class OpWriters {
   /** Per origin, its events for this document, stored or folded (undefined: not countable). */
   readonly #held = new Map<string, number | undefined>()
   #stored: DruEvent[] | undefined
+  /** Headers of the stored events read so far, by origin and index into its {@link #seqsOf} list (null: unreadable). */
+  readonly #headers = new Map<string, Map<number, { event: DruEvent; header: ChangePosition } | null>>()
 
-  constructor(docId: string, doc: AnyDoc, hint: readonly DruEvent[], store: EventStore) {
+  readonly #isRejected: (e: DruEvent) => boolean
+
+  constructor(
+    docId: string,
+    doc: AnyDoc,
+    hint: readonly DruEvent[],
+    store: EventStore,
+    isRejected: (e: DruEvent) => boolean = () => false,
+  ) {
+    this.#isRejected = isRejected
     this.#docId = docId
     this.#doc = doc
     this.#hint = hint
@@ -248,12 +265,54 @@ class OpWriters {
       const c = e.origin === origin ? checkedChange(e.change) : undefined
       if (c && c.startOp <= counter && counter < c.endOp) return e.hlc
     }
-    const found = this.#bySeq(origin, actor, counter)
+    const found = this.#byHeader(origin, actor, counter) ?? this.#bySeq(origin, actor, counter)
     if (found) return found.hlc
     for (const e of this.#hint) if (this.#holds(e, origin, counter)) return e.hlc
     this.#stored ??= [...this.#store.eventsForDoc(this.#docId)]
     for (const e of this.#stored) if (this.#holds(e, origin, counter)) return e.hlc
     return null
+  }
+
+  /** The event found through the change headers of the origin's stored events (see the class comment); undefined if not proven so. */
+  #byHeader(origin: string, actor: string, counter: number): DruEvent | undefined {
+    const seqs = this.#seqsOf(origin)
+    // Largest index whose change starts at or before the op (start ops rise along the list).
+    let lo = 0
+    let hi = seqs.length - 1
+    let found = -1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      const h = this.#headerAt(origin, seqs, mid)
+      if (!h) return undefined
+      if (h.header.startOp <= counter) {
+        found = mid
+        lo = mid + 1
+      } else hi = mid - 1
+    }
+    if (found < 0) return undefined
+    const candidate = this.#headerAt(origin, seqs, found)!
+    if (candidate.header.actor !== actor) return undefined
+    if (found + 1 < seqs.length) {
+      const next = this.#headerAt(origin, seqs, found + 1)
+      if (!next || next.header.actor !== actor || next.header.seq !== candidate.header.seq + 1) return undefined
+      return next.header.startOp > counter ? candidate.event : undefined
+    }
+    // The last stored change: no later one exists when its seq counts all the origin's changes here.
+    if (!this.#held.has(origin)) this.#held.set(origin, this.#store.eventCountForDoc(this.#docId, origin))
+    return this.#held.get(origin) === candidate.header.seq ? candidate.event : undefined
+  }
+
+  #headerAt(origin: string, seqs: readonly number[], i: number): { event: DruEvent; header: ChangePosition } | null {
+    let byIndex = this.#headers.get(origin)
+    if (!byIndex) this.#headers.set(origin, (byIndex = new Map()))
+    let h = byIndex.get(i)
+    if (h === undefined) {
+      const event = this.#store.getEvent(origin, seqs[i]!)
+      const header = event && readChangePosition(event.change)
+      h = event && header && !this.#isRejected(event) ? { event, header } : null
+      byIndex.set(i, h)
+    }
+    return h
   }
 
   /** The event found through the change metadata (see the class comment), confirmed by its change hash; undefined if not found so. */

@@ -131,6 +131,7 @@ export class DocumentStore {
       policy: options.conflictPolicy ?? 'manual',
       now,
       onError,
+      isRejected: (e) => this.#rejected.has(e),
       writer: {
         transact: (fn) => this.transact((tx) => fn(tx.change)).result,
         cachedDoc: (docId) => this.#cache.peek(docId)?.doc,

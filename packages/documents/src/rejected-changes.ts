@@ -41,7 +41,8 @@ export class RejectedChanges {
   }
 
   has(e: Pick<DruEvent, 'origin' | 'seq'>): boolean {
-    return this.#keys.has(`${e.origin}#${e.seq}`)
+    // Almost always empty: skip building a key per event applied.
+    return this.#keys.size > 0 && this.#keys.has(`${e.origin}#${e.seq}`)
   }
 
   /** Records the refusal; false when it was already recorded. */

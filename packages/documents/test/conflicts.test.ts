@@ -1,5 +1,6 @@
 import * as A from '@automerge/automerge'
 import { EventStore } from '@dru/store-sqlite'
+import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { DocumentStore, chooseWinner, originForActor, type Conflict, type DocumentStoreOptions } from '@dru/documents'
 
@@ -263,4 +264,49 @@ describe('conflicts', () => {
       }
     },
   )
+
+  it('names for every concurrent value the event that wrote it, whatever the interleaving of writes, exchanges, compactions and cold loads', () => {
+    const step = fc.oneof(
+      { arbitrary: fc.record({ write: fc.nat(2), doc: fc.nat(1), key: fc.nat(1), value: fc.nat(3) }), weight: 8 },
+      { arbitrary: fc.record({ exchange: fc.constant(true) }), weight: 2 },
+      { arbitrary: fc.record({ compact: fc.nat(2) }), weight: 1 },
+      { arbitrary: fc.record({ drop: fc.nat(2) }), weight: 1 },
+    )
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 8, maxLength: 40 }), (steps) => {
+        const sides = [make('eu-west-1'), make('us-east-1'), make('ap-south-1')]
+        try {
+          for (const s of steps) {
+            clock += 10
+            if ('write' in s)
+              sides[s.write]!.docs.change(`d${s.doc}`, (d) => (d[`k${s.key}`] = `${s.write}:${s.value}`))
+            else if ('exchange' in s) exchange(...sides)
+            else if ('compact' in s) {
+              exchange(...sides) // compaction folds only what every peer holds
+              const side = sides[s.compact]!
+              const it = side.docs.compact(side.store.vv())
+              while (!it.next().done);
+            } else sides[s.drop]!.docs.dropCache()
+          }
+          exchange(...sides)
+          for (const side of sides) {
+            for (const c of side.docs.listConflicts()) {
+              for (const v of c.values) expect(v.hlc).toBe(writerHlc(side.store, c.docId, v.opId) ?? v.hlc)
+              // Stored writers are always found (folded ones only when compaction kept them countable).
+              for (const v of c.values)
+                if (writerHlc(side.store, c.docId, v.opId) !== null) expect(v.hlc).not.toBeNull()
+            }
+          }
+        } finally {
+          for (const side of sides) {
+            const i = open.findIndex((o) => o.store === side.store)
+            open.splice(i, 1)
+            side.docs.close()
+            side.store.close()
+          }
+        }
+      }),
+      { numRuns: 60 },
+    )
+  })
 })
