@@ -165,11 +165,6 @@ export class PeerProtocol implements RoutedSession {
     return this.#replication.holdingBack
   }
 
-  /** The DRUs the peer has sessions with, besides us (its latest routes frame). */
-  get peerNeighbours(): ReadonlySet<string> {
-    return this.#replication.theirNeighbours
-  }
-
   /** The DRU's supplier choices changed (the route book calls it): announce what changed for this peer. */
   routesChanged(): void {
     this.#guard(() => this.#replication.announceRoutes())

@@ -65,8 +65,6 @@ export class Replication {
    * none while we have no other session (a pair of DRUs in sync reconnects without one).
    */
   #routesSent = ';'
-  /** True once the peer's first routes frame arrived. */
-  #routesSeen = false
   /** When the peer's first vv arrived (ms). */
   #firstVvAt = 0
 
@@ -148,8 +146,6 @@ export class Replication {
     this.#yielded = false
     if (!this.#gotVv) this.#firstVvAt = this.#c.now()
     this.#gotVv = true
-    const writer = this.#session.peerOrigin
-    if (writer !== undefined) this.#c.routes?.writerHead(this.#session, vv[writer] ?? 0, this.#c.log.vv())
     this.#maybeRequestBootstrap()
     this.#sendAck(false)
     this.announceRoutes()
@@ -173,19 +169,19 @@ export class Replication {
    * while the copy it names stops advancing; what we send anyone else does not depend on it.
    */
   onRoutes(vv: VersionVector, neighbours: readonly string[]): void {
-    // Our own origin too: the peer names it while a forwarder that opened first still brings
-    // it (RouteBook), and we hold it back like a forwarder would, within the same grace.
+    const own = this.#c.log.origin
     const next: Record<string, number> = {}
     for (const [origin, seq] of Object.entries(vv)) {
       if (!this.#c.publicKeys.has(parseOrigin(origin).druId))
         throw violation(`routes names ${origin}, whose DRU is not a member`)
+      // Our own current origin comes from us alone: never held back.
+      if (origin === own) continue
       // Advanced (or newly named): its wait for the other path starts over.
       if (seq > (this.theirRoutes[origin] ?? -1)) this.#lagging.delete(origin)
       next[origin] = seq
     }
     for (const origin of this.#lagging.keys()) if (!Object.hasOwn(next, origin)) this.#lagging.delete(origin)
     this.theirRoutes = next
-    this.#routesSeen = true
     this.theirNeighbours = new Set(neighbours)
     // What it says it holds, it holds (as in its vv): never sent again.
     this.window.learn(next)
@@ -242,11 +238,6 @@ export class Replication {
     // An origin that a neighbour of the peer brought us, that neighbour brings the peer too
     // (split horizon): forwarding it would race that path, so it waits like a routed one.
     const book = this.#c.routes
-    // Our own origin too, until the peer's routes come, when a neighbour of ours says it has a
-    // session with the peer: it may already forward our events there, and the peer's routes
-    // will name our origin if so (the writer does not preempt an advancing forwarder).
-    const own = this.#c.log.origin
-    if (settling && !this.#routesSeen && book?.reachedElsewhere(this.#session)) waiting.add(own)
     for (const o of Object.keys(ours)) {
       if (!this.#thirdParty(o)) continue
       const from = book?.suppliedBy(o)
@@ -302,8 +293,7 @@ export class Replication {
     this.window.acked((o) => this.acks.heldBy(o), this.#c.now(), { onlyTipped: true })
     this.window.learn(sent)
     this.#hooks.holds?.(this.#session, sent)
-    if (result.stored.length > 0)
-      this.#c.routes?.delivered(this.#session, new Set(result.stored.map((e) => e.origin)), this.#c.log.vv())
+    if (result.stored.length > 0) this.#c.routes?.delivered(this.#session, new Set(result.stored.map((e) => e.origin)))
     // Sent only after ingest's durable commit returned: this is what semi-sync counts.
     this.#sendAck(true)
     this.pump()

@@ -5,8 +5,6 @@ export interface RoutedSession {
   /** The peer's DRU id and the origin it writes as (proven by its auth). */
   readonly peerId: string | undefined
   readonly peerOrigin: string | undefined
-  /** The DRUs the peer says it has sessions with (its routes frames). */
-  readonly peerNeighbours?: ReadonlySet<string>
   /** Our supplier choices changed: announce them to the peer if what it should skip changed. */
   routesChanged(): void
 }
@@ -26,42 +24,19 @@ export interface RoutedSession {
 export class RouteBook {
   readonly #supplier = new Map<string, RoutedSession>()
   readonly #sessions = new Set<RoutedSession>()
-  /** Writers whose origin another session still supplies, with how far they held it at their vv (Infinity before it). */
-  readonly #waitingWriter = new Map<string, { session: RoutedSession; head: number }>()
 
   /** An admitted session: a new neighbour, and it supplies its peer's own origin from now on. */
   opened(session: RoutedSession): void {
     this.#sessions.add(session)
     const origin = session.peerOrigin
-    if (origin !== undefined) {
-      if (this.#supplier.has(origin)) this.#waitingWriter.set(origin, { session, head: Infinity })
-      else this.#supplier.set(origin, session)
-    }
+    if (origin !== undefined) this.#supplier.set(origin, session)
     this.#changed()
-  }
-
-  /**
-   * The writer's vv came: it holds its origin up to `head`. If we hold that already (the
-   * forwarder caught us up), the writer supplies its origin from now on.
-   */
-  writerHead(session: RoutedSession, head: number, ours: VersionVector): void {
-    const origin = session.peerOrigin
-    const waiting = origin === undefined ? undefined : this.#waitingWriter.get(origin)
-    if (waiting?.session !== session) return
-    waiting.head = head
-    if ((ours[origin!] ?? 0) >= head) this.#handOver(origin!)
   }
 
   /** A closed session: a neighbour less, and whatever it supplied is open to every peer again. */
   closed(session: RoutedSession): void {
     if (!this.#sessions.delete(session)) return
-    for (const [origin, w] of this.#waitingWriter) if (w.session === session) this.#waitingWriter.delete(origin)
-    for (const [origin, s] of this.#supplier) {
-      if (s !== session) continue
-      this.#supplier.delete(origin)
-      // A writer waiting for its origin gets it now (not the first forwarder to deliver).
-      if (this.#waitingWriter.has(origin)) this.#handOver(origin, false)
-    }
+    for (const [origin, s] of this.#supplier) if (s === session) this.#supplier.delete(origin)
     this.#changed()
   }
 
@@ -73,34 +48,16 @@ export class RouteBook {
     return [...ids]
   }
 
-  /** True when another of our neighbours says it has a session with `session`'s peer (and may be forwarding it our events). */
-  reachedElsewhere(session: RoutedSession): boolean {
-    const id = session.peerId
-    if (id === undefined) return false
-    for (const s of this.#sessions) if (s !== session && s.peerNeighbours?.has(id)) return true
-    return false
-  }
-
   /** The DRU that brings us `origin` (its supplier's peer), if any. */
   suppliedBy(origin: string): string | undefined {
     return this.#supplier.get(origin)?.peerId
   }
 
-  /**
-   * The session stored new events of `origins` (we now hold `ours`): it supplies those nobody
-   * supplies yet, and a waiting writer takes its origin over once it sends it itself or we
-   * hold what it held.
-   */
-  delivered(session: RoutedSession, origins: Iterable<string>, ours: VersionVector): void {
+  /** The session stored new events of `origins`: it supplies those nobody supplies yet. */
+  delivered(session: RoutedSession, origins: Iterable<string>): void {
     if (!this.#sessions.has(session)) return
     let any = false
     for (const origin of origins) {
-      const waiting = this.#waitingWriter.get(origin)
-      if (waiting && (waiting.session === session || (ours[origin] ?? 0) >= waiting.head)) {
-        this.#handOver(origin, false)
-        any = true
-        continue
-      }
       if (this.#supplier.has(origin)) continue
       this.#supplier.set(origin, session)
       any = true
@@ -116,15 +73,6 @@ export class RouteBook {
     const out: Record<string, number> = {}
     for (const [origin, s] of this.#supplier) if (s !== session) out[origin] = ours[origin] ?? 0
     return out
-  }
-
-  /** A waiting writer supplies its own origin from now on. */
-  #handOver(origin: string, announce = true): void {
-    const waiting = this.#waitingWriter.get(origin)
-    if (!waiting) return
-    this.#waitingWriter.delete(origin)
-    this.#supplier.set(origin, waiting.session)
-    if (announce) this.#changed()
   }
 
   #changed(): void {
