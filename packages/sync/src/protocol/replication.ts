@@ -159,6 +159,7 @@ export class Replication {
     if (stored === undefined) return
     this.eventsIn += batch.length
     this.duplicatesIn += stored.duplicates
+    this.#hooks.received?.(this.#session, batch.length, stored.duplicates)
   }
 
   // ---- forwarding -------------------------------------------------------------------------

@@ -111,6 +111,8 @@ export interface ProtocolHooks {
    * ack, so it counts toward "caught up" and semi-sync, and the peer need not ack it back.
    */
   holds?(p: PeerProtocol, vv: VersionVector): void
+  /** A batch of `events` events arrived and was stored, `duplicates` of them held already (counters that outlive the session). */
+  received?(p: PeerProtocol, events: number, duplicates: number): void
   quarantine?(peerId: string, code: string, message: string): void
   /** The peer's heartbeat announced its lifecycle state (display only). */
   announced?(p: PeerProtocol, lifecycle: PeerLifecycle): void
