@@ -16,6 +16,8 @@ export interface SessionLimits {
   readonly maxFrameBytes: number
   readonly maxBatchBytes: number
   readonly maxUnackedBytes: number
+  /** Unacknowledged bytes of third parties' origins the peer may get elsewhere (default DEFAULT_FORWARD_WINDOW_BYTES). */
+  readonly forwardWindowBytes?: number
   readonly heartbeatMs: number
   readonly heartbeatTimeoutMs: number
   readonly preAuthMaxFrameBytes: number
