@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import {
+  FORWARD_GRACE_HEARTBEATS,
   PeerProtocol,
   RouteBook,
   SEAL_TAG_BYTES,
@@ -140,16 +141,17 @@ function raceAtA(forwardWindowBytes?: number) {
   for (const batch of logs.b.eventsMissing({})) logs.c.ingest(batch)
   const needed = B_EVENTS + C_EVENTS
 
-  // The heal: a–c opens first. For a heartbeat c holds b's origin back (it does not know yet
-  // what a gets elsewhere); then it forwards, and the first batch reaches a.
+  // The heal: a–c opens first. c holds b's origin back while it does not know what a gets
+  // elsewhere (a has no other session, so no routes come: for the grace); then it forwards,
+  // and the first batch reaches a.
   const ac = connect('a', 'c')
   flush(ac)
-  advance(HEARTBEAT_MS + 1)
+  advance(FORWARD_GRACE_HEARTBEATS * HEARTBEAT_MS + 1)
   ac.ends[1].tick()
   ac.ends[1].pump()
   const toA = ac.queues[1]
   const firstEvents = toA.findIndex((f) => typeOf(f) === 'events')
-  expect(firstEvents, 'c forwards b’s origin after its first heartbeat').toBeGreaterThanOrEqual(0)
+  expect(firstEvents, 'c forwards b’s origin once the grace passed').toBeGreaterThanOrEqual(0)
   const delivered = toA.splice(0, firstEvents + 1)
   const firstFrame = delivered.at(-1)
   for (const bytes of delivered) ac.ends[0].receive(bytes)
@@ -158,7 +160,8 @@ function raceAtA(forwardWindowBytes?: number) {
     .filter((f) => typeOf(f) === 'events')
     .reduce((n, f) => n + f.byteLength, 0)
 
-  // Mid-stream, b's own session with a opens: b sends a its origin from a's vv.
+  // Mid-stream, b's own session with a opens (its dial came back after a backoff): b sends a
+  // its origin from a's vv.
   const ab = connect('a', 'b')
   flush(ab)
   for (let r = 0; r < 40; r++) round(HEARTBEAT_MS / 4)

@@ -41,6 +41,8 @@ export class Forwarding {
   readonly #lagging = new Map<string, number>()
   /** When the peer's first vv arrived (ms); undefined before. */
   #firstVvAt: number | undefined
+  /** True once the peer's first routes frame arrived (it has another session). */
+  #routesSeen = false
 
   constructor(context: ForwardingContext) {
     this.#c = context
@@ -70,12 +72,24 @@ export class Forwarding {
     for (const origin of this.#lagging.keys()) if (!Object.hasOwn(next, origin)) this.#lagging.delete(origin)
     this.theirRoutes = next
     this.theirNeighbours = new Set(neighbours)
+    this.#routesSeen = true
     return next
   }
 
-  /** True within one heartbeat of the peer's first vv (its routes may still be on their way). */
+  /**
+   * True while we do not know yet what the peer gets elsewhere: within one heartbeat of its
+   * first vv (its routes may still be on their way), and until its first routes within the
+   * grace. A peer sends routes once it has another session; after a heal on a loaded machine
+   * that session may open more than a heartbeat after ours, and forwarding in between raced
+   * its direct copy (bench:topologies, mesh of 3: whole origins arrived twice). A peer with no
+   * other session gets third parties' origins {@link FORWARD_GRACE_HEARTBEATS} heartbeats after
+   * its vv, not one.
+   */
   #settling(): boolean {
-    return this.#firstVvAt === undefined || this.#c.now() - this.#firstVvAt < this.#c.heartbeatMs
+    if (this.#firstVvAt === undefined) return true
+    const since = this.#c.now() - this.#firstVvAt
+    if (since < this.#c.heartbeatMs) return true
+    return !this.#routesSeen && since < FORWARD_GRACE_HEARTBEATS * this.#c.heartbeatMs
   }
 
   /**
@@ -104,12 +118,17 @@ export class Forwarding {
     const settling = this.#settling()
     const waiting = new Set(Object.keys(this.theirRoutes))
     // An origin that a neighbour of the peer brought us, that neighbour brings the peer too
-    // (split horizon): forwarding it would race that path, so it waits like a routed one.
+    // (split horizon): forwarding it would race that path, so it waits like a routed one. We
+    // learn the link from either end: the peer's routes name the supplier, or the supplier's
+    // routes name the peer (after a heal one of the two often comes a heartbeat late).
     const book = this.#c.routes
+    const peer = this.#c.peerId()
     for (const o of Object.keys(ours)) {
       if (!this.thirdParty(o)) continue
       const from = book?.suppliedBy(o)
-      if (settling || (from !== undefined && this.theirNeighbours.has(from))) waiting.add(o)
+      const linked =
+        from !== undefined && (this.theirNeighbours.has(from) || (peer !== undefined && book!.supplierReaches(o, peer)))
+      if (settling || linked) waiting.add(o)
     }
     for (const origin of waiting) {
       if ((ours[origin] ?? 0) <= (known[origin] ?? 0)) {

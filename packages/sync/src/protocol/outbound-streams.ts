@@ -30,6 +30,8 @@ export class OutboundStreams {
   #directYielded = false
   #forward: Stream | null = null
   #forwardYielded = false
+  /** True when the forward window was full at the last look: the next refill starts a new forward stream. */
+  #forwardBlocked = false
   /** True while the direct stream is a bootstrap being served. */
   #serving = false
 
@@ -67,7 +69,15 @@ export class OutboundStreams {
     if (direct) return { frame: direct, forwarded: false }
     // Not while a bootstrap is served: it ends with the events above its base itself.
     const forwardWindow = this.#c.limits.forwardWindowBytes ?? DEFAULT_FORWARD_WINDOW_BYTES
-    if (this.#serving || this.#c.window.forwardedBytes >= forwardWindow) return undefined
+    if (this.#serving) return undefined
+    if (this.#c.window.forwardedBytes >= forwardWindow) {
+      this.#forwardBlocked = true
+      return undefined
+    }
+    // A stream reads the log lazily from where it was opened: one that waited for acks would
+    // send what the peer got meanwhile by another path (its acks and routes raised `known`).
+    if (this.#forwardBlocked) this.#forward = null
+    this.#forwardBlocked = false
     const forward = this.#nextForward(forwardWindow)
     return forward && { frame: forward, forwarded: true }
   }

@@ -73,6 +73,11 @@ export class Replication {
     })
   }
 
+  /** The DRUs the peer has sessions with, besides us (its latest routes frame). */
+  get theirNeighbours(): ReadonlySet<string> {
+    return this.#forwarding.theirNeighbours
+  }
+
   /** The origins the peer receives by another session, with how far it holds each (its latest routes frame). */
   get theirRoutes(): VersionVector {
     return this.#forwarding.theirRoutes
