@@ -25,15 +25,16 @@ export async function open(cfg) {
   })
   const port = networked ? runtimeOf(dru).network.sync.port : 0
   const docId = (i) => `doc-${i}`
-  /** Events (and duplicates) received from every peer over every session since start. */
+  /** Events (and duplicates) received from each peer over every session since start. */
   const receivedTotal = () => {
     const peers = networked ? runtimeOf(dru).network.sync.peerStatus() : []
     return {
       events: peers.reduce((n, p) => n + p.eventsInTotal, 0),
       duplicates: peers.reduce((n, p) => n + p.duplicatesInTotal, 0),
+      byPeer: Object.fromEntries(peers.map((p) => [p.id, [p.eventsInTotal, p.duplicatesInTotal]])),
     }
   }
-  let receivedAtMark = { events: 0, duplicates: 0 }
+  let receivedAtMark = { events: 0, duplicates: 0, byPeer: {} }
 
   return {
     port,
@@ -83,7 +84,13 @@ export async function open(cfg) {
      */
     received: () => {
       const now = receivedTotal()
-      return { events: now.events - receivedAtMark.events, duplicates: now.duplicates - receivedAtMark.duplicates }
+      const since = (id) => now.byPeer[id].map((n, k) => n - (receivedAtMark.byPeer[id]?.[k] ?? 0))
+      return {
+        events: now.events - receivedAtMark.events,
+        duplicates: now.duplicates - receivedAtMark.duplicates,
+        // Per peer: [events, duplicates] (diagnostics: which path brought them twice).
+        byPeer: Object.fromEntries(Object.keys(now.byPeer).map((id) => [id, since(id)])),
+      }
     },
     /** Cheap convergence probe: the log fingerprint (vector + chain heads) and event count. */
     heads: () => ({ digest: fingerprintDigest(dru.fingerprint()), events: dru.store.count() }),
