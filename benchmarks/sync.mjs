@@ -190,8 +190,10 @@ async function partitionHeal() {
   const healMs = performance.now() - h0
   const rss = await Promise.all([a, b, c].map((d) => d.call('rss')))
   const statuses = (await Promise.all([a, b, c].map((d) => d.call('status')))).flat()
-  const eventsIn = statuses.reduce((n, s) => n + s.eventsIn, 0)
-  const duplicatesIn = statuses.reduce((n, s) => n + s.duplicatesIn, 0)
+  // Over every session since start (links refuse connections until the heal, so all are the
+  // heal's): events received over a session that later closed count too.
+  const eventsIn = statuses.reduce((n, s) => n + s.eventsInTotal, 0)
+  const duplicatesIn = statuses.reduce((n, s) => n + s.duplicatesInTotal, 0)
   const wire = Object.values(proxies).reduce((n, p) => n + p.bytes.up + p.bytes.down, 0)
   for (const d of [a, b, c]) d.kill()
   for (const p of Object.values(proxies)) await p.close()

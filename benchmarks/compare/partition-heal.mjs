@@ -100,6 +100,8 @@ export async function partitionHeal({ system, docs, ops, seed, onCluster, export
     received: received && {
       events: received.reduce((n, r) => n + r.events, 0),
       duplicates: received.reduce((n, r) => n + r.duplicates, 0),
+      // Per replica, per peer: [events, duplicates] received since the mark.
+      byReplica: received.map((r) => r.byPeer),
     },
   }
 }

@@ -42,6 +42,8 @@ const builtins = {
   mark: () => {
     peakRss = process.memoryUsage().rss
     cpuMark = process.cpuUsage()
+    // The system's own mark too (dru: counters from here on are the heal's).
+    replica.mark?.()
     return true
   },
   stats: () => {

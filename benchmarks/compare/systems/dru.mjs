@@ -25,6 +25,16 @@ export async function open(cfg) {
   })
   const port = networked ? runtimeOf(dru).network.sync.port : 0
   const docId = (i) => `doc-${i}`
+  /** Events (and duplicates) received from each peer over every session since start. */
+  const receivedTotal = () => {
+    const peers = networked ? runtimeOf(dru).network.sync.peerStatus() : []
+    return {
+      events: peers.reduce((n, p) => n + p.eventsInTotal, 0),
+      duplicates: peers.reduce((n, p) => n + p.duplicatesInTotal, 0),
+      byPeer: Object.fromEntries(peers.map((p) => [p.id, [p.eventsInTotal, p.duplicatesInTotal]])),
+    }
+  }
+  let receivedAtMark = { events: 0, duplicates: 0, byPeer: {} }
 
   return {
     port,
@@ -62,15 +72,24 @@ export async function open(cfg) {
       }
       return dru.store.count()
     },
+    /** The bench's mark (before the heal): events received from here on are the heal's. */
+    mark: () => {
+      receivedAtMark = receivedTotal()
+      return true
+    },
     /**
-     * Events received by the current sessions, and how many were held already. The bench
-     * cuts every link before it heals them, so after a heal these are the heal's sessions.
+     * Events received since the mark over every session, closed ones included (a session that
+     * lost a race and closed took its duplicates with it when only open sessions were counted),
+     * and how many were held already.
      */
     received: () => {
-      const peers = networked ? runtimeOf(dru).network.sync.peerStatus() : []
+      const now = receivedTotal()
+      const since = (id) => now.byPeer[id].map((n, k) => n - (receivedAtMark.byPeer[id]?.[k] ?? 0))
       return {
-        events: peers.reduce((n, p) => n + p.eventsIn, 0),
-        duplicates: peers.reduce((n, p) => n + p.duplicatesIn, 0),
+        events: now.events - receivedAtMark.events,
+        duplicates: now.duplicates - receivedAtMark.duplicates,
+        // Per peer: [events, duplicates] (diagnostics: which path brought them twice).
+        byPeer: Object.fromEntries(Object.keys(now.byPeer).map((id) => [id, since(id)])),
       }
     },
     /** Cheap convergence probe: the log fingerprint (vector + chain heads) and event count. */

@@ -112,5 +112,16 @@ export const COSTLY_FRAME_BURST = 20
  */
 export const FORWARD_GRACE_HEARTBEATS = 3
 
+/**
+ * Default forward window: bytes of third parties' events (written neither by us nor by the
+ * peer) a session has unacknowledged at once while the peer may get them by another path.
+ * Which of two paths brings an origin first after a heal depends on the order sessions open
+ * and on routes a round trip late; the full 8 MiB window held a whole 20,000-event origin,
+ * so a lost race cost the origin twice (bench:sync's heal received 1.5 events per event
+ * needed). 256 KiB (about 1,600 events of 160 bytes) bounds a race's cost per origin per path,
+ * and four batches of 64 KiB keep the link busy while acks return.
+ */
+export const DEFAULT_FORWARD_WINDOW_BYTES = 256 << 10
+
 /** Sessions kept at once with one DRU id (more than one only while two processes run under it). */
 export const MAX_SESSIONS_PER_PEER = 4

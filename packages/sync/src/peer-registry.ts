@@ -52,6 +52,13 @@ export interface PeerStatus {
   readonly snapshotDocsIn: number
   readonly foldedIn: number
   readonly unackedBytes: number
+  /**
+   * Events received from this peer since this DRU started, over every session (closed ones
+   * included), and how many of them were held already: what forwarding costs, counted whole
+   * (`eventsIn` is the current session's alone).
+   */
+  readonly eventsInTotal: number
+  readonly duplicatesInTotal: number
   /** Frames from this peer refused as PROTOCOL_VIOLATION or RATE_LIMITED since start. */
   readonly violations: number
 }
@@ -76,6 +83,9 @@ export interface PeerState {
   dialing: boolean
   timer: NodeJS.Timeout | undefined
   violations: number
+  /** Events (and duplicates among them) received over every session since start. */
+  eventsIn: number
+  duplicatesIn: number
 }
 
 /**
@@ -117,6 +127,8 @@ export class PeerRegistry {
         dialing: false,
         timer: undefined,
         violations: 0,
+        eventsIn: 0,
+        duplicatesIn: 0,
       }
       this.peers.set(id, p)
     }
@@ -225,6 +237,13 @@ export class PeerRegistry {
     p.lastSeen = this.#now()
   }
 
+  /** A session with `id` received `events` events, `duplicates` of them held already. */
+  received(id: string, events: number, duplicates: number): void {
+    const p = this.state(id)
+    p.eventsIn += events
+    p.duplicatesIn += duplicates
+  }
+
   /** Number of distinct peers whose acknowledged vectors cover `(origin, seq)`. */
   ackCount(origin: string, seq: number): number {
     let n = 0
@@ -265,6 +284,8 @@ export class PeerRegistry {
           snapshotDocsIn: s?.snapshotDocsIn ?? 0,
           foldedIn: s?.foldedIn ?? 0,
           unackedBytes: open.reduce((n, o) => n + o.protocol.unackedBytes, 0),
+          eventsInTotal: p.eventsIn,
+          duplicatesInTotal: p.duplicatesIn,
           violations: p.violations,
         }
       })

@@ -209,6 +209,7 @@ class SyncNodeImpl extends EventEmitter implements SyncNode {
         this.#registry.acked(p.peerId!, vv)
         this.#waiters.check()
       },
+      received: (p, events, duplicates) => this.#registry.received(p.peerId!, events, duplicates),
       quarantine: (peerId, code, message) => this.#quarantine(peerId, code, message),
       announced: (p, lifecycle) => this.#registry.announced(p.peerId!, lifecycle),
       reported: (p, report) => this.#probes.answered(p, report),

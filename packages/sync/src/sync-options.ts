@@ -5,6 +5,7 @@ import type { PeerLifecycle } from './frames.js'
 import {
   COSTLY_FRAME_BURST,
   COSTLY_FRAMES_PER_SECOND,
+  DEFAULT_FORWARD_WINDOW_BYTES,
   DEFAULT_MAX_FRAME_BYTES,
   FRAME_BURST,
   FRAMES_PER_SECOND,
@@ -67,6 +68,12 @@ export interface SyncOptions {
   readonly maxFrameBytes?: number
   readonly maxBatchBytes?: number
   readonly maxUnackedBytes?: number
+  /**
+   * Bytes of third parties' events (written neither by us nor by the peer) a session has
+   * unacknowledged at once while the peer may get them by another path (default 256 KiB,
+   * DEFAULT_FORWARD_WINDOW_BYTES): what a race between two paths can cost per origin.
+   */
+  readonly forwardWindowBytes?: number
   /** Per-session rate limits (defaults in limits.ts). */
   readonly rates?: Partial<
     Pick<SessionLimits, 'framesPerSecond' | 'frameBurst' | 'costlyFramesPerSecond' | 'costlyFrameBurst'>
@@ -154,6 +161,7 @@ export function resolveSyncOptions(options: SyncOptions): ResolvedSyncOptions {
     maxFrameBytes,
     maxBatchBytes,
     maxUnackedBytes: positive(options.maxUnackedBytes, 'maxUnackedBytes', DEFAULT_MAX_UNACKED_BYTES),
+    forwardWindowBytes: positive(options.forwardWindowBytes, 'forwardWindowBytes', DEFAULT_FORWARD_WINDOW_BYTES),
     preAuthMaxFrameBytes: PRE_AUTH_MAX_FRAME_BYTES,
     handshakeTimeoutMs: Math.min(HANDSHAKE_TIMEOUT_MS, heartbeatTimeoutMs),
     framesPerSecond: positive(options.rates?.framesPerSecond, 'rates.framesPerSecond', FRAMES_PER_SECOND),

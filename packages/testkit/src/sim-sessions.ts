@@ -142,6 +142,8 @@ export class SimSessions {
   readonly #ackDue = new Set<number>()
   /** Received counts of sessions already closed, by DRU index. */
   readonly #closedIn = { events: [] as number[], duplicates: [] as number[] }
+  /** Per link (receiver<sender), what its closed sessions received. */
+  readonly #closedByLink = new Map<string, { to: number; from: number; events: number; duplicates: number }>()
 
   constructor(
     drus: readonly Dru[],
@@ -316,16 +318,23 @@ export class SimSessions {
     return { events, duplicates }
   }
 
-  /** Events and duplicates received per open link, by receiver and sender (diagnostics). */
+  /**
+   * Events and duplicates received per link, by receiver and sender, over every session the
+   * link had (closed ones included: a race often ends with the session that lost it).
+   */
   receivedByLink(): Array<{ to: number; from: number; events: number; duplicates: number }> {
-    const out: Array<{ to: number; from: number; events: number; duplicates: number }> = []
+    const byLink = new Map<string, { to: number; from: number; events: number; duplicates: number }>()
+    for (const [key, r] of this.#closedByLink) byLink.set(key, { ...r })
     for (const p of this.#pipes) {
       p.ends?.forEach((end, k) => {
         const [to, from] = k === 0 ? [p.a, p.b] : [p.b, p.a]
-        out.push({ to, from, events: end.eventsIn, duplicates: end.duplicatesIn })
+        const r = byLink.get(`${to}<${from}`) ?? { to, from, events: 0, duplicates: 0 }
+        r.events += end.eventsIn
+        r.duplicates += end.duplicatesIn
+        byLink.set(`${to}<${from}`, r)
       })
     }
-    return out
+    return [...byLink.values()]
   }
 
   closeAll(): void {
@@ -365,6 +374,11 @@ export class SimSessions {
       const i = k === 0 ? p.a : p.b
       this.#closedIn.events[i] = (this.#closedIn.events[i] ?? 0) + end.eventsIn
       this.#closedIn.duplicates[i] = (this.#closedIn.duplicates[i] ?? 0) + end.duplicatesIn
+      const from = k === 0 ? p.b : p.a
+      const link = this.#closedByLink.get(`${i}<${from}`) ?? { to: i, from, events: 0, duplicates: 0 }
+      link.events += end.eventsIn
+      link.duplicates += end.duplicatesIn
+      this.#closedByLink.set(`${i}<${from}`, link)
     })
     for (const end of p.ends ?? []) end.close(code, 'connection reset by the simulation')
     p.ends = undefined

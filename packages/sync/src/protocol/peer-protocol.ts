@@ -160,6 +160,11 @@ export class PeerProtocol implements RoutedSession {
     return this.#replication.theirRoutes
   }
 
+  /** The DRUs the peer says it has sessions with, besides us (its latest routes frame). */
+  get peerNeighbours(): ReadonlySet<string> {
+    return this.#replication.theirNeighbours
+  }
+
   /** True while this session holds events back from the peer, waiting to see them arrive by its other path. */
   get holdingBack(): boolean {
     return this.#replication.holdingBack

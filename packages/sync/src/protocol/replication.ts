@@ -1,17 +1,12 @@
-import {
-  DruError,
-  parseOrigin,
-  type DruEvent,
-  type FoldedEnvelope,
-  type LogSummary,
-  type VersionVector,
-} from '@dru/core'
+import { DruError, type DruEvent, type FoldedEnvelope, type LogSummary, type VersionVector } from '@dru/core'
 import type { Frame, SnapshotFrame, VvFrame } from '../frames.js'
-import { FORWARD_GRACE_HEARTBEATS, MAX_ORIGINS } from '../limits.js'
+import { MAX_ORIGINS } from '../limits.js'
 import { AckLedger } from './ack-ledger.js'
 import { checkRuns } from './batch-check.js'
+import { Forwarding } from './forwarding.js'
 import { LatestSummary } from './latest-summary.js'
-import { bootstrapFrames, signedBatches, type Outgoing } from './outbound-frames.js'
+import { bootstrapFrames, type Outgoing } from './outbound-frames.js'
+import { OutboundStreams } from './outbound-streams.js'
 import type { PeerProtocol } from './peer-protocol.js'
 import { SendWindow } from './send-window.js'
 import type { ProtocolConfig, ProtocolHooks } from './session-config.js'
@@ -36,13 +31,6 @@ export class Replication {
   theirBases: VersionVector = {}
   /** The peer's retired summary, from its latest vv. */
   theirRetired: LogSummary['retired'] | undefined
-  /**
-   * The origins the peer receives by another session (its latest routes frame), with how
-   * far it holds each: held back from it while that copy keeps up (see {@link #heldBack}).
-   */
-  theirRoutes: VersionVector = {}
-  /** The DRUs the peer has sessions with (its latest routes frame), besides us. */
-  theirNeighbours: ReadonlySet<string> = new Set()
 
   readonly window = new SendWindow()
   readonly acks = new AckLedger()
@@ -50,24 +38,19 @@ export class Replication {
   readonly #c: ProtocolConfig
   readonly #hooks: ProtocolHooks
   readonly #send: (frame: Frame) => number
-  #batches: Generator<Outgoing, void, undefined> | null = null
-  #yielded = false
+  readonly #forwarding: Forwarding
+  readonly #streams: OutboundStreams
   #gotVv = false
   #expandSent = false
   #ingesting = false
   #resyncRequested = false
   #bootstrapping = false
   #bootstrapStats = { docs: 0, events: 0 }
-  #serving = false
-  /** Per held-back origin: since when we hold more of it than the peer's copy, with no advance. */
-  readonly #lagging = new Map<string, number>()
   /**
    * The routes we last announced (as text: origins, then neighbours), so only a change is sent;
    * none while we have no other session (a pair of DRUs in sync reconnects without one).
    */
   #routesSent = ';'
-  /** When the peer's first vv arrived (ms). */
-  #firstVvAt = 0
   /** The peer's latest summary, for a verification that may take it instead of a probe. */
   readonly latest = new LatestSummary()
   /** The live vector of the latest vv we sent (an ack `withVv` acknowledges it). */
@@ -80,6 +63,31 @@ export class Replication {
     this.#c = config
     this.#hooks = hooks
     this.#send = send
+    this.#forwarding = new Forwarding({
+      druId: config.druId,
+      peerId: () => session.peerId,
+      publicKeys: config.publicKeys,
+      routes: config.routes,
+      heartbeatMs: config.limits.heartbeatMs,
+      now: config.now,
+    })
+    this.#streams = new OutboundStreams({
+      log: config.log,
+      window: this.window,
+      forwarding: this.#forwarding,
+      limits: config.limits,
+      plant: config.plant,
+    })
+  }
+
+  /** The DRUs the peer has sessions with, besides us (its latest routes frame). */
+  get theirNeighbours(): ReadonlySet<string> {
+    return this.#forwarding.theirNeighbours
+  }
+
+  /** The origins the peer receives by another session, with how far it holds each (its latest routes frame). */
+  get theirRoutes(): VersionVector {
+    return this.#forwarding.theirRoutes
   }
 
   /** True once the peer's first vv arrived (nothing is streamed or acked before). */
@@ -95,7 +103,7 @@ export class Replication {
   /** The session closed: stop streaming, give the bootstrap slot back, free the origins it supplied. */
   closed(): void {
     this.latest.ended()
-    this.#batches = null
+    this.#streams.stop()
     this.#c.routes?.closed(this.#session)
     if (this.#bootstrapping) this.#endBootstrap()
   }
@@ -113,7 +121,7 @@ export class Replication {
    * stream is in flight or a bootstrap runs: those settle it themselves.
    */
   untold(): boolean {
-    if (!this.#gotVv || this.window.inFlight > 0 || this.#bootstrapping || this.#serving) return false
+    if (!this.#gotVv || this.window.inFlight > 0 || this.#bootstrapping || this.#streams.serving) return false
     return this.acks.untold(this.#c.log.summary().live.vv)
   }
 
@@ -162,9 +170,9 @@ export class Replication {
     this.window.reset(known)
     // A bootstrap being served starts over from the new vector (staging is idempotent), so
     // the peer still gets its end; otherwise streaming restarts.
-    this.#batches = this.#serving ? this.#bootstrapFrames() : null
-    this.#yielded = false
-    if (!this.#gotVv) this.#firstVvAt = this.#c.now()
+    if (this.#streams.serving) this.#streams.serve(this.#bootstrapFrames())
+    else this.#streams.restart()
+    this.#forwarding.started()
     this.#gotVv = true
     this.latest.received(frame.summary, this.#c.now(), ours, this.acks.holdings)
     this.#maybeRequestBootstrap()
@@ -180,6 +188,7 @@ export class Replication {
     if (stored === undefined) return
     this.eventsIn += batch.length
     this.duplicatesIn += stored.duplicates
+    this.#hooks.received?.(this.#session, batch.length, stored.duplicates)
   }
 
   // ---- forwarding -------------------------------------------------------------------------
@@ -190,25 +199,12 @@ export class Replication {
    * while the copy it names stops advancing; what we send anyone else does not depend on it.
    */
   onRoutes(vv: VersionVector, neighbours: readonly string[]): void {
-    const own = this.#c.log.origin
-    const next: Record<string, number> = {}
-    for (const [origin, seq] of Object.entries(vv)) {
-      if (!this.#c.publicKeys.has(parseOrigin(origin).druId))
-        throw violation(`routes names ${origin}, whose DRU is not a member`)
-      // Our own current origin comes from us alone: never held back.
-      if (origin === own) continue
-      // Advanced (or newly named): its wait for the other path starts over.
-      if (seq > (this.theirRoutes[origin] ?? -1)) this.#lagging.delete(origin)
-      next[origin] = seq
-    }
-    for (const origin of this.#lagging.keys()) if (!Object.hasOwn(next, origin)) this.#lagging.delete(origin)
-    this.theirRoutes = next
-    this.theirNeighbours = new Set(neighbours)
+    const next = this.#forwarding.onRoutes(vv, neighbours, this.#c.log.origin)
     // What it says it holds, it holds (as in its vv): never sent again.
     this.window.learn(next)
     // Streaming restarts from the window's view (nothing in flight is sent twice), so an
     // origin now routed elsewhere stops and one no longer routed is picked up.
-    if (!this.#serving) this.#batches = null
+    this.#streams.restart()
     this.pump()
   }
 
@@ -231,55 +227,13 @@ export class Replication {
    */
   get holdingBack(): boolean {
     if (!this.#session.isOpen || !this.#gotVv) return false
-    return this.#heldBack(this.#c.log.vv()).size > 0
+    return this.#streams.holdingBack()
   }
 
   /** Every heartbeat: announce how far we got on the origins routed elsewhere, and forward what waited too long. */
   tick(): void {
     this.announceRoutes()
     this.pump()
-  }
-
-  /**
-   * Origins not to send the peer now: those it receives by another session, while that copy
-   * keeps up — we hold no more than it announced, or we do and it has not stopped advancing
-   * for {@link FORWARD_GRACE_HEARTBEATS} of our heartbeats. Past that we forward: a slow or
-   * dead path, or a false claim, costs a bounded delay, never an event.
-   */
-  #heldBack(ours: VersionVector): Set<string> {
-    const held = new Set<string>()
-    const now = this.#c.now()
-    const grace = FORWARD_GRACE_HEARTBEATS * this.#c.limits.heartbeatMs
-    const known = this.window.known
-    // For one heartbeat after its vv we do not know yet what the peer gets elsewhere (its other
-    // sessions may be opening at the same moment, as after a heal, and its routes follow):
-    // every third party's origin waits, within the grace.
-    const settling = now - this.#firstVvAt < this.#c.limits.heartbeatMs
-    const waiting = new Set(Object.keys(this.theirRoutes))
-    // An origin that a neighbour of the peer brought us, that neighbour brings the peer too
-    // (split horizon): forwarding it would race that path, so it waits like a routed one.
-    const book = this.#c.routes
-    for (const o of Object.keys(ours)) {
-      if (!this.#thirdParty(o)) continue
-      const from = book?.suppliedBy(o)
-      if (settling || (from !== undefined && this.theirNeighbours.has(from))) waiting.add(o)
-    }
-    for (const origin of waiting) {
-      if ((ours[origin] ?? 0) <= (known[origin] ?? 0)) {
-        this.#lagging.delete(origin)
-        continue
-      }
-      const since = this.#lagging.get(origin)
-      if (since === undefined) this.#lagging.set(origin, now)
-      if (now - (since ?? now) < grace) held.add(origin)
-    }
-    return held
-  }
-
-  /** An origin written neither by us nor by the peer (under any incarnation). */
-  #thirdParty(origin: string): boolean {
-    const writer = parseOrigin(origin).druId
-    return writer !== this.#c.druId && writer !== this.#session.peerId
   }
 
   /**
@@ -372,11 +326,9 @@ export class Replication {
 
   onBootstrapRequest(): void {
     if (!this.#c.snapshots) throw new DruError('NOT_SUPPORTED', 'this DRU has no documents and cannot bootstrap a peer')
-    if (this.#serving) throw violation('a second bootstrap request while one is being served')
+    if (this.#streams.serving) throw violation('a second bootstrap request while one is being served')
     if (!this.#gotVv) throw violation('a bootstrap request before the vv')
-    this.#serving = true
-    this.#batches = this.#bootstrapFrames()
-    this.#yielded = false
+    this.#streams.serve(this.#bootstrapFrames())
     this.pump()
   }
 
@@ -440,54 +392,25 @@ export class Replication {
 
   // ---- streaming out ----------------------------------------------------------------------
 
-  /** Sends stream frames while the unacked window has room and the peer lacks something. */
+  /**
+   * Sends stream frames while the unacked window has room and the peer lacks something: the
+   * direct stream first, then third parties' origins inside the forward window.
+   */
   pump(): void {
     if (!this.#session.isOpen || !this.#gotVv || this.#ingesting) return
-    const { maxUnackedBytes } = this.#c.limits
-    while (this.window.unackedBytes < maxUnackedBytes && this.#session.isOpen) {
-      if (!this.#batches) {
-        const ours = this.#c.log.vv()
-        const held = this.#heldBack(ours)
-        if (!this.#hasWork(ours, held)) return
-        // Held-back origins count as held by the peer for this stream.
-        const from: Record<string, number> = { ...this.window.known }
-        for (const o of held) from[o] = Math.max(from[o] ?? 0, ours[o] ?? 0)
-        this.#batches = signedBatches(this.#c.log, from, this.#c.limits.maxBatchBytes)
-        this.#yielded = false
-      }
-      const next = this.#batches.next()
-      if (next.done) {
-        const had = this.#yielded
-        this.#batches = null
-        this.#serving = false
-        if (!had) return
-        continue
-      }
-      this.#yielded = true
-      this.#sendWindowed(next.value)
+    while (this.window.unackedBytes < this.#c.limits.maxUnackedBytes && this.#session.isOpen) {
+      const next = this.#streams.next()
+      if (!next) return
+      this.#sendWindowed(next.frame, next.forwarded)
     }
   }
 
-  /** Something we hold that the peer neither holds, has in flight nor gets elsewhere, and can be streamed (not below our base). */
-  #hasWork(ours: VersionVector, held: ReadonlySet<string>): boolean {
-    const base = this.#c.log.base()
-    const known = this.window.known
-    // Tests only: the planted off-by-one (see ProtocolPlant).
-    const slack = this.#c.plant === 'lack-off-by-one' ? 1 : 0
-    for (const o of Object.keys(ours)) {
-      if (held.has(o)) continue
-      const k = known[o] ?? 0
-      if (ours[o]! > k + slack && k >= (base[o]?.seq ?? 0)) return true
-    }
-    return false
-  }
-
-  #sendWindowed(frame: Outgoing): void {
+  #sendWindowed(frame: Outgoing, forwarded: boolean): void {
     const tips = new Map<string, number>()
     if (frame.type === 'events') for (const e of frame.batch) tips.set(e.origin, e.seq)
     else if (frame.type === 'folded') for (const e of frame.envelopes) tips.set(e.origin, e.seq)
     const bytes = this.#send(frame)
-    this.window.sent(bytes, tips, this.#c.now())
+    this.window.sent(bytes, tips, this.#c.now(), forwarded)
     // Stored events count as held by their sender (the `holds` hook); folded ones are acked.
     if (frame.type === 'events') for (const [origin, seq] of tips) this.acks.sent(origin, seq)
   }

@@ -5,6 +5,8 @@ export interface RoutedSession {
   /** The peer's DRU id and the origin it writes as (proven by its auth). */
   readonly peerId: string | undefined
   readonly peerOrigin: string | undefined
+  /** The DRUs the peer says it has sessions with (its routes frames); absent: none known. */
+  readonly peerNeighbours?: ReadonlySet<string>
   /** Our supplier choices changed: announce them to the peer if what it should skip changed. */
   routesChanged(): void
 }
@@ -51,6 +53,15 @@ export class RouteBook {
   /** The DRU that brings us `origin` (its supplier's peer), if any. */
   suppliedBy(origin: string): string | undefined {
     return this.#supplier.get(origin)?.peerId
+  }
+
+  /**
+   * True when the session that brings us `origin` says it has a session with `peerId` too:
+   * it brings that peer the origin itself (its writer always sends its own), so forwarding it
+   * there would race that path.
+   */
+  supplierReaches(origin: string, peerId: string): boolean {
+    return this.#supplier.get(origin)?.peerNeighbours?.has(peerId) ?? false
   }
 
   /** The session stored new events of `origins`: it supplies those nobody supplies yet. */

@@ -4,6 +4,8 @@ interface InFlight {
   readonly bytes: number
   /** Per origin, the last seq the frame carried; empty for frames any ack frees (snapshots). */
   readonly tips: ReadonlyArray<readonly [string, number]>
+  /** A frame of the forward stream (third parties' origins inside the forward window). */
+  readonly forwarded: boolean
 }
 
 /**
@@ -16,11 +18,17 @@ export class SendWindow {
   known: Record<string, number> = {}
   #frames: InFlight[] = []
   #unacked = 0
+  #forwarded = 0
   /** When the oldest unacknowledged frame was sent or last freed (ms). */
   lastProgressAt = 0
 
   get unackedBytes(): number {
     return this.#unacked
+  }
+
+  /** Bytes of unacknowledged forward-stream frames (bounded by the forward window). */
+  get forwardedBytes(): number {
+    return this.#forwarded
   }
 
   get inFlight(): number {
@@ -32,14 +40,16 @@ export class SendWindow {
     this.known = { ...known }
     this.#frames = []
     this.#unacked = 0
+    this.#forwarded = 0
   }
 
   /** Records a sent stream frame. */
-  sent(bytes: number, tips: ReadonlyMap<string, number>, now: number): void {
+  sent(bytes: number, tips: ReadonlyMap<string, number>, now: number, forwarded = false): void {
     for (const [o, s] of tips) if ((this.known[o] ?? 0) < s) this.known[o] = s
     if (this.#frames.length === 0) this.lastProgressAt = now
-    this.#frames.push({ bytes, tips: [...tips] })
+    this.#frames.push({ bytes, tips: [...tips], forwarded })
     this.#unacked += bytes
+    if (forwarded) this.#forwarded += bytes
   }
 
   /**
@@ -54,6 +64,7 @@ export class SendWindow {
       (!options.onlyTipped || f.tips.length > 0) && f.tips.every(([o, s]) => holds(o) >= s)
     while (i < this.#frames.length && covered(this.#frames[i]!)) {
       this.#unacked -= this.#frames[i]!.bytes
+      if (this.#frames[i]!.forwarded) this.#forwarded -= this.#frames[i]!.bytes
       i++
     }
     if (i > 0) {

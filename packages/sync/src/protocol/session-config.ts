@@ -16,6 +16,8 @@ export interface SessionLimits {
   readonly maxFrameBytes: number
   readonly maxBatchBytes: number
   readonly maxUnackedBytes: number
+  /** Unacknowledged bytes of third parties' origins the peer may get elsewhere (default DEFAULT_FORWARD_WINDOW_BYTES). */
+  readonly forwardWindowBytes?: number
   readonly heartbeatMs: number
   readonly heartbeatTimeoutMs: number
   readonly preAuthMaxFrameBytes: number
@@ -110,6 +112,8 @@ export interface ProtocolHooks {
    * ack, so it counts toward "caught up" and semi-sync, and the peer need not ack it back.
    */
   holds?(p: PeerProtocol, vv: VersionVector): void
+  /** A batch of `events` events arrived and was stored, `duplicates` of them held already (counters that outlive the session). */
+  received?(p: PeerProtocol, events: number, duplicates: number): void
   quarantine?(peerId: string, code: string, message: string): void
   /** The peer's heartbeat announced its lifecycle state (display only). */
   announced?(p: PeerProtocol, lifecycle: PeerLifecycle): void
