@@ -40,6 +40,7 @@ const packageProcessTests = [
   'packages/node/test/admin-ui.test.ts',
   'packages/node/test/exactly-once.test.ts',
   'packages/node/test/inbox-crash.test.ts',
+  'packages/node/test/v8-workaround.test.ts',
   'packages/store-sqlite/test/crash.test.ts',
 ]
 

@@ -2,15 +2,27 @@
 // `{ ready: true, … }` once up and answers `{ id, cmd, args }` with `{ id, ok, value }` or
 // `{ id, ok: false, code?, message }`. Every child is SIGKILLed when the script exits.
 import { fork } from 'node:child_process'
+import { V8_WORKAROUND_FLAG, needsV8Workaround } from '@dru/node'
 
 const children = new Set()
 process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL')
 })
 
+/**
+ * The child's node flags: `execArgv`, plus --no-turbo-inline-js-wasm-calls where this V8
+ * aborts on a lazy deopt inside an inlined Wasm call (packages/node/src/v8-workaround.ts).
+ * The fixtures drive Automerge without importing @dru/node, which would set it itself.
+ */
+function childFlags(execArgv, env) {
+  const needed = needsV8Workaround(process.versions.v8, env) && !execArgv.includes(V8_WORKAROUND_FLAG)
+  return needed ? [...execArgv, V8_WORKAROUND_FLAG] : execArgv
+}
+
 /** Forks `fixture` with `env` added (and node flags `execArgv`, e.g. --expose-gc); `name` appears in errors. */
 export function forkChild(fixture, env, name, execArgv = process.execArgv) {
-  const child = fork(fixture, [], { env: { ...process.env, ...env }, execArgv })
+  const childEnv = { ...process.env, ...env }
+  const child = fork(fixture, [], { env: childEnv, execArgv: childFlags(execArgv, childEnv) })
   children.add(child)
   let next = 0
   const pending = new Map()

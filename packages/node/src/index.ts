@@ -6,6 +6,9 @@
  * The admin API's JSON bodies are a separate door, `@dru/node/admin-api`, so the CLI reads
  * them without loading the runtime.
  */
+// First: on V8s that crash on a lazy deopt inside an inlined Wasm call (v8-workaround.ts),
+// the flag must be set before any Automerge code is optimized.
+export { V8_WORKAROUND_FLAG, applyV8Workaround, needsV8Workaround } from './v8-workaround.js'
 export { Dru } from './dru.js'
 export { openDru, runtimeOf } from './open-dru.js'
 /** An Ed25519 key pair in PEM (PKCS#8 private, SPKI public) for `keys` (or use `dru init`). */
