@@ -1,6 +1,7 @@
 // Spawning and driving replica processes (replica.mjs) over IPC.
 import { fork } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { V8_WORKAROUND_FLAG, needsV8Workaround } from '@dru/node'
 
 const REPLICA = fileURLToPath(new URL('./replica.mjs', import.meta.url))
 const live = new Set()
@@ -20,6 +21,9 @@ export function spawnReplica(cfg) {
     serialization: 'advanced',
     execArgv: [
       '--max-old-space-size=8192',
+      // Every system's replica alike: Node 20's V8 can crash in Automerge-heavy processes
+      // without it (packages/node/src/v8-workaround.ts), and it costs nothing measurable.
+      ...(needsV8Workaround(process.versions.v8, process.env) ? [V8_WORKAROUND_FLAG] : []),
       ...(process.env.BENCH_EXEC_ARGV ? process.env.BENCH_EXEC_ARGV.split(' ') : []),
     ],
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
