@@ -7,8 +7,7 @@ import type { AnyDoc } from './doc-cache.js'
 import { chooseWinner, type Conflict, type ConflictPolicy, type ConflictValue } from './conflict-policy.js'
 import { ConflictRegistry, type ConflictCounts } from './conflict-registry.js'
 import { checkedChange } from './change-validation.js'
-import { changeHeaderOf } from './change-header.js'
-import { readChangePosition, type ChangePosition } from './change-position.js'
+import { changeHeaderOf, readChangePosition, type ChangePosition } from './change-header.js'
 import { conflictAt, valueAt, writable, type FoundConflict, type Path } from './conflict-scan.js'
 
 /** A map or list of a document being changed, as the resolution writes into it. */

@@ -1,7 +1,7 @@
 import * as A from '@automerge/automerge'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { readChangePosition } from '../src/change-position.js'
+import { readChangePosition } from '../src/change-header.js'
 
 /** Changes of one actor after `before` changes of another (so start ops and deps vary). */
 function changes(actor: string, before: number, puts: number[]): Uint8Array[] {
