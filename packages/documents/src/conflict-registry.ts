@@ -29,7 +29,8 @@ export class ConflictRegistry {
     this.#stmt = {
       exists: db.prepare('select id from conflicts where doc_id = ? and path = ? and value_key = ?').pluck(),
       insert: db.prepare(
-        `insert into conflicts (doc_id, path, value_key, "values", detected_at, status) values (?, ?, ?, ?, ?, 'open')
+        `insert into conflicts (doc_id, path, value_key, "values", detected_at, status, resolution, resolved_at, resolved_by)
+         values (?, ?, ?, ?, ?, ?, ?, ?, ?)
          on conflict(doc_id, path, value_key) do nothing`,
       ),
       resolve: db.prepare(
@@ -50,19 +51,39 @@ export class ConflictRegistry {
     return this.#stmt.exists.get(docId, path, valueKey) !== undefined
   }
 
-  /** Records a conflict once; returns its id when it is new, undefined when already known. */
+  /**
+   * Records a conflict once, open or (`settled`) already resolved in the same row; returns
+   * it when it is new, undefined when already known. Built from what was written, not read
+   * back: a heal records thousands.
+   */
   record(
     docId: string,
     path: ReadonlyArray<string | number>,
     values: readonly ConflictValue[],
     at: number,
-  ): number | undefined {
+    settled?: { readonly resolution: unknown; readonly by: string },
+  ): Conflict | undefined {
     const key = values
       .map((v) => v.opId)
       .sort()
       .join(',')
-    const r = this.#stmt.insert.run(docId, JSON.stringify(path), key, JSON.stringify(values), at)
-    return r.changes === 1 ? Number(r.lastInsertRowid) : undefined
+    const resolution = settled ? JSON.stringify(settled.resolution ?? null) : null
+    const r = this.#stmt.insert.run(
+      docId,
+      JSON.stringify(path),
+      key,
+      JSON.stringify(values),
+      at,
+      settled ? 'resolved' : 'open',
+      resolution,
+      settled ? at : null,
+      settled?.by ?? null,
+    )
+    if (r.changes !== 1) return undefined
+    const base = { id: Number(r.lastInsertRowid), docId, path: [...path], values: [...values], detectedAt: at }
+    return settled
+      ? { ...base, status: 'resolved', resolution: JSON.parse(resolution!) as unknown, resolvedAt: at, resolvedBy: settled.by }
+      : { ...base, status: 'open' }
   }
 
   markResolved(id: number, resolution: unknown, at: number, by: string): boolean {

@@ -9,6 +9,7 @@ import { ConflictRegistry, type ConflictCounts } from './conflict-registry.js'
 import { checkedChange } from './change-validation.js'
 import { changeHeaderOf, readChangePosition, type ChangePosition } from './change-header.js'
 import { conflictAt, valueAt, writable, type FoundConflict, type Path } from './conflict-scan.js'
+import type { RecentWriters } from './recent-writers.js'
 
 /** A map or list of a document being changed, as the resolution writes into it. */
 type Fields = Record<string | number, unknown>
@@ -90,40 +91,43 @@ export class ConflictTracker {
     return out
   }
 
-  /** Records new conflicts found in `doc` (each once) and lets the policy settle them; `hint` holds the events just applied. */
-  record(docId: string, doc: AnyDoc, found: readonly FoundConflict[], hint: readonly DruEvent[]): void {
+  /**
+   * Records new conflicts found in `doc` (each once) and lets the policy settle them; `hint`
+   * holds the events just applied, `recent` the document's recently applied events.
+   */
+  record(
+    docId: string,
+    doc: AnyDoc,
+    found: readonly FoundConflict[],
+    hint: readonly DruEvent[],
+    recent?: RecentWriters,
+  ): void {
     if (found.length === 0) return
     const fresh: Conflict[] = []
     const raws = new Map<number, FoundConflict>()
-    const writers = new OpWriters(docId, doc, hint, this.#store, this.#options.isRejected)
+    const writers = new OpWriters(docId, doc, hint, this.#store, this.#options.isRejected, recent)
     const policy = this.#options.policy
-    // One transaction for the records and, under keep-visible, their settlement: a heal
-    // that finds thousands of conflicts must not pay a commit per conflict.
+    // One transaction for the records: a heal that finds thousands of conflicts must not pay
+    // a commit per conflict. Under keep-visible a conflict is recorded already settled (one
+    // row written once); conflicted counters stay open: increments made elsewhere may land
+    // on the other counter.
     this.#store.db.transaction(() => {
+      const at = this.#options.now()
       for (const f of found) {
         if (this.#registry.exists(docId, JSON.stringify(f.path), f.opIds.join(','))) continue
         const values: ConflictValue[] = f.opIds.map((opId) => {
           const { actor } = parseOpId(opId)
           return { opId, origin: originForActor(actor), hlc: writers.hlcOf(opId), value: f.values.get(opId) }
         })
-        const id = this.#registry.record(docId, f.path, values, this.#options.now())
-        if (id !== undefined) {
-          const c = this.#registry.get(id)!
-          fresh.push(c)
-          raws.set(id, f)
-          this.#openDocs.add(docId)
-        }
-      }
-      if (policy === 'keep-visible') {
-        // Nothing to write: every DRU already shows this value. Conflicted counters stay open:
-        // increments made elsewhere may land on the other counter.
-        const at = this.#options.now()
-        for (const c of fresh) {
-          const f = raws.get(c.id)!
-          if ([...f.raw.values()].some((v) => v instanceof A.Counter)) continue
-          this.#registry.markResolved(c.id, f.visible, at, 'policy')
-        }
-        this.#refreshOpen(docId)
+        const settle =
+          policy === 'keep-visible' && ![...f.raw.values()].some((v) => v instanceof A.Counter)
+            ? { resolution: f.visible, by: 'policy' }
+            : undefined
+        const c = this.#registry.record(docId, f.path, values, at, settle)
+        if (c?.status !== 'open') continue
+        fresh.push(c)
+        raws.set(c.id, f)
+        this.#openDocs.add(docId)
       }
     })()
     if (policy === 'manual' || policy === 'keep-visible') return
@@ -252,6 +256,7 @@ class OpWriters {
   readonly #headers = new Map<string, Map<number, { event: DruEvent; header: ChangePosition } | null>>()
 
   readonly #isRejected: (e: DruEvent) => boolean
+  readonly #recent: RecentWriters | undefined
 
   constructor(
     docId: string,
@@ -259,8 +264,10 @@ class OpWriters {
     hint: readonly DruEvent[],
     store: EventStore,
     isRejected: (e: DruEvent) => boolean = () => false,
+    recent?: RecentWriters,
   ) {
     this.#isRejected = isRejected
+    this.#recent = recent
     this.#docId = docId
     this.#doc = doc
     this.#hint = hint
@@ -270,6 +277,8 @@ class OpWriters {
   hlcOf(opId: string): string | null {
     const { counter, actor } = parseOpId(opId)
     const origin = originForActor(actor)
+    const recent = this.#recent?.hlcOf(origin, counter)
+    if (recent !== undefined) return recent
     for (const e of this.#hint) {
       const c = e.origin === origin ? checkedChange(e.change) : undefined
       if (c && c.startOp <= counter && counter < c.endOp) return e.hlc

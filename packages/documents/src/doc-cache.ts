@@ -1,6 +1,7 @@
 import * as A from '@automerge/automerge'
 import type { DruEvent } from '@dru/core'
 import { Lru, type CacheLimits } from './lru.js'
+import type { RecentWriters } from './recent-writers.js'
 
 /** Any Automerge document: documents hold whatever JSON the application writes. */
 export type AnyDoc = A.Doc<any>
@@ -16,6 +17,8 @@ export interface CachedDoc {
   unsnapshotted: number
   /** The Automerge actor the document writes as (the origin at load time). */
   actor: string
+  /** The events applied most recently, to name a conflict's writers without the log (recent-writers.ts). */
+  writers?: RecentWriters
   /** Remote events committed but not yet applied to `doc` (see `Materializer.materialize`). */
   pending?: DruEvent[]
   /** A counter with concurrent values was seen: rebuild the view after every apply (see `StaleViewRepair`). */

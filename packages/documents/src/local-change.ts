@@ -3,7 +3,7 @@ import { DruError, parseDocId, type DruEvent } from '@dru/core'
 import type { EventStore, StoreTx } from '@dru/store-sqlite'
 import { StaleViewRepair } from './automerge-workarounds.js'
 import { ENTRY_OVERHEAD, type AnyDoc, type CachedDoc, type DocCache } from './doc-cache.js'
-import type { Materializer } from './materializer.js'
+import { remember, type Materializer } from './materializer.js'
 import { guardDocument } from './value-guard.js'
 
 /** The function an application passes to change a document (Automerge's change callback). */
@@ -110,6 +110,7 @@ export class LocalWriter {
     const event = tx.append(docId, bytes)
     entry.doc = next
     entry.bytes += bytes.byteLength
+    remember(entry, [event])
     entry.unsnapshotted++
     cache.insert(docId, entry)
     this.#parts.afterChange(docId, entry.doc)

@@ -10,6 +10,7 @@ import { isolatedError, type IsolatedDocs, type IsolatedDocument } from './isola
 import type { RejectedChanges } from './rejected-changes.js'
 import type { SnapshotStore } from './snapshot-store.js'
 import { applyTolerant } from './tolerant-apply.js'
+import { RECENT_WRITERS, RecentWriters } from './recent-writers.js'
 
 /** A cached document applies its queued remote changes at once when this many are waiting. */
 const MAX_PENDING = 256
@@ -170,6 +171,7 @@ export class Materializer {
       if (view.hit) entry.counterConflict = true
       entry.unsnapshotted += list.length
       this.#remoteApplied += list.length
+      remember(entry, usable)
       const paths = withOpenPaths(conflictedPaths(patches), this.#conflicts.openPaths(docId))
       if (paths.length > 0) found = this.#conflicts.scan(entry.doc, paths)
       this.#conflicts.recheck(docId, entry.doc, 'replicated')
@@ -177,7 +179,7 @@ export class Materializer {
       this.#cache.discard(docId, entry)
       return false
     }
-    this.#conflicts.record(docId, entry.doc, found, list)
+    this.#conflicts.record(docId, entry.doc, found, list, entry.writers)
     return true
   }
 
@@ -345,12 +347,21 @@ export class Materializer {
       ...(counterConflict ? { counterConflict } : {}),
       ...(remote ? { remote } : {}),
     }
+    // The tail's last events are the newest of each of its origins (they come in log order).
+    remember(entry, tail.length > RECENT_WRITERS ? tail.slice(-RECENT_WRITERS) : tail)
     if (cache) this.#cache.insert(docId, entry)
     const paths = conflictedPaths(patches)
-    if (paths.length > 0) this.#conflicts.record(docId, doc, this.#conflicts.scan(doc, paths), tail)
+    if (paths.length > 0)
+      this.#conflicts.record(docId, doc, this.#conflicts.scan(doc, paths), tail, entry.writers)
     this.#conflicts.recheck(docId, doc, 'replicated')
     return entry
   }
+}
+
+/** Adds events just applied to the entry's {@link RecentWriters}, and what they cost to its size. */
+export function remember(entry: CachedDoc, events: readonly DruEvent[]): void {
+  const writers = (entry.writers ??= new RecentWriters())
+  for (const e of events) entry.bytes += writers.add(e)
 }
 
 /** The paths an apply reported conflicted plus those of the document's open conflicts, each once. */
