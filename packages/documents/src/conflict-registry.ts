@@ -20,11 +20,31 @@ export interface ConflictCounts {
   readonly resolved: Readonly<Record<string, number>>
 }
 
-/** The `conflicts` table: one row per (document, path, set of concurrent op ids). */
+/** Settled conflicts held before their rows are written (about 200 bytes each); more are written at once. */
+export const MAX_UNWRITTEN_SETTLED = 1024
+
+type SettledRow = [docId: string, path: string, key: string, values: string, at: number, resolution: string, by: string]
+
+/**
+ * The `conflicts` table: one row per (document, path, set of concurrent op ids).
+ *
+ * A conflict settled as it is found (keep-visible) needs no id and nothing reads it at once,
+ * so its row is written with the others found in the same turn of the event loop, in one
+ * transaction, not in a commit per document (a heal finds thousands, a few per document).
+ * Every read of the table writes them first, and so does {@link ConflictRegistry.flush},
+ * which the materializer calls before it stores a snapshot or moves the cold-scan mark: a
+ * crash before the write loses only rows whose changes are still in the snapshot's tail, so
+ * the next load finds those conflicts again.
+ */
 export class ConflictRegistry {
+  readonly #store: EventStore
   readonly #stmt
+  #unwritten: SettledRow[] = []
+  readonly #unwrittenKeys = new Set<string>()
+  #flushScheduled = false
 
   constructor(store: EventStore) {
+    this.#store = store
     const db = store.db
     this.#stmt = {
       exists: db.prepare('select id from conflicts where doc_id = ? and path = ? and value_key = ?').pluck(),
@@ -48,7 +68,56 @@ export class ConflictRegistry {
   }
 
   exists(docId: string, path: string, valueKey: string): boolean {
+    if (this.#unwrittenKeys.has(identity(docId, path, valueKey))) return true
     return this.#stmt.exists.get(docId, path, valueKey) !== undefined
+  }
+
+  /**
+   * Records a conflict settled as found (see the class comment); written with the others of
+   * this turn, or at once inside an open transaction. False when it is already known.
+   */
+  recordSettled(
+    docId: string,
+    path: ReadonlyArray<string | number>,
+    values: readonly ConflictValue[],
+    at: number,
+    settled: { readonly resolution: unknown; readonly by: string },
+  ): boolean {
+    if (this.#store.db.inTransaction) return this.record(docId, path, values, at, settled) !== undefined
+    const pathJson = JSON.stringify(path)
+    const key = valueKey(values)
+    if (this.exists(docId, pathJson, key)) return false
+    this.#unwrittenKeys.add(identity(docId, pathJson, key))
+    this.#unwritten.push([
+      docId,
+      pathJson,
+      key,
+      JSON.stringify(values),
+      at,
+      JSON.stringify(settled.resolution ?? null),
+      settled.by,
+    ])
+    if (this.#unwritten.length >= MAX_UNWRITTEN_SETTLED) this.flush()
+    else if (!this.#flushScheduled) {
+      this.#flushScheduled = true
+      setImmediate(() => {
+        this.#flushScheduled = false
+        if (!this.#store.closed) this.flush()
+      })
+    }
+    return true
+  }
+
+  /** Writes the settled conflicts held back (one transaction). */
+  flush(): void {
+    if (this.#unwritten.length === 0) return
+    const rows = this.#unwritten
+    this.#store.db.transaction(() => {
+      for (const [docId, path, key, values, at, resolution, by] of rows)
+        this.#stmt.insert.run(docId, path, key, values, at, 'resolved', resolution, at, by)
+    })()
+    this.#unwritten = []
+    this.#unwrittenKeys.clear()
   }
 
   /**
@@ -63,10 +132,7 @@ export class ConflictRegistry {
     at: number,
     settled?: { readonly resolution: unknown; readonly by: string },
   ): Conflict | undefined {
-    const key = values
-      .map((v) => v.opId)
-      .sort()
-      .join(',')
+    const key = valueKey(values)
     const resolution = settled ? JSON.stringify(settled.resolution ?? null) : null
     const r = this.#stmt.insert.run(
       docId,
@@ -91,6 +157,7 @@ export class ConflictRegistry {
   }
 
   get(id: number): Conflict | undefined {
+    this.flush()
     const row = this.#stmt.get.get(id) as Row | undefined
     return row ? toConflict(row) : undefined
   }
@@ -101,6 +168,7 @@ export class ConflictRegistry {
 
   /** How many conflicts are open, and how many were resolved by whom (one grouped count). */
   counts(): ConflictCounts {
+    this.flush()
     const out = { open: 0, resolved: {} as Record<string, number> }
     for (const r of this.#stmt.counts.all() as Array<{ status: string; by: string | null; n: number }>) {
       if (r.status === 'open') out.open += r.n
@@ -115,6 +183,7 @@ export class ConflictRegistry {
 
   /** Conflicts in id order, paged so a long history is never read at once. */
   *list(status?: 'open' | 'resolved', pageSize = 256): Generator<Conflict> {
+    this.flush()
     let after = 0
     for (;;) {
       const rows = (
@@ -125,6 +194,18 @@ export class ConflictRegistry {
       after = rows[rows.length - 1]!.id
     }
   }
+}
+
+/** A conflict's identity: its concurrent op ids, sorted. */
+function valueKey(values: readonly ConflictValue[]): string {
+  return values
+    .map((v) => v.opId)
+    .sort()
+    .join(',')
+}
+
+function identity(docId: string, path: string, key: string): string {
+  return `${docId}\u0000${path}\u0000${key}`
 }
 
 function toConflict(r: Row): Conflict {

@@ -60,6 +60,11 @@ export class ConflictTracker {
     this.#openDocs = new Set(this.#registry.openDocIds())
   }
 
+  /** Writes the conflicts recorded as settled but not yet written (before a snapshot hides their changes). */
+  flush(): void {
+    this.#registry.flush()
+  }
+
   /** Conflicts, oldest first, by status. */
   list(status: 'open' | 'resolved' | 'all'): Conflict[] {
     return [...this.#registry.list(status === 'all' ? undefined : status)]
@@ -107,29 +112,32 @@ export class ConflictTracker {
     const raws = new Map<number, FoundConflict>()
     const writers = new OpWriters(docId, doc, hint, this.#store, this.#options.isRejected, recent)
     const policy = this.#options.policy
-    // One transaction for the records: a heal that finds thousands of conflicts must not pay
-    // a commit per conflict. Under keep-visible a conflict is recorded already settled (one
-    // row written once); conflicted counters stay open: increments made elsewhere may land
-    // on the other counter.
-    this.#store.db.transaction(() => {
-      const at = this.#options.now()
-      for (const f of found) {
-        if (this.#registry.exists(docId, JSON.stringify(f.path), f.opIds.join(','))) continue
-        const values: ConflictValue[] = f.opIds.map((opId) => {
-          const { actor } = parseOpId(opId)
-          return { opId, origin: originForActor(actor), hlc: writers.hlcOf(opId), value: f.values.get(opId) }
-        })
-        const settle =
-          policy === 'keep-visible' && ![...f.raw.values()].some((v) => v instanceof A.Counter)
-            ? { resolution: f.visible, by: 'policy' }
-            : undefined
-        const c = this.#registry.record(docId, f.path, values, at, settle)
-        if (c?.status !== 'open') continue
-        fresh.push(c)
-        raws.set(c.id, f)
-        this.#openDocs.add(docId)
-      }
-    })()
+    // Under keep-visible a conflict is recorded already settled, its row written with the
+    // others found in this turn (conflict-registry.ts); conflicted counters stay open:
+    // increments made elsewhere may land on the other counter. Open conflicts are written in
+    // one transaction per apply.
+    const at = this.#options.now()
+    const open: Array<{ f: FoundConflict; values: ConflictValue[] }> = []
+    for (const f of found) {
+      if (this.#registry.exists(docId, JSON.stringify(f.path), f.opIds.join(','))) continue
+      const values: ConflictValue[] = f.opIds.map((opId) => {
+        const { actor } = parseOpId(opId)
+        return { opId, origin: originForActor(actor), hlc: writers.hlcOf(opId), value: f.values.get(opId) }
+      })
+      if (policy === 'keep-visible' && ![...f.raw.values()].some((v) => v instanceof A.Counter))
+        this.#registry.recordSettled(docId, f.path, values, at, { resolution: f.visible, by: 'policy' })
+      else open.push({ f, values })
+    }
+    if (open.length > 0)
+      this.#store.db.transaction(() => {
+        for (const { f, values } of open) {
+          const c = this.#registry.record(docId, f.path, values, at)
+          if (!c) continue
+          fresh.push(c)
+          raws.set(c.id, f)
+          this.#openDocs.add(docId)
+        }
+      })()
     if (policy === 'manual' || policy === 'keep-visible') return
     for (const c of fresh) {
       const winner = chooseWinner(policy, c)

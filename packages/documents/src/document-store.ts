@@ -423,6 +423,11 @@ export class DocumentStore {
     } finally {
       for (const off of this.#unsubscribe) off()
       this.dropCache()
+      try {
+        this.#conflicts.flush()
+      } catch (err) {
+        this.#onError(err)
+      }
     }
   }
 

@@ -197,6 +197,8 @@ export class Materializer {
   /** Applies what is queued, then stores the snapshot (see `SnapshotStore.save`). */
   writeSnapshot(docId: string, entry: CachedDoc, lsn = this.safeLsn()): boolean {
     if (entry.pending && !this.materialize(docId, entry)) return false
+    // A snapshot hides its changes from the next load: the conflicts they made must be written first.
+    this.#conflicts.flush()
     return this.#snapshots.save(docId, entry, lsn)
   }
 
@@ -257,6 +259,7 @@ export class Materializer {
         scanned++
       }
       after = rows[rows.length - 1]!.lsn
+      this.#conflicts.flush()
       this.#store.setMeta(MetaKey.CONFLICT_SCAN, after)
     }
     return scanned

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import * as A from '@automerge/automerge'
 import { EventStore } from '@dru/store-sqlite'
 import fc from 'fast-check'
@@ -178,6 +181,49 @@ describe('conflicts', () => {
     exchange(eu, us)
     expect([eu.store.count(), us.store.count()]).toEqual(events)
     expect(eu.docs.digest('order-42')).toEqual(us.docs.digest('order-42'))
+  })
+
+  it('a keep-visible conflict whose row is written later is never lost: a crash before the write finds it again, a snapshot writes it first', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dru-settled-'))
+    const path = join(dir, 'obs.db')
+    const openObs = () => {
+      const store = EventStore.open({ path, druId: 'ap-south-1', now: () => clock, skewPolicy: 'tolerate', random: firstIncarnation() })
+      const docs = new DocumentStore(store, { now: () => clock, conflictPolicy: 'keep-visible', onError: (e) => { throw e } })
+      return { store, docs }
+    }
+    const rows = (store: EventStore) => store.db.prepare('select count(*) from conflicts').pluck().get() as number
+    try {
+      const { eu, us } = partitionedWrites({ conflictPolicy: 'keep-visible' })
+      let obs = openObs()
+      exchange(eu, obs)
+      obs.docs.get('order-42') // cached: the remote changes below queue on it
+      exchange(us, obs)
+      obs.docs.get('order-42') // applied: the conflict is found and settled, its row not yet written
+      expect(rows(obs.store)).toBe(0)
+      obs.store.close() // a crash: no documents close, no turn of the event loop
+      obs = openObs()
+      expect(obs.docs.listConflicts('resolved').map((c) => c.path)).toEqual([['status']])
+      expect(rows(obs.store)).toBe(1)
+
+      // Found again after a restart, and this time a snapshot is written before any read.
+      obs.docs.get('other')
+      clock += 1000
+      eu.docs.change('order-42', (d) => (d.qty = 2))
+      us.docs.change('order-42', (d) => (d.qty = 3))
+      obs.docs.get('order-42')
+      exchange(eu, us, obs)
+      obs.docs.get('order-42')
+      expect(rows(obs.store)).toBe(1)
+      obs.docs.flushSnapshots()
+      expect(rows(obs.store)).toBe(2)
+      obs.store.close()
+      obs = openObs()
+      expect(obs.docs.listConflicts('resolved').map((c) => c.path)).toEqual([['status'], ['qty']])
+      obs.docs.close()
+      obs.store.close()
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('region priority picks the listed DRU first', () => {
