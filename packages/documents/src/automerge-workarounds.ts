@@ -1,6 +1,6 @@
 import * as A from '@automerge/automerge'
 import type { AnyDoc } from './doc-cache.js'
-import { hasConflictedCounter } from './conflict-scan.js'
+import { hasConflictedCounter, type ConflictsReader } from './conflict-scan.js'
 
 /**
  * Works around an Automerge materialisation bug (seen in 3.1, still in 3.5): after some
@@ -48,10 +48,10 @@ export class StaleViewRepair {
 
   /**
    * Returns `doc`, or a rebuilt copy (freeing `doc`) when a patch touched a conflicted
-   * counter, or `force` (the document is known to hold one).
+   * counter, or `force` (the document is known to hold one). `read` reads `doc`'s conflicts.
    */
-  repair(doc: AnyDoc, actor: string, force = false): AnyDoc {
-    this.hit = this.#paths?.some((path) => hasConflictedCounter(doc, path)) ?? false
+  repair(doc: AnyDoc, actor: string, force = false, read?: ConflictsReader): AnyDoc {
+    this.hit = this.#paths?.some((path) => hasConflictedCounter(doc, path, read)) ?? false
     if (!this.hit && !force) return doc
     const rebuilt = A.load(A.save(doc), { actor })
     A.free(doc)

@@ -42,16 +42,11 @@ export function parentOf(doc: unknown, path: readonly (string | number)[]): obje
  * value, or several that are equal (two DRUs writing the same value is no conflict to
  * review: it happens when both resolve a conflict the same way).
  */
-export function conflictAt(doc: A.Doc<unknown>, path: Path): FoundConflict | undefined {
+export function conflictAt(doc: A.Doc<unknown>, path: Path, read: ConflictsReader = readConflicts): FoundConflict | undefined {
   const parent = parentOf(doc, path)
   const prop = path[path.length - 1]
   if (parent === undefined || prop === undefined) return undefined
-  let found: A.Conflicts | undefined
-  try {
-    found = A.getConflicts(parent as A.Doc<unknown>, prop)
-  } catch {
-    return undefined
-  }
+  const found = read(parent, prop, path)
   if (!found) return undefined
   const opIds = Object.keys(found).sort()
   if (opIds.length < 2) return undefined
@@ -66,17 +61,44 @@ export function conflictAt(doc: A.Doc<unknown>, path: Path): FoundConflict | und
   return { path, opIds, values, raw, visible: canonicalValue((parent as Record<string | number, unknown>)[prop]) }
 }
 
+/** Reads the concurrent values of `prop` in `parent` (the field at `path`); undefined when Automerge cannot. */
+export type ConflictsReader = (parent: object, prop: string | number, path: readonly (string | number)[]) => A.Conflicts | undefined
+
+function readConflicts(parent: object, prop: string | number): A.Conflicts | undefined {
+  try {
+    return A.getConflicts(parent as A.Doc<unknown>, prop)
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * A {@link ConflictsReader} that asks Automerge once per path: an apply checks the same
+ * conflicted paths for counters (automerge-workarounds.ts) and then for conflicts. Valid for
+ * one document object only: a rebuilt view needs a new one.
+ */
+export function rememberedConflicts(): ConflictsReader {
+  const seen = new Map<string, A.Conflicts | undefined>()
+  return (parent, prop, path) => {
+    const key = JSON.stringify(path)
+    if (seen.has(key)) return seen.get(key)
+    const found = readConflicts(parent, prop)
+    seen.set(key, found)
+    return found
+  }
+}
+
 /** True when the field at `path` holds several concurrent values and one of them is a counter. */
-export function hasConflictedCounter(doc: unknown, path: readonly (string | number)[]): boolean {
+export function hasConflictedCounter(
+  doc: unknown,
+  path: readonly (string | number)[],
+  read: ConflictsReader = readConflicts,
+): boolean {
   const parent = parentOf(doc, path)
   const prop = path[path.length - 1]
   if (parent === undefined || prop === undefined) return false
-  try {
-    const c = A.getConflicts(parent as A.Doc<unknown>, prop)
-    return c !== undefined && Object.keys(c).length > 1 && Object.values(c).some((v) => v instanceof A.Counter)
-  } catch {
-    return false
-  }
+  const c = read(parent, prop, path)
+  return c !== undefined && Object.keys(c).length > 1 && Object.values(c).some((v) => v instanceof A.Counter)
 }
 
 /** True when the field at `path` holds more than one concurrent value (equal or not). */

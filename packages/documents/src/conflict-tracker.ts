@@ -8,7 +8,7 @@ import { chooseWinner, type Conflict, type ConflictPolicy, type ConflictValue } 
 import { ConflictRegistry, type ConflictCounts } from './conflict-registry.js'
 import { checkedChange } from './change-validation.js'
 import { changeHeaderOf, readChangePosition, type ChangePosition } from './change-header.js'
-import { conflictAt, valueAt, writable, type FoundConflict, type Path } from './conflict-scan.js'
+import { conflictAt, valueAt, writable, type ConflictsReader, type FoundConflict, type Path } from './conflict-scan.js'
 import type { RecentWriters } from './recent-writers.js'
 
 /** A map or list of a document being changed, as the resolution writes into it. */
@@ -86,11 +86,11 @@ export class ConflictTracker {
     return this.#writeResolution(c, writable(value), 'operator')
   }
 
-  /** The conflicts `doc` holds at `paths` (the paths an apply reported conflicted). */
-  scan(doc: AnyDoc, paths: readonly Path[]): FoundConflict[] {
+  /** The conflicts `doc` holds at `paths` (the paths an apply reported conflicted); `read` reads `doc`'s conflicts. */
+  scan(doc: AnyDoc, paths: readonly Path[], read?: ConflictsReader): FoundConflict[] {
     const out: FoundConflict[] = []
     for (const p of paths) {
-      const c = conflictAt(doc, p)
+      const c = conflictAt(doc, p, read)
       if (c) out.push(c)
     }
     return out

@@ -5,7 +5,7 @@ import { actorForOrigin } from './actor.js'
 import { StaleViewRepair } from './automerge-workarounds.js'
 import { ENTRY_OVERHEAD, type AnyDoc, type CachedDoc, type DocCache } from './doc-cache.js'
 import type { ConflictTracker } from './conflict-tracker.js'
-import { conflictedPaths, type FoundConflict, type Path } from './conflict-scan.js'
+import { conflictedPaths, rememberedConflicts, type FoundConflict, type Path } from './conflict-scan.js'
 import { isolatedError, type IsolatedDocs, type IsolatedDocument } from './isolated-docs.js'
 import type { RejectedChanges } from './rejected-changes.js'
 import type { SnapshotStore } from './snapshot-store.js'
@@ -167,13 +167,15 @@ export class Materializer {
         },
       )
       entry.remote = true
-      entry.doc = view.repair(next, entry.actor, entry.counterConflict)
+      let read = rememberedConflicts()
+      entry.doc = view.repair(next, entry.actor, entry.counterConflict, read)
+      if (entry.doc !== next) read = rememberedConflicts()
       if (view.hit) entry.counterConflict = true
       entry.unsnapshotted += list.length
       this.#remoteApplied += list.length
       remember(entry, usable)
       const paths = withOpenPaths(conflictedPaths(patches), this.#conflicts.openPaths(docId))
-      if (paths.length > 0) found = this.#conflicts.scan(entry.doc, paths)
+      if (paths.length > 0) found = this.#conflicts.scan(entry.doc, paths, read)
       this.#conflicts.recheck(docId, entry.doc, 'replicated')
     } catch {
       this.#cache.discard(docId, entry)
