@@ -137,6 +137,16 @@ export class ConflictTracker {
     this.runPolicy()
   }
 
+  /**
+   * Paths of the document's open conflicts. A concurrent value that arrives later and loses
+   * changes nothing visible, so Automerge reports no patch for it: the apply scans these
+   * paths too, or the wider conflict would go unrecorded while recheck closes the old one.
+   */
+  openPaths(docId: string): Path[] {
+    if (!this.#openDocs.has(docId)) return []
+    return this.#registry.openForDoc(docId).map((c) => [...c.path])
+  }
+
   /** After changes from elsewhere (`by` = `replicated`) or a local change: clears what `doc` no longer holds. */
   recheck(docId: string, doc: AnyDoc, by: string): void {
     if (this.#openDocs.has(docId)) this.#recheckOpen(docId, doc, by)

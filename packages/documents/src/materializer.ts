@@ -5,7 +5,7 @@ import { actorForOrigin } from './actor.js'
 import { StaleViewRepair } from './automerge-workarounds.js'
 import { ENTRY_OVERHEAD, type AnyDoc, type CachedDoc, type DocCache } from './doc-cache.js'
 import type { ConflictTracker } from './conflict-tracker.js'
-import { conflictedPaths, type FoundConflict } from './conflict-scan.js'
+import { conflictedPaths, type FoundConflict, type Path } from './conflict-scan.js'
 import { isolatedError, type IsolatedDocs, type IsolatedDocument } from './isolated-docs.js'
 import type { RejectedChanges } from './rejected-changes.js'
 import type { SnapshotStore } from './snapshot-store.js'
@@ -170,7 +170,7 @@ export class Materializer {
       if (view.hit) entry.counterConflict = true
       entry.unsnapshotted += list.length
       this.#remoteApplied += list.length
-      const paths = conflictedPaths(patches)
+      const paths = withOpenPaths(conflictedPaths(patches), this.#conflicts.openPaths(docId))
       if (paths.length > 0) found = this.#conflicts.scan(entry.doc, paths)
       this.#conflicts.recheck(docId, entry.doc, 'replicated')
     } catch {
@@ -351,4 +351,12 @@ export class Materializer {
     this.#conflicts.recheck(docId, doc, 'replicated')
     return entry
   }
+}
+
+/** The paths an apply reported conflicted plus those of the document's open conflicts, each once. */
+function withOpenPaths(reported: Path[], open: readonly Path[]): Path[] {
+  if (open.length === 0) return reported
+  const seen = new Set(reported.map((p) => JSON.stringify(p)))
+  for (const p of open) if (!seen.has(JSON.stringify(p))) reported.push(p)
+  return reported
 }

@@ -265,6 +265,28 @@ describe('conflicts', () => {
     },
   )
 
+  it('records a third concurrent value that arrives after the first two were applied, though it loses and changes nothing visible', () => {
+    const writers = [make('eu-west-1'), make('us-east-1'), make('ap-south-1')]
+    writers[0]!.docs.change('d', (d) => (d.init = 1))
+    for (const w of writers.slice(1)) exchange(writers[0]!, w)
+    const reader = make('reader')
+    exchange(writers[0]!, reader)
+    reader.docs.get('d')
+    writers.forEach((w, i) => w.docs.change('d', (d) => (d.k = `${i}`)))
+    const deliver = (from: { store: EventStore }) => {
+      for (const b of from.store.eventsMissing(reader.store.vv())) reader.store.ingest(b)
+    }
+    deliver(writers[0]!)
+    deliver(writers[1]!)
+    expect(reader.docs.listConflicts().map((c) => c.values.length)).toEqual([2])
+    deliver(writers[2]!)
+    reader.docs.get('d')
+    // Before the fix: the two-way record was closed as replicated and the three-way one never written.
+    const open = reader.docs.listConflicts()
+    expect(open).toHaveLength(1)
+    expect(open[0]!.values.map((v) => v.value).sort()).toEqual(['0', '1', '2'])
+  })
+
   it('names for every concurrent value the event that wrote it, whatever the interleaving of writes, exchanges, compactions and cold loads', () => {
     const step = fc.oneof(
       { arbitrary: fc.record({ write: fc.nat(2), doc: fc.nat(1), key: fc.nat(1), value: fc.nat(3) }), weight: 8 },
