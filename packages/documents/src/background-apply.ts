@@ -56,6 +56,14 @@ export class BackgroundApply {
   readonly #now: () => number
   /** Documents that had changes queued since they were last applied here (may be applied by a read since). */
   readonly #queued = new Set<string>()
+  /** The order slices apply documents in, and how far they got (see #slice). */
+  #plan: Array<[string, CachedDoc, number]> = []
+  #next = 0
+  #planQuiet = false
+  /** A commit queued more since the plan was made. */
+  #stale = true
+  /** Some queued documents are below minPending and wait for the ingest to go quiet. */
+  #waiting = false
   #cancel: (() => void) | undefined
   #lastRemote = -Infinity
   #closed = false
@@ -85,6 +93,7 @@ export class BackgroundApply {
   queued(docIds: Iterable<string>): void {
     if (this.#closed) return
     for (const id of docIds) this.#queued.add(id)
+    this.#stale = true
     this.#lastRemote = this.#now()
     if (this.#queued.size > 0) this.#arm(0)
   }
@@ -95,6 +104,7 @@ export class BackgroundApply {
     this.#cancel?.()
     this.#cancel = undefined
     this.#queued.clear()
+    this.#plan = []
   }
 
   #arm(delayMs: number): void {
@@ -106,33 +116,26 @@ export class BackgroundApply {
     }, delayMs)
   }
 
-  /** One slice: the documents with the most queued changes first, until the budget is spent. */
+  /**
+   * One slice: the documents with the most queued changes first, until the budget is spent.
+   * The order is worked out once and kept across slices until a commit queues more (a scan
+   * of every queued document per slice would grow with the cache, not with the budget).
+   */
   #slice(): void {
     if (this.#closed) return
     this.#slices++
     const start = this.#now()
     const quiet = start - this.#lastRemote >= this.#quietMs
-    const due: Array<[string, CachedDoc, number]> = []
-    let waiting = false
-    for (const id of this.#queued) {
-      const entry = this.#parts.peek(id)
-      const n = entry?.pending?.length ?? 0
-      if (n === 0) this.#queued.delete(id)
-      else if (quiet || n >= this.#minPending) due.push([id, entry!, n])
-      else waiting = true
-    }
-    due.sort((a, b) => b[2] - a[2])
-    let i = 0
+    if (this.#stale || this.#next >= this.#plan.length || quiet !== this.#planQuiet) this.#replan(quiet)
+    const plan = this.#plan
     try {
-      for (; i < due.length; i++) {
-        if (i > 0 && this.#now() - start >= this.#sliceMs) break
-        const [id, entry] = due[i]!
-        // A read may have applied it, or it may have left the cache, since the slice began.
-        if (this.#parts.peek(id) !== entry || !entry.pending) {
-          this.#queued.delete(id)
-          continue
-        }
+      // At least one document per slice, however slow the clock says the last one was.
+      for (let first = true; this.#next < plan.length; first = false) {
+        if (!first && this.#now() - start >= this.#sliceMs) break
+        const [id, entry] = plan[this.#next++]!
+        // A read may have applied it, or it may have left the cache, since the plan was made.
         this.#queued.delete(id)
+        if (this.#parts.peek(id) !== entry || !entry.pending) continue
         this.#applied++
         this.#parts.materialize(id, entry)
       }
@@ -140,7 +143,25 @@ export class BackgroundApply {
       this.#parts.onError(err)
     }
     if (this.#closed) return
-    if (i < due.length) this.#arm(0)
-    else if (waiting) this.#arm(Math.max(1, this.#quietMs - (this.#now() - this.#lastRemote)))
+    if (this.#next < plan.length) this.#arm(0)
+    else if (this.#waiting) this.#arm(Math.max(1, this.#quietMs - (this.#now() - this.#lastRemote)))
+  }
+
+  /** Orders the queued documents due now (most queued changes first); notes whether others wait for quiet. */
+  #replan(quiet: boolean): void {
+    const due: Array<[string, CachedDoc, number]> = []
+    this.#waiting = false
+    for (const id of this.#queued) {
+      const entry = this.#parts.peek(id)
+      const n = entry?.pending?.length ?? 0
+      if (n === 0) this.#queued.delete(id)
+      else if (quiet || n >= this.#minPending) due.push([id, entry!, n])
+      else this.#waiting = true
+    }
+    due.sort((a, b) => b[2] - a[2])
+    this.#plan = due
+    this.#next = 0
+    this.#planQuiet = quiet
+    this.#stale = false
   }
 }
