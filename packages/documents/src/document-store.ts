@@ -25,6 +25,7 @@ import type { Conflict, ConflictPolicy } from './conflict-policy.js'
 import type { ConflictCounts } from './conflict-registry.js'
 import { ConflictTracker } from './conflict-tracker.js'
 import { clusterDigest, digestOf, headsOf, type DocumentDigest } from './digest.js'
+import { BackgroundApply, type BackgroundApplyOptions } from './background-apply.js'
 import { DocCache, type AnyDoc } from './doc-cache.js'
 import { DigestIndex, type DigestEntry } from './digest-index.js'
 import { IsolatedDocs, type IsolatedDocument } from './isolated-docs.js'
@@ -48,6 +49,12 @@ export interface DocumentStoreOptions {
   now?: () => number
   /** Errors from work after a commit (which cannot undo it). Default: console.error. */
   onError?: (err: unknown) => void
+  /**
+   * Remote changes queued on cached documents are applied in the background, in slices of
+   * a few ms between I/O (background-apply.ts), instead of all on the next read. Default on;
+   * `false` applies them only when a document is read, changed, snapshotted or its queue is long.
+   */
+  backgroundApply?: BackgroundApplyOptions | false
 }
 
 /** Listener for document updates: the ids touched by one commit and where the commit came from. */
@@ -78,6 +85,8 @@ export interface DocumentStats {
   readonly evictions: number
   readonly snapshotsWritten: number
   readonly remoteApplied: number
+  /** Documents whose queued remote changes a background slice applied. */
+  readonly backgroundApplied: number
 }
 
 /**
@@ -106,6 +115,7 @@ export class DocumentStore {
   readonly #rejected: RejectedChanges
   readonly #conflicts: ConflictTracker
   readonly #materializer: Materializer
+  readonly #background: BackgroundApply | undefined
   readonly #digests: DigestIndex
   readonly #listeners: UpdateListener[] = []
   readonly #writer: LocalWriter
@@ -147,6 +157,17 @@ export class DocumentStore {
       conflicts: this.#conflicts,
       onError,
     })
+    this.#background =
+      options.backgroundApply === false
+        ? undefined
+        : new BackgroundApply(
+            {
+              peek: (docId) => this.#cache.peek(docId),
+              materialize: (docId, entry) => this.#materializer.materialize(docId, entry),
+              onError,
+            },
+            options.backgroundApply,
+          )
     this.#digests = new DigestIndex(store, {
       digest: (docId) => this.digest(docId),
       docIds: () => this.docIds(),
@@ -359,6 +380,7 @@ export class DocumentStore {
       evictions: this.#cache.evictions,
       snapshotsWritten: this.#snapshots.written,
       remoteApplied: m.remoteApplied,
+      backgroundApplied: this.#background?.applied ?? 0,
     }
   }
 
@@ -421,6 +443,8 @@ export class DocumentStore {
     } catch (err) {
       this.#onError(err)
     } finally {
+      // No background slice runs after close (one already scheduled is cancelled).
+      this.#background?.close()
       for (const off of this.#unsubscribe) off()
       this.dropCache()
       try {
@@ -460,7 +484,10 @@ export class DocumentStore {
   #afterCommit(events: readonly DruEvent[], source: 'local' | 'remote'): void {
     const docIds = new Set<string>()
     for (const e of events) docIds.add(e.docId)
-    if (source === 'remote') this.#materializer.queueRemote(events)
+    if (source === 'remote') {
+      const waiting = this.#materializer.queueRemote(events)
+      if (waiting.length > 0) this.#background?.queued(waiting)
+    }
     this.#conflicts.runPolicy()
     const ids = [...docIds]
     for (const l of this.#listeners) {

@@ -88,9 +88,9 @@ export class Materializer {
    * applied, one `applyChanges` per document for everything queued, when the document is
    * next read, changed or snapshotted, or when it is long. Merging the log and
    * materialising are kept apart, so small batches do not pay one Automerge call per
-   * document each.
+   * document each. Returns the documents left with changes queued.
    */
-  queueRemote(events: readonly DruEvent[]): void {
+  queueRemote(events: readonly DruEvent[]): string[] {
     const queued = new Set<string>()
     for (const e of events) {
       const entry = this.#cache.peek(e.docId)
@@ -99,13 +99,16 @@ export class Materializer {
       entry.bytes += e.change.byteLength
       queued.add(e.docId)
     }
+    const waiting: string[] = []
     for (const docId of queued) {
       const entry = this.#cache.peek(docId)
       if (!entry?.pending) continue
       this.#cache.resize(docId, entry.bytes)
       if (entry.pending.length >= MAX_PENDING) this.materialize(docId, entry)
+      else waiting.push(docId)
     }
     this.#appliedLsn = this.#store.lastLsn()
+    return waiting
   }
 
   /**
