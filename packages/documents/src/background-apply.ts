@@ -10,7 +10,7 @@ export interface BackgroundApplyOptions {
   /**
    * While remote changes keep arriving, a document is applied in the background only once
    * this many wait on it: each `applyChanges` has a fixed cost, so applying every commit's
-   * one or two changes would cost far more CPU than one apply on read. Default 16.
+   * one or two changes would cost far more CPU than one apply on read. Default 64.
    */
   readonly minPending?: number
   /** When no remote commit came for this long (ms), every queued change is applied. Default 25. */
