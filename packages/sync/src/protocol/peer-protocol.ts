@@ -421,7 +421,7 @@ export class PeerProtocol implements RoutedSession {
       case 'report':
         if (!this.#probes.delete(frame.id)) throw violation(`report ${frame.id} answers no probe we sent`)
         if (frame.id === REFRESH_PROBE) {
-          this.#replication.onHoldingsReport(frame.summary.live.vv)
+          this.#replication.onHoldingsReport(frame.summary)
           const min = this.#c.limits.refreshIntervalMs ?? REFRESH_MIN_INTERVAL_MS
           this.#refreshEvery = this.#replication.untold()
             ? Math.min(this.#refreshEvery * 2, Math.max(min, REFRESH_MAX_INTERVAL_MS))

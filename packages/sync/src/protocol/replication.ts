@@ -125,9 +125,16 @@ export class Replication {
     return this.acks.untold(this.#c.log.summary().live.vv)
   }
 
-  /** The answer to our refresh probe: learn what the peer holds now, and ack what that lets us. */
-  onHoldingsReport(vv: VersionVector): void {
-    this.acks.learnHoldings(vv, this.#c.log.vv(), this.#c.log.origin)
+  /**
+   * The answer to our refresh probe: learn what the peer holds now, and ack what that lets us.
+   * A peer that compacted since its vv holds some origins only folded (retired), which its
+   * summary gives as a digest: we name them from our log, or it would look as if it lacked
+   * them, and neither side would ever acknowledge them to the other.
+   */
+  onHoldingsReport(summary: LogSummary): void {
+    const held: Record<string, number> = { ...summary.live.vv }
+    for (const r of namedRetired(this.#c.log, summary) ?? []) held[r.origin] = Math.max(held[r.origin] ?? 0, r.seq)
+    this.acks.learnHoldings(held, this.#c.log.vv(), this.#c.log.origin)
     this.#sendAck(false)
     this.pump()
   }
