@@ -94,6 +94,32 @@ const REGRESSIONS: Array<[{ size: number; seed: number; steps: ScheduleStep[] }]
       ],
     },
   ],
+  // DRUs 0 and 1 had both folded DRU 2's origin, so each named it retired in its vv and was
+  // never asked to acknowledge it; DRU 2's next events reached both from DRU 2 itself, and
+  // neither told the other (the refresh skipped every origin the peer had retired, whatever
+  // came after). Found with DRU_PROPERTY_SEED=2.
+  [
+    {
+      size: 3,
+      seed: 72882460,
+      steps: [
+        { kind: 'op', dru: 2, op: { kind: 'listInsert', docId: 'doc-a', key: 'l', index: 0, value: 0 } },
+        { kind: 'exchange', rounds: 1 },
+        { kind: 'compact', dru: 1 },
+        { kind: 'compact', dru: 0 },
+        { kind: 'partition', groups: [[0, 1, 2]] },
+        { kind: 'healAll' },
+        { kind: 'op', dru: 0, op: { kind: 'set', docId: 'doc-a', path: [], key: 'a', value: null } },
+        { kind: 'op', dru: 0, op: { kind: 'delete', docId: 'doc-a', path: [], key: 'a' } },
+        { kind: 'op', dru: 0, op: { kind: 'set', docId: 'doc-a', path: [], key: 'a', value: '' } },
+        { kind: 'op', dru: 0, op: { kind: 'increment', docId: 'doc-a', key: 'n1', by: 0 } },
+        { kind: 'op', dru: 2, op: { kind: 'set', docId: 'doc-a', path: [], key: 'a', value: '' } },
+        { kind: 'op', dru: 0, op: { kind: 'increment', docId: 'doc-a', key: 'n1', by: 0 } },
+        { kind: 'op', dru: 0, op: { kind: 'listInsert', docId: 'doc-a', key: 'l', index: 0, value: false } },
+        { kind: 'healAll' },
+      ],
+    },
+  ],
 ]
 
 // Shrunk counterexample of the topology property, kept as a regression: DRU 0 (lying in its

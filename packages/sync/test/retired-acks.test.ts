@@ -124,4 +124,35 @@ describe('acknowledgements of origins a peer holds only folded', () => {
     expect(ends[1].refreshDue).toBe(false)
     expect(ends.every((e) => e.isOpen)).toBe(true)
   })
+  it('two DRUs that had both folded an origin acknowledge its next events, which each got from its writer', () => {
+    const x = newLog('x')
+    const m = newLog('m')
+    const t = newLog('t')
+    const first = t.commit('doc', new Uint8Array([1]))
+    for (const log of [x, m]) {
+      log.ingest([first])
+      log.fold(log.vv())
+    }
+    // Each names the other's retired origin (t#1) from its own log: held, never acknowledged.
+    const { ends, acked, run } = connect(x, m, t.origin)
+    run(5)
+    expect(ends.every((e) => e.isOpen)).toBe(true)
+    expect(x.summary().live.vv).toEqual({})
+
+    // t writes again and both get it from t: t is live on both, past where they had folded it.
+    const second = t.commit('doc', new Uint8Array([2]))
+    for (const [log, end] of [
+      [x, ends[0]],
+      [m, ends[1]],
+    ] as const) {
+      log.ingest([second])
+      end.ackNow()
+    }
+    expect(x.summary().live.vv).toEqual({ [t.origin]: 2 })
+
+    run(100)
+    expect(countMissing(x.summary().live.vv, acked[0])).toBe(0)
+    expect(countMissing(m.summary().live.vv, acked[1])).toBe(0)
+    expect(ends.some((e) => e.refreshDue)).toBe(false)
+  })
 })

@@ -167,10 +167,7 @@ export class Replication {
     // A vv (first, expanded or re-requested) restarts streaming from exactly what they hold.
     const known: Record<string, number> = { ...vv }
     for (const r of retiredKnown ?? []) known[r.origin] = Math.max(known[r.origin] ?? 0, r.seq)
-    this.acks.resetHoldings(
-      vv,
-      (retiredKnown ?? []).map((r) => r.origin),
-    )
+    this.acks.resetHoldings(vv, retiredKnown ?? [])
     // Our own summary told them what we hold: the ack says "all that" in one flag, and
     // names only what grew since (protocol 7).
     const toldSomething = this.acks.told(this.#toldVv)
