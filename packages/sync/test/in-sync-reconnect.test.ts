@@ -60,6 +60,36 @@ function newLog(): SignedLog {
 }
 
 describe('in-sync reconnect: frames', () => {
+  it('an open session pings once per heartbeat, however often its owner ticks', () => {
+    // The WebSocket owner ticks at half the handshake timeout when that is shorter than the
+    // heartbeat; a ping per tick made a 30 s heartbeat ping every 2.5 s.
+    const { p, out, clock } = session(newLog(), { heartbeatMs: 1000, heartbeatTimeoutMs: 60_000 })
+    for (let t = 0; t < 10_000; t += 10) {
+      clock.ms += 10
+      p.tick()
+    }
+    const pings = out.filter((f) => f.type === 'ping').length
+    expect(pings).toBeGreaterThanOrEqual(9)
+    expect(pings).toBeLessThanOrEqual(11)
+  })
+
+  it('pings at least twice per heartbeat timeout, whatever the heartbeat', () => {
+    const log = newLog()
+    const { p, out, clock, send } = session(log, { heartbeatMs: 30_000, heartbeatTimeoutMs: 4_000 })
+    send({ type: 'vv', summary: log.summary(), bases: {}, full: false })
+    for (let t = 0; t < 20_000; t += 100) {
+      clock.ms += 100
+      const seen = out.length
+      p.tick()
+      for (const f of out.slice(seen)) if (f.type === 'ping') send({ type: 'pong', n: f.n })
+    }
+    // The peer (with these settings) answers every ping, so it never falls silent for 4 s.
+    expect(p.isOpen).toBe(true)
+    const pings = out.filter((f) => f.type === 'ping').length
+    expect(pings).toBeGreaterThanOrEqual(9)
+    expect(pings).toBeLessThanOrEqual(11)
+  })
+
   it('the ack answering a vv acknowledges our own vv by a flag instead of repeating it', () => {
     const log = newLog()
     for (let i = 0; i < 3; i++) log.commit(`doc-${i}`, new Uint8Array([i]))

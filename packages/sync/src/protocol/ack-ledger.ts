@@ -10,18 +10,22 @@ export class AckLedger {
   #holdings: Record<string, number> = {}
   #acked: Record<string, number> = {}
   #peerAcked: Record<string, number> = {}
-  /** Origins the peer's summary names as retired: it never acknowledges them again. */
-  #retiredThere = new Set<string>()
+  /**
+   * Origins the peer's summary names as retired, each up to where it folded them: it holds
+   * that much but never acknowledges it, and we need not acknowledge it (its retired origins
+   * count for nobody's lag). Held apart from {@link holdings} so acks do not name them.
+   */
+  #retiredThere = new Map<string, number>()
 
   /** What the peer holds as far as we know (a copy). */
   get holdings(): VersionVector {
     return { ...this.#holdings }
   }
 
-  /** Starts over from the peer's vv (and the origins it retired). */
-  resetHoldings(vv: VersionVector, retired: readonly string[] = []): void {
+  /** Starts over from the peer's vv (and the origins it retired, with their seqs). */
+  resetHoldings(vv: VersionVector, retired: ReadonlyArray<{ origin: string; seq: number }> = []): void {
     this.#holdings = { ...vv }
-    this.#retiredThere = new Set(retired)
+    this.#retiredThere = new Map(retired.map((r) => [r.origin, r.seq]))
   }
 
   /**
@@ -39,11 +43,12 @@ export class AckLedger {
   /**
    * True when we hold events (of our live vector `ours`) that we never told the peer we
    * hold and do not know it holds: acks cannot say so (an ack names only what the receiver
-   * holds), so neither side would learn it. Happens when both got them by other paths.
+   * holds), so neither side would learn it. Happens when both got them by other paths, also
+   * past where the peer had folded an origin (both then hold it live again).
    */
   untold(ours: VersionVector): boolean {
     for (const [origin, seq] of Object.entries(ours)) {
-      if (this.#retiredThere.has(origin)) continue
+      if (seq <= (this.#retiredThere.get(origin) ?? 0)) continue
       if (seq > (this.#acked[origin] ?? 0) && seq > (this.#holdings[origin] ?? 0)) return true
     }
     return false

@@ -62,6 +62,8 @@ export class PeerProtocol implements RoutedSession {
   readonly #handshake: HandshakeState
   readonly #replication: Replication
   #openedAt = 0
+  /** When we last pinged (the heartbeat counts from the session's opening). */
+  #lastPingAt = 0
   #pingN = 0
   #pingsSent = 0
   readonly #probes = new Set<number>()
@@ -275,10 +277,15 @@ export class PeerProtocol implements RoutedSession {
       return
     }
     this.#guard(() => {
-      this.#pingN = (this.#pingN + 1) >>> 0
-      this.#pingsSent++
-      const state = this.#c.announce?.()
-      this.#send({ type: 'ping', n: this.#pingN, ...(state ? { state } : {}) })
+      // The owner may tick more often than the heartbeat (to bound handshakes): ping only
+      // when one is due, so an idle link carries one ping per heartbeat, not per tick.
+      if (now - this.#lastPingAt >= pingEvery(l)) {
+        this.#lastPingAt = now
+        this.#pingN = (this.#pingN + 1) >>> 0
+        this.#pingsSent++
+        const state = this.#c.announce?.()
+        this.#send({ type: 'ping', n: this.#pingN, ...(state ? { state } : {}) })
+      }
       // At most one refresh in flight, so at most one per heartbeat while anything stays untold.
       if (!this.#probes.has(REFRESH_PROBE) && now >= this.#refreshAt && this.#replication.untold()) {
         this.#probes.add(REFRESH_PROBE)
@@ -421,7 +428,7 @@ export class PeerProtocol implements RoutedSession {
       case 'report':
         if (!this.#probes.delete(frame.id)) throw violation(`report ${frame.id} answers no probe we sent`)
         if (frame.id === REFRESH_PROBE) {
-          this.#replication.onHoldingsReport(frame.summary.live.vv)
+          this.#replication.onHoldingsReport(frame.summary)
           const min = this.#c.limits.refreshIntervalMs ?? REFRESH_MIN_INTERVAL_MS
           this.#refreshEvery = this.#replication.untold()
             ? Math.min(this.#refreshEvery * 2, Math.max(min, REFRESH_MAX_INTERVAL_MS))
@@ -482,6 +489,7 @@ export class PeerProtocol implements RoutedSession {
     this.#handshake.verifyAuth(hmac, sig)
     this.#phase = 'open'
     this.#openedAt = this.#c.now()
+    this.#lastPingAt = this.#openedAt
     this.wasAuthenticated = true
     const admission = this.#hooks.admit?.(this) ?? { ok: true }
     if (!admission.ok) return this.fail(admission.code, admission.message)
@@ -517,6 +525,16 @@ export class PeerProtocol implements RoutedSession {
     this.#wire.send(wire)
     return wire.byteLength
   }
+}
+
+/**
+ * How often an open session pings: every heartbeat, and at least twice per heartbeat timeout
+ * (a peer with our settings then never sees a live link fall silent). A tick that comes a
+ * few ms early still pings: timers are not exact, and a skipped beat would double the gap.
+ */
+function pingEvery(l: ProtocolConfig['limits']): number {
+  const every = Math.min(l.heartbeatMs, l.heartbeatTimeoutMs / 2)
+  return every - Math.min(every / 10, 50)
 }
 
 /** Our answer to a tree probe, from the tree as of our last refresh (nothing without a tree: every node then differs). */

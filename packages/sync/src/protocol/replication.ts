@@ -125,9 +125,16 @@ export class Replication {
     return this.acks.untold(this.#c.log.summary().live.vv)
   }
 
-  /** The answer to our refresh probe: learn what the peer holds now, and ack what that lets us. */
-  onHoldingsReport(vv: VersionVector): void {
-    this.acks.learnHoldings(vv, this.#c.log.vv(), this.#c.log.origin)
+  /**
+   * The answer to our refresh probe: learn what the peer holds now, and ack what that lets us.
+   * A peer that compacted since its vv holds some origins only folded (retired), which its
+   * summary gives as a digest: we name them from our log, or it would look as if it lacked
+   * them, and neither side would ever acknowledge them to the other.
+   */
+  onHoldingsReport(summary: LogSummary): void {
+    const held: Record<string, number> = { ...summary.live.vv }
+    for (const r of namedRetired(this.#c.log, summary) ?? []) held[r.origin] = Math.max(held[r.origin] ?? 0, r.seq)
+    this.acks.learnHoldings(held, this.#c.log.vv(), this.#c.log.origin)
     this.#sendAck(false)
     this.pump()
   }
@@ -160,10 +167,7 @@ export class Replication {
     // A vv (first, expanded or re-requested) restarts streaming from exactly what they hold.
     const known: Record<string, number> = { ...vv }
     for (const r of retiredKnown ?? []) known[r.origin] = Math.max(known[r.origin] ?? 0, r.seq)
-    this.acks.resetHoldings(
-      vv,
-      (retiredKnown ?? []).map((r) => r.origin),
-    )
+    this.acks.resetHoldings(vv, retiredKnown ?? [])
     // Our own summary told them what we hold: the ack says "all that" in one flag, and
     // names only what grew since (protocol 7).
     const toldSomething = this.acks.told(this.#toldVv)
