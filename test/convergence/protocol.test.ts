@@ -53,9 +53,11 @@ async function converge(
   }
 }
 
-// Shrunk counterexamples, kept as regressions: two DRUs that both got a third DRU's events
-// straight from it never told each other (an ack names only what the receiver is known to
-// hold), so each stayed catching-up after the heal until a refresh probe was added.
+// Shrunk counterexamples, kept as regressions. The first two: two DRUs that both got a third
+// DRU's events straight from it never told each other (an ack names only what the receiver is
+// known to hold), so each stayed catching-up after the heal until a refresh probe was added.
+// The third: two DRUs that had both folded a third DRU's origin skipped it in the refresh
+// check even after its writer's next events reached both (retired-acks.test.ts).
 const REGRESSIONS: Array<[{ size: number; seed: number; steps: ScheduleStep[] }]> = [
   [
     {
