@@ -10,9 +10,19 @@ export function actorForOrigin(origin: Origin | string): string {
   return Buffer.from(origin, 'utf8').toString('hex')
 }
 
+/** Origins of the actors seen lately: conflict recording asks for the same few actors thousands of times. */
+const origins = new Map<string, string>()
+const MAX_REMEMBERED_ORIGINS = 1024
+
 /** The origin an actor id stands for (see {@link actorForOrigin}). */
 export function originForActor(actor: string): string {
-  return Buffer.from(actor, 'hex').toString('utf8')
+  let origin = origins.get(actor)
+  if (origin === undefined) {
+    origin = Buffer.from(actor, 'hex').toString('utf8')
+    if (origins.size >= MAX_REMEMBERED_ORIGINS) origins.clear()
+    origins.set(actor, origin)
+  }
+  return origin
 }
 
 /** Splits an Automerge op id `counter@actor` into its parts. */

@@ -74,7 +74,8 @@ export class ConflictRegistry {
 
   /**
    * Records a conflict settled as found (see the class comment); written with the others of
-   * this turn, or at once inside an open transaction. False when it is already known.
+   * this turn, or at once inside an open transaction (a known one is skipped either way).
+   * False when it is already waiting to be written.
    */
   recordSettled(
     docId: string,
@@ -86,8 +87,11 @@ export class ConflictRegistry {
     if (this.#store.db.inTransaction) return this.record(docId, path, values, at, settled) !== undefined
     const pathJson = JSON.stringify(path)
     const key = valueKey(values)
-    if (this.exists(docId, pathJson, key)) return false
-    this.#unwrittenKeys.add(identity(docId, pathJson, key))
+    // Already written is left to the insert (it skips a known conflict): a heal's conflicts
+    // are almost all new, and a lookup each cost more than the rare repeat.
+    const id = identity(docId, pathJson, key)
+    if (this.#unwrittenKeys.has(id)) return false
+    this.#unwrittenKeys.add(id)
     this.#unwritten.push([
       docId,
       pathJson,

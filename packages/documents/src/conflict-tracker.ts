@@ -118,15 +118,18 @@ export class ConflictTracker {
     // one transaction per apply.
     const at = this.#options.now()
     const open: Array<{ f: FoundConflict; values: ConflictValue[] }> = []
-    for (const f of found) {
-      if (this.#registry.exists(docId, JSON.stringify(f.path), f.opIds.join(','))) continue
-      const values: ConflictValue[] = f.opIds.map((opId) => {
+    const valuesOf = (f: FoundConflict): ConflictValue[] =>
+      f.opIds.map((opId) => {
         const { actor } = parseOpId(opId)
         return { opId, origin: originForActor(actor), hlc: writers.hlcOf(opId), value: f.values.get(opId) }
       })
+    for (const f of found) {
+      // A settled row is written once whoever finds it again (the write skips a known one);
+      // an open one is looked up first, so its writers are not searched for again.
       if (policy === 'keep-visible' && ![...f.raw.values()].some((v) => v instanceof A.Counter))
-        this.#registry.recordSettled(docId, f.path, values, at, { resolution: f.visible, by: 'policy' })
-      else open.push({ f, values })
+        this.#registry.recordSettled(docId, f.path, valuesOf(f), at, { resolution: f.visible, by: 'policy' })
+      else if (!this.#registry.exists(docId, JSON.stringify(f.path), f.opIds.join(',')))
+        open.push({ f, values: valuesOf(f) })
     }
     if (open.length > 0)
       this.#store.db.transaction(() => {
