@@ -152,7 +152,13 @@ export class ConflictRegistry {
     if (r.changes !== 1) return undefined
     const base = { id: Number(r.lastInsertRowid), docId, path: [...path], values: [...values], detectedAt: at }
     return settled
-      ? { ...base, status: 'resolved', resolution: JSON.parse(resolution!) as unknown, resolvedAt: at, resolvedBy: settled.by }
+      ? {
+          ...base,
+          status: 'resolved',
+          resolution: JSON.parse(resolution!) as unknown,
+          resolvedAt: at,
+          resolvedBy: settled.by,
+        }
       : { ...base, status: 'open' }
   }
 

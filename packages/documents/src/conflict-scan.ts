@@ -42,7 +42,11 @@ export function parentOf(doc: unknown, path: readonly (string | number)[]): obje
  * value, or several that are equal (two DRUs writing the same value is no conflict to
  * review: it happens when both resolve a conflict the same way).
  */
-export function conflictAt(doc: A.Doc<unknown>, path: Path, read: ConflictsReader = readConflicts): FoundConflict | undefined {
+export function conflictAt(
+  doc: A.Doc<unknown>,
+  path: Path,
+  read: ConflictsReader = readConflicts,
+): FoundConflict | undefined {
   const parent = parentOf(doc, path)
   const prop = path[path.length - 1]
   if (parent === undefined || prop === undefined) return undefined
@@ -62,7 +66,11 @@ export function conflictAt(doc: A.Doc<unknown>, path: Path, read: ConflictsReade
 }
 
 /** Reads the concurrent values of `prop` in `parent` (the field at `path`); undefined when Automerge cannot. */
-export type ConflictsReader = (parent: object, prop: string | number, path: readonly (string | number)[]) => A.Conflicts | undefined
+export type ConflictsReader = (
+  parent: object,
+  prop: string | number,
+  path: readonly (string | number)[],
+) => A.Conflicts | undefined
 
 function readConflicts(parent: object, prop: string | number): A.Conflicts | undefined {
   try {

@@ -359,8 +359,7 @@ export class Materializer {
     remember(entry, tail.length > RECENT_WRITERS ? tail.slice(-RECENT_WRITERS) : tail)
     if (cache) this.#cache.insert(docId, entry)
     const paths = conflictedPaths(patches)
-    if (paths.length > 0)
-      this.#conflicts.record(docId, doc, this.#conflicts.scan(doc, paths), tail, entry.writers)
+    if (paths.length > 0) this.#conflicts.record(docId, doc, this.#conflicts.scan(doc, paths), tail, entry.writers)
     this.#conflicts.recheck(docId, doc, 'replicated')
     return entry
   }

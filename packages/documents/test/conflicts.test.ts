@@ -187,8 +187,20 @@ describe('conflicts', () => {
     const dir = mkdtempSync(join(tmpdir(), 'dru-settled-'))
     const path = join(dir, 'obs.db')
     const openObs = () => {
-      const store = EventStore.open({ path, druId: 'ap-south-1', now: () => clock, skewPolicy: 'tolerate', random: firstIncarnation() })
-      const docs = new DocumentStore(store, { now: () => clock, conflictPolicy: 'keep-visible', onError: (e) => { throw e } })
+      const store = EventStore.open({
+        path,
+        druId: 'ap-south-1',
+        now: () => clock,
+        skewPolicy: 'tolerate',
+        random: firstIncarnation(),
+      })
+      const docs = new DocumentStore(store, {
+        now: () => clock,
+        conflictPolicy: 'keep-visible',
+        onError: (e) => {
+          throw e
+        },
+      })
       return { store, docs }
     }
     const rows = (store: EventStore) => store.db.prepare('select count(*) from conflicts').pluck().get() as number

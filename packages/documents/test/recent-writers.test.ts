@@ -25,7 +25,8 @@ function history(steps: Step[]): { events: DruEvent[]; writerOf: Map<string, str
   const events: DruEvent[] = []
   const writerOf = new Map<string, string>()
   steps.forEach((s, i) => {
-    if (s.merge) for (let o = 0; o < docs.length; o++) if (o !== s.writer) docs[s.writer] = A.merge(docs[s.writer]!, docs[o]!)
+    if (s.merge)
+      for (let o = 0; o < docs.length; o++) if (o !== s.writer) docs[s.writer] = A.merge(docs[s.writer]!, docs[o]!)
     docs[s.writer] = A.change(docs[s.writer]!, (d) => {
       for (let k = 0; k <= s.keys; k++) d[`k${(i + k) % 5}`] = i
     })
@@ -74,7 +75,9 @@ describe('RecentWriters', () => {
   })
 
   it('adds to the cache estimate only while the window grows', () => {
-    const { events } = history(Array.from({ length: RECENT_WRITERS + 5 }, () => ({ writer: 1, keys: 0, merge: false, checked: false })))
+    const { events } = history(
+      Array.from({ length: RECENT_WRITERS + 5 }, () => ({ writer: 1, keys: 0, merge: false, checked: false })),
+    )
     const recent = new RecentWriters()
     const added = events.map((e) => recent.add(e))
     expect(added.slice(0, RECENT_WRITERS).every((b) => b > 0)).toBe(true)
