@@ -47,5 +47,17 @@ function measure(items, copy, fn) {
 }
 
 console.log(`${events.length} events, ${rounds} rounds`)
-console.log(`validateEvent  ${measure(events, (e) => ({ ...e }), (e) => validateEvent(e))} per event`)
-console.log(`decodeHlc      ${measure(hlcs, (h) => (h + ' ').slice(0, -1), (h) => decodeHlc(h))} per timestamp`)
+console.log(
+  `validateEvent  ${measure(
+    events,
+    (e) => ({ ...e }),
+    (e) => validateEvent(e),
+  )} per event`,
+)
+console.log(
+  `decodeHlc      ${measure(
+    hlcs,
+    (h) => (h + ' ').slice(0, -1),
+    (h) => decodeHlc(h),
+  )} per timestamp`,
+)
