@@ -125,6 +125,11 @@ describe('event envelope', () => {
       ['change', { change: 'not bytes' }],
       ['prev', { prev: 'abc' }],
       ['hash', { hash: 'Z'.repeat(64) }],
+      // 64 lowercase hex exactly: the length is checked apart from the characters.
+      ['hash', { hash: 'a'.repeat(63) }],
+      ['hash', { hash: 'a'.repeat(65) }],
+      ['hash', { hash: 'A'.repeat(64) }],
+      ['prev', { prev: `${'a'.repeat(63)}\n` }],
       ['extra', { extra: 1 }],
     ]
     for (const [field, patch] of cases) {

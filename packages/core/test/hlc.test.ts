@@ -86,8 +86,59 @@ describe('hybrid logical clock', () => {
     )
   })
 
+  // decodeHlc reads by hand what this expression matches: the two must agree on every string.
+  const ENCODED = /^(\d{15})-(\d{10})-(.{1,96})$/
+  const byRegex = (text: string) => {
+    const m = ENCODED.exec(text)
+    return m ? { wall: Number(m[1]), counter: Number(m[2]), node: m[3]! } : undefined
+  }
+  const byDecode = (text: string) => {
+    try {
+      return decodeHlc(text)
+    } catch (err) {
+      expect(err).toMatchObject({ code: 'INVALID_EVENT' })
+      return undefined
+    }
+  }
+
+  it('reads exactly what its encoding expression matches, on valid timestamps and on any edit of them', () => {
+    const valid = fc
+      .record({
+        wall: fc.integer({ min: 0, max: 10 ** 15 - 1 }),
+        counter: fc.integer({ min: 0, max: 10 ** 10 - 1 }),
+        // Short nodes, and nodes about the 96-character bound.
+        node: fc.oneof(
+          fc.string({ minLength: 1, maxLength: 12, unit: 'binary' }),
+          fc.string({ minLength: 94, maxLength: 98, unit: 'binary' }),
+        ),
+      })
+      .map(encodeHlc)
+    const edited = fc
+      .tuple(valid, fc.nat(), fc.nat(0x2030), fc.constantFrom('flip', 'cut', 'insert'))
+      .map(([text, pick, code, how]) => {
+        const at = pick % (text.length + 1)
+        const ch = String.fromCharCode(code)
+        if (how === 'cut') return text.slice(0, at) + text.slice(at + 1)
+        if (how === 'insert') return text.slice(0, at) + ch + text.slice(at)
+        return text.slice(0, at) + ch + text.slice(at + 1)
+      })
+    const breaks = fc.constantFrom('\n', '\r', '\u2028', '\u2029', '\u0085', '\t', '-', '٣', '０')
+    const withBreak = fc.tuple(valid, fc.nat(), breaks).map(([text, pick, b]) => {
+      const at = pick % (text.length + 1)
+      return text.slice(0, at) + b + text.slice(at + 1)
+    })
+    fc.assert(
+      fc.property(fc.oneof(valid, edited, withBreak, fc.string({ maxLength: 130 })), (text) => {
+        expect(byDecode(text)).toEqual(byRegex(text))
+      }),
+      { numRuns: runs * 10, seed: 13 },
+    )
+  })
+
   it('rejects malformed encodings with INVALID_EVENT', () => {
-    for (const bad of ['', 'x', '12-3-a', 42, null, `${'9'.repeat(15)}-${'0'.repeat(10)}-`]) {
+    const head = `${'9'.repeat(15)}-${'0'.repeat(10)}-`
+    // A line break or a 97-character node: what a hand-written reader is likeliest to let through.
+    for (const bad of ['', 'x', '12-3-a', 42, null, head, `${head}a\nb`, `${head}\u2028`, head + 'a'.repeat(97)]) {
       expect(() => decodeHlc(bad)).toThrowError(expect.objectContaining({ code: 'INVALID_EVENT' }))
     }
   })

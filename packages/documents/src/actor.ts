@@ -7,8 +7,17 @@ import type { Origin } from '@dru/core'
  * never reused after a restore.
  */
 export function actorForOrigin(origin: Origin | string): string {
-  return Buffer.from(origin, 'utf8').toString('hex')
+  let actor = actors.get(origin)
+  if (actor === undefined) {
+    actor = Buffer.from(origin, 'utf8').toString('hex')
+    if (actors.size >= MAX_REMEMBERED_ORIGINS) actors.clear()
+    actors.set(origin, actor)
+  }
+  return actor
 }
+
+/** Actors of the origins seen lately: ingest asks for the actor of every received event's origin. */
+const actors = new Map<string, string>()
 
 /** Origins of the actors seen lately: conflict recording asks for the same few actors thousands of times. */
 const origins = new Map<string, string>()

@@ -68,10 +68,13 @@ export function checkChanges(events: readonly DruEvent[]): void {
       throw invalid(e, `the change's seq ${d.seq} is not a positive integer`)
     if (d.deps.length > MAX_CHANGE_DEPS)
       throw invalid(e, `the change names ${d.deps.length} dependencies; at most ${MAX_CHANGE_DEPS}`)
-    const deps = new Set(d.deps)
-    if (deps.size !== d.deps.length) throw invalid(e, 'the change names a dependency twice')
     for (const dep of d.deps) if (!HEX64.test(dep)) throw invalid(e, 'a dependency is not a change hash')
-    if (deps.has(d.hash)) throw invalid(e, 'the change depends on itself')
+    // Most changes name one head: no set needed to see that it is not the change itself.
+    if (d.deps.length > 1) {
+      const deps = new Set(d.deps)
+      if (deps.size !== d.deps.length) throw invalid(e, 'the change names a dependency twice')
+      if (deps.has(d.hash)) throw invalid(e, 'the change depends on itself')
+    } else if (d.deps[0] === d.hash) throw invalid(e, 'the change depends on itself')
     const nesting = nestingOf(d)
     if (nesting > MAX_CHANGE_NESTING)
       throw invalid(e, `the change nests objects ${nesting} levels deep; at most ${MAX_CHANGE_NESTING}`)
@@ -81,11 +84,16 @@ export function checkChanges(events: readonly DruEvent[]): void {
 
 /** How many levels of objects the change creates inside one another (objects made earlier count as level 0). */
 function nestingOf(d: ChangeHeader): number {
-  const depth = new Map<string, number>()
+  const made = d.made
+  if (made.length <= 1) return made.length
+  // Level of each object made here, by its op counter; an object is named `counter@actor`.
+  const depth = new Map<number, number>()
+  const byThisActor = `@${d.actor}`
   let max = 0
-  for (const { index, obj } of d.made) {
-    const level = (depth.get(obj) ?? 0) + 1
-    depth.set(`${d.startOp + index}@${d.actor}`, level)
+  for (const { index, obj } of made) {
+    const parent = obj.endsWith(byThisActor) ? depth.get(Number(obj.slice(0, -byThisActor.length))) : undefined
+    const level = (parent ?? 0) + 1
+    depth.set(d.startOp + index, level)
     if (level > max) max = level
   }
   return max
