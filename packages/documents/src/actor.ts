@@ -1,5 +1,25 @@
 import type { Origin } from '@dru/core'
 
+/** How many conversions each direction remembers: ingest and conflict recording ask for the same few thousands of times. */
+const REMEMBERED = 1024
+
+/** A string conversion that remembers its last results (emptied when full, so bounded). */
+function remembered(convert: (from: string) => string): (from: string) => string {
+  const seen = new Map<string, string>()
+  return (from) => {
+    let to = seen.get(from)
+    if (to === undefined) {
+      to = convert(from)
+      if (seen.size >= REMEMBERED) seen.clear()
+      seen.set(from, to)
+    }
+    return to
+  }
+}
+
+const toActor = remembered((origin) => Buffer.from(origin, 'utf8').toString('hex'))
+const toOrigin = remembered((actor) => Buffer.from(actor, 'hex').toString('utf8'))
+
 /**
  * The Automerge actor id of an origin: the hex of its UTF-8 bytes. Every op id
  * (`counter@actor`) therefore names the origin that wrote it without a lookup table, and
@@ -7,31 +27,12 @@ import type { Origin } from '@dru/core'
  * never reused after a restore.
  */
 export function actorForOrigin(origin: Origin | string): string {
-  let actor = actors.get(origin)
-  if (actor === undefined) {
-    actor = Buffer.from(origin, 'utf8').toString('hex')
-    if (actors.size >= MAX_REMEMBERED_ORIGINS) actors.clear()
-    actors.set(origin, actor)
-  }
-  return actor
+  return toActor(origin)
 }
-
-/** Actors of the origins seen lately: ingest asks for the actor of every received event's origin. */
-const actors = new Map<string, string>()
-
-/** Origins of the actors seen lately: conflict recording asks for the same few actors thousands of times. */
-const origins = new Map<string, string>()
-const MAX_REMEMBERED_ORIGINS = 1024
 
 /** The origin an actor id stands for (see {@link actorForOrigin}). */
 export function originForActor(actor: string): string {
-  let origin = origins.get(actor)
-  if (origin === undefined) {
-    origin = Buffer.from(actor, 'hex').toString('utf8')
-    if (origins.size >= MAX_REMEMBERED_ORIGINS) origins.clear()
-    origins.set(actor, origin)
-  }
-  return origin
+  return toOrigin(actor)
 }
 
 /** Splits an Automerge op id `counter@actor` into its parts. */
