@@ -7,7 +7,7 @@ import { Forwarding } from '../src/protocol/forwarding.js'
 // apart on a loaded machine and c forwarded whole origins that a got from b directly.
 
 const HEARTBEAT = 100
-const members = new Map(['a', 'b', 'c'].map((id) => [id, {}]))
+const members = new Map(['a', 'b', 'c', 'd', 'e'].map((id) => [id, {}]))
 
 function setup(bNeighbours: string[]) {
   let now = 0
@@ -23,7 +23,7 @@ function setup(bNeighbours: string[]) {
     now: () => now,
   })
   toA.started()
-  return { toA, at: (ms: number) => (now = ms) }
+  return { toA, book, at: (ms: number) => (now = ms) }
 }
 
 const ours = { 'b/1': 10, 'c/1': 5 }
@@ -38,11 +38,24 @@ describe('forwarding rules: what c holds back from a', () => {
     expect([...toA.heldBack(ours, {})]).toEqual([])
   })
 
-  it('forwards after one heartbeat to a peer whose routes say it has no other path', () => {
+  it('holds an origin its live writer brings us for the grace, though the peer says it has no other path (the writer’s session with it may open a backoff later)', () => {
     const { toA, at } = setup([])
     toA.onRoutes({}, [], 'c/1')
     at(HEARTBEAT * 1.5)
+    expect([...toA.heldBack(ours, {})]).toEqual(['b/1'])
+    // A line's far end still gets it, a grace after its first vv.
+    at(HEARTBEAT * FORWARD_GRACE_HEARTBEATS + 1)
     expect([...toA.heldBack(ours, {})]).toEqual([])
+  })
+
+  it('forwards after one heartbeat an origin whose writer does not bring it to us (a dead origin), to a peer with no other path', () => {
+    const { toA, at, book } = setup([])
+    const d: RoutedSession = { peerId: 'd', peerOrigin: 'd/1', peerNeighbours: new Set(), routesChanged() {} }
+    book.opened(d)
+    book.delivered(d, ['e/1'])
+    toA.onRoutes({}, [], 'c/1')
+    at(HEARTBEAT * 1.5)
+    expect([...toA.heldBack({ 'e/1': 4 }, {})]).toEqual([])
   })
 
   it('holds an origin whose supplier says it has a session with the peer (split horizon from the supplier’s side)', () => {

@@ -123,12 +123,19 @@ export class Forwarding {
     // routes name the peer (after a heal one of the two often comes a heartbeat late).
     const book = this.#c.routes
     const peer = this.#c.peerId()
+    // An origin whose writer itself brings it to us is alive: after a heal its session with
+    // the peer may open a backoff later than ours, and then it sends the peer everything from
+    // the peer's vector while our copy is in flight (bench:topologies, mesh of 5: 1.30–1.55
+    // received per needed). So for the grace after the peer's first vv such an origin waits
+    // even when the peer's routes name no other path; a line's far end gets it a grace late.
+    const young = this.#firstVvAt !== undefined && now - this.#firstVvAt < grace
     for (const o of Object.keys(ours)) {
       if (!this.thirdParty(o)) continue
       const from = book?.suppliedBy(o)
       const linked =
         from !== undefined && (this.theirNeighbours.has(from) || (peer !== undefined && book!.supplierReaches(o, peer)))
-      if (settling || linked) waiting.add(o)
+      const writerAlive = young && from !== undefined && from === parseOrigin(o).druId
+      if (settling || linked || writerAlive) waiting.add(o)
     }
     for (const origin of waiting) {
       if ((ours[origin] ?? 0) <= (known[origin] ?? 0)) {
