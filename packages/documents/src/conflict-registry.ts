@@ -43,8 +43,12 @@ export class ConflictRegistry {
   readonly #unwrittenKeys = new Set<string>()
   #flushScheduled = false
 
-  constructor(store: EventStore) {
+  /** Where a failed write of the settled rows held back is reported (they stay held and are tried again). */
+  readonly #onError: (err: unknown) => void
+
+  constructor(store: EventStore, onError: (err: unknown) => void = (err) => console.error(err)) {
     this.#store = store
+    this.#onError = onError
     const db = store.db
     this.#stmt = {
       exists: db.prepare('select id from conflicts where doc_id = ? and path = ? and value_key = ?').pluck(),
@@ -106,7 +110,14 @@ export class ConflictRegistry {
       this.#flushScheduled = true
       setImmediate(() => {
         this.#flushScheduled = false
-        if (!this.#store.closed) this.flush()
+        if (this.#store.closed) return
+        // Nobody waits on this turn's write: a failure (a full disk) is reported, not thrown
+        // out of the event loop, and the rows stay held for the next write.
+        try {
+          this.flush()
+        } catch (err) {
+          this.#onError(err)
+        }
       })
     }
     return true

@@ -56,7 +56,7 @@ export class ConflictTracker {
   constructor(store: EventStore, options: ConflictTrackerOptions) {
     this.#store = store
     this.#options = options
-    this.#registry = new ConflictRegistry(store)
+    this.#registry = new ConflictRegistry(store, options.onError)
     this.#openDocs = new Set(this.#registry.openDocIds())
   }
 

@@ -238,6 +238,24 @@ describe('conflicts', () => {
     }
   })
 
+  it('a failed write of the settled rows held back is reported, not thrown out of the event loop, and the rows are written later', async () => {
+    const errors: unknown[] = []
+    const { eu, us } = partitionedWrites({ conflictPolicy: 'keep-visible' })
+    const obs = make('ap-south-1', { conflictPolicy: 'keep-visible', onError: (e) => errors.push(e) })
+    exchange(eu, obs)
+    obs.docs.get('order-42')
+    exchange(us, obs)
+    // A write that fails as a full disk would.
+    obs.store.db.exec(
+      "create trigger no_room before insert on conflicts begin select raise(abort, 'database or disk is full'); end",
+    )
+    obs.docs.get('order-42') // the conflict is found; its row waits for the end of the turn
+    await new Promise((r) => setImmediate(r))
+    expect(errors.map((e) => String((e as Error).message))).toEqual([expect.stringContaining('disk is full')])
+    obs.store.db.exec('drop trigger no_room')
+    expect(obs.docs.listConflicts('resolved').map((c) => c.path)).toEqual([['status']])
+  })
+
   it('region priority picks the listed DRU first', () => {
     const { eu, us } = partitionedWrites({ conflictPolicy: { priority: ['eu-west-1', 'us-east-1'] } })
     exchange(eu, us)
