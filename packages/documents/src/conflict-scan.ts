@@ -114,12 +114,8 @@ export function hasConcurrentValues(doc: unknown, path: readonly (string | numbe
   const parent = parentOf(doc, path)
   const prop = path[path.length - 1]
   if (parent === undefined || prop === undefined) return false
-  try {
-    const c = A.getConflicts(parent as A.Doc<unknown>, prop)
-    return c !== undefined && Object.keys(c).length > 1
-  } catch {
-    return false
-  }
+  const c = readConflicts(parent, prop)
+  return c !== undefined && Object.keys(c).length > 1
 }
 
 /** The current (winning) value at `path`, canonical, or null when absent. */
