@@ -109,15 +109,6 @@ export function hasConflictedCounter(
   return c !== undefined && Object.keys(c).length > 1 && Object.values(c).some((v) => v instanceof A.Counter)
 }
 
-/** True when the field at `path` holds more than one concurrent value (equal or not). */
-export function hasConcurrentValues(doc: unknown, path: readonly (string | number)[]): boolean {
-  const parent = parentOf(doc, path)
-  const prop = path[path.length - 1]
-  if (parent === undefined || prop === undefined) return false
-  const c = readConflicts(parent, prop)
-  return c !== undefined && Object.keys(c).length > 1
-}
-
 /** The current (winning) value at `path`, canonical, or null when absent. */
 export function valueAt(doc: unknown, path: Path): unknown {
   const parent = parentOf(doc, path)
