@@ -667,7 +667,7 @@ const notes = `- **dru's time includes materialising.** Its second column is the
   every replica applying the changes it received to its Automerge documents and, because the three replicas wrote the
   same keys concurrently, recording each conflict in its journal (\`@dru/documents\`). Where the CPU goes, per phase:
   \`node benchmarks/heal-profile.mjs\` (RESULTS.md, "Where partition-heal's time goes").
-- **dru's bytes** (protocol 6) carry, per change, its HLC as numbers and dictionary indices for its origin and document,
+- **dru's bytes** (protocol 6's events frames, unchanged in 7) carry, per change, its HLC as numbers and dictionary indices for its origin and document,
   one chain link per run of an origin and one Ed25519 signature per origin per frame, brotli-compressed per frame; the
   raw ceiling sends each change once, uncompressed, with an 8-byte header. automerge-repo and Yjs send one sync exchange
   per document.
@@ -691,7 +691,7 @@ const definitions = `- **Bytes on the wire**: every TCP payload byte the link pr
   turn plus a response turn, so round trips = ⌈turns ÷ 2⌉; the table gives the largest over the three links.
 - **Partition / heal**: cutting a link closes its established connections (FIN) and holds any new connection unanswered;
   healing connects the held connections to their target. Each system's own reconnect therefore starts at the heal
-  instant; back-off policies (dru's default grows to 10 s, automerge-repo's client retries every few seconds) are not in
+  instant; back-off policies (dru's redial is capped at 1 s, automerge-repo's client retries every few seconds) are not in
   the measured times.
 - A cell shows "did not finish in N s" when it ran out of its time budget (its processes are killed), and "failed: …"
   when it raised an error; nothing is estimated.`
