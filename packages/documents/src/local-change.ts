@@ -3,7 +3,8 @@ import { DruError, parseDocId, type DruEvent } from '@dru/core'
 import type { EventStore, StoreTx } from '@dru/store-sqlite'
 import { StaleViewRepair } from './automerge-workarounds.js'
 import { ENTRY_OVERHEAD, type AnyDoc, type CachedDoc, type DocCache } from './doc-cache.js'
-import { remember, type Materializer } from './materializer.js'
+import type { Materializer } from './materializer.js'
+import { remember } from './recent-writers.js'
 import { guardDocument } from './value-guard.js'
 
 /** The function an application passes to change a document (Automerge's change callback). */

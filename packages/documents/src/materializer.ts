@@ -10,7 +10,7 @@ import { isolatedError, type IsolatedDocs, type IsolatedDocument } from './isola
 import type { RejectedChanges } from './rejected-changes.js'
 import type { SnapshotStore } from './snapshot-store.js'
 import { applyTolerant } from './tolerant-apply.js'
-import { RECENT_WRITERS, RecentWriters } from './recent-writers.js'
+import { RECENT_WRITERS, remember } from './recent-writers.js'
 
 /** A cached document applies its queued remote changes at once when this many are waiting. */
 const MAX_PENDING = 256
@@ -363,12 +363,6 @@ export class Materializer {
     this.#conflicts.recheck(docId, doc, 'replicated')
     return entry
   }
-}
-
-/** Adds events just applied to the entry's {@link RecentWriters}, and what they cost to its size. */
-export function remember(entry: CachedDoc, events: readonly DruEvent[]): void {
-  const writers = (entry.writers ??= new RecentWriters())
-  for (const e of events) entry.bytes += writers.add(e)
 }
 
 /** The paths an apply reported conflicted plus those of the document's open conflicts, each once. */

@@ -1,6 +1,7 @@
 import type { DruEvent } from '@dru/core'
 import { changeHeaderOf, readChangePosition } from './change-header.js'
 import { checkedChange } from './change-validation.js'
+import type { CachedDoc } from './doc-cache.js'
 
 /** Events a cached document remembers for naming conflict writers: a heal's burst, bounded per document. */
 export const RECENT_WRITERS = 64
@@ -107,4 +108,10 @@ export class RecentWriters {
     if (list.length === 0) this.#byOrigin.delete(origin)
     this.#size--
   }
+}
+
+/** Adds events just applied to a cached document to its {@link RecentWriters}, and what they cost to its size. */
+export function remember(entry: CachedDoc, events: readonly DruEvent[]): void {
+  const writers = (entry.writers ??= new RecentWriters())
+  for (const e of events) entry.bytes += writers.add(e)
 }
