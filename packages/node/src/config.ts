@@ -11,7 +11,11 @@ const SYNC_FIELDS = [
   'slackEvents',
   'reconnectBaseMs',
   'reconnectMaxMs',
+  'forwardWindowBytes',
 ]
+
+/** `sync` fields that must be positive (0 would stop the thing they size). */
+const POSITIVE_SYNC_FIELDS = new Set(['forwardWindowBytes'])
 
 /**
  * The conflict policy when the config names none: `keep-visible`, the value every DRU already
@@ -92,6 +96,11 @@ export interface DruConfig {
     /** Redial backoff after a failed dial or a dropped session: first delay and cap (ms; defaults 100 and 1,000). */
     reconnectBaseMs?: number
     reconnectMaxMs?: number
+    /**
+     * Bytes of third parties' events a session keeps unacknowledged at once while the peer may
+     * get them by another path (default 262,144): what a race between two paths can cost.
+     */
+    forwardWindowBytes?: number
   }
   /** Start in restore mode: no writes until our earlier events are back from a peer (`dru restore`). */
   restore?: boolean
@@ -224,8 +233,8 @@ export const CONFIG_FIELDS: Record<string, { required: boolean; check: FieldChec
         return `must be an object { ${SYNC_FIELDS.map((f) => `${f}?`).join(', ')} }`
       for (const [k, x] of Object.entries(v)) {
         if (!SYNC_FIELDS.includes(k)) return `has an unknown field "${k}"`
-        if (!(typeof x === 'number' && Number.isInteger(x) && x >= 0))
-          return `.${k} must be a non-negative integer (got ${show(x)})`
+        if (POSITIVE_SYNC_FIELDS.has(k) ? !positiveInt(x) : !(typeof x === 'number' && Number.isInteger(x) && x >= 0))
+          return `.${k} must be a ${POSITIVE_SYNC_FIELDS.has(k) ? 'positive' : 'non-negative'} integer (got ${show(x)})`
       }
       return undefined
     },

@@ -40,6 +40,29 @@ export interface NetworkConfig {
     /** Redial backoff bounds (ms); defaults in @dru/sync's backoff (100 and 1,000). */
     reconnectBaseMs?: number
     reconnectMaxMs?: number
+    /** Third parties' unacknowledged bytes per session while another path may deliver them (default 256 KiB). */
+    forwardWindowBytes?: number
+  }
+}
+
+/**
+ * The sync options the `sync` config sets (timing, rates, listener caps, backoff, forwarding
+ * window); a field left out keeps @dru/sync's default. `startupGraceMs` and `slackEvents`
+ * are the lifecycle's, not the sync node's.
+ */
+export function syncTuning(sync: NetworkConfig['sync']): Partial<SyncOptions> {
+  if (!sync) return {}
+  const backoff = {
+    ...(sync.reconnectBaseMs !== undefined ? { baseMs: sync.reconnectBaseMs } : {}),
+    ...(sync.reconnectMaxMs !== undefined ? { maxMs: sync.reconnectMaxMs } : {}),
+  }
+  return {
+    ...(sync.heartbeatMs ? { heartbeatMs: sync.heartbeatMs } : {}),
+    ...(sync.heartbeatTimeoutMs ? { heartbeatTimeoutMs: sync.heartbeatTimeoutMs } : {}),
+    ...(sync.rates ? { rates: sync.rates } : {}),
+    ...(Object.keys(backoff).length > 0 ? { backoff } : {}),
+    ...(sync.listenerCaps ? { listenerCaps: sync.listenerCaps } : {}),
+    ...(sync.forwardWindowBytes !== undefined ? { forwardWindowBytes: sync.forwardWindowBytes } : {}),
   }
 }
 
@@ -195,18 +218,7 @@ export class Network implements OperationPeers {
       secret: config.secret,
       keys: config.keys,
       ...(config.tls ? { tls: config.tls } : {}),
-      ...(config.sync?.heartbeatMs ? { heartbeatMs: config.sync.heartbeatMs } : {}),
-      ...(config.sync?.heartbeatTimeoutMs ? { heartbeatTimeoutMs: config.sync.heartbeatTimeoutMs } : {}),
-      ...(config.sync?.rates ? { rates: config.sync.rates } : {}),
-      ...(config.sync?.reconnectBaseMs !== undefined || config.sync?.reconnectMaxMs !== undefined
-        ? {
-            backoff: {
-              ...(config.sync.reconnectBaseMs !== undefined ? { baseMs: config.sync.reconnectBaseMs } : {}),
-              ...(config.sync.reconnectMaxMs !== undefined ? { maxMs: config.sync.reconnectMaxMs } : {}),
-            },
-          }
-        : {}),
-      ...(config.sync?.listenerCaps ? { listenerCaps: config.sync.listenerCaps } : {}),
+      ...syncTuning(config.sync),
       logger: deps.log,
       now: deps.now,
       // A deep probe refreshes the digests and reports the tree's root; tree probes read that tree.

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { isDruError } from '@dru/core'
 import { openDru, validateConfig } from '@dru/node'
+import { syncTuning } from '../src/network.js'
 
 const good = { id: 'eu-west-1', path: ':memory:' }
 
@@ -26,6 +27,8 @@ const BAD: Array<[string, unknown]> = [
   ['maxClockSkewMs', 0],
   ['sync', { reconnectMaxMs: -1 }],
   ['sync', { reconnectMs: 5 }],
+  ['sync', { forwardWindowBytes: 0 }],
+  ['sync', { forwardWindowBytes: 1.5 }],
   ['ramp', { startPercent: 150 }],
   ['maxClockSkewMs', 'soon'],
   ['listenn', { port: 1 }],
@@ -73,8 +76,37 @@ describe('config validation at open', () => {
     })
     await dru.close()
     expect(() =>
-      validateConfig({ ...good, sync: { reconnectBaseMs: 50, reconnectMaxMs: 2_000, slackEvents: 0 } }),
+      validateConfig({
+        ...good,
+        sync: { reconnectBaseMs: 50, reconnectMaxMs: 2_000, slackEvents: 0, forwardWindowBytes: 65_536 },
+      }),
     ).not.toThrow()
     expect(() => validateConfig(null)).toThrow(/config must be an object/)
+  })
+})
+
+describe('the sync config reaches the sync node', () => {
+  it('passes every sync-node field, and only those, leaving the rest to the defaults', () => {
+    expect(syncTuning(undefined)).toEqual({})
+    expect(syncTuning({ startupGraceMs: 9, slackEvents: 3 })).toEqual({})
+    expect(
+      syncTuning({
+        heartbeatMs: 200,
+        heartbeatTimeoutMs: 900,
+        reconnectBaseMs: 50,
+        reconnectMaxMs: 2_000,
+        forwardWindowBytes: 65_536,
+        rates: { framesPerSecond: 10 },
+        listenerCaps: { maxConnections: 4 },
+      }),
+    ).toEqual({
+      heartbeatMs: 200,
+      heartbeatTimeoutMs: 900,
+      backoff: { baseMs: 50, maxMs: 2_000 },
+      forwardWindowBytes: 65_536,
+      rates: { framesPerSecond: 10 },
+      listenerCaps: { maxConnections: 4 },
+    })
+    expect(syncTuning({ reconnectMaxMs: 0 })).toEqual({ backoff: { maxMs: 0 } })
   })
 })
