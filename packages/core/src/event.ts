@@ -1,6 +1,7 @@
 import * as crypto from 'node:crypto'
 import { pack, unpack } from './codec.js'
 import { DruError } from './errors.js'
+import { canonicalBytesFast } from './event-bytes.js'
 import { decodeHlc } from './hlc.js'
 import { isDocId, parseOrigin, type Origin } from './ids.js'
 import { MAX_CHANGE_BYTES, MAX_SEQ } from './limits.js'
@@ -43,6 +44,13 @@ function isHex64(value: unknown): boolean {
 
 /** The canonical bytes an event's hash covers (a fixed-order msgpack array). */
 export function canonicalEventBytes(e: UnhashedEvent): Uint8Array {
+  const fast = canonicalBytesFast(ENVELOPE_VERSION, e.origin, e.seq, e.hlc, e.docId, e.change, e.prev)
+  // The fast path writes into scratch space: a copy for callers that keep the bytes.
+  return fast ? fast.slice() : packCanonical(e)
+}
+
+/** The msgpackr encoding the fast path must equal (and falls back to outside its common case). */
+export function packCanonical(e: UnhashedEvent): Uint8Array {
   return pack([ENVELOPE_VERSION, e.origin, e.seq, e.hlc, e.docId, e.change, e.prev])
 }
 
@@ -54,7 +62,9 @@ const sha256Hex: (data: Uint8Array) => string =
 
 /** sha256 hex of the canonical bytes. */
 export function hashEvent(e: UnhashedEvent): string {
-  return sha256Hex(canonicalEventBytes(e))
+  // Hashed straight from the scratch space: no copy.
+  const fast = canonicalBytesFast(ENVELOPE_VERSION, e.origin, e.seq, e.hlc, e.docId, e.change, e.prev)
+  return sha256Hex(fast ?? packCanonical(e))
 }
 
 /** Completes an event by computing its hash. */
