@@ -49,7 +49,6 @@ const ORIGIN_ID = '(select id from origin_ids where origin = ?)'
 
 /** The statements of the event log, prepared once per connection. */
 export interface LogStatements {
-  readonly insert: Database.Statement
   readonly upsertHead: Database.Statement
   readonly allHeads: Database.Statement
   readonly allBase: Database.Statement
@@ -74,9 +73,6 @@ export interface LogStatements {
 
 export function prepareLogStatements(db: Database.Database): LogStatements {
   return {
-    insert: db.prepare(
-      'insert into log (lsn, origin_id, seq, doc, hlc_wall, hlc_counter, hlc_node, change, prev, hash, sig, received_at, applied_at) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    ),
     upsertHead: db.prepare(
       'insert into origins (origin, seq, hash, hlc) values (?, ?, ?, ?) on conflict(origin) do update set seq = excluded.seq, hash = excluded.hash, hlc = excluded.hlc',
     ),
