@@ -465,14 +465,15 @@ export class EventStore implements ReplicaLog, PeerBook {
     for (const validate of this.#validators) validate(events)
     const sorted = [...events].sort((a, b) => (a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : a.seq - b.seq))
 
-    const newHeads = new Map<string, Head>()
+    // Each origin's newest stored event is its new head (an object per origin, not per event).
+    const newHeads = new Map<string, DruEvent>()
     const stored: DruEvent[] = []
     let duplicates = 0
     const handlers = this.inbox.handlers().length > 0
     const run = this.db.transaction(() => {
       const at = this.#now()
       for (const e of sorted) {
-        const head = newHeads.get(e.origin) ?? this.#heads.get(e.origin) ?? { seq: 0, hash: GENESIS_HASH, hlc: '' }
+        const head = newHeads.get(e.origin) ?? this.#heads.get(e.origin) ?? NO_HEAD
         const base = this.#base.get(e.origin)
         // Below the compaction base the event may be gone: only its boundary hash is known.
         const heldHashAt = (seq: number) => (seq === base?.seq ? base.hash : this.#storedHash(e.origin, seq))
@@ -486,7 +487,7 @@ export class EventStore implements ReplicaLog, PeerBook {
           this.#writer.flush()
           this.inbox.deliver(e, lsn, at)
         }
-        newHeads.set(e.origin, { seq: e.seq, hash: e.hash, hlc: e.hlc })
+        newHeads.set(e.origin, e)
         stored.push(e)
       }
       this.#writer.flush()
@@ -494,15 +495,20 @@ export class EventStore implements ReplicaLog, PeerBook {
       for (const [origin, h] of newHeads) this.#stmt.upsertHead.run(origin, h.seq, h.hash, h.hlc)
     })
     this.#commit(run)
-    for (const [origin, h] of newHeads) this.#heads.set(origin, h)
+    // A copy of the head's fields: the event's change bytes are not kept alive by #heads.
+    for (const [origin, h] of newHeads) this.#heads.set(origin, { seq: h.seq, hash: h.hash, hlc: h.hlc })
     if (newHeads.size > 0) this.#version++
-    const skewedOrigins = new Set(clockErrors.map((e) => `${e.origin}#${e.seq}`))
+    // Keyed by position (a repeat of a skewed event is skewed too); no keys built when nothing was skewed.
+    const skewedAt = clockErrors.length > 0 ? new Set(clockErrors.map((e) => `${e.origin}#${e.seq}`)) : undefined
+    let skewed = 0
     for (const e of stored) {
-      if (skewedOrigins.has(`${e.origin}#${e.seq}`)) this.#skewed++
-      else this.clock.receive(decodeHlc(e.hlc))
+      if (skewedAt?.has(`${e.origin}#${e.seq}`)) {
+        this.#skewed++
+        skewed++
+      } else this.clock.receive(decodeHlc(e.hlc))
     }
     if (stored.length > 0) this.#notify(stored, 'remote')
-    return { stored, duplicates, skewed: stored.filter((e) => skewedOrigins.has(`${e.origin}#${e.seq}`)).length }
+    return { stored, duplicates, skewed }
   }
 
   // ---- reads --------------------------------------------------------------------------
@@ -918,6 +924,9 @@ export class EventStore implements ReplicaLog, PeerBook {
     return this.#reads.eventCountForDoc(docId, origin)
   }
 }
+
+/** The head of an origin we hold nothing of. */
+const NO_HEAD: Head = Object.freeze({ seq: 0, hash: GENESIS_HASH, hlc: '' })
 
 /** Runs `before` ahead of every page `pages` yields (a lazy generator reads at each `next`). */
 function* signedFirst<T>(pages: Generator<T, void, undefined>, before: () => void): Generator<T, void, undefined> {
