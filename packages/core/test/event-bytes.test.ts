@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { canonicalEventBytes, hashEvent, packCanonical, type UnhashedEvent } from '../src/event.js'
+import { canonicalEventBytes, hashEvent, isHex64, packCanonical, type UnhashedEvent } from '../src/event.js'
 import { canonicalBytesFast } from '../src/event-bytes.js'
 import type { Origin } from '../src/ids.js'
 
@@ -78,6 +78,28 @@ describe('canonical event bytes without msgpackr', () => {
         expect(hashEvent(e)).toBe(viaPack)
       }),
       { numRuns: runs },
+    )
+  })
+})
+
+describe('isHex64', () => {
+  it('is exactly /^[0-9a-f]{64}$/ on any value (property)', () => {
+    // The neighbours of the hex ranges, uppercase, look-alike digits, and any character at all.
+    const oneChar = fc.oneof(
+      fc.constantFrom('/', ':', '`', 'g', 'A', 'F', 'G', '@', ' ', '\u0130', '\uff10', '\u0660'),
+      fc.string({ unit: 'binary', minLength: 1, maxLength: 1 }),
+    )
+    const near = fc
+      .tuple(fc.stringMatching(/^[0-9a-f]{64}$/), fc.nat(63), oneChar)
+      .map(([hex, at, c]) => hex.slice(0, at) + c + hex.slice(at + 1))
+    fc.assert(
+      fc.property(
+        fc.oneof(fc.stringMatching(/^[0-9a-f]{64}$/), near, fc.string({ maxLength: 70 }), fc.anything()),
+        (v) => {
+          expect(isHex64(v)).toBe(typeof v === 'string' && /^[0-9a-f]{64}$/.test(v))
+        },
+      ),
+      { numRuns: runs * 3 },
     )
   })
 })
