@@ -1,6 +1,7 @@
 import * as crypto from 'node:crypto'
 import { pack, unpack } from './codec.js'
 import { DruError } from './errors.js'
+import { canonicalBytesFast } from './event-bytes.js'
 import { decodeHlc } from './hlc.js'
 import { isDocId, parseOrigin, type Origin } from './ids.js'
 import { MAX_CHANGE_BYTES, MAX_SEQ } from './limits.js'
@@ -34,15 +35,29 @@ export const GENESIS_HASH = '0'.repeat(64)
 
 /** Version tag inside the hashed bytes, so a future envelope can never collide with this one. */
 const ENVELOPE_VERSION = 1
-const HEX_DIGITS = /^[0-9a-f]+$/
+/** 1 at the char codes of 0-9 and a-f. A table lookup per character costs about two thirds of a regex test. */
+const LOWER_HEX = new Uint8Array(128)
+for (const c of '0123456789abcdef') LOWER_HEX[c.charCodeAt(0)] = 1
 
-/** 64 lowercase hex characters (the length checked first: cheaper than a counted regex). */
-function isHex64(value: unknown): boolean {
-  return typeof value === 'string' && value.length === 64 && HEX_DIGITS.test(value)
+/** 64 lowercase hex characters (every event received has two). */
+export function isHex64(value: unknown): boolean {
+  if (typeof value !== 'string' || value.length !== 64) return false
+  for (let i = 0; i < 64; i++) {
+    const c = value.charCodeAt(i)
+    if (c >= 128 || LOWER_HEX[c] === 0) return false
+  }
+  return true
 }
 
 /** The canonical bytes an event's hash covers (a fixed-order msgpack array). */
 export function canonicalEventBytes(e: UnhashedEvent): Uint8Array {
+  const fast = canonicalBytesFast(ENVELOPE_VERSION, e.origin, e.seq, e.hlc, e.docId, e.change, e.prev)
+  // The fast path writes into scratch space: a copy for callers that keep the bytes.
+  return fast ? fast.slice() : packCanonical(e)
+}
+
+/** The msgpackr encoding the fast path must equal (and falls back to outside its common case). */
+export function packCanonical(e: UnhashedEvent): Uint8Array {
   return pack([ENVELOPE_VERSION, e.origin, e.seq, e.hlc, e.docId, e.change, e.prev])
 }
 
@@ -54,7 +69,9 @@ const sha256Hex: (data: Uint8Array) => string =
 
 /** sha256 hex of the canonical bytes. */
 export function hashEvent(e: UnhashedEvent): string {
-  return sha256Hex(canonicalEventBytes(e))
+  // Hashed straight from the scratch space: no copy.
+  const fast = canonicalBytesFast(ENVELOPE_VERSION, e.origin, e.seq, e.hlc, e.docId, e.change, e.prev)
+  return sha256Hex(fast ?? packCanonical(e))
 }
 
 /** Completes an event by computing its hash. */

@@ -58,6 +58,7 @@ import { prepareLogStatements, rowToEvent, type EventRow, type Head, type LogSta
 import { Dictionary, decodeStoredHash, encodeStoredHlc } from './stored-form.js'
 import { DocIndex } from './doc-index.js'
 import { DeferredSigner, type SignedCommit } from './deferred-signing.js'
+import { LogWriter } from './log-writer.js'
 
 export type { CommitListener, IngestResult, PeerRecord, StreamOptions }
 export type { VerifyProgress } from './log-reader.js'
@@ -130,6 +131,8 @@ export class EventStore implements ReplicaLog, PeerBook {
   readonly #signer: DeferredSigner | undefined
   readonly #onListenerError: (err: unknown) => void
   readonly #stmt: LogStatements
+  /** Writes the commit paths' rows, several per statement (see log-writer.ts). */
+  readonly #writer: LogWriter
   readonly #meta: MetaTable
   readonly #peers: PeerTable
   readonly #folded: FoldedLog
@@ -152,6 +155,7 @@ export class EventStore implements ReplicaLog, PeerBook {
     this.#now = options.now ?? Date.now
     this.#onListenerError = options.onListenerError ?? ((err) => console.error('dru: commit listener failed', err))
     this.#stmt = prepareLogStatements(db)
+    this.#writer = new LogWriter(db)
     if (options.sign) {
       const storeSig = db.prepare(
         'update log set sig = ? where origin_id = (select id from origin_ids where origin = ?) and seq = ?',
@@ -344,6 +348,7 @@ export class EventStore implements ReplicaLog, PeerBook {
         }
         const at = this.#now()
         for (const e of pending) this.#insert(e, at)
+        this.#writer.flush()
         const top = pending[pending.length - 1]!
         this.#stmt.upsertHead.run(top.origin, top.seq, top.hash, top.hlc)
       }
@@ -460,13 +465,15 @@ export class EventStore implements ReplicaLog, PeerBook {
     for (const validate of this.#validators) validate(events)
     const sorted = [...events].sort((a, b) => (a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : a.seq - b.seq))
 
-    const newHeads = new Map<string, Head>()
+    // Each origin's newest stored event is its new head (an object per origin, not per event).
+    const newHeads = new Map<string, DruEvent>()
     const stored: DruEvent[] = []
     let duplicates = 0
+    const handlers = this.inbox.handlers().length > 0
     const run = this.db.transaction(() => {
       const at = this.#now()
       for (const e of sorted) {
-        const head = newHeads.get(e.origin) ?? this.#heads.get(e.origin) ?? { seq: 0, hash: GENESIS_HASH, hlc: '' }
+        const head = newHeads.get(e.origin) ?? this.#heads.get(e.origin) ?? NO_HEAD
         const base = this.#base.get(e.origin)
         // Below the compaction base the event may be gone: only its boundary hash is known.
         const heldHashAt = (seq: number) => (seq === base?.seq ? base.hash : this.#storedHash(e.origin, seq))
@@ -474,23 +481,34 @@ export class EventStore implements ReplicaLog, PeerBook {
           duplicates++
           continue
         }
-        this.inbox.deliver(e, this.#insert(e, at), at)
-        newHeads.set(e.origin, { seq: e.seq, hash: e.hash, hlc: e.hlc })
+        const lsn = this.#insert(e, at)
+        // A handler may read the log: it sees its event stored, as it would without the writer's queue.
+        if (handlers) {
+          this.#writer.flush()
+          this.inbox.deliver(e, lsn, at)
+        }
+        newHeads.set(e.origin, e)
         stored.push(e)
       }
+      this.#writer.flush()
       if (stored.length > 0) for (const validate of this.#storingValidators) validate(stored, { db: this.db })
       for (const [origin, h] of newHeads) this.#stmt.upsertHead.run(origin, h.seq, h.hash, h.hlc)
     })
     this.#commit(run)
-    for (const [origin, h] of newHeads) this.#heads.set(origin, h)
+    // A copy of the head's fields: the event's change bytes are not kept alive by #heads.
+    for (const [origin, h] of newHeads) this.#heads.set(origin, { seq: h.seq, hash: h.hash, hlc: h.hlc })
     if (newHeads.size > 0) this.#version++
-    const skewedOrigins = new Set(clockErrors.map((e) => `${e.origin}#${e.seq}`))
+    // Keyed by position (a repeat of a skewed event is skewed too); no keys built when nothing was skewed.
+    const skewedAt = clockErrors.length > 0 ? new Set(clockErrors.map((e) => `${e.origin}#${e.seq}`)) : undefined
+    let skewed = 0
     for (const e of stored) {
-      if (skewedOrigins.has(`${e.origin}#${e.seq}`)) this.#skewed++
-      else this.clock.receive(decodeHlc(e.hlc))
+      if (skewedAt?.has(`${e.origin}#${e.seq}`)) {
+        this.#skewed++
+        skewed++
+      } else this.clock.receive(decodeHlc(e.hlc))
     }
     if (stored.length > 0) this.#notify(stored, 'remote')
-    return { stored, duplicates, skewed: stored.filter((e) => skewedOrigins.has(`${e.origin}#${e.seq}`)).length }
+    return { stored, duplicates, skewed }
   }
 
   // ---- reads --------------------------------------------------------------------------
@@ -781,28 +799,30 @@ export class EventStore implements ReplicaLog, PeerBook {
     return base !== undefined && base.seq === this.#heads.get(origin)?.seq
   }
 
-  /** Inserts one event at the next local position and returns that position. */
+  /**
+   * Queues one event's row at the next local position and returns that position; the caller
+   * flushes the writer before the log is read inside the transaction and before it ends.
+   */
   #insert(e: DruEvent, at: number): number {
     const lsn = this.#nextLsn++
     const hlc = encodeStoredHlc(e.hlc, e.origin)
     const originId = this.#originIds.idOf(e.origin)
     const doc = this.#docIds.idOf(e.docId)
-    this.#stmt.insert.run(
+    this.#writer.add({
       lsn,
       originId,
-      e.seq,
+      seq: e.seq,
       doc,
-      hlc.wall,
-      hlc.counter,
-      hlc.node,
-      e.change,
+      wall: hlc.wall,
+      counter: hlc.counter,
+      node: hlc.node,
+      change: e.change,
       // Checked hex already (validateEvent for remote events, sealEvent for ours).
-      Buffer.from(e.prev, 'hex'),
-      Buffer.from(e.hash, 'hex'),
-      e.sig ?? null,
+      prev: e.prev,
+      hash: e.hash,
+      sig: e.sig ?? null,
       at,
-      at,
-    )
+    })
     this.#docIndex.stored(doc, lsn, originId, e.docId)
     return lsn
   }
@@ -819,6 +839,7 @@ export class EventStore implements ReplicaLog, PeerBook {
     try {
       result = run.immediate()
     } catch (err) {
+      this.#writer.discard()
       this.#nextLsn = lsnBefore
       this.#originIds.rollback()
       this.#docIds.rollback()
@@ -848,6 +869,8 @@ export class EventStore implements ReplicaLog, PeerBook {
   }
 
   #storedHash(origin: string, seq: number): string | undefined {
+    // Rows still queued would be invisible to the read.
+    this.#writer.flush()
     const stored = this.#stmt.storedHash.get(origin, seq)
     // A stored hash that is not 32 bytes (a damaged row) still differs from any real hash.
     return stored === undefined ? undefined : (decodeStoredHash(stored) ?? 'damaged')
@@ -901,6 +924,9 @@ export class EventStore implements ReplicaLog, PeerBook {
     return this.#reads.eventCountForDoc(docId, origin)
   }
 }
+
+/** The head of an origin we hold nothing of. */
+const NO_HEAD: Head = Object.freeze({ seq: 0, hash: GENESIS_HASH, hlc: '' })
 
 /** Runs `before` ahead of every page `pages` yields (a lazy generator reads at each `next`). */
 function* signedFirst<T>(pages: Generator<T, void, undefined>, before: () => void): Generator<T, void, undefined> {

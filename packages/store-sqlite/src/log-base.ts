@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3'
 import { DruError, type DruEvent, type VersionVector } from '@dru/core'
 import type { FoldedLog } from './folded-log.js'
 import type { LogView } from './log-reader.js'
-import { rowToEvent, type EventRow, type Head } from './statements.js'
+import { ROW, rowToEvent, type EventRow, type Head } from './statements.js'
 
 /**
  * The compaction base: per origin, the prefix of the log folded into document snapshots.
@@ -85,9 +85,10 @@ export function deleteBelowBase(view: BaseView, limit: number, beforeDeleting: (
         const rows = view.stmt.prefix.all(origin, b.seq, limit - deleted) as EventRow[]
         for (const row of rows) {
           view.folded.keep(rowToEvent(row))
-          view.stmt.deleteLsn.run(row.lsn)
-          view.docIndex.deleting(row.doc_ref, row.lsn)
-          gone.push([row.doc_ref, row.lsn])
+          const lsn = row[ROW.lsn]
+          view.stmt.deleteLsn.run(lsn)
+          view.docIndex.deleting(row[ROW.docRef], lsn)
+          gone.push([row[ROW.docRef], lsn])
         }
         deleted += rows.length
       }

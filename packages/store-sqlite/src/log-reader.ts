@@ -10,6 +10,7 @@ import {
 import type Database from 'better-sqlite3'
 import {
   prepareDerivedReads,
+  ROW,
   rowToEvent,
   type DerivedReads,
   type EventRow,
@@ -68,7 +69,7 @@ export function* eventsMissing(
     while (next <= range.to) {
       if (view.closed()) throw new DruError('CLOSED', 'the event store is closed')
       const rows = view.stmt.range.all(range.origin, next, range.to, pageSize) as EventRow[]
-      if (rows.length === 0 || rows[0]!.seq !== next) {
+      if (rows.length === 0 || rows[0]![ROW.seq] !== next) {
         throw new DruError(
           'CORRUPTION',
           `${range.origin}#${next} is missing from the log although the version vector claims it`,
@@ -114,15 +115,15 @@ export function* eventsForDoc(
     // merge between pages (see doc-index.ts) loses nothing.
     const rows = after < view.docIndex.upto ? (view.stmt.docRange.all(doc, after, pageSize) as EventRow[]) : []
     if (rows.length < pageSize) {
-      const from = rows.length > 0 ? rows[rows.length - 1]!.lsn : after
+      const from = rows.length > 0 ? rows[rows.length - 1]![ROW.lsn] : after
       for (const lsn of view.docIndex.lsnsAfter(doc, Math.max(from, view.docIndex.upto), pageSize - rows.length)) {
         const row = view.stmt.byLsn.get(lsn) as EventRow | undefined
         if (row) rows.push(row)
       }
     }
-    for (const row of rows) yield { ...rowToEvent(row), lsn: row.lsn }
+    for (const row of rows) yield { ...rowToEvent(row), lsn: row[ROW.lsn] }
     if (rows.length < pageSize) return
-    after = rows[rows.length - 1]!.lsn
+    after = rows[rows.length - 1]![ROW.lsn]
   }
 }
 
@@ -162,7 +163,7 @@ export function verifyLog(
         if (onProgress && total % progressEvery === 0) onProgress({ origin, checked })
       }
       if (rows.length < 1024) break
-      after = rows[rows.length - 1]!.seq
+      after = rows[rows.length - 1]![ROW.seq]
     }
     if (!last && head.seq > (base?.seq ?? 0)) {
       throw new DruError(

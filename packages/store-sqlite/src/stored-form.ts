@@ -14,7 +14,10 @@ import type Database from 'better-sqlite3'
 
 const HEX64 = /^[0-9a-f]{64}$/
 // Encoded HLCs are fixed width (see @dru/core encodeHlc): 15 digits, '-', 10 digits, '-', node.
-const HLC_TEXT = /^(\d{15})-(\d{10})-([\s\S]+)$/
+const WALL_END = 15
+const COUNTER_END = 26
+const NODE_AT = 27
+const DASH = 0x2d
 
 /** A 64-character lowercase hex hash as 32 bytes; anything else as its UTF-8 bytes (never 32 hex-equal bytes). */
 export function encodeStoredHash(hex: string): Buffer {
@@ -38,9 +41,27 @@ export interface StoredHlc {
  * `node` with `wall` -1 (read back unchanged, and refused by the hash check).
  */
 export function encodeStoredHlc(hlc: string, origin: string): StoredHlc {
-  const m = HLC_TEXT.exec(hlc)
-  if (!m) return { wall: -1, counter: -1, node: hlc }
-  return { wall: Number(m[1]), counter: Number(m[2]), node: m[3] === origin ? null : m[3]! }
+  // Read at fixed positions (every stored event passes here): what /^(\d{15})-(\d{10})-([\s\S]+)$/ matches.
+  if (hlc.length > NODE_AT && hlc.charCodeAt(WALL_END) === DASH && hlc.charCodeAt(COUNTER_END) === DASH) {
+    const wall = decimal(hlc, 0, WALL_END)
+    const counter = decimal(hlc, WALL_END + 1, COUNTER_END)
+    if (wall >= 0 && counter >= 0) {
+      const node = hlc.slice(NODE_AT)
+      return { wall, counter, node: node === origin ? null : node }
+    }
+  }
+  return { wall: -1, counter: -1, node: hlc }
+}
+
+/** The number written in ASCII digits in `text[from, to)`, or -1 when another character is there. */
+function decimal(text: string, from: number, to: number): number {
+  let n = 0
+  for (let i = from; i < to; i++) {
+    const d = text.charCodeAt(i) - 0x30
+    if (d < 0 || d > 9) return -1
+    n = n * 10 + d
+  }
+  return n
 }
 
 /**

@@ -243,6 +243,27 @@ describe('the stored form round-trips', () => {
     db.close()
   })
 
+  it('HLCs: every encoded HLC is stored as its integers; a near miss (non-digit, no dash, no node) verbatim', () => {
+    fc.assert(
+      fc.property(hlcText, fc.nat(), fc.constantFrom('x', '٣', '-', ' '), (text, at, bad) => {
+        const node = text.slice(27)
+        expect(encodeStoredHlc(text, 'o/1')).toEqual({
+          wall: Number(text.slice(0, 15)),
+          counter: Number(text.slice(16, 26)),
+          node: node === 'o/1' ? null : node,
+        })
+        // Any character of the two numbers or their dashes replaced: not an encoded HLC any more.
+        const i = at % 27
+        if (text[i] !== bad) {
+          const near = text.slice(0, i) + bad + text.slice(i + 1)
+          expect(encodeStoredHlc(near, 'o/1')).toEqual({ wall: -1, counter: -1, node: near })
+        }
+        expect(encodeStoredHlc(text.slice(0, 27), 'o/1').wall).toBe(-1)
+      }),
+      { seed: 43, numRuns: 300 },
+    )
+  })
+
   it('rows written by the old schema: migrated, every one reads back the same through the store and the view (property)', () => {
     const event = fc.record({
       origin: fc.constantFrom('a/1', 'b/22', 'c-d.e_f/9007199254740991'),

@@ -1,0 +1,126 @@
+import type Database from 'better-sqlite3'
+
+/**
+ * Writes the rows of a commit's events into `log` several at a time: one
+ * `insert … values (…), (…), …` statement per chunk instead of one statement run per event.
+ * Each run of a prepared statement has a fixed cost in better-sqlite3 (binding, stepping,
+ * resetting) that was most of a small row's insert; a 32-row statement costs about 1.6x less
+ * CPU per row.
+ *
+ * Rows wait in memory until {@link flush}, which the commit paths call before anything may
+ * read the log inside the transaction (a duplicate's stored hash, an inbox handler, a
+ * storing validator) and before the transaction ends; {@link discard} drops them when the
+ * transaction fails. The rows of a chunk are written in the order they were added, and a
+ * remainder smaller than a chunk goes through halving statements (16, 8, …, 1 rows), so at
+ * most six statements are ever prepared.
+ *
+ * @module
+ */
+
+/** Rows per statement, at most (a power of two). 32 × 13 parameters stays far below SQLite's limit. */
+export const ROWS_PER_INSERT = 32
+
+const COLUMNS =
+  '(lsn, origin_id, seq, doc, hlc_wall, hlc_counter, hlc_node, change, prev, hash, sig, received_at, applied_at)'
+const VALUES_PER_ROW = 13
+// prev and hash arrive as hex text, turned into 32-byte blobs by SQLite: cheaper than two Buffers per row in JS.
+const ROW_PLACEHOLDERS = '(?, ?, ?, ?, ?, ?, ?, ?, unhex(?), unhex(?), ?, ?, ?)'
+
+/** One event's stored columns (see stored-form.ts for the encodings). */
+export interface LogRow {
+  readonly lsn: number
+  readonly originId: number
+  readonly seq: number
+  readonly doc: number
+  readonly wall: number
+  readonly counter: number
+  readonly node: string | null
+  readonly change: Uint8Array
+  /** 64 lowercase hex characters (checked by the caller). */
+  readonly prev: string
+  readonly hash: string
+  readonly sig: Uint8Array | null
+  /** received_at and applied_at (the same for every row a commit writes). */
+  readonly at: number
+}
+
+export class LogWriter {
+  readonly #db: Database.Database
+  /** Statements by row count (powers of two up to {@link ROWS_PER_INSERT}), prepared on first use. */
+  readonly #statements = new Map<number, Database.Statement>()
+  /** Parameters of the waiting rows, {@link VALUES_PER_ROW} per row, in order: one chunk's worth, reused. */
+  readonly #values: unknown[] = new Array<unknown>(ROWS_PER_INSERT * VALUES_PER_ROW).fill(null)
+  /** Values of {@link #values} in use. */
+  #used = 0
+
+  constructor(db: Database.Database) {
+    this.#db = db
+  }
+
+  /** Rows added and not yet written. */
+  get pending(): number {
+    return this.#used / VALUES_PER_ROW
+  }
+
+  /** Queues one row; a full chunk is written at once (inside the open transaction). */
+  add(r: LogRow): void {
+    const v = this.#values
+    let i = this.#used
+    v[i++] = r.lsn
+    v[i++] = r.originId
+    v[i++] = r.seq
+    v[i++] = r.doc
+    v[i++] = r.wall
+    v[i++] = r.counter
+    v[i++] = r.node
+    v[i++] = r.change
+    v[i++] = r.prev
+    v[i++] = r.hash
+    v[i++] = r.sig
+    v[i++] = r.at
+    v[i++] = r.at
+    this.#used = i
+    if (i === v.length) this.flush()
+  }
+
+  /** Writes every waiting row, in order. A failure leaves the rest waiting: the caller rolls back and discards. */
+  flush(): void {
+    const values = this.#values
+    let rows = this.#used / VALUES_PER_ROW
+    if (rows === 0) return
+    if (rows === ROWS_PER_INSERT) {
+      this.#statement(rows).run(values)
+    } else {
+      let from = 0
+      while (rows > 0) {
+        let n = ROWS_PER_INSERT
+        while (n > rows) n >>= 1
+        this.#statement(n).run(values.slice(from, from + n * VALUES_PER_ROW))
+        from += n * VALUES_PER_ROW
+        rows -= n
+      }
+    }
+    this.#release()
+  }
+
+  /** The transaction failed: the waiting rows are dropped (those written are rolled back by SQLite). */
+  discard(): void {
+    this.#release()
+  }
+
+  /** Empties the queue, letting go of the change bytes it held. */
+  #release(): void {
+    this.#values.fill(null, 0, this.#used)
+    this.#used = 0
+  }
+
+  #statement(rows: number): Database.Statement {
+    let statement = this.#statements.get(rows)
+    if (!statement) {
+      const placeholders = new Array<string>(rows).fill(ROW_PLACEHOLDERS).join(', ')
+      statement = this.#db.prepare(`insert into log ${COLUMNS} values ${placeholders}`)
+      this.#statements.set(rows, statement)
+    }
+    return statement
+  }
+}

@@ -1,0 +1,176 @@
+import fc from 'fast-check'
+import { afterEach, describe, expect, it } from 'vitest'
+import { GENESIS_HASH, encodeHlc, sealEvent, type DruEvent, type Origin } from '@dru/core'
+import { ROWS_PER_INSERT } from '../src/log-writer.js'
+import type { EventStore } from '../src/index.js'
+import { memStore, snapshotState } from './helpers.js'
+
+const runs = Number(process.env.DRU_PROPERTY_RUNS ?? 100)
+
+/** Batch sizes at every chunk boundary of the multi-row insert (0, 1, chunk − 1, chunk, chunk + 1, …). */
+const BOUNDARY_SIZES = [0, 1, 2, ROWS_PER_INSERT - 1, ROWS_PER_INSERT, ROWS_PER_INSERT + 1, 2 * ROWS_PER_INSERT + 3]
+
+/** A remote origin's chain of `n` events, each with its own document and bytes (so a swap is visible). */
+function chain(n: number, origin = 'r/1', from = 1, prev = GENESIS_HASH): DruEvent[] {
+  const out: DruEvent[] = []
+  for (let seq = from; seq < from + n; seq++) {
+    const e = sealEvent({
+      origin: origin as Origin,
+      seq,
+      hlc: encodeHlc({ wall: 1_700_000_000_000 + seq, counter: 0, node: origin }),
+      docId: `doc-${seq % 7}`,
+      change: new Uint8Array([seq & 0xff, (seq >> 8) & 0xff, 42]),
+      prev,
+    })
+    prev = e.hash
+    out.push(e)
+  }
+  return out
+}
+
+/** Everything stored, in local position order, as (origin, seq, hash, change) tuples, checked by the store's own walk. */
+function storedInOrder(store: EventStore): Array<[string, number, string, number[]]> {
+  store.verifyLog()
+  const rows = store.db.prepare('select lsn from log order by lsn').pluck().all() as number[]
+  const out: Array<[string, number, string, number[]]> = []
+  for (const lsn of rows) {
+    const at = store.db
+      .prepare('select o.origin, l.seq from log l join origin_ids o on o.id = l.origin_id where l.lsn = ?')
+      .get(lsn) as { origin: string; seq: number }
+    const e = store.getEvent(at.origin, at.seq)!
+    out.push([e.origin, e.seq, e.hash, [...e.change]])
+  }
+  return out
+}
+
+const expected = (events: DruEvent[]) => events.map((e) => [e.origin, e.seq, e.hash, [...e.change]])
+
+let open: EventStore[] = []
+const store = (name = 'a') => {
+  const s = memStore(name)
+  open.push(s)
+  return s
+}
+afterEach(() => {
+  for (const s of open) s.close()
+  open = []
+})
+
+describe('multi-row insert of a commit’s events (log-writer)', () => {
+  it.each(BOUNDARY_SIZES)('ingest of %i events stores each once, in order, at consecutive positions', (n) => {
+    const s = store()
+    const events = chain(n)
+    expect(s.ingest(events).stored).toHaveLength(n)
+    expect(storedInOrder(s)).toEqual(expected(events))
+    expect(s.count()).toBe(n)
+    expect(s.lastLsn()).toBe(n)
+    expect(s.vv()).toEqual(n > 0 ? { 'r/1': n } : {})
+  })
+
+  it.each(BOUNDARY_SIZES)('transact appending %i events stores each once, in order', (n) => {
+    const s = store()
+    const { events } = s.transact((tx) => {
+      for (let i = 0; i < n; i++) tx.append(`doc-${i % 5}`, new Uint8Array([i & 0xff, i >> 8]))
+    })
+    expect(storedInOrder(s)).toEqual(expected(events))
+    expect(s.count()).toBe(n)
+  })
+
+  it('any split of several origins into batches, with repeats, stores every event once (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 3 * ROWS_PER_INSERT }), { minLength: 1, maxLength: 3 }),
+        fc.array(fc.integer({ min: 1, max: 2 * ROWS_PER_INSERT + 1 }), { minLength: 1, maxLength: 6 }),
+        fc.boolean(),
+        (lengths, batchSizes, withRepeats) => {
+          const s = memStore('a')
+          try {
+            const all = lengths.flatMap((n, i) => chain(n, `r/${i + 1}`))
+            // Interleave origins (ingest sorts them), cut into batches of the drawn sizes, maybe repeating some.
+            const shuffled = [...all].sort((x, y) => x.seq - y.seq || (x.origin < y.origin ? -1 : 1))
+            let at = 0
+            for (let b = 0; at < shuffled.length; b++) {
+              const size = batchSizes[b % batchSizes.length]!
+              const batch = shuffled.slice(at, at + size)
+              if (withRepeats && at > 0) batch.push(shuffled[at - 1]!, batch[0]!)
+              s.ingest(batch)
+              at += size
+            }
+            expect(s.count()).toBe(all.length)
+            const held = storedInOrder(s)
+            expect(new Set(held.map(([o, q]) => `${o}#${q}`)).size).toBe(all.length)
+            for (const e of all) expect(s.getEvent(e.origin, e.seq)?.hash).toBe(e.hash)
+            // Positions follow ingest's order: per origin, seq order.
+            for (const origin of new Set(all.map((e) => e.origin))) {
+              const seqs = held.filter(([o]) => o === origin).map(([, q]) => q)
+              expect(seqs).toEqual([...seqs].sort((x, y) => x - y))
+            }
+          } finally {
+            s.close()
+          }
+        },
+      ),
+      { numRuns: runs },
+    )
+  })
+
+  it.each([ROWS_PER_INSERT + 1, 2 * ROWS_PER_INSERT, 2 * ROWS_PER_INSERT + 3])(
+    'a batch of %i whose last row fails in SQLite stores nothing, and the same batch then stores whole',
+    (n) => {
+      const s = store()
+      s.ingest(chain(3, 'q/1'))
+      const before = snapshotState(s)
+      const events = chain(n)
+      // The last row of the batch is refused by SQLite itself, inside its chunk's statement.
+      s.db.exec(
+        `create trigger refuse_last before insert on log when new.seq = ${n} begin select raise(abort, 'refused'); end`,
+      )
+      expect(() => s.ingest(events)).toThrow(/refused/)
+      expect(snapshotState(s)).toEqual(before)
+      expect(s.eventsForDoc('doc-5').next().done).toBe(true)
+      s.db.exec('drop trigger refuse_last')
+      expect(s.ingest(events).stored).toHaveLength(n)
+      expect(storedInOrder(s).slice(3)).toEqual(expected(events))
+      expect(s.lastLsn()).toBe(3 + n)
+    },
+  )
+
+  it('a local commit whose last row fails stores nothing and consumes no seq', () => {
+    const s = store()
+    const n = ROWS_PER_INSERT + 2
+    s.db.exec(
+      `create trigger refuse_last before insert on log when new.seq = ${n} begin select raise(abort, 'refused'); end`,
+    )
+    const append = () =>
+      s.transact((tx) => {
+        for (let i = 0; i < n; i++) tx.append('doc', new Uint8Array([i]))
+      })
+    expect(append).toThrow(/refused/)
+    expect(s.count()).toBe(0)
+    expect(s.vv()).toEqual({})
+    s.db.exec('drop trigger refuse_last')
+    expect(append().events.map((e) => e.seq)).toEqual(Array.from({ length: n }, (_, i) => i + 1))
+    expect(s.count()).toBe(n)
+  })
+
+  it('an inbox handler finds its own event stored when it runs, at every position of a batch', () => {
+    const s = store()
+    const seen: Array<[number, boolean, boolean]> = []
+    s.onIngest('reader', (e) => {
+      seen.push([e.seq, s.getEvent(e.origin, e.seq)?.hash === e.hash, s.getEvent(e.origin, e.seq + 1) === undefined])
+    })
+    const n = ROWS_PER_INSERT + 1
+    s.ingest(chain(n))
+    expect(seen).toEqual(Array.from({ length: n }, (_, i) => [i + 1, true, true]))
+  })
+
+  it('a storing validator sees every new row of the batch in the log', () => {
+    const s = store()
+    const seen: Array<[number, number]> = []
+    s.addStoringValidator((stored, { db }) => {
+      seen.push([stored.length, db.prepare('select count(*) from log').pluck().get() as number])
+    })
+    s.ingest(chain(ROWS_PER_INSERT + 5))
+    expect(seen).toEqual([[ROWS_PER_INSERT + 5, ROWS_PER_INSERT + 5]])
+  })
+})
