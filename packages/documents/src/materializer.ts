@@ -10,7 +10,7 @@ import { isolatedError, type IsolatedDocs, type IsolatedDocument } from './isola
 import type { RejectedChanges } from './rejected-changes.js'
 import type { SnapshotStore } from './snapshot-store.js'
 import { applyTolerant } from './tolerant-apply.js'
-import { RECENT_WRITERS, remember } from './recent-writers.js'
+import { remember } from './recent-writers.js'
 
 /** A cached document applies its queued remote changes at once when this many are waiting. */
 const MAX_PENDING = 256
@@ -153,12 +153,12 @@ export class Materializer {
     if (!list) return true
     entry.pending = undefined
     let found: FoundConflict[] = []
+    // A change Automerge refuses breaks the document: it is dropped and rebuilt from the
+    // log, which skips that change (#loadFromLog).
+    const usable = list.filter((e) => !this.#rejected.has(e))
     try {
       const patches: A.Patch[] = []
       const view = new StaleViewRepair()
-      // A change Automerge refuses breaks the document: it is dropped and rebuilt from the
-      // log, which skips that change (#loadFromLog).
-      const usable = list.filter((e) => !this.#rejected.has(e))
       const [next] = A.applyChanges(
         entry.doc,
         usable.map((e) => e.change),
@@ -176,7 +176,6 @@ export class Materializer {
       if (view.hit) entry.counterConflict = true
       entry.unsnapshotted += list.length
       this.#remoteApplied += list.length
-      remember(entry, usable)
       const paths = withOpenPaths(conflictedPaths(patches), this.#conflicts.openPaths(docId))
       if (paths.length > 0) found = this.#conflicts.scan(entry.doc, paths, read)
       this.#conflicts.recheck(docId, entry.doc, 'replicated')
@@ -184,7 +183,15 @@ export class Materializer {
       this.#cache.discard(docId, entry)
       return false
     }
-    this.#conflicts.record(docId, entry.doc, found, list, entry.writers)
+    // The batch joins the recent writers only after its conflicts' writers are named: they
+    // are found in the batch itself (the hint) and in the window as it was before it, which
+    // still holds the local writes that a batch longer than the window would push out
+    // (sending each of their lookups to the log: most of a large heal's recording time).
+    try {
+      this.#conflicts.record(docId, entry.doc, found, list, entry.writers)
+    } finally {
+      remember(entry, usable)
+    }
     return true
   }
 
@@ -355,8 +362,8 @@ export class Materializer {
       ...(counterConflict ? { counterConflict } : {}),
       ...(remote ? { remote } : {}),
     }
-    // The tail's last events are the newest of each of its origins (they come in log order).
-    remember(entry, tail.length > RECENT_WRITERS ? tail.slice(-RECENT_WRITERS) : tail)
+    // The tail comes in log order: its last events are the newest of each of its origins.
+    remember(entry, tail)
     if (cache) this.#cache.insert(docId, entry)
     const paths = conflictedPaths(patches)
     if (paths.length > 0) this.#conflicts.record(docId, doc, this.#conflicts.scan(doc, paths), tail, entry.writers)

@@ -110,8 +110,14 @@ export class RecentWriters {
   }
 }
 
-/** Adds events just applied to a cached document to its {@link RecentWriters}, and what they cost to its size. */
+/**
+ * Adds events just applied to a cached document to its {@link RecentWriters}, and what they
+ * cost to its size. Only the last {@link RECENT_WRITERS} of them are added: the window keeps
+ * the newest events whatever came before, so adding the older ones would only forget them
+ * again (an apply can hold up to 256 queued events, a load a whole tail).
+ */
 export function remember(entry: CachedDoc, events: readonly DruEvent[]): void {
   const writers = (entry.writers ??= new RecentWriters())
-  for (const e of events) entry.bytes += writers.add(e)
+  for (let i = Math.max(0, events.length - RECENT_WRITERS); i < events.length; i++)
+    entry.bytes += writers.add(events[i]!)
 }

@@ -4,8 +4,9 @@ import { join } from 'node:path'
 import * as A from '@automerge/automerge'
 import { EventStore } from '@dru/store-sqlite'
 import fc from 'fast-check'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { DocumentStore, chooseWinner, originForActor, type Conflict, type DocumentStoreOptions } from '@dru/documents'
+import { RECENT_WRITERS } from '../src/recent-writers.js'
 
 const open: Array<{ store: EventStore; docs: DocumentStore }> = []
 let clock = 1_700_000_000_000
@@ -66,6 +67,49 @@ function partitionedWrites(options: DocumentStoreOptions = {}) {
 }
 
 describe('conflicts', () => {
+  it('a remote batch longer than the recent-writers window names the local writers of its conflicts without reading the log', () => {
+    // The batch joins the window only after the writers are named (materializer.ts): the
+    // window still holds the local writes, which the batch would otherwise push out, sending
+    // every lookup of a local op to the log.
+    const opts = { backgroundApply: false } as const
+    const eu = make('eu-west-1', opts)
+    const us = make('us-east-1', opts)
+    eu.docs.change('d', (d) => {
+      d.x = 0
+    })
+    exchange(eu, us)
+    const local = new Map<string, string>()
+    for (let i = 0; i < 4; i++) {
+      clock += 1
+      const e = eu.docs.change('d', (d) => {
+        d[`k${i}`] = `eu-${i}`
+      })!
+      local.set(`k${i}`, e.hlc)
+    }
+    for (let i = 0; i < RECENT_WRITERS + 20; i++) {
+      clock += 1
+      us.docs.change('d', (d) => {
+        d[`k${i % 4}`] = `us-${i}`
+      })
+    }
+    eu.docs.get('d') // cached, with its local writes in the window
+    for (const b of us.store.eventsMissing(eu.store.vv())) eu.store.ingest(b)
+    const reads = [
+      vi.spyOn(eu.store, 'getEvent'),
+      vi.spyOn(eu.store, 'eventsForDoc'),
+      vi.spyOn(eu.store, 'eventSeqsForDoc'),
+    ]
+    eu.docs.get('d') // applies the queued batch
+    for (const spy of reads) expect(spy).not.toHaveBeenCalled()
+    const found = eu.docs.listConflicts('all')
+    expect(found).toHaveLength(4)
+    for (const c of found) {
+      const mine = c.values.find((v) => v.origin === eu.store.origin)!
+      expect(mine.hlc).toBe(local.get(String(c.path[0])))
+      expect(c.values.every((v) => typeof v.hlc === 'string')).toBe(true)
+    }
+  })
+
   it('a partition where two DRUs set the same field yields exactly one conflict record on each side', () => {
     const { eu, us } = partitionedWrites()
     exchange(eu, us)

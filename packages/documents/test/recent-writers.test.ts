@@ -4,7 +4,8 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { actorForOrigin } from '../src/actor.js'
 import { checkChanges } from '../src/change-validation.js'
-import { RECENT_WRITERS, RecentWriters } from '../src/recent-writers.js'
+import type { CachedDoc } from '../src/doc-cache.js'
+import { RECENT_WRITERS, RecentWriters, remember } from '../src/recent-writers.js'
 
 const ORIGINS = ['eu-west-1/1', 'us-east-1/1', 'ap-south-1/1']
 
@@ -72,6 +73,36 @@ describe('RecentWriters', () => {
     recent.add(events[0]!)
     recent.add(event(ORIGINS[0]!, 2, new Uint8Array([1, 2, 3])))
     expect(recent.hlcOf(ORIGINS[0]!, 1)).toBeUndefined()
+  })
+
+  it('remember() in batches knows what adding every event one by one knows, and costs the same bytes', () => {
+    // remember() skips a batch's events older than the window: they would be forgotten at once.
+    fc.assert(
+      fc.property(
+        // Lengths drawn over the whole range, so batches longer than the window come up.
+        fc.array(step, { minLength: 1, maxLength: 2 * RECENT_WRITERS + 20, size: 'max' }),
+        fc.array(fc.nat(RECENT_WRITERS + 40), { maxLength: 4 }),
+        (steps, cuts) => {
+          const { events, writerOf } = history(steps)
+          const one = new RecentWriters()
+          let oneBytes = 0
+          for (const e of events) oneBytes += one.add(e)
+          const entry = { bytes: 0 } as CachedDoc
+          let at = 0
+          for (const n of [...cuts, events.length]) {
+            remember(entry, events.slice(at, at + n))
+            at = Math.min(events.length, at + n)
+          }
+          expect(entry.bytes).toBe(oneBytes)
+          expect(entry.writers!.size).toBe(one.size)
+          for (const op of writerOf.keys()) {
+            const [counter, origin] = op.split('@') as [string, string]
+            expect(entry.writers!.hlcOf(origin, Number(counter))).toBe(one.hlcOf(origin, Number(counter)))
+          }
+        },
+      ),
+      { numRuns: 100 },
+    )
   })
 
   it('adds to the cache estimate only while the window grows', () => {
