@@ -85,31 +85,67 @@ export function eventHashMatches(e: DruEvent): boolean {
 }
 
 /**
- * Events whose hash this process computed from their contents while building them (the wire
- * codec does, for every event it reads), so that ingest need not hash them a second time.
- * Held by identity: a copy (`{ ...e }`) or any other event is not in it and is checked.
+ * An event whose hash this process computed from its contents while building it (the wire
+ * codec builds every event it reads so), so that ingest need not hash it a second time.
+ * The mark is a private field set only by this constructor, which computes the hash itself:
+ * a copy (`{ ...e }`), an object made with this prototype, or any other event lacks it and is
+ * checked. (A class brand instead of a WeakSet of marked events: adding each event to a
+ * WeakSet cost about half as much as hashing it, and kept every event in an ephemeron table
+ * until the next collection.) Fields are readonly and nothing writes them; `sig`, like on a
+ * plain event, is present only when given.
  */
-const hashedFromContents = new WeakSet<DruEvent>()
+class HashedEvent implements DruEvent {
+  readonly #hashedHere = true
+  readonly origin: Origin
+  readonly seq: number
+  readonly hlc: string
+  readonly docId: string
+  readonly change: Uint8Array
+  readonly prev: string
+  readonly hash: string
+  declare readonly sig?: Uint8Array
+
+  constructor(
+    origin: Origin,
+    seq: number,
+    hlc: string,
+    docId: string,
+    change: Uint8Array,
+    prev: string,
+    sig?: Uint8Array,
+  ) {
+    this.origin = origin
+    this.seq = seq
+    this.hlc = hlc
+    this.docId = docId
+    this.change = change
+    this.prev = prev
+    const fast = canonicalBytesFast(ENVELOPE_VERSION, origin, seq, hlc, docId, change, prev)
+    this.hash = sha256Hex(fast ?? packCanonical(this))
+    if (sig !== undefined) (this as { sig?: Uint8Array }).sig = sig
+  }
+
+  static isHashedHere(e: object): boolean {
+    return #hashedHere in e
+  }
+}
 
 /**
- * Records that `e.hash` was just computed from `e`'s contents. Only for events built from
- * their contents and {@link hashEvent}; an event's fields are readonly and nothing writes
- * them. (Freezing the event as well made the chaos suite's seed 10 fail at its stale
- * restore, cause not yet located; see the branch report.)
+ * Builds an event from its fields, computing its hash; ingest takes that hash as verified
+ * (see {@link eventHashVerified}). For decoders that build events from received contents.
  */
-export function markHashComputed(e: DruEvent): DruEvent {
-  hashedFromContents.add(e)
-  return e
+export function hashedEvent(fields: UnhashedEvent, sig?: Uint8Array): DruEvent {
+  return new HashedEvent(fields.origin, fields.seq, fields.hlc, fields.docId, fields.change, fields.prev, sig)
 }
 
-/** Whether {@link markHashComputed} recorded `e` (for tests of the codec). */
+/** Whether `e` was built by {@link hashedEvent} (for tests of the codec). */
 export function isHashComputed(e: DruEvent): boolean {
-  return hashedFromContents.has(e)
+  return HashedEvent.isHashedHere(e)
 }
 
-/** True when the stated hash matches the contents: known from {@link markHashComputed}, or computed now. */
+/** True when the stated hash matches the contents: known because {@link hashedEvent} computed it, or computed now. */
 export function eventHashVerified(e: DruEvent): boolean {
-  return hashedFromContents.has(e) || eventHashMatches(e)
+  return HashedEvent.isHashedHere(e) || eventHashMatches(e)
 }
 
 /**
@@ -117,29 +153,52 @@ export function eventHashVerified(e: DruEvent): boolean {
  * Throws INVALID_EVENT naming the bad field; returns the value typed on success.
  */
 export function validateEvent(value: unknown, where = 'event'): DruEvent {
+  return checkShape(value, where, -1)
+}
+
+/**
+ * {@link validateEvent} on each of `values`, an error naming the event by its index
+ * (`batch[7].seq …`). The label is built only when an event fails: every received batch
+ * passes here.
+ */
+export function validateBatch(values: readonly unknown[], name = 'batch'): DruEvent[] {
+  const out = new Array<DruEvent>(values.length)
+  for (let i = 0; i < values.length; i++) out[i] = checkShape(values[i], name, i)
+  return out
+}
+
+/** The checks of {@link validateEvent}; `index` >= 0 labels the value `${where}[${index}]`. */
+function checkShape(value: unknown, where: string, index: number): DruEvent {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new DruError('INVALID_EVENT', `${where} is not an object`)
+    throw new DruError('INVALID_EVENT', `${label(where, index)} is not an object`)
   }
   const e = value as Record<string, unknown>
   parseOrigin(e.origin)
   if (typeof e.seq !== 'number' || !Number.isInteger(e.seq) || e.seq < 1 || e.seq > MAX_SEQ)
-    badField(where, 'seq', 'must be a positive integer')
+    badField(where, index, 'seq', 'must be a positive integer')
   decodeHlc(e.hlc)
-  if (!isDocId(e.docId)) badField(where, 'docId', 'must be a non-empty string of at most 256 characters')
-  if (!(e.change instanceof Uint8Array)) badField(where, 'change', 'must be bytes')
+  if (!isDocId(e.docId)) badField(where, index, 'docId', 'must be a non-empty string of at most 256 characters')
+  if (!(e.change instanceof Uint8Array)) badField(where, index, 'change', 'must be bytes')
   if ((e.change as Uint8Array).byteLength > MAX_CHANGE_BYTES)
-    badField(where, 'change', `exceeds ${MAX_CHANGE_BYTES} bytes`)
-  if (!isHex64(e.prev)) badField(where, 'prev', 'must be 64 lowercase hex characters')
-  if (!isHex64(e.hash)) badField(where, 'hash', 'must be 64 lowercase hex characters')
-  if (e.seq === 1 && e.prev !== GENESIS_HASH) badField(where, 'prev', 'of seq 1 must be the genesis hash')
+    badField(where, index, 'change', `exceeds ${MAX_CHANGE_BYTES} bytes`)
+  if (!isHex64(e.prev)) badField(where, index, 'prev', 'must be 64 lowercase hex characters')
+  if (!isHex64(e.hash)) badField(where, index, 'hash', 'must be 64 lowercase hex characters')
+  if (e.seq === 1 && e.prev !== GENESIS_HASH) badField(where, index, 'prev', 'of seq 1 must be the genesis hash')
   if (e.sig !== undefined && !(e.sig instanceof Uint8Array && e.sig.byteLength <= 128))
-    badField(where, 'sig', 'must be at most 128 bytes')
-  for (const key of Object.keys(e)) if (!EVENT_FIELDS.has(key)) badField(where, key, 'is not an event field')
+    badField(where, index, 'sig', 'must be at most 128 bytes')
+  // for-in walks V8's cached key list, where Object.keys allocates an array per event; an
+  // inherited key is not the event's own and passes, as with Object.keys.
+  for (const key in e)
+    if (!EVENT_FIELDS.has(key) && Object.hasOwn(e, key)) badField(where, index, key, 'is not an event field')
   return value as DruEvent
 }
 
-function badField(where: string, field: string, why: string): never {
-  throw new DruError('INVALID_EVENT', `${where}.${field} ${why}`, { details: { field } })
+function label(where: string, index: number): string {
+  return index < 0 ? where : `${where}[${index}]`
+}
+
+function badField(where: string, index: number, field: string, why: string): never {
+  throw new DruError('INVALID_EVENT', `${label(where, index)}.${field} ${why}`, { details: { field } })
 }
 
 const EVENT_FIELDS = new Set(['origin', 'seq', 'hlc', 'docId', 'change', 'prev', 'hash', 'sig'])

@@ -5,7 +5,7 @@ import * as A from '@automerge/automerge'
 import { afterEach, describe, expect, it } from 'vitest'
 import { GENESIS_HASH, encodeHlc, sealEvent, type DruEvent, type Origin } from '@dru/core'
 import { EventStore } from '@dru/store-sqlite'
-import { DocumentStore, actorForOrigin } from '@dru/documents'
+import { ActorSeqs, DocumentStore, actorForOrigin } from '@dru/documents'
 
 // A member signs its own events, so it could put anything in them. What it puts must still be
 // an Automerge change of its own origin continuing its own seq; otherwise the batch is refused
@@ -148,6 +148,58 @@ describe('changes are checked before they are stored', () => {
     expect(x.docs.get('e')).toEqual({ w0: 0, w1: 1, w2: 2, w3: 3 })
     const replay = chain(origin, [d[1]!], 'd', 9, prev)
     expect(codeOf(() => x.store.ingest(replay))).toBe('INVALID_EVENT')
+  })
+})
+
+describe('ActorSeqs, per (origin, document) pair', () => {
+  it('keeps each pair apart when origins and documents interleave in a batch in any order, and refuses the event that breaks its own pair', () => {
+    const x = node('x')
+    const seqs = new ActorSeqs(x.store)
+    const by = { a: { d: changesBy('a/1', 3, 'd'), e: changesBy('a/1', 2, 'e') }, b: { d: changesBy('b/1', 3, 'd') } }
+    const ev = (origin: string, docId: string, change: Uint8Array, seq: number) =>
+      sealEvent({
+        origin: origin as Origin,
+        seq,
+        hlc: encodeHlc({ wall: 1, counter: 0, node: origin }),
+        docId,
+        change,
+        prev: 'a'.repeat(64),
+      })
+    // Rows as if each pair had no change yet (the log's counts are not consulted: nothing is stored here).
+    const zero = x.store.db.prepare('insert into actor_seqs (doc_id, origin, seq) values (?, ?, 0)')
+    for (const [docId, origin] of [
+      ['d', 'a/1'],
+      ['e', 'a/1'],
+      ['d', 'b/1'],
+    ])
+      zero.run(docId, origin)
+    // Not sorted by origin: a's, b's and a's other document's events alternate.
+    const batch = [
+      ev('a/1', 'd', by.a.d[0]!, 1),
+      ev('b/1', 'd', by.b.d[0]!, 1),
+      ev('a/1', 'e', by.a.e[0]!, 2),
+      ev('b/1', 'd', by.b.d[1]!, 2),
+      ev('a/1', 'd', by.a.d[1]!, 3),
+      ev('a/1', 'e', by.a.e[1]!, 4),
+    ]
+    x.store.db.transaction(() => seqs.check(batch, { db: x.store.db }))()
+    const rows = x.store.db.prepare('select origin, doc_id, seq from actor_seqs order by origin, doc_id').all()
+    expect(rows).toEqual([
+      { origin: 'a/1', doc_id: 'd', seq: 2 },
+      { origin: 'a/1', doc_id: 'e', seq: 2 },
+      { origin: 'b/1', doc_id: 'd', seq: 2 },
+    ])
+    // b's next change in d continues b's seq 2, whatever a did there in between; a second b seq 2 does not.
+    const next = [ev('a/1', 'd', by.a.d[2]!, 5), ev('b/1', 'd', by.b.d[2]!, 3)]
+    expect(() => x.store.db.transaction(() => seqs.check(next, { db: x.store.db }))()).not.toThrow()
+    const again = [ev('a/1', 'e', changesBy('a/1', 3, 'e')[2]!, 6), ev('b/1', 'd', by.b.d[1]!, 4)]
+    let message = ''
+    try {
+      x.store.db.transaction(() => seqs.check(again, { db: x.store.db }))()
+    } catch (err) {
+      message = (err as Error).message
+    }
+    expect(message).toMatch(/^b\/1#4 \(d\): Automerge seq 2 of this origin's actor is already used/)
   })
 })
 

@@ -2,7 +2,16 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
-import { DruError, GENESIS_HASH, encodeHlc, newIncarnation, sealEvent, type DruEvent } from '@dru/core'
+import {
+  DruError,
+  GENESIS_HASH,
+  HlcClock,
+  decodeHlc,
+  encodeHlc,
+  newIncarnation,
+  sealEvent,
+  type DruEvent,
+} from '@dru/core'
 import { DEFAULT_CACHE_KIB, EventStore } from '../src/index.js'
 import { bytes, exchange, memStore, sequentialIncarnations, snapshotState, tempDir } from './helpers.js'
 
@@ -217,6 +226,45 @@ describe('inbox: ingest()', () => {
     expect(r.skewed).toBe(1)
     expect(b.skewedEvents).toBe(1)
     expect(b.clock.tick().wall).toBeLessThan(Date.now() + 60_000)
+  })
+})
+
+describe('the clock after a remote batch', () => {
+  it('lands where a receive of each stored, unskewed event would: newest in the middle of the batch, ties on (wall, counter), a skewed one left out', () => {
+    const now = 1_800_000_000_000
+    const b = memStore('b', { now: () => now, skewPolicy: 'tolerate', maxClockSkewMs: 1_000 })
+    const chain = (origin: string, walls: Array<[number, number]>): DruEvent[] => {
+      let prev = GENESIS_HASH
+      return walls.map(([wall, counter], i) => {
+        const e = sealEvent({
+          origin: origin as never,
+          seq: i + 1,
+          hlc: encodeHlc({ wall, counter, node: origin }),
+          docId: 'd',
+          change: bytes(i),
+          prev,
+        })
+        prev = e.hash
+        return e
+      })
+    }
+    // x's newest is its middle event; y ties it on (wall, counter) with a node that sorts after; z is skewed.
+    const x = chain('x/1', [
+      [now - 5, 0],
+      [now + 500, 3],
+      [now - 1, 9],
+    ])
+    const y = chain('y/1', [
+      [now + 500, 3],
+      [now + 2, 0],
+    ])
+    const z = chain('z/1', [[now + 60_000, 0]])
+    const batch = [y[1]!, x[0]!, z[0]!, x[1]!, y[0]!, x[2]!]
+    const expected = new HlcClock({ node: b.clock.node, now: () => now, maxSkewMs: 1_000, highWater: b.clock.last })
+    for (const e of [...x, ...y]) expected.receive(decodeHlc(e.hlc))
+    expect(b.ingest(batch)).toMatchObject({ skewed: 1 })
+    expect(b.clock.last).toEqual(expected.last)
+    expect(b.clock.last).toMatchObject({ wall: now + 500, counter: 3 })
   })
 })
 

@@ -5,9 +5,8 @@ import {
   MAX_SEQ,
   decodeHlc,
   encodeHlc,
-  hashEvent,
+  hashedEvent,
   isDocId,
-  markHashComputed,
   isOrigin,
   type DruEvent,
   type Origin,
@@ -100,12 +99,20 @@ function dictionary(v: unknown, what: string, ok: (s: string) => boolean): { lis
   return { list: list as string[], ok: (list as string[]).map(ok) }
 }
 
-function entry(v: unknown, d: { list: string[]; ok: boolean[] }, what: string, kind: string): string {
+/** The entry `v` names in `d` if it indexes an entry that passed the dictionary's check, else undefined. */
+function entry(v: unknown, d: { list: string[]; ok: boolean[] }): string | undefined {
+  return typeof v === 'number' && d.ok[v] === true ? d.list[v] : undefined
+}
+
+/** Throws the INVALID_FRAME for a value {@link entry} did not accept. */
+function badEntry(v: unknown, d: { list: string[]; ok: boolean[] }, what: string, kind: string): never {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v >= d.list.length)
     invalid(`${what} must index its dictionary (0..${d.list.length - 1})`)
-  if (!d.ok[v as number]) invalid(`${what} names ${JSON.stringify(d.list[v as number]!.slice(0, 100))}, not ${kind}`)
-  return d.list[v as number]!
+  return invalid(`${what} names ${JSON.stringify(d.list[v as number]!.slice(0, 100))}, not ${kind}`)
 }
+
+const runAt = (r: number): string => `events.runs[${r}]`
+const eventAt = (r: number, i: number): string => `events.runs[${r}].events[${i}]`
 
 /**
  * Reads a batch's wire form back into events with their hashes and links, checking every
@@ -123,57 +130,61 @@ export function batchFromWire(namesValue: unknown, docsValue: unknown, runsValue
   const out: DruEvent[] = []
   const lastOf = new Map<string, DruEvent>()
   let wall = 0
-  for (const [r, runValue] of (runsValue as unknown[]).entries()) {
-    const where = `events.runs[${r}]`
-    if (!Array.isArray(runValue) || runValue.length !== 5) invalid(`${where} must be [origin, seq, prev, events, sig]`)
+  for (let r = 0; r < runsValue.length; r++) {
+    const runValue: unknown = runsValue[r]
+    // Error labels (runAt, eventAt) are built only on failure: every received event passes here.
+    if (!Array.isArray(runValue) || runValue.length !== 5)
+      invalid(`${runAt(r)} must be [origin, seq, prev, events, sig]`)
     const [originIx, firstSeq, prevValue, eventsValue, sig] = runValue as unknown[]
-    const origin = entry(originIx, origins, `${where}.origin`, 'an origin') as Origin
+    const origin = (entry(originIx, origins) ??
+      badEntry(originIx, origins, `${runAt(r)}.origin`, 'an origin')) as Origin
     if (typeof firstSeq !== 'number' || !Number.isInteger(firstSeq) || firstSeq < 1 || firstSeq > MAX_SEQ)
-      invalid(`${where}.seq must be an integer in 1..${MAX_SEQ}`)
+      invalid(`${runAt(r)}.seq must be an integer in 1..${MAX_SEQ}`)
     let prev: string
     if (prevValue === null) {
       const before = lastOf.get(origin)
       if (before === undefined || before.seq + 1 !== firstSeq)
-        invalid(`${where} has no prev but does not continue an earlier run of ${origin} in this frame`)
+        invalid(`${runAt(r)} has no prev but does not continue an earlier run of ${origin} in this frame`)
       prev = before!.hash
     } else {
-      if (!(prevValue instanceof Uint8Array) || prevValue.byteLength !== 32) invalid(`${where}.prev must be 32 bytes`)
+      if (!(prevValue instanceof Uint8Array) || prevValue.byteLength !== 32)
+        invalid(`${runAt(r)}.prev must be 32 bytes`)
       prev = Buffer.from(prevValue as Uint8Array).toString('hex')
-      if (firstSeq === 1 && prev !== GENESIS_HASH) invalid(`${where}.prev of seq 1 must be the genesis hash`)
+      if (firstSeq === 1 && prev !== GENESIS_HASH) invalid(`${runAt(r)}.prev of seq 1 must be the genesis hash`)
     }
-    if (!Array.isArray(eventsValue) || eventsValue.length === 0) invalid(`${where}.events must be a non-empty array`)
+    if (!Array.isArray(eventsValue) || eventsValue.length === 0) invalid(`${runAt(r)}.events must be a non-empty array`)
     const events = eventsValue as unknown[]
     if (out.length + events.length > MAX_EVENTS_PER_FRAME)
       invalid(`events carries more than ${MAX_EVENTS_PER_FRAME} events`)
-    if ((firstSeq as number) + events.length - 1 > MAX_SEQ) invalid(`${where} runs past seq ${MAX_SEQ}`)
+    if ((firstSeq as number) + events.length - 1 > MAX_SEQ) invalid(`${runAt(r)} runs past seq ${MAX_SEQ}`)
     if (sig !== null && !(sig instanceof Uint8Array && sig.byteLength === SIGNATURE_BYTES))
-      invalid(`${where}.sig must be null or a 64-byte Ed25519 signature`)
+      invalid(`${runAt(r)}.sig must be null or a 64-byte Ed25519 signature`)
     let seq = firstSeq as number
-    for (const [i, value] of events.entries()) {
-      const at = `${where}.events[${i}]`
-      if (!Array.isArray(value) || value.length !== 5) invalid(`${at} must be [wall, counter, node, doc, change]`)
+    const lastIx = events.length - 1
+    for (let i = 0; i <= lastIx; i++) {
+      const value = events[i]
+      if (!Array.isArray(value) || value.length !== 5)
+        invalid(`${eventAt(r, i)} must be [wall, counter, node, doc, change]`)
       const [delta, counter, nodeIx, docIx, change] = value as unknown[]
-      if (!Number.isSafeInteger(delta)) invalid(`${at}.wall must be an integer`)
+      if (!Number.isSafeInteger(delta)) invalid(`${eventAt(r, i)}.wall must be an integer`)
       wall += delta as number
-      if (wall < 0 || wall >= HLC_WALL_LIMIT) invalid(`${at}.wall must be in 0..${HLC_WALL_LIMIT - 1}`)
+      if (wall < 0 || wall >= HLC_WALL_LIMIT) invalid(`${eventAt(r, i)}.wall must be in 0..${HLC_WALL_LIMIT - 1}`)
       if (!Number.isInteger(counter) || (counter as number) < 0 || (counter as number) >= HLC_COUNTER_LIMIT)
-        invalid(`${at}.counter must be an integer in 0..${HLC_COUNTER_LIMIT - 1}`)
-      const node = entry(nodeIx, names, `${at}.node`, 'an HLC node')
-      const docId = entry(docIx, docs, `${at}.doc`, 'a document id')
+        invalid(`${eventAt(r, i)}.counter must be an integer in 0..${HLC_COUNTER_LIMIT - 1}`)
+      const node = entry(nodeIx, names) ?? badEntry(nodeIx, names, `${eventAt(r, i)}.node`, 'an HLC node')
+      const docId = entry(docIx, docs) ?? badEntry(docIx, docs, `${eventAt(r, i)}.doc`, 'a document id')
       if (!(change instanceof Uint8Array) || change.byteLength > MAX_CHANGE_BYTES)
-        invalid(`${at}.change must be at most ${MAX_CHANGE_BYTES} bytes`)
+        invalid(`${eventAt(r, i)}.change must be at most ${MAX_CHANGE_BYTES} bytes`)
       const hlc = encodeHlc({ wall, counter: counter as number, node })
+      // Hashed from its contents as it is built, so ingest need not hash it again; only the
+      // run's last event carries the signature.
       const fields = { origin, seq, hlc, docId, change: change as Uint8Array, prev }
-      const e: DruEvent = { ...fields, hash: hashEvent(fields) }
+      const e = hashedEvent(fields, i === lastIx && sig !== null ? (sig as Uint8Array) : undefined)
       out.push(e)
       prev = e.hash
       seq++
     }
-    const last = out[out.length - 1]!
-    if (sig !== null) out[out.length - 1] = { ...last, sig: sig as Uint8Array }
     lastOf.set(origin, out[out.length - 1]!)
   }
-  // Each hash above was computed from the event's contents: ingest need not compute it again.
-  for (const e of out) markHashComputed(e)
   return out
 }

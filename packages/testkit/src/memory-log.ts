@@ -12,7 +12,7 @@ import {
   parseDruId,
   retiredSummary,
   sealEvent,
-  validateEvent,
+  validateBatch,
   type CommitListener,
   type CommitPhase,
   type CompactionBase,
@@ -160,7 +160,7 @@ export class MemoryLog implements ReplicaLog, PeerBook {
   ingest(raw: readonly unknown[]): IngestResult {
     this.#open()
     if (!Array.isArray(raw)) throw new DruError('INVALID_ARGUMENT', 'ingest() takes an array of events')
-    const events = raw.map((e, i) => validateEvent(e, `batch[${i}]`))
+    const events = validateBatch(raw)
     for (const e of events) {
       if (!eventHashVerified(e))
         throw new DruError('HASH_MISMATCH', `${e.origin}#${e.seq} does not match its hash`, {

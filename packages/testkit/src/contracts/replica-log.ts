@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
   DruError,
-  markHashComputed,
+  hashedEvent,
   sealEvent,
   summaryMatches,
   type DruEvent,
@@ -75,8 +75,8 @@ export function runReplicaLogContract(name: string, setup: ReplicaLogSetup): voi
         const b = make('b')
         const [e1] = a.append('d', [bytes(1)])
         const before = b.log.fingerprint()
-        // The codec marks the events it hashed itself; the mark is the object's, not its fields'.
-        const built = markHashComputed(sealEvent({ ...e1! }))
+        // The codec builds events with hashedEvent; the mark is the object's, not its fields'.
+        const built = hashedEvent({ ...e1! })
         const altered: DruEvent = { ...built, change: bytes(7) }
         expect(codeOf(() => b.log.ingest([altered]))).toBe('HASH_MISMATCH')
         const wrongHash = (built.hash[0] === '0' ? '1' : '0') + built.hash.slice(1)

@@ -1,0 +1,124 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import {
+  DruError,
+  GENESIS_HASH,
+  encodeHlc,
+  eventHashMatches,
+  eventHashVerified,
+  hashedEvent,
+  isHashComputed,
+  sealEvent,
+  validateBatch,
+  validateEvent,
+  type DruEvent,
+  type Origin,
+} from '../src/index.js'
+
+const runs = Number(process.env.DRU_PROPERTY_RUNS ?? 300)
+
+function chain(n: number, origin = 'a/1'): DruEvent[] {
+  const out: DruEvent[] = []
+  let prev = GENESIS_HASH
+  for (let seq = 1; seq <= n; seq++) {
+    const e = sealEvent({
+      origin: origin as Origin,
+      seq,
+      hlc: encodeHlc({ wall: 1_700_000_000_000 + seq, counter: 0, node: origin }),
+      docId: 'd',
+      change: new Uint8Array([seq]),
+      prev,
+    })
+    out.push(e)
+    prev = e.hash
+  }
+  return out
+}
+
+const errorOf = (fn: () => unknown): DruError => {
+  try {
+    fn()
+  } catch (err) {
+    if (err instanceof DruError) return err
+    throw err
+  }
+  throw new Error('did not throw')
+}
+
+// Each way to spoil an event, with the field validateEvent names for it.
+const spoilers: Array<[string, (e: DruEvent) => unknown]> = [
+  ['seq', (e) => ({ ...e, seq: 0 })],
+  ['docId', (e) => ({ ...e, docId: '' })],
+  ['change', (e) => ({ ...e, change: 'bytes' })],
+  ['prev', (e) => ({ ...e, prev: e.prev.toUpperCase() + 'x' })],
+  ['hash', (e) => ({ ...e, hash: 'F'.repeat(64) })],
+  ['sig', (e) => ({ ...e, sig: new Uint8Array(129) })],
+  ['extra', (e) => ({ ...e, extra: 1 })],
+]
+
+describe('validateBatch', () => {
+  it('refuses a batch with a bad event anywhere, naming that event by its index and the field, as validateEvent does', () => {
+    const events = chain(40)
+    fc.assert(
+      fc.property(fc.nat(39), fc.constantFrom(...spoilers), (badAt, [field, spoil]) => {
+        const batch: unknown[] = [...events]
+        batch[badAt] = spoil(events[badAt]!)
+        const err = errorOf(() => validateBatch(batch))
+        expect(err.code).toBe('INVALID_EVENT')
+        expect(err.message.startsWith(`batch[${badAt}].${field} `)).toBe(true)
+        expect(err.details).toEqual({ field })
+        // The same words as validateEvent's on that event alone, only the label differs.
+        expect(err.message.slice(`batch[${badAt}]`.length)).toBe(
+          errorOf(() => validateEvent(batch[badAt])).message.slice('event'.length),
+        )
+      }),
+      { numRuns: runs },
+    )
+  })
+
+  it('names a value that is not an object by its index', () => {
+    expect(errorOf(() => validateBatch([...chain(3), null])).message).toBe('batch[3] is not an object')
+  })
+
+  it('takes an inherited key as before (Object.keys saw own keys only) and refuses an own one', () => {
+    const [e] = chain(1)
+    const inherits = Object.create({ stray: 1 }) as Record<string, unknown>
+    Object.assign(inherits, e)
+    expect(validateBatch([inherits])).toHaveLength(1)
+    expect(errorOf(() => validateBatch([{ ...e, stray: 1 }])).message).toBe('batch[0].stray is not an event field')
+  })
+
+  it('returns the events themselves, in order', () => {
+    const events = chain(5)
+    const out = validateBatch(events)
+    out.forEach((e, i) => expect(e).toBe(events[i]))
+  })
+})
+
+describe('hashedEvent', () => {
+  it('computes the hash sealEvent does, keeps sig only when given, and passes validateEvent', () => {
+    for (const e of chain(4)) {
+      const built = hashedEvent({ ...e })
+      expect(built).toEqual(e)
+      expect(Object.keys(built).sort()).toEqual(Object.keys(e).sort())
+      expect(validateEvent(built)).toBe(built)
+      const signed = hashedEvent({ ...e }, new Uint8Array(64))
+      expect(signed.sig).toEqual(new Uint8Array(64))
+      expect(signed.hash).toBe(e.hash)
+    }
+  })
+
+  it('marks only the object it built: a copy, an altered copy or an object with its prototype is hashed again', () => {
+    const [e] = chain(1)
+    const built = hashedEvent({ ...e! })
+    expect(isHashComputed(built)).toBe(true)
+    expect(eventHashVerified(built)).toBe(true)
+    const altered = { ...built, change: new Uint8Array([9]) }
+    expect(isHashComputed(altered)).toBe(false)
+    expect(eventHashVerified(altered)).toBe(false)
+    const forged = Object.assign(Object.create(Object.getPrototypeOf(built) as object) as object, altered) as DruEvent
+    expect(isHashComputed(forged)).toBe(false)
+    expect(eventHashVerified(forged)).toBe(false)
+    expect(eventHashMatches(built)).toBe(true)
+  })
+})
