@@ -18,6 +18,12 @@ const SYNC_FIELDS = [
 const POSITIVE_SYNC_FIELDS = new Set(['forwardWindowBytes'])
 
 /**
+ * The longest delay a Node timer holds (2^31 − 1 ms, about 24.8 days): a longer one fires
+ * after 1 ms, so a reconnect cap above it would redial a down peer every millisecond.
+ */
+const MAX_TIMER_MS = 2_147_483_647
+
+/**
  * The conflict policy when the config names none: `keep-visible`, the value every DRU already
  * shows is recorded as the resolution, nothing is written, every concurrent value stays in the
  * journal (why: docs/ARCHITECTURE.md, *Conflicts*).
@@ -235,6 +241,8 @@ export const CONFIG_FIELDS: Record<string, { required: boolean; check: FieldChec
         if (!SYNC_FIELDS.includes(k)) return `has an unknown field "${k}"`
         if (POSITIVE_SYNC_FIELDS.has(k) ? !positiveInt(x) : !(typeof x === 'number' && Number.isInteger(x) && x >= 0))
           return `.${k} must be a ${POSITIVE_SYNC_FIELDS.has(k) ? 'positive' : 'non-negative'} integer (got ${show(x)})`
+        if (k.endsWith('Ms') && (x as number) > MAX_TIMER_MS)
+          return `.${k} must be at most ${MAX_TIMER_MS} ms, the longest delay a timer holds (got ${show(x)})`
       }
       return undefined
     },

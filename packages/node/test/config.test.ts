@@ -29,6 +29,10 @@ const BAD: Array<[string, unknown]> = [
   ['sync', { reconnectMs: 5 }],
   ['sync', { forwardWindowBytes: 0 }],
   ['sync', { forwardWindowBytes: 1.5 }],
+  // Above Node's longest timer (2^31 − 1 ms) a delay fires after 1 ms: a down peer redialled every millisecond.
+  ['sync', { reconnectMaxMs: 2 ** 31 }],
+  ['sync', { reconnectBaseMs: 30 * 86_400_000 }],
+  ['sync', { heartbeatTimeoutMs: 2 ** 31 }],
   ['ramp', { startPercent: 150 }],
   ['maxClockSkewMs', 'soon'],
   ['listenn', { port: 1 }],
@@ -80,6 +84,10 @@ describe('config validation at open', () => {
         ...good,
         sync: { reconnectBaseMs: 50, reconnectMaxMs: 2_000, slackEvents: 0, forwardWindowBytes: 65_536 },
       }),
+    ).not.toThrow()
+    // The longest delay a timer holds is accepted.
+    expect(() =>
+      validateConfig({ ...good, sync: { reconnectMaxMs: 2 ** 31 - 1, heartbeatTimeoutMs: 2 ** 31 - 1 } }),
     ).not.toThrow()
     expect(() => validateConfig(null)).toThrow(/config must be an object/)
   })

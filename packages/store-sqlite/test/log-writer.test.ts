@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
-import { GENESIS_HASH, encodeHlc, sealEvent, type DruEvent, type Origin } from '@dru/core'
+import { DruError, GENESIS_HASH, encodeHlc, sealEvent, type DruEvent, type Origin } from '@dru/core'
 import { ROWS_PER_INSERT } from '../src/log-writer.js'
 import type { EventStore } from '../src/index.js'
 import { memStore, snapshotState } from './helpers.js'
@@ -11,7 +11,7 @@ const runs = Number(process.env.DRU_PROPERTY_RUNS ?? 100)
 const BOUNDARY_SIZES = [0, 1, 2, ROWS_PER_INSERT - 1, ROWS_PER_INSERT, ROWS_PER_INSERT + 1, 2 * ROWS_PER_INSERT + 3]
 
 /** A remote origin's chain of `n` events, each with its own document and bytes (so a swap is visible). */
-function chain(n: number, origin = 'r/1', from = 1, prev = GENESIS_HASH): DruEvent[] {
+function chain(n: number, origin = 'r/1', from = 1, prev = GENESIS_HASH, tag = 42): DruEvent[] {
   const out: DruEvent[] = []
   for (let seq = from; seq < from + n; seq++) {
     const e = sealEvent({
@@ -19,7 +19,7 @@ function chain(n: number, origin = 'r/1', from = 1, prev = GENESIS_HASH): DruEve
       seq,
       hlc: encodeHlc({ wall: 1_700_000_000_000 + seq, counter: 0, node: origin }),
       docId: `doc-${seq % 7}`,
-      change: new Uint8Array([seq & 0xff, (seq >> 8) & 0xff, 42]),
+      change: new Uint8Array([seq & 0xff, (seq >> 8) & 0xff, tag]),
       prev,
     })
     prev = e.hash
@@ -172,5 +172,72 @@ describe('multi-row insert of a commit’s events (log-writer)', () => {
     })
     s.ingest(chain(ROWS_PER_INSERT + 5))
     expect(seen).toEqual([[ROWS_PER_INSERT + 5, ROWS_PER_INSERT + 5]])
+  })
+
+  it('a handler reading the log mid-batch (earlier events, its document, the row count) sees exactly what is stored before it, repeats interleaved', () => {
+    const s = store()
+    const all = [...chain(40, 'r/1'), ...chain(40, 'q/1')]
+    const held = new Set(all.slice(0, 10))
+    s.ingest([...held])
+    const problems: string[] = []
+    s.onIngest('reader', (e) => {
+      // Ingest stores in (origin, seq) order: everything up to this event is in the log, nothing after it.
+      held.add(all.find((x) => x.origin === e.origin && x.seq === e.seq)!)
+      for (let q = 1; q <= e.seq; q++)
+        if (!s.getEvent(e.origin, q)) problems.push(`${e.origin}#${q} missing at ${e.seq}`)
+      const ofDoc = [...held].filter((x) => x.docId === e.docId).length
+      const read = [...s.eventsForDoc(e.docId)].length
+      if (read !== ofDoc) problems.push(`${e.docId} at ${e.origin}#${e.seq}: ${read} events, ${ofDoc} stored`)
+      const rows = s.db.prepare('select count(*) from log').pluck().get() as number
+      if (rows !== held.size) problems.push(`${rows} rows at ${e.origin}#${e.seq}, ${held.size} stored`)
+    })
+    const batch = [...all.slice(5), ...all.slice(0, 12)].reverse()
+    const r = s.ingest(batch)
+    expect(problems).toEqual([])
+    expect([r.stored.length, r.duplicates]).toEqual([70, 17])
+    s.verifyLog()
+  })
+
+  it.each([1, 2, ROWS_PER_INSERT - 1, ROWS_PER_INSERT, ROWS_PER_INSERT + 1, 2 * ROWS_PER_INSERT + 5])(
+    'a fork or a broken link after %i new rows of a batch is the typed error and stores nothing',
+    (n) => {
+      const s = store()
+      const good = chain(n + 4)
+      s.ingest(good.slice(0, 2))
+      const before = snapshotState(s)
+      const run = good.slice(2, n + 2)
+      // The position of one of the batch's own queued rows, other content (ingest sorts it next to its twin).
+      const fork = chain(1, 'r/1', n + 1, good[n - 1]!.hash, 7)[0]!
+      expect(() => s.ingest([...run, fork])).toThrow(expect.objectContaining({ code: 'FORK' }))
+      expect(snapshotState(s)).toEqual(before)
+      const broken = chain(1, 'r/1', n + 3, 'f'.repeat(64))[0]!
+      let err: unknown
+      try {
+        s.ingest([...run, broken])
+      } catch (e) {
+        err = e
+      }
+      expect(err).toBeInstanceOf(DruError)
+      expect(err).toMatchObject({ code: 'CHAIN_BROKEN', details: { origin: 'r/1', seq: n + 3 } })
+      expect(snapshotState(s)).toEqual(before)
+      expect(s.ingest(good).stored).toHaveLength(n + 2)
+      s.verifyLog()
+    },
+  )
+
+  it('a storing validator refusing a batch of several chunks leaves nothing, and the batch then stores whole', () => {
+    const s = store()
+    let refuse = true
+    s.addStoringValidator((stored, { db }) => {
+      expect(db.prepare('select count(*) from log').pluck().get()).toBe(stored.length)
+      if (refuse) throw new DruError('INVALID_EVENT', 'refused by the application')
+    })
+    const events = chain(3 * ROWS_PER_INSERT + 7)
+    expect(() => s.ingest(events)).toThrow(/refused by the application/)
+    expect([s.count(), s.lastLsn(), [...s.eventsForDoc('doc-1')].length]).toEqual([0, 0, 0])
+    refuse = false
+    expect(s.ingest(events).stored).toHaveLength(events.length)
+    expect(storedInOrder(s)).toEqual(expected(events))
+    expect([...s.eventsForDoc('doc-1')]).toHaveLength(events.filter((e) => e.docId === 'doc-1').length)
   })
 })
