@@ -1,9 +1,10 @@
 import { checkRamp, DruError, parseDruId } from '@dru/core'
 import { checkConflictPolicy, type CacheLimits, type ConflictPolicy } from '@dru/documents'
 import { INBOX_POLICY_FIELDS, checkInboxPolicy, type Durability, type InboxPolicy } from '@dru/store-sqlite'
+import { MAX_TIMER_MS } from '@dru/sync'
 import { isLoopbackHost } from './admin-guard.js'
 
-/** The `sync` config's fields: all non-negative integers (milliseconds, or events for the slack). */
+/** The `sync` config's fields: non-negative integers (milliseconds, events for the slack, bytes for the window). */
 const SYNC_FIELDS = [
   'heartbeatMs',
   'heartbeatTimeoutMs',
@@ -14,14 +15,11 @@ const SYNC_FIELDS = [
   'forwardWindowBytes',
 ]
 
-/** `sync` fields that must be positive (0 would stop the thing they size). */
-const POSITIVE_SYNC_FIELDS = new Set(['forwardWindowBytes'])
-
 /**
- * The longest delay a Node timer holds (2^31 − 1 ms, about 24.8 days): a longer one fires
- * after 1 ms, so a reconnect cap above it would redial a down peer every millisecond.
+ * `sync` fields that must be positive: 0 would stop the thing they size, or (the reconnect
+ * delays) redial a down peer in a tight loop.
  */
-const MAX_TIMER_MS = 2_147_483_647
+const POSITIVE_SYNC_FIELDS = new Set(['forwardWindowBytes', 'reconnectBaseMs', 'reconnectMaxMs'])
 
 /**
  * The conflict policy when the config names none: `keep-visible`, the value every DRU already

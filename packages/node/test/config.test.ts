@@ -28,6 +28,8 @@ const BAD: Array<[string, unknown]> = [
   ['sync', { reconnectMaxMs: -1 }],
   ['sync', { reconnectMs: 5 }],
   ['sync', { forwardWindowBytes: 0 }],
+  ['sync', { reconnectBaseMs: 0 }],
+  ['sync', { reconnectMaxMs: 0 }],
   ['sync', { forwardWindowBytes: 1.5 }],
   // Above Node's longest timer (2^31 − 1 ms) a delay fires after 1 ms: a down peer redialled every millisecond.
   ['sync', { reconnectMaxMs: 2 ** 31 }],
@@ -115,6 +117,6 @@ describe('the sync config reaches the sync node', () => {
       rates: { framesPerSecond: 10 },
       listenerCaps: { maxConnections: 4 },
     })
-    expect(syncTuning({ reconnectMaxMs: 0 })).toEqual({ backoff: { maxMs: 0 } })
+    expect(syncTuning({ reconnectMaxMs: 5 })).toEqual({ backoff: { maxMs: 5 } })
   })
 })

@@ -17,6 +17,9 @@ export interface BackoffOptions {
   jitter?: number
 }
 
+/** The longest delay a Node timer holds (about 24.8 days). */
+export const MAX_TIMER_MS = 2_147_483_647
+
 /** Delay before attempt `attempt` (0-based), given a random number in [0, 1). */
 export function backoffDelay(attempt: number, random: () => number, options: BackoffOptions = {}): number {
   const base = options.baseMs ?? 100
@@ -24,5 +27,7 @@ export function backoffDelay(attempt: number, random: () => number, options: Bac
   const factor = options.factor ?? 2
   const jitter = Math.min(1, Math.max(0, options.jitter ?? 0.5))
   const ceiling = Math.min(max, base * factor ** Math.min(attempt, 60))
-  return Math.round(ceiling * (1 - jitter) + ceiling * jitter * random())
+  const delay = Math.round(ceiling * (1 - jitter) + ceiling * jitter * random())
+  // A Node timer longer than 2^31 − 1 ms fires after 1 ms: never hand one out.
+  return Math.min(delay, MAX_TIMER_MS)
 }

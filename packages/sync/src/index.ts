@@ -16,7 +16,7 @@ export {
 } from './sync-options.js'
 export type { SyncOptions, PeerConfig } from './sync-options.js'
 export { signerFor, generateKeys, verifyEventSignature, parsePrivateKey, parsePublicKey } from './signatures.js'
-export { backoffDelay } from './backoff.js'
+export { backoffDelay, MAX_TIMER_MS } from './backoff.js'
 export type { BackoffOptions } from './backoff.js'
 export { FrameType, FRAME_TYPES } from './frames.js'
 export { encodeFrame, decodeFrame } from './frame-codec.js'

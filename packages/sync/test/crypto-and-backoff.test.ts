@@ -3,6 +3,7 @@ import fc from 'fast-check'
 import {
   authProof,
   backoffDelay,
+  MAX_TIMER_MS,
   generateKeys,
   identityProof,
   identityProofValid,
@@ -94,6 +95,11 @@ describe('backoff', () => {
     // The defaults: back within a second after a heal, however long the peer refused dials.
     expect(backoffDelay(40, () => 0.999)).toBeLessThanOrEqual(1_000)
     expect(backoffDelay(0, () => 0)).toBe(50)
+  })
+  it('never hands out a delay a Node timer cannot hold (it would fire after 1 ms)', () => {
+    const month = 30 * 24 * 3600 * 1000
+    expect(backoffDelay(40, () => 0.999, { baseMs: month, maxMs: month, jitter: 0 })).toBe(MAX_TIMER_MS)
+    expect(backoffDelay(0, () => 0.5, { baseMs: 1_000, maxMs: month, jitter: 0 })).toBe(1_000)
   })
   it('uses the injected randomness (different draws spread the delays)', () => {
     expect(backoffDelay(3, () => 0)).not.toBe(backoffDelay(3, () => 0.99))
