@@ -47,15 +47,15 @@ export function decodeHlc(text: unknown): Hlc {
     text.charCodeAt(NODE_AT - 1) === DASH &&
     !hasLineBreak(text, NODE_AT)
   ) {
-    const wall = digits(text, 0, WALL_DIGITS)
-    const counter = digits(text, WALL_DIGITS + 1, NODE_AT - 1)
+    const wall = asciiDecimal(text, 0, WALL_DIGITS)
+    const counter = asciiDecimal(text, WALL_DIGITS + 1, NODE_AT - 1)
     if (wall >= 0 && counter >= 0) return { wall, counter, node: text.slice(NODE_AT) }
   }
   throw new DruError('INVALID_EVENT', `hlc is not a valid timestamp (got ${JSON.stringify(text)})`)
 }
 
 /** The decimal number written in `text[from, to)`, or -1 if a character there is not an ASCII digit. */
-function digits(text: string, from: number, to: number): number {
+export function asciiDecimal(text: string, from: number, to: number): number {
   let n = 0
   for (let i = from; i < to; i++) {
     const d = text.charCodeAt(i) - 0x30

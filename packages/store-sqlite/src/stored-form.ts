@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3'
+import { asciiDecimal } from '@dru/core'
 
 /**
  * The stored form of an event's fields (schema 4): what the log keeps on disk instead of
@@ -43,25 +44,14 @@ export interface StoredHlc {
 export function encodeStoredHlc(hlc: string, origin: string): StoredHlc {
   // Read at fixed positions (every stored event passes here): what /^(\d{15})-(\d{10})-([\s\S]+)$/ matches.
   if (hlc.length > NODE_AT && hlc.charCodeAt(WALL_END) === DASH && hlc.charCodeAt(COUNTER_END) === DASH) {
-    const wall = decimal(hlc, 0, WALL_END)
-    const counter = decimal(hlc, WALL_END + 1, COUNTER_END)
+    const wall = asciiDecimal(hlc, 0, WALL_END)
+    const counter = asciiDecimal(hlc, WALL_END + 1, COUNTER_END)
     if (wall >= 0 && counter >= 0) {
       const node = hlc.slice(NODE_AT)
       return { wall, counter, node: node === origin ? null : node }
     }
   }
   return { wall: -1, counter: -1, node: hlc }
-}
-
-/** The number written in ASCII digits in `text[from, to)`, or -1 when another character is there. */
-function decimal(text: string, from: number, to: number): number {
-  let n = 0
-  for (let i = from; i < to; i++) {
-    const d = text.charCodeAt(i) - 0x30
-    if (d < 0 || d > 9) return -1
-    n = n * 10 + d
-  }
-  return n
 }
 
 /**
