@@ -2,38 +2,17 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
   DruError,
-  GENESIS_HASH,
-  encodeHlc,
   eventHashMatches,
   eventHashVerified,
   hashedEvent,
   isHashComputed,
-  sealEvent,
   validateBatch,
   validateEvent,
   type DruEvent,
-  type Origin,
 } from '../src/index.js'
+import { chain } from './chain.js'
 
 const runs = Number(process.env.DRU_PROPERTY_RUNS ?? 300)
-
-function chain(n: number, origin = 'a/1'): DruEvent[] {
-  const out: DruEvent[] = []
-  let prev = GENESIS_HASH
-  for (let seq = 1; seq <= n; seq++) {
-    const e = sealEvent({
-      origin: origin as Origin,
-      seq,
-      hlc: encodeHlc({ wall: 1_700_000_000_000 + seq, counter: 0, node: origin }),
-      docId: 'd',
-      change: new Uint8Array([seq]),
-      prev,
-    })
-    out.push(e)
-    prev = e.hash
-  }
-  return out
-}
 
 const errorOf = (fn: () => unknown): DruError => {
   try {
