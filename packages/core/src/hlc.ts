@@ -137,6 +137,21 @@ export class HlcClock {
   /** Folds in a remote timestamp (after {@link check}); later local ticks sort after it. */
   receive(remote: Hlc): void {
     this.check(remote)
+    this.#fold(remote)
+  }
+
+  /**
+   * {@link receive} for a timestamp whose event is already stored: false instead of a throw
+   * when it is now too far ahead (the wall clock stepped back since it was checked), and the
+   * clock is then left as it is, as the skew policy would have left it.
+   */
+  receiveStored(remote: Hlc): boolean {
+    if (remote.wall - this.#physical() > this.maxSkewMs) return false
+    this.#fold(remote)
+    return true
+  }
+
+  #fold(remote: Hlc): void {
     if (compareHlc(remote, this.#last) > 0) {
       this.#last = { wall: remote.wall, counter: remote.counter, node: this.node }
     }

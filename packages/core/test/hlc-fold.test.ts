@@ -65,3 +65,32 @@ describe('folding a batch of remote timestamps into the clock', () => {
     expect(foldNewest(start, remotes)).toEqual({ wall: NOW, counter: 1, node: 'm/1' })
   })
 })
+
+describe('receiveStored (the fold after a batch is committed)', () => {
+  it('folds exactly as receive does when receive would accept, and leaves the clock unchanged instead of throwing when it would refuse', () => {
+    fc.assert(
+      fc.property(
+        hlc,
+        fc.record({
+          wall: fc.integer({ min: NOW - 2_000, max: NOW + 2_000 }),
+          counter: fc.integer({ min: 0, max: 3 }),
+          node: fc.constantFrom('a/1', 'z/9'),
+        }),
+        (start, remote) => {
+          const make = () => new HlcClock({ node: 'm/1', now: () => NOW, maxSkewMs: 1_000, highWater: start })
+          const checked = make()
+          let refused = false
+          try {
+            checked.receive(remote)
+          } catch {
+            refused = true
+          }
+          const stored = make()
+          expect(stored.receiveStored(remote)).toBe(!refused)
+          expect(stored.last).toEqual(refused ? make().last : checked.last)
+        },
+      ),
+      { numRuns: runs },
+    )
+  })
+})

@@ -511,7 +511,9 @@ export class EventStore implements ReplicaLog, PeerBook {
         skewed++
       } else if (newest === undefined || e.hlc > newest) newest = e.hlc
     }
-    if (newest !== undefined) this.clock.receive(decodeHlc(newest))
+    // The batch is committed: a wall clock stepped back since the check must not turn that
+    // into a thrown CLOCK_SKEW (the caller would think nothing was stored, and nobody would be told).
+    if (newest !== undefined) this.clock.receiveStored(decodeHlc(newest))
     if (stored.length > 0) this.#notify(stored, 'remote')
     return { stored, duplicates, skewed }
   }

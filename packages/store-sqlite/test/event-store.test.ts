@@ -266,6 +266,33 @@ describe('the clock after a remote batch', () => {
     expect(b.clock.last).toEqual(expected.last)
     expect(b.clock.last).toMatchObject({ wall: now + 500, counter: 3 })
   })
+
+  it('a wall clock stepping back between the skew check and the fold leaves the batch stored, reported and notified', () => {
+    const t = 1_800_000_000_000
+    let stepped = false
+    // Past the check, our wall clock jumps back a minute: the event is now too far ahead to fold in.
+    const b = memStore('b', { now: () => (stepped ? t - 60_000 : t), maxClockSkewMs: 1_000 })
+    const e = sealEvent({
+      origin: 'x/1' as never,
+      seq: 1,
+      hlc: encodeHlc({ wall: t, counter: 0, node: 'x/1' }),
+      docId: 'd',
+      change: bytes(1),
+      prev: GENESIS_HASH,
+    })
+    b.addStoringValidator(() => {
+      stepped = true
+    })
+    const notified: string[] = []
+    b.onCommit((events) => notified.push(...events.map((x) => `${x.origin}#${x.seq}`)))
+    const before = b.clock.last
+    // Before: CLOCK_SKEW thrown after the commit, the event stored and nobody told.
+    expect(b.ingest([e]).stored).toHaveLength(1)
+    expect(b.getEvent('x/1', 1)?.hash).toBe(e.hash)
+    expect(notified).toEqual(['x/1#1'])
+    // Not folded: a timestamp the clock would refuse now does not drag it forward.
+    expect(b.clock.last).toEqual(before)
+  })
 })
 
 describe('streaming what a peer lacks', () => {
