@@ -173,10 +173,18 @@ function checkShape(value: unknown, where: string, index: number): DruEvent {
     throw new DruError('INVALID_EVENT', `${label(where, index)} is not an object`)
   }
   const e = value as Record<string, unknown>
-  parseOrigin(e.origin)
+  try {
+    parseOrigin(e.origin)
+  } catch (err) {
+    badField(where, index, 'origin', reason(err, 'origin '))
+  }
   if (typeof e.seq !== 'number' || !Number.isInteger(e.seq) || e.seq < 1 || e.seq > MAX_SEQ)
     badField(where, index, 'seq', 'must be a positive integer')
-  decodeHlc(e.hlc)
+  try {
+    decodeHlc(e.hlc)
+  } catch (err) {
+    badField(where, index, 'hlc', reason(err, 'hlc '))
+  }
   if (!isDocId(e.docId)) badField(where, index, 'docId', 'must be a non-empty string of at most 256 characters')
   if (!(e.change instanceof Uint8Array)) badField(where, index, 'change', 'must be bytes')
   if ((e.change as Uint8Array).byteLength > MAX_CHANGE_BYTES)
@@ -191,6 +199,12 @@ function checkShape(value: unknown, where: string, index: number): DruEvent {
   for (const key in e)
     if (!EVENT_FIELDS.has(key) && Object.hasOwn(e, key)) badField(where, index, key, 'is not an event field')
   return value as DruEvent
+}
+
+/** A field parser's message without its own leading field name (the label names the field). */
+function reason(err: unknown, prefix: string): string {
+  const message = (err as Error).message
+  return message.startsWith(prefix) ? message.slice(prefix.length) : message
 }
 
 function label(where: string, index: number): string {

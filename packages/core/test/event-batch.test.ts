@@ -26,7 +26,9 @@ const errorOf = (fn: () => unknown): DruError => {
 
 // Each way to spoil an event, with the field validateEvent names for it.
 const spoilers: Array<[string, (e: DruEvent) => unknown]> = [
+  ['origin', (e) => ({ ...e, origin: 'no-incarnation' })],
   ['seq', (e) => ({ ...e, seq: 0 })],
+  ['hlc', (e) => ({ ...e, hlc: '2026-11-29' })],
   ['docId', (e) => ({ ...e, docId: '' })],
   ['change', (e) => ({ ...e, change: 'bytes' })],
   ['prev', (e) => ({ ...e, prev: e.prev.toUpperCase() + 'x' })],
