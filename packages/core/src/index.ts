@@ -51,6 +51,7 @@ export {
   isHashComputed,
   validateEvent,
   validateBatch,
+  isHex64,
   encodeEvent,
   decodeEvent,
   verifyChain,

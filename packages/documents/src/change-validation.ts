@@ -1,4 +1,4 @@
-import { DruError, type DruEvent } from '@dru/core'
+import { DruError, isHex64, type DruEvent } from '@dru/core'
 import type { EventStore, InboxTx } from '@dru/store-sqlite'
 import { actorForOrigin } from './actor.js'
 import { changeHeaderOf, type ChangeHeader } from './change-header.js'
@@ -12,8 +12,6 @@ export const MAX_CHANGE_DEPS = 1024
  * near that; local changes are held to the same 256 (value-guard.ts).
  */
 export const MAX_CHANGE_NESTING = 256
-
-const HEX64 = /^[0-9a-f]{64}$/
 
 /** What {@link checkChanges} read from a change it accepted: its Automerge seq and op counters [start, end). */
 export interface CheckedChange {
@@ -68,7 +66,7 @@ export function checkChanges(events: readonly DruEvent[]): void {
       throw invalid(e, `the change's seq ${d.seq} is not a positive integer`)
     if (d.deps.length > MAX_CHANGE_DEPS)
       throw invalid(e, `the change names ${d.deps.length} dependencies; at most ${MAX_CHANGE_DEPS}`)
-    for (const dep of d.deps) if (!HEX64.test(dep)) throw invalid(e, 'a dependency is not a change hash')
+    for (const dep of d.deps) if (!isHex64(dep)) throw invalid(e, 'a dependency is not a change hash')
     // Most changes name one head: no set needed to see that it is not the change itself.
     if (d.deps.length > 1) {
       const deps = new Set(d.deps)

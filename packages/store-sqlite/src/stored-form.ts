@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3'
-import { asciiDecimal } from '@dru/core'
+import { asciiDecimal, isHex64 } from '@dru/core'
 
 /**
  * The stored form of an event's fields (schema 4): what the log keeps on disk instead of
@@ -13,7 +13,6 @@ import { asciiDecimal } from '@dru/core'
  * @module
  */
 
-const HEX64 = /^[0-9a-f]{64}$/
 // Encoded HLCs are fixed width (see @dru/core encodeHlc): 15 digits, '-', 10 digits, '-', node.
 const WALL_END = 15
 const COUNTER_END = 26
@@ -22,7 +21,7 @@ const DASH = 0x2d
 
 /** A 64-character lowercase hex hash as 32 bytes; anything else as its UTF-8 bytes (never 32 hex-equal bytes). */
 export function encodeStoredHash(hex: string): Buffer {
-  return HEX64.test(hex) ? Buffer.from(hex, 'hex') : Buffer.from(hex, 'utf8')
+  return isHex64(hex) ? Buffer.from(hex, 'hex') : Buffer.from(hex, 'utf8')
 }
 
 /** The hex text of a stored hash; undefined when the stored value is not 32 bytes (a damaged row). */

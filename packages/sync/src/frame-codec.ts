@@ -2,6 +2,7 @@ import { Packr, Unpackr } from 'msgpackr'
 import {
   DruError,
   decodeHlc,
+  isHex64,
   isLifecycleState,
   isOrigin,
   parseDocId,
@@ -157,7 +158,6 @@ function expectDocId(v: unknown, what: string): string {
   }
 }
 
-const HEX64 = /^[0-9a-f]{64}$/
 const ERROR_CODE = /^[A-Z][A-Z_]{0,63}$/
 const DRU_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 
@@ -341,7 +341,7 @@ function readFrame(v: unknown): Frame {
     case 'report': {
       expectLength(v, 6, 'report')
       const [, id, entries, retired, digest, documents] = v
-      if (digest !== null && (typeof digest !== 'string' || !HEX64.test(digest)))
+      if (digest !== null && (typeof digest !== 'string' || !isHex64(digest)))
         invalid('report.stateDigest must be null or 64 lowercase hex characters')
       if (
         documents !== null &&
@@ -381,7 +381,7 @@ function readFrame(v: unknown): Frame {
           invalid(`tree-report.docs[${i}] must be [docId, digest, heads]`)
         const [docId, digest, heads] = entry as unknown[]
         const d = expectDocId(docId, `tree-report.docs[${i}].docId`)
-        if (typeof digest !== 'string' || !(HEX64.test(digest) || digest === 'isolated'))
+        if (typeof digest !== 'string' || !(isHex64(digest) || digest === 'isolated'))
           invalid(`tree-report.docs[${i}].digest must be 64 lowercase hex characters or "isolated"`)
         if (!(heads instanceof Uint8Array) || heads.byteLength % 32 !== 0 || heads.byteLength > MAX_TREE_HEADS * 32)
           invalid(`tree-report.docs[${i}].heads must be at most ${MAX_TREE_HEADS} hashes of 32 bytes`)
