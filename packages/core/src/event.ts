@@ -120,8 +120,7 @@ class HashedEvent implements DruEvent {
     this.docId = docId
     this.change = change
     this.prev = prev
-    const fast = canonicalBytesFast(ENVELOPE_VERSION, origin, seq, hlc, docId, change, prev)
-    this.hash = sha256Hex(fast ?? packCanonical(this))
+    this.hash = hashEvent(this)
     if (sig !== undefined) (this as { sig?: Uint8Array }).sig = sig
   }
 

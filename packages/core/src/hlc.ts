@@ -124,12 +124,12 @@ export class HlcClock {
    * Throws CLOCK_SKEW when it is too far ahead.
    */
   check(remote: Hlc): void {
-    const physical = this.#physical()
-    if (remote.wall - physical > this.maxSkewMs) {
+    const aheadMs = this.#aheadMs(remote)
+    if (aheadMs > this.maxSkewMs) {
       throw new DruError(
         'CLOCK_SKEW',
-        `remote timestamp from ${remote.node} is ${remote.wall - physical} ms ahead of our clock (limit ${this.maxSkewMs} ms)`,
-        { details: { node: remote.node, aheadMs: remote.wall - physical, limitMs: this.maxSkewMs } },
+        `remote timestamp from ${remote.node} is ${aheadMs} ms ahead of our clock (limit ${this.maxSkewMs} ms)`,
+        { details: { node: remote.node, aheadMs, limitMs: this.maxSkewMs } },
       )
     }
   }
@@ -146,9 +146,14 @@ export class HlcClock {
    * clock is then left as it is, as the skew policy would have left it.
    */
   receiveStored(remote: Hlc): boolean {
-    if (remote.wall - this.#physical() > this.maxSkewMs) return false
+    if (this.#aheadMs(remote) > this.maxSkewMs) return false
     this.#fold(remote)
     return true
+  }
+
+  /** How far `remote` is ahead of our wall clock (ms; negative when behind). */
+  #aheadMs(remote: Hlc): number {
+    return remote.wall - this.#physical()
   }
 
   #fold(remote: Hlc): void {

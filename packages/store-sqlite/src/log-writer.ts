@@ -57,11 +57,6 @@ export class LogWriter {
     this.#db = db
   }
 
-  /** Rows added and not yet written. */
-  get pending(): number {
-    return this.#used / VALUES_PER_ROW
-  }
-
   /** Queues one row; a full chunk is written at once (inside the open transaction). */
   add(r: LogRow): void {
     const v = this.#values
