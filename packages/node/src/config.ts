@@ -16,10 +16,16 @@ const SYNC_FIELDS = [
 ]
 
 /**
- * `sync` fields that must be positive: 0 would stop the thing they size, or (the reconnect
- * delays) redial a down peer in a tight loop.
+ * `sync` fields that must be positive: 0 would stop the thing they size, (the reconnect
+ * delays) redial a down peer in a tight loop, or (the heartbeat) was taken as "the default".
  */
-const POSITIVE_SYNC_FIELDS = new Set(['forwardWindowBytes', 'reconnectBaseMs', 'reconnectMaxMs'])
+const POSITIVE_SYNC_FIELDS = new Set([
+  'heartbeatMs',
+  'heartbeatTimeoutMs',
+  'forwardWindowBytes',
+  'reconnectBaseMs',
+  'reconnectMaxMs',
+])
 
 /**
  * The conflict policy when the config names none: `keep-visible`, the value every DRU already

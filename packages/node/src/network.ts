@@ -57,8 +57,8 @@ export function syncTuning(sync: NetworkConfig['sync']): Partial<SyncOptions> {
     ...(sync.reconnectMaxMs !== undefined ? { maxMs: sync.reconnectMaxMs } : {}),
   }
   return {
-    ...(sync.heartbeatMs ? { heartbeatMs: sync.heartbeatMs } : {}),
-    ...(sync.heartbeatTimeoutMs ? { heartbeatTimeoutMs: sync.heartbeatTimeoutMs } : {}),
+    ...(sync.heartbeatMs !== undefined ? { heartbeatMs: sync.heartbeatMs } : {}),
+    ...(sync.heartbeatTimeoutMs !== undefined ? { heartbeatTimeoutMs: sync.heartbeatTimeoutMs } : {}),
     ...(sync.rates ? { rates: sync.rates } : {}),
     ...(Object.keys(backoff).length > 0 ? { backoff } : {}),
     ...(sync.listenerCaps ? { listenerCaps: sync.listenerCaps } : {}),

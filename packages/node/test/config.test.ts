@@ -29,6 +29,8 @@ const BAD: Array<[string, unknown]> = [
   ['sync', { reconnectMs: 5 }],
   ['sync', { forwardWindowBytes: 0 }],
   ['sync', { reconnectBaseMs: 0 }],
+  ['sync', { heartbeatMs: 0 }],
+  ['sync', { heartbeatTimeoutMs: 0 }],
   ['sync', { reconnectMaxMs: 0 }],
   ['sync', { forwardWindowBytes: 1.5 }],
   // Above Node's longest timer (2^31 − 1 ms) a delay fires after 1 ms: a down peer redialled every millisecond.
