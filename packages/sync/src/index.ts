@@ -21,6 +21,7 @@ export type { BackoffOptions } from './backoff.js'
 export { FrameType, FRAME_TYPES } from './frames.js'
 export { encodeFrame, decodeFrame } from './frame-codec.js'
 export { compressFrame, decompressFrame, COMPRESSED_FRAME_MARK } from './frame-compression.js'
+export { SharedCompression, MAX_SHARED_FRAMES } from './shared-compression.js'
 export type {
   Frame,
   HelloFrame,

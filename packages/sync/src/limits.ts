@@ -125,3 +125,11 @@ export const DEFAULT_FORWARD_WINDOW_BYTES = 256 << 10
 
 /** Sessions kept at once with one DRU id (more than one only while two processes run under it). */
 export const MAX_SESSIONS_PER_PEER = 4
+
+/**
+ * Frames the node-wide compression keeps, in maxBatchBytes (plain and compressed bytes
+ * counted): 4 MiB at the default batch size. Sessions sending the same run go through the
+ * same frames at nearly the same pace (each inside its own send window), so a few frames
+ * of lag are covered; a session further behind compresses its frames again.
+ */
+export const SHARED_COMPRESSION_BATCHES = 4

@@ -11,9 +11,11 @@ import {
   FRAMES_PER_SECOND,
   HANDSHAKE_TIMEOUT_MS,
   PRE_AUTH_MAX_FRAME_BYTES,
+  SHARED_COMPRESSION_BATCHES,
 } from './limits.js'
 import { silentLogger, type Logger } from './logger.js'
 import { RouteBook } from './protocol/route-book.js'
+import { SharedCompression } from './shared-compression.js'
 import type { ProtocolConfig, SessionLimits, SnapshotSource, TreeSource } from './protocol/session-config.js'
 import { parsePrivateKey, parsePublicKey } from './signatures.js'
 import type { ListenerCaps } from './transport/ws-listener.js'
@@ -187,6 +189,7 @@ export function resolveSyncOptions(options: SyncOptions): ResolvedSyncOptions {
     ...(options.announce ? { announce: options.announce } : {}),
     tree: options.tree,
     routes: new RouteBook(),
+    compression: new SharedCompression(SHARED_COMPRESSION_BATCHES * maxBatchBytes),
   }
   const decommissioned = (options.decommissioned ?? []).map((id) => parseDruId(id, 'decommissioned[]'))
   const peers: Array<{ id: string; url: string | null }> = []

@@ -5,6 +5,7 @@ import {
   PeerProtocol,
   RouteBook,
   SEAL_TAG_BYTES,
+  SharedCompression,
   decodeFrame,
   decompressFrame,
   limits,
@@ -195,6 +196,7 @@ export class SimSessions {
       describe: () => d.digest(),
       // One per DRU process, shared by its sessions (a restart gets a new one).
       routes: options.plant === 'false-routes' && i === 0 ? new FalseRouteBook(drus.map((d) => d.id)) : new RouteBook(),
+      compression: new SharedCompression(limits.SHARED_COMPRESSION_BATCHES * sessionLimits.maxBatchBytes),
       ...(options.plant === 'lack-off-by-one' && i === 0 ? { plant: 'lack-off-by-one' as const } : {}),
     })
     this.#configs = drus.map((d, i) => this.#makeConfig(d, i))

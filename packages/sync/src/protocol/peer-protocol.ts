@@ -519,7 +519,7 @@ export class PeerProtocol implements RoutedSession {
     // An error before the peer is authenticated goes in the clear: it may not hold our seal key.
     const sealed = this.#handshake.sealOut && (this.#phase === 'open' || frame.type !== 'error')
     // Only sealed frames are compressed: a peer decompresses nothing before it knows who sent it.
-    const wire = sealed ? this.#handshake.seal(compressFrame(bytes)) : bytes
+    const wire = sealed ? this.#handshake.seal(this.#c.compression?.compress(bytes) ?? compressFrame(bytes)) : bytes
     this.bytesOut += wire.byteLength
     this.framesOut++
     this.#wire.send(wire)

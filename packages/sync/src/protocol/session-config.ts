@@ -3,6 +3,7 @@ import type { ErrorCode, ReplicaLog, TreeEntry, VersionVector } from '@dru/core'
 import type { PeerLifecycle, ReportFrame, SnapshotFrame, TreeReportFrame } from '../frames.js'
 import type { Logger } from '../logger.js'
 import type { PeerProtocol } from './peer-protocol.js'
+import type { SharedCompression } from '../shared-compression.js'
 import type { RouteBook } from './route-book.js'
 
 /**
@@ -85,6 +86,11 @@ export interface ProtocolConfig {
    * still honours the routes its peers announce.
    */
   readonly routes?: RouteBook | undefined
+  /**
+   * Compresses sealed frames once for all of this DRU's sessions (one per DRU, see
+   * shared-compression.ts). Without it each session compresses its own frames.
+   */
+  readonly compression?: SharedCompression | undefined
   /** Tests only: a planted bug (see {@link ProtocolPlant}). */
   readonly plant?: ProtocolPlant | undefined
 }

@@ -1,0 +1,69 @@
+import { COMPRESS_MIN_BYTES, compressFrame } from './frame-compression.js'
+
+/**
+ * One brotli pass per frame for all of a DRU's sessions. A DRU sends the same events frame
+ * to every peer that lacks the same run — after a partition heals, its own writes to each
+ * peer — and compressing that frame once per peer was the largest per-peer cost of a heal.
+ * Frames are matched by their bytes (equal bytes compress to equal bytes), so sessions,
+ * batches and timing need not agree on anything; a frame seen once costs a byte comparison
+ * per later send of the same length.
+ *
+ * Memory: at most `budgetBytes` of plain plus compressed bytes and {@link MAX_SHARED_FRAMES}
+ * entries, newest kept; a frame too large for the budget is compressed and not kept.
+ */
+
+/** Frames remembered at most (a scan per send looks at each one's length). */
+export const MAX_SHARED_FRAMES = 16
+
+interface Entry {
+  readonly plain: Uint8Array
+  readonly packed: Uint8Array
+}
+
+export class SharedCompression {
+  readonly #budget: number
+  /** Oldest first. */
+  readonly #entries: Entry[] = []
+  #bytes = 0
+  /** Sends answered from a frame compressed before. */
+  hits = 0
+  /** Frames compressed here (at least COMPRESS_MIN_BYTES long). */
+  misses = 0
+
+  constructor(budgetBytes: number) {
+    this.#budget = budgetBytes
+  }
+
+  /** Bytes held now (plain and compressed), at most the budget. */
+  get bytes(): number {
+    return this.#bytes
+  }
+
+  /** Exactly what {@link compressFrame} returns for these bytes. */
+  compress(frame: Uint8Array): Uint8Array {
+    if (frame.byteLength < COMPRESS_MIN_BYTES) return frame
+    for (let i = this.#entries.length - 1; i >= 0; i--) {
+      const e = this.#entries[i]!
+      if (e.plain.byteLength === frame.byteLength && sameBytes(e.plain, frame)) {
+        this.hits++
+        return e.packed
+      }
+    }
+    this.misses++
+    const packed = compressFrame(frame)
+    const cost = frame.byteLength + (packed === frame ? 0 : packed.byteLength)
+    if (cost > this.#budget) return packed
+    // A copy: the frame may be a view into an encoder's buffer that is written again later.
+    this.#entries.push({ plain: frame.slice(), packed })
+    this.#bytes += cost
+    while (this.#bytes > this.#budget || this.#entries.length > MAX_SHARED_FRAMES) {
+      const old = this.#entries.shift()!
+      this.#bytes -= old.plain.byteLength + (old.packed === old.plain ? 0 : old.packed.byteLength)
+    }
+    return packed
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(b)
+}
