@@ -1,13 +1,9 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { DruError, parseDruId } from '@dru/core'
-import {
-  MIN_ADMIN_TOKEN_LENGTH,
-  checkNetworkFields,
-  validateConfig,
-  type DruConfig,
-  type KeysConfig,
-} from './config.js'
+import { checkNetworkFields, validateConfig } from './config.js'
+import { MIN_ADMIN_TOKEN_LENGTH } from './config-sections.js'
+import type { DruConfig, KeysConfig } from './config-types.js'
 
 /** A config whose file references have been read: secrets and keys are inline. */
 export type ResolvedDruConfig = Omit<DruConfig, 'keys' | 'secretFile'> & {

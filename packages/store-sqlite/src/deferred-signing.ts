@@ -128,3 +128,16 @@ export class DeferredSigner {
     this.#scheduled = undefined
   }
 }
+
+/** Runs `before` ahead of every page `pages` yields (a lazy generator reads at each `next`). */
+export function* signedFirst<T>(
+  pages: Generator<T, void, undefined>,
+  before: () => void,
+): Generator<T, void, undefined> {
+  for (;;) {
+    before()
+    const next = pages.next()
+    if (next.done) return
+    yield next.value
+  }
+}

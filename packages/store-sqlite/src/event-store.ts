@@ -1,29 +1,14 @@
-import Database from 'better-sqlite3'
+import type Database from 'better-sqlite3'
 import {
-  MAX_CHANGE_BYTES,
   DruError,
-  GENESIS_HASH,
-  HlcClock,
-  decodeHlc,
-  encodeHlc,
-  eventHashVerified,
-  formatOrigin,
-  normalizeVv,
-  parseDocId,
-  retiredSummary,
-  sealEvent,
-  validateBatch,
-  compareHlc,
-  classifyArrival,
   type CommitListener,
   type CommitPhase,
-  type CommitSource,
   type CompactionBase,
   type DruEvent,
   type DruId,
   type Fingerprint,
   type FoldedEnvelope,
-  type Hlc,
+  type HlcClock,
   type IngestResult,
   type LogSummary,
   type Origin,
@@ -32,15 +17,17 @@ import {
   type ReplicaLog,
   type StreamOptions,
   type VersionVector,
-  type WallClock,
 } from '@dru/core'
-import { FoldedLog } from './folded-log.js'
-import { Inbox } from './inbox.js'
+import type { Inbox } from './inbox.js'
 import type { InboxHandler, InboxHandlerOptions } from './inbox-types.js'
-import { inboxPolicy } from './inbox-policy.js'
-import { MetaKey, MetaTable } from './meta.js'
+import { signedFirst } from './deferred-signing.js'
+import { deleteBelowBase, raiseBase, signedFloor } from './log-base.js'
+import { eventsForDoc, eventsMissing, verifyLog, type VerifyProgress } from './log-reader.js'
+import { MetaKey } from './meta.js'
 import { migrate } from './migrations.js'
 import { openDatabase } from './open-store.js'
+import { rowToEvent, type EventRow } from './statements.js'
+import { StoreParts } from './store-parts.js'
 import type {
   Durability,
   IngestValidator,
@@ -49,16 +36,6 @@ import type {
   StoreTx,
   StoringValidator,
 } from './store-options.js'
-import { PeerTable } from './peer-book.js'
-import { DerivedLogReads, eventsForDoc, eventsMissing, verifyLog, type VerifyProgress } from './log-reader.js'
-import { deleteBelowBase, raiseBase, signedFloor, type BaseView } from './log-base.js'
-import { cleanCloseToken, openIdentity } from './identity.js'
-import { mapSqliteError, storageError } from './sqlite-errors.js'
-import { prepareLogStatements, rowToEvent, type EventRow, type Head, type LogStatements } from './statements.js'
-import { Dictionary, decodeStoredHash, encodeStoredHlc } from './stored-form.js'
-import { DocIndex } from './doc-index.js'
-import { DeferredSigner, type SignedCommit } from './deferred-signing.js'
-import { LogWriter } from './log-writer.js'
 
 export type { CommitListener, IngestResult, PeerRecord, StreamOptions }
 export type { VerifyProgress } from './log-reader.js'
@@ -74,15 +51,13 @@ export type {
 export { DEFAULT_CACHE_KIB } from './open-store.js'
 
 /**
- * The append-only event log of one DRU on SQLite: a facade over single-job modules —
- * open-store (opening, locking, pragmas), identity (who this process writes as),
- * statements (SQL and rows), log-reader (streaming, verification, derived reads), log-base
- * (compaction base), peer-book, inbox (handlers that fail), meta. What stays here, and why
- * this file is longer than the others: the two commit paths (`transact` for local writes,
- * `ingest` for remote batches) and the in-memory state they must update together with the
- * database — chain heads, the next position, the clock, the commit listeners — which the
- * data-path rebuild (commit-granular log) is to replace rather than move.
- *
+ * The append-only event log of one DRU on SQLite: the public API, a facade over single-job
+ * modules — open-store (opening, locking, pragmas), store-parts (the parts built over one
+ * database, and their lifecycle), identity (who this process writes as), statements (SQL and
+ * rows), local-commit (`transact`), remote-ingest (`ingest`), event-inserter (positions and
+ * rows inside a write transaction), chain-heads (heads, base and summaries in memory),
+ * commit-listeners, log-reader (streaming, verification, derived reads), log-base
+ * (compaction base), peer-book, inbox (handlers that fail), meta.
  *
  * Outbox: {@link transact} commits the application's statements and its new events in
  * one SQLite transaction. Inbox: {@link ingest} verifies remote events (hash, chain,
@@ -102,49 +77,11 @@ export class EventStore implements ReplicaLog, PeerBook {
   readonly path: string
   readonly durability: Durability
   readonly db: Database.Database
-  #clock: HlcClock
-  readonly #maxSkewMs: number | undefined
-  #openedClean = false
-  #isNew = false
-  #previousOrigin: Origin | undefined
   readonly skewPolicy: SkewPolicy
-  #origin: Origin
-  #incarnation: number
-  #heads = new Map<string, Head>()
-  /** Next local position; assigned explicitly so that deleting rows never lets SQLite reuse one. */
-  #nextLsn = 1
-  /** Per origin, the compacted prefix: events up to `seq` may be gone from `events`. */
-  #base = new Map<string, Head>()
   /** Application handlers, their owed events, retries and dead letters. */
   readonly inbox: Inbox
-  #validators: IngestValidator[] = []
-  #storingValidators: StoringValidator[] = []
-  readonly #listeners: Record<CommitPhase, CommitListener[]> = { derive: [], notify: [] }
-  /** Bumped whenever a head or base changes: the retired summary is cached against it. */
-  #version = 0
-  #retiredCache: { version: number; summary: LogSummary['retired'] } | undefined
-  #inTransaction = false
-  #closed = false
-  #skewed = 0
-  readonly #now: WallClock
-  /** Signs this DRU's own events, a commit's tip soon after it (see deferred-signing.ts). */
-  readonly #signer: DeferredSigner | undefined
-  readonly #onListenerError: (err: unknown) => void
-  readonly #stmt: LogStatements
-  /** Writes the commit paths' rows, several per statement (see log-writer.ts). */
-  readonly #writer: LogWriter
-  readonly #meta: MetaTable
-  readonly #peers: PeerTable
-  readonly #folded: FoldedLog
-  /** Integer ids of origins and documents in storage (dictionary tables). */
-  readonly #originIds: Dictionary
-  readonly #docIds: Dictionary
-  /** Which events each document has (see doc-index.ts). */
-  readonly #docIndex: DocIndex
-  readonly #random: (() => number) | undefined
-  #inspect = false
-  /** The store's state as the readers (log-reader.ts) see it. */
-  readonly #view: BaseView
+  /** Everything this API works through (see store-parts.ts). */
+  readonly #p: StoreParts
 
   private constructor(db: Database.Database, options: OpenStoreOptions, druId: DruId) {
     this.db = db
@@ -152,92 +89,13 @@ export class EventStore implements ReplicaLog, PeerBook {
     this.path = options.path
     this.durability = options.durability ?? 'machine'
     this.skewPolicy = options.skewPolicy ?? 'reject'
-    this.#now = options.now ?? Date.now
-    this.#onListenerError = options.onListenerError ?? ((err) => console.error('dru: commit listener failed', err))
-    this.#stmt = prepareLogStatements(db)
-    this.#writer = new LogWriter(db)
-    if (options.sign) {
-      const storeSig = db.prepare(
-        'update log set sig = ? where origin_id = (select id from origin_ids where origin = ?) and seq = ?',
-      )
-      this.#signer = new DeferredSigner({
-        sign: options.sign,
-        store: (origin, seq, sig) => {
-          try {
-            storeSig.run(sig, origin, seq)
-          } catch (err) {
-            throw storageError(err)
-          }
-        },
-        onError: this.#onListenerError,
-        canWrite: () => !this.#closed && !this.db.inTransaction,
-      })
-    }
-    this.#meta = new MetaTable(db)
-    this.#peers = new PeerTable(this.#stmt)
-    this.#folded = new FoldedLog(db)
-    this.#originIds = new Dictionary(db, 'origin_ids', 'origin')
-    this.#docIds = new Dictionary(db, 'doc_ids', 'doc_id')
-    this.#docIndex = new DocIndex(db, this.#meta, options.docIndexMergeEvery)
-    this.#random = options.random
-    this.#maxSkewMs = options.maxClockSkewMs
-    let highWater: Hlc | undefined
-    for (const row of this.#stmt.allHeads.all() as Array<{ origin: string } & Head>) {
-      this.#heads.set(row.origin, { seq: row.seq, hash: row.hash, hlc: row.hlc })
-      const h = decodeHlc(row.hlc)
-      if (!highWater || compareHlc(h, highWater) > 0) highWater = h
-    }
-    // The marker is read before the new identity replaces the incarnation it names.
-    this.#inspect = options.inspect === true
-    const identity = openIdentity({
-      db,
-      meta: this.#meta,
-      druId,
-      path: this.path,
-      heads: this.#heads,
-      random: this.#random,
-      inspect: this.#inspect,
-    })
-    this.#openedClean = identity.openedClean
-    this.#isNew = identity.isNew
-    this.#previousOrigin = identity.previousOrigin
-    this.#incarnation = identity.incarnation
-    this.#origin = formatOrigin(druId, this.#incarnation)
-    const stored = (this.#stmt.lastLsn.get() as { lsn: number | null }).lsn ?? 0
-    this.#nextLsn = Math.max(stored, Number(this.getMeta(MetaKey.LSN_HIGH) ?? 0)) + 1
-    for (const row of this.#stmt.allBase.all() as Array<{ origin: string } & Head>) {
-      this.#base.set(row.origin, { seq: row.seq, hash: row.hash, hlc: row.hlc })
-    }
-    this.#clock = this.#makeClock(highWater)
-    this.#view = {
-      db,
-      stmt: this.#stmt,
-      docIndex: this.#docIndex,
-      heads: this.#heads,
-      base: this.#base,
-      folded: this.#folded,
-      closed: () => this.#closed,
-      vv: () => this.vv(),
-      getEvent: (origin, seq) => this.getEvent(origin, seq),
-    }
-    this.inbox = new Inbox(
-      { db, now: this.#now, getEvent: (o, s) => this.getEvent(o, s), transaction: (fn) => this.#exclusive(fn) },
-      inboxPolicy(options.inbox),
-    )
-  }
-
-  #makeClock(highWater: Hlc | undefined): HlcClock {
-    return new HlcClock({
-      node: this.#origin,
-      now: this.#now,
-      ...(this.#maxSkewMs === undefined ? {} : { maxSkewMs: this.#maxSkewMs }),
-      ...(highWater ? { highWater: { ...highWater, node: this.#origin } } : {}),
-    })
+    this.#p = new StoreParts(db, options, druId, this)
+    this.inbox = this.#p.inbox
   }
 
   /** The hybrid logical clock stamping local events (its node is the current origin). */
   get clock(): HlcClock {
-    return this.#clock
+    return this.#p.clock
   }
 
   /**
@@ -251,16 +109,16 @@ export class EventStore implements ReplicaLog, PeerBook {
 
   /** The writer identity of this process, e.g. `eu-west-1/4711042519783`: fresh at every open. */
   get origin(): Origin {
-    return this.#origin
+    return this.#p.origin
   }
 
   get incarnation(): number {
-    return this.#incarnation
+    return this.#p.incarnation
   }
 
   /** The origin the previous process that opened this file wrote as (undefined for a new file). */
   get previousOrigin(): Origin | undefined {
-    return this.#previousOrigin
+    return this.#p.previousOrigin
   }
 
   /**
@@ -270,17 +128,17 @@ export class EventStore implements ReplicaLog, PeerBook {
    * incarnation whatever this says.
    */
   get openedClean(): boolean {
-    return this.#openedClean
+    return this.#p.openedClean
   }
 
   /** True when this open created the database (no earlier identity was stored). */
   get isNew(): boolean {
-    return this.#isNew
+    return this.#p.isNew
   }
 
   /** Remote events stored although their HLC was beyond the skew bound (skewPolicy 'tolerate'). */
   get skewedEvents(): number {
-    return this.#skewed
+    return this.#p.remote.skewedEvents
   }
 
   // ---- outbox -------------------------------------------------------------------------
@@ -291,83 +149,8 @@ export class EventStore implements ReplicaLog, PeerBook {
    * transaction consumes no seq. `fn` must be synchronous.
    */
   transact<T>(fn: (tx: StoreTx) => T): { result: T; events: DruEvent[] } {
-    this.#assertUsable()
-    const pending: DruEvent[] = []
-    const head = this.#heads.get(this.#origin)
-    let seq = head?.seq ?? 0
-    let prev = head?.hash ?? GENESIS_HASH
-    let open = true
-    let signed: SignedCommit | undefined
-    const tx: StoreTx = {
-      db: this.db,
-      append: (docId, change) => {
-        // A handle kept past its transaction (an async continuation) must not append to nothing.
-        if (!open)
-          throw new DruError(
-            'INVALID_ARGUMENT',
-            'this transaction has ended: its tx cannot be used after transact() returned',
-          )
-        parseDocId(docId)
-        if (!(change instanceof Uint8Array)) throw new DruError('INVALID_ARGUMENT', 'change must be a Uint8Array')
-        if (change.byteLength > MAX_CHANGE_BYTES) {
-          throw new DruError(
-            'INVALID_ARGUMENT',
-            `change for ${docId} is ${change.byteLength} bytes; the limit is ${MAX_CHANGE_BYTES}`,
-          )
-        }
-        // Built here from checked parts, so it skips validateEvent (a hot path).
-        const event = sealEvent({
-          origin: this.#origin,
-          seq: seq + 1,
-          hlc: encodeHlc(this.clock.tick()),
-          docId,
-          change,
-          prev,
-        })
-        seq = event.seq
-        prev = event.hash
-        pending.push(event)
-        return event
-      },
-    }
-    const run = this.db.transaction(() => {
-      const result = fn(tx)
-      if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
-        // Its continuation will find the transaction ended; that failure is ours to absorb.
-        ;(result as unknown as PromiseLike<unknown>).then(undefined, () => undefined)
-        throw new DruError(
-          'ASYNC_CHANGE',
-          'transact() callbacks must be synchronous (SQLite transactions cannot span an await); nothing was committed',
-        )
-      }
-      if (pending.length > 0) {
-        // The commit's tip is signed soon after it, with every commit before it (deferred-signing.ts).
-        if (this.#signer) {
-          signed = this.#signer.plan(pending)
-          for (let i = 0; i < pending.length; i++) pending[i] = signed.events[i]!
-        }
-        const at = this.#now()
-        for (const e of pending) this.#insert(e, at)
-        this.#writer.flush()
-        const top = pending[pending.length - 1]!
-        this.#stmt.upsertHead.run(top.origin, top.seq, top.hash, top.hlc)
-      }
-      return result
-    })
-    let result: T
-    try {
-      result = this.#commit(run)
-    } finally {
-      open = false
-    }
-    if (pending.length > 0) {
-      const top = pending[pending.length - 1]!
-      this.#heads.set(this.#origin, { seq: top.seq, hash: top.hash, hlc: top.hlc })
-      this.#version++
-      if (signed) this.#signer!.committed(signed)
-      this.#notify(pending, 'local')
-    }
-    return { result, events: pending }
+    this.#p.assertUsable()
+    return this.#p.local.transact(fn)
   }
 
   /** Shorthand for a transaction that appends one event and nothing else. */
@@ -398,12 +181,7 @@ export class EventStore implements ReplicaLog, PeerBook {
    * run before any `notify` listener (sync, metrics), whatever the registration order.
    */
   onCommit(listener: CommitListener, options: { phase?: CommitPhase } = {}): () => void {
-    const list = this.#listeners[options.phase ?? 'notify']
-    list.push(listener)
-    return () => {
-      const i = list.indexOf(listener)
-      if (i >= 0) list.splice(i, 1)
-    }
+    return this.#p.listeners.add(listener, options.phase ?? 'notify')
   }
 
   /**
@@ -411,18 +189,12 @@ export class EventStore implements ReplicaLog, PeerBook {
    * before anything is stored; a throw refuses the whole batch (nothing stored).
    */
   addValidator(validator: IngestValidator): () => void {
-    this.#validators.push(validator)
-    return () => {
-      this.#validators = this.#validators.filter((v) => v !== validator)
-    }
+    return this.#p.remote.addValidator(validator)
   }
 
   /** Registers a {@link StoringValidator}: runs inside each remote batch's transaction, on the new events. */
   addStoringValidator(validator: StoringValidator): () => void {
-    this.#storingValidators.push(validator)
-    return () => {
-      this.#storingValidators = this.#storingValidators.filter((v) => v !== validator)
-    }
+    return this.#p.remote.addStoringValidator(validator)
   }
 
   /**
@@ -434,104 +206,20 @@ export class EventStore implements ReplicaLog, PeerBook {
    * fail the batch: the event is stored and owed to that handler (see {@link inbox}).
    */
   ingest(batch: readonly unknown[]): IngestResult {
-    this.#assertUsable()
-    if (!Array.isArray(batch)) throw new DruError('INVALID_ARGUMENT', 'ingest() takes an array of events')
-    const events = validateBatch(batch)
-    const clockErrors: DruEvent[] = []
-    for (const e of events) {
-      if (!eventHashVerified(e)) {
-        throw new DruError('HASH_MISMATCH', `${e.origin}#${e.seq} does not match its hash`, {
-          details: { origin: e.origin, seq: e.seq },
-        })
-      }
-      try {
-        this.clock.check(decodeHlc(e.hlc))
-      } catch (err) {
-        if (this.skewPolicy === 'reject') throw err
-        clockErrors.push(e)
-      }
-      // Only this process writes its current origin: anything of it beyond our head came from
-      // someone holding our key, and storing it would fork our next local write.
-      if (e.origin === this.#origin && e.seq > (this.#heads.get(this.#origin)?.seq ?? 0)) {
-        throw new DruError(
-          'FORK',
-          `${e.origin}#${e.seq} is this process's own origin beyond its head: another writer holds its key`,
-          {
-            details: { origin: e.origin, seq: e.seq },
-          },
-        )
-      }
-    }
-    for (const validate of this.#validators) validate(events)
-    const sorted = [...events].sort((a, b) => (a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : a.seq - b.seq))
-
-    // Each origin's newest stored event is its new head (an object per origin, not per event).
-    const newHeads = new Map<string, DruEvent>()
-    const stored: DruEvent[] = []
-    let duplicates = 0
-    const handlers = this.inbox.handlers().length > 0
-    const run = this.db.transaction(() => {
-      const at = this.#now()
-      for (const e of sorted) {
-        const head = newHeads.get(e.origin) ?? this.#heads.get(e.origin) ?? NO_HEAD
-        const base = this.#base.get(e.origin)
-        // Below the compaction base the event may be gone: only its boundary hash is known.
-        const heldHashAt = (seq: number) => (seq === base?.seq ? base.hash : this.#storedHash(e.origin, seq))
-        if (classifyArrival(e, head, heldHashAt) === 'duplicate') {
-          duplicates++
-          continue
-        }
-        const lsn = this.#insert(e, at)
-        // A handler may read the log: it sees its event stored, as it would without the writer's queue.
-        if (handlers) {
-          this.#writer.flush()
-          this.inbox.deliver(e, lsn, at)
-        }
-        newHeads.set(e.origin, e)
-        stored.push(e)
-      }
-      this.#writer.flush()
-      if (stored.length > 0) for (const validate of this.#storingValidators) validate(stored, { db: this.db })
-      for (const [origin, h] of newHeads) this.#stmt.upsertHead.run(origin, h.seq, h.hash, h.hlc)
-    })
-    this.#commit(run)
-    // A copy of the head's fields: the event's change bytes are not kept alive by #heads.
-    for (const [origin, h] of newHeads) this.#heads.set(origin, { seq: h.seq, hash: h.hash, hlc: h.hlc })
-    if (newHeads.size > 0) this.#version++
-    // Keyed by position (a repeat of a skewed event is skewed too); no keys built when nothing was skewed.
-    const skewedAt = clockErrors.length > 0 ? new Set(clockErrors.map((e) => `${e.origin}#${e.seq}`)) : undefined
-    let skewed = 0
-    // The clock folds in only the newest timestamp stored: receive keeps the greatest it has
-    // seen, so one receive of the maximum leaves it where a receive of each would (an HLC's
-    // text order is its order; test/hlc-fold.test.ts in core pins both), without decoding each.
-    let newest: string | undefined
-    for (const e of stored) {
-      if (skewedAt?.has(`${e.origin}#${e.seq}`)) {
-        this.#skewed++
-        skewed++
-      } else if (newest === undefined || e.hlc > newest) newest = e.hlc
-    }
-    // The batch is committed: a wall clock stepped back since the check must not turn that
-    // into a thrown CLOCK_SKEW (the caller would think nothing was stored, and nobody would be told).
-    if (newest !== undefined) this.clock.receiveStored(decodeHlc(newest))
-    if (stored.length > 0) this.#notify(stored, 'remote')
-    return { stored, duplicates, skewed }
+    this.#p.assertUsable()
+    return this.#p.remote.ingest(batch)
   }
 
   // ---- reads --------------------------------------------------------------------------
 
   /** Per origin, the highest contiguous seq held. */
   vv(): VersionVector {
-    const out: Record<string, number> = {}
-    for (const [origin, h] of this.#heads) out[origin] = h.seq
-    return normalizeVv(out)
+    return this.#p.chain.vv()
   }
 
   /** The version vector plus each origin's chain head: equal fingerprints mean equal logs. */
   fingerprint(): Fingerprint {
-    const heads: Record<string, string> = {}
-    for (const origin of [...this.#heads.keys()].sort()) heads[origin] = this.#heads.get(origin)!.hash
-    return { vv: this.vv(), heads }
+    return this.#p.chain.fingerprint()
   }
 
   /**
@@ -540,55 +228,39 @@ export class EventStore implements ReplicaLog, PeerBook {
    * through a thousand incarnations still exchanges a small summary once they are compacted.
    */
   summary(): LogSummary {
-    const heads: Record<string, string> = {}
-    const vv: Record<string, number> = {}
-    for (const origin of [...this.#heads.keys()].sort()) {
-      if (this.#isRetired(origin)) continue
-      const h = this.#heads.get(origin)!
-      vv[origin] = h.seq
-      heads[origin] = h.hash
-    }
-    if (this.#retiredCache?.version !== this.#version) {
-      this.#retiredCache = {
-        version: this.#version,
-        summary: retiredSummary(this.retired().map((r) => [r.origin, r.seq, r.hash] as const)),
-      }
-    }
-    return { live: { vv, heads }, retired: this.#retiredCache.summary }
+    return this.#p.chain.summary()
   }
 
   /** Every retired origin: all its events folded into snapshots (head equal to its base). */
   retired(): Array<{ origin: string; seq: number; hash: string }> {
-    const out: Array<{ origin: string; seq: number; hash: string }> = []
-    for (const [origin, h] of this.#heads) if (this.#isRetired(origin)) out.push({ origin, seq: h.seq, hash: h.hash })
-    return out.sort((a, b) => (a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : 0))
+    return this.#p.chain.retired()
   }
 
   /** The hash held at `(origin, seq)`: the head, the compaction base, or a stored (verified) event. */
   hashAt(origin: string, seq: number): string | undefined {
-    const head = this.#heads.get(origin)
+    const head = this.#p.chain.heads.get(origin)
     if (!head || seq > head.seq || seq < 1) return undefined
     if (seq === head.seq) return head.hash
-    const base = this.#base.get(origin)
+    const base = this.#p.chain.base.get(origin)
     if (base?.seq === seq) return base.hash
     return this.getEvent(origin, seq)?.hash
   }
 
   /** The chain head of one origin, or undefined when we hold none of its events. */
   head(origin: string): { seq: number; hash: string } | undefined {
-    const h = this.#heads.get(origin)
+    const h = this.#p.chain.heads.get(origin)
     return h ? { seq: h.seq, hash: h.hash } : undefined
   }
 
   /** Reads one event, verifying its hash (CORRUPTION if the stored bytes changed). */
   getEvent(origin: string, seq: number): DruEvent | undefined {
-    const row = this.#stmt.getEvent.get(origin, seq) as EventRow | undefined
+    const row = this.#p.stmt.getEvent.get(origin, seq) as EventRow | undefined
     return row ? rowToEvent(row) : undefined
   }
 
   /** Number of events stored (all origins). */
   count(): number {
-    return (this.#stmt.count.get() as { n: number }).n
+    return (this.#p.stmt.count.get() as { n: number }).n
   }
 
   /**
@@ -599,9 +271,9 @@ export class EventStore implements ReplicaLog, PeerBook {
    * re-hashed and its chain link checked on the way out.
    */
   eventsMissing(remote: VersionVector, options: StreamOptions = {}): Generator<DruEvent[], void, undefined> {
-    const pages = eventsMissing(this.#view, remote, options)
+    const pages = eventsMissing(this.#p.view, remote, options)
     // Every page is read after our own tip is signed, so no frame can end at an unsigned own event.
-    return this.#signer ? signedFirst(pages, () => this.signOwnTip()) : pages
+    return this.#p.signer ? signedFirst(pages, () => this.signOwnTip()) : pages
   }
 
   /**
@@ -611,17 +283,17 @@ export class EventStore implements ReplicaLog, PeerBook {
    * A no-op without a signer, inside a transaction, or when nothing is pending.
    */
   signOwnTip(): void {
-    this.#signer?.flush()
+    this.#p.signer?.flush()
   }
 
   /** True when our newest own event still waits for its signature. */
   get ownTipUnsigned(): boolean {
-    return this.#signer?.pending ?? false
+    return this.#p.signer?.pending ?? false
   }
 
   /** Events of one document stored after local position `afterLsn`, in arrival order, verified. */
   eventsForDoc(docId: string, afterLsn = 0, pageSize = 512): Generator<DruEvent & { lsn: number }, void, undefined> {
-    return eventsForDoc(this.#view, docId, afterLsn, pageSize)
+    return eventsForDoc(this.#p.view, docId, afterLsn, pageSize)
   }
 
   /**
@@ -630,7 +302,7 @@ export class EventStore implements ReplicaLog, PeerBook {
    * they cover, and a reused one would hide later events from them.
    */
   lastLsn(): number {
-    return this.#nextLsn - 1
+    return this.#p.inserter.lastLsn
   }
 
   /**
@@ -639,7 +311,7 @@ export class EventStore implements ReplicaLog, PeerBook {
    * event. Reports progress every `progressEvery` events.
    */
   verifyLog(onProgress?: (p: VerifyProgress) => void, progressEvery = 10_000): { events: number; origins: number } {
-    return verifyLog(this.#view, onProgress, progressEvery)
+    return verifyLog(this.#p.view, onProgress, progressEvery)
   }
 
   // ---- compaction -----------------------------------------------------------------------
@@ -649,16 +321,12 @@ export class EventStore implements ReplicaLog, PeerBook {
    * longer be stored), with that event's hash and HLC. Empty until the first compaction.
    */
   base(): Record<string, CompactionBase> {
-    const out: Record<string, CompactionBase> = {}
-    for (const origin of [...this.#base.keys()].sort()) out[origin] = { ...this.#base.get(origin)! }
-    return out
+    return this.#p.chain.baseRecord()
   }
 
   /** The compaction base as a version vector. */
   baseVv(): VersionVector {
-    const out: Record<string, number> = {}
-    for (const [origin, b] of this.#base) out[origin] = b.seq
-    return normalizeVv(out)
+    return this.#p.chain.baseVv()
   }
 
   /**
@@ -668,7 +336,7 @@ export class EventStore implements ReplicaLog, PeerBook {
    */
   signedFloor(floor: VersionVector): VersionVector {
     this.signOwnTip()
-    return signedFloor(this.#view, floor, this.inbox.owedFrom())
+    return signedFloor(this.#p.view, floor, this.inbox.owedFrom())
   }
 
   /**
@@ -679,9 +347,9 @@ export class EventStore implements ReplicaLog, PeerBook {
    * refused to peers with BELOW_FLOOR.
    */
   raiseBase(floor: VersionVector): string[] {
-    this.#assertUsable()
-    const moved = raiseBase(this.#view, this.signedFloor(floor))
-    if (moved.length > 0) this.#version++
+    this.#p.assertUsable()
+    const moved = raiseBase(this.#p.view, this.signedFloor(floor))
+    if (moved.length > 0) this.#p.chain.changed()
     return moved
   }
 
@@ -692,14 +360,14 @@ export class EventStore implements ReplicaLog, PeerBook {
    * is CORRUPTION, never folded into evidence.
    */
   deleteBelowBase(limit = 10_000): number {
-    this.#assertUsable()
+    this.#p.assertUsable()
     // Positions are never reused: the highest one given is kept before the newest rows may go.
-    return deleteBelowBase(this.#view, limit, () => this.setMeta(MetaKey.LSN_HIGH, this.#nextLsn - 1))
+    return deleteBelowBase(this.#p.view, limit, () => this.setMeta(MetaKey.LSN_HIGH, this.lastLsn()))
   }
 
   /** Folded envelopes of `origin` from `fromSeq` on, in seq order (evidence for a bootstrap). */
   folded(origin: string, fromSeq: number, limit: number): FoldedEnvelope[] {
-    return this.#folded.range(origin, fromSeq, limit)
+    return this.#p.folded.range(origin, fromSeq, limit)
   }
 
   /**
@@ -707,13 +375,13 @@ export class EventStore implements ReplicaLog, PeerBook {
    * may hold that the log proves by their envelopes (for rebuilding a document in a repair).
    */
   foldedChangeHashes(docId: string): Set<string> {
-    return this.#folded.changeHashesOf(docId)
+    return this.#p.folded.changeHashesOf(docId)
   }
 
   /** Stages a document snapshot's change bytes for a bootstrap in progress (idempotent). */
   stageChanges(docId: string, changes: readonly Uint8Array[]): void {
-    this.#assertUsable()
-    this.db.transaction(() => this.#folded.stage(docId, changes)).immediate()
+    this.#p.assertUsable()
+    this.db.transaction(() => this.#p.folded.stage(docId, changes)).immediate()
   }
 
   /**
@@ -722,47 +390,47 @@ export class EventStore implements ReplicaLog, PeerBook {
    * The result is checked and stored like any remote batch: {@link ingest}.
    */
   rebuildFolded(envelopes: readonly FoldedEnvelope[]): DruEvent[] {
-    this.#assertUsable()
-    return this.#folded.rebuild(envelopes, (origin) => this.#heads.get(origin))
+    this.#p.assertUsable()
+    return this.#p.folded.rebuild(envelopes, (origin) => this.#p.chain.heads.get(origin))
   }
 
   /** Drops the staged change bytes of a bootstrap. */
   clearStage(): void {
-    if (this.#closed) return
-    this.#folded.clearStage()
+    if (this.#p.closed) return
+    this.#p.folded.clearStage()
   }
 
   // ---- peers --------------------------------------------------------------------------
 
   /** Records what a peer has durably acknowledged. Merged by max, so it never regresses. */
-  recordPeerAck(peerId: string, acked: VersionVector, at = this.#now()): VersionVector {
-    this.#assertUsable()
-    return this.#peers.recordAck(peerId, acked, at)
+  recordPeerAck(peerId: string, acked: VersionVector, at = this.#p.now()): VersionVector {
+    this.#p.assertUsable()
+    return this.#p.peers.recordAck(peerId, acked, at)
   }
 
   /** Records a peer's address and connection state. */
   recordPeer(peerId: string, fields: { url?: string | null; state?: string | null; lastSeen?: number | null }): void {
-    this.#assertUsable()
-    this.#peers.record(peerId, fields)
+    this.#p.assertUsable()
+    this.#p.peers.record(peerId, fields)
   }
 
   peer(peerId: string): PeerRecord | undefined {
-    return this.#peers.get(peerId)
+    return this.#p.peers.get(peerId)
   }
 
   peers(): PeerRecord[] {
-    return this.#peers.all()
+    return this.#p.peers.all()
   }
 
   // ---- meta ---------------------------------------------------------------------------
 
   /** Reads a `meta` value (see {@link MetaKey} for the keys in use). */
   getMeta(key: MetaKey): unknown {
-    return this.#meta.get(key)
+    return this.#p.meta.get(key)
   }
 
   setMeta(key: MetaKey, value: string | number | null): void {
-    this.#meta.set(key, value)
+    this.#p.meta.set(key, value)
   }
 
   /**
@@ -770,177 +438,34 @@ export class EventStore implements ReplicaLog, PeerBook {
    * each step with its version bump in one transaction.
    */
   migrate(track: string, steps: ReadonlyArray<(db: Database.Database) => void>): void {
-    this.#assertUsable()
+    this.#p.assertUsable()
     migrate(this.db, steps, `schema_version:${track}`)
   }
 
   /** Closes the database (releasing the file lock). Idempotent. */
   close(): void {
-    if (this.#closed) return
-    try {
-      this.#signer?.stop()
-      this.signOwnTip()
-    } catch (err) {
-      // Left for the next open, which signs a tail left unsigned (signOwnHistory).
-      this.#onListenerError(err)
-    }
-    try {
-      // Marks a clean stop (reported at the next open). An inspection leaves the old marker.
-      if (!this.#inspect) this.setMeta(MetaKey.CLEAN_CLOSE, cleanCloseToken(this.#origin, this.#heads))
-    } catch {
-      // A full or failing disk must not prevent closing; the next open just sees no marker.
-    }
-    this.#closed = true
-    this.db.close()
+    this.#p.close()
   }
 
   get closed(): boolean {
-    return this.#closed
-  }
-
-  // ---- internals ----------------------------------------------------------------------
-
-  /** Fully compacted: every event of the origin lives only in snapshots (and envelopes). */
-  #isRetired(origin: string): boolean {
-    const base = this.#base.get(origin)
-    return base !== undefined && base.seq === this.#heads.get(origin)?.seq
-  }
-
-  /**
-   * Queues one event's row at the next local position and returns that position; the caller
-   * flushes the writer before the log is read inside the transaction and before it ends.
-   */
-  #insert(e: DruEvent, at: number): number {
-    const lsn = this.#nextLsn++
-    const hlc = encodeStoredHlc(e.hlc, e.origin)
-    const originId = this.#originIds.idOf(e.origin)
-    const doc = this.#docIds.idOf(e.docId)
-    this.#writer.add({
-      lsn,
-      originId,
-      seq: e.seq,
-      doc,
-      wall: hlc.wall,
-      counter: hlc.counter,
-      node: hlc.node,
-      change: e.change,
-      // Checked hex already (validateEvent for remote events, sealEvent for ours).
-      prev: e.prev,
-      hash: e.hash,
-      sig: e.sig ?? null,
-      at,
-    })
-    this.#docIndex.stored(doc, lsn, originId, e.docId)
-    return lsn
-  }
-
-  /**
-   * Runs a transaction that inserts events (local or remote): immediate, marked as open so
-   * nothing nests, and on failure the positions it took are given back (its rows were
-   * rolled back) and SQLite's error typed.
-   */
-  #commit<T>(run: Database.Transaction<() => T>): T {
-    this.#inTransaction = true
-    const lsnBefore = this.#nextLsn
-    let result: T
-    try {
-      result = run.immediate()
-    } catch (err) {
-      this.#writer.discard()
-      this.#nextLsn = lsnBefore
-      this.#originIds.rollback()
-      this.#docIds.rollback()
-      this.#docIndex.rollback()
-      throw mapSqliteError(err)
-    } finally {
-      this.#inTransaction = false
-    }
-    this.#originIds.commit()
-    this.#docIds.commit()
-    // May merge the document index's tail, in a transaction of its own after this one.
-    this.#docIndex.commit()
-    return result
-  }
-
-  /** One immediate transaction of the store's own (the inbox's retries), guarded like transact(). */
-  #exclusive<T>(fn: () => T): T {
-    this.#assertUsable()
-    this.#inTransaction = true
-    try {
-      return this.db.transaction(fn).immediate()
-    } catch (err) {
-      throw storageError(err)
-    } finally {
-      this.#inTransaction = false
-    }
-  }
-
-  #storedHash(origin: string, seq: number): string | undefined {
-    // Rows still queued would be invisible to the read.
-    this.#writer.flush()
-    const stored = this.#stmt.storedHash.get(origin, seq)
-    // A stored hash that is not 32 bytes (a damaged row) still differs from any real hash.
-    return stored === undefined ? undefined : (decodeStoredHash(stored) ?? 'damaged')
-  }
-
-  #notify(events: readonly DruEvent[], source: CommitSource): void {
-    for (const listener of [...this.#listeners.derive, ...this.#listeners.notify]) {
-      try {
-        listener(events, source)
-      } catch (err) {
-        this.#onListenerError(err)
-      }
-    }
-  }
-
-  #assertUsable(): void {
-    if (this.#closed) throw new DruError('CLOSED', 'the event store is closed')
-    if (this.#inspect)
-      throw new DruError('INVALID_ARGUMENT', 'this database was opened for inspection: it takes no writes')
-    if (this.#inTransaction) {
-      throw new DruError(
-        'INVALID_ARGUMENT',
-        'nested transactions are not supported: call tx.append() inside the open transact()',
-      )
-    }
+    return this.#p.closed
   }
 
   // ---- positions for derived state (documents asks these instead of reading `events`) ----
 
-  /** Reads for state derived from the log, prepared on first use (see {@link DerivedLogReads}). */
-  #derived: DerivedLogReads | undefined
-
-  get #reads(): DerivedLogReads {
-    this.#derived ??= new DerivedLogReads(this.db, this.#view)
-    return this.#derived
-  }
-
   docIdsAfter(afterDocId: string, limit: number): string[] {
-    return this.#reads.docIdsAfter(afterDocId, limit)
+    return this.#p.derivedReads.docIdsAfter(afterDocId, limit)
   }
 
   docsChangedAfter(afterLsn: number, toLsn: number, limit: number): Array<{ lsn: number; docId: string }> {
-    return this.#reads.docsChangedAfter(afterLsn, toLsn, limit)
+    return this.#p.derivedReads.docsChangedAfter(afterLsn, toLsn, limit)
   }
 
   eventSeqsForDoc(docId: string, afterLsn: number): Array<{ origin: string; seq: number }> {
-    return this.#reads.eventSeqsForDoc(docId, afterLsn)
+    return this.#p.derivedReads.eventSeqsForDoc(docId, afterLsn)
   }
 
   eventCountForDoc(docId: string, origin: string): number | undefined {
-    return this.#reads.eventCountForDoc(docId, origin)
-  }
-}
-
-/** The head of an origin we hold nothing of. */
-const NO_HEAD: Head = Object.freeze({ seq: 0, hash: GENESIS_HASH, hlc: '' })
-
-/** Runs `before` ahead of every page `pages` yields (a lazy generator reads at each `next`). */
-function* signedFirst<T>(pages: Generator<T, void, undefined>, before: () => void): Generator<T, void, undefined> {
-  for (;;) {
-    before()
-    const next = pages.next()
-    if (next.done) return
-    yield next.value
+    return this.#p.derivedReads.eventCountForDoc(docId, origin)
   }
 }

@@ -1,12 +1,20 @@
 import { DruError, type DruEvent } from '@dru/core'
+import { callHandler, failure, type CallResult } from './handler-call.js'
 import { nextAttempt, type InboxPolicy } from './inbox-policy.js'
-import { migrate } from './migrations.js'
 import { INBOX_MIGRATIONS } from './inbox-schema.js'
+import {
+  countEntries,
+  listEntries,
+  owedFrom,
+  prepareInboxStatements,
+  toEntry,
+  type InboxRow,
+  type InboxStatements,
+} from './inbox-table.js'
 import type {
   InboxHandler,
   InboxOrder,
   InboxHandlerOptions,
-  InboxState,
   InboxFilter,
   InboxEntry,
   InboxCounts,
@@ -15,6 +23,9 @@ import type {
   RunReport,
   InboxHost,
 } from './inbox-types.js'
+import { migrate } from './migrations.js'
+
+export { MAX_INBOX_LIST } from './inbox-table.js'
 
 /**
  * The inbox's bookkeeping: which application handler still owes which stored event.
@@ -28,48 +39,22 @@ import type {
  * a crash at any point leaves either both or neither. When the retries are used up the
  * row becomes a dead letter, kept until an operator retries or skips it.
  *
- * Why this file is longer than ~400 lines: it is one state machine (owed → retried →
- * dead → retried or skipped) over one table, and each transition's SQL sits next to its
- * guard so the exactly-once argument can be read in one place. Its vocabulary
- * (inbox-types.ts), schema (inbox-schema.ts) and retry policy (inbox-policy.ts) are apart.
+ * This file is that state machine (owed → retried → dead → retried or skipped): which
+ * transition runs when, and in which transaction. Apart: its vocabulary (inbox-types.ts),
+ * schema (inbox-schema.ts), retry policy (inbox-policy.ts), the table's statements and
+ * reads (inbox-table.ts) and one handler call behind its savepoint (handler-call.ts).
+ *
+ * @module
  */
-
-/** Largest page {@link Inbox.list} returns. */
-export const MAX_INBOX_LIST = 1_000
 
 /** A handler's name: the key of its inbox rows across restarts, and what operators type. */
 const HANDLER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
-const MAX_ERROR_CHARS = 1_000
-const MAX_STACK_CHARS = 4_000
 const MAX_NOTE_CHARS = 1_000
-
-interface Row {
-  id: number
-  handler: string
-  origin: string
-  seq: number
-  doc_id: string
-  lsn: number
-  state: InboxState
-  attempts: number
-  first_failed_at: number | null
-  last_failed_at: number | null
-  next_attempt_at: number | null
-  last_error: string | null
-  error_stack: string | null
-  settled_at: number | null
-  note: string | null
-}
 
 interface Registered {
   readonly handler: InboxHandler
   readonly order: InboxOrder
 }
-
-type CallResult = { ok: true } | { ok: false; error: string; stack: string | null }
-
-const ROW =
-  'id, handler, origin, seq, doc_id, lsn, state, attempts, first_failed_at, last_failed_at, next_attempt_at, last_error, error_stack, settled_at, note'
 
 /** The inbox of one {@link EventStore}: handler registry, per-handler delivery, retries, dead letters. */
 export class Inbox {
@@ -78,55 +63,13 @@ export class Inbox {
   readonly #handlers = new Map<string, Registered>()
   readonly #attemptListeners: Array<(r: AttemptReport) => void> = []
   readonly #wakeListeners: Array<() => void> = []
-  readonly #stmt
+  readonly #stmt: InboxStatements
 
   constructor(host: InboxHost, policy: InboxPolicy) {
     this.#host = host
     this.policy = policy
     migrate(host.db, INBOX_MIGRATIONS, 'schema_version:inbox')
-    const db = host.db
-    this.#stmt = {
-      savepoint: db.prepare('savepoint dru_inbox_handler'),
-      release: db.prepare('release dru_inbox_handler'),
-      rollbackTo: db.prepare('rollback to dru_inbox_handler'),
-      insert: db.prepare(
-        `insert into inbox (handler, origin, seq, doc_id, lsn, state, attempts, first_failed_at, last_failed_at, next_attempt_at, last_error, error_stack, settled_at)
-         values (@handler, @origin, @seq, @docId, @lsn, @state, @attempts, @at, @at, @next, @error, @stack, @settled)`,
-      ),
-      blocked: db
-        .prepare("select 1 from inbox where handler = ? and doc_id = ? and state <> 'skipped' limit 1")
-        .pluck(),
-      get: db.prepare(`select ${ROW} from inbox where id = ?`),
-      due: db.prepare(
-        `select ${ROW} from inbox where handler = ? and state = 'pending' and next_attempt_at <= ? order by next_attempt_at, lsn limit ?`,
-      ),
-      nextDue: db.prepare("select min(next_attempt_at) from inbox where handler = ? and state = 'pending'").pluck(),
-      failed: db.prepare(
-        'update inbox set state = @state, attempts = @attempts, first_failed_at = coalesce(first_failed_at, @at), last_failed_at = @at, next_attempt_at = @next, last_error = @error, error_stack = @stack, settled_at = @settled where id = @id',
-      ),
-      delete: db.prepare('delete from inbox where id = ?'),
-      // The head of a document's queue is an owed (pending or dead) entry; without one, the earliest waiting entry moves up.
-      head: db
-        .prepare("select 1 from inbox where handler = ? and doc_id = ? and state in ('pending', 'dead') limit 1")
-        .pluck(),
-      promote: db.prepare(
-        "update inbox set state = 'pending', next_attempt_at = ? where id = (select id from inbox where handler = ? and doc_id = ? and state = 'waiting' order by lsn limit 1)",
-      ),
-      unwait: db.prepare(
-        "update inbox set state = 'pending', next_attempt_at = ? where handler = ? and state = 'waiting'",
-      ),
-      requeue: db.prepare(
-        "update inbox set state = 'pending', next_attempt_at = ?, settled_at = null where state = 'dead'",
-      ),
-      requeueHandler: db.prepare(
-        "update inbox set state = 'pending', next_attempt_at = ?, settled_at = null where state = 'dead' and handler = ?",
-      ),
-      skip: db.prepare(
-        "update inbox set state = 'skipped', next_attempt_at = null, settled_at = ?, note = ? where id = ?",
-      ),
-      counts: db.prepare('select handler, state, count(*) as n from inbox group by handler, state'),
-      held: db.prepare("select origin, min(seq) as seq from inbox where state <> 'skipped' group by origin"),
-    }
+    this.#stmt = prepareInboxStatements(host.db)
   }
 
   // ---- registration ---------------------------------------------------------------------
@@ -214,7 +157,7 @@ export class Inbox {
         this.#stmt.insert.run({ ...row, state: 'waiting', attempts: 0 })
         continue
       }
-      const result = this.#call(name, reg.handler, event, 1)
+      const result = callHandler(this.#stmt, this.#host.db, name, reg.handler, event, 1)
       if (result.ok) {
         this.#report({ handler: name, origin: event.origin, seq: event.seq, kind: 'ingest', ok: true })
         continue
@@ -251,8 +194,8 @@ export class Inbox {
    */
   runDue(limit = this.policy.batch): RunReport {
     const now = this.#host.now()
-    const due: Row[] = []
-    for (const name of this.#handlers.keys()) due.push(...(this.#stmt.due.all(name, now, limit + 1) as Row[]))
+    const due: InboxRow[] = []
+    for (const name of this.#handlers.keys()) due.push(...(this.#stmt.due.all(name, now, limit + 1) as InboxRow[]))
     due.sort((a, b) => a.next_attempt_at! - b.next_attempt_at! || a.lsn - b.lsn)
     let done = 0
     let failed = 0
@@ -340,64 +283,22 @@ export class Inbox {
   // ---- reads ----------------------------------------------------------------------------------
 
   get(id: number): InboxEntry | undefined {
-    const row = this.#stmt.get.get(id) as Row | undefined
+    const row = this.#stmt.get.get(id) as InboxRow | undefined
     return row ? this.#entry(row) : undefined
   }
 
   /** Entries by id, oldest first: `open` (default) is pending, waiting and dead. At most {@link MAX_INBOX_LIST}. */
   list(options: { state?: InboxFilter; handler?: string; limit?: number; afterId?: number } = {}): InboxEntry[] {
-    const state = options.state ?? 'open'
-    const limit = options.limit ?? 100
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_INBOX_LIST)
-      throw new DruError('INVALID_ARGUMENT', `limit must be an integer in 1..${MAX_INBOX_LIST} (got ${limit})`)
-    const states =
-      state === 'open'
-        ? ['pending', 'waiting', 'dead']
-        : state === 'all'
-          ? ['pending', 'waiting', 'dead', 'skipped']
-          : [state]
-    if (!states.every((s) => ['pending', 'waiting', 'dead', 'skipped'].includes(s))) {
-      throw new DruError(
-        'INVALID_ARGUMENT',
-        `state must be open, pending, waiting, dead, skipped or all (got ${JSON.stringify(state)})`,
-      )
-    }
-    const where = [`state in (${states.map(() => '?').join(', ')})`, 'id > ?']
-    const args: unknown[] = [...states, options.afterId ?? 0]
-    if (options.handler !== undefined) {
-      where.push('handler = ?')
-      args.push(options.handler)
-    }
-    const rows = this.#host.db
-      .prepare(`select ${ROW} from inbox where ${where.join(' and ')} order by id limit ?`)
-      .all(...args, limit) as Row[]
-    return rows.map((r) => this.#entry(r))
+    return listEntries(this.#host.db, options, (handler) => this.#handlers.has(handler))
   }
 
   counts(): InboxCounts {
-    const by = new Map<
-      string,
-      { handler: string; registered: boolean; pending: number; waiting: number; dead: number; skipped: number }
-    >()
-    const at = (h: string) => {
-      let c = by.get(h)
-      if (!c)
-        by.set(h, (c = { handler: h, registered: this.#handlers.has(h), pending: 0, waiting: 0, dead: 0, skipped: 0 }))
-      return c
-    }
-    for (const name of this.#handlers.keys()) at(name)
-    for (const r of this.#stmt.counts.all() as Array<{ handler: string; state: InboxState; n: number }>)
-      at(r.handler)[r.state] = r.n
-    const handlers = [...by.values()].sort((a, b) => (a.handler < b.handler ? -1 : 1))
-    const sum = (k: InboxState) => handlers.reduce((n, h) => n + h[k], 0)
-    return { pending: sum('pending'), waiting: sum('waiting'), dead: sum('dead'), skipped: sum('skipped'), handlers }
+    return countEntries(this.#stmt, this.#handlers)
   }
 
   /** Per origin, the lowest seq some handler still owes: compaction must keep it and everything after. */
   owedFrom(): Record<string, number> {
-    const out: Record<string, number> = {}
-    for (const r of this.#stmt.held.all() as Array<{ origin: string; seq: number }>) out[r.origin] = r.seq
-    return out
+    return owedFrom(this.#stmt)
   }
 
   // ---- internals ------------------------------------------------------------------------------
@@ -407,7 +308,7 @@ export class Inbox {
     let report: AttemptReport | undefined
     const outcome = this.#host.transaction((): RetryOutcome | undefined => {
       // Re-read inside the transaction: an operator may have skipped or retried it meanwhile.
-      const row = this.#stmt.get.get(id) as Row | undefined
+      const row = this.#stmt.get.get(id) as InboxRow | undefined
       if (!row || !(row.state === 'pending' || (manual && row.state === 'dead'))) return undefined
       const reg = this.#handlers.get(row.handler)
       if (!reg) return undefined
@@ -420,7 +321,7 @@ export class Inbox {
       } catch (err) {
         result = failure(err) // CORRUPTION: the event cannot be trusted; it dead-letters like any failure
       }
-      if (event) result = this.#call(row.handler, reg.handler, event, attempt)
+      if (event) result = callHandler(this.#stmt, this.#host.db, row.handler, reg.handler, event, attempt)
       else result ??= { ok: false, error: `the event ${row.origin}#${row.seq} is no longer in the log`, stack: null }
       if (result.ok) {
         this.#stmt.delete.run(id)
@@ -449,38 +350,10 @@ export class Inbox {
         next: state,
         error: result.error,
       }
-      return { id, outcome: 'failed', entry: this.#entry(this.#stmt.get.get(id) as Row), error: result.error }
+      return { id, outcome: 'failed', entry: this.#entry(this.#stmt.get.get(id) as InboxRow), error: result.error }
     })
     if (report) this.#report(report)
     return outcome
-  }
-
-  /** Calls a handler behind a savepoint: its effects are kept on success and undone on a throw. */
-  #call(name: string, handler: InboxHandler, event: DruEvent, attempt: number): CallResult {
-    const db = this.#host.db
-    this.#stmt.savepoint.run()
-    try {
-      const returned = handler(event, { db, handler: name, attempt }) as unknown
-      if (
-        returned !== null &&
-        typeof returned === 'object' &&
-        typeof (returned as { then?: unknown }).then === 'function'
-      ) {
-        ;(returned as PromiseLike<unknown>).then(undefined, () => undefined)
-        throw new DruError(
-          'ASYNC_CHANGE',
-          `handler ${name} returned a promise: handlers must be synchronous (its work after an await ran outside the transaction)`,
-        )
-      }
-      this.#stmt.release.run()
-      return { ok: true }
-    } catch (err) {
-      // SQLite may have rolled the whole transaction back (a full disk): that is the batch's failure, not the handler's.
-      if (!db.inTransaction) throw err
-      this.#stmt.rollbackTo.run()
-      this.#stmt.release.run()
-      return failure(err)
-    }
   }
 
   /** After an entry of (handler, doc) left the owed states, the next waiting one (if nothing else is owed) becomes due. */
@@ -488,32 +361,16 @@ export class Inbox {
     if (this.#stmt.head.get(handler, docId) === undefined) this.#stmt.promote.run(now, handler, docId)
   }
 
-  #row(id: number): Row {
+  #row(id: number): InboxRow {
     if (!Number.isSafeInteger(id) || id < 1)
       throw new DruError('NOT_FOUND', `no inbox entry ${JSON.stringify(id)}`, { details: { id } })
-    const row = this.#stmt.get.get(id) as Row | undefined
+    const row = this.#stmt.get.get(id) as InboxRow | undefined
     if (!row) throw new DruError('NOT_FOUND', `no inbox entry ${id}`, { details: { id } })
     return row
   }
 
-  #entry(r: Row): InboxEntry {
-    return {
-      id: r.id,
-      handler: r.handler,
-      origin: r.origin,
-      seq: r.seq,
-      docId: r.doc_id,
-      state: r.state,
-      attempts: r.attempts,
-      firstFailedAt: r.first_failed_at,
-      lastFailedAt: r.last_failed_at,
-      nextAttemptAt: r.next_attempt_at,
-      lastError: r.last_error,
-      errorStack: r.error_stack,
-      settledAt: r.settled_at,
-      note: r.note,
-      registered: this.#handlers.has(r.handler),
-    }
+  #entry(r: InboxRow): InboxEntry {
+    return toEntry(r, this.#handlers.has(r.handler))
   }
 
   #report(r: AttemptReport): void {
@@ -534,22 +391,5 @@ export class Inbox {
         // as above
       }
     }
-  }
-}
-
-function failure(err: unknown): { ok: false; error: string; stack: string | null } {
-  let error: string
-  if (err instanceof DruError) error = `${err.code}: ${err.message}`
-  else if (err instanceof Error) error = `${err.name}: ${err.message}`
-  else error = `thrown: ${safeString(err)}`
-  const stack = err instanceof Error && typeof err.stack === 'string' ? err.stack.slice(0, MAX_STACK_CHARS) : null
-  return { ok: false, error: error.slice(0, MAX_ERROR_CHARS), stack }
-}
-
-function safeString(v: unknown): string {
-  try {
-    return typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v))
-  } catch {
-    return String(v)
   }
 }

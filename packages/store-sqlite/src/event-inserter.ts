@@ -1,0 +1,134 @@
+import type Database from 'better-sqlite3'
+import type { DruEvent } from '@dru/core'
+import type { DocIndex } from './doc-index.js'
+import { LogWriter } from './log-writer.js'
+import { mapSqliteError, storageError } from './sqlite-errors.js'
+import type { LogStatements } from './statements.js'
+import { Dictionary, decodeStoredHash, encodeStoredHlc } from './stored-form.js'
+
+/**
+ * Puts events into the log inside a write transaction, for both commit paths (local-commit.ts,
+ * remote-ingest.ts), and keeps what must roll back with the transaction: the next local
+ * position, the dictionary ids of origins and documents, the document index's tail, the rows
+ * queued in the {@link LogWriter}. On failure the positions and ids it gave out are taken back
+ * (their rows were rolled back) and SQLite's error is typed; on success the dictionaries and
+ * the document index keep them.
+ *
+ * @module
+ */
+export class EventInserter {
+  readonly #db: Database.Database
+  readonly #stmt: LogStatements
+  /** Writes the commit paths' rows, several per statement (see log-writer.ts). */
+  readonly #writer: LogWriter
+  /** Integer ids of origins and documents in storage (dictionary tables). */
+  readonly #originIds: Dictionary
+  readonly #docIds: Dictionary
+  /** Which events each document has (see doc-index.ts). */
+  readonly #docIndex: DocIndex
+  /** Next local position; assigned explicitly so that deleting rows never lets SQLite reuse one. */
+  #nextLsn: number
+  #inTransaction = false
+
+  constructor(db: Database.Database, stmt: LogStatements, docIndex: DocIndex, nextLsn: number) {
+    this.#db = db
+    this.#stmt = stmt
+    this.#writer = new LogWriter(db)
+    this.#originIds = new Dictionary(db, 'origin_ids', 'origin')
+    this.#docIds = new Dictionary(db, 'doc_ids', 'doc_id')
+    this.#docIndex = docIndex
+    this.#nextLsn = nextLsn
+  }
+
+  /** The highest local position given to an event so far (0 when none). */
+  get lastLsn(): number {
+    return this.#nextLsn - 1
+  }
+
+  /** True while a write transaction of the store runs (nothing may nest in it). */
+  get inTransaction(): boolean {
+    return this.#inTransaction
+  }
+
+  /**
+   * Queues one event's row at the next local position and returns that position; the caller
+   * flushes before the log is read inside the transaction and before it ends.
+   */
+  insert(e: DruEvent, at: number): number {
+    const lsn = this.#nextLsn++
+    const hlc = encodeStoredHlc(e.hlc, e.origin)
+    const originId = this.#originIds.idOf(e.origin)
+    const doc = this.#docIds.idOf(e.docId)
+    this.#writer.add({
+      lsn,
+      originId,
+      seq: e.seq,
+      doc,
+      wall: hlc.wall,
+      counter: hlc.counter,
+      node: hlc.node,
+      change: e.change,
+      // Checked hex already (validateEvent for remote events, sealEvent for ours).
+      prev: e.prev,
+      hash: e.hash,
+      sig: e.sig ?? null,
+      at,
+    })
+    this.#docIndex.stored(doc, lsn, originId, e.docId)
+    return lsn
+  }
+
+  /** Writes the queued rows (inside the open transaction). */
+  flush(): void {
+    this.#writer.flush()
+  }
+
+  /** The hash stored at `(origin, seq)`, 'damaged' for a row whose hash is not 32 bytes. */
+  storedHash(origin: string, seq: number): string | undefined {
+    // Rows still queued would be invisible to the read.
+    this.#writer.flush()
+    const stored = this.#stmt.storedHash.get(origin, seq)
+    // A stored hash that is not 32 bytes (a damaged row) still differs from any real hash.
+    return stored === undefined ? undefined : (decodeStoredHash(stored) ?? 'damaged')
+  }
+
+  /**
+   * Runs a transaction that inserts events (local or remote): immediate, marked as open so
+   * nothing nests, and on failure the positions it took are given back (its rows were
+   * rolled back) and SQLite's error typed.
+   */
+  commit<T>(run: Database.Transaction<() => T>): T {
+    this.#inTransaction = true
+    const lsnBefore = this.#nextLsn
+    let result: T
+    try {
+      result = run.immediate()
+    } catch (err) {
+      this.#writer.discard()
+      this.#nextLsn = lsnBefore
+      this.#originIds.rollback()
+      this.#docIds.rollback()
+      this.#docIndex.rollback()
+      throw mapSqliteError(err)
+    } finally {
+      this.#inTransaction = false
+    }
+    this.#originIds.commit()
+    this.#docIds.commit()
+    // May merge the document index's tail, in a transaction of its own after this one.
+    this.#docIndex.commit()
+    return result
+  }
+
+  /** One immediate transaction that inserts no events (the inbox's retries), marked open like {@link commit}. */
+  exclusive<T>(fn: () => T): T {
+    this.#inTransaction = true
+    try {
+      return this.#db.transaction(fn).immediate()
+    } catch (err) {
+      throw storageError(err)
+    } finally {
+      this.#inTransaction = false
+    }
+  }
+}
