@@ -105,7 +105,7 @@ export class LocalCommitter {
         return event
       },
     }
-    const run = this.#db.transaction(() => {
+    const run = (): T => {
       const result = fn(tx)
       if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
         // Its continuation will find the transaction ended; that failure is ours to absorb.
@@ -128,7 +128,7 @@ export class LocalCommitter {
         this.#stmt.upsertHead.run(top.origin, top.seq, top.hash, top.hlc)
       }
       return result
-    })
+    }
     let result: T
     try {
       result = this.#inserter.commit(run)

@@ -138,7 +138,7 @@ export class RemoteIngest {
     const handlers = this.#inbox.handlers().length > 0
     const bases = this.#chain.base
     const inserter = this.#inserter
-    const run = this.#db.transaction(() => {
+    const run = (): void => {
       const at = this.#now()
       for (const e of sorted) {
         const head = newHeads.get(e.origin) ?? heads.get(e.origin) ?? NO_HEAD
@@ -161,7 +161,7 @@ export class RemoteIngest {
       inserter.flush()
       if (stored.length > 0) for (const validate of this.#storingValidators) validate(stored, { db: this.#db })
       for (const [origin, h] of newHeads) this.#stmt.upsertHead.run(origin, h.seq, h.hash, h.hlc)
-    })
+    }
     inserter.commit(run)
     // A copy of the head's fields: the event's change bytes are not kept alive by the heads.
     for (const [origin, h] of newHeads) heads.set(origin, { seq: h.seq, hash: h.hash, hlc: h.hlc })
