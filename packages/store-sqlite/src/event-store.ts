@@ -150,6 +150,7 @@ export class EventStore implements ReplicaLog, PeerBook {
    */
   transact<T>(fn: (tx: StoreTx) => T): { result: T; events: DruEvent[] } {
     this.#p.assertUsable()
+    this.#p.assertOutsideTransaction()
     return this.#p.local.transact(fn)
   }
 
@@ -207,6 +208,7 @@ export class EventStore implements ReplicaLog, PeerBook {
    */
   ingest(batch: readonly unknown[]): IngestResult {
     this.#p.assertUsable()
+    this.#p.assertOutsideTransaction()
     return this.#p.remote.ingest(batch)
   }
 
@@ -284,6 +286,14 @@ export class EventStore implements ReplicaLog, PeerBook {
    */
   signOwnTip(): void {
     this.#p.signer?.flush()
+  }
+
+  /**
+   * Drops the events kept from recent reads for peers (see recent-reads.ts): for whoever
+   * changes stored rows behind the store's back, like `signOwnHistory` adding signatures.
+   */
+  forgetRecentReads(): void {
+    this.#p.recentReads.clear()
   }
 
   /** True when our newest own event still waits for its signature. */

@@ -18,11 +18,13 @@ import {
   type LogStatements,
 } from './statements.js'
 import type { DocIndex } from './doc-index.js'
+import type { RecentReads } from './recent-reads.js'
 
 /**
  * Reading the log back out, page by page so memory stays bounded whatever its size: what a
- * peer lacks, a document's events, and the full verification walk. Every event read is
- * re-hashed and its chain link checked.
+ * peer lacks, a document's events, and the full verification walk. Every event read from the
+ * database is re-hashed and its chain link checked; what peers lack is served from the
+ * recent reads when another session just read it (re-hashed then).
  *
  * @module
  */
@@ -33,7 +35,11 @@ export interface LogView {
   readonly docIndex: DocIndex
   readonly heads: ReadonlyMap<string, Head>
   readonly base: ReadonlyMap<string, Head>
+  /** Pages served lately, shared by every reader of what peers lack (see recent-reads.ts). */
+  readonly recent: RecentReads
   closed(): boolean
+  /** True inside a write transaction: what is read then may roll back. */
+  writing(): boolean
   vv(): VersionVector
 }
 
@@ -68,18 +74,25 @@ export function* eventsMissing(
     let prev: string | undefined
     while (next <= range.to) {
       if (view.closed()) throw new DruError('CLOSED', 'the event store is closed')
-      const rows = view.stmt.range.all(range.origin, next, range.to, pageSize) as EventRow[]
-      if (rows.length === 0 || rows[0]![ROW.seq] !== next) {
-        throw new DruError(
-          'CORRUPTION',
-          `${range.origin}#${next} is missing from the log although the version vector claims it`,
-          {
-            details: { origin: range.origin, seq: next },
-          },
-        )
+      let page = view.recent.take(range.origin, next, range.to, pageSize)
+      if (!page) {
+        const rows = view.stmt.range.all(range.origin, next, range.to, pageSize) as EventRow[]
+        if (rows.length === 0 || rows[0]![ROW.seq] !== next) {
+          throw new DruError(
+            'CORRUPTION',
+            `${range.origin}#${next} is missing from the log although the version vector claims it`,
+            {
+              details: { origin: range.origin, seq: next },
+            },
+          )
+        }
+        const read: DruEvent[] = new Array(rows.length)
+        for (let i = 0; i < rows.length; i++) read[i] = rowToEvent(rows[i]!)
+        // What a write transaction inserted may still roll back: only reads outside one are kept.
+        if (!view.writing()) view.recent.keep(read)
+        page = read
       }
-      for (const row of rows) {
-        const e = rowToEvent(row)
+      for (const e of page) {
         if (e.seq !== next || (prev !== undefined && e.prev !== prev)) {
           throw new DruError('CORRUPTION', `${e.origin}#${e.seq} breaks its stored chain`, {
             details: { origin: e.origin, seq: e.seq },

@@ -21,6 +21,8 @@ export interface HistoryStore {
   readonly db: Database.Database
   vv(): VersionVector
   base(): Record<string, { seq: number }>
+  /** Drops copies of events read earlier (they would lack the signatures added here). */
+  forgetRecentReads?(): void
 }
 
 /** An origin whose newest held event carries no signature, so no run of it can end verifiably. */
@@ -93,6 +95,8 @@ export function signOwnHistory(
         })()
       } catch (err) {
         throw storageError(err)
+      } finally {
+        store.forgetRecentReads?.()
       }
       after = rows[rows.length - 1]!.seq
       signed += due.length

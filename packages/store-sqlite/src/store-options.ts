@@ -62,6 +62,12 @@ export interface OpenStoreOptions {
    * `doc_events` (default 32,768, `DEFAULT_DOC_INDEX_MERGE_EVERY`); small values for tests.
    */
   docIndexMergeEvery?: number
+  /**
+   * Bytes of events served to peers that are kept to serve the next session asking for the
+   * same run without reading and re-hashing them again (default 16 MiB,
+   * `DEFAULT_RECENT_READ_BYTES`; 0 keeps none). See recent-reads.ts.
+   */
+  recentReadBytes?: number
   /** Retries of failing inbox handlers before their events become dead letters (see {@link InboxPolicy}). */
   inbox?: Partial<InboxPolicy>
 }

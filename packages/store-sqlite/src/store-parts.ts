@@ -25,6 +25,7 @@ import { DerivedLogReads } from './log-reader.js'
 import { MetaKey, MetaTable } from './meta.js'
 import { PeerTable } from './peer-book.js'
 import { RemoteIngest } from './remote-ingest.js'
+import { RecentReads } from './recent-reads.js'
 import { storageError } from './sqlite-errors.js'
 import { prepareLogStatements, type LogStatements } from './statements.js'
 import type { OpenStoreOptions } from './store-options.js'
@@ -55,6 +56,8 @@ export class StoreParts {
   readonly folded: FoldedLog
   /** Chain heads and compaction base in memory (see chain-heads.ts). */
   readonly chain = new ChainHeads()
+  /** Events served to peers lately, re-hashed when read (see recent-reads.ts). */
+  readonly recentReads: RecentReads
   /** Positions, dictionary ids and rows inside a write transaction (see event-inserter.ts). */
   readonly inserter: EventInserter
   readonly listeners: CommitListeners
@@ -81,6 +84,7 @@ export class StoreParts {
 
   constructor(db: Database.Database, options: OpenStoreOptions, druId: DruId, reads: StoreReads) {
     this.db = db
+    this.recentReads = new RecentReads(options.recentReadBytes)
     this.now = options.now ?? Date.now
     this.onListenerError = options.onListenerError ?? ((err) => console.error('dru: commit listener failed', err))
     this.stmt = prepareLogStatements(db)
@@ -117,7 +121,9 @@ export class StoreParts {
       heads: this.chain.heads,
       base: this.chain.base,
       folded: this.folded,
+      recent: this.recentReads,
       closed: () => this.#closed,
+      writing: () => db.inTransaction,
       vv: () => reads.vv(),
       getEvent: (origin, seq) => reads.getEvent(origin, seq),
     }
@@ -163,6 +169,20 @@ export class StoreParts {
     }
   }
 
+  /**
+   * Throws when the connection is inside a transaction of someone else's: the events' commit
+   * would be a savepoint that can still roll back after they were published (heads,
+   * listeners, peers).
+   */
+  assertOutsideTransaction(): void {
+    if (this.db.inTransaction) {
+      throw new DruError(
+        'INVALID_ARGUMENT',
+        "the store's writes commit on their own: call them outside any open transaction of its connection (use transact(tx => …) and tx.db to write with the events)",
+      )
+    }
+  }
+
   /** Signs the own tip, marks a clean stop and closes the database (releasing the file lock). Idempotent. */
   close(): void {
     if (this.#closed) return
@@ -198,6 +218,8 @@ export class StoreParts {
       store: (origin, seq, sig) => {
         try {
           storeSig.run(sig, origin, seq)
+          // A kept copy of the event would lack the signature.
+          this.recentReads.forget(origin)
         } catch (err) {
           throw storageError(err)
         }

@@ -94,6 +94,30 @@ describe('outbox: transact()', () => {
     expect(snapshotState(s, 'app')).toEqual(before)
   })
 
+  it("refuses to write inside the application's own transaction of the connection: a rollback after our commit would unpublish events", () => {
+    const s = seeded('a', 1)
+    const peer = seeded('b', 2)
+    const before = snapshotState(s, 'app')
+    const inOuter = (fn: () => unknown) => {
+      try {
+        s.db.transaction(() => {
+          fn()
+          throw new Error('app rolls back')
+        })()
+      } catch (err) {
+        return (err as DruError).code ?? (err as Error).message
+      }
+    }
+    // Before the fix the append committed as a savepoint, the heads took seq 2, and the
+    // outer rollback left a version vector claiming an event the log does not hold.
+    expect(inOuter(() => s.append('d', bytes(9)))).toBe('INVALID_ARGUMENT')
+    expect(inOuter(() => s.transact((tx) => tx.append('d', bytes(9))))).toBe('INVALID_ARGUMENT')
+    expect(inOuter(() => s.ingest([...peer.eventsMissing({})].flat()))).toBe('INVALID_ARGUMENT')
+    expect(snapshotState(s, 'app')).toEqual(before)
+    expect(s.append('d', bytes(1)).seq).toBe(2)
+    s.verifyLog()
+  })
+
   it('refuses a tx used after its transaction ended (an async continuation), storing nothing', async () => {
     const s = seeded('a', 1)
     const before = snapshotState(s, 'app')
