@@ -121,7 +121,10 @@ describe('procedure: compaction, bootstrap below the floor, decommission', () =>
     expect(done.eventsAfter).toBe(0)
     const status = await c.status('a')
     expect(status.peers.find((p) => p.id === 'c')?.membership).toBe('decommissioned')
-    expect(status.state).toBe('active')
+    // Active with c gone from membership. Read at one instant it could be 'verifying': under a
+    // loaded CI machine a's session with b may miss its heartbeats and come back through
+    // catching-up and verifying (seen once in a full run), so wait for it.
+    await c.waitFor('a active', async () => (await c.status('a')).state === 'active', 10_000)
 
     // A decommissioned DRU that comes back is refused, and learns why.
     await c.start('c')
