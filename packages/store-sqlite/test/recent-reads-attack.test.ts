@@ -1,5 +1,7 @@
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { afterEach, describe, expect, it } from 'vitest'
 import { GENESIS_HASH, encodeHlc, sealEvent, type DruEvent, type Origin } from '@dru/core'
 import { EventStore } from '../src/index.js'
@@ -182,5 +184,32 @@ describe('a bad recentReadBytes', () => {
       )
     }
     expect(existsSync(path)).toBe(false)
+  })
+})
+
+describe('the recent reads hold about their budget, not more', () => {
+  it('tiny events: the heap the kept pages hold stays within the budget (+10 %)', () => {
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const budget = 4 << 20
+    const s = memStore('a', { recentReadBytes: budget, sign: () => Buffer.alloc(64, 1) })
+    stores.push(s)
+    // 2-byte changes under uuid-long document ids: the per-event overhead is nearly all there is.
+    for (let i = 0; i < 20_000; i += 100)
+      s.transact((tx) => {
+        for (let j = 0; j < 100; j++) tx.append(`0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f${j % 7}`, bytes(i & 0xff, j))
+      })
+    // A first read prepares what reading needs; only the second one's pages are measured.
+    served(s)
+    s.forgetRecentReads()
+    gc()
+    gc()
+    const before = process.memoryUsage()
+    served(s)
+    gc()
+    gc()
+    const after = process.memoryUsage()
+    const held = after.heapUsed - before.heapUsed + (after.arrayBuffers - before.arrayBuffers)
+    expect(held).toBeLessThanOrEqual(budget * 1.1)
   })
 })
