@@ -173,6 +173,29 @@ describe("an application's own transaction around the store's other writes", () 
   })
 })
 
+describe('an application holding BEGIN open across an await (what a sync session meets then)', () => {
+  it('a batch arriving meanwhile is refused as INVALID_ARGUMENT (not a peer fault) and changes nothing; after COMMIT it is stored', async () => {
+    const s = memStore('a', { sign: (hash) => Buffer.from(`sig:${hash}`) })
+    const peer = memStore('b')
+    stores.push(s, peer)
+    s.append('d', bytes(1))
+    peer.append('d', bytes(2))
+    const batch = [...peer.eventsMissing({})].flat()
+    s.db.exec('begin')
+    s.db.prepare('create table app (x)').run()
+    await Promise.resolve()
+    expect(() => s.ingest(batch)).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
+    expect(() => s.append('d', bytes(3))).toThrow(expect.objectContaining({ code: 'INVALID_ARGUMENT' }))
+    // Reads for peers still work meanwhile, and what they read is not kept.
+    expect(served(s).map((e) => e.seq)).toEqual([1])
+    s.db.exec('rollback')
+    expect(s.ingest(batch).stored).toHaveLength(1)
+    expect(s.append('d', bytes(3)).seq).toBe(2)
+    expect(served(s)).toEqual(held(s))
+    s.verifyLog()
+  })
+})
+
 describe('a bad recentReadBytes', () => {
   it('is refused like the other options, before the database file is created', () => {
     const { dir, cleanup } = tempDir()
