@@ -358,6 +358,9 @@ export class EventStore implements ReplicaLog, PeerBook {
    */
   raiseBase(floor: VersionVector): string[] {
     this.#p.assertUsable()
+    // Inside an application's transaction the base would be a savepoint it can still roll
+    // back after the in-memory base moved (and deleteBelowBase deleted up to it).
+    this.#p.assertOutsideTransaction()
     const moved = raiseBase(this.#p.view, this.signedFloor(floor))
     if (moved.length > 0) this.#p.chain.changed()
     return moved
@@ -371,6 +374,8 @@ export class EventStore implements ReplicaLog, PeerBook {
    */
   deleteBelowBase(limit = 10_000): number {
     this.#p.assertUsable()
+    // A rolled-back delete would leave the document index without positions the log still holds.
+    this.#p.assertOutsideTransaction()
     // Positions are never reused: the highest one given is kept before the newest rows may go.
     return deleteBelowBase(this.#p.view, limit, () => this.setMeta(MetaKey.LSN_HIGH, this.lastLsn()))
   }

@@ -1,6 +1,7 @@
 import Database from 'better-sqlite3'
 import { DruError, parseDruId, type DruId } from '@dru/core'
 import { migrate } from './migrations.js'
+import { DEFAULT_RECENT_READ_BYTES } from './recent-reads.js'
 import type { OpenStoreOptions } from './event-store.js'
 
 /**
@@ -45,6 +46,14 @@ export function openDatabase<T>(options: OpenStoreOptions, build: (db: Database.
       {
         details: { field: 'cacheKiB' },
       },
+    )
+  }
+  const recentReadBytes = options.recentReadBytes ?? DEFAULT_RECENT_READ_BYTES
+  if (!Number.isSafeInteger(recentReadBytes) || recentReadBytes < 0) {
+    throw new DruError(
+      'CONFIG_INVALID',
+      `recentReadBytes must be a non-negative integer (got ${typeof recentReadBytes === 'number' ? recentReadBytes : JSON.stringify(recentReadBytes)})`,
+      { details: { field: 'recentReadBytes' } },
     )
   }
   let db: Database.Database

@@ -51,10 +51,13 @@ export class SharedCompression {
     }
     this.misses++
     const packed = compressFrame(frame)
-    const cost = frame.byteLength + (packed === frame ? 0 : packed.byteLength)
+    const incompressible = packed === frame
+    const cost = frame.byteLength + (incompressible ? 0 : packed.byteLength)
     if (cost > this.#budget) return packed
     // A copy: the frame may be a view into an encoder's buffer that is written again later.
-    this.#entries.push({ plain: frame.slice(), packed })
+    // An incompressible frame is answered with that copy too, never with the caller's buffer.
+    const plain = frame.slice()
+    this.#entries.push({ plain, packed: incompressible ? plain : packed })
     this.#bytes += cost
     while (this.#bytes > this.#budget || this.#entries.length > MAX_SHARED_FRAMES) {
       const old = this.#entries.shift()!

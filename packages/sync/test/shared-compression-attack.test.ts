@@ -1,0 +1,60 @@
+import { randomBytes } from 'node:crypto'
+import { describe, expect, it } from 'vitest'
+import fc from 'fast-check'
+import { SharedCompression, compressFrame } from '@dru/sync'
+
+/**
+ * Attacks on SharedCompression with frames brotli cannot shrink (already compressed or
+ * encrypted payloads, random bytes): compressFrame then returns the caller's own buffer.
+ */
+describe('SharedCompression: incompressible frames', () => {
+  it('answers an incompressible frame with its bytes as sent, even when the sender wrote the buffer again', () => {
+    const shared = new SharedCompression(1 << 20)
+    const buf = new Uint8Array(randomBytes(4_000))
+    const original = buf.slice()
+    shared.compress(buf)
+    // The encoder reuses its buffer for the next frame.
+    buf.fill(0)
+    const again = shared.compress(original)
+    expect(Buffer.from(again).equals(Buffer.from(compressFrame(original)))).toBe(true)
+  })
+
+  it('counts the bytes it holds exactly, so the budget bounds incompressible frames too', () => {
+    // Budget for five 1500-byte frames; each send after the fifth evicts one.
+    const shared = new SharedCompression(5 * 1_500 + 100)
+    const frames = Array.from({ length: 12 }, () => new Uint8Array(randomBytes(1_500)))
+    for (const f of frames) shared.compress(f)
+    expect(shared.bytes).toBe(5 * 1_500)
+    // The sixth newest was evicted: sending it again is a miss.
+    shared.compress(frames[frames.length - 6]!.slice())
+    expect(shared.hits).toBe(0)
+  })
+
+  it('never holds more than its budget or less than zero bytes, for any mix of compressible and incompressible frames', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ n: fc.integer({ min: 1_024, max: 4_000 }), random: fc.boolean(), repeat: fc.nat(5) }), {
+          maxLength: 40,
+        }),
+        fc.integer({ min: 1, max: 20_000 }),
+        (sends, budget) => {
+          const shared = new SharedCompression(budget)
+          const sent: Uint8Array[] = []
+          for (const { n, random, repeat } of sends) {
+            const f =
+              repeat < sent.length
+                ? sent[sent.length - 1 - repeat]!.slice()
+                : random
+                  ? new Uint8Array(randomBytes(n))
+                  : new Uint8Array(n).fill(7)
+            sent.push(f.slice())
+            expect(Buffer.from(shared.compress(f)).equals(Buffer.from(compressFrame(f)))).toBe(true)
+            expect(shared.bytes).toBeGreaterThanOrEqual(0)
+            expect(shared.bytes).toBeLessThanOrEqual(budget)
+          }
+        },
+      ),
+      { numRuns: 80 },
+    )
+  })
+})
