@@ -20,22 +20,52 @@ export interface CheckedChange {
   readonly endOp: number
 }
 
+/** A class whose constructor returns its argument, so that a subclass's private field is added to that object. */
+class ReturnsItsArgument {
+  constructor(o: object) {
+    return o
+  }
+}
+
 /**
  * Each change {@link checkChanges} accepted, as it read it. Reading a change is most of
  * what ingest spends in this package; the storing check ({@link ActorSeqs}) runs on the same
  * event objects moments later, and conflict recording right after the apply, and both read
  * it from here instead of decoding again.
+ *
+ * Kept in a private field of the change's own bytes object, which only this class can add,
+ * read or write: a copy of the bytes (slice, Buffer.from, structured clone) has none, and
+ * nothing that lists or compares properties sees it. (A WeakMap keyed by the bytes cost
+ * about a microsecond per received change, with its share of garbage collection: most of
+ * checkChanges' own time in a partition heal.)
  */
-const accepted = new WeakMap<Uint8Array, CheckedChange>()
+class Accepted extends ReturnsItsArgument {
+  #checked: CheckedChange
+
+  private constructor(change: Uint8Array, checked: CheckedChange) {
+    super(change)
+    this.#checked = checked
+  }
+
+  static set(change: Uint8Array, checked: CheckedChange): void {
+    // A private field is added once per object: a change checked again has its record replaced.
+    if (#checked in change) (change as unknown as Accepted).#checked = checked
+    else new Accepted(change, checked)
+  }
+
+  static get(change: Uint8Array): CheckedChange | undefined {
+    return #checked in change ? (change as unknown as Accepted).#checked : undefined
+  }
+}
 
 /** The Automerge seq of a change: the one recorded when it was checked, or decoded now. */
 function seqOf(change: Uint8Array): number {
-  return accepted.get(change)?.seq ?? changeHeaderOf(change, { ignoreChecksum: true }).seq
+  return Accepted.get(change)?.seq ?? changeHeaderOf(change, { ignoreChecksum: true }).seq
 }
 
 /** What this process read from a change when it checked it at ingest; undefined if it did not check it. */
 export function checkedChange(change: Uint8Array): CheckedChange | undefined {
-  return accepted.get(change)
+  return Accepted.get(change)
 }
 
 function invalid(e: DruEvent, why: string): DruError {
@@ -76,7 +106,7 @@ export function checkChanges(events: readonly DruEvent[]): void {
     const nesting = nestingOf(d)
     if (nesting > MAX_CHANGE_NESTING)
       throw invalid(e, `the change nests objects ${nesting} levels deep; at most ${MAX_CHANGE_NESTING}`)
-    accepted.set(e.change, { seq: d.seq, startOp: d.startOp, endOp: d.startOp + d.opCount })
+    Accepted.set(e.change, { seq: d.seq, startOp: d.startOp, endOp: d.startOp + d.opCount })
   }
 }
 
