@@ -151,11 +151,10 @@ export class ActorSeqs {
 
   /** Inside the storing transaction: each new event's change must continue its origin's seq in its document. */
   readonly check = (events: readonly DruEvent[], _tx: InboxTx): void => {
-    const last = new Map<string, number>()
-    let inBatch: Map<string, number> | undefined
+    const last = new PairMap()
+    let inBatch: PairMap | undefined
     for (const e of events) {
-      const key = `${e.docId}\u0000${e.origin}`
-      let prev = last.get(key)
+      let prev = last.get(e.docId, e.origin)
       if (prev === undefined) {
         prev = this.#stmt.get.get(e.docId, e.origin) as number | undefined
         if (prev === undefined) {
@@ -165,7 +164,7 @@ export class ActorSeqs {
           if (held === undefined) continue
           // The events just inserted by this batch are counted too: subtract them.
           inBatch ??= countPerPair(events)
-          prev = held - inBatch.get(key)!
+          prev = held - inBatch.get(e.docId, e.origin)!
         }
       }
       const seq = seqOf(e.change)
@@ -177,21 +176,34 @@ export class ActorSeqs {
             : `Automerge seq ${seq} skips seq ${prev + 1}`,
         )
       }
-      last.set(key, seq)
+      last.set(e.docId, e.origin, seq)
     }
-    for (const [key, seq] of last) {
-      const [docId, origin] = key.split('\u0000') as [string, string]
-      this.#stmt.set.run(docId, origin, seq)
-    }
+    for (const [docId, byOrigin] of last.byDoc)
+      for (const [origin, seq] of byOrigin) this.#stmt.set.run(docId, origin, seq)
+  }
+}
+
+/**
+ * A number per (document, origin) pair, as a map per document: a key joining the two strings
+ * was built, flattened and hashed for every event checked, most of this check's own time.
+ */
+class PairMap {
+  readonly byDoc = new Map<string, Map<string, number>>()
+
+  get(docId: string, origin: string): number | undefined {
+    return this.byDoc.get(docId)?.get(origin)
+  }
+
+  set(docId: string, origin: string, value: number): void {
+    let byOrigin = this.byDoc.get(docId)
+    if (byOrigin === undefined) this.byDoc.set(docId, (byOrigin = new Map()))
+    byOrigin.set(origin, value)
   }
 }
 
 /** How many of `events` each (document, origin) pair has, counted once per batch (not once per pair seen). */
-function countPerPair(events: readonly DruEvent[]): Map<string, number> {
-  const out = new Map<string, number>()
-  for (const e of events) {
-    const key = `${e.docId}\u0000${e.origin}`
-    out.set(key, (out.get(key) ?? 0) + 1)
-  }
+function countPerPair(events: readonly DruEvent[]): PairMap {
+  const out = new PairMap()
+  for (const e of events) out.set(e.docId, e.origin, (out.get(e.docId, e.origin) ?? 0) + 1)
   return out
 }
