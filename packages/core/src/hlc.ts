@@ -54,6 +54,24 @@ export function decodeHlc(text: unknown): Hlc {
   throw new DruError('INVALID_EVENT', `hlc is not a valid timestamp (got ${JSON.stringify(text)})`)
 }
 
+/**
+ * Whether {@link decodeHlc} reads `text` (the same tests, checked equal by a property test),
+ * without building the timestamp and slicing its node: ingest checks every received event's
+ * HLC and needs none of its parts.
+ */
+export function isHlcText(text: unknown): text is string {
+  return (
+    typeof text === 'string' &&
+    text.length > NODE_AT &&
+    text.length <= NODE_AT + MAX_NODE_LENGTH &&
+    text.charCodeAt(WALL_DIGITS) === DASH &&
+    text.charCodeAt(NODE_AT - 1) === DASH &&
+    !hasLineBreak(text, NODE_AT) &&
+    asciiDecimal(text, 0, WALL_DIGITS) >= 0 &&
+    asciiDecimal(text, WALL_DIGITS + 1, NODE_AT - 1) >= 0
+  )
+}
+
 /** The decimal number written in `text[from, to)`, or -1 if a character there is not an ASCII digit. */
 export function asciiDecimal(text: string, from: number, to: number): number {
   let n = 0

@@ -27,7 +27,7 @@ export {
   MAX_INCARNATION,
 } from './ids.js'
 export type { Hlc, WallClock, HlcClockOptions } from './hlc.js'
-export { HlcClock, asciiDecimal, compareHlc, encodeHlc, decodeHlc } from './hlc.js'
+export { HlcClock, asciiDecimal, compareHlc, encodeHlc, decodeHlc, isHlcText } from './hlc.js'
 export type { VersionVector, SeqRange, VvOrder } from './version-vector.js'
 export {
   normalizeVv,

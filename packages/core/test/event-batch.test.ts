@@ -69,6 +69,71 @@ describe('validateBatch', () => {
     expect(errorOf(() => validateBatch([{ ...e, stray: 1 }])).message).toBe('batch[0].stray is not an event field')
   })
 
+  // validateBatch remembers the origins, document ids and hashes of a batch that passed: a
+  // batch must be refused exactly when one of its events alone is, at the first such event.
+  it('refuses a batch exactly when validateEvent refuses one of its events, at the first such one, whatever it remembered', () => {
+    // Two origins, two documents each; events valid alone or spoiled in one field.
+    const pool: unknown[] = [...chain(6, 'a/1'), ...chain(6, 'b/2')]
+    const valid = pool.length
+    for (const e of pool.slice(0, valid) as DruEvent[]) for (const [, spoil] of spoilers) pool.push(spoil(e))
+    // Values equal in text to a remembered one but of another type, or remembered ones slightly changed.
+    const [first] = chain(1, 'a/1')
+    pool.push(
+      { ...first!, origin: new String('a/1') },
+      { ...first!, docId: new String('doc-1') },
+      { ...first!, prev: new String(first!.prev) },
+      { ...first!, origin: 'a/1 ' },
+      { ...first!, docId: 'doc-1\u0000' },
+      { ...first!, prev: '' },
+      { ...first!, prev: undefined },
+    )
+    const ok = (v: unknown): boolean => {
+      try {
+        validateEvent(v)
+        return true
+      } catch {
+        return false
+      }
+    }
+    fc.assert(
+      fc.property(fc.array(fc.nat(pool.length - 1), { minLength: 1, maxLength: 30 }), (picks) => {
+        const batch = picks.map((i) => pool[i])
+        const badAt = batch.findIndex((v) => !ok(v))
+        if (badAt < 0) {
+          expect(validateBatch(batch)).toEqual(batch)
+          return
+        }
+        const err = errorOf(() => validateBatch(batch))
+        expect(err.message).toBe(
+          `batch[${badAt}]` + errorOf(() => validateEvent(batch[badAt])).message.slice('event'.length),
+        )
+      }),
+      { numRuns: runs * 3 },
+    )
+  })
+
+  it('checks a prev equal to the last hash only when that hash passed, and a repeated bad value at each event', () => {
+    const [a, b] = chain(2)
+    const badHash = 'A'.repeat(64)
+    // The first event's hash fails, so the second's prev equal to it is never taken as checked.
+    expect(
+      errorOf(() =>
+        validateBatch([
+          { ...a!, hash: badHash },
+          { ...b!, prev: badHash },
+        ]),
+      ).message,
+    ).toBe('batch[0].hash must be 64 lowercase hex characters')
+    expect(errorOf(() => validateBatch([a, { ...b!, prev: badHash }])).message).toBe(
+      'batch[1].prev must be 64 lowercase hex characters',
+    )
+    expect(errorOf(() => validateBatch([{ ...a!, prev: '' }])).message).toBe(
+      'batch[0].prev must be 64 lowercase hex characters',
+    )
+    expect(errorOf(() => validateBatch([a, { ...b!, docId: 'x'.repeat(257) }])).details).toEqual({ field: 'docId' })
+    expect(errorOf(() => validateBatch([a, { ...b!, origin: 'b' }])).details).toEqual({ field: 'origin' })
+  })
+
   it('returns the events themselves, in order', () => {
     const events = chain(5)
     const out = validateBatch(events)

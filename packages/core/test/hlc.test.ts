@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { DruError, HlcClock, compareHlc, decodeHlc, encodeHlc, type Hlc } from '../src/index.js'
+import { DruError, HlcClock, compareHlc, decodeHlc, encodeHlc, isHlcText, type Hlc } from '../src/index.js'
 
 const runs = Number(process.env.DRU_PROPERTY_RUNS ?? 300)
 
@@ -130,6 +130,8 @@ describe('hybrid logical clock', () => {
     fc.assert(
       fc.property(fc.oneof(valid, edited, withBreak, fc.string({ maxLength: 130 })), (text) => {
         expect(byDecode(text)).toEqual(byRegex(text))
+        // isHlcText (ingest's check, which builds nothing) accepts exactly what decodeHlc reads.
+        expect(isHlcText(text)).toBe(byRegex(text) !== undefined)
       }),
       { numRuns: runs * 10, seed: 13 },
     )

@@ -153,11 +153,12 @@ export function readChangePosition(change: Uint8Array): ChangePosition | undefin
 }
 
 function read(change: Uint8Array): ChangeHeader {
+  if (change.length > 0x7fffffff) throw GIVE_UP // (see BOUNDS)
   const c = openChunk(change)
   // The hash covers the chunk type, the length and the body; the checksum is its first 4 bytes.
   const hash = sha256Hex(change.subarray(8))
   const checksum = ((change[4]! << 24) | (change[5]! << 16) | (change[6]! << 8) | change[7]!) >>> 0
-  if (Number.parseInt(hash.slice(0, 8), 16) !== checksum) throw new ChangeChecksumError()
+  if (hexPrefix32(hash) !== checksum) throw new ChangeChecksumError()
 
   // The dependency hashes and the author's id lie next to each other: one hex string for both.
   const depCount = c.uint()
@@ -180,42 +181,35 @@ function read(change: Uint8Array): ChangeHeader {
 
   // Each known column's [start, end) in the chunk; unknown, deflated or out-of-order columns are Automerge's business.
   const columnCount = c.uint()
-  const bounds: number[] = new Array<number>(2 * SPECS.length).fill(-1)
-  const lengths: number[] = []
+  // Scratch arrays (read is synchronous and never re-entered): a change is read per received event.
+  const bounds = BOUNDS.fill(-1)
+  const lengths = LENGTHS
   let last = -1
   for (let i = 0; i < columnCount; i++) {
     const spec = c.uint()
+    // Specs strictly increase and are known: at most SPECS.length of them fill `lengths`.
     if (spec >= SLOT.length || SLOT[spec] === -1 || spec <= last) throw GIVE_UP
     last = spec
-    lengths.push(SLOT[spec]!, c.uint())
+    lengths[2 * i] = SLOT[spec]!
+    lengths[2 * i + 1] = c.uint()
   }
-  for (let i = 0; i < lengths.length; i += 2) {
+  for (let i = 0; i < 2 * columnCount; i += 2) {
     bounds[2 * lengths[i]!] = c.skip(lengths[i + 1]!)
     bounds[2 * lengths[i]! + 1] = c.pos
   }
   if (!c.done) throw GIVE_UP // extra bytes
-  // Automerge's writer leaves out an object or key column that holds only nulls; any other absent column reads as empty.
-  const column = (spec: number, kind: Kind, nullable = false) => {
-    const slot = SLOT[spec]!
-    const at = bounds[2 * slot]!
-    return at < 0 ? new RleColumn(change, 0, 0, kind, nullable) : new RleColumn(change, at, bounds[2 * slot + 1]!, kind)
-  }
-  const raw = (spec: number) => {
-    const at = bounds[2 * SLOT[spec]!]!
-    return at < 0 ? new Cursor(change, 0, 0) : new Cursor(change, at, bounds[2 * SLOT[spec]! + 1]!)
-  }
 
-  const actionColumn = column(COL.action, Kind.Uint)
-  const objActor = column(COL.objActor, Kind.Uint, true)
-  const objCtr = column(COL.objCtr, Kind.Uint, true)
-  const keyActor = column(COL.keyActor, Kind.Uint, true)
-  const keyCtr = column(COL.keyCtr, Kind.Delta, true)
-  const keyStr = column(COL.keyStr, Kind.Str, true)
-  const valMeta = column(COL.valMeta, Kind.Uint)
-  const valRaw = raw(COL.valRaw)
-  const predGroup = column(COL.predGroup, Kind.Uint)
-  const predActor = column(COL.predActor, Kind.Uint)
-  const predCtr = column(COL.predCtr, Kind.Delta)
+  const actionColumn = column(change, bounds, COL.action, Kind.Uint)
+  const objActor = column(change, bounds, COL.objActor, Kind.Uint, true)
+  const objCtr = column(change, bounds, COL.objCtr, Kind.Uint, true)
+  const keyActor = column(change, bounds, COL.keyActor, Kind.Uint, true)
+  const keyCtr = column(change, bounds, COL.keyCtr, Kind.Delta, true)
+  const keyStr = column(change, bounds, COL.keyStr, Kind.Str, true)
+  const valMeta = column(change, bounds, COL.valMeta, Kind.Uint)
+  const valRaw = raw(change, bounds, COL.valRaw)
+  const predGroup = column(change, bounds, COL.predGroup, Kind.Uint)
+  const predActor = column(change, bounds, COL.predActor, Kind.Uint)
+  const predCtr = column(change, bounds, COL.predCtr, Kind.Delta)
 
   const made: Array<{ index: number; obj: string }> = []
   let n = 0
@@ -241,10 +235,52 @@ function read(change: Uint8Array): ChangeHeader {
       if (a === NULL_ENTRY || a >= actors.length || predCtr.next() < 1) throw GIVE_UP
     }
   }
-  const columns = [objActor, objCtr, keyActor, keyCtr, keyStr, valMeta, predGroup, predActor, predCtr]
-  if (columns.some((col) => !col.exhausted) || !valRaw.done) throw GIVE_UP
-  if (booleanCount(raw(COL.insert), n) !== n) throw GIVE_UP
+  const allRead =
+    objActor.exhausted &&
+    objCtr.exhausted &&
+    keyActor.exhausted &&
+    keyCtr.exhausted &&
+    keyStr.exhausted &&
+    valMeta.exhausted &&
+    predGroup.exhausted &&
+    predActor.exhausted &&
+    predCtr.exhausted &&
+    valRaw.done
+  if (!allRead) throw GIVE_UP
+  if (booleanCount(raw(change, bounds, COL.insert), n) !== n) throw GIVE_UP
   return { actor: actors[0]!, seq, startOp, deps, hash, opCount: n, made }
+}
+
+/**
+ * Each known column's [start, end) in the change being read, by slot; -1 when absent. Small
+ * integers (a change longer than 2^31 - 1 bytes is left to Automerge), which the columns read
+ * faster than doubles.
+ */
+const BOUNDS = new Int32Array(2 * SPECS.length)
+/** The columns' (slot, length) pairs in the order the change lists them. */
+const LENGTHS = new Float64Array(2 * SPECS.length)
+
+/** A known op column of the change; Automerge's writer leaves out an object or key column that holds only nulls, any other absent column reads as empty. */
+function column(change: Uint8Array, bounds: Int32Array, spec: number, kind: Kind, nullable = false): RleColumn {
+  const slot = SLOT[spec]!
+  const at = bounds[2 * slot]!
+  return at < 0 ? new RleColumn(change, 0, 0, kind, nullable) : new RleColumn(change, at, bounds[2 * slot + 1]!, kind)
+}
+
+/** A known raw column of the change (empty when absent). */
+function raw(change: Uint8Array, bounds: Int32Array, spec: number): Cursor {
+  const at = bounds[2 * SLOT[spec]!]!
+  return at < 0 ? new Cursor(change, 0, 0) : new Cursor(change, at, bounds[2 * SLOT[spec]! + 1]!)
+}
+
+/** The number the first 8 hex digits of a (lowercase hex) hash write. */
+function hexPrefix32(hash: string): number {
+  let n = 0
+  for (let i = 0; i < 8; i++) {
+    const c = hash.charCodeAt(i)
+    n = n * 16 + (c <= 0x39 ? c - 0x30 : c - 0x57)
+  }
+  return n
 }
 
 function actorId(c: Cursor): string {

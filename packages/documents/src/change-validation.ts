@@ -20,22 +20,52 @@ export interface CheckedChange {
   readonly endOp: number
 }
 
+/** A class whose constructor returns its argument, so that a subclass's private field is added to that object. */
+class ReturnsItsArgument {
+  constructor(o: object) {
+    return o
+  }
+}
+
 /**
  * Each change {@link checkChanges} accepted, as it read it. Reading a change is most of
  * what ingest spends in this package; the storing check ({@link ActorSeqs}) runs on the same
  * event objects moments later, and conflict recording right after the apply, and both read
  * it from here instead of decoding again.
+ *
+ * Kept in a private field of the change's own bytes object, which only this class can add,
+ * read or write: a copy of the bytes (slice, Buffer.from, structured clone) has none, and
+ * nothing that lists or compares properties sees it. (A WeakMap keyed by the bytes cost
+ * about a microsecond per received change, with its share of garbage collection: most of
+ * checkChanges' own time in a partition heal.)
  */
-const accepted = new WeakMap<Uint8Array, CheckedChange>()
+class Accepted extends ReturnsItsArgument {
+  #checked: CheckedChange
+
+  private constructor(change: Uint8Array, checked: CheckedChange) {
+    super(change)
+    this.#checked = checked
+  }
+
+  static set(change: Uint8Array, checked: CheckedChange): void {
+    // A private field is added once per object: a change checked again has its record replaced.
+    if (#checked in change) (change as unknown as Accepted).#checked = checked
+    else new Accepted(change, checked)
+  }
+
+  static get(change: Uint8Array): CheckedChange | undefined {
+    return #checked in change ? (change as unknown as Accepted).#checked : undefined
+  }
+}
 
 /** The Automerge seq of a change: the one recorded when it was checked, or decoded now. */
 function seqOf(change: Uint8Array): number {
-  return accepted.get(change)?.seq ?? changeHeaderOf(change, { ignoreChecksum: true }).seq
+  return Accepted.get(change)?.seq ?? changeHeaderOf(change, { ignoreChecksum: true }).seq
 }
 
 /** What this process read from a change when it checked it at ingest; undefined if it did not check it. */
 export function checkedChange(change: Uint8Array): CheckedChange | undefined {
-  return accepted.get(change)
+  return Accepted.get(change)
 }
 
 function invalid(e: DruEvent, why: string): DruError {
@@ -76,7 +106,7 @@ export function checkChanges(events: readonly DruEvent[]): void {
     const nesting = nestingOf(d)
     if (nesting > MAX_CHANGE_NESTING)
       throw invalid(e, `the change nests objects ${nesting} levels deep; at most ${MAX_CHANGE_NESTING}`)
-    accepted.set(e.change, { seq: d.seq, startOp: d.startOp, endOp: d.startOp + d.opCount })
+    Accepted.set(e.change, { seq: d.seq, startOp: d.startOp, endOp: d.startOp + d.opCount })
   }
 }
 
@@ -121,11 +151,10 @@ export class ActorSeqs {
 
   /** Inside the storing transaction: each new event's change must continue its origin's seq in its document. */
   readonly check = (events: readonly DruEvent[], _tx: InboxTx): void => {
-    const last = new Map<string, number>()
-    let inBatch: Map<string, number> | undefined
+    const last = new PairMap()
+    let inBatch: PairMap | undefined
     for (const e of events) {
-      const key = `${e.docId}\u0000${e.origin}`
-      let prev = last.get(key)
+      let prev = last.get(e.docId, e.origin)
       if (prev === undefined) {
         prev = this.#stmt.get.get(e.docId, e.origin) as number | undefined
         if (prev === undefined) {
@@ -135,7 +164,7 @@ export class ActorSeqs {
           if (held === undefined) continue
           // The events just inserted by this batch are counted too: subtract them.
           inBatch ??= countPerPair(events)
-          prev = held - inBatch.get(key)!
+          prev = held - inBatch.get(e.docId, e.origin)!
         }
       }
       const seq = seqOf(e.change)
@@ -147,21 +176,34 @@ export class ActorSeqs {
             : `Automerge seq ${seq} skips seq ${prev + 1}`,
         )
       }
-      last.set(key, seq)
+      last.set(e.docId, e.origin, seq)
     }
-    for (const [key, seq] of last) {
-      const [docId, origin] = key.split('\u0000') as [string, string]
-      this.#stmt.set.run(docId, origin, seq)
-    }
+    for (const [docId, byOrigin] of last.byDoc)
+      for (const [origin, seq] of byOrigin) this.#stmt.set.run(docId, origin, seq)
+  }
+}
+
+/**
+ * A number per (document, origin) pair, as a map per document: a key joining the two strings
+ * was built, flattened and hashed for every event checked, most of this check's own time.
+ */
+class PairMap {
+  readonly byDoc = new Map<string, Map<string, number>>()
+
+  get(docId: string, origin: string): number | undefined {
+    return this.byDoc.get(docId)?.get(origin)
+  }
+
+  set(docId: string, origin: string, value: number): void {
+    let byOrigin = this.byDoc.get(docId)
+    if (byOrigin === undefined) this.byDoc.set(docId, (byOrigin = new Map()))
+    byOrigin.set(origin, value)
   }
 }
 
 /** How many of `events` each (document, origin) pair has, counted once per batch (not once per pair seen). */
-function countPerPair(events: readonly DruEvent[]): Map<string, number> {
-  const out = new Map<string, number>()
-  for (const e of events) {
-    const key = `${e.docId}\u0000${e.origin}`
-    out.set(key, (out.get(key) ?? 0) + 1)
-  }
+function countPerPair(events: readonly DruEvent[]): PairMap {
+  const out = new PairMap()
+  for (const e of events) out.set(e.docId, e.origin, (out.get(e.docId, e.origin) ?? 0) + 1)
   return out
 }
