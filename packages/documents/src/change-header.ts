@@ -152,6 +152,56 @@ export function readChangePosition(change: Uint8Array): ChangePosition | undefin
   }
 }
 
+/**
+ * How many ops a change holds, counted in its action column (one entry per op) without the
+ * checksum or any other column: a few times cheaper than {@link readChangeHeader}, for a
+ * change this process applied already and only needs the end of its op range for
+ * (recent-writers.ts). Undefined for anything {@link openChunk} or the column layout does not
+ * take (a compressed chunk or column, an unknown column): the caller then reads the header.
+ */
+export function readChangeOpCount(change: Uint8Array): number | undefined {
+  try {
+    const c = openChunk(change)
+    c.skip(32 * c.uint()) // dependency hashes
+    c.skip(c.uint()) // actor
+    c.uint() // seq
+    c.uint() // start op
+    c.int() // time
+    c.skipUtf8(c.uint()) // message
+    const otherCount = c.uint()
+    for (let i = 0; i < otherCount; i++) c.skip(c.uint())
+    const columnCount = c.uint()
+    let before = 0
+    let actionAt = -1
+    let actionLength = 0
+    let last = -1
+    for (let i = 0; i < columnCount; i++) {
+      const spec = c.uint()
+      const length = c.uint()
+      if (spec >= SLOT.length || SLOT[spec] === -1 || spec <= last) throw GIVE_UP
+      last = spec
+      if (spec === COL.action) {
+        actionAt = before
+        actionLength = length
+      }
+      before += length
+    }
+    const dataAt = c.pos
+    if (dataAt + before !== change.length) throw GIVE_UP
+    if (actionAt < 0) return 0
+    const actions = new RleColumn(change, dataAt + actionAt, dataAt + actionAt + actionLength, Kind.Uint)
+    let n = 0
+    for (; !actions.exhausted; n++) {
+      if (n >= MAX_OPS) throw GIVE_UP
+      actions.next()
+    }
+    return n
+  } catch (err) {
+    if (err instanceof NotUnderstood || err instanceof RangeError) return undefined
+    throw err
+  }
+}
+
 function read(change: Uint8Array): ChangeHeader {
   if (change.length > 0x7fffffff) throw GIVE_UP // (see BOUNDS)
   const c = openChunk(change)

@@ -40,7 +40,6 @@ export class ConflictRegistry {
   readonly #store: EventStore
   readonly #stmt
   #unwritten: SettledRow[] = []
-  readonly #unwrittenKeys = new Set<string>()
   #flushScheduled = false
 
   /** Where a failed write of the settled rows held back is reported (they stay held and are tried again). */
@@ -72,14 +71,17 @@ export class ConflictRegistry {
   }
 
   exists(docId: string, path: string, valueKey: string): boolean {
-    if (this.#unwrittenKeys.has(identity(docId, path, valueKey))) return true
+    // Held rows are searched, not indexed: only an open conflict asks (rare while rows are
+    // held, as only keep-visible holds them), and an index cost every held row a string key.
+    if (this.#unwritten.some(([d, p, k]) => d === docId && p === path && k === valueKey)) return true
     return this.#stmt.exists.get(docId, path, valueKey) !== undefined
   }
 
   /**
    * Records a conflict settled as found (see the class comment); written with the others of
-   * this turn, or at once inside an open transaction (a known one is skipped either way).
-   * False when it is already waiting to be written.
+   * this turn, or at once inside an open transaction (a known one is skipped either way: one
+   * found twice before the write is held twice, and the insert keeps the first, as a write
+   * at once would).
    */
   recordSettled(
     docId: string,
@@ -87,19 +89,17 @@ export class ConflictRegistry {
     values: readonly ConflictValue[],
     at: number,
     settled: { readonly resolution: unknown; readonly by: string },
-  ): boolean {
-    if (this.#store.db.inTransaction) return this.record(docId, path, values, at, settled) !== undefined
-    const pathJson = JSON.stringify(path)
-    const key = valueKey(values)
-    // Already written is left to the insert (it skips a known conflict): a heal's conflicts
-    // are almost all new, and a lookup each cost more than the rare repeat.
-    const id = identity(docId, pathJson, key)
-    if (this.#unwrittenKeys.has(id)) return false
-    this.#unwrittenKeys.add(id)
+  ): void {
+    if (this.#store.db.inTransaction) {
+      this.record(docId, path, values, at, settled)
+      return
+    }
+    // Known ones, written or held, are left to the insert (it skips a known conflict): a
+    // heal's conflicts are almost all new, and a lookup each cost more than the rare repeat.
     this.#unwritten.push([
       docId,
-      pathJson,
-      key,
+      JSON.stringify(path),
+      valueKey(values),
       JSON.stringify(values),
       at,
       JSON.stringify(settled.resolution ?? null),
@@ -120,7 +120,6 @@ export class ConflictRegistry {
         }
       })
     }
-    return true
   }
 
   /** Writes the settled conflicts held back (one transaction). */
@@ -132,7 +131,6 @@ export class ConflictRegistry {
         this.#stmt.insert.run(docId, path, key, values, at, 'resolved', resolution, at, by)
     })()
     this.#unwritten = []
-    this.#unwrittenKeys.clear()
   }
 
   /**
@@ -223,10 +221,6 @@ function valueKey(values: readonly ConflictValue[]): string {
     .map((v) => v.opId)
     .sort()
     .join(',')
-}
-
-function identity(docId: string, path: string, key: string): string {
-  return `${docId}\u0000${path}\u0000${key}`
 }
 
 function toConflict(r: Row): Conflict {

@@ -161,9 +161,13 @@ export class ConflictTracker {
     return this.#registry.openForDoc(docId).map((c) => [...c.path])
   }
 
-  /** After changes from elsewhere (`by` = `replicated`) or a local change: clears what `doc` no longer holds. */
-  recheck(docId: string, doc: AnyDoc, by: string): void {
-    if (this.#openDocs.has(docId)) this.#recheckOpen(docId, doc, by)
+  /**
+   * After changes from elsewhere (`by` = `replicated`) or a local change: clears what `doc`
+   * no longer holds. `read` reads `doc`'s conflicts: an apply passes the one its scan used,
+   * which has already read every open path (the scan covers them), so none is read twice.
+   */
+  recheck(docId: string, doc: AnyDoc, by: string, read?: ConflictsReader): void {
+    if (this.#openDocs.has(docId)) this.#recheckOpen(docId, doc, by, read)
   }
 
   /** After a local change: a resolution being written counts as its writer's, anything else as `local-change`. */
@@ -215,9 +219,9 @@ export class ConflictTracker {
   }
 
   /** Marks resolved every open conflict of `docId` whose field no longer holds the recorded concurrent values. */
-  #recheckOpen(docId: string, doc: AnyDoc, by: string): void {
+  #recheckOpen(docId: string, doc: AnyDoc, by: string, read?: ConflictsReader): void {
     for (const c of this.#registry.openForDoc(docId)) {
-      const now = conflictAt(doc, [...c.path])
+      const now = conflictAt(doc, [...c.path], read)
       const key = c.values
         .map((v) => v.opId)
         .sort()

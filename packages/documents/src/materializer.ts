@@ -178,7 +178,7 @@ export class Materializer {
       this.#remoteApplied += list.length
       const paths = withOpenPaths(conflictedPaths(patches), this.#conflicts.openPaths(docId))
       if (paths.length > 0) found = this.#conflicts.scan(entry.doc, paths, read)
-      this.#conflicts.recheck(docId, entry.doc, 'replicated')
+      this.#conflicts.recheck(docId, entry.doc, 'replicated', read)
     } catch {
       this.#cache.discard(docId, entry)
       return false

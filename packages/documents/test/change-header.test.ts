@@ -2,7 +2,13 @@ import { createHash } from 'node:crypto'
 import * as A from '@automerge/automerge'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { ChangeChecksumError, changeHeaderOf, headerFromDecoded, readChangeHeader } from '../src/change-header.js'
+import {
+  ChangeChecksumError,
+  changeHeaderOf,
+  headerFromDecoded,
+  readChangeHeader,
+  readChangeOpCount,
+} from '../src/change-header.js'
 
 // The reader stands in for Automerge's full decode at ingest. It may decline (and the caller
 // asks Automerge), but whatever it answers must be what Automerge decodes, and it must never
@@ -215,5 +221,33 @@ describe('readChangeHeader', () => {
     compressed[8] = 2
     expect(readChangeHeader(resealed(compressed))).toBeUndefined()
     expect(readChangeHeader(change!)).toEqual(headerFromDecoded(A.decodeChange(change!)))
+  })
+})
+
+describe('readChangeOpCount', () => {
+  it('counts the ops Automerge decodes in every change Automerge writes', () => {
+    fc.assert(
+      fc.property(history, (changes) => {
+        for (const change of changes) {
+          const theirs = decoded(change)
+          // Changes Automerge's own decode refuses are never applied, so never asked about.
+          if (theirs === undefined) continue
+          expect(readChangeOpCount(change)).toBe(theirs.opCount)
+        }
+      }),
+      { numRuns: 150 },
+    )
+  })
+
+  it('declines what it cannot read rather than guess: cut, padded or not a change chunk', () => {
+    const doc = A.change(A.init<{ a?: number }>({ actor: 'aa01' }), (d) => {
+      d.a = 1
+    })
+    const change = A.getLastLocalChange(doc)!
+    expect(readChangeOpCount(change)).toBe(1)
+    expect(readChangeOpCount(change.subarray(0, change.length - 1))).toBeUndefined()
+    expect(readChangeOpCount(Uint8Array.from([...change, 0]))).toBeUndefined()
+    expect(readChangeOpCount(Uint8Array.from([0, ...change.subarray(1)]))).toBeUndefined()
+    A.free(doc)
   })
 })
