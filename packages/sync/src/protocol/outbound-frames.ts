@@ -17,7 +17,10 @@ export type Outgoing = Extract<Frame, { type: 'events' | 'snapshot' | 'folded' |
  * Batches of what a peer at `from` lacks, each about maxBatchBytes and at most
  * MAX_EVENTS_PER_FRAME events, cut only after an event that carries a signature so every
  * origin's run ends verifiably. Origins where the peer is below our base are skipped (it
- * asks for a bootstrap).
+ * asks for a bootstrap). An origin's events after its last signed one are held back: the
+ * peer would refuse the run (BAD_SIGNATURE, a quarantine). Only our own tip can be unsigned
+ * when read — the log signs it before every page, except inside an application's open
+ * transaction — and it goes with the next stream once signed.
  */
 export function* signedBatches(
   log: ReplicaLog,
@@ -26,18 +29,43 @@ export function* signedBatches(
 ): Generator<Outgoing, void, undefined> {
   let batch: DruEvent[] = []
   let bytes = 0
+  // The current origin's run in `batch`: where it starts, and the batch length after its last signed event.
+  let runOrigin: string | undefined
+  let runStart = 0
+  let signedEnd = 0
+  let signedBytes = 0
+  const endRun = (): void => {
+    if (runOrigin !== undefined && signedEnd < batch.length) {
+      batch.length = Math.max(signedEnd, runStart)
+      bytes = signedBytes
+    }
+  }
   for (const page of log.eventsMissing(from, { maxBatchBytes, pageSize: 512, belowBase: 'skip' })) {
     for (const e of page) {
+      if (e.origin !== runOrigin) {
+        endRun()
+        runOrigin = e.origin
+        runStart = batch.length
+        signedEnd = batch.length
+        signedBytes = bytes
+      }
       batch.push(e)
       // The compact wire adds ~10 bytes per event (HLC as numbers, indices), a doc id at most once.
       bytes += e.change.byteLength + e.docId.length + 16
-      if (e.sig !== undefined && (bytes >= maxBatchBytes || batch.length >= MAX_EVENTS_PER_FRAME / 2)) {
+      if (e.sig === undefined) continue
+      signedEnd = batch.length
+      signedBytes = bytes
+      if (bytes >= maxBatchBytes || batch.length >= MAX_EVENTS_PER_FRAME / 2) {
         yield { type: 'events', batch }
         batch = []
         bytes = 0
+        runStart = 0
+        signedEnd = 0
+        signedBytes = 0
       }
     }
   }
+  endRun()
   if (batch.length > 0) yield { type: 'events', batch }
 }
 
