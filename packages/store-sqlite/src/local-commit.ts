@@ -43,38 +43,23 @@ export interface LocalCommitParts {
 }
 
 export class LocalCommitter {
-  readonly #db: Database.Database
-  readonly #origin: Origin
-  readonly #clock: HlcClock
-  readonly #now: WallClock
-  readonly #stmt: LogStatements
-  readonly #chain: ChainHeads
-  readonly #inserter: EventInserter
-  readonly #listeners: CommitListeners
-  readonly #signer: DeferredSigner | undefined
+  /** The store's parts this path works with. */
+  readonly #p: LocalCommitParts
 
   constructor(parts: LocalCommitParts) {
-    this.#db = parts.db
-    this.#origin = parts.origin
-    this.#clock = parts.clock
-    this.#now = parts.now
-    this.#stmt = parts.stmt
-    this.#chain = parts.chain
-    this.#inserter = parts.inserter
-    this.#listeners = parts.listeners
-    this.#signer = parts.signer
+    this.#p = parts
   }
 
   /** See {@link EventStore.transact} (which checks that the store is usable first). */
   transact<T>(fn: (tx: StoreTx) => T): { result: T; events: DruEvent[] } {
     const pending: DruEvent[] = []
-    const head = this.#chain.heads.get(this.#origin)
+    const head = this.#p.chain.heads.get(this.#p.origin)
     let seq = head?.seq ?? 0
     let prev = head?.hash ?? GENESIS_HASH
     let open = true
     let signed: SignedCommit | undefined
     const tx: StoreTx = {
-      db: this.#db,
+      db: this.#p.db,
       append: (docId, change) => {
         // A handle kept past its transaction (an async continuation) must not append to nothing.
         if (!open)
@@ -92,9 +77,9 @@ export class LocalCommitter {
         }
         // Built here from checked parts, so it skips validateEvent (a hot path).
         const event = sealEvent({
-          origin: this.#origin,
+          origin: this.#p.origin,
           seq: seq + 1,
-          hlc: encodeHlc(this.#clock.tick()),
+          hlc: encodeHlc(this.#p.clock.tick()),
           docId,
           change,
           prev,
@@ -117,30 +102,30 @@ export class LocalCommitter {
       }
       if (pending.length > 0) {
         // The commit's tip is signed soon after it, with every commit before it (deferred-signing.ts).
-        if (this.#signer) {
-          signed = this.#signer.plan(pending)
+        if (this.#p.signer) {
+          signed = this.#p.signer.plan(pending)
           for (let i = 0; i < pending.length; i++) pending[i] = signed.events[i]!
         }
-        const at = this.#now()
-        for (const e of pending) this.#inserter.insert(e, at)
-        this.#inserter.flush()
+        const at = this.#p.now()
+        for (const e of pending) this.#p.inserter.insert(e, at)
+        this.#p.inserter.flush()
         const top = pending[pending.length - 1]!
-        this.#stmt.upsertHead.run(top.origin, top.seq, top.hash, top.hlc)
+        this.#p.stmt.upsertHead.run(top.origin, top.seq, top.hash, top.hlc)
       }
       return result
     }
     let result: T
     try {
-      result = this.#inserter.commit(run)
+      result = this.#p.inserter.commit(run)
     } finally {
       open = false
     }
     if (pending.length > 0) {
       const top = pending[pending.length - 1]!
-      this.#chain.heads.set(this.#origin, { seq: top.seq, hash: top.hash, hlc: top.hlc })
-      this.#chain.changed()
-      if (signed) this.#signer!.committed(signed)
-      this.#listeners.notify(pending, 'local')
+      this.#p.chain.heads.set(this.#p.origin, { seq: top.seq, hash: top.hash, hlc: top.hlc })
+      this.#p.chain.changed()
+      if (signed) this.#p.signer!.committed(signed)
+      this.#p.listeners.notify(pending, 'local')
     }
     return { result, events: pending }
   }

@@ -50,31 +50,14 @@ export interface RemoteIngestParts {
 const NO_HEAD: Head = Object.freeze({ seq: 0, hash: GENESIS_HASH, hlc: '' })
 
 export class RemoteIngest {
-  readonly #db: Database.Database
-  readonly #origin: Origin
-  readonly #clock: HlcClock
-  readonly #now: WallClock
-  readonly #skewPolicy: SkewPolicy
-  readonly #stmt: LogStatements
-  readonly #chain: ChainHeads
-  readonly #inserter: EventInserter
-  readonly #inbox: Inbox
-  readonly #listeners: CommitListeners
+  /** The store's parts this path works with. */
+  readonly #p: RemoteIngestParts
   #validators: IngestValidator[] = []
   #storingValidators: StoringValidator[] = []
   #skewed = 0
 
   constructor(parts: RemoteIngestParts) {
-    this.#db = parts.db
-    this.#origin = parts.origin
-    this.#clock = parts.clock
-    this.#now = parts.now
-    this.#skewPolicy = parts.skewPolicy
-    this.#stmt = parts.stmt
-    this.#chain = parts.chain
-    this.#inserter = parts.inserter
-    this.#inbox = parts.inbox
-    this.#listeners = parts.listeners
+    this.#p = parts
   }
 
   /** Remote events stored although their HLC was beyond the skew bound (skewPolicy 'tolerate'). */
@@ -102,7 +85,7 @@ export class RemoteIngest {
   ingest(batch: readonly unknown[]): IngestResult {
     if (!Array.isArray(batch)) throw new DruError('INVALID_ARGUMENT', 'ingest() takes an array of events')
     const events = validateBatch(batch)
-    const heads = this.#chain.heads
+    const heads = this.#p.chain.heads
     const clockErrors: DruEvent[] = []
     for (const e of events) {
       if (!eventHashVerified(e)) {
@@ -111,14 +94,14 @@ export class RemoteIngest {
         })
       }
       try {
-        this.#clock.check(decodeHlc(e.hlc))
+        this.#p.clock.check(decodeHlc(e.hlc))
       } catch (err) {
-        if (this.#skewPolicy === 'reject') throw err
+        if (this.#p.skewPolicy === 'reject') throw err
         clockErrors.push(e)
       }
       // Only this process writes its current origin: anything of it beyond our head came from
       // someone holding our key, and storing it would fork our next local write.
-      if (e.origin === this.#origin && e.seq > (heads.get(this.#origin)?.seq ?? 0)) {
+      if (e.origin === this.#p.origin && e.seq > (heads.get(this.#p.origin)?.seq ?? 0)) {
         throw new DruError(
           'FORK',
           `${e.origin}#${e.seq} is this process's own origin beyond its head: another writer holds its key`,
@@ -135,11 +118,11 @@ export class RemoteIngest {
     const newHeads = new Map<string, DruEvent>()
     const stored: DruEvent[] = []
     let duplicates = 0
-    const handlers = this.#inbox.handlers().length > 0
-    const bases = this.#chain.base
-    const inserter = this.#inserter
+    const handlers = this.#p.inbox.handlers().length > 0
+    const bases = this.#p.chain.base
+    const inserter = this.#p.inserter
     const run = (): void => {
-      const at = this.#now()
+      const at = this.#p.now()
       for (const e of sorted) {
         const head = newHeads.get(e.origin) ?? heads.get(e.origin) ?? NO_HEAD
         const base = bases.get(e.origin)
@@ -153,19 +136,19 @@ export class RemoteIngest {
         // A handler may read the log: it sees its event stored, as it would without the writer's queue.
         if (handlers) {
           inserter.flush()
-          this.#inbox.deliver(e, lsn, at)
+          this.#p.inbox.deliver(e, lsn, at)
         }
         newHeads.set(e.origin, e)
         stored.push(e)
       }
       inserter.flush()
-      if (stored.length > 0) for (const validate of this.#storingValidators) validate(stored, { db: this.#db })
-      for (const [origin, h] of newHeads) this.#stmt.upsertHead.run(origin, h.seq, h.hash, h.hlc)
+      if (stored.length > 0) for (const validate of this.#storingValidators) validate(stored, { db: this.#p.db })
+      for (const [origin, h] of newHeads) this.#p.stmt.upsertHead.run(origin, h.seq, h.hash, h.hlc)
     }
     inserter.commit(run)
     // A copy of the head's fields: the event's change bytes are not kept alive by the heads.
     for (const [origin, h] of newHeads) heads.set(origin, { seq: h.seq, hash: h.hash, hlc: h.hlc })
-    if (newHeads.size > 0) this.#chain.changed()
+    if (newHeads.size > 0) this.#p.chain.changed()
     // Keyed by position (a repeat of a skewed event is skewed too); no keys built when nothing was skewed.
     const skewedAt = clockErrors.length > 0 ? new Set(clockErrors.map((e) => `${e.origin}#${e.seq}`)) : undefined
     let skewed = 0
@@ -181,8 +164,8 @@ export class RemoteIngest {
     }
     // The batch is committed: a wall clock stepped back since the check must not turn that
     // into a thrown CLOCK_SKEW (the caller would think nothing was stored, and nobody would be told).
-    if (newest !== undefined) this.#clock.receiveStored(decodeHlc(newest))
-    if (stored.length > 0) this.#listeners.notify(stored, 'remote')
+    if (newest !== undefined) this.#p.clock.receiveStored(decodeHlc(newest))
+    if (stored.length > 0) this.#p.listeners.notify(stored, 'remote')
     return { stored, duplicates, skewed }
   }
 }
