@@ -29,23 +29,20 @@ export function* signedBatches(
 ): Generator<Outgoing, void, undefined> {
   let batch: DruEvent[] = []
   let bytes = 0
-  // The current origin's run in `batch`: where it starts, and the batch length after its last signed event.
+  // The batch as it was after the current origin's last signed event (or before its run began).
   let runOrigin: string | undefined
-  let runStart = 0
   let signedEnd = 0
   let signedBytes = 0
+  /** Drops the current origin's unsigned tail from the batch. */
   const endRun = (): void => {
-    if (runOrigin !== undefined && signedEnd < batch.length) {
-      batch.length = Math.max(signedEnd, runStart)
-      bytes = signedBytes
-    }
+    batch.length = signedEnd
+    bytes = signedBytes
   }
   for (const page of log.eventsMissing(from, { maxBatchBytes, pageSize: 512, belowBase: 'skip' })) {
     for (const e of page) {
       if (e.origin !== runOrigin) {
         endRun()
         runOrigin = e.origin
-        runStart = batch.length
         signedEnd = batch.length
         signedBytes = bytes
       }
@@ -59,7 +56,6 @@ export function* signedBatches(
         yield { type: 'events', batch }
         batch = []
         bytes = 0
-        runStart = 0
         signedEnd = 0
         signedBytes = 0
       }
