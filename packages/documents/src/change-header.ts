@@ -170,26 +170,7 @@ export function readChangeOpCount(change: Uint8Array): number | undefined {
     c.skipUtf8(c.uint()) // message
     const otherCount = c.uint()
     for (let i = 0; i < otherCount; i++) c.skip(c.uint())
-    const columnCount = c.uint()
-    let before = 0
-    let actionAt = -1
-    let actionLength = 0
-    let last = -1
-    for (let i = 0; i < columnCount; i++) {
-      const spec = c.uint()
-      const length = c.uint()
-      if (spec >= SLOT.length || SLOT[spec] === -1 || spec <= last) throw GIVE_UP
-      last = spec
-      if (spec === COL.action) {
-        actionAt = before
-        actionLength = length
-      }
-      before += length
-    }
-    const dataAt = c.pos
-    if (dataAt + before !== change.length) throw GIVE_UP
-    if (actionAt < 0) return 0
-    const actions = new RleColumn(change, dataAt + actionAt, dataAt + actionAt + actionLength, Kind.Uint)
+    const actions = column(change, readColumns(change, c), COL.action, Kind.Uint)
     let n = 0
     for (; !actions.exhausted; n++) {
       if (n >= MAX_OPS) throw GIVE_UP
@@ -203,7 +184,6 @@ export function readChangeOpCount(change: Uint8Array): number | undefined {
 }
 
 function read(change: Uint8Array): ChangeHeader {
-  if (change.length > 0x7fffffff) throw GIVE_UP // (see BOUNDS)
   const c = openChunk(change)
   // The hash covers the chunk type, the length and the body; the checksum is its first 4 bytes.
   const hash = sha256Hex(change.subarray(8))
@@ -229,25 +209,7 @@ function read(change: Uint8Array): ChangeHeader {
   const otherCount = c.uint()
   for (let i = 0; i < otherCount; i++) actors.push(actorId(c))
 
-  // Each known column's [start, end) in the chunk; unknown, deflated or out-of-order columns are Automerge's business.
-  const columnCount = c.uint()
-  // Scratch arrays (read is synchronous and never re-entered): a change is read per received event.
-  const bounds = BOUNDS.fill(-1)
-  const lengths = LENGTHS
-  let last = -1
-  for (let i = 0; i < columnCount; i++) {
-    const spec = c.uint()
-    // Specs strictly increase and are known: at most SPECS.length of them fill `lengths`.
-    if (spec >= SLOT.length || SLOT[spec] === -1 || spec <= last) throw GIVE_UP
-    last = spec
-    lengths[2 * i] = SLOT[spec]!
-    lengths[2 * i + 1] = c.uint()
-  }
-  for (let i = 0; i < 2 * columnCount; i += 2) {
-    bounds[2 * lengths[i]!] = c.skip(lengths[i + 1]!)
-    bounds[2 * lengths[i]! + 1] = c.pos
-  }
-  if (!c.done) throw GIVE_UP // extra bytes
+  const bounds = readColumns(change, c)
 
   const actionColumn = column(change, bounds, COL.action, Kind.Uint)
   const objActor = column(change, bounds, COL.objActor, Kind.Uint, true)
@@ -309,6 +271,33 @@ function read(change: Uint8Array): ChangeHeader {
 const BOUNDS = new Int32Array(2 * SPECS.length)
 /** The columns' (slot, length) pairs in the order the change lists them. */
 const LENGTHS = new Float64Array(2 * SPECS.length)
+
+/**
+ * Reads the column list at `c` (which must end the chunk) into {@link BOUNDS}: each known
+ * column's [start, end) in the change by slot, -1 when absent. Unknown, deflated or
+ * out-of-order columns are Automerge's business (GIVE_UP). The arrays are scratch: reads are
+ * synchronous and never re-entered, and a change is read per received event.
+ */
+function readColumns(change: Uint8Array, c: Cursor): Int32Array {
+  if (change.length > 0x7fffffff) throw GIVE_UP // (see BOUNDS)
+  const columnCount = c.uint()
+  const bounds = BOUNDS.fill(-1)
+  let last = -1
+  for (let i = 0; i < columnCount; i++) {
+    const spec = c.uint()
+    // Specs strictly increase and are known: at most SPECS.length of them fill LENGTHS.
+    if (spec >= SLOT.length || SLOT[spec] === -1 || spec <= last) throw GIVE_UP
+    last = spec
+    LENGTHS[2 * i] = SLOT[spec]!
+    LENGTHS[2 * i + 1] = c.uint()
+  }
+  for (let i = 0; i < 2 * columnCount; i += 2) {
+    bounds[2 * LENGTHS[i]!] = c.skip(LENGTHS[i + 1]!)
+    bounds[2 * LENGTHS[i]! + 1] = c.pos
+  }
+  if (!c.done) throw GIVE_UP // extra bytes
+  return bounds
+}
 
 /** A known op column of the change; Automerge's writer leaves out an object or key column that holds only nulls, any other absent column reads as empty. */
 function column(change: Uint8Array, bounds: Int32Array, spec: number, kind: Kind, nullable = false): RleColumn {
