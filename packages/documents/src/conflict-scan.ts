@@ -16,15 +16,29 @@ export interface FoundConflict {
   readonly visible: unknown
 }
 
-/** Paths of patches that report a conflicted field (`conflict` patches and `put` with `conflict: true`). */
-export function conflictedPaths(patches: readonly A.Patch[]): Path[] {
-  const out = new Map<string, Path>()
-  for (const p of patches) {
-    if (p.action === 'conflict' || (p.action === 'put' && (p as { conflict?: boolean }).conflict)) {
-      out.set(JSON.stringify(p.path), [...p.path])
+/**
+ * The paths of the patches that report a conflicted field (`conflict` patches and `put` with
+ * `conflict: true`), each once, collected patch batch by patch batch. Only the paths are
+ * kept: an apply may report hundreds of thousands of patches (one per key of a large map),
+ * and holding or concatenating them all is neither needed nor safe (a spread of that many
+ * arguments overflows the stack).
+ */
+export class ConflictedPaths {
+  readonly #paths = new Map<string, Path>()
+
+  /** A `patchCallback`, or a part of one. */
+  readonly add = (patches: readonly A.Patch[]): void => {
+    for (const p of patches) {
+      if (p.action === 'conflict' || (p.action === 'put' && (p as { conflict?: boolean }).conflict)) {
+        this.#paths.set(JSON.stringify(p.path), [...p.path])
+      }
     }
   }
-  return [...out.values()]
+
+  /** The paths collected so far, in the order first reported. */
+  paths(): Path[] {
+    return [...this.#paths.values()]
+  }
 }
 
 /** The object that holds the field at `path`, or undefined when it no longer exists. */

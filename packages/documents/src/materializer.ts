@@ -5,7 +5,7 @@ import { actorForOrigin } from './actor.js'
 import { StaleViewRepair } from './automerge-workarounds.js'
 import { ENTRY_OVERHEAD, type AnyDoc, type CachedDoc, type DocCache } from './doc-cache.js'
 import type { ConflictTracker } from './conflict-tracker.js'
-import { conflictedPaths, rememberedConflicts, type FoundConflict, type Path } from './conflict-scan.js'
+import { ConflictedPaths, rememberedConflicts, type FoundConflict, type Path } from './conflict-scan.js'
 import { isolatedError, type IsolatedDocs, type IsolatedDocument } from './isolated-docs.js'
 import type { RejectedChanges } from './rejected-changes.js'
 import type { SnapshotStore } from './snapshot-store.js'
@@ -157,14 +157,14 @@ export class Materializer {
     // log, which skips that change (#loadFromLog).
     const usable = list.filter((e) => !this.#rejected.has(e))
     try {
-      const patches: A.Patch[] = []
+      const reported = new ConflictedPaths()
       const view = new StaleViewRepair()
       const [next] = A.applyChanges(
         entry.doc,
         usable.map((e) => e.change),
         {
           patchCallback: (p) => {
-            patches.push(...p)
+            reported.add(p)
             view.collect(p)
           },
         },
@@ -176,7 +176,7 @@ export class Materializer {
       if (view.hit) entry.counterConflict = true
       entry.unsnapshotted += list.length
       this.#remoteApplied += list.length
-      const paths = withOpenPaths(conflictedPaths(patches), this.#conflicts.openPaths(docId))
+      const paths = withOpenPaths(reported.paths(), this.#conflicts.openPaths(docId))
       if (paths.length > 0) found = this.#conflicts.scan(entry.doc, paths, read)
       this.#conflicts.recheck(docId, entry.doc, 'replicated', read)
     } catch {
@@ -324,12 +324,12 @@ export class Materializer {
     const base = (): AnyDoc => (snap ? A.load(snap.bytes, { actor }) : A.init({ actor }))
     let doc: AnyDoc = base()
     let bytes = ENTRY_OVERHEAD + (snap?.bytes.byteLength ?? 0)
-    const patches: A.Patch[] = []
+    let reported = new ConflictedPaths()
     let counterConflict = false
     if (tail.length > 0) {
       const view = new StaleViewRepair()
       const patchCallback = (p: A.Patch[]) => {
-        patches.push(...p)
+        reported.add(p)
         view.collect(p)
       }
       try {
@@ -343,7 +343,7 @@ export class Materializer {
         } catch {
           // broken
         }
-        patches.length = 0
+        reported = new ConflictedPaths()
         doc = applyTolerant(base, tail, this.#rejected, {
           patchCallback,
           reject: (e, cause) => this.#reject(docId, e, cause),
@@ -365,7 +365,7 @@ export class Materializer {
     // The tail comes in log order: its last events are the newest of each of its origins.
     remember(entry, tail)
     if (cache) this.#cache.insert(docId, entry)
-    const paths = conflictedPaths(patches)
+    const paths = reported.paths()
     if (paths.length > 0) this.#conflicts.record(docId, doc, this.#conflicts.scan(doc, paths), tail, entry.writers)
     this.#conflicts.recheck(docId, doc, 'replicated')
     return entry

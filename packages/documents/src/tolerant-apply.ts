@@ -20,8 +20,10 @@ export function applyTolerant(
 ): AnyDoc {
   let usable = events.filter((e) => !rejected.has(e))
   for (;;) {
-    const patches: A.Patch[] = []
-    const collect = { patchCallback: (p: A.Patch[]) => void patches.push(...p) }
+    // The kept attempt's patches, batch by batch as Automerge reported them (never joined:
+    // one apply may report more patches than a spread's arguments can hold).
+    const batches: A.Patch[][] = []
+    const collect = { patchCallback: (p: A.Patch[]) => void batches.push(p) }
     let doc = base()
     try {
       doc =
@@ -32,7 +34,7 @@ export function applyTolerant(
               collect,
             )[0]
           : doc
-      options.patchCallback?.(patches)
+      report(batches, options.patchCallback)
       return doc
     } catch {
       discard(doc)
@@ -40,7 +42,7 @@ export function applyTolerant(
     // Find the first change it refuses, one at a time on a fresh document, each after its
     // dependencies: a change Automerge holds back for a missing dependency is applied inside
     // a later call, and that call's refusal would blame the wrong change.
-    patches.length = 0
+    batches.length = 0
     doc = base()
     let bad: DruEvent | undefined
     for (const e of causalOrder(usable)) {
@@ -54,7 +56,7 @@ export function applyTolerant(
     }
     if (!bad) {
       // Refused together, accepted one by one: keep this one.
-      options.patchCallback?.(patches)
+      report(batches, options.patchCallback)
       return doc
     }
     discard(doc)
@@ -103,6 +105,10 @@ function causalOrder(events: readonly DruEvent[]): DruEvent[] {
     }
   }
   return out
+}
+
+function report(batches: readonly A.Patch[][], patchCallback: ((patches: A.Patch[]) => void) | undefined): void {
+  if (patchCallback) for (const p of batches) patchCallback(p)
 }
 
 /** Frees a document that may be broken inside; freeing must not throw on top of the refusal. */
