@@ -7,8 +7,10 @@
 //
 // A sample belongs to the phase of the innermost dru frame on its stack (so Automerge under
 // the materializer counts as materialise, SHA-256 under event hashing as verify), SQLite
-// work to the dru code that asked for it: see phaseOfStack. Not a timing benchmark: the
-// profiler slows everything a little.
+// work to the dru code that asked for it: see phaseOfStack. Each replica's busy samples are
+// scaled to the CPU its main thread used over the same span (heal-profile-hook.mjs reads it
+// from /proc): three replicas share two cores, and a sample counts while the thread waits
+// for a core too. Not a timing benchmark: the profiler slows everything a little.
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -86,9 +88,12 @@ const totals = new Map()
 /** Per phase, inclusive time per dru function on the stack (the first dru frame out from the leaf). */
 const byFunction = new Map()
 let all = 0
+/** Over all replicas: sampled busy µs, and the CPU µs their main threads and processes used. */
+const cpu = { sampledBusy: 0, main: 0, process: 0, scaled: true }
 const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))
 for (const f of files) {
   const p = JSON.parse(readFileSync(join(dir, f), 'utf8'))
+  const scale = cpuScale(p, join(dir, f.replace(/\.cpuprofile$/, '.cpu.json')))
   const byId = new Map(p.nodes.map((n) => [n.id, n]))
   const parent = new Map()
   for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
@@ -108,8 +113,8 @@ for (const f of files) {
     return phase
   }
   for (let i = 0; i < p.samples.length; i++) {
-    const us = p.timeDeltas[i] ?? 0
     const phase = phaseOf(p.samples[i])
+    const us = (p.timeDeltas[i] ?? 0) * (phase === 'idle / waiting' ? 1 : scale)
     totals.set(phase, (totals.get(phase) ?? 0) + us)
     let id = p.samples[i]
     while (id !== undefined && !DRU.test(byId.get(id).callFrame.url)) id = parent.get(id)
@@ -122,11 +127,46 @@ for (const f of files) {
     all += us
   }
 }
+/**
+ * The factor that turns one replica's sampled busy time into the CPU its main thread used:
+ * the sampler counts wall time while the thread is runnable, so on a shared machine (three
+ * replicas on two cores) a sampled second is more than a CPU second. 1 when not measured.
+ */
+function cpuScale(profile, cpuFile) {
+  const names = new Map(profile.nodes.map((n) => [n.id, n.callFrame.functionName]))
+  let busy = 0
+  for (let i = 0; i < profile.samples.length; i++) {
+    const fn = names.get(profile.samples[i])
+    if (fn !== '(idle)' && fn !== '(program)') busy += profile.timeDeltas[i] ?? 0
+  }
+  let measured
+  try {
+    measured = JSON.parse(readFileSync(cpuFile, 'utf8'))
+  } catch {
+    measured = undefined
+  }
+  cpu.sampledBusy += busy
+  if (measured?.mainUs === undefined || busy === 0) {
+    cpu.scaled = false
+    return 1
+  }
+  cpu.main += measured.mainUs
+  cpu.process += measured.processUs
+  return measured.mainUs / busy
+}
+
 if (process.env.HEAL_PROFILE_KEEP) console.log(`profiles kept in ${dir}`)
 else rmSync(dir, { recursive: true, force: true })
 if (files.length === 0) throw new Error('no profiles were written')
 const busy = all - (totals.get('idle / waiting') ?? 0)
 console.log(`\n${files.length} replica profiles, heal to materialised state, ops=${ops} docs=${docs}`)
+console.log(
+  cpu.scaled
+    ? `sampled busy ${(cpu.sampledBusy / 1e6).toFixed(2)} s; main threads used ${(cpu.main / 1e6).toFixed(2)} CPU-s ` +
+        `(each replica's samples scaled to its main thread's CPU), whole processes ${(cpu.process / 1e6).toFixed(2)} CPU-s ` +
+        `(the rest: V8's GC helper and compiler threads, I/O and the profiler's own sampling)`
+    : 'CPU not measured (no /proc): seconds below are sampled busy time, more than CPU on a shared machine',
+)
 console.log(
   '| phase | CPU s (sum over replicas) | share of busy time | innermost dru function, CPU s (top 3) |\n| --- | ---: | ---: | --- |',
 )
