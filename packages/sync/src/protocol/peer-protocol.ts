@@ -1,27 +1,19 @@
-import { DruError, TREE_LEVELS, type LogSummary, type VersionVector } from '@dru/core'
+import { DruError, type LogSummary, type VersionVector } from '@dru/core'
 import { decodeFrame, encodeFrame } from '../frame-codec.js'
 import { compressFrame, decompressFrame } from '../frame-compression.js'
-import type { Frame, PeerLifecycle, TreeProbeFrame, TreeReportFrame } from '../frames.js'
+import type { Frame, PeerLifecycle } from '../frames.js'
 import { HandshakeState } from './handshake-phase.js'
+import { PendingProbes } from './pending-probes.js'
+import { summaryReport, treeReport } from './probe-answers.js'
+import { REFRESH_PROBE, RefreshSchedule } from './refresh-schedule.js'
 import { Replication } from './replication.js'
 import type { RoutedSession } from './route-book.js'
-import type { ProtocolConfig, ProtocolHooks, SessionRole, TreeSource, Wire } from './session-config.js'
+import type { ProtocolConfig, ProtocolHooks, SessionRole, Wire } from './session-config.js'
 import { COSTLY_FRAMES, QUARANTINE_CODES, frameAllowed, violation, type Phase } from './session-rules.js'
 import { TokenBucket } from './token-bucket.js'
 
-/**
- * The probe id a session uses for itself, to refresh what the peer holds when acks cannot
- * tell (see `AckLedger.untold`); verification probes (`Probes`) number from 1.
- */
-export const REFRESH_PROBE = 0
-
-/**
- * Refresh probes are costly frames for the peer (rate-limited to a few per second), so at
- * most one per second, and while a refresh changes nothing (the peer truly lacks what we
- * cannot stream it, e.g. below our compaction base), twice as rarely each time, up to 30 s.
- */
-export const REFRESH_MIN_INTERVAL_MS = 1_000
-export const REFRESH_MAX_INTERVAL_MS = 30_000
+// Moved to refresh-schedule.ts; re-exported so the package's door stays where it was.
+export { REFRESH_MAX_INTERVAL_MS, REFRESH_MIN_INTERVAL_MS, REFRESH_PROBE } from './refresh-schedule.js'
 
 /**
  * One session with one peer, as a state machine over frames: the handshake (the cluster
@@ -66,8 +58,8 @@ export class PeerProtocol implements RoutedSession {
   #lastPingAt = 0
   #pingN = 0
   #pingsSent = 0
-  readonly #probes = new Set<number>()
-  readonly #treeProbes = new Set<number>()
+  readonly #probes = new PendingProbes()
+  readonly #refresh: RefreshSchedule
   readonly #frameRate: TokenBucket
   readonly #costlyRate: TokenBucket
 
@@ -79,7 +71,7 @@ export class PeerProtocol implements RoutedSession {
     this.peerId = expectedPeer
     this.createdAt = config.now()
     this.lastFrameAt = this.createdAt
-    this.#refreshEvery = config.limits.refreshIntervalMs ?? REFRESH_MIN_INTERVAL_MS
+    this.#refresh = new RefreshSchedule(config.limits.refreshIntervalMs)
     const identity = {
       druId: config.druId,
       secret: config.secret,
@@ -112,10 +104,6 @@ export class PeerProtocol implements RoutedSession {
   get unackedBytes(): number {
     return this.#replication.window.unackedBytes
   }
-
-  /** Earliest time of the next refresh probe, and the interval after it (see REFRESH_MIN_INTERVAL_MS). */
-  #refreshAt = 0
-  #refreshEvery: number
 
   /** The lifecycle state the peer announced in its latest heartbeat (display only), if any. */
   peerLifecycle: PeerLifecycle | undefined
@@ -287,9 +275,9 @@ export class PeerProtocol implements RoutedSession {
         this.#send({ type: 'ping', n: this.#pingN, ...(state ? { state } : {}) })
       }
       // At most one refresh in flight, so at most one per heartbeat while anything stays untold.
-      if (!this.#probes.has(REFRESH_PROBE) && now >= this.#refreshAt && this.#replication.untold()) {
-        this.#probes.add(REFRESH_PROBE)
-        this.#refreshAt = now + this.#refreshEvery
+      if (!this.#probes.awaiting(REFRESH_PROBE) && this.#refresh.due(now) && this.#replication.untold()) {
+        this.#probes.asked(REFRESH_PROBE)
+        this.#refresh.sent(now)
         this.#send({ type: 'probe', id: REFRESH_PROBE, deep: false })
       }
       this.#replication.tick()
@@ -315,20 +303,19 @@ export class PeerProtocol implements RoutedSession {
   /** Asks the peer for its summary (and state digest when `deep`); the answer goes to `hooks.reported`. */
   probe(id: number, deep: boolean): void {
     if (this.#phase !== 'open') return
-    this.#probes.add(id)
+    this.#probes.asked(id)
     this.#guard(() => this.#send({ type: 'probe', id, deep }))
   }
 
   /** Forgets a probe we gave up on (its late answer is then a violation, like any unasked report). */
   forgetProbe(id: number): void {
-    this.#probes.delete(id)
-    this.#treeProbes.delete(id)
+    this.#probes.forget(id)
   }
 
   /** Asks the peer about nodes of its digest tree; the answer goes to `hooks.treeReported`. */
   treeProbe(id: number, level: number, nodes: readonly number[]): void {
     if (this.#phase !== 'open') return
-    this.#treeProbes.add(id)
+    this.#probes.askedTree(id)
     this.#guard(() => this.#send({ type: 'tree-probe', id, level, nodes }))
   }
 
@@ -415,31 +402,19 @@ export class PeerProtocol implements RoutedSession {
       case 'pong':
         if (this.#pingsSent === 0 || frame.n > this.#pingN) throw violation(`pong ${frame.n} answers no ping we sent`)
         return
-      case 'probe': {
-        const state = frame.deep ? this.#c.describe?.() : undefined
-        return void this.#send({
-          type: 'report',
-          id: frame.id,
-          summary: this.#c.log.summary(),
-          stateDigest: state?.digest ?? null,
-          documents: state?.documents ?? null,
-        })
-      }
+      case 'probe':
+        return void this.#send(summaryReport(this.#c, frame))
       case 'report':
-        if (!this.#probes.delete(frame.id)) throw violation(`report ${frame.id} answers no probe we sent`)
+        this.#probes.answered(frame.id)
         if (frame.id === REFRESH_PROBE) {
           this.#replication.onHoldingsReport(frame.summary)
-          const min = this.#c.limits.refreshIntervalMs ?? REFRESH_MIN_INTERVAL_MS
-          this.#refreshEvery = this.#replication.untold()
-            ? Math.min(this.#refreshEvery * 2, Math.max(min, REFRESH_MAX_INTERVAL_MS))
-            : min
-          return
+          return this.#refresh.answered(this.#replication.untold())
         }
         return this.#hooks.reported?.(this, frame)
       case 'tree-probe':
         return void this.#send(treeReport(this.#c.tree, frame))
       case 'tree-report':
-        if (!this.#treeProbes.delete(frame.id)) throw violation(`tree-report ${frame.id} answers no tree-probe we sent`)
+        this.#probes.treeAnswered(frame.id)
         return this.#hooks.treeReported?.(this, frame)
       case 'bootstrap':
         return this.#replication.onBootstrapRequest()
@@ -535,17 +510,4 @@ export class PeerProtocol implements RoutedSession {
 function pingEvery(l: ProtocolConfig['limits']): number {
   const every = Math.min(l.heartbeatMs, l.heartbeatTimeoutMs / 2)
   return every - Math.min(every / 10, 50)
-}
-
-/** Our answer to a tree probe, from the tree as of our last refresh (nothing without a tree: every node then differs). */
-function treeReport(tree: TreeSource | undefined, frame: TreeProbeFrame): TreeReportFrame {
-  if (!tree) return { type: 'tree-report', id: frame.id, hashes: [], docs: [] }
-  if (frame.level < TREE_LEVELS)
-    return {
-      type: 'tree-report',
-      id: frame.id,
-      hashes: frame.nodes.flatMap((n) => tree.children(frame.level, n)),
-      docs: [],
-    }
-  return { type: 'tree-report', id: frame.id, hashes: [], docs: frame.nodes.flatMap((n) => tree.bucket(n)) }
 }
