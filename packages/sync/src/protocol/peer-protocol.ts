@@ -2,6 +2,7 @@ import { DruError, type LogSummary, type VersionVector } from '@dru/core'
 import { decodeFrame, encodeFrame } from '../frame-codec.js'
 import { compressFrame, decompressFrame } from '../frame-compression.js'
 import type { Frame, PeerLifecycle } from '../frames.js'
+import { FrameRateLimit } from './frame-rate-limit.js'
 import { HandshakeState } from './handshake-phase.js'
 import { PendingProbes } from './pending-probes.js'
 import { summaryReport, treeReport } from './probe-answers.js'
@@ -9,8 +10,7 @@ import { REFRESH_PROBE, RefreshSchedule } from './refresh-schedule.js'
 import { Replication } from './replication.js'
 import type { RoutedSession } from './route-book.js'
 import type { ProtocolConfig, ProtocolHooks, SessionRole, Wire } from './session-config.js'
-import { COSTLY_FRAMES, QUARANTINE_CODES, frameAllowed, violation, type Phase } from './session-rules.js'
-import { TokenBucket } from './token-bucket.js'
+import { QUARANTINE_CODES, frameAllowed, violation, type Phase } from './session-rules.js'
 
 // Moved to refresh-schedule.ts; re-exported so the package's door stays where it was.
 export { REFRESH_MAX_INTERVAL_MS, REFRESH_MIN_INTERVAL_MS, REFRESH_PROBE } from './refresh-schedule.js'
@@ -60,8 +60,7 @@ export class PeerProtocol implements RoutedSession {
   #pingsSent = 0
   readonly #probes = new PendingProbes()
   readonly #refresh: RefreshSchedule
-  readonly #frameRate: TokenBucket
-  readonly #costlyRate: TokenBucket
+  readonly #rateLimit: FrameRateLimit
 
   constructor(config: ProtocolConfig, hooks: ProtocolHooks, wire: Wire, role: SessionRole, expectedPeer?: string) {
     this.#c = config
@@ -83,9 +82,7 @@ export class PeerProtocol implements RoutedSession {
     }
     this.#handshake = new HandshakeState(identity)
     this.#replication = new Replication(this, config, hooks, (frame) => this.#send(frame))
-    const l = config.limits
-    this.#frameRate = new TokenBucket(l.framesPerSecond, l.frameBurst, config.now)
-    this.#costlyRate = new TokenBucket(l.costlyFramesPerSecond, l.costlyFrameBurst, config.now)
+    this.#rateLimit = new FrameRateLimit(config.limits, config.now)
   }
 
   get phase(): Phase {
@@ -366,16 +363,7 @@ export class PeerProtocol implements RoutedSession {
     if (!frameAllowed({ phase: this.#phase, bootstrapping: this.#replication.bootstrapping }, frame.type)) {
       throw violation(`a ${frame.type} frame is not allowed ${this.#where()}`)
     }
-    if (this.#phase === 'open') {
-      if (!this.#frameRate.take())
-        throw new DruError('RATE_LIMITED', `${this.peerId} sent frames faster than ${this.#c.limits.framesPerSecond}/s`)
-      if (COSTLY_FRAMES.has(frame.type) && !this.#costlyRate.take()) {
-        throw new DruError(
-          'RATE_LIMITED',
-          `${this.peerId} sent ${frame.type} frames faster than ${this.#c.limits.costlyFramesPerSecond}/s`,
-        )
-      }
-    }
+    if (this.#phase === 'open') this.#rateLimit.admit(frame.type, this.peerId)
     switch (frame.type) {
       case 'error':
         return this.#onError(frame.code, frame.message)
