@@ -4,6 +4,7 @@ import { compressFrame, decompressFrame } from '../frame-compression.js'
 import type { Frame, PeerLifecycle } from '../frames.js'
 import { FrameRateLimit } from './frame-rate-limit.js'
 import { HandshakeState } from './handshake-phase.js'
+import { Liveness, type Ending } from './liveness.js'
 import { PendingProbes } from './pending-probes.js'
 import { summaryReport, treeReport } from './probe-answers.js'
 import { REFRESH_PROBE, RefreshSchedule } from './refresh-schedule.js'
@@ -53,14 +54,10 @@ export class PeerProtocol implements RoutedSession {
   /** Nonces, ephemeral keys and the seal: our frames are sealed once our auth is sent, the peer's once its auth arrived. */
   readonly #handshake: HandshakeState
   readonly #replication: Replication
-  #openedAt = 0
-  /** When we last pinged (the heartbeat counts from the session's opening). */
-  #lastPingAt = 0
-  #pingN = 0
-  #pingsSent = 0
   readonly #probes = new PendingProbes()
   readonly #refresh: RefreshSchedule
   readonly #rateLimit: FrameRateLimit
+  readonly #liveness: Liveness
 
   constructor(config: ProtocolConfig, hooks: ProtocolHooks, wire: Wire, role: SessionRole, expectedPeer?: string) {
     this.#c = config
@@ -83,6 +80,7 @@ export class PeerProtocol implements RoutedSession {
     this.#handshake = new HandshakeState(identity)
     this.#replication = new Replication(this, config, hooks, (frame) => this.#send(frame))
     this.#rateLimit = new FrameRateLimit(config.limits, config.now)
+    this.#liveness = new Liveness(config.limits, this.createdAt)
   }
 
   get phase(): Phase {
@@ -226,50 +224,20 @@ export class PeerProtocol implements RoutedSession {
   tick(): void {
     if (this.#phase === 'closed') return
     const now = this.#c.now()
-    const l = this.#c.limits
-    if (this.#phase !== 'open') {
-      if (now - this.createdAt > l.handshakeTimeoutMs)
-        this.fail('HANDSHAKE_TIMEOUT', `no complete handshake within ${l.handshakeTimeoutMs} ms`)
-      return
-    }
-    const silent = now - this.lastFrameAt
-    if (silent > l.heartbeatTimeoutMs) {
-      this.#c.logger.warn(`sync: no frame from ${this.peerId ?? '?'} for ${silent} ms; dropping the connection`, {
-        peer: this.peerId,
-      })
-      this.close('HEARTBEAT_TIMEOUT', `no frame for ${silent} ms`)
-      return
-    }
-    // TCP never loses bytes inside a live connection, but a middlebox or a bug could: a
-    // summary that never came, or a window never acknowledged, would stall the session for
-    // ever while pings still flow. Reconnecting re-runs the exchange.
-    if (!this.#replication.gotVv && now - this.#openedAt > l.heartbeatTimeoutMs) {
-      this.fail('PROTOCOL_VIOLATION', `no vv from ${this.peerId} within ${l.heartbeatTimeoutMs} ms of the handshake`)
-      return
-    }
-    const window = this.#replication.window
-    if (window.inFlight > 0 && now - window.lastProgressAt > l.heartbeatTimeoutMs) {
-      this.#c.logger.warn(
-        `sync: ${this.peerId} acknowledged nothing for ${now - window.lastProgressAt} ms with ${window.unackedBytes} bytes in flight; reconnecting`,
-        {
-          peer: this.peerId,
-        },
-      )
-      this.close(
-        'ACK_STALL',
-        `no ack for ${now - window.lastProgressAt} ms with ${window.unackedBytes} bytes in flight`,
-      )
-      return
-    }
+    const ending = this.#liveness.ending(now, {
+      open: this.#phase === 'open',
+      peerId: this.peerId,
+      lastFrameAt: this.lastFrameAt,
+      gotVv: this.#replication.gotVv,
+      window: this.#replication.window,
+    })
+    if (ending) return this.#end(ending)
+    if (this.#phase !== 'open') return
     this.#guard(() => {
-      // The owner may tick more often than the heartbeat (to bound handshakes): ping only
-      // when one is due, so an idle link carries one ping per heartbeat, not per tick.
-      if (now - this.#lastPingAt >= pingEvery(l)) {
-        this.#lastPingAt = now
-        this.#pingN = (this.#pingN + 1) >>> 0
-        this.#pingsSent++
+      const n = this.#liveness.pingDue(now)
+      if (n !== undefined) {
         const state = this.#c.announce?.()
-        this.#send({ type: 'ping', n: this.#pingN, ...(state ? { state } : {}) })
+        this.#send({ type: 'ping', n, ...(state ? { state } : {}) })
       }
       // At most one refresh in flight, so at most one per heartbeat while anything stays untold.
       if (!this.#probes.awaiting(REFRESH_PROBE) && this.#refresh.due(now) && this.#replication.untold()) {
@@ -279,6 +247,13 @@ export class PeerProtocol implements RoutedSession {
       }
       this.#replication.tick()
     })
+  }
+
+  /** Ends the session as {@link Liveness} decided: a suspect link is dropped with a warning, the rest fail. */
+  #end(ending: Ending): void {
+    if (ending.warning === undefined) return this.fail(ending.code, ending.message)
+    this.#c.logger.warn(ending.warning, { peer: this.peerId })
+    this.close(ending.code, ending.message)
   }
 
   /** True while this session would ask the peer for its summary at the next heartbeat. */
@@ -388,8 +363,7 @@ export class PeerProtocol implements RoutedSession {
         }
         return void this.#send({ type: 'pong', n: frame.n })
       case 'pong':
-        if (this.#pingsSent === 0 || frame.n > this.#pingN) throw violation(`pong ${frame.n} answers no ping we sent`)
-        return
+        return this.#liveness.pong(frame.n)
       case 'probe':
         return void this.#send(summaryReport(this.#c, frame))
       case 'report':
@@ -451,8 +425,7 @@ export class PeerProtocol implements RoutedSession {
   #onAuth(hmac: Uint8Array, sig: Uint8Array): void {
     this.#handshake.verifyAuth(hmac, sig)
     this.#phase = 'open'
-    this.#openedAt = this.#c.now()
-    this.#lastPingAt = this.#openedAt
+    this.#liveness.opened(this.#c.now())
     this.wasAuthenticated = true
     const admission = this.#hooks.admit?.(this) ?? { ok: true }
     if (!admission.ok) return this.fail(admission.code, admission.message)
@@ -488,14 +461,4 @@ export class PeerProtocol implements RoutedSession {
     this.#wire.send(wire)
     return wire.byteLength
   }
-}
-
-/**
- * How often an open session pings: every heartbeat, and at least twice per heartbeat timeout
- * (a peer with our settings then never sees a live link fall silent). A tick that comes a
- * few ms early still pings: timers are not exact, and a skipped beat would double the gap.
- */
-function pingEvery(l: ProtocolConfig['limits']): number {
-  const every = Math.min(l.heartbeatMs, l.heartbeatTimeoutMs / 2)
-  return every - Math.min(every / 10, 50)
 }
