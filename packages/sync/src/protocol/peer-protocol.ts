@@ -1,7 +1,5 @@
 import { DruError, type LogSummary, type VersionVector } from '@dru/core'
-import { decodeFrame, encodeFrame } from '../frame-codec.js'
-import { compressFrame, decompressFrame } from '../frame-compression.js'
-import type { Frame, PeerLifecycle } from '../frames.js'
+import type { ErrorFrame, Frame, PeerLifecycle } from '../frames.js'
 import { FrameRateLimit } from './frame-rate-limit.js'
 import { HandshakeState } from './handshake-phase.js'
 import { Liveness, type Ending } from './liveness.js'
@@ -11,6 +9,7 @@ import { REFRESH_PROBE, RefreshSchedule } from './refresh-schedule.js'
 import { Replication } from './replication.js'
 import type { RoutedSession } from './route-book.js'
 import type { ProtocolConfig, ProtocolHooks, SessionRole, Wire } from './session-config.js'
+import { SessionCodec } from './session-codec.js'
 import { QUARANTINE_CODES, frameAllowed, violation, type Phase } from './session-rules.js'
 
 // Moved to refresh-schedule.ts; re-exported so the package's door stays where it was.
@@ -24,9 +23,12 @@ export { REFRESH_MAX_INTERVAL_MS, REFRESH_MIN_INTERVAL_MS, REFRESH_PROBE } from 
  * and the owner calls {@link tick} and {@link pump}. So the same code runs on a WebSocket and
  * in the in-process simulation.
  *
- * This class is the session shell: the phase, the handshake and seal, rate limits,
- * heartbeats, probes and errors. What flows once the session is open (summaries, batches,
- * acks, bootstraps) is its {@link Replication}.
+ * This class is the session shell: it owns the phase, dispatches each frame the phase
+ * allows, and ends the session on errors. Its parts do the rest: the {@link HandshakeState}
+ * proves both sides, the {@link SessionCodec} turns frames into sealed bytes and back, the
+ * {@link FrameRateLimit} bounds the peer's pace, {@link Liveness} judges the link and times
+ * the pings, {@link PendingProbes} and the {@link RefreshSchedule} keep the probes, and what
+ * flows once the session is open (summaries, batches, acks, bootstraps) is its {@link Replication}.
  *
  * What a peer may do is decided by the session's phase and the peer's proven identity,
  * never by what it claims: a frame the phase does not allow, an ack of something we do not
@@ -56,6 +58,7 @@ export class PeerProtocol implements RoutedSession {
   readonly #replication: Replication
   readonly #probes = new PendingProbes()
   readonly #refresh: RefreshSchedule
+  readonly #codec: SessionCodec
   readonly #rateLimit: FrameRateLimit
   readonly #liveness: Liveness
 
@@ -79,6 +82,7 @@ export class PeerProtocol implements RoutedSession {
     }
     this.#handshake = new HandshakeState(identity)
     this.#replication = new Replication(this, config, hooks, (frame) => this.#send(frame))
+    this.#codec = new SessionCodec(this.#handshake, config.limits, config.compression)
     this.#rateLimit = new FrameRateLimit(config.limits, config.now)
     this.#liveness = new Liveness(config.limits, this.createdAt)
   }
@@ -171,43 +175,19 @@ export class PeerProtocol implements RoutedSession {
     this.framesIn++
     this.lastFrameAt = this.#c.now()
     this.#guard(() => {
-      if (!isBinary)
-        throw new DruError('MALFORMED', 'text frames are not part of the protocol; frames are binary msgpack')
-      // Until the peer proves itself, only small handshake frames are decoded.
-      const limit = this.#phase === 'open' ? this.#c.limits.maxFrameBytes : this.#c.limits.preAuthMaxFrameBytes
-      // After its auth, every frame of the peer must carry the session's seal.
-      if (this.#handshake.sealIn) {
-        const opened = this.#openSealed(bytes)
-        if (opened) this.#handle(decodeFrame(decompressFrame(opened, limit), limit))
-        return
-      }
-      this.#handle(decodeFrame(bytes, limit))
+      const incoming = this.#codec.decode(bytes, isBinary, this.#phase === 'open')
+      if (incoming.unsealed) this.#onUnsealedError(incoming.unsealed)
+      else this.#handle(incoming.frame)
     })
   }
 
-  /**
-   * A sealed frame's bytes. The one unsealed frame still heard is an `error`: a peer that
-   * refused our auth (a wrong secret derives another seal key) says why in the clear. It is
-   * treated as a stranger's: it closes the session and changes nothing else (undefined).
-   */
-  #openSealed(bytes: Uint8Array): Uint8Array | undefined {
-    try {
-      return this.#handshake.open(bytes)
-    } catch (err) {
-      let clear: Frame | undefined
-      try {
-        clear = decodeFrame(bytes, this.#c.limits.preAuthMaxFrameBytes)
-      } catch {
-        throw err
-      }
-      if (clear.type !== 'error') throw err
-      this.#c.logger.warn(
-        `sync: ${this.peerId ?? 'peer'} reported ${clear.code} without the session's seal: ${clear.message}`,
-        { peer: this.peerId, code: clear.code },
-      )
-      this.close(clear.code, `peer reported (unsealed): ${clear.message}`)
-      return undefined
-    }
+  /** An `error` without the session's seal: a stranger's word, so it closes the session and changes nothing else. */
+  #onUnsealedError(clear: ErrorFrame): void {
+    this.#c.logger.warn(
+      `sync: ${this.peerId ?? 'peer'} reported ${clear.code} without the session's seal: ${clear.message}`,
+      { peer: this.peerId, code: clear.code },
+    )
+    this.close(clear.code, `peer reported (unsealed): ${clear.message}`)
   }
 
   /** Streams what the peer lacks while the window has room (after a commit or an ack). */
@@ -444,18 +424,7 @@ export class PeerProtocol implements RoutedSession {
       this.close('BACKPRESSURE', `peer is not reading (${this.#wire.bufferedAmount} bytes queued)`)
       return 0
     }
-    const bytes = encodeFrame(frame)
-    // Never send what a peer with our limit must refuse.
-    if (bytes.byteLength > maxFrameBytes) {
-      throw new DruError(
-        'FRAME_TOO_LARGE',
-        `a ${frame.type} frame of ${bytes.byteLength} bytes exceeds maxFrameBytes ${maxFrameBytes}`,
-      )
-    }
-    // An error before the peer is authenticated goes in the clear: it may not hold our seal key.
-    const sealed = this.#handshake.sealOut && (this.#phase === 'open' || frame.type !== 'error')
-    // Only sealed frames are compressed: a peer decompresses nothing before it knows who sent it.
-    const wire = sealed ? this.#handshake.seal(this.#c.compression?.compress(bytes) ?? compressFrame(bytes)) : bytes
+    const wire = this.#codec.encode(frame, this.#phase === 'open')
     this.bytesOut += wire.byteLength
     this.framesOut++
     this.#wire.send(wire)
