@@ -1,7 +1,7 @@
 import { DruError, type LogSummary, type VersionVector } from '@dru/core'
 import type { ErrorFrame, Frame, PeerLifecycle } from '../frames.js'
 import { FrameRateLimit } from './frame-rate-limit.js'
-import { HandshakeState } from './handshake-phase.js'
+import { HandshakeState, handshakeIdentity } from './handshake-phase.js'
 import { Liveness, type Ending } from './liveness.js'
 import { PendingProbes } from './pending-probes.js'
 import { summaryReport, treeReport } from './probe-answers.js'
@@ -10,7 +10,7 @@ import { Replication } from './replication.js'
 import type { RoutedSession } from './route-book.js'
 import type { ProtocolConfig, ProtocolHooks, SessionRole, Wire } from './session-config.js'
 import { SessionCodec } from './session-codec.js'
-import { QUARANTINE_CODES, frameAllowed, violation, type Phase } from './session-rules.js'
+import { QUARANTINE_CODES, checkFrameAllowed, type Phase } from './session-rules.js'
 
 // Moved to refresh-schedule.ts; re-exported so the package's door stays where it was.
 export { REFRESH_MAX_INTERVAL_MS, REFRESH_MIN_INTERVAL_MS, REFRESH_PROBE } from './refresh-schedule.js'
@@ -71,16 +71,7 @@ export class PeerProtocol implements RoutedSession {
     this.createdAt = config.now()
     this.lastFrameAt = this.createdAt
     this.#refresh = new RefreshSchedule(config.limits.refreshIntervalMs)
-    const identity = {
-      druId: config.druId,
-      secret: config.secret,
-      privateKey: config.privateKey,
-      publicKeys: config.publicKeys,
-      get origin() {
-        return config.log.origin
-      },
-    }
-    this.#handshake = new HandshakeState(identity)
+    this.#handshake = new HandshakeState(handshakeIdentity(config))
     this.#replication = new Replication(this, config, hooks, (frame) => this.#send(frame))
     this.#codec = new SessionCodec(this.#handshake, config.limits, config.compression)
     this.#rateLimit = new FrameRateLimit(config.limits, config.now)
@@ -315,9 +306,7 @@ export class PeerProtocol implements RoutedSession {
   }
 
   #handle(frame: Frame): void {
-    if (!frameAllowed({ phase: this.#phase, bootstrapping: this.#replication.bootstrapping }, frame.type)) {
-      throw violation(`a ${frame.type} frame is not allowed ${this.#where()}`)
-    }
+    checkFrameAllowed({ phase: this.#phase, bootstrapping: this.#replication.bootstrapping }, frame.type)
     if (this.#phase === 'open') this.#rateLimit.admit(frame.type, this.peerId)
     switch (frame.type) {
       case 'error':
@@ -367,14 +356,6 @@ export class PeerProtocol implements RoutedSession {
       case 'bootstrap-end':
         return this.#replication.onBootstrapEnd()
     }
-  }
-
-  #where(): string {
-    if (this.#phase === 'hello') return 'before the hello'
-    if (this.#phase === 'auth') return 'before authentication'
-    if (this.#phase === 'open')
-      return this.#replication.bootstrapping ? 'during a bootstrap' : 'outside a bootstrap we asked for'
-    return 'after close'
   }
 
   #onError(code: string, message: string): void {
