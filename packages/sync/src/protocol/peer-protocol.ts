@@ -12,9 +12,6 @@ import type { ProtocolConfig, ProtocolHooks, SessionRole, Wire } from './session
 import { SessionCodec } from './session-codec.js'
 import { QUARANTINE_CODES, checkFrameAllowed, type Phase } from './session-rules.js'
 
-// Moved to refresh-schedule.ts; re-exported so the package's door stays where it was.
-export { REFRESH_MAX_INTERVAL_MS, REFRESH_MIN_INTERVAL_MS, REFRESH_PROBE } from './refresh-schedule.js'
-
 /**
  * One session with one peer, as a state machine over frames: the handshake (the cluster
  * secret and the peer's own key), the summary exchange, streaming what the peer lacks in a
