@@ -60,12 +60,8 @@ export { authProof, proofMatches, identityProof, identityProofValid } from './ha
 export type { Transcript } from './handshake.js'
 export { FrameSeal, newEphemeralKey, EPHEMERAL_KEY_BYTES, SEAL_TAG_BYTES } from './frame-seal.js'
 export type { EphemeralKey, SealContext } from './frame-seal.js'
-export {
-  PeerProtocol,
-  REFRESH_MAX_INTERVAL_MS,
-  REFRESH_MIN_INTERVAL_MS,
-  REFRESH_PROBE,
-} from './protocol/peer-protocol.js'
+export { PeerProtocol } from './protocol/peer-protocol.js'
+export { REFRESH_MAX_INTERVAL_MS, REFRESH_MIN_INTERVAL_MS, REFRESH_PROBE } from './protocol/refresh-schedule.js'
 export { RouteBook } from './protocol/route-book.js'
 export type { RoutedSession } from './protocol/route-book.js'
 export type {

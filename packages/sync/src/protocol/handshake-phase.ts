@@ -3,7 +3,7 @@ import { DruError, parseOrigin } from '@dru/core'
 import { PROTOCOL_VERSION, type AuthFrame, type HelloFrame } from '../frames.js'
 import { FrameSeal, newEphemeralKey, type EphemeralKey } from '../frame-seal.js'
 import { authProof, identityProof, identityProofValid, proofMatches, type Transcript } from '../handshake.js'
-import type { SessionRole } from './session-config.js'
+import type { ProtocolConfig, SessionRole } from './session-config.js'
 
 /** Who we are, for the handshake. */
 export interface HandshakeIdentity {
@@ -13,6 +13,21 @@ export interface HandshakeIdentity {
   readonly privateKey: KeyObject
   /** Every member's public key: who may connect, and whose signature proves whom. */
   readonly publicKeys: ReadonlyMap<string, KeyObject>
+}
+
+/** Who a session's config says we are. The origin is read from the log when used, never copied. */
+export function handshakeIdentity(
+  config: Pick<ProtocolConfig, 'druId' | 'secret' | 'privateKey' | 'publicKeys' | 'log'>,
+): HandshakeIdentity {
+  return {
+    druId: config.druId,
+    secret: config.secret,
+    privateKey: config.privateKey,
+    publicKeys: config.publicKeys,
+    get origin() {
+      return config.log.origin
+    },
+  }
 }
 
 /** The peer as its hello presented it (proven only once its auth checks out). */

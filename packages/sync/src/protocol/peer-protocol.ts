@@ -1,27 +1,16 @@
-import { DruError, TREE_LEVELS, type LogSummary, type VersionVector } from '@dru/core'
-import { decodeFrame, encodeFrame } from '../frame-codec.js'
-import { compressFrame, decompressFrame } from '../frame-compression.js'
-import type { Frame, PeerLifecycle, TreeProbeFrame, TreeReportFrame } from '../frames.js'
-import { HandshakeState } from './handshake-phase.js'
+import { DruError, type LogSummary, type VersionVector } from '@dru/core'
+import type { ErrorFrame, Frame, PeerLifecycle } from '../frames.js'
+import { FrameRateLimit } from './frame-rate-limit.js'
+import { HandshakeState, handshakeIdentity } from './handshake-phase.js'
+import { Liveness, type Ending } from './liveness.js'
+import { PendingProbes } from './pending-probes.js'
+import { summaryReport, treeReport } from './probe-answers.js'
+import { REFRESH_PROBE, RefreshSchedule } from './refresh-schedule.js'
 import { Replication } from './replication.js'
 import type { RoutedSession } from './route-book.js'
-import type { ProtocolConfig, ProtocolHooks, SessionRole, TreeSource, Wire } from './session-config.js'
-import { COSTLY_FRAMES, QUARANTINE_CODES, frameAllowed, violation, type Phase } from './session-rules.js'
-import { TokenBucket } from './token-bucket.js'
-
-/**
- * The probe id a session uses for itself, to refresh what the peer holds when acks cannot
- * tell (see `AckLedger.untold`); verification probes (`Probes`) number from 1.
- */
-export const REFRESH_PROBE = 0
-
-/**
- * Refresh probes are costly frames for the peer (rate-limited to a few per second), so at
- * most one per second, and while a refresh changes nothing (the peer truly lacks what we
- * cannot stream it, e.g. below our compaction base), twice as rarely each time, up to 30 s.
- */
-export const REFRESH_MIN_INTERVAL_MS = 1_000
-export const REFRESH_MAX_INTERVAL_MS = 30_000
+import type { ProtocolConfig, ProtocolHooks, SessionRole, Wire } from './session-config.js'
+import { SessionCodec } from './session-codec.js'
+import { QUARANTINE_CODES, checkFrameAllowed, type Phase } from './session-rules.js'
 
 /**
  * One session with one peer, as a state machine over frames: the handshake (the cluster
@@ -31,9 +20,12 @@ export const REFRESH_MAX_INTERVAL_MS = 30_000
  * and the owner calls {@link tick} and {@link pump}. So the same code runs on a WebSocket and
  * in the in-process simulation.
  *
- * This class is the session shell: the phase, the handshake and seal, rate limits,
- * heartbeats, probes and errors. What flows once the session is open (summaries, batches,
- * acks, bootstraps) is its {@link Replication}.
+ * This class is the session shell: it owns the phase, dispatches each frame the phase
+ * allows, and ends the session on errors. Its parts do the rest: the {@link HandshakeState}
+ * proves both sides, the {@link SessionCodec} turns frames into sealed bytes and back, the
+ * {@link FrameRateLimit} bounds the peer's pace, {@link Liveness} judges the link and times
+ * the pings, {@link PendingProbes} and the {@link RefreshSchedule} keep the probes, and what
+ * flows once the session is open (summaries, batches, acks, bootstraps) is its {@link Replication}.
  *
  * What a peer may do is decided by the session's phase and the peer's proven identity,
  * never by what it claims: a frame the phase does not allow, an ack of something we do not
@@ -61,15 +53,11 @@ export class PeerProtocol implements RoutedSession {
   /** Nonces, ephemeral keys and the seal: our frames are sealed once our auth is sent, the peer's once its auth arrived. */
   readonly #handshake: HandshakeState
   readonly #replication: Replication
-  #openedAt = 0
-  /** When we last pinged (the heartbeat counts from the session's opening). */
-  #lastPingAt = 0
-  #pingN = 0
-  #pingsSent = 0
-  readonly #probes = new Set<number>()
-  readonly #treeProbes = new Set<number>()
-  readonly #frameRate: TokenBucket
-  readonly #costlyRate: TokenBucket
+  readonly #probes = new PendingProbes()
+  readonly #refresh: RefreshSchedule
+  readonly #codec: SessionCodec
+  readonly #rateLimit: FrameRateLimit
+  readonly #liveness: Liveness
 
   constructor(config: ProtocolConfig, hooks: ProtocolHooks, wire: Wire, role: SessionRole, expectedPeer?: string) {
     this.#c = config
@@ -79,21 +67,12 @@ export class PeerProtocol implements RoutedSession {
     this.peerId = expectedPeer
     this.createdAt = config.now()
     this.lastFrameAt = this.createdAt
-    this.#refreshEvery = config.limits.refreshIntervalMs ?? REFRESH_MIN_INTERVAL_MS
-    const identity = {
-      druId: config.druId,
-      secret: config.secret,
-      privateKey: config.privateKey,
-      publicKeys: config.publicKeys,
-      get origin() {
-        return config.log.origin
-      },
-    }
-    this.#handshake = new HandshakeState(identity)
+    this.#refresh = new RefreshSchedule(config.limits.refreshIntervalMs)
+    this.#handshake = new HandshakeState(handshakeIdentity(config))
     this.#replication = new Replication(this, config, hooks, (frame) => this.#send(frame))
-    const l = config.limits
-    this.#frameRate = new TokenBucket(l.framesPerSecond, l.frameBurst, config.now)
-    this.#costlyRate = new TokenBucket(l.costlyFramesPerSecond, l.costlyFrameBurst, config.now)
+    this.#codec = new SessionCodec(this.#handshake, config.limits, config.compression)
+    this.#rateLimit = new FrameRateLimit(config.limits, config.now)
+    this.#liveness = new Liveness(config.limits, this.createdAt)
   }
 
   get phase(): Phase {
@@ -112,10 +91,6 @@ export class PeerProtocol implements RoutedSession {
   get unackedBytes(): number {
     return this.#replication.window.unackedBytes
   }
-
-  /** Earliest time of the next refresh probe, and the interval after it (see REFRESH_MIN_INTERVAL_MS). */
-  #refreshAt = 0
-  #refreshEvery: number
 
   /** The lifecycle state the peer announced in its latest heartbeat (display only), if any. */
   peerLifecycle: PeerLifecycle | undefined
@@ -188,43 +163,19 @@ export class PeerProtocol implements RoutedSession {
     this.framesIn++
     this.lastFrameAt = this.#c.now()
     this.#guard(() => {
-      if (!isBinary)
-        throw new DruError('MALFORMED', 'text frames are not part of the protocol; frames are binary msgpack')
-      // Until the peer proves itself, only small handshake frames are decoded.
-      const limit = this.#phase === 'open' ? this.#c.limits.maxFrameBytes : this.#c.limits.preAuthMaxFrameBytes
-      // After its auth, every frame of the peer must carry the session's seal.
-      if (this.#handshake.sealIn) {
-        const opened = this.#openSealed(bytes)
-        if (opened) this.#handle(decodeFrame(decompressFrame(opened, limit), limit))
-        return
-      }
-      this.#handle(decodeFrame(bytes, limit))
+      const incoming = this.#codec.decode(bytes, isBinary, this.#phase === 'open')
+      if (incoming.unsealed) this.#onUnsealedError(incoming.unsealed)
+      else this.#handle(incoming.frame)
     })
   }
 
-  /**
-   * A sealed frame's bytes. The one unsealed frame still heard is an `error`: a peer that
-   * refused our auth (a wrong secret derives another seal key) says why in the clear. It is
-   * treated as a stranger's: it closes the session and changes nothing else (undefined).
-   */
-  #openSealed(bytes: Uint8Array): Uint8Array | undefined {
-    try {
-      return this.#handshake.open(bytes)
-    } catch (err) {
-      let clear: Frame | undefined
-      try {
-        clear = decodeFrame(bytes, this.#c.limits.preAuthMaxFrameBytes)
-      } catch {
-        throw err
-      }
-      if (clear.type !== 'error') throw err
-      this.#c.logger.warn(
-        `sync: ${this.peerId ?? 'peer'} reported ${clear.code} without the session's seal: ${clear.message}`,
-        { peer: this.peerId, code: clear.code },
-      )
-      this.close(clear.code, `peer reported (unsealed): ${clear.message}`)
-      return undefined
-    }
+  /** An `error` without the session's seal: a stranger's word, so it closes the session and changes nothing else. */
+  #onUnsealedError(clear: ErrorFrame): void {
+    this.#c.logger.warn(
+      `sync: ${this.peerId ?? 'peer'} reported ${clear.code} without the session's seal: ${clear.message}`,
+      { peer: this.peerId, code: clear.code },
+    )
+    this.close(clear.code, `peer reported (unsealed): ${clear.message}`)
   }
 
   /** Streams what the peer lacks while the window has room (after a commit or an ack). */
@@ -241,59 +192,36 @@ export class PeerProtocol implements RoutedSession {
   tick(): void {
     if (this.#phase === 'closed') return
     const now = this.#c.now()
-    const l = this.#c.limits
-    if (this.#phase !== 'open') {
-      if (now - this.createdAt > l.handshakeTimeoutMs)
-        this.fail('HANDSHAKE_TIMEOUT', `no complete handshake within ${l.handshakeTimeoutMs} ms`)
-      return
-    }
-    const silent = now - this.lastFrameAt
-    if (silent > l.heartbeatTimeoutMs) {
-      this.#c.logger.warn(`sync: no frame from ${this.peerId ?? '?'} for ${silent} ms; dropping the connection`, {
-        peer: this.peerId,
-      })
-      this.close('HEARTBEAT_TIMEOUT', `no frame for ${silent} ms`)
-      return
-    }
-    // TCP never loses bytes inside a live connection, but a middlebox or a bug could: a
-    // summary that never came, or a window never acknowledged, would stall the session for
-    // ever while pings still flow. Reconnecting re-runs the exchange.
-    if (!this.#replication.gotVv && now - this.#openedAt > l.heartbeatTimeoutMs) {
-      this.fail('PROTOCOL_VIOLATION', `no vv from ${this.peerId} within ${l.heartbeatTimeoutMs} ms of the handshake`)
-      return
-    }
-    const window = this.#replication.window
-    if (window.inFlight > 0 && now - window.lastProgressAt > l.heartbeatTimeoutMs) {
-      this.#c.logger.warn(
-        `sync: ${this.peerId} acknowledged nothing for ${now - window.lastProgressAt} ms with ${window.unackedBytes} bytes in flight; reconnecting`,
-        {
-          peer: this.peerId,
-        },
-      )
-      this.close(
-        'ACK_STALL',
-        `no ack for ${now - window.lastProgressAt} ms with ${window.unackedBytes} bytes in flight`,
-      )
-      return
-    }
+    const ending = this.#liveness.ending(now, {
+      open: this.#phase === 'open',
+      peerId: this.peerId,
+      lastFrameAt: this.lastFrameAt,
+      gotVv: this.#replication.gotVv,
+      window: this.#replication.window,
+    })
+    if (ending) return this.#end(ending)
+    if (this.#phase !== 'open') return
     this.#guard(() => {
-      // The owner may tick more often than the heartbeat (to bound handshakes): ping only
-      // when one is due, so an idle link carries one ping per heartbeat, not per tick.
-      if (now - this.#lastPingAt >= pingEvery(l)) {
-        this.#lastPingAt = now
-        this.#pingN = (this.#pingN + 1) >>> 0
-        this.#pingsSent++
+      const n = this.#liveness.pingDue(now)
+      if (n !== undefined) {
         const state = this.#c.announce?.()
-        this.#send({ type: 'ping', n: this.#pingN, ...(state ? { state } : {}) })
+        this.#send({ type: 'ping', n, ...(state ? { state } : {}) })
       }
       // At most one refresh in flight, so at most one per heartbeat while anything stays untold.
-      if (!this.#probes.has(REFRESH_PROBE) && now >= this.#refreshAt && this.#replication.untold()) {
-        this.#probes.add(REFRESH_PROBE)
-        this.#refreshAt = now + this.#refreshEvery
+      if (!this.#probes.awaiting(REFRESH_PROBE) && this.#refresh.due(now) && this.#replication.untold()) {
+        this.#probes.asked(REFRESH_PROBE)
+        this.#refresh.sent(now)
         this.#send({ type: 'probe', id: REFRESH_PROBE, deep: false })
       }
       this.#replication.tick()
     })
+  }
+
+  /** Ends the session as {@link Liveness} decided: a suspect link is dropped with a warning, the rest fail. */
+  #end(ending: Ending): void {
+    if (ending.warning === undefined) return this.fail(ending.code, ending.message)
+    this.#c.logger.warn(ending.warning, { peer: this.peerId })
+    this.close(ending.code, ending.message)
   }
 
   /** True while this session would ask the peer for its summary at the next heartbeat. */
@@ -315,20 +243,19 @@ export class PeerProtocol implements RoutedSession {
   /** Asks the peer for its summary (and state digest when `deep`); the answer goes to `hooks.reported`. */
   probe(id: number, deep: boolean): void {
     if (this.#phase !== 'open') return
-    this.#probes.add(id)
+    this.#probes.asked(id)
     this.#guard(() => this.#send({ type: 'probe', id, deep }))
   }
 
   /** Forgets a probe we gave up on (its late answer is then a violation, like any unasked report). */
   forgetProbe(id: number): void {
-    this.#probes.delete(id)
-    this.#treeProbes.delete(id)
+    this.#probes.forget(id)
   }
 
   /** Asks the peer about nodes of its digest tree; the answer goes to `hooks.treeReported`. */
   treeProbe(id: number, level: number, nodes: readonly number[]): void {
     if (this.#phase !== 'open') return
-    this.#treeProbes.add(id)
+    this.#probes.askedTree(id)
     this.#guard(() => this.#send({ type: 'tree-probe', id, level, nodes }))
   }
 
@@ -376,19 +303,8 @@ export class PeerProtocol implements RoutedSession {
   }
 
   #handle(frame: Frame): void {
-    if (!frameAllowed({ phase: this.#phase, bootstrapping: this.#replication.bootstrapping }, frame.type)) {
-      throw violation(`a ${frame.type} frame is not allowed ${this.#where()}`)
-    }
-    if (this.#phase === 'open') {
-      if (!this.#frameRate.take())
-        throw new DruError('RATE_LIMITED', `${this.peerId} sent frames faster than ${this.#c.limits.framesPerSecond}/s`)
-      if (COSTLY_FRAMES.has(frame.type) && !this.#costlyRate.take()) {
-        throw new DruError(
-          'RATE_LIMITED',
-          `${this.peerId} sent ${frame.type} frames faster than ${this.#c.limits.costlyFramesPerSecond}/s`,
-        )
-      }
-    }
+    checkFrameAllowed({ phase: this.#phase, bootstrapping: this.#replication.bootstrapping }, frame.type)
+    if (this.#phase === 'open') this.#rateLimit.admit(frame.type, this.peerId)
     switch (frame.type) {
       case 'error':
         return this.#onError(frame.code, frame.message)
@@ -413,33 +329,20 @@ export class PeerProtocol implements RoutedSession {
         }
         return void this.#send({ type: 'pong', n: frame.n })
       case 'pong':
-        if (this.#pingsSent === 0 || frame.n > this.#pingN) throw violation(`pong ${frame.n} answers no ping we sent`)
-        return
-      case 'probe': {
-        const state = frame.deep ? this.#c.describe?.() : undefined
-        return void this.#send({
-          type: 'report',
-          id: frame.id,
-          summary: this.#c.log.summary(),
-          stateDigest: state?.digest ?? null,
-          documents: state?.documents ?? null,
-        })
-      }
+        return this.#liveness.pong(frame.n)
+      case 'probe':
+        return void this.#send(summaryReport(this.#c, frame))
       case 'report':
-        if (!this.#probes.delete(frame.id)) throw violation(`report ${frame.id} answers no probe we sent`)
+        this.#probes.answered(frame.id)
         if (frame.id === REFRESH_PROBE) {
           this.#replication.onHoldingsReport(frame.summary)
-          const min = this.#c.limits.refreshIntervalMs ?? REFRESH_MIN_INTERVAL_MS
-          this.#refreshEvery = this.#replication.untold()
-            ? Math.min(this.#refreshEvery * 2, Math.max(min, REFRESH_MAX_INTERVAL_MS))
-            : min
-          return
+          return this.#refresh.answered(this.#replication.untold())
         }
         return this.#hooks.reported?.(this, frame)
       case 'tree-probe':
         return void this.#send(treeReport(this.#c.tree, frame))
       case 'tree-report':
-        if (!this.#treeProbes.delete(frame.id)) throw violation(`tree-report ${frame.id} answers no tree-probe we sent`)
+        this.#probes.treeAnswered(frame.id)
         return this.#hooks.treeReported?.(this, frame)
       case 'bootstrap':
         return this.#replication.onBootstrapRequest()
@@ -450,14 +353,6 @@ export class PeerProtocol implements RoutedSession {
       case 'bootstrap-end':
         return this.#replication.onBootstrapEnd()
     }
-  }
-
-  #where(): string {
-    if (this.#phase === 'hello') return 'before the hello'
-    if (this.#phase === 'auth') return 'before authentication'
-    if (this.#phase === 'open')
-      return this.#replication.bootstrapping ? 'during a bootstrap' : 'outside a bootstrap we asked for'
-    return 'after close'
   }
 
   #onError(code: string, message: string): void {
@@ -488,8 +383,7 @@ export class PeerProtocol implements RoutedSession {
   #onAuth(hmac: Uint8Array, sig: Uint8Array): void {
     this.#handshake.verifyAuth(hmac, sig)
     this.#phase = 'open'
-    this.#openedAt = this.#c.now()
-    this.#lastPingAt = this.#openedAt
+    this.#liveness.opened(this.#c.now())
     this.wasAuthenticated = true
     const admission = this.#hooks.admit?.(this) ?? { ok: true }
     if (!admission.ok) return this.fail(admission.code, admission.message)
@@ -508,44 +402,10 @@ export class PeerProtocol implements RoutedSession {
       this.close('BACKPRESSURE', `peer is not reading (${this.#wire.bufferedAmount} bytes queued)`)
       return 0
     }
-    const bytes = encodeFrame(frame)
-    // Never send what a peer with our limit must refuse.
-    if (bytes.byteLength > maxFrameBytes) {
-      throw new DruError(
-        'FRAME_TOO_LARGE',
-        `a ${frame.type} frame of ${bytes.byteLength} bytes exceeds maxFrameBytes ${maxFrameBytes}`,
-      )
-    }
-    // An error before the peer is authenticated goes in the clear: it may not hold our seal key.
-    const sealed = this.#handshake.sealOut && (this.#phase === 'open' || frame.type !== 'error')
-    // Only sealed frames are compressed: a peer decompresses nothing before it knows who sent it.
-    const wire = sealed ? this.#handshake.seal(this.#c.compression?.compress(bytes) ?? compressFrame(bytes)) : bytes
+    const wire = this.#codec.encode(frame, this.#phase === 'open')
     this.bytesOut += wire.byteLength
     this.framesOut++
     this.#wire.send(wire)
     return wire.byteLength
   }
-}
-
-/**
- * How often an open session pings: every heartbeat, and at least twice per heartbeat timeout
- * (a peer with our settings then never sees a live link fall silent). A tick that comes a
- * few ms early still pings: timers are not exact, and a skipped beat would double the gap.
- */
-function pingEvery(l: ProtocolConfig['limits']): number {
-  const every = Math.min(l.heartbeatMs, l.heartbeatTimeoutMs / 2)
-  return every - Math.min(every / 10, 50)
-}
-
-/** Our answer to a tree probe, from the tree as of our last refresh (nothing without a tree: every node then differs). */
-function treeReport(tree: TreeSource | undefined, frame: TreeProbeFrame): TreeReportFrame {
-  if (!tree) return { type: 'tree-report', id: frame.id, hashes: [], docs: [] }
-  if (frame.level < TREE_LEVELS)
-    return {
-      type: 'tree-report',
-      id: frame.id,
-      hashes: frame.nodes.flatMap((n) => tree.children(frame.level, n)),
-      docs: [],
-    }
-  return { type: 'tree-report', id: frame.id, hashes: [], docs: frame.nodes.flatMap((n) => tree.bucket(n)) }
 }

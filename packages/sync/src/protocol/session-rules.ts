@@ -56,6 +56,19 @@ export function frameAllowed(state: RuleState, type: FrameType): boolean {
   }
 }
 
+/** Refuses a frame of `type` that may not arrive in `state`: a PROTOCOL_VIOLATION saying where it came. */
+export function checkFrameAllowed(state: RuleState, type: FrameType): void {
+  if (!frameAllowed(state, type)) throw violation(`a ${type} frame is not allowed ${where(state)}`)
+}
+
+/** Where in the session a refused frame came, for the violation's message. */
+function where(state: RuleState): string {
+  if (state.phase === 'hello') return 'before the hello'
+  if (state.phase === 'auth') return 'before authentication'
+  if (state.phase === 'open') return state.bootstrapping ? 'during a bootstrap' : 'outside a bootstrap we asked for'
+  return 'after close'
+}
+
 /** Frames whose handling costs work proportional to our whole state: rate-limited apart. */
 export const COSTLY_FRAMES: ReadonlySet<FrameType> = new Set<FrameType>(['vv', 'expand', 'probe', 'bootstrap'])
 
