@@ -116,10 +116,11 @@ async function walkPeer(
   const chunks: number[][] = []
   for (let i = 0; i < buckets.length; i += MAX_TREE_NODES) chunks.push(buckets.slice(i, i + MAX_TREE_NODES))
   const answers = await Promise.all(chunks.map((c) => s.sync.treeProbe(peerId, TREE_LEVELS, c, { timeoutMs })))
+  // One answer may list up to MAX_TREE_DOCS entries, more than a spread's arguments can hold.
   const theirs: TreeEntry[] = []
   for (const a of answers) {
     bytes += a.bytes
-    theirs.push(...a.docs)
+    for (const d of a.docs) theirs.push(d)
   }
   const ours = buckets.flatMap((b) => s.tree.bucket(b))
   const diffs = diffEntries(ours, theirs)

@@ -22,6 +22,8 @@ import {
   HMAC_BYTES,
   MAX_ERROR_MESSAGE,
   MAX_EVENTS_PER_FRAME,
+  MAX_FRAME_DEPTH,
+  MAX_FRAME_VALUES,
   MAX_ORIGINS,
   MAX_SNAPSHOT_DOCS,
   MAX_TREE_DOCS,
@@ -32,6 +34,7 @@ import {
 } from './limits.js'
 import { EPHEMERAL_KEY_BYTES } from './frame-seal.js'
 import { batchFromWire, batchToWire } from './events-wire.js'
+import { checkFrameShape } from './frame-shape.js'
 import type { ErrorFrame, Frame, HelloFrame } from './frames.js'
 
 /**
@@ -39,9 +42,9 @@ import type { ErrorFrame, Frame, HelloFrame } from './frames.js'
  * Pure: no socket, no store.
  *
  * Every frame is a msgpack array whose first element names its type; arrays (not maps)
- * keep frames compact and make "no extra keys" a length check. Decoding is size-checked
- * before msgpack runs, guarded (msgpackr throws Error, RangeError and TypeError) and
- * followed by a strict schema check, so a caller gets a {@link Frame} or a DruError with
+ * keep frames compact and make "no extra keys" a length check. Decoding is size- and
+ * shape-checked (frame-shape.ts) before msgpack runs, guarded (msgpackr throws Error,
+ * RangeError and TypeError) and followed by a strict schema check, so a caller gets a {@link Frame} or a DruError with
  * code FRAME_TOO_LARGE, MALFORMED or INVALID_FRAME — nothing else. Whether a valid frame
  * is allowed *now* is the session's business (protocol/session-rules.ts).
  */
@@ -233,6 +236,9 @@ export function decodeFrame(bytes: Uint8Array, maxFrameBytes = DEFAULT_MAX_FRAME
   if (bytes.byteLength > maxFrameBytes) {
     throw new DruError('FRAME_TOO_LARGE', `frame of ${bytes.byteLength} bytes exceeds the limit of ${maxFrameBytes}`)
   }
+  // Counted before msgpack builds anything: a frame of millions of one-byte empty arrays
+  // would otherwise cost tens of bytes of heap per byte.
+  checkFrameShape(bytes, MAX_FRAME_VALUES, MAX_FRAME_DEPTH)
   let v: unknown
   try {
     v = unpackr.unpack(bytes)

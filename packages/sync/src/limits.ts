@@ -77,6 +77,18 @@ export const MAX_TREE_NODES = 1024
  */
 export const MAX_TREE_DOCS = 200_000
 
+/**
+ * Most msgpack values (each array, map key, string, number, byte string…) one frame may hold.
+ * The largest frames the protocol allows hold ~800,000: a `tree-report` of MAX_TREE_DOCS
+ * entries (4 values each); a full `events` frame ~230,000. msgpack spends one byte on an
+ * empty array, and decoding builds an object for each: a 16 MiB frame of them cost ~0.9 GB
+ * of heap and seconds of blocked event loop before its schema was checked.
+ */
+export const MAX_FRAME_VALUES = 1_000_000
+
+/** Most levels of arrays and maps one frame may nest (an `events` frame uses 5). */
+export const MAX_FRAME_DEPTH = 16
+
 /** Most heads one document entry of a `tree-report` may carry (concurrent heads are few). */
 export const MAX_TREE_HEADS = 1024
 
