@@ -191,8 +191,9 @@ const cases: Case[] = [
     },
   ],
   [
-    '100k-deep nested msgpack (decoder stack overflow)',
-    'MALFORMED',
+    // Refused by the shape walk before msgpack runs (frame-shape.ts), not by the decoder's stack.
+    '100k-deep nested msgpack (refused before decoding, deeper than MAX_FRAME_DEPTH)',
+    'INVALID_FRAME',
     async () => {
       const c = await authenticated()
       const b = new Uint8Array(100_001).fill(0x91)
