@@ -70,6 +70,19 @@ describe('convergence (guarantee 4)', () => {
 })
 
 describe('regressions found by the convergence property', () => {
+  it('a change made inside a list that lost a conflict, whose dependency comes in the same batch (the depth screen held it back for ever)', async () => {
+    // Shrunk counterexample (seed 20261125, run 136) of the first depth screen: dru-0's own
+    // list lost a conflict to dru-1's at key l, and dru-3's text made inside dru-0's list
+    // arrived with its dependency in the same batch. The screen read the list's depth as of
+    // the change's dependencies before that batch was applied, held the change back, and
+    // nothing screened it again: dru-0 never applied it. Held changes are now screened again
+    // after each apply (applyScreened).
+    const steps = JSON.parse(
+      '[{"kind": "cut", "a": 0, "b": 1, "oneWay": false}, {"kind": "cut", "a": 1, "b": 3, "oneWay": false}, {"kind": "op", "dru": 0, "op": {"kind": "listInsert", "docId": "doc-a", "key": "l", "index": 0, "value": null}}, {"kind": "op", "dru": 1, "op": {"kind": "listInsert", "docId": "doc-a", "key": "l", "index": 0, "value": ""}}, {"kind": "exchange", "rounds": 1}, {"kind": "op", "dru": 3, "op": {"kind": "listDelete", "docId": "doc-a", "key": "l", "index": 0}}, {"kind": "op", "dru": 3, "op": {"kind": "listInsert", "docId": "doc-a", "key": "l", "index": 0, "value": ""}}, {"kind": "op", "dru": 0, "op": {"kind": "increment", "docId": "doc-a", "key": "n1", "by": 0}}, {"kind": "op", "dru": 0, "op": {"kind": "increment", "docId": "doc-a", "key": "n1", "by": 0}}, {"kind": "cut", "a": 0, "b": 1, "oneWay": false}, {"kind": "op", "dru": 0, "op": {"kind": "set", "docId": "doc-a", "path": [], "key": "a", "value": null}}, {"kind": "heal", "a": 0, "b": 1}, {"kind": "op", "dru": 0, "op": {"kind": "set", "docId": "doc-a", "path": [], "key": "a", "value": 0}}, {"kind": "cut", "a": 1, "b": 0, "oneWay": false}, {"kind": "op", "dru": 0, "op": {"kind": "set", "docId": "doc-a", "path": [], "key": "a", "value": 0}}, {"kind": "exchange", "rounds": 1}, {"kind": "op", "dru": 0, "op": {"kind": "listInsert", "docId": "doc-a", "key": "l", "index": 0, "value": 0}}]',
+    ) as ScheduleStep[]
+    await converge(4, 2139094518, steps, 1)
+  })
+
   it('a batch with a delete and a concurrent put of one key (Automerge view kept the deleted value)', async () => {
     // Shrunk counterexample (5000 runs): dru-2 applied dru-0's delete of "a" and dru-1's
     // concurrent a = 1 in one batch; Automerge reported only a `conflict` patch and the

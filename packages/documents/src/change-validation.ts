@@ -18,6 +18,10 @@ export interface CheckedChange {
   readonly seq: number
   readonly startOp: number
   readonly endOp: number
+  /** The change's actor, dependencies and the objects it makes (for depth-screen.ts). */
+  readonly actor: string
+  readonly deps: readonly string[]
+  readonly made: ChangeHeader['made']
 }
 
 /** A class whose constructor returns its argument, so that a subclass's private field is added to that object. */
@@ -106,7 +110,14 @@ export function checkChanges(events: readonly DruEvent[]): void {
     const nesting = nestingOf(d)
     if (nesting > MAX_CHANGE_NESTING)
       throw invalid(e, `the change nests objects ${nesting} levels deep; at most ${MAX_CHANGE_NESTING}`)
-    Accepted.set(e.change, { seq: d.seq, startOp: d.startOp, endOp: d.startOp + d.opCount })
+    Accepted.set(e.change, {
+      seq: d.seq,
+      startOp: d.startOp,
+      endOp: d.startOp + d.opCount,
+      actor: d.actor,
+      deps: d.deps,
+      made: d.made,
+    })
   }
 }
 

@@ -21,6 +21,11 @@ export interface CachedDoc {
   writers?: RecentWriters
   /** Remote events committed but not yet applied to `doc` (see `Materializer.materialize`). */
   pending?: DruEvent[]
+  /**
+   * Remote events held back from Automerge: each makes an object inside one this document
+   * does not show yet (depth-screen.ts); screened again with the next events that arrive.
+   */
+  waiting?: DruEvent[]
   /** A counter with concurrent values was seen: rebuild the view after every apply (see `StaleViewRepair`). */
   counterConflict?: boolean
   /** Holds changes made elsewhere since its last snapshot: a snapshot must prove it loads back. */

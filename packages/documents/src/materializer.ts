@@ -5,6 +5,7 @@ import { actorForOrigin } from './actor.js'
 import { StaleViewRepair } from './automerge-workarounds.js'
 import { ENTRY_OVERHEAD, type AnyDoc, type CachedDoc, type DocCache } from './doc-cache.js'
 import type { ConflictTracker } from './conflict-tracker.js'
+import { applyScreened, screenDepth } from './depth-screen.js'
 import { ConflictedPaths, rememberedConflicts, type FoundConflict, type Path } from './conflict-scan.js'
 import { isolatedError, type IsolatedDocs, type IsolatedDocument } from './isolated-docs.js'
 import type { RejectedChanges } from './rejected-changes.js'
@@ -149,33 +150,44 @@ export class Materializer {
    * document leaves the cache (it reloads from the log) and false is returned.
    */
   materialize(docId: string, entry: CachedDoc): boolean {
-    const list = entry.pending
-    if (!list) return true
+    const queued = entry.pending
+    if (!queued) return true
     entry.pending = undefined
     let found: FoundConflict[] = []
     // A change Automerge refuses breaks the document: it is dropped and rebuilt from the
     // log, which skips that change (#loadFromLog).
-    const usable = list.filter((e) => !this.#rejected.has(e))
+    const candidates = (entry.waiting ? entry.waiting.concat(queued) : queued).filter((e) => !this.#rejected.has(e))
+    entry.waiting = undefined
+    let usable: DruEvent[] = []
     try {
       const reported = new ConflictedPaths()
       const view = new StaleViewRepair()
-      const [next] = A.applyChanges(
+      const patchCallback = (p: A.Patch[]): void => {
+        reported.add(p)
+        view.collect(p)
+      }
+      // Nothing reaches Automerge that would nest an object past MAX_DOCUMENT_DEPTH.
+      const done = applyScreened(
         entry.doc,
-        usable.map((e) => e.change),
-        {
-          patchCallback: (p) => {
-            reported.add(p)
-            view.collect(p)
-          },
-        },
+        candidates,
+        (doc, ready) =>
+          A.applyChanges(
+            doc,
+            ready.map((e) => e.change),
+            { patchCallback },
+          )[0],
+        (e, cause) => this.#reject(docId, e, cause),
       )
+      usable = done.applied
+      if (done.waiting.length > 0) entry.waiting = done.waiting
+      const next = done.doc
       entry.remote = true
       let read = rememberedConflicts()
       entry.doc = view.repair(next, entry.actor, entry.counterConflict, read)
       if (entry.doc !== next) read = rememberedConflicts()
       if (view.hit) entry.counterConflict = true
-      entry.unsnapshotted += list.length
-      this.#remoteApplied += list.length
+      entry.unsnapshotted += usable.length
+      this.#remoteApplied += usable.length
       const paths = withOpenPaths(reported.paths(), this.#conflicts.openPaths(docId))
       if (paths.length > 0) found = this.#conflicts.scan(entry.doc, paths, read)
       this.#conflicts.recheck(docId, entry.doc, 'replicated', read)
@@ -188,7 +200,7 @@ export class Materializer {
     // still holds the local writes that a batch longer than the window would push out
     // (sending each of their lookups to the log: most of a large heal's recording time).
     try {
-      this.#conflicts.record(docId, entry.doc, found, list, entry.writers)
+      this.#conflicts.record(docId, entry.doc, found, usable, entry.writers)
     } finally {
       remember(entry, usable)
     }
@@ -319,10 +331,16 @@ export class Materializer {
     const snap = this.#snapshots.get(docId)
     const stored: DruEvent[] = [...this.#store.eventsForDoc(docId, snap?.lsn ?? 0)]
     if (!snap && stored.length === 0) return undefined
-    const tail = stored.filter((e) => !this.#rejected.has(e))
+    const candidates = stored.filter((e) => !this.#rejected.has(e))
     this.#loads++
     const base = (): AnyDoc => (snap ? A.load(snap.bytes, { actor }) : A.init({ actor }))
     let doc: AnyDoc = base()
+    // Nothing reaches Automerge that would nest an object past MAX_DOCUMENT_DEPTH; changes made
+    // inside objects the document does not show yet wait on the entry for the next events.
+    const screen = screenDepth(doc, candidates)
+    for (const { event, cause } of screen.refused) this.#reject(docId, event, cause)
+    const tail = screen.ready
+    let waiting = screen.waiting
     let bytes = ENTRY_OVERHEAD + (snap?.bytes.byteLength ?? 0)
     let reported = new ConflictedPaths()
     let counterConflict = false
@@ -349,6 +367,21 @@ export class Materializer {
           reject: (e, cause) => this.#reject(docId, e, cause),
         })
       }
+      // Changes made inside objects the tail made or deleted can be screened only now.
+      const more = applyScreened(
+        doc,
+        waiting,
+        (d, ready) =>
+          A.applyChanges(
+            d,
+            ready.map((e) => e.change),
+            { patchCallback },
+          )[0],
+        (e, cause) => this.#reject(docId, e, cause),
+      )
+      doc = more.doc
+      waiting = more.waiting
+      for (const e of more.applied) tail.push(e)
       doc = view.repair(doc, actor)
       counterConflict = view.hit
       for (const e of tail) bytes += e.change.byteLength
@@ -361,6 +394,7 @@ export class Materializer {
       actor,
       ...(counterConflict ? { counterConflict } : {}),
       ...(remote ? { remote } : {}),
+      ...(waiting.length > 0 ? { waiting } : {}),
     }
     // The tail comes in log order: its last events are the newest of each of its origins.
     remember(entry, tail)

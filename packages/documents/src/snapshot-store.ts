@@ -67,7 +67,9 @@ export class SnapshotStore {
    * for missing dependencies or when the bytes do not load back.
    */
   save(docId: string, entry: CachedDoc, lsn: number): boolean {
-    // Changes waiting for missing dependencies are not part of the state yet; wait.
+    // Changes waiting for missing dependencies are not part of the state yet; wait. So are
+    // changes held back by the depth screen: a snapshot past them would hide them on reload.
+    if (entry.waiting !== undefined && entry.waiting.length > 0) return false
     if (A.getMissingDeps(entry.doc, []).length > 0) return false
     const heads = [...A.getHeads(entry.doc)].sort()
     const bytes = A.save(entry.doc)
