@@ -195,7 +195,9 @@ export class Inbox {
   runDue(limit = this.policy.batch): RunReport {
     const now = this.#host.now()
     const due: InboxRow[] = []
-    for (const name of this.#handlers.keys()) due.push(...(this.#stmt.due.all(name, now, limit + 1) as InboxRow[]))
+    // A loop, not a spread: a caller's limit may exceed what one call can take as arguments.
+    for (const name of this.#handlers.keys())
+      for (const row of this.#stmt.due.all(name, now, limit + 1) as InboxRow[]) due.push(row)
     due.sort((a, b) => a.next_attempt_at! - b.next_attempt_at! || a.lsn - b.lsn)
     let done = 0
     let failed = 0
