@@ -1,11 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import * as A from '@automerge/automerge'
-import { afterEach, describe, expect, it } from 'vitest'
-import { GENESIS_HASH, encodeHlc, sealEvent, type DruEvent, type Origin } from '@dru/core'
-import { EventStore } from '@dru/store-sqlite'
-import { DocumentStore, actorForOrigin } from '@dru/documents'
+import { describe, expect, it } from 'vitest'
+import { actorForOrigin } from '@dru/documents'
+import { chain, useNodes } from './fixtures/nodes.js'
 import { MAX_DOCUMENT_DEPTH } from '../src/depth-screen.js'
 
 // A member may nest objects at most 256 levels in one change, but could build on its own
@@ -13,38 +9,7 @@ import { MAX_DOCUMENT_DEPTH } from '../src/depth-screen.js'
 // them trapped inside Automerge's WASM ("Module terminated"), after which every Automerge call
 // of the process failed. The depth screen keeps such a change from Automerge.
 
-const open: Array<{ close(): void }> = []
-const dirs: string[] = []
-afterEach(() => {
-  for (const x of open.splice(0).reverse()) x.close()
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true })
-})
-
-function node(druId: string, path = ':memory:') {
-  const store = EventStore.open({ path, druId, skewPolicy: 'tolerate' })
-  const errors: string[] = []
-  const docs = new DocumentStore(store, { onError: (e) => errors.push(String((e as Error).message ?? e)) })
-  const handle = { store, docs, errors, close: () => (docs.close(), store.close()) }
-  open.push(handle)
-  return handle
-}
-
-let wall = 1_700_000_000_000
-function chain(origin: string, docId: string, changes: Uint8Array[]): DruEvent[] {
-  let prev = GENESIS_HASH
-  return changes.map((change, i) => {
-    const e = sealEvent({
-      origin: origin as Origin,
-      seq: i + 1,
-      hlc: encodeHlc({ wall: wall++, counter: 0, node: origin }),
-      docId,
-      change,
-      prev,
-    })
-    prev = e.hash
-    return e
-  })
-}
+const { node, tempPath } = useNodes()
 
 /** `count` changes of `perChange` maps, each made inside the last map made: depth count × perChange. */
 function nestingChanges(origin: string, count: number, perChange: number): Uint8Array[] {
@@ -92,15 +57,12 @@ describe('a document nested deeper and deeper over many changes', () => {
   }, 60_000)
 
   it('decides the same on a cold load, and after a restart', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'dru-depth-'))
-    dirs.push(dir)
-    const path = join(dir, 'x.db')
+    const path = tempPath()
     const y = node('y', path)
     y.store.ingest(attack) // not cached: loaded from the log on the first read
     expect(depthOf(y.docs.get('deep'))).toBe(MAX_DOCUMENT_DEPTH)
     const digest = y.docs.digest('deep')!.digest
     y.close()
-    open.splice(open.indexOf(y), 1)
     const again = node('y', path)
     expect(depthOf(again.docs.get('deep'))).toBe(MAX_DOCUMENT_DEPTH)
     expect(again.docs.digest('deep')!.digest).toBe(digest)
@@ -123,18 +85,7 @@ describe('a document nested deeper and deeper over many changes', () => {
       delete d.box
     })
     const bEv = chain('b/1', 'doc', [A.getLastLocalChange(b)!])
-    let prev = base[0]!.hash
-    const cEv = [
-      sealEvent({
-        origin: 'a/1' as Origin,
-        seq: 2,
-        hlc: encodeHlc({ wall: wall++, counter: 0, node: 'a/1' }),
-        docId: 'doc',
-        change: A.getLastLocalChange(c)!,
-        prev,
-      }),
-    ]
-    prev = cEv[0]!.hash
+    const cEv = chain('a/1', 'doc', [A.getLastLocalChange(c)!], 2, base[0]!.hash)
     const p = node('p')
     const q = node('q')
     p.store.ingest(base)

@@ -1,8 +1,8 @@
 import * as A from '@automerge/automerge'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { GENESIS_HASH, encodeHlc, sealEvent, type DruEvent, type Origin } from '@dru/core'
-import { EventStore } from '@dru/store-sqlite'
-import { DocumentStore, actorForOrigin } from '@dru/documents'
+import { beforeAll, describe, expect, it } from 'vitest'
+import type { DruEvent } from '@dru/core'
+import { actorForOrigin } from '@dru/documents'
+import { chain, useNodes, type TestNode } from './fixtures/nodes.js'
 
 // One apply can report far more patches than a JavaScript call can take as arguments: a
 // change that fills a map reports one patch per key, and a document's queue (or a cold
@@ -11,36 +11,7 @@ import { DocumentStore, actorForOrigin } from '@dru/documents'
 // (`push(...patches)`), and the document was isolated on every DRU that received them.
 
 const KEYS = 70_000
-const open: Array<{ close(): void }> = []
-afterEach(() => {
-  for (const x of open.splice(0).reverse()) x.close()
-})
-
-function node(druId: string) {
-  const store = EventStore.open({ path: ':memory:', druId, skewPolicy: 'tolerate' })
-  const errors: string[] = []
-  const docs = new DocumentStore(store, { onError: (e) => errors.push((e as { code?: string }).code ?? String(e)) })
-  const handle = { store, docs, errors, close: () => (docs.close(), store.close()) }
-  open.push(handle)
-  return handle
-}
-
-let wall = 1_700_000_000_000
-function chain(origin: string, changes: Uint8Array[]): DruEvent[] {
-  let prev = GENESIS_HASH
-  return changes.map((change, i) => {
-    const e = sealEvent({
-      origin: origin as Origin,
-      seq: i + 1,
-      hlc: encodeHlc({ wall: wall++, counter: 0, node: origin }),
-      docId: 'big',
-      change,
-      prev,
-    })
-    prev = e.hash
-    return e
-  })
-}
+const { node } = useNodes()
 
 function filled(doc: A.Doc<Record<string, unknown>>, field: string): A.Doc<Record<string, unknown>> {
   return A.change(doc, (d) => {
@@ -56,22 +27,22 @@ let aEvents: DruEvent[]
 let refused: DruEvent[]
 beforeAll(() => {
   const b = A.change(A.init<Record<string, unknown>>({ actor: actorForOrigin('b/1') }), (d) => (d.owner = 'b'))
-  bEvents = chain('b/1', [A.getLastLocalChange(b)!])
+  bEvents = chain('b/1', 'big', [A.getLastLocalChange(b)!])
   // a writes concurrently with b: `owner` is a conflict hidden among 140,000 patches.
   let a = filled(A.init<Record<string, unknown>>({ actor: actorForOrigin('a/1') }), 'm')
   const first = A.getLastLocalChange(a)!
   a = filled(a, 'n')
-  aEvents = chain('a/1', [first, A.getLastLocalChange(a)!])
+  aEvents = chain('a/1', 'big', [first, A.getLastLocalChange(a)!])
   expect(aEvents.every((e) => e.change.byteLength < 1 << 20)).toBe(true)
   // A member's change Automerge refuses (an operation on an object that does not exist):
   // its document is then rebuilt change by change (tolerant-apply.ts).
   const mActor = actorForOrigin('m/1')
   const m = A.change(A.clone(b, { actor: mActor }), (d) => (d.x = 1))
   const ok = A.decodeChange(A.getLastLocalChange(m)!)
-  refused = chain('m/1', [A.encodeChange({ ...ok, ops: ok.ops.map((op) => ({ ...op, obj: `7@${mActor}` })) })])
+  refused = chain('m/1', 'big', [A.encodeChange({ ...ok, ops: ok.ops.map((op) => ({ ...op, obj: `7@${mActor}` })) })])
 }, 60_000)
 
-function expectWhole(x: ReturnType<typeof node>): void {
+function expectWhole(x: TestNode): void {
   const doc = x.docs.get('big') as { m: object; n: object }
   expect(Object.keys(doc.m)).toHaveLength(KEYS)
   expect(Object.keys(doc.n)).toHaveLength(KEYS)

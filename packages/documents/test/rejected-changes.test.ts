@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as A from '@automerge/automerge'
 import { afterEach, describe, expect, it } from 'vitest'
-import { GENESIS_HASH, encodeHlc, sealEvent, type DruEvent, type Origin } from '@dru/core'
+import { chain } from './fixtures/nodes.js'
 import { EventStore } from '@dru/store-sqlite'
 import { DocumentStore, actorForOrigin } from '@dru/documents'
 
@@ -38,36 +38,20 @@ function tempPath(): string {
   return join(dir, 'x.db')
 }
 
-let wall = 1_700_000_000_000
-function chain(origin: string, changes: Uint8Array[], docId: string, from = 1, prev = GENESIS_HASH): DruEvent[] {
-  return changes.map((change, i) => {
-    const e = sealEvent({
-      origin: origin as Origin,
-      seq: from + i,
-      hlc: encodeHlc({ wall: wall++, counter: 0, node: origin }),
-      docId,
-      change,
-      prev,
-    })
-    prev = e.hash
-    return e
-  })
-}
-
 /** b writes the victim document; m (a member) then sends a crafted change to it. */
 function scenario(craft: (ok: A.DecodedChange, actor: string) => A.DecodedChange) {
   const b = A.change(A.init<Record<string, unknown>>({ actor: actorForOrigin('b/1') }), (d) => {
     d.owner = 'b'
     d.items = [1]
   })
-  const bEvents = chain('b/1', [A.getLastLocalChange(b)!], 'victim')
+  const bEvents = chain('b/1', 'victim', [A.getLastLocalChange(b)!])
   const mActor = actorForOrigin('m/1')
   const m = A.change(A.clone(b, { actor: mActor }), (d) => (d.x = 1))
   const crafted = A.encodeChange(craft(A.decodeChange(A.getLastLocalChange(m)!), mActor))
-  const mEvents = chain('m/1', [crafted], 'victim')
+  const mEvents = chain('m/1', 'victim', [crafted])
   // b keeps writing after the attack.
   const b2 = A.change(b, (d) => (d.after = true))
-  const bLater = chain('b/1', [A.getLastLocalChange(b2)!], 'victim', 2, bEvents[0]!.hash)
+  const bLater = chain('b/1', 'victim', [A.getLastLocalChange(b2)!], 2, bEvents[0]!.hash)
   return { bEvents, mEvents, bLater }
 }
 
