@@ -138,4 +138,38 @@ describe('dru inbox', () => {
     expect((await dru(['inbox', 'list', '--state', 'bogus'], env)).code).toBe(2)
     expect((await dru(['inbox', 'retry', '1'], { DRU_ADMIN: env.DRU_ADMIN, DRU_ADMIN_TOKEN: '' })).code).toBe(11)
   })
+
+  it('forget: a handler removed from the application is owed what arrives without it, until forgotten', async () => {
+    const { b, env } = await setup()
+    const x = await openDru({ id: 'x', path: ':memory:' })
+    await x.change('late', (d: Record<string, unknown>) => {
+      d.late = true
+    })
+    const late = [...x.store.eventsMissing({})].flat()
+    await x.close()
+    const refused = await dru(['inbox', 'forget', 'mailer'], env)
+    expect(refused.code).not.toBe(0)
+    expect(refused.stderr).toContain('registered in this process')
+    // The application stops registering it (as after a deploy without it): what arrives is owed.
+    await b.close()
+    const c = await openDru({
+      id: 'b',
+      path: ':memory:',
+      admin: { host: '127.0.0.1', port: 0, token: TOKEN },
+    })
+    open.push(c)
+    expect(c.inbox.counts().dead).toBe(0) // a new in-memory DRU: nothing known
+    const off = c.onEvent('mailer', () => undefined)
+    off()
+    c.store.ingest(late)
+    const env2 = { DRU_ADMIN: runtimeOf(c).admin!.url, DRU_ADMIN_TOKEN: TOKEN }
+    const list = await dru(['inbox', 'list'], env2)
+    expect(list.code, list.stderr).toBe(0)
+    expect(list.stdout).toMatch(/mailer \(not registered\).*pending.*once its handler is registered/)
+    const r = await dru(['inbox', 'forget', 'mailer'], env2)
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toBe('handler mailer forgotten: 1 entry dropped; events stored from now on are not owed to it\n')
+    expect(c.inbox.list({ state: 'all' })).toEqual([])
+    expect((await dru(['inbox', 'forget', 'mailer'], env2)).code).not.toBe(0)
+  })
 })

@@ -327,6 +327,13 @@ export interface InboxRequeueJson {
   readonly handler?: string
 }
 
+/** Body of `POST /inbox/forget`. */
+export interface InboxForgetJson {
+  readonly handler: string
+  /** Entries of the handler dropped (owed, dead and skipped). */
+  readonly dropped: number
+}
+
 /** Filter of `GET /inbox?state=`. */
 export type InboxFilterJson = 'open' | 'pending' | 'waiting' | 'dead' | 'skipped' | 'all'
 

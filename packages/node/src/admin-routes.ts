@@ -9,6 +9,7 @@ import type {
   InboxFilterJson,
   InboxListJson,
   InboxRequeueJson,
+  InboxForgetJson,
   InboxRetryJson,
   ProgressFn,
   RepairJson,
@@ -81,6 +82,7 @@ export interface AdminSource {
     retry(id: string): InboxRetryJson | Promise<InboxRetryJson>
     retryDead(handler: string | undefined): InboxRequeueJson | Promise<InboxRequeueJson>
     skip(id: string, reason: string | undefined): InboxEntryJson | Promise<InboxEntryJson>
+    forget(handler: string): InboxForgetJson | Promise<InboxForgetJson>
   }
 }
 
@@ -215,7 +217,7 @@ function peerRoutes(source: AdminSource, maxBody: number): Route[] {
   ]
 }
 
-/** The inbox (events handlers owe): `GET /inbox`, `GET /inbox/:id`, `POST /inbox/:id/retry|skip` and `POST /inbox/retry-dead`. */
+/** The inbox (events handlers owe): `GET /inbox`, `GET /inbox/:id`, `POST /inbox/:id/retry|skip`, `POST /inbox/retry-dead` and `POST /inbox/forget`. */
 function inboxRoutes(source: AdminSource, maxBody: number): Route[] {
   return [
     route('GET', /^\/inbox$/, 'inbox', async ({ res, url }) => {
@@ -250,6 +252,11 @@ function inboxRoutes(source: AdminSource, maxBody: number): Route[] {
       if (body.handler !== undefined && typeof body.handler !== 'string')
         throw new DruError('INVALID_ARGUMENT', 'handler must be a string')
       sendJson(res, 200, await inboxOf(source).retryDead(body.handler as string | undefined))
+    }),
+    route('POST', /^\/inbox\/forget$/, 'inbox-forget', async ({ req, res }) => {
+      const body = jsonObject(await readBody(req, maxBody), ['handler'])
+      if (typeof body.handler !== 'string') throw new DruError('INVALID_ARGUMENT', 'handler (a string) is required')
+      sendJson(res, 200, await inboxOf(source).forget(body.handler))
     }),
     route('POST', /^\/inbox\/([^/]+)\/retry$/, 'inbox-retry', async ({ req, res, params }) => {
       jsonObject(await readBody(req, maxBody), [])

@@ -36,7 +36,7 @@ export function inboxSummary(dru: Dru): InboxSummaryJson | undefined {
   }
 }
 
-/** The admin API's inbox operations on a DRU (`GET /inbox`, `POST /inbox/:id/retry|skip`, `POST /inbox/retry-dead`). */
+/** The admin API's inbox operations on a DRU (`GET /inbox`, `POST /inbox/:id/retry|skip`, `POST /inbox/retry-dead`, `POST /inbox/forget`). */
 export function inboxAdmin(dru: Dru): NonNullable<AdminSource['inbox']> {
   return {
     list({ state, handler, limit, after }) {
@@ -71,6 +71,9 @@ export function inboxAdmin(dru: Dru): NonNullable<AdminSource['inbox']> {
     },
     skip(id, reason) {
       return entryJson(dru.inbox.skip(entryId(id), reason), false)
+    },
+    forget(handler) {
+      return { handler, dropped: dru.inbox.forget(handler) }
     },
   }
 }

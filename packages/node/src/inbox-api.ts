@@ -23,6 +23,13 @@ export interface DruInbox {
   /** Gives the entry up: its handler never runs on that event. Kept as `skipped`, with the time and `reason`. */
   skip(id: number, reason?: string): InboxEntry
   /**
+   * Forgets a handler removed from the application for good: its name and all its entries
+   * (owed events then stop holding compaction back). A handler once registered is owed every
+   * event stored while it is not registered (e.g. between a restart and `onEvent`) until then.
+   * Returns how many entries went; INVALID_ARGUMENT while it is registered, NOT_FOUND if unknown.
+   */
+  forget(handler: string): number
+  /**
    * Runs the retries that are due now (bounded by the policy's `batch`). The DRU's own timer
    * does this; call it yourself only with `inbox.autoRetry: false` (deterministic tests).
    */
@@ -38,6 +45,7 @@ export function createDruInbox(inbox: Inbox, guard: <T>(fn: () => T) => T): DruI
     retry: (id) => guard(() => inbox.retry(id)),
     retryDead: (handler) => guard(() => inbox.requeueDead(handler)),
     skip: (id, reason) => guard(() => inbox.skip(id, reason)),
+    forget: (handler) => guard(() => inbox.forget(handler)),
     runDue: (limit) => guard(() => inbox.runDue(limit)),
   }
 }

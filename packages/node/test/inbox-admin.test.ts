@@ -108,6 +108,12 @@ describe('inbox admin API', () => {
     expect((await post(`/inbox/${id}/retry`, { force: true })).body.code).toBe('INVALID_ARGUMENT')
     expect((await post('/inbox/retry-dead', { handler: 7 })).status).toBe(400)
     expect((await post('/inbox/999/retry')).status).toBe(404)
+    expect((await post('/inbox/forget', {})).body.code).toBe('INVALID_ARGUMENT')
+    expect((await post('/inbox/forget', { handler: 'shipper' })).body.code).toBe('INVALID_ARGUMENT') // registered
+    expect((await post('/inbox/forget', { handler: 'nobody' })).body.code).toBe('NOT_FOUND')
+    expect((await post('/inbox/forget', { handler: 'shipper' }, { 'content-type': 'application/json' })).status).toBe(
+      401,
+    )
     expect(dru.inbox.list()).toMatchObject([{ id, state: 'dead', attempts: 1 }])
   })
 

@@ -33,4 +33,16 @@ export const INBOX_MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = 
       create index inbox_origin on inbox(origin, seq) where state <> 'skipped';
     `)
   },
+  (db) => {
+    // Every name a handler was ever registered under (until an operator forgets it): an event
+    // stored while a known handler is not registered (a restart, before the application
+    // registers it again) is owed to it, not lost to it.
+    db.exec(`
+      create table inbox_handlers (
+        name text primary key,
+        doc_order text not null check (doc_order in ('document', 'none')),
+        registered_at integer not null
+      ) without rowid;
+    `)
+  },
 ]

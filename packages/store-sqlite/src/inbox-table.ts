@@ -55,7 +55,11 @@ export type InboxStatements = Readonly<
     | 'requeueHandler'
     | 'skip'
     | 'counts'
-    | 'held',
+    | 'held'
+    | 'known'
+    | 'remember'
+    | 'forgetName'
+    | 'forgetRows',
     Database.Statement
   >
 >
@@ -101,6 +105,12 @@ export function prepareInboxStatements(db: Database.Database): InboxStatements {
     ),
     counts: db.prepare('select handler, state, count(*) as n from inbox group by handler, state'),
     held: db.prepare("select origin, min(seq) as seq from inbox where state <> 'skipped' group by origin"),
+    known: db.prepare('select name, doc_order as "order" from inbox_handlers order by name'),
+    remember: db.prepare(
+      'insert into inbox_handlers (name, doc_order, registered_at) values (?, ?, ?) on conflict (name) do update set doc_order = excluded.doc_order',
+    ),
+    forgetName: db.prepare('delete from inbox_handlers where name = ?'),
+    forgetRows: db.prepare('delete from inbox where handler = ?'),
   }
 }
 

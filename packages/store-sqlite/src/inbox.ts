@@ -64,12 +64,15 @@ export class Inbox {
   readonly #attemptListeners: Array<(r: AttemptReport) => void> = []
   readonly #wakeListeners: Array<() => void> = []
   readonly #stmt: InboxStatements
+  /** Handlers registered before (here or in an earlier process) and not now: new events are owed to them. */
+  #absent: ReadonlyArray<{ readonly name: string; readonly order: InboxOrder }> = []
 
   constructor(host: InboxHost, policy: InboxPolicy) {
     this.#host = host
     this.policy = policy
     migrate(host.db, INBOX_MIGRATIONS, 'schema_version:inbox')
     this.#stmt = prepareInboxStatements(host.db)
+    this.#refreshAbsent()
   }
 
   // ---- registration ---------------------------------------------------------------------
@@ -100,18 +103,62 @@ export class Inbox {
     if (this.#handlers.has(name))
       throw new DruError('INVALID_ARGUMENT', `a handler named ${name} is already registered`)
     const entry: Registered = { handler, order }
+    this.#host.transaction(() => {
+      // Known from now on: what is stored while it is not registered (a restart) is owed to it.
+      this.#stmt.remember.run(name, order, this.#host.now())
+      // Registered without per-document order now: nothing may wait behind another entry any more.
+      if (order === 'none') this.#stmt.unwait.run(this.#host.now(), name)
+    })
     this.#handlers.set(name, entry)
-    // Registered without per-document order now: nothing may wait behind another entry any more.
-    if (order === 'none') this.#host.transaction(() => this.#stmt.unwait.run(this.#host.now(), name))
+    this.#refreshAbsent()
     this.#wake()
     return () => {
-      if (this.#handlers.get(name) === entry) this.#handlers.delete(name)
+      if (this.#handlers.get(name) !== entry) return
+      this.#handlers.delete(name)
+      this.#refreshAbsent()
     }
+  }
+
+  /**
+   * Forgets a handler that is gone for good: its name and every entry of it (owed, dead or
+   * skipped), so its owed events stop holding compaction back and later events are not owed
+   * to it. Returns how many entries went. INVALID_ARGUMENT while it is registered in this
+   * process; NOT_FOUND when the name is neither known nor has entries.
+   */
+  forget(name: string): number {
+    if (typeof name !== 'string' || !HANDLER_NAME.test(name))
+      throw new DruError('INVALID_ARGUMENT', `not a handler name: ${JSON.stringify(name)}`)
+    if (this.#handlers.has(name)) {
+      throw new DruError(
+        'INVALID_ARGUMENT',
+        `handler ${name} is registered in this process: remove it from the application (and restart) before forgetting it`,
+      )
+    }
+    const { known, dropped } = this.#host.transaction(() => ({
+      known: this.#stmt.forgetName.run(name).changes > 0,
+      dropped: this.#stmt.forgetRows.run(name).changes,
+    }))
+    if (!known && dropped === 0) throw new DruError('NOT_FOUND', `no handler named ${name} is known to this DRU`)
+    this.#refreshAbsent()
+    return dropped
   }
 
   /** Names of the handlers registered in this process. */
   handlers(): string[] {
     return [...this.#handlers.keys()].sort()
+  }
+
+  /** Whether a new remote event goes to any handler: one registered, or one known and owed it. */
+  hasRecipients(): boolean {
+    return this.#handlers.size > 0 || this.#absent.length > 0
+  }
+
+  /** Every handler registered here or in an earlier process and not forgotten, with its order. */
+  known(): Array<{ name: string; order: InboxOrder; registered: boolean }> {
+    return (this.#stmt.known.all() as Array<{ name: string; order: InboxOrder }>).map((k) => ({
+      ...k,
+      registered: this.#handlers.has(k.name),
+    }))
   }
 
   /** Called after each handler call (after its transaction committed, for retries). */
@@ -182,6 +229,24 @@ export class Inbox {
         ok: false,
         next: state,
         error: result.error,
+      })
+    }
+    // Not called, owed: it runs once its handler is registered again (as a retry would).
+    for (const { name, order } of this.#absent) {
+      const waits = order === 'document' && this.#stmt.blocked.get(name, event.docId) !== undefined
+      this.#stmt.insert.run({
+        handler: name,
+        origin: event.origin,
+        seq: event.seq,
+        docId: event.docId,
+        lsn,
+        state: waits ? 'waiting' : 'pending',
+        attempts: 0,
+        at: null,
+        next: waits ? null : at,
+        error: null,
+        stack: null,
+        settled: null,
       })
     }
   }
@@ -356,6 +421,12 @@ export class Inbox {
     })
     if (report) this.#report(report)
     return outcome
+  }
+
+  #refreshAbsent(): void {
+    this.#absent = (this.#stmt.known.all() as Array<{ name: string; order: InboxOrder }>).filter(
+      (k) => !this.#handlers.has(k.name),
+    )
   }
 
   /** After an entry of (handler, doc) left the owed states, the next waiting one (if nothing else is owed) becomes due. */

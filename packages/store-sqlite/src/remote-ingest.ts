@@ -118,7 +118,7 @@ export class RemoteIngest {
     const newHeads = new Map<string, DruEvent>()
     const stored: DruEvent[] = []
     let duplicates = 0
-    const handlers = this.#p.inbox.handlers().length > 0
+    const handlers = this.#p.inbox.hasRecipients()
     const bases = this.#p.chain.base
     const inserter = this.#p.inserter
     const run = (): void => {

@@ -404,3 +404,72 @@ describe('inbox: compaction keeps owed events', () => {
     expect(b.signedFloor({ 'a/1': 5 })).toEqual({ 'a/1': 5 })
   })
 })
+
+describe('inbox: an event stored while a known handler is not registered is owed to it', () => {
+  it('across a restart: stored before the application registers it again, each runs once it does, in document order', () => {
+    const { dir, cleanup } = tempDir()
+    cleanups.push(cleanup)
+    const path = join(dir, 'b.db')
+    const clock = { ms: 1_000 }
+    const random = sequentialIncarnations()
+    const open = () => EventStore.open({ path, druId: 'b', now: () => clock.ms, random, skewPolicy: 'tolerate' })
+    const events = remoteEvents(['d1', 'd1', 'd2', 'd1'])
+    const runs: number[] = []
+    let b = open()
+    b.onIngest('shipments', (e) => void runs.push(e.seq), { order: 'document' })
+    b.ingest(events.slice(0, 1))
+    expect(runs).toEqual([1])
+    b.close()
+
+    // The restart's window: the network stores events before the application calls onEvent.
+    b = open()
+    cleanups.push(() => b.close())
+    b.ingest(events.slice(1, 3))
+    expect(b.inbox.list()).toMatchObject([
+      { handler: 'shipments', seq: 2, state: 'pending', attempts: 0, registered: false },
+      { handler: 'shipments', seq: 3, state: 'pending', attempts: 0, registered: false },
+    ])
+    expect(b.signedFloor({ 'a/1': 3 })).toEqual({ 'a/1': 1 }) // owed events hold compaction back
+    b.onIngest('shipments', (e) => void runs.push(e.seq), { order: 'document' })
+    b.ingest(events.slice(3)) // d1 again: waits behind the owed #2
+    expect(runs).toEqual([1])
+    expect(b.inbox.runDue()).toMatchObject({ attempted: 2, done: 2 })
+    expect(b.inbox.runDue()).toMatchObject({ attempted: 1, done: 1 })
+    expect(runs).toEqual([1, 2, 3, 4])
+    expect(b.inbox.list({ state: 'all' })).toEqual([])
+    expect(b.inbox.runDue().attempted).toBe(0)
+  })
+
+  it('after an unsubscribe within the process too; a name never registered is owed nothing', () => {
+    const { b, effect, effects } = receiver()
+    const events = remoteEvents(['d1', 'd2', 'd3'])
+    const off = b.onIngest('audit', (e, tx) => effect('audit', e, tx.db))
+    b.ingest(events.slice(0, 1))
+    off()
+    b.ingest(events.slice(1))
+    expect(effects('audit')).toEqual([1])
+    expect(b.inbox.known()).toEqual([{ name: 'audit', order: 'none', registered: false }])
+    expect(b.inbox.counts().pending).toBe(2)
+    b.onIngest('audit', (e, tx) => effect('audit', e, tx.db))
+    expect(b.inbox.runDue()).toMatchObject({ attempted: 2, done: 2 })
+    expect(effects('audit')).toEqual([1, 2, 3])
+    expect(b.inbox.list({ state: 'all', handler: 'other' })).toEqual([])
+  })
+
+  it('forget drops a removed handler: its entries, its name, and what later events would owe it', () => {
+    const { b } = receiver()
+    const events = remoteEvents(['d1', 'd2', 'd3'])
+    const off = b.onIngest('mailer', () => undefined)
+    expect(codeOf(() => b.inbox.forget('mailer'))).toBe('INVALID_ARGUMENT') // registered
+    off()
+    b.ingest(events.slice(0, 2))
+    expect(b.signedFloor({ 'a/1': 2 })).toEqual({})
+    expect(b.inbox.forget('mailer')).toBe(2)
+    expect(b.signedFloor({ 'a/1': 2 })).toEqual({ 'a/1': 2 })
+    b.ingest(events.slice(2))
+    expect(b.inbox.list({ state: 'all' })).toEqual([])
+    expect(b.inbox.known()).toEqual([])
+    expect(codeOf(() => b.inbox.forget('mailer'))).toBe('NOT_FOUND')
+    expect(codeOf(() => b.inbox.forget('bad name!'))).toBe('INVALID_ARGUMENT')
+  })
+})

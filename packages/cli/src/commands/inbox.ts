@@ -1,5 +1,11 @@
 import { InvalidArgumentError, type Command } from 'commander'
-import type { InboxEntryJson, InboxListJson, InboxRequeueJson, InboxRetryJson } from '@dru/node/admin-api'
+import type {
+  InboxEntryJson,
+  InboxForgetJson,
+  InboxListJson,
+  InboxRequeueJson,
+  InboxRetryJson,
+} from '@dru/node/admin-api'
 import type { CliContext, CommandModule } from '../context.js'
 import { CliError, ExitCode } from '../exit-codes.js'
 import { formatCount, formatTime, renderFields, renderTable } from '../render.js'
@@ -18,7 +24,8 @@ function oneLine(text: string, max: number): string {
 
 /** What happens next to an entry, in one cell. */
 function when(e: InboxEntryJson): string {
-  if (e.state === 'pending') return `retry ${formatTime(e.nextAttemptAt)}`
+  if (e.state === 'pending' && e.attempts === 0 && !e.registered) return 'once its handler is registered'
+  if (e.state === 'pending') return `${e.attempts === 0 ? 'run' : 'retry'} ${formatTime(e.nextAttemptAt)}`
   if (e.state === 'dead') return `dead since ${formatTime(e.settledAt)}`
   if (e.state === 'skipped') return `skipped ${formatTime(e.settledAt)}`
   return 'behind an earlier event'
@@ -88,7 +95,7 @@ export const inboxCommand: CommandModule = {
   register(program: Command, ctx: CliContext) {
     const inbox = program
       .command('inbox')
-      .description('events an event handler failed on: list, show, retry, skip (dead letters)')
+      .description('events an event handler owes: list, show, retry, skip (dead letters), forget a removed handler')
 
     withAdminOptions(
       inbox
@@ -180,6 +187,23 @@ export const inboxCommand: CommandModule = {
       )
       if (opts.json) printJson(ctx, e)
       else ctx.stdout(`inbox entry ${e.id} skipped: ${e.handler} will not run on ${event(e)} (doc ${e.docId})\n`)
+    })
+
+    withAdminOptions(
+      inbox
+        .command('forget')
+        .description(
+          'forget a handler removed from the application: its name and every entry (events stop being owed to it)',
+        )
+        .argument('<handler>', 'the handler name'),
+      { json: true },
+    ).action(async (handler: string, opts: AdminOptions) => {
+      const r = await clientFor(opts, ctx).post<InboxForgetJson>('/inbox/forget', { handler })
+      if (opts.json) printJson(ctx, r)
+      else
+        ctx.stdout(
+          `handler ${r.handler} forgotten: ${formatCount(r.dropped)} entr${r.dropped === 1 ? 'y' : 'ies'} dropped; events stored from now on are not owed to it\n`,
+        )
     })
   },
 }
