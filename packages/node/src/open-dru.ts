@@ -79,6 +79,9 @@ export async function openDru(config: DruConfig): Promise<Dru> {
     ...(c.inbox ? { inbox: inboxPolicyOf(c.inbox) } : {}),
     onListenerError: (err) => log.error('commit listener failed', { error: (err as Error)?.message ?? String(err) }),
   })
+  // The network may store remote events before this function returns: a handler the
+  // application registers right after it (in the same tick) is owed those too.
+  const releaseHandlers = store.inbox.holdForRegistration()
   let network: Network | undefined
   let admin: AdminServer | undefined
   let worker: InboxWorker | undefined
@@ -170,8 +173,11 @@ export async function openDru(config: DruConfig): Promise<Dru> {
       ...(network ? { sync: network.sync.port } : {}),
       ...(admin ? { admin: admin.url } : {}),
     })
+    // After the caller's continuation (a microtask) has run: its onEvent calls are inside.
+    setImmediate(releaseHandlers)
     return dru
   } catch (err) {
+    releaseHandlers()
     await admin?.close().catch(() => undefined)
     await network?.close().catch(() => undefined)
     worker?.stop()

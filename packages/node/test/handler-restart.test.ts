@@ -78,3 +78,26 @@ describe('a handler registered after a restart', () => {
     expect(b.inbox.list({ state: 'all' })).toEqual([])
   }, 30_000)
 })
+
+describe('a handler registered right after openDru', () => {
+  it('is owed what was stored before openDru had returned; the window closes one macrotask later', async () => {
+    const src = await openDru({ id: 'src', path: ':memory:' })
+    for (const [i, d] of ['x', 'y', 'x'].entries())
+      await src.change(d, (doc: Record<string, unknown>) => void (doc.n = i))
+    const events = [...src.store.eventsMissing({})].flat()
+    await src.close()
+    const dru = await openDru({ id: 'dst', path: ':memory:', inbox: { autoRetry: false } })
+    cleanups.push(() => dru.close())
+    // What a network session may do while openDru is still running, stood in for here.
+    dru.store.ingest(events.slice(0, 2))
+    const seen: number[] = []
+    dru.onEvent('first', (e) => void seen.push(e.seq))
+    expect(dru.inbox.runDue()).toMatchObject({ attempted: 2, done: 2 })
+    expect(seen).toEqual([1, 2])
+    await new Promise((r) => setImmediate(r))
+    dru.store.ingest(events.slice(2))
+    expect(seen).toEqual([1, 2, 3])
+    dru.onEvent('second', () => undefined)
+    expect(dru.inbox.list({ state: 'all' })).toEqual([])
+  })
+})

@@ -59,7 +59,8 @@ export type InboxStatements = Readonly<
     | 'known'
     | 'remember'
     | 'forgetName'
-    | 'forgetRows',
+    | 'forgetRows'
+    | 'remoteSince',
     Database.Statement
   >
 >
@@ -111,6 +112,9 @@ export function prepareInboxStatements(db: Database.Database): InboxStatements {
     ),
     forgetName: db.prepare('delete from inbox_handlers where name = ?'),
     forgetRows: db.prepare('delete from inbox where handler = ?'),
+    remoteSince: db.prepare(
+      'select origin, seq, doc_id as docId, lsn from events where lsn >= ? and origin <> ? order by lsn',
+    ),
   }
 }
 

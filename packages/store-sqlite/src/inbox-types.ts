@@ -118,6 +118,8 @@ export interface RunReport {
 /** What the inbox needs from the store that owns it. */
 export interface InboxHost {
   readonly db: Database.Database
+  /** The store's current origin: its own events are never a handler's. */
+  readonly origin: string
   now(): number
   /** Reads one stored event, re-hashing it (CORRUPTION when it changed on disk). */
   getEvent(origin: string, seq: number): DruEvent | undefined

@@ -51,6 +51,14 @@ export { MAX_INBOX_LIST } from './inbox-table.js'
 const HANDLER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 const MAX_NOTE_CHARS = 1_000
 
+/** What an owed row needs of its event. */
+interface Owed {
+  readonly origin: string
+  readonly seq: number
+  readonly docId: string
+  readonly lsn: number
+}
+
 interface Registered {
   readonly handler: InboxHandler
   readonly order: InboxOrder
@@ -66,6 +74,8 @@ export class Inbox {
   readonly #stmt: InboxStatements
   /** Handlers registered before (here or in an earlier process) and not now: new events are owed to them. */
   #absent: ReadonlyArray<{ readonly name: string; readonly order: InboxOrder }> = []
+  /** While the application may still be registering its handlers: the first lsn stored meanwhile. */
+  #window: { from: number | undefined } | undefined
 
   constructor(host: InboxHost, policy: InboxPolicy) {
     this.#host = host
@@ -103,9 +113,16 @@ export class Inbox {
     if (this.#handlers.has(name))
       throw new DruError('INVALID_ARGUMENT', `a handler named ${name} is already registered`)
     const entry: Registered = { handler, order }
+    const known = this.#absent.some((k) => k.name === name)
     this.#host.transaction(() => {
+      const now = this.#host.now()
+      // New, inside the window: owed what the network stored before the application got here.
+      const from = this.#window?.from
+      if (!known && from !== undefined) {
+        for (const e of this.#stmt.remoteSince.all(from, this.#host.origin) as Owed[]) this.#owe(name, order, e, now)
+      }
       // Known from now on: what is stored while it is not registered (a restart) is owed to it.
-      this.#stmt.remember.run(name, order, this.#host.now())
+      this.#stmt.remember.run(name, order, now)
       // Registered without per-document order now: nothing may wait behind another entry any more.
       if (order === 'none') this.#stmt.unwait.run(this.#host.now(), name)
     })
@@ -148,9 +165,23 @@ export class Inbox {
     return [...this.#handlers.keys()].sort()
   }
 
-  /** Whether a new remote event goes to any handler: one registered, or one known and owed it. */
+  /** Whether a new remote event goes to any handler: one registered, one known and owed it, or one not registered yet. */
   hasRecipients(): boolean {
-    return this.#handlers.size > 0 || this.#absent.length > 0
+    return this.#handlers.size > 0 || this.#absent.length > 0 || this.#window !== undefined
+  }
+
+  /**
+   * Opens the window in which the application registers its handlers (openDru holds it until
+   * it has returned): a handler registered for the first time before `release` is owed every
+   * remote event stored since, so what the network stores while `openDru` is still running is
+   * not lost to a handler registered right after it.
+   */
+  holdForRegistration(): () => void {
+    const window: { from: number | undefined } = { from: undefined }
+    this.#window = window
+    return () => {
+      if (this.#window === window) this.#window = undefined
+    }
   }
 
   /** Every handler registered here or in an earlier process and not forgotten, with its order. */
@@ -187,6 +218,7 @@ export class Inbox {
    * when the database itself fails (the whole batch then rolls back).
    */
   deliver(event: DruEvent, lsn: number, at: number): void {
+    if (this.#window && this.#window.from === undefined) this.#window.from = lsn
     for (const [name, reg] of this.#handlers) {
       const row = {
         handler: name,
@@ -232,23 +264,27 @@ export class Inbox {
       })
     }
     // Not called, owed: it runs once its handler is registered again (as a retry would).
-    for (const { name, order } of this.#absent) {
-      const waits = order === 'document' && this.#stmt.blocked.get(name, event.docId) !== undefined
-      this.#stmt.insert.run({
-        handler: name,
-        origin: event.origin,
-        seq: event.seq,
-        docId: event.docId,
-        lsn,
-        state: waits ? 'waiting' : 'pending',
-        attempts: 0,
-        at: null,
-        next: waits ? null : at,
-        error: null,
-        stack: null,
-        settled: null,
-      })
-    }
+    for (const { name, order } of this.#absent)
+      this.#owe(name, order, { origin: event.origin, seq: event.seq, docId: event.docId, lsn }, at)
+  }
+
+  /** Records `e` as owed by `name` without calling it: due at `at`, or waiting behind an owed event of its document. */
+  #owe(name: string, order: InboxOrder, e: Owed, at: number): void {
+    const waits = order === 'document' && this.#stmt.blocked.get(name, e.docId) !== undefined
+    this.#stmt.insert.run({
+      handler: name,
+      origin: e.origin,
+      seq: e.seq,
+      docId: e.docId,
+      lsn: e.lsn,
+      state: waits ? 'waiting' : 'pending',
+      attempts: 0,
+      at: null,
+      next: waits ? null : at,
+      error: null,
+      stack: null,
+      settled: null,
+    })
   }
 
   // ---- retries ------------------------------------------------------------------------------

@@ -128,7 +128,13 @@ export class StoreParts {
       getEvent: (origin, seq) => reads.getEvent(origin, seq),
     }
     this.inbox = new Inbox(
-      { db, now: this.now, getEvent: (o, s) => reads.getEvent(o, s), transaction: (fn) => this.#exclusive(fn) },
+      {
+        db,
+        origin: this.origin,
+        now: this.now,
+        getEvent: (o, s) => reads.getEvent(o, s),
+        transaction: (fn) => this.#exclusive(fn),
+      },
       inboxPolicy(options.inbox),
     )
     this.listeners = new CommitListeners(this.onListenerError)

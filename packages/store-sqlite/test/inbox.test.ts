@@ -473,3 +473,34 @@ describe('inbox: an event stored while a known handler is not registered is owed
     expect(codeOf(() => b.inbox.forget('bad name!'))).toBe('INVALID_ARGUMENT')
   })
 })
+
+describe('inbox: the registration window (openDru holds it until it has returned)', () => {
+  it('a handler registered for the first time inside it is owed every remote event stored since it opened, not local ones', () => {
+    const { b, effect, effects } = receiver()
+    const release = b.inbox.holdForRegistration()
+    b.ingest(remoteEvents(['d1', 'd1', 'd2']))
+    b.append('mine', bytes(9)) // a local event: never a handler's
+    b.onIngest('new', (e, tx) => effect('new', e, tx.db), { order: 'document' })
+    expect(b.inbox.list().map((e) => [e.seq, e.state, e.attempts])).toEqual([
+      [1, 'pending', 0],
+      [2, 'waiting', 0],
+      [3, 'pending', 0],
+    ])
+    expect(b.inbox.runDue()).toMatchObject({ attempted: 2, done: 2 })
+    expect(b.inbox.runDue()).toMatchObject({ attempted: 1, done: 1 })
+    expect(effects('new')).toEqual([1, 3, 2])
+    release()
+    // After the window a new handler starts from its registration, as before.
+    b.onIngest('later', (e, tx) => effect('later', e, tx.db))
+    expect(b.inbox.list({ state: 'all' })).toEqual([])
+  })
+
+  it('outside it nothing is owed to a handler that was never registered', () => {
+    const { b, effect, effects } = receiver()
+    b.inbox.holdForRegistration()() // opened and released at once
+    b.ingest(remoteEvents(['d1', 'd2']))
+    b.onIngest('new', (e, tx) => effect('new', e, tx.db))
+    expect(b.inbox.runDue().attempted).toBe(0)
+    expect(effects('new')).toEqual([])
+  })
+})
