@@ -37,6 +37,7 @@ const ALERTS = [
   'DruCompactionFloorHeldBack',
   'DruInboxDeadLetters',
   'DruInboxHandlerFailing',
+  'DruInboxHandlerNotRegistered',
 ]
 
 /** Each rule's text, from its `- alert:` line to the next. */
@@ -100,6 +101,7 @@ describe('deploy/prometheus/dru-alerts.yml', () => {
       'dru_identity_conflicts_total',
       'dru_inbox_dead_letters',
       'dru_inbox_handler_failures_total',
+      'dru_inbox_handler_registered',
       'dru_inbox_pending',
       'dru_lifecycle_state',
       'dru_peer_connected',

@@ -148,7 +148,7 @@ describe('dru inbox', () => {
     const late = [...x.store.eventsMissing({})].flat()
     await x.close()
     const refused = await dru(['inbox', 'forget', 'mailer'], env)
-    expect(refused.code).not.toBe(0)
+    expect(refused.code).toBe(7)
     expect(refused.stderr).toContain('registered in this process')
     // The application stops registering it (as after a deploy without it): what arrives is owed.
     await b.close()
@@ -163,6 +163,9 @@ describe('dru inbox', () => {
     off()
     c.store.ingest(late)
     const env2 = { DRU_ADMIN: runtimeOf(c).admin!.url, DRU_ADMIN_TOKEN: TOKEN }
+    const metrics = await (await fetch(`${env2.DRU_ADMIN}/metrics`)).text()
+    expect(metrics).toMatch(/^dru_inbox_handler_registered\{handler="mailer",dru="b"\} 0$/m)
+    expect(metrics).toMatch(/^dru_inbox_pending\{handler="mailer",dru="b"\} 1$/m)
     const list = await dru(['inbox', 'list'], env2)
     expect(list.code, list.stderr).toBe(0)
     expect(list.stdout).toMatch(/mailer \(not registered\).*pending.*once its handler is registered/)
@@ -170,6 +173,6 @@ describe('dru inbox', () => {
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toBe('handler mailer forgotten: 1 entry dropped; events stored from now on are not owed to it\n')
     expect(c.inbox.list({ state: 'all' })).toEqual([])
-    expect((await dru(['inbox', 'forget', 'mailer'], env2)).code).not.toBe(0)
+    expect((await dru(['inbox', 'forget', 'mailer'], env2)).code).toBe(6)
   })
 })

@@ -84,6 +84,8 @@ export interface DruMetrics {
   readonly inboxPending: Gauge<'handler'>
   /** Dead letters (retries used up; an operator must retry or skip them), by handler. */
   readonly inboxDeadLetters: Gauge<'handler'>
+  /** 1 when the handler is registered in this process, 0 when it owes events without being registered. */
+  readonly inboxHandlerRegistered: Gauge<'handler'>
   /** Event handler calls that threw (at ingest and on retries), by handler. */
   readonly inboxHandlerFailures: Counter<'handler'>
   /** Retries run, by handler and outcome (`done` or `failed`). */
@@ -91,7 +93,9 @@ export interface DruMetrics {
   /** Events that became dead letters, by handler. */
   readonly inboxDeadLettered: Counter<'handler'>
   /** Sets the inbox gauges from per-handler counts (handlers absent from `counts` drop to no series). */
-  setInboxCounts(counts: ReadonlyArray<{ handler: string; pending: number; waiting: number; dead: number }>): void
+  setInboxCounts(
+    counts: ReadonlyArray<{ handler: string; registered: boolean; pending: number; waiting: number; dead: number }>,
+  ): void
   /** Sets the lifecycle gauge: 1 for `state`, 0 for every other state. */
   setLifecycleState(state: LifecycleState): void
   /** Counts the edge and moves the state gauge: pass it as `createLifecycle({ onTransition })`'s callback. */
@@ -292,6 +296,12 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
     labelNames: ['handler'] as const,
     registers,
   })
+  const inboxHandlerRegistered = new Gauge({
+    name: 'dru_inbox_handler_registered',
+    help: 'Whether the handler is registered in this process (1) or owes events without being registered (0), by handler.',
+    labelNames: ['handler'] as const,
+    registers,
+  })
   const inboxHandlerFailures = new Counter({
     name: 'dru_inbox_handler_failures_total',
     help: 'Event handler calls that threw (at ingest and on retries), by handler.',
@@ -313,9 +323,11 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
   const setInboxCounts: DruMetrics['setInboxCounts'] = (counts) => {
     inboxPending.reset()
     inboxDeadLetters.reset()
+    inboxHandlerRegistered.reset()
     for (const c of counts) {
       inboxPending.set({ handler: c.handler }, c.pending + c.waiting)
       inboxDeadLetters.set({ handler: c.handler }, c.dead)
+      inboxHandlerRegistered.set({ handler: c.handler }, c.registered ? 1 : 0)
     }
   }
 
@@ -361,6 +373,7 @@ export function createMetrics(options: MetricsOptions = {}): DruMetrics {
     changesRejected,
     inboxPending,
     inboxDeadLetters,
+    inboxHandlerRegistered,
     inboxHandlerFailures,
     inboxRetries,
     inboxDeadLettered,

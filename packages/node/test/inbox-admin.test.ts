@@ -68,6 +68,7 @@ describe('inbox admin API', () => {
     const metrics = await (await fetch(`${url}/metrics`)).text()
     expect(metrics).toMatch(/^dru_inbox_dead_letters\{handler="shipper",dru="b"\} 1$/m)
     expect(metrics).toMatch(/^dru_inbox_pending\{handler="shipper",dru="b"\} 0$/m)
+    expect(metrics).toMatch(/^dru_inbox_handler_registered\{handler="shipper",dru="b"\} 1$/m)
     expect(metrics).toMatch(/^dru_inbox_handler_failures_total\{handler="shipper",dru="b"\} 1$/m)
     expect(metrics).toMatch(/^dru_inbox_dead_lettered_total\{handler="shipper",dru="b"\} 1$/m)
     const list = await get('/inbox')
