@@ -287,6 +287,9 @@ cached documents only queue) and the reads that apply the changes. **Apply-on-re
 over the read time: materialisation alone against Automerge alone. A cold document is rebuilt on its first read from
 its snapshot (none here: these documents were never cached) plus its events, read from the log (each event's hash
 checked) and loaded with one \`loadIncremental\` — the same Automerge work as raw plus the log read.
+Each stored change is screened for the document depth bound first; one that makes no object passes on its action
+column alone (\`storedChangeMakesObjects\`): reading every change's whole header had cost the cold rows here
+about a tenth (read 1,667 / 1,790 ms, apply-on-read 0.37 / 0.34, in the run before it on this machine).
 Raw documents are freed right after each raw run, as dru frees a document leaving its cache: before 2026-11-29 they
 were left to the garbage collector, and the 1,000-document WASM heaps piling up made every later Automerge call in the
 process slower — the cold rows then read 0.03–0.05, of which most was that (the same cold read took 1.2 s instead of

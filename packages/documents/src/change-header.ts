@@ -161,16 +161,7 @@ export function readChangePosition(change: Uint8Array): ChangePosition | undefin
  */
 export function readChangeOpCount(change: Uint8Array): number | undefined {
   try {
-    const c = openChunk(change)
-    c.skip(32 * c.uint()) // dependency hashes
-    c.skip(c.uint()) // actor
-    c.uint() // seq
-    c.uint() // start op
-    c.int() // time
-    c.skipUtf8(c.uint()) // message
-    const otherCount = c.uint()
-    for (let i = 0; i < otherCount; i++) c.skip(c.uint())
-    const actions = column(change, readColumns(change, c), COL.action, Kind.Uint)
+    const actions = actionColumn(change)
     let n = 0
     for (; !actions.exhausted; n++) {
       if (n >= MAX_OPS) throw GIVE_UP
@@ -181,6 +172,49 @@ export function readChangeOpCount(change: Uint8Array): number | undefined {
     if (err instanceof NotUnderstood || err instanceof RangeError) return undefined
     throw err
   }
+}
+
+/**
+ * Whether a change makes any object (a map, list, text or table), from its action column
+ * alone (no checksum, no other column): `false` lets the depth screen pass a stored change
+ * without reading its header, which most changes never need. Undefined for anything the
+ * column cannot be read from here (a compressed chunk or column, an unknown column, an action
+ * {@link readChangeHeader} leaves to Automerge, such as a mark): the caller reads the header.
+ * Only for changes already checked (stored ones): it vouches for the action column only.
+ */
+export function storedChangeMakesObjects(change: Uint8Array): boolean | undefined {
+  try {
+    const actions = actionColumn(change)
+    for (let n = 0; !actions.exhausted; n++) {
+      if (n >= MAX_OPS) throw GIVE_UP
+      const action = actions.next()
+      if (action === NULL_ENTRY || action > 6) throw GIVE_UP
+      if (isMake(action)) return true
+    }
+    return false
+  } catch (err) {
+    if (err instanceof NotUnderstood || err instanceof RangeError) return undefined
+    throw err
+  }
+}
+
+/** makeMap, makeList, makeText, makeTable: the actions that make an object. */
+function isMake(action: number): boolean {
+  return action === 0 || action === 2 || action === 4 || action === 6
+}
+
+/** The action column of an uncompressed change (one entry per op), past a header it skips unread. */
+function actionColumn(change: Uint8Array): RleColumn {
+  const c = openChunk(change)
+  c.skip(32 * c.uint()) // dependency hashes
+  c.skip(c.uint()) // actor
+  c.uint() // seq
+  c.uint() // start op
+  c.int() // time
+  c.skipUtf8(c.uint()) // message
+  const otherCount = c.uint()
+  for (let i = 0; i < otherCount; i++) c.skip(c.uint())
+  return column(change, readColumns(change, c), COL.action, Kind.Uint)
 }
 
 function read(change: Uint8Array): ChangeHeader {
@@ -238,8 +272,7 @@ function read(change: Uint8Array): ChangeHeader {
     const objC = objCtr.next()
     checkObject(objA, objC, actors.length)
     // Only the objects of make ops are named (nesting); building a string per op was most of the reader's time.
-    if (action === 0 || action === 2 || action === 4 || action === 6)
-      made.push({ index: n, obj: objA === NULL_ENTRY ? '_root' : `${objC}@${actors[objA]!}` })
+    if (isMake(action)) made.push({ index: n, obj: objA === NULL_ENTRY ? '_root' : `${objC}@${actors[objA]!}` })
     const preds = predGroup.next()
     if (preds === NULL_ENTRY) throw GIVE_UP
     for (let i = 0; i < preds; i++) {

@@ -1,7 +1,7 @@
 import * as A from '@automerge/automerge'
 import { DruError, type DruEvent } from '@dru/core'
 import { checkedChange } from './change-validation.js'
-import { changeHeaderOf } from './change-header.js'
+import { changeHeaderOf, storedChangeMakesObjects } from './change-header.js'
 import type { AnyDoc } from './doc-cache.js'
 
 /**
@@ -37,6 +37,8 @@ const NO_OBJECTS: Made = { actor: '', startOp: 0, deps: [], made: [] }
 function madeBy(e: DruEvent): Made {
   const checked = checkedChange(e.change)
   if (checked) return checked.made.length === 0 ? NO_OBJECTS : checked
+  // Most changes make no object: their action column says so without the header (a cold load).
+  if (storedChangeMakesObjects(e.change) === false) return NO_OBJECTS
   try {
     return changeHeaderOf(e.change, { ignoreChecksum: true })
   } catch {

@@ -99,4 +99,25 @@ describe('a document nested deeper and deeper over many changes', () => {
     expect(q.docs.rejectedChanges().count).toBe(0)
     expect(A.getAllChanges(p.docs.doc('doc')!)).toHaveLength(3)
   })
+
+  it('a local document never nears the bound: chained local changes stop at the value guard (256 levels)', () => {
+    const { docs } = node('local')
+    let depth = 0
+    let code: string | undefined
+    for (; depth < 300; depth++) {
+      try {
+        docs.change('deep', (doc: any) => {
+          let o = doc
+          for (let i = 0; i < depth; i++) o = o.a
+          o.a = {}
+        })
+      } catch (err) {
+        code = (err as { code?: string }).code
+        break
+      }
+    }
+    expect({ depth, code }).toEqual({ depth: 256, code: 'INVALID_VALUE' })
+    expect(depthOf(docs.get('deep'))).toBe(256)
+    expect(256).toBeLessThan(MAX_DOCUMENT_DEPTH)
+  })
 })
