@@ -114,7 +114,7 @@ export class Inbox {
       throw new DruError('INVALID_ARGUMENT', `a handler named ${name} is already registered`)
     const entry: Registered = { handler, order }
     const known = this.#absent.some((k) => k.name === name)
-    this.#host.transaction(() => {
+    const record = (): void => {
       const now = this.#host.now()
       // New, inside the window: owed what the network stored before the application got here.
       const from = this.#window?.from
@@ -125,7 +125,11 @@ export class Inbox {
       this.#stmt.remember.run(name, order, now)
       // Registered without per-document order now: nothing may wait behind another entry any more.
       if (order === 'none') this.#stmt.unwait.run(this.#host.now(), name)
-    })
+    }
+    // Inside an open transaction (a handler or a transact callback registering one) the
+    // record joins it; otherwise it is a transaction of its own.
+    if (this.#host.db.inTransaction) record()
+    else this.#host.transaction(record)
     this.#handlers.set(name, entry)
     this.#refreshAbsent()
     this.#wake()
