@@ -223,7 +223,16 @@ export class Inbox {
    */
   deliver(event: DruEvent, lsn: number, at: number): void {
     if (this.#window && this.#window.from === undefined) this.#window.from = lsn
-    for (const [name, reg] of this.#handlers) {
+    // Who gets this event is settled before any handler runs: one registered by a handler now
+    // is owed it by the window's backfill or as an absent name, not called on it as well; one
+    // unsubscribed after it ran is not owed it again; one unsubscribed before its turn is owed it.
+    const registered = [...this.#handlers]
+    const absent = [...this.#absent]
+    for (const [name, reg] of registered) {
+      if (this.#handlers.get(name) !== reg) {
+        absent.push({ name, order: reg.order })
+        continue
+      }
       const row = {
         handler: name,
         origin: event.origin,
@@ -268,7 +277,7 @@ export class Inbox {
       })
     }
     // Not called, owed: it runs once its handler is registered again (as a retry would).
-    for (const { name, order } of this.#absent)
+    for (const { name, order } of absent)
       this.#owe(name, order, { origin: event.origin, seq: event.seq, docId: event.docId, lsn }, at)
   }
 
