@@ -51,6 +51,7 @@ export type InboxStatements = Readonly<
     | 'head'
     | 'promote'
     | 'unwait'
+    | 'rewait'
     | 'requeue'
     | 'requeueHandler'
     | 'skip'
@@ -94,6 +95,12 @@ export function prepareInboxStatements(db: Database.Database): InboxStatements {
     ),
     unwait: db.prepare(
       "update inbox set state = 'pending', next_attempt_at = ? where handler = ? and state = 'waiting'",
+    ),
+    // Registered with per-document order after being owed events under 'none': an entry behind an earlier owed one of its document waits.
+    rewait: db.prepare(
+      `update inbox set state = 'waiting', next_attempt_at = null
+         where handler = ? and state = 'pending'
+           and exists (select 1 from inbox h where h.handler = inbox.handler and h.doc_id = inbox.doc_id and h.state in ('pending', 'dead') and h.lsn < inbox.lsn)`,
     ),
     requeue: db.prepare(
       "update inbox set state = 'pending', next_attempt_at = ?, settled_at = null where state = 'dead'",

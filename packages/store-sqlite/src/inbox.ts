@@ -125,6 +125,8 @@ export class Inbox {
       this.#stmt.remember.run(name, order, now)
       // Registered without per-document order now: nothing may wait behind another entry any more.
       if (order === 'none') this.#stmt.unwait.run(this.#host.now(), name)
+      // With it now (known under 'none' before): an owed entry behind an earlier one of its document waits for it.
+      else this.#stmt.rewait.run(name)
     }
     // Inside an open transaction (a handler or a transact callback registering one) the
     // record joins it; otherwise it is a transaction of its own.

@@ -176,3 +176,48 @@ describe('inbox attack: who gets an event is settled before its handlers run', (
     expect(runs.sort()).toEqual(['late#1', 'late#2'])
   })
 })
+
+describe("inbox attack: order 'document' across owed rows", () => {
+  it("a handler known with order 'none' and registered again with 'document' runs a document's owed events in order", () => {
+    const { dir, cleanup } = tempDir()
+    cleanups.push(cleanup)
+    const path = join(dir, 'b.db')
+    const clock = { ms: 1_000_000 }
+    const random = sequentialIncarnations()
+    const open = () => EventStore.open({ path, druId: 'b', now: () => clock.ms, random, skewPolicy: 'tolerate' })
+    const events = remoteEvents(['d1', 'd1'])
+    let b = open()
+    b.onIngest('ledger', () => undefined) // order 'none' in this release of the application
+    b.close()
+    b = open()
+    cleanups.push(() => b.close())
+    b.ingest(events) // owed while absent, under the recorded order 'none': both pending
+    const runs: number[] = []
+    let broken = true
+    b.onIngest(
+      'ledger',
+      (e) => {
+        if (broken && e.seq === 1) throw new Error('not yet')
+        runs.push(e.seq)
+      },
+      { order: 'document' },
+    )
+    b.inbox.runDue()
+    broken = false
+    clock.ms += 3_600_000
+    b.inbox.runDue()
+    b.inbox.runDue()
+    expect(runs).toEqual([1, 2]) // was [2, 1]: #2 stayed pending, not waiting behind #1
+  })
+
+  it('forget of an absent handler with waiting rows leaves nothing held, and compaction moves on', () => {
+    const b = receiver()
+    b.onIngest('gone', () => undefined, { order: 'document' })()
+    b.ingest(remoteEvents(['d1', 'd1', 'd2']))
+    expect(b.inbox.list().map((e) => e.state)).toEqual(['pending', 'waiting', 'pending'])
+    expect(b.signedFloor({ 'a/1': 3 })).toEqual({})
+    expect(b.inbox.forget('gone')).toBe(3)
+    expect(b.signedFloor({ 'a/1': 3 })).toEqual({ 'a/1': 3 })
+    expect(b.inbox.owedFrom()).toEqual({})
+  })
+})
