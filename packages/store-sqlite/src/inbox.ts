@@ -74,6 +74,8 @@ export class Inbox {
   readonly #stmt: InboxStatements
   /** Handlers registered before (here or in an earlier process) and not now: new events are owed to them. */
   #absent: ReadonlyArray<{ readonly name: string; readonly order: InboxOrder }> = []
+  /** Registered inside an open transaction: undone if that transaction (or savepoint) rolls its record back. */
+  readonly #joined = new Map<string, Registered>()
   /** While the application may still be registering its handlers: the first lsn stored meanwhile. */
   #window: { from: number | undefined } | undefined
 
@@ -110,6 +112,7 @@ export class Inbox {
     const order = options.order ?? 'none'
     if (order !== 'document' && order !== 'none')
       throw new DruError('INVALID_ARGUMENT', `order must be 'document' or 'none' (got ${JSON.stringify(order)})`)
+    this.#settleJoined()
     if (this.#handlers.has(name))
       throw new DruError('INVALID_ARGUMENT', `a handler named ${name} is already registered`)
     const entry: Registered = { handler, order }
@@ -130,9 +133,15 @@ export class Inbox {
     }
     // Inside an open transaction (a handler or a transact callback registering one) the
     // record joins it; otherwise it is a transaction of its own.
-    if (this.#host.db.inTransaction) record()
+    const joined = this.#host.db.inTransaction
+    if (joined) record()
     else this.#host.transaction(record)
     this.#handlers.set(name, entry)
+    if (joined) {
+      // Its record commits or rolls back with that transaction: so does the registration.
+      this.#joined.set(name, entry)
+      queueMicrotask(() => this.#settleJoined())
+    }
     this.#refreshAbsent()
     this.#wake()
     return () => {
@@ -149,6 +158,7 @@ export class Inbox {
    * process; NOT_FOUND when the name is neither known nor has entries.
    */
   forget(name: string): number {
+    this.#settleJoined()
     if (typeof name !== 'string' || !HANDLER_NAME.test(name))
       throw new DruError('INVALID_ARGUMENT', `not a handler name: ${JSON.stringify(name)}`)
     if (this.#handlers.has(name)) {
@@ -168,11 +178,13 @@ export class Inbox {
 
   /** Names of the handlers registered in this process. */
   handlers(): string[] {
+    this.#settleJoined()
     return [...this.#handlers.keys()].sort()
   }
 
   /** Whether a new remote event goes to any handler: one registered, one known and owed it, or one not registered yet. */
   hasRecipients(): boolean {
+    this.#settleJoined()
     return this.#handlers.size > 0 || this.#absent.length > 0 || this.#window !== undefined
   }
 
@@ -192,6 +204,7 @@ export class Inbox {
 
   /** Every handler registered here or in an earlier process and not forgotten, with its order. */
   known(): Array<{ name: string; order: InboxOrder; registered: boolean }> {
+    this.#settleJoined()
     return (this.#stmt.known.all() as Array<{ name: string; order: InboxOrder }>).map((k) => ({
       ...k,
       registered: this.#handlers.has(k.name),
@@ -225,6 +238,7 @@ export class Inbox {
    */
   deliver(event: DruEvent, lsn: number, at: number): void {
     if (this.#window && this.#window.from === undefined) this.#window.from = lsn
+    this.#settleJoined()
     // Who gets this event is settled before any handler runs: one registered by a handler now
     // is owed it by the window's backfill or as an absent name, not called on it as well; one
     // unsubscribed after it ran is not owed it again; one unsubscribed before its turn is owed it.
@@ -309,6 +323,7 @@ export class Inbox {
    * transaction. An entry is tried at most once per call, so a failing handler cannot spin.
    */
   runDue(limit = this.policy.batch): RunReport {
+    this.#settleJoined()
     const now = this.#host.now()
     const due: InboxRow[] = []
     // A loop, not a spread: a caller's limit may exceed what one call can take as arguments.
@@ -329,6 +344,7 @@ export class Inbox {
 
   /** The earliest time a registered handler's pending entry is due, or undefined when none is. */
   nextDue(): number | undefined {
+    this.#settleJoined()
     let min: number | undefined
     for (const name of this.#handlers.keys()) {
       const t = this.#stmt.nextDue.get(name) as number | null
@@ -411,6 +427,7 @@ export class Inbox {
   }
 
   counts(): InboxCounts {
+    this.#settleJoined()
     return countEntries(this.#stmt, this.#handlers)
   }
 
@@ -472,6 +489,26 @@ export class Inbox {
     })
     if (report) this.#report(report)
     return outcome
+  }
+
+  /**
+   * Undoes a registration whose record a transaction rolled back (a transact callback or a
+   * handler that threw after registering): its name is not recorded, or not with its order.
+   * Settled for good once no transaction is open.
+   */
+  #settleJoined(): void {
+    if (this.#joined.size === 0) return
+    const open = this.#host.db.inTransaction
+    let undone = false
+    for (const [name, entry] of this.#joined) {
+      if (this.#handlers.get(name) !== entry) this.#joined.delete(name)
+      else if (this.#stmt.recordedOrder.get(name) !== entry.order) {
+        this.#handlers.delete(name)
+        this.#joined.delete(name)
+        undone = true
+      } else if (!open) this.#joined.delete(name)
+    }
+    if (undone) this.#refreshAbsent()
   }
 
   #refreshAbsent(): void {
