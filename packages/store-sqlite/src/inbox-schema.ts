@@ -43,6 +43,12 @@ export const INBOX_MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = 
         doc_order text not null check (doc_order in ('document', 'none')),
         registered_at integer not null
       ) without rowid;
+      -- A database written before names were recorded: a handler with open entries was
+      -- registered until now, so it is known (and owed what is stored before it is registered
+      -- again); per-document order if any of its entries waits behind another.
+      insert into inbox_handlers (name, doc_order, registered_at)
+        select handler, case when max(state = 'waiting') then 'document' else 'none' end, 0
+        from inbox where state in ('pending', 'waiting', 'dead') group by handler;
     `)
   },
 ]

@@ -1,4 +1,6 @@
+import { copyFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type DruEvent } from '@dru/core'
 import { EventStore, type InboxPolicy } from '../src/index.js'
@@ -146,39 +148,36 @@ describe('inbox attack: nothing lost', () => {
     expect(b.inbox.list()).toMatchObject([{ handler: 'audit', seq: 1, state: 'pending', attempts: 0 }])
   })
 
-  it.fails(
-    'a handler known before the upgrade to inbox track 2 (it has entries) is owed events stored while absent',
-    () => {
-      const { dir, cleanup } = tempDir()
-      cleanups.push(cleanup)
-      const path = join(dir, 'b.db')
-      const random = sequentialIncarnations()
-      const open = () => EventStore.open({ path, druId: 'b', now: () => 1_000_000, random, skewPolicy: 'tolerate' })
-      const events = remoteEvents(['d1', 'd2'])
-      const runs: number[] = []
-      let b = open()
-      let fail = true
-      b.onIngest('mailer', (e) => {
-        if (fail) throw new Error('smtp down')
-        runs.push(e.seq)
-      })
-      b.ingest(events.slice(0, 1)) // #1 owed by a failure
-      b.close()
-      // Back to the layout of inbox track 1, as a database written before today's change.
-      const Database = b.db.constructor as new (p: string) => EventStore['db']
-      const raw = new Database(path)
-      raw.exec("drop table inbox_handlers; update meta set value = 1 where key = 'schema_version:inbox'")
-      raw.close()
-      b = open()
-      cleanups.push(() => b.close())
-      expect(b.inbox.list().map((e) => e.seq)).toEqual([1])
-      b.ingest(events.slice(1)) // stored before the upgraded application registers it
-      fail = false
-      b.onIngest('mailer', (e) => void runs.push(e.seq))
-      b.inbox.runDue()
-      expect(runs).toEqual([1, 2]) // fails: [1], the migration did not record 'mailer' as known
-    },
-  )
+  it('a handler known before the upgrade to inbox track 2 (it has entries) is owed events stored while absent', () => {
+    const { dir, cleanup } = tempDir()
+    cleanups.push(cleanup)
+    const path = join(dir, 'b.db')
+    const random = sequentialIncarnations()
+    const open = () => EventStore.open({ path, druId: 'b', now: () => 1_000_000, random, skewPolicy: 'tolerate' })
+    const events = remoteEvents(['d1', 'd2'])
+    const runs: number[] = []
+    let b = open()
+    let fail = true
+    b.onIngest('mailer', (e) => {
+      if (fail) throw new Error('smtp down')
+      runs.push(e.seq)
+    })
+    b.ingest(events.slice(0, 1)) // #1 owed by a failure
+    b.close()
+    // Back to the layout of inbox track 1, as a database written before today's change.
+    const Database = b.db.constructor as new (p: string) => EventStore['db']
+    const raw = new Database(path)
+    raw.exec("drop table inbox_handlers; update meta set value = 1 where key = 'schema_version:inbox'")
+    raw.close()
+    b = open()
+    cleanups.push(() => b.close())
+    expect(b.inbox.list().map((e) => e.seq)).toEqual([1])
+    b.ingest(events.slice(1)) // stored before the upgraded application registers it
+    fail = false
+    b.onIngest('mailer', (e) => void runs.push(e.seq))
+    b.inbox.runDue()
+    expect(runs).toEqual([1, 2]) // was [1]: the migration did not record 'mailer' as known
+  })
 })
 
 describe('inbox attack: who gets an event is settled before its handlers run', () => {
@@ -254,5 +253,18 @@ describe("inbox attack: order 'document' across owed rows", () => {
     expect(b.inbox.forget('gone')).toBe(3)
     expect(b.signedFloor({ 'a/1': 3 })).toEqual({ 'a/1': 3 })
     expect(b.inbox.owedFrom()).toEqual({})
+  })
+})
+
+describe('inbox attack: the migration to inbox track 2', () => {
+  it('the release-before-schema-4 fixture (inbox track 1, one pending mailer entry) knows mailer after it', () => {
+    const { dir, cleanup } = tempDir()
+    cleanups.push(cleanup)
+    const path = join(dir, 'v3.db')
+    copyFileSync(fileURLToPath(new URL('./fixtures/schema-v3.db', import.meta.url)), path)
+    const s = EventStore.open({ path, druId: 'fx', durability: 'process' })
+    cleanups.push(() => s.close())
+    expect(s.db.prepare("select value from meta where key = 'schema_version:inbox'").pluck().get()).toBe(2)
+    expect(s.inbox.known()).toEqual([{ name: 'mailer', order: 'none', registered: false }])
   })
 })
