@@ -1,6 +1,7 @@
 import type Database from 'better-sqlite3'
 import { DruError } from '@dru/core'
 import type { InboxCounts, InboxEntry, InboxFilter, InboxState } from './inbox-types.js'
+import { MetaKey } from './meta.js'
 
 /**
  * The `inbox` table as the inbox reads and writes it: its rows, the prepared statement of
@@ -62,7 +63,10 @@ export type InboxStatements = Readonly<
     | 'remember'
     | 'forgetName'
     | 'forgetRows'
-    | 'remoteSince',
+    | 'remoteSince'
+    | 'windowGet'
+    | 'windowSet'
+    | 'windowClear',
     Database.Statement
   >
 >
@@ -124,6 +128,9 @@ export function prepareInboxStatements(db: Database.Database): InboxStatements {
     remoteSince: db.prepare(
       'select origin, seq, doc_id as docId, lsn from events where lsn >= ? and origin <> ? order by lsn',
     ),
+    windowGet: db.prepare(`select value from meta where key = '${MetaKey.INBOX_WINDOW_LSN}'`).pluck(),
+    windowSet: db.prepare(`insert or replace into meta (key, value) values ('${MetaKey.INBOX_WINDOW_LSN}', ?)`),
+    windowClear: db.prepare(`delete from meta where key = '${MetaKey.INBOX_WINDOW_LSN}'`),
   }
 }
 

@@ -195,10 +195,20 @@ export class Inbox {
    * not lost to a handler registered right after it.
    */
   holdForRegistration(): () => void {
-    const window: { from: number | undefined } = { from: undefined }
+    // A window the process died in (never released) goes on: what it stored is owed too.
+    const kept = this.#stmt.windowGet.get() as number | undefined
+    const window: { from: number | undefined } = { from: kept ?? undefined }
     this.#window = window
     return () => {
-      if (this.#window === window) this.#window = undefined
+      if (this.#window !== window) return
+      this.#window = undefined
+      // Best effort (it runs from a timer): a window left recorded only widens a later backfill.
+      if (window.from === undefined || !this.#host.db.open || this.#host.db.readonly) return
+      try {
+        this.#host.transaction(() => this.#stmt.windowClear.run())
+      } catch {
+        // the store is closing: the next window goes on from it, and its release clears it
+      }
     }
   }
 
@@ -237,7 +247,11 @@ export class Inbox {
    * when the database itself fails (the whole batch then rolls back).
    */
   deliver(event: DruEvent, lsn: number, at: number): void {
-    if (this.#window && this.#window.from === undefined) this.#window.from = lsn
+    if (this.#window && this.#window.from === undefined) {
+      this.#window.from = lsn
+      // With the event: a process killed before the window is released leaves it to the next one.
+      this.#stmt.windowSet.run(lsn)
+    }
     this.#settleJoined()
     // Who gets this event is settled before any handler runs: one registered by a handler now
     // is owed it by the window's backfill or as an absent name, not called on it as well; one

@@ -21,6 +21,8 @@ export const MetaKey = {
   RESTORE_PENDING: 'restore_pending',
   /** JSON list of DRU ids removed from the cluster by `dru decommission`. */
   DECOMMISSIONED: 'decommissioned',
+  /** The first position stored inside a registration window not yet released (the inbox's; see Inbox.holdForRegistration). */
+  INBOX_WINDOW_LSN: 'inbox_window_lsn',
   /** Log position up to which cold documents were scanned for conflicts (documents package). */
   CONFLICT_SCAN: 'documents:conflict_scan_lsn',
   /** Log position up to which the per-document digests of the Merkle tree are current (documents package). */

@@ -270,34 +270,31 @@ describe('inbox attack: the migration to inbox track 2', () => {
 })
 
 describe('inbox attack: the registration window across a crash', () => {
-  it.fails(
-    'a first start killed before the application registered: the next window still owes what the first stored',
-    () => {
-      const { dir, cleanup } = tempDir()
-      cleanups.push(cleanup)
-      const path = join(dir, 'b.db')
-      const random = sequentialIncarnations()
-      const open = () => EventStore.open({ path, druId: 'b', now: () => 1_000_000, random, skewPolicy: 'tolerate' })
-      const events = remoteEvents(['d1', 'd2', 'd3'])
-      let b = open()
-      b.inbox.holdForRegistration() // openDru's window; never released: the process dies
-      b.ingest(events.slice(0, 2)) // the network catches up while openDru awaits
-      b.close() // stands in for SIGKILL: nothing in memory survives
-      b = open()
-      cleanups.push(() => b.close())
-      const release = b.inbox.holdForRegistration()
-      b.ingest(events.slice(2))
-      const runs: number[] = []
-      b.onIngest('new', (e) => void runs.push(e.seq))
-      release()
-      b.inbox.runDue()
-      expect(runs).toEqual([1, 2, 3]) // was [3]: the first window's events were lost to it
-      // A released window is gone for good: a later first registration starts from itself.
-      b.close()
-      b = open()
-      b.inbox.holdForRegistration()()
-      b.onIngest('newer', (e) => void runs.push(e.seq))
-      expect(b.inbox.list({ state: 'all' })).toEqual([])
-    },
-  )
+  it('a first start killed before the application registered: the next window still owes what the first stored', () => {
+    const { dir, cleanup } = tempDir()
+    cleanups.push(cleanup)
+    const path = join(dir, 'b.db')
+    const random = sequentialIncarnations()
+    const open = () => EventStore.open({ path, druId: 'b', now: () => 1_000_000, random, skewPolicy: 'tolerate' })
+    const events = remoteEvents(['d1', 'd2', 'd3'])
+    let b = open()
+    b.inbox.holdForRegistration() // openDru's window; never released: the process dies
+    b.ingest(events.slice(0, 2)) // the network catches up while openDru awaits
+    b.close() // stands in for SIGKILL: nothing in memory survives
+    b = open()
+    cleanups.push(() => b.close())
+    const release = b.inbox.holdForRegistration()
+    b.ingest(events.slice(2))
+    const runs: number[] = []
+    b.onIngest('new', (e) => void runs.push(e.seq))
+    release()
+    b.inbox.runDue()
+    expect(runs).toEqual([1, 2, 3]) // was [3]: the first window's events were lost to it
+    // A released window is gone for good: a later first registration starts from itself.
+    b.close()
+    b = open()
+    b.inbox.holdForRegistration()()
+    b.onIngest('newer', (e) => void runs.push(e.seq))
+    expect(b.inbox.list({ state: 'all' })).toEqual([])
+  })
 })
