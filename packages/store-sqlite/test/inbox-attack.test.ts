@@ -298,3 +298,50 @@ describe('inbox attack: the registration window across a crash', () => {
     expect(b.inbox.list({ state: 'all' })).toEqual([])
   })
 })
+
+describe('inbox attack: duplicates and the DRU’s own earlier incarnations', () => {
+  it('a batch delivered twice, or re-ingested after the handler is back, is owed and run once', () => {
+    const b = receiver()
+    const runs: number[] = []
+    b.onIngest('h', (e) => void runs.push(e.seq))()
+    const events = remoteEvents(['d1', 'd2'])
+    b.ingest(events)
+    b.ingest(events)
+    expect(b.inbox.list()).toHaveLength(2)
+    b.onIngest('h', (e) => void runs.push(e.seq))
+    b.ingest(events)
+    b.inbox.runDue()
+    b.inbox.runDue()
+    expect(runs).toEqual([1, 2])
+  })
+
+  it('after a restore, its own earlier origin’s events that come back are owed like any remote one; its current origin’s never', () => {
+    const { dir, cleanup } = tempDir()
+    cleanups.push(cleanup)
+    const path = join(dir, 'b.db')
+    const backup = join(dir, 'backup.db')
+    const random = sequentialIncarnations()
+    const open = (p: string) =>
+      EventStore.open({ path: p, druId: 'b', now: () => 1_000_000, random, skewPolicy: 'tolerate' })
+    let b = open(path)
+    b.onIngest('h', () => undefined) // known
+    b.append('d1', bytes(1))
+    b.close()
+    copyFileSync(path, backup) // the backup holds b/1#1
+    b = open(path)
+    b.append('d1', bytes(2))
+    b.append('d2', bytes(3))
+    const lost = [...b.eventsMissing({})].flat()
+    b.close()
+    b = open(backup) // restored: a new origin
+    cleanups.push(() => b.close())
+    expect(b.origin).not.toBe(lost[0]!.origin)
+    b.append('d3', bytes(4))
+    const runs: string[] = []
+    b.ingest(lost) // a peer sends back what the backup lacked
+    expect(b.inbox.list().map((e) => `${e.origin}#${e.seq}`)).toEqual(lost.slice(1).map((e) => `${e.origin}#${e.seq}`))
+    b.onIngest('h', (e) => void runs.push(`${e.origin}#${e.seq}`))
+    b.inbox.runDue()
+    expect(runs).toEqual(lost.slice(1).map((e) => `${e.origin}#${e.seq}`))
+  })
+})
