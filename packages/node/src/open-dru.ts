@@ -177,7 +177,8 @@ export async function openDru(config: DruConfig): Promise<Dru> {
     setImmediate(releaseHandlers)
     return dru
   } catch (err) {
-    releaseHandlers()
+    // Not released: the application never got to register its handlers, so what the network
+    // stored meanwhile stays owed to the next start's window (the store keeps its first position).
     await admin?.close().catch(() => undefined)
     await network?.close().catch(() => undefined)
     worker?.stop()
