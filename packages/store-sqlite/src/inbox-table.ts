@@ -43,6 +43,7 @@ export type InboxStatements = Readonly<
     | 'release'
     | 'rollbackTo'
     | 'insert'
+    | 'owe'
     | 'blocked'
     | 'get'
     | 'due'
@@ -80,6 +81,12 @@ export function prepareInboxStatements(db: Database.Database): InboxStatements {
     insert: db.prepare(
       `insert into inbox (handler, origin, seq, doc_id, lsn, state, attempts, first_failed_at, last_failed_at, next_attempt_at, last_error, error_stack, settled_at)
          values (@handler, @origin, @seq, @docId, @lsn, @state, @attempts, @at, @at, @next, @error, @stack, @settled)`,
+    ),
+    // An owed entry: one already there for the event (however it came) stands; the storing batch must not fail on it.
+    owe: db.prepare(
+      `insert into inbox (handler, origin, seq, doc_id, lsn, state, attempts, first_failed_at, last_failed_at, next_attempt_at, last_error, error_stack, settled_at)
+         values (@handler, @origin, @seq, @docId, @lsn, @state, @attempts, @at, @at, @next, @error, @stack, @settled)
+         on conflict (handler, origin, seq) do nothing`,
     ),
     blocked: db.prepare("select 1 from inbox where handler = ? and doc_id = ? and state <> 'skipped' limit 1").pluck(),
     get: db.prepare(`select ${ROW} from inbox where id = ?`),

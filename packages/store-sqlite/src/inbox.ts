@@ -314,7 +314,7 @@ export class Inbox {
   /** Records `e` as owed by `name` without calling it: due at `at`, or waiting behind an owed event of its document. */
   #owe(name: string, order: InboxOrder, e: Owed, at: number): void {
     const waits = order === 'document' && this.#stmt.blocked.get(name, e.docId) !== undefined
-    this.#stmt.insert.run({
+    this.#stmt.owe.run({
       handler: name,
       origin: e.origin,
       seq: e.seq,

@@ -345,3 +345,19 @@ describe('inbox attack: duplicates and the DRU’s own earlier incarnations', ()
     expect(runs).toEqual(lost.slice(1).map((e) => `${e.origin}#${e.seq}`))
   })
 })
+
+describe('inbox attack: an owed entry that is already there', () => {
+  it('does not fail the storing batch (it failed with a UNIQUE error reported as FORK)', () => {
+    const b = receiver()
+    b.onIngest('h', () => undefined)()
+    const events = remoteEvents(['d1'])
+    // An entry for the event before it is stored, however it came there (a hand-edited or restored inbox).
+    b.db
+      .prepare(
+        "insert into inbox (handler, origin, seq, doc_id, lsn, state, attempts) values ('h', ?, 1, 'd1', 1, 'skipped', 0)",
+      )
+      .run(events[0]!.origin)
+    expect(b.ingest(events).stored).toHaveLength(1)
+    expect(b.inbox.list({ state: 'all' })).toMatchObject([{ handler: 'h', seq: 1, state: 'skipped' }])
+  })
+})
