@@ -74,8 +74,8 @@ export class Inbox {
   readonly #stmt: InboxStatements
   /** Handlers registered before (here or in an earlier process) and not now: new events are owed to them. */
   #absent: ReadonlyArray<{ readonly name: string; readonly order: InboxOrder }> = []
-  /** Registered inside an open transaction: undone if that transaction (or savepoint) rolls its record back. */
-  readonly #joined = new Map<string, Registered>()
+  /** The registered handlers as a list, replaced on every change (see {@link deliver}). */
+  #registered: ReadonlyArray<readonly [string, Registered]> = []
   /** While the application may still be registering its handlers: the first lsn stored meanwhile. */
   #window: { from: number | undefined } | undefined
 
@@ -84,7 +84,7 @@ export class Inbox {
     this.policy = policy
     migrate(host.db, INBOX_MIGRATIONS, 'schema_version:inbox')
     this.#stmt = prepareInboxStatements(host.db)
-    this.#refreshAbsent()
+    this.#refreshRecipients()
   }
 
   // ---- registration ---------------------------------------------------------------------
@@ -112,9 +112,16 @@ export class Inbox {
     const order = options.order ?? 'none'
     if (order !== 'document' && order !== 'none')
       throw new DruError('INVALID_ARGUMENT', `order must be 'document' or 'none' (got ${JSON.stringify(order)})`)
-    this.#settleJoined()
     if (this.#handlers.has(name))
       throw new DruError('INVALID_ARGUMENT', `a handler named ${name} is already registered`)
+    // Its name is recorded as it registers: a transaction that rolled that back would leave it
+    // registered and unrecorded (owed nothing after a restart), so it is refused there.
+    if (this.#host.db.inTransaction) {
+      throw new DruError(
+        'INVALID_ARGUMENT',
+        `handler ${name}: register event handlers outside a transaction (not inside transact() or another handler)`,
+      )
+    }
     const entry: Registered = { handler, order }
     const known = this.#absent.some((k) => k.name === name)
     const record = (): void => {
@@ -131,23 +138,14 @@ export class Inbox {
       // With it now (known under 'none' before): an owed entry behind an earlier one of its document waits for it.
       else this.#stmt.rewait.run(name)
     }
-    // Inside an open transaction (a handler or a transact callback registering one) the
-    // record joins it; otherwise it is a transaction of its own.
-    const joined = this.#host.db.inTransaction
-    if (joined) record()
-    else this.#host.transaction(record)
+    this.#host.transaction(record)
     this.#handlers.set(name, entry)
-    if (joined) {
-      // Its record commits or rolls back with that transaction: so does the registration.
-      this.#joined.set(name, entry)
-      queueMicrotask(() => this.#settleJoined())
-    }
-    this.#refreshAbsent()
+    this.#refreshRecipients()
     this.#wake()
     return () => {
       if (this.#handlers.get(name) !== entry) return
       this.#handlers.delete(name)
-      this.#refreshAbsent()
+      this.#refreshRecipients()
     }
   }
 
@@ -158,7 +156,6 @@ export class Inbox {
    * process; NOT_FOUND when the name is neither known nor has entries.
    */
   forget(name: string): number {
-    this.#settleJoined()
     if (typeof name !== 'string' || !HANDLER_NAME.test(name))
       throw new DruError('INVALID_ARGUMENT', `not a handler name: ${JSON.stringify(name)}`)
     if (this.#handlers.has(name)) {
@@ -172,19 +169,17 @@ export class Inbox {
       dropped: this.#stmt.forgetRows.run(name).changes,
     }))
     if (!known && dropped === 0) throw new DruError('NOT_FOUND', `no handler named ${name} is known to this DRU`)
-    this.#refreshAbsent()
+    this.#refreshRecipients()
     return dropped
   }
 
   /** Names of the handlers registered in this process. */
   handlers(): string[] {
-    this.#settleJoined()
     return [...this.#handlers.keys()].sort()
   }
 
   /** Whether a new remote event goes to any handler: one registered, one known and owed it, or one not registered yet. */
   hasRecipients(): boolean {
-    this.#settleJoined()
     return this.#handlers.size > 0 || this.#absent.length > 0 || this.#window !== undefined
   }
 
@@ -214,7 +209,6 @@ export class Inbox {
 
   /** Every handler registered here or in an earlier process and not forgotten, with its order. */
   known(): Array<{ name: string; order: InboxOrder; registered: boolean }> {
-    this.#settleJoined()
     return (this.#stmt.known.all() as Array<{ name: string; order: InboxOrder }>).map((k) => ({
       ...k,
       registered: this.#handlers.has(k.name),
@@ -252,15 +246,14 @@ export class Inbox {
       // With the event: a process killed before the window is released leaves it to the next one.
       this.#stmt.windowSet.run(lsn)
     }
-    this.#settleJoined()
-    // Who gets this event is settled before any handler runs: one registered by a handler now
-    // is owed it by the window's backfill or as an absent name, not called on it as well; one
-    // unsubscribed after it ran is not owed it again; one unsubscribed before its turn is owed it.
-    const registered = [...this.#handlers]
-    const absent = [...this.#absent]
+    // Who gets this event is settled before any handler runs (a handler may unsubscribe itself
+    // or another): one unsubscribed after it ran is not owed it again; one unsubscribed before
+    // its turn is owed it instead.
+    const registered = this.#registered
+    let absent = this.#absent
     for (const [name, reg] of registered) {
       if (this.#handlers.get(name) !== reg) {
-        absent.push({ name, order: reg.order })
+        absent = [...absent, { name, order: reg.order }]
         continue
       }
       const row = {
@@ -337,7 +330,6 @@ export class Inbox {
    * transaction. An entry is tried at most once per call, so a failing handler cannot spin.
    */
   runDue(limit = this.policy.batch): RunReport {
-    this.#settleJoined()
     const now = this.#host.now()
     const due: InboxRow[] = []
     // A loop, not a spread: a caller's limit may exceed what one call can take as arguments.
@@ -358,7 +350,6 @@ export class Inbox {
 
   /** The earliest time a registered handler's pending entry is due, or undefined when none is. */
   nextDue(): number | undefined {
-    this.#settleJoined()
     let min: number | undefined
     for (const name of this.#handlers.keys()) {
       const t = this.#stmt.nextDue.get(name) as number | null
@@ -441,7 +432,6 @@ export class Inbox {
   }
 
   counts(): InboxCounts {
-    this.#settleJoined()
     return countEntries(this.#stmt, this.#handlers)
   }
 
@@ -505,27 +495,9 @@ export class Inbox {
     return outcome
   }
 
-  /**
-   * Undoes a registration whose record a transaction rolled back (a transact callback or a
-   * handler that threw after registering): its name is not recorded, or not with its order.
-   * Settled for good once no transaction is open.
-   */
-  #settleJoined(): void {
-    if (this.#joined.size === 0) return
-    const open = this.#host.db.inTransaction
-    let undone = false
-    for (const [name, entry] of this.#joined) {
-      if (this.#handlers.get(name) !== entry) this.#joined.delete(name)
-      else if (this.#stmt.recordedOrder.get(name) !== entry.order) {
-        this.#handlers.delete(name)
-        this.#joined.delete(name)
-        undone = true
-      } else if (!open) this.#joined.delete(name)
-    }
-    if (undone) this.#refreshAbsent()
-  }
-
-  #refreshAbsent(): void {
+  /** Replaces (never mutates) both lists, so a delivery holds the ones it started with. */
+  #refreshRecipients(): void {
+    this.#registered = [...this.#handlers]
     this.#absent = (this.#stmt.known.all() as Array<{ name: string; order: InboxOrder }>).filter(
       (k) => !this.#handlers.has(k.name),
     )

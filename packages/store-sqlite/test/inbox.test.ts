@@ -504,22 +504,3 @@ describe('inbox: the registration window (openDru holds it until it has returned
     expect(effects('new')).toEqual([])
   })
 })
-
-describe('inbox: registering inside an open transaction', () => {
-  it('joins it: a handler registered in a transact callback, of either order, is recorded with it', () => {
-    const { b, effect, effects } = receiver()
-    b.transact(() => {
-      b.onIngest('in-tx-doc', (e, tx) => effect('in-tx-doc', e, tx.db), { order: 'document' })
-      b.onIngest('in-tx-none', (e, tx) => effect('in-tx-none', e, tx.db))
-    })
-    expect(b.inbox.known().map((k) => [k.name, k.order])).toEqual([
-      ['in-tx-doc', 'document'],
-      ['in-tx-none', 'none'],
-    ])
-    b.ingest(remoteEvents(['d1']))
-    expect(effects()).toEqual([
-      { handler: 'in-tx-doc', origin: 'a/1', seq: 1 },
-      { handler: 'in-tx-none', origin: 'a/1', seq: 1 },
-    ])
-  })
-})
