@@ -274,7 +274,9 @@ export class Dru {
    * an unsubscribe function. `name` (1-64 letters, digits, `.`, `_`, `-`) must be unique and
    * stable across restarts: the events it still owes are kept under it — those stored while it
    * was not registered too (after a restart, before this call; on a first start, since `openDru`
-   * began, when this call comes in the tick `openDru` returns in) — and operators see it
+   * began, when this call comes in the tick `openDru` returns in) — and operators see it. Call
+   * it outside any transaction (not inside `transact()` or another handler: INVALID_ARGUMENT);
+   * an unsubscribe from inside a handler takes effect from the next event
    * (`dru inbox list`; `dru inbox forget` for a handler removed for good). A throw never stops replication: the event is stored and merged
    * anyway, the handler's own effects are rolled back, and it is retried, then dead-lettered.
    */
