@@ -23,13 +23,18 @@ export function storageError(err: unknown): unknown {
   return err
 }
 
+/** What SQLite says when the log's `(origin_id, seq)` index refuses a row. */
+const LOG_POSITION_TAKEN = 'UNIQUE constraint failed: log.origin_id, log.seq'
+
 /**
- * {@link storageError}, plus: a UNIQUE violation on `(origin, seq)` while storing events is a
- * FORK (the same event position written twice with different content).
+ * {@link storageError}, plus: a UNIQUE violation of the log's `(origin, seq)` while storing
+ * events is a FORK (the same event position written twice with different content). Any other
+ * constraint (the application's own tables in `transact`, a storing validator's) stays the
+ * SQLite error it is: FORK quarantines the peer that sent the batch.
  */
 export function mapSqliteError(err: unknown): unknown {
   const code = (err as { code?: string }).code
-  if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+  if (code === 'SQLITE_CONSTRAINT_UNIQUE' && (err as Error).message?.includes(LOG_POSITION_TAKEN)) {
     return new DruError('FORK', `an event with the same (origin, seq) is already stored: ${(err as Error).message}`, {
       cause: err,
     })
