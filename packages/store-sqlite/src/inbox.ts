@@ -23,6 +23,7 @@ import type {
   RunReport,
   InboxHost,
 } from './inbox-types.js'
+import { HandlerRegistry, type Owed } from './inbox-registry.js'
 import { migrate } from './migrations.js'
 
 export { MAX_INBOX_LIST } from './inbox-table.js'
@@ -40,113 +41,47 @@ export { MAX_INBOX_LIST } from './inbox-table.js'
  * row becomes a dead letter, kept until an operator retries or skips it.
  *
  * This file is that state machine (owed → retried → dead → retried or skipped): which
- * transition runs when, and in which transaction. Apart: its vocabulary (inbox-types.ts),
+ * transition runs when, and in which transaction. Apart: who each new event is for (the
+ * registered, recorded and not-yet-registered handlers: inbox-registry.ts), its vocabulary (inbox-types.ts),
  * schema (inbox-schema.ts), retry policy (inbox-policy.ts), the table's statements and
  * reads (inbox-table.ts) and one handler call behind its savepoint (handler-call.ts).
  *
  * @module
  */
 
-/** A handler's name: the key of its inbox rows across restarts, and what operators type. */
-const HANDLER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
 const MAX_NOTE_CHARS = 1_000
 
-/** What an owed row needs of its event. */
-interface Owed {
-  readonly origin: string
-  readonly seq: number
-  readonly docId: string
-  readonly lsn: number
-}
-
-interface Registered {
-  readonly handler: InboxHandler
-  readonly order: InboxOrder
-}
-
-/** The inbox of one {@link EventStore}: handler registry, per-handler delivery, retries, dead letters. */
+/** The inbox of one {@link EventStore}: per-handler delivery, retries, dead letters (who is owed what: inbox-registry.ts). */
 export class Inbox {
   readonly policy: InboxPolicy
   readonly #host: InboxHost
-  readonly #handlers = new Map<string, Registered>()
   readonly #attemptListeners: Array<(r: AttemptReport) => void> = []
   readonly #wakeListeners: Array<() => void> = []
   readonly #stmt: InboxStatements
-  /** Handlers registered before (here or in an earlier process) and not now: new events are owed to them. */
-  #absent: ReadonlyArray<{ readonly name: string; readonly order: InboxOrder }> = []
-  /** The registered handlers as a list, replaced on every change (see {@link deliver}). */
-  #registered: ReadonlyArray<readonly [string, Registered]> = []
-  /** While the application may still be registering its handlers: the first lsn stored meanwhile. */
-  #window: { from: number | undefined } | undefined
+  /** Who each new event is for (inbox-registry.ts). */
+  readonly #registry: HandlerRegistry
 
   constructor(host: InboxHost, policy: InboxPolicy) {
     this.#host = host
     this.policy = policy
     migrate(host.db, INBOX_MIGRATIONS, 'schema_version:inbox')
     this.#stmt = prepareInboxStatements(host.db)
-    this.#refreshRecipients()
+    this.#registry = new HandlerRegistry(host, this.#stmt, (name, order, e, at) => this.#owe(name, order, e, at))
   }
 
   // ---- registration ---------------------------------------------------------------------
 
   /**
    * Registers a named handler. The name keys its owed events across restarts, so it must be
-   * stable and unique in the process: INVALID_ARGUMENT otherwise; an async function is
-   * refused (ASYNC_CHANGE): its work after an `await` would run outside the transaction.
+   * stable and unique in the process: INVALID_ARGUMENT otherwise, and inside an open
+   * transaction; an async function is refused (ASYNC_CHANGE): its work after an `await` would
+   * run outside the transaction. It is owed what was stored while it was not registered
+   * (inbox-registry.ts).
    */
   register(name: string, handler: InboxHandler, options: InboxHandlerOptions = {}): () => void {
-    if (typeof name !== 'string' || !HANDLER_NAME.test(name)) {
-      throw new DruError(
-        'INVALID_ARGUMENT',
-        `a handler needs a name of 1-64 letters, digits, '.', '_' or '-' (got ${JSON.stringify(name)}): it names the handler's pending events across restarts`,
-      )
-    }
-    if (typeof handler !== 'function')
-      throw new DruError('INVALID_ARGUMENT', `handler ${name} must be a function (event, tx) => void`)
-    if (handler.constructor?.name === 'AsyncFunction') {
-      throw new DruError(
-        'ASYNC_CHANGE',
-        `handler ${name} is async: it must be synchronous, its effects go through tx.db inside the applying transaction`,
-      )
-    }
-    const order = options.order ?? 'none'
-    if (order !== 'document' && order !== 'none')
-      throw new DruError('INVALID_ARGUMENT', `order must be 'document' or 'none' (got ${JSON.stringify(order)})`)
-    if (this.#handlers.has(name))
-      throw new DruError('INVALID_ARGUMENT', `a handler named ${name} is already registered`)
-    // Its name is recorded as it registers: a transaction that rolled that back would leave it
-    // registered and unrecorded (owed nothing after a restart), so it is refused there.
-    if (this.#host.db.inTransaction) {
-      throw new DruError(
-        'INVALID_ARGUMENT',
-        `handler ${name}: register event handlers outside a transaction (not inside transact() or another handler)`,
-      )
-    }
-    const entry: Registered = { handler, order }
-    const known = this.#absent.some((k) => k.name === name)
-    const record = (): void => {
-      const now = this.#host.now()
-      // New, inside the window: owed what the network stored before the application got here.
-      const from = this.#window?.from
-      if (!known && from !== undefined) {
-        for (const e of this.#stmt.remoteSince.all(from, this.#host.origin) as Owed[]) this.#owe(name, order, e, now)
-      }
-      // Known from now on: what is stored while it is not registered (a restart) is owed to it.
-      this.#stmt.remember.run(name, order, now)
-      // Registered without per-document order now: nothing may wait behind another entry any more.
-      if (order === 'none') this.#stmt.unwait.run(this.#host.now(), name)
-      // With it now (known under 'none' before): an owed entry behind an earlier one of its document waits for it.
-      else this.#stmt.rewait.run(name)
-    }
-    this.#host.transaction(record)
-    this.#handlers.set(name, entry)
-    this.#refreshRecipients()
+    const unsubscribe = this.#registry.register(name, handler, options)
     this.#wake()
-    return () => {
-      if (this.#handlers.get(name) !== entry) return
-      this.#handlers.delete(name)
-      this.#refreshRecipients()
-    }
+    return unsubscribe
   }
 
   /**
@@ -156,31 +91,17 @@ export class Inbox {
    * process; NOT_FOUND when the name is neither known nor has entries.
    */
   forget(name: string): number {
-    if (typeof name !== 'string' || !HANDLER_NAME.test(name))
-      throw new DruError('INVALID_ARGUMENT', `not a handler name: ${JSON.stringify(name)}`)
-    if (this.#handlers.has(name)) {
-      throw new DruError(
-        'INVALID_ARGUMENT',
-        `handler ${name} is registered in this process: remove it from the application (and restart) before forgetting it`,
-      )
-    }
-    const { known, dropped } = this.#host.transaction(() => ({
-      known: this.#stmt.forgetName.run(name).changes > 0,
-      dropped: this.#stmt.forgetRows.run(name).changes,
-    }))
-    if (!known && dropped === 0) throw new DruError('NOT_FOUND', `no handler named ${name} is known to this DRU`)
-    this.#refreshRecipients()
-    return dropped
+    return this.#registry.forget(name)
   }
 
   /** Names of the handlers registered in this process. */
   handlers(): string[] {
-    return [...this.#handlers.keys()].sort()
+    return [...this.#registry.names()].sort()
   }
 
   /** Whether a new remote event goes to any handler: one registered, one known and owed it, or one not registered yet. */
   hasRecipients(): boolean {
-    return this.#handlers.size > 0 || this.#absent.length > 0 || this.#window !== undefined
+    return this.#registry.hasRecipients()
   }
 
   /**
@@ -190,29 +111,12 @@ export class Inbox {
    * not lost to a handler registered right after it.
    */
   holdForRegistration(): () => void {
-    // A window the process died in (never released) goes on: what it stored is owed too.
-    const kept = this.#stmt.windowGet.get() as number | undefined
-    const window: { from: number | undefined } = { from: kept ?? undefined }
-    this.#window = window
-    return () => {
-      if (this.#window !== window) return
-      this.#window = undefined
-      // Best effort (it runs from a timer): a window left recorded only widens a later backfill.
-      if (window.from === undefined || !this.#host.db.open || this.#host.db.readonly) return
-      try {
-        this.#host.transaction(() => this.#stmt.windowClear.run())
-      } catch {
-        // the store is closing: the next window goes on from it, and its release clears it
-      }
-    }
+    return this.#registry.holdForRegistration()
   }
 
   /** Every handler registered here or in an earlier process and not forgotten, with its order. */
   known(): Array<{ name: string; order: InboxOrder; registered: boolean }> {
-    return (this.#stmt.known.all() as Array<{ name: string; order: InboxOrder }>).map((k) => ({
-      ...k,
-      registered: this.#handlers.has(k.name),
-    }))
+    return this.#registry.known()
   }
 
   /** Called after each handler call (after its transaction committed, for retries). */
@@ -241,18 +145,14 @@ export class Inbox {
    * when the database itself fails (the whole batch then rolls back).
    */
   deliver(event: DruEvent, lsn: number, at: number): void {
-    if (this.#window && this.#window.from === undefined) {
-      this.#window.from = lsn
-      // With the event: a process killed before the window is released leaves it to the next one.
-      this.#stmt.windowSet.run(lsn)
-    }
+    this.#registry.stored(lsn)
     // Who gets this event is settled before any handler runs (a handler may unsubscribe itself
     // or another): one unsubscribed after it ran is not owed it again; one unsubscribed before
     // its turn is owed it instead.
-    const registered = this.#registered
-    let absent = this.#absent
+    const { registered } = this.#registry.recipients()
+    let { absent } = this.#registry.recipients()
     for (const [name, reg] of registered) {
-      if (this.#handlers.get(name) !== reg) {
+      if (this.#registry.get(name) !== reg) {
         absent = [...absent, { name, order: reg.order }]
         continue
       }
@@ -333,7 +233,7 @@ export class Inbox {
     const now = this.#host.now()
     const due: InboxRow[] = []
     // A loop, not a spread: a caller's limit may exceed what one call can take as arguments.
-    for (const name of this.#handlers.keys())
+    for (const name of this.#registry.names())
       for (const row of this.#stmt.due.all(name, now, limit + 1) as InboxRow[]) due.push(row)
     due.sort((a, b) => a.next_attempt_at! - b.next_attempt_at! || a.lsn - b.lsn)
     let done = 0
@@ -351,7 +251,7 @@ export class Inbox {
   /** The earliest time a registered handler's pending entry is due, or undefined when none is. */
   nextDue(): number | undefined {
     let min: number | undefined
-    for (const name of this.#handlers.keys()) {
+    for (const name of this.#registry.names()) {
       const t = this.#stmt.nextDue.get(name) as number | null
       if (t !== null && (min === undefined || t < min)) min = t
     }
@@ -377,7 +277,7 @@ export class Inbox {
         { details: { id } },
       )
     }
-    if (!this.#handlers.has(row.handler)) {
+    if (!this.#registry.has(row.handler)) {
       throw new DruError(
         'INVALID_ARGUMENT',
         `no handler named ${row.handler} is registered in this process: register it (dru.onEvent) before retrying its events`,
@@ -428,11 +328,11 @@ export class Inbox {
 
   /** Entries by id, oldest first: `open` (default) is pending, waiting and dead. At most {@link MAX_INBOX_LIST}. */
   list(options: { state?: InboxFilter; handler?: string; limit?: number; afterId?: number } = {}): InboxEntry[] {
-    return listEntries(this.#host.db, options, (handler) => this.#handlers.has(handler))
+    return listEntries(this.#host.db, options, (handler) => this.#registry.has(handler))
   }
 
   counts(): InboxCounts {
-    return countEntries(this.#stmt, this.#handlers)
+    return countEntries(this.#stmt, this.#registry.byName)
   }
 
   /** Per origin, the lowest seq some handler still owes: compaction must keep it and everything after. */
@@ -449,7 +349,7 @@ export class Inbox {
       // Re-read inside the transaction: an operator may have skipped or retried it meanwhile.
       const row = this.#stmt.get.get(id) as InboxRow | undefined
       if (!row || !(row.state === 'pending' || (manual && row.state === 'dead'))) return undefined
-      const reg = this.#handlers.get(row.handler)
+      const reg = this.#registry.get(row.handler)
       if (!reg) return undefined
       const now = this.#host.now()
       const attempt = row.attempts + 1
@@ -495,14 +395,6 @@ export class Inbox {
     return outcome
   }
 
-  /** Replaces (never mutates) both lists, so a delivery holds the ones it started with. */
-  #refreshRecipients(): void {
-    this.#registered = [...this.#handlers]
-    this.#absent = (this.#stmt.known.all() as Array<{ name: string; order: InboxOrder }>).filter(
-      (k) => !this.#handlers.has(k.name),
-    )
-  }
-
   /** After an entry of (handler, doc) left the owed states, the next waiting one (if nothing else is owed) becomes due. */
   #promote(handler: string, docId: string, now: number): void {
     if (this.#stmt.head.get(handler, docId) === undefined) this.#stmt.promote.run(now, handler, docId)
@@ -517,7 +409,7 @@ export class Inbox {
   }
 
   #entry(r: InboxRow): InboxEntry {
-    return toEntry(r, this.#handlers.has(r.handler))
+    return toEntry(r, this.#registry.has(r.handler))
   }
 
   #report(r: AttemptReport): void {
