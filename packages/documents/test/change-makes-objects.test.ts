@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import * as A from '@automerge/automerge'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
@@ -38,6 +39,71 @@ function changesOf(groups: Step[][]): Uint8Array[] {
   return out
 }
 
+const readU = (b: Uint8Array, p: number): [number, number] => {
+  let x = 0
+  let shift = 0
+  let c: number
+  do {
+    c = b[p++]!
+    x += (c & 0x7f) * 2 ** shift
+    shift += 7
+  } while (c & 0x80)
+  return [x, p]
+}
+const writeU = (x: number): number[] => {
+  const out: number[] = []
+  do {
+    let c = x & 0x7f
+    x = Math.floor(x / 128)
+    if (x) c |= 0x80
+    out.push(c)
+  } while (x)
+  return out
+}
+
+/** `change` with its action column (spec 0x42) replaced by `action` bytes, or dropped; checksum fixed. */
+function withActionColumn(change: Uint8Array, action: number[] | undefined): Uint8Array {
+  const [, bodyStart] = readU(change, 9)
+  let q = bodyStart
+  const [deps, a] = readU(change, q)
+  q = a + 32 * deps
+  const [actorLength, b] = readU(change, q)
+  q = b + actorLength
+  q = readU(change, readU(change, q)[1])[1] // seq, start op
+  while (change[q++]! & 0x80); // time (signed LEB128)
+  const [messageLength, c] = readU(change, q)
+  q = c + messageLength
+  const [others, d] = readU(change, q)
+  q = d
+  for (let i = 0; i < others; i++) {
+    const [l, e] = readU(change, q)
+    q = e + l
+  }
+  const headerEnd = q
+  const [count, f] = readU(change, q)
+  q = f
+  const columns: Array<{ spec: number; data: Uint8Array | number[] }> = []
+  const lengths: number[] = []
+  for (let i = 0; i < count; i++) {
+    const [spec, g] = readU(change, q)
+    const [length, h] = readU(change, g)
+    q = h
+    columns.push({ spec, data: [] })
+    lengths.push(length)
+  }
+  for (const [i, col] of columns.entries()) {
+    col.data = change.slice(q, q + lengths[i]!)
+    q += lengths[i]!
+  }
+  const kept = columns.flatMap((col) => (col.spec !== 0x42 ? [col] : action ? [{ spec: 0x42, data: action }] : []))
+  const body = [...change.slice(bodyStart, headerEnd), ...writeU(kept.length)]
+  for (const col of kept) body.push(...writeU(col.spec), ...writeU(col.data.length))
+  for (const col of kept) body.push(...col.data)
+  const out = Uint8Array.from([...change.slice(0, 9), ...writeU(body.length), ...body])
+  out.set(createHash('sha256').update(out.subarray(8)).digest().subarray(0, 4), 4)
+  return out
+}
+
 describe('storedChangeMakesObjects', () => {
   it('says whether a change makes an object exactly as Automerge decodes it, for any change', () => {
     fc.assert(
@@ -68,5 +134,22 @@ describe('storedChangeMakesObjects', () => {
         expect(() => storedChangeMakesObjects(bytes)).not.toThrow()
       }),
     )
+  })
+
+  it('a hand-edited action column decides for Automerge too: dropped or cut short, neither sees a make op', () => {
+    let doc = A.init<Record<string, unknown>>({ actor: 'aa'.repeat(8) })
+    doc = A.change(doc, (d) => {
+      d.a = { b: { c: {} } }
+    })
+    const makes3 = A.getLastLocalChange(doc)!
+    expect(A.decodeChange(makes3).ops.map((o) => o.action)).toEqual(['makeMap', 'makeMap', 'makeMap'])
+    for (const action of [undefined, [0x01, 0x01]]) {
+      const edited = withActionColumn(makes3, action) // no column; one 'set' where three makeMap were
+      const decoded = A.decodeChange(edited).ops.map((o) => o.action)
+      expect(decoded.some((a) => a.startsWith('make'))).toBe(false)
+      expect(storedChangeMakesObjects(edited)).toBe(false)
+    }
+    // A make op past the other columns' ends: the reader says so (and the screen reads the header).
+    expect(storedChangeMakesObjects(withActionColumn(makes3, [0x03, 0x01, 0x01, 0x00]))).toBe(true)
   })
 })
