@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { DruEvent } from '@dru/core'
 import { EventStore, type OpenStoreOptions } from '../src/index.js'
 
 /** A temp folder removed by the returned cleanup. */
@@ -14,6 +15,15 @@ export function memStore(druId: string, options: Partial<OpenStoreOptions> = {})
 }
 
 export const bytes = (...xs: number[]) => new Uint8Array(xs)
+
+/** Events of origin a/1, as another DRU would send them: one per entry of `docs`, in order. */
+export function remoteEvents(docs: string[]): DruEvent[] {
+  const a = memStore('a')
+  for (const [i, d] of docs.entries()) a.append(d, bytes(i))
+  const events = [...a.eventsMissing({})].flat()
+  a.close()
+  return events
+}
 
 /** Everything observable about a store, to prove a failed call changed nothing. */
 export function snapshotState(store: EventStore, appTable?: string) {

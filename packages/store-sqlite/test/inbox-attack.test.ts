@@ -2,9 +2,8 @@ import { copyFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type DruEvent } from '@dru/core'
 import { EventStore, type InboxPolicy } from '../src/index.js'
-import { bytes, memStore, sequentialIncarnations, tempDir } from './helpers.js'
+import { bytes, memStore, remoteEvents, sequentialIncarnations, tempDir } from './helpers.js'
 
 // Adversarial cases against the inbox's owed rows, the registration window and registration itself.
 
@@ -12,15 +11,6 @@ const cleanups: Array<() => void> = []
 afterEach(() => {
   while (cleanups.length) cleanups.pop()!()
 })
-
-/** Events of origin a/1: one per entry of `docs`, in order. */
-function remoteEvents(docs: string[]): DruEvent[] {
-  const a = memStore('a')
-  for (const [i, d] of docs.entries()) a.append(d, bytes(i))
-  const events = [...a.eventsMissing({})].flat()
-  a.close()
-  return events
-}
 
 function receiver(policy: Partial<InboxPolicy> = {}) {
   const b = memStore('b', { now: () => 1_000_000, inbox: policy, skewPolicy: 'tolerate' })

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { DruError, type DruEvent } from '@dru/core'
 import { EventStore, nextAttempt, inboxPolicy, type InboxPolicy } from '../src/index.js'
-import { bytes, memStore, sequentialIncarnations, tempDir } from './helpers.js'
+import { bytes, memStore, remoteEvents, sequentialIncarnations, tempDir } from './helpers.js'
 
 const cleanups: Array<() => void> = []
 afterEach(() => {
@@ -17,15 +17,6 @@ function codeOf(fn: () => unknown): string | undefined {
     throw err
   }
   return undefined
-}
-
-/** Events of origin a/1: one per entry of `docs`, in order. */
-function remoteEvents(docs: string[]): DruEvent[] {
-  const a = memStore('a')
-  for (const [i, d] of docs.entries()) a.append(d, bytes(i))
-  const events = [...a.eventsMissing({})].flat()
-  a.close()
-  return events
 }
 
 /** A receiving store on a hand-driven clock, with an `effects(handler, origin, seq)` table. */

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { DruError, type DruEvent } from '@dru/core'
-import { bytes, memStore } from './helpers.js'
+import { DruError } from '@dru/core'
+import { bytes, memStore, remoteEvents } from './helpers.js'
 
 // A UNIQUE violation is a FORK only when it is the log's (origin, seq): an application's own
 // constraint inside transact(), or a storing validator's, is not a peer writing a position twice
@@ -19,14 +19,6 @@ function codeOf(fn: () => unknown): string | undefined {
     return err instanceof DruError ? err.code : (err as { code?: string }).code
   }
   return undefined
-}
-
-function remoteEvents(docs: string[]): DruEvent[] {
-  const a = memStore('a')
-  for (const [i, d] of docs.entries()) a.append(d, bytes(i))
-  const events = [...a.eventsMissing({})].flat()
-  a.close()
-  return events
 }
 
 describe('UNIQUE violations', () => {
