@@ -60,7 +60,6 @@ export type InboxStatements = Readonly<
     | 'counts'
     | 'held'
     | 'known'
-    | 'recordedOrder'
     | 'remember'
     | 'forgetName'
     | 'forgetRows'
@@ -126,7 +125,6 @@ export function prepareInboxStatements(db: Database.Database): InboxStatements {
     counts: db.prepare('select handler, state, count(*) as n from inbox group by handler, state'),
     held: db.prepare("select origin, min(seq) as seq from inbox where state <> 'skipped' group by origin"),
     known: db.prepare('select name, doc_order as "order" from inbox_handlers order by name'),
-    recordedOrder: db.prepare('select doc_order from inbox_handlers where name = ?').pluck(),
     remember: db.prepare(
       'insert into inbox_handlers (name, doc_order, registered_at) values (?, ?, ?) on conflict (name) do update set doc_order = excluded.doc_order',
     ),

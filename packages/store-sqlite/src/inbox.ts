@@ -149,8 +149,9 @@ export class Inbox {
     // Who gets this event is settled before any handler runs (a handler may unsubscribe itself
     // or another): one unsubscribed after it ran is not owed it again; one unsubscribed before
     // its turn is owed it instead.
-    const { registered } = this.#registry.recipients()
-    let { absent } = this.#registry.recipients()
+    const recipients = this.#registry.recipients()
+    const registered = recipients.registered
+    let absent = recipients.absent
     for (const [name, reg] of registered) {
       if (this.#registry.get(name) !== reg) {
         absent = [...absent, { name, order: reg.order }]
