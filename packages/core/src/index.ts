@@ -56,6 +56,20 @@ export {
   decodeEvent,
   verifyChain,
 } from './event.js'
+export type { Unit, UnitEntry, SealedUnit } from './unit.js'
+export {
+  MAX_UNIT_EVENTS,
+  MAX_UNIT_CHANGE_BYTES,
+  UNIT_TAG,
+  encodeUnit,
+  decodeUnit,
+  unitHash,
+  unitBytesHash,
+  legacyUnitHash,
+  cutUnits,
+  sealUnits,
+  verifyUnitChain,
+} from './unit.js'
 export type { Fingerprint, RetiredSummary, LogSummary } from './fingerprint.js'
 export {
   equalFingerprints,

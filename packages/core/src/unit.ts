@@ -1,0 +1,434 @@
+import * as crypto from 'node:crypto'
+import { DruError } from './errors.js'
+import { GENESIS_HASH, hashEvent, isHex64, type UnhashedEvent } from './event.js'
+import { isDocId, isOrigin, type Origin } from './ids.js'
+import { MAX_CHANGE_BYTES, MAX_SEQ } from './limits.js'
+
+/**
+ * The commit-granular record's unit (docs/ARCHITECTURE.md, "Next: the commit-granular
+ * record"): an origin's consecutive events sealed together under one hash, so that what dru
+ * pays per event today (a hash, an envelope, hex strings) is paid once per unit. The origin
+ * cuts its units and every DRU keeps and forwards them unchanged, so all hold the same ones.
+ *
+ * A unit's bytes are canonical: every unit has exactly one encoding and the decoder refuses
+ * every other byte string (short varints only, a repeated node or document always written
+ * as "same", nothing after the last entry), so a unit received as bytes can be hashed as it
+ * came and still name the same content on every DRU.
+ *
+ *     0x02                      envelope tag: a legacy event's hashed bytes start with 0x97
+ *     prev                      32 bytes: the hash of the origin's previous unit (or event)
+ *     origin                    varint length, ASCII
+ *     seq                       varint: the first event's seq
+ *     count                     varint: 1 to MAX_UNIT_EVENTS
+ *     per event:
+ *       wall, counter           varints: the HLC's two numbers
+ *       node                    varint length + UTF-8; length 0 = the unit's origin
+ *       docId                   varint length + UTF-8; length 0 = the previous event's
+ *       change                  varint length + bytes
+ *
+ * Step 1 of that design: the form and its hash, with their laws (test/unit.test.ts). Nothing
+ * stores or sends units yet.
+ *
+ * @module
+ */
+
+/**
+ * One event of a unit: what its origin wrote. Its origin and seq are the unit's; its HLC is
+ * kept as the two numbers and the node (absent: the unit's origin, as every DRU stamps its own
+ * events), so neither writing nor reading a unit formats or parses timestamp text.
+ */
+export interface UnitEntry {
+  readonly wall: number
+  readonly counter: number
+  /** The HLC's node when it is not the unit's origin. */
+  readonly node?: string
+  readonly docId: string
+  readonly change: Uint8Array
+}
+
+/** An origin's consecutive events under one hash. */
+export interface Unit {
+  readonly origin: Origin
+  /** The seq of `entries[0]`; entry i has seq `seq + i`. */
+  readonly seq: number
+  /** Hash of the origin's previous unit (or legacy event), GENESIS_HASH before seq 1. */
+  readonly prev: string
+  readonly entries: readonly UnitEntry[]
+}
+
+/** Most events in one unit: deferred signing's run (store-sqlite RUN_EVENTS). */
+export const MAX_UNIT_EVENTS = 256
+/**
+ * Most change bytes in one unit of several events (store-sqlite RUN_BYTES): a receiver hashes
+ * and holds at most this much to check any event. A single event may be larger (up to
+ * MAX_CHANGE_BYTES), alone in its unit.
+ */
+export const MAX_UNIT_CHANGE_BYTES = 64 << 10
+
+/** First byte of a unit's bytes; every legacy event's canonical bytes start with 0x97. */
+export const UNIT_TAG = 0x02
+
+const utf8 = new TextEncoder()
+// fatal: a byte string that is not UTF-8 is refused, not repaired; ignoreBOM: a leading U+FEFF is kept.
+const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+/** The bytes a unit's hash covers, also its stored and sent form. INVALID_EVENT when a field cannot be in a unit. */
+export function encodeUnit(u: Unit): Uint8Array {
+  checkUnit(u)
+  const w = new Writer(64 + unitChangeBytes(u.entries) + 48 * u.entries.length)
+  w.byte(UNIT_TAG)
+  w.hex32(u.prev)
+  w.text(u.origin)
+  w.uint(u.seq)
+  w.uint(u.entries.length)
+  let docId = ''
+  for (const e of u.entries) {
+    w.uint(e.wall)
+    w.uint(e.counter)
+    w.text(e.node === undefined || e.node === u.origin ? '' : e.node)
+    w.text(e.docId === docId ? '' : e.docId)
+    docId = e.docId
+    w.bytes(e.change)
+  }
+  return w.done()
+}
+
+/** Reads {@link encodeUnit}'s bytes; MALFORMED (naming the byte offset) for anything else. */
+export function decodeUnit(bytes: Uint8Array): Unit {
+  const r = new Reader(bytes)
+  if (r.byte() !== UNIT_TAG) r.fail('does not start with the unit tag')
+  const prev = r.hex32()
+  const origin = r.text(96)
+  if (!isOrigin(origin)) r.fail('origin is not an origin')
+  const seq = r.uint()
+  if (seq < 1) r.fail('seq must be at least 1')
+  if (seq === 1 && prev !== GENESIS_HASH) r.fail('prev of seq 1 must be the genesis hash')
+  const count = r.uint()
+  if (count < 1 || count > MAX_UNIT_EVENTS) r.fail(`count must be 1 to ${MAX_UNIT_EVENTS}`)
+  if (count - 1 > MAX_SEQ - seq) r.fail('seq passes the largest seq')
+  const entries = new Array<UnitEntry>(count)
+  let docId = ''
+  let changeBytes = 0
+  for (let i = 0; i < count; i++) {
+    const wall = r.uint()
+    const counter = r.uint()
+    const node = r.text(96)
+    if (node === origin) r.fail(`entry ${i} writes its origin as node instead of "same"`)
+    const ownDoc = r.text(256)
+    if (ownDoc !== '' && ownDoc === docId) r.fail(`entry ${i} repeats the previous document instead of "same"`)
+    if (ownDoc === '' && i === 0) r.fail('entry 0 has no document')
+    if (ownDoc !== '') docId = ownDoc
+    const change = r.bytes(MAX_CHANGE_BYTES)
+    changeBytes += change.byteLength
+    if (wall > MAX_WALL || counter > MAX_COUNTER) r.fail(`entry ${i} HLC is out of range`)
+    if (node !== '' && !isHlcNode(node)) r.fail(`entry ${i} HLC node is not a node`)
+    // Checked once per distinct document of the unit: a unit names few.
+    if (ownDoc !== '' && !isDocId(docId)) r.fail(`entry ${i} document is not a document id`)
+    entries[i] = node === '' ? { wall, counter, docId, change } : { wall, counter, node, docId, change }
+  }
+  if (count > 1 && changeBytes > MAX_UNIT_CHANGE_BYTES) r.fail(`holds more than ${MAX_UNIT_CHANGE_BYTES} change bytes`)
+  r.end()
+  return { origin: origin as Origin, seq, prev, entries }
+}
+
+// One-shot crypto.hash (Node >= 20.12) is about twice as fast as createHash for small inputs.
+const sha256Hex: (data: Uint8Array) => string =
+  typeof (crypto as { hash?: unknown }).hash === 'function'
+    ? (data) => crypto.hash('sha256', data, 'hex')
+    : (data) => crypto.createHash('sha256').update(data).digest('hex')
+
+/** A unit's hash: sha256 (hex) of its bytes. */
+export function unitHash(u: Unit): string {
+  return sha256Hex(encodeUnit(u))
+}
+
+/** The hash of a unit's bytes as received or stored (see {@link decodeUnit} for why that is enough). */
+export function unitBytesHash(bytes: Uint8Array): string {
+  return sha256Hex(bytes)
+}
+
+/**
+ * A legacy unit: one event written before units, whose identity stays its event hash (so the
+ * signatures over it stay valid). An origin's first unit chains from its last legacy event.
+ */
+export function legacyUnitHash(e: UnhashedEvent): string {
+  return hashEvent(e)
+}
+
+/**
+ * Cuts an origin's consecutive events into units as its writer does: a unit ends after
+ * MAX_UNIT_EVENTS events, or before the event that would take it past MAX_UNIT_CHANGE_BYTES
+ * (an event larger than that is a unit alone). Returns the number of events in each unit.
+ */
+export function cutUnits(entries: readonly UnitEntry[]): number[] {
+  const sizes: number[] = []
+  let count = 0
+  let bytes = 0
+  for (const e of entries) {
+    const n = e.change.byteLength
+    if (count > 0 && (count === MAX_UNIT_EVENTS || bytes + n > MAX_UNIT_CHANGE_BYTES)) {
+      sizes.push(count)
+      count = 0
+      bytes = 0
+    }
+    count++
+    bytes += n
+  }
+  if (count > 0) sizes.push(count)
+  return sizes
+}
+
+/** A sealed unit: its content, bytes and hash. */
+export interface SealedUnit extends Unit {
+  readonly bytes: Uint8Array
+  readonly hash: string
+}
+
+/**
+ * Seals an origin's events from `seq` on, after `prev`, into units cut by {@link cutUnits},
+ * each chained to the one before. INVALID_EVENT when an entry cannot be in a unit.
+ */
+export function sealUnits(origin: Origin, seq: number, prev: string, entries: readonly UnitEntry[]): SealedUnit[] {
+  const out: SealedUnit[] = []
+  let at = 0
+  for (const size of cutUnits(entries)) {
+    const unit: Unit = { origin, seq: seq + at, prev, entries: entries.slice(at, at + size) }
+    const bytes = encodeUnit(unit)
+    const hash = sha256Hex(bytes)
+    out.push({ ...unit, bytes, hash })
+    prev = hash
+    at += size
+  }
+  return out
+}
+
+/**
+ * Checks one origin's consecutive units as received: each follows the previous one's last
+ * seq and links to its hash, starting after `prevHash`. Returns the last unit's hash.
+ * SEQ_GAP or CHAIN_BROKEN naming the unit's first event.
+ */
+export function verifyUnitChain(units: ReadonlyArray<{ unit: Unit; hash: string }>, prevHash: string): string {
+  let expected = prevHash
+  let nextSeq = units[0]?.unit.seq
+  for (const { unit, hash } of units) {
+    const details = { origin: unit.origin, seq: unit.seq }
+    if (unit.seq !== nextSeq)
+      throw new DruError('SEQ_GAP', `${unit.origin} seq ${unit.seq} follows seq ${nextSeq! - 1}`, { details })
+    if (unit.prev !== expected)
+      throw new DruError('CHAIN_BROKEN', `${unit.origin}#${unit.seq} does not link to the previous unit's hash`, {
+        details,
+      })
+    expected = hash
+    nextSeq = unit.seq + unit.entries.length
+  }
+  return expected
+}
+
+function unitChangeBytes(entries: readonly UnitEntry[]): number {
+  let n = 0
+  for (const e of entries) n += e.change.byteLength
+  return n
+}
+
+/** What a unit may hold, checked before it is written: the same bounds the decoder enforces. */
+function checkUnit(u: Unit): void {
+  const bad = (why: string): never => {
+    throw new DruError('INVALID_EVENT', `unit ${u.origin}#${u.seq}: ${why}`)
+  }
+  if (!isOrigin(u.origin)) bad('origin is not an origin')
+  if (!Number.isSafeInteger(u.seq) || u.seq < 1) bad('seq must be a positive integer')
+  if (!isHex64(u.prev)) bad('prev must be 64 lowercase hex characters')
+  if (u.seq === 1 && u.prev !== GENESIS_HASH) bad('prev of seq 1 must be the genesis hash')
+  const count = u.entries.length
+  if (count < 1 || count > MAX_UNIT_EVENTS) bad(`must hold 1 to ${MAX_UNIT_EVENTS} events`)
+  if (count - 1 > MAX_SEQ - u.seq) bad('passes the largest seq')
+  if (count > 1 && unitChangeBytes(u.entries) > MAX_UNIT_CHANGE_BYTES)
+    bad(`holds more than ${MAX_UNIT_CHANGE_BYTES} change bytes`)
+  let docId: string | undefined
+  for (let i = 0; i < count; i++) {
+    const e = u.entries[i]!
+    if (!isUintAtMost(e.wall, MAX_WALL) || !isUintAtMost(e.counter, MAX_COUNTER)) bad(`entry ${i} HLC is out of range`)
+    if (e.node !== undefined && !isHlcNode(e.node)) bad(`entry ${i} HLC node is not a node`)
+    if (e.docId !== docId && !isDocId(e.docId)) bad(`entry ${i} docId is not a document id`)
+    docId = e.docId
+    if (!(e.change instanceof Uint8Array) || e.change.byteLength > MAX_CHANGE_BYTES)
+      bad(`entry ${i} change must be at most ${MAX_CHANGE_BYTES} bytes`)
+  }
+}
+
+/** The HLC's bounds (its text form's 15 and 10 digits, see hlc.ts). */
+const MAX_WALL = 999_999_999_999_999
+const MAX_COUNTER = 9_999_999_999
+
+function isUintAtMost(v: number, max: number): boolean {
+  return Number.isInteger(v) && v >= 0 && v <= max
+}
+
+/**
+ * An HLC node as its text form allows (1 to 96 characters, no line break), and well-formed:
+ * a lone surrogate has no UTF-8 form, so two such nodes could share bytes, and so a hash.
+ */
+function isHlcNode(node: string): boolean {
+  return (
+    typeof node === 'string' &&
+    node.length >= 1 &&
+    node.length <= 96 &&
+    !/[\n\r\u2028\u2029]/.test(node) &&
+    !hasLoneSurrogate(node)
+  )
+}
+
+function isAscii(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.byteLength; i++) if (bytes[i]! >= 0x80) return false
+  return true
+}
+
+function hasLoneSurrogate(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0xd800 || c > 0xdfff) continue
+    const next = s.charCodeAt(i + 1)
+    if (c > 0xdbff || !(next >= 0xdc00 && next <= 0xdfff)) return true
+    i++
+  }
+  return false
+}
+
+/** Space every Writer writes into (single-threaded; grown when a unit is larger). */
+let scratch = new Uint8Array(128 << 10)
+
+/**
+ * Appends varints, texts and bytes to the shared scratch space; {@link done} copies them out.
+ * A fresh zeroed buffer per unit cost more than everything else sealing does.
+ */
+class Writer {
+  #buf: Uint8Array
+  #at = 0
+
+  constructor(size: number) {
+    if (size > scratch.byteLength) scratch = new Uint8Array(Math.max(size, scratch.byteLength * 2))
+    this.#buf = scratch
+  }
+
+  #room(n: number): void {
+    if (this.#at + n <= this.#buf.byteLength) return
+    const grown = new Uint8Array(Math.max(this.#at + n, this.#buf.byteLength * 2))
+    grown.set(this.#buf.subarray(0, this.#at))
+    this.#buf = scratch = grown
+  }
+
+  byte(b: number): void {
+    this.#room(1)
+    this.#buf[this.#at++] = b
+  }
+
+  /** Unsigned LEB128 of a safe integer (division, not bit operations: values pass 2^32). */
+  uint(v: number): void {
+    this.#room(8)
+    while (v >= 0x80) {
+      this.#buf[this.#at++] = (v % 0x80) | 0x80
+      v = Math.floor(v / 0x80)
+    }
+    this.#buf[this.#at++] = v
+  }
+
+  hex32(hex: string): void {
+    this.#room(32)
+    for (let i = 0; i < 32; i++) this.#buf[this.#at++] = parseInt(hex.slice(2 * i, 2 * i + 2), 16)
+  }
+
+  text(s: string): void {
+    let ascii = true
+    for (let i = 0; i < s.length && ascii; i++) ascii = s.charCodeAt(i) < 0x80
+    if (ascii) {
+      this.uint(s.length)
+      this.#room(s.length)
+      for (let i = 0; i < s.length; i++) this.#buf[this.#at++] = s.charCodeAt(i)
+    } else this.bytes(utf8.encode(s))
+  }
+
+  bytes(b: Uint8Array): void {
+    this.uint(b.byteLength)
+    this.#room(b.byteLength)
+    this.#buf.set(b, this.#at)
+    this.#at += b.byteLength
+  }
+
+  /** The bytes written, in a buffer of their own (not zero-filled first: every byte is copied in). */
+  done(): Uint8Array {
+    const out = new Uint8Array(Buffer.allocUnsafeSlow(this.#at).buffer, 0, this.#at)
+    out.set(this.#buf.subarray(0, this.#at))
+    return out
+  }
+}
+
+/** Reads {@link Writer}'s output strictly: short varints only, nothing past the end. */
+class Reader {
+  readonly #bytes: Uint8Array
+  #at = 0
+
+  constructor(bytes: Uint8Array) {
+    if (!(bytes instanceof Uint8Array)) throw new DruError('MALFORMED', 'a unit must be bytes')
+    this.#bytes = bytes
+  }
+
+  fail(why: string): never {
+    throw new DruError('MALFORMED', `unit at byte ${this.#at}: ${why}`, { details: { offset: this.#at } })
+  }
+
+  byte(): number {
+    if (this.#at >= this.#bytes.byteLength) this.fail('ends early')
+    return this.#bytes[this.#at++]!
+  }
+
+  uint(): number {
+    let v = 0
+    let scale = 1
+    for (let i = 0; ; i++) {
+      const b = this.byte()
+      if (i === 8) this.fail('varint is too long')
+      v += (b & 0x7f) * scale
+      if (b < 0x80) {
+        // A last byte of 0 after others is a longer form of a shorter varint.
+        if (b === 0 && i > 0) this.fail('varint is not in its shortest form')
+        if (!Number.isSafeInteger(v)) this.fail('varint passes the largest safe integer')
+        return v
+      }
+      scale *= 0x80
+    }
+  }
+
+  hex32(): string {
+    if (this.#at + 32 > this.#bytes.byteLength) this.fail('ends early')
+    let hex = ''
+    for (let i = 0; i < 32; i++) hex += this.#bytes[this.#at++]!.toString(16).padStart(2, '0')
+    return hex
+  }
+
+  /** A UTF-8 text of at most `maxChars` characters. */
+  text(maxChars: number): string {
+    const raw = this.bytes(maxChars * 4)
+    if (raw.byteLength <= maxChars && isAscii(raw)) return String.fromCharCode.apply(null, raw as unknown as number[])
+    let s: string
+    try {
+      s = utf8Strict.decode(raw)
+    } catch {
+      this.fail('text is not UTF-8')
+    }
+    if (s.length > maxChars) this.fail(`text is longer than ${maxChars} characters`)
+    return s
+  }
+
+  bytes(max: number): Uint8Array {
+    const n = this.uint()
+    if (n > max) this.fail(`length ${n} passes ${max}`)
+    if (this.#at + n > this.#bytes.byteLength) this.fail('ends early')
+    const out = this.#bytes.subarray(this.#at, this.#at + n)
+    this.#at += n
+    return out
+  }
+
+  end(): void {
+    if (this.#at !== this.#bytes.byteLength) this.fail('has bytes after its last event')
+  }
+}
