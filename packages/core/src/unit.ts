@@ -3,19 +3,28 @@ import { DruError } from './errors.js'
 import { GENESIS_HASH, hashEvent, isHex64, type UnhashedEvent } from './event.js'
 import { isDocId, isOrigin, type Origin } from './ids.js'
 import { MAX_CHANGE_BYTES, MAX_SEQ } from './limits.js'
+import { Reader, Writer } from './unit-coding.js'
 
 /**
  * The commit-granular record's unit (docs/ARCHITECTURE.md, "Next: the commit-granular
- * record"): an origin's consecutive events sealed together under one hash, so that what dru
- * pays per event today (a hash, an envelope, hex strings) is paid once per unit. The origin
- * cuts its units and every DRU keeps and forwards them unchanged, so all hold the same ones.
+ * record"): an origin's consecutive events sealed together under one hash and one chain
+ * link, so that what dru pays per event today (an envelope with origin, seq, HLC text and
+ * two hex hashes) is paid once per unit. The origin cuts its units and every DRU keeps and
+ * forwards them unchanged, so all hold the same ones.
  *
- * A unit's bytes are canonical: every unit has exactly one encoding and the decoder refuses
- * every other byte string (short varints only, a repeated node or document always written
- * as "same", nothing after the last entry), so a unit received as bytes can be hashed as it
- * came and still name the same content on every DRU.
+ * Two hashes, as issue 13 asks ("one hash per commit that still lets a single event be
+ * checked"): each entry's own hash covers only what it says (HLC, node, document, change),
+ * so an event read alone — a document's events, scattered over many units — is checked
+ * against the 32 bytes kept with it; the unit's hash covers its header (tag, `prev`, origin,
+ * first seq, count) and the list of its entries' hashes, so it binds every event to its
+ * place and the chain. A signature signs unit hashes.
  *
- *     0x02                      envelope tag: a legacy event's hashed bytes start with 0x97
+ * A unit's bytes (stored and sent) are canonical: every unit has exactly one encoding and
+ * the decoder refuses every other byte string (short varints only, a repeated node or
+ * document always written as "same", nothing after the last entry), so two DRUs holding
+ * one unit hold the same bytes.
+ *
+ *     0x02                      tag (a legacy event's hashed bytes start with 0x97)
  *     prev                      32 bytes: the hash of the origin's previous unit (or event)
  *     origin                    varint length, ASCII
  *     seq                       varint: the first event's seq
@@ -26,8 +35,8 @@ import { MAX_CHANGE_BYTES, MAX_SEQ } from './limits.js'
  *       docId                   varint length + UTF-8; length 0 = the previous event's
  *       change                  varint length + bytes
  *
- * Step 1 of that design: the form and its hash, with their laws (test/unit.test.ts). Nothing
- * stores or sends units yet.
+ * Step 1 of that design: the form and its hashes, with their laws (test/unit.test.ts).
+ * Nothing stores or sends units yet.
  *
  * @module
  */
@@ -65,17 +74,18 @@ export const MAX_UNIT_EVENTS = 256
  */
 export const MAX_UNIT_CHANGE_BYTES = 64 << 10
 
-/** First byte of a unit's bytes; every legacy event's canonical bytes start with 0x97. */
+/** First byte of what a unit's hash covers and of its bytes; a legacy event's hashed bytes start with 0x97. */
 export const UNIT_TAG = 0x02
+/** First byte of what an entry's hash covers. */
+export const ENTRY_TAG = 0x03
 
-const utf8 = new TextEncoder()
-// fatal: a byte string that is not UTF-8 is refused, not repaired; ignoreBOM: a leading U+FEFF is kept.
-const utf8Strict = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+const unitWriter = new Writer(128 << 10)
+const hashWriter = new Writer(4 << 10)
 
-/** The bytes a unit's hash covers, also its stored and sent form. INVALID_EVENT when a field cannot be in a unit. */
+/** A unit's stored and sent form. INVALID_EVENT when a field cannot be in a unit. */
 export function encodeUnit(u: Unit): Uint8Array {
   checkUnit(u)
-  const w = new Writer(64 + unitChangeBytes(u.entries) + 48 * u.entries.length)
+  const w = unitWriter.reset()
   w.byte(UNIT_TAG)
   w.hex32(u.prev)
   w.text(u.origin)
@@ -85,12 +95,12 @@ export function encodeUnit(u: Unit): Uint8Array {
   for (const e of u.entries) {
     w.uint(e.wall)
     w.uint(e.counter)
-    w.text(e.node === undefined || e.node === u.origin ? '' : e.node)
+    w.text(nodeText(u.origin, e))
     w.text(e.docId === docId ? '' : e.docId)
     docId = e.docId
     w.bytes(e.change)
   }
-  return w.done()
+  return w.copy()
 }
 
 /** Reads {@link encodeUnit}'s bytes; MALFORMED (naming the byte offset) for anything else. */
@@ -132,19 +142,56 @@ export function decodeUnit(bytes: Uint8Array): Unit {
 }
 
 // One-shot crypto.hash (Node >= 20.12) is about twice as fast as createHash for small inputs.
-const sha256Hex: (data: Uint8Array) => string =
-  typeof (crypto as { hash?: unknown }).hash === 'function'
-    ? (data) => crypto.hash('sha256', data, 'hex')
-    : (data) => crypto.createHash('sha256').update(data).digest('hex')
+const hash = (crypto as { hash?: typeof crypto.hash }).hash
+const sha256Hex = (data: Uint8Array): string =>
+  hash ? hash('sha256', data, 'hex') : crypto.createHash('sha256').update(data).digest('hex')
+const sha256 = (data: Uint8Array): Uint8Array =>
+  hash ? hash('sha256', data, 'buffer') : crypto.createHash('sha256').update(data).digest()
 
-/** A unit's hash: sha256 (hex) of its bytes. */
-export function unitHash(u: Unit): string {
-  return sha256Hex(encodeUnit(u))
+/**
+ * An entry's hash (32 bytes): sha256 of its tag, HLC, node ('' for the unit's origin),
+ * document and change, and nothing of where it stands — so one event read alone is checked
+ * against the hash stored with it, while the unit's hash, over every entry's hash, binds its
+ * origin, seq and chain.
+ */
+export function entryHash(origin: Origin, e: UnitEntry): Uint8Array {
+  const w = hashWriter.reset()
+  w.byte(ENTRY_TAG)
+  w.uint(e.wall)
+  w.uint(e.counter)
+  w.text(nodeText(origin, e))
+  w.text(e.docId)
+  w.bytes(e.change)
+  return sha256(w.view())
 }
 
-/** The hash of a unit's bytes as received or stored (see {@link decodeUnit} for why that is enough). */
-export function unitBytesHash(bytes: Uint8Array): string {
-  return sha256Hex(bytes)
+/** Every entry's hash, 32 bytes each, in order. */
+export function entryHashes(u: Unit): Uint8Array {
+  const out = new Uint8Array(32 * u.entries.length)
+  for (let i = 0; i < u.entries.length; i++) out.set(entryHash(u.origin, u.entries[i]!), 32 * i)
+  return out
+}
+
+/**
+ * A unit's hash from its header and its entries' hashes (32 bytes each, in order): sha256 of
+ * the tag, `prev`, origin, seq, count and those hashes. With the list, one event is proved
+ * part of a unit without the others' content.
+ */
+export function unitHashOf(origin: Origin, seq: number, prev: string, hashes: Uint8Array): string {
+  const w = hashWriter.reset()
+  w.byte(UNIT_TAG)
+  w.hex32(prev)
+  w.text(origin)
+  w.uint(seq)
+  w.uint(hashes.byteLength / 32)
+  w.raw(hashes)
+  return sha256Hex(w.view())
+}
+
+/** A unit's hash (hex). INVALID_EVENT when a field cannot be in a unit. */
+export function unitHash(u: Unit): string {
+  checkUnit(u)
+  return unitHashOf(u.origin, u.seq, u.prev, entryHashes(u))
 }
 
 /**
@@ -178,9 +225,11 @@ export function cutUnits(entries: readonly UnitEntry[]): number[] {
   return sizes
 }
 
-/** A sealed unit: its content, bytes and hash. */
+/** A sealed unit: its content, its bytes, its entries' hashes and its hash. */
 export interface SealedUnit extends Unit {
   readonly bytes: Uint8Array
+  /** 32 bytes an entry, in order. */
+  readonly entryHashes: Uint8Array
   readonly hash: string
 }
 
@@ -194,8 +243,9 @@ export function sealUnits(origin: Origin, seq: number, prev: string, entries: re
   for (const size of cutUnits(entries)) {
     const unit: Unit = { origin, seq: seq + at, prev, entries: entries.slice(at, at + size) }
     const bytes = encodeUnit(unit)
-    const hash = sha256Hex(bytes)
-    out.push({ ...unit, bytes, hash })
+    const hashes = entryHashes(unit)
+    const hash = unitHashOf(origin, unit.seq, prev, hashes)
+    out.push({ ...unit, bytes, entryHashes: hashes, hash })
     prev = hash
     at += size
   }
@@ -222,6 +272,11 @@ export function verifyUnitChain(units: ReadonlyArray<{ unit: Unit; hash: string 
     nextSeq = unit.seq + unit.entries.length
   }
   return expected
+}
+
+/** The node as a unit writes it: '' when it is the unit's origin. */
+function nodeText(origin: Origin, e: UnitEntry): string {
+  return e.node === undefined || e.node === origin ? '' : e.node
 }
 
 function unitChangeBytes(entries: readonly UnitEntry[]): number {
@@ -278,11 +333,6 @@ function isHlcNode(node: string): boolean {
   )
 }
 
-function isAscii(bytes: Uint8Array): boolean {
-  for (let i = 0; i < bytes.byteLength; i++) if (bytes[i]! >= 0x80) return false
-  return true
-}
-
 function hasLoneSurrogate(s: string): boolean {
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i)
@@ -292,143 +342,4 @@ function hasLoneSurrogate(s: string): boolean {
     i++
   }
   return false
-}
-
-/** Space every Writer writes into (single-threaded; grown when a unit is larger). */
-let scratch = new Uint8Array(128 << 10)
-
-/**
- * Appends varints, texts and bytes to the shared scratch space; {@link done} copies them out.
- * A fresh zeroed buffer per unit cost more than everything else sealing does.
- */
-class Writer {
-  #buf: Uint8Array
-  #at = 0
-
-  constructor(size: number) {
-    if (size > scratch.byteLength) scratch = new Uint8Array(Math.max(size, scratch.byteLength * 2))
-    this.#buf = scratch
-  }
-
-  #room(n: number): void {
-    if (this.#at + n <= this.#buf.byteLength) return
-    const grown = new Uint8Array(Math.max(this.#at + n, this.#buf.byteLength * 2))
-    grown.set(this.#buf.subarray(0, this.#at))
-    this.#buf = scratch = grown
-  }
-
-  byte(b: number): void {
-    this.#room(1)
-    this.#buf[this.#at++] = b
-  }
-
-  /** Unsigned LEB128 of a safe integer (division, not bit operations: values pass 2^32). */
-  uint(v: number): void {
-    this.#room(8)
-    while (v >= 0x80) {
-      this.#buf[this.#at++] = (v % 0x80) | 0x80
-      v = Math.floor(v / 0x80)
-    }
-    this.#buf[this.#at++] = v
-  }
-
-  hex32(hex: string): void {
-    this.#room(32)
-    for (let i = 0; i < 32; i++) this.#buf[this.#at++] = parseInt(hex.slice(2 * i, 2 * i + 2), 16)
-  }
-
-  text(s: string): void {
-    let ascii = true
-    for (let i = 0; i < s.length && ascii; i++) ascii = s.charCodeAt(i) < 0x80
-    if (ascii) {
-      this.uint(s.length)
-      this.#room(s.length)
-      for (let i = 0; i < s.length; i++) this.#buf[this.#at++] = s.charCodeAt(i)
-    } else this.bytes(utf8.encode(s))
-  }
-
-  bytes(b: Uint8Array): void {
-    this.uint(b.byteLength)
-    this.#room(b.byteLength)
-    this.#buf.set(b, this.#at)
-    this.#at += b.byteLength
-  }
-
-  /** The bytes written, in a buffer of their own (not zero-filled first: every byte is copied in). */
-  done(): Uint8Array {
-    const out = new Uint8Array(Buffer.allocUnsafeSlow(this.#at).buffer, 0, this.#at)
-    out.set(this.#buf.subarray(0, this.#at))
-    return out
-  }
-}
-
-/** Reads {@link Writer}'s output strictly: short varints only, nothing past the end. */
-class Reader {
-  readonly #bytes: Uint8Array
-  #at = 0
-
-  constructor(bytes: Uint8Array) {
-    if (!(bytes instanceof Uint8Array)) throw new DruError('MALFORMED', 'a unit must be bytes')
-    this.#bytes = bytes
-  }
-
-  fail(why: string): never {
-    throw new DruError('MALFORMED', `unit at byte ${this.#at}: ${why}`, { details: { offset: this.#at } })
-  }
-
-  byte(): number {
-    if (this.#at >= this.#bytes.byteLength) this.fail('ends early')
-    return this.#bytes[this.#at++]!
-  }
-
-  uint(): number {
-    let v = 0
-    let scale = 1
-    for (let i = 0; ; i++) {
-      const b = this.byte()
-      if (i === 8) this.fail('varint is too long')
-      v += (b & 0x7f) * scale
-      if (b < 0x80) {
-        // A last byte of 0 after others is a longer form of a shorter varint.
-        if (b === 0 && i > 0) this.fail('varint is not in its shortest form')
-        if (!Number.isSafeInteger(v)) this.fail('varint passes the largest safe integer')
-        return v
-      }
-      scale *= 0x80
-    }
-  }
-
-  hex32(): string {
-    if (this.#at + 32 > this.#bytes.byteLength) this.fail('ends early')
-    let hex = ''
-    for (let i = 0; i < 32; i++) hex += this.#bytes[this.#at++]!.toString(16).padStart(2, '0')
-    return hex
-  }
-
-  /** A UTF-8 text of at most `maxChars` characters. */
-  text(maxChars: number): string {
-    const raw = this.bytes(maxChars * 4)
-    if (raw.byteLength <= maxChars && isAscii(raw)) return String.fromCharCode.apply(null, raw as unknown as number[])
-    let s: string
-    try {
-      s = utf8Strict.decode(raw)
-    } catch {
-      this.fail('text is not UTF-8')
-    }
-    if (s.length > maxChars) this.fail(`text is longer than ${maxChars} characters`)
-    return s
-  }
-
-  bytes(max: number): Uint8Array {
-    const n = this.uint()
-    if (n > max) this.fail(`length ${n} passes ${max}`)
-    if (this.#at + n > this.#bytes.byteLength) this.fail('ends early')
-    const out = this.#bytes.subarray(this.#at, this.#at + n)
-    this.#at += n
-    return out
-  }
-
-  end(): void {
-    if (this.#at !== this.#bytes.byteLength) this.fail('has bytes after its last event')
-  }
 }

@@ -16,7 +16,9 @@ import {
   isDocId,
   legacyUnitHash,
   sealUnits,
-  unitBytesHash,
+  entryHash,
+  entryHashes,
+  unitHashOf,
   unitHash,
   verifyUnitChain,
   type Origin,
@@ -188,11 +190,29 @@ describe('unit bytes', () => {
     )
   })
 
-  it('hash as stored equals hash as built', () => {
+  it('check one event alone: its entry hash, and the list of entry hashes gives the unit hash', () => {
     fc.assert(
-      fc.property(unit, (u) => {
-        expect(unitBytesHash(encodeUnit(u))).toBe(unitHash(u))
+      fc.property(unit, fc.nat(), (u, pick) => {
+        const i = pick % u.entries.length
+        const list = entryHashes(u)
+        expect(list.byteLength).toBe(32 * u.entries.length)
+        const own = entryHash(u.origin, u.entries[i]!)
+        expect(Buffer.from(list.subarray(32 * i, 32 * i + 32)).equals(Buffer.from(own))).toBe(true)
+        expect(unitHashOf(u.origin, u.seq, u.prev, list)).toBe(unitHash(u))
         expect(unitHash(u)).toMatch(/^[0-9a-f]{64}$/)
+        // the entry hash names the event's content and nothing of where it stands
+        const e = u.entries[i]!
+        expect(
+          Buffer.from(entryHash(u.origin, { ...e, change: Uint8Array.from([...e.change, 0]) })).equals(
+            Buffer.from(own),
+          ),
+        ).toBe(false)
+        expect(Buffer.from(entryHash(u.origin, { ...e, docId: e.docId + 'x' })).equals(Buffer.from(own))).toBe(false)
+        expect(Buffer.from(entryHash(u.origin, { ...e, counter: e.counter ^ 1 })).equals(Buffer.from(own))).toBe(false)
+        // a changed list (another event in its place) is another unit
+        const other = Uint8Array.from(list)
+        other[32 * i] = other[32 * i]! ^ 1
+        expect(unitHashOf(u.origin, u.seq, u.prev, other)).not.toBe(unitHash(u))
       }),
       { numRuns: runs },
     )
@@ -344,7 +364,8 @@ describe('cutting and chaining units', () => {
         const units = sealUnits(o, start, prev, list)
         expect(units.map((u) => u.entries.length)).toEqual(cutUnits(list))
         for (const u of units) {
-          expect(unitBytesHash(u.bytes)).toBe(u.hash)
+          expect(unitHash(decodeUnit(u.bytes))).toBe(u.hash)
+          expect(Buffer.from(entryHashes(u)).equals(Buffer.from(u.entryHashes))).toBe(true)
           expect(decodeUnit(u.bytes)).toEqual({ origin: u.origin, seq: u.seq, prev: u.prev, entries: u.entries })
         }
         const last = verifyUnitChain(
