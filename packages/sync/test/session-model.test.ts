@@ -371,6 +371,27 @@ describe('the session state machine against its model', () => {
     }
   })
 
+  it('an authenticated peer that keeps the link alive but never sends its vv is a counted violation', () => {
+    const { p, send, clock, reports } = clockedSession()
+    // Frames flow, the vv never comes: pings where the vv is due.
+    for (let i = 1; i <= 6 && p.phase === 'open'; i++) {
+      clock.ms += limits.heartbeatMs
+      send({ type: 'ping', n: i })
+      p.tick()
+    }
+    expect(p.closeReason?.code).toBe('PROTOCOL_VIOLATION')
+    expect(reports.violations).toEqual(['PROTOCOL_VIOLATION'])
+    expect(reports.closed).toEqual(['PROTOCOL_VIOLATION'])
+  })
+
+  it('an authenticated peer gone silent after its auth is a heartbeat timeout, not a violation', () => {
+    const { p, clock, reports } = clockedSession()
+    clock.ms += limits.heartbeatTimeoutMs + 1
+    p.tick()
+    expect(p.closeReason?.code).toBe('HEARTBEAT_TIMEOUT')
+    expect(reports).toEqual({ quarantined: [], violations: [], closed: ['HEARTBEAT_TIMEOUT'] })
+  })
+
   it('covers every frame type in the model table', () => {
     const types = new Set(ACTIONS.map((a) => new Driver(world()).frame(a).type))
     cleanups.splice(0).forEach((c) => c())
@@ -396,3 +417,36 @@ describe('the session state machine against its model', () => {
       expect(types).toContain(t)
   })
 })
+
+/** x's protocol, open with member m, on a clock the test moves; `reports` records its quarantine, violation and closed hooks. */
+function clockedSession() {
+  const w = world()
+  const clock = { ms: 1_700_000_000_000 }
+  const reports = { quarantined: [] as string[], violations: [] as string[], closed: [] as string[] }
+  const end = new MemberEnd('m', w.m.origin, SECRET)
+  const p = new PeerProtocol(
+    {
+      log: w.x.store,
+      druId: 'x',
+      secret: SECRET,
+      privateKey: createPrivateKey(keys.x.privateKey),
+      publicKeys: new Map(Object.entries(keys).map(([id, k]) => [id, createPublicKey(k.publicKey)])),
+      limits,
+      logger: silentLogger,
+      now: () => clock.ms,
+    },
+    {
+      quarantine: (id, code) => reports.quarantined.push(`${id}:${code}`),
+      violation: (_p, code) => reports.violations.push(code),
+      closed: (_p, reason) => reports.closed.push(reason.code),
+    },
+    { send: (b) => void end.decode(b), close: () => undefined, bufferedAmount: 0 },
+    'acceptor',
+  )
+  p.start()
+  p.receive(end.encode(end.hello()))
+  p.receive(end.encode(end.auth(keys.m.privateKey)))
+  expect(p.phase).toBe('open')
+  const send = (f: Frame) => p.receive(end.encode(f))
+  return { p, end, send, clock, reports }
+}

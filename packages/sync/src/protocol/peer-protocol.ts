@@ -217,9 +217,16 @@ export class PeerProtocol implements RoutedSession {
     })
   }
 
-  /** Ends the session as {@link Liveness} decided: a suspect link is dropped with a warning, the rest fail. */
+  /**
+   * Ends the session as {@link Liveness} decided: a suspect link is dropped with a warning, the
+   * rest fail, counted like any refused frame. A vv that never came while sealed frames did is
+   * the proven peer's doing, not the link's: a lost frame breaks the seal's count instead.
+   */
   #end(ending: Ending): void {
-    if (ending.warning === undefined) return this.fail(ending.code, ending.message)
+    if (ending.warning === undefined) {
+      this.#account(ending.code, ending.message)
+      return this.fail(ending.code, ending.message)
+    }
     this.#c.logger.warn(ending.warning, { peer: this.peerId })
     this.close(ending.code, ending.message)
   }
@@ -295,11 +302,16 @@ export class PeerProtocol implements RoutedSession {
       const message = err instanceof Error ? err.message : String(err)
       if (!(err instanceof DruError))
         this.#c.logger.error(`sync: internal error in session with ${this.peerId ?? '?'}`, { err })
-      if (code === 'PROTOCOL_VIOLATION' || code === 'RATE_LIMITED') this.#hooks.violation?.(this, code, message)
-      if (this.wasAuthenticated && this.peerId && QUARANTINE_CODES.has(code))
-        this.#hooks.quarantine?.(this.peerId, code, message)
+      this.#account(code, message)
       this.fail(code, message)
     }
+  }
+
+  /** Tells the node what the peer did wrong: a violation (of the protocol or its rate), or a forged history. */
+  #account(code: string, message: string): void {
+    if (code === 'PROTOCOL_VIOLATION' || code === 'RATE_LIMITED') this.#hooks.violation?.(this, code, message)
+    if (this.wasAuthenticated && this.peerId && QUARANTINE_CODES.has(code))
+      this.#hooks.quarantine?.(this.peerId, code, message)
   }
 
   #handle(frame: Frame): void {
