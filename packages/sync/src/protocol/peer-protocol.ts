@@ -169,13 +169,21 @@ export class PeerProtocol implements RoutedSession {
     })
   }
 
-  /** An `error` without the session's seal: a stranger's word, so it closes the session and changes nothing else. */
-  #onUnsealedError(clear: ErrorFrame): void {
+  /**
+   * An `error` without the session's seal after the peer's auth: anyone on the path could have
+   * sent it, so it ends the session as any unsealed frame does (AUTH_FAILED), never with the
+   * code it claims. What it says is kept for the operator, as a claim: a peer that refused our
+   * auth explains itself this way.
+   */
+  #onUnsealedError(clear: ErrorFrame): never {
     this.#c.logger.warn(
-      `sync: ${this.peerId ?? 'peer'} reported ${clear.code} without the session's seal: ${clear.message}`,
-      { peer: this.peerId, code: clear.code },
+      `sync: an error frame without the session's seal from ${this.peerId ?? 'the peer'}'s side claims ${clear.code}: ${clear.message}`,
+      { peer: this.peerId, claimed: clear.code },
     )
-    this.close(clear.code, `peer reported (unsealed): ${clear.message}`)
+    throw new DruError(
+      'AUTH_FAILED',
+      `an error frame without the session's seal (unverified: it claims ${clear.code}: ${clear.message})`,
+    )
   }
 
   /** Streams what the peer lacks while the window has room (after a commit or an ack). */
