@@ -100,4 +100,24 @@ describe('a handler registered right after openDru', () => {
     dru.onEvent('second', () => undefined)
     expect(dru.inbox.list({ state: 'all' })).toEqual([])
   })
+
+  it('is owed them even when the application compacts before it registers', async () => {
+    const src = await openDru({ id: 'src', path: ':memory:' })
+    for (const [i, d] of ['x', 'y', 'x'].entries())
+      await src.change(d, (doc: Record<string, unknown>) => void (doc.n = i))
+    const events = [...src.store.eventsMissing({})].flat()
+    await src.close()
+    const dru = await openDru({ id: 'dst', path: ':memory:', inbox: { autoRetry: false } })
+    cleanups.push(() => dru.close())
+    dru.store.ingest(events) // stored by the network while openDru ran, stood in for here
+    // Standalone, the floor is everything this DRU holds: without the window's hold all three go.
+    const compacted = dru.compact()
+    const seen: number[] = []
+    dru.onEvent('first', (e) => void seen.push(e.seq))
+    await compacted
+    dru.inbox.runDue()
+    expect(seen).toEqual([1, 2, 3])
+    // Once they ran and the window closed, a compaction folds them.
+    expect((await dru.compact()).eventsRemoved).toBe(3)
+  })
 })

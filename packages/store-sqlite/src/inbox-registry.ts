@@ -151,6 +151,22 @@ export class HandlerRegistry {
     }
   }
 
+  /**
+   * Per origin, the lowest seq a handler registered in the window would be owed: compaction
+   * keeps it and everything after, or the backfill would find those events deleted. Held
+   * while a window is open here, and while one a killed process left is recorded (the next
+   * window goes on from it, even when this process opened none, e.g. to compact offline).
+   */
+  windowHolds(): Record<string, number> {
+    const recorded = this.#stmt.windowGet.get() as number | undefined
+    const froms = [this.#window?.from, recorded].filter((lsn): lsn is number => lsn !== undefined)
+    if (froms.length === 0) return {}
+    const out: Record<string, number> = {}
+    const rows = this.#stmt.remoteHeldSince.all(Math.min(...froms), this.#host.origin)
+    for (const r of rows as Array<{ origin: string; seq: number }>) out[r.origin] = r.seq
+    return out
+  }
+
   /** Called by delivery, inside the storing transaction: the window's first position, kept with the event. */
   stored(lsn: number): void {
     if (this.#window && this.#window.from === undefined) {

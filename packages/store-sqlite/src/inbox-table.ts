@@ -64,6 +64,7 @@ export type InboxStatements = Readonly<
     | 'forgetName'
     | 'forgetRows'
     | 'remoteSince'
+    | 'remoteHeldSince'
     | 'windowGet'
     | 'windowSet'
     | 'windowClear',
@@ -132,6 +133,10 @@ export function prepareInboxStatements(db: Database.Database): InboxStatements {
     forgetRows: db.prepare('delete from inbox where handler = ?'),
     remoteSince: db.prepare(
       'select origin, seq, doc_id as docId, lsn from events where lsn >= ? and origin <> ? order by lsn',
+    ),
+    // What a window from lsn ? may still owe a new handler, per origin: compaction keeps it (see remoteSince).
+    remoteHeldSince: db.prepare(
+      'select origin, min(seq) as seq from events where lsn >= ? and origin <> ? group by origin',
     ),
     windowGet: db.prepare(`select value from meta where key = '${MetaKey.INBOX_WINDOW_LSN}'`).pluck(),
     windowSet: db.prepare(`insert or replace into meta (key, value) values ('${MetaKey.INBOX_WINDOW_LSN}', ?)`),

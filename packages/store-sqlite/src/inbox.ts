@@ -108,7 +108,8 @@ export class Inbox {
    * Opens the window in which the application registers its handlers (openDru holds it until
    * it has returned): a handler registered for the first time before `release` is owed every
    * remote event stored since, so what the network stores while `openDru` is still running is
-   * not lost to a handler registered right after it.
+   * not lost to a handler registered right after it. While it is open, compaction keeps those
+   * events (see {@link owedFrom}).
    */
   holdForRegistration(): () => void {
     return this.#registry.holdForRegistration()
@@ -336,9 +337,15 @@ export class Inbox {
     return countEntries(this.#stmt, this.#registry.byName)
   }
 
-  /** Per origin, the lowest seq some handler still owes: compaction must keep it and everything after. */
+  /**
+   * Per origin, the lowest seq some handler still owes, or a handler registered in the open
+   * registration window would be owed: compaction must keep it and everything after.
+   */
   owedFrom(): Record<string, number> {
-    return owedFrom(this.#stmt)
+    const owed = owedFrom(this.#stmt)
+    for (const [origin, seq] of Object.entries(this.#registry.windowHolds()))
+      owed[origin] = Math.min(owed[origin] ?? seq, seq)
+    return owed
   }
 
   // ---- internals ------------------------------------------------------------------------------

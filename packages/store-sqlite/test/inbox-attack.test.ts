@@ -235,6 +235,48 @@ describe('inbox attack: the registration window across a crash', () => {
   })
 })
 
+describe('inbox attack: compaction while the registration window is open', () => {
+  it('a compaction run before the application registers (POST /compact during openDru) deletes nothing the window owes', () => {
+    const b = receiver()
+    const release = b.inbox.holdForRegistration() // openDru's window
+    b.ingest(remoteEvents(['d1', 'd2', 'd3'])) // the network catches up while openDru awaits
+    expect(b.signedFloor({ 'a/1': 3 })).toEqual({}) // the window holds the base below its first event
+    b.raiseBase({ 'a/1': 3 })
+    b.deleteBelowBase()
+    const runs: number[] = []
+    b.onIngest('new', (e) => void runs.push(e.seq))
+    release()
+    b.inbox.runDue()
+    expect(runs).toEqual([1, 2, 3])
+    // Released, and nothing owed: compaction goes as far as the floor again.
+    expect(b.signedFloor({ 'a/1': 3 })).toEqual({ 'a/1': 3 })
+  })
+
+  it('a window left by a killed start holds compaction in a process that opened none (an offline compaction)', () => {
+    const { dir, cleanup } = tempDir()
+    cleanups.push(cleanup)
+    const path = join(dir, 'b.db')
+    const random = sequentialIncarnations()
+    const open = () => EventStore.open({ path, druId: 'b', now: () => 1_000_000, random, skewPolicy: 'tolerate' })
+    let b = open()
+    b.inbox.holdForRegistration() // never released: the process dies
+    b.ingest(remoteEvents(['d1', 'd2']))
+    b.close()
+    b = open() // no window of its own: the store opened for maintenance
+    b.raiseBase({ 'a/1': 2 })
+    b.deleteBelowBase()
+    b.close()
+    b = open()
+    cleanups.push(() => b.close())
+    const release = b.inbox.holdForRegistration()
+    const runs: number[] = []
+    b.onIngest('new', (e) => void runs.push(e.seq))
+    release()
+    b.inbox.runDue()
+    expect(runs).toEqual([1, 2])
+  })
+})
+
 describe('inbox attack: duplicates and the DRU’s own earlier incarnations', () => {
   it('a batch delivered twice, or re-ingested after the handler is back, is owed and run once', () => {
     const b = receiver()

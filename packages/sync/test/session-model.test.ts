@@ -65,6 +65,8 @@ const ACTIONS = [
   // A relay's doing: a frame without the session's seal, and a sealed frame sent twice.
   'ping:unsealed',
   'ping:replayed',
+  // Anyone on the path can inject a clear-text error claiming any code.
+  'error:unsealed',
 ] as const
 type Action = (typeof ACTIONS)[number]
 
@@ -215,6 +217,7 @@ class Driver {
       case 'bootstrap-end':
         return { type: 'bootstrap-end' }
       case 'error':
+      case 'error:unsealed':
         return { type: 'error', code: 'DECOMMISSIONED', message: 'you are out' }
     }
   }
@@ -230,10 +233,12 @@ interface Model {
 /** What the model expects of a frame: `ok` (accepted, session stays open), or the close code. */
 function expect_(model: Model, a: Action, f: Frame): 'ok' | string {
   // Once the peer's auth is in, what lacks the seal (or repeats one) is refused before decoding.
-  if ((a === 'ping:unsealed' || a === 'ping:replayed') && model.phase === 'open') return 'AUTH_FAILED'
+  if ((a === 'ping:unsealed' || a === 'ping:replayed' || a === 'error:unsealed') && model.phase === 'open')
+    return 'AUTH_FAILED'
   if (!frameAllowed({ phase: model.phase, bootstrapping: model.bootstrapping }, f.type)) return 'PROTOCOL_VIOLATION'
   switch (a) {
     case 'error':
+    case 'error:unsealed':
       return 'DECOMMISSIONED'
     case 'auth:wrong-key':
       return 'AUTH_FAILED'
@@ -289,13 +294,14 @@ describe('the session state machine against its model', () => {
             const f = d.frame(a)
             const before = JSON.stringify(w.x.store.fingerprint())
             const expected = expect_(model, a, f)
+            const unsealed = a === 'ping:unsealed' || a === 'error:unsealed'
             const bytes =
-              a === 'ping:unsealed' || (a === 'ping:replayed' && !lastSealed)
+              unsealed || (a === 'ping:replayed' && !lastSealed)
                 ? encodeFrame(f)
                 : a === 'ping:replayed'
                   ? lastSealed!
                   : w.end.encode(f)
-            if (model.phase === 'open' && a !== 'ping:unsealed' && a !== 'ping:replayed') lastSealed = bytes
+            if (model.phase === 'open' && !unsealed && a !== 'ping:replayed') lastSealed = bytes
             w.protocol.receive(bytes)
             seen.add(
               `${model.phase}${model.bootstrapping ? '+bootstrapping' : ''}:${f.type}:${expected === 'ok' ? 'accepted' : 'refused'}`,
@@ -371,6 +377,43 @@ describe('the session state machine against its model', () => {
     }
   })
 
+  it('after authentication an error frame without the seal closes as AUTH_FAILED, whatever code it claims', () => {
+    for (const claimed of ['DECOMMISSIONED', 'QUARANTINED', 'FORK', 'CLOSED', 'DUPLICATE_SESSION']) {
+      const { p, reports } = clockedSession()
+      // A stranger on the path: it holds no seal key, so it writes the frame in the clear.
+      p.receive(encodeFrame({ type: 'error', code: claimed, message: 'injected' }))
+      expect(p.phase).toBe('closed')
+      expect(p.closeReason?.code, `an unsealed ${claimed}`).toBe('AUTH_FAILED')
+      expect(reports).toEqual({ quarantined: [], violations: [], closed: ['AUTH_FAILED'] })
+      // The same frame sealed is the peer's own word: it closes with the code it says.
+      const sealed = clockedSession()
+      sealed.p.receive(sealed.end.encode({ type: 'error', code: claimed, message: 'the peer says' }))
+      expect(sealed.p.closeReason?.code).toBe(claimed)
+      cleanups.splice(0).forEach((c) => c())
+    }
+  })
+
+  it('an authenticated peer that keeps the link alive but never sends its vv is a counted violation', () => {
+    const { p, send, clock, reports } = clockedSession()
+    // Frames flow, the vv never comes: pings where the vv is due.
+    for (let i = 1; i <= 6 && p.phase === 'open'; i++) {
+      clock.ms += limits.heartbeatMs
+      send({ type: 'ping', n: i })
+      p.tick()
+    }
+    expect(p.closeReason?.code).toBe('PROTOCOL_VIOLATION')
+    expect(reports.violations).toEqual(['PROTOCOL_VIOLATION'])
+    expect(reports.closed).toEqual(['PROTOCOL_VIOLATION'])
+  })
+
+  it('an authenticated peer gone silent after its auth is a heartbeat timeout, not a violation', () => {
+    const { p, clock, reports } = clockedSession()
+    clock.ms += limits.heartbeatTimeoutMs + 1
+    p.tick()
+    expect(p.closeReason?.code).toBe('HEARTBEAT_TIMEOUT')
+    expect(reports).toEqual({ quarantined: [], violations: [], closed: ['HEARTBEAT_TIMEOUT'] })
+  })
+
   it('covers every frame type in the model table', () => {
     const types = new Set(ACTIONS.map((a) => new Driver(world()).frame(a).type))
     cleanups.splice(0).forEach((c) => c())
@@ -396,3 +439,36 @@ describe('the session state machine against its model', () => {
       expect(types).toContain(t)
   })
 })
+
+/** x's protocol, open with member m, on a clock the test moves; `reports` records its quarantine, violation and closed hooks. */
+function clockedSession() {
+  const w = world()
+  const clock = { ms: 1_700_000_000_000 }
+  const reports = { quarantined: [] as string[], violations: [] as string[], closed: [] as string[] }
+  const end = new MemberEnd('m', w.m.origin, SECRET)
+  const p = new PeerProtocol(
+    {
+      log: w.x.store,
+      druId: 'x',
+      secret: SECRET,
+      privateKey: createPrivateKey(keys.x.privateKey),
+      publicKeys: new Map(Object.entries(keys).map(([id, k]) => [id, createPublicKey(k.publicKey)])),
+      limits,
+      logger: silentLogger,
+      now: () => clock.ms,
+    },
+    {
+      quarantine: (id, code) => reports.quarantined.push(`${id}:${code}`),
+      violation: (_p, code) => reports.violations.push(code),
+      closed: (_p, reason) => reports.closed.push(reason.code),
+    },
+    { send: (b) => void end.decode(b), close: () => undefined, bufferedAmount: 0 },
+    'acceptor',
+  )
+  p.start()
+  p.receive(end.encode(end.hello()))
+  p.receive(end.encode(end.auth(keys.m.privateKey)))
+  expect(p.phase).toBe('open')
+  const send = (f: Frame) => p.receive(end.encode(f))
+  return { p, end, send, clock, reports }
+}

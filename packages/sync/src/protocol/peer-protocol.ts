@@ -169,13 +169,21 @@ export class PeerProtocol implements RoutedSession {
     })
   }
 
-  /** An `error` without the session's seal: a stranger's word, so it closes the session and changes nothing else. */
-  #onUnsealedError(clear: ErrorFrame): void {
+  /**
+   * An `error` without the session's seal after the peer's auth: anyone on the path could have
+   * sent it, so it ends the session as any unsealed frame does (AUTH_FAILED), never with the
+   * code it claims. What it says is kept for the operator, as a claim: a peer that refused our
+   * auth explains itself this way.
+   */
+  #onUnsealedError(clear: ErrorFrame): never {
     this.#c.logger.warn(
-      `sync: ${this.peerId ?? 'peer'} reported ${clear.code} without the session's seal: ${clear.message}`,
-      { peer: this.peerId, code: clear.code },
+      `sync: an error frame without the session's seal from ${this.peerId ?? 'the peer'}'s side claims ${clear.code}: ${clear.message}`,
+      { peer: this.peerId, claimed: clear.code },
     )
-    this.close(clear.code, `peer reported (unsealed): ${clear.message}`)
+    throw new DruError(
+      'AUTH_FAILED',
+      `an error frame without the session's seal (unverified: it claims ${clear.code}: ${clear.message})`,
+    )
   }
 
   /** Streams what the peer lacks while the window has room (after a commit or an ack). */
@@ -217,9 +225,16 @@ export class PeerProtocol implements RoutedSession {
     })
   }
 
-  /** Ends the session as {@link Liveness} decided: a suspect link is dropped with a warning, the rest fail. */
+  /**
+   * Ends the session as {@link Liveness} decided: a suspect link is dropped with a warning, the
+   * rest fail, counted like any refused frame. A vv that never came while sealed frames did is
+   * the proven peer's doing, not the link's: a lost frame breaks the seal's count instead.
+   */
   #end(ending: Ending): void {
-    if (ending.warning === undefined) return this.fail(ending.code, ending.message)
+    if (ending.warning === undefined) {
+      this.#account(ending.code, ending.message)
+      return this.fail(ending.code, ending.message)
+    }
     this.#c.logger.warn(ending.warning, { peer: this.peerId })
     this.close(ending.code, ending.message)
   }
@@ -295,11 +310,16 @@ export class PeerProtocol implements RoutedSession {
       const message = err instanceof Error ? err.message : String(err)
       if (!(err instanceof DruError))
         this.#c.logger.error(`sync: internal error in session with ${this.peerId ?? '?'}`, { err })
-      if (code === 'PROTOCOL_VIOLATION' || code === 'RATE_LIMITED') this.#hooks.violation?.(this, code, message)
-      if (this.wasAuthenticated && this.peerId && QUARANTINE_CODES.has(code))
-        this.#hooks.quarantine?.(this.peerId, code, message)
+      this.#account(code, message)
       this.fail(code, message)
     }
+  }
+
+  /** Tells the node what the peer did wrong: a violation (of the protocol or its rate), or a forged history. */
+  #account(code: string, message: string): void {
+    if (code === 'PROTOCOL_VIOLATION' || code === 'RATE_LIMITED') this.#hooks.violation?.(this, code, message)
+    if (this.wasAuthenticated && this.peerId && QUARANTINE_CODES.has(code))
+      this.#hooks.quarantine?.(this.peerId, code, message)
   }
 
   #handle(frame: Frame): void {

@@ -8,9 +8,10 @@ import type { SessionLimits } from './session-config.js'
 
 /**
  * One message of the peer, decoded: a frame to handle, or an `error` it sent without the
- * session's seal. The latter is the one unsealed frame still heard after the peer's auth:
+ * session's seal. The latter is the one unsealed frame still read after the peer's auth:
  * a peer that refused our auth (a wrong secret derives another seal key) says why in the
- * clear. It is a stranger's word: it may close the session and change nothing else.
+ * clear. It is a stranger's word: the session ends as for any unsealed frame, and keeps
+ * what it says only as a claim.
  */
 export type Incoming =
   | { readonly frame: Frame; readonly unsealed?: undefined }
