@@ -141,12 +141,16 @@ export function decodeUnit(bytes: Uint8Array): Unit {
   return { origin: origin as Origin, seq, prev, entries }
 }
 
-// One-shot crypto.hash (Node >= 20.12) is about twice as fast as createHash for small inputs.
+// One-shot crypto.hash (Node >= 20.12) is about twice as fast as createHash for small inputs,
+// and its 'binary' (latin1) digest, a char a byte, four times as fast as its 'buffer' one here.
 const hash = (crypto as { hash?: typeof crypto.hash }).hash
 const sha256Hex = (data: Uint8Array): string =>
   hash ? hash('sha256', data, 'hex') : crypto.createHash('sha256').update(data).digest('hex')
-const sha256 = (data: Uint8Array): Uint8Array =>
-  hash ? hash('sha256', data, 'buffer') : crypto.createHash('sha256').update(data).digest()
+const sha256Into = (data: Uint8Array, out: Uint8Array, at: number): void => {
+  if (!hash) return out.set(crypto.createHash('sha256').update(data).digest(), at)
+  const chars = hash('sha256', data, 'binary')
+  for (let i = 0; i < 32; i++) out[at + i] = chars.charCodeAt(i)
+}
 
 /**
  * An entry's hash (32 bytes): sha256 of its tag, HLC, node ('' for the unit's origin),
@@ -155,6 +159,12 @@ const sha256 = (data: Uint8Array): Uint8Array =>
  * origin, seq and chain.
  */
 export function entryHash(origin: Origin, e: UnitEntry): Uint8Array {
+  const out = new Uint8Array(32)
+  entryHashInto(origin, e, out, 0)
+  return out
+}
+
+function entryHashInto(origin: Origin, e: UnitEntry, out: Uint8Array, at: number): void {
   const w = hashWriter.reset()
   w.byte(ENTRY_TAG)
   w.uint(e.wall)
@@ -162,13 +172,13 @@ export function entryHash(origin: Origin, e: UnitEntry): Uint8Array {
   w.text(nodeText(origin, e))
   w.text(e.docId)
   w.bytes(e.change)
-  return sha256(w.view())
+  sha256Into(w.view(), out, at)
 }
 
 /** Every entry's hash, 32 bytes each, in order. */
 export function entryHashes(u: Unit): Uint8Array {
   const out = new Uint8Array(32 * u.entries.length)
-  for (let i = 0; i < u.entries.length; i++) out.set(entryHash(u.origin, u.entries[i]!), 32 * i)
+  for (let i = 0; i < u.entries.length; i++) entryHashInto(u.origin, u.entries[i]!, out, 32 * i)
   return out
 }
 
