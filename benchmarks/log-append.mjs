@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { GENESIS_HASH, decodeUnit, encodeHlc, sealEvent, sealUnits, unitHash } from '@dru/core'
+import { GENESIS_HASH, encodeHlc, openUnit, sealEvent, sealUnits } from '@dru/core'
 import { EventStore } from '@dru/store-sqlite'
 import { machineLine, percentile, summarize, writeSection } from './results.mjs'
 
@@ -124,8 +124,8 @@ function unitRates() {
   const t1 = performance.now()
   let events = 0
   for (const u of units) {
-    const back = decodeUnit(u.bytes)
-    if (unitHash(back) !== u.hash) throw new Error('unit hash differs')
+    const back = openUnit(u.bytes)
+    if (back.hash !== u.hash) throw new Error('unit hash differs')
     events += back.entries.length
   }
   const unitReadRate = events / ((performance.now() - t1) / 1000)

@@ -64,6 +64,7 @@ export {
   ENTRY_TAG,
   encodeUnit,
   decodeUnit,
+  openUnit,
   entryHash,
   entryHashes,
   unitHashOf,

@@ -26,6 +26,11 @@ export class Writer {
     this.#buf = new Uint8Array(size)
   }
 
+  /** Bytes written so far. */
+  get length(): number {
+    return this.#at
+  }
+
   /** Starts over, keeping the space. */
   reset(): this {
     this.#at = 0
@@ -104,6 +109,11 @@ export class Reader {
   constructor(bytes: Uint8Array) {
     if (!(bytes instanceof Uint8Array)) throw new DruError('MALFORMED', 'a unit must be bytes')
     this.#bytes = bytes
+  }
+
+  /** Bytes read so far. */
+  get position(): number {
+    return this.#at
   }
 
   fail(why: string): never {

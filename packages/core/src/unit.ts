@@ -20,9 +20,10 @@ import { Reader, Writer } from './unit-coding.js'
  * place and the chain. A signature signs unit hashes.
  *
  * A unit's bytes (stored and sent) are canonical: every unit has exactly one encoding and
- * the decoder refuses every other byte string (short varints only, a repeated node or
- * document always written as "same", nothing after the last entry), so two DRUs holding
- * one unit hold the same bytes.
+ * the decoder refuses every other byte string (short varints only, a node equal to the
+ * origin always written as "", nothing after the last entry), so two DRUs holding one unit
+ * hold the same bytes. Each entry's bytes are exactly what its hash covers, so sealing and
+ * checking hash them where they lie.
  *
  *     0x02                      tag (a legacy event's hashed bytes start with 0x97)
  *     prev                      32 bytes: the hash of the origin's previous unit (or event)
@@ -30,9 +31,10 @@ import { Reader, Writer } from './unit-coding.js'
  *     seq                       varint: the first event's seq
  *     count                     varint: 1 to MAX_UNIT_EVENTS
  *     per event:
+ *       0x03                    entry tag
  *       wall, counter           varints: the HLC's two numbers
  *       node                    varint length + UTF-8; length 0 = the unit's origin
- *       docId                   varint length + UTF-8; length 0 = the previous event's
+ *       docId                   varint length + UTF-8
  *       change                  varint length + bytes
  *
  * Step 1 of that design: the form and its hashes, with their laws (test/unit.test.ts).
@@ -85,26 +87,52 @@ const hashWriter = new Writer(4 << 10)
 /** A unit's stored and sent form. INVALID_EVENT when a field cannot be in a unit. */
 export function encodeUnit(u: Unit): Uint8Array {
   checkUnit(u)
-  const w = unitWriter.reset()
+  writeUnit(unitWriter.reset(), u)
+  return unitWriter.copy()
+}
+
+/** Reads {@link encodeUnit}'s bytes; MALFORMED (naming the byte offset) for anything else. */
+export function decodeUnit(bytes: Uint8Array): Unit {
+  return readUnit(bytes).unit
+}
+
+/**
+ * Reads a unit's bytes and computes its hashes from them, as a receiver or a reader of the
+ * log checks it: each entry's hash over its own bytes as they came, then the unit's.
+ */
+export function openUnit(bytes: Uint8Array): SealedUnit {
+  const { unit, starts } = readUnit(bytes)
+  const hashes = hashEntries(bytes, starts)
+  return { ...unit, bytes, entryHashes: hashes, hash: unitHashOf(unit.origin, unit.seq, unit.prev, hashes) }
+}
+
+/** Writes a unit's bytes; returns where each entry's bytes start, and last where they end. */
+function writeUnit(w: Writer, u: Unit): number[] {
   w.byte(UNIT_TAG)
   w.hex32(u.prev)
   w.text(u.origin)
   w.uint(u.seq)
   w.uint(u.entries.length)
-  let docId = ''
-  for (const e of u.entries) {
-    w.uint(e.wall)
-    w.uint(e.counter)
-    w.text(nodeText(u.origin, e))
-    w.text(e.docId === docId ? '' : e.docId)
-    docId = e.docId
-    w.bytes(e.change)
+  const starts = new Array<number>(u.entries.length + 1)
+  for (let i = 0; i < u.entries.length; i++) {
+    starts[i] = w.length
+    writeEntry(w, u.origin, u.entries[i]!)
   }
-  return w.copy()
+  starts[u.entries.length] = w.length
+  return starts
 }
 
-/** Reads {@link encodeUnit}'s bytes; MALFORMED (naming the byte offset) for anything else. */
-export function decodeUnit(bytes: Uint8Array): Unit {
+/** An entry's bytes: what its hash covers, written the same inside a unit and alone. */
+function writeEntry(w: Writer, origin: Origin, e: UnitEntry): void {
+  w.byte(ENTRY_TAG)
+  w.uint(e.wall)
+  w.uint(e.counter)
+  w.text(nodeText(origin, e))
+  w.text(e.docId)
+  w.bytes(e.change)
+}
+
+function readUnit(bytes: Uint8Array): { unit: Unit; starts: number[] } {
   const r = new Reader(bytes)
   if (r.byte() !== UNIT_TAG) r.fail('does not start with the unit tag')
   const prev = r.hex32()
@@ -117,28 +145,30 @@ export function decodeUnit(bytes: Uint8Array): Unit {
   if (count < 1 || count > MAX_UNIT_EVENTS) r.fail(`count must be 1 to ${MAX_UNIT_EVENTS}`)
   if (count - 1 > MAX_SEQ - seq) r.fail('seq passes the largest seq')
   const entries = new Array<UnitEntry>(count)
-  let docId = ''
+  const starts = new Array<number>(count + 1)
+  let lastDoc = ''
   let changeBytes = 0
   for (let i = 0; i < count; i++) {
+    starts[i] = r.position
+    if (r.byte() !== ENTRY_TAG) r.fail(`entry ${i} does not start with the entry tag`)
     const wall = r.uint()
     const counter = r.uint()
     const node = r.text(96)
-    if (node === origin) r.fail(`entry ${i} writes its origin as node instead of "same"`)
-    const ownDoc = r.text(256)
-    if (ownDoc !== '' && ownDoc === docId) r.fail(`entry ${i} repeats the previous document instead of "same"`)
-    if (ownDoc === '' && i === 0) r.fail('entry 0 has no document')
-    if (ownDoc !== '') docId = ownDoc
+    if (node === origin) r.fail(`entry ${i} writes its origin as node instead of ""`)
+    const docId = r.text(256)
     const change = r.bytes(MAX_CHANGE_BYTES)
     changeBytes += change.byteLength
     if (wall > MAX_WALL || counter > MAX_COUNTER) r.fail(`entry ${i} HLC is out of range`)
     if (node !== '' && !isHlcNode(node)) r.fail(`entry ${i} HLC node is not a node`)
-    // Checked once per distinct document of the unit: a unit names few.
-    if (ownDoc !== '' && !isDocId(docId)) r.fail(`entry ${i} document is not a document id`)
+    // A unit's events mostly repeat the document before: each is checked once in a row.
+    if (docId !== lastDoc && !isDocId(docId)) r.fail(`entry ${i} document is not a document id`)
+    lastDoc = docId
     entries[i] = node === '' ? { wall, counter, docId, change } : { wall, counter, node, docId, change }
   }
+  starts[count] = r.position
   if (count > 1 && changeBytes > MAX_UNIT_CHANGE_BYTES) r.fail(`holds more than ${MAX_UNIT_CHANGE_BYTES} change bytes`)
   r.end()
-  return { origin: origin as Origin, seq, prev, entries }
+  return { unit: { origin: origin as Origin, seq, prev, entries }, starts }
 }
 
 // One-shot crypto.hash (Node >= 20.12) is about twice as fast as createHash for small inputs,
@@ -152,34 +182,32 @@ const sha256Into = (data: Uint8Array, out: Uint8Array, at: number): void => {
   for (let i = 0; i < 32; i++) out[at + i] = chars.charCodeAt(i)
 }
 
+/** The hashes of the entries whose bytes lie between consecutive `starts`, 32 bytes each. */
+function hashEntries(bytes: Uint8Array, starts: readonly number[]): Uint8Array {
+  const out = new Uint8Array(32 * (starts.length - 1))
+  for (let i = 0; i + 1 < starts.length; i++) sha256Into(bytes.subarray(starts[i], starts[i + 1]), out, 32 * i)
+  return out
+}
+
 /**
- * An entry's hash (32 bytes): sha256 of its tag, HLC, node ('' for the unit's origin),
- * document and change, and nothing of where it stands — so one event read alone is checked
- * against the hash stored with it, while the unit's hash, over every entry's hash, binds its
- * origin, seq and chain.
+ * An entry's hash (32 bytes): sha256 of its bytes — tag, HLC, node ('' for the unit's
+ * origin), document and change — and nothing of where it stands, so one event read alone is
+ * checked against the hash stored with it, while the unit's hash, over every entry's hash,
+ * binds its origin, seq and chain. Inside a unit the same bytes are hashed where they lie.
  */
 export function entryHash(origin: Origin, e: UnitEntry): Uint8Array {
-  const out = new Uint8Array(32)
-  entryHashInto(origin, e, out, 0)
-  return out
-}
-
-function entryHashInto(origin: Origin, e: UnitEntry, out: Uint8Array, at: number): void {
   const w = hashWriter.reset()
-  w.byte(ENTRY_TAG)
-  w.uint(e.wall)
-  w.uint(e.counter)
-  w.text(nodeText(origin, e))
-  w.text(e.docId)
-  w.bytes(e.change)
-  sha256Into(w.view(), out, at)
+  writeEntry(w, origin, e)
+  const out = new Uint8Array(32)
+  sha256Into(w.view(), out, 0)
+  return out
 }
 
-/** Every entry's hash, 32 bytes each, in order. */
+/** Every entry's hash, 32 bytes each, in order. INVALID_EVENT when a field cannot be in a unit. */
 export function entryHashes(u: Unit): Uint8Array {
-  const out = new Uint8Array(32 * u.entries.length)
-  for (let i = 0; i < u.entries.length; i++) entryHashInto(u.origin, u.entries[i]!, out, 32 * i)
-  return out
+  checkUnit(u)
+  const starts = writeUnit(unitWriter.reset(), u)
+  return hashEntries(unitWriter.view(), starts)
 }
 
 /**
@@ -200,7 +228,6 @@ export function unitHashOf(origin: Origin, seq: number, prev: string, hashes: Ui
 
 /** A unit's hash (hex). INVALID_EVENT when a field cannot be in a unit. */
 export function unitHash(u: Unit): string {
-  checkUnit(u)
   return unitHashOf(u.origin, u.seq, u.prev, entryHashes(u))
 }
 
@@ -252,10 +279,12 @@ export function sealUnits(origin: Origin, seq: number, prev: string, entries: re
   let at = 0
   for (const size of cutUnits(entries)) {
     const unit: Unit = { origin, seq: seq + at, prev, entries: entries.slice(at, at + size) }
-    const bytes = encodeUnit(unit)
-    const hashes = entryHashes(unit)
+    checkUnit(unit)
+    // Written once: the entries are hashed where they lie, then the bytes copied out.
+    const starts = writeUnit(unitWriter.reset(), unit)
+    const hashes = hashEntries(unitWriter.view(), starts)
     const hash = unitHashOf(origin, unit.seq, prev, hashes)
-    out.push({ ...unit, bytes, entryHashes: hashes, hash })
+    out.push({ ...unit, bytes: unitWriter.copy(), entryHashes: hashes, hash })
     prev = hash
     at += size
   }

@@ -10,6 +10,8 @@ import {
   canonicalEventBytes,
   cutUnits,
   decodeUnit,
+  openUnit,
+  ENTRY_TAG,
   encodeHlc,
   encodeUnit,
   hashEvent,
@@ -199,6 +201,7 @@ describe('unit bytes', () => {
         const own = entryHash(u.origin, u.entries[i]!)
         expect(Buffer.from(list.subarray(32 * i, 32 * i + 32)).equals(Buffer.from(own))).toBe(true)
         expect(unitHashOf(u.origin, u.seq, u.prev, list)).toBe(unitHash(u))
+        expect(openUnit(encodeUnit(u)).hash).toBe(unitHash(u))
         expect(unitHash(u)).toMatch(/^[0-9a-f]{64}$/)
         // the entry hash names the event's content and nothing of where it stands
         const e = u.entries[i]!
@@ -295,24 +298,19 @@ describe('unit bounds', () => {
     }
   })
 
-  it('refuses a second spelling of the same content: the origin as node, a document written twice', () => {
-    const u: Unit = { origin: o, seq: 5, prev: 'ab'.repeat(32), entries: [e(1, 'x'), e(1, 'x')] }
+  it('refuses a second spelling of the same content (the origin as node) and an entry without its tag', () => {
+    const u: Unit = { origin: o, seq: 5, prev: 'ab'.repeat(32), entries: [e(1, 'x'), e(1, 'y')] }
     const good = encodeUnit(u)
-    // entries start after: tag, prev, origin, seq, count
+    // entries start after: tag, prev, origin, seq, count; each is tag, wall (6), counter, node, docId, change
     const at = 1 + 32 + 4 + 1 + 1
-    const [wall, counter] = [good.subarray(at, at + 6), good.subarray(at + 6, at + 7)]
-    const spelled = (node: number[], doc: number[]) => [...wall, ...counter, ...node, ...doc, 1, 0]
-    const nodeAsOrigin = Uint8Array.from([
-      ...good.subarray(0, at),
-      ...spelled([3, 97, 47, 49], [1, 120]),
-      ...good.subarray(at + 12),
-    ])
-    const docTwice = Uint8Array.from([...good.subarray(0, at + 12), ...spelled([0], [1, 120])])
-    expect(
-      decodeUnit(Uint8Array.from([...good.subarray(0, at), ...spelled([0], [1, 120]), ...good.subarray(at + 12)])),
-    ).toEqual(u)
+    const first = good.subarray(at, at + 13)
+    expect([first[0], first[8]]).toEqual([ENTRY_TAG, 0])
+    const rest = good.subarray(at + 13)
+    const withFirst = (entry: number[]) => Uint8Array.from([...good.subarray(0, at), ...entry, ...rest])
+    expect(decodeUnit(withFirst([...first]))).toEqual(u)
+    const nodeAsOrigin = withFirst([...first.subarray(0, 8), 3, 97, 47, 49, ...first.subarray(9)])
     expect(codeOf(() => decodeUnit(nodeAsOrigin))).toBe('MALFORMED')
-    expect(codeOf(() => decodeUnit(docTwice))).toBe('MALFORMED')
+    expect(codeOf(() => decodeUnit(withFirst([UNIT_TAG, ...first.subarray(1)])))).toBe('MALFORMED')
   })
 })
 
@@ -365,6 +363,9 @@ describe('cutting and chaining units', () => {
         expect(units.map((u) => u.entries.length)).toEqual(cutUnits(list))
         for (const u of units) {
           expect(unitHash(decodeUnit(u.bytes))).toBe(u.hash)
+          const opened = openUnit(u.bytes)
+          expect(opened.hash).toBe(u.hash)
+          expect(Buffer.from(opened.entryHashes).equals(Buffer.from(u.entryHashes))).toBe(true)
           expect(Buffer.from(entryHashes(u)).equals(Buffer.from(u.entryHashes))).toBe(true)
           expect(decodeUnit(u.bytes)).toEqual({ origin: u.origin, seq: u.seq, prev: u.prev, entries: u.entries })
         }
