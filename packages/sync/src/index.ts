@@ -20,8 +20,8 @@ export { backoffDelay, MAX_TIMER_MS } from './backoff.js'
 export type { BackoffOptions } from './backoff.js'
 export { FrameType, FRAME_TYPES } from './frames.js'
 export { encodeFrame, decodeFrame } from './frame-codec.js'
-export { compressFrame, decompressFrame, COMPRESSED_FRAME_MARK } from './frame-compression.js'
-export { SharedCompression, MAX_SHARED_FRAMES } from './shared-compression.js'
+export { compressFrame, decompressFrame, COMPRESSED_FRAME_MARK, COMPRESS_MIN_SAVING } from './frame-compression.js'
+export { SharedCompression, MAX_SHARED_FRAMES, MAX_SKIPPED_FRAMES } from './shared-compression.js'
 export type {
   Frame,
   HelloFrame,

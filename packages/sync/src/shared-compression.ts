@@ -10,10 +10,18 @@ import { COMPRESS_MIN_BYTES, compressFrame } from './frame-compression.js'
  *
  * Memory: at most `budgetBytes` of plain plus compressed bytes and {@link MAX_SHARED_FRAMES}
  * entries, newest kept; a frame too large for the budget is compressed and not kept.
+ *
+ * A DRU whose changes carry bytes brotli cannot shorten (already compressed or encrypted
+ * payloads) would pay for a compression pass per frame for nothing (5.6 µs an event in a
+ * catch-up of such changes): after a frame that did not pay, the next 1, 3, 7, … up to
+ * {@link MAX_SKIPPED_FRAMES} new frames go plain without trying, the count growing while
+ * frames keep not paying and starting over at the first that does.
  */
 
 /** Frames remembered at most (a scan per send looks at each one's length). */
 export const MAX_SHARED_FRAMES = 16
+/** Most new frames sent plain without trying, after frames that did not pay. */
+export const MAX_SKIPPED_FRAMES = 63
 
 interface Entry {
   readonly plain: Uint8Array
@@ -29,6 +37,12 @@ export class SharedCompression {
   hits = 0
   /** Frames compressed here (at least COMPRESS_MIN_BYTES long). */
   misses = 0
+  /** Frames sent plain without trying, after frames that did not pay. */
+  skipped = 0
+  /** New frames still to send plain without trying. */
+  #skip = 0
+  /** Frames in a row that compression did not pay for. */
+  #unpaid = 0
 
   constructor(budgetBytes: number) {
     this.#budget = budgetBytes
@@ -39,7 +53,10 @@ export class SharedCompression {
     return this.#bytes
   }
 
-  /** Exactly what {@link compressFrame} returns for these bytes. */
+  /**
+   * What {@link compressFrame} returns for these bytes, or, while skipping after frames that
+   * did not pay, the frame itself.
+   */
   compress(frame: Uint8Array): Uint8Array {
     if (frame.byteLength < COMPRESS_MIN_BYTES) return frame
     for (let i = this.#entries.length - 1; i >= 0; i--) {
@@ -49,9 +66,16 @@ export class SharedCompression {
         return e.packed
       }
     }
+    if (this.#skip > 0) {
+      this.#skip--
+      this.skipped++
+      return frame
+    }
     this.misses++
     const packed = compressFrame(frame)
     const incompressible = packed === frame
+    this.#unpaid = incompressible ? this.#unpaid + 1 : 0
+    if (incompressible) this.#skip = Math.min(2 ** this.#unpaid - 1, MAX_SKIPPED_FRAMES)
     const cost = frame.byteLength + (incompressible ? 0 : packed.byteLength)
     if (cost > this.#budget) return packed
     // A copy: the frame may be a view into an encoder's buffer that is written again later.

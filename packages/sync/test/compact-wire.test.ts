@@ -18,6 +18,7 @@ import {
   COMPRESSED_FRAME_MARK,
   PeerProtocol,
   compressFrame,
+  COMPRESS_MIN_SAVING,
   decodeFrame,
   decompressFrame,
   encodeFrame,
@@ -279,6 +280,19 @@ describe('compressed frames', () => {
     expect(compressFrame(small)).toBe(small)
     const random = new Uint8Array(4096).map(() => Math.floor(Math.random() * 256))
     expect(compressFrame(random)).toBe(random)
+  })
+
+  it('a frame goes compressed only when that saves at least an eighth of it', () => {
+    // random bytes with a run of zeros: brotli saves about the zeros' share
+    const mixed = (zeros: number) =>
+      Uint8Array.from({ length: 8192 }, (_, i) => (i < 8192 * zeros ? 0 : Math.floor(Math.random() * 256)))
+    const little = mixed(0.05)
+    expect(compressFrame(little)).toBe(little)
+    const enough = mixed(0.2)
+    const packed = compressFrame(enough)
+    expect(packed[0]).toBe(COMPRESSED_FRAME_MARK)
+    expect(packed.byteLength).toBeLessThanOrEqual(enough.byteLength * (1 - COMPRESS_MIN_SAVING))
+    expect(decompressFrame(packed, enough.byteLength)).toEqual(Buffer.from(enough))
   })
 
   it('a frame that inflates past the limit is FRAME_TOO_LARGE; a broken stream is MALFORMED', () => {

@@ -20,14 +20,18 @@ describe('SharedCompression: incompressible frames', () => {
   })
 
   it('counts the bytes it holds exactly, so the budget bounds incompressible frames too', () => {
-    // Budget for five 1500-byte frames; each send after the fifth evicts one.
-    const shared = new SharedCompression(5 * 1_500 + 100)
+    // Of twelve incompressible frames the 1st, 3rd and 7th are tried (the rest go plain
+    // untried, see the skip schedule); the budget holds two of them.
+    const shared = new SharedCompression(2 * 1_500 + 100)
     const frames = Array.from({ length: 12 }, () => new Uint8Array(randomBytes(1_500)))
     for (const f of frames) shared.compress(f)
-    expect(shared.bytes).toBe(5 * 1_500)
-    // The sixth newest was evicted: sending it again is a miss.
-    shared.compress(frames[frames.length - 6]!.slice())
+    expect({ misses: shared.misses, skipped: shared.skipped }).toEqual({ misses: 3, skipped: 9 })
+    expect(shared.bytes).toBe(2 * 1_500)
+    // The 1st was evicted: sending it again finds nothing; the 7th is still held.
+    shared.compress(frames[0]!.slice())
     expect(shared.hits).toBe(0)
+    expect(shared.compress(frames[6]!.slice())).toEqual(frames[6])
+    expect(shared.hits).toBe(1)
   })
 
   it('never holds more than its budget or less than zero bytes, for any mix of compressible and incompressible frames', () => {
@@ -48,7 +52,10 @@ describe('SharedCompression: incompressible frames', () => {
                   ? new Uint8Array(randomBytes(n))
                   : new Uint8Array(n).fill(7)
             sent.push(f.slice())
-            expect(Buffer.from(shared.compress(f)).equals(Buffer.from(compressFrame(f)))).toBe(true)
+            const skipped = shared.skipped
+            const out = shared.compress(f)
+            if (shared.skipped > skipped) expect(out).toBe(f)
+            else expect(Buffer.from(out).equals(Buffer.from(compressFrame(f)))).toBe(true)
             expect(shared.bytes).toBeGreaterThanOrEqual(0)
             expect(shared.bytes).toBeLessThanOrEqual(budget)
           }

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { MAX_SHARED_FRAMES, SharedCompression, compressFrame } from '@dru/sync'
+import { randomBytes } from 'node:crypto'
+import {
+  COMPRESSED_FRAME_MARK,
+  MAX_SHARED_FRAMES,
+  MAX_SKIPPED_FRAMES,
+  SharedCompression,
+  compressFrame,
+} from '@dru/sync'
 
 /** A compressible frame of `n` bytes whose content depends on `seed`. */
 function frame(n: number, seed: number): Uint8Array {
@@ -75,5 +82,33 @@ describe('SharedCompression: one brotli pass per frame for all sessions', () => 
     const small = new SharedCompression(1_000)
     small.compress(frame(50_000, 1))
     expect(small.bytes).toBe(0)
+  })
+
+  it('after frames compression did not pay for, sends the next 1, 3, 7 … 63 new frames plain untried; one that pays starts it over', () => {
+    const shared = new SharedCompression(1 << 20)
+    const tried: number[] = []
+    for (let i = 0; i < 400; i++) {
+      const misses = shared.misses
+      shared.compress(new Uint8Array(randomBytes(2_000)))
+      if (shared.misses > misses) tried.push(i)
+    }
+    // tried at 0, 2, 6, 14, 30, 62, 126, then every 64th
+    expect(tried.slice(0, 9)).toEqual([0, 2, 6, 14, 30, 62, 126, 190, 254])
+    expect(MAX_SKIPPED_FRAMES).toBe(63)
+    // a compressible frame inside a skip goes plain; the next tried one pays and the count starts over
+    let sent = shared.compress(frame(6_000, 1))
+    while (sent[0] !== COMPRESSED_FRAME_MARK) sent = shared.compress(frame(6_000, 1 + shared.skipped))
+    const before = shared.misses
+    shared.compress(new Uint8Array(randomBytes(2_000)))
+    shared.compress(new Uint8Array(randomBytes(2_000)))
+    shared.compress(new Uint8Array(randomBytes(2_000)))
+    // tried, skipped one, tried
+    expect(shared.misses - before).toBe(2)
+  })
+
+  it('never skips a stream of frames that pay', () => {
+    const shared = new SharedCompression(1 << 16)
+    for (let i = 0; i < 200; i++) expect(shared.compress(frame(3_000, i % 4))[0]).toBe(COMPRESSED_FRAME_MARK)
+    expect(shared.skipped).toBe(0)
   })
 })
