@@ -65,6 +65,7 @@ export {
   encodeUnit,
   decodeUnit,
   openUnit,
+  decodeEntry,
   entryHash,
   entryHashes,
   unitHashOf,

@@ -103,7 +103,13 @@ export function decodeUnit(bytes: Uint8Array): Unit {
 export function openUnit(bytes: Uint8Array): SealedUnit {
   const { unit, starts } = readUnit(bytes)
   const hashes = hashEntries(bytes, starts)
-  return { ...unit, bytes, entryHashes: hashes, hash: unitHashOf(unit.origin, unit.seq, unit.prev, hashes) }
+  return {
+    ...unit,
+    bytes,
+    entryStarts: starts,
+    entryHashes: hashes,
+    hash: unitHashOf(unit.origin, unit.seq, unit.prev, hashes),
+  }
 }
 
 /** Writes a unit's bytes; returns where each entry's bytes start, and last where they end. */
@@ -132,6 +138,33 @@ function writeEntry(w: Writer, origin: Origin, e: UnitEntry): void {
   w.bytes(e.change)
 }
 
+/**
+ * Reads one entry's bytes as kept alone (an event's row): MALFORMED for anything but what
+ * {@link entryHash} covers. `origin` is its unit's, which an entry's node of "" stands for.
+ */
+export function decodeEntry(origin: Origin, bytes: Uint8Array): UnitEntry {
+  const r = new Reader(bytes)
+  const e = readEntry(r, origin, 0, '')
+  r.end()
+  return e
+}
+
+/** Entry `i` at the reader's position; `lastDoc` is the entry before's document (checked already). */
+function readEntry(r: Reader, origin: Origin, i: number, lastDoc: string): UnitEntry {
+  if (r.byte() !== ENTRY_TAG) r.fail(`entry ${i} does not start with the entry tag`)
+  const wall = r.uint()
+  const counter = r.uint()
+  const node = r.text(96)
+  if (node === origin) r.fail(`entry ${i} writes its origin as node instead of ""`)
+  const docId = r.text(256)
+  const change = r.bytes(MAX_CHANGE_BYTES)
+  if (wall > MAX_WALL || counter > MAX_COUNTER) r.fail(`entry ${i} HLC is out of range`)
+  if (node !== '' && !isHlcNode(node)) r.fail(`entry ${i} HLC node is not a node`)
+  // A unit's events mostly repeat the document before: each is checked once in a row.
+  if (docId !== lastDoc && !isDocId(docId)) r.fail(`entry ${i} document is not a document id`)
+  return node === '' ? { wall, counter, docId, change } : { wall, counter, node, docId, change }
+}
+
 function readUnit(bytes: Uint8Array): { unit: Unit; starts: number[] } {
   const r = new Reader(bytes)
   if (r.byte() !== UNIT_TAG) r.fail('does not start with the unit tag')
@@ -150,20 +183,10 @@ function readUnit(bytes: Uint8Array): { unit: Unit; starts: number[] } {
   let changeBytes = 0
   for (let i = 0; i < count; i++) {
     starts[i] = r.position
-    if (r.byte() !== ENTRY_TAG) r.fail(`entry ${i} does not start with the entry tag`)
-    const wall = r.uint()
-    const counter = r.uint()
-    const node = r.text(96)
-    if (node === origin) r.fail(`entry ${i} writes its origin as node instead of ""`)
-    const docId = r.text(256)
-    const change = r.bytes(MAX_CHANGE_BYTES)
-    changeBytes += change.byteLength
-    if (wall > MAX_WALL || counter > MAX_COUNTER) r.fail(`entry ${i} HLC is out of range`)
-    if (node !== '' && !isHlcNode(node)) r.fail(`entry ${i} HLC node is not a node`)
-    // A unit's events mostly repeat the document before: each is checked once in a row.
-    if (docId !== lastDoc && !isDocId(docId)) r.fail(`entry ${i} document is not a document id`)
-    lastDoc = docId
-    entries[i] = node === '' ? { wall, counter, docId, change } : { wall, counter, node, docId, change }
+    const e = readEntry(r, origin as Origin, i, lastDoc)
+    changeBytes += e.change.byteLength
+    lastDoc = e.docId
+    entries[i] = e
   }
   starts[count] = r.position
   if (count > 1 && changeBytes > MAX_UNIT_CHANGE_BYTES) r.fail(`holds more than ${MAX_UNIT_CHANGE_BYTES} change bytes`)
@@ -265,6 +288,11 @@ export function cutUnits(entries: readonly UnitEntry[]): number[] {
 /** A sealed unit: its content, its bytes, its entries' hashes and its hash. */
 export interface SealedUnit extends Unit {
   readonly bytes: Uint8Array
+  /**
+   * Where each entry's bytes start in {@link bytes}, and last where they end: entry i is
+   * `bytes.subarray(entryStarts[i], entryStarts[i + 1])`, exactly what its hash covers.
+   */
+  readonly entryStarts: readonly number[]
   /** 32 bytes an entry, in order. */
   readonly entryHashes: Uint8Array
   readonly hash: string
@@ -284,7 +312,7 @@ export function sealUnits(origin: Origin, seq: number, prev: string, entries: re
     const starts = writeUnit(unitWriter.reset(), unit)
     const hashes = hashEntries(unitWriter.view(), starts)
     const hash = unitHashOf(origin, unit.seq, prev, hashes)
-    out.push({ ...unit, bytes: unitWriter.copy(), entryHashes: hashes, hash })
+    out.push({ ...unit, bytes: unitWriter.copy(), entryStarts: starts, entryHashes: hashes, hash })
     prev = hash
     at += size
   }

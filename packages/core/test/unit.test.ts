@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {
@@ -11,6 +12,7 @@ import {
   cutUnits,
   decodeUnit,
   openUnit,
+  decodeEntry,
   ENTRY_TAG,
   encodeHlc,
   encodeUnit,
@@ -122,6 +124,22 @@ describe('unit bytes', () => {
         else expect(code).toBe('MALFORMED')
       }),
       { numRuns: runs * 3 },
+    )
+  })
+
+  it('an entry read alone is canonical too: what decodes hashes, as decoded, to the hash of the bytes it came from', () => {
+    fc.assert(
+      fc.property(unit, fc.nat(), fc.nat(), fc.integer({ min: 1, max: 255 }), (u, pick, pos, xor) => {
+        const sealed = openUnit(encodeUnit(u))
+        const i = pick % u.entries.length
+        const bytes = Uint8Array.from(sealed.bytes.subarray(sealed.entryStarts[i], sealed.entryStarts[i + 1]))
+        bytes[pos % bytes.length] = bytes[pos % bytes.length]! ^ xor
+        let e: UnitEntry | undefined
+        const code = codeOf(() => (e = decodeEntry(u.origin, bytes)))
+        if (code !== undefined) expect(code).toBe('MALFORMED')
+        else expect(Buffer.from(entryHash(u.origin, e!)).equals(createHash('sha256').update(bytes).digest())).toBe(true)
+      }),
+      { numRuns: runs * 2 },
     )
   })
 
@@ -363,7 +381,18 @@ describe('cutting and chaining units', () => {
         expect(units.map((u) => u.entries.length)).toEqual(cutUnits(list))
         for (const u of units) {
           expect(unitHash(decodeUnit(u.bytes))).toBe(u.hash)
+          // each entry's bytes, where they lie, are what its hash covers
+          expect(u.entryStarts.length).toBe(u.entries.length + 1)
+          expect(u.entryStarts.at(-1)).toBe(u.bytes.byteLength)
+          const i = u.entries.length >> 1
+          const own = createHash('sha256')
+            .update(u.bytes.subarray(u.entryStarts[i], u.entryStarts[i + 1]))
+            .digest()
+          expect(own.equals(Buffer.from(entryHash(o, u.entries[i]!)))).toBe(true)
+          // and read alone give the entry back
+          expect(decodeEntry(o, u.bytes.subarray(u.entryStarts[i], u.entryStarts[i + 1]))).toEqual(u.entries[i])
           const opened = openUnit(u.bytes)
+          expect(opened.entryStarts).toEqual(u.entryStarts)
           expect(opened.hash).toBe(u.hash)
           expect(Buffer.from(opened.entryHashes).equals(Buffer.from(u.entryHashes))).toBe(true)
           expect(Buffer.from(entryHashes(u)).equals(Buffer.from(u.entryHashes))).toBe(true)
