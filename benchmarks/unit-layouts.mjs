@@ -1,0 +1,322 @@
+// node benchmarks/unit-layouts.mjs [--machine] [--quick] — step 2 of the commit-granular record
+// (docs/ARCHITECTURE.md, "Next") decided by numbers: how to store @dru/core's units. Same
+// 100,000 events as bench:log (150-byte changes over 1,000 documents, commits of 1,000), each
+// commit sealed by the product's `sealUnits` inside the timed loop, then stored two ways:
+//
+//   entry rows   a row per event keyed by its position only (its entry's bytes exactly as
+//                hashed, its entry hash, document number, origin number and seq; no index on
+//                them) and a row per unit (origin, first seq, count, prev, hash) under the
+//                (origin, first seq) index: one B-tree insert per event, as a raw insert.
+//   unit rows    a row per unit holding the unit's bytes and its entry hashes.
+//
+// Both feed the per-document index (`doc_events`) in bulk every 32,768 events, as the store
+// does. Against a raw insert of the same payloads. Then what reading a document costs in each:
+// 200 documents' events read back by the document index and each checked (its entry's hash)
+// and decoded. Prints a table; writes nothing.
+import { mkdtempSync, rmSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Database from 'better-sqlite3'
+import { GENESIS_HASH, decodeEntry, sealUnits } from '@dru/core'
+
+const quick = process.argv.includes('--quick')
+const EVENTS = quick ? 20_000 : 100_000
+const BATCH = 1_000
+const PAYLOAD = 150
+const DOCS = 1_000
+const RUNS = quick ? 1 : 3
+const READ_DOCS = 200
+const MERGE_EVERY = 32_768
+const ORIGIN = 'bench/1'
+const sync = process.argv.includes('--machine') ? 'FULL' : 'NORMAL'
+
+const payloads = Array.from({ length: EVENTS }, (_, i) => {
+  const b = Buffer.alloc(PAYLOAD)
+  for (let k = 0; k + 4 <= PAYLOAD; k += 4) b.writeUInt32LE((i * 2654435761 + k) >>> 0, k)
+  return b
+})
+const docNames = Array.from({ length: DOCS }, (_, i) => `doc-${i}`)
+
+function open(path) {
+  const db = new Database(path)
+  db.pragma('locking_mode = EXCLUSIVE')
+  db.pragma('journal_mode = WAL')
+  db.pragma(`synchronous = ${sync}`)
+  return db
+}
+
+/** The entries of commit `from` as an application's writes would make them. */
+function entriesOf(from) {
+  const out = new Array(BATCH)
+  for (let k = 0; k < BATCH; k++)
+    out[k] = {
+      wall: 1_765_000_000_000 + from + k,
+      counter: k & 7,
+      docId: docNames[(from + k) % DOCS],
+      change: payloads[from + k],
+    }
+  return out
+}
+
+/** Statements inserting `rows` rows of `columns` values at once, by row count. */
+function multiInsert(db, table, columns) {
+  const byCount = new Map()
+  return (values, rows) => {
+    let s = byCount.get(rows)
+    if (!s) {
+      const one = `(${new Array(columns).fill('?').join(', ')})`
+      s = db.prepare(`insert into ${table} values ${new Array(rows).fill(one).join(', ')}`)
+      byCount.set(rows, s)
+    }
+    s.run(values)
+  }
+}
+
+function raw(dir) {
+  const db = open(join(dir, 'raw.db'))
+  db.exec('create table raw (id integer primary key, payload blob not null)')
+  const insert = db.prepare('insert into raw (payload) values (?)')
+  const batch = db.transaction((from) => {
+    for (let k = from; k < from + BATCH; k++) insert.run(payloads[k])
+  })
+  const t0 = performance.now()
+  for (let i = 0; i < EVENTS; i += BATCH) batch.immediate(i)
+  const rate = EVENTS / ((performance.now() - t0) / 1000)
+  db.close()
+  return { rate }
+}
+
+const DOC_INDEX = `create table doc_events (doc integer not null, lsn integer not null, primary key (doc, lsn)) without rowid;`
+
+function entryRows(dir) {
+  const path = join(dir, 'entries.db')
+  const db = open(path)
+  db.exec(`create table units (first_lsn integer primary key, origin_id integer not null, first_seq integer not null,
+      count integer not null, prev blob not null, hash blob not null, sig blob);
+    create unique index units_origin_seq on units(origin_id, first_seq);
+    create table events (lsn integer primary key, doc integer not null, origin_id integer not null, seq integer not null,
+      entry blob not null, entry_hash blob not null);
+    ${DOC_INDEX}`)
+  const insertUnit = db.prepare('insert into units values (?, 1, ?, ?, ?, ?, null)')
+  const insertEvents = multiInsert(db, 'events', 6)
+  const merge = db.prepare('insert into doc_events select doc, lsn from events where lsn > ? order by doc, lsn')
+  const ids = new Map()
+  const values = new Array(32 * 6)
+  let prev = GENESIS_HASH
+  const commit = db.transaction((from) => {
+    let lsn = from + 1
+    for (const u of sealUnits(ORIGIN, from + 1, prev, entriesOf(from))) {
+      insertUnit.run(lsn, u.seq, u.entries.length, Buffer.from(u.prev, 'hex'), Buffer.from(u.hash, 'hex'))
+      let n = 0
+      for (let i = 0; i < u.entries.length; i++) {
+        const docId = u.entries[i].docId
+        let doc = ids.get(docId)
+        if (doc === undefined) ids.set(docId, (doc = ids.size + 1))
+        values[n++] = lsn + i
+        values[n++] = doc
+        values[n++] = 1
+        values[n++] = u.seq + i
+        values[n++] = u.bytes.subarray(u.entryStarts[i], u.entryStarts[i + 1])
+        values[n++] = u.entryHashes.subarray(32 * i, 32 * i + 32)
+        if (n === values.length) {
+          insertEvents(values, 32)
+          n = 0
+        }
+      }
+      if (n > 0) insertEvents(values.slice(0, n), n / 6)
+      lsn += u.entries.length
+      prev = u.hash
+    }
+  })
+  let merged = 0
+  const t0 = performance.now()
+  for (let i = 0; i < EVENTS; i += BATCH) {
+    commit.immediate(i)
+    if (i + BATCH - merged >= MERGE_EVERY) {
+      db.transaction(() => merge.run(merged)).immediate()
+      merged = i + BATCH
+    }
+  }
+  db.transaction(() => merge.run(merged)).immediate()
+  const rate = EVENTS / ((performance.now() - t0) / 1000)
+  db.close()
+  return { rate, read: readDocs(path, entryRowsReader) }
+}
+
+function entryRowsReader(db) {
+  const rows = db
+    .prepare(
+      'select e.origin_id, e.seq, e.entry, e.entry_hash from doc_events x join events e on e.lsn = x.lsn where x.doc = ?',
+    )
+    .raw()
+  return (doc) => {
+    let n = 0
+    for (const [, , entry, hash] of rows.iterate(doc)) {
+      if (!createHash('sha256').update(entry).digest().equals(hash)) throw new Error('entry hash differs')
+      decodeEntry(ORIGIN, entry)
+      n++
+    }
+    return n
+  }
+}
+
+function unitRows(dir) {
+  const path = join(dir, 'units.db')
+  const db = open(path)
+  db.exec(`create table units (first_lsn integer primary key, origin_id integer not null, first_seq integer not null,
+      count integer not null, prev blob not null, hash blob not null, sig blob, bytes blob not null, entry_hashes blob not null);
+    create unique index units_origin_seq on units(origin_id, first_seq);
+    ${DOC_INDEX}`)
+  const insertUnit = db.prepare('insert into units values (?, 1, ?, ?, ?, ?, null, ?, ?)')
+  const addIndex = db.prepare('insert into doc_events values (?, ?)')
+  const ids = new Map()
+  const tail = []
+  let prev = GENESIS_HASH
+  const commit = db.transaction((from) => {
+    let lsn = from + 1
+    for (const u of sealUnits(ORIGIN, from + 1, prev, entriesOf(from))) {
+      insertUnit.run(
+        lsn,
+        u.seq,
+        u.entries.length,
+        Buffer.from(u.prev, 'hex'),
+        Buffer.from(u.hash, 'hex'),
+        u.bytes,
+        u.entryHashes,
+      )
+      for (let i = 0; i < u.entries.length; i++) {
+        const docId = u.entries[i].docId
+        let doc = ids.get(docId)
+        if (doc === undefined) ids.set(docId, (doc = ids.size + 1))
+        tail.push(doc, lsn + i)
+      }
+      lsn += u.entries.length
+      prev = u.hash
+    }
+  })
+  const merge = db.transaction(() => {
+    const pairs = []
+    for (let i = 0; i < tail.length; i += 2) pairs.push([tail[i], tail[i + 1]])
+    pairs.sort((a, b) => a[0] - b[0] || a[1] - b[1])
+    for (const [doc, lsn] of pairs) addIndex.run(doc, lsn)
+    tail.length = 0
+  })
+  const t0 = performance.now()
+  for (let i = 0; i < EVENTS; i += BATCH) {
+    commit.immediate(i)
+    if (tail.length / 2 >= MERGE_EVERY) merge.immediate()
+  }
+  merge.immediate()
+  const rate = EVENTS / ((performance.now() - t0) / 1000)
+  db.close()
+  return { rate, read: readDocs(path, unitRowsReader) }
+}
+
+function unitRowsReader(db) {
+  const lsns = db.prepare('select lsn from doc_events where doc = ?').pluck()
+  const unitAt = db
+    .prepare('select first_lsn, bytes, entry_hashes from units where first_lsn <= ? order by first_lsn desc limit 1')
+    .raw()
+  return (doc) => {
+    let n = 0
+    for (const lsn of lsns.all(doc)) {
+      const [first, bytes, hashes] = unitAt.get(lsn)
+      const i = lsn - first
+      // The entry's bytes lie somewhere in the unit: found by walking the entries before it.
+      const entry = entryBytesOf(bytes, i)
+      if (
+        !createHash('sha256')
+          .update(entry)
+          .digest()
+          .equals(hashes.subarray(32 * i, 32 * i + 32))
+      )
+        throw new Error('entry hash differs')
+      decodeEntry(ORIGIN, entry)
+      n++
+    }
+    return n
+  }
+}
+
+/** Entry i's bytes inside a unit's bytes, found by walking the unit's varints (what a reader must do). */
+function entryBytesOf(bytes, i) {
+  let at = 1 + 32
+  const uint = () => {
+    let v = 0
+    let scale = 1
+    for (;;) {
+      const b = bytes[at++]
+      v += (b & 0x7f) * scale
+      if (b < 0x80) return v
+      scale *= 0x80
+    }
+  }
+  // (a length is read before it is added: \`at += uint()\` would add it to the old position)
+  const skip = () => {
+    const n = uint()
+    at += n
+  }
+  skip() // origin
+  uint() // seq
+  const count = uint()
+  for (let k = 0; k < count; k++) {
+    const start = at
+    at++ // tag
+    uint() // wall
+    uint() // counter
+    skip() // node
+    skip() // docId
+    skip() // change
+    if (k === i) return bytes.subarray(start, at)
+  }
+  throw new Error('entry past the unit')
+}
+
+/** Reads READ_DOCS documents' events through a fresh connection (SQLite's cache cold). */
+function readDocs(path, readerOf) {
+  const db = new Database(path, { readonly: true })
+  const read = readerOf(db)
+  const t0 = performance.now()
+  let events = 0
+  for (let d = 1; d <= READ_DOCS; d++) events += read(d * Math.floor(DOCS / READ_DOCS))
+  const rate = events / ((performance.now() - t0) / 1000)
+  db.close()
+  return { rate, events }
+}
+
+function inDir(fn) {
+  const dir = mkdtempSync(join(tmpdir(), 'dru-unit-layouts-'))
+  try {
+    return fn(dir)
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const results = { raw: [], entryRows: [], unitRows: [], entryRead: [], unitRead: [] }
+for (let r = 0; r < RUNS; r++) {
+  results.raw.push(inDir(raw).rate)
+  const e = inDir(entryRows)
+  results.entryRows.push(e.rate)
+  results.entryRead.push(e.read.rate)
+  const u = inDir(unitRows)
+  results.unitRows.push(u.rate)
+  results.unitRead.push(u.read.rate)
+}
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+const fmt = (n) => Math.round(n).toLocaleString('en-US')
+const cell = (xs) => `${fmt(median(xs))} (${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))})`
+const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]))
+console.log(
+  `synchronous ${sync}, ${fmt(EVENTS)} events of ${PAYLOAD} B over ${DOCS} documents, commits of ${BATCH}, median of ${RUNS} (range)\n`,
+)
+console.log('| layout | append (seal + insert), ev/s | of raw insert | a document read and checked, events/s |')
+console.log('| --- | ---: | ---: | ---: |')
+console.log(`| raw insert | ${cell(results.raw)} | 1.00 | — |`)
+console.log(
+  `| entry rows + unit headers | ${cell(results.entryRows)} | ${(m.entryRows / m.raw).toFixed(2)} | ${cell(results.entryRead)} |`,
+)
+console.log(
+  `| unit rows | ${cell(results.unitRows)} | ${(m.unitRows / m.raw).toFixed(2)} | ${cell(results.unitRead)} |`,
+)
