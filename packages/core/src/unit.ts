@@ -144,13 +144,13 @@ function writeEntry(w: Writer, origin: Origin, e: UnitEntry): void {
  */
 export function decodeEntry(origin: Origin, bytes: Uint8Array): UnitEntry {
   const r = new Reader(bytes)
-  const e = readEntry(r, origin, 0, '')
+  const e = readEntry(r, origin, 0, undefined)
   r.end()
   return e
 }
 
-/** Entry `i` at the reader's position; `lastDoc` is the entry before's document (checked already). */
-function readEntry(r: Reader, origin: Origin, i: number, lastDoc: string): UnitEntry {
+/** Entry `i` at the reader's position; `lastDoc` is the entry before's document (checked already), if any. */
+function readEntry(r: Reader, origin: Origin, i: number, lastDoc: string | undefined): UnitEntry {
   if (r.byte() !== ENTRY_TAG) r.fail(`entry ${i} does not start with the entry tag`)
   const wall = r.uint()
   const counter = r.uint()
@@ -179,7 +179,7 @@ function readUnit(bytes: Uint8Array): { unit: Unit; starts: number[] } {
   if (count - 1 > MAX_SEQ - seq) r.fail('seq passes the largest seq')
   const entries = new Array<UnitEntry>(count)
   const starts = new Array<number>(count + 1)
-  let lastDoc = ''
+  let lastDoc: string | undefined
   let changeBytes = 0
   for (let i = 0; i < count; i++) {
     starts[i] = r.position
