@@ -272,6 +272,8 @@ export function cutUnits(entries: readonly UnitEntry[]): number[] {
   let count = 0
   let bytes = 0
   for (const e of entries) {
+    // Sizes are read before sealing checks an entry: one without a change is refused here.
+    if (!(e?.change instanceof Uint8Array)) throw new DruError('INVALID_EVENT', 'an entry to cut has no change bytes')
     const n = e.change.byteLength
     if (count > 0 && (count === MAX_UNIT_EVENTS || bytes + n > MAX_UNIT_CHANGE_BYTES)) {
       sizes.push(count)
@@ -364,18 +366,23 @@ function checkUnit(u: Unit): void {
   const count = u.entries.length
   if (count < 1 || count > MAX_UNIT_EVENTS) bad(`must hold 1 to ${MAX_UNIT_EVENTS} events`)
   if (count - 1 > MAX_SEQ - u.seq) bad('passes the largest seq')
+  for (let i = 0; i < count; i++) checkEntry(u.entries[i]!, i, i === 0 ? undefined : u.entries[i - 1]!.docId, bad)
   if (count > 1 && unitChangeBytes(u.entries) > MAX_UNIT_CHANGE_BYTES)
     bad(`holds more than ${MAX_UNIT_CHANGE_BYTES} change bytes`)
-  let docId: string | undefined
-  for (let i = 0; i < count; i++) {
-    const e = u.entries[i]!
-    if (!isUintAtMost(e.wall, MAX_WALL) || !isUintAtMost(e.counter, MAX_COUNTER)) bad(`entry ${i} HLC is out of range`)
-    if (e.node !== undefined && !isHlcNode(e.node)) bad(`entry ${i} HLC node is not a node`)
-    if (e.docId !== docId && !isDocId(e.docId)) bad(`entry ${i} docId is not a document id`)
-    docId = e.docId
-    if (!(e.change instanceof Uint8Array) || e.change.byteLength > MAX_CHANGE_BYTES)
-      bad(`entry ${i} change must be at most ${MAX_CHANGE_BYTES} bytes`)
-  }
+}
+
+/**
+ * What entry `i` may hold. `docBefore` is the entry before's document, checked already (a
+ * unit's events mostly repeat it), or undefined for the first, whose document is always checked.
+ */
+function checkEntry(e: UnitEntry, i: number, docBefore: string | undefined, bad: (why: string) => never): void {
+  if (typeof e !== 'object' || e === null) bad(`entry ${i} is not an entry`)
+  if (!isUintAtMost(e.wall, MAX_WALL) || !isUintAtMost(e.counter, MAX_COUNTER)) bad(`entry ${i} HLC is out of range`)
+  if (e.node !== undefined && !isHlcNode(e.node)) bad(`entry ${i} HLC node is not a node`)
+  if ((docBefore === undefined || e.docId !== docBefore) && !isDocId(e.docId))
+    bad(`entry ${i} docId is not a document id`)
+  if (!(e.change instanceof Uint8Array) || e.change.byteLength > MAX_CHANGE_BYTES)
+    bad(`entry ${i} change must be at most ${MAX_CHANGE_BYTES} bytes`)
 }
 
 /** The HLC's bounds (its text form's 15 and 10 digits, see hlc.ts). */

@@ -1,0 +1,94 @@
+import { describe, expect, it } from 'vitest'
+import {
+  DruError,
+  GENESIS_HASH,
+  cutUnits,
+  decodeUnit,
+  encodeUnit,
+  entryHash,
+  entryHashes,
+  openUnit,
+  sealUnits,
+  unitHash,
+  unitHashOf,
+  type Origin,
+  type Unit,
+  type UnitEntry,
+} from '../src/index.js'
+
+// Inputs that try to break a unit's promises: one encoding, one hash per content, typed refusals.
+
+const o = 'a/1' as Origin
+const e = (fields: Partial<UnitEntry> = {}): UnitEntry => ({
+  wall: 1_700_000_000_000,
+  counter: 0,
+  docId: 'd',
+  change: new Uint8Array([1, 2, 3]),
+  ...fields,
+})
+const unit = (entries: unknown[]): Unit => ({ origin: o, seq: 1, prev: GENESIS_HASH, entries: entries as UnitEntry[] })
+
+function codeOf(f: () => unknown): string | undefined {
+  try {
+    f()
+    return undefined
+  } catch (x) {
+    expect(x).toBeInstanceOf(DruError)
+    return (x as DruError).code
+  }
+}
+
+describe('unit attacks: values the writer must refuse', () => {
+  it('refuses a first entry without a document or an entry that is not one with INVALID_EVENT, not a TypeError', () => {
+    // The document check skipped an entry whose document equals the one before, and before
+    // the first that was `undefined`: a first entry with no docId slipped through to the writer.
+    const cases: unknown[][] = [[{ ...e(), docId: undefined }], [undefined], [null], [e(), undefined]]
+    for (const entries of cases) {
+      expect(codeOf(() => encodeUnit(unit(entries)))).toBe('INVALID_EVENT')
+      expect(codeOf(() => unitHash(unit(entries)))).toBe('INVALID_EVENT')
+      expect(codeOf(() => sealUnits(o, 1, GENESIS_HASH, entries as UnitEntry[]))).toBe('INVALID_EVENT')
+      // cutting reads only sizes, so it refuses only entries without change bytes
+      const sized = entries.every((x) => x instanceof Object)
+      expect(codeOf(() => cutUnits(entries as UnitEntry[]))).toBe(sized ? undefined : 'INVALID_EVENT')
+    }
+  })
+})
+
+describe('unit attacks: what holds', () => {
+  it('results never share the reused write buffers: a later seal, hash or encoding leaves them as they were', () => {
+    const sealed = sealUnits(o, 1, GENESIS_HASH, [e(), e({ docId: 'x', node: 'n/2' })])
+    const before = sealed.map((u) => [Buffer.from(u.bytes), Buffer.from(u.entryHashes), u.hash] as const)
+    const encoded = encodeUnit(unit([e({ change: new Uint8Array(200_000).fill(7) })]))
+    const copy = Buffer.from(encoded)
+    entryHash(o, e({ change: new Uint8Array(300_000).fill(9) }))
+    sealUnits(
+      'z/3' as Origin,
+      1,
+      GENESIS_HASH,
+      Array.from({ length: 300 }, () => e({ change: new Uint8Array(900) })),
+    )
+    unitHashOf(o, 2, GENESIS_HASH, new Uint8Array(32 * 256))
+    entryHashes(unit([e({ change: new Uint8Array(5000).fill(5) })]))
+    expect(sealed.map((u) => [Buffer.from(u.bytes), Buffer.from(u.entryHashes), u.hash] as const)).toEqual(before)
+    expect(Buffer.from(encoded).equals(copy)).toBe(true)
+    for (const u of sealed) expect(openUnit(u.bytes).hash).toBe(u.hash)
+  })
+
+  it('reads only shortest UTF-8 and keeps a leading BOM: one text, one spelling', () => {
+    const good = encodeUnit(unit([e({ docId: '\ufeffé' })]))
+    expect(decodeUnit(good).entries[0]!.docId).toBe('\ufeffé')
+    const at = good.indexOf(0xc3) // 'é' as C3 A9
+    const spell = (bytes: number[]) => {
+      const b = [...good.subarray(0, at - 4), bytes.length + 3, ...good.subarray(at - 3, at), ...bytes]
+      return Uint8Array.from([...b, ...good.subarray(at + 2)])
+    }
+    expect(decodeUnit(spell([0xc3, 0xa9])).entries[0]!.docId).toBe('\ufeffé')
+    // overlong 'A', a surrogate half, past U+10FFFF
+    for (const bytes of [
+      [0xc1, 0x81],
+      [0xed, 0xa0, 0x80],
+      [0xf4, 0x90, 0x80, 0x80],
+    ])
+      expect(codeOf(() => decodeUnit(spell(bytes)))).toBe('MALFORMED')
+  })
+})
