@@ -217,8 +217,15 @@ function hashEntries(bytes: Uint8Array, starts: readonly number[]): Uint8Array {
  * origin), document and change — and nothing of where it stands, so one event read alone is
  * checked against the hash stored with it, while the unit's hash, over every entry's hash,
  * binds its origin, seq and chain. Inside a unit the same bytes are hashed where they lie.
+ * INVALID_EVENT when the entry cannot be in a unit.
  */
 export function entryHash(origin: Origin, e: UnitEntry): Uint8Array {
+  // Checked as in a unit: the writer takes safe integers and well-formed text only.
+  const bad = (why: string): never => {
+    throw new DruError('INVALID_EVENT', `entry of ${origin}: ${why}`)
+  }
+  if (!isOrigin(origin)) bad('origin is not an origin')
+  checkEntry(e, 0, undefined, bad)
   const w = hashWriter.reset()
   writeEntry(w, origin, e)
   const out = new Uint8Array(32)

@@ -52,6 +52,24 @@ describe('unit attacks: values the writer must refuse', () => {
       expect(codeOf(() => cutUnits(entries as UnitEntry[]))).toBe(sized ? undefined : 'INVALID_EVENT')
     }
   })
+
+  it('entryHash refuses what cannot be an entry: no two entries share a hash through a lax writer, none hangs', () => {
+    // Before: 1.5 was written as 1, lone surrogates as U+FFFD (so 'a\ud800' and 'a\udc00'
+    // hashed alike), and a wall of Infinity never left the varint loop. The hanging case is last.
+    const bad: UnitEntry[] = [
+      e({ wall: 1.5 }),
+      e({ counter: -1 }),
+      e({ docId: 'a\ud800' }),
+      e({ docId: '' }),
+      e({ node: 'x\udc00' }),
+      e({ node: '' }),
+      e({ change: [1, 2] as unknown as Uint8Array }),
+      e({ wall: 2 ** 60 }),
+      e({ wall: Infinity }),
+    ]
+    for (const entry of bad) expect(codeOf(() => entryHash(o, entry))).toBe('INVALID_EVENT')
+    expect(codeOf(() => entryHash('no origin' as Origin, e()))).toBe('INVALID_EVENT')
+  })
 })
 
 describe('unit attacks: what holds', () => {
