@@ -108,7 +108,7 @@ export function openUnit(bytes: Uint8Array): SealedUnit {
     bytes,
     entryStarts: starts,
     entryHashes: hashes,
-    hash: unitHashOf(unit.origin, unit.seq, unit.prev, hashes),
+    hash: hashUnit(unit.origin, unit.seq, unit.prev, hashes),
   }
 }
 
@@ -243,9 +243,20 @@ export function entryHashes(u: Unit): Uint8Array {
 /**
  * A unit's hash from its header and its entries' hashes (32 bytes each, in order): sha256 of
  * the tag, `prev`, origin, seq, count and those hashes. With the list, one event is proved
- * part of a unit without the others' content.
+ * part of a unit without the others' content. INVALID_EVENT when they cannot be a unit's.
  */
 export function unitHashOf(origin: Origin, seq: number, prev: string, hashes: Uint8Array): string {
+  // Checked as a unit's header: the writer takes safe integers and lowercase hex only.
+  const bad = (why: string): never => {
+    throw new DruError('INVALID_EVENT', `unit ${origin}#${seq}: ${why}`)
+  }
+  if (!(hashes instanceof Uint8Array) || hashes.byteLength % 32 !== 0) bad('entry hashes must be 32 bytes each')
+  checkHeader(origin, seq, prev, hashes.byteLength / 32, bad)
+  return hashUnit(origin, seq, prev, hashes)
+}
+
+/** {@link unitHashOf} of a header and list checked already (decoded or written). */
+function hashUnit(origin: Origin, seq: number, prev: string, hashes: Uint8Array): string {
   const w = hashWriter.reset()
   w.byte(UNIT_TAG)
   w.hex32(prev)
@@ -258,7 +269,7 @@ export function unitHashOf(origin: Origin, seq: number, prev: string, hashes: Ui
 
 /** A unit's hash (hex). INVALID_EVENT when a field cannot be in a unit. */
 export function unitHash(u: Unit): string {
-  return unitHashOf(u.origin, u.seq, u.prev, entryHashes(u))
+  return hashUnit(u.origin, u.seq, u.prev, entryHashes(u))
 }
 
 /**
@@ -320,7 +331,7 @@ export function sealUnits(origin: Origin, seq: number, prev: string, entries: re
     // Written once: the entries are hashed where they lie, then the bytes copied out.
     const starts = writeUnit(unitWriter.reset(), unit)
     const hashes = hashEntries(unitWriter.view(), starts)
-    const hash = unitHashOf(origin, unit.seq, prev, hashes)
+    const hash = hashUnit(origin, unit.seq, prev, hashes)
     out.push({ ...unit, bytes: unitWriter.copy(), entryStarts: starts, entryHashes: hashes, hash })
     prev = hash
     at += size
@@ -366,16 +377,21 @@ function checkUnit(u: Unit): void {
   const bad = (why: string): never => {
     throw new DruError('INVALID_EVENT', `unit ${u.origin}#${u.seq}: ${why}`)
   }
-  if (!isOrigin(u.origin)) bad('origin is not an origin')
-  if (!Number.isSafeInteger(u.seq) || u.seq < 1) bad('seq must be a positive integer')
-  if (!isHex64(u.prev)) bad('prev must be 64 lowercase hex characters')
-  if (u.seq === 1 && u.prev !== GENESIS_HASH) bad('prev of seq 1 must be the genesis hash')
   const count = u.entries.length
-  if (count < 1 || count > MAX_UNIT_EVENTS) bad(`must hold 1 to ${MAX_UNIT_EVENTS} events`)
-  if (count - 1 > MAX_SEQ - u.seq) bad('passes the largest seq')
+  checkHeader(u.origin, u.seq, u.prev, count, bad)
   for (let i = 0; i < count; i++) checkEntry(u.entries[i]!, i, i === 0 ? undefined : u.entries[i - 1]!.docId, bad)
   if (count > 1 && unitChangeBytes(u.entries) > MAX_UNIT_CHANGE_BYTES)
     bad(`holds more than ${MAX_UNIT_CHANGE_BYTES} change bytes`)
+}
+
+/** What a unit's header may say, for a unit of `count` events. */
+function checkHeader(origin: Origin, seq: number, prev: string, count: number, bad: (why: string) => never): void {
+  if (!isOrigin(origin)) bad('origin is not an origin')
+  if (!Number.isSafeInteger(seq) || seq < 1) bad('seq must be a positive integer')
+  if (!isHex64(prev)) bad('prev must be 64 lowercase hex characters')
+  if (seq === 1 && prev !== GENESIS_HASH) bad('prev of seq 1 must be the genesis hash')
+  if (count < 1 || count > MAX_UNIT_EVENTS) bad(`must hold 1 to ${MAX_UNIT_EVENTS} events`)
+  if (count - 1 > MAX_SEQ - seq) bad('passes the largest seq')
 }
 
 /**

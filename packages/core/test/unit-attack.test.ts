@@ -70,6 +70,30 @@ describe('unit attacks: values the writer must refuse', () => {
     for (const entry of bad) expect(codeOf(() => entryHash(o, entry))).toBe('INVALID_EVENT')
     expect(codeOf(() => entryHash('no origin' as Origin, e()))).toBe('INVALID_EVENT')
   })
+
+  it('unitHashOf refuses a header or list that cannot be a unit: no other spelling of prev hashes as genesis, none hangs', () => {
+    const hashes = entryHashes(unit([e()]))
+    const good = unitHashOf(o, 2, 'ab'.repeat(32), hashes)
+    expect(good).toBe(unitHash({ ...unit([e()]), seq: 2, prev: 'ab'.repeat(32) }))
+    // Before: prev was parsed two hex digits at a time with parseInt, so 'AB…' hashed as 'ab…'
+    // and 'zz…' (NaN, written 0) as the genesis hash; seq Infinity never left the varint loop.
+    const bad: Array<[string, number, string, Uint8Array]> = [
+      [o, 2, 'AB'.repeat(32), hashes],
+      [o, 2, 'zz'.repeat(32), hashes],
+      [o, 2, 'ab'.repeat(31), hashes],
+      [o, 1, 'ab'.repeat(32), hashes],
+      [o, 1.5, GENESIS_HASH, hashes],
+      [o, 0, GENESIS_HASH, hashes],
+      ['no origin', 2, GENESIS_HASH, hashes],
+      [o, 2, GENESIS_HASH, new Uint8Array(33)],
+      [o, 2, GENESIS_HASH, new Uint8Array(0)],
+      [o, 2, GENESIS_HASH, new Uint8Array(32 * 257)],
+      [o, Number.MAX_SAFE_INTEGER, GENESIS_HASH, new Uint8Array(64)],
+      [o, Infinity, GENESIS_HASH, hashes],
+    ]
+    for (const [origin, seq, prev, list] of bad)
+      expect(codeOf(() => unitHashOf(origin as Origin, seq, prev, list))).toBe('INVALID_EVENT')
+  })
 })
 
 describe('unit attacks: what holds', () => {
