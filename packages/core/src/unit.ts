@@ -341,7 +341,8 @@ export function sealUnits(origin: Origin, seq: number, prev: string, entries: re
 
 /**
  * Checks one origin's consecutive units as received: each follows the previous one's last
- * seq and links to its hash, starting after `prevHash`. Returns the last unit's hash.
+ * seq and links to its hash, starting after `prevHash`, all of the first unit's origin.
+ * Returns the last unit's hash.
  * SEQ_GAP or CHAIN_BROKEN naming the unit's first event.
  */
 export function verifyUnitChain(units: ReadonlyArray<{ unit: Unit; hash: string }>, prevHash: string): string {
@@ -351,7 +352,8 @@ export function verifyUnitChain(units: ReadonlyArray<{ unit: Unit; hash: string 
     const details = { origin: unit.origin, seq: unit.seq }
     if (unit.seq !== nextSeq)
       throw new DruError('SEQ_GAP', `${unit.origin} seq ${unit.seq} follows seq ${nextSeq! - 1}`, { details })
-    if (unit.prev !== expected)
+    // Another origin's unit may name this one's last hash as its prev: it is not on this chain.
+    if (unit.prev !== expected || unit.origin !== units[0]!.unit.origin)
       throw new DruError('CHAIN_BROKEN', `${unit.origin}#${unit.seq} does not link to the previous unit's hash`, {
         details,
       })

@@ -11,6 +11,7 @@ import {
   sealUnits,
   unitHash,
   unitHashOf,
+  verifyUnitChain,
   type Origin,
   type Unit,
   type UnitEntry,
@@ -93,6 +94,22 @@ describe('unit attacks: values the writer must refuse', () => {
     ]
     for (const [origin, seq, prev, list] of bad)
       expect(codeOf(() => unitHashOf(origin as Origin, seq, prev, list))).toBe('INVALID_EVENT')
+  })
+})
+
+describe('unit attacks: chains', () => {
+  it("refuses a unit of another origin linked to this origin's last hash", () => {
+    // Anyone sealing units picks their prev: another origin's unit may name ours as its prev.
+    const [a] = sealUnits(o, 1, GENESIS_HASH, [e()])
+    const [b] = sealUnits('b/1' as Origin, 2, a!.hash, [e()])
+    expect(
+      codeOf(() =>
+        verifyUnitChain(
+          [a!, b!].map((u) => ({ unit: u, hash: u.hash })),
+          GENESIS_HASH,
+        ),
+      ),
+    ).toBe('CHAIN_BROKEN')
   })
 })
 
