@@ -108,7 +108,7 @@ export function openUnit(bytes: Uint8Array): SealedUnit {
     bytes,
     entryStarts: starts,
     entryHashes: hashes,
-    hash: unitHashOf(unit.origin, unit.seq, unit.prev, hashes),
+    hash: hashUnit(unit.origin, unit.seq, unit.prev, hashes),
   }
 }
 
@@ -217,8 +217,15 @@ function hashEntries(bytes: Uint8Array, starts: readonly number[]): Uint8Array {
  * origin), document and change — and nothing of where it stands, so one event read alone is
  * checked against the hash stored with it, while the unit's hash, over every entry's hash,
  * binds its origin, seq and chain. Inside a unit the same bytes are hashed where they lie.
+ * INVALID_EVENT when the entry cannot be in a unit.
  */
 export function entryHash(origin: Origin, e: UnitEntry): Uint8Array {
+  // Checked as in a unit: the writer takes safe integers and well-formed text only.
+  const bad = (why: string): never => {
+    throw new DruError('INVALID_EVENT', `entry of ${origin}: ${why}`)
+  }
+  if (!isOrigin(origin)) bad('origin is not an origin')
+  checkEntry(e, 0, undefined, bad)
   const w = hashWriter.reset()
   writeEntry(w, origin, e)
   const out = new Uint8Array(32)
@@ -236,9 +243,20 @@ export function entryHashes(u: Unit): Uint8Array {
 /**
  * A unit's hash from its header and its entries' hashes (32 bytes each, in order): sha256 of
  * the tag, `prev`, origin, seq, count and those hashes. With the list, one event is proved
- * part of a unit without the others' content.
+ * part of a unit without the others' content. INVALID_EVENT when they cannot be a unit's.
  */
 export function unitHashOf(origin: Origin, seq: number, prev: string, hashes: Uint8Array): string {
+  // Checked as a unit's header: the writer takes safe integers and lowercase hex only.
+  const bad = (why: string): never => {
+    throw new DruError('INVALID_EVENT', `unit ${origin}#${seq}: ${why}`)
+  }
+  if (!(hashes instanceof Uint8Array) || hashes.byteLength % 32 !== 0) bad('entry hashes must be 32 bytes each')
+  checkHeader(origin, seq, prev, hashes.byteLength / 32, bad)
+  return hashUnit(origin, seq, prev, hashes)
+}
+
+/** {@link unitHashOf} of a header and list checked already (decoded or written). */
+function hashUnit(origin: Origin, seq: number, prev: string, hashes: Uint8Array): string {
   const w = hashWriter.reset()
   w.byte(UNIT_TAG)
   w.hex32(prev)
@@ -251,7 +269,7 @@ export function unitHashOf(origin: Origin, seq: number, prev: string, hashes: Ui
 
 /** A unit's hash (hex). INVALID_EVENT when a field cannot be in a unit. */
 export function unitHash(u: Unit): string {
-  return unitHashOf(u.origin, u.seq, u.prev, entryHashes(u))
+  return hashUnit(u.origin, u.seq, u.prev, entryHashes(u))
 }
 
 /**
@@ -272,6 +290,8 @@ export function cutUnits(entries: readonly UnitEntry[]): number[] {
   let count = 0
   let bytes = 0
   for (const e of entries) {
+    // Sizes are read before sealing checks an entry: one without a change is refused here.
+    if (!(e?.change instanceof Uint8Array)) throw new DruError('INVALID_EVENT', 'an entry to cut has no change bytes')
     const n = e.change.byteLength
     if (count > 0 && (count === MAX_UNIT_EVENTS || bytes + n > MAX_UNIT_CHANGE_BYTES)) {
       sizes.push(count)
@@ -311,7 +331,7 @@ export function sealUnits(origin: Origin, seq: number, prev: string, entries: re
     // Written once: the entries are hashed where they lie, then the bytes copied out.
     const starts = writeUnit(unitWriter.reset(), unit)
     const hashes = hashEntries(unitWriter.view(), starts)
-    const hash = unitHashOf(origin, unit.seq, prev, hashes)
+    const hash = hashUnit(origin, unit.seq, prev, hashes)
     out.push({ ...unit, bytes: unitWriter.copy(), entryStarts: starts, entryHashes: hashes, hash })
     prev = hash
     at += size
@@ -321,7 +341,8 @@ export function sealUnits(origin: Origin, seq: number, prev: string, entries: re
 
 /**
  * Checks one origin's consecutive units as received: each follows the previous one's last
- * seq and links to its hash, starting after `prevHash`. Returns the last unit's hash.
+ * seq and links to its hash, starting after `prevHash`, all of the first unit's origin.
+ * Returns the last unit's hash.
  * SEQ_GAP or CHAIN_BROKEN naming the unit's first event.
  */
 export function verifyUnitChain(units: ReadonlyArray<{ unit: Unit; hash: string }>, prevHash: string): string {
@@ -331,7 +352,8 @@ export function verifyUnitChain(units: ReadonlyArray<{ unit: Unit; hash: string 
     const details = { origin: unit.origin, seq: unit.seq }
     if (unit.seq !== nextSeq)
       throw new DruError('SEQ_GAP', `${unit.origin} seq ${unit.seq} follows seq ${nextSeq! - 1}`, { details })
-    if (unit.prev !== expected)
+    // Another origin's unit may name this one's last hash as its prev: it is not on this chain.
+    if (unit.prev !== expected || unit.origin !== units[0]!.unit.origin)
       throw new DruError('CHAIN_BROKEN', `${unit.origin}#${unit.seq} does not link to the previous unit's hash`, {
         details,
       })
@@ -357,25 +379,35 @@ function checkUnit(u: Unit): void {
   const bad = (why: string): never => {
     throw new DruError('INVALID_EVENT', `unit ${u.origin}#${u.seq}: ${why}`)
   }
-  if (!isOrigin(u.origin)) bad('origin is not an origin')
-  if (!Number.isSafeInteger(u.seq) || u.seq < 1) bad('seq must be a positive integer')
-  if (!isHex64(u.prev)) bad('prev must be 64 lowercase hex characters')
-  if (u.seq === 1 && u.prev !== GENESIS_HASH) bad('prev of seq 1 must be the genesis hash')
   const count = u.entries.length
-  if (count < 1 || count > MAX_UNIT_EVENTS) bad(`must hold 1 to ${MAX_UNIT_EVENTS} events`)
-  if (count - 1 > MAX_SEQ - u.seq) bad('passes the largest seq')
+  checkHeader(u.origin, u.seq, u.prev, count, bad)
+  for (let i = 0; i < count; i++) checkEntry(u.entries[i]!, i, i === 0 ? undefined : u.entries[i - 1]!.docId, bad)
   if (count > 1 && unitChangeBytes(u.entries) > MAX_UNIT_CHANGE_BYTES)
     bad(`holds more than ${MAX_UNIT_CHANGE_BYTES} change bytes`)
-  let docId: string | undefined
-  for (let i = 0; i < count; i++) {
-    const e = u.entries[i]!
-    if (!isUintAtMost(e.wall, MAX_WALL) || !isUintAtMost(e.counter, MAX_COUNTER)) bad(`entry ${i} HLC is out of range`)
-    if (e.node !== undefined && !isHlcNode(e.node)) bad(`entry ${i} HLC node is not a node`)
-    if (e.docId !== docId && !isDocId(e.docId)) bad(`entry ${i} docId is not a document id`)
-    docId = e.docId
-    if (!(e.change instanceof Uint8Array) || e.change.byteLength > MAX_CHANGE_BYTES)
-      bad(`entry ${i} change must be at most ${MAX_CHANGE_BYTES} bytes`)
-  }
+}
+
+/** What a unit's header may say, for a unit of `count` events. */
+function checkHeader(origin: Origin, seq: number, prev: string, count: number, bad: (why: string) => never): void {
+  if (!isOrigin(origin)) bad('origin is not an origin')
+  if (!Number.isSafeInteger(seq) || seq < 1) bad('seq must be a positive integer')
+  if (!isHex64(prev)) bad('prev must be 64 lowercase hex characters')
+  if (seq === 1 && prev !== GENESIS_HASH) bad('prev of seq 1 must be the genesis hash')
+  if (count < 1 || count > MAX_UNIT_EVENTS) bad(`must hold 1 to ${MAX_UNIT_EVENTS} events`)
+  if (count - 1 > MAX_SEQ - seq) bad('passes the largest seq')
+}
+
+/**
+ * What entry `i` may hold. `docBefore` is the entry before's document, checked already (a
+ * unit's events mostly repeat it), or undefined for the first, whose document is always checked.
+ */
+function checkEntry(e: UnitEntry, i: number, docBefore: string | undefined, bad: (why: string) => never): void {
+  if (typeof e !== 'object' || e === null) bad(`entry ${i} is not an entry`)
+  if (!isUintAtMost(e.wall, MAX_WALL) || !isUintAtMost(e.counter, MAX_COUNTER)) bad(`entry ${i} HLC is out of range`)
+  if (e.node !== undefined && !isHlcNode(e.node)) bad(`entry ${i} HLC node is not a node`)
+  if ((docBefore === undefined || e.docId !== docBefore) && !isDocId(e.docId))
+    bad(`entry ${i} docId is not a document id`)
+  if (!(e.change instanceof Uint8Array) || e.change.byteLength > MAX_CHANGE_BYTES)
+    bad(`entry ${i} change must be at most ${MAX_CHANGE_BYTES} bytes`)
 }
 
 /** The HLC's bounds (its text form's 15 and 10 digits, see hlc.ts). */
