@@ -9,6 +9,9 @@
 //                (origin, first seq) index: one B-tree insert per event, as a raw insert.
 //   unit rows    a row per unit holding the unit's bytes and its entry hashes.
 //
+// and entry rows without origin and seq (a reader takes them from the unit's header), and entry
+// rows without the document index (no reads: what the index costs the append).
+//
 // Both feed the per-document index (`doc_events`) in bulk every 32,768 events, as the store
 // does. Against a raw insert of the same payloads. Then what reading a document costs in each:
 // 200 documents' events read back by the document index and each checked (its entry's hash)
@@ -89,20 +92,25 @@ function raw(dir) {
 
 const DOC_INDEX = `create table doc_events (doc integer not null, lsn integer not null, primary key (doc, lsn)) without rowid;`
 
-function entryRows(dir) {
+/**
+ * Entry rows; `lean` leaves origin and seq out of the event's row (4 values bound instead of 6):
+ * a reader finds them in the unit's header, by position.
+ */
+function entryRows(dir, { lean = false, docIndex = true } = {}) {
   const path = join(dir, 'entries.db')
   const db = open(path)
+  const width = lean ? 4 : 6
   db.exec(`create table units (first_lsn integer primary key, origin_id integer not null, first_seq integer not null,
       count integer not null, prev blob not null, hash blob not null, sig blob);
     create unique index units_origin_seq on units(origin_id, first_seq);
-    create table events (lsn integer primary key, doc integer not null, origin_id integer not null, seq integer not null,
+    create table events (lsn integer primary key, doc integer not null, ${lean ? '' : 'origin_id integer not null, seq integer not null,'}
       entry blob not null, entry_hash blob not null);
     ${DOC_INDEX}`)
   const insertUnit = db.prepare('insert into units values (?, 1, ?, ?, ?, ?, null)')
-  const insertEvents = multiInsert(db, 'events', 6)
+  const insertEvents = multiInsert(db, 'events', width)
   const merge = db.prepare('insert into doc_events select doc, lsn from events where lsn > ? order by doc, lsn')
   const ids = new Map()
-  const values = new Array(32 * 6)
+  const values = new Array(32 * width)
   let prev = GENESIS_HASH
   const commit = db.transaction((from) => {
     let lsn = from + 1
@@ -115,8 +123,10 @@ function entryRows(dir) {
         if (doc === undefined) ids.set(docId, (doc = ids.size + 1))
         values[n++] = lsn + i
         values[n++] = doc
-        values[n++] = 1
-        values[n++] = u.seq + i
+        if (!lean) {
+          values[n++] = 1
+          values[n++] = u.seq + i
+        }
         values[n++] = u.bytes.subarray(u.entryStarts[i], u.entryStarts[i + 1])
         values[n++] = u.entryHashes.subarray(32 * i, 32 * i + 32)
         if (n === values.length) {
@@ -124,7 +134,7 @@ function entryRows(dir) {
           n = 0
         }
       }
-      if (n > 0) insertEvents(values.slice(0, n), n / 6)
+      if (n > 0) insertEvents(values.slice(0, n), n / width)
       lsn += u.entries.length
       prev = u.hash
     }
@@ -133,23 +143,42 @@ function entryRows(dir) {
   const t0 = performance.now()
   for (let i = 0; i < EVENTS; i += BATCH) {
     commit.immediate(i)
-    if (i + BATCH - merged >= MERGE_EVERY) {
+    if (docIndex && i + BATCH - merged >= MERGE_EVERY) {
       db.transaction(() => merge.run(merged)).immediate()
       merged = i + BATCH
     }
   }
-  db.transaction(() => merge.run(merged)).immediate()
+  if (docIndex) db.transaction(() => merge.run(merged)).immediate()
   const rate = EVENTS / ((performance.now() - t0) / 1000)
   db.close()
-  return { rate, read: readDocs(path, entryRowsReader) }
+  return { rate, read: docIndex ? readDocs(path, lean ? leanRowsReader : entryRowsReader) : undefined }
 }
 
 function entryRowsReader(db) {
-  const rows = db
-    .prepare(
-      'select e.origin_id, e.seq, e.entry, e.entry_hash from doc_events x join events e on e.lsn = x.lsn where x.doc = ?',
-    )
-    .raw()
+  return checkRows(
+    db
+      .prepare(
+        'select e.origin_id, e.seq, e.entry, e.entry_hash from doc_events x join events e on e.lsn = x.lsn where x.doc = ?',
+      )
+      .raw(),
+  )
+}
+
+/** Origin and seq from the header of the unit holding the position. */
+function leanRowsReader(db) {
+  return checkRows(
+    db
+      .prepare(
+        `select u.origin_id, u.first_seq + x.lsn - u.first_lsn, e.entry, e.entry_hash from doc_events x
+         join events e on e.lsn = x.lsn
+         join units u on u.first_lsn = (select max(first_lsn) from units where first_lsn <= x.lsn) where x.doc = ?`,
+      )
+      .raw(),
+  )
+}
+
+/** Reads a document's rows, checking each entry's hash and decoding it. */
+function checkRows(rows) {
   return (doc) => {
     let n = 0
     for (const [, , entry, hash] of rows.iterate(doc)) {
@@ -294,12 +323,25 @@ function inDir(fn) {
   }
 }
 
-const results = { raw: [], entryRows: [], unitRows: [], entryRead: [], unitRead: [] }
+const results = {
+  raw: [],
+  entryRows: [],
+  bare: [],
+  leanRows: [],
+  unitRows: [],
+  entryRead: [],
+  leanRead: [],
+  unitRead: [],
+}
 for (let r = 0; r < RUNS; r++) {
   results.raw.push(inDir(raw).rate)
   const e = inDir(entryRows)
   results.entryRows.push(e.rate)
   results.entryRead.push(e.read.rate)
+  results.bare.push(inDir((dir) => entryRows(dir, { docIndex: false })).rate)
+  const l = inDir((dir) => entryRows(dir, { lean: true }))
+  results.leanRows.push(l.rate)
+  results.leanRead.push(l.read.rate)
   const u = inDir(unitRows)
   results.unitRows.push(u.rate)
   results.unitRead.push(u.read.rate)
@@ -316,6 +358,12 @@ console.log('| --- | ---: | ---: | ---: |')
 console.log(`| raw insert | ${cell(results.raw)} | 1.00 | — |`)
 console.log(
   `| entry rows + unit headers | ${cell(results.entryRows)} | ${(m.entryRows / m.raw).toFixed(2)} | ${cell(results.entryRead)} |`,
+)
+console.log(
+  `| entry rows + unit headers, no document index (what the index costs) | ${cell(results.bare)} | ${(m.bare / m.raw).toFixed(2)} | — |`,
+)
+console.log(
+  `| entry rows without origin and seq + unit headers | ${cell(results.leanRows)} | ${(m.leanRows / m.raw).toFixed(2)} | ${cell(results.leanRead)} |`,
 )
 console.log(
   `| unit rows | ${cell(results.unitRows)} | ${(m.unitRows / m.raw).toFixed(2)} | ${cell(results.unitRead)} |`,
