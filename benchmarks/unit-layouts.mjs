@@ -1,4 +1,4 @@
-// node benchmarks/unit-layouts.mjs [--machine] [--quick] — step 2 of the commit-granular record
+// node benchmarks/unit-layouts.mjs [--machine] [--quick] [--merge-every N] — step 2 of the commit-granular record
 // (docs/ARCHITECTURE.md, "Next") decided by numbers: how to store @dru/core's units. Same
 // 100,000 events as bench:log (150-byte changes over 1,000 documents, commits of 1,000), each
 // commit sealed by the product's `sealUnits` inside the timed loop, then stored two ways:
@@ -30,7 +30,9 @@ const PAYLOAD = 150
 const DOCS = 1_000
 const RUNS = quick ? 1 : 3
 const READ_DOCS = 200
-const MERGE_EVERY = 32_768
+const mergeAt = process.argv.indexOf('--merge-every')
+/** Events between merges of the document index (the store's default: 32,768). */
+const MERGE_EVERY = mergeAt >= 0 ? Number(process.argv[mergeAt + 1]) : 32_768
 const ORIGIN = 'bench/1'
 const sync = process.argv.includes('--machine') ? 'FULL' : 'NORMAL'
 
@@ -351,7 +353,7 @@ const fmt = (n) => Math.round(n).toLocaleString('en-US')
 const cell = (xs) => `${fmt(median(xs))} (${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))})`
 const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]))
 console.log(
-  `synchronous ${sync}, ${fmt(EVENTS)} events of ${PAYLOAD} B over ${DOCS} documents, commits of ${BATCH}, median of ${RUNS} (range)\n`,
+  `synchronous ${sync}, ${fmt(EVENTS)} events of ${PAYLOAD} B over ${DOCS} documents, commits of ${BATCH}, document index merged every ${fmt(MERGE_EVERY)}, median of ${RUNS} (range)\n`,
 )
 console.log('| layout | append (seal + insert), ev/s | of raw insert | a document read and checked, events/s |')
 console.log('| --- | ---: | ---: | ---: |')
