@@ -1,7 +1,7 @@
-import * as crypto from 'node:crypto'
 import { pack, unpack } from './codec.js'
 import { DruError } from './errors.js'
 import { canonicalBytesFast } from './event-bytes.js'
+import { sha256Hex } from './sha256.js'
 import { decodeHlc, isHlcText } from './hlc.js'
 import { isDocId, parseOrigin, type Origin } from './ids.js'
 import { MAX_CHANGE_BYTES, MAX_SEQ } from './limits.js'
@@ -60,12 +60,6 @@ export function canonicalEventBytes(e: UnhashedEvent): Uint8Array {
 export function packCanonical(e: UnhashedEvent): Uint8Array {
   return pack([ENVELOPE_VERSION, e.origin, e.seq, e.hlc, e.docId, e.change, e.prev])
 }
-
-// One-shot crypto.hash (Node >= 20.12) is about twice as fast as createHash for small inputs.
-const sha256Hex: (data: Uint8Array) => string =
-  typeof (crypto as { hash?: unknown }).hash === 'function'
-    ? (data) => crypto.hash('sha256', data, 'hex')
-    : (data) => crypto.createHash('sha256').update(data).digest('hex')
 
 /** sha256 hex of the canonical bytes. */
 export function hashEvent(e: UnhashedEvent): string {

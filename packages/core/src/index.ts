@@ -56,6 +56,7 @@ export {
   decodeEvent,
   verifyChain,
 } from './event.js'
+export { sha256Hex } from './sha256.js'
 export type { Unit, UnitEntry, SealedUnit } from './unit.js'
 export {
   MAX_UNIT_EVENTS,

@@ -1,5 +1,5 @@
-import * as crypto from 'node:crypto'
 import * as A from '@automerge/automerge'
+import { sha256Hex } from '@dru/core'
 import {
   booleanCount,
   Cursor,
@@ -88,12 +88,6 @@ const SPECS: readonly number[] = Object.values(COL)
 /** Each known column's place in {@link SPECS}, by its specification; -1 for any other. */
 const SLOT = new Int8Array(0x80).fill(-1)
 SPECS.forEach((spec, slot) => (SLOT[spec] = slot))
-
-// One-shot crypto.hash (Node >= 20.12) is about twice as fast as createHash for small inputs.
-const sha256Hex: (data: Uint8Array) => string =
-  typeof (crypto as { hash?: unknown }).hash === 'function'
-    ? (data) => crypto.hash('sha256', data, 'hex')
-    : (data) => crypto.createHash('sha256').update(data).digest('hex')
 
 /**
  * Reads a change's header without Automerge's full decode, or returns undefined when it
