@@ -16,8 +16,11 @@ export type WallClock = () => number
 
 const WALL_DIGITS = 15
 const COUNTER_DIGITS = 10
-const MAX_COUNTER = 10 ** COUNTER_DIGITS - 1
-const MAX_WALL = 10 ** WALL_DIGITS - 1
+/** The largest counter and wall the text form holds (10 and 15 digits). */
+export const MAX_HLC_COUNTER = 10 ** COUNTER_DIGITS - 1
+export const MAX_HLC_WALL = 10 ** WALL_DIGITS - 1
+const MAX_COUNTER = MAX_HLC_COUNTER
+const MAX_WALL = MAX_HLC_WALL
 // The node is an origin: a DRU id of up to 64 characters, a slash and up to 16 digits.
 // Encoded: 15 wall digits, '-', 10 counter digits, '-', 1 to 96 characters, no line break
 // (what /^(\d{15})-(\d{10})-(.{1,96})$/ matches; read by hand, every received event has one).
@@ -75,6 +78,11 @@ export function asciiDecimal(text: string, from: number, to: number): number {
     n = n * 10 + d
   }
   return n
+}
+
+/** A node the text form holds: 1 to 96 characters, no line break. */
+export function isHlcNodeText(node: unknown): node is string {
+  return typeof node === 'string' && node.length >= 1 && node.length <= MAX_NODE_LENGTH && !hasLineBreak(node, 0)
 }
 
 /** Whether `text` from `from` on holds a character a regex `.` does not match. */

@@ -84,8 +84,13 @@ export function isDocId(value: unknown): value is DocId {
     value.length > 0 &&
     value.length <= MAX_DOC_ID_LENGTH &&
     !CONTROL.test(value) &&
-    !LONE_SURROGATE.test(value)
+    !hasLoneSurrogate(value)
   )
+}
+
+/** Whether `s` holds half a surrogate pair: text with no UTF-8 form. */
+export function hasLoneSurrogate(s: string): boolean {
+  return LONE_SURROGATE.test(s)
 }
 
 /** Validates and brands a document id. */

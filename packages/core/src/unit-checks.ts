@@ -1,6 +1,7 @@
 import { DruError } from './errors.js'
 import { GENESIS_HASH, isHex64 } from './event.js'
-import { isDocId, isOrigin, type Origin } from './ids.js'
+import { MAX_HLC_COUNTER, MAX_HLC_WALL, isHlcNodeText } from './hlc.js'
+import { hasLoneSurrogate, isDocId, isOrigin, type Origin } from './ids.js'
 import { MAX_CHANGE_BYTES, MAX_SEQ } from './limits.js'
 import type { Unit, UnitEntry } from './unit.js'
 
@@ -68,35 +69,18 @@ export function checkEntry(e: UnitEntry, i: number, docBefore: string | undefine
     bad(`entry ${i} change must be at most ${MAX_CHANGE_BYTES} bytes`)
 }
 
-/** The HLC's bounds (its text form's 15 and 10 digits, see hlc.ts). */
-export const MAX_WALL = 999_999_999_999_999
-export const MAX_COUNTER = 9_999_999_999
+/** The HLC's bounds (its text form's digits, hlc.ts). */
+export const MAX_WALL = MAX_HLC_WALL
+export const MAX_COUNTER = MAX_HLC_COUNTER
 
 function isUintAtMost(v: number, max: number): boolean {
   return Number.isInteger(v) && v >= 0 && v <= max
 }
 
 /**
- * An HLC node as its text form allows (1 to 96 characters, no line break), and well-formed:
- * a lone surrogate has no UTF-8 form, so two such nodes could share bytes, and so a hash.
+ * An HLC node as its text form allows (hlc.ts), and well-formed: a lone surrogate has no
+ * UTF-8 form, so two such nodes could share bytes, and so a hash.
  */
 export function isHlcNode(node: string): boolean {
-  return (
-    typeof node === 'string' &&
-    node.length >= 1 &&
-    node.length <= 96 &&
-    !/[\n\r\u2028\u2029]/.test(node) &&
-    !hasLoneSurrogate(node)
-  )
-}
-
-function hasLoneSurrogate(s: string): boolean {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
-    if (c < 0xd800 || c > 0xdfff) continue
-    const next = s.charCodeAt(i + 1)
-    if (c > 0xdbff || !(next >= 0xdc00 && next <= 0xdfff)) return true
-    i++
-  }
-  return false
+  return isHlcNodeText(node) && !hasLoneSurrogate(node)
 }

@@ -59,9 +59,11 @@ export class Writer {
     this.#buf[this.#at++] = v
   }
 
+  /** 64 hex characters, checked already, as their 32 bytes. */
   hex32(hex: string): void {
     this.#room(32)
-    for (let i = 0; i < 32; i++) this.#buf[this.#at++] = parseInt(hex.slice(2 * i, 2 * i + 2), 16)
+    this.#buf.set(Buffer.from(hex, 'hex'), this.#at)
+    this.#at += 32
   }
 
   /** Bytes as they are, without a length (hashes of a known size). */
@@ -144,8 +146,8 @@ export class Reader {
 
   hex32(): string {
     if (this.#at + 32 > this.#bytes.byteLength) this.fail('ends early')
-    let hex = ''
-    for (let i = 0; i < 32; i++) hex += this.#bytes[this.#at++]!.toString(16).padStart(2, '0')
+    const hex = Buffer.from(this.#bytes.buffer, this.#bytes.byteOffset + this.#at, 32).toString('hex')
+    this.#at += 32
     return hex
   }
 
