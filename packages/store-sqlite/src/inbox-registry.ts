@@ -181,9 +181,14 @@ export class HandlerRegistry {
     return this.#handlers.size > 0 || this.#absent.length > 0 || this.#window !== undefined
   }
 
-  /** The registered handlers and the absent ones, as they are now (lists a later change replaces, never mutates). */
-  recipients(): { registered: ReadonlyArray<readonly [string, Registered]>; absent: readonly Absent[] } {
-    return { registered: this.#registered, absent: this.#absent }
+  /** The registered handlers as they are now (a list a later change replaces, never mutates). */
+  get registered(): ReadonlyArray<readonly [string, Registered]> {
+    return this.#registered
+  }
+
+  /** The recorded handlers not registered now (replaced on change, like {@link registered}). */
+  get absent(): readonly Absent[] {
+    return this.#absent
   }
 
   get(name: string): Registered | undefined {

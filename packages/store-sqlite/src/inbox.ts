@@ -150,9 +150,8 @@ export class Inbox {
     // Who gets this event is settled before any handler runs (a handler may unsubscribe itself
     // or another): one unsubscribed after it ran is not owed it again; one unsubscribed before
     // its turn is owed it instead.
-    const recipients = this.#registry.recipients()
-    const registered = recipients.registered
-    let absent = recipients.absent
+    const registered = this.#registry.registered
+    let absent = this.#registry.absent
     for (const [name, reg] of registered) {
       if (this.#registry.get(name) !== reg) {
         absent = [...absent, { name, order: reg.order }]
