@@ -45,6 +45,7 @@ export {
   canonicalEventBytes,
   hashEvent,
   sealEvent,
+  sealEventFields,
   eventHashMatches,
   eventHashVerified,
   hashedEvent,

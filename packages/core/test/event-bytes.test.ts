@@ -1,7 +1,15 @@
 import { createHash } from 'node:crypto'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { canonicalEventBytes, hashEvent, isHex64, packCanonical, type UnhashedEvent } from '../src/event.js'
+import {
+  canonicalEventBytes,
+  hashEvent,
+  isHex64,
+  packCanonical,
+  sealEvent,
+  sealEventFields,
+  type UnhashedEvent,
+} from '../src/event.js'
 import { canonicalBytesFast } from '../src/event-bytes.js'
 import type { Origin } from '../src/ids.js'
 
@@ -76,6 +84,19 @@ describe('canonical event bytes without msgpackr', () => {
         const e = raw as unknown as UnhashedEvent
         const viaPack = createHash('sha256').update(packCanonical(e)).digest('hex')
         expect(hashEvent(e)).toBe(viaPack)
+      }),
+      { numRuns: runs },
+    )
+  })
+
+  it('seals from fields exactly as sealEvent seals the object (the local write path)', () => {
+    fc.assert(
+      fc.property(event, (raw) => {
+        const e = raw as unknown as UnhashedEvent
+        const fromFields = sealEventFields(e.origin, e.seq, e.hlc, e.docId, e.change, e.prev)
+        expect(fromFields).toEqual(sealEvent(e))
+        expect(fromFields.hash).toBe(createHash('sha256').update(packCanonical(e)).digest('hex'))
+        expect('sig' in fromFields).toBe(false)
       }),
       { numRuns: runs },
     )

@@ -64,21 +64,8 @@ export class EventInserter {
     const hlc = encodeStoredHlc(e.hlc, e.origin)
     const originId = this.#originIds.idOf(e.origin)
     const doc = this.#docIds.idOf(e.docId)
-    this.#writer.add({
-      lsn,
-      originId,
-      seq: e.seq,
-      doc,
-      wall: hlc.wall,
-      counter: hlc.counter,
-      node: hlc.node,
-      change: e.change,
-      // Checked hex already (validateEvent for remote events, sealEvent for ours).
-      prev: e.prev,
-      hash: e.hash,
-      sig: e.sig ?? null,
-      at,
-    })
+    // prev and hash: checked hex already (validateEvent for remote events, sealEvent for ours).
+    this.#writer.add(lsn, originId, e.seq, doc, hlc, e.change, e.prev, e.hash, e.sig ?? null, at)
     this.#docIndex.stored(doc, lsn, originId, e.docId)
     return lsn
   }

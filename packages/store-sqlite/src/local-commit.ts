@@ -5,7 +5,7 @@ import {
   MAX_CHANGE_BYTES,
   encodeHlc,
   parseDocId,
-  sealEvent,
+  sealEventFields,
   type DruEvent,
   type HlcClock,
   type Origin,
@@ -76,14 +76,7 @@ export class LocalCommitter {
           )
         }
         // Built here from checked parts, so it skips validateEvent (a hot path).
-        const event = sealEvent({
-          origin: this.#p.origin,
-          seq: seq + 1,
-          hlc: encodeHlc(this.#p.clock.tick()),
-          docId,
-          change,
-          prev,
-        })
+        const event = sealEventFields(this.#p.origin, seq + 1, encodeHlc(this.#p.clock.tick()), docId, change, prev)
         seq = event.seq
         prev = event.hash
         pending.push(event)
