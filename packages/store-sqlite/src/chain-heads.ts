@@ -9,13 +9,13 @@ import {
   type LogSummary,
   type VersionVector,
 } from '@dru/core'
-import type { Head, LogStatements } from './statements.js'
+import { ROW, type EventRow, type Head, type LogStatements } from './statements.js'
 
 /**
  * What the log holds per origin, kept in memory: each origin's chain head and compaction base
- * (loaded from `origins` and `log_base` at open, then changed by the commit paths and by
- * compaction together with their rows), and the vectors, fingerprints and summaries computed
- * from them. The maps are shared with the readers and the commit paths; whoever changes a
+ * (derived at open from the log's last event per origin and `log_base`, then changed by the
+ * commit paths and by compaction together with their rows), and the vectors, fingerprints and
+ * summaries computed from them. The maps are shared with the readers and the commit paths; whoever changes a
  * head or a base calls {@link changed}, which invalidates the cached retired summary.
  *
  * @module
@@ -29,16 +29,31 @@ export class ChainHeads {
   #version = 0
   #retiredCache: { version: number; summary: LogSummary['retired'] } | undefined
 
-  /** Loads heads and bases; returns the newest HLC among the heads (the clock's high water). */
+  /**
+   * Loads bases and heads; returns the newest HLC among the heads (the clock's high water).
+   * A head is not stored apart (a row per commit that cost a quarter of a one-event commit):
+   * it is the origin's last event in the log, or its base when compaction folded everything
+   * up to it. Its hash is taken as stored, as the head row's was: a damaged row does not stop
+   * the open, its reads fail with CORRUPTION as any damaged row's do.
+   */
   load(stmt: LogStatements): Hlc | undefined {
-    let highWater: Hlc | undefined
-    for (const row of stmt.allHeads.all() as Array<{ origin: string } & Head>) {
-      this.heads.set(row.origin, { seq: row.seq, hash: row.hash, hlc: row.hlc })
-      const h = decodeHlc(row.hlc)
-      if (!highWater || compareHlc(h, highWater) > 0) highWater = h
-    }
     for (const row of stmt.allBase.all() as Array<{ origin: string } & Head>) {
       this.base.set(row.origin, { seq: row.seq, hash: row.hash, hlc: row.hlc })
+      this.heads.set(row.origin, { seq: row.seq, hash: row.hash, hlc: row.hlc })
+    }
+    for (const row of stmt.topRows.all() as EventRow[]) {
+      const origin = row[ROW.origin]
+      // Never null here: the rows are chosen through origin_ids.
+      if (origin === null) continue
+      const seq = row[ROW.seq]
+      const base = this.base.get(origin)
+      // Rows at or below the base are left by a deletion cut short: the base is the head then.
+      if (base === undefined || seq > base.seq) this.heads.set(origin, { seq, hash: row[ROW.hash], hlc: row[ROW.hlc] })
+    }
+    let highWater: Hlc | undefined
+    for (const h of this.heads.values()) {
+      const hlc = decodeHlc(h.hlc)
+      if (!highWater || compareHlc(hlc, highWater) > 0) highWater = hlc
     }
     return highWater
   }

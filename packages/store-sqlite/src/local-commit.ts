@@ -102,8 +102,6 @@ export class LocalCommitter {
         const at = this.#p.now()
         for (const e of pending) this.#p.inserter.insert(e, at)
         this.#p.inserter.flush()
-        const top = pending[pending.length - 1]!
-        this.#p.stmt.upsertHead.run(top.origin, top.seq, top.hash, top.hlc)
       }
       return result
     }

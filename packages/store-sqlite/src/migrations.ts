@@ -76,6 +76,7 @@ export const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
     `)
   },
   (db) => toBinaryLayout(db),
+  (db) => headsFromLog(db),
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length
@@ -185,6 +186,53 @@ function toBinaryLayout(db: Database.Database): void {
         d.doc_id, l.change, lower(hex(l.prev)) as prev, lower(hex(l.hash)) as hash, l.sig, l.received_at, l.applied_at
       from log l left join origin_ids o on o.id = l.origin_id left join doc_ids d on d.id = l.doc;
   `)
+}
+
+/**
+ * Schema 4 to 5: chain heads are no longer stored apart. Each origin's head was a row in
+ * `origins`, upserted by every commit in the same transaction as the log rows — a third page
+ * written per one-event commit, a quarter of its cost. The head is now read at open from the
+ * origin's last event in the log (or its compaction base when nothing is left above it), so
+ * the table goes. A database whose table disagrees with its log was not written by dru's
+ * transactions; it is refused (CORRUPTION) rather than opened with either answer.
+ */
+function headsFromLog(db: Database.Database): void {
+  const stored = db.prepare('select origin, seq, hash from origins').all() as Array<{
+    origin: string
+    seq: number
+    hash: string
+  }>
+  const derived = new Map<string, { seq: number; hash: string }>()
+  for (const b of db.prepare('select origin, seq, hash from log_base').all() as Array<{
+    origin: string
+    seq: number
+    hash: string
+  }>)
+    derived.set(b.origin, { seq: b.seq, hash: b.hash })
+  const tops = db
+    .prepare(
+      `select o.origin, l.seq, lower(hex(l.hash)) as hash from origin_ids o join log l on l.lsn =
+         (select lsn from log where origin_id = o.id order by seq desc limit 1)`,
+    )
+    .all() as Array<{ origin: string; seq: number; hash: string }>
+  for (const t of tops)
+    if (t.seq > (derived.get(t.origin)?.seq ?? 0)) derived.set(t.origin, { seq: t.seq, hash: t.hash })
+  const disagree = (origin: string): never => {
+    throw new DruError(
+      'CORRUPTION',
+      `the stored chain head of ${origin} disagrees with the log's last event of that origin: the database file was altered`,
+      { details: { origin } },
+    )
+  }
+  for (const h of stored) {
+    const d = derived.get(h.origin)
+    if (d === undefined || d.seq !== h.seq || d.hash !== h.hash) disagree(h.origin)
+  }
+  if (derived.size !== stored.length) {
+    const known = new Set(stored.map((h) => h.origin))
+    disagree([...derived.keys()].find((o) => !known.has(o))!)
+  }
+  db.exec('drop table origins')
 }
 
 /**

@@ -143,7 +143,6 @@ export class RemoteIngest {
       }
       inserter.flush()
       if (stored.length > 0) for (const validate of this.#storingValidators) validate(stored, { db: this.#p.db })
-      for (const [origin, h] of newHeads) this.#p.stmt.upsertHead.run(origin, h.seq, h.hash, h.hlc)
     }
     inserter.commit(run)
     // A copy of the head's fields: the event's change bytes are not kept alive by the heads.

@@ -66,8 +66,7 @@ const ORIGIN_ID = '(select id from origin_ids where origin = ?)'
 
 /** The statements of the event log, prepared once per connection. */
 export interface LogStatements {
-  readonly upsertHead: Database.Statement
-  readonly allHeads: Database.Statement
+  readonly topRows: Database.Statement
   readonly allBase: Database.Statement
   readonly upsertBase: Database.Statement
   readonly prefix: Database.Statement
@@ -90,10 +89,12 @@ export interface LogStatements {
 
 export function prepareLogStatements(db: Database.Database): LogStatements {
   return {
-    upsertHead: db.prepare(
-      'insert into origins (origin, seq, hash, hlc) values (?, ?, ?, ?) on conflict(origin) do update set seq = excluded.seq, hash = excluded.hash, hlc = excluded.hlc',
-    ),
-    allHeads: db.prepare('select origin, seq, hash, hlc from origins'),
+    // Each origin's last stored event, one (origin_id, seq) index seek per origin: its chain head unless compacted away.
+    topRows: db
+      .prepare(
+        `${EVENT_SELECT} where l.lsn in (select (select lsn from log where origin_id = x.id order by seq desc limit 1) from origin_ids x)`,
+      )
+      .raw(),
     allBase: db.prepare('select origin, seq, hash, hlc from log_base'),
     upsertBase: db.prepare(
       'insert into log_base (origin, seq, hash, hlc) values (?, ?, ?, ?) on conflict(origin) do update set seq = excluded.seq, hash = excluded.hash, hlc = excluded.hlc',

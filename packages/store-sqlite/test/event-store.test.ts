@@ -13,22 +13,12 @@ import {
   type DruEvent,
 } from '@dru/core'
 import { DEFAULT_CACHE_KIB, EventStore } from '../src/index.js'
-import { bytes, exchange, memStore, sequentialIncarnations, snapshotState, tempDir } from './helpers.js'
+import { bytes, codeOf, exchange, memStore, sequentialIncarnations, snapshotState, tempDir } from './helpers.js'
 
 const cleanups: Array<() => void> = []
 afterEach(() => {
   while (cleanups.length) cleanups.pop()!()
 })
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof DruError) return err.code
-    throw err
-  }
-  return undefined
-}
 
 /** A store with `n` local events on docs d0..d2 and an app table. */
 function seeded(druId: string, n: number) {

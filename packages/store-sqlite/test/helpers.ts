@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { DruEvent } from '@dru/core'
+import { DruError, type DruEvent } from '@dru/core'
 import { EventStore, type OpenStoreOptions } from '../src/index.js'
 
 /** A temp folder removed by the returned cleanup. */
@@ -54,4 +54,15 @@ export function sequentialIncarnations(start = 1): () => number {
     high = !high
     return high ? next++ : 0
   }
+}
+
+/** The code of the DruError `fn` throws, undefined when it returns; anything else is rethrown. */
+export function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn()
+  } catch (err) {
+    if (err instanceof DruError) return err.code
+    throw err
+  }
+  return undefined
 }

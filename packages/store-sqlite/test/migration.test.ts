@@ -9,7 +9,7 @@ import { EventStore, SCHEMA_VERSION, migrate } from '../src/index.js'
 import { MIGRATIONS, type SchemaV3EventRow } from '../src/migrations.js'
 import { prepareLogStatements, rowToEvent, type EventRow } from '../src/statements.js'
 import { decodeStoredHash, encodeStoredHash, encodeStoredHlc, storedHlcSql } from '../src/stored-form.js'
-import { memStore, tempDir } from './helpers.js'
+import { bytes, codeOf, memStore, sequentialIncarnations, tempDir } from './helpers.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/schema-v3.db', import.meta.url))
 
@@ -65,7 +65,7 @@ describe('migration to the binary storage layout (schema 3 → 4)', () => {
   it('the fixture was written by the release before it', () => {
     const { old } = fixtureCopy()
     expect(old.version).toBe(3)
-    expect(SCHEMA_VERSION).toBe(4)
+    expect(SCHEMA_VERSION).toBe(5)
     // What the fixture covers: signed and unsigned origins, a foreign HLC node, a folded prefix, an owed event.
     expect(new Set(old.events.map((e) => e.origin))).toEqual(new Set(['fx/1', 'fx/2', 'peer/3']))
     expect(old.events.some((e) => e.sig !== null)).toBe(true)
@@ -210,6 +210,169 @@ describe('migration to the binary storage layout (schema 3 → 4)', () => {
   })
 })
 
+describe('chain heads read from the log (schema 4 → 5)', () => {
+  const FIXTURE_V4 = fileURLToPath(new URL('./fixtures/schema-v4.db', import.meta.url))
+
+  /** The heads a schema-4 file stored apart, read with plain SQL. */
+  function storedHeads(path: string): Array<{ origin: string; seq: number; hash: string; hlc: string }> {
+    const db = new Database(path, { readonly: true })
+    try {
+      return db.prepare('select origin, seq, hash, hlc from origins order by origin').all() as Array<{
+        origin: string
+        seq: number
+        hash: string
+        hlc: string
+      }>
+    } finally {
+      db.close()
+    }
+  }
+
+  const schemaOf = (path: string) => {
+    const db = new Database(path, { readonly: true })
+    try {
+      return {
+        version: db.prepare("select value from meta where key = 'schema_version'").pluck().get(),
+        origins: db.prepare("select count(*) from sqlite_master where name = 'origins'").pluck().get(),
+      }
+    } finally {
+      db.close()
+    }
+  }
+
+  it('a file written by the release before (heads in `origins`, a base equal to its head with rows left): same heads, table gone', () => {
+    const { dir, cleanup } = tempDir('dru-migration-v4-')
+    cleanups.push(cleanup)
+    const path = join(dir, 'v4.db')
+    copyFileSync(FIXTURE_V4, path)
+    expect(schemaOf(path)).toEqual({ version: 4, origins: 1 })
+    const heads = storedHeads(path)
+    expect(heads.map((h) => h.origin)).toEqual(['fx/1', 'fx/2', 'peer/3'])
+    const s = EventStore.open({ path, druId: 'fx', durability: 'process' })
+    cleanups.push(() => s.close())
+    expect(s.fingerprint().heads).toEqual(Object.fromEntries(heads.map((h) => [h.origin, h.hash])))
+    expect(s.vv()).toEqual(Object.fromEntries(heads.map((h) => [h.origin, h.seq])))
+    // fx/2 was compacted up to its head with rows at and below the base still there.
+    expect(s.base()['fx/2']?.seq).toBe(12)
+    expect(s.retired().map((r) => r.origin)).toEqual(['fx/2'])
+    expect(s.verifyLog().origins).toBe(3)
+    // The clock's high water is still the newest head's HLC.
+    const next = s.append('notes', Buffer.from('after'))
+    for (const h of heads) expect(next.hlc.slice(0, 26) > h.hlc.slice(0, 26)).toBe(true)
+    expect(s.db.prepare("select count(*) from sqlite_master where name = 'origins'").pluck().get()).toBe(0)
+  })
+
+  it('a file whose stored head disagrees with its log is refused (CORRUPTION) and left as it was', () => {
+    for (const alter of [
+      "update origins set seq = seq - 1 where origin = 'peer/3'",
+      "update origins set hash = replace(hash, 'e', 'f') where origin = 'fx/1'",
+      "delete from origins where origin = 'fx/2'",
+      "insert into origins (origin, seq, hash, hlc) values ('ghost/1', 1, 'ab', 'x')",
+    ]) {
+      const { dir, cleanup } = tempDir('dru-migration-v4-')
+      cleanups.push(cleanup)
+      const path = join(dir, 'v4.db')
+      copyFileSync(FIXTURE_V4, path)
+      const db = new Database(path)
+      db.prepare(alter).run()
+      db.close()
+      const before = storedHeads(path)
+      expect(
+        codeOf(() => EventStore.open({ path, druId: 'fx', durability: 'process' })),
+        alter,
+      ).toBe('CORRUPTION')
+      expect(schemaOf(path)).toEqual({ version: 4, origins: 1 })
+      expect(storedHeads(path)).toEqual(before)
+    }
+  })
+
+  it('heads, bases and the clock survive a reopen after any mix of commits, ingests, compaction and reopens (property)', () => {
+    type Op =
+      | { kind: 'append'; n: number }
+      | { kind: 'ingest'; n: number }
+      | { kind: 'compact'; remote: boolean; keep: number }
+      | { kind: 'delete'; limit: number }
+      | { kind: 'reopen' }
+    const op: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({ kind: fc.constant('append' as const), n: fc.integer({ min: 1, max: 4 }) }),
+      fc.record({ kind: fc.constant('ingest' as const), n: fc.integer({ min: 1, max: 4 }) }),
+      fc.record({ kind: fc.constant('compact' as const), remote: fc.boolean(), keep: fc.integer({ min: 0, max: 3 }) }),
+      fc.record({ kind: fc.constant('delete' as const), limit: fc.integer({ min: 0, max: 5 }) }),
+      fc.constant({ kind: 'reopen' as const }),
+    )
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 14 }), fc.boolean(), (ops, asV4) => {
+        const { dir, cleanup } = tempDir('dru-heads-')
+        try {
+          const path = join(dir, 'h.db')
+          const random = sequentialIncarnations()
+          const open = () => EventStore.open({ path, druId: 'h', random, durability: 'process' })
+          let s = open()
+          let remote = { seq: 0, hash: GENESIS_HASH }
+          for (const o of ops) {
+            if (o.kind === 'append')
+              s.transact((tx) => Array.from({ length: o.n }, (_, i) => tx.append(`d${i}`, bytes(i))))
+            else if (o.kind === 'ingest') {
+              const batch: DruEvent[] = []
+              for (let i = 0; i < o.n; i++) {
+                const e = sealEvent({
+                  origin: 'r/1' as Origin,
+                  seq: remote.seq + 1,
+                  hlc: encodeHlc({ wall: 1_764_000_000_000 + remote.seq, counter: 0, node: 'r/1' }),
+                  docId: `d${i}`,
+                  change: bytes(remote.seq),
+                  prev: remote.hash,
+                })
+                remote = { seq: e.seq, hash: e.hash }
+                batch.push(e)
+              }
+              s.ingest(batch)
+            } else if (o.kind === 'compact') {
+              const origin = o.remote ? 'r/1' : (s.previousOrigin ?? s.origin)
+              const head = s.head(origin)
+              if (head) s.raiseBase({ [origin]: Math.max(0, head.seq - o.keep) })
+            } else if (o.kind === 'delete') s.deleteBelowBase(o.limit)
+            else {
+              s.close()
+              s = open()
+            }
+          }
+          const fp = s.fingerprint()
+          const base = s.base()
+          const newest = Object.keys(fp.heads).map(
+            (origin) => s.getEvent(origin, fp.vv[origin]!)?.hlc ?? base[origin]!.hlc,
+          )
+          s.close()
+          if (asV4) {
+            // The same file as schema 4 wrote it: the heads in their own table.
+            const db = new Database(path)
+            db.exec(
+              'create table origins (origin text primary key, seq integer not null, hash text not null, hlc text not null) without rowid',
+            )
+            const insert = db.prepare('insert into origins (origin, seq, hash, hlc) values (?, ?, ?, ?)')
+            Object.keys(fp.heads).forEach((origin, i) => insert.run(origin, fp.vv[origin], fp.heads[origin], newest[i]))
+            db.prepare("update meta set value = 4 where key = 'schema_version'").run()
+            db.close()
+          }
+          s = open()
+          try {
+            expect(s.fingerprint()).toEqual(fp)
+            expect(s.base()).toEqual(base)
+            const next = s.append('after', bytes(1))
+            for (const hlc of newest) expect(next.hlc.slice(0, 26) >= hlc.slice(0, 26)).toBe(true)
+          } finally {
+            s.close()
+          }
+          if (asV4) expect(schemaOf(path)).toEqual({ version: SCHEMA_VERSION, origins: 0 })
+        } finally {
+          cleanup()
+        }
+      }),
+      { numRuns: Number(process.env.DRU_PROPERTY_RUNS ?? 60) },
+    )
+  })
+})
+
 describe('the stored form round-trips', () => {
   const hex32 = fc.uint8Array({ minLength: 32, maxLength: 32 }).map((b) => Buffer.from(b).toString('hex'))
   const node = fc.oneof(fc.constant('o/1'), fc.string({ minLength: 1, maxLength: 96 }))
@@ -306,7 +469,8 @@ describe('the stored form round-trips', () => {
           insert.run(Object.values(row))
           written.push(row)
         })
-        migrate(db)
+        // To schema 4, the layout this property is about (rows written without heads would not pass 4 → 5).
+        migrate(db, MIGRATIONS.slice(0, 4))
         expect(db.prepare(`select ${OLD_COLUMNS} from events order by lsn`).all()).toEqual(written)
         const stmt = prepareLogStatements(db)
         for (const r of written) {
