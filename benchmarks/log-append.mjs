@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { GENESIS_HASH, encodeHlc, openUnit, sealEvent, sealUnits } from '@dru/core'
+import { GENESIS_HASH, encodeHlc, openUnit, sealEventFields, sealUnits } from '@dru/core'
 import { EventStore } from '@dru/store-sqlite'
 import { machineLine, percentile, summarize, writeSection } from './results.mjs'
 
@@ -85,14 +85,15 @@ function breakdown(durability) {
   const sealed = []
   let prev = GENESIS_HASH
   for (let k = 0; k < EVENTS; k++) {
-    const e = sealEvent({
-      origin: 'bench/1',
-      seq: k + 1,
-      hlc: encodeHlc({ wall: Date.now(), counter: k, node: 'bench/1' }),
-      docId: `doc-${k % 1000}`,
-      change: payloads[k],
+    // As the store's local write path seals (sealEventFields: no input object to spread).
+    const e = sealEventFields(
+      'bench/1',
+      k + 1,
+      encodeHlc({ wall: Date.now(), counter: k, node: 'bench/1' }),
+      `doc-${k % 1000}`,
+      payloads[k],
       prev,
-    })
+    )
     prev = e.hash
     sealed.push(e)
   }

@@ -1,4 +1,4 @@
-// node benchmarks/unit-layouts.mjs [--machine] [--quick] [--merge-every N] — step 2 of the commit-granular record
+// node benchmarks/unit-layouts.mjs [--machine] [--quick] [--merge-every N] [--cut N] — step 2 of the commit-granular record
 // (docs/ARCHITECTURE.md, "Next") decided by numbers: how to store @dru/core's units. Same
 // 100,000 events as bench:log (150-byte changes over 1,000 documents, commits of 1,000), each
 // commit sealed by the product's `sealUnits` inside the timed loop, then stored two ways:
@@ -12,16 +12,21 @@
 // and entry rows without origin and seq (a reader takes them from the unit's header), and entry
 // rows without the document index (no reads: what the index costs the append).
 //
+// `--cut N` seals each commit as units of at most N events (the product cuts at 256): smaller
+// units make a unit row cheaper to read for one of its events, and leave more rows.
+//
 // Both feed the per-document index (`doc_events`) in bulk every 32,768 events, as the store
 // does. Against a raw insert of the same payloads. Then what reading a document costs in each:
 // 200 documents' events read back by the document index and each checked (its entry's hash)
-// and decoded. Prints a table; writes nothing.
+// and decoded; and what streaming the whole log in order costs (what a peer lacks): entry rows
+// each checked and decoded, unit rows each opened (`openUnit`: every entry's hash, the unit's
+// hash, decoded). Prints a table; writes nothing.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { GENESIS_HASH, decodeEntry, sealUnits } from '@dru/core'
+import { GENESIS_HASH, decodeEntry, openUnit, sealUnits } from '@dru/core'
 
 const quick = process.argv.includes('--quick')
 const EVENTS = quick ? 20_000 : 100_000
@@ -34,6 +39,9 @@ const mergeAt = process.argv.indexOf('--merge-every')
 /** Events between merges of the document index (the store's default: 32,768). */
 const MERGE_EVERY = mergeAt >= 0 ? Number(process.argv[mergeAt + 1]) : 32_768
 const ORIGIN = 'bench/1'
+const cutAt = process.argv.indexOf('--cut')
+/** Most events per unit (the product's sealUnits cuts at 256 events or 64 KiB). */
+const CUT = cutAt >= 0 ? Number(process.argv[cutAt + 1]) : 256
 const sync = process.argv.includes('--machine') ? 'FULL' : 'NORMAL'
 
 const payloads = Array.from({ length: EVENTS }, (_, i) => {
@@ -62,6 +70,19 @@ function entriesOf(from) {
       change: payloads[from + k],
     }
   return out
+}
+
+/** Commit `from` sealed after `prev` as units of at most {@link CUT} events (sealUnits per slice, chained). */
+function sealCommit(from, prev) {
+  const entries = entriesOf(from)
+  const units = []
+  for (let at = 0; at < entries.length; at += CUT) {
+    for (const u of sealUnits(ORIGIN, from + 1 + at, prev, entries.slice(at, at + CUT))) {
+      units.push(u)
+      prev = u.hash
+    }
+  }
+  return units
 }
 
 /** Statements inserting `rows` rows of `columns` values at once, by row count. */
@@ -116,7 +137,7 @@ function entryRows(dir, { lean = false, docIndex = true } = {}) {
   let prev = GENESIS_HASH
   const commit = db.transaction((from) => {
     let lsn = from + 1
-    for (const u of sealUnits(ORIGIN, from + 1, prev, entriesOf(from))) {
+    for (const u of sealCommit(from, prev)) {
       insertUnit.run(lsn, u.seq, u.entries.length, Buffer.from(u.prev, 'hex'), Buffer.from(u.hash, 'hex'))
       let n = 0
       for (let i = 0; i < u.entries.length; i++) {
@@ -153,7 +174,39 @@ function entryRows(dir, { lean = false, docIndex = true } = {}) {
   if (docIndex) db.transaction(() => merge.run(merged)).immediate()
   const rate = EVENTS / ((performance.now() - t0) / 1000)
   db.close()
-  return { rate, read: docIndex ? readDocs(path, lean ? leanRowsReader : entryRowsReader) : undefined }
+  return {
+    rate,
+    read: docIndex ? readDocs(path, lean ? leanRowsReader : entryRowsReader) : undefined,
+    stream:
+      docIndex && !lean ? streamRead(path, 'select entry, entry_hash from events order by lsn', checkEntry) : undefined,
+  }
+}
+
+/** One entry row checked (its hash) and decoded, as a reader of the log does. */
+function checkEntry([entry, hash]) {
+  if (!createHash('sha256').update(entry).digest().equals(hash)) throw new Error('entry hash differs')
+  decodeEntry(ORIGIN, entry)
+  return 1
+}
+
+/** One unit row opened as a receiver opens a unit: every entry's hash, the unit's hash, decoded. */
+function openUnitRow([bytes, hash]) {
+  const u = openUnit(bytes)
+  if (u.hash !== hash.toString('hex')) throw new Error('unit hash differs')
+  return u.entries.length
+}
+
+/** The whole log read in order through a fresh connection, each row checked by `check` (returns its events). */
+function streamRead(path, sql, check) {
+  const db = new Database(path, { readonly: true })
+  const rows = db.prepare(sql).raw()
+  const t0 = performance.now()
+  let events = 0
+  for (const row of rows.iterate()) events += check(row)
+  const rate = events / ((performance.now() - t0) / 1000)
+  db.close()
+  if (events !== EVENTS) throw new Error(`streamed ${events} of ${EVENTS} events`)
+  return { rate }
 }
 
 function entryRowsReader(db) {
@@ -206,7 +259,7 @@ function unitRows(dir) {
   let prev = GENESIS_HASH
   const commit = db.transaction((from) => {
     let lsn = from + 1
-    for (const u of sealUnits(ORIGIN, from + 1, prev, entriesOf(from))) {
+    for (const u of sealCommit(from, prev)) {
       insertUnit.run(
         lsn,
         u.seq,
@@ -241,7 +294,11 @@ function unitRows(dir) {
   merge.immediate()
   const rate = EVENTS / ((performance.now() - t0) / 1000)
   db.close()
-  return { rate, read: readDocs(path, unitRowsReader) }
+  return {
+    rate,
+    read: readDocs(path, unitRowsReader),
+    stream: streamRead(path, 'select bytes, hash from units order by first_lsn', openUnitRow),
+  }
 }
 
 function unitRowsReader(db) {
@@ -334,12 +391,15 @@ const results = {
   entryRead: [],
   leanRead: [],
   unitRead: [],
+  entryStream: [],
+  unitStream: [],
 }
 for (let r = 0; r < RUNS; r++) {
   results.raw.push(inDir(raw).rate)
   const e = inDir(entryRows)
   results.entryRows.push(e.rate)
   results.entryRead.push(e.read.rate)
+  results.entryStream.push(e.stream.rate)
   results.bare.push(inDir((dir) => entryRows(dir, { docIndex: false })).rate)
   const l = inDir((dir) => entryRows(dir, { lean: true }))
   results.leanRows.push(l.rate)
@@ -347,26 +407,29 @@ for (let r = 0; r < RUNS; r++) {
   const u = inDir(unitRows)
   results.unitRows.push(u.rate)
   results.unitRead.push(u.read.rate)
+  results.unitStream.push(u.stream.rate)
 }
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
 const fmt = (n) => Math.round(n).toLocaleString('en-US')
 const cell = (xs) => `${fmt(median(xs))} (${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))})`
 const m = Object.fromEntries(Object.entries(results).map(([k, v]) => [k, median(v)]))
 console.log(
-  `synchronous ${sync}, ${fmt(EVENTS)} events of ${PAYLOAD} B over ${DOCS} documents, commits of ${BATCH}, document index merged every ${fmt(MERGE_EVERY)}, median of ${RUNS} (range)\n`,
-)
-console.log('| layout | append (seal + insert), ev/s | of raw insert | a document read and checked, events/s |')
-console.log('| --- | ---: | ---: | ---: |')
-console.log(`| raw insert | ${cell(results.raw)} | 1.00 | — |`)
-console.log(
-  `| entry rows + unit headers | ${cell(results.entryRows)} | ${(m.entryRows / m.raw).toFixed(2)} | ${cell(results.entryRead)} |`,
+  `synchronous ${sync}, ${fmt(EVENTS)} events of ${PAYLOAD} B over ${DOCS} documents, commits of ${BATCH} cut into units of at most ${CUT} events, document index merged every ${fmt(MERGE_EVERY)}, median of ${RUNS} (range)\n`,
 )
 console.log(
-  `| entry rows + unit headers, no document index (what the index costs) | ${cell(results.bare)} | ${(m.bare / m.raw).toFixed(2)} | — |`,
+  '| layout | append (seal + insert), ev/s | of raw insert | a document read and checked, events/s | the log streamed in order and checked, events/s |',
+)
+console.log('| --- | ---: | ---: | ---: | ---: |')
+console.log(`| raw insert | ${cell(results.raw)} | 1.00 | — | — |`)
+console.log(
+  `| entry rows + unit headers | ${cell(results.entryRows)} | ${(m.entryRows / m.raw).toFixed(2)} | ${cell(results.entryRead)} | ${cell(results.entryStream)} |`,
 )
 console.log(
-  `| entry rows without origin and seq + unit headers | ${cell(results.leanRows)} | ${(m.leanRows / m.raw).toFixed(2)} | ${cell(results.leanRead)} |`,
+  `| entry rows + unit headers, no document index (what the index costs) | ${cell(results.bare)} | ${(m.bare / m.raw).toFixed(2)} | — | — |`,
 )
 console.log(
-  `| unit rows | ${cell(results.unitRows)} | ${(m.unitRows / m.raw).toFixed(2)} | ${cell(results.unitRead)} |`,
+  `| entry rows without origin and seq + unit headers | ${cell(results.leanRows)} | ${(m.leanRows / m.raw).toFixed(2)} | ${cell(results.leanRead)} | — |`,
+)
+console.log(
+  `| unit rows | ${cell(results.unitRows)} | ${(m.unitRows / m.raw).toFixed(2)} | ${cell(results.unitRead)} | ${cell(results.unitStream)} |`,
 )
