@@ -134,6 +134,30 @@ describe('validateBatch', () => {
     expect(errorOf(() => validateBatch([a, { ...b!, origin: 'b' }])).details).toEqual({ field: 'origin' })
   })
 
+  it('checks every field of an event hashedEvent built except its hash (computed there), and refuses a key added to it', () => {
+    const events = chain(3)
+    for (const [field, spoil] of spoilers) {
+      if (field === 'hash' || field === 'extra') continue
+      const spoiled = spoil(events[1]!) as DruEvent
+      const built = hashedEvent(spoiled, spoiled.sig)
+      const err = errorOf(() => validateBatch([events[0], built, events[2]]))
+      expect(err.message.startsWith(`batch[1].${field} `)).toBe(true)
+    }
+    const added = Object.assign(hashedEvent({ ...events[0]! }), { extra: 1 })
+    expect(errorOf(() => validateBatch([added])).message).toBe('batch[0].extra is not an event field')
+  })
+
+  it('checks a document id or origin again whenever it differs from the event before', () => {
+    const [a, b, c] = chain(3)
+    expect(validateBatch([a, { ...b!, docId: 'd' }, { ...c!, docId: 'd' }])).toHaveLength(3)
+    expect(errorOf(() => validateBatch([a, { ...b!, docId: 'd' }, { ...c!, docId: 'd\u0000' }])).message).toBe(
+      'batch[2].docId must be a non-empty string of at most 256 characters',
+    )
+    expect(errorOf(() => validateBatch([a, b, { ...c!, origin: `${c!.origin} ` }])).details).toEqual({
+      field: 'origin',
+    })
+  })
+
   it('returns the events themselves, in order', () => {
     const events = chain(5)
     const out = validateBatch(events)

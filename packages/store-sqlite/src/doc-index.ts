@@ -53,8 +53,18 @@ export class DocIndex {
   #upto: number
   readonly #tail = new Map<number, TailDoc>()
   #tailSize = 0
-  /** Docs given an entry by the open writing transaction, in order (one per entry). */
-  #pending: number[] = []
+  /**
+   * The lowest position the open writing transaction gave an entry (Infinity when none): a
+   * rollback drops every entry from it on, which are the newest of their documents. Kept
+   * instead of a list of the documents touched, which grew by one per stored event.
+   */
+  #pendingFrom = Number.POSITIVE_INFINITY
+  /**
+   * The document last given an entry and its tail: a batch often stores a run of events of
+   * one document, and then the map is not probed again. Forgotten whenever a tail may leave the map.
+   */
+  #lastDoc = -1
+  #lastTail: TailDoc | undefined
   readonly #mergeEvery: number
   readonly #db: Database.Database
   readonly #meta: MetaTable
@@ -103,26 +113,32 @@ export class DocIndex {
 
   /** An event stored by the open transaction (at an lsn above every one indexed so far). */
   stored(doc: number, lsn: number, originId: number, docId: string): void {
+    if (lsn < this.#pendingFrom) this.#pendingFrom = lsn
     this.#add(doc, lsn, originId, docId)
-    this.#pending.push(doc)
   }
 
   /** The writing transaction committed; merges the tail when it reached its bound. */
   commit(): void {
-    this.#pending = []
+    this.#pendingFrom = Number.POSITIVE_INFINITY
     if (this.#tailSize >= this.#mergeEvery) this.merge()
   }
 
   /** The writing transaction rolled back: its entries (the newest of their documents) go. */
   rollback(): void {
-    for (let i = this.#pending.length - 1; i >= 0; i--) {
-      const doc = this.#pending[i]!
-      const t = this.#tail.get(doc)!
-      t.entries.length -= 2
-      this.#tailSize--
-      if (t.entries.length === 0) this.#tail.delete(doc)
+    const from = this.#pendingFrom
+    if (from === Number.POSITIVE_INFINITY) return
+    this.#forgetLast()
+    // Rare and bounded by the tail: one pass over its documents instead of a record per event.
+    for (const [doc, t] of this.#tail) {
+      const entries = t.entries
+      let n = entries.length
+      while (n > 0 && entries[n - 2]! >= from) n -= 2
+      if (n === entries.length) continue
+      this.#tailSize -= (entries.length - n) / 2
+      if (n === 0) this.#tail.delete(doc)
+      else entries.length = n
     }
-    this.#pending = []
+    this.#pendingFrom = Number.POSITIVE_INFINITY
   }
 
   /**
@@ -143,6 +159,7 @@ export class DocIndex {
       return
     }
     this.#upto = upto
+    this.#forgetLast()
     this.#tail.clear()
     this.#tailSize = 0
   }
@@ -154,6 +171,7 @@ export class DocIndex {
 
   /** Compaction committed: its deleted positions leave the tail (readers skip them until then). */
   deleted(entries: ReadonlyArray<readonly [number, number]>): void {
+    this.#forgetLast()
     for (const [doc, lsn] of entries) {
       const t = this.#tail.get(doc)
       if (!t) continue
@@ -211,9 +229,16 @@ export class DocIndex {
   }
 
   #add(doc: number, lsn: number, originId: number, docId: string): void {
-    const t = this.#tail.get(doc)
+    let t = doc === this.#lastDoc ? this.#lastTail : this.#tail.get(doc)
     if (t) t.entries.push(lsn, originId)
-    else this.#tail.set(doc, { docId, entries: [lsn, originId] })
+    else this.#tail.set(doc, (t = { docId, entries: [lsn, originId] }))
     this.#tailSize++
+    this.#lastDoc = doc
+    this.#lastTail = t
+  }
+
+  #forgetLast(): void {
+    this.#lastDoc = -1
+    this.#lastTail = undefined
   }
 }

@@ -79,6 +79,13 @@ export const MAX_CACHED_DICTIONARY_ENTRIES = 65_536
 export class Dictionary {
   readonly #ids = new Map<string, number>()
   readonly #fresh: string[] = []
+  /**
+   * The text last looked up and its id: a batch names one origin over and over, and often one
+   * document over a run of events, usually as the same string, so the map is probed only when
+   * the text changes. Forgotten whenever the map may lose an entry.
+   */
+  #lastText: string | undefined
+  #lastId = 0
   readonly #select: Database.Statement
   readonly #insert: Database.Statement
 
@@ -89,8 +96,9 @@ export class Dictionary {
 
   /** The id of `text`, adding it when new (call inside the writing transaction). */
   idOf(text: string): number {
+    if (text === this.#lastText) return this.#lastId
     const cached = this.#ids.get(text)
-    if (cached !== undefined) return cached
+    if (cached !== undefined) return this.#remember(text, cached)
     let id = this.#select.get(text) as number | undefined
     if (id === undefined) {
       id = Number(this.#insert.run(text).lastInsertRowid)
@@ -98,6 +106,12 @@ export class Dictionary {
     }
     if (this.#ids.size >= MAX_CACHED_DICTIONARY_ENTRIES) this.#ids.clear()
     this.#ids.set(text, id)
+    return this.#remember(text, id)
+  }
+
+  #remember(text: string, id: number): number {
+    this.#lastText = text
+    this.#lastId = id
     return id
   }
 
@@ -108,6 +122,7 @@ export class Dictionary {
 
   /** The writing transaction rolled back: forget the entries it made. */
   rollback(): void {
+    this.#lastText = undefined
     for (const text of this.#fresh) this.#ids.delete(text)
     this.#fresh.length = 0
   }

@@ -8,6 +8,7 @@ import {
   HlcClock,
   decodeHlc,
   encodeHlc,
+  hashedEvent,
   newIncarnation,
   sealEvent,
   type DruEvent,
@@ -240,6 +241,59 @@ describe('inbox: ingest()', () => {
     expect(r.skewed).toBe(1)
     expect(b.skewedEvents).toBe(1)
     expect(b.clock.tick().wall).toBeLessThan(Date.now() + 60_000)
+  })
+})
+
+describe('the skew check of a remote batch', () => {
+  const t = 1_800_000_000_000
+  const single = (origin: string, wall: number): DruEvent =>
+    sealEvent({
+      origin: origin as never,
+      seq: 1,
+      hlc: encodeHlc({ wall, counter: 0, node: origin }),
+      docId: 'd',
+      change: bytes(1),
+      prev: GENESIS_HASH,
+    })
+
+  it('refuses (reject) naming the first skewed event of the batch, not its greatest timestamp', () => {
+    const b = memStore('b', { now: () => t, maxClockSkewMs: 1_000 })
+    const batch = [single('w/1', t), single('x/1', t + 10_000), single('y/1', t + 60_000)]
+    let message = ''
+    try {
+      b.ingest(batch)
+    } catch (err) {
+      message = (err as Error).message
+    }
+    expect(message).toBe('remote timestamp from x/1 is 10000 ms ahead of our clock (limit 1000 ms)')
+    expect(b.count()).toBe(0)
+  })
+
+  it('counts (tolerate) each skewed event, and none when the greatest is within the bound', () => {
+    const b = memStore('b', { now: () => t, skewPolicy: 'tolerate', maxClockSkewMs: 1_000 })
+    expect(b.ingest([single('x/1', t + 10_000), single('w/1', t), single('y/1', t + 60_000)]).skewed).toBe(2)
+    expect(b.ingest([single('u/1', t + 1_000), single('v/1', t - 5)]).skewed).toBe(0)
+  })
+
+  it('refuses an event built as the wire decoder builds them (hash computed here) with a bad field', () => {
+    const b = memStore('b')
+    const good = single('x/1', Date.now())
+    for (const [field, bad] of [
+      ['docId', { ...good, docId: 'd\u0007' }],
+      ['origin', { ...good, origin: 'x' }],
+      ['hlc', { ...good, hlc: `${good.hlc.slice(0, 27)}x\ny` }],
+      ['seq', { ...good, seq: 0 }],
+    ] as const) {
+      let err: unknown
+      try {
+        b.ingest([hashedEvent(bad as DruEvent)])
+      } catch (e) {
+        err = e
+      }
+      expect(err).toBeInstanceOf(DruError)
+      expect((err as DruError).details).toEqual({ field })
+    }
+    expect(b.count()).toBe(0)
   })
 })
 

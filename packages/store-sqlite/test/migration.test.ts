@@ -406,6 +406,13 @@ describe('the stored form round-trips', () => {
     db.close()
   })
 
+  it('HLCs: the node is left out only when it is exactly the origin', () => {
+    for (const node of ['o/1', 'o/1x', 'xo/1', 'o/', 'O/1', 'o/10', ' o/1']) {
+      const text = encodeHlc({ wall: 5, counter: 7, node })
+      expect(encodeStoredHlc(text, 'o/1')).toEqual({ wall: 5, counter: 7, node: node === 'o/1' ? null : node })
+    }
+  })
+
   it('HLCs: every encoded HLC is stored as its integers; a near miss (non-digit, no dash, no node) verbatim', () => {
     fc.assert(
       fc.property(hlcText, fc.nat(), fc.constantFrom('x', '٣', '-', ' '), (text, at, bad) => {

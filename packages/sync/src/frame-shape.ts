@@ -9,93 +9,88 @@ import { DruError } from '@dru/core'
  * decoder to refuse (MALFORMED): this walk only counts.
  */
 export function checkFrameShape(bytes: Uint8Array, maxValues: number, maxDepth: number): void {
-  // Values still to read in each open array or map, innermost last.
-  const open: number[] = []
+  // Values still to read in each open array or map, innermost at `depth - 1` (a count may
+  // reach 2 × 2^32: doubles). A typed stack and the head tables below keep this loop, which
+  // runs once per value of every frame received, on numbers only.
+  const open = new Float64Array(maxDepth)
+  let depth = 0
   let values = 0
   let at = 0
   const end = bytes.byteLength
-  // The big-endian unsigned integer of `n` bytes at `at` (undefined past the end).
-  const uint = (n: number): number | undefined => {
-    if (at + n > end) return undefined
-    let v = 0
-    for (let i = 0; i < n; i++) v = v * 256 + bytes[at + i]!
-    at += n
-    return v
-  }
   do {
     if (at >= end) return
     if (++values > maxValues) invalid(`frame holds more than ${maxValues} values`)
     const b = bytes[at++]!
     let children = 0
-    let skip = 0
     // 0x00–0x7f and 0xe0–0xff are whole integers: nothing follows.
     if (b <= 0x7f || b >= 0xe0) {
       // nothing to skip
     } else if (b <= 0x8f) children = 2 * (b & 0x0f)
     else if (b <= 0x9f) children = b & 0x0f
-    else if (b <= 0xbf) skip = b & 0x1f
+    else if (b <= 0xbf) at += b & 0x1f
     else {
-      const head = HEADS[b - 0xc0]
-      if (head === undefined) return
-      const size = head.sizeBytes > 0 ? uint(head.sizeBytes) : 0
-      if (size === undefined) return
-      if (head.container) children = size * head.container
-      else skip = size + head.fixed
+      const head = b - 0xc0
+      const sizeBytes = SIZE_BYTES[head]!
+      if (sizeBytes === UNUSED) return
+      // The big-endian unsigned length (or count) that follows.
+      if (at + sizeBytes > end) return
+      let size = 0
+      for (let i = 0; i < sizeBytes; i++) size = size * 256 + bytes[at++]!
+      const per = VALUES_PER_ENTRY[head]!
+      if (per > 0) children = size * per
+      else at += size + FIXED[head]!
     }
-    at += skip
     if (children > 0) {
-      if (open.length >= maxDepth) invalid(`frame is nested deeper than ${maxDepth} levels`)
-      open.push(children)
+      if (depth >= maxDepth) invalid(`frame is nested deeper than ${maxDepth} levels`)
+      open[depth++] = children
     } else {
       // A finished value finishes each enclosing container it was the last value of.
-      while (open.length > 0 && --open[open.length - 1]! === 0) open.pop()
+      while (depth > 0 && --open[depth - 1]! === 0) depth--
     }
-  } while (open.length > 0)
+  } while (depth > 0)
 }
 
+/** {@link SIZE_BYTES} of a head msgpack never uses (0xc1). */
+const UNUSED = 0xff
+
 /**
- * The msgpack heads 0xc0–0xdf: bytes of the length (or count) that follows, bytes of data
- * besides that length, and for arrays and maps the values per counted entry.
+ * The msgpack heads 0xc0–0xdf, indexed by `head - 0xc0`: bytes of the length (or count) that
+ * follows, bytes of data besides that length, and for arrays and maps the values per counted
+ * entry (0 for anything else).
  */
-interface Head {
-  readonly sizeBytes: number
-  readonly fixed: number
-  readonly container?: 1 | 2
-}
-const HEADS: ReadonlyArray<Head | undefined> = [
-  { sizeBytes: 0, fixed: 0 }, // c0 nil
-  undefined, // c1 never used
-  { sizeBytes: 0, fixed: 0 }, // c2 false
-  { sizeBytes: 0, fixed: 0 }, // c3 true
-  { sizeBytes: 1, fixed: 0 }, // c4 bin 8
-  { sizeBytes: 2, fixed: 0 }, // c5 bin 16
-  { sizeBytes: 4, fixed: 0 }, // c6 bin 32
-  { sizeBytes: 1, fixed: 1 }, // c7 ext 8 (type byte)
-  { sizeBytes: 2, fixed: 1 }, // c8 ext 16
-  { sizeBytes: 4, fixed: 1 }, // c9 ext 32
-  { sizeBytes: 0, fixed: 4 }, // ca float 32
-  { sizeBytes: 0, fixed: 8 }, // cb float 64
-  { sizeBytes: 0, fixed: 1 }, // cc uint 8
-  { sizeBytes: 0, fixed: 2 }, // cd uint 16
-  { sizeBytes: 0, fixed: 4 }, // ce uint 32
-  { sizeBytes: 0, fixed: 8 }, // cf uint 64
-  { sizeBytes: 0, fixed: 1 }, // d0 int 8
-  { sizeBytes: 0, fixed: 2 }, // d1 int 16
-  { sizeBytes: 0, fixed: 4 }, // d2 int 32
-  { sizeBytes: 0, fixed: 8 }, // d3 int 64
-  { sizeBytes: 0, fixed: 2 }, // d4 fixext 1
-  { sizeBytes: 0, fixed: 3 }, // d5 fixext 2
-  { sizeBytes: 0, fixed: 5 }, // d6 fixext 4
-  { sizeBytes: 0, fixed: 9 }, // d7 fixext 8
-  { sizeBytes: 0, fixed: 17 }, // d8 fixext 16
-  { sizeBytes: 1, fixed: 0 }, // d9 str 8
-  { sizeBytes: 2, fixed: 0 }, // da str 16
-  { sizeBytes: 4, fixed: 0 }, // db str 32
-  { sizeBytes: 2, fixed: 0, container: 1 }, // dc array 16
-  { sizeBytes: 4, fixed: 0, container: 1 }, // dd array 32
-  { sizeBytes: 2, fixed: 0, container: 2 }, // de map 16
-  { sizeBytes: 4, fixed: 0, container: 2 }, // df map 32
-]
+// prettier-ignore
+const SIZE_BYTES = Uint8Array.from([
+  0, UNUSED, 0, 0, // c0 nil, c1 never used, c2 false, c3 true
+  1, 2, 4, // c4–c6 bin 8/16/32
+  1, 2, 4, // c7–c9 ext 8/16/32
+  0, 0, // ca float 32, cb float 64
+  0, 0, 0, 0, // cc–cf uint 8/16/32/64
+  0, 0, 0, 0, // d0–d3 int 8/16/32/64
+  0, 0, 0, 0, 0, // d4–d8 fixext 1/2/4/8/16
+  1, 2, 4, // d9–db str 8/16/32
+  2, 4, // dc array 16, dd array 32
+  2, 4, // de map 16, df map 32
+])
+// prettier-ignore
+const FIXED = Uint8Array.from([
+  0, 0, 0, 0, // c0–c3
+  0, 0, 0, // bin
+  1, 1, 1, // ext: its type byte
+  4, 8, // floats
+  1, 2, 4, 8, // uints
+  1, 2, 4, 8, // ints
+  2, 3, 5, 9, 17, // fixext: type byte and data
+  0, 0, 0, // str
+  0, 0, // arrays
+  0, 0, // maps
+])
+// prettier-ignore
+const VALUES_PER_ENTRY = Uint8Array.from([
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  1, 1, // arrays: one value per entry
+  2, 2, // maps: a key and a value
+])
 
 function invalid(message: string): never {
   throw new DruError('INVALID_FRAME', message)

@@ -136,10 +136,38 @@ describe('the compact events frame', () => {
             expect(isHashComputed(e)).toBe(true)
             expect(eventHashMatches(e)).toBe(true)
           }
+          // checkRuns keeps the events and names each origin's last one, in order of first appearance.
+          const { events, tips } = checkRuns(frame.batch, publicKeys)
+          expect(events).toEqual(frame.batch)
+          const origins = [...new Set(batch.map((e) => e.origin))]
+          expect([...tips.keys()]).toEqual(origins)
+          for (const o of origins) expect(tips.get(o)).toBe(frame.batch.findLast((e) => e.origin === o))
         },
       ),
       { seed: 61, numRuns: RUNS ?? 200 },
     )
+  })
+
+  it('checkRuns refuses an origin whose events are not consecutive, across runs of other origins too', () => {
+    const all = chains([
+      { w: 'a', from: 1, n: 4, signEvery: 1, docs: 2 },
+      { w: 'b', from: 1, n: 2, signEvery: 1, docs: 2 },
+    ])
+    const [a1, a2, a3, a4] = all.get('a')!
+    const [b1, b2] = all.get('b')!
+    const code = (batch: DruEvent[]) => {
+      try {
+        checkRuns(batch, publicKeys)
+        return 'ok'
+      } catch (err) {
+        return (err as DruError).code
+      }
+    }
+    expect(code([a1!, a2!, b1!, a3!, b2!, a4!])).toBe('ok')
+    expect(code([a1!, b1!, a3!])).toBe('OUT_OF_ORDER')
+    expect(code([a1!, a2!, b1!, b2!, a2!])).toBe('OUT_OF_ORDER')
+    expect(code([a1!, a1!])).toBe('OUT_OF_ORDER')
+    expect(code([b2!, a1!, b1!])).toBe('OUT_OF_ORDER')
   })
 
   it('carries a broken link or a gap as it is, so the log refuses it as before', () => {

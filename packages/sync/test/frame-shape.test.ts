@@ -1,3 +1,5 @@
+import fc from 'fast-check'
+import { Packr } from 'msgpackr'
 import { describe, expect, it } from 'vitest'
 import { DruError, GENESIS_HASH, encodeHlc, sealEvent, type DruEvent } from '@dru/core'
 import {
@@ -8,6 +10,7 @@ import {
   MAX_EVENTS_PER_FRAME,
   type Frame,
 } from '../src/index.js'
+import { checkFrameShape } from '../src/frame-shape.js'
 import { MAX_FRAME_DEPTH, MAX_FRAME_VALUES, MAX_SNAPSHOT_DOCS, MAX_TREE_DOCS } from '../src/limits.js'
 
 // msgpack spends one byte on an empty array, map or byte string, and the decoder builds a
@@ -99,4 +102,68 @@ describe('the largest frames the protocol allows still decode', () => {
     const back = decodeFrame(encodeFrame({ type: 'events', batch })) as Extract<Frame, { type: 'events' }>
     expect(back.batch).toHaveLength(MAX_EVENTS_PER_FRAME)
   }, 20_000)
+})
+
+describe('the walk counts what msgpack holds', () => {
+  const packr = new Packr({ useRecords: false, moreTypes: false })
+  // Every msgpack head the frames use or an attacker can write: nil, booleans, integers and
+  // floats of each width, strings and byte strings of each length header, arrays and maps.
+  const leaf = fc.oneof(
+    fc.constant(null),
+    fc.boolean(),
+    fc.integer({ min: -(2 ** 31), max: 2 ** 32 }),
+    fc.constantFrom(2 ** 40, -(2 ** 40), 0.5, Number.MAX_SAFE_INTEGER),
+    fc.string({ maxLength: 40 }),
+    fc.constantFrom('x'.repeat(300), 'y'.repeat(70_000)),
+    fc.uint8Array({ maxLength: 300 }),
+  )
+  const { value } = fc.letrec<{ value: unknown }>((tie) => ({
+    value: fc.oneof(
+      { depthSize: 'small', withCrossShrink: true },
+      leaf,
+      fc.array(tie('value'), { maxLength: 20 }),
+      fc.dictionary(fc.string({ maxLength: 5 }), tie('value'), { maxKeys: 20 }),
+    ),
+  }))
+  /** Values and nesting levels as the walk counts them (a map's keys are values too). */
+  const shape = (v: unknown): { values: number; depth: number } => {
+    const children = Array.isArray(v)
+      ? v
+      : v !== null && typeof v === 'object' && !(v instanceof Uint8Array)
+        ? Object.entries(v).flat()
+        : []
+    let values = 1
+    let depth = 0
+    for (const c of children) {
+      const s = shape(c)
+      values += s.values
+      depth = Math.max(depth, s.depth)
+    }
+    return { values, depth: children.length > 0 ? depth + 1 : 0 }
+  }
+  const refusal = (bytes: Uint8Array, maxValues: number, maxDepth: number): string => {
+    try {
+      checkFrameShape(bytes, maxValues, maxDepth)
+      return 'ok'
+    } catch (err) {
+      if (!(err instanceof DruError)) throw err
+      return err.code
+    }
+  }
+
+  it('passes a value within both limits and refuses it one below either, whatever it holds (property)', () => {
+    fc.assert(
+      fc.property(value, (v) => {
+        const bytes = packr.pack(v)
+        const { values, depth } = shape(v)
+        expect(refusal(bytes, values, depth)).toBe('ok')
+        expect(refusal(bytes, values - 1, depth)).toBe('INVALID_FRAME')
+        if (depth > 0) expect(refusal(bytes, values, depth - 1)).toBe('INVALID_FRAME')
+        // Cut short anywhere, it is left to the decoder (MALFORMED there), never refused here.
+        for (const cut of [1, 2, 3, Math.floor(bytes.byteLength / 2)])
+          if (cut < bytes.byteLength) expect(refusal(bytes.subarray(0, cut), values, depth)).toBe('ok')
+      }),
+      { numRuns: 300 },
+    )
+  })
 })

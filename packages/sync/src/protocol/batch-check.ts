@@ -15,15 +15,24 @@ export function checkRuns(
   publicKeys: ReadonlyMap<string, KeyObject>,
 ): { events: DruEvent[]; tips: Map<string, DruEvent> } {
   const tips = new Map<string, DruEvent>()
+  // A batch is runs of one origin: the map is read and written once per run, not per event.
+  // (An origin enters it when its first run ends, so in the order of first appearance.)
+  let origin: string | undefined
+  let last: DruEvent | undefined
   for (const e of batch) {
-    const last = tips.get(e.origin)
+    if (e.origin !== origin) {
+      if (last !== undefined) tips.set(origin!, last)
+      origin = e.origin
+      last = tips.get(origin)
+    }
     if (last !== undefined && e.seq !== last.seq + 1) {
       throw new DruError('OUT_OF_ORDER', `${e.origin}#${e.seq} follows #${last.seq} in one batch`, {
         details: { origin: e.origin, seq: e.seq },
       })
     }
-    tips.set(e.origin, e)
+    last = e
   }
+  if (last !== undefined) tips.set(origin!, last)
   for (const [origin, tip] of tips) {
     const druId = parseOrigin(origin).druId
     const key = publicKeys.get(druId)
