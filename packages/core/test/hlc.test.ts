@@ -86,6 +86,22 @@ describe('hybrid logical clock', () => {
     )
   })
 
+  it('encoding a run of timestamps that share walls gives each its own text (the wall text is reused)', () => {
+    const wall = fc.constantFrom(0, 1, 9, 10, 1_764_000_000_000, 1_764_000_000_001, 999_999_999_999_999)
+    const hlc = fc.record({
+      wall,
+      counter: fc.integer({ min: 0, max: 9_999_999_999 }),
+      node: fc.constantFrom('a/1', 'b'),
+    })
+    const plain = (h: Hlc) => `${String(h.wall).padStart(15, '0')}-${String(h.counter).padStart(10, '0')}-${h.node}`
+    fc.assert(
+      fc.property(fc.array(hlc, { maxLength: 30 }), (run) => {
+        for (const h of run) expect(encodeHlc(h)).toBe(plain(h))
+      }),
+      { numRuns: runs, seed: 13 },
+    )
+  })
+
   // decodeHlc reads by hand what this expression matches: the two must agree on every string.
   const ENCODED = /^(\d{15})-(\d{10})-(.{1,96})$/
   const byRegex = (text: string) => {
