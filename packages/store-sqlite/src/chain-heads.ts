@@ -1,4 +1,5 @@
 import {
+  DruError,
   compareHlc,
   decodeHlc,
   normalizeVv,
@@ -33,8 +34,8 @@ export class ChainHeads {
    * Loads bases and heads; returns the newest HLC among the heads (the clock's high water).
    * A head is not stored apart (a row per commit that cost a quarter of a one-event commit):
    * it is the origin's last event in the log, or its base when compaction folded everything
-   * up to it. Its hash is taken as stored, as the head row's was: a damaged row does not stop
-   * the open, its reads fail with CORRUPTION as any damaged row's do.
+   * up to it. Its hash is taken as stored, as the head row's was (a damaged row's reads fail
+   * with CORRUPTION as any damaged row's do), but a row that cannot be a head refuses the open.
    */
   load(stmt: LogStatements): Hlc | undefined {
     for (const row of stmt.allBase.all() as Array<{ origin: string } & Head>) {
@@ -43,16 +44,36 @@ export class ChainHeads {
     }
     for (const row of stmt.topRows.all() as EventRow[]) {
       const origin = row[ROW.origin]
-      // Never null here: the rows are chosen through origin_ids.
-      if (origin === null) continue
       const seq = row[ROW.seq]
+      const hash = row[ROW.hash]
+      // The row is not re-hashed (a damaged change byte leaves its hash, the head's, right), but
+      // fields that cannot be a head refuse the open: a nameless origin id would be taken by the
+      // next new origin, and a hash of another length would be advertised and fail the next link.
+      if (origin === null || hash.length !== 64)
+        throw new DruError(
+          'CORRUPTION',
+          `the last stored event of ${origin ?? 'an origin id origin_ids does not name'} (position ${row[ROW.lsn]}) cannot be a chain head: the database file was altered`,
+          { details: { origin, seq, lsn: row[ROW.lsn] } },
+        )
       const base = this.base.get(origin)
       // Rows at or below the base are left by a deletion cut short: the base is the head then.
-      if (base === undefined || seq > base.seq) this.heads.set(origin, { seq, hash: row[ROW.hash], hlc: row[ROW.hlc] })
+      if (base === undefined || seq > base.seq) this.heads.set(origin, { seq, hash, hlc: row[ROW.hlc] })
     }
     let highWater: Hlc | undefined
-    for (const h of this.heads.values()) {
-      const hlc = decodeHlc(h.hlc)
+    for (const [origin, h] of this.heads) {
+      let hlc: Hlc
+      try {
+        hlc = decodeHlc(h.hlc)
+      } catch (cause) {
+        throw new DruError(
+          'CORRUPTION',
+          `the chain head of ${origin} has no valid HLC: the database file was altered`,
+          {
+            cause,
+            details: { origin, seq: h.seq },
+          },
+        )
+      }
       if (!highWater || compareHlc(hlc, highWater) > 0) highWater = hlc
     }
     return highWater

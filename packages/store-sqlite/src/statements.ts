@@ -89,10 +89,14 @@ export interface LogStatements {
 
 export function prepareLogStatements(db: Database.Database): LogStatements {
   return {
-    // Each origin's last stored event, one (origin_id, seq) index seek per origin: its chain head unless compacted away.
+    // Each origin's last stored event: its chain head unless compacted away. The origins are
+    // walked in the (origin_id, seq) index itself, not in origin_ids, so rows whose dictionary
+    // entry is gone are found too (a new origin would otherwise take their id); two seeks per origin.
     topRows: db
       .prepare(
-        `${EVENT_SELECT} where l.lsn in (select (select lsn from log where origin_id = x.id order by seq desc limit 1) from origin_ids x)`,
+        `with recursive ids(id) as (select min(origin_id) from log
+           union all select (select min(origin_id) from log where origin_id > ids.id) from ids where ids.id is not null)
+         ${EVENT_SELECT} where l.lsn in (select (select lsn from log where origin_id = ids.id order by seq desc limit 1) from ids)`,
       )
       .raw(),
     allBase: db.prepare('select origin, seq, hash, hlc from log_base'),
