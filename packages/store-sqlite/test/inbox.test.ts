@@ -2,22 +2,12 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { DruError, type DruEvent } from '@dru/core'
 import { EventStore, nextAttempt, inboxPolicy, type InboxPolicy } from '../src/index.js'
-import { bytes, memStore, remoteEvents, sequentialIncarnations, tempDir } from './helpers.js'
+import { bytes, codeOf, memStore, remoteEvents, sequentialIncarnations, tempDir } from './helpers.js'
 
 const cleanups: Array<() => void> = []
 afterEach(() => {
   while (cleanups.length) cleanups.pop()!()
 })
-
-function codeOf(fn: () => unknown): string | undefined {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof DruError) return err.code
-    throw err
-  }
-  return undefined
-}
 
 /** A receiving store on a hand-driven clock, with an `effects(handler, origin, seq)` table. */
 function receiver(policy: Partial<InboxPolicy> = {}) {
