@@ -243,8 +243,9 @@ writeSection(
 ${machineLine()}. ${fmt(EVENTS)} events of ${PAYLOAD}-byte payloads in transactions of ${BATCH}, median of ${RUNS} run(s) (range in brackets);
 raw = better-sqlite3 inserting the same payload bytes into a plain \`(id, payload)\` table with the same journal, locking and
 synchronous settings. dru additionally encodes and hashes each event (sha256 over canonical msgpack), links the chain,
-stamps an HLC, maintains the \`(origin_id, seq)\` index and the document index (schema 4: binary hashes,
-dictionary-coded origins and documents, HLCs as integers, each document's events indexed in bulk). Latency: ${fmt(LATENCY_SAMPLES)} single-event commits.
+stamps an HLC, maintains the \`(origin_id, seq)\` index and the document index (schema 5: binary hashes,
+dictionary-coded origins and documents, HLCs as integers, each document's events indexed in bulk,
+no head row per commit). Latency: ${fmt(LATENCY_SAMPLES)} single-event commits.
 
 ${lines.map((l) => `    ${l}`).join('\n')}
 
@@ -256,9 +257,11 @@ Where the time goes (same run): each event is sealed (canonical msgpack + sha256
 as a row with its \`(origin_id, seq)\` index entry. Until schema 4 each insert also updated a per-event \`(doc_id, lsn)\`
 index: with writes spread over 1,000 documents every event dirtied an index page of its own, rewritten at each commit
 (pre-sealed inserts ran at 160k rows/s). Schema 4 stores 32-byte hashes and integer ids, and indexes each document's
-events in bulk (\`doc_events\`, merged every 32,768 events). What remains is split between sealing and the row
-insert, each on its own at about a third of the raw insert (table below): the 0.6 target needs a hash and a row per
-commit, not per event (issue 13's commit-granular record). Its first step, the unit and its hash in \`@dru/core\`
+events in bulk (\`doc_events\`, merged every 32,768 events). Sealing is from each event's fields
+(\`sealEventFields\`: building an input object and its spread copy per event cost about as much as the hash). What
+remains is mostly the row insert (table below, "32 per statement") and sealing; a unit seals 0.7–1 µs an event
+cheaper (no hex digest, no HLC text, no event object: both hash every event, a unit so that one event can be checked
+alone). The first step of issue 13's commit-granular record, the unit and its hash in \`@dru/core\`
 (\`unit.ts\`: an origin's events of one commit packed as units of at most 256 events, a SHA-256 per event over its content and one per unit over those; not yet
 stored or sent), is measured in the same run: sealing, and what a reader pays to decode and check the units.
 
