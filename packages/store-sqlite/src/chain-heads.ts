@@ -38,6 +38,7 @@ export class ChainHeads {
    * with CORRUPTION as any damaged row's do), but a row that cannot be a head refuses the open.
    */
   load(stmt: LogStatements): Hlc | undefined {
+    const rowAtOrAboveBase = new Set<string>()
     for (const row of stmt.allBase.all() as Array<{ origin: string } & Head>) {
       this.base.set(row.origin, { seq: row.seq, hash: row.hash, hlc: row.hlc })
       this.heads.set(row.origin, { seq: row.seq, hash: row.hash, hlc: row.hlc })
@@ -58,6 +59,20 @@ export class ChainHeads {
       const base = this.base.get(origin)
       // Rows at or below the base are left by a deletion cut short: the base is the head then.
       if (base === undefined || seq > base.seq) this.heads.set(origin, { seq, hash, hlc: row[ROW.hlc] })
+      if (base !== undefined && seq >= base.seq) rowAtOrAboveBase.add(origin)
+    }
+    for (const [origin, base] of this.base) {
+      // A head taken from the base claims base.seq in the vector: compaction kept the envelope
+      // of every event it deleted, the base's included. A base raised by hand past what was held
+      // would otherwise be advertised. (A release before envelopes kept none: an origin without
+      // any cannot be checked, and passes as before.)
+      if (rowAtOrAboveBase.has(origin) || stmt.foldedAt.get(origin, base.seq) !== undefined) continue
+      if (stmt.anyFolded.get(origin) === undefined) continue
+      throw new DruError(
+        'CORRUPTION',
+        `the compaction base of ${origin} (#${base.seq}) is neither in the log nor among its folded envelopes: the database file was altered`,
+        { details: { origin, seq: base.seq } },
+      )
     }
     let highWater: Hlc | undefined
     for (const [origin, h] of this.heads) {

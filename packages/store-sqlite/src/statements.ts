@@ -67,6 +67,8 @@ const ORIGIN_ID = '(select id from origin_ids where origin = ?)'
 /** The statements of the event log, prepared once per connection. */
 export interface LogStatements {
   readonly topRows: Database.Statement
+  readonly foldedAt: Database.Statement
+  readonly anyFolded: Database.Statement
   readonly allBase: Database.Statement
   readonly upsertBase: Database.Statement
   readonly prefix: Database.Statement
@@ -100,6 +102,8 @@ export function prepareLogStatements(db: Database.Database): LogStatements {
       )
       .raw(),
     allBase: db.prepare('select origin, seq, hash, hlc from log_base'),
+    foldedAt: db.prepare('select 1 from folded where origin = ? and seq = ?').pluck(),
+    anyFolded: db.prepare('select 1 from folded where origin = ? limit 1').pluck(),
     upsertBase: db.prepare(
       'insert into log_base (origin, seq, hash, hlc) values (?, ?, ?, ?) on conflict(origin) do update set seq = excluded.seq, hash = excluded.hash, hlc = excluded.hlc',
     ),
