@@ -63,9 +63,20 @@ export function packCanonical(e: UnhashedEvent): Uint8Array {
 
 /** sha256 hex of the canonical bytes. */
 export function hashEvent(e: UnhashedEvent): string {
-  // Hashed straight from the scratch space: no copy.
-  const fast = canonicalBytesFast(ENVELOPE_VERSION, e.origin, e.seq, e.hlc, e.docId, e.change, e.prev)
-  return sha256Hex(fast ?? packCanonical(e))
+  return hashOfFields(e.origin, e.seq, e.hlc, e.docId, e.change, e.prev)
+}
+
+/** {@link hashEvent} from the fields, hashed straight from the scratch space (no copy, no object). */
+function hashOfFields(
+  origin: Origin,
+  seq: number,
+  hlc: string,
+  docId: string,
+  change: Uint8Array,
+  prev: string,
+): string {
+  const fast = canonicalBytesFast(ENVELOPE_VERSION, origin, seq, hlc, docId, change, prev)
+  return sha256Hex(fast ?? packCanonical({ origin, seq, hlc, docId, change, prev }))
 }
 
 /** Completes an event by computing its hash. */
@@ -86,9 +97,7 @@ export function sealEventFields(
   change: Uint8Array,
   prev: string,
 ): DruEvent {
-  const fast = canonicalBytesFast(ENVELOPE_VERSION, origin, seq, hlc, docId, change, prev)
-  const hash = sha256Hex(fast ?? packCanonical({ origin, seq, hlc, docId, change, prev }))
-  return { origin, seq, hlc, docId, change, prev, hash }
+  return { origin, seq, hlc, docId, change, prev, hash: hashOfFields(origin, seq, hlc, docId, change, prev) }
 }
 
 /** True when the stated hash matches the contents. */

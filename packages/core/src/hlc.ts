@@ -19,8 +19,6 @@ const COUNTER_DIGITS = 10
 /** The largest counter and wall the text form holds (10 and 15 digits). */
 export const MAX_HLC_COUNTER = 10 ** COUNTER_DIGITS - 1
 export const MAX_HLC_WALL = 10 ** WALL_DIGITS - 1
-const MAX_COUNTER = MAX_HLC_COUNTER
-const MAX_WALL = MAX_HLC_WALL
 // The node is an origin: a DRU id of up to 64 characters, a slash and up to 16 digits.
 // Encoded: 15 wall digits, '-', 10 counter digits, '-', 1 to 96 characters, no line break
 // (what /^(\d{15})-(\d{10})-(.{1,96})$/ matches; read by hand, every received event has one).
@@ -194,14 +192,14 @@ export class HlcClock {
   #bump(wall: number, counter: number): Hlc {
     // A counter overflow (only after ~10^10 events inside one stalled millisecond) moves
     // the logical wall forward one ms rather than breaking monotonicity.
-    return counter >= MAX_COUNTER
+    return counter >= MAX_HLC_COUNTER
       ? { wall: wall + 1, counter: 0, node: this.node }
       : { wall, counter: counter + 1, node: this.node }
   }
 
   #physical(): number {
     const t = Math.floor(this.#now())
-    if (!Number.isFinite(t) || t < 0 || t > MAX_WALL) {
+    if (!Number.isFinite(t) || t < 0 || t > MAX_HLC_WALL) {
       throw new DruError('INVALID_ARGUMENT', `wall clock returned ${t}, not a millisecond timestamp`)
     }
     return t

@@ -61,17 +61,14 @@ export function checkHeader(
  */
 export function checkEntry(e: UnitEntry, i: number, docBefore: string | undefined, bad: (why: string) => never): void {
   if (typeof e !== 'object' || e === null) bad(`entry ${i} is not an entry`)
-  if (!isUintAtMost(e.wall, MAX_WALL) || !isUintAtMost(e.counter, MAX_COUNTER)) bad(`entry ${i} HLC is out of range`)
+  if (!isUintAtMost(e.wall, MAX_HLC_WALL) || !isUintAtMost(e.counter, MAX_HLC_COUNTER))
+    bad(`entry ${i} HLC is out of range`)
   if (e.node !== undefined && !isHlcNode(e.node)) bad(`entry ${i} HLC node is not a node`)
   if ((docBefore === undefined || e.docId !== docBefore) && !isDocId(e.docId))
     bad(`entry ${i} docId is not a document id`)
   if (!(e.change instanceof Uint8Array) || e.change.byteLength > MAX_CHANGE_BYTES)
     bad(`entry ${i} change must be at most ${MAX_CHANGE_BYTES} bytes`)
 }
-
-/** The HLC's bounds (its text form's digits, hlc.ts). */
-export const MAX_WALL = MAX_HLC_WALL
-export const MAX_COUNTER = MAX_HLC_COUNTER
 
 function isUintAtMost(v: number, max: number): boolean {
   return Number.isInteger(v) && v >= 0 && v <= max

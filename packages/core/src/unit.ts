@@ -2,16 +2,8 @@ import { DruError } from './errors.js'
 import { GENESIS_HASH, hashEvent, type UnhashedEvent } from './event.js'
 import { isDocId, isOrigin, type Origin } from './ids.js'
 import { MAX_CHANGE_BYTES, MAX_SEQ } from './limits.js'
-import {
-  MAX_COUNTER,
-  MAX_UNIT_CHANGE_BYTES,
-  MAX_UNIT_EVENTS,
-  MAX_WALL,
-  checkEntry,
-  checkHeader,
-  checkUnit,
-  isHlcNode,
-} from './unit-checks.js'
+import { MAX_HLC_COUNTER, MAX_HLC_WALL } from './hlc.js'
+import { MAX_UNIT_CHANGE_BYTES, MAX_UNIT_EVENTS, checkEntry, checkHeader, checkUnit, isHlcNode } from './unit-checks.js'
 import { sha256Hex, sha256Into } from './sha256.js'
 import { Reader, Writer } from './unit-coding.js'
 
@@ -161,7 +153,7 @@ function readEntry(r: Reader, origin: Origin, i: number, lastDoc: string | undef
   if (node === origin) r.fail(`entry ${i} writes its origin as node instead of ""`)
   const docId = r.text(256)
   const change = r.bytes(MAX_CHANGE_BYTES)
-  if (wall > MAX_WALL || counter > MAX_COUNTER) r.fail(`entry ${i} HLC is out of range`)
+  if (wall > MAX_HLC_WALL || counter > MAX_HLC_COUNTER) r.fail(`entry ${i} HLC is out of range`)
   if (node !== '' && !isHlcNode(node)) r.fail(`entry ${i} HLC node is not a node`)
   // A unit's events mostly repeat the document before: each is checked once in a row.
   if (docId !== lastDoc && !isDocId(docId)) r.fail(`entry ${i} document is not a document id`)
