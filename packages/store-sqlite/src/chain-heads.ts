@@ -10,7 +10,7 @@ import {
   type LogSummary,
   type VersionVector,
 } from '@dru/core'
-import { ROW, type EventRow, type Head, type LogStatements } from './statements.js'
+import { ROW, type EventRow, type Head, type HeadStatements } from './statements.js'
 
 /**
  * What the log holds per origin, kept in memory: each origin's chain head and compaction base
@@ -35,14 +35,21 @@ export class ChainHeads {
    * A head is not stored apart (a row per commit that cost a quarter of a one-event commit):
    * it is the origin's last event in the log, or its base when compaction folded everything
    * up to it. Its hash is taken as stored, as the head row's was (a damaged row's reads fail
-   * with CORRUPTION as any damaged row's do), but a row that cannot be a head refuses the open.
+   * with CORRUPTION as any damaged row's do), but what cannot be a head refuses the open.
    */
-  load(stmt: LogStatements): Hlc | undefined {
-    const rowAtOrAboveBase = new Set<string>()
+  load(stmt: HeadStatements): Hlc | undefined {
     for (const row of stmt.allBase.all() as Array<{ origin: string } & Head>) {
       this.base.set(row.origin, { seq: row.seq, hash: row.hash, hlc: row.hlc })
       this.heads.set(row.origin, { seq: row.seq, hash: row.hash, hlc: row.hlc })
     }
+    const heldAtBase = this.#loadLastRows(stmt)
+    for (const [origin, base] of this.base) if (!heldAtBase.has(origin)) checkBaseEvidenced(stmt, origin, base)
+    return highWater(this.heads)
+  }
+
+  /** Each origin's last row as its head when above its base; returns the origins with a row at or above their base. */
+  #loadLastRows(stmt: HeadStatements): Set<string> {
+    const heldAtBase = new Set<string>()
     for (const row of stmt.topRows.all() as EventRow[]) {
       const origin = row[ROW.origin]
       const seq = row[ROW.seq]
@@ -59,39 +66,9 @@ export class ChainHeads {
       const base = this.base.get(origin)
       // Rows at or below the base are left by a deletion cut short: the base is the head then.
       if (base === undefined || seq > base.seq) this.heads.set(origin, { seq, hash, hlc: row[ROW.hlc] })
-      if (base !== undefined && seq >= base.seq) rowAtOrAboveBase.add(origin)
+      if (base !== undefined && seq >= base.seq) heldAtBase.add(origin)
     }
-    for (const [origin, base] of this.base) {
-      // A head taken from the base claims base.seq in the vector: compaction kept the envelope
-      // of every event it deleted, the base's included. A base raised by hand past what was held
-      // would otherwise be advertised. (A release before envelopes kept none: an origin without
-      // any cannot be checked, and passes as before.)
-      if (rowAtOrAboveBase.has(origin) || stmt.foldedAt.get(origin, base.seq) !== undefined) continue
-      if (stmt.anyFolded.get(origin) === undefined) continue
-      throw new DruError(
-        'CORRUPTION',
-        `the compaction base of ${origin} (#${base.seq}) is neither in the log nor among its folded envelopes: the database file was altered`,
-        { details: { origin, seq: base.seq } },
-      )
-    }
-    let highWater: Hlc | undefined
-    for (const [origin, h] of this.heads) {
-      let hlc: Hlc
-      try {
-        hlc = decodeHlc(h.hlc)
-      } catch (cause) {
-        throw new DruError(
-          'CORRUPTION',
-          `the chain head of ${origin} has no valid HLC: the database file was altered`,
-          {
-            cause,
-            details: { origin, seq: h.seq },
-          },
-        )
-      }
-      if (!highWater || compareHlc(hlc, highWater) > 0) highWater = hlc
-    }
-    return highWater
+    return heldAtBase
   }
 
   /** Call after changing a head or a base. */
@@ -153,4 +130,37 @@ export class ChainHeads {
     const base = this.base.get(origin)
     return base !== undefined && base.seq === this.heads.get(origin)?.seq
   }
+}
+
+/**
+ * A head taken from the base claims base.seq in the vector: compaction kept the envelope of
+ * every event it deleted, the base's included. A base raised by hand past what was held would
+ * otherwise be advertised. (A release before envelopes kept none: an origin without any cannot
+ * be checked, and passes as before.)
+ */
+function checkBaseEvidenced(stmt: HeadStatements, origin: string, base: Head): void {
+  if (stmt.foldedAt.get(origin, base.seq) !== undefined || stmt.anyFolded.get(origin) === undefined) return
+  throw new DruError(
+    'CORRUPTION',
+    `the compaction base of ${origin} (#${base.seq}) is neither in the log nor among its folded envelopes: the database file was altered`,
+    { details: { origin, seq: base.seq } },
+  )
+}
+
+/** The newest HLC among the heads; CORRUPTION naming the origin of one that does not decode. */
+function highWater(heads: ReadonlyMap<string, Head>): Hlc | undefined {
+  let newest: Hlc | undefined
+  for (const [origin, h] of heads) {
+    let hlc: Hlc
+    try {
+      hlc = decodeHlc(h.hlc)
+    } catch (cause) {
+      throw new DruError('CORRUPTION', `the chain head of ${origin} has no valid HLC: the database file was altered`, {
+        cause,
+        details: { origin, seq: h.seq },
+      })
+    }
+    if (!newest || compareHlc(hlc, newest) > 0) newest = hlc
+  }
+  return newest
 }

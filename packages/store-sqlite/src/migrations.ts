@@ -1,5 +1,7 @@
 import type Database from 'better-sqlite3'
 import { DruError } from '@dru/core'
+import { ChainHeads } from './chain-heads.js'
+import { prepareHeadStatements } from './statements.js'
 import { Dictionary, STORED_HLC, encodeStoredHash, encodeStoredHlc, storedHlcSql } from './stored-form.js'
 
 /**
@@ -202,21 +204,9 @@ function headsFromLog(db: Database.Database): void {
     seq: number
     hash: string
   }>
-  const derived = new Map<string, { seq: number; hash: string }>()
-  for (const b of db.prepare('select origin, seq, hash from log_base').all() as Array<{
-    origin: string
-    seq: number
-    hash: string
-  }>)
-    derived.set(b.origin, { seq: b.seq, hash: b.hash })
-  const tops = db
-    .prepare(
-      `select o.origin, l.seq, lower(hex(l.hash)) as hash from origin_ids o join log l on l.lsn =
-         (select lsn from log where origin_id = o.id order by seq desc limit 1)`,
-    )
-    .all() as Array<{ origin: string; seq: number; hash: string }>
-  for (const t of tops)
-    if (t.seq > (derived.get(t.origin)?.seq ?? 0)) derived.set(t.origin, { seq: t.seq, hash: t.hash })
+  // Derived as every open from now on derives them (chain-heads.ts), its own refusals included.
+  const derived = new ChainHeads()
+  derived.load(prepareHeadStatements(db))
   const disagree = (origin: string): never => {
     throw new DruError(
       'CORRUPTION',
@@ -225,12 +215,12 @@ function headsFromLog(db: Database.Database): void {
     )
   }
   for (const h of stored) {
-    const d = derived.get(h.origin)
+    const d = derived.heads.get(h.origin)
     if (d === undefined || d.seq !== h.seq || d.hash !== h.hash) disagree(h.origin)
   }
-  if (derived.size !== stored.length) {
+  if (derived.heads.size !== stored.length) {
     const known = new Set(stored.map((h) => h.origin))
-    disagree([...derived.keys()].find((o) => !known.has(o))!)
+    disagree([...derived.heads.keys()].find((o) => !known.has(o))!)
   }
   db.exec('drop table origins')
 }

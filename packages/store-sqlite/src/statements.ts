@@ -89,7 +89,10 @@ export interface LogStatements {
   readonly upsertPeer: Database.Statement
 }
 
-export function prepareLogStatements(db: Database.Database): LogStatements {
+/** What deriving the chain heads at open reads (chain-heads.ts; also the 4 → 5 migration's check). */
+export type HeadStatements = Pick<LogStatements, 'topRows' | 'allBase' | 'foldedAt' | 'anyFolded'>
+
+export function prepareHeadStatements(db: Database.Database): HeadStatements {
   return {
     // Each origin's last stored event: its chain head unless compacted away. The origins are
     // walked in the (origin_id, seq) index itself, not in origin_ids, so rows whose dictionary
@@ -104,6 +107,12 @@ export function prepareLogStatements(db: Database.Database): LogStatements {
     allBase: db.prepare('select origin, seq, hash, hlc from log_base'),
     foldedAt: db.prepare('select 1 from folded where origin = ? and seq = ?').pluck(),
     anyFolded: db.prepare('select 1 from folded where origin = ? limit 1').pluck(),
+  }
+}
+
+export function prepareLogStatements(db: Database.Database): LogStatements {
+  return {
+    ...prepareHeadStatements(db),
     upsertBase: db.prepare(
       'insert into log_base (origin, seq, hash, hlc) values (?, ?, ?, ?) on conflict(origin) do update set seq = excluded.seq, hash = excluded.hash, hlc = excluded.hlc',
     ),
