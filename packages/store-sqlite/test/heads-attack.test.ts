@@ -48,6 +48,16 @@ function edit(path: string, sql: string): void {
   }
 }
 
+/** {@link writtenFile} with a/1 compacted up to `upTo`, its events there deleted (envelopes kept). */
+function compactedFile(upTo: number): string {
+  const { path } = writtenFile()
+  const s = open(path, 5)
+  s.raiseBase({ 'a/1': upTo })
+  expect(s.deleteBelowBase(100)).toBe(upTo)
+  s.close()
+  return path
+}
+
 const originId = (origin: string) => `(select id from origin_ids where origin = '${origin}')`
 
 describe('chain heads derived from a file an operator altered', () => {
@@ -144,34 +154,21 @@ describe('chain heads derived from a file an operator altered', () => {
   })
 
   it('a log_base row raised past the events held: CORRUPTION at open, never a vector claiming what is not there', () => {
-    const { path } = writtenFile()
-    const s0 = open(path, 5)
-    s0.raiseBase({ 'a/1': 3 })
-    expect(s0.deleteBelowBase(100)).toBe(3)
-    s0.close()
+    const path = compactedFile(3)
     const before = open(path, 6)
     expect(before.vv()['a/1']).toBe(4)
     before.close()
     edit(path, "update log_base set seq = 9 where origin = 'a/1'")
     expect(codeOf(() => open(path, 7).close())).toBe('CORRUPTION')
     // Raised to the last event held, with its rows all deleted: the folded envelopes reach it.
-    const again = writtenFile()
-    const s1 = open(again.path, 5)
-    s1.raiseBase({ 'a/1': 4 })
-    expect(s1.deleteBelowBase(100)).toBe(4)
-    s1.close()
-    const s = open(again.path, 6)
+    const s = open(compactedFile(4), 6)
     cleanups.push(() => s.close())
     expect(s.vv()['a/1']).toBe(4)
     expect(s.retired().map((r) => r.origin)).toEqual(['a/1'])
   })
 
   it('a base past the rows of an origin compacted by a release that kept no envelopes: taken as stored, as before', () => {
-    const { path } = writtenFile()
-    const s0 = open(path, 5)
-    s0.raiseBase({ 'a/1': 3 })
-    expect(s0.deleteBelowBase(100)).toBe(3)
-    s0.close()
+    const path = compactedFile(3)
     edit(path, "delete from folded where origin = 'a/1'; update log_base set seq = 9 where origin = 'a/1'")
     const s = open(path, 6)
     cleanups.push(() => s.close())
