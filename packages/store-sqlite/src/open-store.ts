@@ -56,6 +56,16 @@ export function openDatabase<T>(options: OpenStoreOptions, build: (db: Database.
       { details: { field: 'recentReadBytes' } },
     )
   }
+  for (const field of ['docIndexMergeEvery', 'docIndexMergeDocs'] as const) {
+    const v = options[field]
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 1)) {
+      throw new DruError(
+        'CONFIG_INVALID',
+        `${field} must be a positive integer (got ${typeof v === 'number' ? v : JSON.stringify(v)})`,
+        { details: { field } },
+      )
+    }
+  }
   let db: Database.Database
   try {
     // timeout 0: a locked file must fail fast, not wait.

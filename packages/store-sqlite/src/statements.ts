@@ -83,6 +83,7 @@ export interface LogStatements {
   readonly docId: Database.Statement
   readonly lastLsn: Database.Statement
   readonly count: Database.Statement
+  readonly belowBase: Database.Statement
   readonly getPeer: Database.Statement
   readonly allPeers: Database.Statement
   readonly upsertPeerAck: Database.Statement
@@ -136,7 +137,13 @@ export function prepareLogStatements(db: Database.Database): LogStatements {
     byLsn: db.prepare(`${EVENT_SELECT} where l.lsn = ?`).raw(),
     docId: db.prepare('select id from doc_ids where doc_id = ?').pluck(),
     lastLsn: db.prepare('select max(lsn) as lsn from log'),
-    count: db.prepare('select count(*) as n from log'),
+    count: db.prepare('select count(*) from log').pluck(),
+    // Rows a compaction has yet to delete (its base already raised): a seek per compacted origin.
+    belowBase: db
+      .prepare(
+        'select count(*) from log_base b join origin_ids o on o.origin = b.origin join log l on l.origin_id = o.id and l.seq <= b.seq',
+      )
+      .pluck(),
     getPeer: db.prepare('select peer_id, url, acked_vv, last_seen, state from peers where peer_id = ?'),
     allPeers: db.prepare('select peer_id, url, acked_vv, last_seen, state from peers order by peer_id'),
     upsertPeerAck: db.prepare(
@@ -172,9 +179,11 @@ export function prepareDerivedReads(db: Database.Database): DerivedReads {
     originId: db.prepare('select id from origin_ids where origin = ?').pluck(),
     countFolded: db.prepare('select count(*) from folded where doc_id = ? and origin = ?').pluck(),
     // Compacted by a release that kept no envelopes: the folded events cannot be counted.
+    // While a compaction runs, the rows below its raised base not yet deleted count as held.
     uncountable: db
       .prepare(
-        'select 1 from log_base b where b.origin = ? and b.seq > (select count(*) from folded f where f.origin = b.origin)',
+        `select 1 from log_base b where b.origin = ? and b.seq > (select count(*) from folded f where f.origin = b.origin)
+           + (select count(*) from log l where l.origin_id = (select id from origin_ids where origin = b.origin) and l.seq <= b.seq)`,
       )
       .pluck(),
   }

@@ -59,9 +59,17 @@ export interface OpenStoreOptions {
   cacheKiB?: number
   /**
    * Events stored before the in-memory part of the document index is merged into
-   * `doc_events` (default 32,768, `DEFAULT_DOC_INDEX_MERGE_EVERY`); small values for tests.
+   * `doc_events` (default 262,144, `DEFAULT_DOC_INDEX_MERGE_EVERY`: 4 MiB of tail); small
+   * values for tests. A merge writes each index page its events touch once, so the rarer it
+   * is, the less an event costs: see doc-index.ts.
    */
   docIndexMergeEvery?: number
+  /**
+   * Documents in the in-memory part of the document index at which it is merged, whatever its
+   * number of events (default 32,768, `DEFAULT_DOC_INDEX_MERGE_DOCS`): bounds the tail's
+   * memory when events are spread over many documents.
+   */
+  docIndexMergeDocs?: number
   /**
    * Bytes of events served to peers that are kept to serve the next session asking for the
    * same run without reading and re-hashing them again (default 16 MiB,

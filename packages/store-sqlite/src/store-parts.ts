@@ -92,7 +92,7 @@ export class StoreParts {
     this.meta = new MetaTable(db)
     this.peers = new PeerTable(this.stmt)
     this.folded = new FoldedLog(db)
-    const docIndex = new DocIndex(db, this.meta, options.docIndexMergeEvery)
+    const docIndex = new DocIndex(db, this.meta, options.docIndexMergeEvery, options.docIndexMergeDocs)
     const highWater = this.chain.load(this.stmt)
     // The marker is read before the new identity replaces the incarnation it names.
     this.inspect = options.inspect === true

@@ -21,6 +21,8 @@ function expectReadsMatchTheLog(s: EventStore): void {
     seq: number
     doc_id: string
   }>
+  // count() is derived from the chains (and a compaction's undeleted rows), not counted.
+  expect(s.count()).toBe(all.length)
   const ids = s.db.prepare('select distinct doc_id from events order by doc_id').pluck().all() as string[]
   expect(s.docIdsAfter('', 1000)).toEqual(ids)
   // Paged two at a time, in SQLite's order (UTF-8 bytes: the astral character after U+E000).
@@ -79,57 +81,66 @@ describe('the document index (merged part plus in-memory tail)', () => {
       fc.record({ kind: fc.constant('reopen' as const) }),
     )
     fc.assert(
-      fc.property(fc.array(op, { maxLength: 25 }), fc.integer({ min: 1, max: 6 }), (ops, mergeEvery) => {
-        const { dir, cleanup } = tempDir('dru-doc-index-')
-        const path = join(dir, 'a.db')
-        const random = sequentialIncarnations()
-        const open = () => EventStore.open({ path, druId: 'a', random, docIndexMergeEvery: mergeEvery })
-        let refuse = false
-        const openRefusing = () => {
-          const store = open()
-          // Refuses a batch after its rows were inserted: the transaction rolls back.
-          store.addStoringValidator(() => {
-            if (refuse) throw new Error('refused')
-          })
-          return store
-        }
-        let s = openRefusing()
-        const peer = memStore('p')
-        try {
-          let n = 0
-          for (const o of ops) {
-            if (o.kind === 'append') s.transact((tx) => o.docs.forEach((d) => tx.append(d, bytes(n++ & 255))))
-            else if (o.kind === 'rollback') {
-              expect(() =>
-                s.transact((tx) => {
-                  tx.append(o.doc, bytes(1))
-                  throw new Error('no')
-                }),
-              ).toThrow('no')
-            } else if (o.kind === 'ingest') {
-              for (const d of o.docs) peer.append(d, bytes(n++ & 255))
-              exchange(peer, s)
-            } else if (o.kind === 'refused') {
-              for (const d of o.docs) peer.append(d, bytes(n++ & 255))
-              refuse = true
-              expect(() => exchange(peer, s)).toThrow('refused')
-              refuse = false
-            } else if (o.kind === 'compact') {
-              const vv = s.vv()
-              s.raiseBase(Object.fromEntries(Object.entries(vv).map(([k, v]) => [k, Math.max(0, v - o.keep)])))
-              while (s.deleteBelowBase(3) === 3);
-            } else {
-              s.close()
-              s = openRefusing()
-            }
-            expectReadsMatchTheLog(s)
+      fc.property(
+        fc.array(op, { maxLength: 25 }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 1, max: 8 }),
+        (ops, mergeEvery, mergeDocs) => {
+          const { dir, cleanup } = tempDir('dru-doc-index-')
+          const path = join(dir, 'a.db')
+          const random = sequentialIncarnations()
+          const open = () =>
+            EventStore.open({ path, druId: 'a', random, docIndexMergeEvery: mergeEvery, docIndexMergeDocs: mergeDocs })
+          let refuse = false
+          const openRefusing = () => {
+            const store = open()
+            // Refuses a batch after its rows were inserted: the transaction rolls back.
+            store.addStoringValidator(() => {
+              // Inside the transaction the heads have not moved yet: its rows are counted.
+              expect(store.count()).toBe(store.db.prepare('select count(*) from log').pluck().get())
+              if (refuse) throw new Error('refused')
+            })
+            return store
           }
-        } finally {
-          s.close()
-          peer.close()
-          cleanup()
-        }
-      }),
+          let s = openRefusing()
+          const peer = memStore('p')
+          try {
+            let n = 0
+            for (const o of ops) {
+              if (o.kind === 'append') s.transact((tx) => o.docs.forEach((d) => tx.append(d, bytes(n++ & 255))))
+              else if (o.kind === 'rollback') {
+                expect(() =>
+                  s.transact((tx) => {
+                    tx.append(o.doc, bytes(1))
+                    throw new Error('no')
+                  }),
+                ).toThrow('no')
+              } else if (o.kind === 'ingest') {
+                for (const d of o.docs) peer.append(d, bytes(n++ & 255))
+                exchange(peer, s)
+              } else if (o.kind === 'refused') {
+                for (const d of o.docs) peer.append(d, bytes(n++ & 255))
+                refuse = true
+                expect(() => exchange(peer, s)).toThrow('refused')
+                refuse = false
+              } else if (o.kind === 'compact') {
+                const vv = s.vv()
+                s.raiseBase(Object.fromEntries(Object.entries(vv).map(([k, v]) => [k, Math.max(0, v - o.keep)])))
+                // Between steps the base is raised and rows below it are still there.
+                while (s.deleteBelowBase(3) === 3) expectReadsMatchTheLog(s)
+              } else {
+                s.close()
+                s = openRefusing()
+              }
+              expectReadsMatchTheLog(s)
+            }
+          } finally {
+            s.close()
+            peer.close()
+            cleanup()
+          }
+        },
+      ),
       { numRuns: 60, seed: 51 },
     )
   })
@@ -147,6 +158,28 @@ describe('the document index (merged part plus in-memory tail)', () => {
     s = EventStore.open({ path, druId: 'a', random: sequentialIncarnations(2), docIndexMergeEvery: 10 })
     cleanups.push(() => s.close())
     expectReadsMatchTheLog(s)
+  })
+
+  it('merges when the tail holds its bound in documents, whatever its number of events', () => {
+    const s = memStore('a', { docIndexMergeEvery: 1000, docIndexMergeDocs: 3 })
+    cleanups.push(() => s.close())
+    const merged = () => s.db.prepare('select count(*) from doc_events').pluck().get()
+    for (let i = 0; i < 5; i++) s.append('a', bytes(i))
+    s.append('b', bytes(5))
+    expect(merged()).toBe(0)
+    s.append('c', bytes(6))
+    expect(merged()).toBe(7)
+    expectReadsMatchTheLog(s)
+  })
+
+  it('refuses a bound that is not a positive integer (CONFIG_INVALID, nothing opened)', () => {
+    for (const field of ['docIndexMergeEvery', 'docIndexMergeDocs'] as const) {
+      for (const bad of [0, -1, 1.5, Number.NaN, '10' as unknown as number]) {
+        expect(() => memStore('a', { [field]: bad })).toThrow(
+          expect.objectContaining({ code: 'CONFIG_INVALID', details: { field } }),
+        )
+      }
+    }
   })
 
   it("a storing validator counts its own batch's events (they are visible inside the transaction)", () => {
