@@ -64,6 +64,13 @@ const EVENT_COLUMNS = `l.lsn, o.origin, l.seq, ${storedHlcSql(STORED_HLC)} as hl
     lower(hex(l.prev)) as prev, lower(hex(l.hash)) as hash, l.sig`
 const NAMES = 'left join origin_ids o on o.id = l.origin_id left join doc_ids d on d.id = l.doc'
 const EVENT_SELECT = `select ${EVENT_COLUMNS} from log l ${NAMES}`
+/**
+ * Rows a compaction has yet to delete (its base already raised): a seek per compacted origin.
+ * CROSS JOIN keeps that order: left to itself, SQLite's planner walked the whole log first.
+ */
+export const BELOW_BASE_COUNT =
+  'select count(*) from log_base b cross join origin_ids o on o.origin = b.origin cross join log l on l.origin_id = o.id and l.seq <= b.seq'
+
 /** An origin's integer id, looked up once per statement run. */
 const ORIGIN_ID = '(select id from origin_ids where origin = ?)'
 
@@ -141,12 +148,7 @@ export function prepareLogStatements(db: Database.Database): LogStatements {
     docId: db.prepare('select id from doc_ids where doc_id = ?').pluck(),
     lastLsn: db.prepare('select max(lsn) as lsn from log'),
     count: db.prepare('select count(*) from log').pluck(),
-    // Rows a compaction has yet to delete (its base already raised): a seek per compacted origin.
-    belowBase: db
-      .prepare(
-        'select count(*) from log_base b join origin_ids o on o.origin = b.origin join log l on l.origin_id = o.id and l.seq <= b.seq',
-      )
-      .pluck(),
+    belowBase: db.prepare(BELOW_BASE_COUNT).pluck(),
     getPeer: db.prepare('select peer_id, url, acked_vv, last_seen, state from peers where peer_id = ?'),
     allPeers: db.prepare('select peer_id, url, acked_vv, last_seen, state from peers order by peer_id'),
     upsertPeerAck: db.prepare(

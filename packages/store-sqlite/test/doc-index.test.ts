@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import Database from 'better-sqlite3'
 import { EventStore } from '../src/index.js'
 import { compareUtf8 } from '../src/doc-index.js'
+import { BELOW_BASE_COUNT } from '../src/statements.js'
 import { bytes, exchange, memStore, sequentialIncarnations, tempDir } from './helpers.js'
 
 const cleanups: Array<() => void> = []
@@ -170,6 +171,17 @@ describe('the document index (merged part plus in-memory tail)', () => {
     s.append('c', bytes(6))
     expect(merged()).toBe(7)
     expectReadsMatchTheLog(s)
+  })
+
+  it('counts events without walking the log (the query plan seeks per compacted origin)', () => {
+    const s = memStore('a')
+    cleanups.push(() => s.close())
+    const plan = (s.db.prepare(`explain query plan ${BELOW_BASE_COUNT}`).all() as Array<{ detail: string }>).map(
+      (r) => r.detail,
+    )
+    expect(plan[0]).toMatch(/^SCAN b\b/)
+    expect(plan.some((d) => /^SEARCH l USING .*INDEX log_origin_seq \(origin_id=\? AND seq<\?\)/.test(d))).toBe(true)
+    expect(plan.some((d) => /^SCAN l\b/.test(d))).toBe(false)
   })
 
   it('refuses a bound that is not a positive integer (CONFIG_INVALID, nothing opened)', () => {
