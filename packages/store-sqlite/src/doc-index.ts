@@ -55,6 +55,22 @@ function utf8Rank(unit: number): number {
   return unit >= 0xe000 ? unit - 0x800 : unit + 0x2000
 }
 
+/**
+ * Index in flat (lsn, origin id) pairs, ascending by lsn, of the first pair after `lsn`: a
+ * binary search, so that paging through a document with many events in the tail is not
+ * quadratic in them.
+ */
+function firstAfter(entries: readonly number[], lsn: number): number {
+  let lo = 0
+  let hi = entries.length / 2
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (entries[mid * 2]! > lsn) hi = mid
+    else lo = mid + 1
+  }
+  return lo * 2
+}
+
 interface TailDoc {
   readonly docId: string
   /** Flat pairs: lsn, origin id; ascending lsn. */
@@ -213,9 +229,9 @@ export class DocIndex {
         : []
     const t = this.#tail.get(doc)
     if (t) {
-      for (let i = 0; i < t.entries.length && out.length < limit; i += 2) {
-        if (t.entries[i]! > afterLsn) out.push(t.entries[i]!)
-      }
+      const entries = t.entries
+      for (let i = firstAfter(entries, afterLsn); i < entries.length && out.length < limit; i += 2)
+        out.push(entries[i]!)
     }
     return out
   }
