@@ -439,6 +439,19 @@ describe('corruption is detected on read', () => {
     )
   })
 
+  it('a change replaced by a value of another type is reported like a changed byte (it is read back as hex text)', () => {
+    for (const value of ['text', 42, 1.5, Buffer.alloc(0), 'x'.repeat(300)]) {
+      const s = seeded('a', 5)
+      s.db
+        .prepare(
+          "update log set change = ? where origin_id = (select id from origin_ids where origin = 'a/1') and seq = 3",
+        )
+        .run(value)
+      expectCorruptionOf(s, 3)
+      s.close()
+    }
+  })
+
   it("a flipped byte in a document's dictionary entry is reported on each of its events", () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 5 }), fc.nat(), (seq, pos) => {
