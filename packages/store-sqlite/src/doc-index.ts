@@ -183,8 +183,11 @@ export class DocIndex {
    */
   merge(): void {
     if (this.#tailSize === 0) return
-    const upto = Math.max(this.#upto, Number(this.#stmt.maxLsn.get() ?? 0))
+    let upto = this.#upto
     try {
+      // Read inside the try: a merge runs after a commit landed and at close, where a
+      // failing read must leave the tail as a failing write does, not escape them.
+      upto = Math.max(upto, Number(this.#stmt.maxLsn.get() ?? 0))
       this.#db
         .transaction(() => {
           this.#stmt.merge.run(this.#upto)
