@@ -123,3 +123,79 @@ describe('close() merges the tail', () => {
     expect(indexed()).toBe(upto)
   })
 })
+
+describe('close() when things went wrong before it', () => {
+  it('a full disk: close() fails to merge and to mark, closes anyway, and the next open reads every event', () => {
+    const path = filePath()
+    const random = sequentialIncarnations()
+    const s = EventStore.open({ path, druId: 'h', durability: 'process', random })
+    // More index rows than the doc_events root page holds: the merge needs new pages.
+    s.transact((tx) => {
+      for (let i = 0; i < 2000; i++) tx.append(`d${i % 4}`, bytes(i % 256))
+    })
+    // No page may be added: the merge's doc_events rows cannot be written.
+    const pages = s.db.pragma('page_count', { simple: true }) as number
+    s.db.pragma(`max_page_count = ${pages}`)
+    let full: string | undefined
+    for (let i = 0; i < 2000 && full === undefined; i++)
+      full = codeOf(() => s.append(`filler-${i}`, new Uint8Array(512)))
+    expect(full).toBeDefined()
+    expect(() => s.close()).not.toThrow()
+    expect(s.closed).toBe(true)
+    const t = EventStore.open({ path, druId: 'h', durability: 'process', random })
+    cleanups.push(() => t.close())
+    // The merge did fail: the index part on disk stops where the store's last merge left it.
+    expect(t.getMeta('doc_index_lsn' as never)).toBe(0)
+    expect(t.count()).toBe(rows(t))
+    expect([...t.eventsForDoc('d1')].map((e) => e.change[0])).toEqual(
+      Array.from({ length: 500 }, (_, i) => (1 + 4 * i) % 256),
+    )
+  })
+
+  it('after a rolled back transact, and twice: the merged index holds the committed events only', () => {
+    const path = filePath()
+    const random = sequentialIncarnations()
+    const s = EventStore.open({ path, druId: 'h', durability: 'process', random })
+    s.append('d', bytes(1))
+    expect(() =>
+      s.transact((tx) => {
+        tx.append('d', bytes(2))
+        tx.append('e', bytes(3))
+        throw new Error('no')
+      }),
+    ).toThrow('no')
+    s.append('d', bytes(4))
+    s.close()
+    s.close()
+    const t = EventStore.open({ path, druId: 'h', durability: 'process', random })
+    cleanups.push(() => t.close())
+    expect([...t.eventsForDoc('d')].map((e) => e.change[0])).toEqual([1, 4])
+    expect([...t.eventsForDoc('e')]).toEqual([])
+    expect(t.db.prepare('select count(*) from doc_events').pluck().get()).toBe(2)
+  })
+})
+
+describe('a merge by the documents bound inside an ingest with handlers and validators', () => {
+  it('readers inside and after the ingest see every event once', () => {
+    const s = memStore('b', { docIndexMergeEvery: 1000, docIndexMergeDocs: 4 })
+    cleanups.push(() => s.close())
+    const peer = memStore('a')
+    cleanups.push(() => peer.close())
+    const seen: number[] = []
+    s.onIngest('reader', (e) => {
+      seen.push([...s.eventsForDoc(e.docId)].length)
+    })
+    s.addStoringValidator((events) => {
+      for (const e of events) expect(s.eventCountForDoc(e.docId, e.origin)).toBeGreaterThan(0)
+    })
+    for (let i = 0; i < 30; i++) peer.append(`p${i % 9}`, bytes(i))
+    exchange(peer, s, 200)
+    expect(seen).toEqual(Array.from({ length: 30 }, (_, i) => Math.floor(i / 9) + 1))
+    for (let d = 0; d < 9; d++) {
+      expect([...s.eventsForDoc(`p${d}`)].map((e) => e.change[0])).toEqual(
+        Array.from({ length: 30 }, (_, i) => i).filter((i) => i % 9 === d),
+      )
+    }
+    expect(s.count()).toBe(rows(s))
+  })
+})
