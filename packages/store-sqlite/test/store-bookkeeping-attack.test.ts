@@ -2,7 +2,7 @@ import { readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
-import { EventStore } from '../src/index.js'
+import { EventStore, MetaKey } from '../src/index.js'
 import { bytes, codeOf, exchange, memStore, sequentialIncarnations, tempDir } from './helpers.js'
 
 /**
@@ -145,7 +145,7 @@ describe('close() when things went wrong before it', () => {
     const t = EventStore.open({ path, druId: 'h', durability: 'process', random })
     cleanups.push(() => t.close())
     // The merge did fail: the index part on disk stops where the store's last merge left it.
-    expect(t.getMeta('doc_index_lsn' as never)).toBe(0)
+    expect(t.getMeta(MetaKey.DOC_INDEX_LSN)).toBe(0)
     expect(t.count()).toBe(rows(t))
     expect([...t.eventsForDoc('d1')].map((e) => e.change[0])).toEqual(
       Array.from({ length: 500 }, (_, i) => (1 + 4 * i) % 256),
