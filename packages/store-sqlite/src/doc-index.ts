@@ -71,6 +71,9 @@ function firstAfter(entries: readonly number[], lsn: number): number {
   return lo * 2
 }
 
+/** Index rows per statement when the tail is merged (3 values each, far below SQLite's limit). */
+const MERGE_ROWS = 64
+
 interface TailDoc {
   readonly docId: string
   /** Flat pairs: lsn, origin id; ascending lsn. */
@@ -118,9 +121,10 @@ export class DocIndex {
           'select d.doc_id from doc_ids d where d.doc_id > ? and exists (select 1 from doc_events x where x.doc = d.id) order by d.doc_id limit ?',
         )
         .pluck(),
-      merge: db.prepare(
-        'insert or ignore into doc_events (doc, lsn, origin_id) select doc, lsn, origin_id from log where lsn > ? order by doc, lsn',
+      mergeMany: db.prepare(
+        `insert or ignore into doc_events (doc, lsn, origin_id) values ${new Array<string>(MERGE_ROWS).fill('(?, ?, ?)').join(', ')}`,
       ),
+      mergeOne: db.prepare('insert or ignore into doc_events (doc, lsn, origin_id) values (?, ?, ?)'),
       maxLsn: db.prepare('select max(lsn) from log').pluck(),
       tail: db
         .prepare(
@@ -190,7 +194,7 @@ export class DocIndex {
       upto = Math.max(upto, Number(this.#stmt.maxLsn.get() ?? 0))
       this.#db
         .transaction(() => {
-          this.#stmt.merge.run(this.#upto)
+          this.#insertTail()
           this.#meta.set(MetaKey.DOC_INDEX_LSN, upto)
         })
         .immediate()
@@ -201,6 +205,28 @@ export class DocIndex {
     this.#forgetLast()
     this.#tail.clear()
     this.#tailSize = 0
+  }
+
+  /**
+   * Writes the tail's entries in index order (document, then position), 64 rows a statement.
+   * From memory rather than `insert … select … from log`: reading the tail's events back read
+   * every page of them (change bytes included) through the page cache, a third of a merge's
+   * time; the tail is what readers already trust for these positions.
+   */
+  #insertTail(): void {
+    const values: number[] = []
+    const docs = [...this.#tail.keys()].sort((a, b) => a - b)
+    for (const doc of docs) {
+      const entries = this.#tail.get(doc)!.entries
+      for (let i = 0; i < entries.length; i += 2) {
+        values.push(doc, entries[i]!, entries[i + 1]!)
+        if (values.length === MERGE_ROWS * 3) {
+          this.#stmt.mergeMany.run(values)
+          values.length = 0
+        }
+      }
+    }
+    for (let i = 0; i < values.length; i += 3) this.#stmt.mergeOne.run(values[i], values[i + 1], values[i + 2])
   }
 
   /** Inside compaction's transaction: the event at `lsn` leaves the log. */

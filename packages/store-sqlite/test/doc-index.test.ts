@@ -166,6 +166,14 @@ describe('the document index (merged part plus in-memory tail)', () => {
     expectReadsMatchTheLog(s)
   })
 
+  it('a merge larger than one statement writes every entry (64 rows a statement, then the rest)', () => {
+    const s = memStore('a', { docIndexMergeEvery: 150 })
+    cleanups.push(() => s.close())
+    for (let i = 0; i < 150; i++) s.append(DOCS[(i * 5) % DOCS.length]!, bytes(i))
+    expect(s.db.prepare('select count(*) from doc_events').pluck().get()).toBe(150)
+    expectReadsMatchTheLog(s)
+  })
+
   it('merges when the tail holds its bound in documents, whatever its number of events', () => {
     const s = memStore('a', { docIndexMergeEvery: 1000, docIndexMergeDocs: 3 })
     cleanups.push(() => s.close())
