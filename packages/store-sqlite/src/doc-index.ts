@@ -10,8 +10,9 @@ import { MetaKey, type MetaTable } from './meta.js'
  * `doc_events (doc, lsn, origin_id)` holds every stored event up to position {@link upto};
  * the events stored after it (the tail) are indexed in memory and rebuilt from `log` at open.
  * When the tail reaches its bound in events ({@link DEFAULT_DOC_INDEX_MERGE_EVERY}) or in
- * documents ({@link DEFAULT_DOC_INDEX_MERGE_DOCS}), one transaction merges it with a sorted
- * insert, which writes each index page once per merge instead of once per commit. A merge
+ * documents ({@link DEFAULT_DOC_INDEX_MERGE_DOCS}), one transaction writes it into
+ * `doc_events` in index order, so each index page is written once per merge instead of once
+ * per commit. A merge
  * still rewrites every page holding one of its documents, and those pages grow with the log:
  * what an event pays is the pages touched divided by the events merged, so the bound in events
  * is large (at 1M events over 10,000 documents, 2.1 µs an event merging every 32,768 events,

@@ -67,8 +67,9 @@ export interface OpenStoreOptions {
   /**
    * Documents in the in-memory part of the document index at which it is merged, whatever its
    * number of events (default 32,768, `DEFAULT_DOC_INDEX_MERGE_DOCS`): bounds the tail's
-   * memory when events are spread over many documents. Both bounds are checked at each commit
-   * (a batch's own documents join the tail before it; a batch is bounded by its frame).
+   * memory when events are spread over many documents. Both bounds are checked when a commit
+   * ends, so a transaction's own documents join the tail first (a remote batch is bounded by
+   * its frame).
    */
   docIndexMergeDocs?: number
   /**
