@@ -238,16 +238,25 @@ export class DocIndex {
   /** Compaction committed: its deleted positions leave the tail (readers skip them until then). */
   deleted(entries: ReadonlyArray<readonly [number, number]>): void {
     this.#forgetLast()
+    // Grouped by document, each document's tail filtered once: one search and splice per
+    // deleted event was quadratic in a document's tail (24.6 s to compact 150,000 events of one
+    // document, scratch).
+    const gone = new Map<number, Set<number>>()
     for (const [doc, lsn] of entries) {
-      const t = this.#tail.get(doc)
-      if (!t) continue
+      if (!this.#tail.has(doc)) continue
+      let lsns = gone.get(doc)
+      if (!lsns) gone.set(doc, (lsns = new Set()))
+      lsns.add(lsn)
+    }
+    for (const [doc, lsns] of gone) {
+      const t = this.#tail.get(doc)!
+      const kept: number[] = []
       for (let i = 0; i < t.entries.length; i += 2) {
-        if (t.entries[i] !== lsn) continue
-        t.entries.splice(i, 2)
-        this.#tailSize--
-        break
+        if (!lsns.has(t.entries[i]!)) kept.push(t.entries[i]!, t.entries[i + 1]!)
       }
-      if (t.entries.length === 0) this.#tail.delete(doc)
+      this.#tailSize -= (t.entries.length - kept.length) / 2
+      if (kept.length === 0) this.#tail.delete(doc)
+      else this.#tail.set(doc, { docId: t.docId, entries: kept })
     }
   }
 
