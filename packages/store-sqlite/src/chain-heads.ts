@@ -71,6 +71,17 @@ export class ChainHeads {
     return heldAtBase
   }
 
+  /**
+   * Events held above the compaction bases: each origin holds every seq from its base to its
+   * head (which `verifyLog` checks), so this is the log's row count once no compaction is
+   * between its steps, without walking the log.
+   */
+  heldAboveBase(): number {
+    let n = 0
+    for (const [origin, head] of this.heads) n += head.seq - (this.base.get(origin)?.seq ?? 0)
+    return n
+  }
+
   /** Call after changing a head or a base. */
   changed(): void {
     this.#version++

@@ -261,17 +261,14 @@ export class EventStore implements ReplicaLog, PeerBook {
   }
 
   /**
-   * Number of events stored (all origins). Read from the chains — each origin holds every seq
-   * from its compaction base to its head, which `verifyLog` checks — plus the rows a running
-   * compaction has yet to delete: a `count(*)` walked the whole log, and metrics ask this on
-   * every scrape. Inside a write transaction (heads move at commit) the rows are counted.
+   * Number of events stored (all origins): the chains' events above their bases plus the rows
+   * a running compaction has yet to delete. A `count(*)` walked the whole log, and metrics ask
+   * this on every scrape. Inside a write transaction (heads move at commit) the rows are counted.
    */
   count(): number {
     const p = this.#p
     if (p.db.inTransaction) return p.stmt.count.get() as number
-    let n = p.stmt.belowBase.get() as number
-    for (const [origin, head] of p.chain.heads) n += head.seq - (p.chain.base.get(origin)?.seq ?? 0)
-    return n
+    return p.chain.heldAboveBase() + (p.stmt.belowBase.get() as number)
   }
 
   /**
