@@ -216,13 +216,8 @@ export function toPeer(row: RawPeer): PeerRecord {
 export function rowToEvent(row: EventRow): DruEvent {
   const [lsn, origin, seq, hlc, , docId, changeHex, prevHex, hashHex, sig] = row
   let e: DruEvent | undefined
-  if (
-    origin !== null &&
-    docId !== null &&
-    typeof changeHex === 'string' &&
-    hashHex.length === 64 &&
-    prevHex.length === 64
-  ) {
+  // hex() gives text for a change of any type, so a non-blob change fails its hash below.
+  if (origin !== null && docId !== null && hashHex.length === 64 && prevHex.length === 64) {
     const change = Buffer.from(changeHex, 'hex')
     // Two literal shapes rather than a spread: this runs for every event read.
     e = sig
