@@ -25,7 +25,7 @@ import { MetaKey, type MetaTable } from './meta.js'
 
 /**
  * Tail size (events) at which the in-memory part is merged into `doc_events`: 16 bytes an
- * event (two numbers), 4 MiB at this bound.
+ * event (two numbers), up to half again in arrays' spare room: 4–6 MiB at this bound.
  */
 export const DEFAULT_DOC_INDEX_MERGE_EVERY = 262_144
 

@@ -59,7 +59,7 @@ export interface OpenStoreOptions {
   cacheKiB?: number
   /**
    * Events stored before the in-memory part of the document index is merged into
-   * `doc_events` (default 262,144, `DEFAULT_DOC_INDEX_MERGE_EVERY`: 4 MiB of tail); small
+   * `doc_events` (default 262,144, `DEFAULT_DOC_INDEX_MERGE_EVERY`: 4–6 MiB of tail); small
    * values for tests. A merge writes each index page its events touch once, so the rarer it
    * is, the less an event costs: see doc-index.ts.
    */
