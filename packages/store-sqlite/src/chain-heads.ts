@@ -10,7 +10,7 @@ import {
   type LogSummary,
   type VersionVector,
 } from '@dru/core'
-import { ROW, type EventRow, type Head, type HeadStatements } from './statements.js'
+import type { Head, HeadStatements } from './statements.js'
 
 /**
  * What the log holds per origin, kept in memory: each origin's chain head and compaction base
@@ -50,22 +50,20 @@ export class ChainHeads {
   /** Each origin's last row as its head when above its base; returns the origins with a row at or above their base. */
   #loadLastRows(stmt: HeadStatements): Set<string> {
     const heldAtBase = new Set<string>()
-    for (const row of stmt.topRows.all() as EventRow[]) {
-      const origin = row[ROW.origin]
-      const seq = row[ROW.seq]
-      const hash = row[ROW.hash]
-      // The row is not re-hashed (a damaged change byte leaves its hash, the head's, right), but
+    for (const last of stmt.lastEvents()) {
+      const { origin, seq, hash } = last
+      // The event is not re-hashed (a damaged change byte leaves its hash, the head's, right), but
       // fields that cannot be a head refuse the open: a nameless origin id would be taken by the
       // next new origin, and a hash of another length would be advertised and fail the next link.
       if (origin === null || hash.length !== 64)
         throw new DruError(
           'CORRUPTION',
-          `the last stored event of ${origin ?? 'an origin id origin_ids does not name'} (position ${row[ROW.lsn]}) cannot be a chain head: the database file was altered`,
-          { details: { origin, seq, lsn: row[ROW.lsn] } },
+          `the last stored event of ${origin ?? 'an origin id origin_ids does not name'} (position ${last.lsn}) cannot be a chain head: the database file was altered`,
+          { details: { origin, seq, lsn: last.lsn } },
         )
       const base = this.base.get(origin)
-      // Rows at or below the base are left by a deletion cut short: the base is the head then.
-      if (base === undefined || seq > base.seq) this.heads.set(origin, { seq, hash, hlc: row[ROW.hlc] })
+      // Events at or below the base are left by a deletion cut short: the base is the head then.
+      if (base === undefined || seq > base.seq) this.heads.set(origin, { seq, hash, hlc: last.hlc })
       if (base !== undefined && seq >= base.seq) heldAtBase.add(origin)
     }
     return heldAtBase

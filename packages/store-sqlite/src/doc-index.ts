@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3'
+import { docsOfRunBody } from './run-body.js'
 import { MetaKey, type MetaTable } from './meta.js'
 
 /**
@@ -126,19 +127,35 @@ export class DocIndex {
         `insert or ignore into doc_events (doc, lsn, origin_id) values ${new Array<string>(MERGE_ROWS).fill('(?, ?, ?)').join(', ')}`,
       ),
       mergeOne: db.prepare('insert or ignore into doc_events (doc, lsn, origin_id) values (?, ?, ?)'),
-      maxLsn: db.prepare('select max(lsn) from log').pluck(),
+      maxLsn: db.prepare('select lsn + n - 1 from runs order by lsn desc limit 1').pluck(),
+      // Runs holding positions after ?: from the one holding the next position on.
       tail: db
         .prepare(
-          'select l.doc, l.lsn, l.origin_id, d.doc_id from log l left join doc_ids d on d.id = l.doc where l.lsn > ? order by l.lsn',
+          'select lsn, n, origin_id, body from runs where lsn >= coalesce((select max(lsn) from runs where lsn <= ? + 1), 0) order by lsn',
         )
         .raw(),
+      docName: db.prepare('select doc_id from doc_ids where id = ?').pluck(),
       forget: db.prepare('delete from doc_events where doc = ? and lsn = ?'),
     }
     this.#upto = Number(meta.get(MetaKey.DOC_INDEX_LSN) ?? 0)
-    for (const [doc, lsn, originId, docId] of this.#stmt.tail.iterate(this.#upto) as Iterable<
-      [number, number, number, string | null]
+    // Document names by id, for this rebuild only (a full tail names at most its bound of documents).
+    const names = new Map<number, string>()
+    for (const [lsn, n, originId, body] of this.#stmt.tail.iterate(this.#upto) as Iterable<
+      [number, number, number, Buffer]
     >) {
-      this.#add(doc, lsn, originId, docId ?? '')
+      let docs: number[]
+      try {
+        docs = docsOfRunBody(body, n)
+      } catch {
+        // A damaged run: reading its events names it (CORRUPTION); it indexes no document.
+        continue
+      }
+      for (let i = 0; i < docs.length; i++) {
+        if (lsn + i <= this.#upto) continue
+        let docId = names.get(docs[i]!)
+        if (docId === undefined) names.set(docs[i]!, (docId = (this.#stmt.docName.get(docs[i]!) as string | undefined) ?? ''))
+        this.#add(docs[i]!, lsn + i, originId, docId)
+      }
     }
   }
 

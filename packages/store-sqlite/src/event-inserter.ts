@@ -3,8 +3,8 @@ import type { DruEvent } from '@dru/core'
 import type { DocIndex } from './doc-index.js'
 import { LogWriter } from './log-writer.js'
 import { mapSqliteError, storageError } from './sqlite-errors.js'
-import type { LogStatements } from './statements.js'
-import { Dictionary, decodeStoredHash, encodeStoredHlc } from './stored-form.js'
+import { RUN, eventsOfRun, type LogStatements, type RunRow } from './statements.js'
+import { Dictionary, encodeStoredHlc } from './stored-form.js'
 
 /**
  * Puts events into the log inside a write transaction, for both commit paths (local-commit.ts,
@@ -75,13 +75,19 @@ export class EventInserter {
     this.#writer.flush()
   }
 
-  /** The hash stored at `(origin, seq)`, 'damaged' for a row whose hash is not 32 bytes. */
+  /** The hash stored at `(origin, seq)`, 'damaged' for a run whose events do not decode or a damaged event. */
   storedHash(origin: string, seq: number): string | undefined {
-    // Rows still queued would be invisible to the read.
+    // The run still queued would be invisible to the read.
     this.#writer.flush()
-    const stored = this.#stmt.storedHash.get(origin, seq)
-    // A stored hash that is not 32 bytes (a damaged row) still differs from any real hash.
-    return stored === undefined ? undefined : (decodeStoredHash(stored) ?? 'damaged')
+    const run = this.#stmt.runAtSeq.get(origin, seq) as RunRow | undefined
+    if (run === undefined || seq >= run[RUN.seq] + run[RUN.n]) return undefined
+    try {
+      const e = eventsOfRun(run)[seq - run[RUN.seq]]!
+      // A damaged event's hash still differs from any real hash.
+      return e.damaged ? 'damaged' : e.hash
+    } catch {
+      return 'damaged'
+    }
   }
 
   /**

@@ -26,7 +26,6 @@ import { eventsForDoc, eventsMissing, verifyLog, type VerifyProgress } from './l
 import { MetaKey } from './meta.js'
 import { migrate } from './migrations.js'
 import { openDatabase } from './open-store.js'
-import { rowToEvent, type EventRow } from './statements.js'
 import { StoreParts } from './store-parts.js'
 import type {
   Durability,
@@ -256,8 +255,7 @@ export class EventStore implements ReplicaLog, PeerBook {
 
   /** Reads one event, verifying its hash (CORRUPTION if the stored bytes changed). */
   getEvent(origin: string, seq: number): DruEvent | undefined {
-    const row = this.#p.stmt.getEvent.get(origin, seq) as EventRow | undefined
-    return row ? rowToEvent(row) : undefined
+    return this.#p.events.at(origin, seq)
   }
 
   /**

@@ -1,5 +1,6 @@
 import { DruError } from '@dru/core'
 import type { InboxStatements } from './inbox-table.js'
+import { docsOfRunBody } from './run-body.js'
 import type { InboxHandler, InboxHandlerOptions, InboxHost, InboxOrder } from './inbox-types.js'
 
 /**
@@ -95,7 +96,7 @@ export class HandlerRegistry {
       // New, inside the window: owed what the network stored before the application got here.
       const from = this.#window?.from
       if (!known && from !== undefined) {
-        for (const e of this.#stmt.remoteSince.all(from, this.#host.origin) as Owed[]) this.#owe(name, order, e, now)
+        for (const e of this.#remoteSince(from)) this.#owe(name, order, e, now)
       }
       // Known from now on: what is stored while it is not registered (a restart) is owed to it.
       this.#stmt.remember.run(name, order, now)
@@ -111,6 +112,29 @@ export class HandlerRegistry {
       this.#handlers.delete(name)
       this.#refresh()
     }
+  }
+
+  /** Events of other origins stored at position `from` or later, in order (a damaged run owes nothing: its reads fail). */
+  #remoteSince(from: number): Owed[] {
+    const out: Owed[] = []
+    const names = new Map<number, string>()
+    for (const [lsn, n, seq, origin, body] of this.#stmt.remoteSince.all(from, from, this.#host.origin) as Array<
+      [number, number, number, string, Buffer]
+    >) {
+      let docs: number[]
+      try {
+        docs = docsOfRunBody(body, n)
+      } catch {
+        continue
+      }
+      for (let i = 0; i < n; i++) {
+        if (lsn + i < from) continue
+        let docId = names.get(docs[i]!)
+        if (docId === undefined) names.set(docs[i]!, (docId = (this.#stmt.docName.get(docs[i]!) as string) ?? ''))
+        out.push({ origin, seq: seq + i, docId, lsn: lsn + i })
+      }
+    }
+    return out
   }
 
   /** See `Inbox.forget`. */
@@ -162,7 +186,7 @@ export class HandlerRegistry {
     const froms = [this.#window?.from, recorded].filter((lsn): lsn is number => lsn !== undefined)
     if (froms.length === 0) return {}
     const out: Record<string, number> = {}
-    const rows = this.#stmt.remoteHeldSince.all(Math.min(...froms), this.#host.origin)
+    const rows = this.#stmt.remoteHeldSince.all(Math.min(...froms), Math.min(...froms), Math.min(...froms), this.#host.origin)
     for (const r of rows as Array<{ origin: string; seq: number }>) out[r.origin] = r.seq
     return out
   }

@@ -64,6 +64,7 @@ export type InboxStatements = Readonly<
     | 'forgetName'
     | 'forgetRows'
     | 'remoteSince'
+    | 'docName'
     | 'remoteHeldSince'
     | 'windowGet'
     | 'windowSet'
@@ -131,12 +132,18 @@ export function prepareInboxStatements(db: Database.Database): InboxStatements {
     ),
     forgetName: db.prepare('delete from inbox_handlers where name = ?'),
     forgetRows: db.prepare('delete from inbox where handler = ?'),
-    remoteSince: db.prepare(
-      'select origin, seq, doc_id as docId, lsn from events where lsn >= ? and origin <> ? order by lsn',
-    ),
+    // Runs of other origins holding positions from ? on (expanded into events by the registry); the position is bound twice.
+    remoteSince: db
+      .prepare(
+        `select r.lsn, r.n, r.seq, o.origin, r.body from runs r join origin_ids o on o.id = r.origin_id
+           where r.lsn >= coalesce((select max(lsn) from runs where lsn <= ?), 0) and r.lsn + r.n > ? and o.origin <> ? order by r.lsn`,
+      )
+      .raw(),
+    docName: db.prepare('select doc_id from doc_ids where id = ?').pluck(),
     // What a window from lsn ? may still owe a new handler, per origin: compaction keeps it (see remoteSince).
     remoteHeldSince: db.prepare(
-      'select origin, min(seq) as seq from events where lsn >= ? and origin <> ? group by origin',
+      `select o.origin, min(r.seq + max(0, ? - r.lsn)) as seq from runs r join origin_ids o on o.id = r.origin_id
+         where r.lsn >= coalesce((select max(lsn) from runs where lsn <= ?), 0) and r.lsn + r.n > ? and o.origin <> ? group by o.origin`,
     ),
     windowGet: db.prepare(`select value from meta where key = '${MetaKey.INBOX_WINDOW_LSN}'`).pluck(),
     windowSet: db.prepare(`insert or replace into meta (key, value) values ('${MetaKey.INBOX_WINDOW_LSN}', ?)`),

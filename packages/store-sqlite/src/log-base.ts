@@ -2,7 +2,9 @@ import type Database from 'better-sqlite3'
 import { DruError, type DruEvent, type VersionVector } from '@dru/core'
 import type { FoldedLog } from './folded-log.js'
 import type { LogView } from './log-reader.js'
-import { ROW, rowToEvent, type EventRow, type Head } from './statements.js'
+import { RunBodyWriter } from './run-body.js'
+import { RUN, eventsOfRun, type Head, type RunRow } from './statements.js'
+import { encodeStoredHlc } from './stored-form.js'
 
 /**
  * The compaction base: per origin, the prefix of the log folded into document snapshots.
@@ -73,7 +75,11 @@ export function raiseBase(view: BaseView, target: VersionVector): string[] {
   return plan.map(([o]) => o)
 }
 
-/** See {@link EventStore.deleteBelowBase}; `beforeDeleting` runs first, in the same transaction. */
+/**
+ * See {@link EventStore.deleteBelowBase}; `beforeDeleting` runs first, in the same transaction.
+ * Whole runs at or below the base go; a run the base cuts keeps its events above it, rewritten
+ * as a run starting at the first of them (same positions, its prev the last deleted hash).
+ */
 export function deleteBelowBase(view: BaseView, limit: number, beforeDeleting: () => void): number {
   let deleted = 0
   const gone: Array<[number, number]> = []
@@ -82,15 +88,39 @@ export function deleteBelowBase(view: BaseView, limit: number, beforeDeleting: (
       beforeDeleting()
       for (const [origin, b] of view.base) {
         if (deleted >= limit) break
-        const rows = view.stmt.prefix.all(origin, b.seq, limit - deleted) as EventRow[]
-        for (const row of rows) {
-          view.folded.keep(rowToEvent(row))
-          const lsn = row[ROW.lsn]
-          view.stmt.deleteLsn.run(lsn)
-          view.docIndex.deleting(row[ROW.docRef], lsn)
-          gone.push([row[ROW.docRef], lsn])
+        const runs = view.stmt.prefix.all(origin, b.seq, limit - deleted) as RunRow[]
+        for (const run of runs) {
+          if (deleted >= limit) break
+          const events = view.events.eventsOf(run)
+          const stored = eventsOfRun(run)
+          const first = run[RUN.seq]
+          // Events of this run at or below the base, at most what the limit leaves.
+          const cut = Math.min(events.length, b.seq - first + 1, limit - deleted)
+          for (let i = 0; i < cut; i++) {
+            view.folded.keep(events[i]!)
+            view.docIndex.deleting(stored[i]!.doc, stored[i]!.lsn)
+            gone.push([stored[i]!.doc, stored[i]!.lsn])
+          }
+          view.stmt.deleteRun.run(run[RUN.lsn])
+          if (cut < events.length) {
+            const body = new RunBodyWriter()
+            for (let i = cut; i < events.length; i++) {
+              const e = events[i]!
+              body.add(stored[i]!.doc, encodeStoredHlc(e.hlc, e.origin), e.change, e.hash)
+            }
+            view.stmt.insertRun.run(
+              run[RUN.lsn] + cut,
+              run[RUN.originId],
+              first + cut,
+              events.length - cut,
+              events[cut]!.prev,
+              body.take(),
+              Date.now(),
+            )
+          }
+          view.stmt.deleteSigsTo.run(run[RUN.originId], first + cut - 1)
+          deleted += cut
         }
-        deleted += rows.length
       }
     })
     .immediate()

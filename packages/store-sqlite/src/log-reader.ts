@@ -8,17 +8,18 @@ import {
   type VersionVector,
 } from '@dru/core'
 import type Database from 'better-sqlite3'
+import { docsOfRunBody } from './run-body.js'
 import {
   prepareDerivedReads,
-  ROW,
-  rowToEvent,
+  RUN,
   type DerivedReads,
-  type EventRow,
   type Head,
   type LogStatements,
+  type RunRow,
 } from './statements.js'
 import type { DocIndex } from './doc-index.js'
 import type { RecentReads } from './recent-reads.js'
+import type { StoredEvents } from './stored-events.js'
 
 /**
  * Reading the log back out, page by page so memory stays bounded whatever its size: what a
@@ -32,6 +33,8 @@ import type { RecentReads } from './recent-reads.js'
 /** What the readers need from the store. */
 export interface LogView {
   readonly stmt: LogStatements
+  /** Events read out of the runs, checked. */
+  readonly events: StoredEvents
   readonly docIndex: DocIndex
   readonly heads: ReadonlyMap<string, Head>
   readonly base: ReadonlyMap<string, Head>
@@ -76,8 +79,8 @@ export function* eventsMissing(
       if (view.closed()) throw new DruError('CLOSED', 'the event store is closed')
       let page = view.recent.take(range.origin, next, range.to, pageSize)
       if (!page) {
-        const rows = view.stmt.range.all(range.origin, next, range.to, pageSize) as EventRow[]
-        if (rows.length === 0 || rows[0]![ROW.seq] !== next) {
+        const read = view.events.range(range.origin, next, range.to, pageSize)
+        if (read.length === 0 || read[0]!.seq !== next) {
           throw new DruError(
             'CORRUPTION',
             `${range.origin}#${next} is missing from the log although the version vector claims it`,
@@ -86,8 +89,6 @@ export function* eventsMissing(
             },
           )
         }
-        const read: DruEvent[] = new Array(rows.length)
-        for (let i = 0; i < rows.length; i++) read[i] = rowToEvent(rows[i]!)
         // What a write transaction inserted may still roll back: only reads outside one are kept.
         if (!view.writing()) view.recent.keep(read)
         page = read
@@ -125,18 +126,26 @@ export function* eventsForDoc(
   let after = afterLsn
   for (;;) {
     // One page from both parts of the document index, read in one synchronous step so a
-    // merge between pages (see doc-index.ts) loses nothing.
-    const rows = after < view.docIndex.upto ? (view.stmt.docRange.all(doc, after, pageSize) as EventRow[]) : []
+    // merge between pages (see doc-index.ts) loses nothing. Each indexed event comes with the
+    // run holding it, of which only that event is decoded.
+    const rows =
+      after < view.docIndex.upto ? (view.stmt.docRange.all(doc, after, pageSize) as Array<[number, ...RunRow]>) : []
+    const page: Array<DruEvent & { lsn: number }> = []
+    for (const row of rows) {
+      const lsn = row[0]
+      const run = row.slice(1) as unknown as RunRow
+      if (lsn < run[RUN.lsn] + run[RUN.n]) page.push({ ...view.events.eventOf(run, lsn - run[RUN.lsn]), lsn })
+    }
     if (rows.length < pageSize) {
-      const from = rows.length > 0 ? rows[rows.length - 1]![ROW.lsn] : after
+      const from = rows.length > 0 ? rows[rows.length - 1]![0] : after
       for (const lsn of view.docIndex.lsnsAfter(doc, Math.max(from, view.docIndex.upto), pageSize - rows.length)) {
-        const row = view.stmt.byLsn.get(lsn) as EventRow | undefined
-        if (row) rows.push(row)
+        const e = view.events.atLsn(lsn)
+        if (e) page.push(e)
       }
     }
-    for (const row of rows) yield { ...rowToEvent(row), lsn: row[ROW.lsn] }
+    for (const e of page) yield e
     if (rows.length < pageSize) return
-    after = rows[rows.length - 1]![ROW.lsn]
+    after = rows[rows.length - 1]![0]
   }
 }
 
@@ -156,9 +165,8 @@ export function verifyLog(
     let last: DruEvent | undefined
     let after = base?.seq ?? 0
     for (;;) {
-      const rows = view.stmt.range.all(origin, after + 1, head.seq, 1024) as EventRow[]
-      for (const row of rows) {
-        const e = rowToEvent(row)
+      const events = view.events.range(origin, after + 1, head.seq, 1024)
+      for (const e of events) {
         if (
           (expected !== undefined && e.seq !== expected) ||
           (prev !== undefined && e.prev !== prev) ||
@@ -175,8 +183,8 @@ export function verifyLog(
         total++
         if (onProgress && total % progressEvery === 0) onProgress({ origin, checked })
       }
-      if (rows.length < 1024) break
-      after = rows[rows.length - 1]![ROW.seq]
+      if (events.length === 0 || events[events.length - 1]!.seq >= head.seq) break
+      after = events[events.length - 1]!.seq
     }
     if (!last && head.seq > (base?.seq ?? 0)) {
       throw new DruError(
@@ -227,8 +235,31 @@ export class DerivedLogReads {
 
   /** Position and document of each event stored after `afterLsn` up to `toLsn`, in order, at most `limit`. */
   docsChangedAfter(afterLsn: number, toLsn: number, limit: number): Array<{ lsn: number; docId: string }> {
-    const rows = this.#q.docsAfter.all(afterLsn, toLsn, limit) as Array<{ lsn: number; doc_id: string }>
-    return rows.map((r) => ({ lsn: r.lsn, docId: r.doc_id }))
+    const out: Array<{ lsn: number; docId: string }> = []
+    let after = afterLsn
+    while (out.length < limit) {
+      const runs = this.#q.runsAfter.all(after, toLsn, 64) as Array<[number, number, Buffer]>
+      let progressed = false
+      for (const [lsn, n, body] of runs) {
+        let docs: number[]
+        try {
+          docs = docsOfRunBody(body, n)
+        } catch {
+          // A damaged run: its events' reads name it (CORRUPTION); no document can be told here.
+          docs = []
+        }
+        for (let i = 0; i < docs.length && out.length < limit; i++) {
+          const at = lsn + i
+          if (at <= after || at > toLsn) continue
+          out.push({ lsn: at, docId: this.#view.events.docName(docs[i]!) ?? '' })
+          progressed = true
+        }
+        if (out.length >= limit) break
+      }
+      if (!progressed || runs.length < 64) break
+      after = out[out.length - 1]!.lsn
+    }
+    return out
   }
 
   /** Origin and seq of each event of `docId` stored after `afterLsn` (no change bytes, so nothing to verify). */
@@ -239,8 +270,10 @@ export class DerivedLogReads {
     const out =
       afterLsn < index.upto ? (this.#q.docSeqs.all(doc, afterLsn) as Array<{ origin: string; seq: number }>) : []
     for (const lsn of index.lsnsAfter(doc, Math.max(afterLsn, index.upto))) {
-      const row = this.#q.seqAt.get(lsn) as { origin: string; seq: number } | undefined
-      if (row) out.push(row)
+      const run = this.#view.stmt.runAtLsn.get(lsn) as RunRow | undefined
+      const origin = run?.[RUN.origin]
+      if (run && lsn < run[RUN.lsn] + run[RUN.n] && origin != null)
+        out.push({ origin, seq: run[RUN.seq] + (lsn - run[RUN.lsn]) })
     }
     return out
   }

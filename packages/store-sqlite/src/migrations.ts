@@ -1,7 +1,8 @@
 import type Database from 'better-sqlite3'
 import { DruError } from '@dru/core'
 import { ChainHeads } from './chain-heads.js'
-import { prepareHeadStatements } from './statements.js'
+import { MAX_RUN_BODY_BYTES, RunBodyWriter } from './run-body.js'
+import type { HeadStatements, LastEvent } from './statements.js'
 import { Dictionary, STORED_HLC, encodeStoredHash, encodeStoredHlc, storedHlcSql } from './stored-form.js'
 
 /**
@@ -79,6 +80,7 @@ export const MIGRATIONS: ReadonlyArray<(db: Database.Database) => void> = [
   },
   (db) => toBinaryLayout(db),
   (db) => headsFromLog(db),
+  (db) => toRuns(db),
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length
@@ -204,9 +206,9 @@ function headsFromLog(db: Database.Database): void {
     seq: number
     hash: string
   }>
-  // Derived as every open from now on derives them (chain-heads.ts), its own refusals included.
+  // Derived as every open derived them in schema 5 (chain-heads.ts), its own refusals included.
   const derived = new ChainHeads()
-  derived.load(prepareHeadStatements(db))
+  derived.load(schema5HeadStatements(db))
   const disagree = (origin: string): never => {
     throw new DruError(
       'CORRUPTION',
@@ -252,4 +254,117 @@ export function migrate(
       ).run(track, v + 1)
     }).immediate()
   }
+}
+
+/** What deriving the chain heads read in schema 5, from `log`'s rows (the 4 → 5 step's check). */
+function schema5HeadStatements(db: Database.Database): HeadStatements {
+  const topRows = db.prepare(
+    `with recursive ids(id) as (select min(origin_id) from log
+       union all select (select min(origin_id) from log where origin_id > ids.id) from ids where ids.id is not null)
+     select l.lsn, o.origin, l.seq, lower(hex(l.hash)) as hash, ${storedHlcSql(STORED_HLC)} as hlc
+       from log l left join origin_ids o on o.id = l.origin_id
+       where l.lsn in (select (select lsn from log where origin_id = ids.id order by seq desc limit 1) from ids)`,
+  )
+  return {
+    lastEvents: () => topRows.all() as LastEvent[],
+    allBase: db.prepare('select origin, seq, hash, hlc from log_base'),
+    foldedAt: db.prepare('select 1 from folded where origin = ? and seq = ?').pluck(),
+    anyFolded: db.prepare('select 1 from folded where origin = ? limit 1').pluck(),
+  }
+}
+
+/** A row of schema 5's `log`, as the migration to schema 6 reads it. */
+type SchemaV5Row = [
+  lsn: number,
+  originId: number,
+  seq: number,
+  doc: number,
+  wall: number,
+  counter: number,
+  node: string | null,
+  change: Buffer | string | number | null,
+  prev: Buffer | string | number | null,
+  hash: string,
+  sig: Buffer | null,
+  receivedAt: number,
+]
+
+/**
+ * Schema 5 to 6, the log in runs (run-body.ts): consecutive rows of one origin — seq after seq at
+ * consecutive positions, each `prev` the hash before it — become one row of `runs`, up to its
+ * bounds; signatures move to `sigs`. Positions are kept, so `doc_events`, the inbox and every
+ * stored position stay valid. Nothing is repaired: a row whose hash, prev or change is not what
+ * dru writes starts a run of its own and is marked damaged (its reads stay CORRUPTION), and a
+ * row whose ids no dictionary holds keeps them. `events`, the read-only view of schema 4, goes:
+ * a run's events are not columns SQLite can read (docs/RUNBOOK.md, `dru` reads them instead).
+ */
+function toRuns(db: Database.Database): void {
+  db.exec(`
+    create table runs (
+      lsn integer primary key,          -- position of the run's first event; its i-th is at lsn + i
+      origin_id integer not null,       -- origin_ids.id
+      seq integer not null,             -- the first event's seq; the i-th is seq + i
+      n integer not null,               -- events in the run
+      prev blob not null,               -- the first event's prev (32 bytes); each next one's is the hash before it
+      body blob not null,               -- the events (run-body.ts)
+      received_at integer not null
+    );
+    create unique index runs_origin_seq on runs(origin_id, seq);
+    create table sigs (
+      origin_id integer not null,
+      seq integer not null,
+      sig blob not null,
+      primary key (origin_id, seq)
+    ) without rowid;
+  `)
+  const page = db
+    .prepare(
+      `select lsn, origin_id, seq, doc, hlc_wall, hlc_counter, hlc_node, change, prev, case when typeof(hash) = 'blob' and length(hash) = 32
+         then lower(hex(hash)) else '' end, sig, received_at from log where lsn > ? order by lsn limit ?`,
+    )
+    .raw()
+  const insert = db.prepare('insert into runs (lsn, origin_id, seq, n, prev, body, received_at) values (?, ?, ?, ?, ?, ?, ?)')
+  const putSig = db.prepare('insert into sigs (origin_id, seq, sig) values (?, ?, ?)')
+  const body = new RunBodyWriter()
+  let run: { lsn: number; originId: number; seq: number; prev: Buffer | string | number | null; at: number } | undefined
+  let last: { lsn: number; seq: number; hash: string } | undefined
+  const close = (): void => {
+    if (run && body.events > 0) insert.run(run.lsn, run.originId, run.seq, body.events, run.prev ?? Buffer.alloc(0), body.take(), run.at)
+    run = undefined
+  }
+  let after = 0
+  for (;;) {
+    const rows = page.all(after, MIGRATION_PAGE) as SchemaV5Row[]
+    for (const [lsn, originId, seq, doc, wall, counter, node, change, prev, hash, sig, at] of rows) {
+      const numbers = [doc, wall, counter].every((v) => Number.isSafeInteger(v) && (v as number) >= -1) && doc >= 0 && counter >= 0
+      const whole = Buffer.isBuffer(change) && hash.length === 64 && numbers
+      const prevHex = Buffer.isBuffer(prev) && prev.byteLength === 32 ? prev.toString('hex') : undefined
+      const bytes = Buffer.isBuffer(change) ? change : Buffer.alloc(0)
+      const continues =
+        run !== undefined &&
+        last !== undefined &&
+        originId === run.originId &&
+        lsn === last.lsn + 1 &&
+        seq === last.seq + 1 &&
+        prevHex === last.hash &&
+        body.fits(bytes.byteLength) &&
+        body.bytes < MAX_RUN_BODY_BYTES
+      if (!continues) {
+        close()
+        run = { lsn, originId, seq, prev, at }
+      }
+      body.add(numbers ? doc : 0, numbers ? { wall, counter, node } : { wall: -1, counter: -1, node: '' }, bytes, hash, !whole)
+      if (sig !== null) putSig.run(originId, seq, sig)
+      // A damaged event ends its run: the next one's prev cannot be told from its hash.
+      last = whole ? { lsn, seq, hash } : undefined
+      if (!whole) close()
+    }
+    if (rows.length < MIGRATION_PAGE) break
+    after = rows[rows.length - 1]![0]
+  }
+  close()
+  db.exec(`
+    drop view events;
+    drop table log;
+  `)
 }

@@ -1,6 +1,7 @@
 import { SIGN_EVERY_BYTES, SIGN_EVERY_EVENTS, parseOrigin, type VersionVector } from '@dru/core'
 import type Database from 'better-sqlite3'
 import { storageError } from './sqlite-errors.js'
+import { eventsOfRun, type RunRow } from './statements.js'
 
 const ORIGIN_ID = '(select id from origin_ids where origin = ?)'
 
@@ -39,12 +40,19 @@ export interface UnsignedOrigin {
  * per origin.
  */
 export function unsignedOrigins(store: HistoryStore): UnsignedOrigin[] {
-  const sigOf = store.db.prepare(`select sig is null from log where origin_id = ${ORIGIN_ID} and seq = ?`).pluck()
+  // 1 when the head is held (the run reaching it) and has no signature.
+  const sigOf = store.db
+    .prepare(
+      `select (select 1 from sigs where origin_id = r.origin_id and seq = r.head) is null from
+         (select origin_id, seq, n, ? as head from runs where origin_id = ${ORIGIN_ID} and seq <= ? order by seq desc limit 1) r
+         where r.seq + r.n > r.head`,
+    )
+    .pluck()
   const base = store.base()
   const out: UnsignedOrigin[] = []
   for (const [origin, head] of Object.entries(store.vv())) {
     if (head <= (base[origin]?.seq ?? 0)) continue
-    if (sigOf.get(origin, head) === 1) out.push({ origin, druId: parseOrigin(origin).druId, head })
+    if (sigOf.get(head, origin, head) === 1) out.push({ origin, druId: parseOrigin(origin).druId, head })
   }
   return out
 }
@@ -67,19 +75,28 @@ export function signOwnHistory(
   const chunk = options.chunk ?? 5_000
   const lastSigned = store.db
     // Backwards along (origin_id, seq): stops at the newest signature, so it reads only the tail.
-    .prepare(`select seq from log where origin_id = ${ORIGIN_ID} and sig is not null order by seq desc limit 1`)
+    .prepare(`select seq from sigs where origin_id = ${ORIGIN_ID} order by seq desc limit 1`)
     .pluck()
-  const page = store.db.prepare(
-    `select seq, lower(hex(hash)) as hash, length(change) as bytes from log where origin_id = ${ORIGIN_ID} and seq > ? order by seq limit ?`,
+  const page = store.db
+    .prepare(
+      `select r.lsn, o.origin, r.seq, r.n, lower(hex(r.prev)), r.body, r.origin_id from runs r join origin_ids o on o.id = r.origin_id
+         where r.origin_id = (select id from origin_ids where origin = ?)
+           and r.seq >= coalesce((select max(seq) from runs where origin_id = r.origin_id and seq <= ? + 1), ? + 1)
+         order by r.seq limit ?`,
+    )
+    .raw()
+  const update = store.db.prepare(
+    `insert or replace into sigs (origin_id, seq, sig) values ((select id from origin_ids where origin = ?), ?, ?)`,
   )
-  const update = store.db.prepare(`update log set sig = ? where origin_id = ${ORIGIN_ID} and seq = ?`)
   let signed = 0
   for (const { origin, head } of unsignedOrigins(store).filter((u) => u.druId === druId)) {
     let after = Math.max((lastSigned.get(origin) as number | undefined) ?? 0, store.base()[origin]?.seq ?? 0)
     let count = 0
     let bytes = 0
     for (;;) {
-      const rows = page.all(origin, after, chunk) as Array<{ seq: number; hash: string; bytes: number }>
+      const rows: Array<{ seq: number; hash: string; bytes: number }> = []
+      for (const run of page.all(origin, after, after, Math.max(1, Math.ceil(chunk / 8))) as RunRow[])
+        for (const e of eventsOfRun(run)) if (e.seq > after) rows.push({ seq: e.seq, hash: e.hash, bytes: e.change.byteLength })
       if (rows.length === 0) break
       const due = rows.filter((r) => {
         count++
@@ -91,7 +108,7 @@ export function signOwnHistory(
       })
       try {
         store.db.transaction(() => {
-          for (const r of due) update.run(Buffer.from(sign(r.hash)), origin, r.seq)
+          for (const r of due) update.run(origin, r.seq, Buffer.from(sign(r.hash)))
         })()
       } catch (err) {
         throw storageError(err)

@@ -1,51 +1,34 @@
 import Database from 'better-sqlite3'
 import { DruError, eventHashMatches, type DruEvent, type Origin, type PeerRecord, type VersionVector } from '@dru/core'
-import { STORED_HLC, storedHlcSql } from './stored-form.js'
+import { decodeRunBody, decodeRunEvent, type StoredEvent } from './run-body.js'
 
 /**
  * The log's SQL in one place: its prepared statements, the shape of its rows, and the way
- * back from a row to an event (re-hashed, so a byte changed on disk is CORRUPTION, never
- * served or applied).
+ * back from a stored run to its events (re-hashed, so a byte changed on disk is CORRUPTION,
+ * never served or applied).
  *
  * @module
  */
 
 /**
- * One event as read back from `log` (schema 4), with its origin and document resolved from
- * their dictionaries: null there means the row names an id no dictionary holds (damaged).
- * Read as an array (better-sqlite3's raw mode, columns in {@link EVENT_COLUMNS} order): an
- * object per row cost about a third of the read.
+ * One run of `runs` (schema 6, see run-body.ts) with its origin resolved from its dictionary
+ * (null: the row names an id no dictionary holds, a damaged row). Read as an array
+ * (better-sqlite3's raw mode, columns in {@link RUN_COLUMNS} order): an object per row cost
+ * about a third of the read.
  */
-export type EventRow = readonly [
+export type RunRow = readonly [
   lsn: number,
   origin: string | null,
   seq: number,
-  /** The encoded HLC, rebuilt from its stored integers by SQLite. */
-  hlc: string,
-  /** The document's id in `doc_ids`. */
-  docRef: number,
-  docId: string | null,
-  /** Hex of the stored change (see EVENT_COLUMNS); {@link rowToEvent} makes it bytes. */
-  change: string,
-  /** Hex of the stored hash blob (64 characters when it is 32 bytes). */
+  n: number,
+  /** Hex of the first event's prev (64 characters when it is 32 bytes). */
   prev: string,
-  hash: string,
-  sig: Buffer | null,
+  body: Buffer,
+  originId: number,
 ]
 
-/** Where each field sits in an {@link EventRow}. */
-export const ROW = {
-  lsn: 0,
-  origin: 1,
-  seq: 2,
-  hlc: 3,
-  docRef: 4,
-  docId: 5,
-  change: 6,
-  prev: 7,
-  hash: 8,
-  sig: 9,
-} as const
+/** Where each field sits in a {@link RunRow}. */
+export const RUN = { lsn: 0, origin: 1, seq: 2, n: 3, prev: 4, body: 5, originId: 6 } as const
 
 /** An origin's chain head (or compaction base): seq, hash and HLC of that event. */
 export interface Head {
@@ -54,43 +37,47 @@ export interface Head {
   hlc: string
 }
 
-/** Every read of whole events goes through this: the row plus its origin and document text. */
-// Hashes, HLCs and even the change leave SQLite as text: hex() and printf() in C cost less than
-// a Buffer per hash and string building per HLC in JS, and a blob column becomes a Buffer with
-// its own backing store in better-sqlite3 (~1.3 us a row), where Buffer.from(hex) takes a slice
-// of Node's pool (~0.4): a read of a row went 3.5 -> 2.6 us.
-// The order is the one of EventRow.
-const EVENT_COLUMNS = `l.lsn, o.origin, l.seq, ${storedHlcSql(STORED_HLC)} as hlc, l.doc as doc_ref, d.doc_id, hex(l.change),
-    lower(hex(l.prev)) as prev, lower(hex(l.hash)) as hash, l.sig`
-const NAMES = 'left join origin_ids o on o.id = l.origin_id left join doc_ids d on d.id = l.doc'
-const EVENT_SELECT = `select ${EVENT_COLUMNS} from log l ${NAMES}`
-/**
- * Rows a compaction has yet to delete (its base already raised): a seek per compacted origin.
- * CROSS JOIN keeps that order: left to itself, SQLite's planner walked the whole log first.
- */
-export const BELOW_BASE_COUNT =
-  'select count(*) from log_base b cross join origin_ids o on o.origin = b.origin cross join log l on l.origin_id = o.id and l.seq <= b.seq'
+/** Each origin's last stored event, as deriving the chain heads at open reads it. */
+export interface LastEvent {
+  readonly lsn: number
+  /** null: the row names an origin id no dictionary holds. */
+  readonly origin: string | null
+  readonly seq: number
+  readonly hash: string
+  readonly hlc: string
+}
 
+// The prev leaves SQLite as hex text (hex() in C costs less than a Buffer per hash in JS).
+const RUN_COLUMNS = 'r.lsn, o.origin, r.seq, r.n, lower(hex(r.prev)), r.body, r.origin_id'
+const RUN_SELECT = `select ${RUN_COLUMNS} from runs r left join origin_ids o on o.id = r.origin_id`
 /** An origin's integer id, looked up once per statement run. */
 const ORIGIN_ID = '(select id from origin_ids where origin = ?)'
+/**
+ * Events a compaction has yet to delete (its base already raised): a seek per compacted
+ * origin, the part of each run at or below the base. CROSS JOIN keeps that order: left to
+ * itself, SQLite's planner walked the whole log first.
+ */
+export const BELOW_BASE_COUNT = `select coalesce(sum(min(r.n, b.seq - r.seq + 1)), 0) from log_base b
+  cross join origin_ids o on o.origin = b.origin cross join runs r on r.origin_id = o.id and r.seq <= b.seq`
 
 /** The statements of the event log, prepared once per connection. */
-export interface LogStatements {
-  readonly topRows: Database.Statement
-  readonly foldedAt: Database.Statement
-  readonly anyFolded: Database.Statement
-  readonly allBase: Database.Statement
+export interface LogStatements extends HeadStatements {
   readonly upsertBase: Database.Statement
   readonly prefix: Database.Statement
-  readonly deleteLsn: Database.Statement
+  readonly deleteRun: Database.Statement
+  readonly insertRun: Database.Statement
+  readonly deleteSigsTo: Database.Statement
   readonly anySigned: Database.Statement
   readonly lastSignedAtOrBelow: Database.Statement
-  readonly getEvent: Database.Statement
-  readonly storedHash: Database.Statement
-  readonly range: Database.Statement
+  readonly sigAt: Database.Statement
+  readonly sigsIn: Database.Statement
+  readonly putSig: Database.Statement
+  readonly runAtSeq: Database.Statement
+  readonly runsFrom: Database.Statement
   readonly docRange: Database.Statement
-  readonly byLsn: Database.Statement
+  readonly runAtLsn: Database.Statement
   readonly docId: Database.Statement
+  readonly docName: Database.Statement
   readonly lastLsn: Database.Statement
   readonly count: Database.Statement
   readonly belowBase: Database.Statement
@@ -100,24 +87,44 @@ export interface LogStatements {
   readonly upsertPeer: Database.Statement
 }
 
-/** What deriving the chain heads at open reads (chain-heads.ts; also the 4 → 5 migration's check). */
-export type HeadStatements = Pick<LogStatements, 'topRows' | 'allBase' | 'foldedAt' | 'anyFolded'>
+/** What deriving the chain heads at open reads (chain-heads.ts). */
+export interface HeadStatements {
+  /** Each origin's last stored event. */
+  lastEvents(): LastEvent[]
+  readonly allBase: Database.Statement
+  readonly foldedAt: Database.Statement
+  readonly anyFolded: Database.Statement
+}
 
 export function prepareHeadStatements(db: Database.Database): HeadStatements {
+  // Each origin's last run. The origins are walked in the (origin_id, seq) index itself, not
+  // in origin_ids, so runs whose dictionary entry is gone are found too (a new origin would
+  // otherwise take their id); two seeks per origin.
+  const lastRuns = db
+    .prepare(
+      `with recursive ids(id) as (select min(origin_id) from runs
+         union all select (select min(origin_id) from runs where origin_id > ids.id) from ids where ids.id is not null)
+       ${RUN_SELECT} where r.lsn in (select (select lsn from runs where origin_id = ids.id order by seq desc limit 1) from ids)`,
+    )
+    .raw()
   return {
-    // Each origin's last stored event: its chain head unless compacted away. The origins are
-    // walked in the (origin_id, seq) index itself, not in origin_ids, so rows whose dictionary
-    // entry is gone are found too (a new origin would otherwise take their id); two seeks per origin.
-    topRows: db
-      .prepare(
-        `with recursive ids(id) as (select min(origin_id) from log
-           union all select (select min(origin_id) from log where origin_id > ids.id) from ids where ids.id is not null)
-         ${EVENT_SELECT} where l.lsn in (select (select lsn from log where origin_id = ids.id order by seq desc limit 1) from ids)`,
-      )
-      .raw(),
+    lastEvents: () => (lastRuns.all() as RunRow[]).map(lastEventOf),
     allBase: db.prepare('select origin, seq, hash, hlc from log_base'),
     foldedAt: db.prepare('select 1 from folded where origin = ? and seq = ?').pluck(),
     anyFolded: db.prepare('select 1 from folded where origin = ? limit 1').pluck(),
+  }
+}
+
+/** The last event of a run as a head candidate; a body that does not decode gives a hash no head can have. */
+function lastEventOf(run: RunRow): LastEvent {
+  const lsn = run[RUN.lsn] + run[RUN.n] - 1
+  const seq = run[RUN.seq] + run[RUN.n] - 1
+  try {
+    const events = decodeRunBody(run[RUN.body], run[RUN.n], run[RUN.lsn], run[RUN.seq], run[RUN.prev], run[RUN.origin] ?? '')
+    const last = events[events.length - 1]!
+    return { lsn, origin: run[RUN.origin], seq, hash: last.damaged ? '' : last.hash, hlc: last.hlc }
+  } catch {
+    return { lsn, origin: run[RUN.origin], seq, hash: '', hlc: '' }
   }
 }
 
@@ -127,27 +134,46 @@ export function prepareLogStatements(db: Database.Database): LogStatements {
     upsertBase: db.prepare(
       'insert into log_base (origin, seq, hash, hlc) values (?, ?, ?, ?) on conflict(origin) do update set seq = excluded.seq, hash = excluded.hash, hlc = excluded.hlc',
     ),
-    prefix: db.prepare(`${EVENT_SELECT} where l.origin_id = ${ORIGIN_ID} and l.seq <= ? order by l.seq limit ?`).raw(),
-    deleteLsn: db.prepare('delete from log where lsn = ?'),
-    anySigned: db.prepare(`select 1 from log where origin_id = ${ORIGIN_ID} and sig is not null limit 1`).pluck(),
+    // Runs holding events of an origin at or below a seq, oldest first.
+    prefix: db.prepare(`${RUN_SELECT} where r.origin_id = ${ORIGIN_ID} and r.seq <= ? order by r.seq limit ?`).raw(),
+    deleteRun: db.prepare('delete from runs where lsn = ?'),
+    insertRun: db.prepare(
+      'insert into runs (lsn, origin_id, seq, n, prev, body, received_at) values (?, ?, ?, ?, unhex(?), ?, ?)',
+    ),
+    deleteSigsTo: db.prepare('delete from sigs where origin_id = ? and seq <= ?'),
+    anySigned: db.prepare(`select 1 from sigs where origin_id = ${ORIGIN_ID} limit 1`).pluck(),
     lastSignedAtOrBelow: db
-      .prepare(`select max(seq) from log where origin_id = ${ORIGIN_ID} and seq <= ? and seq > ? and sig is not null`)
+      .prepare(`select max(seq) from sigs where origin_id = ${ORIGIN_ID} and seq <= ? and seq > ?`)
       .pluck(),
-    getEvent: db.prepare(`${EVENT_SELECT} where l.origin_id = ${ORIGIN_ID} and l.seq = ?`).raw(),
-    storedHash: db.prepare(`select hash from log where origin_id = ${ORIGIN_ID} and seq = ?`).pluck(),
-    range: db
-      .prepare(`${EVENT_SELECT} where l.origin_id = ${ORIGIN_ID} and l.seq >= ? and l.seq <= ? order by l.seq limit ?`)
+    sigAt: db.prepare('select sig from sigs where origin_id = ? and seq = ?').pluck(),
+    sigsIn: db.prepare('select seq, sig from sigs where origin_id = ? and seq >= ? and seq < ?').raw(),
+    putSig: db.prepare('insert or replace into sigs (origin_id, seq, sig) values (?, ?, ?)'),
+    // The run holding (origin, seq): the last one starting at or before it.
+    runAtSeq: db
+      .prepare(`${RUN_SELECT} where r.origin_id = ${ORIGIN_ID} and r.seq <= ? order by r.seq desc limit 1`)
       .raw(),
-    // The indexed part of a document's events (see doc-index.ts); the in-memory tail reads byLsn.
-    docRange: db
+    // Runs of an origin holding seqs from one to another: from the run holding the first on
+    // (the origin and the first seq are bound twice).
+    runsFrom: db
       .prepare(
-        `select ${EVENT_COLUMNS} from doc_events x join log l on l.lsn = x.lsn ${NAMES} where x.doc = ? and x.lsn > ? order by x.lsn limit ?`,
+        `${RUN_SELECT} where r.origin_id = ${ORIGIN_ID}
+           and r.seq >= coalesce((select max(seq) from runs where origin_id = ${ORIGIN_ID} and seq <= ?), ?)
+           and r.seq <= ? order by r.seq limit ?`,
       )
       .raw(),
-    byLsn: db.prepare(`${EVENT_SELECT} where l.lsn = ?`).raw(),
+    // The indexed part of a document's events (see doc-index.ts), each with the run holding it;
+    // the in-memory tail reads runAtLsn.
+    docRange: db
+      .prepare(
+        `select x.lsn, ${RUN_COLUMNS} from doc_events x join runs r on r.lsn = (select max(lsn) from runs where lsn <= x.lsn)
+           left join origin_ids o on o.id = r.origin_id where x.doc = ? and x.lsn > ? order by x.lsn limit ?`,
+      )
+      .raw(),
+    runAtLsn: db.prepare(`${RUN_SELECT} where r.lsn <= ? order by r.lsn desc limit 1`).raw(),
     docId: db.prepare('select id from doc_ids where doc_id = ?').pluck(),
-    lastLsn: db.prepare('select max(lsn) as lsn from log'),
-    count: db.prepare('select count(*) from log').pluck(),
+    docName: db.prepare('select doc_id from doc_ids where id = ?').pluck(),
+    lastLsn: db.prepare('select max(lsn + n - 1) as lsn from (select lsn, n from runs order by lsn desc limit 1)'),
+    count: db.prepare('select coalesce(sum(n), 0) from runs').pluck(),
     belowBase: db.prepare(BELOW_BASE_COUNT).pluck(),
     getPeer: db.prepare('select peer_id, url, acked_vv, last_seen, state from peers where peer_id = ?'),
     allPeers: db.prepare('select peer_id, url, acked_vv, last_seen, state from peers order by peer_id'),
@@ -163,9 +189,8 @@ export function prepareLogStatements(db: Database.Database): LogStatements {
 
 /** Reads for state derived from the log (documents), prepared on first use. */
 export interface DerivedReads {
-  readonly docsAfter: Database.Statement
+  readonly runsAfter: Database.Statement
   readonly docSeqs: Database.Statement
-  readonly seqAt: Database.Statement
   readonly originId: Database.Statement
   readonly countFolded: Database.Statement
   readonly uncountable: Database.Statement
@@ -173,22 +198,26 @@ export interface DerivedReads {
 
 export function prepareDerivedReads(db: Database.Database): DerivedReads {
   return {
-    docsAfter: db.prepare(
-      'select l.lsn, d.doc_id from log l left join doc_ids d on d.id = l.doc where l.lsn > ? and l.lsn <= ? order by l.lsn limit ?',
-    ),
-    // The indexed part of a document's events (see doc-index.ts); the tail reads seqAt.
+    // Runs holding positions after one up to another, from the run holding the next on (the first bound twice).
+    runsAfter: db
+      .prepare(
+        'select lsn, n, body from runs where lsn >= coalesce((select max(lsn) from runs where lsn <= ? + 1), 0) and lsn <= ? order by lsn limit ?',
+      )
+      .raw(),
+    // Origin and seq of each event in the indexed part of a document's events (see doc-index.ts).
     docSeqs: db.prepare(
-      'select o.origin, l.seq from doc_events x join log l on l.lsn = x.lsn left join origin_ids o on o.id = l.origin_id where x.doc = ? and x.lsn > ?',
+      `select o.origin, r.seq + (x.lsn - r.lsn) as seq from doc_events x join runs r on r.lsn = (select max(lsn) from runs where lsn <= x.lsn)
+         left join origin_ids o on o.id = r.origin_id where x.doc = ? and x.lsn > ?`,
     ),
-    seqAt: db.prepare('select o.origin, l.seq from log l left join origin_ids o on o.id = l.origin_id where l.lsn = ?'),
     originId: db.prepare('select id from origin_ids where origin = ?').pluck(),
     countFolded: db.prepare('select count(*) from folded where doc_id = ? and origin = ?').pluck(),
     // Compacted by a release that kept no envelopes: the folded events cannot be counted.
-    // While a compaction runs, the rows below its raised base not yet deleted count as held.
+    // While a compaction runs, the events below its raised base not yet deleted count as held.
     uncountable: db
       .prepare(
         `select 1 from log_base b where b.origin = ? and b.seq > (select count(*) from folded f where f.origin = b.origin)
-           + (select count(*) from log l where l.origin_id = (select id from origin_ids where origin = b.origin) and l.seq <= b.seq)`,
+           + (select coalesce(sum(min(r.n, b.seq - r.seq + 1)), 0) from runs r
+                where r.origin_id = (select id from origin_ids where origin = b.origin) and r.seq <= b.seq)`,
       )
       .pluck(),
   }
@@ -212,17 +241,48 @@ export function toPeer(row: RawPeer): PeerRecord {
   }
 }
 
-/** Rebuilds an event from its row, re-hashing it: CORRUPTION if anything changed on disk. */
-export function rowToEvent(row: EventRow): DruEvent {
-  const [lsn, origin, seq, hlc, , docId, changeHex, prevHex, hashHex, sig] = row
+/**
+ * The events of a run, decoded but not checked (see {@link toEvent}); CORRUPTION when the body
+ * is not the run's events.
+ */
+export function eventsOfRun(run: RunRow): StoredEvent[] {
+  try {
+    return decodeRunBody(run[RUN.body], run[RUN.n], run[RUN.lsn], run[RUN.seq], run[RUN.prev], run[RUN.origin] ?? '')
+  } catch (cause) {
+    throw new DruError(
+      'CORRUPTION',
+      `the stored run of ${run[RUN.origin] ?? 'an unknown origin'} from #${run[RUN.seq]} (position ${run[RUN.lsn]}) does not hold its ${run[RUN.n]} events: the database file was altered`,
+      { cause, details: { origin: run[RUN.origin], seq: run[RUN.seq], lsn: run[RUN.lsn] } },
+    )
+  }
+}
+
+/** One event of a run (index `i`), decoded but not checked; CORRUPTION like {@link eventsOfRun}. */
+export function eventOfRun(run: RunRow, i: number): StoredEvent {
+  try {
+    return decodeRunEvent(run[RUN.body], run[RUN.n], i, run[RUN.lsn], run[RUN.seq], run[RUN.prev], run[RUN.origin] ?? '')
+  } catch (cause) {
+    throw new DruError(
+      'CORRUPTION',
+      `the stored run of ${run[RUN.origin] ?? 'an unknown origin'} from #${run[RUN.seq]} (position ${run[RUN.lsn]}) does not hold its ${run[RUN.n]} events: the database file was altered`,
+      { cause, details: { origin: run[RUN.origin], seq: run[RUN.seq], lsn: run[RUN.lsn] } },
+    )
+  }
+}
+
+/** Rebuilds an event from its stored form, re-hashing it: CORRUPTION if anything changed on disk. */
+export function toEvent(
+  origin: string | null,
+  s: StoredEvent,
+  docId: string | null,
+  sig: Uint8Array | null | undefined,
+): DruEvent {
   let e: DruEvent | undefined
-  // hex() gives text for a change of any type, so a non-blob change fails its hash below.
-  if (origin !== null && docId !== null && hashHex.length === 64 && prevHex.length === 64) {
-    const change = Buffer.from(changeHex, 'hex')
+  if (origin !== null && docId !== null && !s.damaged && s.prev.length === 64) {
     // Two literal shapes rather than a spread: this runs for every event read.
     e = sig
-      ? { origin: origin as Origin, seq, hlc, docId, change, prev: prevHex, hash: hashHex, sig }
-      : { origin: origin as Origin, seq, hlc, docId, change, prev: prevHex, hash: hashHex }
+      ? { origin: origin as Origin, seq: s.seq, hlc: s.hlc, docId, change: s.change, prev: s.prev, hash: s.hash, sig }
+      : { origin: origin as Origin, seq: s.seq, hlc: s.hlc, docId, change: s.change, prev: s.prev, hash: s.hash }
   }
   let ok = false
   try {
@@ -233,10 +293,8 @@ export function rowToEvent(row: EventRow): DruEvent {
   if (!ok || e === undefined) {
     throw new DruError(
       'CORRUPTION',
-      `stored event ${origin ?? 'an unknown origin'}#${seq} (position ${lsn}) does not match its hash: the database file was altered`,
-      {
-        details: { origin, seq, lsn },
-      },
+      `stored event ${origin ?? 'an unknown origin'}#${s.seq} (position ${s.lsn}) does not match its hash: the database file was altered`,
+      { details: { origin, seq: s.seq, lsn: s.lsn } },
     )
   }
   return e

@@ -16,6 +16,7 @@ import { DeferredSigner } from './deferred-signing.js'
 import { DocIndex } from './doc-index.js'
 import { EventInserter } from './event-inserter.js'
 import { FoldedLog } from './folded-log.js'
+import { StoredEvents } from './stored-events.js'
 import { cleanCloseToken, openIdentity } from './identity.js'
 import { Inbox } from './inbox.js'
 import { inboxPolicy } from './inbox-policy.js'
@@ -77,6 +78,8 @@ export class StoreParts {
   /** The write paths: local commits and remote batches. */
   readonly local: LocalCommitter
   readonly remote: RemoteIngest
+  /** Events read out of the log's runs, checked (see stored-events.ts). */
+  readonly events: StoredEvents
   /** The store's state as the readers (log-reader.ts, log-base.ts) see it. */
   readonly view: BaseView
   #closed = false
@@ -88,6 +91,7 @@ export class StoreParts {
     this.now = options.now ?? Date.now
     this.onListenerError = options.onListenerError ?? ((err) => console.error('dru: commit listener failed', err))
     this.stmt = prepareLogStatements(db)
+    this.events = new StoredEvents(db, this.stmt)
     this.signer = options.sign ? this.#makeSigner(options.sign) : undefined
     this.meta = new MetaTable(db)
     this.peers = new PeerTable(this.stmt)
@@ -117,6 +121,7 @@ export class StoreParts {
     this.view = {
       db,
       stmt: this.stmt,
+      events: this.events,
       docIndex,
       heads: this.chain.heads,
       base: this.chain.base,
@@ -220,14 +225,16 @@ export class StoreParts {
   }
 
   #makeSigner(sign: NonNullable<OpenStoreOptions['sign']>): DeferredSigner {
+    // Only for an event the log holds (a run at or before it, reaching it).
     const storeSig = this.db.prepare(
-      'update log set sig = ? where origin_id = (select id from origin_ids where origin = ?) and seq = ?',
+      `insert or replace into sigs (origin_id, seq, sig) select origin_id, at, sig from (select origin_id, seq, n, ? as sig, ? as at from runs
+         where origin_id = (select id from origin_ids where origin = ?) and seq <= ? order by seq desc limit 1) where seq + n > at`,
     )
     return new DeferredSigner({
       sign,
       store: (origin, seq, sig) => {
         try {
-          storeSig.run(sig, origin, seq)
+          storeSig.run(sig, seq, origin, seq)
           // A kept copy of the event would lack the signature.
           this.recentReads.forget(origin)
         } catch (err) {

@@ -127,3 +127,33 @@ export class Dictionary {
     this.#fresh.length = 0
   }
 }
+
+/**
+ * Dictionary ids back to their text, for reads (a run's body names documents by id): cached,
+ * bounded like {@link Dictionary}; an id no entry holds gives null (a damaged row). Ids are
+ * never reused for other text, so a cached entry stays right; a rolled-back id is only ever
+ * looked up by a read inside its own transaction.
+ */
+export class DictionaryNames {
+  readonly #texts = new Map<number, string>()
+  readonly #select: Database.Statement
+
+  constructor(db: Database.Database, table: 'origin_ids' | 'doc_ids', column: 'origin' | 'doc_id') {
+    this.#select = db.prepare(`select ${column} from ${table} where id = ?`).pluck()
+  }
+
+  textOf(id: number): string | null {
+    const cached = this.#texts.get(id)
+    if (cached !== undefined) return cached
+    const text = this.#select.get(id) as string | undefined
+    if (text === undefined) return null
+    if (this.#texts.size >= MAX_CACHED_DICTIONARY_ENTRIES) this.#texts.clear()
+    this.#texts.set(id, text)
+    return text
+  }
+
+  /** Forgets every entry (a transaction that made some rolled back). */
+  clear(): void {
+    this.#texts.clear()
+  }
+}

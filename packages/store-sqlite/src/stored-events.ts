@@ -1,0 +1,94 @@
+import type Database from 'better-sqlite3'
+import type { DruEvent } from '@dru/core'
+import { MAX_RUN_EVENTS } from './run-body.js'
+import { RUN, eventOfRun, eventsOfRun, toEvent, type LogStatements, type RunRow } from './statements.js'
+import { DictionaryNames } from './stored-form.js'
+
+/**
+ * Events read out of `runs` (schema 6), each checked against its hash (statements.ts
+ * `toEvent`): by origin and seq, by position, and a run's events with their signatures. The
+ * readers (log-reader.ts, log-base.ts, the store) ask here instead of decoding runs themselves.
+ *
+ * @module
+ */
+export class StoredEvents {
+  readonly #stmt: LogStatements
+  readonly #docs: DictionaryNames
+
+  constructor(db: Database.Database, stmt: LogStatements) {
+    this.#stmt = stmt
+    this.#docs = new DictionaryNames(db, 'doc_ids', 'doc_id')
+  }
+
+  /** The document id text of a stored event's document (null: no dictionary entry, a damaged row). */
+  docName(doc: number): string | null {
+    return this.#docs.textOf(doc)
+  }
+
+  /** Forgets cached document names (a transaction that made some rolled back). */
+  forgetNames(): void {
+    this.#docs.clear()
+  }
+
+  /** Every event of a run, checked, with the signatures stored for them. */
+  eventsOf(run: RunRow): DruEvent[] {
+    const stored = eventsOfRun(run)
+    const sigs = this.#sigsOf(run)
+    const origin = run[RUN.origin]
+    const out = new Array<DruEvent>(stored.length)
+    for (let i = 0; i < stored.length; i++) {
+      const s = stored[i]!
+      out[i] = toEvent(origin, s, this.#docs.textOf(s.doc), sigs?.get(s.seq))
+    }
+    return out
+  }
+
+  /** One event of a run (its position in the run `i`), checked. */
+  eventOf(run: RunRow, i: number): DruEvent {
+    const s = eventOfRun(run, i)
+    const sig = this.#stmt.sigAt.get(run[RUN.originId], s.seq) as Buffer | undefined
+    return toEvent(run[RUN.origin], s, this.#docs.textOf(s.doc), sig)
+  }
+
+  /** The event at `(origin, seq)`, or undefined when no run holds it. */
+  at(origin: string, seq: number): DruEvent | undefined {
+    const run = this.#stmt.runAtSeq.get(origin, seq) as RunRow | undefined
+    if (run === undefined || seq >= run[RUN.seq] + run[RUN.n]) return undefined
+    return this.eventOf(run, seq - run[RUN.seq])
+  }
+
+  /** The event at position `lsn`, or undefined when none is stored there. */
+  atLsn(lsn: number): (DruEvent & { lsn: number }) | undefined {
+    const run = this.#stmt.runAtLsn.get(lsn) as RunRow | undefined
+    if (run === undefined || lsn >= run[RUN.lsn] + run[RUN.n]) return undefined
+    return { ...this.eventOf(run, lsn - run[RUN.lsn]), lsn }
+  }
+
+  /**
+   * Events of `origin` from seq `from` to `to`, in seq order, checked: at most about `limit`
+   * (whole runs, up to a run more), fewer when its runs are short (callers read on from the
+   * last). Stops early where the log has a hole.
+   */
+  range(origin: string, from: number, to: number, limit: number): DruEvent[] {
+    const runs = this.#stmt.runsFrom.all(origin, origin, from, from, to, Math.ceil(limit / MAX_RUN_EVENTS) + 1) as RunRow[]
+    const out: DruEvent[] = []
+    for (const run of runs) {
+      const first = run[RUN.seq]
+      const n = run[RUN.n]
+      if (first + n <= from) continue
+      const events = this.eventsOf(run)
+      for (let i = Math.max(0, from - first); i < n && first + i <= to; i++) out.push(events[i]!)
+      if (out.length >= limit) break
+    }
+    return out
+  }
+
+  /** The signatures of a run's events by seq, or undefined when none has one. */
+  #sigsOf(run: RunRow): Map<number, Uint8Array> | undefined {
+    const rows = this.#stmt.sigsIn.all(run[RUN.originId], run[RUN.seq], run[RUN.seq] + run[RUN.n]) as Array<
+      [number, Buffer]
+    >
+    if (rows.length === 0) return undefined
+    return new Map(rows)
+  }
+}
