@@ -108,13 +108,15 @@ export function deleteBelowBase(view: BaseView, limit: number, beforeDeleting: (
               const e = events[i]!
               body.add(stored[i]!.doc, encodeStoredHlc(e.hlc, e.origin), e.change, e.hash)
             }
+            const kept = body.take()
             view.stmt.insertRun.run(
               run[RUN.lsn] + cut,
               run[RUN.originId],
               first + cut,
               events.length - cut,
               events[cut]!.prev,
-              body.take(),
+              kept.body,
+              kept.hashes,
               Date.now(),
             )
           }

@@ -32,7 +32,7 @@ export class LogWriter {
 
   constructor(db: Database.Database) {
     this.#insert = db.prepare(
-      'insert into runs (lsn, origin_id, seq, n, prev, body, received_at) values (?, ?, ?, ?, unhex(?), ?, ?)',
+      'insert into runs (lsn, origin_id, seq, n, prev, body, hashes, received_at) values (?, ?, ?, ?, unhex(?), ?, ?, ?)',
     )
     this.#putSig = db.prepare('insert or replace into sigs (origin_id, seq, sig) values (?, ?, ?)')
   }
@@ -82,7 +82,8 @@ export class LogWriter {
     const body = this.#body
     if (body.events === 0) return
     const n = body.events
-    this.#insert.run(this.#lsn, this.#originId, this.#seq, n, this.#prev, body.take(), this.#at)
+    const { body: bytes, hashes } = body.take()
+    this.#insert.run(this.#lsn, this.#originId, this.#seq, n, this.#prev, bytes, hashes, this.#at)
     const sigs = this.#sigs
     for (let i = 0; i < sigs.length; i += 2) this.#putSig.run(this.#originId, sigs[i], sigs[i + 1])
     sigs.length = 0

@@ -295,8 +295,8 @@ type SchemaV5Row = [
  * bounds; signatures move to `sigs`. Positions are kept, so `doc_events`, the inbox and every
  * stored position stay valid. Nothing is repaired: a row whose hash, prev or change is not what
  * dru writes starts a run of its own and is marked damaged (its reads stay CORRUPTION), and a
- * row whose ids no dictionary holds keeps them. `events`, the read-only view of schema 4, goes:
- * a run's events are not columns SQLite can read (docs/RUNBOOK.md, `dru` reads them instead).
+ * row whose ids no dictionary holds keeps them. `events`, the read-only view of schema 4, keeps
+ * what SQL can read of a run (positions, origins, seqs, hashes, signatures).
  */
 function toRuns(db: Database.Database): void {
   db.exec(`
@@ -307,6 +307,7 @@ function toRuns(db: Database.Database): void {
       n integer not null,               -- events in the run
       prev blob not null,               -- the first event's prev (32 bytes); each next one's is the hash before it
       body blob not null,               -- the events (run-body.ts)
+      hashes blob not null,             -- their hashes, 32 bytes each, in order
       received_at integer not null
     );
     create unique index runs_origin_seq on runs(origin_id, seq);
@@ -323,13 +324,19 @@ function toRuns(db: Database.Database): void {
          then lower(hex(hash)) else '' end, sig, received_at from log where lsn > ? order by lsn limit ?`,
     )
     .raw()
-  const insert = db.prepare('insert into runs (lsn, origin_id, seq, n, prev, body, received_at) values (?, ?, ?, ?, ?, ?, ?)')
+  const insert = db.prepare(
+    'insert into runs (lsn, origin_id, seq, n, prev, body, hashes, received_at) values (?, ?, ?, ?, ?, ?, ?, ?)',
+  )
   const putSig = db.prepare('insert into sigs (origin_id, seq, sig) values (?, ?, ?)')
   const body = new RunBodyWriter()
   let run: { lsn: number; originId: number; seq: number; prev: Buffer | string | number | null; at: number } | undefined
   let last: { lsn: number; seq: number; hash: string } | undefined
   const close = (): void => {
-    if (run && body.events > 0) insert.run(run.lsn, run.originId, run.seq, body.events, run.prev ?? Buffer.alloc(0), body.take(), run.at)
+    if (run && body.events > 0) {
+      const n = body.events
+      const { body: bytes, hashes } = body.take()
+      insert.run(run.lsn, run.originId, run.seq, n, run.prev ?? Buffer.alloc(0), bytes, hashes, run.at)
+    }
     run = undefined
   }
   let after = 0
@@ -363,8 +370,18 @@ function toRuns(db: Database.Database): void {
     after = rows[rows.length - 1]![0]
   }
   close()
+  // `events` stays a read-only view for operators' SQL, of what SQL can read of a run: each
+  // event's position, origin, seq, hashes and signature (its document, HLC and change are in
+  // the body; dru reads them). At most 1,024 events a run, far above MAX_RUN_EVENTS.
   db.exec(`
     drop view events;
     drop table log;
+    create view events as
+      with recursive k(i) as (select 0 union all select i + 1 from k where i < 1023)
+      select r.lsn + k.i as lsn, o.origin, r.seq + k.i as seq,
+        lower(hex(case when k.i = 0 then r.prev else substr(r.hashes, k.i * 32 - 31, 32) end)) as prev,
+        lower(hex(substr(r.hashes, k.i * 32 + 1, 32))) as hash, s.sig, r.received_at
+      from runs r join k on k.i < r.n left join origin_ids o on o.id = r.origin_id
+        left join sigs s on s.origin_id = r.origin_id and s.seq = r.seq + k.i;
   `)
 }

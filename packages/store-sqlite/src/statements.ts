@@ -25,10 +25,12 @@ export type RunRow = readonly [
   prev: string,
   body: Buffer,
   originId: number,
+  /** Hex of the run's hashes, 64 characters an event. */
+  hashes: string,
 ]
 
 /** Where each field sits in a {@link RunRow}. */
-export const RUN = { lsn: 0, origin: 1, seq: 2, n: 3, prev: 4, body: 5, originId: 6 } as const
+export const RUN = { lsn: 0, origin: 1, seq: 2, n: 3, prev: 4, body: 5, originId: 6, hashes: 7 } as const
 
 /** An origin's chain head (or compaction base): seq, hash and HLC of that event. */
 export interface Head {
@@ -48,7 +50,7 @@ export interface LastEvent {
 }
 
 // The prev leaves SQLite as hex text (hex() in C costs less than a Buffer per hash in JS).
-const RUN_COLUMNS = 'r.lsn, o.origin, r.seq, r.n, lower(hex(r.prev)), r.body, r.origin_id'
+const RUN_COLUMNS = 'r.lsn, o.origin, r.seq, r.n, lower(hex(r.prev)), r.body, r.origin_id, lower(hex(r.hashes))'
 const RUN_SELECT = `select ${RUN_COLUMNS} from runs r left join origin_ids o on o.id = r.origin_id`
 /** An origin's integer id, looked up once per statement run. */
 const ORIGIN_ID = '(select id from origin_ids where origin = ?)'
@@ -120,7 +122,7 @@ function lastEventOf(run: RunRow): LastEvent {
   const lsn = run[RUN.lsn] + run[RUN.n] - 1
   const seq = run[RUN.seq] + run[RUN.n] - 1
   try {
-    const events = decodeRunBody(run[RUN.body], run[RUN.n], run[RUN.lsn], run[RUN.seq], run[RUN.prev], run[RUN.origin] ?? '')
+    const events = decodeRunBody(run[RUN.body], run[RUN.hashes], run[RUN.n], run[RUN.lsn], run[RUN.seq], run[RUN.prev], run[RUN.origin] ?? '')
     const last = events[events.length - 1]!
     return { lsn, origin: run[RUN.origin], seq, hash: last.damaged ? '' : last.hash, hlc: last.hlc }
   } catch {
@@ -138,7 +140,7 @@ export function prepareLogStatements(db: Database.Database): LogStatements {
     prefix: db.prepare(`${RUN_SELECT} where r.origin_id = ${ORIGIN_ID} and r.seq <= ? order by r.seq limit ?`).raw(),
     deleteRun: db.prepare('delete from runs where lsn = ?'),
     insertRun: db.prepare(
-      'insert into runs (lsn, origin_id, seq, n, prev, body, received_at) values (?, ?, ?, ?, unhex(?), ?, ?)',
+      'insert into runs (lsn, origin_id, seq, n, prev, body, hashes, received_at) values (?, ?, ?, ?, unhex(?), ?, ?, ?)',
     ),
     deleteSigsTo: db.prepare('delete from sigs where origin_id = ? and seq <= ?'),
     anySigned: db.prepare(`select 1 from sigs where origin_id = ${ORIGIN_ID} limit 1`).pluck(),
@@ -247,26 +249,29 @@ export function toPeer(row: RawPeer): PeerRecord {
  */
 export function eventsOfRun(run: RunRow): StoredEvent[] {
   try {
-    return decodeRunBody(run[RUN.body], run[RUN.n], run[RUN.lsn], run[RUN.seq], run[RUN.prev], run[RUN.origin] ?? '')
+    return decodeRunBody(run[RUN.body], run[RUN.hashes], run[RUN.n], run[RUN.lsn], run[RUN.seq], run[RUN.prev], run[RUN.origin] ?? '')
   } catch (cause) {
-    throw new DruError(
-      'CORRUPTION',
-      `the stored run of ${run[RUN.origin] ?? 'an unknown origin'} from #${run[RUN.seq]} (position ${run[RUN.lsn]}) does not hold its ${run[RUN.n]} events: the database file was altered`,
-      { cause, details: { origin: run[RUN.origin], seq: run[RUN.seq], lsn: run[RUN.lsn] } },
-    )
+    throw runDamaged(run, cause)
   }
+}
+
+/** CORRUPTION naming every event of a run whose stored parts do not decode. */
+function runDamaged(run: RunRow, cause: unknown): DruError {
+  const origin = run[RUN.origin] ?? 'an unknown origin'
+  const [seq, n, lsn] = [run[RUN.seq], run[RUN.n], run[RUN.lsn]]
+  const events = n === 1 ? `event ${origin}#${seq} (position ${lsn})` : `events ${origin}#${seq}–#${seq + n - 1} (positions ${lsn}–${lsn + n - 1})`
+  return new DruError('CORRUPTION', `stored ${events}: their run does not decode: the database file was altered`, {
+    cause,
+    details: { origin: run[RUN.origin], seq, lsn },
+  })
 }
 
 /** One event of a run (index `i`), decoded but not checked; CORRUPTION like {@link eventsOfRun}. */
 export function eventOfRun(run: RunRow, i: number): StoredEvent {
   try {
-    return decodeRunEvent(run[RUN.body], run[RUN.n], i, run[RUN.lsn], run[RUN.seq], run[RUN.prev], run[RUN.origin] ?? '')
+    return decodeRunEvent(run[RUN.body], run[RUN.hashes], run[RUN.n], i, run[RUN.lsn], run[RUN.seq], run[RUN.prev], run[RUN.origin] ?? '')
   } catch (cause) {
-    throw new DruError(
-      'CORRUPTION',
-      `the stored run of ${run[RUN.origin] ?? 'an unknown origin'} from #${run[RUN.seq]} (position ${run[RUN.lsn]}) does not hold its ${run[RUN.n]} events: the database file was altered`,
-      { cause, details: { origin: run[RUN.origin], seq: run[RUN.seq], lsn: run[RUN.lsn] } },
-    )
+    throw runDamaged(run, cause)
   }
 }
 

@@ -14,7 +14,17 @@ import {
   type DruEvent,
 } from '@dru/core'
 import { DEFAULT_CACHE_KIB, EventStore } from '../src/index.js'
-import { bytes, codeOf, exchange, memStore, sequentialIncarnations, snapshotState, tempDir } from './helpers.js'
+import {
+  bytes,
+  codeOf,
+  exchange,
+  memStore,
+  runHolding,
+  sequentialIncarnations,
+  setRun,
+  snapshotState,
+  tempDir,
+} from './helpers.js'
 
 const cleanups: Array<() => void> = []
 afterEach(() => {
@@ -418,35 +428,56 @@ describe('corruption is detected on read', () => {
     expect(codeOf(() => s.verifyLog())).toBe('CORRUPTION')
   }
 
-  it('a flipped byte or bit in any stored column of an event is reported with the event id (property)', () => {
+  it('a flipped byte or bit in any stored part of a one-event run is reported with the event id (property)', () => {
     fc.assert(
-      fc.property(
-        fc.integer({ min: 1, max: 5 }),
-        fc.constantFrom('change', 'hlc_wall', 'hlc_counter', 'hlc_node', 'doc', 'prev', 'hash'),
-        fc.nat(),
-        (seq, column, pos) => {
-          const s = seeded('a', 5)
-          const where = "origin_id = (select id from origin_ids where origin = 'a/1') and seq = ?"
-          const row = s.db.prepare(`select ${column} v from log where ${where}`).get(seq) as {
-            v: Buffer | string | number | null
-          }
-          s.db.prepare(`update log set ${column} = ? where ${where}`).run(flip(row.v, pos), seq)
-          expectCorruptionOf(s, seq)
-          s.close()
-        },
-      ),
+      fc.property(fc.integer({ min: 1, max: 5 }), fc.constantFrom('body', 'hashes', 'prev'), fc.nat(), (seq, column, pos) => {
+        const s = seeded('a', 5)
+        const run = runHolding(s.db, 'a/1', seq)
+        setRun(s.db, run.lsn, { [column]: flip(run[column as 'body' | 'hashes' | 'prev'], pos) })
+        expectCorruptionOf(s, seq)
+        s.close()
+      }),
       { numRuns: 100, seed: 31 },
     )
   })
 
-  it('a change replaced by a value of another type is reported like a changed byte (it is read back as hex text)', () => {
+  it('a flipped byte anywhere in a run of several events: each of its events reads as it was or CORRUPTION, never another (property)', () => {
+    const source = seeded('a', 12)
+    const events = [...source.eventsMissing({})].flat()
+    source.close()
+    fc.assert(
+      fc.property(fc.constantFrom('body', 'hashes', 'prev'), fc.nat(), (column, pos) => {
+        const s = memStore('b')
+        s.ingest(events)
+        const run = runHolding(s.db, 'a/1', 1)
+        expect(run.n).toBe(12)
+        setRun(s.db, run.lsn, { [column]: flip(run[column as 'body' | 'hashes' | 'prev'], pos) })
+        let corrupt = 0
+        for (const e of events) {
+          let read: DruEvent | undefined
+          try {
+            read = s.getEvent('a/1', e.seq)
+          } catch (err) {
+            expect((err as DruError).code).toBe('CORRUPTION')
+            expect((err as DruError).message).toContain('a/1#')
+            corrupt++
+            continue
+          }
+          expect(read).toEqual(e)
+        }
+        expect(corrupt).toBeGreaterThan(0)
+        expect(codeOf(() => [...s.eventsMissing({})])).toBe('CORRUPTION')
+        expect(codeOf(() => s.verifyLog())).toBe('CORRUPTION')
+        s.close()
+      }),
+      { numRuns: 150, seed: 33 },
+    )
+  })
+
+  it('a run body replaced by a value of another type is reported like a changed byte', () => {
     for (const value of ['text', 42, 1.5, Buffer.alloc(0), 'x'.repeat(300)]) {
       const s = seeded('a', 5)
-      s.db
-        .prepare(
-          "update log set change = ? where origin_id = (select id from origin_ids where origin = 'a/1') and seq = 3",
-        )
-        .run(value)
+      setRun(s.db, runHolding(s.db, 'a/1', 3).lsn, { body: value })
       expectCorruptionOf(s, 3)
       s.close()
     }

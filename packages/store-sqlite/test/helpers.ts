@@ -66,3 +66,30 @@ export function codeOf(fn: () => unknown): string | undefined {
   }
   return undefined
 }
+
+/** The stored run holding `(origin, seq)`: its row as it is on disk (schema 6, run-body.ts). */
+export interface StoredRun {
+  lsn: number
+  originId: number
+  seq: number
+  n: number
+  prev: Buffer
+  body: Buffer
+  hashes: Buffer
+}
+
+export function runHolding(db: EventStore['db'], origin: string, seq: number): StoredRun {
+  const run = db
+    .prepare(
+      `select lsn, origin_id as originId, seq, n, prev, body, hashes from runs
+         where origin_id = (select id from origin_ids where origin = ?) and seq <= ? order by seq desc limit 1`,
+    )
+    .get(origin, seq) as StoredRun | undefined
+  if (!run || seq >= run.seq + run.n) throw new Error(`no run holds ${origin}#${seq}`)
+  return run
+}
+
+/** Overwrites columns of the run starting at `lsn`, as an operator with the file could. */
+export function setRun(db: EventStore['db'], lsn: number, values: Partial<Record<'prev' | 'body' | 'hashes' | 'n' | 'seq', unknown>>): void {
+  for (const [column, value] of Object.entries(values)) db.prepare(`update runs set ${column} = ? where lsn = ?`).run(value, lsn)
+}
