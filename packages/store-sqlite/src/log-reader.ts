@@ -144,8 +144,9 @@ export function* eventsForDoc(
       }
     }
     for (const e of page) yield e
-    if (rows.length < pageSize) return
-    after = rows[rows.length - 1]![0]
+    // A short page (both parts read) is the last; a full one may have more after it.
+    if (page.length < pageSize) return
+    after = page[page.length - 1]!.lsn
   }
 }
 

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3'
 import { EventStore } from '../src/index.js'
 import { compareUtf8 } from '../src/doc-index.js'
 import { BELOW_BASE_COUNT } from '../src/statements.js'
-import { bytes, exchange, memStore, sequentialIncarnations, tempDir } from './helpers.js'
+import { bytes, exchange, memStore, sequentialIncarnations, storedPositions, tempDir } from './helpers.js'
 
 const cleanups: Array<() => void> = []
 afterEach(() => {
@@ -14,17 +14,13 @@ afterEach(() => {
 
 const DOCS = ['a', 'b', 'ünï', '文档', '\u{1F600}', '\uE000', 'z']
 
-/** What the document reads must return, from the `events` view (plain SQL over every stored row). */
+/** What the document reads must return, from every stored row (the runs and their bodies). */
 function expectReadsMatchTheLog(s: EventStore): void {
-  const all = s.db.prepare('select lsn, origin, seq, doc_id from events order by lsn').all() as Array<{
-    lsn: number
-    origin: string
-    seq: number
-    doc_id: string
-  }>
+  const all = storedPositions(s.db)
   // count() is derived from the chains (and a compaction's undeleted rows), not counted.
   expect(s.count()).toBe(all.length)
-  const ids = s.db.prepare('select distinct doc_id from events order by doc_id').pluck().all() as string[]
+  // In SQLite's order of text (UTF-8 bytes).
+  const ids = [...new Set(all.map((r) => r.doc_id))].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)))
   expect(s.docIdsAfter('', 1000)).toEqual(ids)
   // Paged two at a time, in SQLite's order (UTF-8 bytes: the astral character after U+E000).
   const paged: string[] = []
@@ -98,7 +94,7 @@ describe('the document index (merged part plus in-memory tail)', () => {
             // Refuses a batch after its rows were inserted: the transaction rolls back.
             store.addStoringValidator(() => {
               // Inside the transaction the heads have not moved yet: its rows are counted.
-              expect(store.count()).toBe(store.db.prepare('select count(*) from log').pluck().get())
+              expect(store.count()).toBe(store.db.prepare('select count(*) from events').pluck().get())
               if (refuse) throw new Error('refused')
             })
             return store
@@ -193,8 +189,8 @@ describe('the document index (merged part plus in-memory tail)', () => {
       (r) => r.detail,
     )
     expect(plan[0]).toMatch(/^SCAN b\b/)
-    expect(plan.some((d) => /^SEARCH l USING .*INDEX log_origin_seq \(origin_id=\? AND seq<\?\)/.test(d))).toBe(true)
-    expect(plan.some((d) => /^SCAN l\b/.test(d))).toBe(false)
+    expect(plan.some((d) => /^SEARCH r USING .*INDEX runs_origin_seq \(origin_id=\? AND seq<\?\)/.test(d))).toBe(true)
+    expect(plan.some((d) => /^SCAN r\b/.test(d))).toBe(false)
   })
 
   it('refuses a bound that is not a positive integer (CONFIG_INVALID, nothing opened)', () => {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DruError, type DruEvent } from '@dru/core'
 import { EventStore, type OpenStoreOptions } from '../src/index.js'
+import { docsOfRunBody } from '../src/run-body.js'
 
 /** A temp folder removed by the returned cleanup. */
 export function tempDir(prefix = 'dru-store-'): { dir: string; cleanup: () => void } {
@@ -92,4 +93,18 @@ export function runHolding(db: EventStore['db'], origin: string, seq: number): S
 /** Overwrites columns of the run starting at `lsn`, as an operator with the file could. */
 export function setRun(db: EventStore['db'], lsn: number, values: Partial<Record<'prev' | 'body' | 'hashes' | 'n' | 'seq', unknown>>): void {
   for (const [column, value] of Object.entries(values)) db.prepare(`update runs set ${column} = ? where lsn = ?`).run(value, lsn)
+}
+
+/**
+ * Every stored event's position, origin, seq and document, from the rows themselves: the
+ * `events` view gives the first three, each run's body its documents (run-body.ts).
+ */
+export function storedPositions(db: EventStore['db']): Array<{ lsn: number; origin: string; seq: number; doc_id: string }> {
+  const runs = db
+    .prepare('select r.lsn, o.origin, r.seq, r.n, r.body from runs r join origin_ids o on o.id = r.origin_id order by r.lsn')
+    .all() as Array<{ lsn: number; origin: string; seq: number; n: number; body: Buffer }>
+  const name = db.prepare('select doc_id from doc_ids where id = ?').pluck()
+  return runs.flatMap((r) =>
+    docsOfRunBody(r.body, r.n).map((doc, i) => ({ lsn: r.lsn + i, origin: r.origin, seq: r.seq + i, doc_id: name.get(doc) as string })),
+  )
 }
