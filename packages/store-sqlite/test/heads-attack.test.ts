@@ -7,7 +7,7 @@ import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { GENESIS_HASH, encodeHlc, sealEvent, type DruEvent, type Origin } from '@dru/core'
 import { EventStore, SCHEMA_VERSION } from '../src/index.js'
-import { bytes, codeOf, exchange, memStore, sequentialIncarnations, tempDir } from './helpers.js'
+import { bytes, codeOf, exchange, memStore, rewriteRun, sequentialIncarnations, tempDir } from './helpers.js'
 
 /**
  * Files an operator may hand dru, now that chain heads are derived from the log at open
@@ -20,7 +20,7 @@ afterEach(() => {
   while (cleanups.length > 0) cleanups.pop()!()
 })
 
-/** A closed file holding h's own origin h/1 (5 events) and a remote origin a/1 (4 events). */
+/** A closed file holding h's own origin h/1 (5 events, a run each) and a remote origin a/1 (4 events in runs #1, #2, #3–#4). */
 function writtenFile(): { path: string; dir: string; remote: DruEvent[] } {
   const { dir, cleanup } = tempDir('dru-heads-attack-')
   cleanups.push(cleanup)
@@ -31,7 +31,10 @@ function writtenFile(): { path: string; dir: string; remote: DruEvent[] } {
   a.close()
   const s = open(path)
   for (let i = 0; i < 5; i++) s.append(`d${i % 2}`, bytes(i))
-  s.ingest(remote.slice(0, 4))
+  // Three batches, so a/1 is stored as three runs: #1, #2, #3–#4.
+  s.ingest(remote.slice(0, 1))
+  s.ingest(remote.slice(1, 2))
+  s.ingest(remote.slice(2, 4))
   s.close()
   return { path, dir, remote }
 }
@@ -82,9 +85,9 @@ describe('chain heads derived from a file an operator altered', () => {
     expect(s.fingerprint()).toEqual(newer.fingerprint())
   })
 
-  it('rows deleted from the top of an origin: its head steps back to the last row left, and peers resend the rest', () => {
+  it('runs deleted from the top of an origin: its head steps back to the last event left, and peers resend the rest', () => {
     const { path, remote } = writtenFile()
-    edit(path, `delete from log where origin_id = ${originId('a/1')} and seq > 2`)
+    edit(path, `delete from runs where origin_id = ${originId('a/1')} and seq > 2`)
     const s = open(path, 5)
     cleanups.push(() => s.close())
     expect(s.vv()['a/1']).toBe(2)
@@ -92,9 +95,9 @@ describe('chain heads derived from a file an operator altered', () => {
     expect(s.verifyLog().events).toBe(11)
   })
 
-  it('rows deleted from the middle of an origin: the gap is CORRUPTION when read, never served as a chain', () => {
+  it('a run deleted from the middle of an origin: the gap is CORRUPTION when read, never served as a chain', () => {
     const { path } = writtenFile()
-    edit(path, `delete from log where origin_id = ${originId('a/1')} and seq = 2`)
+    edit(path, `delete from runs where origin_id = ${originId('a/1')} and seq = 2`)
     const s = open(path, 5)
     cleanups.push(() => s.close())
     expect(codeOf(() => s.verifyLog())).toBe('CORRUPTION')
@@ -132,15 +135,29 @@ describe('chain heads derived from a file an operator altered', () => {
     expect(s.verifyLog().events).toBe(10)
   })
 
-  it("a damaged hash blob on an origin's last row: CORRUPTION at open, never a head that blames the next honest event", () => {
-    const { path } = writtenFile()
-    edit(path, `update log set hash = x'0102' where origin_id = ${originId('a/1')} and seq = 4`)
-    expect(codeOf(() => open(path, 5).close())).toBe('CORRUPTION')
+  it("damaged hashes on an origin's last run: CORRUPTION at open, never a head that blames the next honest event", () => {
+    for (const hashes of ["substr(hashes, 1, 32) || x'0102'", 'substr(hashes, 1, 32)', "hashes || x'00'", "x''", "'text'", '42']) {
+      const { path } = writtenFile()
+      edit(path, `update runs set hashes = ${hashes} where origin_id = ${originId('a/1')} and seq = 3`)
+      expect(codeOf(() => open(path, 5).close())).toBe('CORRUPTION')
+    }
   })
 
-  it("a damaged HLC on an origin's last row: CORRUPTION at open (not INVALID_EVENT)", () => {
+  it("a run's count of events changed: CORRUPTION at open, never a head at another seq", () => {
+    for (const n of [1, 3, 0, -1]) {
+      const { path } = writtenFile()
+      edit(path, `update runs set n = ${n} where origin_id = ${originId('a/1')} and seq = 3`)
+      expect(codeOf(() => open(path, 5).close())).toBe('CORRUPTION')
+    }
+  })
+
+  it("a damaged HLC on an origin's last event: CORRUPTION at open (not INVALID_EVENT)", () => {
     const { path } = writtenFile()
-    edit(path, `update log set hlc_wall = -1, hlc_node = 'garbage' where origin_id = ${originId('a/1')} and seq = 4`)
+    const db = new Database(path)
+    rewriteRun(db, 'a/1', 4, (events) => {
+      events[1]!.hlc = { wall: -1, counter: -1, node: 'garbage' }
+    })
+    db.close()
     expect(codeOf(() => open(path, 5).close())).toBe('CORRUPTION')
   })
 

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DruError, type DruEvent } from '@dru/core'
 import { EventStore, type OpenStoreOptions } from '../src/index.js'
-import { docsOfRunBody } from '../src/run-body.js'
+import { RunBodyWriter, decodeRunBody, docsOfRunBody } from '../src/run-body.js'
+import { encodeStoredHlc, type StoredHlc } from '../src/stored-form.js'
 
 /** A temp folder removed by the returned cleanup. */
 export function tempDir(prefix = 'dru-store-'): { dir: string; cleanup: () => void } {
@@ -107,4 +108,35 @@ export function storedPositions(db: EventStore['db']): Array<{ lsn: number; orig
   return runs.flatMap((r) =>
     docsOfRunBody(r.body, r.n).map((doc, i) => ({ lsn: r.lsn + i, origin: r.origin, seq: r.seq + i, doc_id: name.get(doc) as string })),
   )
+}
+
+/** An event of a run as {@link rewriteRun} hands it out to be changed. */
+export interface EditableEvent {
+  doc: number
+  hlc: StoredHlc
+  change: Uint8Array
+  hash: string
+  damaged: boolean
+}
+
+/**
+ * Rewrites the run holding `(origin, seq)` with `edit` applied to its decoded events: an
+ * operator (or an attacker) with the file and dru's encoder, who can change any field while
+ * keeping the body well-formed.
+ */
+export function rewriteRun(db: EventStore['db'], origin: string, seq: number, edit: (events: EditableEvent[]) => void): void {
+  const run = runHolding(db, origin, seq)
+  const decoded = decodeRunBody(run.body, run.hashes.toString('hex'), run.n, run.lsn, run.seq, run.prev.toString('hex'), origin)
+  const events: EditableEvent[] = decoded.map((e) => ({
+    doc: e.doc,
+    hlc: encodeStoredHlc(e.hlc, origin),
+    change: e.change,
+    hash: e.hash,
+    damaged: e.damaged,
+  }))
+  edit(events)
+  const w = new RunBodyWriter()
+  for (const e of events) w.add(e.doc, e.hlc, e.change, e.hash, e.damaged)
+  const { body, hashes } = w.take()
+  setRun(db, run.lsn, { body, hashes, n: events.length })
 }

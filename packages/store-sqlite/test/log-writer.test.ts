@@ -1,13 +1,16 @@
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { DruError, GENESIS_HASH, encodeHlc, sealEvent, type DruEvent, type Origin } from '@dru/core'
-import { ROWS_PER_INSERT } from '../src/log-writer.js'
+import { MAX_RUN_BODY_BYTES, MAX_RUN_EVENTS } from '../src/run-body.js'
 import type { EventStore } from '../src/index.js'
 import { memStore, snapshotState } from './helpers.js'
 
 const runs = Number(process.env.DRU_PROPERTY_RUNS ?? 100)
 
-/** Batch sizes at every chunk boundary of the multi-row insert (0, 1, chunk − 1, chunk, chunk + 1, …). */
+/** Events a run holds at most: the writer starts a new row past it. */
+const ROWS_PER_INSERT = MAX_RUN_EVENTS
+
+/** Batch sizes at every boundary of a run (0, 1, run − 1, run, run + 1, …). */
 const BOUNDARY_SIZES = [0, 1, 2, ROWS_PER_INSERT - 1, ROWS_PER_INSERT, ROWS_PER_INSERT + 1, 2 * ROWS_PER_INSERT + 3]
 
 /** A remote origin's chain of `n` events, each with its own document and bytes (so a swap is visible). */
@@ -31,12 +34,9 @@ function chain(n: number, origin = 'r/1', from = 1, prev = GENESIS_HASH, tag = 4
 /** Everything stored, in local position order, as (origin, seq, hash, change) tuples, checked by the store's own walk. */
 function storedInOrder(store: EventStore): Array<[string, number, string, number[]]> {
   store.verifyLog()
-  const rows = store.db.prepare('select lsn from log order by lsn').pluck().all() as number[]
+  const rows = store.db.prepare('select origin, seq from events order by lsn').all() as Array<{ origin: string; seq: number }>
   const out: Array<[string, number, string, number[]]> = []
-  for (const lsn of rows) {
-    const at = store.db
-      .prepare('select o.origin, l.seq from log l join origin_ids o on o.id = l.origin_id where l.lsn = ?')
-      .get(lsn) as { origin: string; seq: number }
+  for (const at of rows) {
     const e = store.getEvent(at.origin, at.seq)!
     out.push([e.origin, e.seq, e.hash, [...e.change]])
   }
@@ -56,7 +56,7 @@ afterEach(() => {
   open = []
 })
 
-describe('multi-row insert of a commit’s events (log-writer)', () => {
+describe('a commit’s events written as runs (log-writer)', () => {
   it.each(BOUNDARY_SIZES)('ingest of %i events stores each once, in order, at consecutive positions', (n) => {
     const s = store()
     const events = chain(n)
@@ -123,7 +123,7 @@ describe('multi-row insert of a commit’s events (log-writer)', () => {
       const events = chain(n)
       // The last row of the batch is refused by SQLite itself, inside its chunk's statement.
       s.db.exec(
-        `create trigger refuse_last before insert on log when new.seq = ${n} begin select raise(abort, 'refused'); end`,
+        `create trigger refuse_last before insert on runs when new.seq <= ${n} and new.seq + new.n > ${n} begin select raise(abort, 'refused'); end`,
       )
       expect(() => s.ingest(events)).toThrow(/refused/)
       expect(snapshotState(s)).toEqual(before)
@@ -139,7 +139,7 @@ describe('multi-row insert of a commit’s events (log-writer)', () => {
     const s = store()
     const n = ROWS_PER_INSERT + 2
     s.db.exec(
-      `create trigger refuse_last before insert on log when new.seq = ${n} begin select raise(abort, 'refused'); end`,
+      `create trigger refuse_last before insert on runs when new.seq <= ${n} and new.seq + new.n > ${n} begin select raise(abort, 'refused'); end`,
     )
     const append = () =>
       s.transact((tx) => {
@@ -168,7 +168,7 @@ describe('multi-row insert of a commit’s events (log-writer)', () => {
     const s = store()
     const seen: Array<[number, number]> = []
     s.addStoringValidator((stored, { db }) => {
-      seen.push([stored.length, db.prepare('select count(*) from log').pluck().get() as number])
+      seen.push([stored.length, db.prepare('select count(*) from events').pluck().get() as number])
     })
     s.ingest(chain(ROWS_PER_INSERT + 5))
     expect(seen).toEqual([[ROWS_PER_INSERT + 5, ROWS_PER_INSERT + 5]])
@@ -188,7 +188,7 @@ describe('multi-row insert of a commit’s events (log-writer)', () => {
       const ofDoc = [...held].filter((x) => x.docId === e.docId).length
       const read = [...s.eventsForDoc(e.docId)].length
       if (read !== ofDoc) problems.push(`${e.docId} at ${e.origin}#${e.seq}: ${read} events, ${ofDoc} stored`)
-      const rows = s.db.prepare('select count(*) from log').pluck().get() as number
+      const rows = s.db.prepare('select count(*) from events').pluck().get() as number
       if (rows !== held.size) problems.push(`${rows} rows at ${e.origin}#${e.seq}, ${held.size} stored`)
     })
     const batch = [...all.slice(5), ...all.slice(0, 12)].reverse()
@@ -229,7 +229,7 @@ describe('multi-row insert of a commit’s events (log-writer)', () => {
     const s = store()
     let refuse = true
     s.addStoringValidator((stored, { db }) => {
-      expect(db.prepare('select count(*) from log').pluck().get()).toBe(stored.length)
+      expect(db.prepare('select count(*) from events').pluck().get()).toBe(stored.length)
       if (refuse) throw new DruError('INVALID_EVENT', 'refused by the application')
     })
     const events = chain(3 * ROWS_PER_INSERT + 7)
@@ -239,5 +239,31 @@ describe('multi-row insert of a commit’s events (log-writer)', () => {
     expect(s.ingest(events).stored).toHaveLength(events.length)
     expect(storedInOrder(s)).toEqual(expected(events))
     expect([...s.eventsForDoc('doc-1')]).toHaveLength(events.filter((e) => e.docId === 'doc-1').length)
+  })
+
+  it('a batch is stored as runs within their bounds: consecutive events of one origin share a row, a big change starts its own', () => {
+    const s = store()
+    const events = [...chain(3 * ROWS_PER_INSERT + 5, 'r/1'), ...chain(4, 'q/1')]
+    // A change larger than a run's body bytes: a run of its own.
+    const big = sealEvent({
+      origin: 'r/1' as Origin,
+      seq: 3 * ROWS_PER_INSERT + 6,
+      hlc: encodeHlc({ wall: 1_700_000_000_999, counter: 0, node: 'r/1' }),
+      docId: 'doc-big',
+      change: new Uint8Array(MAX_RUN_BODY_BYTES + 10).fill(7),
+      prev: events[3 * ROWS_PER_INSERT + 4]!.hash,
+    })
+    s.ingest([...events, big])
+    const rows = s.db.prepare('select o.origin, r.seq, r.n, length(r.body) as bytes from runs r join origin_ids o on o.id = r.origin_id order by r.lsn').all() as Array<{ origin: string; seq: number; n: number; bytes: number }>
+    expect(rows.map((r) => [r.origin, r.seq, r.n])).toEqual([
+      ['q/1', 1, 4],
+      ['r/1', 1, ROWS_PER_INSERT],
+      ['r/1', ROWS_PER_INSERT + 1, ROWS_PER_INSERT],
+      ['r/1', 2 * ROWS_PER_INSERT + 1, ROWS_PER_INSERT],
+      ['r/1', 3 * ROWS_PER_INSERT + 1, 5],
+      ['r/1', 3 * ROWS_PER_INSERT + 6, 1],
+    ])
+    for (const r of rows.slice(0, -1)) expect(r.bytes).toBeLessThanOrEqual(MAX_RUN_BODY_BYTES)
+    expect(storedInOrder(s)).toEqual(expected([...events.slice(-4), ...events.slice(0, -4), big]))
   })
 })
