@@ -23,8 +23,8 @@ export function storageError(err: unknown): unknown {
   return err
 }
 
-/** What SQLite says when the log's `(origin_id, seq)` index refuses a row. */
-const LOG_POSITION_TAKEN = 'UNIQUE constraint failed: log.origin_id, log.seq'
+/** What SQLite says when the log's `(origin_id, seq)` index refuses a run. */
+const LOG_POSITION_TAKEN = 'UNIQUE constraint failed: runs.origin_id, runs.seq'
 
 /**
  * {@link storageError}, plus: a UNIQUE violation of the log's `(origin, seq)` while storing

@@ -140,3 +140,11 @@ export function rewriteRun(db: EventStore['db'], origin: string, seq: number, ed
   const { body, hashes } = w.take()
   setRun(db, run.lsn, { body, hashes, n: events.length })
 }
+
+/** Replaces the change of the stored event `(origin, seq)`, leaving its hash: what a flipped byte on disk does. */
+export function setChange(db: EventStore['db'], origin: string, seq: number, change: Uint8Array): void {
+  const first = runHolding(db, origin, seq).seq
+  rewriteRun(db, origin, seq, (events) => {
+    events[seq - first]!.change = change
+  })
+}

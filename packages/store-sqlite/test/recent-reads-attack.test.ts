@@ -5,7 +5,7 @@ import { runInNewContext } from 'node:vm'
 import { afterEach, describe, expect, it } from 'vitest'
 import { GENESIS_HASH, encodeHlc, sealEvent, type DruEvent, type Origin } from '@dru/core'
 import { EventStore } from '../src/index.js'
-import { bytes, memStore, tempDir } from './helpers.js'
+import { bytes, memStore, setChange, tempDir } from './helpers.js'
 
 // Attacks on the recent reads (recent-reads.ts) and on the refusal of an application's own
 // transaction: can a peer be served an event that is not what the log holds now?
@@ -82,7 +82,7 @@ describe('recent reads never serve what the log no longer holds', () => {
     stores.push(s)
     for (let i = 0; i < 5; i++) s.append('d', bytes(i))
     s.db.transaction(() => served(s))()
-    s.db.prepare('update log set change = ? where seq = 3').run(Buffer.from([0xee]))
+    setChange(s.db, s.origin, 3, Buffer.from([0xee]))
     expect(() => served(s)).toThrow(expect.objectContaining({ code: 'CORRUPTION' }))
   })
 

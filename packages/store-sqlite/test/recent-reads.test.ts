@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { DruError, GENESIS_HASH, encodeHlc, sealEvent, type DruEvent, type Origin } from '@dru/core'
 import { EVENT_OVERHEAD_BYTES, RecentReads } from '../src/recent-reads.js'
 import { signOwnHistory, type EventStore } from '../src/index.js'
-import { bytes, memStore } from './helpers.js'
+import { bytes, memStore, setChange } from './helpers.js'
 
 const runs = Number(process.env.DRU_PROPERTY_RUNS ?? 100)
 
@@ -120,7 +120,7 @@ describe('the store serves a run read moments ago from memory, and only committe
     stores.push(s)
     for (let i = 0; i < 40; i++) s.append(`d${i % 3}`, bytes(i, i + 1))
     const first = own(s)
-    s.db.prepare('update log set change = ? where seq = 7').run(Buffer.from([0xff]))
+    setChange(s.db, s.origin, 7, Buffer.from([0xff]))
     // Served from what the first read re-hashed: the same events, no CORRUPTION.
     expect(own(s)).toEqual(first)
     s.forgetRecentReads()
@@ -132,7 +132,7 @@ describe('the store serves a run read moments ago from memory, and only committe
     stores.push(s)
     for (let i = 0; i < 5; i++) s.append('d', bytes(i))
     own(s)
-    s.db.prepare('update log set change = ? where seq = 2').run(Buffer.from([0xff]))
+    setChange(s.db, s.origin, 2, Buffer.from([0xff]))
     expect(() => own(s)).toThrow(expect.objectContaining({ code: 'CORRUPTION' }))
   })
 
@@ -144,7 +144,7 @@ describe('the store serves a run read moments ago from memory, and only committe
       tx.db.exec('select 1')
       expect(own(s)).toHaveLength(3)
     })
-    s.db.prepare('update log set change = ? where seq = 2').run(Buffer.from([0xff]))
+    setChange(s.db, s.origin, 2, Buffer.from([0xff]))
     expect(() => own(s)).toThrow(expect.objectContaining({ code: 'CORRUPTION' }))
   })
 

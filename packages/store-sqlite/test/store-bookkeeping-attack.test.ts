@@ -21,7 +21,7 @@ function filePath(): string {
   return join(dir, 's.db')
 }
 
-const rows = (s: EventStore) => s.db.prepare('select count(*) from log').pluck().get() as number
+const rows = (s: EventStore) => s.db.prepare('select count(*) from events').pluck().get() as number
 
 describe('count() from the chains', () => {
   it('agrees with count(*) through appends, rollbacks, ingest, compaction in steps and reopen', () => {
@@ -67,7 +67,7 @@ describe('the tail merged at its bound', () => {
     const get = proto.get
     let failing = true
     proto.get = function (this: { source: string }, ...args: unknown[]) {
-      if (failing && this.source === 'select max(lsn) from log') throw new Error('disk I/O error')
+      if (failing && this.source === 'select lsn + n - 1 from runs order by lsn desc limit 1') throw new Error('disk I/O error')
       return get.apply(this, args)
     }
     try {

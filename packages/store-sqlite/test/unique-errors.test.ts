@@ -58,7 +58,7 @@ describe('UNIQUE violations', () => {
     try {
       s.db
         .prepare(
-          'insert into log select lsn + 100, origin_id, seq, doc, hlc_wall, hlc_counter, hlc_node, change, prev, hash, sig, received_at, applied_at from log',
+          'insert into runs select lsn + 100, origin_id, seq, n, prev, body, hashes, received_at from runs',
         )
         .run()
     } catch (err) {
