@@ -7,7 +7,7 @@ import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import { GENESIS_HASH, encodeHlc, sealEvent, type DruEvent, type Origin } from '@dru/core'
 import { EventStore, SCHEMA_VERSION } from '../src/index.js'
-import { bytes, codeOf, exchange, memStore, rewriteRun, sequentialIncarnations, tempDir } from './helpers.js'
+import { bytes, codeOf, exchange, memStore, rewriteRun, sequentialIncarnations, tempDir, toSchema5 } from './helpers.js'
 
 /**
  * Files an operator may hand dru, now that chain heads are derived from the log at open
@@ -268,9 +268,11 @@ describe('chain heads after a crash (SIGKILL of a child)', () => {
     }
   }, 60_000)
 
-  it('the 4 → 5 migration killed during open: the file is schema 4 or 5, never between, and opens with the same heads', async () => {
+  it('the 4 → 5 → 6 migrations killed during open: the file is schema 4, 5 or 6, never between, and opens with the same heads', async () => {
     const path = bigFile()
     const before = state(path)
+    // Back to the layout of schema 4: a row per event, heads stored apart.
+    toSchema5(path)
     const db = new Database(path)
     db.exec(
       'create table origins (origin text primary key, seq integer not null, hash text not null, hlc text not null) without rowid',
@@ -280,17 +282,22 @@ describe('chain heads after a crash (SIGKILL of a child)', () => {
       insert.run(origin, before.fp.vv[origin], before.fp.heads[origin], '0000000000000000000000000-0000-' + origin)
     db.prepare("update meta set value = 4 where key = 'schema_version'").run()
     db.close()
-    for (const delay of [0, 2, 10, 40]) {
+    for (const delay of [0, 2, 10, 40, 80]) {
       await killDuring(path, 'open', delay)
       const check = new Database(path, { readonly: true })
       const version = check.prepare("select value from meta where key = 'schema_version'").pluck().get()
-      const origins = check.prepare("select count(*) from sqlite_master where name = 'origins'").pluck().get()
+      const tables = check
+        .prepare("select name from sqlite_master where name in ('origins', 'log', 'runs') order by name")
+        .pluck()
+        .all()
       check.close()
       expect([
-        { version: 4, origins: 1 },
-        { version: SCHEMA_VERSION, origins: 0 },
-      ]).toContainEqual({ version, origins })
+        { version: 4, tables: ['log', 'origins'] },
+        { version: 5, tables: ['log'] },
+        { version: SCHEMA_VERSION, tables: ['runs'] },
+      ]).toContainEqual({ version, tables })
     }
     expect(state(path).fp).toEqual(before.fp)
+    expect(state(path).count).toBe(before.count)
   }, 60_000)
 })

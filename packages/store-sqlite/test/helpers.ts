@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs'
+import Database from 'better-sqlite3'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DruError, type DruEvent } from '@dru/core'
@@ -147,4 +148,52 @@ export function setChange(db: EventStore['db'], origin: string, seq: number, cha
   rewriteRun(db, origin, seq, (events) => {
     events[seq - first]!.change = change
   })
+}
+
+/**
+ * Rewrites a closed file of this release as the release before schema 6 wrote it (a row per
+ * event in `log`, the `events` view of schema 4), events, positions and everything else
+ * unchanged: for tests of the 5 → 6 migration on files larger than the committed fixture.
+ */
+export function toSchema5(path: string): void {
+  const db = new Database(path)
+  try {
+    db.transaction(() => {
+      db.exec(`
+        create table log (
+          lsn integer primary key, origin_id integer not null, seq integer not null, doc integer not null,
+          hlc_wall integer not null, hlc_counter integer not null, hlc_node text, change blob not null,
+          prev blob not null, hash blob not null, sig blob, received_at integer not null, applied_at integer
+        );
+        create unique index log_origin_seq on log(origin_id, seq);
+      `)
+      const insert = db.prepare('insert into log values (?, ?, ?, ?, ?, ?, ?, ?, unhex(?), unhex(?), ?, ?, ?)')
+      const sig = db.prepare('select sig from sigs where origin_id = ? and seq = ?').pluck()
+      const runs = db
+        .prepare(
+          'select r.lsn, r.origin_id, o.origin, r.seq, r.n, r.prev, r.body, r.hashes, r.received_at from runs r join origin_ids o on o.id = r.origin_id order by r.lsn',
+        )
+        .all() as Array<{ lsn: number; origin_id: number; origin: string; seq: number; n: number; prev: Buffer; body: Buffer; hashes: Buffer; received_at: number }>
+      for (const r of runs) {
+        for (const e of decodeRunBody(r.body, r.hashes.toString('hex'), r.n, r.lsn, r.seq, r.prev.toString('hex'), r.origin)) {
+          const hlc = encodeStoredHlc(e.hlc, r.origin)
+          const at = r.received_at
+          insert.run(e.lsn, r.origin_id, e.seq, e.doc, hlc.wall, hlc.counter, hlc.node, e.change, e.prev, e.hash, sig.get(r.origin_id, e.seq) ?? null, at, at)
+        }
+      }
+      db.exec(`
+        drop view events;
+        drop table runs;
+        drop table sigs;
+        create view events as
+          select l.lsn, o.origin, l.seq,
+            case when l.hlc_wall < 0 then l.hlc_node else printf('%015d-%010d-%s', l.hlc_wall, l.hlc_counter, coalesce(l.hlc_node, o.origin)) end as hlc,
+            d.doc_id, l.change, lower(hex(l.prev)) as prev, lower(hex(l.hash)) as hash, l.sig, l.received_at, l.applied_at
+          from log l left join origin_ids o on o.id = l.origin_id left join doc_ids d on d.id = l.doc;
+        update meta set value = 5 where key = 'schema_version';
+      `)
+    })()
+  } finally {
+    db.close()
+  }
 }
