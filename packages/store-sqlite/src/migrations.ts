@@ -290,9 +290,9 @@ type SchemaV5Row = [
 ]
 
 /**
- * Schema 5 to 6, the log in runs (run-body.ts): consecutive rows of one origin — seq after seq at
- * consecutive positions, each `prev` the hash before it — become one row of `runs`, up to its
- * bounds; signatures move to `sigs`. Positions are kept, so `doc_events`, the inbox and every
+ * Schema 5 to 6, the log in runs (run-body.ts): consecutive rows of one origin and one commit —
+ * seq after seq at consecutive positions, each `prev` the hash before it, one arrival time —
+ * become one row of `runs`, up to its bounds, as the writer makes them; signatures move to `sigs`. Positions are kept, so `doc_events`, the inbox and every
  * stored position stay valid. Nothing is repaired: a row whose hash, prev or change is not what
  * dru writes starts a run of its own and is marked damaged (its reads stay CORRUPTION), and a
  * row whose ids no dictionary holds keeps them. `events`, the read-only view of schema 4, keeps
@@ -343,7 +343,13 @@ function toRuns(db: Database.Database): void {
   for (;;) {
     const rows = page.all(after, MIGRATION_PAGE) as SchemaV5Row[]
     for (const [lsn, originId, seq, doc, wall, counter, node, change, prev, hash, sig, at] of rows) {
-      const numbers = [doc, wall, counter].every((v) => Number.isSafeInteger(v) && (v as number) >= -1) && doc >= 0 && counter >= 0
+      // A stored HLC that did not parse is kept verbatim (wall -1, its text in node), as schema 4 kept it.
+      const numbers =
+        Number.isSafeInteger(doc) &&
+        doc >= 0 &&
+        (wall === -1
+          ? typeof node === 'string'
+          : Number.isSafeInteger(wall) && wall >= 0 && Number.isSafeInteger(counter) && counter >= 0)
       const whole = Buffer.isBuffer(change) && hash.length === 64 && numbers
       const prevHex = Buffer.isBuffer(prev) && prev.byteLength === 32 ? prev.toString('hex') : undefined
       const bytes = Buffer.isBuffer(change) ? change : Buffer.alloc(0)
@@ -354,6 +360,8 @@ function toRuns(db: Database.Database): void {
         lsn === last.lsn + 1 &&
         seq === last.seq + 1 &&
         prevHex === last.hash &&
+        // Rows of one commit (one arrival time): a run keeps one received_at, as the writer does.
+        at === run.at &&
         body.fits(bytes.byteLength) &&
         body.bytes < MAX_RUN_BODY_BYTES
       if (!continues) {

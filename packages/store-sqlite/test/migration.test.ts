@@ -7,9 +7,11 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { GENESIS_HASH, encodeHlc, sealEvent, type DruEvent, type Origin } from '@dru/core'
 import { EventStore, SCHEMA_VERSION, migrate } from '../src/index.js'
 import { MIGRATIONS, type SchemaV3EventRow } from '../src/migrations.js'
-import { prepareLogStatements, rowToEvent, type EventRow } from '../src/statements.js'
+import { prepareLogStatements } from '../src/statements.js'
+import { StoredEvents } from '../src/stored-events.js'
+import { decodeRunBody } from '../src/run-body.js'
 import { decodeStoredHash, encodeStoredHash, encodeStoredHlc, storedHlcSql } from '../src/stored-form.js'
-import { bytes, codeOf, memStore, sequentialIncarnations, tempDir } from './helpers.js'
+import { bytes, codeOf, memStore, runHolding, sequentialIncarnations, tempDir, toSchema5 } from './helpers.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/schema-v3.db', import.meta.url))
 
@@ -50,6 +52,18 @@ function fixtureCopy() {
   return { path, old }
 }
 
+/** The columns the `events` view keeps in schema 6 (run-body.ts: the rest is in a run's body). */
+const VIEW_COLUMNS = 'lsn, origin, seq, prev, hash, sig, received_at'
+const viewOf = (r: OldEventRow) => ({
+  lsn: r.lsn,
+  origin: r.origin,
+  seq: r.seq,
+  prev: r.prev,
+  hash: r.hash,
+  sig: r.sig,
+  received_at: r.received_at,
+})
+
 const asEvent = (r: OldEventRow): DruEvent => ({
   origin: r.origin as Origin,
   seq: r.seq,
@@ -61,11 +75,11 @@ const asEvent = (r: OldEventRow): DruEvent => ({
   ...(r.sig ? { sig: r.sig } : {}),
 })
 
-describe('migration to the binary storage layout (schema 3 → 4)', () => {
+describe('migration to the binary storage layout (schema 3 → 4, then on to 6)', () => {
   it('the fixture was written by the release before it', () => {
     const { old } = fixtureCopy()
     expect(old.version).toBe(3)
-    expect(SCHEMA_VERSION).toBe(5)
+    expect(SCHEMA_VERSION).toBe(6)
     // What the fixture covers: signed and unsigned origins, a foreign HLC node, a folded prefix, an owed event.
     expect(new Set(old.events.map((e) => e.origin))).toEqual(new Set(['fx/1', 'fx/2', 'peer/3']))
     expect(old.events.some((e) => e.sig !== null)).toBe(true)
@@ -81,8 +95,8 @@ describe('migration to the binary storage layout (schema 3 → 4)', () => {
     expect(s.db.prepare("select value from meta where key = 'schema_version'").pluck().get()).toBe(SCHEMA_VERSION)
     expect(s.count()).toBe(old.events.length)
     for (const r of old.events) expect(s.getEvent(r.origin, r.seq)).toEqual(asEvent(r))
-    // The compatibility view shows the old columns, byte for byte, positions and times included.
-    expect(s.db.prepare(`select ${OLD_COLUMNS} from events order by lsn`).all()).toEqual(old.events)
+    // The compatibility view shows what SQL can read of a run, byte for byte: positions, hashes, signatures, times.
+    expect(s.db.prepare(`select ${VIEW_COLUMNS} from events order by lsn`).all()).toEqual(old.events.map(viewOf))
     expect(s.verifyLog()).toEqual({ events: old.events.length, origins: 3 })
     const heads = old.heads as Array<{ origin: string; seq: number; hash: string }>
     expect(s.fingerprint().heads).toEqual(Object.fromEntries(heads.map((h) => [h.origin, h.hash])))
@@ -116,29 +130,25 @@ describe('migration to the binary storage layout (schema 3 → 4)', () => {
     expect(s.getEvent('peer/3', 5)?.docId).toBe('poison')
   })
 
-  it('the stored form is the compact one: 32-byte hashes, integer HLCs, dictionary ids', () => {
-    const { path } = fixtureCopy()
+  it('the stored form is the compact one: runs of consecutive events, 32-byte hashes, integer HLCs, dictionary ids', () => {
+    const { path, old } = fixtureCopy()
     const s = EventStore.open({ path, druId: 'fx', durability: 'process' })
     cleanups.push(() => s.close())
-    const rows = s.db
-      .prepare('select origin_id, doc, hlc_wall, hlc_counter, hlc_node, prev, hash from log')
-      .all() as Array<{
-      origin_id: number
-      doc: number
-      hlc_wall: number
-      hlc_counter: number
-      hlc_node: string | null
-      prev: Buffer
-      hash: Buffer
-    }>
-    for (const r of rows) {
-      expect(r.hash.byteLength).toBe(32)
+    const runs = s.db
+      .prepare('select r.lsn, o.origin, r.seq, r.n, r.prev, r.body, r.hashes from runs r join origin_ids o on o.id = r.origin_id')
+      .all() as Array<{ lsn: number; origin: string; seq: number; n: number; prev: Buffer; body: Buffer; hashes: Buffer }>
+    expect(runs.reduce((n, r) => n + r.n, 0)).toBe(old.events.length)
+    // Consecutive events of an origin share a row: fewer rows than events.
+    expect(runs.length).toBeLessThan(old.events.length)
+    const nodes: string[] = []
+    for (const r of runs) {
       expect(r.prev.byteLength).toBe(32)
-      expect(Number.isInteger(r.origin_id) && Number.isInteger(r.doc)).toBe(true)
-      expect(r.hlc_wall).toBeGreaterThan(0)
+      expect(r.hashes.byteLength).toBe(32 * r.n)
+      for (const e of decodeRunBody(r.body, r.hashes.toString('hex'), r.n, r.lsn, r.seq, r.prev.toString('hex'), r.origin))
+        if (!e.hlc.endsWith(`-${r.origin}`)) nodes.push(e.hlc.slice(27))
     }
-    expect(rows.filter((r) => r.hlc_node !== null).map((r) => r.hlc_node)).toEqual(['elsewhere/77'])
-    expect(rows.some((r) => r.hlc_counter === 9_999_999_999)).toBe(true)
+    expect(nodes).toEqual(['elsewhere/77'])
+    expect(old.events.some((e) => e.hlc.slice(16, 26) === '9999999999')).toBe(true)
   })
 
   it('the migrated log goes on: appends, ingests, compacts, bootstraps a newcomer from its folded envelopes, reopens', () => {
@@ -205,8 +215,10 @@ describe('migration to the binary storage layout (schema 3 → 4)', () => {
       }
       expect(code).toBe('CORRUPTION')
     }
-    // The view still shows what the old file held.
-    expect(s.db.prepare("select hlc from events where origin = 'fx/2' and seq = 4").pluck().get()).toBe('yesterday')
+    // The run keeps what the old file held.
+    const run = runHolding(s.db, 'fx/2', 4)
+    const kept = decodeRunBody(run.body, run.hashes.toString('hex'), run.n, run.lsn, run.seq, run.prev.toString('hex'), 'fx/2')
+    expect(kept.find((e) => e.seq === 4)?.hlc).toBe('yesterday')
   })
 })
 
@@ -344,7 +356,8 @@ describe('chain heads read from the log (schema 4 → 5)', () => {
           )
           s.close()
           if (asV4) {
-            // The same file as schema 4 wrote it: the heads in their own table.
+            // The same file as schema 4 wrote it: a row per event, the heads in their own table.
+            toSchema5(path)
             const db = new Database(path)
             db.exec(
               'create table origins (origin text primary key, seq integer not null, hash text not null, hlc text not null) without rowid',
@@ -476,17 +489,114 @@ describe('the stored form round-trips', () => {
           insert.run(Object.values(row))
           written.push(row)
         })
-        // To schema 4, the layout this property is about (rows written without heads would not pass 4 → 5).
-        migrate(db, MIGRATIONS.slice(0, 4))
-        expect(db.prepare(`select ${OLD_COLUMNS} from events order by lsn`).all()).toEqual(written)
-        const stmt = prepareLogStatements(db)
-        for (const r of written) {
-          const got = rowToEvent(stmt.getEvent.get(r.origin, r.seq) as EventRow)
-          expect(got).toEqual(asEvent(r))
-        }
+        // The heads as schema 3 stored them, so the file passes 4 → 5's check.
+        const head = db.prepare('insert into origins (origin, seq, hash, hlc) values (?, ?, ?, ?)')
+        for (const [origin, h] of chains) head.run(origin, h.seq, h.hash, written.findLast((r) => r.origin === origin)!.hlc)
+        migrate(db, MIGRATIONS)
+        expect(db.prepare(`select ${VIEW_COLUMNS} from events order by lsn`).all()).toEqual(written.map(viewOf))
+        const events = new StoredEvents(db, prepareLogStatements(db))
+        for (const r of written) expect(events.at(r.origin, r.seq)).toEqual(asEvent(r))
         db.close()
       }),
       { seed: 43, numRuns: 60 },
     )
+  })
+})
+
+describe('the log in runs (schema 5 → 6)', () => {
+  const FIXTURE_V5 = fileURLToPath(new URL('./fixtures/schema-v5.db', import.meta.url))
+  const V5_COLUMNS = 'lsn, origin, seq, hlc, doc_id, change, prev, hash, sig, received_at, applied_at'
+
+  /** A copy of a schema-5 file and everything it holds, read with plain SQL. */
+  function v5Copy(from = FIXTURE_V5) {
+    const { dir, cleanup } = tempDir('dru-migration-v5-')
+    cleanups.push(cleanup)
+    const path = join(dir, 'v5.db')
+    copyFileSync(from, path)
+    const db = new Database(path, { readonly: true })
+    const old = {
+      version: db.prepare("select value from meta where key = 'schema_version'").pluck().get() as number,
+      events: db.prepare(`select ${V5_COLUMNS} from events order by lsn`).all() as OldEventRow[],
+      docEvents: db.prepare('select * from doc_events order by doc, lsn').all(),
+      rest: ['log_base', 'folded', 'peers', 'inbox', 'origin_ids', 'doc_ids'].map((t) =>
+        db.prepare(`select * from ${t} order by 1, 2`).all(),
+      ),
+    }
+    db.close()
+    return { path, old }
+  }
+
+  it('the fixture was written by the release before it: a row per event in `log`', () => {
+    const { old, path } = v5Copy()
+    expect(old.version).toBe(5)
+    const db = new Database(path, { readonly: true })
+    expect(db.prepare("select count(*) from sqlite_master where name in ('log', 'runs')").pluck().get()).toBe(1)
+    db.close()
+    expect(old.events.length).toBeGreaterThan(80)
+    expect(old.events.some((e) => e.sig !== null)).toBe(true)
+  })
+
+  it('every event reads back identical, in runs; positions, the document index and every other table are kept', () => {
+    const { path, old } = v5Copy()
+    const s = EventStore.open({ path, druId: 'fx', durability: 'process' })
+    cleanups.push(() => s.close())
+    expect(s.getMeta('schema_version' as never)).toBe(SCHEMA_VERSION)
+    for (const r of old.events) expect(s.getEvent(r.origin, r.seq)).toEqual(asEvent(r))
+    expect(s.db.prepare(`select ${VIEW_COLUMNS} from events order by lsn`).all()).toEqual(old.events.map(viewOf))
+    // verifyLog walks what is above each base (fx/2's deletion was cut short with rows at and below it).
+    const base = s.base()
+    expect(s.verifyLog().events).toBe(old.events.filter((e) => e.seq > (base[e.origin]?.seq ?? 0)).length)
+    for (const docId of new Set(old.events.map((e) => e.doc_id))) {
+      const expected = old.events.filter((e) => e.doc_id === docId)
+      expect([...s.eventsForDoc(docId)].map((e) => [e.lsn, e.hash])).toEqual(expected.map((e) => [e.lsn, e.hash]))
+    }
+    expect(s.db.prepare('select * from doc_events order by doc, lsn').all()).toEqual(old.docEvents)
+    expect(
+      ['log_base', 'folded', 'peers', 'inbox', 'origin_ids', 'doc_ids'].map((t) =>
+        s.db.prepare(`select * from ${t} order by 1, 2`).all(),
+      ),
+    ).toEqual(old.rest)
+    expect(s.db.prepare('select count(*) from runs').pluck().get()).toBeLessThan(old.events.length)
+    expect(s.db.prepare("select count(*) from sqlite_master where name = 'log'").pluck().get()).toBe(0)
+  })
+
+  it("toSchema5 (the tests' writer of larger schema-5 files) writes what the release wrote", () => {
+    const { path } = v5Copy()
+    const read = () => {
+      const db = new Database(path, { readonly: true })
+      try {
+        return [
+          db.prepare('select * from log order by lsn').all(),
+          db.prepare(`select ${V5_COLUMNS} from events order by lsn`).all(),
+        ]
+      } finally {
+        db.close()
+      }
+    }
+    const before = read()
+    EventStore.open({ path, druId: 'fx', durability: 'process' }).close()
+    toSchema5(path)
+    expect(read()).toEqual(before)
+  })
+
+  it('damaged rows stay damaged: each is CORRUPTION after the migration, never repaired, and the others read as before', () => {
+    const { path, old } = v5Copy()
+    const damage = [
+      ["update log set hash = x'0102' where seq = 3 and origin_id = (select id from origin_ids where origin = 'peer/3')", 3],
+      ["update log set hlc_wall = -1, hlc_node = 'yesterday' where seq = 4 and origin_id = (select id from origin_ids where origin = 'peer/3')", 4],
+      ["update log set prev = substr(prev, 2) where seq = 5 and origin_id = (select id from origin_ids where origin = 'peer/3')", 5],
+      ["update log set change = 'text' where seq = 6 and origin_id = (select id from origin_ids where origin = 'peer/3')", 6],
+      ["update log set doc = 9999 where seq = 7 and origin_id = (select id from origin_ids where origin = 'peer/3')", 7],
+      ["update log set hlc_counter = -5 where seq = 8 and origin_id = (select id from origin_ids where origin = 'peer/3')", 8],
+    ] as const
+    const db = new Database(path)
+    for (const [sql] of damage) expect(db.prepare(sql).run().changes).toBe(1)
+    db.close()
+    const s = EventStore.open({ path, druId: 'fx', durability: 'process' })
+    cleanups.push(() => s.close())
+    for (const [, seq] of damage) expect(codeOf(() => s.getEvent('peer/3', seq)), `peer/3#${seq}`).toBe('CORRUPTION')
+    for (const r of old.events.filter((e) => e.origin !== 'peer/3' || e.seq < 3 || e.seq > 8))
+      expect(s.getEvent(r.origin, r.seq)).toEqual(asEvent(r))
+    expect(codeOf(() => s.verifyLog())).toBe('CORRUPTION')
   })
 })
