@@ -153,7 +153,8 @@ export class DocIndex {
       for (let i = 0; i < docs.length; i++) {
         if (lsn + i <= this.#upto) continue
         let docId = names.get(docs[i]!)
-        if (docId === undefined) names.set(docs[i]!, (docId = (this.#stmt.docName.get(docs[i]!) as string | undefined) ?? ''))
+        if (docId === undefined)
+          names.set(docs[i]!, (docId = (this.#stmt.docName.get(docs[i]!) as string | undefined) ?? ''))
         this.#add(docs[i]!, lsn + i, originId, docId)
       }
     }

@@ -186,7 +186,12 @@ export class HandlerRegistry {
     const froms = [this.#window?.from, recorded].filter((lsn): lsn is number => lsn !== undefined)
     if (froms.length === 0) return {}
     const out: Record<string, number> = {}
-    const rows = this.#stmt.remoteHeldSince.all(Math.min(...froms), Math.min(...froms), Math.min(...froms), this.#host.origin)
+    const rows = this.#stmt.remoteHeldSince.all(
+      Math.min(...froms),
+      Math.min(...froms),
+      Math.min(...froms),
+      this.#host.origin,
+    )
     for (const r of rows as Array<{ origin: string; seq: number }>) out[r.origin] = r.seq
     return out
   }

@@ -368,7 +368,13 @@ function toRuns(db: Database.Database): void {
         close()
         run = { lsn, originId, seq, prev, at }
       }
-      body.add(numbers ? doc : 0, numbers ? { wall, counter, node } : { wall: -1, counter: -1, node: '' }, bytes, hash, !whole)
+      body.add(
+        numbers ? doc : 0,
+        numbers ? { wall, counter, node } : { wall: -1, counter: -1, node: '' },
+        bytes,
+        hash,
+        !whole,
+      )
       if (sig !== null) putSig.run(originId, seq, sig)
       // A damaged event ends its run: the next one's prev cannot be told from its hash.
       last = whole ? { lsn, seq, hash } : undefined

@@ -96,7 +96,8 @@ export function signOwnHistory(
     for (;;) {
       const rows: Array<{ seq: number; hash: string; bytes: number }> = []
       for (const run of page.all(origin, after, after, Math.max(1, Math.ceil(chunk / 8))) as RunRow[])
-        for (const e of eventsOfRun(run)) if (e.seq > after) rows.push({ seq: e.seq, hash: e.hash, bytes: e.change.byteLength })
+        for (const e of eventsOfRun(run))
+          if (e.seq > after) rows.push({ seq: e.seq, hash: e.hash, bytes: e.change.byteLength })
       if (rows.length === 0) break
       const due = rows.filter((r) => {
         count++

@@ -201,7 +201,10 @@ class Cursor {
 /** An event's flags: only what the writer writes (a bit flipped on disk is not ignored). */
 function readFlags(c: Cursor): number {
   const flags = c.byte()
-  if ((flags & ~(NODE_GIVEN | VERBATIM | DAMAGED)) !== 0 || (flags & (NODE_GIVEN | VERBATIM)) === (NODE_GIVEN | VERBATIM))
+  if (
+    (flags & ~(NODE_GIVEN | VERBATIM | DAMAGED)) !== 0 ||
+    (flags & (NODE_GIVEN | VERBATIM)) === (NODE_GIVEN | VERBATIM)
+  )
     throw new RunBodyDamaged(`has an event with flags ${flags}`)
   return flags
 }
@@ -237,7 +240,8 @@ function skipEvent(c: Cursor): number {
 }
 
 function checkHashes(hashesHex: string, n: number): void {
-  if (typeof hashesHex !== 'string' || hashesHex.length !== n * 64) throw new RunBodyDamaged(`holds ${hashesHex.length / 64} hashes, not ${n}`)
+  if (typeof hashesHex !== 'string' || hashesHex.length !== n * 64)
+    throw new RunBodyDamaged(`holds ${hashesHex.length / 64} hashes, not ${n}`)
 }
 
 /**

@@ -122,7 +122,15 @@ function lastEventOf(run: RunRow): LastEvent {
   const lsn = run[RUN.lsn] + run[RUN.n] - 1
   const seq = run[RUN.seq] + run[RUN.n] - 1
   try {
-    const events = decodeRunBody(run[RUN.body], run[RUN.hashes], run[RUN.n], run[RUN.lsn], run[RUN.seq], run[RUN.prev], run[RUN.origin] ?? '')
+    const events = decodeRunBody(
+      run[RUN.body],
+      run[RUN.hashes],
+      run[RUN.n],
+      run[RUN.lsn],
+      run[RUN.seq],
+      run[RUN.prev],
+      run[RUN.origin] ?? '',
+    )
     const last = events[events.length - 1]!
     return { lsn, origin: run[RUN.origin], seq, hash: last.damaged ? '' : last.hash, hlc: last.hlc }
   } catch {
@@ -249,7 +257,15 @@ export function toPeer(row: RawPeer): PeerRecord {
  */
 export function eventsOfRun(run: RunRow): StoredEvent[] {
   try {
-    return decodeRunBody(run[RUN.body], run[RUN.hashes], run[RUN.n], run[RUN.lsn], run[RUN.seq], run[RUN.prev], run[RUN.origin] ?? '')
+    return decodeRunBody(
+      run[RUN.body],
+      run[RUN.hashes],
+      run[RUN.n],
+      run[RUN.lsn],
+      run[RUN.seq],
+      run[RUN.prev],
+      run[RUN.origin] ?? '',
+    )
   } catch (cause) {
     throw runDamaged(run, cause)
   }
@@ -259,7 +275,10 @@ export function eventsOfRun(run: RunRow): StoredEvent[] {
 function runDamaged(run: RunRow, cause: unknown): DruError {
   const origin = run[RUN.origin] ?? 'an unknown origin'
   const [seq, n, lsn] = [run[RUN.seq], run[RUN.n], run[RUN.lsn]]
-  const events = n === 1 ? `event ${origin}#${seq} (position ${lsn})` : `events ${origin}#${seq}–#${seq + n - 1} (positions ${lsn}–${lsn + n - 1})`
+  const events =
+    n === 1
+      ? `event ${origin}#${seq} (position ${lsn})`
+      : `events ${origin}#${seq}–#${seq + n - 1} (positions ${lsn}–${lsn + n - 1})`
   return new DruError('CORRUPTION', `stored ${events}: their run does not decode: the database file was altered`, {
     cause,
     details: { origin: run[RUN.origin], seq, lsn },
@@ -269,7 +288,16 @@ function runDamaged(run: RunRow, cause: unknown): DruError {
 /** One event of a run (index `i`), decoded but not checked; CORRUPTION like {@link eventsOfRun}. */
 export function eventOfRun(run: RunRow, i: number): StoredEvent {
   try {
-    return decodeRunEvent(run[RUN.body], run[RUN.hashes], run[RUN.n], i, run[RUN.lsn], run[RUN.seq], run[RUN.prev], run[RUN.origin] ?? '')
+    return decodeRunEvent(
+      run[RUN.body],
+      run[RUN.hashes],
+      run[RUN.n],
+      i,
+      run[RUN.lsn],
+      run[RUN.seq],
+      run[RUN.prev],
+      run[RUN.origin] ?? '',
+    )
   } catch (cause) {
     throw runDamaged(run, cause)
   }

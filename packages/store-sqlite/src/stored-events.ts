@@ -70,7 +70,14 @@ export class StoredEvents {
    * last). Stops early where the log has a hole.
    */
   range(origin: string, from: number, to: number, limit: number): DruEvent[] {
-    const runs = this.#stmt.runsFrom.all(origin, origin, from, from, to, Math.ceil(limit / MAX_RUN_EVENTS) + 1) as RunRow[]
+    const runs = this.#stmt.runsFrom.all(
+      origin,
+      origin,
+      from,
+      from,
+      to,
+      Math.ceil(limit / MAX_RUN_EVENTS) + 1,
+    ) as RunRow[]
     const out: DruEvent[] = []
     for (const run of runs) {
       const first = run[RUN.seq]

@@ -430,13 +430,18 @@ describe('corruption is detected on read', () => {
 
   it('a flipped byte or bit in any stored part of a one-event run is reported with the event id (property)', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 5 }), fc.constantFrom('body', 'hashes', 'prev'), fc.nat(), (seq, column, pos) => {
-        const s = seeded('a', 5)
-        const run = runHolding(s.db, 'a/1', seq)
-        setRun(s.db, run.lsn, { [column]: flip(run[column as 'body' | 'hashes' | 'prev'], pos) })
-        expectCorruptionOf(s, seq)
-        s.close()
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 5 }),
+        fc.constantFrom('body', 'hashes', 'prev'),
+        fc.nat(),
+        (seq, column, pos) => {
+          const s = seeded('a', 5)
+          const run = runHolding(s.db, 'a/1', seq)
+          setRun(s.db, run.lsn, { [column]: flip(run[column as 'body' | 'hashes' | 'prev'], pos) })
+          expectCorruptionOf(s, seq)
+          s.close()
+        },
+      ),
       { numRuns: 100, seed: 31 },
     )
   })

@@ -136,7 +136,14 @@ describe('chain heads derived from a file an operator altered', () => {
   })
 
   it("damaged hashes on an origin's last run: CORRUPTION at open, never a head that blames the next honest event", () => {
-    for (const hashes of ["substr(hashes, 1, 32) || x'0102'", 'substr(hashes, 1, 32)', "hashes || x'00'", "x''", "'text'", '42']) {
+    for (const hashes of [
+      "substr(hashes, 1, 32) || x'0102'",
+      'substr(hashes, 1, 32)',
+      "hashes || x'00'",
+      "x''",
+      "'text'",
+      '42',
+    ]) {
       const { path } = writtenFile()
       edit(path, `update runs set hashes = ${hashes} where origin_id = ${originId('a/1')} and seq = 3`)
       expect(codeOf(() => open(path, 5).close())).toBe('CORRUPTION')

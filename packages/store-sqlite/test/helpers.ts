@@ -93,21 +93,35 @@ export function runHolding(db: EventStore['db'], origin: string, seq: number): S
 }
 
 /** Overwrites columns of the run starting at `lsn`, as an operator with the file could. */
-export function setRun(db: EventStore['db'], lsn: number, values: Partial<Record<'prev' | 'body' | 'hashes' | 'n' | 'seq', unknown>>): void {
-  for (const [column, value] of Object.entries(values)) db.prepare(`update runs set ${column} = ? where lsn = ?`).run(value, lsn)
+export function setRun(
+  db: EventStore['db'],
+  lsn: number,
+  values: Partial<Record<'prev' | 'body' | 'hashes' | 'n' | 'seq', unknown>>,
+): void {
+  for (const [column, value] of Object.entries(values))
+    db.prepare(`update runs set ${column} = ? where lsn = ?`).run(value, lsn)
 }
 
 /**
  * Every stored event's position, origin, seq and document, from the rows themselves: the
  * `events` view gives the first three, each run's body its documents (run-body.ts).
  */
-export function storedPositions(db: EventStore['db']): Array<{ lsn: number; origin: string; seq: number; doc_id: string }> {
+export function storedPositions(
+  db: EventStore['db'],
+): Array<{ lsn: number; origin: string; seq: number; doc_id: string }> {
   const runs = db
-    .prepare('select r.lsn, o.origin, r.seq, r.n, r.body from runs r join origin_ids o on o.id = r.origin_id order by r.lsn')
+    .prepare(
+      'select r.lsn, o.origin, r.seq, r.n, r.body from runs r join origin_ids o on o.id = r.origin_id order by r.lsn',
+    )
     .all() as Array<{ lsn: number; origin: string; seq: number; n: number; body: Buffer }>
   const name = db.prepare('select doc_id from doc_ids where id = ?').pluck()
   return runs.flatMap((r) =>
-    docsOfRunBody(r.body, r.n).map((doc, i) => ({ lsn: r.lsn + i, origin: r.origin, seq: r.seq + i, doc_id: name.get(doc) as string })),
+    docsOfRunBody(r.body, r.n).map((doc, i) => ({
+      lsn: r.lsn + i,
+      origin: r.origin,
+      seq: r.seq + i,
+      doc_id: name.get(doc) as string,
+    })),
   )
 }
 
@@ -125,9 +139,22 @@ export interface EditableEvent {
  * operator (or an attacker) with the file and dru's encoder, who can change any field while
  * keeping the body well-formed.
  */
-export function rewriteRun(db: EventStore['db'], origin: string, seq: number, edit: (events: EditableEvent[]) => void): void {
+export function rewriteRun(
+  db: EventStore['db'],
+  origin: string,
+  seq: number,
+  edit: (events: EditableEvent[]) => void,
+): void {
   const run = runHolding(db, origin, seq)
-  const decoded = decodeRunBody(run.body, run.hashes.toString('hex'), run.n, run.lsn, run.seq, run.prev.toString('hex'), origin)
+  const decoded = decodeRunBody(
+    run.body,
+    run.hashes.toString('hex'),
+    run.n,
+    run.lsn,
+    run.seq,
+    run.prev.toString('hex'),
+    origin,
+  )
   const events: EditableEvent[] = decoded.map((e) => ({
     doc: e.doc,
     hlc: encodeStoredHlc(e.hlc, origin),
@@ -173,12 +200,44 @@ export function toSchema5(path: string): void {
         .prepare(
           'select r.lsn, r.origin_id, o.origin, r.seq, r.n, r.prev, r.body, r.hashes, r.received_at from runs r join origin_ids o on o.id = r.origin_id order by r.lsn',
         )
-        .all() as Array<{ lsn: number; origin_id: number; origin: string; seq: number; n: number; prev: Buffer; body: Buffer; hashes: Buffer; received_at: number }>
+        .all() as Array<{
+        lsn: number
+        origin_id: number
+        origin: string
+        seq: number
+        n: number
+        prev: Buffer
+        body: Buffer
+        hashes: Buffer
+        received_at: number
+      }>
       for (const r of runs) {
-        for (const e of decodeRunBody(r.body, r.hashes.toString('hex'), r.n, r.lsn, r.seq, r.prev.toString('hex'), r.origin)) {
+        for (const e of decodeRunBody(
+          r.body,
+          r.hashes.toString('hex'),
+          r.n,
+          r.lsn,
+          r.seq,
+          r.prev.toString('hex'),
+          r.origin,
+        )) {
           const hlc = encodeStoredHlc(e.hlc, r.origin)
           const at = r.received_at
-          insert.run(e.lsn, r.origin_id, e.seq, e.doc, hlc.wall, hlc.counter, hlc.node, e.change, e.prev, e.hash, sig.get(r.origin_id, e.seq) ?? null, at, at)
+          insert.run(
+            e.lsn,
+            r.origin_id,
+            e.seq,
+            e.doc,
+            hlc.wall,
+            hlc.counter,
+            hlc.node,
+            e.change,
+            e.prev,
+            e.hash,
+            sig.get(r.origin_id, e.seq) ?? null,
+            at,
+            at,
+          )
         }
       }
       db.exec(`

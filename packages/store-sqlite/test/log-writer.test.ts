@@ -34,7 +34,10 @@ function chain(n: number, origin = 'r/1', from = 1, prev = GENESIS_HASH, tag = 4
 /** Everything stored, in local position order, as (origin, seq, hash, change) tuples, checked by the store's own walk. */
 function storedInOrder(store: EventStore): Array<[string, number, string, number[]]> {
   store.verifyLog()
-  const rows = store.db.prepare('select origin, seq from events order by lsn').all() as Array<{ origin: string; seq: number }>
+  const rows = store.db.prepare('select origin, seq from events order by lsn').all() as Array<{
+    origin: string
+    seq: number
+  }>
   const out: Array<[string, number, string, number[]]> = []
   for (const at of rows) {
     const e = store.getEvent(at.origin, at.seq)!
@@ -254,7 +257,11 @@ describe('a commit’s events written as runs (log-writer)', () => {
       prev: events[3 * ROWS_PER_INSERT + 4]!.hash,
     })
     s.ingest([...events, big])
-    const rows = s.db.prepare('select o.origin, r.seq, r.n, length(r.body) as bytes from runs r join origin_ids o on o.id = r.origin_id order by r.lsn').all() as Array<{ origin: string; seq: number; n: number; bytes: number }>
+    const rows = s.db
+      .prepare(
+        'select o.origin, r.seq, r.n, length(r.body) as bytes from runs r join origin_ids o on o.id = r.origin_id order by r.lsn',
+      )
+      .all() as Array<{ origin: string; seq: number; n: number; bytes: number }>
     expect(rows.map((r) => [r.origin, r.seq, r.n])).toEqual([
       ['q/1', 1, 4],
       ['r/1', 1, ROWS_PER_INSERT],

@@ -135,8 +135,18 @@ describe('migration to the binary storage layout (schema 3 → 4, then on to 6)'
     const s = EventStore.open({ path, druId: 'fx', durability: 'process' })
     cleanups.push(() => s.close())
     const runs = s.db
-      .prepare('select r.lsn, o.origin, r.seq, r.n, r.prev, r.body, r.hashes from runs r join origin_ids o on o.id = r.origin_id')
-      .all() as Array<{ lsn: number; origin: string; seq: number; n: number; prev: Buffer; body: Buffer; hashes: Buffer }>
+      .prepare(
+        'select r.lsn, o.origin, r.seq, r.n, r.prev, r.body, r.hashes from runs r join origin_ids o on o.id = r.origin_id',
+      )
+      .all() as Array<{
+      lsn: number
+      origin: string
+      seq: number
+      n: number
+      prev: Buffer
+      body: Buffer
+      hashes: Buffer
+    }>
     expect(runs.reduce((n, r) => n + r.n, 0)).toBe(old.events.length)
     // Consecutive events of an origin share a row: fewer rows than events.
     expect(runs.length).toBeLessThan(old.events.length)
@@ -144,7 +154,15 @@ describe('migration to the binary storage layout (schema 3 → 4, then on to 6)'
     for (const r of runs) {
       expect(r.prev.byteLength).toBe(32)
       expect(r.hashes.byteLength).toBe(32 * r.n)
-      for (const e of decodeRunBody(r.body, r.hashes.toString('hex'), r.n, r.lsn, r.seq, r.prev.toString('hex'), r.origin))
+      for (const e of decodeRunBody(
+        r.body,
+        r.hashes.toString('hex'),
+        r.n,
+        r.lsn,
+        r.seq,
+        r.prev.toString('hex'),
+        r.origin,
+      ))
         if (!e.hlc.endsWith(`-${r.origin}`)) nodes.push(e.hlc.slice(27))
     }
     expect(nodes).toEqual(['elsewhere/77'])
@@ -217,7 +235,15 @@ describe('migration to the binary storage layout (schema 3 → 4, then on to 6)'
     }
     // The run keeps what the old file held.
     const run = runHolding(s.db, 'fx/2', 4)
-    const kept = decodeRunBody(run.body, run.hashes.toString('hex'), run.n, run.lsn, run.seq, run.prev.toString('hex'), 'fx/2')
+    const kept = decodeRunBody(
+      run.body,
+      run.hashes.toString('hex'),
+      run.n,
+      run.lsn,
+      run.seq,
+      run.prev.toString('hex'),
+      'fx/2',
+    )
     expect(kept.find((e) => e.seq === 4)?.hlc).toBe('yesterday')
   })
 })
@@ -491,7 +517,8 @@ describe('the stored form round-trips', () => {
         })
         // The heads as schema 3 stored them, so the file passes 4 → 5's check.
         const head = db.prepare('insert into origins (origin, seq, hash, hlc) values (?, ?, ?, ?)')
-        for (const [origin, h] of chains) head.run(origin, h.seq, h.hash, written.findLast((r) => r.origin === origin)!.hlc)
+        for (const [origin, h] of chains)
+          head.run(origin, h.seq, h.hash, written.findLast((r) => r.origin === origin)!.hlc)
         migrate(db, MIGRATIONS)
         expect(db.prepare(`select ${VIEW_COLUMNS} from events order by lsn`).all()).toEqual(written.map(viewOf))
         const events = new StoredEvents(db, prepareLogStatements(db))
@@ -582,19 +609,41 @@ describe('the log in runs (schema 5 → 6)', () => {
   it('damaged rows stay damaged: each is CORRUPTION after the migration, never repaired, and the others read as before', () => {
     const { path, old } = v5Copy()
     const damage = [
-      ["update log set hash = x'0102' where seq = 3 and origin_id = (select id from origin_ids where origin = 'peer/3')", 3],
-      ["update log set hlc_wall = -1, hlc_node = 'yesterday' where seq = 4 and origin_id = (select id from origin_ids where origin = 'peer/3')", 4],
-      ["update log set prev = substr(prev, 2) where seq = 5 and origin_id = (select id from origin_ids where origin = 'peer/3')", 5],
-      ["update log set change = 'text' where seq = 6 and origin_id = (select id from origin_ids where origin = 'peer/3')", 6],
-      ["update log set doc = 9999 where seq = 7 and origin_id = (select id from origin_ids where origin = 'peer/3')", 7],
-      ["update log set hlc_counter = -5 where seq = 8 and origin_id = (select id from origin_ids where origin = 'peer/3')", 8],
+      [
+        "update log set hash = x'0102' where seq = 3 and origin_id = (select id from origin_ids where origin = 'peer/3')",
+        3,
+      ],
+      [
+        "update log set hlc_wall = -1, hlc_node = 'yesterday' where seq = 4 and origin_id = (select id from origin_ids where origin = 'peer/3')",
+        4,
+      ],
+      [
+        "update log set prev = substr(prev, 2) where seq = 5 and origin_id = (select id from origin_ids where origin = 'peer/3')",
+        5,
+      ],
+      [
+        "update log set change = 'text' where seq = 6 and origin_id = (select id from origin_ids where origin = 'peer/3')",
+        6,
+      ],
+      [
+        "update log set doc = 9999 where seq = 7 and origin_id = (select id from origin_ids where origin = 'peer/3')",
+        7,
+      ],
+      [
+        "update log set hlc_counter = -5 where seq = 8 and origin_id = (select id from origin_ids where origin = 'peer/3')",
+        8,
+      ],
     ] as const
     const db = new Database(path)
     for (const [sql] of damage) expect(db.prepare(sql).run().changes).toBe(1)
     db.close()
     const s = EventStore.open({ path, druId: 'fx', durability: 'process' })
     cleanups.push(() => s.close())
-    for (const [, seq] of damage) expect(codeOf(() => s.getEvent('peer/3', seq)), `peer/3#${seq}`).toBe('CORRUPTION')
+    for (const [, seq] of damage)
+      expect(
+        codeOf(() => s.getEvent('peer/3', seq)),
+        `peer/3#${seq}`,
+      ).toBe('CORRUPTION')
     for (const r of old.events.filter((e) => e.origin !== 'peer/3' || e.seq < 3 || e.seq > 8))
       expect(s.getEvent(r.origin, r.seq)).toEqual(asEvent(r))
     expect(codeOf(() => s.verifyLog())).toBe('CORRUPTION')

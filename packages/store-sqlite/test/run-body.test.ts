@@ -1,13 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { encodeHlc } from '@dru/core'
-import {
-  RunBodyDamaged,
-  RunBodyWriter,
-  decodeRunBody,
-  decodeRunEvent,
-  docsOfRunBody,
-} from '../src/run-body.js'
+import { RunBodyDamaged, RunBodyWriter, decodeRunBody, decodeRunEvent, docsOfRunBody } from '../src/run-body.js'
 import { encodeStoredHlc } from '../src/stored-form.js'
 
 const ORIGIN = 'a/1'

@@ -67,7 +67,8 @@ describe('the tail merged at its bound', () => {
     const get = proto.get
     let failing = true
     proto.get = function (this: { source: string }, ...args: unknown[]) {
-      if (failing && this.source === 'select lsn + n - 1 from runs order by lsn desc limit 1') throw new Error('disk I/O error')
+      if (failing && this.source === 'select lsn + n - 1 from runs order by lsn desc limit 1')
+        throw new Error('disk I/O error')
       return get.apply(this, args)
     }
     try {

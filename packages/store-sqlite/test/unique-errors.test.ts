@@ -57,9 +57,7 @@ describe('UNIQUE violations', () => {
     let raw: unknown
     try {
       s.db
-        .prepare(
-          'insert into runs select lsn + 100, origin_id, seq, n, prev, body, hashes, received_at from runs',
-        )
+        .prepare('insert into runs select lsn + 100, origin_id, seq, n, prev, body, hashes, received_at from runs')
         .run()
     } catch (err) {
       raw = err
