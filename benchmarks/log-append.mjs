@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { GENESIS_HASH, encodeHlc, openUnit, sealEventFields, sealUnits } from '@dru/core'
+import { GENESIS_HASH, encodeHlc, hashedEvent, openUnit, sealEventFields, sealUnits } from '@dru/core'
 import { EventStore } from '@dru/store-sqlite'
 import { machineLine, percentile, summarize, writeSection } from './results.mjs'
 
@@ -79,7 +79,7 @@ function rawInsert(durability) {
   })
 }
 
-/** Where the time goes: sealing (encode + sha256 + HLC) alone, and inserting pre-sealed rows into dru's schema (with the document index's merges). */
+/** Where the time goes: sealing (encode + sha256 + HLC) alone, and storing events already sealed (the store's own part). */
 function breakdown(durability) {
   const t0 = performance.now()
   const sealed = []
@@ -98,9 +98,8 @@ function breakdown(durability) {
     sealed.push(e)
   }
   const sealRate = EVENTS / ((performance.now() - t0) / 1000)
-  const insertRate = insertSealed(sealed, durability, 1)
-  const chunkedRate = insertSealed(sealed, durability, ROWS_PER_STATEMENT)
-  return { sealRate, insertRate, chunkedRate, ...unitRates() }
+  const ingestRate = ingestSealed(sealed, durability)
+  return { sealRate, ingestRate, ...unitRates() }
 }
 
 /**
@@ -133,63 +132,18 @@ function unitRates() {
   return { unitSealRate, unitReadRate, units: units.length }
 }
 
-/** As the store writes a commit's rows (packages/store-sqlite/src/log-writer.ts): this many per insert statement. */
-const ROWS_PER_STATEMENT = 32
-
-/** Inserts pre-sealed events into dru's schema, `perStatement` rows per insert statement; returns rows/s. */
-function insertSealed(sealed, durability, perStatement) {
+/**
+ * Stores events already sealed, as a receiver's store does (`ingest`: the checks, the runs, the
+ * document index), in batches of BATCH; returns events/s. Built with `hashedEvent`, whose hash
+ * ingest takes as computed (the wire decoder builds events so), so sealing is not timed twice.
+ */
+function ingestSealed(sealed, durability) {
   return withDir((dir) => {
-    const store = EventStore.open({ path: join(dir, 'schema.db'), druId: 'bench', durability })
-    const db = store.db
-    // The stored form (schema 4): dictionary ids, binary hashes, the HLC as integers.
-    const values = new Array(perStatement)
-      .fill('(?, 1, ?, ?, ?, ?, null, ?, unhex(?), unhex(?), null, 0, 0)')
-      .join(', ')
-    const insert = db.prepare(
-      `insert into log (lsn, origin_id, seq, doc, hlc_wall, hlc_counter, hlc_node, change, prev, hash, sig, received_at, applied_at) values ${values}`,
-    )
-    const one = db.prepare(
-      'insert into log (lsn, origin_id, seq, doc, hlc_wall, hlc_counter, hlc_node, change, prev, hash, sig, received_at, applied_at) values (?, 1, ?, ?, ?, ?, null, ?, unhex(?), unhex(?), null, 0, 0)',
-    )
-    const params = []
-    db.prepare("insert into origin_ids (id, origin) values (1, 'bench/1')").run()
-    const docIds = new Map()
-    const addDoc = db.prepare('insert into doc_ids (doc_id) values (?)')
-    const batch = db.transaction((from) => {
-      for (let k = from; k < from + BATCH; k++) {
-        const e = sealed[k]
-        let doc = docIds.get(e.docId)
-        if (doc === undefined) docIds.set(e.docId, (doc = Number(addDoc.run(e.docId).lastInsertRowid)))
-        const wall = Number(e.hlc.slice(0, 15))
-        const counter = Number(e.hlc.slice(16, 26))
-        params.push(k + 1, e.seq, doc, wall, counter, e.change, e.prev, e.hash)
-        if (params.length === 8 * perStatement) {
-          insert.run(params)
-          params.length = 0
-        }
-      }
-      // A transaction's remainder (fewer rows than a statement takes), one row at a time.
-      for (let i = 0; i < params.length; i += 8) one.run(params.slice(i, i + 8))
-      params.length = 0
-    })
-    // The document index's bulk merge, as the store runs it every 32,768 events.
-    const merge = db.transaction((after) =>
-      db
-        .prepare(
-          'insert into doc_events (doc, lsn, origin_id) select doc, lsn, origin_id from log where lsn > ? order by doc, lsn',
-        )
-        .run(after),
-    )
-    const t1 = performance.now()
-    let merged = 0
-    for (let i = 0; i < EVENTS; i += BATCH) {
-      batch.immediate(i)
-      if (i + BATCH - merged >= 32_768) {
-        merge.immediate(merged)
-        merged = i + BATCH
-      }
-    }
-    const rate = EVENTS / ((performance.now() - t1) / 1000)
+    const store = EventStore.open({ path: join(dir, 'ingest.db'), druId: 'receiver', durability })
+    const events = sealed.map((e) => hashedEvent(e))
+    const t0 = performance.now()
+    for (let i = 0; i < EVENTS; i += BATCH) store.ingest(events.slice(i, i + BATCH))
+    const rate = EVENTS / ((performance.now() - t0) / 1000)
     store.close()
     return rate
   })
@@ -226,10 +180,10 @@ for (const durability of ['machine', 'process']) {
     `| ${durability} | ${fmt(d.median)} (${fmt(d.min)}–${fmt(d.max)}) | ${fmt(w.median)} (${fmt(w.min)}–${fmt(w.max)}) | **${ratio.toFixed(2)}** | ${ms(percentile(druLat, 50))} / ${ms(percentile(druLat, 99))} | ${ms(percentile(rawLat, 50))} / ${ms(percentile(rawLat, 99))} |`,
   )
   breakdownLines.push(
-    `| ${durability} | ${fmt(parts.sealRate)} | ${fmt(parts.unitSealRate)} | ${fmt(parts.unitReadRate)} | ${fmt(parts.insertRate)} | ${fmt(parts.chunkedRate)} |`,
+    `| ${durability} | ${fmt(parts.sealRate)} | ${fmt(parts.unitSealRate)} | ${fmt(parts.unitReadRate)} | ${fmt(parts.ingestRate)} |`,
   )
   console.log(
-    `  breakdown: sealing only ${fmt(parts.sealRate)} ev/s (as ${fmt(parts.units)} units: ${fmt(parts.unitSealRate)} ev/s sealed, ${fmt(parts.unitReadRate)} ev/s decoded and checked), insert of sealed rows into dru's schema ${fmt(parts.insertRate)} rows/s (one per statement), ${fmt(parts.chunkedRate)} rows/s (${ROWS_PER_STATEMENT} per statement, as the store writes them)`,
+    `  breakdown: sealing only ${fmt(parts.sealRate)} ev/s (as ${fmt(parts.units)} units: ${fmt(parts.unitSealRate)} ev/s sealed, ${fmt(parts.unitReadRate)} ev/s decoded and checked), storing sealed events (ingest) ${fmt(parts.ingestRate)} ev/s`,
   )
   console.log(
     `  single-event commit p50/p99: dru ${ms(percentile(druLat, 50))}/${ms(percentile(druLat, 99))} ms, raw ${ms(percentile(rawLat, 50))}/${ms(percentile(rawLat, 99))} ms`,
@@ -243,9 +197,9 @@ writeSection(
 ${machineLine()}. ${fmt(EVENTS)} events of ${PAYLOAD}-byte payloads in transactions of ${BATCH}, median of ${RUNS} run(s) (range in brackets);
 raw = better-sqlite3 inserting the same payload bytes into a plain \`(id, payload)\` table with the same journal, locking and
 synchronous settings. dru additionally encodes and hashes each event (sha256 over canonical msgpack), links the chain,
-stamps an HLC, maintains the \`(origin_id, seq)\` index and the document index (schema 5: binary hashes,
-dictionary-coded origins and documents, HLCs as integers, each document's events indexed in bulk,
-no head row per commit). Latency: ${fmt(LATENCY_SAMPLES)} single-event commits.
+stamps an HLC, stores the commit's events as a run (schema 6: a row per run of consecutive events of one origin,
+binary hashes, dictionary-coded origins and documents, HLCs as integers, each document's events indexed in bulk,
+no head row per commit). Latency: ${fmt(LATENCY_SAMPLES)} single-event commits (a run each).
 
 ${lines.map((l) => `    ${l}`).join('\n')}
 
@@ -253,19 +207,19 @@ ${lines.map((l) => `    ${l}`).join('\n')}
 | --- | --- | --- | --- | --- | --- |
 ${rows.join('\n')}
 
-Where the time goes (same run): each event is sealed (canonical msgpack + sha256 + HLC; @dru/core), then inserted
-as a row with its \`(origin_id, seq)\` index entry. Until schema 4 each insert also updated a per-event \`(doc_id, lsn)\`
-index: with writes spread over 1,000 documents every event dirtied an index page of its own, rewritten at each commit
-(pre-sealed inserts ran at 160k rows/s). Schema 4 stores 32-byte hashes and integer ids, and indexes each document's
-events in bulk (\`doc_events\`, merged every 32,768 events). Sealing is from each event's fields
-(\`sealEventFields\`: building an input object and its spread copy per event cost about as much as the hash). What
-remains is mostly the row insert (table below, "32 per statement") and sealing; a unit seals 0.7–1 µs an event
+Where the time goes (same run): each event is sealed (canonical msgpack + sha256 + HLC; @dru/core), then stored in
+its commit's run (schema 6; until it, a row per event with its \`(origin_id, seq)\` index entry). Until schema 4 each
+insert also updated a per-event \`(doc_id, lsn)\` index: with writes spread over 1,000 documents every event dirtied
+an index page of its own, rewritten at each commit. Each document's events are indexed in bulk (\`doc_events\`, merged
+every 262,144 events). Sealing is from each event's fields (\`sealEventFields\`: building an input object and its
+spread copy per event cost about as much as the hash). The last column stores events already sealed through the
+store (\`ingest\`: the batch's checks, the runs, the document index), the store's own part; a unit seals 0.7–1 µs an event
 cheaper (no hex digest, no HLC text, no event object: both hash every event, a unit so that one event can be checked
 alone). The first step of issue 13's commit-granular record, the unit and its hash in \`@dru/core\`
 (\`unit.ts\`: an origin's events of one commit packed as units of at most 256 events, a SHA-256 per event over its content and one per unit over those; not yet
 stored or sent), is measured in the same run: sealing, and what a reader pays to decode and check the units.
 
-| durability | sealing only, ev/s | sealing as units (@dru/core \`sealUnits\`), ev/s | units decoded and checked (every entry's hash, then the unit's), ev/s | insert of pre-sealed rows into dru's schema, one per statement, rows/s | the same, ${ROWS_PER_STATEMENT} per statement (as the store writes them), rows/s |
-| --- | --- | --- | --- | --- | --- |
+| durability | sealing only, ev/s | sealing as units (@dru/core \`sealUnits\`), ev/s | units decoded and checked (every entry's hash, then the unit's), ev/s | storing sealed events (\`ingest\`: checks, runs, document index), ev/s |
+| --- | --- | --- | --- | --- |
 ${breakdownLines.join('\n')}`,
 )
