@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3'
-import { docsOfRunBody } from './run-body.js'
+import { docsOfRunOrNone } from './run-body.js'
+import { DictionaryNames } from './stored-form.js'
 import { MetaKey, type MetaTable } from './meta.js'
 
 /**
@@ -134,29 +135,17 @@ export class DocIndex {
           'select lsn, n, origin_id, body from runs where lsn >= coalesce((select max(lsn) from runs where lsn <= ? + 1), 0) order by lsn',
         )
         .raw(),
-      docName: db.prepare('select doc_id from doc_ids where id = ?').pluck(),
       forget: db.prepare('delete from doc_events where doc = ? and lsn = ?'),
     }
     this.#upto = Number(meta.get(MetaKey.DOC_INDEX_LSN) ?? 0)
-    // Document names by id, for this rebuild only (a full tail names at most its bound of documents).
-    const names = new Map<number, string>()
+    // A damaged run indexes no document: reading its events names it (CORRUPTION).
+    const names = new DictionaryNames(db, 'doc_ids', 'doc_id')
     for (const [lsn, n, originId, body] of this.#stmt.tail.iterate(this.#upto) as Iterable<
       [number, number, number, Buffer]
     >) {
-      let docs: number[]
-      try {
-        docs = docsOfRunBody(body, n)
-      } catch {
-        // A damaged run: reading its events names it (CORRUPTION); it indexes no document.
-        continue
-      }
-      for (let i = 0; i < docs.length; i++) {
-        if (lsn + i <= this.#upto) continue
-        let docId = names.get(docs[i]!)
-        if (docId === undefined)
-          names.set(docs[i]!, (docId = (this.#stmt.docName.get(docs[i]!) as string | undefined) ?? ''))
-        this.#add(docs[i]!, lsn + i, originId, docId)
-      }
+      const docs = docsOfRunOrNone(body, n)
+      for (let i = 0; i < docs.length; i++)
+        if (lsn + i > this.#upto) this.#add(docs[i]!, lsn + i, originId, names.textOf(docs[i]!) ?? '')
     }
   }
 

@@ -1,6 +1,7 @@
 import { DruError } from '@dru/core'
 import type { InboxStatements } from './inbox-table.js'
-import { docsOfRunBody } from './run-body.js'
+import { docsOfRunOrNone } from './run-body.js'
+import { DictionaryNames } from './stored-form.js'
 import type { InboxHandler, InboxHandlerOptions, InboxHost, InboxOrder } from './inbox-types.js'
 
 /**
@@ -117,22 +118,13 @@ export class HandlerRegistry {
   /** Events of other origins stored at position `from` or later, in order (a damaged run owes nothing: its reads fail). */
   #remoteSince(from: number): Owed[] {
     const out: Owed[] = []
-    const names = new Map<number, string>()
+    const names = new DictionaryNames(this.#host.db, 'doc_ids', 'doc_id')
     for (const [lsn, n, seq, origin, body] of this.#stmt.remoteSince.all(from, from, this.#host.origin) as Array<
       [number, number, number, string, Buffer]
     >) {
-      let docs: number[]
-      try {
-        docs = docsOfRunBody(body, n)
-      } catch {
-        continue
-      }
-      for (let i = 0; i < n; i++) {
-        if (lsn + i < from) continue
-        let docId = names.get(docs[i]!)
-        if (docId === undefined) names.set(docs[i]!, (docId = (this.#stmt.docName.get(docs[i]!) as string) ?? ''))
-        out.push({ origin, seq: seq + i, docId, lsn: lsn + i })
-      }
+      const docs = docsOfRunOrNone(body, n)
+      for (let i = 0; i < docs.length; i++)
+        if (lsn + i >= from) out.push({ origin, seq: seq + i, docId: names.textOf(docs[i]!) ?? '', lsn: lsn + i })
     }
     return out
   }

@@ -64,7 +64,6 @@ export type InboxStatements = Readonly<
     | 'forgetName'
     | 'forgetRows'
     | 'remoteSince'
-    | 'docName'
     | 'remoteHeldSince'
     | 'windowGet'
     | 'windowSet'
@@ -139,7 +138,6 @@ export function prepareInboxStatements(db: Database.Database): InboxStatements {
            where r.lsn >= coalesce((select max(lsn) from runs where lsn <= ?), 0) and r.lsn + r.n > ? and o.origin <> ? order by r.lsn`,
       )
       .raw(),
-    docName: db.prepare('select doc_id from doc_ids where id = ?').pluck(),
     // What a window from lsn ? may still owe a new handler, per origin: compaction keeps it (see remoteSince).
     remoteHeldSince: db.prepare(
       `select o.origin, min(r.seq + max(0, ? - r.lsn)) as seq from runs r join origin_ids o on o.id = r.origin_id

@@ -297,6 +297,18 @@ export function decodeRunEvent(
   return { lsn: lsn + i, seq: seq + i, doc, hlc, change, prev, hash, damaged: (flags & DAMAGED) !== 0 }
 }
 
+/**
+ * {@link docsOfRunBody}, or no documents for a body that does not decode: for the readers that
+ * only index positions (a damaged run's own reads name it, CORRUPTION).
+ */
+export function docsOfRunOrNone(body: Uint8Array, n: number): number[] {
+  try {
+    return docsOfRunBody(body, n)
+  } catch {
+    return []
+  }
+}
+
 /** The document of each event of a run, without building the events (reads that need only positions). */
 export function docsOfRunBody(body: Uint8Array, n: number): number[] {
   const out = new Array<number>(n)

@@ -256,8 +256,21 @@ export function toPeer(row: RawPeer): PeerRecord {
  * is not the run's events.
  */
 export function eventsOfRun(run: RunRow): StoredEvent[] {
+  return decoded(run, (row) => decodeRunBody(...row))
+}
+
+/** One event of a run (index `i`), decoded but not checked; CORRUPTION like {@link eventsOfRun}. */
+export function eventOfRun(run: RunRow, i: number): StoredEvent {
+  return decoded(run, ([body, hashes, n, ...rest]) => decodeRunEvent(body, hashes, n, i, ...rest))
+}
+
+/** Runs a decoder over a run's stored parts, its failure turned into CORRUPTION naming the run's events. */
+function decoded<T>(
+  run: RunRow,
+  decode: (parts: [Uint8Array, string, number, number, number, string, string]) => T,
+): T {
   try {
-    return decodeRunBody(
+    return decode([
       run[RUN.body],
       run[RUN.hashes],
       run[RUN.n],
@@ -265,7 +278,7 @@ export function eventsOfRun(run: RunRow): StoredEvent[] {
       run[RUN.seq],
       run[RUN.prev],
       run[RUN.origin] ?? '',
-    )
+    ])
   } catch (cause) {
     throw runDamaged(run, cause)
   }
@@ -283,24 +296,6 @@ function runDamaged(run: RunRow, cause: unknown): DruError {
     cause,
     details: { origin: run[RUN.origin], seq, lsn },
   })
-}
-
-/** One event of a run (index `i`), decoded but not checked; CORRUPTION like {@link eventsOfRun}. */
-export function eventOfRun(run: RunRow, i: number): StoredEvent {
-  try {
-    return decodeRunEvent(
-      run[RUN.body],
-      run[RUN.hashes],
-      run[RUN.n],
-      i,
-      run[RUN.lsn],
-      run[RUN.seq],
-      run[RUN.prev],
-      run[RUN.origin] ?? '',
-    )
-  } catch (cause) {
-    throw runDamaged(run, cause)
-  }
 }
 
 /** Rebuilds an event from its stored form, re-hashing it: CORRUPTION if anything changed on disk. */
