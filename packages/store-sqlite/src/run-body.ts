@@ -30,8 +30,8 @@ import type { StoredHlc } from './stored-form.js'
 /** Events a run holds at most: a document read decodes the run of each event it reads. */
 export const MAX_RUN_EVENTS = 32
 /**
- * A run's body stops growing past this many bytes (an event larger than this is a run of its
- * own): with its hashes it stays within one 4 KiB page, so a read of one event reads no
+ * A run's body and hashes stop growing past this many bytes (an event larger than this is a
+ * run of its own): the row stays within one 4 KiB page, so a read of one event reads no
  * overflow pages (46k events/s for a document's reads against 37k with 8 KiB runs).
  */
 export const MAX_RUN_BODY_BYTES = 3 * 1024
@@ -59,13 +59,15 @@ export class RunBodyWriter {
     return this.#events
   }
 
+  /** Bytes of the body and hashes so far. */
   get bytes(): number {
-    return this.#at
+    return this.#at + this.#events * 32
   }
 
   /** Whether an event with a change of `changeBytes` may still join this run. */
   fits(changeBytes: number): boolean {
-    return this.#events < MAX_RUN_EVENTS && this.#at + changeBytes + 32 <= MAX_RUN_BODY_BYTES
+    // The event's change, its other fields (at most ~32 bytes with a short node) and its hash.
+    return this.#events < MAX_RUN_EVENTS && this.bytes + changeBytes + 64 <= MAX_RUN_BODY_BYTES
   }
 
   /**

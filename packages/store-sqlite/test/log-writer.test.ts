@@ -259,7 +259,7 @@ describe('a commit’s events written as runs (log-writer)', () => {
     s.ingest([...events, big])
     const rows = s.db
       .prepare(
-        'select o.origin, r.seq, r.n, length(r.body) as bytes from runs r join origin_ids o on o.id = r.origin_id order by r.lsn',
+        'select o.origin, r.seq, r.n, length(r.body) + length(r.hashes) as bytes from runs r join origin_ids o on o.id = r.origin_id order by r.lsn',
       )
       .all() as Array<{ origin: string; seq: number; n: number; bytes: number }>
     expect(rows.map((r) => [r.origin, r.seq, r.n])).toEqual([
