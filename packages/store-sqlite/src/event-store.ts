@@ -378,6 +378,8 @@ export class EventStore implements ReplicaLog, PeerBook {
    */
   deleteBelowBase(limit = 10_000): number {
     this.#p.assertUsable()
+    if (!Number.isSafeInteger(limit) || limit < 0)
+      throw new DruError('INVALID_ARGUMENT', `deleteBelowBase's limit must be a whole number of events (got ${limit})`)
     // A rolled-back delete would leave the document index without positions the log still holds.
     this.#p.assertOutsideTransaction()
     // Positions are never reused: the highest one given is kept before the newest rows may go.

@@ -117,7 +117,7 @@ export function deleteBelowBase(view: BaseView, limit: number, beforeDeleting: (
               events[cut]!.prev,
               kept.body,
               kept.hashes,
-              Date.now(),
+              run[RUN.receivedAt],
             )
           }
           view.stmt.deleteSigsTo.run(run[RUN.originId], first + cut - 1)

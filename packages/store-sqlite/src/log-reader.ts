@@ -8,7 +8,7 @@ import {
   type VersionVector,
 } from '@dru/core'
 import type Database from 'better-sqlite3'
-import { docsOfRunBody } from './run-body.js'
+import { docsOfRunOrNone } from './run-body.js'
 import {
   prepareDerivedReads,
   RUN,
@@ -130,23 +130,36 @@ export function* eventsForDoc(
     // run holding it, of which only that event is decoded.
     const rows =
       after < view.docIndex.upto ? (view.stmt.docRange.all(doc, after, pageSize) as Array<[number, ...RunRow]>) : []
-    const page: Array<DruEvent & { lsn: number }> = []
+    // Positions the index names, in order, each with its event when a run holds it.
+    const page: Array<[number, (DruEvent & { lsn: number }) | undefined]> = []
     for (const row of rows) {
       const lsn = row[0]
       const run = row.slice(1) as unknown as RunRow
-      if (lsn < run[RUN.lsn] + run[RUN.n]) page.push({ ...view.events.eventOf(run, lsn - run[RUN.lsn]), lsn })
+      page.push([
+        lsn,
+        lsn < run[RUN.lsn] + run[RUN.n] ? { ...view.events.eventOf(run, lsn - run[RUN.lsn]), lsn } : undefined,
+      ])
     }
     if (rows.length < pageSize) {
       const from = rows.length > 0 ? rows[rows.length - 1]![0] : after
-      for (const lsn of view.docIndex.lsnsAfter(doc, Math.max(from, view.docIndex.upto), pageSize - rows.length)) {
-        const e = view.events.atLsn(lsn)
-        if (e) page.push(e)
-      }
+      for (const lsn of view.docIndex.lsnsAfter(doc, Math.max(from, view.docIndex.upto), pageSize - rows.length))
+        page.push([lsn, view.events.atLsn(lsn)])
     }
-    for (const e of page) yield e
-    // A short page (both parts read) is the last; a full one may have more after it.
+    for (const [lsn, e] of page) {
+      if (e === undefined) continue
+      // Positions are not hashed: an event of another document at an indexed position (a run
+      // moved by hand) is damage, never served as this document's.
+      if (e.docId !== docId)
+        throw new DruError(
+          'CORRUPTION',
+          `position ${lsn} holds ${e.origin}#${e.seq} of another document than ${docId}, whose index names it: the database file was altered`,
+          { details: { origin: e.origin, seq: e.seq, lsn } },
+        )
+      yield e
+    }
+    // A page of fewer positions than asked (both parts read) is the last.
     if (page.length < pageSize) return
-    after = page[page.length - 1]!.lsn
+    after = page[page.length - 1]![0]
   }
 }
 
@@ -161,7 +174,8 @@ export function verifyLog(
     // A compacted origin's chain starts after its base, linking to the base's hash.
     const base = view.base.get(origin)
     let prev: string | undefined = base?.hash
-    let expected: number | undefined = base ? base.seq + 1 : undefined
+    // From the base on, or from #1: a chain whose first events are gone is not whole.
+    let expected: number | undefined = (base?.seq ?? 0) + 1
     let checked = 0
     let last: DruEvent | undefined
     let after = base?.seq ?? 0
@@ -242,13 +256,8 @@ export class DerivedLogReads {
       const runs = this.#q.runsAfter.all(after, toLsn, 64) as Array<[number, number, Buffer]>
       let progressed = false
       for (const [lsn, n, body] of runs) {
-        let docs: number[]
-        try {
-          docs = docsOfRunBody(body, n)
-        } catch {
-          // A damaged run: its events' reads name it (CORRUPTION); no document can be told here.
-          docs = []
-        }
+        // A damaged run names no document here; its events' own reads are CORRUPTION.
+        const docs = docsOfRunOrNone(body, n)
         for (let i = 0; i < docs.length && out.length < limit; i++) {
           const at = lsn + i
           if (at <= after || at > toLsn) continue
@@ -268,14 +277,25 @@ export class DerivedLogReads {
     const doc = this.#view.stmt.docId.get(docId) as number | undefined
     if (doc === undefined) return []
     const index = this.#view.docIndex
-    const out =
-      afterLsn < index.upto ? (this.#q.docSeqs.all(doc, afterLsn) as Array<{ origin: string; seq: number }>) : []
-    for (const lsn of index.lsnsAfter(doc, Math.max(afterLsn, index.upto))) {
-      const run = this.#view.stmt.runAtLsn.get(lsn) as RunRow | undefined
+    const out: Array<{ origin: string; seq: number }> = []
+    const take = (lsn: number, run: RunRow | undefined): void => {
       const origin = run?.[RUN.origin]
-      if (run && lsn < run[RUN.lsn] + run[RUN.n] && origin != null)
-        out.push({ origin, seq: run[RUN.seq] + (lsn - run[RUN.lsn]) })
+      if (run === undefined || origin == null || lsn >= run[RUN.lsn] + run[RUN.n]) return
+      // Positions are not hashed: the run must name this document there (a run moved by hand
+      // would otherwise lend another document's event).
+      if (docsOfRunOrNone(run[RUN.body], run[RUN.n])[lsn - run[RUN.lsn]] !== doc)
+        throw new DruError(
+          'CORRUPTION',
+          `position ${lsn}, which the index of ${docId} names, holds an event of another document: the database file was altered`,
+          { details: { origin, seq: run[RUN.seq] + (lsn - run[RUN.lsn]), lsn } },
+        )
+      out.push({ origin, seq: run[RUN.seq] + (lsn - run[RUN.lsn]) })
     }
+    if (afterLsn < index.upto)
+      for (const row of this.#view.stmt.docRange.all(doc, afterLsn, -1) as Array<[number, ...RunRow]>)
+        take(row[0], row.slice(1) as unknown as RunRow)
+    for (const lsn of index.lsnsAfter(doc, Math.max(afterLsn, index.upto)))
+      take(lsn, this.#view.stmt.runAtLsn.get(lsn) as RunRow | undefined)
     return out
   }
 

@@ -79,7 +79,7 @@ export function signOwnHistory(
     .pluck()
   const page = store.db
     .prepare(
-      `select r.lsn, o.origin, r.seq, r.n, lower(hex(r.prev)), r.body, r.origin_id, lower(hex(r.hashes)) from runs r join origin_ids o on o.id = r.origin_id
+      `select r.lsn, o.origin, r.seq, r.n, lower(hex(r.prev)), r.body, r.origin_id, lower(hex(r.hashes)), r.received_at from runs r join origin_ids o on o.id = r.origin_id
          where r.origin_id = (select id from origin_ids where origin = ?)
            and r.seq >= coalesce((select max(seq) from runs where origin_id = r.origin_id and seq <= ? + 1), ? + 1)
          order by r.seq limit ?`,

@@ -27,10 +27,11 @@ export type RunRow = readonly [
   originId: number,
   /** Hex of the run's hashes, 64 characters an event. */
   hashes: string,
+  receivedAt: number,
 ]
 
 /** Where each field sits in a {@link RunRow}. */
-export const RUN = { lsn: 0, origin: 1, seq: 2, n: 3, prev: 4, body: 5, originId: 6, hashes: 7 } as const
+export const RUN = { lsn: 0, origin: 1, seq: 2, n: 3, prev: 4, body: 5, originId: 6, hashes: 7, receivedAt: 8 } as const
 
 /** An origin's chain head (or compaction base): seq, hash and HLC of that event. */
 export interface Head {
@@ -50,7 +51,8 @@ export interface LastEvent {
 }
 
 // The prev leaves SQLite as hex text (hex() in C costs less than a Buffer per hash in JS).
-const RUN_COLUMNS = 'r.lsn, o.origin, r.seq, r.n, lower(hex(r.prev)), r.body, r.origin_id, lower(hex(r.hashes))'
+const RUN_COLUMNS =
+  'r.lsn, o.origin, r.seq, r.n, lower(hex(r.prev)), r.body, r.origin_id, lower(hex(r.hashes)), r.received_at'
 const RUN_SELECT = `select ${RUN_COLUMNS} from runs r left join origin_ids o on o.id = r.origin_id`
 /** An origin's integer id, looked up once per statement run. */
 const ORIGIN_ID = '(select id from origin_ids where origin = ?)'
@@ -121,6 +123,9 @@ export function prepareHeadStatements(db: Database.Database): HeadStatements {
 function lastEventOf(run: RunRow): LastEvent {
   const lsn = run[RUN.lsn] + run[RUN.n] - 1
   const seq = run[RUN.seq] + run[RUN.n] - 1
+  // A seq or count that is not a whole number (a hand edit) is no head: the open refuses it.
+  if (![run[RUN.seq], run[RUN.n], run[RUN.lsn]].every((v) => Number.isSafeInteger(v) && v >= 1))
+    return { lsn, origin: run[RUN.origin], seq, hash: '', hlc: '' }
   try {
     const events = decodeRunBody(
       run[RUN.body],
@@ -200,7 +205,6 @@ export function prepareLogStatements(db: Database.Database): LogStatements {
 /** Reads for state derived from the log (documents), prepared on first use. */
 export interface DerivedReads {
   readonly runsAfter: Database.Statement
-  readonly docSeqs: Database.Statement
   readonly originId: Database.Statement
   readonly countFolded: Database.Statement
   readonly uncountable: Database.Statement
@@ -214,11 +218,6 @@ export function prepareDerivedReads(db: Database.Database): DerivedReads {
         'select lsn, n, body from runs where lsn >= coalesce((select max(lsn) from runs where lsn <= ? + 1), 0) and lsn <= ? order by lsn limit ?',
       )
       .raw(),
-    // Origin and seq of each event in the indexed part of a document's events (see doc-index.ts).
-    docSeqs: db.prepare(
-      `select o.origin, r.seq + (x.lsn - r.lsn) as seq from doc_events x join runs r on r.lsn = (select max(lsn) from runs where lsn <= x.lsn)
-         left join origin_ids o on o.id = r.origin_id where x.doc = ? and x.lsn > ?`,
-    ),
     originId: db.prepare('select id from origin_ids where origin = ?').pluck(),
     countFolded: db.prepare('select count(*) from folded where doc_id = ? and origin = ?').pluck(),
     // Compacted by a release that kept no envelopes: the folded events cannot be counted.

@@ -52,6 +52,8 @@ export class StoredEvents {
 
   /** The event at `(origin, seq)`, or undefined when no run holds it. */
   at(origin: string, seq: number): DruEvent | undefined {
+    // Only whole positions hold events (a caller's 1.5 is no event, not a damaged run).
+    if (!Number.isSafeInteger(seq)) return undefined
     const run = this.#stmt.runAtSeq.get(origin, seq) as RunRow | undefined
     if (run === undefined || seq >= run[RUN.seq] + run[RUN.n]) return undefined
     return this.eventOf(run, seq - run[RUN.seq])
@@ -59,6 +61,7 @@ export class StoredEvents {
 
   /** The event at position `lsn`, or undefined when none is stored there. */
   atLsn(lsn: number): (DruEvent & { lsn: number }) | undefined {
+    if (!Number.isSafeInteger(lsn)) return undefined
     const run = this.#stmt.runAtLsn.get(lsn) as RunRow | undefined
     if (run === undefined || lsn >= run[RUN.lsn] + run[RUN.n]) return undefined
     return { ...this.eventOf(run, lsn - run[RUN.lsn]), lsn }

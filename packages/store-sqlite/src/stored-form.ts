@@ -130,15 +130,18 @@ export class Dictionary {
 
 /**
  * Dictionary ids back to their text, for reads (a run's body names documents by id): cached,
- * bounded like {@link Dictionary}; an id no entry holds gives null (a damaged row). Ids are
- * never reused for other text, so a cached entry stays right; a rolled-back id is only ever
- * looked up by a read inside its own transaction.
+ * bounded like {@link Dictionary}; an id no entry holds gives null (a damaged row). Only what
+ * is committed is cached: an entry read inside a transaction may roll back, and SQLite would
+ * give its id to the next new text (a refused batch whose handler had read its event once left
+ * the next document's events reading as another's, CORRUPTION). Committed ids are never reused.
  */
 export class DictionaryNames {
   readonly #texts = new Map<number, string>()
+  readonly #db: Database.Database
   readonly #select: Database.Statement
 
   constructor(db: Database.Database, table: 'origin_ids' | 'doc_ids', column: 'origin' | 'doc_id') {
+    this.#db = db
     this.#select = db.prepare(`select ${column} from ${table} where id = ?`).pluck()
   }
 
@@ -147,6 +150,7 @@ export class DictionaryNames {
     if (cached !== undefined) return cached
     const text = this.#select.get(id) as string | undefined
     if (text === undefined) return null
+    if (this.#db.inTransaction) return text
     if (this.#texts.size >= MAX_CACHED_DICTIONARY_ENTRIES) this.#texts.clear()
     this.#texts.set(id, text)
     return text
