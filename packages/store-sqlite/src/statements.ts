@@ -127,15 +127,7 @@ function lastEventOf(run: RunRow): LastEvent {
   if (![run[RUN.seq], run[RUN.n], run[RUN.lsn]].every((v) => Number.isSafeInteger(v) && v >= 1))
     return { lsn, origin: run[RUN.origin], seq, hash: '', hlc: '' }
   try {
-    const events = decodeRunBody(
-      run[RUN.body],
-      run[RUN.hashes],
-      run[RUN.n],
-      run[RUN.lsn],
-      run[RUN.seq],
-      run[RUN.prev],
-      run[RUN.origin] ?? '',
-    )
+    const events = eventsOfRun(run)
     const last = events[events.length - 1]!
     return { lsn, origin: run[RUN.origin], seq, hash: last.damaged ? '' : last.hash, hlc: last.hlc }
   } catch {

@@ -81,6 +81,11 @@ export interface StoredRun {
   hashes: Buffer
 }
 
+/** A stored run's events as its row holds them (decoded, not checked). */
+export function eventsOfStored(r: Pick<StoredRun, 'lsn' | 'seq' | 'n' | 'prev' | 'body' | 'hashes'>, origin: string) {
+  return decodeRunBody(r.body, r.hashes.toString('hex'), r.n, r.lsn, r.seq, r.prev.toString('hex'), origin)
+}
+
 export function runHolding(db: EventStore['db'], origin: string, seq: number): StoredRun {
   const run = db
     .prepare(
@@ -146,15 +151,7 @@ export function rewriteRun(
   edit: (events: EditableEvent[]) => void,
 ): void {
   const run = runHolding(db, origin, seq)
-  const decoded = decodeRunBody(
-    run.body,
-    run.hashes.toString('hex'),
-    run.n,
-    run.lsn,
-    run.seq,
-    run.prev.toString('hex'),
-    origin,
-  )
+  const decoded = eventsOfStored(run, origin)
   const events: EditableEvent[] = decoded.map((e) => ({
     doc: e.doc,
     hlc: encodeStoredHlc(e.hlc, origin),
@@ -212,15 +209,7 @@ export function toSchema5(path: string): void {
         received_at: number
       }>
       for (const r of runs) {
-        for (const e of decodeRunBody(
-          r.body,
-          r.hashes.toString('hex'),
-          r.n,
-          r.lsn,
-          r.seq,
-          r.prev.toString('hex'),
-          r.origin,
-        )) {
+        for (const e of eventsOfStored(r, r.origin)) {
           const hlc = encodeStoredHlc(e.hlc, r.origin)
           const at = r.received_at
           insert.run(

@@ -9,9 +9,17 @@ import { EventStore, SCHEMA_VERSION, migrate } from '../src/index.js'
 import { MIGRATIONS, type SchemaV3EventRow } from '../src/migrations.js'
 import { prepareLogStatements } from '../src/statements.js'
 import { StoredEvents } from '../src/stored-events.js'
-import { decodeRunBody } from '../src/run-body.js'
 import { decodeStoredHash, encodeStoredHash, encodeStoredHlc, storedHlcSql } from '../src/stored-form.js'
-import { bytes, codeOf, memStore, runHolding, sequentialIncarnations, tempDir, toSchema5 } from './helpers.js'
+import {
+  bytes,
+  codeOf,
+  eventsOfStored,
+  memStore,
+  runHolding,
+  sequentialIncarnations,
+  tempDir,
+  toSchema5,
+} from './helpers.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/schema-v3.db', import.meta.url))
 
@@ -154,16 +162,7 @@ describe('migration to the binary storage layout (schema 3 → 4, then on to 6)'
     for (const r of runs) {
       expect(r.prev.byteLength).toBe(32)
       expect(r.hashes.byteLength).toBe(32 * r.n)
-      for (const e of decodeRunBody(
-        r.body,
-        r.hashes.toString('hex'),
-        r.n,
-        r.lsn,
-        r.seq,
-        r.prev.toString('hex'),
-        r.origin,
-      ))
-        if (!e.hlc.endsWith(`-${r.origin}`)) nodes.push(e.hlc.slice(27))
+      for (const e of eventsOfStored(r, r.origin)) if (!e.hlc.endsWith(`-${r.origin}`)) nodes.push(e.hlc.slice(27))
     }
     expect(nodes).toEqual(['elsewhere/77'])
     expect(old.events.some((e) => e.hlc.slice(16, 26) === '9999999999')).toBe(true)
@@ -235,15 +234,7 @@ describe('migration to the binary storage layout (schema 3 → 4, then on to 6)'
     }
     // The run keeps what the old file held.
     const run = runHolding(s.db, 'fx/2', 4)
-    const kept = decodeRunBody(
-      run.body,
-      run.hashes.toString('hex'),
-      run.n,
-      run.lsn,
-      run.seq,
-      run.prev.toString('hex'),
-      'fx/2',
-    )
+    const kept = eventsOfStored(run, 'fx/2')
     expect(kept.find((e) => e.seq === 4)?.hlc).toBe('yesterday')
   })
 })
