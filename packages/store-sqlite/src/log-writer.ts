@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3'
+import type { LogStatements } from './statements.js'
 import { MAX_RUN_BODY_BYTES, RunBodyWriter } from './run-body.js'
 import type { StoredHlc } from './stored-form.js'
 
@@ -16,8 +16,7 @@ import type { StoredHlc } from './stored-form.js'
  * @module
  */
 export class LogWriter {
-  readonly #insert: Database.Statement
-  readonly #putSig: Database.Statement
+  readonly #stmt: Pick<LogStatements, 'insertRun' | 'putSig'>
   readonly #body = new RunBodyWriter()
   // The open run: its first event's position, origin, seq and prev; the last event's seq and hash.
   #lsn = 0
@@ -30,11 +29,8 @@ export class LogWriter {
   /** Signatures of the open run's events, written with it: [seq, sig] pairs. */
   #sigs: Array<number | Uint8Array> = []
 
-  constructor(db: Database.Database) {
-    this.#insert = db.prepare(
-      'insert into runs (lsn, origin_id, seq, n, prev, body, hashes, received_at) values (?, ?, ?, ?, unhex(?), ?, ?, ?)',
-    )
-    this.#putSig = db.prepare('insert or replace into sigs (origin_id, seq, sig) values (?, ?, ?)')
+  constructor(stmt: Pick<LogStatements, 'insertRun' | 'putSig'>) {
+    this.#stmt = stmt
   }
 
   /**
@@ -83,9 +79,9 @@ export class LogWriter {
     if (body.events === 0) return
     const n = body.events
     const { body: bytes, hashes } = body.take()
-    this.#insert.run(this.#lsn, this.#originId, this.#seq, n, this.#prev, bytes, hashes, this.#at)
+    this.#stmt.insertRun.run(this.#lsn, this.#originId, this.#seq, n, this.#prev, bytes, hashes, this.#at)
     const sigs = this.#sigs
-    for (let i = 0; i < sigs.length; i += 2) this.#putSig.run(this.#originId, sigs[i], sigs[i + 1])
+    for (let i = 0; i < sigs.length; i += 2) this.#stmt.putSig.run(this.#originId, sigs[i], sigs[i + 1])
     sigs.length = 0
   }
 

@@ -81,7 +81,6 @@ export interface LogStatements extends HeadStatements {
   readonly docRange: Database.Statement
   readonly runAtLsn: Database.Statement
   readonly docId: Database.Statement
-  readonly docName: Database.Statement
   readonly lastLsn: Database.Statement
   readonly count: Database.Statement
   readonly belowBase: Database.Statement
@@ -178,7 +177,6 @@ export function prepareLogStatements(db: Database.Database): LogStatements {
       .raw(),
     runAtLsn: db.prepare(`${RUN_SELECT} where r.lsn <= ? order by r.lsn desc limit 1`).raw(),
     docId: db.prepare('select id from doc_ids where doc_id = ?').pluck(),
-    docName: db.prepare('select doc_id from doc_ids where id = ?').pluck(),
     lastLsn: db.prepare('select max(lsn + n - 1) as lsn from (select lsn, n from runs order by lsn desc limit 1)'),
     count: db.prepare('select coalesce(sum(n), 0) from runs').pluck(),
     belowBase: db.prepare(BELOW_BASE_COUNT).pluck(),

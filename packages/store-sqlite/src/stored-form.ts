@@ -155,9 +155,4 @@ export class DictionaryNames {
     this.#texts.set(id, text)
     return text
   }
-
-  /** Forgets every entry (a transaction that made some rolled back). */
-  clear(): void {
-    this.#texts.clear()
-  }
 }
