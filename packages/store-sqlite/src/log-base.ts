@@ -91,8 +91,8 @@ export function deleteBelowBase(view: BaseView, limit: number, beforeDeleting: (
         const runs = view.stmt.prefix.all(origin, b.seq, limit - deleted) as RunRow[]
         for (const run of runs) {
           if (deleted >= limit) break
-          const events = view.events.eventsOf(run)
           const stored = eventsOfRun(run)
+          const events = view.events.eventsOf(run, 0, stored.length, stored)
           const first = run[RUN.seq]
           // Events of this run at or below the base, at most what the limit leaves.
           const cut = Math.min(events.length, b.seq - first + 1, limit - deleted)

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3'
 import type { DruEvent } from '@dru/core'
-import { MAX_RUN_EVENTS } from './run-body.js'
+import { MAX_RUN_EVENTS, type StoredEvent } from './run-body.js'
 import { RUN, eventOfRun, eventsOfRun, toEvent, type LogStatements, type RunRow } from './statements.js'
 import { DictionaryNames } from './stored-form.js'
 
@@ -25,20 +25,18 @@ export class StoredEvents {
     return this.#docs.textOf(doc)
   }
 
-  /** Forgets cached document names (a transaction that made some rolled back). */
-  forgetNames(): void {
-    this.#docs.clear()
-  }
-
-  /** Every event of a run, checked, with the signatures stored for them. */
-  eventsOf(run: RunRow): DruEvent[] {
-    const stored = eventsOfRun(run)
+  /**
+   * The events of a run from index `from` up to `to` (excluded), checked, with the signatures
+   * stored for them: only those are hashed (a page starting or ending inside a run would
+   * otherwise hash the rest of it again). `stored` is the run decoded, when the caller has it.
+   */
+  eventsOf(run: RunRow, from = 0, to = run[RUN.n], stored: readonly StoredEvent[] = eventsOfRun(run)): DruEvent[] {
     const sigs = this.#sigsOf(run)
     const origin = run[RUN.origin]
-    const out = new Array<DruEvent>(stored.length)
-    for (let i = 0; i < stored.length; i++) {
+    const out = new Array<DruEvent>(Math.max(0, to - from))
+    for (let i = from; i < to; i++) {
       const s = stored[i]!
-      out[i] = toEvent(origin, s, this.#docs.textOf(s.doc), sigs?.get(s.seq))
+      out[i - from] = toEvent(origin, s, this.#docs.textOf(s.doc), sigs?.get(s.seq))
     }
     return out
   }
@@ -86,8 +84,7 @@ export class StoredEvents {
       const first = run[RUN.seq]
       const n = run[RUN.n]
       if (first + n <= from) continue
-      const events = this.eventsOf(run)
-      for (let i = Math.max(0, from - first); i < n && first + i <= to; i++) out.push(events[i]!)
+      for (const e of this.eventsOf(run, Math.max(0, from - first), Math.min(n, to - first + 1))) out.push(e)
       if (out.length >= limit) break
     }
     return out
