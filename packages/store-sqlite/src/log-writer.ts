@@ -57,7 +57,7 @@ export class LogWriter {
       seq === this.#lastSeq + 1 &&
       lsn === this.#lsn + body.events &&
       prev === this.#lastHash &&
-      body.fits(change.byteLength)
+      body.fits(change.byteLength, hlc)
     if (!continues) {
       if (body.events > 0) this.flush()
       this.#lsn = lsn

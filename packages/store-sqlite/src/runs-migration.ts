@@ -88,6 +88,7 @@ export function toRuns(db: Database.Database, pageRows: number): void {
       const whole = Buffer.isBuffer(change) && hash.length === 64 && numbers
       const prevHex = Buffer.isBuffer(prev) && prev.byteLength === 32 ? prev.toString('hex') : undefined
       const bytes = Buffer.isBuffer(change) ? change : Buffer.alloc(0)
+      const hlc = numbers ? { wall, counter, node } : { wall: -1, counter: -1, node: '' }
       const continues =
         run !== undefined &&
         last !== undefined &&
@@ -97,19 +98,13 @@ export function toRuns(db: Database.Database, pageRows: number): void {
         prevHex === last.hash &&
         // Rows of one commit (one arrival time): a run keeps one received_at, as the writer does.
         at === run.at &&
-        body.fits(bytes.byteLength) &&
+        body.fits(bytes.byteLength, hlc) &&
         body.bytes < MAX_RUN_BODY_BYTES
       if (!continues) {
         close()
         run = { lsn, originId, seq, prev, at }
       }
-      body.add(
-        numbers ? doc : 0,
-        numbers ? { wall, counter, node } : { wall: -1, counter: -1, node: '' },
-        bytes,
-        hash,
-        !whole,
-      )
+      body.add(numbers ? doc : 0, hlc, bytes, hash, !whole)
       if (sig !== null) putSig.run(originId, seq, sig)
       // A damaged event ends its run: the next one's prev cannot be told from its hash.
       last = whole ? { lsn, seq, hash } : undefined

@@ -244,6 +244,91 @@ describe('a commit’s events written as runs (log-writer)', () => {
     expect([...s.eventsForDoc('doc-1')]).toHaveLength(events.filter((e) => e.docId === 'doc-1').length)
   })
 
+  it("a run of MAX_RUN_BODY_BYTES with every other value at its widest stays in its page (SQLite's rule, checked)", () => {
+    const s = store()
+    const create = s.db.prepare("select sql from sqlite_schema where name = 'runs'").pluck().get() as string
+    s.db.exec(create.replace(/create table "?runs"?/i, 'create table widest_run'))
+    const hashes = 32 * MAX_RUN_EVENTS
+    s.db
+      .prepare(
+        'insert into widest_run (lsn, origin_id, seq, n, prev, body, hashes, received_at) values (?, ?, ?, ?, ?, ?, ?, ?)',
+      )
+      .run(
+        Number.MAX_SAFE_INTEGER,
+        Number.MAX_SAFE_INTEGER,
+        Number.MAX_SAFE_INTEGER,
+        MAX_RUN_EVENTS,
+        Buffer.alloc(32, 1),
+        Buffer.alloc(MAX_RUN_BODY_BYTES - hashes, 2),
+        Buffer.alloc(hashes, 3),
+        Date.now() + 0.5,
+      )
+    const pages = s.db
+      .prepare("select pagetype, count(*) from dbstat where name = 'widest_run' group by pagetype")
+      .raw()
+      .all()
+    expect(pages).toEqual([['leaf', 1]])
+  })
+
+  it('runs fill their page and never spill to an overflow page, whatever the changes, nodes, origins and seqs (property)', () => {
+    // The longest origin and node texts there are, HLCs at their widest, changes of every size up to 1,200 bytes.
+    const origin = `${'o'.repeat(64)}/9007199254740991` as Origin
+    const other = `${'n'.repeat(64)}/9007199254740990`
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ bytes: fc.integer({ min: 0, max: 1200 }), foreignNode: fc.boolean() }), {
+          minLength: 1,
+          maxLength: 120,
+        }),
+        (shapes) => {
+          const s = memStore('receiver')
+          try {
+            let prev = GENESIS_HASH
+            const events = shapes.map((shape, i) => {
+              const e = sealEvent({
+                origin,
+                seq: i + 1,
+                hlc: encodeHlc({
+                  wall: 1_700_000_000_000 + i,
+                  counter: 999_999,
+                  node: shape.foreignNode ? other : origin,
+                }),
+                docId: `doc-${i}`,
+                change: new Uint8Array(shape.bytes).fill(i & 0xff),
+                prev,
+              })
+              prev = e.hash
+              return e
+            })
+            expect(s.db.pragma('page_size', { simple: true })).toBe(4096)
+            expect(s.ingest(events).stored).toHaveLength(events.length)
+            const overflow = s.db
+              .prepare("select count(*) from dbstat where name = 'runs' and pagetype = 'overflow'")
+              .pluck()
+              .get()
+            expect(overflow).toBe(0)
+            // Greedy: each run but the last stopped because the next event would not fit, or it was full.
+            const rows = s.db
+              .prepare('select n, length(body) + length(hashes) from runs order by lsn')
+              .raw()
+              .all() as Array<[number, number]>
+            let at = 0
+            for (const [n, bytes] of rows.slice(0, -1)) {
+              at += n
+              const next = shapes[at]!
+              const nextAtMost = next.bytes + 61 + (next.foreignNode ? 5 + other.length * 3 : 0)
+              expect(n === MAX_RUN_EVENTS || bytes + nextAtMost > MAX_RUN_BODY_BYTES).toBe(true)
+            }
+            for (const e of events) expect(s.getEvent(e.origin, e.seq)?.hash).toBe(e.hash)
+          } finally {
+            s.close()
+          }
+        },
+      ),
+      { numRuns: Math.max(20, runs / 2) },
+    )
+  })
+
   it('a batch is stored as runs within their bounds: consecutive events of one origin share a row, a big change starts its own', () => {
     const s = store()
     const events = [...chain(3 * ROWS_PER_INSERT + 5, 'r/1'), ...chain(4, 'q/1')]
