@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import WebSocket from 'ws'
+import WebSocket, { WebSocketServer } from 'ws'
 import { generateKeys, signerFor, verifyEventSignature, parsePublicKey } from '@dru/sync'
 import { LinkProxy } from '@dru/testkit'
 import { forkChild } from './ipc-child.mjs'
@@ -92,36 +92,12 @@ async function throughput() {
   a.kill()
   b.kill()
 
-  // Raw ws ceiling: the same number of bytes in frames of the same mean size, same window.
+  // Raw ws ceiling: the same number of bytes in frames of the same mean size, same window,
+  // sent the way dru's were (b dialled a, so a's frames went server to client, unmasked). Also
+  // sent the other way, masked as a client's frames must be: the ceiling until stop 31.
   const frameBytes = Math.round(st.bytesIn / Math.max(1, st.framesIn - 4))
-  const sink = fork(SINK, [])
-  children.add(sink)
-  const sinkPort = await new Promise((r) => sink.once('message', (m) => r(m.port)))
-  sink.send({ expect: st.bytesIn })
-  const ws = new WebSocket(`ws://127.0.0.1:${sinkPort}`, { perMessageDeflate: false })
-  await new Promise((r) => ws.once('open', r))
-  const payload = Buffer.alloc(frameBytes, 7)
-  const window = 8 << 20
-  const r0 = performance.now()
-  const done = new Promise((r) => sink.once('message', r))
-  let sent = 0
-  let inflight = 0
-  const pump = () => {
-    while (sent < st.bytesIn && inflight < window) {
-      ws.send(payload)
-      sent += payload.length
-      inflight += payload.length
-    }
-  }
-  ws.on('message', () => {
-    inflight -= payload.length
-    pump()
-  })
-  pump()
-  await done
-  const rawMs = performance.now() - r0
-  ws.close()
-  sink.kill('SIGKILL')
+  const rawMs = await rawWs(st.bytesIn, frameBytes, 'server')
+  const rawMaskedMs = await rawWs(st.bytesIn, frameBytes, 'client')
 
   // Signature share: one Ed25519 verify per origin per batch (one origin here).
   const k = generateKeys()
@@ -137,6 +113,7 @@ async function throughput() {
     writeMs,
     syncMs,
     rawMs,
+    rawMaskedMs,
     ingest,
     bytes: st.bytesIn,
     frames: st.framesIn,
@@ -146,6 +123,53 @@ async function throughput() {
     verifyShare,
     batches,
   }
+}
+
+/**
+ * Moves `bytes` in frames of `frameBytes` through a raw ws to a sink process that acks each
+ * frame, at most 8 MiB unacked; `from` is the side this process sends from. Returns ms.
+ */
+async function rawWs(bytes, frameBytes, from) {
+  let server
+  let sink
+  let ws
+  if (from === 'server') {
+    server = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false })
+    await new Promise((r) => server.once('listening', r))
+    sink = fork(SINK, [String(server.address().port)])
+    ws = await new Promise((r) => server.once('connection', r))
+  } else {
+    sink = fork(SINK, [])
+    const port = await new Promise((r) => sink.once('message', (m) => r(m.port)))
+    ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false })
+    await new Promise((r) => ws.once('open', r))
+  }
+  children.add(sink)
+  sink.send({ expect: bytes })
+  const payload = Buffer.alloc(frameBytes, 7)
+  const window = 8 << 20
+  const r0 = performance.now()
+  const done = new Promise((r) => sink.on('message', (m) => m.done && r()))
+  let sent = 0
+  let inflight = 0
+  const pump = () => {
+    while (sent < bytes && inflight < window) {
+      ws.send(payload)
+      sent += payload.length
+      inflight += payload.length
+    }
+  }
+  ws.on('message', () => {
+    inflight -= payload.length
+    pump()
+  })
+  pump()
+  await done
+  const ms = performance.now() - r0
+  ws.close()
+  server?.close()
+  sink.kill('SIGKILL')
+  return ms
 }
 
 // ---- 2. partition-heal --------------------------------------------------------------
@@ -221,8 +245,9 @@ writeSection(
 | --- | --- |
 | backlog | ${fmt(EVENTS)} events × 200 B change, 1,000 per commit (written in ${(t.writeMs / 1000).toFixed(1)} s) |
 | dru catch-up (verify hash chain + 1 Ed25519 verify per batch + SQLite ingest + ack) | ${(t.syncMs / 1000).toFixed(2)} s = ${fmt(evps)} events/s = ${druMiBs.toFixed(1)} MiB/s |
-| raw ws, same ${mib(t.bytes)} MiB in ${fmt(t.frames - 4)} frames of ${fmt(t.frameBytes)} B, same 8 MiB window | ${(t.rawMs / 1000).toFixed(2)} s = ${rawMiBs.toFixed(1)} MiB/s |
+| raw ws, same ${mib(t.bytes)} MiB in ${fmt(t.frames - 4)} frames of ${fmt(t.frameBytes)} B, same 8 MiB window, server to client as dru's went (unmasked) | ${(t.rawMs / 1000).toFixed(2)} s = ${rawMiBs.toFixed(1)} MiB/s |
 | **ratio dru / raw ws** | **${((druMiBs / rawMiBs) * 100).toFixed(1)} %** |
+| raw ws the other way, client to server (masked, as a client's frames must be: the ceiling until stop 31) | ${(t.rawMaskedMs / 1000).toFixed(2)} s; dru ÷ it ${((t.rawMaskedMs / t.syncMs) * 100).toFixed(1)} % |
 | signature checks | ${fmt(t.batches)} verifies × ${t.verifyUs.toFixed(0)} µs = ${(t.verifyShare * 100).toFixed(2)} % of catch-up time |
 | receiver time inside \`store.ingest\` (log verify + SQLite insert) | ${(t.ingest.ms / 1000).toFixed(2)} s = ${((t.ingest.ms / t.syncMs) * 100).toFixed(0)} % of catch-up |
 | receiver peak RSS | ${mib(t.rss.maxRssKiB * 1024)} MiB |
