@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import WebSocket, { WebSocketServer } from 'ws'
 import { GENESIS_HASH, openUnit, sealUnits } from '@dru/core'
+import { rawWs } from './raw-ws.mjs'
 import { summarize } from './results.mjs'
 
 const argv = process.argv.slice(2)
@@ -41,7 +42,6 @@ const FRAME_BYTES = 1 << 20
 const WINDOW = 8 << 20
 const MERGE_EVERY = 262_144
 const SELF = fileURLToPath(import.meta.url)
-const SINK = fileURLToPath(new URL('../packages/sync/test/fixtures/raw-ws-sink.mjs', import.meta.url))
 
 /** The product's pragmas for durability 'process' (open-store.ts). */
 function open(path) {
@@ -214,52 +214,6 @@ function rawInsert(dir, sender) {
   }
   const ms = performance.now() - t0
   db.close()
-  return ms
-}
-
-/**
- * Raw ws moving `bytes` in frames of `frameBytes` to a sink that acks each, at most 8 MiB
- * unacked, sent from the `from` side: 'server' as the spike's (and a DRU's catch-up) went,
- * 'client' masked as a client's frames must be. Returns ms.
- */
-async function rawWs(bytes, frameBytes, from) {
-  let server
-  let sink
-  let ws
-  if (from === 'server') {
-    server = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false })
-    await new Promise((r) => server.once('listening', r))
-    sink = fork(SINK, [String(server.address().port)])
-    ws = await new Promise((r) => server.once('connection', r))
-  } else {
-    sink = fork(SINK, [])
-    const port = await new Promise((r) => sink.once('message', (m) => r(m.port)))
-    ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false })
-    await new Promise((r) => ws.once('open', r))
-  }
-  sink.send({ expect: bytes })
-  const payload = Buffer.alloc(frameBytes, 7)
-  const t0 = performance.now()
-  const done = new Promise((r) => sink.on('message', (m) => m.done && r()))
-  let sent = 0
-  let inflight = 0
-  const pump = () => {
-    while (sent < bytes && inflight < WINDOW) {
-      ws.send(payload)
-      sent += payload.length
-      inflight += payload.length
-    }
-  }
-  ws.on('message', () => {
-    inflight -= payload.length
-    pump()
-  })
-  pump()
-  await done
-  const ms = performance.now() - t0
-  ws.close()
-  server?.close()
-  sink.kill('SIGKILL')
   return ms
 }
 

@@ -8,15 +8,14 @@
 //    proxies), then the links heal: time from heal to equal fingerprints, bytes on the
 //    wire, peak RSS per DRU.
 // Writes section `bench:sync` of benchmarks/RESULTS.md.
-import { fork } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import WebSocket, { WebSocketServer } from 'ws'
 import { generateKeys, signerFor, verifyEventSignature, parsePublicKey } from '@dru/sync'
 import { LinkProxy } from '@dru/testkit'
 import { forkChild } from './ipc-child.mjs'
+import { rawWs } from './raw-ws.mjs'
 import { machineLine, writeSection } from './results.mjs'
 
 const argv = process.argv.slice(2)
@@ -29,14 +28,10 @@ const EVENTS = arg('events', quick ? 100_000 : 1_000_000)
 const DOCS = arg('docs', quick ? 100 : 1000)
 const OPS = arg('ops', quick ? 2000 : 20_000)
 const FIXTURE = fileURLToPath(new URL('../test/sync/fixtures/dru-child.mjs', import.meta.url))
-const SINK = fileURLToPath(new URL('../packages/sync/test/fixtures/raw-ws-sink.mjs', import.meta.url))
 const SECRET = 'bench-cluster-secret-0123456789'
 const dir = mkdtempSync(join(tmpdir(), 'dru-bench-sync-'))
-const children = new Set()
-process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL')
-  rmSync(dir, { recursive: true, force: true })
-})
+// DRU children are SIGKILLed at exit by ipc-child.mjs, the raw ws sink by raw-ws.mjs.
+process.on('exit', () => rmSync(dir, { recursive: true, force: true }))
 
 function start(config) {
   return forkChild(
@@ -123,53 +118,6 @@ async function throughput() {
     verifyShare,
     batches,
   }
-}
-
-/**
- * Moves `bytes` in frames of `frameBytes` through a raw ws to a sink process that acks each
- * frame, at most 8 MiB unacked; `from` is the side this process sends from. Returns ms.
- */
-async function rawWs(bytes, frameBytes, from) {
-  let server
-  let sink
-  let ws
-  if (from === 'server') {
-    server = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false })
-    await new Promise((r) => server.once('listening', r))
-    sink = fork(SINK, [String(server.address().port)])
-    ws = await new Promise((r) => server.once('connection', r))
-  } else {
-    sink = fork(SINK, [])
-    const port = await new Promise((r) => sink.once('message', (m) => r(m.port)))
-    ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false })
-    await new Promise((r) => ws.once('open', r))
-  }
-  children.add(sink)
-  sink.send({ expect: bytes })
-  const payload = Buffer.alloc(frameBytes, 7)
-  const window = 8 << 20
-  const r0 = performance.now()
-  const done = new Promise((r) => sink.on('message', (m) => m.done && r()))
-  let sent = 0
-  let inflight = 0
-  const pump = () => {
-    while (sent < bytes && inflight < window) {
-      ws.send(payload)
-      sent += payload.length
-      inflight += payload.length
-    }
-  }
-  ws.on('message', () => {
-    inflight -= payload.length
-    pump()
-  })
-  pump()
-  await done
-  const ms = performance.now() - r0
-  ws.close()
-  server?.close()
-  sink.kill('SIGKILL')
-  return ms
 }
 
 // ---- 2. partition-heal --------------------------------------------------------------
