@@ -68,6 +68,8 @@ function check(bytes, prev, seq) {
 // ---- the receiver (a child process) -------------------------------------------------
 
 function receiver() {
+  // A sender killed mid-run leaves no receiver behind.
+  process.on('disconnect', () => process.exit(0))
   const dir = process.env.CEILING_DIR
   const db = open(join(dir, 'receiver.db'))
   db.exec(`create table doc_ids (id integer primary key, doc_id text not null unique);
@@ -231,7 +233,15 @@ async function main() {
       const ws = await new Promise((r) => server.once('connection', r))
       const cpu0 = process.cpuUsage()
       const t0 = performance.now()
-      const done = new Promise((r) => child.on('message', (m) => m.done && r(m)))
+      // A receiver that dies (a unit it refuses throws) fails the run instead of hanging it.
+      const done = new Promise((resolve, reject) => {
+        child.on('message', (m) => m.done && resolve(m))
+        child.once('exit', (code, signal) => {
+          // It exits 0 right after reporting; anything else is a failure.
+          if (code !== 0 || signal)
+            reject(new Error(`the receiver died (${signal ?? code}) before storing the backlog`))
+        })
+      })
       await catchUp(db, ws)
       const end = await done
       const ms = performance.now() - t0

@@ -97,6 +97,32 @@ function outcome<T>(fn: () => T): T | { code: string } {
   }
 }
 
+/** One commit of documents x, y, x: a run whose middle event is of another document. */
+const xyx = (s: EventStore): void => {
+  s.transact((tx) => {
+    tx.append('x', bytes(1))
+    tx.append('y', bytes(2))
+    tx.append('x', bytes(3))
+  })
+}
+
+/** Another event at the seq of `chain`'s second (document w): a FORK once that one is stored. */
+const forkOfSecond = (chain: DruEvent[]): DruEvent =>
+  sealEvent({
+    origin: chain[1]!.origin,
+    seq: 2,
+    hlc: chain[1]!.hlc,
+    docId: 'w',
+    change: bytes(99),
+    prev: chain[0]!.hash,
+  })
+
+/** A read by document `doc`: only that document's events, or CORRUPTION. */
+function expectOnly(doc: string, read: string[] | { code: string }): void {
+  if (Array.isArray(read)) expect(read.every((d) => d === doc)).toBe(true)
+  else expect(read).toEqual({ code: 'CORRUPTION' })
+}
+
 /** An event with its bytes as plain arrays: a Buffer and a Uint8Array of the same bytes compare equal. */
 const norm = (e: DruEvent | undefined | { code: string }) =>
   e === undefined || 'code' in e
@@ -144,14 +170,7 @@ describe('found by the attacker, fixed', () => {
     cleanups.push(() => s.close())
     const b = remoteChain('b', [2], ['w'])
     s.ingest(b)
-    const forked = sealEvent({
-      origin: b[1]!.origin,
-      seq: 2,
-      hlc: b[1]!.hlc,
-      docId: 'w',
-      change: bytes(99),
-      prev: b[0]!.hash,
-    })
+    const forked = forkOfSecond(b)
     s.onIngest('reader', (e) => {
       expect(s.getEvent(e.origin, e.seq)).toEqual(e)
     })
@@ -186,18 +205,13 @@ describe('found by the attacker, fixed', () => {
     // names s/1#2 (y's), and verifyLog says the log is whole. A second variant: a run moved
     // into another run's positions (overlapping lsn ranges). Expected: CORRUPTION when the
     // event read at an indexed position is not of that document.
-    const f = file((s) => {
-      s.transact((tx) => {
-        tx.append('x', bytes(1))
-        tx.append('y', bytes(2))
-        tx.append('x', bytes(3))
-      })
-    })
+    const f = file(xyx)
     f.edit((db) => db.prepare('update runs set lsn = 2 where lsn = 1').run())
     const t = f.reopen()
-    const read = outcome(() => [...t.eventsForDoc('x')].map((e) => e.docId))
-    if (Array.isArray(read)) expect(read.every((d) => d === 'x')).toBe(true)
-    else expect(read).toEqual({ code: 'CORRUPTION' })
+    expectOnly(
+      'x',
+      outcome(() => [...t.eventsForDoc('x')].map((e) => e.docId)),
+    )
     const seqs = outcome(() => t.eventSeqsForDoc('x', 0))
     if (Array.isArray(seqs))
       for (const { origin, seq } of seqs as Array<{ origin: string; seq: number }>)
@@ -208,18 +222,15 @@ describe('found by the attacker, fixed', () => {
   it('overlapping positions: a one-event run moved inside another run’s positions is never served for the other’s document', () => {
     // Found by an attacker helper, fixed: see above; here two runs overlap (run [x, y, x] at 1–3, run [z] moved from 4 to 2).
     const f = file((s) => {
-      s.transact((tx) => {
-        tx.append('x', bytes(1))
-        tx.append('y', bytes(2))
-        tx.append('x', bytes(3))
-      })
+      xyx(s)
       s.append('z', bytes(4))
     })
     f.edit((db) => db.prepare('update runs set lsn = 2 where lsn = 4').run())
     const t = f.reopen()
-    const read = outcome(() => [...t.eventsForDoc('y')].map((e) => e.docId))
-    if (Array.isArray(read)) expect(read.every((d) => d === 'y')).toBe(true)
-    else expect(read).toEqual({ code: 'CORRUPTION' })
+    expectOnly(
+      'y',
+      outcome(() => [...t.eventsForDoc('y')].map((e) => e.docId)),
+    )
   })
 
   it('a run shortened by hand: eventSeqsForDoc (merged part) names only events a run holds', () => {
@@ -229,13 +240,7 @@ describe('found by the attacker, fixed', () => {
     // x, y, x cut to x, y (its body and n rewritten consistently, so the head is s/1#2) still
     // lists s/1#3 for 'x', a seq beyond the head that getEvent does not find. Expected: only
     // events the log holds (or CORRUPTION).
-    const f = file((s) => {
-      s.transact((tx) => {
-        tx.append('x', bytes(1))
-        tx.append('y', bytes(2))
-        tx.append('x', bytes(3))
-      })
-    })
+    const f = file(xyx)
     f.edit((db) => rewriteRun(db as never, 's/1', 1, (events) => void events.pop()))
     const t = f.reopen()
     expect(t.vv()).toEqual({ 's/1': 2 })
@@ -600,14 +605,7 @@ describe('held: reads from inside a storing transaction, rollbacks of part of a 
     s.ingest([...a.slice(0, 2), ...b])
     const before = snapshotState(s)
     const runsBefore = s.db.prepare('select * from runs order by lsn').all()
-    const forked = sealEvent({
-      origin: b[1]!.origin,
-      seq: 2,
-      hlc: b[1]!.hlc,
-      docId: 'w',
-      change: bytes(99),
-      prev: b[0]!.hash,
-    })
+    const forked = forkOfSecond(b)
     // a/1#3–#6 are queued, b/1#2's duplicate check flushes them, then b/1#2 is a FORK.
     expect(codeOf(() => s.ingest([...a.slice(2), forked]))).toBe('FORK')
     expect(snapshotState(s)).toEqual(before)
