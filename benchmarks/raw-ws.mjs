@@ -7,6 +7,18 @@ import WebSocket, { WebSocketServer } from 'ws'
 const SINK = fileURLToPath(new URL('../packages/sync/test/fixtures/raw-ws-sink.mjs', import.meta.url))
 const WINDOW = 8 << 20
 
+/** `promise`, or a failure if the sink exits first (a sink that cannot dial would hang the run). */
+function untilSinkDies(sink, promise) {
+  return new Promise((resolve, reject) => {
+    const died = (code, signal) => reject(new Error(`the raw ws sink exited (${signal ?? code})`))
+    sink.once('exit', died)
+    promise.then((v) => {
+      sink.off('exit', died)
+      resolve(v)
+    })
+  })
+}
+
 /**
  * Moves `bytes` in frames of `frameBytes` through one loopback WebSocket to a sink process that
  * acks each frame, at most 8 MiB unacked; returns ms. `from` is the side this process sends
@@ -22,10 +34,10 @@ export async function rawWs(bytes, frameBytes, from) {
       server = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: false })
       await new Promise((r) => server.once('listening', r))
       sink = fork(SINK, [String(server.address().port)])
-      ws = await new Promise((r) => server.once('connection', r))
+      ws = await untilSinkDies(sink, new Promise((r) => server.once('connection', r)))
     } else {
       sink = fork(SINK, [])
-      const port = await new Promise((r) => sink.once('message', (m) => r(m.port)))
+      const port = await untilSinkDies(sink, new Promise((r) => sink.once('message', (m) => r(m.port))))
       ws = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: false })
       await new Promise((r) => ws.once('open', r))
     }
@@ -47,7 +59,7 @@ export async function rawWs(bytes, frameBytes, from) {
       pump()
     })
     pump()
-    await done
+    await untilSinkDies(sink, done)
     return performance.now() - t0
   } finally {
     ws?.close()
